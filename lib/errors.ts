@@ -1,0 +1,73 @@
+/**
+ * Error classes shared by every layer. Messages never carry key material;
+ * authentication failures all map to one code seen from outside.
+ *
+ * @module
+ */
+
+/** Machine-readable reasons a peer's bytes were refused. */
+export type ProtocolErrorCode =
+  | "MALFORMED"
+  | "TOO_LARGE"
+  | "TRUNCATED"
+  | "DECRYPT_FAILED"
+  | "AUTH_FAILED"
+  | "REPLAY"
+  | "STALE"
+  | "UNSUPPORTED"
+  | "BAD_STATE"
+  | "LIMIT"
+  | "CLOSED";
+
+/**
+ * A peer sent bytes that break the protocol.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError } from "./errors.ts";
+ * const e = new ProtocolError("TOO_LARGE", "Cannot decode frame: length 70000 exceeds maximum 65535");
+ * console.log(e.code); // "TOO_LARGE"
+ * ```
+ */
+export class ProtocolError extends Error {
+  /** The reason, for logs and tests. */
+  readonly code: ProtocolErrorCode;
+  constructor(code: ProtocolErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProtocolError";
+    this.code = code;
+  }
+}
+
+/**
+ * A configuration file is wrong; says where and what to do.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "./errors.ts";
+ * const e = new ConfigError("Unknown key \"listn\"", { file: "server.yml", line: 3, column: 1, hint: "did you mean \"listen\"?" });
+ * console.log(e.message); // server.yml:3:1: Unknown key "listn" (did you mean "listen"?)
+ * ```
+ */
+export class ConfigError extends SyntaxError {
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly key: string | undefined;
+  readonly hint: string | undefined;
+  constructor(
+    detail: string,
+    where: { file?: string; line?: number; column?: number; key?: string; hint?: string } = {},
+  ) {
+    const loc = where.file === undefined
+      ? ""
+      : `${where.file}${where.line === undefined ? "" : `:${where.line}:${where.column ?? 1}`}: `;
+    super(`${loc}${detail}${where.hint === undefined ? "" : ` (${where.hint})`}`);
+    this.name = "ConfigError";
+    this.file = where.file;
+    this.line = where.line;
+    this.column = where.column;
+    this.key = where.key;
+    this.hint = where.hint;
+  }
+}
