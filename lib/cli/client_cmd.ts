@@ -1,0 +1,79 @@
+/**
+ * `nitrosocks client --config FILE`: runs the local SOCKS5 proxy that sends
+ * every connection through the tunnel.
+ *
+ * @module
+ */
+import { loadClientConfig } from "../config/mod.ts";
+import { startClient } from "../tunnel/client.ts";
+import { createLogger } from "../tunnel/log.ts";
+import { parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
+import type { Command } from "./mod.ts";
+
+const usage = `Usage: nitrosocks client --config FILE [--socks HOST:PORT] [--server HOST:PORT] [--ca FILE]
+
+Runs the local SOCKS5 proxy (default 127.0.0.1:1080) from a client profile made by
+'nitrosocks user add'. Point any program at it, e.g.
+  curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+
+Options:
+  --config FILE       the client profile (required)
+  --socks HOST:PORT   listen for SOCKS5 here instead of the profile's address
+  --server HOST:PORT  dial this address instead of the profile's; the TLS name and
+                      the pinned server key stay as in the profile
+  --ca FILE           trust this CA (PEM) for TLS instead of the profile's
+  --log-level LEVEL   debug, info, warn or error (default info)
+  -h, --help          show this help`;
+
+export const clientCommand: Command = {
+  name: "client",
+  summary: "run the local SOCKS5 proxy through the tunnel",
+  usage,
+  async run(args) {
+    const p = parseFlags(args, {
+      config: { type: "string" },
+      socks: { type: "string" },
+      server: { type: "string" },
+      ca: { type: "string" },
+      "log-level": { type: "string" },
+    });
+    if (p.positionals.length > 0) throw new UsageError(`Unexpected argument "${p.positionals[0]}"`);
+    const file = stringFlag(p, "config");
+    if (file === undefined) throw new UsageError("Missing --config FILE (the profile from 'nitrosocks user add')");
+    const level = stringFlag(p, "log-level") ?? "info";
+    if (!["debug", "info", "warn", "error"].includes(level)) {
+      throw new UsageError(`Invalid --log-level "${level}": expected debug, info, warn or error`);
+    }
+    const socks = stringFlag(p, "socks");
+    const server = stringFlag(p, "server");
+    const caFile = stringFlag(p, "ca");
+    const config = await loadClientConfig(file);
+    let caPem: string | undefined;
+    if (caFile !== undefined) {
+      try {
+        caPem = await Deno.readTextFile(caFile);
+      } catch (e) {
+        throw new Error(`Cannot read --ca "${caFile}": ${e instanceof Error ? e.message : e}`);
+      }
+      if (!caPem.includes("-----BEGIN CERTIFICATE-----")) {
+        throw new Error(`Cannot use --ca "${caFile}": it holds no PEM certificate`);
+      }
+    }
+    const log = createLogger(level as "info", "client");
+    const client = await startClient(config, {
+      log,
+      ...(socks === undefined ? {} : { socks: parseHostPort(socks, "--socks address") }),
+      ...(server === undefined ? {} : { server: parseHostPort(server, "--server address") }),
+      ...(caPem === undefined ? {} : { caPem }),
+    });
+    console.log(`SOCKS5 proxy ready on ${client.socksAddr.hostname}:${client.socksAddr.port}`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+      for (const s of signals) Deno.addSignalListener(s, stop);
+    });
+    log.info("stopping");
+    await client.close();
+    return 0;
+  },
+};

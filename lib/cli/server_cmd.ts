@@ -1,0 +1,55 @@
+/**
+ * `nitrosocks server --config FILE`: runs the server until interrupted.
+ *
+ * @module
+ */
+import { loadServerConfig } from "../config/mod.ts";
+import { startServer } from "../tunnel/server.ts";
+import { createLogger, describeError } from "../tunnel/log.ts";
+import { parseFlags, stringFlag, UsageError } from "./args.ts";
+import type { Command } from "./mod.ts";
+
+const usage = `Usage: nitrosocks server --config FILE [--log-level LEVEL]
+
+Runs a NitroSocks server from FILE (made by 'nitrosocks init DIR': DIR/server.yml).
+Clients that prove the server key and their credentials get a tunnel; anything
+else (browsers, scanners, replays) is handed to the fallback web site.
+
+Options:
+  --config FILE       server.yml to load (required)
+  --log-level LEVEL   debug, info, warn or error (default: the file's log.level)
+  -h, --help          show this help
+
+Signals: SIGHUP reloads users.yml without dropping tunnels; SIGINT/SIGTERM stop.`;
+
+export const serverCommand: Command = {
+  name: "server",
+  summary: "run a NitroSocks server",
+  usage,
+  async run(args) {
+    const p = parseFlags(args, { config: { type: "string" }, "log-level": { type: "string" } });
+    if (p.positionals.length > 0) throw new UsageError(`Unexpected argument "${p.positionals[0]}"`);
+    const file = stringFlag(p, "config");
+    if (file === undefined) throw new UsageError("Missing --config FILE (e.g. --config ./srv/server.yml)");
+    const config = await loadServerConfig(file);
+    const level = stringFlag(p, "log-level") ?? config.log.level;
+    if (!["debug", "info", "warn", "error"].includes(level)) {
+      throw new UsageError(`Invalid --log-level "${level}": expected debug, info, warn or error`);
+    }
+    const log = createLogger(level as "info", "server");
+    const server = await startServer(config, { log });
+    const stop = () => {
+      log.info("stopping");
+      server.close();
+    };
+    const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+    for (const s of signals) Deno.addSignalListener(s, stop);
+    if (Deno.build.os !== "windows") {
+      Deno.addSignalListener("SIGHUP", () => {
+        server.reloadUsers().catch((e) => log.error(`users.yml not reloaded: ${describeError(e)}`));
+      });
+    }
+    await server.done;
+    return 0;
+  },
+};

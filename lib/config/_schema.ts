@@ -1,0 +1,552 @@
+/**
+ * A tiny schema validator over the positioned YAML tree. Each schema turns a
+ * node into a typed value or throws a `ConfigError` naming the file, line,
+ * column and key path (`users.alice.routes[2]`), with a hint.
+ *
+ * Values that may be secret (keys, tokens, passwords) are never quoted back.
+ *
+ * @module
+ */
+import { ConfigError } from "../errors.ts";
+import { fromBase64Url } from "../crypto/mod.ts";
+import type { Pos, YamlNode } from "./_yaml.ts";
+import { decodeBase32 } from "./base32.ts";
+
+/** Where a node sits: file, dotted key path, and the position of its key. */
+export interface At {
+  file: string;
+  path: string;
+  keyPos?: Pos;
+}
+
+/** Turns a node into a `T` or throws `ConfigError`. */
+export interface Schema<T> {
+  parse(node: YamlNode, at: At): T;
+}
+
+/** A field of an object schema: handles the key being absent. */
+export interface Field<T> {
+  parse(node: YamlNode | undefined, at: At, parentPos: Pos): T;
+}
+
+/** Builds a `ConfigError` at `pos`. */
+export function configError(
+  at: At,
+  pos: Pos,
+  detail: string,
+  hint?: string,
+): ConfigError {
+  return new ConfigError(detail, {
+    file: at.file,
+    line: pos.line,
+    column: pos.column,
+    ...(at.path === "" ? {} : { key: at.path }),
+    ...(hint === undefined ? {} : { hint }),
+  });
+}
+
+function nameOf(at: At): string {
+  return at.path === "" ? "document" : at.path;
+}
+
+/** Describes a node for "got …" without echoing long or secret text. */
+function describe(node: YamlNode, secret = false): string {
+  if (node.kind === "map") return "a mapping";
+  if (node.kind === "seq") return "a list";
+  if (node.value === null) return "nothing";
+  if (secret) return `a ${typeof node.value}`;
+  const s = typeof node.value === "string" ? node.value : String(node.plain ?? node.value);
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
+}
+
+function invalid(node: YamlNode, at: At, expected: string, hint?: string, secret = false) {
+  return configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${expected}, got ${describe(node, secret)}`, hint);
+}
+
+/** Joins a child key onto a path: `a.b`, or `a["x.y"]` for odd keys. */
+export function childPath(path: string, key: string | number): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  const part = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : `[${JSON.stringify(key)}]`;
+  if (path === "") return part.startsWith("[") ? part : key;
+  return part.startsWith("[") ? `${path}${part}` : `${path}.${part}`;
+}
+
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * The closest candidate to `word` (case, `-`/`_` and camelCase ignored), or
+ * undefined when none is close.
+ */
+export function suggest(word: string, candidates: readonly string[]): string | undefined {
+  const norm = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(/-/g, "_");
+  const w = norm(word);
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = distance(w, norm(c));
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
+  }
+  const limit = Math.max(1, Math.floor(w.length / 3));
+  return bestD <= limit ? best : undefined;
+}
+
+function hintFor(word: string, candidates: readonly string[]): string {
+  const s = suggest(word, candidates);
+  return s === undefined
+    ? `expected one of: ${candidates.join(", ")}`
+    : `did you mean ${JSON.stringify(s)}?`;
+}
+
+// ---------------------------------------------------------------- scalars
+
+function scalarText(node: YamlNode, at: At, expected: string, secret = false): string {
+  if (node.kind !== "scalar" || node.value === null) throw invalid(node, at, expected, undefined, secret);
+  if (typeof node.value === "string") return node.value;
+  // A plain scalar that YAML read as a number or boolean: take its text.
+  if (node.plain !== undefined) return node.plain;
+  return String(node.value);
+}
+
+/** A string; `pattern` and `what` restrict and describe it. */
+export function string(
+  opts: { pattern?: RegExp; what?: string; secret?: boolean; hint?: string } = {},
+): Schema<string> {
+  const what = opts.what ?? "a string";
+  return {
+    parse(node, at) {
+      const s = scalarText(node, at, what, opts.secret);
+      if (s === "" || (opts.pattern !== undefined && !opts.pattern.test(s))) {
+        throw invalid(node, at, what, opts.hint, opts.secret);
+      }
+      return s;
+    },
+  };
+}
+
+/** An integer in [min, max]. */
+export function integer(min: number, max: number): Schema<number> {
+  return {
+    parse(node, at) {
+      if (node.kind !== "scalar" || typeof node.value !== "number" || !Number.isInteger(node.value)) {
+        throw invalid(node, at, `an integer from ${min} to ${max}`);
+      }
+      if (node.value < min || node.value > max) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${node.value} is out of range ${min}..${max}`);
+      }
+      return node.value;
+    },
+  };
+}
+
+/** `true` or `false`. */
+export function boolean(): Schema<boolean> {
+  return {
+    parse(node, at) {
+      if (node.kind !== "scalar" || typeof node.value !== "boolean") {
+        throw invalid(node, at, "true or false");
+      }
+      return node.value;
+    },
+  };
+}
+
+/** One of a fixed set of strings. */
+export function oneOf<const T extends string>(values: readonly T[]): Schema<T> {
+  return {
+    parse(node, at) {
+      const expected = `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`;
+      const s = scalarText(node, at, expected);
+      if (!(values as readonly string[]).includes(s)) throw invalid(node, at, expected, hintFor(s, values));
+      return s as T;
+    },
+  };
+}
+
+const UNIT: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  ki: 1024,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  Ti: 1024 ** 4,
+};
+
+/** Parses "1MiB", "10MB", "100Mbit", "65536"; undefined when malformed. */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([kKMGT]i?)?(B|bit))?$/.exec(text.trim());
+  if (!m) return undefined;
+  const mult = UNIT[m[2] ?? ""]!;
+  const n = Number(m[1]) * mult / (m[3] === "bit" ? 8 : 1);
+  return Number.isFinite(n) ? Math.floor(n) : undefined;
+}
+
+/** A byte count: an integer or a string like "1MiB" / "64kB"; result in [min, max]. */
+export function size(min: number, max: number): Schema<number> {
+  const what = 'a size such as 65536, "64KiB" or "1MiB"';
+  return {
+    parse(node, at) {
+      const n = node.kind === "scalar" && typeof node.value === "number"
+        ? node.value
+        : parseSize(scalarText(node, at, what));
+      if (n === undefined || !Number.isInteger(n)) {
+        throw invalid(node, at, what, "units: B, kB, KiB, MB, MiB, GB, GiB (bits: kbit, Mbit, Gbit)");
+      }
+      if (n < min || n > max) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${n} bytes is out of range ${min}..${max}`);
+      }
+      return n;
+    },
+  };
+}
+
+/** A rate in bytes per second: an integer or "10MB/s", "100Mbit/s". */
+export function rate(min: number, max: number): Schema<number> {
+  const what = 'a rate such as "10MB/s", "512KiB/s" or "100Mbit/s"';
+  return {
+    parse(node, at) {
+      let n: number | undefined;
+      if (node.kind === "scalar" && typeof node.value === "number") n = node.value;
+      else {
+        const s = scalarText(node, at, what);
+        n = s.endsWith("/s") ? parseSize(s.slice(0, -2)) : undefined;
+      }
+      if (n === undefined || !Number.isInteger(n)) throw invalid(node, at, what);
+      if (n < min || n > max) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${n} bytes/s is out of range ${min}..${max}`);
+      }
+      return n;
+    },
+  };
+}
+
+const DURATION_UNIT: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses "30s", "5m", "1h30m", "250ms" to seconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const s = text.trim();
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(s)) return undefined;
+  let total = 0;
+  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
+  return total;
+}
+
+/** A duration in seconds: a number of seconds or "30s", "5m", "1h". */
+export function duration(minS: number, maxS: number): Schema<number> {
+  const what = 'a duration such as "30s", "5m" or "1h"';
+  return {
+    parse(node, at) {
+      const n = node.kind === "scalar" && typeof node.value === "number"
+        ? node.value
+        : parseDuration(scalarText(node, at, what));
+      if (n === undefined) throw invalid(node, at, what, "units: ms, s, m, h, d");
+      if (n < minS || n > maxS) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${n}s is out of range ${minS}s..${maxS}s`);
+      }
+      return n;
+    },
+  };
+}
+
+const LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
+const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** True for a DNS name, IPv4 address, or IPv6 address (without brackets). */
+export function isHost(host: string): boolean {
+  if (host.includes(":")) return canonicalIpv6(host) !== undefined;
+  return IPV4.test(host) || (HOSTNAME.test(host) && !/^[\d.]+$/.test(host));
+}
+
+/** Canonical compressed form of an IPv6 address, or undefined. */
+export function canonicalIpv6(addr: string): string | undefined {
+  if (!/^[0-9A-Fa-f:.]+$/.test(addr)) return undefined;
+  try {
+    const h = new URL(`http://[${addr}]/`).hostname;
+    return h.slice(1, -1);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits and checks "host:port" ("[::1]:port" for IPv6); undefined when malformed. */
+export function parseHostPortText(
+  text: string,
+  minPort: number,
+): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port < minPort || port > 65535) return undefined;
+  if (m[1] !== undefined ? canonicalIpv6(host) === undefined : !isHost(host)) return undefined;
+  return { host, port };
+}
+
+/** A "host:port" string; port 0 only when `minPort` is 0 (listen addresses). */
+export function hostPort(minPort = 1): Schema<{ host: string; port: number }> {
+  const what = `HOST:PORT such as "127.0.0.1:1080", "example.com:443" or "[::1]:1080"`;
+  return {
+    parse(node, at) {
+      const hp = parseHostPortText(scalarText(node, at, what), minPort);
+      if (hp === undefined) {
+        throw invalid(node, at, what, `the port must be ${minPort}..65535; IPv6 addresses go in brackets`);
+      }
+      return hp;
+    },
+  };
+}
+
+/** A base64url-encoded byte string of exactly `length` bytes. Never echoed. */
+export function key(length: number): Schema<Uint8Array> {
+  const what = `${length} bytes of unpadded base64url`;
+  return {
+    parse(node, at) {
+      const s = scalarText(node, at, what, true).trim();
+      let bytes: Uint8Array;
+      try {
+        bytes = fromBase64Url(s);
+      } catch {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got a value with characters outside A-Z a-z 0-9 - _`);
+      }
+      if (bytes.length !== length) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got ${bytes.length} bytes`, "copy the whole value; keys are never truncated");
+      }
+      return bytes;
+    },
+  };
+}
+
+/** A base32 (RFC 4648) secret of at least `minBytes` bytes. Never echoed. */
+export function base32Secret(minBytes: number, maxBytes: number): Schema<Uint8Array> {
+  const what = `a base32 secret of ${minBytes}..${maxBytes} bytes`;
+  return {
+    parse(node, at) {
+      const bytes = decodeBase32(scalarText(node, at, what, true));
+      if (bytes === undefined) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got characters outside A-Z 2-7`);
+      }
+      if (bytes.length < minBytes || bytes.length > maxBytes) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got ${bytes.length} bytes`);
+      }
+      return bytes;
+    },
+  };
+}
+
+/** An RFC 3339 timestamp ("2027-01-01T00:00:00Z") or a date ("2027-01-01", UTC midnight). */
+export function timestamp(): Schema<Date> {
+  const what = 'a date such as "2027-01-01" or "2027-01-01T00:00:00Z"';
+  return {
+    parse(node, at) {
+      const s = scalarText(node, at, what);
+      const ok = /^\d{4}-\d{2}-\d{2}$/.test(s) ||
+        /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/.test(s);
+      const d = new Date(s.replace(" ", "T"));
+      if (!ok || Number.isNaN(d.getTime())) throw invalid(node, at, what, "give a time zone, e.g. Z for UTC");
+      return d;
+    },
+  };
+}
+
+/** Adds a check to a schema; `check` returns an error detail or undefined. */
+export function refine<T>(
+  schema: Schema<T>,
+  check: (value: T) => { detail: string; hint?: string } | undefined,
+): Schema<T> {
+  return {
+    parse(node, at) {
+      const v = schema.parse(node, at);
+      const bad = check(v);
+      if (bad !== undefined) throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${bad.detail}`, bad.hint);
+      return v;
+    },
+  };
+}
+
+// ------------------------------------------------------------ collections
+
+/** A list of `item`; a single scalar is not promoted. */
+export function list<T>(
+  item: Schema<T>,
+  opts: { min?: number; max?: number; unique?: boolean } = {},
+): Schema<T[]> {
+  const min = opts.min ?? 0;
+  const max = opts.max ?? 10_000;
+  return {
+    parse(node, at) {
+      if (node.kind !== "seq") throw invalid(node, at, "a list", "write [a, b] or one \"- item\" per line");
+      if (node.items.length < min || node.items.length > max) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${min}..${max} items, got ${node.items.length}`);
+      }
+      const out: T[] = [];
+      const seen = new Set<string>();
+      node.items.forEach((n, i) => {
+        const v = item.parse(n, { file: at.file, path: childPath(at.path, i), keyPos: n.pos });
+        if (opts.unique) {
+          const k = String(v);
+          if (seen.has(k)) {
+            throw configError({ ...at, path: childPath(at.path, i) }, n.pos, `Invalid ${childPath(at.path, i)}: ${JSON.stringify(k)} is listed twice`);
+          }
+          seen.add(k);
+        }
+        out.push(v);
+      });
+      return out;
+    },
+  };
+}
+
+type FieldsOut<F> = { [K in keyof F]: F[K] extends Field<infer T> ? T : never };
+
+/**
+ * A mapping with a fixed set of keys. Unknown keys are refused with a
+ * "did you mean" hint; null (an empty `key:`) counts as an empty mapping.
+ */
+export function object<F extends Record<string, Field<unknown>>>(fields: F): Schema<FieldsOut<F>> {
+  const names = Object.keys(fields);
+  return {
+    parse(node, at) {
+      if (node.kind === "scalar" && node.value === null) node = { kind: "map", entries: [], pos: node.pos };
+      if (node.kind !== "map") throw invalid(node, at, "a mapping of keys to values");
+      const byKey = new Map(node.entries.map((e) => [e.key, e]));
+      for (const e of node.entries) {
+        if (!Object.hasOwn(fields, e.key)) {
+          throw configError({ ...at, path: childPath(at.path, e.key) }, e.keyPos, `Unknown key ${JSON.stringify(childPath(at.path, e.key))}`, hintFor(e.key, names));
+        }
+      }
+      const out: Record<string, unknown> = {};
+      const parentPos = at.keyPos ?? node.pos;
+      for (const name of names) {
+        const e = byKey.get(name);
+        const v = fields[name]!.parse(e?.value, {
+          file: at.file,
+          path: childPath(at.path, name),
+          ...(e === undefined ? {} : { keyPos: e.keyPos }),
+        }, parentPos);
+        if (v !== undefined) out[name] = v;
+      }
+      return out as FieldsOut<F>;
+    },
+  };
+}
+
+/** A mapping from free-form keys (checked by `keyPattern`) to `value`. */
+export function record<T>(
+  value: Schema<T>,
+  opts: { keyPattern?: RegExp; keyWhat?: string } = {},
+): Schema<Map<string, T>> {
+  return {
+    parse(node, at) {
+      if (node.kind === "scalar" && node.value === null) return new Map();
+      if (node.kind !== "map") throw invalid(node, at, "a mapping of names to entries");
+      const out = new Map<string, T>();
+      for (const e of node.entries) {
+        const path = childPath(at.path, e.key);
+        if (opts.keyPattern !== undefined && !opts.keyPattern.test(e.key)) {
+          throw configError({ ...at, path }, e.keyPos, `Invalid name ${JSON.stringify(e.key)} in ${nameOf(at)}: expected ${opts.keyWhat ?? "a name"}`);
+        }
+        out.set(e.key, value.parse(e.value, { file: at.file, path, keyPos: e.keyPos }));
+      }
+      return out;
+    },
+  };
+}
+
+// ------------------------------------------------------------------ fields
+
+/** A key that must be present. */
+export function required<T>(schema: Schema<T>): Field<T> {
+  return {
+    parse(node, at, parentPos) {
+      if (node === undefined) {
+        throw configError(at, parentPos, `Missing required key ${JSON.stringify(at.path)}`);
+      }
+      return schema.parse(node, at);
+    },
+  };
+}
+
+/** A key that may be absent (or empty); absent gives undefined. */
+export function optional<T>(schema: Schema<T>): Field<T | undefined> {
+  return {
+    parse(node, at) {
+      if (node === undefined || (node.kind === "scalar" && node.value === null)) return undefined;
+      return schema.parse(node, at);
+    },
+  };
+}
+
+/** A key with a default used when it is absent. */
+export function withDefault<T>(schema: Schema<T>, fallback: T): Field<T> {
+  return {
+    parse(node, at) {
+      if (node === undefined) return fallback;
+      return schema.parse(node, at);
+    },
+  };
+}
+
+/** An object field whose absence means "all defaults" (parses an empty mapping). */
+export function section<T>(schema: Schema<T>): Field<T> {
+  return {
+    parse(node, at, parentPos) {
+      return schema.parse(node ?? { kind: "map", entries: [], pos: parentPos }, at);
+    },
+  };
+}
+
+/** Finds the position of `path` in the tree: the value if present, else the nearest ancestor key. */
+export function locate(root: YamlNode, path: (string | number)[]): Pos {
+  let node: YamlNode = root;
+  let pos = root.pos;
+  for (const step of path) {
+    if (typeof step === "number" && node.kind === "seq" && node.items[step] !== undefined) {
+      node = node.items[step]!;
+      pos = node.pos;
+    } else if (typeof step === "string" && node.kind === "map") {
+      const e = node.entries.find((x) => x.key === step);
+      if (e === undefined) return pos;
+      node = e.value;
+      pos = e.value.pos;
+    } else {
+      return pos;
+    }
+  }
+  return pos;
+}
+
+/**
+ * Freezes plain objects and arrays deeply (typed arrays, dates and maps are
+ * left as they are; map values are frozen).
+ */
+export function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== "object") return value;
+  if (value instanceof Uint8Array || value instanceof Date) return value;
+  if (value instanceof Map) {
+    for (const v of value.values()) deepFreeze(v);
+    return value;
+  }
+  for (const v of Object.values(value)) deepFreeze(v);
+  return Object.freeze(value);
+}

@@ -1,0 +1,206 @@
+/**
+ * Local proxy front ends and the direct dialer. A front end (SOCKS5 or HTTP
+ * CONNECT listener) accepts applications' connections and asks a
+ * `Connector` to reach the target: through the tunnel on the client, or
+ * directly on the server's own SOCKS5 port (seed 002's port 1081).
+ *
+ * @module
+ */
+import {
+  encodeReply,
+  Reply,
+  replyForError,
+  type Socks5Auth,
+  type Socks5Request,
+  Socks5ServerHandshake,
+} from "../socks5/mod.ts";
+import { type ByteStream, writeAll } from "../transport/types.ts";
+import { describeError, type Logger } from "./log.ts";
+import { pipeBoth } from "./pipe.ts";
+import { TimedReader } from "./reader.ts";
+
+/** A SOCKS5 greeting and request must arrive within this. */
+const SOCKS_HANDSHAKE_MS = 15_000;
+
+/** The outcome of asking a connector for a target. */
+export interface Opened {
+  /** The raw SOCKS5 reply (VER REP RSV ATYP BND.ADDR BND.PORT). */
+  reply: Uint8Array;
+  /** Joins the application's socket to the target; only when the reply is success. */
+  attach(sock: ByteStream, early: Uint8Array): void;
+}
+
+/** Reaches targets on behalf of a front end. */
+export interface Connector {
+  open(request: Socks5Request, raw: Uint8Array): Promise<Opened>;
+}
+
+/**
+ * Dials a TCP target with a deadline; names resolve through the system.
+ * Throws `Deno.errors.TimedOut` after `timeoutMs`.
+ */
+export async function dialTarget(host: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
+  const attempt = Deno.connect({ hostname: host, port });
+  let timer: number | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Deno.errors.TimedOut(`Timed out after ${timeoutMs / 1000} s connecting to ${host}:${port}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    const conn = await Promise.race([attempt, timeout]);
+    conn.setNoDelay(true);
+    return conn;
+  } catch (e) {
+    // A connect that finishes after the deadline must not leak.
+    attempt.then((c) => c.close(), () => {});
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A connector that dials targets directly from this machine. */
+export function directConnector(connectTimeoutMs: number): Connector {
+  return {
+    async open(req) {
+      if (req.command !== "connect") {
+        return { reply: encodeReply(Reply.COMMAND_NOT_SUPPORTED), attach: (s) => s.close() };
+      }
+      let target: Deno.TcpConn;
+      try {
+        target = await dialTarget(req.host, req.port, connectTimeoutMs);
+      } catch (e) {
+        return { reply: encodeReply(replyForError(e)), attach: (s) => s.close() };
+      }
+      const local = target.localAddr as Deno.NetAddr;
+      return {
+        reply: encodeReply(Reply.SUCCEEDED, { host: local.hostname, port: local.port }),
+        attach(sock, early) {
+          (async () => {
+            if (early.length > 0) await writeAll(target, early);
+            await pipeBoth(sock, sock, target);
+          })().catch(() => {
+            target.close();
+            sock.close();
+          });
+        },
+      };
+    },
+  };
+}
+
+/** A running local proxy listener. */
+export interface FrontEnd {
+  addr: { hostname: string; port: number };
+  close(): Promise<void>;
+  done: Promise<void>;
+}
+
+/**
+ * Serves SOCKS5 (RFC 1928, with RFC 1929 when `auth.users` is set) on
+ * `listen`, sending each request to `connector`.
+ */
+export function serveSocks(
+  listenAddr: { host: string; port: number },
+  opts: { auth?: Socks5Auth; connector: Connector; log: Logger },
+): FrontEnd {
+  const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
+  const addr = listener.addr as Deno.NetAddr;
+  const open = new Set<Deno.Conn>();
+  opts.log.info(`SOCKS5 listening on ${addr.hostname}:${addr.port}`);
+  const done = (async () => {
+    try {
+      for await (const conn of listener) {
+        open.add(conn);
+        handleSocks(conn, opts).catch((e) => {
+          opts.log.debug(`SOCKS5 client error: ${describeError(e)}`);
+          try {
+            conn.close();
+          } catch {
+            // already closed
+          }
+        }).finally(() => open.delete(conn));
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.BadResource)) opts.log.error(`accept failed: ${describeError(e)}`);
+    }
+  })();
+  return {
+    addr: { hostname: addr.hostname, port: addr.port },
+    async close() {
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+      for (const c of open) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+      await done;
+    },
+    done,
+  };
+}
+
+async function handleSocks(
+  conn: Deno.Conn,
+  opts: { auth?: Socks5Auth; connector: Connector; log: Logger },
+): Promise<void> {
+  if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+  const hs = new Socks5ServerHandshake(opts.auth);
+  const reader = new TimedReader(conn, 4096);
+  const deadline = Date.now() + SOCKS_HANDSHAKE_MS;
+  while (true) {
+    const left = deadline - Date.now();
+    const chunk = left > 0 ? await reader.next(left) : "timeout";
+    if (chunk === null || chunk === "timeout") {
+      conn.close();
+      return;
+    }
+    const step = hs.push(chunk);
+    if (step.type === "need_more") continue;
+    if (step.type === "send") {
+      await writeAll(conn, step.bytes);
+      continue;
+    }
+    if (step.type === "fail") {
+      opts.log.debug(`SOCKS5 request refused: ${step.error.message}`);
+      await writeAll(conn, step.send).catch(() => {});
+      conn.close();
+      return;
+    }
+    // request
+    if (step.send !== undefined) await writeAll(conn, step.send);
+    const req = step.request;
+    let opened: Opened;
+    try {
+      opened = await opts.connector.open(req, step.raw);
+    } catch (e) {
+      opts.log.info(`${req.host}:${req.port}: ${describeError(e)}`);
+      await writeAll(conn, encodeReply(Reply.GENERAL_FAILURE)).catch(() => {});
+      conn.close();
+      return;
+    }
+    await writeAll(conn, opened.reply);
+    if (opened.reply[1] !== Reply.SUCCEEDED) {
+      conn.close();
+      return;
+    }
+    opened.attach(conn, step.rest);
+    return;
+  }
+}
+
+/** Serves the server-side direct SOCKS5 port (no tunnel). */
+export function serveDirectSocks(
+  listenAddr: { host: string; port: number },
+  opts: { log: Logger; connectTimeoutMs: number },
+): FrontEnd {
+  return serveSocks(listenAddr, { connector: directConnector(opts.connectTimeoutMs), log: opts.log });
+}

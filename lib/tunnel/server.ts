@@ -1,0 +1,308 @@
+/**
+ * The NitroSocks server: accepts TLS (or TCP) connections, runs the probe
+ * gate and handshake, hands anything that is not a client to the fallback
+ * web server, and serves each authenticated tunnel's streams by dialing
+ * their targets under the user's route rules.
+ *
+ * @module
+ */
+import type { ServerConfig, UserEntry } from "../config/mod.ts";
+import { loadUsers, matchRoute } from "../config/mod.ts";
+import {
+  decodeServerIdentity,
+  ReplayGuard,
+  ServerHandshake,
+  type UserRecord,
+} from "../handshake/mod.ts";
+import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
+import { Mux, ResetReason } from "../mux/mod.ts";
+import { decodeRequest, encodeReply, Reply, replyForError, Socks5Error } from "../socks5/mod.ts";
+import { listen } from "../transport/mod.ts";
+import { type ByteStream, writeAll } from "../transport/types.ts";
+import { forwardToFallback, startDecoy } from "./fallback.ts";
+import { describeError, type Logger } from "./log.ts";
+import { TimedReader } from "./reader.ts";
+import { Session } from "./session.ts";
+import { dialTarget, serveDirectSocks } from "./dial.ts";
+
+/** How long a client may take to deliver its whole first message. */
+const HELLO_DEADLINE_MS = 10_000;
+/** A partial first message with no new bytes for this long goes to the fallback. */
+const HELLO_IDLE_MS = 2_000;
+/** The rest of the handshake must finish within this. */
+const HANDSHAKE_DEADLINE_MS = 15_000;
+
+/** A running server. */
+export interface ServerHandle {
+  /** The address actually bound (port 0 resolves to the real port). */
+  addr: { hostname: string; port: number };
+  /** The direct SOCKS5 port, when enabled. */
+  directAddr: { hostname: string; port: number } | undefined;
+  /** Live tunnels. */
+  readonly sessions: ReadonlySet<Session>;
+  /** Re-reads users.yml; live sessions keep running. Throws ConfigError. */
+  reloadUsers(): Promise<void>;
+  /** Stops listening and ends every tunnel. */
+  close(): Promise<void>;
+  /** Resolves when the accept loop ends. */
+  done: Promise<void>;
+}
+
+/** Options beyond the config file. */
+export interface ServerOptions {
+  log: Logger;
+  /** Users to serve instead of reading `config.usersFile` (tests). */
+  users?: Map<string, UserEntry>;
+}
+
+function toUserRecord(u: UserEntry): UserRecord {
+  const r: UserRecord = { userId: u.name, publicKey: u.publicKey, token: u.token };
+  if (u.totpSecret !== undefined) r.totpSecret = u.totpSecret;
+  return r;
+}
+
+/**
+ * Starts a server from a parsed configuration.
+ *
+ * @example
+ * ```ts ignore
+ * const server = await startServer(await loadServerConfig("server.yml"), { log });
+ * await server.done;
+ * ```
+ */
+export async function startServer(config: ServerConfig, opts: ServerOptions): Promise<ServerHandle> {
+  const log = opts.log;
+  const identity = decodeServerIdentity(config.identity);
+  let users = opts.users ?? (await loadUsers(config.usersFile)).users;
+  const replay = new ReplayGuard({
+    windowMs: config.handshake.clockWindowS * 1000,
+    capacity: config.handshake.replayCache,
+  });
+  const sessions = new Set<Session>();
+  const connections = new Set<ByteStream>();
+
+  const decoy = config.fallback.mode === "decoy" ? startDecoy() : undefined;
+  const fallbackTarget = config.fallback.mode === "decoy"
+    ? { hostname: decoy!.hostname, port: decoy!.port }
+    : config.fallback.mode === "upstream" && config.fallback.upstream !== undefined
+    ? { hostname: config.fallback.upstream.host, port: config.fallback.upstream.port }
+    : undefined;
+
+  const listener = listen({
+    transport: config.transport,
+    hostname: config.listen.host,
+    port: config.listen.port,
+    ...(config.tls === undefined
+      ? {}
+      : { certPem: config.tls.certPem, keyPem: config.tls.keyPem, alpn: config.tls.alpn }),
+  });
+  const laddr = listener.addr as Deno.NetAddr;
+  log.info(`listening on ${config.transport}://${laddr.hostname}:${laddr.port}`);
+
+  const direct = config.socks5Direct.enabled
+    ? serveDirectSocks(config.socks5Direct.listen, {
+      log: log.child("direct"),
+      connectTimeoutMs: config.limits.connectTimeoutS * 1000,
+    })
+    : undefined;
+
+  function lookupUser(name: string): UserRecord | undefined {
+    const u = users.get(name);
+    if (u === undefined) return undefined;
+    if (u.disabled) {
+      log.info(`user "${name}" is disabled`);
+      return undefined;
+    }
+    if (u.expires !== undefined && u.expires.getTime() < Date.now()) {
+      log.info(`user "${name}" expired at ${u.expires.toISOString()}`);
+      return undefined;
+    }
+    return toUserRecord(u);
+  }
+
+  let connSeq = 0;
+  async function handle(conn: Deno.Conn): Promise<void> {
+    const id = ++connSeq;
+    const clog = log.child(`conn ${id}`);
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    connections.add(conn);
+    try {
+      if ("handshake" in conn) {
+        try {
+          await (conn as Deno.TlsConn).handshake();
+        } catch (e) {
+          clog.debug(`TLS handshake with ${remote.hostname} failed: ${describeError(e)}`);
+          return;
+        }
+      }
+      const reader = new TimedReader(conn);
+      const hs = new ServerHandshake({
+        identity,
+        lookupUser,
+        replay,
+        now: Date.now,
+        kex: config.handshake.kex,
+        aead: config.handshake.aead,
+        clockWindowMs: config.handshake.clockWindowS * 1000,
+        log: (m) => clog.info(m),
+      });
+      const start = Date.now();
+      let gatePassed = false;
+      while (true) {
+        const deadline = gatePassed ? HANDSHAKE_DEADLINE_MS : HELLO_DEADLINE_MS;
+        const left = start + deadline - Date.now();
+        const r = left <= 0
+          ? "timeout"
+          : await reader.next(gatePassed ? left : Math.min(left, HELLO_IDLE_MS));
+        if (r === "timeout" || r === null) {
+          if (!gatePassed) {
+            clog.info(`probe from ${remote.hostname}: ${r === null ? "closed" : "stalled"} before a complete first message; handing to fallback`);
+            await forwardToFallback(conn, reader, hs.received(), fallbackTarget, clog);
+          } else {
+            clog.info(`handshake with ${remote.hostname} ${r === null ? "closed" : "timed out"}`);
+          }
+          return;
+        }
+        const step = hs.push(r);
+        if (step.type === "need_more") continue;
+        if (step.type === "probe") {
+          clog.info(`probe from ${remote.hostname}: ${step.reason}; handing to fallback`);
+          await forwardToFallback(conn, reader, hs.received(), fallbackTarget, clog);
+          return;
+        }
+        if (step.type === "reject") {
+          clog.warn(`authentication failed from ${remote.hostname}: ${step.reason}`);
+          return;
+        }
+        if (step.type === "send") {
+          gatePassed = true;
+          await writeAll(conn, step.bytes);
+          continue;
+        }
+        // done
+        const user = users.get(step.userId)!;
+        const secrets = step.secrets;
+        const sealer = await createRecordSealer(secrets.aead, secrets.serverToClient);
+        const opener = await createRecordOpener(secrets.aead, secrets.clientToServer);
+        const mux = new Mux({
+          role: "server",
+          maxStreams: Math.min(user.maxStreams ?? Infinity, config.limits.maxStreamsPerTunnel),
+          streamWindow: config.limits.streamWindow,
+          sessionWindow: config.limits.sessionWindow,
+        });
+        clog.info(`user "${step.userId}" connected from ${remote.hostname} (${secrets.kex}, ${secrets.aead})`);
+        const slog = clog.child(step.userId);
+        const session: Session = new Session({
+          conn,
+          sealer,
+          opener,
+          mux,
+          log: slog,
+          initial: step.rest,
+          streamIdleMs: config.limits.idleTimeoutS * 1000,
+          onOpen: (sid, request) => {
+            openStream(session, sid, request, step.userId, slog).catch((e) =>
+              slog.warn(`stream ${sid}: ${describeError(e)}`)
+            );
+          },
+        });
+        sessions.add(session);
+        const end = await session.run();
+        sessions.delete(session);
+        clog.info(`tunnel ended: ${end.reason}`);
+        return;
+      }
+    } catch (e) {
+      clog.warn(`connection error: ${describeError(e)}`);
+    } finally {
+      connections.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  async function openStream(
+    session: Session,
+    sid: number,
+    request: Uint8Array,
+    userName: string,
+    slog: Logger,
+  ): Promise<void> {
+    let req;
+    try {
+      req = decodeRequest(request);
+    } catch (e) {
+      const code = e instanceof Socks5Error ? e.reply : Reply.GENERAL_FAILURE;
+      session.refuse(sid, encodeReply(code), ResetReason.REFUSED, describeError(e));
+      return;
+    }
+    if (req.command !== "connect") {
+      session.refuse(sid, encodeReply(Reply.COMMAND_NOT_SUPPORTED), ResetReason.REFUSED, "only CONNECT");
+      return;
+    }
+    const user = users.get(userName);
+    if (user === undefined || !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port })) {
+      slog.info(`stream ${sid}: route tcp:${req.host}:${req.port} not allowed`);
+      session.refuse(sid, encodeReply(Reply.NOT_ALLOWED), ResetReason.REFUSED, "route not allowed");
+      return;
+    }
+    let target: Deno.TcpConn;
+    try {
+      target = await dialTarget(req.host, req.port, config.limits.connectTimeoutS * 1000);
+    } catch (e) {
+      slog.info(`stream ${sid}: dial ${req.host}:${req.port} failed: ${describeError(e)}`);
+      session.refuse(sid, encodeReply(replyForError(e)), ResetReason.REFUSED, "dial failed");
+      return;
+    }
+    if (!session.hasStream(sid)) {
+      target.close();
+      return;
+    }
+    const local = target.localAddr as Deno.NetAddr;
+    slog.debug(`stream ${sid}: connected to ${req.host}:${req.port}`);
+    session.reply(sid, encodeReply(Reply.SUCCEEDED, { host: local.hostname, port: local.port }));
+    session.attach(sid, target);
+  }
+
+  const done = (async () => {
+    try {
+      for await (const conn of listener) {
+        handle(conn).catch((e) => log.error(`unexpected: ${describeError(e)}`));
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.BadResource)) log.error(`accept failed: ${describeError(e)}`);
+    }
+  })();
+
+  return {
+    addr: { hostname: laddr.hostname, port: laddr.port },
+    directAddr: direct?.addr,
+    sessions,
+    async reloadUsers() {
+      users = (await loadUsers(config.usersFile)).users;
+      log.info(`reloaded ${users.size} users from ${config.usersFile}`);
+    },
+    async close() {
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+      for (const s of sessions) s.close("server shutting down");
+      for (const c of connections) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+      await direct?.close();
+      await decoy?.close();
+      await done;
+    },
+    done,
+  };
+}
