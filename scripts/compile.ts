@@ -20,6 +20,8 @@ export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
+  // The npm yaml parser reads these two variables on every parse.
+  "--allow-env=LOG_TOKENS,LOG_STREAM",
 ];
 
 /** Every target `deno compile` supports that we ship. */

@@ -4,5 +4,16 @@
  * @module
  */
 import type { Command } from "./mod.ts";
+import { initCommand } from "./init.ts";
+import { userCommand } from "./user.ts";
+import { serverCommand } from "./server_cmd.ts";
+import { clientCommand } from "./client_cmd.ts";
+import { demoCommand } from "./demo.ts";
 
-export const commands: Command[] = [];
+export const commands: Command[] = [
+  initCommand,
+  userCommand,
+  serverCommand,
+  clientCommand,
+  demoCommand,
+];

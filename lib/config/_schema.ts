@@ -60,7 +60,12 @@ function describe(node: YamlNode, secret = false): string {
 }
 
 function invalid(node: YamlNode, at: At, expected: string, hint?: string, secret = false) {
-  return configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${expected}, got ${describe(node, secret)}`, hint);
+  return configError(
+    at,
+    node.pos,
+    `Invalid ${nameOf(at)}: expected ${expected}, got ${describe(node, secret)}`,
+    hint,
+  );
 }
 
 /** Joins a child key onto a path: `a.b`, or `a["x.y"]` for odd keys. */
@@ -91,7 +96,8 @@ function distance(a: string, b: string): number {
  * undefined when none is close.
  */
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
-  const norm = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(/-/g, "_");
+  const norm = (s: string) =>
+    s.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(/-/g, "_");
   const w = norm(word);
   let best: string | undefined;
   let bestD = Infinity;
@@ -116,7 +122,9 @@ function hintFor(word: string, candidates: readonly string[]): string {
 // ---------------------------------------------------------------- scalars
 
 function scalarText(node: YamlNode, at: At, expected: string, secret = false): string {
-  if (node.kind !== "scalar" || node.value === null) throw invalid(node, at, expected, undefined, secret);
+  if (node.kind !== "scalar" || node.value === null) {
+    throw invalid(node, at, expected, undefined, secret);
+  }
   if (typeof node.value === "string") return node.value;
   // A plain scalar that YAML read as a number or boolean: take its text.
   if (node.plain !== undefined) return node.plain;
@@ -143,11 +151,17 @@ export function string(
 export function integer(min: number, max: number): Schema<number> {
   return {
     parse(node, at) {
-      if (node.kind !== "scalar" || typeof node.value !== "number" || !Number.isInteger(node.value)) {
+      if (
+        node.kind !== "scalar" || typeof node.value !== "number" || !Number.isInteger(node.value)
+      ) {
         throw invalid(node, at, `an integer from ${min} to ${max}`);
       }
       if (node.value < min || node.value > max) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${node.value} is out of range ${min}..${max}`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: ${node.value} is out of range ${min}..${max}`,
+        );
       }
       return node.value;
     },
@@ -172,7 +186,9 @@ export function oneOf<const T extends string>(values: readonly T[]): Schema<T> {
     parse(node, at) {
       const expected = `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`;
       const s = scalarText(node, at, expected);
-      if (!(values as readonly string[]).includes(s)) throw invalid(node, at, expected, hintFor(s, values));
+      if (!(values as readonly string[]).includes(s)) {
+        throw invalid(node, at, expected, hintFor(s, values));
+      }
       return s as T;
     },
   };
@@ -210,10 +226,19 @@ export function size(min: number, max: number): Schema<number> {
         ? node.value
         : parseSize(scalarText(node, at, what));
       if (n === undefined || !Number.isInteger(n)) {
-        throw invalid(node, at, what, "units: B, kB, KiB, MB, MiB, GB, GiB (bits: kbit, Mbit, Gbit)");
+        throw invalid(
+          node,
+          at,
+          what,
+          "units: B, kB, KiB, MB, MiB, GB, GiB (bits: kbit, Mbit, Gbit)",
+        );
       }
       if (n < min || n > max) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${n} bytes is out of range ${min}..${max}`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: ${n} bytes is out of range ${min}..${max}`,
+        );
       }
       return n;
     },
@@ -233,7 +258,11 @@ export function rate(min: number, max: number): Schema<number> {
       }
       if (n === undefined || !Number.isInteger(n)) throw invalid(node, at, what);
       if (n < min || n > max) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${n} bytes/s is out of range ${min}..${max}`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: ${n} bytes/s is out of range ${min}..${max}`,
+        );
       }
       return n;
     },
@@ -247,7 +276,9 @@ export function parseDuration(text: string): number | undefined {
   const s = text.trim();
   if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(s)) return undefined;
   let total = 0;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
+  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
+    total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
+  }
   return total;
 }
 
@@ -261,7 +292,11 @@ export function duration(minS: number, maxS: number): Schema<number> {
         : parseDuration(scalarText(node, at, what));
       if (n === undefined) throw invalid(node, at, what, "units: ms, s, m, h, d");
       if (n < minS || n > maxS) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${n}s is out of range ${minS}s..${maxS}s`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: ${n}s is out of range ${minS}s..${maxS}s`,
+        );
       }
       return n;
     },
@@ -310,7 +345,12 @@ export function hostPort(minPort = 1): Schema<{ host: string; port: number }> {
     parse(node, at) {
       const hp = parseHostPortText(scalarText(node, at, what), minPort);
       if (hp === undefined) {
-        throw invalid(node, at, what, `the port must be ${minPort}..65535; IPv6 addresses go in brackets`);
+        throw invalid(
+          node,
+          at,
+          what,
+          `the port must be ${minPort}..65535; IPv6 addresses go in brackets`,
+        );
       }
       return hp;
     },
@@ -327,10 +367,21 @@ export function key(length: number): Schema<Uint8Array> {
       try {
         bytes = fromBase64Url(s);
       } catch {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got a value with characters outside A-Z a-z 0-9 - _`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${
+            nameOf(at)
+          }: expected ${what}, got a value with characters outside A-Z a-z 0-9 - _`,
+        );
       }
       if (bytes.length !== length) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got ${bytes.length} bytes`, "copy the whole value; keys are never truncated");
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: expected ${what}, got ${bytes.length} bytes`,
+          "copy the whole value; keys are never truncated",
+        );
       }
       return bytes;
     },
@@ -344,10 +395,18 @@ export function base32Secret(minBytes: number, maxBytes: number): Schema<Uint8Ar
     parse(node, at) {
       const bytes = decodeBase32(scalarText(node, at, what, true));
       if (bytes === undefined) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got characters outside A-Z 2-7`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: expected ${what}, got characters outside A-Z 2-7`,
+        );
       }
       if (bytes.length < minBytes || bytes.length > maxBytes) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${what}, got ${bytes.length} bytes`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: expected ${what}, got ${bytes.length} bytes`,
+        );
       }
       return bytes;
     },
@@ -363,7 +422,9 @@ export function timestamp(): Schema<Date> {
       const ok = /^\d{4}-\d{2}-\d{2}$/.test(s) ||
         /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/.test(s);
       const d = new Date(s.replace(" ", "T"));
-      if (!ok || Number.isNaN(d.getTime())) throw invalid(node, at, what, "give a time zone, e.g. Z for UTC");
+      if (!ok || Number.isNaN(d.getTime())) {
+        throw invalid(node, at, what, "give a time zone, e.g. Z for UTC");
+      }
       return d;
     },
   };
@@ -378,7 +439,9 @@ export function refine<T>(
     parse(node, at) {
       const v = schema.parse(node, at);
       const bad = check(v);
-      if (bad !== undefined) throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${bad.detail}`, bad.hint);
+      if (bad !== undefined) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${bad.detail}`, bad.hint);
+      }
       return v;
     },
   };
@@ -395,9 +458,15 @@ export function list<T>(
   const max = opts.max ?? 10_000;
   return {
     parse(node, at) {
-      if (node.kind !== "seq") throw invalid(node, at, "a list", "write [a, b] or one \"- item\" per line");
+      if (node.kind !== "seq") {
+        throw invalid(node, at, "a list", 'write [a, b] or one "- item" per line');
+      }
       if (node.items.length < min || node.items.length > max) {
-        throw configError(at, node.pos, `Invalid ${nameOf(at)}: expected ${min}..${max} items, got ${node.items.length}`);
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: expected ${min}..${max} items, got ${node.items.length}`,
+        );
       }
       const out: T[] = [];
       const seen = new Set<string>();
@@ -406,7 +475,11 @@ export function list<T>(
         if (opts.unique) {
           const k = String(v);
           if (seen.has(k)) {
-            throw configError({ ...at, path: childPath(at.path, i) }, n.pos, `Invalid ${childPath(at.path, i)}: ${JSON.stringify(k)} is listed twice`);
+            throw configError(
+              { ...at, path: childPath(at.path, i) },
+              n.pos,
+              `Invalid ${childPath(at.path, i)}: ${JSON.stringify(k)} is listed twice`,
+            );
           }
           seen.add(k);
         }
@@ -427,12 +500,19 @@ export function object<F extends Record<string, Field<unknown>>>(fields: F): Sch
   const names = Object.keys(fields);
   return {
     parse(node, at) {
-      if (node.kind === "scalar" && node.value === null) node = { kind: "map", entries: [], pos: node.pos };
+      if (node.kind === "scalar" && node.value === null) {
+        node = { kind: "map", entries: [], pos: node.pos };
+      }
       if (node.kind !== "map") throw invalid(node, at, "a mapping of keys to values");
       const byKey = new Map(node.entries.map((e) => [e.key, e]));
       for (const e of node.entries) {
         if (!Object.hasOwn(fields, e.key)) {
-          throw configError({ ...at, path: childPath(at.path, e.key) }, e.keyPos, `Unknown key ${JSON.stringify(childPath(at.path, e.key))}`, hintFor(e.key, names));
+          throw configError(
+            { ...at, path: childPath(at.path, e.key) },
+            e.keyPos,
+            `Unknown key ${JSON.stringify(childPath(at.path, e.key))}`,
+            hintFor(e.key, names),
+          );
         }
       }
       const out: Record<string, unknown> = {};
@@ -464,7 +544,13 @@ export function record<T>(
       for (const e of node.entries) {
         const path = childPath(at.path, e.key);
         if (opts.keyPattern !== undefined && !opts.keyPattern.test(e.key)) {
-          throw configError({ ...at, path }, e.keyPos, `Invalid name ${JSON.stringify(e.key)} in ${nameOf(at)}: expected ${opts.keyWhat ?? "a name"}`);
+          throw configError(
+            { ...at, path },
+            e.keyPos,
+            `Invalid name ${JSON.stringify(e.key)} in ${nameOf(at)}: expected ${
+              opts.keyWhat ?? "a name"
+            }`,
+          );
         }
         out.set(e.key, value.parse(e.value, { file: at.file, path, keyPos: e.keyPos }));
       }
@@ -536,9 +622,35 @@ export function locate(root: YamlNode, path: (string | number)[]): Pos {
   return pos;
 }
 
+/** A `Map` that refuses changes once built, so a parsed config stays as parsed. */
+export class FrozenMap<K, V> extends Map<K, V> {
+  #frozen = false;
+  constructor(entries: Iterable<readonly [K, V]>) {
+    super();
+    for (const [k, v] of entries) super.set(k, v);
+    this.#frozen = true;
+  }
+  #refuse(): never {
+    throw new TypeError("Cannot modify a parsed configuration map");
+  }
+  override set(key: K, value: V): this {
+    if (this.#frozen) this.#refuse();
+    return super.set(key, value);
+  }
+  override delete(key: K): boolean {
+    if (this.#frozen) this.#refuse();
+    return super.delete(key);
+  }
+  override clear(): void {
+    if (this.#frozen) this.#refuse();
+    super.clear();
+  }
+}
+
 /**
- * Freezes plain objects and arrays deeply (typed arrays, dates and maps are
- * left as they are; map values are frozen).
+ * Freezes plain objects and arrays deeply; maps held by them become
+ * {@link FrozenMap}s (values frozen too). Typed arrays and dates are left as
+ * they are.
  */
 export function deepFreeze<T>(value: T): T {
   if (value === null || typeof value !== "object") return value;
@@ -547,6 +659,10 @@ export function deepFreeze<T>(value: T): T {
     for (const v of value.values()) deepFreeze(v);
     return value;
   }
-  for (const v of Object.values(value)) deepFreeze(v);
+  const obj = value as Record<string, unknown>;
+  for (const [k, v] of Object.entries(obj)) {
+    if (v instanceof Map && !(v instanceof FrozenMap)) obj[k] = new FrozenMap(v);
+    deepFreeze(obj[k]);
+  }
   return Object.freeze(value);
 }

@@ -46,8 +46,8 @@ export type YamlNode =
     pos: Pos;
   };
 
-/** Upper bound on nodes visited, so alias expansion cannot blow up. */
-const MAX_NODES = 1_000_000;
+/** Upper bound on nodes reached through aliases, so expansion cannot blow up. */
+const MAX_ALIASED_NODES = 10_000;
 const MAX_DEPTH = 64;
 
 function firstLine(message: string): string {
@@ -83,7 +83,7 @@ function loadDocument(text: string, file: string): { doc: Document.Parsed; lc: L
  */
 export function parseYaml(text: string, file: string): YamlNode {
   const { doc, lc } = loadDocument(text, file);
-  let budget = MAX_NODES;
+  let budget = MAX_ALIASED_NODES;
   const posAt = (n: YNode | null | undefined, fallback: Pos): Pos => {
     const off = n?.range?.[0];
     if (off === undefined) return fallback;
@@ -108,12 +108,9 @@ export function parseYaml(text: string, file: string): YamlNode {
       column: pos.column,
     });
   };
-  const convert = (n: unknown, fallback: Pos, depth: number): YamlNode => {
-    if (--budget < 0 || depth > MAX_DEPTH) throw tooDeep(fallback);
-    if (isAlias(n)) {
-      const target = n.resolve(doc);
-      return convert(target, posAt(n, fallback), depth + 1);
-    }
+  const convert = (n: unknown, fallback: Pos, depth: number, aliased = false): YamlNode => {
+    if ((aliased && --budget < 0) || depth > MAX_DEPTH) throw tooDeep(fallback);
+    if (isAlias(n)) return convert(n.resolve(doc), posAt(n, fallback), depth + 1, true);
     const pos = posAt(n as YNode | null, fallback);
     if (isMap(n)) {
       const entries: YamlEntry[] = [];
@@ -123,13 +120,13 @@ export function parseYaml(text: string, file: string): YamlNode {
         const key = keyText(pair.key, keyPos);
         const value = pair.value === null
           ? { kind: "scalar" as const, value: null, plain: undefined, pos: keyPos }
-          : convert(pair.value, keyPos, depth + 1);
+          : convert(pair.value, keyPos, depth + 1, aliased);
         entries.push({ key, keyPos, value });
       }
       return { kind: "map", entries, pos };
     }
     if (isSeq(n)) {
-      return { kind: "seq", items: n.items.map((i) => convert(i, pos, depth + 1)), pos };
+      return { kind: "seq", items: n.items.map((i) => convert(i, pos, depth + 1, aliased)), pos };
     }
     if (isScalar(n) || n === null || n === undefined) {
       const v: unknown = isScalar(n) ? n.value : null;
@@ -151,7 +148,7 @@ export function parseYaml(text: string, file: string): YamlNode {
 /**
  * Sets `path` (mapping keys) to `value` and returns the new text, keeping
  * comments and the order of other entries. Intermediate null or empty
- * mappings become block mappings. `comment` is placed above the new entry.
+ * mappings become block mappings.
  *
  * @example
  * ```ts
@@ -164,25 +161,29 @@ export function setYamlEntry(
   file: string,
   path: string[],
   value: unknown,
-  comment?: string,
 ): string {
   const { doc } = loadDocument(text, file);
-  if (doc.contents === null || !isMap(doc.contents)) doc.contents = new YAMLMap();
-  let map = doc.contents as YAMLMap;
+  const top: unknown = doc.contents;
+  let map: YAMLMap;
+  if (isMap(top)) map = top;
+  else {
+    map = new YAMLMap();
+    doc.contents = map as unknown as typeof doc.contents;
+  }
   for (const key of path.slice(0, -1)) {
-    let next = map.get(key, true);
-    if (!isMap(next)) {
-      next = new YAMLMap();
-      map.set(key, next);
+    const next: unknown = map.get(key, true);
+    let child: YAMLMap;
+    if (isMap(next)) child = next;
+    else {
+      child = new YAMLMap();
+      map.set(key, child);
     }
-    map = next as YAMLMap;
-    if (map.items.length === 0) map.flow = false;
+    if (child.items.length === 0) child.flow = false;
+    map = child;
   }
   const node = doc.createNode(value) as YNode;
   const last = path[path.length - 1]!;
-  const keyNode = doc.createNode(last) as Scalar;
-  if (comment !== undefined) keyNode.commentBefore = comment;
-  map.set(keyNode, node);
+  map.set(doc.createNode(last), node);
   return doc.toString({ lineWidth: 0 });
 }
 

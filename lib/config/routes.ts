@@ -137,7 +137,13 @@ export function parseRoute(pattern: string): Route {
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
-function matchOne(r: Route, proto: string, kind: "name" | "ipv4" | "ipv6", host: string, port: number) {
+function matchOne(
+  r: Route,
+  proto: string,
+  kind: "name" | "ipv4" | "ipv6",
+  host: string,
+  port: number,
+) {
   if (r.proto !== "*" && r.proto !== proto) return false;
   if (port < r.portMin || port > r.portMax) return false;
   if (r.hostKind === "any") return true;

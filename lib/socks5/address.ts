@@ -52,7 +52,9 @@ export function parseIpv4(text: string): Uint8Array | null {
 
 /** Formats 4 bytes as dotted-decimal IPv4. */
 export function formatIpv4(b: Uint8Array): string {
-  if (b.length !== 4) throw new RangeError(`Cannot format IPv4 address: length ${b.length}, expected 4`);
+  if (b.length !== 4) {
+    throw new RangeError(`Cannot format IPv4 address: length ${b.length}, expected 4`);
+  }
   return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
 }
 
@@ -124,7 +126,9 @@ export function parseIpv6(text: string): Uint8Array | null {
  * ```
  */
 export function formatIpv6(b: Uint8Array): string {
-  if (b.length !== 16) throw new RangeError(`Cannot format IPv6 address: length ${b.length}, expected 16`);
+  if (b.length !== 16) {
+    throw new RangeError(`Cannot format IPv6 address: length ${b.length}, expected 16`);
+  }
   const w: number[] = [];
   for (let i = 0; i < 8; i++) w.push((b[2 * i]! << 8) | b[2 * i + 1]!);
   // RFC 5952 section 5: IPv4-mapped ::ffff:0:0/96.

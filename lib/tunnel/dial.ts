@@ -41,7 +41,7 @@ export interface Connector {
  */
 export async function dialTarget(host: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
   const attempt = Deno.connect({ hostname: host, port });
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new Deno.errors.TimedOut(`Timed out after ${timeoutMs / 1000} s connecting to ${host}:${port}`)),

@@ -50,7 +50,7 @@ export class TimedReader {
     }
     const p = this.#pending;
     if (timeoutMs === undefined) return p;
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const t = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
     return Promise.race([p, t]).finally(() => clearTimeout(timer));
   }

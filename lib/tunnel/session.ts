@@ -103,7 +103,7 @@ export class Session {
   #rxChain: Promise<void> = Promise.resolve();
   #rxInflight = 0;
   #rxSpace: (() => void) | undefined;
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
   #lastRecv: number;
   #lastSend: number;
   readonly stats: SessionStats = {

@@ -1,0 +1,284 @@
+/**
+ * `client.yml`, the profile `nitrosocks user add` writes: which server, its
+ * pinned key, the user's credentials, and the local SOCKS5/HTTP listeners.
+ * Also the `nitrosocks://` share link that carries a profile.
+ *
+ * @module
+ */
+import { ConfigError } from "../errors.ts";
+import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
+import {
+  base32Secret,
+  configError,
+  duration,
+  hostPort,
+  integer,
+  isHost,
+  key,
+  locate,
+  object,
+  oneOf,
+  optional,
+  record,
+  refine,
+  required,
+  section,
+  size,
+  string,
+  withDefault,
+} from "./_schema.ts";
+import {
+  type AeadName,
+  deepFreeze,
+  DEFAULT_AEAD,
+  DEFAULT_KEX,
+  GiB,
+  type KexName,
+  KiB,
+  MiB,
+  parseWith,
+  readConfigText,
+  USER_NAME_PATTERN,
+} from "./_shared.ts";
+import { encodeBase32 } from "./base32.ts";
+import { aeadList, type HostPort, kexList } from "./server.ts";
+
+/** The parsed client profile. */
+export interface ClientConfig {
+  file: string;
+  server: HostPort;
+  /** TLS server name (SNI and certificate check); defaults to the server host. */
+  serverName: string;
+  transport: "tls" | "tcp";
+  /** The server's 64-byte public key (Ed25519 ‖ X25519), pinned. */
+  serverKey: Uint8Array;
+  /** CA certificate(s) to trust for the server's TLS certificate. */
+  caPem?: string;
+  user: string;
+  /** Client X25519 private key, 32 bytes. */
+  key: Uint8Array;
+  token: Uint8Array;
+  totpSecret?: Uint8Array;
+  socks5: { listen: HostPort; users?: Map<string, string> };
+  httpConnect?: { listen: HostPort };
+  kex: KexName[];
+  aead: AeadName[];
+  limits: {
+    streamWindow: number;
+    sessionWindow: number;
+    maxStreams: number;
+    connectTimeoutS: number;
+  };
+}
+
+const pem = refine(
+  string({ what: "a PEM certificate" }),
+  (s) =>
+    /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(s)
+      ? undefined
+      : { detail: "not a PEM certificate", hint: "paste the CA certificate after ca: |" },
+);
+
+const clientSchema = object({
+  server: required(hostPort()),
+  server_name: optional(
+    refine(
+      string({ what: "a DNS name" }),
+      (s) =>
+        isHost(s) ? undefined : { detail: `${JSON.stringify(s)} is not a DNS name or IP address` },
+    ),
+  ),
+  transport: withDefault(oneOf(["tls", "tcp"] as const), "tls"),
+  server_key: required(key(64)),
+  ca: optional(pem),
+  user: required(
+    string({ pattern: USER_NAME_PATTERN, what: "a user name (1-64 of A-Z a-z 0-9 . _ -)" }),
+  ),
+  key: required(key(32)),
+  token: required(key(32)),
+  totp: optional(base32Secret(16, 64)),
+  socks5: section(object({
+    listen: withDefault(hostPort(0), { host: "127.0.0.1", port: 1080 }),
+    users: optional(record(
+      string({ pattern: /^[\s\S]{1,255}$/, what: "a password of 1-255 characters", secret: true }),
+      {
+        keyPattern: /^[^\s:]{1,255}$/,
+        keyWhat: "a SOCKS5 user name of 1-255 characters without spaces",
+      },
+    )),
+  })),
+  http_connect: optional(object({ listen: required(hostPort(0)) })),
+  kex: withDefault(kexList(), [...DEFAULT_KEX]),
+  aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
+  limits: section(object({
+    stream_window: withDefault(size(16 * KiB, GiB), MiB),
+    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 16 * MiB),
+    max_streams: withDefault(integer(1, 1_000_000), 1024),
+    connect_timeout: withDefault(duration(0.1, 300), 10),
+  })),
+});
+
+/**
+ * Parses client profile text.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseClientConfig } from "./client.ts";
+ * const cfg = parseClientConfig(Deno.readTextFileSync("alice.yml"), "alice.yml");
+ * console.log(cfg.socks5.listen); // { host: "127.0.0.1", port: 1080 }
+ * ```
+ */
+export function parseClientConfig(text: string, file: string): ClientConfig {
+  const { raw, root } = parseWith(text, file, clientSchema);
+  if (raw.limits.session_window < raw.limits.stream_window) {
+    throw configError(
+      { file, path: "limits.session_window" },
+      locate(root, ["limits", "session_window"]),
+      `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
+    );
+  }
+  const cfg: ClientConfig = {
+    file,
+    server: raw.server,
+    serverName: raw.server_name ?? raw.server.host,
+    transport: raw.transport,
+    serverKey: raw.server_key,
+    ...(raw.ca === undefined ? {} : { caPem: raw.ca }),
+    user: raw.user,
+    key: raw.key,
+    token: raw.token,
+    ...(raw.totp === undefined ? {} : { totpSecret: raw.totp }),
+    socks5: {
+      listen: raw.socks5.listen,
+      ...(raw.socks5.users === undefined ? {} : { users: raw.socks5.users }),
+    },
+    ...(raw.http_connect === undefined ? {} : { httpConnect: { listen: raw.http_connect.listen } }),
+    kex: raw.kex,
+    aead: raw.aead,
+    limits: {
+      streamWindow: raw.limits.stream_window,
+      sessionWindow: raw.limits.session_window,
+      maxStreams: raw.limits.max_streams,
+      connectTimeoutS: raw.limits.connect_timeout,
+    },
+  };
+  return deepFreeze(cfg);
+}
+
+/**
+ * Reads and parses a client profile. `path` may also be a `nitrosocks://`
+ * share link.
+ */
+export async function loadClientConfig(path: string): Promise<ClientConfig> {
+  if (path.startsWith(SHARE_SCHEME)) {
+    return parseClientConfig(decodeShareLink(path), "<share link>");
+  }
+  return parseClientConfig(await readConfigText(path), path);
+}
+
+/** What {@link formatClientProfile} writes. */
+export interface ClientProfile {
+  server: HostPort;
+  serverName: string;
+  transport: "tls" | "tcp";
+  serverKey: Uint8Array;
+  caPem?: string;
+  user: string;
+  key: Uint8Array;
+  token: Uint8Array;
+  totpSecret?: Uint8Array;
+  socks5Listen?: HostPort;
+}
+
+function hp(h: HostPort): string {
+  return JSON.stringify(h.host.includes(":") ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`);
+}
+
+/**
+ * Renders a commented client profile that {@link parseClientConfig} reads
+ * back to the same values.
+ *
+ * @example
+ * ```ts ignore
+ * import { formatClientProfile } from "./client.ts";
+ * Deno.writeTextFileSync("alice.yml", formatClientProfile(profile), { mode: 0o600 });
+ * ```
+ */
+export function formatClientProfile(p: ClientProfile): string {
+  const lines = [
+    `# NitroSocks client profile for user ${JSON.stringify(p.user)}.`,
+    "# Keep it secret: it holds the user's private key and token.",
+    "# Every key is described in docs/CONFIG.md.",
+    "",
+    "# The server to connect to, and the name its TLS certificate is checked against.",
+    `server: ${hp(p.server)}`,
+    `server_name: ${JSON.stringify(p.serverName)}`,
+    `transport: ${p.transport}`,
+    "",
+    "# The server's public key (Ed25519 ‖ X25519). The tunnel is authenticated by",
+    "# this pinned key even when the TLS connection is intercepted.",
+    `server_key: ${JSON.stringify(toBase64Url(p.serverKey))}`,
+  ];
+  if (p.caPem !== undefined) {
+    lines.push("", "# CA that signed the server's TLS certificate.", "ca: |");
+    for (const l of p.caPem.trim().split(/\r?\n/)) lines.push(`  ${l}`);
+  }
+  lines.push(
+    "",
+    "# This user's credentials: X25519 private key and pre-shared token.",
+    `user: ${JSON.stringify(p.user)}`,
+    `key: ${JSON.stringify(toBase64Url(p.key))}`,
+    `token: ${JSON.stringify(toBase64Url(p.token))}`,
+  );
+  if (p.totpSecret !== undefined) {
+    lines.push(
+      "# TOTP secret (base32); also add it to an authenticator app if you like.",
+      `totp: ${JSON.stringify(encodeBase32(p.totpSecret))}`,
+    );
+  }
+  lines.push(
+    "",
+    "# Local SOCKS5 proxy for applications (no authentication; loopback only).",
+    "socks5:",
+    `  listen: ${hp(p.socks5Listen ?? { host: "127.0.0.1", port: 1080 })}`,
+    "",
+    "# Optional HTTP CONNECT proxy:",
+    "# http_connect:",
+    '#   listen: "127.0.0.1:8118"',
+    "",
+  );
+  return lines.join("\n");
+}
+
+const SHARE_SCHEME = "nitrosocks://";
+
+/**
+ * Encodes profile text as a `nitrosocks://` link (base64url of the UTF-8
+ * YAML). The link is as secret as the profile.
+ *
+ * @example
+ * ```ts
+ * import { decodeShareLink, encodeShareLink } from "./client.ts";
+ * decodeShareLink(encodeShareLink("user: alice\n")); // "user: alice\n"
+ * ```
+ */
+export function encodeShareLink(profileYaml: string): string {
+  return SHARE_SCHEME + toBase64Url(new TextEncoder().encode(profileYaml));
+}
+
+/** Decodes a `nitrosocks://` link back to profile text; `ConfigError` when malformed. */
+export function decodeShareLink(link: string): string {
+  const body = link.trim();
+  if (!body.startsWith(SHARE_SCHEME)) {
+    throw new ConfigError(`Invalid share link: expected it to start with "${SHARE_SCHEME}"`);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(
+      fromBase64Url(body.slice(SHARE_SCHEME.length)),
+    );
+  } catch {
+    throw new ConfigError("Invalid share link: not base64url-encoded UTF-8", {
+      hint: "copy the whole link",
+    });
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Configuration: `server.yml`, `users.yml` and client profiles, parsed to
+ * frozen objects or refused with a `ConfigError` that names the file, line,
+ * column and key path, with a hint. Never half-applied.
+ *
+ * Every key, type and default is described in docs/CONFIG.md.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadServerConfig, loadUsers, matchRoute } from "./mod.ts";
+ * const server = await loadServerConfig("server.yml");
+ * const { users } = await loadUsers(server.usersFile);
+ * const alice = users.get("alice")!;
+ * matchRoute(alice.routes, { proto: "tcp", host: "example.com", port: 443 });
+ * ```
+ *
+ * @module
+ */
+export { type HostPort, loadServerConfig, parseServerConfig, type ServerConfig } from "./server.ts";
+export {
+  addUserToYaml,
+  loadUsers,
+  type NewUser,
+  parseUsers,
+  removeUserFromYaml,
+  type UserEntry,
+  type UsersConfig,
+} from "./users.ts";
+export {
+  type ClientConfig,
+  type ClientProfile,
+  decodeShareLink,
+  encodeShareLink,
+  formatClientProfile,
+  loadClientConfig,
+  parseClientConfig,
+} from "./client.ts";
+export { compileRoutes, matchRoute, parseRoute, type Route, type RouteTarget } from "./routes.ts";
+export { decodeBase32, encodeBase32 } from "./base32.ts";
+export {
+  AEAD_NAMES,
+  type AeadName,
+  DEFAULT_AEAD,
+  DEFAULT_KEX,
+  KEX_NAMES,
+  type KexName,
+  USER_NAME_PATTERN,
+} from "./_shared.ts";
+export { isHost, parseDuration, parseSize } from "./_schema.ts";

@@ -1,0 +1,279 @@
+/**
+ * `server.yml`: where the server listens, its keys and certificate, which
+ * users file to use, and its limits. Parsed to a frozen object or refused
+ * with a `ConfigError` (file:line:column, key path, hint).
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { ConfigError } from "../errors.ts";
+import { fromBase64Url } from "../crypto/mod.ts";
+import {
+  boolean,
+  configError,
+  duration,
+  hostPort,
+  integer,
+  list,
+  locate,
+  object,
+  oneOf,
+  optional,
+  required,
+  section,
+  size,
+  string,
+  withDefault,
+} from "./_schema.ts";
+import {
+  AEAD_NAMES,
+  type AeadName,
+  deepFreeze,
+  DEFAULT_AEAD,
+  DEFAULT_KEX,
+  GiB,
+  ioReason,
+  KEX_NAMES,
+  type KexName,
+  KiB,
+  MiB,
+  parseWith,
+  readConfigText,
+  resolveRef,
+} from "./_shared.ts";
+
+/** A host and port. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** The parsed `server.yml`. */
+export interface ServerConfig {
+  /** The config file as given. */
+  file: string;
+  /** Its directory; relative paths in the file are resolved against it. */
+  dir: string;
+  listen: HostPort;
+  transport: "tls" | "tcp";
+  /** Present when `transport` is "tls". */
+  tls?: { certPem: string; keyPem: string; alpn: string[] };
+  /** The 64-byte server private key (Ed25519 seed ‖ X25519 private key). */
+  identity: Uint8Array;
+  /** Path of the users file (resolved). */
+  usersFile: string;
+  fallback: { mode: "decoy" | "upstream" | "close"; upstream?: HostPort };
+  handshake: {
+    clockWindowS: number;
+    replayCache: number;
+    kex: KexName[];
+    aead: AeadName[];
+  };
+  limits: {
+    maxStreamsPerTunnel: number;
+    streamWindow: number;
+    sessionWindow: number;
+    idleTimeoutS: number;
+    connectTimeoutS: number;
+    maxTunnels: number;
+  };
+  socks5Direct: { enabled: boolean; listen: HostPort };
+  log: { level: "debug" | "info" | "warn" | "error" };
+}
+
+const path = () => string({ what: "a file path" });
+
+/** Key-exchange preference list (shared with the client schema). */
+export const kexList = () => list(oneOf(KEX_NAMES), { min: 1, unique: true });
+/** AEAD preference list (shared with the client schema). */
+export const aeadList = () => list(oneOf(AEAD_NAMES), { min: 1, unique: true });
+
+const serverSchema = object({
+  listen: withDefault(hostPort(0), { host: "0.0.0.0", port: 8443 }),
+  transport: withDefault(oneOf(["tls", "tcp"] as const), "tls"),
+  tls: optional(object({
+    cert: required(path()),
+    key: required(path()),
+    alpn: withDefault(
+      list(string({ pattern: /^[\x21-\x7e]{1,255}$/, what: "an ALPN protocol id" }), {
+        min: 1,
+        unique: true,
+      }),
+      ["h2", "http/1.1"],
+    ),
+  })),
+  identity: required(path()),
+  users: withDefault(path(), "users.yml"),
+  fallback: section(object({
+    mode: withDefault(oneOf(["decoy", "upstream", "close"] as const), "decoy"),
+    upstream: optional(hostPort()),
+  })),
+  handshake: section(object({
+    clock_window: withDefault(duration(1, 3600), 120),
+    replay_cache: withDefault(integer(1000, 10_000_000), 100_000),
+    kex: withDefault(kexList(), [...DEFAULT_KEX]),
+    aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
+  })),
+  limits: section(object({
+    max_streams_per_tunnel: withDefault(integer(1, 1_000_000), 1024),
+    stream_window: withDefault(size(16 * KiB, GiB), MiB),
+    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 16 * MiB),
+    idle_timeout: withDefault(duration(1, 7 * 86400), 300),
+    connect_timeout: withDefault(duration(0.1, 300), 10),
+    max_tunnels: withDefault(integer(1, 1_000_000), 256),
+  })),
+  socks5_direct: section(object({
+    enabled: withDefault(boolean(), false),
+    listen: withDefault(hostPort(0), { host: "127.0.0.1", port: 1081 }),
+  })),
+  log: section(object({
+    level: withDefault(oneOf(["debug", "info", "warn", "error"] as const), "info"),
+  })),
+});
+
+/**
+ * Parses `server.yml` text. `readFile` reads the files it names (identity,
+ * TLS certificate and key), already resolved against the file's directory.
+ *
+ * @example
+ * ```ts
+ * import { parseServerConfig } from "./server.ts";
+ * const files: Record<string, string> = { "keys/server.key": "A".repeat(86) };
+ * const cfg = parseServerConfig("transport: tcp\nidentity: keys/server.key\n", "server.yml", (p) => files[p]!);
+ * console.log(cfg.listen.port); // 8443
+ * ```
+ */
+export function parseServerConfig(
+  text: string,
+  file: string,
+  readFile: (path: string) => string,
+): ServerConfig {
+  const { raw, root } = parseWith(text, file, serverSchema);
+  const at = (p: string) => ({ file, path: p });
+  const read = (key: string[], ref: string, what: string): { text: string; path: string } => {
+    const p = resolveRef(file, ref);
+    try {
+      return { text: readFile(p), path: p };
+    } catch (e) {
+      throw configError(
+        at(key.join(".")),
+        locate(root, key),
+        `Cannot read ${what} ${JSON.stringify(p)}: ${ioReason(e)}`,
+      );
+    }
+  };
+
+  if (raw.fallback.mode === "upstream" && raw.fallback.upstream === undefined) {
+    throw configError(
+      at("fallback.upstream"),
+      locate(root, ["fallback", "mode"]),
+      'Missing required key "fallback.upstream": mode is "upstream"',
+      'add upstream: "127.0.0.1:8080"',
+    );
+  }
+  if (raw.limits.session_window < raw.limits.stream_window) {
+    throw configError(
+      at("limits.session_window"),
+      locate(root, ["limits", "session_window"]),
+      `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
+    );
+  }
+
+  // Identity: base64url of the 64 private bytes.
+  const id = read(["identity"], raw.identity, "identity file");
+  let identity: Uint8Array;
+  try {
+    identity = fromBase64Url(id.text.trim());
+  } catch {
+    identity = new Uint8Array(0);
+  }
+  if (identity.length !== 64) {
+    const idPos = locate(root, ["identity"]);
+    throw new ConfigError(
+      `Invalid identity file: expected 64 bytes of unpadded base64url, got ${
+        identity.length === 0 ? "something else" : `${identity.length} bytes`
+      }`,
+      {
+        file: id.path,
+        line: 1,
+        column: 1,
+        key: "identity",
+        hint: `named by ${file}:${idPos.line}:${idPos.column}; regenerate with "nitrosocks init"`,
+      },
+    );
+  }
+
+  let tls: ServerConfig["tls"];
+  if (raw.transport === "tls") {
+    if (raw.tls === undefined) {
+      throw configError(
+        at("tls"),
+        locate(root, ["transport"]),
+        'Missing required key "tls": transport is "tls"',
+        "add tls: {cert: ..., key: ...} or set transport: tcp",
+      );
+    }
+    const cert = read(["tls", "cert"], raw.tls.cert, "certificate");
+    if (!/-----BEGIN CERTIFICATE-----/.test(cert.text)) {
+      throw configError(
+        at("tls.cert"),
+        locate(root, ["tls", "cert"]),
+        `Invalid tls.cert: ${JSON.stringify(cert.path)} is not a PEM certificate`,
+      );
+    }
+    const key = read(["tls", "key"], raw.tls.key, "private key");
+    if (!/-----BEGIN (EC |RSA )?PRIVATE KEY-----/.test(key.text)) {
+      throw configError(
+        at("tls.key"),
+        locate(root, ["tls", "key"]),
+        `Invalid tls.key: ${JSON.stringify(key.path)} is not a PEM private key`,
+      );
+    }
+    tls = { certPem: cert.text, keyPem: key.text, alpn: raw.tls.alpn };
+  }
+
+  const cfg: ServerConfig = {
+    file,
+    dir: dirname(file),
+    listen: raw.listen,
+    transport: raw.transport,
+    ...(tls === undefined ? {} : { tls }),
+    identity,
+    usersFile: resolveRef(file, raw.users),
+    fallback: {
+      mode: raw.fallback.mode,
+      ...(raw.fallback.upstream === undefined ? {} : { upstream: raw.fallback.upstream }),
+    },
+    handshake: {
+      clockWindowS: raw.handshake.clock_window,
+      replayCache: raw.handshake.replay_cache,
+      kex: raw.handshake.kex,
+      aead: raw.handshake.aead,
+    },
+    limits: {
+      maxStreamsPerTunnel: raw.limits.max_streams_per_tunnel,
+      streamWindow: raw.limits.stream_window,
+      sessionWindow: raw.limits.session_window,
+      idleTimeoutS: raw.limits.idle_timeout,
+      connectTimeoutS: raw.limits.connect_timeout,
+      maxTunnels: raw.limits.max_tunnels,
+    },
+    socks5Direct: { enabled: raw.socks5_direct.enabled, listen: raw.socks5_direct.listen },
+    log: { level: raw.log.level },
+  };
+  return deepFreeze(cfg);
+}
+
+/**
+ * Reads and parses `server.yml` and the files it names.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadServerConfig } from "./server.ts";
+ * const cfg = await loadServerConfig("/etc/nitrosocks/server.yml");
+ * ```
+ */
+export async function loadServerConfig(path: string): Promise<ServerConfig> {
+  const text = await readConfigText(path);
+  return parseServerConfig(text, path, (p) => Deno.readTextFileSync(p));
+}

@@ -1,0 +1,214 @@
+/**
+ * `users.yml`: who may connect, with what credentials, to which routes, and
+ * how much. Parsed to a frozen object or refused with a `ConfigError`; edited
+ * in place (comments and other users kept) by `addUserToYaml` and
+ * `removeUserFromYaml`.
+ *
+ * @module
+ */
+import { ConfigError } from "../errors.ts";
+import { toBase64Url } from "../crypto/mod.ts";
+import {
+  base32Secret,
+  boolean,
+  childPath,
+  configError,
+  integer,
+  key,
+  list,
+  locate,
+  object,
+  optional,
+  rate,
+  record,
+  refine,
+  required,
+  string,
+  timestamp,
+  withDefault,
+} from "./_schema.ts";
+import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_shared.ts";
+import { deleteYamlEntry, setYamlEntry } from "./_yaml.ts";
+import { encodeBase32 } from "./base32.ts";
+import { parseRoute } from "./routes.ts";
+
+/** One user of the server. */
+export interface UserEntry {
+  name: string;
+  /** Client X25519 public key, 32 bytes. */
+  publicKey: Uint8Array;
+  /** Pre-shared token, 32 bytes. */
+  token: Uint8Array;
+  /** RFC 6238 secret, when the user must also send a TOTP code. */
+  totpSecret?: Uint8Array;
+  /** Allowed route patterns (see `routes.ts`); default ["*"]. */
+  routes: string[];
+  /** Bandwidth limit in bytes per second, each direction. */
+  bandwidth?: number;
+  /** Most concurrent streams this user may open over all tunnels. */
+  maxStreams?: number;
+  /** The user is refused from this instant on. */
+  expires?: Date;
+  disabled: boolean;
+}
+
+/** The parsed `users.yml`. */
+export interface UsersConfig {
+  file: string;
+  users: Map<string, UserEntry>;
+}
+
+/** A route pattern checked by `parseRoute`. */
+export const routePattern = () =>
+  refine(string({ what: "a route pattern" }), (s) => {
+    try {
+      parseRoute(s);
+      return undefined;
+    } catch (e) {
+      const why = e instanceof Error ? e.message.replace(/^Invalid route ".*?": /, "") : String(e);
+      return {
+        detail: `${JSON.stringify(s)}: ${why}`,
+        hint: 'e.g. "*", "tcp:*.example.com:443", "10.0.0.*:22", "[::1]:22"',
+      };
+    }
+  });
+
+const userSchema = object({
+  public_key: required(key(32)),
+  token: required(key(32)),
+  totp: optional(base32Secret(16, 64)),
+  routes: withDefault(list(routePattern()), ["*"]),
+  bandwidth: optional(rate(1024, 1e12)),
+  max_streams: optional(integer(1, 1_000_000)),
+  expires: optional(timestamp()),
+  disabled: withDefault(boolean(), false),
+});
+
+const usersSchema = object({
+  users: withDefault(
+    record(userSchema, { keyPattern: USER_NAME_PATTERN, keyWhat: "1-64 of A-Z a-z 0-9 . _ -" }),
+    new Map(),
+  ),
+});
+
+/**
+ * Parses `users.yml` text.
+ *
+ * @example
+ * ```ts
+ * import { parseUsers } from "./users.ts";
+ * const k = "A".repeat(43);
+ * const cfg = parseUsers(`users:\n  alice: {public_key: ${k}, token: ${k}}\n`, "users.yml");
+ * console.log(cfg.users.get("alice")?.routes); // ["*"]
+ * ```
+ */
+export function parseUsers(text: string, file: string): UsersConfig {
+  const { raw, root } = parseWith(text, file, usersSchema);
+  const users = new Map<string, UserEntry>();
+  const byKey = new Map<string, string>();
+  for (const [name, u] of raw.users) {
+    const pk = toBase64Url(u.public_key);
+    const other = byKey.get(pk);
+    if (other !== undefined) {
+      const pos = locate(root, ["users", name, "public_key"]);
+      throw configError(
+        { file, path: childPath(childPath("users", name), "public_key") },
+        pos,
+        `Invalid users.${name}.public_key: the same key is already used by user ${
+          JSON.stringify(other)
+        }`,
+        "every user needs their own key pair",
+      );
+    }
+    byKey.set(pk, name);
+    users.set(name, {
+      name,
+      publicKey: u.public_key,
+      token: u.token,
+      ...(u.totp === undefined ? {} : { totpSecret: u.totp }),
+      routes: u.routes,
+      ...(u.bandwidth === undefined ? {} : { bandwidth: u.bandwidth }),
+      ...(u.max_streams === undefined ? {} : { maxStreams: u.max_streams }),
+      ...(u.expires === undefined ? {} : { expires: u.expires }),
+      disabled: u.disabled,
+    });
+  }
+  return deepFreeze({ file, users });
+}
+
+/**
+ * Reads and parses `users.yml`. Safe to call again to reload: it either
+ * returns a complete new config or throws, never a partial one.
+ */
+export async function loadUsers(path: string): Promise<UsersConfig> {
+  return parseUsers(await readConfigText(path), path);
+}
+
+/** A user to add with {@link addUserToYaml}. */
+export interface NewUser {
+  name: string;
+  publicKey: Uint8Array;
+  token: Uint8Array;
+  totpSecret?: Uint8Array;
+  routes?: string[];
+  /** A rate such as "10MB/s". */
+  bandwidth?: string;
+  maxStreams?: number;
+  expires?: Date;
+}
+
+/**
+ * Returns `text` with `user` added under `users:`, keeping comments and the
+ * other users. Throws `ConfigError` when the file is invalid, the name is
+ * taken or not allowed, or the result would not parse.
+ *
+ * @example
+ * ```ts
+ * import { addUserToYaml } from "./users.ts";
+ * const text = addUserToYaml("users: {}\n", "users.yml", {
+ *   name: "bob", publicKey: new Uint8Array(32).fill(1), token: new Uint8Array(32).fill(2),
+ * });
+ * ```
+ */
+export function addUserToYaml(text: string, file: string, user: NewUser): string {
+  const current = parseUsers(text, file);
+  if (!USER_NAME_PATTERN.test(user.name)) {
+    throw new ConfigError(
+      `Invalid user name ${JSON.stringify(user.name)}: expected 1-64 of A-Z a-z 0-9 . _ -`,
+    );
+  }
+  if (current.users.has(user.name)) {
+    throw new ConfigError(`User ${JSON.stringify(user.name)} already exists`, {
+      file,
+      hint: "choose another name or remove the user first",
+    });
+  }
+  const value: Record<string, unknown> = {
+    public_key: toBase64Url(user.publicKey),
+    token: toBase64Url(user.token),
+  };
+  if (user.totpSecret !== undefined) value.totp = encodeBase32(user.totpSecret);
+  value.routes = user.routes ?? ["*"];
+  if (user.bandwidth !== undefined) value.bandwidth = user.bandwidth;
+  if (user.maxStreams !== undefined) value.max_streams = user.maxStreams;
+  if (user.expires !== undefined) value.expires = user.expires.toISOString();
+  value.disabled = false;
+  const out = setYamlEntry(text, file, ["users", user.name], value);
+  parseUsers(out, file);
+  return out;
+}
+
+/**
+ * Returns `text` without user `name` (comments kept); throws `ConfigError`
+ * when there is no such user.
+ */
+export function removeUserFromYaml(text: string, file: string, name: string): string {
+  const current = parseUsers(text, file);
+  if (!current.users.has(name)) {
+    throw new ConfigError(`No user ${JSON.stringify(name)}`, { file });
+  }
+  const out = deleteYamlEntry(text, file, ["users", name]);
+  if (out === undefined) throw new ConfigError(`No user ${JSON.stringify(name)}`, { file });
+  parseUsers(out, file);
+  return out;
+}

@@ -1,0 +1,58 @@
+/**
+ * Algorithm names ↔ wire ids, and option checks shared by both engines.
+ *
+ * @module
+ */
+import {
+  AEAD_IDS,
+  AEAD_WIRE_IDS,
+  type AeadId,
+  KEX_IDS,
+  KEX_WIRE_IDS,
+  type KexId,
+} from "./constants.ts";
+
+/** The KexId for a wire id, if we know it. */
+export function kexFromWire(id: number): KexId | undefined {
+  return KEX_IDS.find((k) => KEX_WIRE_IDS[k] === id);
+}
+
+/** The AeadId for a wire id, if we know it. */
+export function aeadFromWire(id: number): AeadId | undefined {
+  return AEAD_IDS.find((a) => AEAD_WIRE_IDS[a] === id);
+}
+
+/** Checks a caller's list: non-empty, known names, no duplicates; returns a copy. */
+export function checkList<T extends string>(
+  what: string,
+  list: readonly T[] | undefined,
+  known: readonly T[],
+): T[] {
+  if (list === undefined) return [...known];
+  if (list.length === 0) throw new RangeError(`Cannot use ${what} list: it is empty`);
+  for (const v of list) {
+    if (!known.includes(v)) {
+      throw new TypeError(`Cannot use ${what} "${v}": not one of ${known.join(", ")}`);
+    }
+  }
+  if (new Set(list).size !== list.length) {
+    throw new TypeError(`Cannot use ${what} list: "${list.join(", ")}" has duplicates`);
+  }
+  return [...list];
+}
+
+/** Checks a padding maximum (0..255). */
+export function checkPaddingMax(v: number | undefined, max: number): number {
+  const n = v ?? max;
+  if (!Number.isInteger(n) || n < 0 || n > max) {
+    throw new RangeError(`Cannot use padding maximum ${n}: not an integer in 0..${max}`);
+  }
+  return n;
+}
+
+/** now() as a u64-safe integer number of milliseconds. */
+export function clockMs(now: () => number): number {
+  const t = Math.floor(now());
+  if (!Number.isFinite(t)) throw new RangeError(`Cannot read clock: now() returned ${t}`);
+  return Math.min(Math.max(t, 0), Number.MAX_SAFE_INTEGER);
+}

@@ -1,0 +1,507 @@
+/**
+ * The client side of the NitroSocks v1 handshake: a push-based engine over
+ * explicit states (`createHello` → `consumeServerHello` → `consumeResult`).
+ * No I/O, no timers, no awaits: bytes in, bytes and secrets out.
+ * Spec: docs/protocol/20-handshake.md.
+ *
+ * @module
+ */
+import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
+import { ProtocolError } from "../errors.ts";
+import { ctEqual, randomBytes, type RandomSource, wipe } from "../crypto/mod.ts";
+import { generateHiddenKeyPair } from "../crypto/elligator.ts";
+import { ed25519Verify, x25519SharedSecret } from "../crypto/keys.ts";
+import { totp } from "../crypto/totp.ts";
+import { concat } from "../wire/bytes.ts";
+import {
+  AEAD_IDS,
+  AEAD_TAG_BYTES,
+  AEAD_WIRE_IDS,
+  type AeadId,
+  KEX_IDS,
+  KEX_WIRE_IDS,
+  type KexId,
+  LENGTH_BYTES,
+  MAC_BYTES,
+  MAX_PADDING,
+  MAX_USER_ID_BYTES,
+  RESULT_BODY_MAX,
+  RESULT_BODY_MIN,
+  SERVER_HELLO_BODY_MAX,
+  SERVER_HELLO_BODY_MIN,
+  SIGNATURE_CONTEXT,
+  SUPPORTED_VERSIONS,
+  TOKEN_BYTES,
+} from "./constants.ts";
+import { SERVER_PUBLIC_KEY_BYTES } from "./identity.ts";
+import {
+  decodeResultBody,
+  decodeServerHelloBody,
+  encodeHelloBody,
+  encodeResponseBody,
+} from "./messages.ts";
+import { aeadFromWire, checkList, checkPaddingMax, clockMs, kexFromWire } from "./_negotiate.ts";
+import {
+  ByteQueue,
+  finalSecrets,
+  type FrameKeys,
+  frameKeys,
+  frameLength,
+  INITIAL_CHAINING_KEY,
+  mixHash,
+  mixKey,
+  openFrame,
+  paddingLength,
+  sealFrame,
+  transcriptMac,
+} from "./_schedule.ts";
+import type { ClientCredentials, ClientStep, HandshakeTrace, SessionSecrets } from "./types.ts";
+
+/** Options for {@linkcode ClientHandshake}. */
+export interface ClientHandshakeOptions {
+  /** The pinned 64-byte server public key (Ed25519 ‖ X25519). */
+  serverPublicKey: Uint8Array;
+  credentials: ClientCredentials;
+  /** Key exchanges to offer, preferred first; default both, hybrid first. */
+  kex?: KexId[];
+  /** AEADs to offer, preferred first; default AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305. */
+  aead?: AeadId[];
+  /** Clock in milliseconds since the Unix epoch. */
+  now: () => number;
+  random?: RandomSource;
+  /** Most padding bytes per message, 0..255; default 255. */
+  paddingMax?: number;
+  /** Receives intermediate secrets; for test vectors only. */
+  trace?: HandshakeTrace;
+}
+
+const SIGNATURE_PREFIX = new TextEncoder().encode(SIGNATURE_CONTEXT);
+const HTTP_PREFIX = new TextEncoder().encode("HTTP/");
+const encoder = new TextEncoder();
+
+interface ClientContext {
+  signPublic: Uint8Array;
+  dhPublic: Uint8Array;
+  serverPublicKey: Uint8Array;
+  credentials: ClientCredentials;
+  kex: KexId[];
+  aead: AeadId[];
+  now: () => number;
+  random: RandomSource;
+  paddingMax: number;
+  trace: HandshakeTrace;
+}
+
+/** Waiting for the ServerHello; holds what is needed to open and answer it. */
+interface ExpectServerHello {
+  kind: "expect_server_hello";
+  ck: Uint8Array;
+  h: Uint8Array;
+  keys: FrameKeys;
+  ephemeral: Uint8Array;
+  mlkemSecret: Uint8Array | undefined;
+}
+
+/** Response sent; waiting for the Result. */
+interface ExpectResult {
+  kind: "expect_result";
+  ck: Uint8Array;
+  h: Uint8Array;
+  keys: FrameKeys;
+  version: number;
+  kex: KexId;
+  aead: AeadId;
+}
+
+type ClientState =
+  | { kind: "start" }
+  | ExpectServerHello
+  | ExpectResult
+  | { kind: "done" }
+  | { kind: "failed" };
+
+function authFailed(detail: string): ProtocolError {
+  return new ProtocolError("AUTH_FAILED", `Cannot verify server: ${detail}`);
+}
+
+/** Builds the Hello (representative ‖ masked_len ‖ sealed body) and the first state. */
+function createHello(ctx: ClientContext): { bytes: Uint8Array; state: ExpectServerHello } {
+  const ck0 = INITIAL_CHAINING_KEY.slice();
+  const h0 = mixHash(ck0, ctx.serverPublicKey);
+  const eph = generateHiddenKeyPair(ctx.random);
+  const nonce = ctx.random(32);
+  const hybrid = ctx.kex.includes("x25519-mlkem768");
+  let mlkem: { publicKey: Uint8Array; secretKey: Uint8Array } | undefined;
+  if (hybrid) {
+    const seed = ctx.random(64);
+    mlkem = ml_kem768.keygen(seed);
+    wipe(seed);
+  }
+  const body = encodeHelloBody({
+    versions: [...SUPPORTED_VERSIONS],
+    kex: ctx.kex.map((k) => KEX_WIRE_IDS[k]),
+    aead: ctx.aead.map((a) => AEAD_WIRE_IDS[a]),
+    nonce,
+    timestampMs: clockMs(ctx.now),
+    ...(mlkem === undefined ? {} : { mlkemKey: mlkem.publicKey }),
+    paddingLength: paddingLength(ctx.random, ctx.paddingMax),
+  });
+  const hc = mixHash(h0, eph.representative);
+  const es = x25519SharedSecret(eph.privateKey, ctx.dhPublic);
+  ctx.trace("c_eph_private", eph.privateKey);
+  ctx.trace("c_eph_public", eph.publicKey);
+  ctx.trace("es", es);
+  const ck1 = mixKey(ck0, es);
+  wipe(es);
+  const frame = sealFrame(frameKeys(ck1, "hello", hc), hc, body);
+  const h1 = mixHash(hc, frame);
+  ctx.trace("ck1", ck1);
+  ctx.trace("h1", h1);
+  return {
+    bytes: concat([eph.representative, frame]),
+    state: {
+      kind: "expect_server_hello",
+      ck: ck1,
+      h: h1,
+      keys: frameKeys(ck1, "server hello", h1),
+      ephemeral: eph.privateKey,
+      mlkemSecret: mlkem?.secretKey,
+    },
+  };
+}
+
+/** Opens and checks the ServerHello; returns the Response and the next state. */
+function consumeServerHello(
+  ctx: ClientContext,
+  s: ExpectServerHello,
+  frame: Uint8Array,
+): { bytes: Uint8Array; state: ExpectResult } {
+  let plain: Uint8Array;
+  try {
+    plain = openFrame(s.keys, s.h, frame);
+  } catch (e) {
+    throw authFailedFor(frame, e);
+  }
+  const sh = decodeServerHelloBody(plain);
+  const kex = kexFromWire(sh.kex);
+  const aead = aeadFromWire(sh.aead);
+  if (!SUPPORTED_VERSIONS.includes(sh.version)) {
+    throw new ProtocolError(
+      "UNSUPPORTED",
+      `Cannot accept ServerHello: version ${sh.version} was not offered`,
+    );
+  }
+  if (kex === undefined || !ctx.kex.includes(kex)) {
+    throw new ProtocolError(
+      "UNSUPPORTED",
+      `Cannot accept ServerHello: key exchange ${sh.kex} was not offered`,
+    );
+  }
+  if (aead === undefined || !ctx.aead.includes(aead)) {
+    throw new ProtocolError(
+      "UNSUPPORTED",
+      `Cannot accept ServerHello: AEAD ${sh.aead} was not offered`,
+    );
+  }
+  // Seed 000 Sign(ServerCert): the signature covers everything so far.
+  const signed = concat([SIGNATURE_PREFIX, mixHash(s.h, sh.signed)]);
+  if (!ed25519Verify(ctx.signPublic, signed, sh.signature)) {
+    throw authFailed("the server's identity does not match the pinned key (bad signature)");
+  }
+  const h2 = mixHash(s.h, frame);
+  const ee = x25519SharedSecret(s.ephemeral, sh.serverEphemeral);
+  let ikm = ee;
+  ctx.trace("ee", ee);
+  if (kex === "x25519-mlkem768") {
+    // Decapsulation never throws for a well-sized ciphertext (FIPS 203 implicit rejection).
+    const ss = ml_kem768.decapsulate(sh.mlkemCiphertext!, s.mlkemSecret!);
+    ctx.trace("mlkem_ss", ss);
+    ikm = concat([ee, ss]);
+    wipe(ss);
+  }
+  const ck2 = mixKey(s.ck, ikm);
+  wipe(ee, ikm, s.ephemeral, s.mlkemSecret);
+  ctx.trace("ck2", ck2);
+  ctx.trace("h2", h2);
+
+  const creds = ctx.credentials;
+  const body = encodeResponseBody({
+    userId: creds.userId,
+    ...(creds.totpSecret === undefined
+      ? {}
+      : { totpCode: Number(totp(creds.totpSecret, ctx.now())) }),
+    paddingLength: paddingLength(ctx.random, ctx.paddingMax),
+  });
+  const sealed = sealFrame(frameKeys(ck2, "client hs", h2), h2, body);
+  wipe(body);
+  const h3 = mixHash(h2, sealed);
+  // Proof of the client's private key: se mixed into the chain.
+  const se = x25519SharedSecret(creds.clientKey, sh.serverEphemeral);
+  const ck3 = mixKey(ck2, se);
+  wipe(se);
+  const keyTag = transcriptMac(ck3, "key tag", h3);
+  // Proof of the token: mixed as a PSK.
+  const ck4 = mixKey(ck3, creds.token);
+  const tokenTag = transcriptMac(ck4, "token tag", h3);
+  const h4 = mixHash(h3, keyTag, tokenTag);
+  ctx.trace("h3", h3);
+  ctx.trace("ck3", ck3);
+  ctx.trace("ck4", ck4);
+  ctx.trace("h4", h4);
+  return {
+    bytes: concat([sealed, keyTag, tokenTag]),
+    state: {
+      kind: "expect_result",
+      ck: ck4,
+      h: h4,
+      keys: frameKeys(ck4, "server hs", h4),
+      version: sh.version,
+      kex,
+      aead,
+    },
+  };
+}
+
+/** Opens and checks the Result; returns the Finish and the session secrets. */
+function consumeResult(
+  ctx: ClientContext,
+  s: ExpectResult,
+  frame: Uint8Array,
+): { finish: Uint8Array; secrets: SessionSecrets } {
+  const sealed = frame.subarray(0, frame.length - MAC_BYTES);
+  const mac = frame.subarray(frame.length - MAC_BYTES);
+  let plain: Uint8Array;
+  try {
+    plain = openFrame(s.keys, s.h, sealed);
+  } catch (e) {
+    throw new ProtocolError("AUTH_FAILED", "Cannot verify server: Result does not open", {
+      cause: e,
+    });
+  }
+  const result = decodeResultBody(plain);
+  const h5 = mixHash(s.h, sealed);
+  const expected = transcriptMac(s.ck, "server finished", h5);
+  if (!ctEqual(expected, mac)) throw authFailed("Result MAC does not match the transcript");
+  const h6 = mixHash(h5, mac);
+  const finish = transcriptMac(s.ck, "client finished", h6);
+  const h7 = mixHash(h6, finish);
+  ctx.trace("h7", h7);
+  const secrets: SessionSecrets = {
+    version: s.version,
+    kex: s.kex,
+    aead: s.aead,
+    sessionId: result.sessionId,
+    ...finalSecrets(s.ck, h7),
+    userId: ctx.credentials.userId,
+    transcriptHash: h7,
+  };
+  wipe(s.ck);
+  return { finish, secrets };
+}
+
+function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
+  const n = Math.min(b.length, prefix.length);
+  for (let i = 0; i < n; i++) if (b[i] !== prefix[i]) return false;
+  return true;
+}
+
+function authFailedFor(received: Uint8Array, cause: unknown): ProtocolError {
+  if (received.length >= HTTP_PREFIX.length && startsWith(received, HTTP_PREFIX)) {
+    return new ProtocolError(
+      "AUTH_FAILED",
+      "Cannot verify server: it answered as a web server, so it did not accept our Hello " +
+        "(wrong server public key, clock more than 2 minutes off, or not a NitroSocks server)",
+      { cause },
+    );
+  }
+  return authFailed(
+    "the server's identity does not match the pinned key (ServerHello does not open)",
+  );
+}
+
+/**
+ * Client handshake engine. Call `hello()` once and send its bytes, then feed
+ * every received chunk to `push()` and act on the step it returns.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   ClientHandshake, generateClientKey, generateServerIdentity, generateToken, ReplayGuard,
+ *   serverPublicKey, ServerHandshake,
+ * } from "./mod.ts";
+ * const identity = generateServerIdentity();
+ * const key = generateClientKey();
+ * const token = generateToken();
+ * const client = new ClientHandshake({
+ *   serverPublicKey: serverPublicKey(identity),
+ *   credentials: { userId: "alice", clientKey: key.privateKey, token },
+ *   now: Date.now,
+ * });
+ * const server = new ServerHandshake({
+ *   identity,
+ *   lookupUser: (id) => id === "alice" ? { userId: id, publicKey: key.publicKey, token } : undefined,
+ *   replay: new ReplayGuard(),
+ *   now: Date.now,
+ * });
+ * const s1 = server.push(client.hello());           // { type: "send", bytes: ServerHello }
+ * const c1 = client.push(s1.type === "send" ? s1.bytes : new Uint8Array());  // send Response
+ * const s2 = server.push(c1.type === "send" ? c1.bytes : new Uint8Array());  // send Result
+ * const c2 = client.push(s2.type === "send" ? s2.bytes : new Uint8Array());  // done + Finish
+ * const s3 = server.push(c2.type === "done" ? c2.send : new Uint8Array());   // done
+ * ```
+ */
+export class ClientHandshake {
+  #ctx: ClientContext;
+  #state: ClientState = { kind: "start" };
+  #in = new ByteQueue();
+
+  constructor(opts: ClientHandshakeOptions) {
+    const spk = opts.serverPublicKey;
+    if (!(spk instanceof Uint8Array) || spk.length !== SERVER_PUBLIC_KEY_BYTES) {
+      throw new RangeError(
+        `Cannot use server public key: length ${spk?.length} is not ${SERVER_PUBLIC_KEY_BYTES}`,
+      );
+    }
+    const c = opts.credentials;
+    const idLen = encoder.encode(c.userId).length;
+    if (idLen < 1 || idLen > MAX_USER_ID_BYTES) {
+      throw new RangeError(`Cannot use user id: ${idLen} bytes is outside 1..${MAX_USER_ID_BYTES}`);
+    }
+    if (c.clientKey.length !== 32) {
+      throw new RangeError(`Cannot use client key: length ${c.clientKey.length} is not 32`);
+    }
+    if (c.token.length !== TOKEN_BYTES) {
+      throw new RangeError(`Cannot use token: length ${c.token.length} is not ${TOKEN_BYTES}`);
+    }
+    const trace = opts.trace;
+    this.#ctx = {
+      serverPublicKey: spk.slice(),
+      signPublic: spk.slice(0, 32),
+      dhPublic: spk.slice(32, 64),
+      credentials: { ...c },
+      kex: checkList("key exchange", opts.kex, KEX_IDS),
+      aead: checkList("AEAD", opts.aead, AEAD_IDS),
+      now: opts.now,
+      random: opts.random ?? randomBytes,
+      paddingMax: checkPaddingMax(opts.paddingMax, MAX_PADDING),
+      trace: trace === undefined ? () => {} : (name, v) => trace(name, v.slice()),
+    };
+  }
+
+  /** The Hello to send first. Call once. */
+  hello(): Uint8Array {
+    if (this.#state.kind !== "start") {
+      throw new ProtocolError("BAD_STATE", "Cannot create Hello: hello() was already called");
+    }
+    try {
+      const { bytes, state } = createHello(this.#ctx);
+      this.#state = state;
+      return bytes;
+    } catch (e) {
+      this.#state = { kind: "failed" };
+      throw e;
+    }
+  }
+
+  /**
+   * Feeds received bytes. Throws `ProtocolError` when the server cannot be
+   * trusted (`AUTH_FAILED`), sent something malformed (`MALFORMED`,
+   * `TOO_LARGE`) or chose what we did not offer (`UNSUPPORTED`). An empty
+   * chunk re-examines bytes already buffered.
+   */
+  push(chunk: Uint8Array): ClientStep {
+    const s = this.#state;
+    if (s.kind === "start" || s.kind === "done" || s.kind === "failed") {
+      throw new ProtocolError(
+        "BAD_STATE",
+        `Cannot push handshake bytes: the client handshake is ${
+          s.kind === "start" ? "not started (call hello() first)" : s.kind
+        }`,
+      );
+    }
+    this.#in.push(chunk);
+    try {
+      return s.kind === "expect_server_hello" ? this.#onServerHello(s) : this.#onResult(s);
+    } catch (e) {
+      this.#fail();
+      throw e;
+    }
+  }
+
+  /**
+   * The error to report when the server closes the connection now: after
+   * our Response, a close means the server refused our credentials.
+   */
+  closed(): ProtocolError {
+    const k = this.#state.kind;
+    if (k === "expect_result") {
+      return new ProtocolError(
+        "AUTH_FAILED",
+        "Cannot log in: the server closed the connection after our credentials " +
+          "(check user id, client key, token and TOTP secret)",
+      );
+    }
+    const buffered = this.#in.length;
+    const head = this.#in.peek(HTTP_PREFIX.length);
+    if (
+      k === "expect_server_hello" && head.length === HTTP_PREFIX.length &&
+      startsWith(head, HTTP_PREFIX)
+    ) {
+      return authFailedFor(head, undefined);
+    }
+    return new ProtocolError(
+      "CLOSED",
+      `Cannot finish handshake: the connection closed while ${
+        k === "expect_server_hello" ? "waiting for the ServerHello" : `in state ${k}`
+      }${buffered > 0 ? ` (${buffered} bytes of a message buffered)` : ""}`,
+    );
+  }
+
+  #onServerHello(s: ExpectServerHello): ClientStep {
+    if (this.#in.length < LENGTH_BYTES) return { type: "need_more" };
+    const ctLen = frameLength(s.keys, this.#in.peek(LENGTH_BYTES));
+    const min = SERVER_HELLO_BODY_MIN + AEAD_TAG_BYTES,
+      max = SERVER_HELLO_BODY_MAX + AEAD_TAG_BYTES;
+    if (ctLen < min || ctLen > max) {
+      const head = this.#in.peek(HTTP_PREFIX.length);
+      if (startsWith(head, HTTP_PREFIX) && head.length < HTTP_PREFIX.length) {
+        return { type: "need_more" };
+      }
+      if (head.length === HTTP_PREFIX.length && startsWith(head, HTTP_PREFIX)) {
+        throw authFailedFor(head, undefined);
+      }
+      throw new ProtocolError(
+        ctLen > max ? "TOO_LARGE" : "MALFORMED",
+        `Cannot decode ServerHello: length ${ctLen} is outside ${min}..${max}`,
+      );
+    }
+    if (this.#in.length < LENGTH_BYTES + ctLen) return { type: "need_more" };
+    const { bytes, state } = consumeServerHello(this.#ctx, s, this.#in.take(LENGTH_BYTES + ctLen));
+    this.#state = state;
+    return { type: "send", bytes };
+  }
+
+  #onResult(s: ExpectResult): ClientStep {
+    if (this.#in.length < LENGTH_BYTES) return { type: "need_more" };
+    const ctLen = frameLength(s.keys, this.#in.peek(LENGTH_BYTES));
+    const min = RESULT_BODY_MIN + AEAD_TAG_BYTES, max = RESULT_BODY_MAX + AEAD_TAG_BYTES;
+    if (ctLen < min || ctLen > max) {
+      throw new ProtocolError(
+        ctLen > max ? "TOO_LARGE" : "MALFORMED",
+        `Cannot decode Result: length ${ctLen} is outside ${min}..${max}`,
+      );
+    }
+    const total = LENGTH_BYTES + ctLen + MAC_BYTES;
+    if (this.#in.length < total) return { type: "need_more" };
+    const { finish, secrets } = consumeResult(this.#ctx, s, this.#in.take(total));
+    this.#state = { kind: "done" };
+    return { type: "done", send: finish, secrets, rest: this.#in.rest() };
+  }
+
+  #fail(): void {
+    const s = this.#state;
+    if (s.kind === "expect_server_hello") wipe(s.ck, s.keys.key, s.ephemeral, s.mlkemSecret);
+    if (s.kind === "expect_result") wipe(s.ck, s.keys.key);
+    this.#state = { kind: "failed" };
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * NitroSocks handshake v1 constants: algorithm names and wire ids, sizes of
+ * every field and message, limits. Spec constants only; implementation
+ * defaults (padding, clock window) live beside the code that uses them.
+ * See docs/protocol/20-handshake.md for the tables these numbers come from.
+ *
+ * @module
+ */
+
+/** Key exchange suites, in default preference order (hybrid first). */
+export type KexId = "x25519" | "x25519-mlkem768";
+/** Record-layer AEADs the handshake can negotiate. */
+export type AeadId = "aes-256-gcm" | "aes-128-gcm" | "chacha20-poly1305";
+
+/** Every key exchange we implement, default preference first. */
+export const KEX_IDS: readonly KexId[] = Object.freeze(["x25519-mlkem768", "x25519"]);
+/** Every record AEAD we can negotiate, default preference first. */
+export const AEAD_IDS: readonly AeadId[] = Object.freeze([
+  "aes-256-gcm",
+  "aes-128-gcm",
+  "chacha20-poly1305",
+]);
+
+/** Protocol version this code speaks. */
+export const PROTOCOL_VERSION = 1;
+/** Versions we accept, preferred first. */
+export const SUPPORTED_VERSIONS: readonly number[] = Object.freeze([PROTOCOL_VERSION]);
+
+/** Wire ids (u8) of the key exchanges. */
+export const KEX_WIRE_IDS: Readonly<Record<KexId, number>> = Object.freeze({
+  "x25519": 0x01,
+  "x25519-mlkem768": 0x02,
+});
+/** Wire ids (u8) of the AEADs. */
+export const AEAD_WIRE_IDS: Readonly<Record<AeadId, number>> = Object.freeze({
+  "aes-256-gcm": 0x01,
+  "aes-128-gcm": 0x02,
+  "chacha20-poly1305": 0x03,
+});
+
+/** Most entries in one offered list (versions, KEX, AEAD). */
+export const MAX_LIST_ENTRIES = 8;
+/** Bytes of the client and server nonces. */
+export const NONCE_BYTES = 32;
+/** Bytes of a u64 millisecond timestamp. */
+export const TIMESTAMP_BYTES = 8;
+/** Bytes of the Elligator 2 representative of the client's ephemeral key. */
+export const REPRESENTATIVE_BYTES = 32;
+/** Bytes of an X25519 key. */
+export const DH_BYTES = 32;
+/** Bytes of the masked length prefix of every sealed message. */
+export const LENGTH_BYTES = 2;
+/** Poly1305 tag on every sealed message. */
+export const AEAD_TAG_BYTES = 16;
+/** HMAC-SHA256 tags (key tag, token tag, Result MAC, Finish). */
+export const MAC_BYTES = 32;
+/** Ed25519 signature bytes. */
+export const SIGNATURE_BYTES = 64;
+/** ML-KEM-768 encapsulation key bytes (FIPS 203 table 3). */
+export const MLKEM768_ENCAPSULATION_KEY_BYTES = 1184;
+/** ML-KEM-768 ciphertext bytes (FIPS 203 table 3). */
+export const MLKEM768_CIPHERTEXT_BYTES = 1088;
+/** Most padding bytes in one message. */
+export const MAX_PADDING = 255;
+/** Most bytes in a UTF-8 user id. */
+export const MAX_USER_ID_BYTES = 255;
+/** Session id bytes. */
+export const SESSION_ID_BYTES = 16;
+/** Token bytes. */
+export const TOKEN_BYTES = 32;
+/** Secret bytes of each derived traffic or resumption secret. */
+export const SECRET_BYTES = 32;
+/** The u32 in a Response that says "no TOTP code". */
+export const NO_TOTP_CODE = 0xffffffff;
+/** Largest TOTP code (6 digits). */
+export const MAX_TOTP_CODE = 999_999;
+
+/** Hello plaintext, smallest: one entry per list, no ML-KEM key, no padding. */
+export const HELLO_BODY_MIN = 1 + 2 + 1 + 1 + 1 + 1 + NONCE_BYTES + TIMESTAMP_BYTES + 1;
+/** Hello plaintext, largest. */
+export const HELLO_BODY_MAX = 1 + 2 * MAX_LIST_ENTRIES + 1 + MAX_LIST_ENTRIES + 1 +
+  MAX_LIST_ENTRIES + NONCE_BYTES + TIMESTAMP_BYTES + MLKEM768_ENCAPSULATION_KEY_BYTES + 1 +
+  MAX_PADDING;
+/** Bytes before the Hello ciphertext: representative ‖ masked length. */
+export const HELLO_HEADER_BYTES = REPRESENTATIVE_BYTES + LENGTH_BYTES;
+/** Smallest whole Hello on the wire (98). */
+export const HELLO_MIN_BYTES = HELLO_HEADER_BYTES + HELLO_BODY_MIN + AEAD_TAG_BYTES;
+/** Largest whole Hello on the wire (1565). */
+export const HELLO_MAX_BYTES = HELLO_HEADER_BYTES + HELLO_BODY_MAX + AEAD_TAG_BYTES;
+
+/** ServerHello plaintext, smallest (X25519, no padding). */
+export const SERVER_HELLO_BODY_MIN = 2 + 1 + 1 + DH_BYTES + NONCE_BYTES + TIMESTAMP_BYTES + 1 +
+  SIGNATURE_BYTES;
+/** ServerHello plaintext, largest (hybrid, full padding). */
+export const SERVER_HELLO_BODY_MAX = SERVER_HELLO_BODY_MIN + MLKEM768_CIPHERTEXT_BYTES +
+  MAX_PADDING;
+/** Smallest whole ServerHello (159). */
+export const SERVER_HELLO_MIN_BYTES = LENGTH_BYTES + SERVER_HELLO_BODY_MIN + AEAD_TAG_BYTES;
+/** Largest whole ServerHello (1502). */
+export const SERVER_HELLO_MAX_BYTES = LENGTH_BYTES + SERVER_HELLO_BODY_MAX + AEAD_TAG_BYTES;
+
+/** Response plaintext, smallest: 1-byte user id, no padding. */
+export const RESPONSE_BODY_MIN = 1 + 1 + 4 + 1;
+/** Response plaintext, largest. */
+export const RESPONSE_BODY_MAX = 1 + MAX_USER_ID_BYTES + 4 + 1 + MAX_PADDING;
+/** Smallest whole Response (89): sealed body plus key tag and token tag. */
+export const RESPONSE_MIN_BYTES = LENGTH_BYTES + RESPONSE_BODY_MIN + AEAD_TAG_BYTES + 2 * MAC_BYTES;
+/** Largest whole Response (598). */
+export const RESPONSE_MAX_BYTES = LENGTH_BYTES + RESPONSE_BODY_MAX + AEAD_TAG_BYTES + 2 * MAC_BYTES;
+
+/** Result plaintext, smallest. */
+export const RESULT_BODY_MIN = SESSION_ID_BYTES + 1;
+/** Result plaintext, largest. */
+export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING;
+/** Smallest whole Result (67). */
+export const RESULT_MIN_BYTES = LENGTH_BYTES + RESULT_BODY_MIN + AEAD_TAG_BYTES + MAC_BYTES;
+/** Largest whole Result (322). */
+export const RESULT_MAX_BYTES = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES + MAC_BYTES;
+
+/** Finish: one HMAC-SHA256. */
+export const FINISH_BYTES = MAC_BYTES;
+
+/** Largest handshake message of any kind (the Hello, 1565 bytes). */
+export const HANDSHAKE_MAX_MESSAGE = Math.max(
+  HELLO_MAX_BYTES,
+  SERVER_HELLO_MAX_BYTES,
+  RESPONSE_MAX_BYTES,
+  RESULT_MAX_BYTES,
+  FINISH_BYTES,
+);
+
+/** Protocol name hashed into the initial chaining key. */
+export const PROTOCOL_NAME = "NitroSocks v1 handshake";
+/** Prefix of the message the server signs (then the 32-byte hash). */
+export const SIGNATURE_CONTEXT = "NitroSocks v1 ServerHello signature\u0000";

@@ -1,0 +1,418 @@
+/**
+ * Plaintext bodies of the handshake messages: encoders and strict decoders.
+ * These are the bytes inside each ChaCha20-Poly1305 seal; framing, keys and
+ * the transcript live in the client and server engines. Ids are kept as wire
+ * numbers so an unknown id survives decoding (negotiation ignores it).
+ * Layouts: docs/protocol/20-handshake.md section 4.
+ *
+ * @module
+ */
+import { ProtocolError } from "../errors.ts";
+import { Reader, Writer } from "../wire/bytes.ts";
+import {
+  DH_BYTES,
+  HELLO_BODY_MAX,
+  KEX_WIRE_IDS,
+  MAX_LIST_ENTRIES,
+  MAX_PADDING,
+  MAX_TOTP_CODE,
+  MAX_USER_ID_BYTES,
+  MLKEM768_CIPHERTEXT_BYTES,
+  MLKEM768_ENCAPSULATION_KEY_BYTES,
+  NO_TOTP_CODE,
+  NONCE_BYTES,
+  RESPONSE_BODY_MAX,
+  RESULT_BODY_MAX,
+  SERVER_HELLO_BODY_MAX,
+  SESSION_ID_BYTES,
+  SIGNATURE_BYTES,
+} from "./constants.ts";
+
+/** Hello plaintext (client → server, sealed under the es key). */
+export interface HelloBody {
+  /** Offered versions (u16 each), preferred first. */
+  versions: number[];
+  /** Offered key exchange wire ids, preferred first. */
+  kex: number[];
+  /** Offered AEAD wire ids, preferred first. */
+  aead: number[];
+  /** 32 random bytes; the replay cache key. */
+  nonce: Uint8Array;
+  /** Client clock, milliseconds since the Unix epoch. */
+  timestampMs: number;
+  /** ML-KEM-768 encapsulation key; present iff `kex` offers the hybrid. */
+  mlkemKey?: Uint8Array;
+  /** Zero bytes of padding, 0..255. */
+  paddingLength: number;
+}
+
+/** ServerHello plaintext without its signature (the part that is signed). */
+export interface ServerHelloFields {
+  version: number;
+  kex: number;
+  aead: number;
+  /** Server ephemeral X25519 public key. */
+  serverEphemeral: Uint8Array;
+  /** ML-KEM-768 ciphertext; present iff `kex` is the hybrid. */
+  mlkemCiphertext?: Uint8Array;
+  nonce: Uint8Array;
+  timestampMs: number;
+  paddingLength: number;
+}
+
+/** ServerHello plaintext as decoded: the fields, the signature and the signed bytes. */
+export interface ServerHelloBody extends ServerHelloFields {
+  signature: Uint8Array;
+  /** View of the encoded fields (everything before the signature). */
+  signed: Uint8Array;
+}
+
+/** Response plaintext (client → server, sealed under the client handshake key). */
+export interface ResponseBody {
+  userId: string;
+  /** TOTP code 0..999999, absent when the client has no TOTP secret. */
+  totpCode?: number;
+  paddingLength: number;
+}
+
+/** Result plaintext (server → client, sealed under the server handshake key). */
+export interface ResultBody {
+  sessionId: Uint8Array;
+  paddingLength: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function malformed(what: string, detail: string): ProtocolError {
+  return new ProtocolError("MALFORMED", `Cannot decode ${what}: ${detail}`);
+}
+
+/** Runs a decoder; a read past the end of a complete body is MALFORMED, not TRUNCATED. */
+function strict<T>(what: string, body: Uint8Array, max: number, f: (r: Reader) => T): T {
+  if (body.length > max) {
+    throw new ProtocolError(
+      "TOO_LARGE",
+      `Cannot decode ${what}: length ${body.length} exceeds maximum ${max}`,
+    );
+  }
+  const r = new Reader(body, what);
+  try {
+    const out = f(r);
+    r.expectEmpty();
+    return out;
+  } catch (e) {
+    if (e instanceof ProtocolError && e.code === "TRUNCATED") {
+      throw new ProtocolError("MALFORMED", e.message, { cause: e });
+    }
+    throw e;
+  }
+}
+
+function checkLength(what: string, b: Uint8Array, n: number): void {
+  if (b.length !== n) throw new RangeError(`Cannot encode ${what}: length ${b.length} is not ${n}`);
+}
+
+function checkRange(what: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`Cannot encode ${what}: ${v} is outside ${min}..${max}`);
+  }
+}
+
+function writeList(w: Writer, what: string, list: readonly number[], wide: boolean): void {
+  checkRange(`${what} count`, list.length, 1, MAX_LIST_ENTRIES);
+  w.u8(list.length);
+  for (const v of list) {
+    checkRange(what, v, 0, wide ? 0xffff : 0xff);
+    if (wide) w.u16(v);
+    else w.u8(v);
+  }
+}
+
+function readList(r: Reader, what: string, wide: boolean): number[] {
+  const n = r.u8();
+  if (n < 1 || n > MAX_LIST_ENTRIES) {
+    throw malformed("Hello", `${what} count ${n} is outside 1..${MAX_LIST_ENTRIES}`);
+  }
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(wide ? r.u16() : r.u8());
+  return out;
+}
+
+function writePadding(w: Writer, n: number): void {
+  checkRange("padding length", n, 0, MAX_PADDING);
+  w.u8(n).bytes(new Uint8Array(n));
+}
+
+function readPadding(r: Reader, what: string): number {
+  const n = r.u8();
+  const pad = r.take(n);
+  let acc = 0;
+  for (let i = 0; i < pad.length; i++) acc |= pad[i]!;
+  if (acc !== 0) throw malformed(what, "padding is not zero");
+  return n;
+}
+
+function readTimestamp(r: Reader, what: string): number {
+  const t = r.u64();
+  if (t > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(what, `timestamp ${t} is too large`);
+  return Number(t);
+}
+
+function writeTimestamp(w: Writer, ms: number): void {
+  checkRange("timestamp", ms, 0, Number.MAX_SAFE_INTEGER);
+  w.u64(BigInt(ms));
+}
+
+/**
+ * Encodes a Hello body.
+ *
+ * @example
+ * ```ts
+ * import { decodeHelloBody, encodeHelloBody } from "./messages.ts";
+ * const body = encodeHelloBody({
+ *   versions: [1], kex: [1], aead: [1], nonce: new Uint8Array(32), timestampMs: 0, paddingLength: 0,
+ * });
+ * decodeHelloBody(body).versions; // [1]
+ * ```
+ */
+export function encodeHelloBody(b: HelloBody): Uint8Array {
+  const w = new Writer(128);
+  writeList(w, "version", b.versions, true);
+  writeList(w, "KEX id", b.kex, false);
+  writeList(w, "AEAD id", b.aead, false);
+  checkLength("Hello nonce", b.nonce, NONCE_BYTES);
+  w.bytes(b.nonce);
+  writeTimestamp(w, b.timestampMs);
+  const hybrid = b.kex.includes(KEX_WIRE_IDS["x25519-mlkem768"]);
+  if (hybrid !== (b.mlkemKey !== undefined)) {
+    throw new TypeError(
+      "Cannot encode Hello: ML-KEM key must be present iff the hybrid is offered",
+    );
+  }
+  if (b.mlkemKey !== undefined) {
+    checkLength("ML-KEM key", b.mlkemKey, MLKEM768_ENCAPSULATION_KEY_BYTES);
+    w.bytes(b.mlkemKey);
+  }
+  writePadding(w, b.paddingLength);
+  return w.finish().slice();
+}
+
+/**
+ * Decodes a Hello body; throws `ProtocolError` `MALFORMED` for any
+ * inconsistency (list sizes, ML-KEM key presence, non-zero padding,
+ * trailing bytes) and `TOO_LARGE` above the maximum.
+ *
+ * @example
+ * ```ts
+ * import { decodeHelloBody } from "./messages.ts";
+ * try { decodeHelloBody(new Uint8Array(3)); } catch (e) { console.log((e as Error).message); }
+ * ```
+ */
+export function decodeHelloBody(body: Uint8Array): HelloBody {
+  return strict("Hello", body, HELLO_BODY_MAX, (r) => {
+    const versions = readList(r, "version", true);
+    const kex = readList(r, "KEX", false);
+    const aead = readList(r, "AEAD", false);
+    const nonce = r.take(NONCE_BYTES).slice();
+    const timestampMs = readTimestamp(r, "Hello");
+    const out: HelloBody = { versions, kex, aead, nonce, timestampMs, paddingLength: 0 };
+    if (kex.includes(KEX_WIRE_IDS["x25519-mlkem768"])) {
+      out.mlkemKey = r.take(MLKEM768_ENCAPSULATION_KEY_BYTES).slice();
+    }
+    out.paddingLength = readPadding(r, "Hello");
+    return out;
+  });
+}
+
+/**
+ * Encodes the signed part of a ServerHello body (everything but the signature).
+ *
+ * @example
+ * ```ts
+ * import { encodeServerHelloFields } from "./messages.ts";
+ * encodeServerHelloFields({
+ *   version: 1, kex: 1, aead: 1, serverEphemeral: new Uint8Array(32),
+ *   nonce: new Uint8Array(32), timestampMs: 0, paddingLength: 0,
+ * }).length; // 77
+ * ```
+ */
+export function encodeServerHelloFields(f: ServerHelloFields): Uint8Array {
+  const w = new Writer(128);
+  checkRange("version", f.version, 0, 0xffff);
+  checkRange("KEX id", f.kex, 0, 0xff);
+  checkRange("AEAD id", f.aead, 0, 0xff);
+  w.u16(f.version).u8(f.kex).u8(f.aead);
+  checkLength("server ephemeral key", f.serverEphemeral, DH_BYTES);
+  w.bytes(f.serverEphemeral);
+  const hybrid = f.kex === KEX_WIRE_IDS["x25519-mlkem768"];
+  if (hybrid !== (f.mlkemCiphertext !== undefined)) {
+    throw new TypeError(
+      "Cannot encode ServerHello: ML-KEM ciphertext must be present iff the hybrid is selected",
+    );
+  }
+  if (f.mlkemCiphertext !== undefined) {
+    checkLength("ML-KEM ciphertext", f.mlkemCiphertext, MLKEM768_CIPHERTEXT_BYTES);
+    w.bytes(f.mlkemCiphertext);
+  }
+  checkLength("ServerHello nonce", f.nonce, NONCE_BYTES);
+  w.bytes(f.nonce);
+  writeTimestamp(w, f.timestampMs);
+  writePadding(w, f.paddingLength);
+  return w.finish().slice();
+}
+
+/**
+ * Encodes a whole ServerHello body: fields ‖ signature.
+ *
+ * @example
+ * ```ts
+ * import { encodeServerHelloBody } from "./messages.ts";
+ * encodeServerHelloBody({
+ *   version: 1, kex: 1, aead: 1, serverEphemeral: new Uint8Array(32),
+ *   nonce: new Uint8Array(32), timestampMs: 0, paddingLength: 0, signature: new Uint8Array(64),
+ * }).length; // 141
+ * ```
+ */
+export function encodeServerHelloBody(
+  b: ServerHelloFields & { signature: Uint8Array },
+): Uint8Array {
+  checkLength("signature", b.signature, SIGNATURE_BYTES);
+  const fields = encodeServerHelloFields(b);
+  const out = new Uint8Array(fields.length + SIGNATURE_BYTES);
+  out.set(fields);
+  out.set(b.signature, fields.length);
+  return out;
+}
+
+/**
+ * Decodes a ServerHello body; `signed` is a view of the bytes the signature covers.
+ *
+ * @example
+ * ```ts
+ * import { decodeServerHelloBody, encodeServerHelloBody } from "./messages.ts";
+ * const b = encodeServerHelloBody({
+ *   version: 1, kex: 1, aead: 3, serverEphemeral: new Uint8Array(32),
+ *   nonce: new Uint8Array(32), timestampMs: 5, paddingLength: 2, signature: new Uint8Array(64),
+ * });
+ * decodeServerHelloBody(b).aead; // 3
+ * ```
+ */
+export function decodeServerHelloBody(body: Uint8Array): ServerHelloBody {
+  return strict("ServerHello", body, SERVER_HELLO_BODY_MAX, (r) => {
+    const version = r.u16();
+    const kex = r.u8();
+    const aead = r.u8();
+    const serverEphemeral = r.take(DH_BYTES).slice();
+    const out: ServerHelloBody = {
+      version,
+      kex,
+      aead,
+      serverEphemeral,
+      nonce: new Uint8Array(0),
+      timestampMs: 0,
+      paddingLength: 0,
+      signature: new Uint8Array(0),
+      signed: new Uint8Array(0),
+    };
+    if (kex === KEX_WIRE_IDS["x25519-mlkem768"]) {
+      out.mlkemCiphertext = r.take(MLKEM768_CIPHERTEXT_BYTES).slice();
+    }
+    out.nonce = r.take(NONCE_BYTES).slice();
+    out.timestampMs = readTimestamp(r, "ServerHello");
+    out.paddingLength = readPadding(r, "ServerHello");
+    out.signed = body.subarray(0, r.offset);
+    out.signature = r.take(SIGNATURE_BYTES).slice();
+    return out;
+  });
+}
+
+/**
+ * Encodes a Response body.
+ *
+ * @example
+ * ```ts
+ * import { encodeResponseBody } from "./messages.ts";
+ * encodeResponseBody({ userId: "alice", totpCode: 123456, paddingLength: 0 }).length; // 12
+ * ```
+ */
+export function encodeResponseBody(b: ResponseBody): Uint8Array {
+  const id = encoder.encode(b.userId);
+  checkRange("user id length", id.length, 1, MAX_USER_ID_BYTES);
+  const w = new Writer(64);
+  w.u8(id.length).bytes(id);
+  if (b.totpCode === undefined) w.u32(NO_TOTP_CODE);
+  else {
+    checkRange("TOTP code", b.totpCode, 0, MAX_TOTP_CODE);
+    w.u32(b.totpCode);
+  }
+  writePadding(w, b.paddingLength);
+  return w.finish().slice();
+}
+
+/**
+ * Decodes a Response body (user id must be valid UTF-8, 1..255 bytes).
+ *
+ * @example
+ * ```ts
+ * import { decodeResponseBody, encodeResponseBody } from "./messages.ts";
+ * decodeResponseBody(encodeResponseBody({ userId: "bob", paddingLength: 3 })).userId; // "bob"
+ * ```
+ */
+export function decodeResponseBody(body: Uint8Array): ResponseBody {
+  return strict("Response", body, RESPONSE_BODY_MAX, (r) => {
+    const n = r.u8();
+    if (n === 0) throw malformed("Response", "user id is empty");
+    let userId: string;
+    try {
+      userId = decoder.decode(r.take(n));
+    } catch (e) {
+      throw new ProtocolError("MALFORMED", "Cannot decode Response: user id is not UTF-8", {
+        cause: e,
+      });
+    }
+    const code = r.u32();
+    const out: ResponseBody = { userId, paddingLength: 0 };
+    if (code !== NO_TOTP_CODE) {
+      if (code > MAX_TOTP_CODE) {
+        throw malformed("Response", `TOTP code ${code} has more than 6 digits`);
+      }
+      out.totpCode = code;
+    }
+    out.paddingLength = readPadding(r, "Response");
+    return out;
+  });
+}
+
+/**
+ * Encodes a Result body.
+ *
+ * @example
+ * ```ts
+ * import { encodeResultBody } from "./messages.ts";
+ * encodeResultBody({ sessionId: new Uint8Array(16), paddingLength: 0 }).length; // 17
+ * ```
+ */
+export function encodeResultBody(b: ResultBody): Uint8Array {
+  checkLength("session id", b.sessionId, SESSION_ID_BYTES);
+  const w = new Writer(32);
+  w.bytes(b.sessionId);
+  writePadding(w, b.paddingLength);
+  return w.finish().slice();
+}
+
+/**
+ * Decodes a Result body.
+ *
+ * @example
+ * ```ts
+ * import { decodeResultBody, encodeResultBody } from "./messages.ts";
+ * decodeResultBody(encodeResultBody({ sessionId: new Uint8Array(16), paddingLength: 1 })).paddingLength; // 1
+ * ```
+ */
+export function decodeResultBody(body: Uint8Array): ResultBody {
+  return strict("Result", body, RESULT_BODY_MAX, (r) => {
+    const sessionId = r.take(SESSION_ID_BYTES).slice();
+    return { sessionId, paddingLength: readPadding(r, "Result") };
+  });
+}

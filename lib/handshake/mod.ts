@@ -1,0 +1,76 @@
+/**
+ * The NitroSocks v1 handshake, pure: Hello → ServerHello → Response →
+ * Result → Finish, with the probe gate decision on the server. No I/O, no
+ * timers, no awaits; the tunnel feeds bytes and acts on the returned steps.
+ * Spec: docs/protocol/20-handshake.md.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   ClientHandshake, generateClientKey, generateServerIdentity, generateToken, ReplayGuard,
+ *   serverPublicKey, ServerHandshake,
+ * } from "./mod.ts";
+ * const identity = generateServerIdentity();
+ * const key = generateClientKey();
+ * const token = generateToken();
+ * const client = new ClientHandshake({
+ *   serverPublicKey: serverPublicKey(identity),
+ *   credentials: { userId: "alice", clientKey: key.privateKey, token },
+ *   now: Date.now,
+ * });
+ * const server = new ServerHandshake({
+ *   identity,
+ *   lookupUser: (id) => id === "alice" ? { userId: id, publicKey: key.publicKey, token } : undefined,
+ *   replay: new ReplayGuard(),
+ *   now: Date.now,
+ * });
+ * const step = server.push(client.hello()); // { type: "send", bytes: <ServerHello> }
+ * ```
+ *
+ * @module
+ */
+export {
+  AEAD_IDS,
+  AEAD_WIRE_IDS,
+  type AeadId,
+  HANDSHAKE_MAX_MESSAGE,
+  HELLO_MAX_BYTES,
+  HELLO_MIN_BYTES,
+  KEX_IDS,
+  KEX_WIRE_IDS,
+  type KexId,
+  PROTOCOL_VERSION,
+  RESPONSE_MAX_BYTES,
+  RESULT_MAX_BYTES,
+  SERVER_HELLO_MAX_BYTES,
+  SUPPORTED_VERSIONS,
+} from "./constants.ts";
+export {
+  clientPublicKey,
+  decodeServerIdentity,
+  encodeServerIdentity,
+  generateClientKey,
+  generateServerIdentity,
+  generateToken,
+  SERVER_IDENTITY_BYTES,
+  SERVER_PUBLIC_KEY_BYTES,
+  type ServerIdentity,
+  serverPublicKey,
+} from "./identity.ts";
+export {
+  DEFAULT_REPLAY_CAPACITY,
+  DEFAULT_REPLAY_WINDOW_MS,
+  ReplayGuard,
+  type ReplayGuardOptions,
+  type ReplayVerdict,
+} from "./replay.ts";
+export { ClientHandshake, type ClientHandshakeOptions } from "./client.ts";
+export { DEFAULT_CLOCK_WINDOW_MS, ServerHandshake, type ServerHandshakeOptions } from "./server.ts";
+export type {
+  ClientCredentials,
+  ClientStep,
+  HandshakeTrace,
+  ServerStep,
+  SessionSecrets,
+  UserRecord,
+} from "./types.ts";

@@ -1,0 +1,35 @@
+/**
+ * The session layer: many SOCKS5 streams over one sequence of records, with
+ * per-stream and per-session credit windows and a fair frame scheduler.
+ * Pure (no I/O, no timers); the spec is docs/protocol/40-session.md.
+ *
+ * @example
+ * ```ts
+ * import { Mux } from "./mod.ts";
+ * const client = new Mux({ role: "client" });
+ * const server = new Mux({ role: "server" });
+ * client.open(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+ * const events = server.receive(client.pull()!, 0);
+ * events.find((e) => e.type === "open"); // { type: "open", id: 1, request: ... }
+ * ```
+ *
+ * @module
+ */
+export {
+  decodeFrames,
+  encodeFrame,
+  type Frame,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  frameTypeName,
+  INITIAL_SESSION_WINDOW,
+  INITIAL_STREAM_WINDOW,
+  MAX_FRAME_PAYLOAD,
+  MAX_OPEN_PAYLOAD,
+  MAX_RESET_MESSAGE_BYTES,
+  MAX_WINDOW,
+  MIN_PULL_BYTES,
+  ResetReason,
+  resetReasonName,
+} from "./frame.ts";
+export { Mux, type MuxEvent, type MuxOptions, type MuxStats } from "./mux.ts";

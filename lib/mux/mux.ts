@@ -1,0 +1,1079 @@
+/**
+ * The session multiplexer (docs/protocol/40-session.md): stream state,
+ * credit windows and the frame scheduler. Pure: bytes and a clock value in,
+ * events and record payloads out; no I/O, no timers, no awaits.
+ *
+ * @module
+ */
+import { ProtocolError } from "../errors.ts";
+import { Writer } from "../wire/bytes.ts";
+import { Deque } from "./_deque.ts";
+import {
+  BLOCKED,
+  FIN_QUEUED,
+  FREED,
+  IN_READY,
+  LOCAL_FIN,
+  OWN_TAIL,
+  REMOTE_FIN,
+  REPLIED,
+  Stream,
+  WU_QUEUED,
+} from "./_stream.ts";
+import {
+  decodeFrames,
+  type Frame,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  frameTypeName,
+  INITIAL_SESSION_WINDOW,
+  INITIAL_STREAM_WINDOW,
+  MAX_FRAME_PAYLOAD,
+  MAX_OPEN_PAYLOAD,
+  MAX_RESET_MESSAGE_BYTES,
+  MAX_WINDOW,
+  MIN_PULL_BYTES,
+  ResetReason,
+} from "./frame.ts";
+
+/** Options of a {@linkcode Mux}. */
+export interface MuxOptions {
+  /** The client opens streams (odd ids); the server accepts them. */
+  role: "client" | "server";
+  /** Most streams open at once, both ways (default 1024). */
+  maxStreams?: number;
+  /** Receive window per stream, 64 KiB to 1 GiB (default 1 MiB). */
+  streamWindow?: number;
+  /** Receive window for the whole session, 1 MiB to 1 GiB (default 16 MiB). */
+  sessionWindow?: number;
+  /** Largest record payload pull() returns (default 256 KiB). */
+  maxRecordPayload?: number;
+  /** DATA bytes a stream may send per round-robin turn (default 16 KiB). */
+  quantum?: number;
+}
+
+/**
+ * What the mux tells the tunnel. Byte fields are views into the record
+ * payload given to receive(): do not reuse that buffer while holding them.
+ */
+export type MuxEvent =
+  | { type: "open"; id: number; request: Uint8Array }
+  | { type: "reply"; id: number; reply: Uint8Array }
+  | { type: "data"; id: number; data: Uint8Array }
+  | { type: "fin"; id: number }
+  | { type: "reset"; id: number; reason: number; message: string }
+  | { type: "writable"; id: number }
+  | { type: "closed"; id: number }
+  | { type: "pong"; rttMs: number }
+  | { type: "goaway"; lastId: number };
+
+/** A snapshot of the mux's counters, for logs and tests. */
+export interface MuxStats {
+  /** Streams open. */
+  streams: number;
+  /** DATA bytes queued and not yet pulled. */
+  queuedBytes: number;
+  /** Bytes of control frames (headers included) waiting to be pulled. */
+  controlBytes: number;
+  /** Session credit the peer still grants us. */
+  sendCredit: number;
+  /** Session bytes the peer may still send us. */
+  recvWindow: number;
+  /** Streams waiting for a writable event. */
+  blockedStreams: number;
+  /** Closed streams whose delivered data the app has not consumed yet. */
+  owedStreams: number;
+  /** Events waiting for takeEvents() or the next receive(). */
+  pendingEvents: number;
+}
+
+/** A control frame waiting in the queue; WINDOW_UPDATE amounts are read when pulled. */
+interface Ctl {
+  type: number;
+  id: number;
+  /** null for WINDOW_UPDATE: the increment lives in the stream (or session) until pulled. */
+  payload: Uint8Array | null;
+  stream: Stream | null;
+  /** Sent because of a peer's frame, not an app call: counted against MAX_INDUCED. */
+  induced: boolean;
+}
+
+/** A frame laid out for the record being built. */
+interface Planned {
+  type: number;
+  id: number;
+  len: number;
+  parts: Uint8Array[];
+}
+
+const DEFAULT_MAX_STREAMS = 1024;
+const DEFAULT_STREAM_WINDOW = 1 << 20;
+const DEFAULT_SESSION_WINDOW = 16 << 20;
+const DEFAULT_MAX_RECORD_PAYLOAD = 256 << 10;
+const DEFAULT_QUANTUM = 16 << 10;
+/** Sends shorter than this are copied into a per-stream buffer, so tiny writes do not pile up as views. */
+const COALESCE_BYTES = 1024;
+/** Size of that per-stream buffer; allocated on a small send, dropped when the queue drains. */
+const OWN_BYTES = 4096;
+/** Unanswered PINGs remembered for RTT; older ones are forgotten. */
+const MAX_PINGS = 4;
+/** RESETs for refused OPENs waiting to be pulled; more means the peer floods without reading. */
+const MAX_INDUCED = 4096;
+const MAX_STREAM_ID = 0xffffffff;
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function ctlSize(c: Ctl): number {
+  return FRAME_HEADER_BYTES + (c.payload === null ? 4 : c.payload.length);
+}
+
+function u32(b: Uint8Array): number {
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
+function u32Bytes(v: number): Uint8Array {
+  return new Uint8Array([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
+}
+
+function intOption(
+  name: string,
+  v: number | undefined,
+  dflt: number,
+  min: number,
+  max: number,
+): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`Cannot create mux: ${name} ${v} is not an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+/** RESET payload: reason u8 ‖ UTF-8 message cut to 256 bytes at a character boundary. */
+function resetPayload(reason: number, message: string): Uint8Array {
+  let text = encoder.encode(message);
+  if (text.length > MAX_RESET_MESSAGE_BYTES) {
+    let n = MAX_RESET_MESSAGE_BYTES;
+    while (n > 0 && (text[n]! & 0xc0) === 0x80) n--;
+    text = text.subarray(0, n);
+  }
+  const out = new Uint8Array(1 + text.length);
+  out[0] = reason;
+  out.set(text, 1);
+  return out;
+}
+
+function checkOpenPayload(what: string, b: Uint8Array): void {
+  if (!(b instanceof Uint8Array)) {
+    throw new TypeError(`Cannot ${what}: payload is not a Uint8Array`);
+  }
+  if (b.length === 0 || b.length > MAX_OPEN_PAYLOAD) {
+    throw new RangeError(`Cannot ${what}: length ${b.length} is not in [1, ${MAX_OPEN_PAYLOAD}]`);
+  }
+}
+
+function flowError(id: number, len: number, window: number, which: string): ProtocolError {
+  return new ProtocolError(
+    "LIMIT",
+    `Cannot accept DATA on stream ${id}: flow control violation, ${len} bytes exceed the ${which} window ${window}`,
+  );
+}
+
+/**
+ * One session's streams over one sequence of records. The tunnel feeds it
+ * decrypted record payloads with receive(), sends what pull() returns, and
+ * moves stream bytes with send()/consumed().
+ *
+ * Buffer ownership: send() keeps a view of `data` (sends of 1 KiB or more)
+ * until pull() copies those bytes into the record it returns; do not modify
+ * or reuse that buffer until then (queued(id) === 0, or the stream is gone).
+ * Sends under 1 KiB are copied into a small mux-owned buffer at once.
+ *
+ * @example
+ * ```ts
+ * import { Mux } from "./mux.ts";
+ * const client = new Mux({ role: "client" });
+ * const server = new Mux({ role: "server" });
+ * const id = client.open(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+ * for (let r = client.pull(); r !== null; r = client.pull()) {
+ *   for (const ev of server.receive(r, 0)) if (ev.type === "open") server.reply(ev.id, new Uint8Array([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+ * }
+ * for (let r = server.pull(); r !== null; r = server.pull()) client.receive(r, 0);
+ * client.send(id, new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n")); // 18
+ * ```
+ */
+export class Mux {
+  readonly #client: boolean;
+  readonly #maxStreams: number;
+  readonly #streamWindow: number;
+  readonly #sessionWindow: number;
+  readonly #maxRecord: number;
+  readonly #quantum: number;
+
+  readonly #streams = new Map<number, Stream>();
+  /** Client: the id open() hands out next. */
+  #nextId = 1;
+  /** Server: the highest stream id the client has opened. */
+  #peerMaxId = 0;
+
+  /** Session credit the peer grants us (decremented when data is queued). */
+  #sendCredit = INITIAL_SESSION_WINDOW;
+  /** Session bytes the peer may still send. */
+  #recvWindow = INITIAL_SESSION_WINDOW;
+  /** Session bytes consumed and not yet returned in a WINDOW_UPDATE. */
+  #recvGrant = 0;
+  #sessionWu = 0;
+  #sessionWuQueued = false;
+
+  readonly #control = new Deque<Ctl>();
+  #controlBytes = 0;
+  #induced = 0;
+  readonly #ready = new Deque<Stream>();
+  readonly #blocked = new Set<Stream>();
+  #queued = 0;
+  /** Gracefully closed streams whose delivered bytes are not yet consumed. */
+  readonly #owed = new Map<number, number>();
+  #events: MuxEvent[] = [];
+
+  /** Least recently active first; the tail is the most recent. */
+  #lruHead: Stream | null = null;
+  #lruTail: Stream | null = null;
+  #now = 0;
+
+  readonly #pings: number[] = [];
+  #pingQueued = false;
+  #pong: Ctl | null = null;
+  #goawaySent = false;
+  #goawayReceived = false;
+
+  constructor(opts: MuxOptions) {
+    if (opts.role !== "client" && opts.role !== "server") {
+      throw new TypeError(
+        `Cannot create mux: role "${String(opts.role)}" is not "client" or "server"`,
+      );
+    }
+    this.#client = opts.role === "client";
+    this.#maxStreams = intOption("maxStreams", opts.maxStreams, DEFAULT_MAX_STREAMS, 1, 2 ** 31);
+    this.#streamWindow = intOption(
+      "streamWindow",
+      opts.streamWindow,
+      DEFAULT_STREAM_WINDOW,
+      INITIAL_STREAM_WINDOW,
+      MAX_WINDOW,
+    );
+    this.#sessionWindow = intOption(
+      "sessionWindow",
+      opts.sessionWindow,
+      DEFAULT_SESSION_WINDOW,
+      INITIAL_SESSION_WINDOW,
+      MAX_WINDOW,
+    );
+    this.#maxRecord = intOption(
+      "maxRecordPayload",
+      opts.maxRecordPayload,
+      DEFAULT_MAX_RECORD_PAYLOAD,
+      MIN_PULL_BYTES,
+      FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD,
+    );
+    this.#quantum = intOption("quantum", opts.quantum, DEFAULT_QUANTUM, 1, MAX_FRAME_PAYLOAD);
+    if (this.#sessionWindow > INITIAL_SESSION_WINDOW) {
+      this.#queueSessionWu(this.#sessionWindow - INITIAL_SESSION_WINDOW);
+    }
+  }
+
+  /** Bytes waiting to be pulled: control frames with headers, plus DATA payload. */
+  get pendingBytes(): number {
+    return this.#controlBytes + this.#queued;
+  }
+
+  /** Streams open. */
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  /**
+   * Client: opens a stream whose OPEN frame carries `request` (the raw
+   * SOCKS5 request, copied) and returns its id. Throws `ProtocolError`
+   * `LIMIT` past maxStreams, `CLOSED` after GOAWAY either way.
+   */
+  open(request: Uint8Array): number {
+    if (!this.#client) throw new TypeError("Cannot open stream: only the client opens streams");
+    checkOpenPayload("open stream", request);
+    if (this.#goawaySent || this.#goawayReceived) {
+      throw new ProtocolError(
+        "CLOSED",
+        `Cannot open stream: GOAWAY was ${this.#goawaySent ? "sent" : "received"}`,
+      );
+    }
+    if (this.#streams.size >= this.#maxStreams) {
+      throw new ProtocolError(
+        "LIMIT",
+        `Cannot open stream: limit of ${this.#maxStreams} streams reached`,
+      );
+    }
+    if (this.#nextId > MAX_STREAM_ID) {
+      throw new ProtocolError("LIMIT", "Cannot open stream: stream ids are exhausted");
+    }
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const s = this.#add(id);
+    this.#pushCtl({
+      type: FrameType.OPEN,
+      id,
+      payload: request.slice(),
+      stream: null,
+      induced: false,
+    });
+    if (this.#streamWindow > INITIAL_STREAM_WINDOW) {
+      this.#queueStreamWu(s, this.#streamWindow - INITIAL_STREAM_WINDOW);
+    }
+    return id;
+  }
+
+  /** Server: answers stream `id` with `reply` (the raw SOCKS5 reply, copied). No-op if the stream is gone. */
+  reply(id: number, reply: Uint8Array): void {
+    if (this.#client) throw new TypeError("Cannot reply: only the server replies");
+    checkOpenPayload(`reply on stream ${id}`, reply);
+    const s = this.#streams.get(id);
+    if (s === undefined) return;
+    if (s.flags & REPLIED) {
+      throw new TypeError(`Cannot reply on stream ${id}: reply() was already called`);
+    }
+    s.flags |= REPLIED;
+    this.#pushCtl({
+      type: FrameType.REPLY,
+      id,
+      payload: reply.slice(),
+      stream: null,
+      induced: false,
+    });
+    this.#touch(s);
+  }
+
+  /**
+   * Bytes send() would accept now: the smaller of the stream's and the
+   * session's credit. 0 for a finished or gone stream, or on the server
+   * before reply(). A 0 for an open stream promises a writable event.
+   */
+  credit(id: number): number {
+    const s = this.#streams.get(id);
+    if (s === undefined || s.flags & LOCAL_FIN) return 0;
+    if (!this.#client && !(s.flags & REPLIED)) return 0;
+    const c = Math.min(s.sendCredit, this.#sendCredit);
+    if (c <= 0) this.#block(s);
+    return c;
+  }
+
+  /**
+   * Queues up to credit(id) bytes of `data` as DATA and returns how many it
+   * took; when fewer than offered, a writable event follows once credit is
+   * back. Returns 0 if the stream is gone (a reset or closed event says why).
+   * See the class notes on buffer ownership.
+   */
+  send(id: number, data: Uint8Array): number {
+    const s = this.#streams.get(id);
+    if (s === undefined) return 0;
+    if (s.flags & LOCAL_FIN) {
+      throw new TypeError(`Cannot send on stream ${id}: finish() was already called`);
+    }
+    if (!this.#client && !(s.flags & REPLIED)) {
+      throw new TypeError(`Cannot send on stream ${id}: reply() must come first`);
+    }
+    const len = data.length;
+    if (len === 0) return 0;
+    const n = Math.min(len, s.sendCredit, this.#sendCredit);
+    if (n < len) this.#block(s);
+    if (n <= 0) return 0;
+    s.sendCredit -= n;
+    this.#sendCredit -= n;
+    s.queued += n;
+    this.#queued += n;
+    this.#enqueueData(s, n === len ? data : data.subarray(0, n));
+    if (!(s.flags & IN_READY)) {
+      s.flags |= IN_READY;
+      s.deficit = this.#quantum;
+      this.#ready.push(s);
+    }
+    this.#touch(s);
+    return n;
+  }
+
+  /** DATA bytes of stream `id` still queued (0 when gone): its send() buffers are free at 0. */
+  queued(id: number): number {
+    return this.#streams.get(id)?.queued ?? 0;
+  }
+
+  /** Ends our direction of stream `id`: FIN goes after its queued DATA. Idempotent; no-op if gone. */
+  finish(id: number): void {
+    const s = this.#streams.get(id);
+    if (s === undefined || s.flags & LOCAL_FIN) return;
+    if (!this.#client && !(s.flags & REPLIED)) {
+      throw new TypeError(`Cannot finish stream ${id}: reply() must come first (or reset it)`);
+    }
+    s.flags |= LOCAL_FIN;
+    this.#unblock(s);
+    this.#touch(s);
+    if (s.queued === 0) this.#queueFin(s);
+  }
+
+  /**
+   * Aborts stream `id`: drops its queued DATA, queues RESET (`reason` u8,
+   * `message` cut to 256 UTF-8 bytes) and frees it at once; a closed event
+   * follows. Received data not yet consumed is forgotten (later consumed()
+   * calls for the stream are ignored). No-op if the stream is gone.
+   */
+  reset(id: number, reason: number, message = ""): void {
+    if (!Number.isInteger(reason) || reason < 0 || reason > 255) {
+      throw new RangeError(`Cannot reset stream ${id}: reason ${reason} is not a u8`);
+    }
+    const s = this.#streams.get(id);
+    if (s === undefined) return;
+    this.#pushCtl({
+      type: FrameType.RESET,
+      id,
+      payload: resetPayload(reason, message),
+      stream: null,
+      induced: false,
+    });
+    this.#free(s, true, this.#events);
+    this.#events.push({ type: "closed", id });
+  }
+
+  /**
+   * The app has written `n` more received bytes of stream `id` out. Returns
+   * credit to the peer in WINDOW_UPDATEs once half a window is consumed.
+   * Still required after fin/closed; ignored after a reset.
+   */
+  consumed(id: number, n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new RangeError(`Cannot consume on stream ${id}: ${n} is not a byte count`);
+    }
+    if (n === 0) return;
+    const s = this.#streams.get(id);
+    if (s === undefined) {
+      const owed = this.#owed.get(id);
+      if (owed === undefined) return;
+      if (n > owed) {
+        throw new RangeError(
+          `Cannot consume ${n} bytes on stream ${id}: only ${owed} were delivered`,
+        );
+      }
+      if (n === owed) this.#owed.delete(id);
+      else this.#owed.set(id, owed - n);
+      this.#creditSession(n);
+      return;
+    }
+    if (n > s.unconsumed) {
+      throw new RangeError(
+        `Cannot consume ${n} bytes on stream ${id}: only ${s.unconsumed} were delivered`,
+      );
+    }
+    s.unconsumed -= n;
+    if (!(s.flags & REMOTE_FIN)) {
+      s.grant += n;
+      if (s.grant >= this.#streamWindow / 2) {
+        this.#queueStreamWu(s, s.grant);
+        s.grant = 0;
+      }
+    }
+    this.#creditSession(n);
+  }
+
+  /** Queues a PING stamped with `nowMs`; its PONG yields a pong event. No-op while one is still queued. */
+  ping(nowMs: number): void {
+    this.#now = nowMs;
+    if (this.#pingQueued) return;
+    const payload = new Uint8Array(8);
+    new DataView(payload.buffer).setFloat64(0, nowMs);
+    if (this.#pings.length >= MAX_PINGS) this.#pings.shift();
+    this.#pings.push(nowMs);
+    this.#pingQueued = true;
+    this.#pushCtl({ type: FrameType.PING, id: 0, payload, stream: null, induced: false });
+  }
+
+  /**
+   * Queues GOAWAY: no new streams from now on. Server: later OPENs are
+   * answered with RESET GOING_AWAY; lastId is the highest stream it took.
+   * Client: lastId is 0 and open() throws. Idempotent.
+   */
+  goaway(): void {
+    if (this.#goawaySent) return;
+    this.#goawaySent = true;
+    const lastId = this.#client ? 0 : this.#peerMaxId;
+    this.#pushCtl({
+      type: FrameType.GOAWAY,
+      id: 0,
+      payload: u32Bytes(lastId),
+      stream: null,
+      induced: false,
+    });
+  }
+
+  /**
+   * Handles one decrypted record payload. Returns the events it caused,
+   * after any raised since the last call (see takeEvents()). Throws
+   * `ProtocolError` when the peer broke the protocol; the session is then
+   * unusable and must be torn down.
+   */
+  receive(recordPayload: Uint8Array, nowMs: number): MuxEvent[] {
+    const frames = decodeFrames(recordPayload);
+    this.#now = nowMs;
+    const ev = this.#events;
+    this.#events = [];
+    for (const f of frames) this.#onFrame(f, ev);
+    return ev;
+  }
+
+  /**
+   * Events raised outside receive(): closed (after finish(), reset() or a
+   * pull() that sent a last FIN) and writable (after a reset returned
+   * session credit). receive() returns them too; this is for a tunnel that
+   * wants them without waiting for the next record.
+   */
+  takeEvents(): MuxEvent[] {
+    const ev = this.#events;
+    this.#events = [];
+    return ev;
+  }
+
+  /**
+   * The next record payload, at most `maxBytes` (capped at
+   * maxRecordPayload, at least 520): control frames first in the order they
+   * were queued, then DATA round-robin, `quantum` bytes per stream per turn,
+   * each stream's FIN right after its last DATA. null when nothing is pending.
+   * The result is a new array the caller owns.
+   */
+  pull(maxBytes?: number): Uint8Array | null {
+    let space = maxBytes === undefined ? this.#maxRecord : Math.min(maxBytes, this.#maxRecord);
+    if (!(space >= MIN_PULL_BYTES)) {
+      throw new RangeError(
+        `Cannot pull: maxBytes ${maxBytes} is below the minimum ${MIN_PULL_BYTES}`,
+      );
+    }
+    if (this.#controlBytes === 0 && this.#queued === 0) return null;
+    const plan: Planned[] = [];
+    let total = 0;
+    const control = this.#control;
+    while (control.length > 0) {
+      const c = control.peek()!;
+      const size = ctlSize(c);
+      if (size > space) break;
+      control.shift();
+      this.#controlBytes -= size;
+      space -= size;
+      total += size;
+      plan.push(this.#materialize(c));
+    }
+    // DATA only once every control frame is out: an OPEN or REPLY must precede its stream's DATA.
+    const ready = this.#ready;
+    while (control.length === 0 && space > FRAME_HEADER_BYTES && ready.length > 0) {
+      const s = ready.peek()!;
+      if (s.queued === 0) {
+        ready.shift(); // drained or freed since it was queued
+        s.flags &= ~IN_READY;
+        continue;
+      }
+      const sole = ready.length === 1;
+      if (!sole && s.deficit <= 0) {
+        ready.shift();
+        s.deficit = this.#quantum;
+        ready.push(s);
+        continue;
+      }
+      let n = Math.min(s.queued, space - FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD);
+      if (!sole) {
+        n = Math.min(n, s.deficit);
+        s.deficit -= n;
+      }
+      plan.push({ type: FrameType.DATA, id: s.id, len: n, parts: this.#take(s, n) });
+      space -= FRAME_HEADER_BYTES + n;
+      total += FRAME_HEADER_BYTES + n;
+      if (s.queued > 0) continue;
+      ready.shift();
+      s.flags &= ~IN_READY;
+      if ((s.flags & (LOCAL_FIN | FIN_QUEUED)) !== LOCAL_FIN) continue;
+      if (space >= FRAME_HEADER_BYTES) {
+        s.flags |= FIN_QUEUED;
+        plan.push({ type: FrameType.FIN, id: s.id, len: 0, parts: [] });
+        space -= FRAME_HEADER_BYTES;
+        total += FRAME_HEADER_BYTES;
+        if (s.flags & REMOTE_FIN) this.#close(s, this.#events);
+      } else {
+        this.#queueFin(s);
+      }
+    }
+    if (plan.length === 0) return null;
+    const w = new Writer(total);
+    for (const p of plan) {
+      w.u8(p.type).u32(p.id).u24(p.len);
+      for (const part of p.parts) w.bytes(part);
+    }
+    return w.finish();
+  }
+
+  /** Ids of streams with no frame sent or received for `idleMs` (the tunnel resets them with IDLE). */
+  idleStreams(nowMs: number, idleMs: number): number[] {
+    if (nowMs > this.#now) this.#now = nowMs;
+    const out: number[] = [];
+    for (let s = this.#lruHead; s !== null && nowMs - s.lastActive >= idleMs; s = s.next) {
+      out.push(s.id);
+    }
+    return out;
+  }
+
+  /** Counters for logs and tests. */
+  stats(): MuxStats {
+    return {
+      streams: this.#streams.size,
+      queuedBytes: this.#queued,
+      controlBytes: this.#controlBytes,
+      sendCredit: this.#sendCredit,
+      recvWindow: this.#recvWindow,
+      blockedStreams: this.#blocked.size,
+      owedStreams: this.#owed.size,
+      pendingEvents: this.#events.length,
+    };
+  }
+
+  // ---- receiving --------------------------------------------------------
+
+  #onFrame(f: Frame, ev: MuxEvent[]): void {
+    switch (f.type) {
+      case FrameType.PADDING:
+        return;
+      case FrameType.PING:
+        this.#onPing(f.payload);
+        return;
+      case FrameType.PONG:
+        this.#onPong(f.payload, ev);
+        return;
+      case FrameType.GOAWAY:
+        this.#goawayReceived = true;
+        ev.push({ type: "goaway", lastId: u32(f.payload) });
+        return;
+      case FrameType.WINDOW_UPDATE:
+        this.#onWindowUpdate(f, ev);
+        return;
+      case FrameType.OPEN:
+        this.#onOpen(f, ev);
+        return;
+      case FrameType.REPLY:
+        if (!this.#client) {
+          throw new ProtocolError(
+            "BAD_STATE",
+            `Cannot accept REPLY on stream ${f.streamId}: only the server replies`,
+          );
+        }
+    }
+    const s = this.#lookup(f);
+    if (s === undefined) {
+      // A late frame for a stream closed or refused here: ignore it, but
+      // DATA still used session credit, which goes straight back.
+      if (f.type === FrameType.DATA) this.#lateData(f.streamId, f.payload.length);
+      return;
+    }
+    const id = s.id;
+    switch (f.type) {
+      case FrameType.REPLY:
+        if (s.flags & REPLIED) throw this.#stateError(f, "duplicate REPLY");
+        s.flags |= REPLIED;
+        this.#touch(s);
+        ev.push({ type: "reply", id, reply: f.payload });
+        return;
+      case FrameType.DATA: {
+        if (this.#client && !(s.flags & REPLIED)) throw this.#stateError(f, "DATA before REPLY");
+        if (s.flags & REMOTE_FIN) throw this.#stateError(f, "DATA after FIN");
+        const len = f.payload.length;
+        if (len > s.recvWindow) throw flowError(id, len, s.recvWindow, "stream");
+        if (len > this.#recvWindow) throw flowError(id, len, this.#recvWindow, "session");
+        s.recvWindow -= len;
+        this.#recvWindow -= len;
+        this.#touch(s);
+        if (len > 0) {
+          s.unconsumed += len;
+          ev.push({ type: "data", id, data: f.payload });
+        }
+        return;
+      }
+      case FrameType.FIN:
+        if (this.#client && !(s.flags & REPLIED)) throw this.#stateError(f, "FIN before REPLY");
+        if (s.flags & REMOTE_FIN) throw this.#stateError(f, "duplicate FIN");
+        s.flags |= REMOTE_FIN;
+        s.grant = 0;
+        this.#touch(s);
+        ev.push({ type: "fin", id });
+        if (s.flags & FIN_QUEUED) this.#close(s, ev);
+        return;
+      default: { // RESET
+        const reason = f.payload[0]!;
+        const message = decoder.decode(f.payload.subarray(1));
+        this.#free(s, true, ev);
+        ev.push({ type: "reset", id, reason, message });
+        ev.push({ type: "closed", id });
+      }
+    }
+  }
+
+  /** The stream a frame names; undefined for a closed one (late frame); throws for one never opened. */
+  #lookup(f: Frame): Stream | undefined {
+    const id = f.streamId;
+    const s = this.#streams.get(id);
+    if (s !== undefined) return s;
+    if ((id & 1) === 0) {
+      throw new ProtocolError(
+        "MALFORMED",
+        `Cannot accept ${
+          frameTypeName(f.type)
+        } on stream ${id}: stream ids are odd (client-opened)`,
+      );
+    }
+    if (this.#client ? id < this.#nextId : id <= this.#peerMaxId) return undefined;
+    throw this.#stateError(f, "the stream was never opened");
+  }
+
+  #stateError(f: Frame, why: string): ProtocolError {
+    return new ProtocolError(
+      "BAD_STATE",
+      `Cannot accept ${frameTypeName(f.type)} on stream ${f.streamId}: ${why}`,
+    );
+  }
+
+  #onOpen(f: Frame, ev: MuxEvent[]): void {
+    const id = f.streamId;
+    if (this.#client) {
+      throw new ProtocolError(
+        "BAD_STATE",
+        `Cannot accept OPEN on stream ${id}: the client does not accept streams`,
+      );
+    }
+    if ((id & 1) === 0) {
+      throw new ProtocolError(
+        "MALFORMED",
+        `Cannot accept OPEN on stream ${id}: client stream ids are odd`,
+      );
+    }
+    if (id <= this.#peerMaxId) {
+      throw new ProtocolError(
+        "BAD_STATE",
+        `Cannot accept OPEN on stream ${id}: stream ids must increase, last was ${this.#peerMaxId}`,
+      );
+    }
+    this.#peerMaxId = id;
+    if (this.#goawaySent) return this.#refuse(id, ResetReason.GOING_AWAY, "going away");
+    if (this.#streams.size >= this.#maxStreams) {
+      return this.#refuse(id, ResetReason.LIMIT, `limit of ${this.#maxStreams} streams reached`);
+    }
+    const s = this.#add(id);
+    if (this.#streamWindow > INITIAL_STREAM_WINDOW) {
+      this.#queueStreamWu(s, this.#streamWindow - INITIAL_STREAM_WINDOW);
+    }
+    ev.push({ type: "open", id, request: f.payload });
+  }
+
+  /** Answers an OPEN we will not take with RESET; bounded so a flooding peer that does not read is cut off. */
+  #refuse(id: number, reason: number, message: string): void {
+    if (this.#induced >= MAX_INDUCED) {
+      throw new ProtocolError(
+        "LIMIT",
+        `Cannot accept OPEN on stream ${id}: ${MAX_INDUCED} refusals are still unsent (peer is not reading)`,
+      );
+    }
+    this.#induced++;
+    this.#pushCtl({
+      type: FrameType.RESET,
+      id,
+      payload: resetPayload(reason, message),
+      stream: null,
+      induced: true,
+    });
+  }
+
+  #onWindowUpdate(f: Frame, ev: MuxEvent[]): void {
+    const inc = u32(f.payload);
+    if (f.streamId === 0) {
+      if (this.#sendCredit + inc > MAX_WINDOW) {
+        throw new ProtocolError(
+          "LIMIT",
+          `Cannot accept WINDOW_UPDATE on stream 0: flow control violation, credit ${this.#sendCredit} + ${inc} exceeds ${MAX_WINDOW}`,
+        );
+      }
+      this.#sendCredit += inc;
+      if (this.#blocked.size > 0) this.#wake(ev);
+      return;
+    }
+    const s = this.#lookup(f);
+    if (s === undefined) return;
+    if (s.sendCredit + inc > MAX_WINDOW) {
+      throw new ProtocolError(
+        "LIMIT",
+        `Cannot accept WINDOW_UPDATE on stream ${s.id}: flow control violation, credit ${s.sendCredit} + ${inc} exceeds ${MAX_WINDOW}`,
+      );
+    }
+    s.sendCredit += inc;
+    this.#touch(s);
+    if (s.flags & BLOCKED && this.#sendCredit > 0) {
+      this.#unblock(s);
+      ev.push({ type: "writable", id: s.id });
+    }
+  }
+
+  #onPing(payload: Uint8Array): void {
+    const copy = payload.slice();
+    if (this.#pong !== null) {
+      this.#pong.payload = copy; // one PONG pending at most: answer the newest PING
+      return;
+    }
+    this.#pong = { type: FrameType.PONG, id: 0, payload: copy, stream: null, induced: false };
+    this.#pushCtl(this.#pong);
+  }
+
+  #onPong(payload: Uint8Array, ev: MuxEvent[]): void {
+    const sent = new DataView(payload.buffer, payload.byteOffset, 8).getFloat64(0);
+    const i = this.#pings.indexOf(sent);
+    if (i < 0) return; // unsolicited or forgotten: ignore
+    this.#pings.splice(i, 1);
+    ev.push({ type: "pong", rttMs: this.#now - sent });
+  }
+
+  #lateData(id: number, len: number): void {
+    if (len > this.#recvWindow) throw flowError(id, len, this.#recvWindow, "session");
+    this.#recvWindow -= len;
+    this.#creditSession(len);
+  }
+
+  // ---- credit -------------------------------------------------------------
+
+  #creditSession(n: number): void {
+    this.#recvGrant += n;
+    if (this.#recvGrant >= this.#sessionWindow / 2) {
+      this.#queueSessionWu(this.#recvGrant);
+      this.#recvGrant = 0;
+    }
+  }
+
+  #queueSessionWu(inc: number): void {
+    this.#recvWindow += inc;
+    if (this.#sessionWuQueued) {
+      this.#sessionWu += inc;
+      return;
+    }
+    this.#sessionWu = inc;
+    this.#sessionWuQueued = true;
+    this.#pushCtl({
+      type: FrameType.WINDOW_UPDATE,
+      id: 0,
+      payload: null,
+      stream: null,
+      induced: false,
+    });
+  }
+
+  #queueStreamWu(s: Stream, inc: number): void {
+    s.recvWindow += inc;
+    if (s.flags & WU_QUEUED) {
+      s.wuAmount += inc;
+      return;
+    }
+    s.wuAmount = inc;
+    s.flags |= WU_QUEUED;
+    this.#pushCtl({
+      type: FrameType.WINDOW_UPDATE,
+      id: s.id,
+      payload: null,
+      stream: s,
+      induced: false,
+    });
+  }
+
+  #block(s: Stream): void {
+    if (s.flags & BLOCKED) return;
+    s.flags |= BLOCKED;
+    this.#blocked.add(s);
+  }
+
+  #unblock(s: Stream): void {
+    if (!(s.flags & BLOCKED)) return;
+    s.flags &= ~BLOCKED;
+    this.#blocked.delete(s);
+  }
+
+  /** Session credit came back: every blocked stream that can send now gets a writable event. */
+  #wake(ev: MuxEvent[]): void {
+    if (this.#sendCredit <= 0) return;
+    for (const s of this.#blocked) {
+      if (s.sendCredit > 0) {
+        this.#unblock(s);
+        ev.push({ type: "writable", id: s.id });
+      }
+    }
+  }
+
+  // ---- sending ------------------------------------------------------------
+
+  #pushCtl(c: Ctl): void {
+    this.#control.push(c);
+    this.#controlBytes += ctlSize(c);
+  }
+
+  #queueFin(s: Stream): void {
+    s.flags |= FIN_QUEUED;
+    this.#pushCtl({ type: FrameType.FIN, id: s.id, payload: EMPTY, stream: null, induced: false });
+    if (s.flags & REMOTE_FIN) this.#close(s, this.#events);
+  }
+
+  /** Turns a control entry into a frame; WINDOW_UPDATE increments are read now, so they coalesce while queued. */
+  #materialize(c: Ctl): Planned {
+    let payload = c.payload;
+    if (payload === null) {
+      const s = c.stream;
+      let inc: number;
+      if (s === null) {
+        inc = this.#sessionWu;
+        this.#sessionWu = 0;
+        this.#sessionWuQueued = false;
+      } else {
+        inc = s.wuAmount;
+        s.wuAmount = 0;
+        s.flags &= ~WU_QUEUED;
+      }
+      payload = u32Bytes(inc);
+    } else if (c === this.#pong) {
+      this.#pong = null;
+    } else if (c.type === FrameType.PING) {
+      this.#pingQueued = false;
+    }
+    if (c.induced) this.#induced--;
+    return { type: c.type, id: c.id, len: payload.length, parts: [payload] };
+  }
+
+  /** Stores a send: views for large pieces, copies into `own` for small ones. */
+  #enqueueData(s: Stream, v: Uint8Array): void {
+    if (s.chunks === null) {
+      s.chunks = [];
+      s.head = 0;
+      s.offset = 0;
+    }
+    const len = v.length;
+    if (len >= COALESCE_BYTES) {
+      s.chunks.push(v);
+      s.flags &= ~OWN_TAIL;
+      return;
+    }
+    let own = s.own;
+    if (own !== null && s.flags & OWN_TAIL && s.ownUsed + len <= own.length) {
+      own.set(v, s.ownUsed);
+      s.ownUsed += len;
+      s.chunks[s.chunks.length - 1] = own.subarray(s.ownStart, s.ownUsed);
+      return;
+    }
+    if (own === null || s.ownUsed + len > own.length) {
+      own = s.own = new Uint8Array(OWN_BYTES);
+      s.ownUsed = 0;
+    }
+    own.set(v, s.ownUsed);
+    s.ownStart = s.ownUsed;
+    s.ownUsed += len;
+    s.chunks.push(own.subarray(s.ownStart, s.ownUsed));
+    s.flags |= OWN_TAIL;
+  }
+
+  /** Removes the next `n` queued bytes of `s` as views. */
+  #take(s: Stream, n: number): Uint8Array[] {
+    const chunks = s.chunks!;
+    const parts: Uint8Array[] = [];
+    let need = n;
+    while (need > 0) {
+      const c = chunks[s.head]!;
+      const avail = c.length - s.offset;
+      if (avail <= need) {
+        parts.push(s.offset === 0 ? c : c.subarray(s.offset));
+        chunks[s.head] = EMPTY;
+        s.head++;
+        s.offset = 0;
+        need -= avail;
+      } else {
+        parts.push(c.subarray(s.offset, s.offset + need));
+        s.offset += need;
+        need = 0;
+      }
+    }
+    s.queued -= n;
+    this.#queued -= n;
+    if (s.queued === 0) {
+      s.chunks = null;
+      s.head = 0;
+      s.own = null;
+      s.ownUsed = 0;
+      s.flags &= ~OWN_TAIL;
+    } else if (s.head >= 64 && s.head * 2 >= chunks.length) {
+      chunks.splice(0, s.head);
+      s.head = 0;
+    }
+    return parts;
+  }
+
+  // ---- stream table -------------------------------------------------------
+
+  #add(id: number): Stream {
+    const s = new Stream(id, this.#now);
+    this.#streams.set(id, s);
+    s.prev = this.#lruTail;
+    if (this.#lruTail === null) this.#lruHead = s;
+    else this.#lruTail.next = s;
+    this.#lruTail = s;
+    return s;
+  }
+
+  /** Marks `s` active now: it moves to the tail of the idle list. */
+  #touch(s: Stream): void {
+    s.lastActive = this.#now;
+    if (this.#lruTail === s) return;
+    this.#unlink(s);
+    s.prev = this.#lruTail;
+    if (this.#lruTail === null) this.#lruHead = s;
+    else this.#lruTail.next = s;
+    this.#lruTail = s;
+  }
+
+  #unlink(s: Stream): void {
+    if (s.prev === null) this.#lruHead = s.next;
+    else s.prev.next = s.next;
+    if (s.next === null) this.#lruTail = s.prev;
+    else s.next.prev = s.prev;
+    s.prev = s.next = null;
+  }
+
+  /** Both FINs are out: free the stream. */
+  #close(s: Stream, ev: MuxEvent[]): void {
+    this.#free(s, false, ev);
+    ev.push({ type: "closed", id: s.id });
+  }
+
+  /**
+   * Forgets `s`. On abort (RESET either way) its queued DATA is dropped and
+   * the session credit it held returns; its unconsumed received bytes go
+   * back to the session at once. On a graceful close those bytes stay owed
+   * until consumed() reports them.
+   */
+  #free(s: Stream, abort: boolean, ev: MuxEvent[]): void {
+    this.#streams.delete(s.id);
+    this.#unlink(s);
+    this.#unblock(s);
+    s.flags |= FREED;
+    const dropped = s.queued;
+    if (dropped > 0) {
+      this.#queued -= dropped;
+      this.#sendCredit += dropped;
+      s.queued = 0;
+    }
+    s.chunks = null;
+    s.own = null;
+    if (s.unconsumed > 0) {
+      if (abort) this.#creditSession(s.unconsumed);
+      else this.#owed.set(s.id, s.unconsumed);
+      s.unconsumed = 0;
+    }
+    if (dropped > 0 && this.#blocked.size > 0) this.#wake(ev);
+  }
+}

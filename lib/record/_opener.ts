@@ -1,0 +1,246 @@
+/**
+ * The receiving half of the record layer: push-based framing (synchronous),
+ * then one AEAD open per record (asynchronous for AES). Framing unmasks each
+ * header with the mask of the next sequence number, checks the length before
+ * allocating, and follows the epoch bit one ratchet step at a time.
+ *
+ * @module
+ */
+import { ProtocolError } from "../errors.ts";
+import { wipe } from "../crypto/mod.ts";
+import { type CipherKey, openRecordBody, recordNonce } from "./_aead.ts";
+import { deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
+import {
+  AEAD_TAG_BYTES,
+  HARD_BYTES_PER_KEY,
+  HARD_RECORDS_PER_KEY,
+  MAX_RECORD_CIPHERTEXT,
+  MAX_SEQ,
+  MIN_RECORD_CIPHERTEXT,
+  NONCE_BYTES,
+  OPENER_MAX_KEY_AGE_MS,
+  PAD_PREFIX_BYTES,
+  RECORD_HEADER_BYTES,
+} from "./_limits.ts";
+import { HeaderMask } from "./_mask.ts";
+import type { AeadId } from "./_types.ts";
+
+/** Options of `createRecordOpener`. */
+export interface OpenerOptions {
+  /** Clock (ms) for the receiver's key-age ceiling; default `Date.now`. */
+  now?: () => number;
+}
+
+/** Internal knobs for tests: start sequence and hard ceilings. */
+export interface OpenerInternals {
+  firstSeq?: number;
+  hardRecords?: number;
+  hardBytes?: number;
+}
+
+const nonceScratch = new Uint8Array(NONCE_BYTES);
+function noop(): void {}
+
+/** See `RecordOpener` in `mod.ts`. */
+export class Opener {
+  readonly #keys: KeySchedule;
+  readonly #mask: HeaderMask;
+  readonly #now: () => number;
+  readonly #hardRecords: number;
+  readonly #hardBytes: number;
+  #seq: number;
+  #firstSeq: number;
+  #epoch: Epoch;
+  #epochRecords = 0;
+  #epochBytes = 0;
+  #epochStart: number;
+
+  // Framing state: header bytes so far, then the body of the current record.
+  readonly #hdr = new Uint8Array(RECORD_HEADER_BYTES);
+  #hdrFill = 0;
+  #bodyLen = -1; // -1 while reading a header
+  #body: Uint8Array | undefined; // owned buffer when the body spans chunks
+  #bodyFill = 0;
+  #aad: Uint8Array = this.#hdr;
+
+  /** Settles after the previous record: rejects if it or any earlier one failed. */
+  #prev: Promise<unknown> = Promise.resolve();
+  #failed = false;
+  #fatal: ProtocolError | undefined;
+
+  constructor(
+    aead: AeadId,
+    secret: Uint8Array,
+    opts: OpenerOptions,
+    internals: OpenerInternals = {},
+  ) {
+    this.#now = opts.now ?? Date.now;
+    this.#hardRecords = internals.hardRecords ?? HARD_RECORDS_PER_KEY;
+    this.#hardBytes = internals.hardBytes ?? HARD_BYTES_PER_KEY;
+    const lenKey = deriveLenKey(secret);
+    this.#mask = new HeaderMask(lenKey);
+    wipe(lenKey);
+    this.#keys = new KeySchedule(aead, secret);
+    this.#epoch = this.#keys.current;
+    this.#epochStart = this.#now();
+    this.#seq = internals.firstSeq ?? 0;
+    this.#firstSeq = this.#seq;
+  }
+
+  /** Resolves once epoch 0's key is imported. */
+  get ready(): Promise<unknown> {
+    return this.#epoch.ready;
+  }
+
+  get buffered(): number {
+    return this.#bodyLen < 0 ? this.#hdrFill : RECORD_HEADER_BYTES + this.#bodyFill;
+  }
+
+  get epoch(): number {
+    return this.#epoch.n;
+  }
+
+  get recordsReceived(): number {
+    return this.#seq - this.#firstSeq - (this.#bodyLen < 0 ? 0 : 1);
+  }
+
+  push(chunk: Uint8Array): Promise<Uint8Array>[] {
+    if (!(chunk instanceof Uint8Array)) {
+      throw new TypeError("Cannot open records: chunk is not a Uint8Array");
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+    const out: Promise<Uint8Array>[] = [];
+    const len = chunk.length;
+    let off = 0;
+    while (off < len) {
+      if (this.#bodyLen < 0) {
+        if (this.#hdrFill === 0 && len - off >= RECORD_HEADER_BYTES) {
+          // Whole header in this chunk: a view, no copy.
+          this.#aad = chunk.subarray(off, off + RECORD_HEADER_BYTES);
+          off += RECORD_HEADER_BYTES;
+        } else {
+          const n = Math.min(RECORD_HEADER_BYTES - this.#hdrFill, len - off);
+          this.#hdr.set(chunk.subarray(off, off + n), this.#hdrFill);
+          this.#hdrFill += n;
+          off += n;
+          if (this.#hdrFill < RECORD_HEADER_BYTES) break;
+          this.#aad = this.#hdr.slice(); // the scratch is reused by the next header
+          this.#hdrFill = 0;
+        }
+        this.#beginRecord(); // may throw TOO_LARGE / LIMIT before any allocation
+      }
+      const need = this.#bodyLen - this.#bodyFill;
+      if (this.#body === undefined && len - off >= need) {
+        // Whole body in this chunk: a view, no copy.
+        out.push(this.#finishRecord(chunk.subarray(off, off + need), false));
+        off += need;
+        continue;
+      }
+      this.#body ??= new Uint8Array(this.#bodyLen);
+      const n = Math.min(need, len - off);
+      this.#body.set(chunk.subarray(off, off + n), this.#bodyFill);
+      this.#bodyFill += n;
+      off += n;
+      if (this.#bodyFill === this.#bodyLen) {
+        const body = this.#body;
+        this.#body = undefined;
+        out.push(this.#finishRecord(body, true));
+      }
+    }
+    return out;
+  }
+
+  #die(e: ProtocolError): never {
+    this.#fatal = e;
+    this.#failed = true;
+    throw e;
+  }
+
+  /** Unmasks the header in `#aad`, checks it and follows the epoch bit. */
+  #beginRecord(): void {
+    const seq = this.#seq;
+    if (seq > MAX_SEQ) {
+      this.#die(new ProtocolError("LIMIT", `Cannot open record: sequence number ${seq} exhausted`));
+    }
+    const a = this.#aad;
+    const h = ((a[0]! << 16) | (a[1]! << 8) | a[2]!) ^ this.#mask.mask(seq);
+    const ctLen = h & 0x7fffff;
+    if (ctLen > MAX_RECORD_CIPHERTEXT) {
+      this.#die(
+        new ProtocolError(
+          "TOO_LARGE",
+          `Cannot open record: ciphertext length ${ctLen} exceeds maximum ${MAX_RECORD_CIPHERTEXT}`,
+        ),
+      );
+    }
+    const now = this.#now();
+    if ((h >>> 23) !== (this.#epoch.n & 1)) {
+      // The peer ratcheted: exactly one step forward.
+      this.#epoch = this.#keys.advance();
+      this.#epochRecords = 0;
+      this.#epochBytes = 0;
+      this.#epochStart = now;
+    }
+    this.#epochRecords++;
+    this.#epochBytes += Math.max(0, ctLen - AEAD_TAG_BYTES);
+    if (this.#epochRecords > this.#hardRecords || this.#epochBytes > this.#hardBytes) {
+      this.#die(new ProtocolError("LIMIT", "Cannot open record: peer exceeded the per-key limit"));
+    }
+    if (now - this.#epochStart > OPENER_MAX_KEY_AGE_MS) {
+      this.#die(new ProtocolError("LIMIT", "Cannot open record: peer key older than 24 hours"));
+    }
+    this.#seq = seq + 1;
+    this.#bodyLen = ctLen;
+    this.#bodyFill = 0;
+  }
+
+  /** Starts opening a complete record; returns its promise, chained behind earlier records. */
+  #finishRecord(ct: Uint8Array, owned: boolean): Promise<Uint8Array> {
+    const seq = this.#seq - 1;
+    const aad = this.#aad;
+    const epoch = this.#epoch;
+    this.#bodyLen = -1;
+    this.#bodyFill = 0;
+
+    let d: Promise<Uint8Array>;
+    if (this.#failed || ct.length < MIN_RECORD_CIPHERTEXT) {
+      d = Promise.reject(
+        new ProtocolError("DECRYPT_FAILED", "Cannot open record: authentication failed"),
+      );
+    } else {
+      const key = epoch.key;
+      if (key !== undefined) {
+        d = openRecordBody(key, recordNonce(epoch.iv, seq, nonceScratch), aad, ct, owned);
+      } else {
+        const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
+        d = epoch.ready.then((k: CipherKey) => openRecordBody(k, nonce, aad, ct, owned));
+      }
+      d = d.then(stripPadding);
+    }
+    d.catch(() => {
+      this.#failed = true;
+    });
+    const p = this.#prev.then(() => d, () => {
+      throw new ProtocolError(
+        "DECRYPT_FAILED",
+        `Cannot open record ${seq}: an earlier record failed`,
+      );
+    });
+    // Callers may drop the promises after a failure; never an unhandled rejection.
+    p.catch(noop);
+    this.#prev = p;
+    return p;
+  }
+}
+
+/** Inner plaintext = pad_len u16 ‖ payload ‖ padding; returns a view of the payload. */
+function stripPadding(inner: Uint8Array): Uint8Array {
+  const pad = (inner[0]! << 8) | inner[1]!;
+  if (PAD_PREFIX_BYTES + pad > inner.length) {
+    throw new ProtocolError(
+      "MALFORMED",
+      `Cannot open record: padding length ${pad} exceeds inner length ${inner.length}`,
+    );
+  }
+  return inner.subarray(PAD_PREFIX_BYTES, inner.length - pad);
+}

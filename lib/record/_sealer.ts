@@ -1,0 +1,195 @@
+/**
+ * The sending half of the record layer: padding, ratchet decisions, header
+ * masking and sealing. Sequence numbers and epochs are assigned
+ * synchronously in `seal`, so calls may overlap.
+ *
+ * @module
+ */
+import { ProtocolError } from "../errors.ts";
+import { type CipherKey, recordNonce, sealInPlace } from "./_aead.ts";
+import { deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
+import {
+  AEAD_TAG_BYTES,
+  DEFAULT_RATCHET_BYTES,
+  DEFAULT_RATCHET_MS,
+  DEFAULT_RATCHET_RECORDS,
+  HARD_BYTES_PER_KEY,
+  HARD_MS_PER_KEY,
+  HARD_RECORDS_PER_KEY,
+  MAX_RECORD_PAYLOAD,
+  MAX_SEQ,
+  NONCE_BYTES,
+  PAD_PREFIX_BYTES,
+  RECORD_HEADER_BYTES,
+} from "./_limits.ts";
+import { HeaderMask } from "./_mask.ts";
+import { Padder, type PaddingPolicy } from "./_padding.ts";
+import type { AeadId } from "./_types.ts";
+import { wipe } from "../crypto/mod.ts";
+
+/**
+ * When the sender ratchets its key: before the record that would make the
+ * current key exceed `bytes` inner-plaintext bytes (a record larger than
+ * `bytes` gets a key of its own) or `records` records, or once the key is
+ * `ms` old. Each value is clamped to the hard ceilings `HARD_*_PER_KEY`.
+ */
+export interface RatchetPolicy {
+  bytes?: number;
+  records?: number;
+  ms?: number;
+}
+
+/** Options of `createRecordSealer`. */
+export interface SealerOptions {
+  padding?: PaddingPolicy;
+  ratchet?: RatchetPolicy;
+  now?: () => number;
+  random?: (n: number) => Uint8Array;
+}
+
+/** Internal knobs for tests: start sequence and hard ceilings. */
+export interface SealerInternals {
+  firstSeq?: number;
+  hardRecords?: number;
+  hardBytes?: number;
+}
+
+function limit(name: string, v: number | undefined, dflt: number, hard: number): number {
+  if (v === undefined) return Math.min(dflt, hard);
+  if (typeof v !== "number" || Number.isNaN(v) || v <= 0) {
+    throw new RangeError(`Cannot use ratchet policy: ${name} ${v} is not a positive number`);
+  }
+  return Math.min(v, hard);
+}
+
+const nonceScratch = new Uint8Array(NONCE_BYTES);
+
+/** See `RecordSealer` in `mod.ts`. */
+export class Sealer {
+  readonly #aead: AeadId;
+  readonly #keys: KeySchedule;
+  readonly #mask: HeaderMask;
+  readonly #padder: Padder;
+  readonly #now: () => number;
+  readonly #maxBytes: number;
+  readonly #maxRecords: number;
+  readonly #maxMs: number;
+  #seq: number;
+  #epoch: Epoch;
+  #epochRecords = 0;
+  #epochBytes = 0;
+  #epochStart: number;
+  #ratchetPending = false;
+  #firstSeq: number;
+
+  constructor(
+    aead: AeadId,
+    secret: Uint8Array,
+    opts: SealerOptions,
+    internals: SealerInternals = {},
+  ) {
+    this.#aead = aead;
+    this.#now = opts.now ?? Date.now;
+    this.#padder = new Padder(
+      opts.padding ?? { mode: "none" },
+      opts.random ?? ((n) => crypto.getRandomValues(new Uint8Array(n))),
+    );
+    const r = opts.ratchet ?? {};
+    this.#maxBytes = limit(
+      "bytes",
+      r.bytes,
+      DEFAULT_RATCHET_BYTES,
+      internals.hardBytes ?? HARD_BYTES_PER_KEY,
+    );
+    this.#maxRecords = limit(
+      "records",
+      r.records,
+      DEFAULT_RATCHET_RECORDS,
+      internals.hardRecords ?? HARD_RECORDS_PER_KEY,
+    );
+    this.#maxMs = limit("ms", r.ms, DEFAULT_RATCHET_MS, HARD_MS_PER_KEY);
+    const lenKey = deriveLenKey(secret);
+    this.#mask = new HeaderMask(lenKey);
+    wipe(lenKey);
+    this.#keys = new KeySchedule(aead, secret);
+    this.#epoch = this.#keys.current;
+    this.#epochStart = this.#now();
+    this.#seq = internals.firstSeq ?? 0;
+    this.#firstSeq = this.#seq;
+  }
+
+  /** Resolves once epoch 0's key is imported. */
+  get ready(): Promise<unknown> {
+    return this.#epoch.ready;
+  }
+
+  get recordsSealed(): number {
+    return this.#seq - this.#firstSeq;
+  }
+
+  get epoch(): number {
+    return this.#epoch.n;
+  }
+
+  ratchetNow(): void {
+    this.#ratchetPending = true;
+  }
+
+  seal(payload: Uint8Array): Promise<Uint8Array> {
+    if (!(payload instanceof Uint8Array)) {
+      throw new TypeError("Cannot seal record: payload is not a Uint8Array");
+    }
+    const n = payload.length;
+    if (n > MAX_RECORD_PAYLOAD) {
+      throw new RangeError(
+        `Cannot seal record: payload length ${n} exceeds maximum ${MAX_RECORD_PAYLOAD}`,
+      );
+    }
+    const seq = this.#seq;
+    if (seq > MAX_SEQ) {
+      throw new ProtocolError("LIMIT", `Cannot seal record: sequence number ${seq} exhausted`);
+    }
+    const pad = this.#padder.padFor(n);
+    const innerLen = PAD_PREFIX_BYTES + n + pad;
+
+    // Ratchet before this record if the policy says so (at most once per record).
+    const now = this.#now();
+    if (
+      this.#ratchetPending ||
+      this.#epochRecords >= this.#maxRecords ||
+      (this.#epochRecords > 0 && this.#epochBytes + innerLen > this.#maxBytes) ||
+      now - this.#epochStart >= this.#maxMs
+    ) {
+      this.#epoch = this.#keys.advance();
+      this.#epochRecords = 0;
+      this.#epochBytes = 0;
+      this.#epochStart = now;
+      this.#ratchetPending = false;
+    }
+    this.#seq = seq + 1;
+    this.#epochRecords++;
+    this.#epochBytes += innerLen;
+
+    // One buffer: masked header ‖ pad_len ‖ payload ‖ zero padding ‖ tag space.
+    // ChaCha works on aligned words: one spare leading byte puts the body at offset 4.
+    const ctLen = innerLen + AEAD_TAG_BYTES;
+    const lead = this.#aead === "chacha20-poly1305" ? 1 : 0;
+    const rec = new Uint8Array(lead + RECORD_HEADER_BYTES + ctLen).subarray(lead);
+    const h = (((this.#epoch.n & 1) << 23) | ctLen) ^ this.#mask.mask(seq);
+    rec[0] = h >>> 16;
+    rec[1] = h >>> 8;
+    rec[2] = h;
+    rec[3] = pad >>> 8;
+    rec[4] = pad;
+    rec.set(payload, RECORD_HEADER_BYTES + PAD_PREFIX_BYTES);
+
+    const epoch = this.#epoch;
+    const key = epoch.key;
+    if (key !== undefined) {
+      return sealInPlace(key, recordNonce(epoch.iv, seq, nonceScratch), rec, RECORD_HEADER_BYTES);
+    }
+    // The key import of a fresh epoch is still running: keep our own nonce.
+    const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
+    return epoch.ready.then((k: CipherKey) => sealInPlace(k, nonce, rec, RECORD_HEADER_BYTES));
+  }
+}

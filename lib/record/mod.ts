@@ -1,0 +1,184 @@
+/**
+ * NitroSocks record layer (docs/protocol/30-record.md): AEAD records with an
+ * implicit 64-bit sequence number, a masked 3-byte header, padding, and an
+ * in-band hash-ratchet key update. Pure: no I/O, no timers.
+ *
+ * ```
+ * record = masked_header(3) ‖ AEAD(key_e, iv_e XOR seq, inner, aad = masked_header)
+ * header = epoch_bit << 23 | ciphertext_length
+ * inner  = pad_len u16 ‖ payload ‖ pad_len zero bytes
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { createRecordOpener, createRecordSealer } from "./mod.ts";
+ * const secret = new Uint8Array(32).fill(7); // from the handshake, one per direction
+ * const sealer = await createRecordSealer("aes-256-gcm", secret);
+ * const opener = await createRecordOpener("aes-256-gcm", secret);
+ * const wire = await sealer.seal(new TextEncoder().encode("hello"));
+ * const [payload] = opener.push(wire);
+ * console.log(new TextDecoder().decode(await payload)); // "hello"
+ * ```
+ *
+ * @module
+ */
+import { Opener, type OpenerOptions } from "./_opener.ts";
+import { Sealer, type SealerOptions } from "./_sealer.ts";
+import { type AeadId, isAeadId } from "./_types.ts";
+import { TRAFFIC_SECRET_BYTES } from "./_limits.ts";
+
+export type { AeadId } from "./_types.ts";
+export type { PaddingPolicy } from "./_padding.ts";
+export type { OpenerOptions } from "./_opener.ts";
+export type { RatchetPolicy, SealerOptions } from "./_sealer.ts";
+export {
+  AEAD_TAG_BYTES,
+  DEFAULT_RATCHET_BYTES,
+  DEFAULT_RATCHET_MS,
+  DEFAULT_RATCHET_RECORDS,
+  HARD_BYTES_PER_KEY,
+  HARD_MS_PER_KEY,
+  HARD_RECORDS_PER_KEY,
+  MAX_RECORD_BYTES,
+  MAX_RECORD_CIPHERTEXT,
+  MAX_RECORD_PAYLOAD,
+  MAX_SEQ,
+  MIN_RECORD_CIPHERTEXT,
+  OPENER_MAX_KEY_AGE_MS,
+  RECORD_HEADER_BYTES,
+} from "./_limits.ts";
+
+/**
+ * Seals one direction's records.
+ *
+ * @example
+ * ```ts
+ * import { createRecordSealer } from "./mod.ts";
+ * const sealer = await createRecordSealer("chacha20-poly1305", new Uint8Array(32));
+ * const records = await Promise.all([1, 2, 3].map((n) => sealer.seal(new Uint8Array(n))));
+ * console.log(records.map((r) => r.length)); // [22, 23, 24]: header 3 + pad_len 2 + payload + tag 16
+ * ```
+ */
+export interface RecordSealer {
+  /**
+   * Seals one record. The sequence number (and key epoch) is assigned
+   * synchronously at call time, so several calls may be in flight; the
+   * caller writes the results in call order. `payload` is copied before
+   * `seal` returns, so the caller may reuse it at once. Throws `RangeError`
+   * if `payload.length > MAX_RECORD_PAYLOAD`, and `ProtocolError` `LIMIT`
+   * once the sequence number is exhausted (never reuses a nonce).
+   */
+  seal(payload: Uint8Array): Promise<Uint8Array>;
+  /** Records sealed so far (the next sequence number). */
+  readonly recordsSealed: number;
+  /** Key epoch of the last sealed record (0 before the first ratchet). */
+  readonly epoch: number;
+  /** Forces a key ratchet before the next record (tests, and the key-update request of a later issue). */
+  ratchetNow(): void;
+}
+
+/**
+ * Opens the peer's records from a byte stream cut anywhere.
+ *
+ * @example
+ * ```ts
+ * import { createRecordOpener, createRecordSealer } from "./mod.ts";
+ * const s = new Uint8Array(32);
+ * const sealer = await createRecordSealer("aes-128-gcm", s);
+ * const opener = await createRecordOpener("aes-128-gcm", s);
+ * const wire = await sealer.seal(new Uint8Array([1, 2, 3]));
+ * console.log(opener.push(wire.subarray(0, 4)).length); // 0: incomplete
+ * console.log(opener.buffered); // 4
+ * const [p] = opener.push(wire.subarray(4));
+ * console.log(await p); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export interface RecordOpener {
+  /**
+   * Push received bytes; returns one promise per complete record, in order.
+   * Framing is synchronous: each masked header is unmasked and its length
+   * and epoch read; a length above `MAX_RECORD_CIPHERTEXT` throws
+   * `ProtocolError` `TOO_LARGE` before anything is allocated (and a peer
+   * over the per-key hard limits throws `LIMIT`); after such a throw every
+   * later `push` throws it again. Each promise resolves, in order, to the
+   * record's payload (padding removed) or rejects with `ProtocolError`
+   * `DECRYPT_FAILED` (`MALFORMED` for an authentic record with a bad
+   * `pad_len`); after any failure every later record fails too. Rejections
+   * are pre-handled, so dropping the promises after a failure is safe.
+   *
+   * Ownership: `push` keeps views of `chunk` (no copy) until the returned
+   * promises settle; do not modify a chunk after pushing it. Returned
+   * payloads may be views of a pushed chunk or of a decrypted buffer.
+   */
+  push(chunk: Uint8Array): Promise<Uint8Array>[];
+  /** Bytes of an incomplete record held. */
+  readonly buffered: number;
+  /** Key epoch of the last framed record (0 before the peer's first ratchet). */
+  readonly epoch: number;
+  /** Complete records framed so far (the peer's next sequence number). */
+  readonly recordsReceived: number;
+}
+
+function checkArgs(what: string, aead: unknown, secret: unknown): asserts aead is AeadId {
+  if (!isAeadId(aead)) {
+    throw new TypeError(`Cannot create record ${what}: unknown AEAD "${String(aead)}"`);
+  }
+  if (!(secret instanceof Uint8Array)) {
+    throw new TypeError(`Cannot create record ${what}: traffic secret is not a Uint8Array`);
+  }
+  if (secret.length !== TRAFFIC_SECRET_BYTES) {
+    throw new RangeError(
+      `Cannot create record ${what}: traffic secret length ${secret.length} is not ${TRAFFIC_SECRET_BYTES}`,
+    );
+  }
+}
+
+/**
+ * Creates the sealer for one direction from its 32-byte traffic secret
+ * (copied; the caller wipes its own copy). Defaults: no padding, ratchet
+ * after 1 GiB, 2^22 records or 15 minutes, clock `Date.now`, randomness
+ * from `crypto.getRandomValues`.
+ *
+ * @example
+ * ```ts
+ * import { createRecordSealer } from "./mod.ts";
+ * const sealer = await createRecordSealer("aes-256-gcm", new Uint8Array(32), {
+ *   padding: { mode: "random", max: 255 },
+ *   ratchet: { bytes: 2 ** 28, ms: 10 * 60 * 1000 },
+ * });
+ * const rec = await sealer.seal(new Uint8Array(100));
+ * console.log(rec.length >= 3 + 2 + 100 + 16); // true
+ * ```
+ */
+export async function createRecordSealer(
+  aead: AeadId,
+  trafficSecret: Uint8Array,
+  opts: SealerOptions = {},
+): Promise<RecordSealer> {
+  checkArgs("sealer", aead, trafficSecret);
+  const s = new Sealer(aead, trafficSecret, opts);
+  await s.ready;
+  return s;
+}
+
+/**
+ * Creates the opener for the peer's direction from the same traffic secret
+ * the peer's sealer uses (copied).
+ *
+ * @example
+ * ```ts
+ * import { createRecordOpener } from "./mod.ts";
+ * const opener = await createRecordOpener("chacha20-poly1305", new Uint8Array(32));
+ * console.log(opener.push(new Uint8Array(0))); // []
+ * ```
+ */
+export async function createRecordOpener(
+  aead: AeadId,
+  trafficSecret: Uint8Array,
+  opts: OpenerOptions = {},
+): Promise<RecordOpener> {
+  checkArgs("opener", aead, trafficSecret);
+  const o = new Opener(aead, trafficSecret, opts);
+  await o.ready;
+  return o;
+}

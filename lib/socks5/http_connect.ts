@@ -1,0 +1,349 @@
+/**
+ * HTTP/1.1 CONNECT (RFC 9110 section 9.3.6, message syntax RFC 9112) for
+ * the HTTP proxy port: a push-based parser that turns a CONNECT request
+ * into the same {@linkcode Socks5Request} the SOCKS5 front end produces,
+ * and the response bytes for every outcome. No I/O.
+ *
+ * @module
+ */
+import { classifyHost } from "./address.ts";
+import { checkCredentials, validateUsers } from "./_credentials.ts";
+import { encodeRequest, type Socks5Request } from "./message.ts";
+import { Reply, replyName, Socks5Error } from "./reply.ts";
+import type { Socks5Auth } from "./server.ts";
+
+/** Default and maximum size of the request line plus headers. */
+export const MAX_HTTP_HEADER_BYTES = 8192;
+
+/** Options for {@linkcode HttpConnectParser}. */
+export interface HttpConnectOptions {
+  /** Users for `Proxy-Authorization: Basic`; absent means no authentication. */
+  auth?: Socks5Auth;
+  /** Limit on request line plus headers, default and maximum 8192 bytes. */
+  maxHeaderBytes?: number;
+}
+
+/** What the caller does next after {@linkcode HttpConnectParser.push}. */
+export type HttpConnectStep =
+  /** Headers not complete yet; push more bytes. */
+  | { type: "need_more" }
+  /**
+   * A valid CONNECT. Dial `request`, then send `httpConnectResponse(reply)`.
+   * `raw` is `encodeRequest(request)` (for a tunnel OPEN frame); `rest` the
+   * bytes after the blank line (early data for the destination).
+   */
+  | {
+    type: "request";
+    request: Socks5Request;
+    raw: Uint8Array;
+    rest: Uint8Array;
+    headers: [name: string, value: string][];
+  }
+  /** Send `send` (an HTTP error response), then close. */
+  | { type: "fail"; status: number; send: Uint8Array; error: Socks5Error };
+
+const REASONS: Record<number, string> = {
+  200: "Connection established",
+  400: "Bad Request",
+  403: "Forbidden",
+  405: "Method Not Allowed",
+  407: "Proxy Authentication Required",
+  431: "Request Header Fields Too Large",
+  502: "Bad Gateway",
+  504: "Gateway Timeout",
+};
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const REQUEST_LINE = /^([^ ]+) ([^ ]+) HTTP\/([0-9])\.([0-9])$/;
+const HEADER_LINE = /^([^:]*):[ \t]*(.*?)[ \t]*$/;
+// deno-lint-ignore no-control-regex
+const BAD_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/;
+const BASIC = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i;
+const PORT = /^[0-9]{1,5}$/;
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The HTTP status for a SOCKS5 reply code (see docs/protocol/50-socks5.md):
+ * 0 → 200, 2 → 403, 6 → 504, anything else → 502.
+ *
+ * @example
+ * ```ts
+ * import { httpStatusForReply } from "./http_connect.ts";
+ * httpStatusForReply(5); // 502
+ * ```
+ */
+export function httpStatusForReply(reply: number): number {
+  switch (reply) {
+    case Reply.SUCCEEDED:
+      return 200;
+    case Reply.NOT_ALLOWED:
+      return 403;
+    case Reply.TTL_EXPIRED:
+      return 504;
+    default:
+      return 502;
+  }
+}
+
+/**
+ * Response bytes for `status`. 200 is "Connection established" with no
+ * headers (the tunnel starts right after); any other status carries a short
+ * text body, `Connection: close`, and for 405 `Allow: CONNECT`, for 407
+ * `Proxy-Authenticate: Basic`.
+ *
+ * @example
+ * ```ts
+ * import { httpStatusResponse } from "./http_connect.ts";
+ * new TextDecoder().decode(httpStatusResponse(200)); // "HTTP/1.1 200 Connection established\r\n\r\n"
+ * ```
+ */
+export function httpStatusResponse(status: number, detail?: string): Uint8Array {
+  const reason = REASONS[status] ?? "Error";
+  if (status === 200) return encoder.encode(`HTTP/1.1 200 ${reason}\r\n\r\n`);
+  const body = `${status} ${reason}${detail === undefined ? "" : `: ${detail}`}\n`;
+  const extra = status === 405
+    ? "Allow: CONNECT\r\n"
+    : status === 407
+    ? 'Proxy-Authenticate: Basic realm="NitroSocks", charset="UTF-8"\r\n'
+    : "";
+  return encoder.encode(
+    `HTTP/1.1 ${status} ${reason}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${encoder.encode(body).length}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Response bytes for the outcome of dialing: the status from
+ * {@linkcode httpStatusForReply}, the reply's RFC 1928 wording as body.
+ *
+ * @example
+ * ```ts
+ * import { httpConnectResponse } from "./http_connect.ts";
+ * new TextDecoder().decode(httpConnectResponse(5)).split("\r\n")[0]; // "HTTP/1.1 502 Bad Gateway"
+ * ```
+ */
+export function httpConnectResponse(reply: number): Uint8Array {
+  const status = httpStatusForReply(reply);
+  return httpStatusResponse(status, status === 200 ? undefined : replyName(reply));
+}
+
+/**
+ * Parses one CONNECT request from bytes pushed as they arrive. Never throws
+ * from `push`. Accepts HTTP/1.0 and HTTP/1.1, authority-form targets
+ * `host:port`, `[ipv6]:port`, `a.b.c.d:port` (port 1..65535), CRLF line
+ * endings only, no obsolete line folding.
+ *
+ * Failures: bad syntax or target → 400; a method other than CONNECT → 405;
+ * missing or wrong `Proxy-Authorization` when users are configured → 407;
+ * no blank line within the header limit → 431.
+ *
+ * @example
+ * ```ts
+ * import { HttpConnectParser } from "./http_connect.ts";
+ * const p = new HttpConnectParser();
+ * const step = p.push(new TextEncoder().encode("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"));
+ * // step.type === "request", step.request.host === "example.com", step.request.port === 443
+ * ```
+ */
+export class HttpConnectParser {
+  #users: Map<string, string> | undefined;
+  #max: number;
+  #store: Uint8Array | undefined;
+  #len = 0;
+  #scanFrom = 0;
+  #done = false;
+
+  /** Throws `RangeError` for a bad header limit or a user that could never log in. */
+  constructor(opts: HttpConnectOptions = {}) {
+    const max = opts.maxHeaderBytes ?? MAX_HTTP_HEADER_BYTES;
+    if (!Number.isInteger(max) || max < 16 || max > MAX_HTTP_HEADER_BYTES) {
+      throw new RangeError(
+        `Cannot create HTTP CONNECT parser: header limit ${max} is not in 16..8192`,
+      );
+    }
+    if (opts.auth?.users !== undefined) validateUsers(opts.auth.users);
+    this.#users = opts.auth?.users;
+    this.#max = max;
+  }
+
+  /** Feeds bytes read from the client. */
+  push(chunk: Uint8Array): HttpConnectStep {
+    if (this.#done) return this.#fail(400, "Cannot push to HTTP CONNECT parser: already finished");
+    let head: Uint8Array;
+    let rest: Uint8Array;
+    if (this.#len === 0) {
+      // Common case: the whole header arrives in one chunk; no copy.
+      const end = findBlankLine(chunk, 0, Math.min(chunk.length, this.#max));
+      if (end !== -1) {
+        head = chunk.subarray(0, end);
+        rest = chunk.slice(end + 4);
+        return this.#complete(head, rest);
+      }
+    }
+    // Buffer at most the header limit; bytes past it can only be early data.
+    this.#store ??= new Uint8Array(this.#max);
+    const take = Math.min(chunk.length, this.#max - this.#len);
+    this.#store.set(chunk.subarray(0, take), this.#len);
+    this.#len += take;
+    const end = findBlankLine(this.#store, this.#scanFrom, this.#len);
+    if (end === -1) {
+      if (this.#len >= this.#max) {
+        return this.#fail(
+          431,
+          `Cannot parse HTTP CONNECT: no end of headers within ${this.#max} bytes`,
+        );
+      }
+      this.#scanFrom = Math.max(0, this.#len - 3);
+      return { type: "need_more" };
+    }
+    head = this.#store.subarray(0, end);
+    const tail = this.#store.subarray(end + 4, this.#len);
+    const more = chunk.subarray(take);
+    rest = new Uint8Array(tail.length + more.length);
+    rest.set(tail);
+    rest.set(more, tail.length);
+    return this.#complete(head, rest);
+  }
+
+  #complete(head: Uint8Array, rest: Uint8Array): HttpConnectStep {
+    const text = String.fromCharCode(...head);
+    this.#done = true;
+    this.#store = undefined;
+    this.#len = 0;
+    return this.#parse(text, rest);
+  }
+
+  /** Reports end of input: a `fail` step (400) if no complete request arrived. */
+  end(): HttpConnectStep {
+    if (this.#done) return this.#fail(400, "Cannot end HTTP CONNECT parser: already finished");
+    return this.#fail(
+      400,
+      `Cannot parse HTTP CONNECT: connection closed after ${this.#len} bytes of headers`,
+      EMPTY,
+    );
+  }
+
+  #fail(status: number, message: string, send?: Uint8Array): HttpConnectStep {
+    this.#done = true;
+    this.#store = undefined;
+    this.#len = 0;
+    const reply = status === 405
+      ? Reply.COMMAND_NOT_SUPPORTED
+      : status === 407
+      ? Reply.NOT_ALLOWED
+      : Reply.GENERAL_FAILURE;
+    const detail = message.slice(message.indexOf(": ") + 2);
+    return {
+      type: "fail",
+      status,
+      send: send ?? httpStatusResponse(status, status === 407 ? undefined : detail),
+      error: new Socks5Error(reply, message),
+    };
+  }
+
+  #parse(head: string, rest: Uint8Array): HttpConnectStep {
+    const lines = head.split("\r\n");
+    const first = REQUEST_LINE.exec(lines[0]!);
+    if (first === null || BAD_CHARS.test(lines[0]!) || !TOKEN.test(first[1]!)) {
+      return this.#fail(
+        400,
+        `Cannot parse HTTP CONNECT: malformed request line ${quote(lines[0]!)}`,
+      );
+    }
+    const method = first[1]!;
+    const target = first[2]!;
+    const major = first[3]!;
+    const minor = first[4]!;
+    if (major !== "1" || (minor !== "0" && minor !== "1")) {
+      return this.#fail(
+        400,
+        `Cannot parse HTTP CONNECT: version HTTP/${major}.${minor} is not supported`,
+      );
+    }
+    if (method !== "CONNECT") {
+      return this.#fail(405, `Cannot parse HTTP CONNECT: method ${quote(method)} is not allowed`);
+    }
+    const headers: [string, string][] = [];
+    for (const line of lines.slice(1)) {
+      const m = HEADER_LINE.exec(line);
+      if (m === null || !TOKEN.test(m[1]!) || BAD_CHARS.test(line)) {
+        return this.#fail(400, `Cannot parse HTTP CONNECT: malformed header line ${quote(line)}`);
+      }
+      headers.push([m[1]!.toLowerCase(), m[2]!]);
+    }
+    if (this.#users !== undefined && !this.#authorized(headers)) {
+      return this.#fail(407, "Cannot parse HTTP CONNECT: missing or invalid proxy credentials");
+    }
+    const request = parseAuthority(target);
+    if (request === null) {
+      return this.#fail(400, `Cannot parse HTTP CONNECT: target ${quote(target)} is not host:port`);
+    }
+    return { type: "request", request, raw: encodeRequest(request), rest, headers };
+  }
+
+  #authorized(headers: [string, string][]): boolean {
+    const value = headers.find(([n]) => n === "proxy-authorization")?.[1];
+    const m = value === undefined ? null : BASIC.exec(value);
+    if (m === null) return false;
+    let bytes: Uint8Array;
+    try {
+      bytes = Uint8Array.from(atob(m[1]!), (c) => c.charCodeAt(0));
+    } catch {
+      return false;
+    }
+    const colon = bytes.indexOf(0x3a);
+    if (colon < 1 || colon === bytes.length - 1) return false;
+    return checkCredentials(this.#users!, bytes.subarray(0, colon), bytes.subarray(colon + 1));
+  }
+}
+
+/**
+ * One-shot form of {@linkcode HttpConnectParser}: parses `bytes` holding
+ * everything received so far; `need_more` if the headers are incomplete.
+ *
+ * @example
+ * ```ts
+ * import { parseHttpConnect } from "./http_connect.ts";
+ * parseHttpConnect(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n")).type; // "fail" (405)
+ * ```
+ */
+export function parseHttpConnect(bytes: Uint8Array, opts?: HttpConnectOptions): HttpConnectStep {
+  return new HttpConnectParser(opts).push(bytes);
+}
+
+/** RFC 9110 section 9.3.6: CONNECT uses authority-form, host and port. */
+function parseAuthority(target: string): Socks5Request | null {
+  let hostText: string;
+  let portText: string;
+  if (target.startsWith("[")) {
+    const close = target.indexOf("]");
+    if (close === -1 || target[close + 1] !== ":") return null;
+    hostText = target.slice(0, close + 1);
+    portText = target.slice(close + 2);
+  } else {
+    const colon = target.lastIndexOf(":");
+    if (colon === -1) return null;
+    hostText = target.slice(0, colon);
+    portText = target.slice(colon + 1);
+    if (hostText.includes(":")) return null; // an IPv6 literal needs brackets
+  }
+  if (!PORT.test(portText)) return null;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return null;
+  const host = classifyHost(hostText);
+  if (host === null) return null;
+  return { command: "connect", addressType: host.addressType, host: host.host, port };
+}
+
+/** Index of the first CRLF CRLF in `b[from..to)`, or -1. */
+function findBlankLine(b: Uint8Array, from: number, to: number): number {
+  for (let i = from; i + 3 < to; i++) {
+    if (b[i] === 0x0d && b[i + 1] === 0x0a && b[i + 2] === 0x0d && b[i + 3] === 0x0a) return i;
+  }
+  return -1;
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
+}

@@ -1,0 +1,256 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { initCommand } from "../../lib/cli/init.ts";
+import { userCommand } from "../../lib/cli/user.ts";
+import { UsageError } from "../../lib/cli/args.ts";
+import { toBase64Url } from "../../lib/crypto/mod.ts";
+import {
+  decodeShareLink,
+  loadClientConfig,
+  loadServerConfig,
+  loadUsers,
+} from "../../lib/config/mod.ts";
+import { decodeServerIdentity, serverPublicKey } from "../../lib/handshake/mod.ts";
+import { certificateNames } from "../../lib/pki/mod.ts";
+
+/** Runs a command with console.log captured; returns exit code and output. */
+async function run(
+  cmd: typeof initCommand,
+  args: string[],
+): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(" "));
+  try {
+    const code = await cmd.run(args);
+    return { code, out: lines.join("\n") };
+  } finally {
+    console.log = orig;
+  }
+}
+
+async function mode(path: string): Promise<number> {
+  return (await Deno.stat(path)).mode! & 0o777;
+}
+
+const SECRET_FILES = ["users.yml", "keys/server.key", "tls/ca.key", "tls/server.key"];
+
+Deno.test("init writes a loadable server directory with private files at 0600", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { code, out } = await run(initCommand, [dir]);
+    assert.equal(code, 0);
+    const cfg = await loadServerConfig(join(dir, "server.yml"));
+    assert.deepEqual(cfg.listen, { host: "0.0.0.0", port: 8443 });
+    assert.equal(cfg.transport, "tls");
+    assert.equal((await loadUsers(cfg.usersFile)).users.size, 0);
+    const pub = toBase64Url(serverPublicKey(decodeServerIdentity(cfg.identity)));
+    assert.ok(out.includes(pub), "prints the server public key");
+    assert.ok(out.includes(`nitrosocks user add NAME --dir ${dir}`));
+    for (const f of SECRET_FILES) assert.equal(await mode(join(dir, f)), 0o600, f);
+    assert.deepEqual(certificateNames(cfg.tls!.certPem), {
+      dnsNames: ["localhost"],
+      ips: ["127.0.0.1", "::1"],
+    });
+    assert.match(
+      await Deno.readTextFile(join(dir, "server.yml")),
+      /^# NitroSocks server configuration/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("init refuses to overwrite without --force, then --force replaces the keys", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "keys"));
+    await Deno.writeTextFile(join(dir, "keys/server.key"), "precious");
+    await assert.rejects(
+      run(initCommand, [dir]),
+      (e: Error) =>
+        e.message.includes(`"${join(dir, "keys/server.key")}"`) && e.message.includes("--force"),
+    );
+    assert.equal(await Deno.readTextFile(join(dir, "keys/server.key")), "precious");
+    await assert.rejects(Deno.stat(join(dir, "server.yml")), Deno.errors.NotFound);
+    await Deno.chmod(join(dir, "keys/server.key"), 0o644);
+    assert.equal((await run(initCommand, [dir, "--force"])).code, 0);
+    assert.notEqual(await Deno.readTextFile(join(dir, "keys/server.key")), "precious");
+    assert.equal(await mode(join(dir, "keys/server.key")), 0o600);
+    await loadServerConfig(join(dir, "server.yml"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("init puts --name and the listen IP in the certificate", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await run(initCommand, [dir, "--listen", "10.1.2.3:443", "--name", "Nitro.Example"]);
+    const cfg = await loadServerConfig(join(dir, "server.yml"));
+    assert.deepEqual(cfg.listen, { host: "10.1.2.3", port: 443 });
+    assert.deepEqual(certificateNames(cfg.tls!.certPem), {
+      dnsNames: ["nitro.example"],
+      ips: ["10.1.2.3", "127.0.0.1", "::1"],
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("init refuses a bad listen address, name or argument list", async () => {
+  await assert.rejects(run(initCommand, ["/tmp/x", "--listen", "8443"]), UsageError);
+  await assert.rejects(run(initCommand, ["/tmp/x", "--name", "bad name"]), UsageError);
+  await assert.rejects(run(initCommand, []), UsageError);
+  await assert.rejects(run(initCommand, ["a", "b"]), UsageError);
+});
+
+async function withServer(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await run(initCommand, [dir, "--name", "nitro.example"]);
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("user add writes users.yml and a profile that loadClientConfig reads", async () => {
+  await withServer(async (dir) => {
+    const out = join(dir, "alice.yml");
+    const r = await run(userCommand, [
+      "add",
+      "alice",
+      "--dir",
+      dir,
+      "--out",
+      out,
+      "--routes",
+      "tcp:*.example.com:443, 10.0.0.*:22",
+      "--totp",
+    ]);
+    assert.equal(r.code, 0);
+    const server = await loadServerConfig(join(dir, "server.yml"));
+    const users = await loadUsers(server.usersFile);
+    const alice = users.users.get("alice")!;
+    assert.deepEqual(alice.routes, ["tcp:*.example.com:443", "10.0.0.*:22"]);
+    const profile = await loadClientConfig(out);
+    assert.equal(profile.user, "alice");
+    assert.deepEqual(profile.server, { host: "127.0.0.1", port: 8443 });
+    assert.equal(profile.serverName, "nitro.example");
+    assert.deepEqual(profile.serverKey, serverPublicKey(decodeServerIdentity(server.identity)));
+    assert.deepEqual(x25519.getPublicKey(profile.key), alice.publicKey);
+    assert.deepEqual(profile.token, alice.token);
+    assert.deepEqual(profile.totpSecret, alice.totpSecret);
+    assert.equal(profile.caPem, await Deno.readTextFile(join(dir, "tls/ca.crt")));
+    assert.equal(await mode(out), 0o600);
+    assert.equal(await mode(server.usersFile), 0o600);
+    const link = r.out.split("\n").find((l) => l.startsWith("nitrosocks://"))!;
+    assert.equal(decodeShareLink(link), await Deno.readTextFile(out));
+    assert.ok(r.out.includes("--socks5-hostname 127.0.0.1:1080"));
+    assert.ok(
+      (await Deno.readTextFile(server.usersFile)).startsWith("# NitroSocks users."),
+      "comments kept",
+    );
+  });
+});
+
+Deno.test("user add profile reaches the server over TLS with its CA and server name", async () => {
+  await withServer(async (dir) => {
+    const out = join(dir, "bob.yml");
+    await run(userCommand, ["add", "bob", "--dir", dir, "--out", out]);
+    const server = await loadServerConfig(join(dir, "server.yml"));
+    const profile = await loadClientConfig(out);
+    using listener = Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: server.tls!.certPem,
+      key: server.tls!.keyPem,
+    });
+    const accepted = listener.accept().then(async (c) => {
+      await c.handshake();
+      c.close();
+    });
+    const tcp = await Deno.connect({ hostname: profile.server.host, port: listener.addr.port });
+    const tls = await Deno.startTls(tcp, {
+      hostname: profile.serverName,
+      caCerts: [profile.caPem!],
+    });
+    await tls.handshake();
+    tls.close();
+    await accepted;
+  });
+});
+
+Deno.test("user add refuses a taken name, an existing profile and a bad route", async () => {
+  await withServer(async (dir) => {
+    const out = join(dir, "carol.yml");
+    await run(userCommand, ["add", "carol", "--dir", dir, "--out", out]);
+    const before = await Deno.readTextFile(join(dir, "users.yml"));
+    await assert.rejects(
+      run(userCommand, ["add", "carol", "--dir", dir, "--out", join(dir, "c2.yml")]),
+      /User "carol" already exists/,
+    );
+    await assert.rejects(
+      run(userCommand, ["add", "dave", "--dir", dir, "--out", out]),
+      /Refusing to overwrite .*carol.yml/,
+    );
+    await assert.rejects(
+      run(userCommand, ["add", "dave", "--dir", dir, "--routes", "::1:22"]),
+      UsageError,
+    );
+    await assert.rejects(run(userCommand, ["add", "bad/name", "--dir", dir]), UsageError);
+    await assert.rejects(
+      run(userCommand, ["add", "dave", "--dir", dir, "--server", "nope"]),
+      UsageError,
+    );
+    assert.equal(await Deno.readTextFile(join(dir, "users.yml")), before, "users.yml untouched");
+    await assert.rejects(Deno.stat(join(dir, "c2.yml")), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(join(dir, "users.yml.lock")), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("user add writes ./NAME.yml by default and honours --server", async () => {
+  await withServer(async (dir) => {
+    const cwd = Deno.cwd();
+    Deno.chdir(dir);
+    try {
+      await run(userCommand, ["add", "erin", "--dir", ".", "--server", "[2001:db8::1]:443"]);
+      const p = await loadClientConfig("erin.yml");
+      assert.deepEqual(p.server, { host: "2001:db8::1", port: 443 });
+      assert.equal(p.serverName, "nitro.example");
+    } finally {
+      Deno.chdir(cwd);
+    }
+  });
+});
+
+Deno.test("user list and user remove", async () => {
+  await withServer(async (dir) => {
+    assert.match((await run(userCommand, ["list", "--dir", dir])).out, /^No users yet/);
+    for (const n of ["ann", "ben"]) {
+      await run(userCommand, [
+        "add",
+        n,
+        "--dir",
+        dir,
+        "--out",
+        join(dir, `${n}.yml`),
+        "--routes",
+        "*:443",
+      ]);
+    }
+    const list = (await run(userCommand, ["list", "--dir", dir])).out.split("\n");
+    assert.match(list[0]!, /^NAME\s+ROUTES\s+EXPIRES\s+STATUS$/);
+    assert.match(list[1]!, /^ann\s+\*:443\s+never\s+active$/);
+    assert.match(list[2]!, /^ben\s+/);
+    assert.equal((await run(userCommand, ["remove", "ann", "--dir", dir])).code, 0);
+    const users = await loadUsers(join(dir, "users.yml"));
+    assert.deepEqual([...users.users.keys()], ["ben"]);
+    assert.equal(await mode(join(dir, "users.yml")), 0o600);
+    await assert.rejects(run(userCommand, ["remove", "ann", "--dir", dir]), /No user "ann"/);
+    await assert.rejects(run(userCommand, ["frob", "--dir", dir]), UsageError);
+    await assert.rejects(run(userCommand, ["list", "--dir", dir, "--totp"]), UsageError);
+  });
+});

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import {
+  decodeShareLink,
+  encodeShareLink,
+  formatClientProfile,
+  loadClientConfig,
+  parseClientConfig,
+} from "../../lib/config/mod.ts";
+import { ConfigError } from "../../lib/errors.ts";
+import { assertAt, CERT, configError, k } from "./_helpers.ts";
+
+const MINIMAL = `server: "nitro.example:8443"
+server_key: ${k(64)}
+user: alice
+key: ${k(32, 2)}
+token: ${k(32, 3)}
+`;
+
+Deno.test("parseClientConfig() applies every default to a minimal profile", () => {
+  const cfg = parseClientConfig(MINIMAL, "alice.yml");
+  assert.equal(cfg.file, "alice.yml");
+  assert.deepEqual(cfg.server, { host: "nitro.example", port: 8443 });
+  assert.equal(cfg.serverName, "nitro.example");
+  assert.equal(cfg.transport, "tls");
+  assert.deepEqual(cfg.serverKey, new Uint8Array(64).fill(1));
+  assert.equal(cfg.user, "alice");
+  assert.deepEqual(cfg.key, new Uint8Array(32).fill(2));
+  assert.deepEqual(cfg.token, new Uint8Array(32).fill(3));
+  assert.deepEqual(cfg.socks5, { listen: { host: "127.0.0.1", port: 1080 } });
+  assert.equal(cfg.httpConnect, undefined);
+  assert.equal(cfg.caPem, undefined);
+  assert.deepEqual(cfg.kex, ["x25519-mlkem768", "x25519"]);
+  assert.deepEqual(cfg.aead, ["aes-256-gcm", "chacha20-poly1305", "aes-128-gcm"]);
+  assert.deepEqual(cfg.limits, {
+    streamWindow: 1 << 20,
+    sessionWindow: 16 << 20,
+    maxStreams: 1024,
+    connectTimeoutS: 10,
+  });
+  assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.socks5));
+});
+
+Deno.test("parseClientConfig() reads optional sections", () => {
+  const cfg = parseClientConfig(
+    `${MINIMAL}server_name: cdn.example\nca: |\n  ${CERT.trim().replace(/\n/g, "\n  ")}\n` +
+      `socks5:\n  listen: "[::1]:1080"\n  users: {app: 1234, b: "pw"}\nhttp_connect: {listen: "127.0.0.1:8118"}\n` +
+      `aead: [chacha20-poly1305]\nlimits: {max_streams: 8, connect_timeout: 3s}\n`,
+    "c.yml",
+  );
+  assert.equal(cfg.serverName, "cdn.example");
+  assert.equal(cfg.caPem, CERT);
+  assert.deepEqual(cfg.socks5.listen, { host: "::1", port: 1080 });
+  assert.deepEqual([...cfg.socks5.users!], [["app", "1234"], ["b", "pw"]]);
+  assert.deepEqual(cfg.httpConnect, { listen: { host: "127.0.0.1", port: 8118 } });
+  assert.deepEqual(cfg.aead, ["chacha20-poly1305"]);
+  assert.equal(cfg.limits.maxStreams, 8);
+  assert.equal(cfg.limits.connectTimeoutS, 3);
+});
+
+Deno.test("parseClientConfig() refuses a server key of the wrong length", () => {
+  const e = configError(() => parseClientConfig(MINIMAL.replace(k(64), k(32)), "c.yml"));
+  assertAt(e, "c.yml", 2, 13);
+  assert.match(
+    e.message,
+    /Invalid server_key: expected 64 bytes of unpadded base64url, got 32 bytes/,
+  );
+});
+
+Deno.test("parseClientConfig() refuses a bad server address, CA and socks5 password", () => {
+  let e = configError(() =>
+    parseClientConfig(MINIMAL.replace("nitro.example:8443", "nitro.example"), "c.yml")
+  );
+  assertAt(e, "c.yml", 1, 9);
+  e = configError(() => parseClientConfig(`${MINIMAL}ca: hello\n`, "c.yml"));
+  assertAt(e, "c.yml", 6, 5);
+  assert.match(e.message, /not a PEM certificate/);
+  e = configError(() => parseClientConfig(`${MINIMAL}socks5: {users: {app: [x]}}\n`, "c.yml"));
+  assertAt(e, "c.yml", 6, 23);
+  assert.equal(e.key, "socks5.users.app");
+  e = configError(() => parseClientConfig(`${MINIMAL}socks5: {listn: "127.0.0.1:1"}\n`, "c.yml"));
+  assertAt(e, "c.yml", 6, 10);
+  assert.equal(e.hint, 'did you mean "listen"?');
+  e = configError(() => parseClientConfig(MINIMAL.replace("user: alice", "user: al ice"), "c.yml"));
+  assertAt(e, "c.yml", 3, 7);
+});
+
+Deno.test("formatClientProfile() output parses back to the same values", () => {
+  const profile = {
+    server: { host: "::1", port: 8443 },
+    serverName: "localhost",
+    transport: "tls" as const,
+    serverKey: new Uint8Array(64).fill(5),
+    caPem: CERT,
+    user: "true",
+    key: new Uint8Array(32).fill(6),
+    token: new Uint8Array(32).fill(7),
+    totpSecret: new Uint8Array(20).fill(8),
+  };
+  const text = formatClientProfile(profile);
+  const cfg = parseClientConfig(text, "p.yml");
+  assert.deepEqual(cfg.server, profile.server);
+  assert.equal(cfg.serverName, "localhost");
+  assert.deepEqual(cfg.serverKey, profile.serverKey);
+  assert.equal(cfg.caPem, CERT);
+  assert.equal(cfg.user, "true");
+  assert.deepEqual(cfg.key, profile.key);
+  assert.deepEqual(cfg.token, profile.token);
+  assert.deepEqual(cfg.totpSecret, profile.totpSecret);
+});
+
+Deno.test("share links round-trip and malformed ones are refused", () => {
+  const link = encodeShareLink(MINIMAL);
+  assert.match(link, /^nitrosocks:\/\/[A-Za-z0-9_-]+$/);
+  assert.equal(decodeShareLink(link), MINIMAL);
+  assert.throws(() => decodeShareLink("https://x"), ConfigError);
+  assert.throws(() => decodeShareLink("nitrosocks://!!"), ConfigError);
+});
+
+Deno.test("loadClientConfig() accepts a share link and reports a missing file", async () => {
+  const cfg = await loadClientConfig(encodeShareLink(MINIMAL));
+  assert.equal(cfg.user, "alice");
+  await assert.rejects(
+    loadClientConfig("/nonexistent/alice.yml"),
+    /\/nonexistent\/alice.yml: Cannot read config file: file not found/,
+  );
+});

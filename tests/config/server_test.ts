@@ -1,0 +1,220 @@
+import assert from "node:assert/strict";
+import { parseServerConfig } from "../../lib/config/mod.ts";
+import { assertAt, CERT, configError, files, k, KEY, SERVER_FILES } from "./_helpers.ts";
+
+const MINIMAL = "identity: keys/server.key\ntls: {cert: tls/server.crt, key: tls/server.key}\n";
+
+Deno.test("parseServerConfig() applies every default to a minimal file", () => {
+  const cfg = parseServerConfig(MINIMAL, "etc/server.yml", SERVER_FILES);
+  assert.equal(cfg.file, "etc/server.yml");
+  assert.equal(cfg.dir, "etc");
+  assert.deepEqual(cfg.listen, { host: "0.0.0.0", port: 8443 });
+  assert.equal(cfg.transport, "tls");
+  assert.deepEqual(cfg.tls, { certPem: CERT, keyPem: KEY, alpn: ["h2", "http/1.1"] });
+  assert.deepEqual(cfg.identity, new Uint8Array(64).fill(7));
+  assert.equal(cfg.usersFile, "etc/users.yml");
+  assert.deepEqual(cfg.fallback, { mode: "decoy" });
+  assert.deepEqual(cfg.handshake, {
+    clockWindowS: 120,
+    replayCache: 100_000,
+    kex: ["x25519-mlkem768", "x25519"],
+    aead: ["aes-256-gcm", "chacha20-poly1305", "aes-128-gcm"],
+  });
+  assert.deepEqual(cfg.limits, {
+    maxStreamsPerTunnel: 1024,
+    streamWindow: 1 << 20,
+    sessionWindow: 16 << 20,
+    idleTimeoutS: 300,
+    connectTimeoutS: 10,
+    maxTunnels: 256,
+  });
+  assert.deepEqual(cfg.socks5Direct, { enabled: false, listen: { host: "127.0.0.1", port: 1081 } });
+  assert.deepEqual(cfg.log, { level: "info" });
+});
+
+Deno.test("parseServerConfig() reads sizes, durations and addresses", () => {
+  const text = `listen: "[::]:443"
+transport: tcp
+identity: keys/server.key
+users: /abs/users.yml
+fallback: {mode: upstream, upstream: "127.0.0.1:8080"}
+handshake: {clock_window: 2m, replay_cache: 5000, kex: [x25519], aead: [chacha20-poly1305]}
+limits:
+  stream_window: 256KiB
+  session_window: 10MB
+  idle_timeout: 1h30m
+  connect_timeout: 500ms
+socks5_direct: {enabled: true, listen: "127.0.0.1:0"}
+log: {level: debug}
+`;
+  const cfg = parseServerConfig(text, "etc/server.yml", SERVER_FILES);
+  assert.deepEqual(cfg.listen, { host: "::", port: 443 });
+  assert.equal(cfg.tls, undefined);
+  assert.equal(cfg.usersFile, "/abs/users.yml");
+  assert.deepEqual(cfg.fallback, { mode: "upstream", upstream: { host: "127.0.0.1", port: 8080 } });
+  assert.equal(cfg.handshake.clockWindowS, 120);
+  assert.deepEqual(cfg.handshake.kex, ["x25519"]);
+  assert.equal(cfg.limits.streamWindow, 256 * 1024);
+  assert.equal(cfg.limits.sessionWindow, 10_000_000);
+  assert.equal(cfg.limits.idleTimeoutS, 5400);
+  assert.equal(cfg.limits.connectTimeoutS, 0.5);
+  assert.deepEqual(cfg.socks5Direct, { enabled: true, listen: { host: "127.0.0.1", port: 0 } });
+});
+
+Deno.test("parseServerConfig() returns a frozen object", () => {
+  const cfg = parseServerConfig(MINIMAL, "etc/server.yml", SERVER_FILES);
+  assert.ok(
+    Object.isFrozen(cfg) && Object.isFrozen(cfg.limits) && Object.isFrozen(cfg.handshake.kex),
+  );
+  assert.throws(() => {
+    (cfg.limits as { maxTunnels: number }).maxTunnels = 1;
+  }, TypeError);
+});
+
+Deno.test("parseServerConfig() refuses an unknown key with a did-you-mean hint", () => {
+  const e = configError(() =>
+    parseServerConfig(`${MINIMAL}limits:\n  max_tunnel: 5\n`, "etc/server.yml", SERVER_FILES)
+  );
+  assertAt(e, "etc/server.yml", 4, 3);
+  assert.equal(e.key, "limits.max_tunnel");
+  assert.equal(e.hint, 'did you mean "max_tunnels"?');
+  assert.match(e.message, /Unknown key "limits.max_tunnel" \(did you mean "max_tunnels"\?\)$/);
+});
+
+Deno.test("parseServerConfig() matches camelCase mistakes to snake_case keys", () => {
+  const e = configError(() =>
+    parseServerConfig(`${MINIMAL}socksDirect: {}\n`, "etc/server.yml", SERVER_FILES)
+  );
+  assertAt(e, "etc/server.yml", 3, 1);
+  assert.equal(e.hint, 'did you mean "socks5_direct"?');
+});
+
+Deno.test("parseServerConfig() lists the choices when nothing is close", () => {
+  const e = configError(() => parseServerConfig(`${MINIMAL}zzz: 1\n`, "s.yml", SERVER_FILES));
+  assert.match(e.hint ?? "", /^expected one of: listen, transport, tls, identity/);
+});
+
+Deno.test("parseServerConfig() refuses wrong types at the value's position", () => {
+  const cases: [string, number, number, RegExp][] = [
+    ["limits:\n  max_tunnels: lots\n", 4, 16, /Invalid limits.max_tunnels: expected an integer/],
+    ["limits:\n  max_tunnels: 0\n", 4, 16, /0 is out of range 1..1000000/],
+    ["limits: [1]\n", 3, 9, /Invalid limits: expected a mapping/],
+    ["socks5_direct: {enabled: yes}\n", 3, 26, /expected true or false, got "yes"/],
+    ["limits: {stream_window: 1 MiBs}\n", 3, 25, /expected a size/],
+    ["limits: {stream_window: 1kb}\n", 3, 25, /expected a size/],
+    ["limits: {idle_timeout: 5 minutes}\n", 3, 24, /expected a duration/],
+    [
+      "limits: {stream_window: 1GiB, session_window: 1MiB}\n",
+      3,
+      47,
+      /smaller than limits.stream_window/,
+    ],
+    [
+      "handshake: {kex: [x25519, x448]}\n",
+      3,
+      27,
+      /Invalid handshake.kex\[1\]: expected one of "x25519-mlkem768", "x25519"/,
+    ],
+    [
+      "handshake: {aead: [aes-256-gcm, aes-256-gcm]}\n",
+      3,
+      33,
+      /handshake.aead\[1\]: "aes-256-gcm" is listed twice/,
+    ],
+    ["handshake: {aead: []}\n", 3, 19, /expected 1..10000 items, got 0/],
+    ["log: {level: verbose}\n", 3, 14, /Invalid log.level/],
+    ["transport: quic\n", 3, 12, /Invalid transport: expected one of "tls", "tcp"/],
+  ];
+  for (const [extra, line, column, re] of cases) {
+    const e = configError(() => parseServerConfig(MINIMAL + extra, "s.yml", SERVER_FILES));
+    assertAt(e, "s.yml", line, column);
+    assert.match(e.message, re);
+  }
+});
+
+Deno.test("parseServerConfig() refuses bad host:port strings", () => {
+  for (
+    const bad of [
+      "8443",
+      "0.0.0.0",
+      "::1:8443",
+      "host:99999",
+      "bad host:1",
+      "1.2.3.4.5:80",
+      "[zz::1]:80",
+    ]
+  ) {
+    const e = configError(() =>
+      parseServerConfig(`listen: "${bad}"\n${MINIMAL}`, "s.yml", SERVER_FILES)
+    );
+    assertAt(e, "s.yml", 1, 9);
+    assert.equal(e.key, "listen");
+    assert.match(e.message, /expected HOST:PORT/);
+  }
+  const e = configError(() =>
+    parseServerConfig(
+      `${MINIMAL}fallback: {mode: upstream, upstream: "x:0"}\n`,
+      "s.yml",
+      SERVER_FILES,
+    )
+  );
+  assertAt(e, "s.yml", 3, 38);
+});
+
+Deno.test("parseServerConfig() requires keys that have no default", () => {
+  let e = configError(() => parseServerConfig("tls: {cert: a}\n", "s.yml", SERVER_FILES));
+  assertAt(e, "s.yml", 1, 1);
+  assert.match(e.message, /Missing required key "tls.key"/);
+  e = configError(() => parseServerConfig("listen: 0.0.0.0:1\n", "s.yml", SERVER_FILES));
+  assert.match(e.message, /Missing required key "identity"/);
+  e = configError(() =>
+    parseServerConfig("identity: keys/server.key\n", "etc/s.yml", SERVER_FILES)
+  );
+  assert.match(e.message, /Missing required key "tls": transport is "tls"/);
+  e = configError(() =>
+    parseServerConfig(`${MINIMAL}fallback:\n  mode: upstream\n`, "etc/s.yml", SERVER_FILES)
+  );
+  assertAt(e, "etc/s.yml", 4, 9);
+  assert.match(e.message, /fallback.upstream/);
+});
+
+Deno.test("parseServerConfig() reports a missing referenced file at the key naming it", () => {
+  const e = configError(() =>
+    parseServerConfig("transport: tcp\nidentity: keys/nope.key\n", "etc/server.yml", SERVER_FILES)
+  );
+  assertAt(e, "etc/server.yml", 2, 11);
+  assert.match(e.message, /Cannot read identity file "etc\/keys\/nope.key": file not found/);
+  const e2 = configError(() =>
+    parseServerConfig(
+      "identity: keys/server.key\ntls:\n  cert: tls/server.crt\n  key: tls/missing.key\n",
+      "etc/server.yml",
+      SERVER_FILES,
+    )
+  );
+  assertAt(e2, "etc/server.yml", 4, 8);
+});
+
+Deno.test("parseServerConfig() refuses an identity file of the wrong length without echoing it", () => {
+  const secret = k(32, 9);
+  const read = files({ "etc/keys/server.key": secret });
+  const e = configError(() =>
+    parseServerConfig("transport: tcp\nidentity: keys/server.key\n", "etc/server.yml", read)
+  );
+  assertAt(e, "etc/keys/server.key", 1, 1);
+  assert.match(e.message, /expected 64 bytes of unpadded base64url, got 32 bytes/);
+  assert.match(e.hint ?? "", /named by etc\/server.yml:2:11/);
+  assert.ok(!e.message.includes(secret));
+});
+
+Deno.test("parseServerConfig() refuses files that are not PEM", () => {
+  const read = files({ "keys/server.key": k(64), "c.pem": "hello", "k.pem": KEY });
+  const e = configError(() =>
+    parseServerConfig(
+      "identity: keys/server.key\ntls: {cert: c.pem, key: k.pem}\n",
+      "server.yml",
+      read,
+    )
+  );
+  assertAt(e, "server.yml", 2, 13);
+  assert.match(e.message, /is not a PEM certificate/);
+});

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import {
+  certificateNames,
+  generateCa,
+  issueServerCert,
+  MAX_SERVER_CERT_DAYS,
+} from "../../lib/pki/mod.ts";
+
+const ca = await generateCa("NitroSocks Test CA");
+const server = await issueServerCert(ca, { dnsNames: ["nitro.example"], ips: ["10.9.8.7"] });
+
+async function roundTrip(
+  listenHost: string,
+  connectHost: string,
+  caCerts: string[],
+): Promise<string> {
+  using listener = Deno.listenTls({
+    hostname: listenHost,
+    port: 0,
+    cert: server.certPem,
+    key: server.keyPem,
+  });
+  const accepted = (async () => {
+    const conn = await listener.accept();
+    try {
+      await conn.handshake();
+      await conn.write(new TextEncoder().encode("hello"));
+    } catch {
+      // the client refused us; nothing to send
+    } finally {
+      conn.close();
+    }
+  })();
+  try {
+    const conn = await Deno.connectTls({
+      hostname: connectHost,
+      port: listener.addr.port,
+      caCerts,
+    });
+    try {
+      const buf = new Uint8Array(5);
+      let n = 0;
+      while (n < 5) {
+        const r = await conn.read(buf.subarray(n));
+        if (r === null) break;
+        n += r;
+      }
+      return new TextDecoder().decode(buf.subarray(0, n));
+    } finally {
+      conn.close();
+    }
+  } finally {
+    await accepted;
+  }
+}
+
+Deno.test("issueServerCert() works for a real TLS connection on 127.0.0.1", async () => {
+  assert.equal(await roundTrip("127.0.0.1", "127.0.0.1", [ca.certPem]), "hello");
+});
+
+Deno.test("issueServerCert() works for a real TLS connection on ::1", async () => {
+  assert.equal(await roundTrip("::1", "::1", [ca.certPem]), "hello");
+});
+
+Deno.test("a client that does not trust the CA refuses the certificate", async () => {
+  const other = await generateCa("Other CA");
+  await assert.rejects(roundTrip("127.0.0.1", "127.0.0.1", [other.certPem]));
+});
+
+Deno.test("issueServerCert() puts names and loopback addresses in subjectAltName", () => {
+  assert.deepEqual(certificateNames(server.certPem), {
+    dnsNames: ["nitro.example"],
+    ips: ["10.9.8.7", "127.0.0.1", "::1"],
+  });
+  assert.match(server.keyPem, /^-----BEGIN PRIVATE KEY-----\n/);
+});
+
+Deno.test("issueServerCert() caps validity at 825 days and refuses bad names", async () => {
+  await assert.rejects(issueServerCert(ca, { days: MAX_SERVER_CERT_DAYS + 1 }), RangeError);
+  await assert.rejects(issueServerCert(ca, { dnsNames: ["bad name"] }), TypeError);
+  await assert.rejects(issueServerCert(ca, { ips: ["300.1.1.1"] }), TypeError);
+  const now = new Date("2030-01-01T00:00:00Z");
+  const c = await issueServerCert(ca, { now });
+  const { X509Certificate } = await import("node:crypto");
+  const x = new X509Certificate(c.certPem);
+  const days = (Date.parse(x.validTo) - Date.parse(x.validFrom)) / 86400_000;
+  assert.equal(days, MAX_SERVER_CERT_DAYS);
+  assert.ok(Date.parse(x.validFrom) < now.getTime());
+});
