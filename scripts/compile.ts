@@ -67,9 +67,12 @@ async function main(): Promise<number> {
   }
   for (const t of targets) {
     console.log(`compile: ${t}`);
-    const { code } = await new Deno.Command(Deno.execPath(), { args: compileArgs(t) }).spawn().status;
+    const { code } = await new Deno.Command(Deno.execPath(), { args: compileArgs(t) }).spawn()
+      .status;
     if (code !== 0) {
-      console.error(`compile: ${t} failed (exit ${code}); if denort cannot be downloaded here, set DENORT_BIN`);
+      console.error(
+        `compile: ${t} failed (exit ${code}); if denort cannot be downloaded here, set DENORT_BIN`,
+      );
       return code;
     }
   }

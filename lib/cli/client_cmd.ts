@@ -10,7 +10,8 @@ import { createLogger } from "../tunnel/log.ts";
 import { parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 
-const usage = `Usage: nitrosocks client --config FILE [--socks HOST:PORT] [--server HOST:PORT] [--ca FILE]
+const usage =
+  `Usage: nitrosocks client --config FILE [--socks HOST:PORT] [--server HOST:PORT] [--ca FILE]
 
 Runs the local SOCKS5 proxy (default 127.0.0.1:1080) from a client profile made by
 'nitrosocks user add'. Point any program at it, e.g.
@@ -39,7 +40,9 @@ export const clientCommand: Command = {
     });
     if (p.positionals.length > 0) throw new UsageError(`Unexpected argument "${p.positionals[0]}"`);
     const file = stringFlag(p, "config");
-    if (file === undefined) throw new UsageError("Missing --config FILE (the profile from 'nitrosocks user add')");
+    if (file === undefined) {
+      throw new UsageError("Missing --config FILE (the profile from 'nitrosocks user add')");
+    }
     const level = stringFlag(p, "log-level") ?? "info";
     if (!["debug", "info", "warn", "error"].includes(level)) {
       throw new UsageError(`Invalid --log-level "${level}": expected debug, info, warn or error`);
@@ -69,7 +72,9 @@ export const clientCommand: Command = {
     console.log(`SOCKS5 proxy ready on ${client.socksAddr.hostname}:${client.socksAddr.port}`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
-      const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+      const signals: Deno.Signal[] = Deno.build.os === "windows"
+        ? ["SIGINT"]
+        : ["SIGINT", "SIGTERM"];
       for (const s of signals) Deno.addSignalListener(s, stop);
     });
     log.info("stopping");

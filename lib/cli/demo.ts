@@ -94,7 +94,9 @@ export const demoCommand: Command = {
     const say = (s: string) => console.log(s);
     const site = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
       const url = new URL(req.url);
-      if (url.pathname === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
+      if (url.pathname === "/") {
+        return new Response(PAGE, { headers: { "content-type": "text/html" } });
+      }
       return new Response("not found\n", { status: 404 });
     });
     const sitePort = (site.addr as Deno.NetAddr).port;
@@ -112,7 +114,9 @@ export const demoCommand: Command = {
         server: `127.0.0.1:${server.addr.port}`,
       });
       await server.reloadUsers();
-      say(`   added user "demo" (client key + token) and reloaded users.yml; profile ${added.profilePath}`);
+      say(
+        `   added user "demo" (client key + token) and reloaded users.yml; profile ${added.profilePath}`,
+      );
 
       const profile = await loadClientConfig(added.profilePath);
       const t0 = performance.now();
@@ -125,7 +129,9 @@ export const demoCommand: Command = {
       await client.tunnel();
       const t1 = performance.now();
       say(
-        `3. Client SOCKS5 on 127.0.0.1:${client.socksAddr.port}; tunnel up in ${(t1 - t0).toFixed(0)} ms ` +
+        `3. Client SOCKS5 on 127.0.0.1:${client.socksAddr.port}; tunnel up in ${
+          (t1 - t0).toFixed(0)
+        } ms ` +
           `(TLS 1.3, server key pinned, key + token login)`,
       );
 
@@ -136,7 +142,11 @@ export const demoCommand: Command = {
       if (!status.includes(" 200 ") || !body.includes("Hello through the tunnel")) {
         throw new Error(`Unexpected answer through the tunnel: ${status || "(empty)"}`);
       }
-      say(`4. GET http://127.0.0.1:${sitePort}/ through the tunnel: ${status} in ${(t2 - t1).toFixed(0)} ms`);
+      say(
+        `4. GET http://127.0.0.1:${sitePort}/ through the tunnel: ${status} in ${
+          (t2 - t1).toFixed(0)
+        } ms`,
+      );
       say(`   body: ${body.trim()}`);
 
       const caPem = await Deno.readTextFile(`${dir}/tls/ca.crt`);
@@ -153,7 +163,9 @@ export const demoCommand: Command = {
         http.close();
       }
       say("Done: a real request went through a real NitroSocks server and client.");
-      say(`Try it yourself: curl --socks5-hostname 127.0.0.1:1080 http://example.com/ with 'nitrosocks client'.`);
+      say(
+        `Try it yourself: curl --socks5-hostname 127.0.0.1:1080 http://example.com/ with 'nitrosocks client'.`,
+      );
       return 0;
     } finally {
       await client?.close();

@@ -30,7 +30,9 @@ export const serverCommand: Command = {
     const p = parseFlags(args, { config: { type: "string" }, "log-level": { type: "string" } });
     if (p.positionals.length > 0) throw new UsageError(`Unexpected argument "${p.positionals[0]}"`);
     const file = stringFlag(p, "config");
-    if (file === undefined) throw new UsageError("Missing --config FILE (e.g. --config ./srv/server.yml)");
+    if (file === undefined) {
+      throw new UsageError("Missing --config FILE (e.g. --config ./srv/server.yml)");
+    }
     const config = await loadServerConfig(file);
     const level = stringFlag(p, "log-level") ?? config.log.level;
     if (!["debug", "info", "warn", "error"].includes(level)) {

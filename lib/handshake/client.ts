@@ -183,6 +183,11 @@ function consumeServerHello(
     throw authFailedFor(frame, e);
   }
   const sh = decodeServerHelloBody(plain);
+  // Seed 000 Sign(ServerCert): the signature covers everything so far.
+  const signed = concat([SIGNATURE_PREFIX, mixHash(s.h, sh.signed)]);
+  if (!ed25519Verify(ctx.signPublic, signed, sh.signature)) {
+    throw authFailed("the server's identity does not match the pinned key (bad signature)");
+  }
   const kex = kexFromWire(sh.kex);
   const aead = aeadFromWire(sh.aead);
   if (!SUPPORTED_VERSIONS.includes(sh.version)) {
@@ -202,11 +207,6 @@ function consumeServerHello(
       "UNSUPPORTED",
       `Cannot accept ServerHello: AEAD ${sh.aead} was not offered`,
     );
-  }
-  // Seed 000 Sign(ServerCert): the signature covers everything so far.
-  const signed = concat([SIGNATURE_PREFIX, mixHash(s.h, sh.signed)]);
-  if (!ed25519Verify(ctx.signPublic, signed, sh.signature)) {
-    throw authFailed("the server's identity does not match the pinned key (bad signature)");
   }
   const h2 = mixHash(s.h, frame);
   const ee = x25519SharedSecret(s.ephemeral, sh.serverEphemeral);

@@ -130,13 +130,16 @@ export class Opener {
         this.#beginRecord(); // may throw TOO_LARGE / LIMIT before any allocation
       }
       const need = this.#bodyLen - this.#bodyFill;
-      if (this.#body === undefined && len - off >= need) {
-        // Whole body in this chunk: a view, no copy.
-        out.push(this.#finishRecord(chunk.subarray(off, off + need), false));
-        off += need;
-        continue;
+      if (this.#body === undefined) {
+        if (len - off >= need) {
+          // Whole body in this chunk: a view, no copy.
+          out.push(this.#finishRecord(chunk.subarray(off, off + need), false));
+          off += need;
+          continue;
+        }
+        if (off === len) break; // header only so far; the body may come whole next time
+        this.#body = new Uint8Array(this.#bodyLen);
       }
-      this.#body ??= new Uint8Array(this.#bodyLen);
       const n = Math.min(need, len - off);
       this.#body.set(chunk.subarray(off, off + n), this.#bodyFill);
       this.#bodyFill += n;

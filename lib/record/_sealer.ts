@@ -25,7 +25,7 @@ import {
 import { HeaderMask } from "./_mask.ts";
 import { Padder, type PaddingPolicy } from "./_padding.ts";
 import type { AeadId } from "./_types.ts";
-import { wipe } from "../crypto/mod.ts";
+import { randomBytes, wipe } from "../crypto/mod.ts";
 
 /**
  * When the sender ratchets its key: before the record that would make the
@@ -92,7 +92,7 @@ export class Sealer {
     this.#now = opts.now ?? Date.now;
     this.#padder = new Padder(
       opts.padding ?? { mode: "none" },
-      opts.random ?? ((n) => crypto.getRandomValues(new Uint8Array(n))),
+      opts.random ?? randomBytes,
     );
     const r = opts.ratchet ?? {};
     this.#maxBytes = limit(

@@ -1,15 +1,12 @@
 /**
- * Types shared by the record layer's files.
- *
- * `AeadId` is declared here with the same members as the handshake's
- * negotiated suite, so this folder builds on its own; the two unions are
- * structurally identical and interchangeable.
+ * Types shared by the record layer's files. `AeadId` is the handshake's
+ * negotiated bulk suite (a type-only import: no runtime dependency).
  *
  * @module
  */
+import type { AeadId } from "../handshake/mod.ts";
 
-/** The bulk AEAD suites a session can negotiate. */
-export type AeadId = "aes-256-gcm" | "aes-128-gcm" | "chacha20-poly1305";
+export type { AeadId };
 
 /** Every `AeadId`, in order of preference. */
 export const AEAD_IDS: readonly AeadId[] = ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"];

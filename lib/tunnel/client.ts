@@ -6,7 +6,7 @@
  * @module
  */
 import type { ClientConfig } from "../config/mod.ts";
-import { ClientHandshake, type ClientCredentials, type SessionSecrets } from "../handshake/mod.ts";
+import { type ClientCredentials, ClientHandshake, type SessionSecrets } from "../handshake/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { Mux } from "../mux/mod.ts";
 import { ProtocolError } from "../errors.ts";
@@ -94,7 +94,9 @@ export async function connectTunnel(
       const chunk = left > 0 ? await reader.next(left) : "timeout";
       if (chunk === "timeout") {
         throw new TunnelError(
-          `The server at ${where} did not complete the handshake within ${HANDSHAKE_DEADLINE_MS / 1000} s: ` +
+          `The server at ${where} did not complete the handshake within ${
+            HANDSHAKE_DEADLINE_MS / 1000
+          } s: ` +
             `check that it runs NitroSocks and that the profile's server key is current`,
         );
       }
@@ -163,7 +165,10 @@ export async function connectTunnel(
  * console.log(client.socksAddr.port);
  * ```
  */
-export async function startClient(config: ClientConfig, opts: ClientOptions): Promise<ClientHandle> {
+export async function startClient(
+  config: ClientConfig,
+  opts: ClientOptions,
+): Promise<ClientHandle> {
   const log = opts.log;
   let current: Session | undefined;
   let connecting: Promise<Session> | undefined;

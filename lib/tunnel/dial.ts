@@ -39,12 +39,21 @@ export interface Connector {
  * Dials a TCP target with a deadline; names resolve through the system.
  * Throws `Deno.errors.TimedOut` after `timeoutMs`.
  */
-export async function dialTarget(host: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
+export async function dialTarget(
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<Deno.TcpConn> {
   const attempt = Deno.connect({ hostname: host, port });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Deno.errors.TimedOut(`Timed out after ${timeoutMs / 1000} s connecting to ${host}:${port}`)),
+      () =>
+        reject(
+          new Deno.errors.TimedOut(
+            `Timed out after ${timeoutMs / 1000} s connecting to ${host}:${port}`,
+          ),
+        ),
       timeoutMs,
     );
   });
@@ -124,7 +133,9 @@ export function serveSocks(
         }).finally(() => open.delete(conn));
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.BadResource)) opts.log.error(`accept failed: ${describeError(e)}`);
+      if (!(e instanceof Deno.errors.BadResource)) {
+        opts.log.error(`accept failed: ${describeError(e)}`);
+      }
     }
   })();
   return {
@@ -202,5 +213,8 @@ export function serveDirectSocks(
   listenAddr: { host: string; port: number },
   opts: { log: Logger; connectTimeoutMs: number },
 ): FrontEnd {
-  return serveSocks(listenAddr, { connector: directConnector(opts.connectTimeoutMs), log: opts.log });
+  return serveSocks(listenAddr, {
+    connector: directConnector(opts.connectTimeoutMs),
+    log: opts.log,
+  });
 }

@@ -36,7 +36,9 @@ export function serveHttpConnect(
         }).finally(() => open.delete(conn));
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.BadResource)) opts.log.error(`accept failed: ${describeError(e)}`);
+      if (!(e instanceof Deno.errors.BadResource)) {
+        opts.log.error(`accept failed: ${describeError(e)}`);
+      }
     }
   })();
   return {
@@ -64,7 +66,9 @@ async function handle(
   conn: Deno.Conn,
   opts: { connector: Connector; log: Logger; users?: Map<string, string> },
 ): Promise<void> {
-  const parser = new HttpConnectParser(opts.users === undefined ? {} : { auth: { users: opts.users } });
+  const parser = new HttpConnectParser(
+    opts.users === undefined ? {} : { auth: { users: opts.users } },
+  );
   const reader = new TimedReader(conn, 8192);
   const deadline = Date.now() + HEADER_DEADLINE_MS;
   while (true) {

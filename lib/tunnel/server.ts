@@ -17,7 +17,8 @@ import {
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { Mux, ResetReason } from "../mux/mod.ts";
 import { decodeRequest, encodeReply, Reply, replyForError, Socks5Error } from "../socks5/mod.ts";
-import { listen } from "../transport/mod.ts";
+import { listen, tuneTcp } from "../transport/mod.ts";
+import { listenNodeTls } from "../transport/node_tls.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { forwardToFallback, startDecoy } from "./fallback.ts";
 import { describeError, type Logger } from "./log.ts";
@@ -31,6 +32,9 @@ const HELLO_DEADLINE_MS = 10_000;
 const HELLO_IDLE_MS = 2_000;
 /** The rest of the handshake must finish within this. */
 const HANDSHAKE_DEADLINE_MS = 15_000;
+
+/** An accepted connection: TLS (node:tls adapter) or plain TCP. */
+type ServerConn = ByteStream & { readonly remoteAddr: Deno.Addr };
 
 /** A running server. */
 export interface ServerHandle {
@@ -70,7 +74,10 @@ function toUserRecord(u: UserEntry): UserRecord {
  * await server.done;
  * ```
  */
-export async function startServer(config: ServerConfig, opts: ServerOptions): Promise<ServerHandle> {
+export async function startServer(
+  config: ServerConfig,
+  opts: ServerOptions,
+): Promise<ServerHandle> {
   const log = opts.log;
   const identity = decodeServerIdentity(config.identity);
   let users = opts.users ?? (await loadUsers(config.usersFile)).users;
@@ -88,14 +95,17 @@ export async function startServer(config: ServerConfig, opts: ServerOptions): Pr
     ? { hostname: config.fallback.upstream.host, port: config.fallback.upstream.port }
     : undefined;
 
-  const listener = listen({
-    transport: config.transport,
-    hostname: config.listen.host,
-    port: config.listen.port,
-    ...(config.tls === undefined
-      ? {}
-      : { certPem: config.tls.certPem, keyPem: config.tls.keyPem, alpn: config.tls.alpn }),
-  });
+  // TLS through node:tls so accepted sockets get TCP_NODELAY (see node_tls.ts).
+  const listener: AsyncIterable<ServerConn> & { addr: Deno.Addr; close(): void } =
+    config.transport === "tls"
+      ? await listenNodeTls({
+        hostname: config.listen.host,
+        port: config.listen.port,
+        certPem: config.tls!.certPem,
+        keyPem: config.tls!.keyPem,
+        alpn: config.tls!.alpn,
+      })
+      : listen({ transport: "tcp", hostname: config.listen.host, port: config.listen.port });
   const laddr = listener.addr as Deno.NetAddr;
   log.info(`listening on ${config.transport}://${laddr.hostname}:${laddr.port}`);
 
@@ -121,20 +131,13 @@ export async function startServer(config: ServerConfig, opts: ServerOptions): Pr
   }
 
   let connSeq = 0;
-  async function handle(conn: Deno.Conn): Promise<void> {
+  async function handle(conn: ServerConn): Promise<void> {
     const id = ++connSeq;
     const clog = log.child(`conn ${id}`);
     const remote = conn.remoteAddr as Deno.NetAddr;
     connections.add(conn);
+    tuneTcp(conn);
     try {
-      if ("handshake" in conn) {
-        try {
-          await (conn as Deno.TlsConn).handshake();
-        } catch (e) {
-          clog.debug(`TLS handshake with ${remote.hostname} failed: ${describeError(e)}`);
-          return;
-        }
-      }
       const reader = new TimedReader(conn);
       const hs = new ServerHandshake({
         identity,
@@ -156,7 +159,11 @@ export async function startServer(config: ServerConfig, opts: ServerOptions): Pr
           : await reader.next(gatePassed ? left : Math.min(left, HELLO_IDLE_MS));
         if (r === "timeout" || r === null) {
           if (!gatePassed) {
-            clog.info(`probe from ${remote.hostname}: ${r === null ? "closed" : "stalled"} before a complete first message; handing to fallback`);
+            clog.info(
+              `probe from ${remote.hostname}: ${
+                r === null ? "closed" : "stalled"
+              } before a complete first message; handing to fallback`,
+            );
             await forwardToFallback(conn, reader, hs.received(), fallbackTarget, clog);
           } else {
             clog.info(`handshake with ${remote.hostname} ${r === null ? "closed" : "timed out"}`);
@@ -190,7 +197,9 @@ export async function startServer(config: ServerConfig, opts: ServerOptions): Pr
           streamWindow: config.limits.streamWindow,
           sessionWindow: config.limits.sessionWindow,
         });
-        clog.info(`user "${step.userId}" connected from ${remote.hostname} (${secrets.kex}, ${secrets.aead})`);
+        clog.info(
+          `user "${step.userId}" connected from ${remote.hostname} (${secrets.kex}, ${secrets.aead})`,
+        );
         const slog = clog.child(step.userId);
         const session: Session = new Session({
           conn,
@@ -240,11 +249,19 @@ export async function startServer(config: ServerConfig, opts: ServerOptions): Pr
       return;
     }
     if (req.command !== "connect") {
-      session.refuse(sid, encodeReply(Reply.COMMAND_NOT_SUPPORTED), ResetReason.REFUSED, "only CONNECT");
+      session.refuse(
+        sid,
+        encodeReply(Reply.COMMAND_NOT_SUPPORTED),
+        ResetReason.REFUSED,
+        "only CONNECT",
+      );
       return;
     }
     const user = users.get(userName);
-    if (user === undefined || !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port })) {
+    if (
+      user === undefined ||
+      !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port })
+    ) {
       slog.info(`stream ${sid}: route tcp:${req.host}:${req.port} not allowed`);
       session.refuse(sid, encodeReply(Reply.NOT_ALLOWED), ResetReason.REFUSED, "route not allowed");
       return;

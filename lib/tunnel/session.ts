@@ -503,7 +503,10 @@ export class Session {
     if (this.#closed) return;
     const now = this.#now();
     if (now - this.#lastRecv > deadMs) {
-      this.#finish({ reason: `peer silent for ${Math.round((now - this.#lastRecv) / 1000)} s`, graceful: false });
+      this.#finish({
+        reason: `peer silent for ${Math.round((now - this.#lastRecv) / 1000)} s`,
+        graceful: false,
+      });
       return;
     }
     if (now - this.#lastSend > keepaliveMs || now - this.#lastRecv > keepaliveMs) {

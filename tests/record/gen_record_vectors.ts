@@ -1,6 +1,7 @@
 /**
  * Writes tests/vectors/record_v1.json from the reference implementation.
  * Run: deno run --allow-write=tests/vectors tests/record/gen_record_vectors.ts
+ * then deno fmt tests/vectors/record_v1.json
  *
  * @module
  */

@@ -143,6 +143,20 @@ for (const aead of SUITES) {
     assert.deepEqual(await Promise.all(ps), payloads);
   });
 
+  Deno.test(`${aead}: a 256 KiB record pushed one byte at a time is copied once`, async () => {
+    const [sealer, opener] = await pair(aead, 17);
+    const payload = pattern(MAX_RECORD_PAYLOAD, 3);
+    const rec = await sealer.seal(payload);
+    const ps: Promise<Uint8Array>[] = [];
+    const t = performance.now();
+    for (let i = 0; i < rec.length; i++) ps.push(...opener.push(rec.subarray(i, i + 1)));
+    const ms = performance.now() - t;
+    assert.equal(ps.length, 1);
+    assert.deepEqual(await ps[0], payload);
+    // Linear: ~262k pushes of one byte. A quadratic buffer would copy ~34 GB.
+    assert.ok(ms < 5000, `framing took ${ms} ms`);
+  });
+
   Deno.test(`${aead}: a dropped record is refused and nothing after it is delivered`, async () => {
     const [sealer, opener] = await pair(aead, 2);
     // Pushed one record at a time, the records before the gap are delivered.

@@ -13,7 +13,19 @@ Deno.test("parseIpv4() accepts strict dotted quads only", () => {
   assert.deepEqual(parseIpv4("127.0.0.1"), Uint8Array.of(127, 0, 0, 1));
   assert.deepEqual(parseIpv4("0.0.0.0"), new Uint8Array(4));
   assert.deepEqual(parseIpv4("255.255.255.255"), Uint8Array.of(255, 255, 255, 255));
-  for (const bad of ["127.1", "01.2.3.4", "1.2.3.256", "1.2.3.4.5", "1.2.3.", " 1.2.3.4", "0x7f.0.0.1", "", "1.2.3.-1"]) {
+  for (
+    const bad of [
+      "127.1",
+      "01.2.3.4",
+      "1.2.3.256",
+      "1.2.3.4.5",
+      "1.2.3.",
+      " 1.2.3.4",
+      "0x7f.0.0.1",
+      "",
+      "1.2.3.-1",
+    ]
+  ) {
     assert.equal(parseIpv4(bad), null, bad);
   }
 });
@@ -25,7 +37,10 @@ Deno.test("parseIpv6() accepts RFC 4291 text forms", () => {
   assert.deepEqual(parseIpv6("0:0:0:0:0:0:0:1"), loop);
   assert.deepEqual(parseIpv6("0000:0000:0000:0000:0000:0000:0000:0001"), loop);
   assert.deepEqual(parseIpv6("::"), new Uint8Array(16));
-  assert.deepEqual(parseIpv6("::ffff:192.0.2.1")?.subarray(10), Uint8Array.of(0xff, 0xff, 192, 0, 2, 1));
+  assert.deepEqual(
+    parseIpv6("::ffff:192.0.2.1")?.subarray(10),
+    Uint8Array.of(0xff, 0xff, 192, 0, 2, 1),
+  );
   assert.deepEqual(parseIpv6("2001:DB8::1")?.subarray(0, 2), Uint8Array.of(0x20, 0x01));
   assert.deepEqual(parseIpv6("1::")?.subarray(0, 2), Uint8Array.of(0, 1));
   for (
@@ -68,7 +83,12 @@ Deno.test("formatIpv6() prints RFC 5952 canonical text", () => {
 });
 
 Deno.test("formatIpv6() agrees with the WHATWG URL host serializer", () => {
-  const word = fc.oneof(fc.constant(0), fc.constant(0), fc.constant(1), fc.integer({ min: 0, max: 0xffff }));
+  const word = fc.oneof(
+    fc.constant(0),
+    fc.constant(0),
+    fc.constant(1),
+    fc.integer({ min: 0, max: 0xffff }),
+  );
   fc.assert(
     fc.property(fc.array(word, { minLength: 8, maxLength: 8 }), (words) => {
       const bytes = new Uint8Array(16);
@@ -79,7 +99,8 @@ Deno.test("formatIpv6() agrees with the WHATWG URL host serializer", () => {
       const ours = formatIpv6(bytes);
       const mapped = words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff;
       if (mapped) return ours.startsWith("::ffff:") && ours.includes(".");
-      return `[${ours}]` === new URL(`http://[${words.map((w) => w.toString(16)).join(":")}]/`).hostname;
+      return `[${ours}]` ===
+        new URL(`http://[${words.map((w) => w.toString(16)).join(":")}]/`).hostname;
     }),
     { numRuns: 2000 },
   );
@@ -122,7 +143,9 @@ Deno.test("parseIpv6() reads every non-canonical rendering back to the same byte
         if (upper) text = text.toUpperCase();
         const bytes = parseIpv6(text);
         assert.ok(bytes, text);
-        for (let i = 0; i < 8; i++) assert.equal((bytes[2 * i]! << 8) | bytes[2 * i + 1]!, words[i], text);
+        for (let i = 0; i < 8; i++) {
+          assert.equal((bytes[2 * i]! << 8) | bytes[2 * i + 1]!, words[i], text);
+        }
         assert.deepEqual(parseIpv6(formatIpv6(bytes)), bytes);
       },
     ),
@@ -139,7 +162,17 @@ Deno.test("formatIpv4() and parseIpv4() round trip", () => {
 });
 
 Deno.test("isValidDomain() refuses numeric last labels that resolvers read as IPv4", () => {
-  for (const ok of ["example.com", "example.com.", "a", "xn--bcher-kva.example", "_srv.example", "a-b.c_d", "1.2.3.a"]) {
+  for (
+    const ok of [
+      "example.com",
+      "example.com.",
+      "a",
+      "xn--bcher-kva.example",
+      "_srv.example",
+      "a-b.c_d",
+      "1.2.3.a",
+    ]
+  ) {
     assert.ok(isValidDomain(ok), ok);
   }
   for (
@@ -169,5 +202,7 @@ Deno.test("classifyHost() names the address type and canonicalizes IP literals",
   assert.deepEqual(classifyHost("[0:0::1]"), { addressType: "ipv6", host: "::1" });
   assert.deepEqual(classifyHost("FE80::A"), { addressType: "ipv6", host: "fe80::a" });
   assert.deepEqual(classifyHost("Example.COM"), { addressType: "domain", host: "Example.COM" });
-  for (const bad of ["[example.com]", "[::1", "127.1", "", "a b", "fe80::1%1"]) assert.equal(classifyHost(bad), null, bad);
+  for (const bad of ["[example.com]", "[::1", "127.1", "", "a b", "fe80::1%1"]) {
+    assert.equal(classifyHost(bad), null, bad);
+  }
 });

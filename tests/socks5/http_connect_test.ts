@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   encodeRequest,
-  httpConnectResponse,
   HttpConnectParser,
+  httpConnectResponse,
   type HttpConnectStep,
   httpStatusForReply,
   httpStatusResponse,
@@ -40,7 +40,9 @@ Deno.test("HttpConnectParser: domain, IPv4 and bracketed IPv6 targets", () => {
     ["[::ffff:192.0.2.1]:1", "ipv6", "::ffff:192.0.2.1", 1],
   ];
   for (const [target, addressType, host, port] of cases) {
-    const step = parseHttpConnect(te.encode(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+    const step = parseHttpConnect(
+      te.encode(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`),
+    );
     assert.equal(step.type, "request", target);
     if (step.type !== "request") continue;
     assert.deepEqual(step.request, { command: "connect", addressType, host, port });
@@ -86,8 +88,18 @@ Deno.test("HttpConnectParser: any split gives the same request and early data", 
 });
 
 Deno.test("HttpConnectParser: non-CONNECT methods get 405 with Allow", () => {
-  for (const line of ["GET http://example.com/ HTTP/1.1", "connect example.com:443 HTTP/1.1", "POST / HTTP/1.1"]) {
-    const text = expectStatus(parseHttpConnect(te.encode(`${line}\r\n\r\n`)), 405, /is not allowed/);
+  for (
+    const line of [
+      "GET http://example.com/ HTTP/1.1",
+      "connect example.com:443 HTTP/1.1",
+      "POST / HTTP/1.1",
+    ]
+  ) {
+    const text = expectStatus(
+      parseHttpConnect(te.encode(`${line}\r\n\r\n`)),
+      405,
+      /is not allowed/,
+    );
     assert.match(text, /\r\nAllow: CONNECT\r\n/);
     const step = parseHttpConnect(te.encode(`${line}\r\n\r\n`));
     if (step.type === "fail") assert.equal(step.error.reply, Reply.COMMAND_NOT_SUPPORTED);
@@ -123,23 +135,33 @@ Deno.test("HttpConnectParser: headers over 8 KiB get 431, in one chunk or many",
   const p = new HttpConnectParser();
   let step: HttpConnectStep = { type: "need_more" };
   const bytes = te.encode(big);
-  for (let o = 0; o < bytes.length && step.type === "need_more"; o += 100) step = p.push(bytes.subarray(o, o + 100));
+  for (let o = 0; o < bytes.length && step.type === "need_more"; o += 100) {
+    step = p.push(bytes.subarray(o, o + 100));
+  }
   expectStatus(step, 431, /within 8192 bytes/);
   // Exactly at the limit is fine.
   const head = "CONNECT a.example:443 HTTP/1.1\r\nX: ";
   const exact = `${head}${"a".repeat(8192 - head.length - 4)}\r\n\r\n`;
   assert.equal(exact.length, 8192);
   assert.equal(parseHttpConnect(te.encode(exact)).type, "request");
-  expectStatus(new HttpConnectParser({ maxHeaderBytes: 64 }).push(te.encode(exact)), 431, /64 bytes/);
+  expectStatus(
+    new HttpConnectParser({ maxHeaderBytes: 64 }).push(te.encode(exact)),
+    431,
+    /64 bytes/,
+  );
   assert.throws(() => new HttpConnectParser({ maxHeaderBytes: 9000 }), RangeError);
 });
 
 Deno.test("HttpConnectParser: Proxy-Authorization Basic with configured users", () => {
   const req = (extra: string) => te.encode(`CONNECT a.example:443 HTTP/1.1\r\n${extra}\r\n`);
   const p = () => new HttpConnectParser({ auth: { users: USERS } });
-  assert.equal(p().push(req(`Proxy-Authorization: ${basic("alice", "s3cret:with:colons")}\r\n`)).type, "request");
   assert.equal(
-    p().push(req(`proxy-authorization: basic ${basic("alice", "s3cret:with:colons").slice(6)}\r\n`)).type,
+    p().push(req(`Proxy-Authorization: ${basic("alice", "s3cret:with:colons")}\r\n`)).type,
+    "request",
+  );
+  assert.equal(
+    p().push(req(`proxy-authorization: basic ${basic("alice", "s3cret:with:colons").slice(6)}\r\n`))
+      .type,
     "request",
   );
   for (
@@ -163,17 +185,21 @@ Deno.test("HttpConnectParser: Proxy-Authorization Basic with configured users", 
 Deno.test("HttpConnectParser: never throws on arbitrary input", () => {
   const prefix = fc.constantFrom("", "CONNECT ", "CONNECT a:1 HTTP/1.1\r\n", "GET / HTTP/1.1\r\n");
   fc.assert(
-    fc.property(prefix, fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 6 }), (pre, chunks) => {
-      const p = new HttpConnectParser({ auth: { users: USERS } });
-      for (const c of [te.encode(pre), ...chunks, te.encode("\r\n\r\n")]) {
-        const step = p.push(c);
-        if (step.type === "fail") {
-          assert.ok([400, 405, 407, 431].includes(step.status), String(step.status));
-          return;
+    fc.property(
+      prefix,
+      fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 6 }),
+      (pre, chunks) => {
+        const p = new HttpConnectParser({ auth: { users: USERS } });
+        for (const c of [te.encode(pre), ...chunks, te.encode("\r\n\r\n")]) {
+          const step = p.push(c);
+          if (step.type === "fail") {
+            assert.ok([400, 405, 407, 431].includes(step.status), String(step.status));
+            return;
+          }
+          if (step.type === "request") return;
         }
-        if (step.type === "request") return;
-      }
-    }),
+      },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -191,7 +217,10 @@ Deno.test("HttpConnectParser: end() before the blank line and push() after finis
 });
 
 Deno.test("httpConnectResponse() maps reply codes to statuses", () => {
-  assert.equal(td.decode(httpConnectResponse(Reply.SUCCEEDED)), "HTTP/1.1 200 Connection established\r\n\r\n");
+  assert.equal(
+    td.decode(httpConnectResponse(Reply.SUCCEEDED)),
+    "HTTP/1.1 200 Connection established\r\n\r\n",
+  );
   const table: [number, number][] = [
     [Reply.GENERAL_FAILURE, 502],
     [Reply.NOT_ALLOWED, 403],
@@ -209,6 +238,12 @@ Deno.test("httpConnectResponse() maps reply codes to statuses", () => {
     const [head, body] = text.split("\r\n\r\n") as [string, string];
     assert.equal(Number(/Content-Length: (\d+)/.exec(head)![1]), te.encode(body).length);
   }
-  assert.match(td.decode(httpConnectResponse(Reply.CONNECTION_REFUSED)), /502 Bad Gateway: connection refused\n$/);
-  assert.match(td.decode(httpStatusResponse(504, "timed out")), /^HTTP\/1\.1 504 Gateway Timeout\r\n/);
+  assert.match(
+    td.decode(httpConnectResponse(Reply.CONNECTION_REFUSED)),
+    /502 Bad Gateway: connection refused\n$/,
+  );
+  assert.match(
+    td.decode(httpStatusResponse(504, "timed out")),
+    /^HTTP\/1\.1 504 Gateway Timeout\r\n/,
+  );
 });

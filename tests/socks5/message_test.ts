@@ -55,10 +55,18 @@ Deno.test("encodeRequest() matches the RFC 1928 section 4 layout", () => {
     encodeRequest({ command: "connect", addressType: "domain", host: "a.io", port: 443 }),
     Uint8Array.of(5, 1, 0, 3, 4, 0x61, 0x2e, 0x69, 0x6f, 1, 187),
   );
-  const v6 = encodeRequest({ command: "udp_associate", addressType: "ipv6", host: "[::1]", port: 0 });
+  const v6 = encodeRequest({
+    command: "udp_associate",
+    addressType: "ipv6",
+    host: "[::1]",
+    port: 0,
+  });
   assert.deepEqual(v6, Uint8Array.of(5, 3, 0, 4, ...new Array(15).fill(0), 1, 0, 0));
   assert.deepEqual(
-    encodeRequest({ command: "bind", addressType: "ipv4", host: "0.0.0.0", port: 0 }).subarray(0, 2),
+    encodeRequest({ command: "bind", addressType: "ipv4", host: "0.0.0.0", port: 0 }).subarray(
+      0,
+      2,
+    ),
     Uint8Array.of(5, 2),
   );
 });
@@ -68,12 +76,27 @@ Deno.test("encodeRequest() refuses hosts that do not match their type, bad ports
   assert.throws(() => encodeRequest({ ...base, addressType: "ipv4", host: "::1" }), TypeError);
   assert.throws(() => encodeRequest({ ...base, addressType: "ipv6", host: "1.2.3.4" }), TypeError);
   assert.throws(() => encodeRequest({ ...base, addressType: "domain", host: "" }), TypeError);
-  assert.throws(() => encodeRequest({ ...base, addressType: "domain", host: "a".repeat(256) }), TypeError);
+  assert.throws(
+    () => encodeRequest({ ...base, addressType: "domain", host: "a".repeat(256) }),
+    TypeError,
+  );
   assert.throws(() => encodeRequest({ ...base, addressType: "domain", host: "127.1" }), TypeError);
-  assert.throws(() => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 65536 }), RangeError);
-  assert.throws(() => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: -1 }), RangeError);
-  assert.throws(() => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 1.5 }), RangeError);
-  assert.throws(() => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 0 }), /port 0/);
+  assert.throws(
+    () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 65536 }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: -1 }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 1.5 }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 0 }),
+    /port 0/,
+  );
 });
 
 Deno.test("decodeRequest(encodeRequest(r)) gives r back, IPv6 in canonical form", () => {
@@ -91,20 +114,56 @@ Deno.test("decodeRequest(encodeRequest(r)) gives r back, IPv6 in canonical form"
 Deno.test("decodeRequest() maps each malformed field to its reply code", () => {
   const ok = [5, 1, 0, 1, 127, 0, 0, 1, 0, 80];
   assert.deepEqual(decodeRequest(Uint8Array.from(ok)).host, "127.0.0.1");
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(5, 1, 0)), Reply.GENERAL_FAILURE, /truncated at 3 bytes/);
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(4, ...ok.slice(1))), Reply.GENERAL_FAILURE, /version 4/);
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(5, 9, ...ok.slice(2))), Reply.COMMAND_NOT_SUPPORTED, /0x09/);
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(5, 0, ...ok.slice(2))), Reply.COMMAND_NOT_SUPPORTED, /0x00/);
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(5, 1, 1, ...ok.slice(3))), Reply.GENERAL_FAILURE, /reserved/);
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(5, 1, 0)),
+    Reply.GENERAL_FAILURE,
+    /truncated at 3 bytes/,
+  );
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(4, ...ok.slice(1))),
+    Reply.GENERAL_FAILURE,
+    /version 4/,
+  );
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(5, 9, ...ok.slice(2))),
+    Reply.COMMAND_NOT_SUPPORTED,
+    /0x09/,
+  );
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(5, 0, ...ok.slice(2))),
+    Reply.COMMAND_NOT_SUPPORTED,
+    /0x00/,
+  );
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(5, 1, 1, ...ok.slice(3))),
+    Reply.GENERAL_FAILURE,
+    /reserved/,
+  );
   assertSocks5Error(
     () => decodeRequest(Uint8Array.of(5, 1, 0, 2, ...ok.slice(4))),
     Reply.ADDRESS_TYPE_NOT_SUPPORTED,
     /address type 0x02/,
   );
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(...ok, 0)), Reply.GENERAL_FAILURE, /1 trailing bytes/);
-  assertSocks5Error(() => decodeRequest(Uint8Array.from(ok.slice(0, 9))), Reply.GENERAL_FAILURE, /truncated at 9 of 10/);
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(5, 1, 0, 3)), Reply.GENERAL_FAILURE, /truncated/);
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(5, 1, 0, 3, 0, 0, 80)), Reply.GENERAL_FAILURE, /length is 0/);
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(...ok, 0)),
+    Reply.GENERAL_FAILURE,
+    /1 trailing bytes/,
+  );
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.from(ok.slice(0, 9))),
+    Reply.GENERAL_FAILURE,
+    /truncated at 9 of 10/,
+  );
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(5, 1, 0, 3)),
+    Reply.GENERAL_FAILURE,
+    /truncated/,
+  );
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(5, 1, 0, 3, 0, 0, 80)),
+    Reply.GENERAL_FAILURE,
+    /length is 0/,
+  );
   assertSocks5Error(
     () => decodeRequest(Uint8Array.of(5, 1, 0, 3, 3, 0x61, 0x0a, 0x62, 0, 80)),
     Reply.GENERAL_FAILURE,
@@ -115,7 +174,11 @@ Deno.test("decodeRequest() maps each malformed field to its reply code", () => {
     Reply.GENERAL_FAILURE,
     /not a valid host name/,
   );
-  assertSocks5Error(() => decodeRequest(Uint8Array.of(5, 1, 0, 1, 1, 2, 3, 4, 0, 0)), Reply.GENERAL_FAILURE, /port 0/);
+  assertSocks5Error(
+    () => decodeRequest(Uint8Array.of(5, 1, 0, 1, 1, 2, 3, 4, 0, 0)),
+    Reply.GENERAL_FAILURE,
+    /port 0/,
+  );
   // BIND and UDP ASSOCIATE may carry port 0 (RFC 1928 section 7).
   assert.equal(decodeRequest(Uint8Array.of(5, 3, 0, 1, 0, 0, 0, 0, 0, 0)).command, "udp_associate");
 });
@@ -143,7 +206,10 @@ Deno.test("decodeRequest() throws only Socks5Error on arbitrary bytes", () => {
 });
 
 Deno.test("encodeReply() defaults to 0.0.0.0:0 and picks ATYP from the bound host", () => {
-  assert.deepEqual(encodeReply(Reply.CONNECTION_REFUSED), Uint8Array.of(5, 5, 0, 1, 0, 0, 0, 0, 0, 0));
+  assert.deepEqual(
+    encodeReply(Reply.CONNECTION_REFUSED),
+    Uint8Array.of(5, 5, 0, 1, 0, 0, 0, 0, 0, 0),
+  );
   assert.deepEqual(
     encodeReply(0, { host: "10.0.0.1", port: 1080 }),
     Uint8Array.of(5, 0, 0, 1, 10, 0, 0, 1, 4, 56),
@@ -156,18 +222,30 @@ Deno.test("encodeReply() defaults to 0.0.0.0:0 and picks ATYP from the bound hos
 
 Deno.test("decodeReply(encodeReply(x)) gives x back", () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 8 }), hostArb, fc.integer({ min: 0, max: 65535 }), (reply, h, port) => {
-      const raw = encodeReply(reply, { host: h.host, port });
-      assert.deepEqual(decodeReply(raw), { reply, bind: { host: canonical(h), port } });
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 8 }),
+      hostArb,
+      fc.integer({ min: 0, max: 65535 }),
+      (reply, h, port) => {
+        const raw = encodeReply(reply, { host: h.host, port });
+        assert.deepEqual(decodeReply(raw), { reply, bind: { host: canonical(h), port } });
+      },
+    ),
     { numRuns: 2000 },
   );
 });
 
 Deno.test("decodeReply() is strict and reports reply 1", () => {
   const ok = [5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-  assert.deepEqual(decodeReply(Uint8Array.from(ok)), { reply: 0, bind: { host: "0.0.0.0", port: 0 } });
-  assertSocks5Error(() => decodeReply(Uint8Array.of(5, 9, ...ok.slice(2))), 1, /0x09 is unassigned/);
+  assert.deepEqual(decodeReply(Uint8Array.from(ok)), {
+    reply: 0,
+    bind: { host: "0.0.0.0", port: 0 },
+  });
+  assertSocks5Error(
+    () => decodeReply(Uint8Array.of(5, 9, ...ok.slice(2))),
+    1,
+    /0x09 is unassigned/,
+  );
   assertSocks5Error(() => decodeReply(Uint8Array.of(5, 0, 7, ...ok.slice(3))), 1, /reserved/);
   assertSocks5Error(() => decodeReply(Uint8Array.of(1, ...ok.slice(1))), 1, /version 1/);
   assertSocks5Error(() => decodeReply(Uint8Array.of(5, 4, 0, 9, 0, 0)), 1, /address type 0x09/);

@@ -30,7 +30,10 @@ Deno.test("replyForError() maps Deno error classes and OS messages", () => {
     [new Deno.errors.ConnectionReset("Connection reset by peer (os error 104)"), 1],
     [new Deno.errors.InvalidData("TLS certificate not trusted by the profile's CA: …"), 1],
     [new Error("wrapped", { cause: new Deno.errors.ConnectionRefused("x") }), 5],
-    [new Error("twice", { cause: new Error("wrapped", { cause: new Error("No route to host") }) }), 4],
+    [
+      new Error("twice", { cause: new Error("wrapped", { cause: new Error("No route to host") }) }),
+      4,
+    ],
     ["a string", 1],
     [undefined, 1],
     [null, 1],

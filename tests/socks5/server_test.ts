@@ -42,7 +42,12 @@ function bytewise(b: Uint8Array): Uint8Array[] {
   return Array.from(b, (x) => Uint8Array.of(x));
 }
 
-function expectFail(step: Socks5Step, send: Uint8Array | number[], reply: number, pattern: RegExp): void {
+function expectFail(
+  step: Socks5Step,
+  send: Uint8Array | number[],
+  reply: number,
+  pattern: RegExp,
+): void {
   assert.equal(step.type, "fail");
   if (step.type !== "fail") return;
   assert.deepEqual(Array.from(step.send), Array.from(send));
@@ -60,7 +65,12 @@ Deno.test("Socks5ServerHandshake: no-auth greeting, then request, step by step",
   const step = hs.push(REQ);
   assert.equal(step.type, "request");
   if (step.type !== "request") return;
-  assert.deepEqual(step.request, { command: "connect", addressType: "domain", host: "example.com", port: 443 });
+  assert.deepEqual(step.request, {
+    command: "connect",
+    addressType: "domain",
+    host: "example.com",
+    port: 443,
+  });
   assert.deepEqual(step.raw, REQ);
   assert.equal(step.rest.length, 0);
   assert.equal("send" in step, false);
@@ -121,8 +131,14 @@ Deno.test("Socks5ServerHandshake: any split of a valid exchange gives the same r
 
 Deno.test("Socks5ServerHandshake: RFC 1929 success with the method offered among others", () => {
   const hs = new Socks5ServerHandshake({ users: USERS });
-  assert.deepEqual(hs.push(Uint8Array.of(5, 3, 0, 1, 2)), { type: "send", bytes: Uint8Array.of(5, 2) });
-  assert.deepEqual(hs.push(authMsg("alice", "s3cret")), { type: "send", bytes: Uint8Array.of(1, 0) });
+  assert.deepEqual(hs.push(Uint8Array.of(5, 3, 0, 1, 2)), {
+    type: "send",
+    bytes: Uint8Array.of(5, 2),
+  });
+  assert.deepEqual(hs.push(authMsg("alice", "s3cret")), {
+    type: "send",
+    bytes: Uint8Array.of(1, 0),
+  });
   assert.equal(hs.push(REQ).type, "request");
 });
 
@@ -139,20 +155,39 @@ Deno.test("Socks5ServerHandshake: every RFC 1929 failure looks the same (01 01, 
   ];
   for (const [what, msg] of cases) {
     const hs = new Socks5ServerHandshake({ users: USERS });
-    assert.deepEqual(hs.push(Uint8Array.of(5, 1, 2)), { type: "send", bytes: Uint8Array.of(5, 2) }, what);
+    assert.deepEqual(
+      hs.push(Uint8Array.of(5, 1, 2)),
+      { type: "send", bytes: Uint8Array.of(5, 2) },
+      what,
+    );
     const step = hs.push(msg);
     expectFail(step, [1, 1], Reply.NOT_ALLOWED, /invalid username or password/);
     assert.equal(hs.done, true, what);
   }
   // Pipelined: the method selection precedes the failure status.
   const hs = new Socks5ServerHandshake({ users: USERS });
-  expectFail(hs.push(Uint8Array.of(5, 1, 2, ...authMsg("alice", "nope"), ...REQ)), [5, 2, 1, 1], 2, /invalid/);
+  expectFail(
+    hs.push(Uint8Array.of(5, 1, 2, ...authMsg("alice", "nope"), ...REQ)),
+    [5, 2, 1, 1],
+    2,
+    /invalid/,
+  );
 });
 
 Deno.test("Socks5ServerHandshake: greeting failures answer 05 FF", () => {
-  expectFail(new Socks5ServerHandshake().push(Uint8Array.of(4, 1, 0, 80)), [5, 0xff], 1, /version 4, expected 5/);
+  expectFail(
+    new Socks5ServerHandshake().push(Uint8Array.of(4, 1, 0, 80)),
+    [5, 0xff],
+    1,
+    /version 4, expected 5/,
+  );
   expectFail(new Socks5ServerHandshake().push(te.encode("CONNECT ")), [5, 0xff], 1, /version 67/);
-  expectFail(new Socks5ServerHandshake().push(Uint8Array.of(5, 0)), [5, 0xff], 1, /no methods offered/);
+  expectFail(
+    new Socks5ServerHandshake().push(Uint8Array.of(5, 0)),
+    [5, 0xff],
+    1,
+    /no methods offered/,
+  );
   expectFail(
     new Socks5ServerHandshake().push(Uint8Array.of(5, 2, 1, 2)),
     [5, 0xff],
@@ -186,17 +221,22 @@ Deno.test("Socks5ServerHandshake: request failures answer the matching reply", (
     expectFail(step, encodeReply(reply), reply, pattern);
     assert.equal(hs.done, true, what);
     // Byte-at-a-time gives the same failure.
-    const { sent, last } = drive(new Socks5ServerHandshake(), bytewise(Uint8Array.of(5, 1, 0, ...req)));
+    const { sent, last } = drive(
+      new Socks5ServerHandshake(),
+      bytewise(Uint8Array.of(5, 1, 0, ...req)),
+    );
     assert.deepEqual(sent, [5, 0, ...encodeReply(reply)], what);
     assert.equal(last.type, "fail", what);
   }
 });
 
 Deno.test("Socks5ServerHandshake: IPv4 and IPv6 requests", () => {
-  for (const r of [
-    { command: "connect" as const, addressType: "ipv4" as const, host: "192.0.2.7", port: 80 },
-    { command: "connect" as const, addressType: "ipv6" as const, host: "2001:db8::1", port: 443 },
-  ]) {
+  for (
+    const r of [
+      { command: "connect" as const, addressType: "ipv4" as const, host: "192.0.2.7", port: 80 },
+      { command: "connect" as const, addressType: "ipv6" as const, host: "2001:db8::1", port: 443 },
+    ]
+  ) {
     const step = new Socks5ServerHandshake().push(Uint8Array.of(5, 1, 0, ...encodeRequest(r)));
     assert.equal(step.type, "request");
     if (step.type === "request") assert.deepEqual(step.request, r);
@@ -246,6 +286,9 @@ Deno.test("Socks5ServerHandshake: keeps its own copy of partial input", () => {
 
 Deno.test("Socks5ServerHandshake: refuses configured credentials that could never be sent", () => {
   assert.throws(() => new Socks5ServerHandshake({ users: new Map([["", "x"]]) }), RangeError);
-  assert.throws(() => new Socks5ServerHandshake({ users: new Map([["u", "p".repeat(256)]]) }), /256 bytes/);
+  assert.throws(
+    () => new Socks5ServerHandshake({ users: new Map([["u", "p".repeat(256)]]) }),
+    /256 bytes/,
+  );
   assert.throws(() => new Socks5ServerHandshake({ users: new Map([["u", ""]]) }), RangeError);
 });

@@ -1,0 +1,192 @@
+/**
+ * Builds tests/vectors/handshake_v1.json: whole handshakes with fixed keys,
+ * fixed randomness and a fixed clock, every message and derived secret.
+ * vectors_test.ts rebuilds it and compares; to regenerate after a deliberate
+ * protocol change:
+ *
+ *   deno run --allow-read=tests/vectors --allow-write=tests/vectors tests/handshake/gen_vectors.ts
+ *   deno fmt tests/vectors/handshake_v1.json
+ *
+ * @module
+ */
+import {
+  type AeadId,
+  type KexId,
+  serverPublicKey,
+  type UserRecord,
+} from "../../lib/handshake/mod.ts";
+import { hex } from "../crypto/_hex.ts";
+import { drbg, fixture, makePair, runHandshake } from "./_helpers.ts";
+
+/** One vector case as stored. */
+export interface HandshakeVectorCase {
+  name: string;
+  inputs: {
+    serverSignSeed: string;
+    serverDhPrivate: string;
+    serverPublicKey: string;
+    clientPrivateKey: string;
+    clientPublicKey: string;
+    token: string;
+    totpSecret: string | null;
+    userId: string;
+    clientKex: KexId[];
+    clientAead: AeadId[];
+    serverKex: KexId[];
+    serverAead: AeadId[];
+    clientNowMs: number;
+    serverNowMs: number;
+    clientRandom: string;
+    serverRandom: string;
+    paddingMax: number;
+  };
+  messages: {
+    hello: string;
+    serverHello: string;
+    response: string;
+    result: string;
+    finish: string;
+  };
+  secrets: {
+    version: number;
+    kex: string;
+    aead: string;
+    sessionId: string;
+    clientToServer: string;
+    serverToClient: string;
+    resumptionSecret: string;
+    transcriptHash: string;
+  };
+  trace: { client: Record<string, string>; server: Record<string, string> };
+}
+
+/** The whole vector file. */
+export interface HandshakeVectorFile {
+  description: string;
+  regenerate: string;
+  random: string;
+  cases: HandshakeVectorCase[];
+}
+
+const CASES: {
+  name: string;
+  keys: string;
+  totp: boolean;
+  clientKex: KexId[];
+  clientAead: AeadId[];
+  serverKex: KexId[];
+  serverAead: AeadId[];
+  clientNowMs: number;
+  serverNowMs: number;
+}[] = [
+  {
+    name: "x25519, aes-256-gcm, key + token",
+    keys: "vector keys 1",
+    totp: false,
+    clientKex: ["x25519"],
+    clientAead: ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"],
+    serverKex: ["x25519-mlkem768", "x25519"],
+    serverAead: ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"],
+    clientNowMs: 1_750_000_000_000,
+    serverNowMs: 1_750_000_000_250,
+  },
+  {
+    name: "x25519-mlkem768, chacha20-poly1305, key + token + TOTP",
+    keys: "vector keys 2",
+    totp: true,
+    clientKex: ["x25519-mlkem768", "x25519"],
+    clientAead: ["chacha20-poly1305", "aes-256-gcm"],
+    serverKex: ["x25519-mlkem768", "x25519"],
+    serverAead: ["chacha20-poly1305", "aes-256-gcm", "aes-128-gcm"],
+    clientNowMs: 1_750_000_029_000,
+    serverNowMs: 1_750_000_031_000,
+  },
+];
+
+function record(m: Map<string, Uint8Array>): Record<string, string> {
+  return Object.fromEntries([...m].map(([k, v]) => [k, hex(v)]));
+}
+
+/** Runs every case and returns the file contents. */
+export function buildVectors(): HandshakeVectorFile {
+  const cases = CASES.map((c): HandshakeVectorCase => {
+    const f = fixture(c.keys, c.totp);
+    const clientRandom = `${c.keys} client`;
+    const serverRandom = `${c.keys} server`;
+    const traces = { client: new Map<string, Uint8Array>(), server: new Map<string, Uint8Array>() };
+    const users: UserRecord[] = [f.record];
+    const { client, server } = makePair({
+      fixture: f,
+      users,
+      clientKex: c.clientKex,
+      clientAead: c.clientAead,
+      serverKex: c.serverKex,
+      serverAead: c.serverAead,
+      clientNow: c.clientNowMs,
+      serverNow: c.serverNowMs,
+      clientRandom: drbg(clientRandom),
+      serverRandom: drbg(serverRandom),
+      trace: traces,
+    });
+    const t = runHandshake(client, server);
+    const s = t.client;
+    return {
+      name: c.name,
+      inputs: {
+        serverSignSeed: hex(f.identity.signSeed),
+        serverDhPrivate: hex(f.identity.dhPrivate),
+        serverPublicKey: hex(serverPublicKey(f.identity)),
+        clientPrivateKey: hex(f.clientKey.privateKey),
+        clientPublicKey: hex(f.clientKey.publicKey),
+        token: hex(f.token),
+        totpSecret: c.totp ? hex(f.totpSecret) : null,
+        userId: f.userId,
+        clientKex: c.clientKex,
+        clientAead: c.clientAead,
+        serverKex: c.serverKex,
+        serverAead: c.serverAead,
+        clientNowMs: c.clientNowMs,
+        serverNowMs: c.serverNowMs,
+        clientRandom,
+        serverRandom,
+        paddingMax: 255,
+      },
+      messages: {
+        hello: hex(t.hello),
+        serverHello: hex(t.serverHello),
+        response: hex(t.response),
+        result: hex(t.result),
+        finish: hex(t.finish),
+      },
+      secrets: {
+        version: s.version,
+        kex: s.kex,
+        aead: s.aead,
+        sessionId: hex(s.sessionId),
+        clientToServer: hex(s.clientToServer),
+        serverToClient: hex(s.serverToClient),
+        resumptionSecret: hex(s.resumptionSecret),
+        transcriptHash: hex(s.transcriptHash),
+      },
+      trace: { client: record(traces.client), server: record(traces.server) },
+    };
+  });
+  return {
+    description:
+      "NitroSocks handshake v1 vectors: fixed keys, randomness and clock; every message and " +
+      "derived secret. Layout and meaning: docs/protocol/20-handshake.md section 9.",
+    regenerate: "deno run --allow-read=tests/vectors --allow-write=tests/vectors " +
+      "tests/handshake/gen_vectors.ts && deno fmt tests/vectors/handshake_v1.json",
+    random: "sha256-ctr: block i = SHA-256(SHA-256(utf8(label)) || u32be(i)), i = 0, 1, ...; " +
+      "bytes are handed out in order of the draws listed in the spec",
+    cases,
+  };
+}
+
+/** Where the vector file lives. */
+export const VECTOR_FILE = new URL("../vectors/handshake_v1.json", import.meta.url);
+
+if (import.meta.main) {
+  Deno.writeTextFileSync(VECTOR_FILE, JSON.stringify(buildVectors(), null, 2) + "\n");
+  console.log(`wrote ${VECTOR_FILE.pathname}`);
+}
