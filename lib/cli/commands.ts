@@ -9,11 +9,13 @@ import { userCommand } from "./user.ts";
 import { serverCommand } from "./server_cmd.ts";
 import { clientCommand } from "./client_cmd.ts";
 import { demoCommand } from "./demo.ts";
+import { relayCommand } from "./relay_cmd.ts";
 
 export const commands: Command[] = [
   initCommand,
   userCommand,
   serverCommand,
   clientCommand,
+  relayCommand,
   demoCommand,
 ];

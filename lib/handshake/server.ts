@@ -83,7 +83,7 @@ export interface ServerHandshakeOptions {
   aead?: AeadId[];
   /** Hello timestamps outside now ± this are probes; default 120 000. */
   clockWindowMs?: number;
-  /** Server log (probe and reject reasons, clock skew). */
+  /** Server log for detail beyond a step's `reason` (the clock skew of a stale Hello). */
   log?: (msg: string) => void;
   /** Most padding bytes per message, 0..255; default 255. */
   paddingMax?: number;
@@ -357,10 +357,13 @@ function consumeResponse(
   wipe(s.ephemeral);
   const ck3 = mixKey(s.ck, se);
   wipe(se);
-  const keyOk = keyUsable && ctEqual(transcriptMac(ck3, "key tag", h3), keyTag);
+  // Every tag is computed and compared whatever the outcome, so the time taken does not tell.
+  const keyMatches = ctEqual(transcriptMac(ck3, "key tag", h3), keyTag);
+  const keyOk = keyUsable && keyMatches;
   const tokenUsable = known && record.token.length === TOKEN_BYTES;
   const ck4 = mixKey(ck3, tokenUsable ? record!.token : stand.token);
-  const tokenOk = tokenUsable && ctEqual(transcriptMac(ck4, "token tag", h3), tokenTag);
+  const tokenMatches = ctEqual(transcriptMac(ck4, "token tag", h3), tokenTag);
+  const tokenOk = tokenUsable && tokenMatches;
   const secret = record?.totpSecret;
   const code = response.totpCode === undefined
     ? ""
@@ -497,10 +500,7 @@ export class ServerHandshake {
     if (chunk.length > 0) this.#received.push(chunk.slice());
     this.#in.push(chunk);
     const step = this.#step();
-    if (step.type === "probe" || step.type === "reject") {
-      this.#log(`${step.type}: ${step.reason}`);
-      this.#end(step.type);
-    }
+    if (step.type === "probe" || step.type === "reject") this.#end(step.type);
     return step;
   }
 

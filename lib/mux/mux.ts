@@ -48,7 +48,7 @@ export interface MuxOptions {
   sessionWindow?: number;
   /** Largest record payload pull() returns (default 256 KiB). */
   maxRecordPayload?: number;
-  /** DATA bytes a stream may send per round-robin turn (default 16 KiB). */
+  /** DATA bytes a stream may send per round-robin turn, at least 256 (default 16 KiB). */
   quantum?: number;
 }
 
@@ -111,6 +111,8 @@ const DEFAULT_STREAM_WINDOW = 1 << 20;
 const DEFAULT_SESSION_WINDOW = 16 << 20;
 const DEFAULT_MAX_RECORD_PAYLOAD = 256 << 10;
 const DEFAULT_QUANTUM = 16 << 10;
+/** A smaller turn would spend more on frame headers than on data. */
+const MIN_QUANTUM = 256;
 /** Sends shorter than this are copied into a per-stream buffer, so tiny writes do not pile up as views. */
 const COALESCE_BYTES = 1024;
 /** Size of that per-stream buffer; allocated on a small send, dropped when the queue drains. */
@@ -276,7 +278,7 @@ export class Mux {
       MIN_PULL_BYTES,
       FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD,
     );
-    this.#quantum = intOption("quantum", opts.quantum, DEFAULT_QUANTUM, 1, MAX_FRAME_PAYLOAD);
+    this.#quantum = intOption("quantum", opts.quantum, DEFAULT_QUANTUM, MIN_QUANTUM, MAX_FRAME_PAYLOAD);
     if (this.#sessionWindow > INITIAL_SESSION_WINDOW) {
       this.#queueSessionWu(this.#sessionWindow - INITIAL_SESSION_WINDOW);
     }

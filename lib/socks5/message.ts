@@ -232,7 +232,8 @@ const UNSPECIFIED_BIND: BindAddress = { host: "0.0.0.0", port: 0 };
  *
  * @example
  * ```ts
- * import { encodeReply, Reply } from "./message.ts";
+ * import { encodeReply } from "./message.ts";
+ * import { Reply } from "./reply.ts";
  * encodeReply(Reply.CONNECTION_REFUSED); // Uint8Array [5, 5, 0, 1, 0, 0, 0, 0, 0, 0]
  * ```
  */

@@ -31,6 +31,51 @@ export class TunnelError extends Error {
   }
 }
 
+/**
+ * Turns a handshake failure into a message that says what to check. The
+ * server's real reason is only in its own log; the client can tell apart:
+ * a server that is not the pinned one, a server that answered as a web site
+ * (it did not accept our first message: wrong server key, clock off, or not
+ * NitroSocks), and a login refused after our credentials.
+ */
+function explainFailure(e: unknown, where: string): TunnelError {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (e instanceof ProtocolError && e.code === "AUTH_FAILED") {
+    if (msg.includes("web server")) {
+      return new TunnelError(
+        `The server at ${where} answered as a web server, so it did not accept our first message: ` +
+          `the profile's server key may be out of date, this machine's clock may be off by minutes, ` +
+          `or the address is not a NitroSocks server`,
+        { cause: e },
+      );
+    }
+    if (msg.includes("after our credentials")) {
+      return new TunnelError(
+        `The server at ${where} refused the login: check the profile's user id, key, token and TOTP ` +
+          `secret (ask the server's admin for a fresh profile) and this machine's clock`,
+        { cause: e },
+      );
+    }
+    return new TunnelError(
+      `The server at ${where} is not the server in your profile: its identity does not match the pinned ` +
+        `key (a different server or an interceptor is answering); no credentials were sent`,
+      { cause: e },
+    );
+  }
+  if (e instanceof ProtocolError && e.code === "CLOSED") {
+    return new TunnelError(
+      `The server at ${where} closed the connection without completing the handshake: it may not be a ` +
+        `NitroSocks server, or it may be overloaded (${msg})`,
+      { cause: e },
+    );
+  }
+  return new TunnelError(
+    `The server at ${where} did not answer as a NitroSocks server (${msg}): the profile's server key may ` +
+      `be out of date or the address may be wrong`,
+    { cause: e },
+  );
+}
+
 /** Options beyond the profile. */
 export interface ClientOptions {
   log: Logger;
@@ -53,6 +98,14 @@ export interface ClientHandle {
   close(): Promise<void>;
 }
 
+/** What to check after a failed dial, for the error message. */
+function dialAdvice(e: unknown): string {
+  if (e instanceof Deno.errors.InvalidData) {
+    return "check the profile's ca and server_name (behind a TLS-inspecting proxy, pass its CA with --ca)";
+  }
+  return "check that the NitroSocks server is running and that the profile's server address and port are right";
+}
+
 /** Connects and authenticates one tunnel; returns the running session. */
 export async function connectTunnel(
   config: ClientConfig,
@@ -62,14 +115,22 @@ export async function connectTunnel(
   const target = opts.server ?? config.server;
   const where = `${target.host}:${target.port}`;
   const caPem = opts.caPem ?? config.caPem;
-  const conn = await dial({
-    transport: config.transport,
-    hostname: target.host,
-    port: target.port,
-    serverName: config.serverName,
-    ...(caPem === undefined ? {} : { caPems: [caPem] }),
-    timeoutMs: config.limits.connectTimeoutS * 1000,
-  });
+  let conn;
+  try {
+    conn = await dial({
+      transport: config.transport,
+      hostname: target.host,
+      port: target.port,
+      serverName: config.serverName,
+      ...(caPem === undefined ? {} : { caPems: [caPem] }),
+      timeoutMs: config.limits.connectTimeoutS * 1000,
+    });
+  } catch (e) {
+    throw new TunnelError(
+      `Cannot reach the server at ${where}: ${describeError(e)}: ${dialAdvice(e)}`,
+      { cause: e },
+    );
+  }
   try {
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const credentials: ClientCredentials = {
@@ -88,7 +149,6 @@ export async function connectTunnel(
     await writeAll(conn, hs.hello());
     const reader = new TimedReader(conn);
     const deadline = Date.now() + HANDSHAKE_DEADLINE_MS;
-    let answered = false;
     while (true) {
       const left = deadline - Date.now();
       const chunk = left > 0 ? await reader.next(left) : "timeout";
@@ -100,34 +160,15 @@ export async function connectTunnel(
             `check that it runs NitroSocks and that the profile's server key is current`,
         );
       }
-      if (chunk === null) {
-        throw new TunnelError(
-          answered
-            ? `The server at ${where} refused the login: check the user id, key, token, TOTP code and this machine's clock`
-            : `The server at ${where} closed the connection without answering: it may not be a NitroSocks server, ` +
-              `its key may differ from the profile's, or this machine's clock may be off by minutes`,
-        );
-      }
+      if (chunk === null) throw explainFailure(hs.closed(), where);
       let step;
       try {
         step = hs.push(chunk);
       } catch (e) {
-        if (e instanceof ProtocolError && e.code === "AUTH_FAILED") {
-          throw new TunnelError(
-            `The server at ${where} is not the server in your profile: its identity does not match the pinned key ` +
-              `(a different server or an interceptor is answering); refusing to send credentials`,
-            { cause: e },
-          );
-        }
-        throw new TunnelError(
-          `The server at ${where} did not answer as a NitroSocks server (${describeError(e)}): ` +
-            `it may be a plain web server, the profile's server key may be out of date, or this machine's clock may be off`,
-          { cause: e },
-        );
+        throw explainFailure(e, where);
       }
       if (step.type === "need_more") continue;
       if (step.type === "send") {
-        answered = true;
         await writeAll(conn, step.bytes);
         continue;
       }

@@ -5,7 +5,7 @@
  * @module
  */
 import { type ByteStream, writeAll } from "../transport/types.ts";
-import type { TimedReader } from "./reader.ts";
+import { TimedReader } from "./reader.ts";
 
 /** Copies `from` to `to` until end of stream, then half-closes `to`. */
 export async function copyOneWay(
@@ -13,6 +13,7 @@ export async function copyOneWay(
   to: ByteStream,
   idleMs?: number,
 ): Promise<void> {
+  if (idleMs !== undefined && !("next" in from)) from = new TimedReader(from, 64 * 1024);
   const buf = new Uint8Array(64 * 1024);
   while (true) {
     let chunk: Uint8Array | null;

@@ -209,9 +209,8 @@ export class Session {
       return;
     }
     ctx.sock = sock;
-    if (early !== undefined && early.length > 0) this.#sendFromSock(ctx, early);
     this.#drain(ctx);
-    this.#pumpSock(ctx).catch((e) => {
+    this.#pumpSock(ctx, early).catch((e) => {
       this.#o.log.debug(`stream ${id}: local read failed: ${describeError(e)}`);
       this.#resetStream(ctx, ResetReason.CANCEL, "local socket error");
     });
@@ -370,8 +369,9 @@ export class Session {
   // ---- write side ---------------------------------------------------------
 
   /** Reads a local socket into the stream while credit allows. */
-  async #pumpSock(ctx: StreamCtx): Promise<void> {
+  async #pumpSock(ctx: StreamCtx, early: Uint8Array | undefined): Promise<void> {
     const sock = ctx.sock!;
+    if (early !== undefined && early.length > 0 && !(await this.#sendAll(ctx, early))) return;
     while (!this.#closed && this.#streams.has(ctx.id)) {
       let credit = this.#mux.credit(ctx.id);
       while (credit <= 0) {
@@ -389,23 +389,25 @@ export class Session {
         this.#maybeRelease(ctx);
         return;
       }
-      this.#sendFromSock(ctx, buf.subarray(0, n));
+      if (!(await this.#sendAll(ctx, buf.subarray(0, n)))) return;
     }
   }
 
-  #sendFromSock(ctx: StreamCtx, data: Uint8Array): void {
+  /**
+   * Queues all of `data` on the stream. The session window is shared by
+   * every stream, so other streams may have used the credit seen before the
+   * read: wait for the writable event the mux promises and send the rest.
+   * False when the stream or the session ended meanwhile.
+   */
+  async #sendAll(ctx: StreamCtx, data: Uint8Array): Promise<boolean> {
     let off = 0;
-    while (off < data.length) {
-      const took = this.#mux.send(ctx.id, off === 0 ? data : data.subarray(off));
-      if (took <= 0) break;
-      off += took;
+    for (;;) {
+      off += this.#mux.send(ctx.id, off === 0 ? data : data.subarray(off));
+      this.#kick();
+      if (off >= data.length) return true;
+      await new Promise<void>((r) => (ctx.onWritable = r));
+      if (this.#closed || !this.#streams.has(ctx.id)) return false;
     }
-    if (off < data.length) {
-      // The credit check before reading makes this unreachable for pumped data;
-      // early data larger than the initial window is a local limit.
-      this.#resetStream(ctx, ResetReason.FLOW_CONTROL, "early data exceeds the stream window");
-    }
-    this.#kick();
   }
 
   #kick(): void {

@@ -1,0 +1,382 @@
+/**
+ * End-to-end harness: a real NitroSocks server and client in this process,
+ * on loopback, with a fresh server directory made the way a user makes one
+ * (`initServerDir` + `addUser`), plus helpers to run external programs
+ * (curl, nc, ssh, chromium) with a deadline.
+ *
+ * Exports:
+ * - `startPair(opts?)` → `Pair`: server (TLS or TCP) on 127.0.0.1:0, user
+ *   "alice" added and users reloaded, client with SOCKS5 on 127.0.0.1:0
+ *   (and HTTP CONNECT when asked) dialing the server or a relay in front of
+ *   it. `close()` frees every socket, timer and file.
+ * - `run(cmd, args, opts?)` → `{ code, stdout, stderr }` with a deadline.
+ * - `startEchoServer()` → a loopback TCP echo server.
+ * - `freePort()` → a loopback port with nothing listening on it.
+ * - `Logs`: captured log lines (`NITRO_E2E_LOG=1` also prints them).
+ *
+ * Routes default to loopback only, so nothing a test (or a browser) asks
+ * for can leave the machine.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { type ClientConfig, loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
+import { initServerDir } from "../../lib/cli/init.ts";
+import { addUser } from "../../lib/cli/user.ts";
+import { type ClientHandle, type ClientOptions, startClient } from "../../lib/tunnel/client.ts";
+import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
+import { createLogger, type Logger } from "../../lib/tunnel/log.ts";
+
+/** Routes that keep every destination on this machine. */
+export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];
+
+/** Captured log lines of one pair. */
+export class Logs {
+  readonly lines: string[] = [];
+  readonly #echo = Deno.env.get("NITRO_E2E_LOG") === "1";
+
+  /** A debug-level logger writing here under `prefix`. */
+  logger(prefix: string): Logger {
+    return createLogger("debug", prefix, (l) => {
+      if (this.lines.length < 100_000) this.lines.push(l);
+      if (this.#echo) console.error(l);
+    });
+  }
+
+  /** Lines matching `re`. */
+  grep(re: RegExp): string[] {
+    return this.lines.filter((l) => re.test(l));
+  }
+}
+
+/** What a relay factory returns: where the client should dial instead of the server. */
+export interface Via {
+  port: number;
+  /** CA the client should trust instead of the profile's (a forged one). */
+  caPem?: string;
+  close(): Promise<void>;
+}
+
+/** Facts about the started server, for building relays. */
+export interface ServerInfo {
+  port: number;
+  /** The server's own TLS CA (TLS transport). */
+  caPem: string | undefined;
+  dir: string;
+}
+
+/** Options for {@linkcode startPair}. */
+export interface PairOptions {
+  /** Default "tls". */
+  transport?: "tls" | "tcp";
+  /** alice's routes; default {@linkcode LOOPBACK_ROUTES}. */
+  routes?: string[];
+  /** RFC 1929 users on the client's SOCKS5 port. */
+  socksUsers?: Record<string, string>;
+  /** More users to add to the server (profiles written next to alice's). */
+  extraUsers?: { name: string; routes?: string[] }[];
+  /** Also serve HTTP CONNECT on the client (127.0.0.1:0). */
+  httpConnect?: boolean;
+  /** Put something between client and server (it must be closed by `close`). */
+  via?: (server: ServerInfo) => Promise<Via> | Via;
+  /** Do not start the client. */
+  noClient?: boolean;
+  /** Open the tunnel only on the first request (default false: at start). */
+  lazy?: boolean;
+  /** Extra client options (caPem, server). */
+  client?: Partial<Pick<ClientOptions, "caPem" | "server">>;
+}
+
+/** A running server and client. */
+export interface Pair extends AsyncDisposable {
+  dir: string;
+  server: ServerHandle;
+  serverPort: number;
+  /** alice's profile file (as `user add` wrote it, plus the test's options). */
+  profilePath: string;
+  profile: ClientConfig;
+  /** Profiles of `extraUsers`, by name. */
+  extraProfiles: Map<string, string>;
+  /** Undefined with `noClient`. */
+  client: ClientHandle | undefined;
+  /** What `opts.via` made (the client dials it instead of the server). */
+  via: Via | undefined;
+  socksPort: number;
+  httpPort: number | undefined;
+  logs: Logs;
+  /** Total streams the server's tunnels have carried. */
+  serverStreams(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a server and client on loopback.
+ *
+ * @example
+ * ```ts ignore
+ * await using pair = await startPair({ transport: "tcp" });
+ * const conn = await socksConnect(pair.socksPort, "127.0.0.1", target.port);
+ * ```
+ */
+export async function startPair(opts: PairOptions = {}): Promise<Pair> {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-e2e-" });
+  const logs = new Logs();
+  let server: ServerHandle | undefined;
+  let client: ClientHandle | undefined;
+  let via: Via | undefined;
+  const closeAll = async () => {
+    await client?.close();
+    await server?.close();
+    await via?.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
+    const serverYml = join(dir, "server.yml");
+    if (opts.transport === "tcp") {
+      const text = await Deno.readTextFile(serverYml);
+      await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
+    }
+    server = await startServer(await loadServerConfig(serverYml), {
+      log: logs.logger("server"),
+    });
+    const serverPort = server.addr.port;
+    const profilePath = join(dir, "alice.yml");
+    await addUser("alice", {
+      dir,
+      out: profilePath,
+      server: `127.0.0.1:${serverPort}`,
+      routes: opts.routes ?? [...LOOPBACK_ROUTES],
+    });
+    const extraProfiles = new Map<string, string>();
+    for (const u of opts.extraUsers ?? []) {
+      const out = join(dir, `${u.name}.yml`);
+      await addUser(u.name, {
+        dir,
+        out,
+        server: `127.0.0.1:${serverPort}`,
+        routes: u.routes ?? [...LOOPBACK_ROUTES],
+      });
+      extraProfiles.set(u.name, out);
+    }
+    await server.reloadUsers();
+    await editProfile(profilePath, opts);
+    const profile = await loadClientConfig(profilePath);
+    const caPath = join(dir, "tls", "ca.crt");
+    via = await opts.via?.({
+      port: serverPort,
+      caPem: opts.transport === "tcp" ? undefined : await Deno.readTextFile(caPath),
+      dir,
+    });
+    if (!opts.noClient) {
+      const clientOpts: ClientOptions = {
+        log: logs.logger("client"),
+        server: opts.client?.server ?? { host: "127.0.0.1", port: via?.port ?? serverPort },
+        socks: { host: "127.0.0.1", port: 0 },
+        lazy: opts.lazy ?? false,
+      };
+      const caPem = opts.client?.caPem ?? via?.caPem;
+      if (caPem !== undefined) clientOpts.caPem = caPem;
+      client = await startClient(profile, clientOpts);
+    }
+    const srv = server;
+    const pair: Pair = {
+      dir,
+      server: srv,
+      serverPort,
+      profilePath,
+      profile,
+      extraProfiles,
+      client,
+      via,
+      socksPort: client?.socksAddr.port ?? 0,
+      httpPort: client?.httpAddr?.port,
+      logs,
+      serverStreams: () => [...srv.sessions].reduce((n, s) => n + s.stats.streams, 0),
+      close: closeAll,
+      [Symbol.asyncDispose]: closeAll,
+    };
+    return pair;
+  } catch (e) {
+    await closeAll().catch(() => {});
+    throw e;
+  }
+}
+
+/** Adds the test's SOCKS5 users and HTTP CONNECT port to the profile text. */
+async function editProfile(path: string, opts: PairOptions): Promise<void> {
+  let text = await Deno.readTextFile(path);
+  const users = Object.entries(opts.socksUsers ?? {});
+  const socks = [
+    "socks5:",
+    '  listen: "127.0.0.1:0"',
+    ...(users.length === 0
+      ? []
+      : ["  users:", ...users.map(([u, p]) => `    ${JSON.stringify(u)}: ${JSON.stringify(p)}`)]),
+  ].join("\n");
+  text = text.replace(/^socks5:\n {2}listen: .*$/m, socks);
+  if (opts.httpConnect) text += 'http_connect:\n  listen: "127.0.0.1:0"\n';
+  await Deno.writeTextFile(path, text, { mode: 0o600 });
+}
+
+/** The result of {@linkcode run}. */
+export interface RunResult {
+  code: number;
+  stdout: Uint8Array<ArrayBuffer>;
+  stderr: string;
+  /** True when the deadline killed the program. */
+  timedOut: boolean;
+}
+
+/** Options for {@linkcode run}. */
+export interface RunOptions {
+  /** Kill the program after this long (default 60 s). */
+  timeoutMs?: number;
+  stdin?: Uint8Array;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/**
+ * Runs a program to completion (or its deadline) and collects its output.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await run("curl", ["-s", url], { timeoutMs: 10_000 });
+ * ```
+ */
+export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+  }, opts.timeoutMs ?? 60_000);
+  try {
+    if (opts.stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(opts.stdin).catch(() => {});
+      await w.close().catch(() => {});
+    }
+    const out = await child.output();
+    return {
+      code: out.code,
+      stdout: out.stdout,
+      stderr: new TextDecoder().decode(out.stderr),
+      timedOut,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Text of a run's stdout. */
+export function text(r: RunResult): string {
+  return new TextDecoder().decode(r.stdout);
+}
+
+/** A loopback TCP echo server. */
+export interface EchoServer extends AsyncDisposable {
+  port: number;
+  /** Connections accepted so far. */
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a TCP echo server on 127.0.0.1 (ephemeral port); it half-closes
+ * back when the peer half-closes.
+ *
+ * @example
+ * ```ts ignore
+ * await using echo = startEchoServer();
+ * ```
+ */
+export function startEchoServer(): EchoServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  let count = 0;
+  const serve = async (c: Deno.Conn) => {
+    try {
+      const buf = new Uint8Array(64 * 1024);
+      for (;;) {
+        const n = await c.read(buf);
+        if (n === null) break;
+        let o = 0;
+        while (o < n) o += await c.write(buf.subarray(o, n));
+      }
+      await c.closeWrite().catch(() => {});
+    } catch {
+      // peer went away
+    } finally {
+      open.delete(c);
+      try {
+        c.close();
+      } catch {
+        // already closed
+      }
+    }
+  };
+  const loop = (async () => {
+    try {
+      for await (const c of listener) {
+        count++;
+        open.add(c);
+        const t = serve(c);
+        tasks.add(t);
+        t.finally(() => tasks.delete(t));
+      }
+    } catch {
+      // listener closed
+    }
+  })();
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      listener.close();
+      for (const c of open) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+      await loop;
+      await Promise.allSettled([...tasks]);
+    })();
+    return closed;
+  };
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    accepted: () => count,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** A loopback port nothing listens on (bound, then released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Compares `got` with the target's content from offset 0; returns the first differing index or -1. */
+export function firstMismatch(got: Uint8Array, want: Uint8Array): number {
+  const n = Math.min(got.length, want.length);
+  for (let i = 0; i < n; i++) if (got[i] !== want[i]) return i;
+  return got.length > want.length ? want.length : -1;
+}

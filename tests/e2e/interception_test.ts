@@ -1,0 +1,310 @@
+/**
+ * What an on-path attacker can and cannot do: a TLS interceptor with a CA
+ * the client trusts sees neither payload nor destination, cannot pose as
+ * the server, and cannot flip a bit without ending the tunnel; a prober
+ * (or a replayed first message) only ever meets an ordinary web server;
+ * a wrong CA is a clear TLS error.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { connectTunnel, TunnelError } from "../../lib/tunnel/client.ts";
+import { createCa } from "../support/certs.ts";
+import { expectedSha256, patternBytes, startHttpTarget } from "../support/http_target.ts";
+import {
+  containsBytes,
+  type MitmRelay,
+  type Relay,
+  startMitmRelay,
+  startTcpRelay,
+  type Tamper,
+} from "../support/mitm_relay.ts";
+import { firstMismatch, type Pair, run, type ServerInfo, startPair, text } from "./_harness.ts";
+
+const MiB = 1024 * 1024;
+const enc = new TextEncoder();
+
+function mitm(s: ServerInfo, tamper?: Tamper): Promise<MitmRelay> {
+  return startMitmRelay({
+    upstream: { hostname: "127.0.0.1", port: s.port, caPem: s.caPem!, serverName: "localhost" },
+    serverName: "localhost",
+    ...(tamper === undefined ? {} : { tamper }),
+  });
+}
+
+function curlSocks(pair: Pair): string[] {
+  return ["-sS", "--max-time", "60", "--socks5-hostname", `127.0.0.1:${pair.socksPort}`];
+}
+
+Deno.test("through a trusted TLS interceptor the tunnel works and hides payload and destinations", async () => {
+  await using target = await startHttpTarget();
+  let relay: MitmRelay | undefined;
+  await using pair = await startPair({ via: async (s) => (relay = await mitm(s)) });
+  const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-mitm-" });
+  try {
+    // A download, checked end to end.
+    const n = 4 * MiB;
+    const out = join(tmp, "body");
+    let r = await run("curl", [...curlSocks(pair), "-o", out, `${target.url}/bytes/${n}`], {
+      timeoutMs: 90_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const sum = await run("sha256sum", [out]);
+    assert.equal(text(sum).slice(0, 64), expectedSha256(n));
+
+    // A distinctive marker both ways (upload echoed back), and a page.
+    const marker = `NITRO-MARKER-${crypto.randomUUID()}`;
+    const upload = join(tmp, "upload");
+    await Deno.writeTextFile(upload, marker.repeat(2000));
+    r = await run("curl", [
+      ...curlSocks(pair),
+      "-H",
+      "Expect:",
+      "--data-binary",
+      `@${upload}`,
+      `${target.url}/echo`,
+    ], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(text(r), marker.repeat(2000));
+    r = await run("curl", [...curlSocks(pair), `${target.url}/page`], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(text(r), /NitroSocks test page/);
+
+    // The interceptor really sat in the path and decrypted TLS…
+    assert.ok(relay !== undefined && relay.connections() >= 1, "the client dialed the relay");
+    const c2s = relay.seenClientToServer();
+    const s2c = relay.seenServerToClient();
+    assert.ok(s2c.length > n, `relay saw ${s2c.length} plaintext bytes from the server`);
+    // …yet learned neither payload nor destination nor user.
+    const p = target.port;
+    const secrets: [string, Uint8Array][] = [
+      ["marker", enc.encode(marker)],
+      ["page title", enc.encode("NitroSocks test page")],
+      ["download content", patternBytes(MiB, 64)],
+      ["target host:port", enc.encode(`127.0.0.1:${p}`)],
+      ["target address (SOCKS5 IPv4)", Uint8Array.of(1, 127, 0, 0, 1, p >> 8, p & 0xff)],
+      ["target address (SOCKS5 name)", Uint8Array.of(3, 9, ...enc.encode("127.0.0.1"), p >> 8)],
+      ["path", enc.encode("/bytes/")],
+      ["user id", enc.encode("alice")],
+    ];
+    for (const [what, needle] of secrets) {
+      assert.ok(!containsBytes(c2s, needle), `${what} visible client→server`);
+      assert.ok(!containsBytes(s2c, needle), `${what} visible server→client`);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a different NitroSocks server at the profile's address is refused with a message about the server key", async () => {
+  await using pair = await startPair({ noClient: true });
+  // Another init: other keys, other CA. The client trusts its TLS
+  // certificate, so only the pinned key can tell the two servers apart.
+  await using other = await startPair({ noClient: true });
+  const err = await connectTunnel(pair.profile, {
+    log: pair.logs.logger("client"),
+    server: { host: "127.0.0.1", port: other.serverPort },
+    caPem: await Deno.readTextFile(join(other.dir, "tls", "ca.crt")),
+  }).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof TunnelError, String(err));
+  assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${other.serverPort}`));
+  assert.match(err.message, /server key/);
+  // It could not open our first message (sealed to the pinned key), so it
+  // answered as its decoy web site and never saw a credential.
+  assert.equal(other.server.sessions.size, 0);
+  assert.equal(other.logs.grep(/probe from 127\.0\.0\.1/).length, 1, "it saw only a probe");
+  assert.equal(other.logs.grep(/authentication failed|connected from/).length, 0);
+});
+
+Deno.test("a client trusting another CA fails with a clear TLS error", async () => {
+  await using pair = await startPair({ noClient: true });
+  const stranger = await createCa({ commonName: "Some Other CA" });
+  const err = await connectTunnel(pair.profile, {
+    log: pair.logs.logger("client"),
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    caPem: stranger.certPem,
+  }).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof TunnelError, String(err));
+  assert.match(err.message, /TLS certificate not trusted by the profile's CA/);
+  assert.match(err.message, /check the profile's ca/);
+  assert.equal(pair.server.sessions.size, 0);
+});
+
+/** Flips one bit of `dir` traffic at byte `at` of the first connection. */
+function flipAt(dir: "client_to_server" | "server_to_client", at: number): Tamper {
+  let conn = 0;
+  let flipped = false;
+  return (d, chunk, offset) => {
+    if (offset === 0 && d === "client_to_server") conn++;
+    if (flipped || d !== dir || conn !== 1) return chunk;
+    if (offset <= at && at < offset + chunk.length) {
+      chunk[at - offset]! ^= 0x10;
+      flipped = true;
+    }
+    return chunk;
+  };
+}
+
+async function assertCorrectPrefix(file: string, n: number): Promise<number> {
+  const got = await Deno.readFile(file);
+  assert.ok(got.length < n, `a tampered transfer must not complete (${got.length} of ${n})`);
+  assert.equal(firstMismatch(got, patternBytes(0, got.length)), -1, "a corrupted byte arrived");
+  return got.length;
+}
+
+Deno.test("one flipped bit on the wire (plain TCP transport) ends the tunnel before any corrupt byte arrives", async () => {
+  await using target = await startHttpTarget();
+  const at = 2 * MiB + 12345;
+  await using pair = await startPair({
+    transport: "tcp",
+    via: (s): Relay =>
+      startTcpRelay({
+        upstream: { hostname: "127.0.0.1", port: s.port },
+        tamper: flipAt("server_to_client", at),
+      }),
+  });
+  const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-tamper-" });
+  try {
+    const n = 16 * MiB;
+    const out = join(tmp, "body");
+    const r = await run("curl", [...curlSocks(pair), "-o", out, `${target.url}/bytes/${n}`], {
+      timeoutMs: 90_000,
+    });
+    assert.notEqual(r.code, 0, "curl must see the transfer fail");
+    const got = await assertCorrectPrefix(out, n);
+    assert.ok(got < at, `only bytes sent before the flipped bit arrived (${got} < ${at})`);
+    const ended = pair.logs.grep(/\[client\] tunnel ended/);
+    assert.equal(ended.length, 1, pair.logs.lines.join("\n"));
+    assert.match(ended[0]!, /record failed/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("one flipped bit inside intercepted TLS (upload) ends the tunnel before any corrupt byte arrives", async () => {
+  await using target = await startHttpTarget();
+  const at = 3 * MiB + 777;
+  await using pair = await startPair({
+    via: (s) => mitm(s, flipAt("client_to_server", at)),
+  });
+  const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-tamper-" });
+  try {
+    const n = 16 * MiB;
+    const upload = join(tmp, "upload");
+    await Deno.writeFile(upload, patternBytes(0, n));
+    const out = join(tmp, "echoed");
+    const r = await run("curl", [
+      ...curlSocks(pair),
+      "-H",
+      "Expect:",
+      "--data-binary",
+      `@${upload}`,
+      "-o",
+      out,
+      `${target.url}/echo`,
+    ], { timeoutMs: 90_000 });
+    assert.notEqual(r.code, 0, "curl must see the transfer fail");
+    // What the target received is what it echoed: a correct prefix only.
+    await assertCorrectPrefix(out, n).catch(async (e) => {
+      if ((await Deno.stat(out).catch(() => null)) === null) return 0; // nothing echoed at all
+      throw e;
+    });
+    const ended = pair.logs.grep(/\[server conn \d+\] tunnel ended/);
+    assert.equal(ended.length, 1, pair.logs.lines.join("\n"));
+    assert.match(ended[0]!, /record failed/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a probe of the server with curl gets the decoy web site", async () => {
+  await using pair = await startPair({ noClient: true });
+  for (const v of ["--http1.1", "--http2"]) {
+    const r = await run("curl", [
+      "-sSk",
+      "--max-time",
+      "30",
+      v,
+      "-D",
+      "-",
+      `https://127.0.0.1:${pair.serverPort}/`,
+    ], { timeoutMs: 45_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(text(r), /server: nginx/i);
+    assert.match(text(r), /<title>Welcome to nginx!<\/title>/);
+  }
+  assert.ok(pair.logs.grep(/probe from 127\.0\.0\.1/).length >= 2);
+});
+
+/** Writes `bytes` over a fresh TLS connection to the server and returns all it answers. */
+async function probeWith(pair: Pair, bytes: Uint8Array): Promise<string> {
+  const ca = await Deno.readTextFile(join(pair.dir, "tls", "ca.crt"));
+  const conn = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port: pair.serverPort,
+    caCerts: [ca],
+    alpnProtocols: ["http/1.1"],
+  });
+  const timer = setTimeout(() => conn.close(), 15_000);
+  let out = "";
+  try {
+    let o = 0;
+    while (o < bytes.length) o += await conn.write(bytes.subarray(o));
+    const buf = new Uint8Array(16384);
+    const dec = new TextDecoder();
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null); // the decoy may skip close_notify
+      if (n === null) break;
+      out += dec.decode(buf.subarray(0, n), { stream: true });
+    }
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timer
+    }
+  }
+  return out;
+}
+
+function statusLine(s: string): string {
+  return s.split("\r\n")[0] ?? "";
+}
+
+Deno.test("a replayed client hello is handed to the web site like any other probe", async () => {
+  let s2cSeen = false;
+  const hello: number[] = [];
+  await using pair = await startPair({
+    noClient: true,
+    via: (s) =>
+      mitm(s, (dir, chunk) => {
+        if (dir === "server_to_client") s2cSeen = true;
+        else if (!s2cSeen) hello.push(...chunk); // the client's first message, before any answer
+        return chunk;
+      }),
+  });
+  // A real client logs in through the relay: its Hello is recorded.
+  const via = pair.logs.logger("client");
+  const { session } = await connectTunnel(pair.profile, {
+    log: via,
+    server: { host: "127.0.0.1", port: pair.via!.port },
+    caPem: pair.via!.caPem!,
+  });
+  session.close("test done");
+  assert.ok(hello.length >= 64, `recorded a hello of ${hello.length} bytes`);
+
+  const replayed = await probeWith(pair, Uint8Array.from(hello));
+  const garbage = await probeWith(pair, crypto.getRandomValues(new Uint8Array(hello.length)));
+  // The answer is the web server's, the same as to random bytes: no ServerHello.
+  assert.match(statusLine(replayed), /^HTTP\/1\.1 4\d\d /);
+  assert.equal(statusLine(replayed), statusLine(garbage));
+  assert.equal(pair.logs.grep(/replayed hello nonce; handing to fallback/).length, 1);
+  // The decoy page itself is what a prober that speaks HTTP gets.
+  const page = await probeWith(
+    pair,
+    enc.encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+  );
+  assert.match(page, /Welcome to nginx!/);
+});
