@@ -194,7 +194,10 @@ async function handleSocks(
       opened = await opts.connector.open(req, step.raw);
     } catch (e) {
       opts.log.info(`${req.host}:${req.port}: ${describeError(e)}`);
-      await writeAll(conn, encodeReply(Reply.GENERAL_FAILURE)).catch(() => {});
+      // No answer from the tunnel in time is "TTL expired" (HTTP 504); anything else
+      // (server down, login refused) is a general failure.
+      const code = e instanceof Deno.errors.TimedOut ? Reply.TTL_EXPIRED : Reply.GENERAL_FAILURE;
+      await writeAll(conn, encodeReply(code)).catch(() => {});
       conn.close();
       return;
     }

@@ -278,9 +278,9 @@ export async function startServer(
       target.close();
       return;
     }
-    const local = target.localAddr as Deno.NetAddr;
     slog.debug(`stream ${sid}: connected to ${req.host}:${req.port}`);
-    session.reply(sid, encodeReply(Reply.SUCCEEDED, { host: local.hostname, port: local.port }));
+    // BND.ADDR stays 0.0.0.0:0: the server's outbound address is not the client's business.
+    session.reply(sid, encodeReply(Reply.SUCCEEDED));
     session.attach(sid, target);
   }
 

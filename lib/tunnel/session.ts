@@ -163,7 +163,7 @@ export class Session {
       const timer = setTimeout(() => {
         ctx.onReply = ctx.onFail = undefined;
         this.#resetStream(ctx, ResetReason.CANCEL, "no reply in time");
-        reject(new Error(`No reply from the server within ${timeoutMs / 1000} s`));
+        reject(new Deno.errors.TimedOut(`No reply from the server within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       ctx.onReply = (reply) => {
         clearTimeout(timer);

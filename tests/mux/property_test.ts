@@ -12,8 +12,8 @@ import { Buffer } from "node:buffer";
 import { concatAll, pattern, REPLY_OK, REQUEST } from "./_helpers.ts";
 
 /** Send payloads are windows of one pattern, so building them costs nothing. */
-const POOL = pattern(400_000, 1);
-const MAX_SEND = 150_000;
+const POOL = pattern(1_000_000, 1);
+const MAX_SEND = 400_000;
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));

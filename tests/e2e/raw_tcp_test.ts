@@ -1,0 +1,212 @@
+/**
+ * Raw TCP through the tunnel with real tools: OpenBSD netcat as a SOCKS5
+ * client (half-close included), and OpenSSH using it as its ProxyCommand
+ * to log in to a local sshd.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { patternBytes } from "../support/http_target.ts";
+import { firstMismatch, freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
+
+const SSHD = "/usr/sbin/sshd";
+
+Deno.test("nc -X 5 carries a raw TCP stream both ways and propagates half-close", async () => {
+  await using echo = startEchoServer();
+  await using pair = await startPair();
+  const data = patternBytes(12345, 3 * 1024 * 1024 + 7);
+  const r = await run("nc", [
+    "-N",
+    "-w",
+    "30",
+    "-X",
+    "5",
+    "-x",
+    `127.0.0.1:${pair.socksPort}`,
+    "127.0.0.1",
+    String(echo.port),
+  ], { stdin: data, timeoutMs: 60_000 });
+  // nc exits only after our EOF went through the tunnel to the echo server
+  // and the echo server's EOF came back the same way.
+  assert.equal(r.timedOut, false, "nc hung: half-close was not propagated");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.length, data.length);
+  assert.equal(firstMismatch(r.stdout, data), -1);
+  assert.equal(echo.accepted(), 1);
+  assert.ok(pair.serverStreams() >= 1, "the stream went through the server");
+});
+
+async function canRunSshd(): Promise<boolean> {
+  try {
+    await Deno.stat(SSHD);
+    return Deno.uid() === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (bounded) until something accepts on 127.0.0.1:port. */
+async function waitForPort(port: number, child: Deno.ChildProcess): Promise<boolean> {
+  let exited = false;
+  child.status.then(() => (exited = true));
+  for (let i = 0; i < 100 && !exited; i++) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return true;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return false;
+}
+
+Deno.test({
+  name: "ssh with ProxyCommand 'nc -X 5' logs in to a local sshd through the tunnel",
+  ignore: !(await canRunSshd()),
+  async fn() {
+    await using pair = await startPair();
+    const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-sshd-" });
+    let sshd: Deno.ChildProcess | undefined;
+    try {
+      for (const name of ["host_key", "id"]) {
+        const k = await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(tmp, name)]);
+        assert.equal(k.code, 0, k.stderr);
+      }
+      await Deno.copyFile(join(tmp, "id.pub"), join(tmp, "authorized_keys"));
+      // sshd refuses to start without its privilege separation directory.
+      await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+      const port = freePort();
+      const config = join(tmp, "sshd_config");
+      await Deno.writeTextFile(
+        config,
+        [
+          `Port ${port}`,
+          "ListenAddress 127.0.0.1",
+          `HostKey ${join(tmp, "host_key")}`,
+          `AuthorizedKeysFile ${join(tmp, "authorized_keys")}`,
+          "PidFile none",
+          "PermitRootLogin prohibit-password",
+          "PubkeyAuthentication yes",
+          "PasswordAuthentication no",
+          "KbdInteractiveAuthentication no",
+          "UsePAM no",
+          "StrictModes no",
+          "UseDNS no",
+          "LogLevel VERBOSE",
+          "",
+        ].join("\n"),
+      );
+      sshd = new Deno.Command(SSHD, {
+        args: ["-D", "-e", "-f", config],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const sshdLog = new Response(sshd.stderr).text();
+      const up = await waitForPort(port, sshd);
+      if (!up) {
+        sshd.kill("SIGKILL");
+        await sshd.status;
+        throw new Error(`sshd did not start: ${await sshdLog}`);
+      }
+      const r = await run("ssh", [
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=30",
+        "-o",
+        `ProxyCommand=nc -X 5 -x 127.0.0.1:${pair.socksPort} %h %p`,
+        "-i",
+        join(tmp, "id"),
+        "-p",
+        String(port),
+        "root@127.0.0.1",
+        "echo ok",
+      ], { timeoutMs: 60_000 });
+      sshd.kill("SIGTERM");
+      await sshd.status;
+      sshd = undefined;
+      const log = await sshdLog;
+      assert.equal(r.code, 0, `${r.stderr}\nsshd: ${log}`);
+      assert.equal(text(r), "ok\n");
+      assert.match(log, /Accepted publickey for root from 127\.0\.0\.1/);
+      assert.ok(pair.serverStreams() >= 1, "the session went through the tunnel");
+    } finally {
+      if (sshd !== undefined) {
+        sshd.kill("SIGKILL");
+        await sshd.status;
+        await sshd.stderr.cancel().catch(() => {});
+      }
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "ssh -v through 'nc -X 5' exchanges SSH banners with a server (no sshd needed)",
+  async fn() {
+    // A minimal SSH server: sends its identification string (RFC 4253
+    // section 4.2), records the client's, then closes.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const banner = "SSH-2.0-NitroTestBanner_1.0";
+    let clientBanner = "";
+    const serve = (async () => {
+      const conn = await listener.accept();
+      try {
+        await conn.write(new TextEncoder().encode(`${banner}\r\n`));
+        const buf = new Uint8Array(256);
+        let got = "";
+        while (!got.includes("\n")) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          got += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        clientBanner = got.split("\r\n")[0] ?? "";
+      } finally {
+        conn.close();
+      }
+    })();
+    await using pair = await startPair();
+    try {
+      const port = (listener.addr as Deno.NetAddr).port;
+      const r = await run("ssh", [
+        "-v",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        `ProxyCommand=nc -X 5 -x 127.0.0.1:${pair.socksPort} %h %p`,
+        "-p",
+        String(port),
+        "nobody@127.0.0.1",
+        "true",
+      ], { timeoutMs: 60_000 });
+      await serve;
+      assert.notEqual(r.code, 0); // the fake server ends the exchange
+      assert.match(
+        r.stderr,
+        /Remote protocol version 2\.0, remote software version NitroTestBanner_1\.0/,
+      );
+      assert.match(clientBanner, /^SSH-2\.0-OpenSSH/);
+      assert.ok(pair.serverStreams() >= 1, "the stream went through the tunnel");
+    } finally {
+      listener.close();
+      await serve.catch(() => {});
+    }
+  },
+});
