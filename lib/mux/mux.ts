@@ -278,7 +278,13 @@ export class Mux {
       MIN_PULL_BYTES,
       FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD,
     );
-    this.#quantum = intOption("quantum", opts.quantum, DEFAULT_QUANTUM, MIN_QUANTUM, MAX_FRAME_PAYLOAD);
+    this.#quantum = intOption(
+      "quantum",
+      opts.quantum,
+      DEFAULT_QUANTUM,
+      MIN_QUANTUM,
+      MAX_FRAME_PAYLOAD,
+    );
     if (this.#sessionWindow > INITIAL_SESSION_WINDOW) {
       this.#queueSessionWu(this.#sessionWindow - INITIAL_SESSION_WINDOW);
     }

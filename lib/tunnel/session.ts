@@ -412,11 +412,18 @@ export class Session {
 
   #kick(): void {
     this.#dirty = true;
+    this.#takeEvents();
     const w = this.#wake;
     if (w !== undefined) {
       this.#wake = undefined;
       w();
     }
+  }
+
+  /** Handles events the mux raised outside receive() (after finish, reset, pull). */
+  #takeEvents(): void {
+    if (this.#closed) return;
+    for (const ev of this.#mux.takeEvents()) this.#onEvent(ev);
   }
 
   async #writeLoop(): Promise<void> {
@@ -426,6 +433,7 @@ export class Session {
       this.#dirty = false;
       while (inflight.length < MAX_TX_INFLIGHT) {
         const payload = this.#mux.pull();
+        this.#takeEvents();
         if (payload === null) break;
         const p = this.#o.sealer.seal(payload);
         p.catch(() => {});

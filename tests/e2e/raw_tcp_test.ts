@@ -152,11 +152,32 @@ Deno.test({
   },
 });
 
+/**
+ * An unencrypted SSH_MSG_DISCONNECT binary packet (RFC 4253 sections 6 and
+ * 11.1): valid before key exchange, it makes the client stop at once.
+ */
+function disconnectPacket(description: string): Uint8Array {
+  const d = new TextEncoder().encode(description);
+  const payload = [1, 0, 0, 0, 11, ...u32(d.length), ...d, 0, 0, 0, 0];
+  let pad = 8 - ((4 + 1 + payload.length) % 8);
+  if (pad < 4) pad += 8;
+  return Uint8Array.from([
+    ...u32(1 + payload.length + pad),
+    pad,
+    ...payload,
+    ...new Array<number>(pad).fill(0),
+  ]);
+}
+
+function u32(v: number): number[] {
+  return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+}
+
 Deno.test({
   name: "ssh -v through 'nc -X 5' exchanges SSH banners with a server (no sshd needed)",
   async fn() {
     // A minimal SSH server: sends its identification string (RFC 4253
-    // section 4.2), records the client's, then closes.
+    // section 4.2), records the client's, then says goodbye.
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const banner = "SSH-2.0-NitroTestBanner_1.0";
     let clientBanner = "";
@@ -172,6 +193,7 @@ Deno.test({
           got += new TextDecoder().decode(buf.subarray(0, n));
         }
         clientBanner = got.split("\r\n")[0] ?? "";
+        await conn.write(disconnectPacket("bye from the test server"));
       } finally {
         conn.close();
       }
@@ -197,7 +219,9 @@ Deno.test({
         "true",
       ], { timeoutMs: 60_000 });
       await serve;
+      assert.equal(r.timedOut, false);
       assert.notEqual(r.code, 0); // the fake server ends the exchange
+      assert.match(r.stderr, /bye from the test server/);
       assert.match(
         r.stderr,
         /Remote protocol version 2\.0, remote software version NitroTestBanner_1\.0/,

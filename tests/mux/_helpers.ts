@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { decodeFrames, type Frame, Mux, type MuxEvent, type MuxOptions } from "../../lib/mux/mod.ts";
+import {
+  decodeFrames,
+  type Frame,
+  Mux,
+  type MuxEvent,
+  type MuxOptions,
+} from "../../lib/mux/mod.ts";
 
 /** A SOCKS5 CONNECT request for 127.0.0.1:80. */
 export const REQUEST = new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]);
@@ -69,7 +75,12 @@ export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /** A record made of hand-built frames (no validation: for malformed-input tests). */
-export function rawFrame(type: number, id: number, payload: Uint8Array | number[] = [], lenOverride?: number): Uint8Array {
+export function rawFrame(
+  type: number,
+  id: number,
+  payload: Uint8Array | number[] = [],
+  lenOverride?: number,
+): Uint8Array {
   const p = payload instanceof Uint8Array ? payload : new Uint8Array(payload);
   const len = lenOverride ?? p.length;
   const out = new Uint8Array(8 + p.length);

@@ -16,12 +16,22 @@ import { concatAll, rawFrame } from "./_helpers.ts";
 
 const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
 const sid = fc.integer({ min: 1, max: 0xffffffff });
-const nonZero4 = fc.uint8Array({ minLength: 4, maxLength: 4 }).filter((b) => b.some((x) => x !== 0));
+const nonZero4 = fc.uint8Array({ minLength: 4, maxLength: 4 }).filter((b) =>
+  b.some((x) => x !== 0)
+);
 
 /** Any well-formed frame. */
 const frameArb: fc.Arbitrary<Frame> = fc.oneof(
-  fc.record({ type: fc.constant<number>(FrameType.OPEN), streamId: sid, payload: bytes(1, MAX_OPEN_PAYLOAD) }),
-  fc.record({ type: fc.constant<number>(FrameType.REPLY), streamId: sid, payload: bytes(1, MAX_OPEN_PAYLOAD) }),
+  fc.record({
+    type: fc.constant<number>(FrameType.OPEN),
+    streamId: sid,
+    payload: bytes(1, MAX_OPEN_PAYLOAD),
+  }),
+  fc.record({
+    type: fc.constant<number>(FrameType.REPLY),
+    streamId: sid,
+    payload: bytes(1, MAX_OPEN_PAYLOAD),
+  }),
   fc.record({ type: fc.constant<number>(FrameType.DATA), streamId: sid, payload: bytes(0, 3000) }),
   fc.record({ type: fc.constant<number>(FrameType.FIN), streamId: sid, payload: bytes(0, 0) }),
   fc.record({
@@ -34,10 +44,26 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     streamId: fc.integer({ min: 0, max: 0xffffffff }),
     payload: nonZero4,
   }),
-  fc.record({ type: fc.constant<number>(FrameType.PING), streamId: fc.constant(0), payload: bytes(8, 8) }),
-  fc.record({ type: fc.constant<number>(FrameType.PONG), streamId: fc.constant(0), payload: bytes(8, 8) }),
-  fc.record({ type: fc.constant<number>(FrameType.PADDING), streamId: fc.constant(0), payload: bytes(0, 500) }),
-  fc.record({ type: fc.constant<number>(FrameType.GOAWAY), streamId: fc.constant(0), payload: bytes(4, 4) }),
+  fc.record({
+    type: fc.constant<number>(FrameType.PING),
+    streamId: fc.constant(0),
+    payload: bytes(8, 8),
+  }),
+  fc.record({
+    type: fc.constant<number>(FrameType.PONG),
+    streamId: fc.constant(0),
+    payload: bytes(8, 8),
+  }),
+  fc.record({
+    type: fc.constant<number>(FrameType.PADDING),
+    streamId: fc.constant(0),
+    payload: bytes(0, 500),
+  }),
+  fc.record({
+    type: fc.constant<number>(FrameType.GOAWAY),
+    streamId: fc.constant(0),
+    payload: bytes(4, 4),
+  }),
 );
 
 function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
@@ -55,7 +81,10 @@ Deno.test("decodeFrames() inverts encodeFrame() for any sequence of frames", () 
       const w = new Writer();
       for (const f of frames) encodeFrame(w, f);
       const record = w.finish();
-      assert.equal(record.length, frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.payload.length, 0));
+      assert.equal(
+        record.length,
+        frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.payload.length, 0),
+      );
       const back = decodeFrames(record);
       assert.equal(back.length, frames.length);
       for (let i = 0; i < frames.length; i++) {
@@ -140,17 +169,41 @@ Deno.test("decodeFrames() rejects unknown and reserved types", () => {
 });
 
 Deno.test("decodeFrames() rejects frames on the wrong kind of stream id", () => {
-  assertProtocolError(() => decodeFrames(rawFrame(FrameType.DATA, 0, [1])), "MALFORMED", /stream id 0 is the session/);
-  assertProtocolError(() => decodeFrames(rawFrame(FrameType.OPEN, 0, [5])), "MALFORMED", /stream id 0 is the session/);
-  assertProtocolError(() => decodeFrames(rawFrame(FrameType.FIN, 0)), "MALFORMED", /stream id 0 is the session/);
-  assertProtocolError(() => decodeFrames(rawFrame(FrameType.RESET, 0, [0])), "MALFORMED", /stream id 0/);
+  assertProtocolError(
+    () => decodeFrames(rawFrame(FrameType.DATA, 0, [1])),
+    "MALFORMED",
+    /stream id 0 is the session/,
+  );
+  assertProtocolError(
+    () => decodeFrames(rawFrame(FrameType.OPEN, 0, [5])),
+    "MALFORMED",
+    /stream id 0 is the session/,
+  );
+  assertProtocolError(
+    () => decodeFrames(rawFrame(FrameType.FIN, 0)),
+    "MALFORMED",
+    /stream id 0 is the session/,
+  );
+  assertProtocolError(
+    () => decodeFrames(rawFrame(FrameType.RESET, 0, [0])),
+    "MALFORMED",
+    /stream id 0/,
+  );
   assertProtocolError(
     () => decodeFrames(rawFrame(FrameType.PING, 3, new Uint8Array(8))),
     "MALFORMED",
     /^Cannot decode PING frame at offset 0: stream id 3 must be 0$/,
   );
-  assertProtocolError(() => decodeFrames(rawFrame(FrameType.PADDING, 1)), "MALFORMED", /stream id 1 must be 0/);
-  assertProtocolError(() => decodeFrames(rawFrame(FrameType.GOAWAY, 5, [0, 0, 0, 0])), "MALFORMED", /must be 0/);
+  assertProtocolError(
+    () => decodeFrames(rawFrame(FrameType.PADDING, 1)),
+    "MALFORMED",
+    /stream id 1 must be 0/,
+  );
+  assertProtocolError(
+    () => decodeFrames(rawFrame(FrameType.GOAWAY, 5, [0, 0, 0, 0])),
+    "MALFORMED",
+    /must be 0/,
+  );
 });
 
 Deno.test("decodeFrames() rejects wrong payload lengths per type", () => {
@@ -167,7 +220,11 @@ Deno.test("decodeFrames() rejects wrong payload lengths per type", () => {
     [FrameType.RESET, 1, 258, /length 258 exceeds maximum 257/],
   ];
   for (const [type, id, len, re] of cases) {
-    assertProtocolError(() => decodeFrames(rawFrame(type, id, new Uint8Array(len).fill(1))), "MALFORMED", re);
+    assertProtocolError(
+      () => decodeFrames(rawFrame(type, id, new Uint8Array(len).fill(1))),
+      "MALFORMED",
+      re,
+    );
   }
   assertProtocolError(
     () => decodeFrames(rawFrame(FrameType.WINDOW_UPDATE, 0, [0, 0, 0, 0])),
@@ -180,10 +237,22 @@ Deno.test("encodeFrame() refuses frames decodeFrames() would reject", () => {
   const w = new Writer();
   const z = new Uint8Array(0);
   assert.throws(() => encodeFrame(w, { type: 11, streamId: 1, payload: z }), RangeError);
-  assert.throws(() => encodeFrame(w, { type: FrameType.DATA, streamId: -1, payload: z }), RangeError);
-  assert.throws(() => encodeFrame(w, { type: FrameType.DATA, streamId: 2 ** 32, payload: z }), RangeError);
-  assert.throws(() => encodeFrame(w, { type: FrameType.DATA, streamId: 0, payload: z }), /stream id 0 is the session/);
-  assert.throws(() => encodeFrame(w, { type: FrameType.PING, streamId: 0, payload: z }), /length 0 must be 8/);
+  assert.throws(
+    () => encodeFrame(w, { type: FrameType.DATA, streamId: -1, payload: z }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeFrame(w, { type: FrameType.DATA, streamId: 2 ** 32, payload: z }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeFrame(w, { type: FrameType.DATA, streamId: 0, payload: z }),
+    /stream id 0 is the session/,
+  );
+  assert.throws(
+    () => encodeFrame(w, { type: FrameType.PING, streamId: 0, payload: z }),
+    /length 0 must be 8/,
+  );
   assert.throws(
     () => encodeFrame(w, { type: FrameType.DATA, streamId: 1, payload: new Uint8Array(0x1000000) }),
     /length 16777216 exceeds maximum 16777215/,

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "../../lib/errors.ts";
 import {
-  decodeFrames,
   FrameType,
   INITIAL_SESSION_WINDOW,
   INITIAL_STREAM_WINDOW,
@@ -11,7 +10,17 @@ import {
   type MuxEvent,
   ResetReason,
 } from "../../lib/mux/mod.ts";
-import { concatAll, drainFrames, openStream, pair, pattern, pump, rawFrame, REPLY_OK, REQUEST } from "./_helpers.ts";
+import {
+  concatAll,
+  drainFrames,
+  openStream,
+  pair,
+  pattern,
+  pump,
+  rawFrame,
+  REPLY_OK,
+  REQUEST,
+} from "./_helpers.ts";
 
 function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -73,7 +82,11 @@ Deno.test("Mux.open() throws ProtocolError LIMIT past maxStreams", () => {
   const client = new Mux({ role: "client", maxStreams: 2 });
   client.open(REQUEST);
   client.open(REQUEST);
-  assertProtocolError(() => client.open(REQUEST), "LIMIT", /^Cannot open stream: limit of 2 streams reached$/);
+  assertProtocolError(
+    () => client.open(REQUEST),
+    "LIMIT",
+    /^Cannot open stream: limit of 2 streams reached$/,
+  );
 });
 
 Deno.test("Mux refuses roles' wrong calls loudly", () => {
@@ -213,13 +226,20 @@ Deno.test("Mux.reset() drops queued data, frees at once and the peer sees reset 
   client.reset(id, ResetReason.CANCEL, "bye");
   assert.equal(client.streamCount, 0);
   assert.equal(client.stats().queuedBytes, 0);
-  assert.equal(client.stats().sendCredit, creditBefore + 50_000, "dropped bytes return session credit");
+  assert.equal(
+    client.stats().sendCredit,
+    creditBefore + 50_000,
+    "dropped bytes return session credit",
+  );
   assert.deepEqual(client.takeEvents(), [{ type: "closed", id }]);
   const frames = drainFrames(client);
   assert.deepEqual(frames.map((f) => f.type), [FrameType.RESET]);
   // peer side
   client.reset(id, 0); // no-op now
-  const evs = server.receive(rawFrame(FrameType.RESET, id, [ResetReason.CANCEL, ...new TextEncoder().encode("bye")]), 0);
+  const evs = server.receive(
+    rawFrame(FrameType.RESET, id, [ResetReason.CANCEL, ...new TextEncoder().encode("bye")]),
+    0,
+  );
   assert.deepEqual(evs, [
     { type: "reset", id, reason: ResetReason.CANCEL, message: "bye" },
     { type: "closed", id },
@@ -282,8 +302,15 @@ Deno.test("Mux detects DATA beyond the stream window as a FLOW_CONTROL violation
 });
 
 Deno.test("Mux detects DATA beyond the session window as a FLOW_CONTROL violation", () => {
-  const server = new Mux({ role: "server", streamWindow: 1 << 20, sessionWindow: INITIAL_SESSION_WINDOW });
-  server.receive(concatAll([rawFrame(FrameType.OPEN, 1, REQUEST), rawFrame(FrameType.OPEN, 3, REQUEST)]), 0);
+  const server = new Mux({
+    role: "server",
+    streamWindow: 1 << 20,
+    sessionWindow: INITIAL_SESSION_WINDOW,
+  });
+  server.receive(
+    concatAll([rawFrame(FrameType.OPEN, 1, REQUEST), rawFrame(FrameType.OPEN, 3, REQUEST)]),
+    0,
+  );
   server.receive(rawFrame(FrameType.DATA, 1, new Uint8Array(900_000)), 0);
   assertProtocolError(
     () => server.receive(rawFrame(FrameType.DATA, 3, new Uint8Array(200_000)), 0),

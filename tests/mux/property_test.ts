@@ -16,7 +16,9 @@ const POOL = pattern(1_000_000, 1);
 const MAX_SEND = 400_000;
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.length),
+  );
 }
 
 type Side = "c" | "s";
@@ -59,14 +61,23 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       op: fc.constant("send" as const),
       side,
       s: fc.nat(),
-      len: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: MAX_SEND })),
+      len: fc.oneof(
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 0, max: 3000 }),
+        fc.integer({ min: 0, max: MAX_SEND }),
+      ),
     }),
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("finish" as const), side, s: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("reset" as const), side, s: fc.nat() }) },
   {
     weight: 4,
-    arbitrary: fc.record({ op: fc.constant("consume" as const), side, s: fc.nat(), frac: fc.double({ min: 0, max: 1, noNaN: true }) }),
+    arbitrary: fc.record({
+      op: fc.constant("consume" as const),
+      side,
+      s: fc.nat(),
+      frac: fc.double({ min: 0, max: 1, noNaN: true }),
+    }),
   },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("pump" as const), side }) },
   {
@@ -74,7 +85,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant("pull" as const),
       side,
-      max: fc.oneof(fc.constant(MIN_PULL_BYTES), fc.integer({ min: MIN_PULL_BYTES, max: 5000 }), fc.integer({ min: MIN_PULL_BYTES, max: 300_000 })),
+      max: fc.oneof(
+        fc.constant(MIN_PULL_BYTES),
+        fc.integer({ min: MIN_PULL_BYTES, max: 5000 }),
+        fc.integer({ min: MIN_PULL_BYTES, max: 300_000 }),
+      ),
     }),
   },
 );
@@ -89,7 +104,15 @@ const optsArb: fc.Arbitrary<Opts> = fc.record({
 });
 
 function newHalf(): Half {
-  return { sent: [], recv: [], finished: false, finRecv: false, unconsumed: 0, closed: 0, writable: false };
+  return {
+    sent: [],
+    recv: [],
+    finished: false,
+    finRecv: false,
+    unconsumed: 0,
+    closed: 0,
+    writable: false,
+  };
 }
 
 interface Opts {
@@ -178,7 +201,13 @@ function run(opts: Opts, ops: Op[], resetsAllowed: boolean): void {
           break;
         }
         const id = mux.c.open(REQUEST);
-        const m: StreamModel = { id, half: { c: newHalf(), s: newHalf() }, reset: false, replied: false, serverOpened: false };
+        const m: StreamModel = {
+          id,
+          half: { c: newHalf(), s: newHalf() },
+          reset: false,
+          replied: false,
+          serverOpened: false,
+        };
         streams.push(m);
         byId.set(id, m);
         break;
@@ -254,11 +283,6 @@ function run(opts: Opts, ops: Op[], resetsAllowed: boolean): void {
     if (!moved && mux.c.pendingBytes === 0 && mux.s.pendingBytes === 0) break;
   }
   assert.equal(mux.c.pendingBytes + mux.s.pendingBytes, 0);
-  if (Deno.env.get("MUX_PROP_DEBUG")) {
-    let bytes = 0;
-    for (const m of streams) bytes += concatAll(m.half.c.recv).length + concatAll(m.half.s.recv).length;
-    console.log(`ops ${ops.length} streams ${streams.length} bytes ${bytes} resets ${streams.filter((m) => m.reset).length}`);
-  }
 
   for (const m of streams) {
     for (const x of ["c", "s"] as const) {
@@ -266,7 +290,10 @@ function run(opts: Opts, ops: Op[], resetsAllowed: boolean): void {
       const sent = concatAll(h.sent);
       const recv = concatAll(h.recv);
       if (m.reset) {
-        assert.ok(sameBytes(recv, sent.subarray(0, recv.length)), `stream ${m.id} ${x}: not a prefix`);
+        assert.ok(
+          sameBytes(recv, sent.subarray(0, recv.length)),
+          `stream ${m.id} ${x}: not a prefix`,
+        );
       } else {
         assert.equal(recv.length, sent.length, `stream ${m.id} ${x}: length`);
         assert.ok(sameBytes(recv, sent), `stream ${m.id} ${x}: bytes`);
@@ -284,14 +311,22 @@ function run(opts: Opts, ops: Op[], resetsAllowed: boolean): void {
 
 Deno.test("two Muxes back to back deliver exactly the bytes sent per stream, in order", () => {
   fc.assert(
-    fc.property(optsArb, fc.array(opArb, { maxLength: 150, size: "max" }), (opts, ops) => run(opts, ops, false)),
-    { numRuns: 300, endOnFailure: true },
+    fc.property(
+      optsArb,
+      fc.array(opArb, { maxLength: 150, size: "max" }),
+      (opts, ops) => run(opts, ops, false),
+    ),
+    { numRuns: 300 },
   );
 });
 
 Deno.test("two Muxes back to back stay consistent with resets and refusals mixed in", () => {
   fc.assert(
-    fc.property(optsArb, fc.array(opArb, { maxLength: 150, size: "max" }), (opts, ops) => run(opts, ops, true)),
-    { numRuns: 300, endOnFailure: true },
+    fc.property(
+      optsArb,
+      fc.array(opArb, { maxLength: 150, size: "max" }),
+      (opts, ops) => run(opts, ops, true),
+    ),
+    { numRuns: 300 },
   );
 });

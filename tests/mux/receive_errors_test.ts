@@ -49,16 +49,22 @@ Deno.test("Mux.receive() rejects stream ids that do not increase", () => {
     "BAD_STATE",
     /^Cannot accept OPEN on stream 3: stream ids must increase, last was 5$/,
   );
-  assertProtocolError(() => s.receive(rawFrame(FrameType.OPEN, 5, REQUEST), 0), "BAD_STATE", /must increase/);
+  assertProtocolError(
+    () => s.receive(rawFrame(FrameType.OPEN, 5, REQUEST), 0),
+    "BAD_STATE",
+    /must increase/,
+  );
 });
 
 Deno.test("Mux.receive() rejects frames for a stream that was never opened", () => {
-  for (const [type, payload] of [
-    [FrameType.DATA, [1]],
-    [FrameType.FIN, []],
-    [FrameType.RESET, [0]],
-    [FrameType.WINDOW_UPDATE, [0, 0, 0, 1]],
-  ] as const) {
+  for (
+    const [type, payload] of [
+      [FrameType.DATA, [1]],
+      [FrameType.FIN, []],
+      [FrameType.RESET, [0]],
+      [FrameType.WINDOW_UPDATE, [0, 0, 0, 1]],
+    ] as const
+  ) {
     assertProtocolError(
       () => server().receive(rawFrame(type, 7, [...payload]), 0),
       "BAD_STATE",
@@ -66,7 +72,11 @@ Deno.test("Mux.receive() rejects frames for a stream that was never opened", () 
     );
   }
   const c = clientWithReply();
-  assertProtocolError(() => c.receive(rawFrame(FrameType.DATA, 3, [1]), 0), "BAD_STATE", /never opened/);
+  assertProtocolError(
+    () => c.receive(rawFrame(FrameType.DATA, 3, [1]), 0),
+    "BAD_STATE",
+    /never opened/,
+  );
 });
 
 Deno.test("Mux.receive() rejects OPEN at the client and REPLY at the server", () => {
@@ -92,9 +102,17 @@ Deno.test("Mux.receive() rejects DATA or FIN before REPLY, and a second REPLY", 
     "BAD_STATE",
     /^Cannot accept DATA on stream 1: DATA before REPLY$/,
   );
-  assertProtocolError(() => c.receive(rawFrame(FrameType.FIN, 1), 0), "BAD_STATE", /FIN before REPLY/);
+  assertProtocolError(
+    () => c.receive(rawFrame(FrameType.FIN, 1), 0),
+    "BAD_STATE",
+    /FIN before REPLY/,
+  );
   c.receive(rawFrame(FrameType.REPLY, 1, REPLY_OK), 0);
-  assertProtocolError(() => c.receive(rawFrame(FrameType.REPLY, 1, REPLY_OK), 0), "BAD_STATE", /duplicate REPLY/);
+  assertProtocolError(
+    () => c.receive(rawFrame(FrameType.REPLY, 1, REPLY_OK), 0),
+    "BAD_STATE",
+    /duplicate REPLY/,
+  );
 });
 
 Deno.test("Mux.receive() rejects DATA after FIN and a second FIN", () => {
@@ -109,8 +127,16 @@ Deno.test("Mux.receive() rejects DATA after FIN and a second FIN", () => {
 });
 
 Deno.test("Mux.receive() reports malformed records from the codec", () => {
-  assertProtocolError(() => server().receive(new Uint8Array([1, 0, 0]), 0), "TRUNCATED", /truncated header/);
-  assertProtocolError(() => server().receive(rawFrame(12, 0, new Uint8Array(4)), 0), "UNSUPPORTED", /unknown type 12/);
+  assertProtocolError(
+    () => server().receive(new Uint8Array([1, 0, 0]), 0),
+    "TRUNCATED",
+    /truncated header/,
+  );
+  assertProtocolError(
+    () => server().receive(rawFrame(12, 0, new Uint8Array(4)), 0),
+    "UNSUPPORTED",
+    /unknown type 12/,
+  );
   assertProtocolError(
     () => server().receive(rawFrame(FrameType.OPEN, 1, REQUEST, 200), 0),
     "TRUNCATED",
@@ -128,7 +154,11 @@ Deno.test("Mux.receive() processes nothing from a record with a bad frame at the
 Deno.test("Mux.receive() throws nothing but ProtocolError on random frames in any state", () => {
   const id = fc.oneof(fc.integer({ min: 0, max: 9 }), fc.constant(0xffffffff));
   const shaped = (type: number, min: number, max: number) =>
-    fc.record({ type: fc.constant(type), id, payload: fc.uint8Array({ minLength: min, maxLength: max }) });
+    fc.record({
+      type: fc.constant(type),
+      id,
+      payload: fc.uint8Array({ minLength: min, maxLength: max }),
+    });
   // mostly well-shaped frames, so the state machine (not just the codec) is exercised
   const frameArb = fc.oneof(
     shaped(FrameType.OPEN, 1, 12),
@@ -141,29 +171,37 @@ Deno.test("Mux.receive() throws nothing but ProtocolError on random frames in an
     shaped(FrameType.PONG, 8, 8),
     shaped(FrameType.PADDING, 0, 8),
     shaped(FrameType.GOAWAY, 4, 4),
-    fc.record({ type: fc.integer({ min: 0, max: 255 }), id, payload: fc.uint8Array({ maxLength: 80 }) }),
+    fc.record({
+      type: fc.integer({ min: 0, max: 255 }),
+      id,
+      payload: fc.uint8Array({ maxLength: 80 }),
+    }),
   );
   fc.assert(
-    fc.property(fc.boolean(), fc.array(fc.array(frameArb, { maxLength: 6 }), { maxLength: 12 }), (isClient, recs) => {
-      const m = new Mux({ role: isClient ? "client" : "server", maxStreams: 3 });
-      if (isClient) {
-        m.open(REQUEST);
-        m.open(REQUEST);
-      }
-      for (const frames of recs) {
-        const rec = concatAll(frames.map((f) => rawFrame(f.type, f.id, f.payload)));
-        try {
-          for (const ev of m.receive(rec, 0)) {
-            if (ev.type === "open") m.reply(ev.id, REPLY_OK);
-            if (ev.type === "data") m.consumed(ev.id, ev.data.length);
-          }
-        } catch (e) {
-          assert.ok(e instanceof ProtocolError, `unexpected ${String(e)}`);
-          return;
+    fc.property(
+      fc.boolean(),
+      fc.array(fc.array(frameArb, { maxLength: 6 }), { maxLength: 12 }),
+      (isClient, recs) => {
+        const m = new Mux({ role: isClient ? "client" : "server", maxStreams: 3 });
+        if (isClient) {
+          m.open(REQUEST);
+          m.open(REQUEST);
         }
-        drainFrames(m, 600);
-      }
-    }),
+        for (const frames of recs) {
+          const rec = concatAll(frames.map((f) => rawFrame(f.type, f.id, f.payload)));
+          try {
+            for (const ev of m.receive(rec, 0)) {
+              if (ev.type === "open") m.reply(ev.id, REPLY_OK);
+              if (ev.type === "data") m.consumed(ev.id, ev.data.length);
+            }
+          } catch (e) {
+            assert.ok(e instanceof ProtocolError, `unexpected ${String(e)}`);
+            return;
+          }
+          drainFrames(m, 600);
+        }
+      },
+    ),
     { numRuns: 3000 },
   );
 });

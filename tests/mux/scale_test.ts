@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { Mux } from "../../lib/mux/mod.ts";
 import { openStream, pair, pump, REPLY_OK, REQUEST } from "./_helpers.ts";
 
 const N = 10_000;
@@ -73,15 +72,4 @@ Deno.test("Mux holds under 1 KiB per idle stream", async () => {
   assert.deepEqual(r.streams, [N, N]);
   assert.ok(r.clientBytesPerStream < 1024, `client: ${r.clientBytesPerStream} bytes per stream`);
   assert.ok(r.serverBytesPerStream < 1024, `server: ${r.serverBytesPerStream} bytes per stream`);
-});
-
-Deno.test("Mux drains 10,000 streams' WINDOW_UPDATEs without an O(n) scan per event", () => {
-  const { client, server } = pair({ maxStreams: N }, { maxStreams: N });
-  const m = new Mux({ role: "client", maxStreams: N });
-  void m;
-  for (let i = 0; i < N; i++) client.open(REQUEST);
-  const t0 = performance.now();
-  const evs = pump(client, server);
-  assert.equal(evs.length, N);
-  assert.ok(performance.now() - t0 < 2000);
 });

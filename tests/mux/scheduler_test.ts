@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "../../lib/errors.ts";
-import { decodeFrames, FrameType, INITIAL_SESSION_WINDOW, Mux, ResetReason } from "../../lib/mux/mod.ts";
+import {
+  decodeFrames,
+  FrameType,
+  INITIAL_SESSION_WINDOW,
+  Mux,
+  ResetReason,
+} from "../../lib/mux/mod.ts";
 import { drainFrames, openStream, pair, pattern, pump, rawFrame, REQUEST } from "./_helpers.ts";
 
 Deno.test("Mux scheduler: a 100-byte stream is not starved by 50 MiB queued on another", () => {
@@ -91,8 +97,12 @@ Deno.test("Mux emits writable when session credit returns to a blocked stream", 
   assert.equal(client.send(b, new Uint8Array(700_000)), INITIAL_SESSION_WINDOW - 700_000);
   assert.equal(client.credit(b), 0);
   assert.equal(client.credit(a), 0);
-  for (const ev of pump(client, server)) if (ev.type === "data") server.consumed(ev.id, ev.data.length);
-  const evs = pump(server, client).filter((e) => e.type === "writable").map((e) => e.type === "writable" && e.id);
+  for (const ev of pump(client, server)) {
+    if (ev.type === "data") server.consumed(ev.id, ev.data.length);
+  }
+  const evs = pump(server, client).filter((e) => e.type === "writable").map((e) =>
+    e.type === "writable" && e.id
+  );
   assert.deepEqual(evs.sort(), [a, b].sort());
   assert.ok(client.credit(b) > 0);
 });
@@ -119,7 +129,10 @@ Deno.test("Mux GOAWAY: no new streams either way; crossing OPENs are refused GOI
   server.goaway();
   const evs = pump(server, client);
   assert.deepEqual(evs, [{ type: "goaway", lastId: a }]);
-  assert.throws(() => client.open(REQUEST), (e: unknown) => e instanceof ProtocolError && e.code === "CLOSED");
+  assert.throws(
+    () => client.open(REQUEST),
+    (e: unknown) => e instanceof ProtocolError && e.code === "CLOSED",
+  );
   assert.deepEqual(pump(client, server), []);
   const back = pump(server, client);
   assert.deepEqual(back, [
@@ -134,8 +147,17 @@ Deno.test("Mux GOAWAY: no new streams either way; crossing OPENs are refused GOI
 Deno.test("Mux cuts off a peer that floods OPENs past the limit without reading", () => {
   const server = new Mux({ role: "server", maxStreams: 1 });
   let id = 1;
-  assert.throws(() => {
-    for (let i = 0; i < 10_000; i++, id += 2) server.receive(rawFrame(FrameType.OPEN, id, REQUEST), 0);
-  }, (e: unknown) => e instanceof ProtocolError && e.code === "LIMIT" && /peer is not reading/.test(e.message));
+  assert.throws(
+    () => {
+      for (let i = 0; i < 10_000; i++, id += 2) {
+        server.receive(
+          rawFrame(FrameType.OPEN, id, REQUEST),
+          0,
+        );
+      }
+    },
+    (e: unknown) =>
+      e instanceof ProtocolError && e.code === "LIMIT" && /peer is not reading/.test(e.message),
+  );
   assert.equal((id - 1) / 2, 1 + 4096, "one accepted, 4096 refusals queued, then cut off");
 });
