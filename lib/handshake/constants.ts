@@ -77,7 +77,11 @@ export const MAX_TOTP_CODE = 999_999;
 
 /** Hello plaintext, smallest: one entry per list, no ML-KEM key, no padding. */
 export const HELLO_BODY_MIN = 1 + 2 + 1 + 1 + 1 + 1 + NONCE_BYTES + TIMESTAMP_BYTES + 1;
-/** Hello plaintext, largest. */
+/**
+ * Hello plaintext, largest. A resume extension must fit inside it too (the
+ * client shortens its padding, section 4.6), so the probe gate's range is the
+ * same with or without resumption.
+ */
 export const HELLO_BODY_MAX = 1 + 2 * MAX_LIST_ENTRIES + 1 + MAX_LIST_ENTRIES + 1 +
   MAX_LIST_ENTRIES + NONCE_BYTES + TIMESTAMP_BYTES + MLKEM768_ENCAPSULATION_KEY_BYTES + 1 +
   MAX_PADDING;
@@ -108,13 +112,49 @@ export const RESPONSE_MIN_BYTES = LENGTH_BYTES + RESPONSE_BODY_MIN + AEAD_TAG_BY
 /** Largest whole Response (598). */
 export const RESPONSE_MAX_BYTES = LENGTH_BYTES + RESPONSE_BODY_MAX + AEAD_TAG_BYTES + 2 * MAC_BYTES;
 
+/**
+ * Extension header in a Hello or Result body, after the padding:
+ * type u8 ‖ length u16 (section 4.6 of the spec).
+ */
+export const EXTENSION_HEADER_BYTES = 3;
+/** Hello extension: resume a session (must be the last extension). */
+export const EXT_RESUME = 0x01;
+/** Result extension: a resumption ticket for the new resumption secret. */
+export const EXT_TICKET = 0x02;
+/** Resume identity kind: the 16-byte session id (server keeps a session table). */
+export const RESUME_KIND_SESSION_ID = 0x01;
+/** Resume identity kind: an opaque ticket (stateless servers sharing a keyring). */
+export const RESUME_KIND_TICKET = 0x02;
+/** Binder: HMAC-SHA256 proof of the resumption secret at the end of the Hello body. */
+export const BINDER_BYTES = MAC_BYTES;
+/** Smallest ticket on the wire. */
+export const TICKET_MIN_BYTES = 1;
+/**
+ * Largest ticket on the wire (344): key id u32 ‖ nonce 12 ‖ AEAD(session id 16 ‖
+ * resumption secret 32 ‖ issued u64 ‖ id_len u8 ‖ user id ≤255) ‖ tag 16.
+ */
+export const TICKET_MAX_BYTES = 4 + 12 + SESSION_ID_BYTES + SECRET_BYTES + 8 + 1 +
+  MAX_USER_ID_BYTES + AEAD_TAG_BYTES;
+
+/** Resume Response plaintext, smallest: padding length only. */
+export const RESUME_RESPONSE_BODY_MIN = 1;
+/** Resume Response plaintext, largest. */
+export const RESUME_RESPONSE_BODY_MAX = 1 + MAX_PADDING;
+/** Smallest whole resume Response (51): sealed body plus the resume tag. */
+export const RESUME_RESPONSE_MIN_BYTES = LENGTH_BYTES + RESUME_RESPONSE_BODY_MIN + AEAD_TAG_BYTES +
+  MAC_BYTES;
+/** Largest whole resume Response (306). */
+export const RESUME_RESPONSE_MAX_BYTES = LENGTH_BYTES + RESUME_RESPONSE_BODY_MAX + AEAD_TAG_BYTES +
+  MAC_BYTES;
+
 /** Result plaintext, smallest. */
 export const RESULT_BODY_MIN = SESSION_ID_BYTES + 1;
-/** Result plaintext, largest. */
-export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING;
+/** Result plaintext, largest: full padding and a ticket extension of the largest size. */
+export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING + EXTENSION_HEADER_BYTES +
+  TICKET_MAX_BYTES;
 /** Smallest whole Result (67). */
 export const RESULT_MIN_BYTES = LENGTH_BYTES + RESULT_BODY_MIN + AEAD_TAG_BYTES + MAC_BYTES;
-/** Largest whole Result (322). */
+/** Largest whole Result (669). */
 export const RESULT_MAX_BYTES = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES + MAC_BYTES;
 
 /** Finish: one HMAC-SHA256. */

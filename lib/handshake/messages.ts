@@ -10,7 +10,11 @@
 import { ProtocolError } from "../errors.ts";
 import { Reader, Writer } from "../wire/bytes.ts";
 import {
+  BINDER_BYTES,
   DH_BYTES,
+  EXT_RESUME,
+  EXT_TICKET,
+  EXTENSION_HEADER_BYTES,
   HELLO_BODY_MAX,
   KEX_WIRE_IDS,
   MAX_LIST_ENTRIES,
@@ -23,10 +27,28 @@ import {
   NONCE_BYTES,
   RESPONSE_BODY_MAX,
   RESULT_BODY_MAX,
+  RESUME_KIND_SESSION_ID,
+  RESUME_KIND_TICKET,
+  RESUME_RESPONSE_BODY_MAX,
   SERVER_HELLO_BODY_MAX,
   SESSION_ID_BYTES,
   SIGNATURE_BYTES,
+  TICKET_MAX_BYTES,
+  TICKET_MIN_BYTES,
 } from "./constants.ts";
+
+/**
+ * The Hello's resume extension: which session, and the binder proving the
+ * client holds its resumption secret. Always the last bytes of the body.
+ */
+export interface ResumeExtension {
+  /** `"session_id"`: the 16-byte session id; `"ticket"`: an opaque ticket from a Result. */
+  kind: "session_id" | "ticket";
+  /** The session id (16 bytes) or the ticket (1..344 bytes). */
+  identity: Uint8Array;
+  /** MAC(resumption secret, "resume binder", MixHash(hc, body before the binder)), 32 bytes. */
+  binder: Uint8Array;
+}
 
 /** Hello plaintext (client → server, sealed under the es key). */
 export interface HelloBody {
@@ -44,6 +66,8 @@ export interface HelloBody {
   mlkemKey?: Uint8Array;
   /** Zero bytes of padding, 0..255. */
   paddingLength: number;
+  /** Present when the client resumes a session; encoded after the padding, last. */
+  resume?: ResumeExtension;
 }
 
 /** ServerHello plaintext without its signature (the part that is signed). */
@@ -78,6 +102,13 @@ export interface ResponseBody {
 /** Result plaintext (server → client, sealed under the server handshake key). */
 export interface ResultBody {
   sessionId: Uint8Array;
+  paddingLength: number;
+  /** A resumption ticket for the new resumption secret (servers with a ticket keyring). */
+  ticket?: Uint8Array;
+}
+
+/** Response plaintext when resuming: padding only (the resume tag follows the seal). */
+export interface ResumeResponseBody {
   paddingLength: number;
 }
 
@@ -153,6 +184,37 @@ function readPadding(r: Reader, what: string): number {
   return n;
 }
 
+function writeExtension(w: Writer, type: number, parts: Uint8Array[]): void {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  w.u8(type).u16(n);
+  for (const p of parts) w.bytes(p);
+}
+
+/**
+ * Reads `type u8 ‖ len u16 ‖ data` until the body ends. Unknown types are
+ * skipped (a later version may add one); a repeated type is malformed.
+ * `last` names a type that must end the body.
+ */
+function readExtensions(
+  r: Reader,
+  what: string,
+  last: number | undefined,
+  on: (type: number, data: Uint8Array) => void,
+): void {
+  const seen = new Set<number>();
+  while (r.remaining > 0) {
+    const type = r.u8();
+    const data = r.take(r.u16());
+    if (seen.has(type)) throw malformed(what, `extension ${type} appears twice`);
+    seen.add(type);
+    if (type === last && r.remaining > 0) {
+      throw malformed(what, `extension ${type} is not the last`);
+    }
+    on(type, data);
+  }
+}
+
 function readTimestamp(r: Reader, what: string): number {
   const t = r.u64();
   if (t > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(what, `timestamp ${t} is too large`);
@@ -195,13 +257,55 @@ export function encodeHelloBody(b: HelloBody): Uint8Array {
     w.bytes(b.mlkemKey);
   }
   writePadding(w, b.paddingLength);
+  if (b.resume !== undefined) {
+    const { kind, identity, binder } = b.resume;
+    if (kind === "session_id") checkLength("resume session id", identity, SESSION_ID_BYTES);
+    else checkRange("ticket length", identity.length, TICKET_MIN_BYTES, TICKET_MAX_BYTES);
+    checkLength("binder", binder, BINDER_BYTES);
+    const k = kind === "session_id" ? RESUME_KIND_SESSION_ID : RESUME_KIND_TICKET;
+    writeExtension(w, EXT_RESUME, [new Uint8Array([k]), identity, binder]);
+  }
+  if (w.length > HELLO_BODY_MAX) {
+    throw new RangeError(`Cannot encode Hello: length ${w.length} exceeds maximum ${HELLO_BODY_MAX}`);
+  }
   return w.finish().slice();
+}
+
+/** Bytes a resume extension adds to a Hello body. */
+export function resumeExtensionLength(identityLength: number): number {
+  return EXTENSION_HEADER_BYTES + 1 + identityLength + BINDER_BYTES;
+}
+
+function readResume(data: Uint8Array): ResumeExtension {
+  if (data.length < 1 + BINDER_BYTES) {
+    throw malformed("Hello", `resume extension length ${data.length} is too short`);
+  }
+  const k = data[0]!;
+  const identity = data.slice(1, data.length - BINDER_BYTES);
+  const binder = data.slice(data.length - BINDER_BYTES);
+  if (k === RESUME_KIND_SESSION_ID) {
+    if (identity.length !== SESSION_ID_BYTES) {
+      throw malformed("Hello", `resume session id length ${identity.length} is not 16`);
+    }
+    return { kind: "session_id", identity, binder };
+  }
+  if (k === RESUME_KIND_TICKET) {
+    if (identity.length < TICKET_MIN_BYTES || identity.length > TICKET_MAX_BYTES) {
+      throw malformed(
+        "Hello",
+        `ticket length ${identity.length} is outside ${TICKET_MIN_BYTES}..${TICKET_MAX_BYTES}`,
+      );
+    }
+    return { kind: "ticket", identity, binder };
+  }
+  throw malformed("Hello", `resume kind ${k} is unknown`);
 }
 
 /**
  * Decodes a Hello body; throws `ProtocolError` `MALFORMED` for any
  * inconsistency (list sizes, ML-KEM key presence, non-zero padding,
- * trailing bytes) and `TOO_LARGE` above the maximum.
+ * a repeated extension, a resume extension that is not last) and
+ * `TOO_LARGE` above the maximum.
  *
  * @example
  * ```ts
@@ -221,6 +325,9 @@ export function decodeHelloBody(body: Uint8Array): HelloBody {
       out.mlkemKey = r.take(MLKEM768_ENCAPSULATION_KEY_BYTES).slice();
     }
     out.paddingLength = readPadding(r, "Hello");
+    readExtensions(r, "Hello", EXT_RESUME, (type, data) => {
+      if (type === EXT_RESUME) out.resume = readResume(data);
+    });
     return out;
   });
 }
@@ -398,6 +505,10 @@ export function encodeResultBody(b: ResultBody): Uint8Array {
   const w = new Writer(32);
   w.bytes(b.sessionId);
   writePadding(w, b.paddingLength);
+  if (b.ticket !== undefined) {
+    checkRange("ticket length", b.ticket.length, TICKET_MIN_BYTES, TICKET_MAX_BYTES);
+    writeExtension(w, EXT_TICKET, [b.ticket]);
+  }
   return w.finish().slice();
 }
 
@@ -413,6 +524,47 @@ export function encodeResultBody(b: ResultBody): Uint8Array {
 export function decodeResultBody(body: Uint8Array): ResultBody {
   return strict("Result", body, RESULT_BODY_MAX, (r) => {
     const sessionId = r.take(SESSION_ID_BYTES).slice();
-    return { sessionId, paddingLength: readPadding(r, "Result") };
+    const out: ResultBody = { sessionId, paddingLength: readPadding(r, "Result") };
+    readExtensions(r, "Result", undefined, (type, data) => {
+      if (type !== EXT_TICKET) return;
+      if (data.length < TICKET_MIN_BYTES || data.length > TICKET_MAX_BYTES) {
+        throw malformed(
+          "Result",
+          `ticket length ${data.length} is outside ${TICKET_MIN_BYTES}..${TICKET_MAX_BYTES}`,
+        );
+      }
+      out.ticket = data.slice();
+    });
+    return out;
   });
+}
+
+/**
+ * Encodes the body of a resume Response (padding only).
+ *
+ * @example
+ * ```ts
+ * import { encodeResumeResponseBody } from "./messages.ts";
+ * encodeResumeResponseBody({ paddingLength: 2 }).length; // 3
+ * ```
+ */
+export function encodeResumeResponseBody(b: ResumeResponseBody): Uint8Array {
+  const w = new Writer(8);
+  writePadding(w, b.paddingLength);
+  return w.finish().slice();
+}
+
+/**
+ * Decodes the body of a resume Response.
+ *
+ * @example
+ * ```ts
+ * import { decodeResumeResponseBody } from "./messages.ts";
+ * decodeResumeResponseBody(new Uint8Array([1, 0])).paddingLength; // 1
+ * ```
+ */
+export function decodeResumeResponseBody(body: Uint8Array): ResumeResponseBody {
+  return strict("resume Response", body, RESUME_RESPONSE_BODY_MAX, (r) => ({
+    paddingLength: readPadding(r, "resume Response"),
+  }));
 }

@@ -30,6 +30,11 @@ export class Deque<T> {
     return this.#len === 0 ? undefined : this.#buf[this.#head];
   }
 
+  /** The element `i` places from the front (0 is the front), or undefined past the end. */
+  at(i: number): T | undefined {
+    return i < 0 || i >= this.#len ? undefined : this.#buf[(this.#head + i) & (this.#buf.length - 1)];
+  }
+
   /** Removes and returns the front element. */
   shift(): T | undefined {
     if (this.#len === 0) return undefined;

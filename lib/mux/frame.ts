@@ -15,8 +15,9 @@ import { ProtocolError } from "../errors.ts";
 import type { Writer } from "../wire/bytes.ts";
 
 /**
- * Frame types (section 2). 11 `ACK`, 12 `UDP` and 13 `RELEASE` are reserved
- * for later versions; every unknown type is a protocol error.
+ * Frame types (section 2). `ACK`, `RELEASE` and `REKEY` belong to session
+ * resumption (section 11) and are known only to a decoder that enables it;
+ * 12 is reserved for `UDP`. Every unknown type is a protocol error.
  *
  * @example
  * ```ts
@@ -35,6 +36,12 @@ export const FrameType = {
   PONG: 8,
   PADDING: 9,
   GOAWAY: 10,
+  /** Resumption: `received u64`, the counted payloads the sender has processed (section 11.2). */
+  ACK: 11,
+  /** Resumption: an opaque graceful-release message built by `lib/session` (section 11.6). */
+  RELEASE: 13,
+  /** Resumption: an opaque re-key message built by `lib/session` (section 11.6). */
+  REKEY: 14,
 } as const;
 
 /**
@@ -97,6 +104,10 @@ export const INITIAL_STREAM_WINDOW = 65536;
 export const INITIAL_SESSION_WINDOW = 1 << 20;
 /** No window, stream or session, may exceed 1 GiB: a WINDOW_UPDATE that would is FLOW_CONTROL. */
 export const MAX_WINDOW = 1 << 30;
+/** Bytes of an ACK frame: header ‖ received u64 (section 11.2). */
+export const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + 8;
+/** Largest RELEASE or REKEY body (section 11.6). */
+export const MAX_SESSION_MESSAGE_BYTES = 256;
 /** pull() needs room for the largest control frame. */
 export const MIN_PULL_BYTES = FRAME_HEADER_BYTES + MAX_OPEN_PAYLOAD;
 
@@ -113,6 +124,10 @@ const NAMES = [
   "PONG",
   "PADDING",
   "GOAWAY",
+  "ACK",
+  "", // 12: reserved for UDP
+  "RELEASE",
+  "REKEY",
 ];
 
 /**
@@ -142,9 +157,24 @@ export function resetReasonName(reason: number): string {
   return `reason ${reason}`;
 }
 
+/** Options of {@linkcode decodeFrames}. */
+export interface DecodeOptions {
+  /**
+   * Accept the resumption types ACK, RELEASE and REKEY (section 11). Off by
+   * default: a session that did not negotiate resumption treats them as
+   * unknown types.
+   */
+  resume?: boolean;
+}
+
+/** Types of section 11: stream 0 only, known only with resumption on. */
+function isResumeType(type: number): boolean {
+  return type === FrameType.ACK || type === FrameType.RELEASE || type === FrameType.REKEY;
+}
+
 /** Stream 0 carries only these types; every other type needs a stream. */
 function isSessionType(type: number): boolean {
-  return type >= FrameType.PING && type <= FrameType.GOAWAY;
+  return (type >= FrameType.PING && type <= FrameType.GOAWAY) || isResumeType(type);
 }
 
 /**
@@ -171,6 +201,10 @@ function frameProblem(
       return `length ${len} must be 8`;
     }
     if (type === FrameType.GOAWAY && len !== 4) return `length ${len} must be 4`;
+    if (type === FrameType.ACK && len !== 8) return `length ${len} must be 8`;
+    if ((type === FrameType.RELEASE || type === FrameType.REKEY) && len > MAX_SESSION_MESSAGE_BYTES) {
+      return `length ${len} exceeds maximum ${MAX_SESSION_MESSAGE_BYTES}`;
+    }
     return undefined;
   }
   if (id === 0) return "stream id 0 is the session";
@@ -195,7 +229,8 @@ function frameProblem(
 
 /**
  * Appends one frame to `w`. Throws `RangeError` for a frame this codec would
- * refuse to decode (unknown type, bad stream id, payload too long).
+ * refuse to decode (unknown type, bad stream id, payload too long). The
+ * resumption types are accepted: only the decoder needs to be told.
  *
  * @example
  * ```ts
@@ -208,7 +243,7 @@ function frameProblem(
  */
 export function encodeFrame(w: Writer, f: Frame): void {
   const len = f.payload.length;
-  if (!Number.isInteger(f.type) || f.type < FrameType.OPEN || f.type > FrameType.GOAWAY) {
+  if (!Number.isInteger(f.type) || !isKnownType(f.type, true)) {
     throw new RangeError(`Cannot encode frame: unknown type ${f.type}`);
   }
   if (!Number.isInteger(f.streamId) || f.streamId < 0 || f.streamId > MAX_STREAM_ID) {
@@ -224,11 +259,16 @@ export function encodeFrame(w: Writer, f: Frame): void {
   w.u8(f.type).u32(f.streamId).u24(len).bytes(f.payload);
 }
 
+function isKnownType(type: number, resume: boolean): boolean {
+  return (type >= FrameType.OPEN && type <= FrameType.GOAWAY) || (resume && isResumeType(type));
+}
+
 /**
  * Splits a record payload into frames. Every frame must be whole and well
  * formed (known type, stream id and length allowed for its type); otherwise
  * throws `ProtocolError` (`TRUNCATED`, `UNSUPPORTED` or `MALFORMED`) and
- * returns nothing. Payloads are views into `recordPayload`.
+ * returns nothing. Payloads are views into `recordPayload`. ACK, RELEASE
+ * and REKEY are unknown types unless `options.resume` is set.
  *
  * @example
  * ```ts
@@ -237,8 +277,9 @@ export function encodeFrame(w: Writer, f: Frame): void {
  * frames[0]!.payload; // Uint8Array [104, 105], stream 1, DATA
  * ```
  */
-export function decodeFrames(recordPayload: Uint8Array): Frame[] {
+export function decodeFrames(recordPayload: Uint8Array, options: DecodeOptions = {}): Frame[] {
   const b = recordPayload;
+  const resume = options.resume === true;
   const out: Frame[] = [];
   let o = 0;
   while (o < b.length) {
@@ -253,7 +294,7 @@ export function decodeFrames(recordPayload: Uint8Array): Frame[] {
     const id = ((b[o + 1]! << 24) | (b[o + 2]! << 16) | (b[o + 3]! << 8) | b[o + 4]!) >>> 0;
     const len = (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!;
     o += FRAME_HEADER_BYTES;
-    if (type < FrameType.OPEN || type > FrameType.GOAWAY) {
+    if ((type < FrameType.OPEN || type > FrameType.GOAWAY) && !(resume && isResumeType(type))) {
       throw new ProtocolError(
         "UNSUPPORTED",
         `Cannot decode frame at offset ${o - FRAME_HEADER_BYTES}: unknown type ${type}`,

@@ -8,6 +8,7 @@
 import { ProtocolError } from "../errors.ts";
 import { Writer } from "../wire/bytes.ts";
 import { Deque } from "./_deque.ts";
+import { Ledger } from "./_ledger.ts";
 import {
   BLOCKED,
   FIN_QUEUED,
@@ -21,7 +22,9 @@ import {
   WU_QUEUED,
 } from "./_stream.ts";
 import {
+  ACK_FRAME_BYTES,
   decodeFrames,
+  type DecodeOptions,
   type Frame,
   FRAME_HEADER_BYTES,
   FrameType,
@@ -31,6 +34,7 @@ import {
   MAX_FRAME_PAYLOAD,
   MAX_OPEN_PAYLOAD,
   MAX_RESET_MESSAGE_BYTES,
+  MAX_SESSION_MESSAGE_BYTES,
   MAX_WINDOW,
   MIN_PULL_BYTES,
   ResetReason,
@@ -50,6 +54,19 @@ export interface MuxOptions {
   maxRecordPayload?: number;
   /** DATA bytes a stream may send per round-robin turn, at least 256 (default 16 KiB). */
   quantum?: number;
+  /**
+   * Session resumption (40-session.md section 11): number the record
+   * payloads, keep them until the peer ACKs them and resend them after a
+   * reconnection; accept ACK, RELEASE and REKEY. Both peers must agree (the
+   * handshake negotiates it). Default false: the version 1 behaviour.
+   */
+  resume?: boolean;
+  /** With resume: bytes of unacknowledged payloads kept for resending, 256 KiB to 1 GiB (default 8 MiB). */
+  resendBufferBytes?: number;
+  /** With resume: ACK at the latest after this many counted payloads, 1 to 65536 (default 16). */
+  ackPayloads?: number;
+  /** With resume: ACK at the latest after this many bytes of counted payloads, 1 KiB to 1 GiB (default 128 KiB). */
+  ackBytes?: number;
 }
 
 /**
@@ -65,7 +82,11 @@ export type MuxEvent =
   | { type: "writable"; id: number }
   | { type: "closed"; id: number }
   | { type: "pong"; rttMs: number }
-  | { type: "goaway"; lastId: number };
+  | { type: "goaway"; lastId: number }
+  /** A RELEASE frame's body (resume only); `id` is 0, the session. */
+  | { type: "release"; id: 0; body: Uint8Array }
+  /** A REKEY frame's body (resume only); `id` is 0, the session. */
+  | { type: "rekey"; id: 0; body: Uint8Array };
 
 /** A snapshot of the mux's counters, for logs and tests. */
 export interface MuxStats {
@@ -85,6 +106,12 @@ export interface MuxStats {
   owedStreams: number;
   /** Events waiting for takeEvents() or the next receive(). */
   pendingEvents: number;
+  /** Resume: bytes of sent payloads kept until the peer ACKs them (0 without resume). */
+  unackedBytes: number;
+  /** Resume: payloads kept until the peer ACKs them (0 without resume). */
+  unackedPayloads: number;
+  /** Resume: bytes of kept payloads that pull() must return again after a resume. */
+  resendBytes: number;
 }
 
 /** A control frame waiting in the queue; WINDOW_UPDATE amounts are read when pulled. */
@@ -122,6 +149,27 @@ const MAX_PINGS = 4;
 /** RESETs for refused OPENs waiting to be pulled; more means the peer floods without reading. */
 const MAX_INDUCED = 4096;
 const MAX_STREAM_ID = 0xffffffff;
+/**
+ * 8 MiB of unacknowledged payloads: with ACKs every 128 KiB the sender has
+ * 64 ACK intervals in flight, enough for 8 MiB per round trip (~670 Mbit/s
+ * at 100 ms) before the buffer, not the window, limits a session.
+ */
+const DEFAULT_RESEND_BUFFER_BYTES = 8 << 20;
+/** One default record: a smaller buffer would stall on every record. */
+const MIN_RESEND_BUFFER_BYTES = 256 << 10;
+/**
+ * ACK after 16 counted payloads: bounds how many small payloads (keystrokes)
+ * the peer buffers between timer flushes, for one 16-byte frame per 16 records.
+ */
+const DEFAULT_ACK_PAYLOADS = 16;
+/**
+ * ACK after 128 KiB: half the smallest resend buffer a peer may choose, so a
+ * peer never fills its buffer waiting for our timer, whatever size it picked;
+ * costs at most one 16-byte ACK per 128 KiB received (0.01 %).
+ */
+const DEFAULT_ACK_BYTES = 128 << 10;
+/** RELEASE and REKEY messages queued and not yet pulled; lib/session sends a handful per session. */
+const MAX_QUEUED_MESSAGES = 16;
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -132,6 +180,10 @@ function ctlSize(c: Ctl): number {
 
 function u32(b: Uint8Array): number {
   return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
+function u32At(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
 function u32Bytes(v: number): Uint8Array {
@@ -192,6 +244,14 @@ function flowError(id: number, len: number, window: number, which: string): Prot
  * or reuse that buffer until then (queued(id) === 0, or the stream is gone).
  * Sends under 1 KiB are copied into a small mux-owned buffer at once.
  *
+ * Resumption (option `resume`, section 11): every payload pull() returns
+ * that holds a frame other than ACK or PADDING is numbered and kept (the
+ * same array: do not modify it) until the peer's ACK covers it. When the
+ * connection breaks, call connectionLost(); on the new connection send
+ * resumeState() to the peer and pass the peer's to onPeerResumed(): pull()
+ * then returns the payloads the peer missed, unchanged and in order, before
+ * anything new. Call flushAck() on a short timer and when reads go idle.
+ *
  * @example
  * ```ts
  * import { Mux } from "./mux.ts";
@@ -249,6 +309,12 @@ export class Mux {
   #goawaySent = false;
   #goawayReceived = false;
 
+  /** Resumption state; null without the `resume` option. */
+  readonly #ledger: Ledger | null;
+  readonly #decodeOptions: DecodeOptions;
+  /** RELEASE and REKEY frames queued and not yet pulled. */
+  #messages = 0;
+
   constructor(opts: MuxOptions) {
     if (opts.role !== "client" && opts.role !== "server") {
       throw new TypeError(
@@ -285,14 +351,35 @@ export class Mux {
       MIN_QUANTUM,
       MAX_FRAME_PAYLOAD,
     );
+    const resendBytes = intOption(
+      "resendBufferBytes",
+      opts.resendBufferBytes,
+      DEFAULT_RESEND_BUFFER_BYTES,
+      MIN_RESEND_BUFFER_BYTES,
+      MAX_WINDOW,
+    );
+    const ackPayloads = intOption("ackPayloads", opts.ackPayloads, DEFAULT_ACK_PAYLOADS, 1, 65536);
+    const ackBytes = intOption("ackBytes", opts.ackBytes, DEFAULT_ACK_BYTES, 1024, MAX_WINDOW);
+    const resume = opts.resume ?? false;
+    if (typeof resume !== "boolean") {
+      throw new TypeError(`Cannot create mux: resume ${String(resume)} is not a boolean`);
+    }
+    this.#ledger = resume ? new Ledger(resendBytes, ackPayloads, ackBytes) : null;
+    this.#decodeOptions = { resume };
     if (this.#sessionWindow > INITIAL_SESSION_WINDOW) {
       this.#queueSessionWu(this.#sessionWindow - INITIAL_SESSION_WINDOW);
     }
   }
 
-  /** Bytes waiting to be pulled: control frames with headers, plus DATA payload. */
+  /**
+   * Bytes waiting to be pulled: control frames with headers, plus DATA
+   * payload, plus (resume) payloads owed again and an ACK owed. pull() may
+   * still return null: connection lost, or resend buffer full.
+   */
   get pendingBytes(): number {
-    return this.#controlBytes + this.#queued;
+    const l = this.#ledger;
+    if (l === null) return this.#controlBytes + this.#queued;
+    return this.#controlBytes + this.#queued + l.resendBytes + (l.ackForced ? ACK_FRAME_BYTES : 0);
   }
 
   /** Streams open. */

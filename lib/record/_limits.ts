@@ -6,8 +6,16 @@
  * @module
  */
 
-/** Bytes of the masked record header: epoch bit ‖ 23-bit ciphertext length. */
+/** Bytes of the masked record header: epoch bit ‖ re-key bit ‖ 22-bit ciphertext length. */
 export const RECORD_HEADER_BYTES = 3;
+/** Header bit 23: the sender's key epoch mod 2. */
+export const HEADER_EPOCH_BIT = 1 << 23;
+/** Header bit 22: this record starts a DH re-key epoch. */
+export const HEADER_REKEY_BIT = 1 << 22;
+/** Header bits 21..0: the ciphertext length field (up to 2^22 - 1 on the wire). */
+export const HEADER_LENGTH_MASK = (1 << 22) - 1;
+/** Bytes of a DH re-key mixin (`sealer.rekey`, `opener.provideMixin`). */
+export const REKEY_MIXIN_BYTES = 32;
 /** Bytes of the AEAD tag (all suites). */
 export const AEAD_TAG_BYTES = 16;
 /** Bytes of the `pad_len` prefix of the inner plaintext. */

@@ -2,18 +2,24 @@
  * The receiving half of the record layer: push-based framing (synchronous),
  * then one AEAD open per record (asynchronous for AES). Framing unmasks each
  * header with the mask of the next sequence number, checks the length before
- * allocating, and follows the epoch bit one ratchet step at a time.
+ * allocating, and follows the epoch bit one ratchet step at a time. A record
+ * with the re-key bit starts a DH re-key epoch; if its mixin is not known
+ * yet, the records of that epoch (and of its hash successors) wait for
+ * `provideMixin`, while earlier records never do.
  *
  * @module
  */
 import { ProtocolError } from "../errors.ts";
 import { wipe } from "../crypto/mod.ts";
 import { type CipherKey, openRecordBody, recordNonce } from "./_aead.ts";
-import { deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
+import { checkMixin, deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
 import {
   AEAD_TAG_BYTES,
   HARD_BYTES_PER_KEY,
   HARD_RECORDS_PER_KEY,
+  HEADER_EPOCH_BIT,
+  HEADER_LENGTH_MASK,
+  HEADER_REKEY_BIT,
   MAX_RECORD_CIPHERTEXT,
   MAX_SEQ,
   MIN_RECORD_CIPHERTEXT,
@@ -67,6 +73,10 @@ export class Opener {
   #prev: Promise<unknown> = Promise.resolve();
   #failed = false;
   #fatal: ProtocolError | undefined;
+  /** Framing refused the record being read (its promise rejects with this). */
+  #refused: ProtocolError | undefined;
+  /** A mixin provided before its flagged record was framed. */
+  #mixin: Uint8Array | undefined;
 
   constructor(
     aead: AeadId,
@@ -102,6 +112,25 @@ export class Opener {
 
   get recordsReceived(): number {
     return this.#seq - this.#firstSeq - (this.#bodyLen < 0 ? 0 : 1);
+  }
+
+  get awaitingMixin(): boolean {
+    return this.#keys.awaitingMixin;
+  }
+
+  provideMixin(mixin: Uint8Array): void {
+    checkMixin("provide re-key mixin", mixin);
+    if (this.#keys.awaitingMixin) {
+      this.#keys.supplyMixin(mixin);
+      return;
+    }
+    if (this.#mixin !== undefined) {
+      throw new ProtocolError(
+        "BAD_STATE",
+        "Cannot provide re-key mixin: the previous mixin has not been used by a re-key epoch",
+      );
+    }
+    this.#mixin = mixin.slice();
   }
 
   push(chunk: Uint8Array): Promise<Uint8Array>[] {
@@ -153,6 +182,12 @@ export class Opener {
     return out;
   }
 
+  /** Fails the record being framed (and so every later one) without killing framing. */
+  #refuse(e: ProtocolError): void {
+    if (!this.#failed) this.#refused = e;
+    this.#failed = true;
+  }
+
   #die(e: ProtocolError): never {
     this.#fatal = e;
     this.#failed = true;
@@ -167,7 +202,7 @@ export class Opener {
     }
     const a = this.#aad;
     const h = ((a[0]! << 16) | (a[1]! << 8) | a[2]!) ^ this.#mask.mask(seq);
-    const ctLen = h & 0x7fffff;
+    const ctLen = h & HEADER_LENGTH_MASK;
     if (ctLen > MAX_RECORD_CIPHERTEXT) {
       this.#die(
         new ProtocolError(
@@ -177,9 +212,34 @@ export class Opener {
       );
     }
     const now = this.#now();
-    if ((h >>> 23) !== (this.#epoch.n & 1)) {
-      // The peer ratcheted: exactly one step forward.
-      this.#epoch = this.#keys.advance();
+    const flip = ((h & HEADER_EPOCH_BIT) !== 0) !== ((this.#epoch.n & 1) === 1);
+    const rekey = (h & HEADER_REKEY_BIT) !== 0;
+    if (rekey && !flip) {
+      // Honest senders set the re-key bit only with a new epoch; the header is
+      // AAD, so this record cannot authenticate: fail it like any forgery.
+      this.#refuse(
+        new ProtocolError("DECRYPT_FAILED", "Cannot open record: authentication failed"),
+      );
+    } else if (rekey && this.#keys.awaitingMixin) {
+      this.#refuse(
+        new ProtocolError(
+          "BAD_STATE",
+          `Cannot open record ${seq}: a second re-key epoch started before the mixin of the first`,
+        ),
+      );
+    } else if (flip) {
+      if (!rekey) {
+        // The peer ratcheted: exactly one step forward.
+        this.#epoch = this.#keys.advance();
+      } else if (this.#mixin !== undefined) {
+        // DH re-key whose mixin arrived first.
+        this.#epoch = this.#keys.rekey(this.#mixin);
+        wipe(this.#mixin);
+        this.#mixin = undefined;
+      } else {
+        // DH re-key whose mixin comes later: this epoch's records wait for it.
+        this.#epoch = this.#keys.rekeyDeferred();
+      }
       this.#epochRecords = 0;
       this.#epochBytes = 0;
       this.#epochStart = now;
@@ -206,7 +266,11 @@ export class Opener {
     this.#bodyFill = 0;
 
     let d: Promise<Uint8Array>;
-    if (this.#failed || ct.length < MIN_RECORD_CIPHERTEXT) {
+    const refused = this.#refused;
+    if (refused !== undefined) {
+      this.#refused = undefined;
+      d = Promise.reject(refused);
+    } else if (this.#failed || ct.length < MIN_RECORD_CIPHERTEXT) {
       d = Promise.reject(
         new ProtocolError("DECRYPT_FAILED", "Cannot open record: authentication failed"),
       );
@@ -214,9 +278,17 @@ export class Opener {
       const key = epoch.key;
       if (key !== undefined) {
         d = openRecordBody(key, recordNonce(epoch.iv, seq, nonceScratch), aad, ct, owned);
-      } else {
+      } else if (epoch.derived) {
+        // The key import of a fresh epoch is still running: keep our own nonce
+        // (the IV is wiped if the epoch is left before the import finishes).
         const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
         d = epoch.ready.then((k: CipherKey) => openRecordBody(k, nonce, aad, ct, owned));
+      } else {
+        // A re-key epoch waiting for its mixin: the IV exists once `ready`
+        // settles, and the epoch is wiped only after this callback has run.
+        d = epoch.ready.then((k: CipherKey) =>
+          openRecordBody(k, recordNonce(epoch.iv, seq, nonceScratch), aad, ct, owned)
+        );
       }
       d = d.then(stripPadding);
     }

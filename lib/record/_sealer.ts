@@ -7,7 +7,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { type CipherKey, recordNonce, sealInPlace } from "./_aead.ts";
-import { deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
+import { checkMixin, deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
 import {
   AEAD_TAG_BYTES,
   DEFAULT_RATCHET_BYTES,
@@ -16,6 +16,7 @@ import {
   HARD_BYTES_PER_KEY,
   HARD_MS_PER_KEY,
   HARD_RECORDS_PER_KEY,
+  HEADER_REKEY_BIT,
   MAX_RECORD_PAYLOAD,
   MAX_SEQ,
   NONCE_BYTES,
@@ -80,6 +81,8 @@ export class Sealer {
   #epochBytes = 0;
   #epochStart: number;
   #ratchetPending = false;
+  /** Mixin of a requested DH re-key, applied before the next record. */
+  #rekeyMixin: Uint8Array | undefined;
   #firstSeq: number;
 
   constructor(
@@ -135,6 +138,21 @@ export class Sealer {
     this.#ratchetPending = true;
   }
 
+  get rekeyPending(): boolean {
+    return this.#rekeyMixin !== undefined;
+  }
+
+  rekey(mixin: Uint8Array): void {
+    checkMixin("re-key sealer", mixin);
+    if (this.#rekeyMixin !== undefined) {
+      throw new ProtocolError(
+        "BAD_STATE",
+        "Cannot re-key sealer: the previous re-key has not started an epoch yet",
+      );
+    }
+    this.#rekeyMixin = mixin.slice();
+  }
+
   seal(payload: Uint8Array): Promise<Uint8Array> {
     if (!(payload instanceof Uint8Array)) {
       throw new TypeError("Cannot seal record: payload is not a Uint8Array");
@@ -152,9 +170,20 @@ export class Sealer {
     const pad = this.#padder.padFor(n);
     const innerLen = PAD_PREFIX_BYTES + n + pad;
 
-    // Ratchet before this record if the policy says so (at most once per record).
+    // A DH re-key, or else a ratchet if the policy says so: at most one step per record.
     const now = this.#now();
-    if (
+    let rekeyBit = 0;
+    const mixin = this.#rekeyMixin;
+    if (mixin !== undefined) {
+      this.#epoch = this.#keys.rekey(mixin);
+      wipe(mixin);
+      this.#rekeyMixin = undefined;
+      rekeyBit = HEADER_REKEY_BIT;
+      this.#epochRecords = 0;
+      this.#epochBytes = 0;
+      this.#epochStart = now;
+      this.#ratchetPending = false;
+    } else if (
       this.#ratchetPending ||
       this.#epochRecords >= this.#maxRecords ||
       (this.#epochRecords > 0 && this.#epochBytes + innerLen > this.#maxBytes) ||
@@ -175,7 +204,7 @@ export class Sealer {
     const ctLen = innerLen + AEAD_TAG_BYTES;
     const lead = this.#aead === "chacha20-poly1305" ? 1 : 0;
     const rec = new Uint8Array(lead + RECORD_HEADER_BYTES + ctLen).subarray(lead);
-    const h = (((this.#epoch.n & 1) << 23) | ctLen) ^ this.#mask.mask(seq);
+    const h = (((this.#epoch.n & 1) << 23) | rekeyBit | ctLen) ^ this.#mask.mask(seq);
     rec[0] = h >>> 16;
     rec[1] = h >>> 8;
     rec[2] = h;

@@ -1,11 +1,13 @@
 /**
  * NitroSocks record layer (docs/protocol/30-record.md): AEAD records with an
- * implicit 64-bit sequence number, a masked 3-byte header, padding, and an
- * in-band hash-ratchet key update. Pure: no I/O, no timers.
+ * implicit 64-bit sequence number, a masked 3-byte header, padding, an
+ * in-band hash-ratchet key update and a DH re-key step whose mixin comes
+ * from the session layer (docs/protocol/35-rekey-release.md). Pure: no I/O,
+ * no timers.
  *
  * ```
  * record = masked_header(3) ‖ AEAD(key_e, iv_e XOR seq, inner, aad = masked_header)
- * header = epoch_bit << 23 | ciphertext_length
+ * header = epoch_bit << 23 | rekey_bit << 22 | ciphertext_length
  * inner  = pad_len u16 ‖ payload ‖ pad_len zero bytes
  * ```
  *
@@ -39,6 +41,9 @@ export {
   HARD_BYTES_PER_KEY,
   HARD_MS_PER_KEY,
   HARD_RECORDS_PER_KEY,
+  HEADER_EPOCH_BIT,
+  HEADER_LENGTH_MASK,
+  HEADER_REKEY_BIT,
   MAX_RECORD_BYTES,
   MAX_RECORD_CIPHERTEXT,
   MAX_RECORD_PAYLOAD,
@@ -46,6 +51,7 @@ export {
   MIN_RECORD_CIPHERTEXT,
   OPENER_MAX_KEY_AGE_MS,
   RECORD_HEADER_BYTES,
+  REKEY_MIXIN_BYTES,
 } from "./_limits.ts";
 
 /**
@@ -75,6 +81,32 @@ export interface RecordSealer {
   readonly epoch: number;
   /** Forces a key ratchet before the next record (tests, and the key-update request of a later issue). */
   ratchetNow(): void;
+  /**
+   * Starts a DH re-key epoch with the next record sealed: its secret is
+   * `HKDF-Expand-Label(HKDF-Extract(salt = chain_e, ikm = mixin), "traffic
+   * rekey", "", 32)` and its first record carries the re-key header bit
+   * (docs/protocol/35-rekey-release.md section 3). `mixin` (32 bytes) is
+   * copied. Records already passed to `seal` keep their keys, so call this
+   * only after `seal` was called for the record that carries the rekey
+   * REPLY (the peer needs that record to learn the mixin). Throws
+   * `ProtocolError` `BAD_STATE` while an earlier `rekey` has not yet been
+   * applied to a record.
+   *
+   * @example
+   * ```ts
+   * import { createRecordOpener, createRecordSealer } from "./mod.ts";
+   * const s = new Uint8Array(32), mixin = new Uint8Array(32).fill(9);
+   * const sealer = await createRecordSealer("aes-256-gcm", s);
+   * const opener = await createRecordOpener("aes-256-gcm", s);
+   * sealer.rekey(mixin);
+   * const [p] = opener.push(await sealer.seal(new Uint8Array([1]))); // waits for the mixin
+   * opener.provideMixin(mixin);
+   * console.log(await p); // Uint8Array [1]
+   * ```
+   */
+  rekey(mixin: Uint8Array): void;
+  /** Whether a `rekey` waits for the next `seal`. */
+  readonly rekeyPending: boolean;
 }
 
 /**
@@ -117,6 +149,34 @@ export interface RecordOpener {
   readonly epoch: number;
   /** Complete records framed so far (the peer's next sequence number). */
   readonly recordsReceived: number;
+  /**
+   * Supplies the 32-byte mixin (copied) of the peer's next DH re-key epoch.
+   * It may come before or after that epoch's first record is framed: records
+   * of the re-key epoch (and of hash ratchets after it) are opened once it
+   * is known; earlier records never wait. A wrong mixin makes those records
+   * fail with `DECRYPT_FAILED`. Throws `ProtocolError` `BAD_STATE` if a
+   * mixin provided earlier has not been used by a re-key epoch yet (the
+   * peer started another exchange without switching keys).
+   *
+   * @example
+   * ```ts
+   * import { createRecordOpener, createRecordSealer } from "./mod.ts";
+   * const s = new Uint8Array(32), mixin = new Uint8Array(32).fill(3);
+   * const sealer = await createRecordSealer("chacha20-poly1305", s);
+   * const opener = await createRecordOpener("chacha20-poly1305", s);
+   * opener.provideMixin(mixin); // early: used by the next re-key epoch
+   * sealer.rekey(mixin);
+   * const [p] = opener.push(await sealer.seal(new Uint8Array([2])));
+   * console.log(await p, opener.awaitingMixin); // Uint8Array [2] false
+   * ```
+   */
+  provideMixin(mixin: Uint8Array): void;
+  /**
+   * Whether a re-key epoch has been framed whose mixin is not known yet
+   * (its records wait). A peer that never lets the mixin be derived leaves
+   * them pending for the life of the connection.
+   */
+  readonly awaitingMixin: boolean;
 }
 
 function checkArgs(what: string, aead: unknown, secret: unknown): asserts aead is AeadId {

@@ -26,6 +26,20 @@ export const ATYP_IPV6 = 0x04;
 export const CMD_CONNECT = 0x01;
 export const CMD_BIND = 0x02;
 export const CMD_UDP_ASSOCIATE = 0x03;
+/**
+ * What a domain-type address (ATYP 3) may hold: a valid host name, or an IP
+ * literal in canonical form. Clients such as curl `--socks5-hostname` and
+ * Chromium send `127.0.0.1` as a domain; forms a resolver would reinterpret
+ * (`127.1`, `0x7f.1`, `2130706433`) stay refused.
+ */
+function isDomainHost(host: string): boolean {
+  if (isValidDomain(host)) return true;
+  const v4 = parseIpv4(host);
+  if (v4 !== null) return formatIpv4(v4) === host;
+  const v6 = parseIpv6(host);
+  return v6 !== null && formatIpv6(v6) === host.toLowerCase();
+}
+
 /** Largest request or reply: 4 header bytes, 1 + 255 domain bytes, 2 port bytes. */
 export const MAX_MESSAGE_LENGTH = 4 + 1 + 255 + 2;
 
@@ -111,7 +125,7 @@ function encodeAddress(
     addr = parseIpv6(host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host);
     atyp = ATYP_IPV6;
   } else {
-    addr = isValidDomain(host) ? Uint8Array.from(host, (c) => c.charCodeAt(0)) : null;
+    addr = isDomainHost(host) ? Uint8Array.from(host, (c) => c.charCodeAt(0)) : null;
     atyp = ATYP_DOMAIN;
   }
   if (addr === null) {
@@ -163,7 +177,7 @@ function decodeAddress(
   }
   if (domainLength === 0) throw fail(Reply.GENERAL_FAILURE, "domain length is 0");
   const host = String.fromCharCode(...raw.subarray(5, 5 + domainLength));
-  if (!isValidDomain(host)) {
+  if (!isDomainHost(host)) {
     throw fail(Reply.GENERAL_FAILURE, `domain ${JSON.stringify(host)} is not a valid host name`);
   }
   return { addressType: "domain", host, port };

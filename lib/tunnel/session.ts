@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
+import { type Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
 import type { RecordOpener, RecordSealer } from "../record/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";

@@ -8,6 +8,7 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { patternBytes } from "../support/http_target.ts";
+import { readExact } from "../support/socks_client.ts";
 import { firstMismatch, freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
 
 const SSHD = "/usr/sbin/sshd";
@@ -233,4 +234,22 @@ Deno.test({
       await serve.catch(() => {});
     }
   },
+});
+
+Deno.test("a CONNECT naming 127.0.0.1 as a domain (ATYP 3, as Chromium sends it) connects", async () => {
+  await using echo = startEchoServer();
+  await using pair = await startPair();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: pair.socksPort });
+  try {
+    const host = new TextEncoder().encode("127.0.0.1");
+    const p = echo.port;
+    await conn.write(Uint8Array.of(5, 1, 0));
+    assert.deepEqual([...await readExact(conn, 2)], [5, 0]);
+    await conn.write(Uint8Array.of(5, 1, 0, 3, host.length, ...host, p >> 8, p & 0xff));
+    const reply = await readExact(conn, 2);
+    assert.equal(reply[1], 0, `reply ${reply[1]} (RFC 1928 allows an address literal as a domain)`);
+  } finally {
+    conn.close();
+  }
+  assert.equal(echo.accepted(), 1);
 });

@@ -1,0 +1,23 @@
+/**
+ * Session control (docs/protocol/35-rekey-release.md): pure state machines
+ * for the bodies of the session layer's REKEY and RELEASE frames.
+ *
+ * - `rekey.ts`: ephemeral X25519 exchange whose mixin drives the record
+ *   layer's DH re-key (`sealer.rekey`, `opener.provideMixin`).
+ * - `release.ts`: three-step graceful release and one-way NOTICE.
+ *
+ * Neither does I/O, sets timers or knows about frames: the caller carries
+ * the bodies in frames, keeps the clocks and closes connections.
+ *
+ * @example
+ * ```ts
+ * import { RekeyState } from "./mod.ts";
+ * const a = new RekeyState("client"), b = new RekeyState("server");
+ * const { reply, mixin } = b.consume(a.start());
+ * console.log(a.consume(reply!).mixin!.length === mixin!.length); // true
+ * ```
+ *
+ * @module
+ */
+export * from "./rekey.ts";
+export * from "./release.ts";
