@@ -15,6 +15,7 @@ import {
   integer,
   isHost,
   key,
+  list,
   locate,
   object,
   oneOf,
@@ -41,7 +42,14 @@ import {
   USER_NAME_PATTERN,
 } from "./_shared.ts";
 import { encodeBase32 } from "./base32.ts";
-import { aeadList, type HostPort, kexList } from "./server.ts";
+import {
+  aeadList,
+  type HostPort,
+  kexList,
+  sessionFields,
+  type SessionSettings,
+  sessionSettings,
+} from "./server.ts";
 
 /** The parsed client profile. */
 export interface ClientConfig {
@@ -69,6 +77,23 @@ export interface ClientConfig {
     maxStreams: number;
     connectTimeoutS: number;
   };
+  /**
+   * More ways to reach the same server (other addresses, untrusted relays),
+   * tried by health after `server`; the live session moves between them.
+   */
+  endpoints: Endpoint[];
+  session: SessionSettings & {
+    /** Move the session to a fresh connection about this often (s); 0 = never. */
+    rotateS: number;
+  };
+}
+
+/** One way to reach the server. */
+export interface Endpoint {
+  server: HostPort;
+  serverName: string;
+  transport: "tls" | "tcp";
+  caPem?: string;
 }
 
 const pem = refine(
@@ -108,6 +133,25 @@ const clientSchema = object({
     )),
   })),
   http_connect: optional(object({ listen: required(hostPort(0)) })),
+  endpoints: withDefault(
+    list(object({
+      server: required(hostPort()),
+      server_name: optional(
+        refine(
+          string({ what: "a DNS name" }),
+          (s) =>
+            isHost(s) ? undefined : { detail: `${JSON.stringify(s)} is not a DNS name or IP address` },
+        ),
+      ),
+      transport: optional(oneOf(["tls", "tcp"] as const)),
+      ca: optional(pem),
+    }), { min: 0 }),
+    [],
+  ),
+  session: section(object({
+    ...sessionFields,
+    rotate: withDefault(duration(0, 7 * 86400), 0),
+  })),
   kex: withDefault(kexList(), [...DEFAULT_KEX]),
   aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
   limits: section(object({
@@ -161,6 +205,16 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       maxStreams: raw.limits.max_streams,
       connectTimeoutS: raw.limits.connect_timeout,
     },
+    endpoints: raw.endpoints.map((e) => {
+      const caPem = e.ca ?? raw.ca;
+      return {
+        server: e.server,
+        serverName: e.server_name ?? e.server.host,
+        transport: e.transport ?? raw.transport,
+        ...(caPem === undefined ? {} : { caPem }),
+      };
+    }),
+    session: { ...sessionSettings(raw.session), rotateS: raw.session.rotate },
   };
   return deepFreeze(cfg);
 }

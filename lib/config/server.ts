@@ -78,7 +78,53 @@ export interface ServerConfig {
     maxTunnels: number;
   };
   socks5Direct: { enabled: boolean; listen: HostPort };
+  session: SessionSettings & {
+    /** How long a broken tunnel stays resumable (s). */
+    resumeGraceS: number;
+    /** Ticket keys file text (lines `id:base64url-key`), when tickets are on. */
+    ticketKeysText?: string;
+  };
   log: { level: "debug" | "info" | "warn" | "error" };
+}
+
+/** Session timers and buffers, shared by server and client configs. */
+export interface SessionSettings {
+  /** Send a PING after this much silence (s). */
+  keepaliveS: number;
+  /** Declare the connection dead after this much silence (s). */
+  deadAfterS: number;
+  /** Full re-key with fresh DH after this long (s). */
+  rekeyIntervalS: number;
+  /** Full re-key with fresh DH after this many bytes. */
+  rekeyBytes: number;
+  /** Bound on sent-but-unacknowledged data kept for resending (bytes). */
+  resendBuffer: number;
+}
+
+/** The `session:` section's schema fields, shared with the client profile. */
+export const sessionFields = {
+  keepalive: withDefault(duration(0.05, 3600), 15),
+  dead_after: withDefault(duration(0.1, 86400), 45),
+  rekey_interval: withDefault(duration(1, 7 * 86400), 3600),
+  rekey_bytes: withDefault(size(MiB, 1024 * GiB), 64 * GiB),
+  resend_buffer: withDefault(size(256 * KiB, GiB), 8 * MiB),
+};
+
+/** Converts a parsed `session:` section to {@link SessionSettings}. */
+export function sessionSettings(raw: {
+  keepalive: number;
+  dead_after: number;
+  rekey_interval: number;
+  rekey_bytes: number;
+  resend_buffer: number;
+}): SessionSettings {
+  return {
+    keepaliveS: raw.keepalive,
+    deadAfterS: raw.dead_after,
+    rekeyIntervalS: raw.rekey_interval,
+    rekeyBytes: raw.rekey_bytes,
+    resendBuffer: raw.resend_buffer,
+  };
 }
 
 const path = () => string({ what: "a file path" });
@@ -125,6 +171,11 @@ const serverSchema = object({
   socks5_direct: section(object({
     enabled: withDefault(boolean(), false),
     listen: withDefault(hostPort(0), { host: "127.0.0.1", port: 1081 }),
+  })),
+  session: section(object({
+    ...sessionFields,
+    resume_grace: withDefault(duration(0, 86400), 300),
+    ticket_keys: optional(path()),
   })),
   log: section(object({
     level: withDefault(oneOf(["debug", "info", "warn", "error"] as const), "info"),
@@ -232,6 +283,10 @@ export function parseServerConfig(
     tls = { certPem: cert.text, keyPem: key.text, alpn: raw.tls.alpn };
   }
 
+  let ticketKeysText: string | undefined;
+  if (raw.session.ticket_keys !== undefined) {
+    ticketKeysText = read(["session", "ticket_keys"], raw.session.ticket_keys, "ticket keys").text;
+  }
   const cfg: ServerConfig = {
     file,
     dir: dirname(file),
@@ -259,6 +314,11 @@ export function parseServerConfig(
       maxTunnels: raw.limits.max_tunnels,
     },
     socks5Direct: { enabled: raw.socks5_direct.enabled, listen: raw.socks5_direct.listen },
+    session: {
+      ...sessionSettings(raw.session),
+      resumeGraceS: raw.session.resume_grace,
+      ...(ticketKeysText === undefined ? {} : { ticketKeysText }),
+    },
     log: { level: raw.log.level },
   };
   return deepFreeze(cfg);
