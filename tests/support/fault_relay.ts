@@ -1,0 +1,185 @@
+/**
+ * A fault-injecting TCP relay for resumption tests: it forwards bytes
+ * between clients and an upstream (TLS passes through untouched) and, on
+ * each new connection, applies the next fault from a script: a reset at a
+ * byte offset, a stall, a truncation, a flipped bit, a duplicated chunk.
+ * Connections after the script runs out are clean.
+ *
+ * Exports: `startFaultRelay`, `type Fault`, `type FaultRelay`.
+ *
+ * @module
+ */
+
+/** One fault, applied to one connection. Offsets count bytes in `dir`. */
+export type Fault =
+  | { kind: "none" }
+  /** Close both sides abruptly once `at` bytes have passed. */
+  | { kind: "reset"; dir: "down" | "up"; at: number }
+  /** Stop forwarding both ways after `at` bytes, keeping the sockets open. */
+  | { kind: "stall"; dir: "down" | "up"; at: number }
+  /** Forward up to `at` bytes, then close only the write side toward the receiver. */
+  | { kind: "truncate"; dir: "down" | "up"; at: number }
+  /** Flip one bit of the byte at offset `at`. */
+  | { kind: "flip"; dir: "down" | "up"; at: number }
+  /** Send the chunk holding offset `at` twice. */
+  | { kind: "duplicate"; dir: "down" | "up"; at: number };
+
+/** A running fault relay. */
+export interface FaultRelay {
+  port: number;
+  /** Connections accepted so far. */
+  readonly connections: number;
+  /** Faults applied so far (kind per connection). */
+  readonly applied: string[];
+  /** Adds faults to the end of the script. */
+  push(...faults: Fault[]): void;
+  /** Drops every open connection abruptly (a path failure). */
+  dropAll(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the relay on 127.0.0.1 (ephemeral port) toward `upstream`.
+ *
+ * @example
+ * ```ts ignore
+ * const relay = startFaultRelay({ port: serverPort }, [{ kind: "reset", dir: "down", at: 1 << 20 }]);
+ * ```
+ */
+export function startFaultRelay(upstream: { hostname?: string; port: number }, script: Fault[] = []): FaultRelay {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const queue = [...script];
+  const applied: string[] = [];
+  const open = new Set<Deno.Conn>();
+  let connections = 0;
+
+  const closeQuietly = (c: Deno.Conn) => {
+    try {
+      c.close();
+    } catch {
+      // already closed
+    }
+    open.delete(c);
+  };
+
+  async function pump(
+    from: Deno.Conn,
+    to: Deno.Conn,
+    dir: "down" | "up",
+    fault: Fault,
+    kill: () => void,
+    stalled: { on: boolean },
+  ): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    let offset = 0;
+    while (true) {
+      let n: number | null;
+      try {
+        n = await from.read(buf);
+      } catch {
+        break;
+      }
+      if (n === null) break;
+      if (stalled.on) continue; // swallow: the peer sees silence
+      let chunk = buf.subarray(0, n);
+      const end = offset + n;
+      if (fault.kind !== "none" && fault.dir === dir && fault.at < end && fault.at >= offset) {
+        const i = fault.at - offset;
+        if (fault.kind === "reset") {
+          if (i > 0) await to.write(chunk.subarray(0, i)).catch(() => 0);
+          kill();
+          return;
+        }
+        if (fault.kind === "stall") {
+          if (i > 0) await to.write(chunk.subarray(0, i)).catch(() => 0);
+          stalled.on = true;
+          continue;
+        }
+        if (fault.kind === "truncate") {
+          if (i > 0) await to.write(chunk.subarray(0, i)).catch(() => 0);
+          await to.closeWrite().catch(() => {});
+          return;
+        }
+        if (fault.kind === "flip") {
+          chunk = chunk.slice();
+          chunk[i]! ^= 0x10;
+        }
+        if (fault.kind === "duplicate") {
+          try {
+            await writeAll(to, chunk);
+          } catch {
+            break;
+          }
+        }
+      }
+      offset = end;
+      try {
+        await writeAll(to, chunk);
+      } catch {
+        break;
+      }
+    }
+    await to.closeWrite().catch(() => {});
+  }
+
+  const done = (async () => {
+    try {
+      for await (const client of listener) {
+        connections++;
+        open.add(client);
+        const fault = queue.shift() ?? { kind: "none" as const };
+        applied.push(fault.kind);
+        (async () => {
+          let server: Deno.Conn;
+          try {
+            server = await Deno.connect({ hostname: upstream.hostname ?? "127.0.0.1", port: upstream.port });
+          } catch {
+            closeQuietly(client);
+            return;
+          }
+          open.add(server);
+          const kill = () => {
+            closeQuietly(client);
+            closeQuietly(server);
+          };
+          const stalled = { on: false };
+          await Promise.allSettled([
+            pump(client, server, "up", fault, kill, stalled),
+            pump(server, client, "down", fault, kill, stalled),
+          ]);
+          kill();
+        })();
+      }
+    } catch {
+      // listener closed
+    }
+  })();
+
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    get connections() {
+      return connections;
+    },
+    applied,
+    push(...faults) {
+      queue.push(...faults);
+    },
+    dropAll() {
+      for (const c of [...open]) closeQuietly(c);
+    },
+    async close() {
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+      for (const c of [...open]) closeQuietly(c);
+      await done;
+    },
+  };
+}
+
+async function writeAll(c: Deno.Conn, p: Uint8Array): Promise<void> {
+  let o = 0;
+  while (o < p.length) o += await c.write(p.subarray(o));
+}
