@@ -221,7 +221,9 @@ export class Opener {
         new ProtocolError("DECRYPT_FAILED", "Cannot open record: authentication failed"),
       );
     } else if (rekey && this.#keys.awaitingMixin) {
-      this.#refuse(
+      // Records wait in order behind the first re-key epoch, so a rejection
+      // here might never be seen: the connection dies now instead.
+      this.#die(
         new ProtocolError(
           "BAD_STATE",
           `Cannot open record ${seq}: a second re-key epoch started before the mixin of the first`,

@@ -130,13 +130,16 @@ export interface RecordOpener {
    * Push received bytes; returns one promise per complete record, in order.
    * Framing is synchronous: each masked header is unmasked and its length
    * and epoch read; a length above `MAX_RECORD_CIPHERTEXT` throws
-   * `ProtocolError` `TOO_LARGE` before anything is allocated (and a peer
-   * over the per-key hard limits throws `LIMIT`); after such a throw every
-   * later `push` throws it again. Each promise resolves, in order, to the
-   * record's payload (padding removed) or rejects with `ProtocolError`
+   * `ProtocolError` `TOO_LARGE` before anything is allocated (a peer over
+   * the per-key hard limits throws `LIMIT`, a second re-key epoch while one
+   * waits for its mixin `BAD_STATE`); after such a throw every later `push`
+   * throws it again. Each promise resolves, in order, to the record's
+   * payload (padding removed) or rejects with `ProtocolError`
    * `DECRYPT_FAILED` (`MALFORMED` for an authentic record with a bad
-   * `pad_len`); after any failure every later record fails too. Rejections
-   * are pre-handled, so dropping the promises after a failure is safe.
+   * `pad_len`); after any failure every later record fails too. Records of
+   * a re-key epoch stay pending until `provideMixin` (and the records after
+   * them, since delivery is in order). Rejections are pre-handled, so
+   * dropping the promises after a failure is safe.
    *
    * Ownership: `push` keeps views of `chunk` (no copy) until the returned
    * promises settle; do not modify a chunk after pushing it. Returned

@@ -26,7 +26,13 @@
  *
  * @module
  */
-import { hkdfExpandLabel, hkdfExtract, randomBytes, type RandomSource, wipe } from "../crypto/mod.ts";
+import {
+  hkdfExpandLabel,
+  hkdfExtract,
+  randomBytes,
+  type RandomSource,
+  wipe,
+} from "../crypto/mod.ts";
 import {
   generateX25519PrivateKey,
   X25519_KEY_BYTES,
