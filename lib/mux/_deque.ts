@@ -32,7 +32,9 @@ export class Deque<T> {
 
   /** The element `i` places from the front (0 is the front), or undefined past the end. */
   at(i: number): T | undefined {
-    return i < 0 || i >= this.#len ? undefined : this.#buf[(this.#head + i) & (this.#buf.length - 1)];
+    return i < 0 || i >= this.#len
+      ? undefined
+      : this.#buf[(this.#head + i) & (this.#buf.length - 1)];
   }
 
   /** Removes and returns the front element. */

@@ -38,7 +38,7 @@ export class Ledger {
   /** Payload bytes in #buf at or after #cursor. */
   #resendBytes = 0;
   /** connectionLost() was called and onPeerResumed() not yet. */
-  lost = false;
+  #lost = false;
 
   // ---- receiving ------------------------------------------------------------
   /** Counted payloads received this session, across connections. */
@@ -54,6 +54,16 @@ export class Ledger {
     this.#limit = limit;
     this.#ackPayloads = ackPayloads;
     this.#ackBytes = ackBytes;
+  }
+
+  /** True between connectionLost() and onPeerResumed(). */
+  get lost(): boolean {
+    return this.#lost;
+  }
+
+  /** The connection is gone: nothing is sent or received until onResume(). */
+  markLost(): void {
+    this.#lost = true;
   }
 
   /** Counted payloads received so far. */
@@ -176,7 +186,7 @@ export class Ledger {
     this.#ackSent = this.#received;
     this.#ackForced = false;
     this.#bytesSinceAck = 0;
-    this.lost = false;
+    this.#lost = false;
   }
 
   /** Forgets the `n` oldest buffered payloads; they were all sent on this connection. */

@@ -36,7 +36,7 @@ export const FrameType = {
   PONG: 8,
   PADDING: 9,
   GOAWAY: 10,
-  /** Resumption: `received u64`, the counted payloads the sender has processed (section 11.2). */
+  /** Resumption: `received u64`, the counted payloads the sender has processed (section 11.3). */
   ACK: 11,
   /** Resumption: an opaque graceful-release message built by `lib/session` (section 11.6). */
   RELEASE: 13,
@@ -104,7 +104,7 @@ export const INITIAL_STREAM_WINDOW = 65536;
 export const INITIAL_SESSION_WINDOW = 1 << 20;
 /** No window, stream or session, may exceed 1 GiB: a WINDOW_UPDATE that would is FLOW_CONTROL. */
 export const MAX_WINDOW = 1 << 30;
-/** Bytes of an ACK frame: header ‖ received u64 (section 11.2). */
+/** Bytes of an ACK frame: header ‖ received u64 (section 11.3). */
 export const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + 8;
 /** Largest RELEASE or REKEY body (section 11.6). */
 export const MAX_SESSION_MESSAGE_BYTES = 256;
@@ -202,7 +202,9 @@ function frameProblem(
     }
     if (type === FrameType.GOAWAY && len !== 4) return `length ${len} must be 4`;
     if (type === FrameType.ACK && len !== 8) return `length ${len} must be 8`;
-    if ((type === FrameType.RELEASE || type === FrameType.REKEY) && len > MAX_SESSION_MESSAGE_BYTES) {
+    if (
+      (type === FrameType.RELEASE || type === FrameType.REKEY) && len > MAX_SESSION_MESSAGE_BYTES
+    ) {
       return `length ${len} exceeds maximum ${MAX_SESSION_MESSAGE_BYTES}`;
     }
     return undefined;

@@ -16,7 +16,9 @@
  * @module
  */
 export {
+  ACK_FRAME_BYTES,
   decodeFrames,
+  type DecodeOptions,
   encodeFrame,
   type Frame,
   FRAME_HEADER_BYTES,
@@ -27,6 +29,7 @@ export {
   MAX_FRAME_PAYLOAD,
   MAX_OPEN_PAYLOAD,
   MAX_RESET_MESSAGE_BYTES,
+  MAX_SESSION_MESSAGE_BYTES,
   MAX_WINDOW,
   MIN_PULL_BYTES,
   ResetReason,

@@ -382,6 +382,15 @@ export class Mux {
     return this.#controlBytes + this.#queued + l.resendBytes + (l.ackForced ? ACK_FRAME_BYTES : 0);
   }
 
+  /**
+   * RELEASE and REKEY frames queued by sendRelease()/sendRekey() and not yet
+   * pulled: it drops to 0 in the pull() whose payload carries the last one,
+   * so the tunnel can seal that record before it re-keys its sealer.
+   */
+  get queuedMessages(): number {
+    return this.#messages;
+  }
+
   /** Streams open. */
   get streamCount(): number {
     return this.#streams.size;
@@ -606,17 +615,155 @@ export class Mux {
   }
 
   /**
+   * Resume: queues a RELEASE frame carrying `body` (copied, at most 256
+   * bytes, built by lib/session) with control priority; the peer gets a
+   * release event. Throws `TypeError` without the resume option,
+   * `ProtocolError` `LIMIT` when 16 messages are still unsent.
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client", resume: true });
+   * const server = new Mux({ role: "server", resume: true });
+   * client.sendRelease(new Uint8Array([1, 2, 3]));
+   * server.receive(client.pull()!, 0); // [{ type: "release", id: 0, body: Uint8Array [1, 2, 3] }]
+   * ```
+   */
+  sendRelease(body: Uint8Array): void {
+    this.#queueMessage(FrameType.RELEASE, body);
+  }
+
+  /**
+   * Resume: queues a REKEY frame carrying `body` (copied, at most 256
+   * bytes, built by lib/session) with control priority; the peer gets a
+   * rekey event. Like every frame it may reach the peer on a later
+   * connection than the one it was pulled for. Throws like sendRelease().
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client", resume: true });
+   * const server = new Mux({ role: "server", resume: true });
+   * client.sendRekey(new Uint8Array(32));
+   * server.receive(client.pull()!, 0); // [{ type: "rekey", id: 0, body: Uint8Array(32) }]
+   * ```
+   */
+  sendRekey(body: Uint8Array): void {
+    this.#queueMessage(FrameType.REKEY, body);
+  }
+
+  /**
+   * Resume: owes the peer an ACK if a counted payload arrived since the
+   * last one; the next pull() carries it, on its own if nothing else is
+   * pending. Returns true when an ACK is owed (the tunnel should pull).
+   * The tunnel calls this on a short timer and when its read loop goes
+   * idle; ACKs also go out after every 16 counted payloads or 128 KiB
+   * received, and ride along in any payload pulled anyway.
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client", resume: true });
+   * const server = new Mux({ role: "server", resume: true });
+   * client.open(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+   * server.receive(client.pull()!, 0);
+   * server.flushAck(); // true: the next server.pull() carries ACK 1
+   * ```
+   */
+  flushAck(): boolean {
+    return this.#resumeLedger("flush ACK").flush();
+  }
+
+  /**
+   * Resume: what to tell the peer when resuming, the number of counted
+   * payloads received in this session. Read it after connectionLost():
+   * receive() is refused from then on, so it cannot change until the
+   * session is resumed.
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client", resume: true });
+   * client.connectionLost();
+   * client.resumeState(); // { received: 0n }
+   * ```
+   */
+  resumeState(): { received: bigint } {
+    return { received: BigInt(this.#resumeLedger("read resume state").received) };
+  }
+
+  /**
+   * Resume: the connection is gone. pull() returns null and receive()
+   * throws until onPeerResumed(); the app may keep sending within its
+   * credit. Call it once every record read from the old connection has been
+   * received or abandoned. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client", resume: true });
+   * client.open(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+   * client.connectionLost();
+   * client.pull(); // null
+   * ```
+   */
+  connectionLost(): void {
+    this.#resumeLedger("mark connection lost").markLost();
+  }
+
+  /**
+   * Resume: the peer resumed the session on a new connection and says it
+   * has processed `peerReceived` of our counted payloads. Drops the kept
+   * payloads it covers; pull() then returns the rest again, unchanged and
+   * in order, before anything new. Throws `TypeError` unless
+   * connectionLost() came first, `ProtocolError` `BAD_STATE` when
+   * `peerReceived` is beyond what we sent or below what the peer already
+   * acknowledged (the session must then be torn down).
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client", resume: true });
+   * client.open(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+   * const sent = client.pull()!;
+   * client.connectionLost();
+   * client.onPeerResumed(0n);
+   * client.pull() === sent; // true: the same payload again
+   * ```
+   */
+  onPeerResumed(peerReceived: bigint): void {
+    const l = this.#resumeLedger("resume session");
+    if (typeof peerReceived !== "bigint") {
+      throw new TypeError(`Cannot resume session: peer received ${peerReceived} is not a bigint`);
+    }
+    if (!l.lost) {
+      throw new TypeError("Cannot resume session: connectionLost() must come first");
+    }
+    l.onResume(peerReceived);
+  }
+
+  /**
    * Handles one decrypted record payload. Returns the events it caused,
    * after any raised since the last call (see takeEvents()). Throws
    * `ProtocolError` when the peer broke the protocol; the session is then
-   * unusable and must be torn down.
+   * unusable and must be torn down. With resume, throws `TypeError`
+   * between connectionLost() and onPeerResumed().
    */
   receive(recordPayload: Uint8Array, nowMs: number): MuxEvent[] {
-    const frames = decodeFrames(recordPayload);
+    const l = this.#ledger;
+    if (l !== null && l.lost) {
+      throw new TypeError("Cannot receive: the connection is lost until onPeerResumed()");
+    }
+    const frames = decodeFrames(recordPayload, this.#decodeOptions);
     this.#now = nowMs;
     const ev = this.#events;
     this.#events = [];
-    for (const f of frames) this.#onFrame(f, ev);
+    let counted = false;
+    for (const f of frames) {
+      this.#onFrame(f, ev);
+      if (f.type !== FrameType.ACK && f.type !== FrameType.PADDING) counted = true;
+    }
+    if (l !== null && counted) l.onCounted(recordPayload.length);
     return ev;
   }
 
@@ -638,6 +785,13 @@ export class Mux {
    * were queued, then DATA round-robin, `quantum` bytes per stream per turn,
    * each stream's FIN right after its last DATA. null when nothing is pending.
    * The result is a new array the caller owns.
+   *
+   * With resume (section 11): null while the connection is lost; after a
+   * resume, first the kept payloads the peer missed, the same arrays,
+   * whole (they may exceed `maxBytes`, never maxRecordPayload); null for
+   * new payloads while the resend buffer is full, until ACKs free it; an
+   * owed ACK rides in the payload or goes on its own. Kept payloads must
+   * not be modified.
    */
   pull(maxBytes?: number): Uint8Array | null {
     let space = maxBytes === undefined ? this.#maxRecord : Math.min(maxBytes, this.#maxRecord);
@@ -646,6 +800,48 @@ export class Mux {
         `Cannot pull: maxBytes ${maxBytes} is below the minimum ${MIN_PULL_BYTES}`,
       );
     }
+    const l = this.#ledger;
+    if (l === null) return this.#build(space, false);
+    if (l.lost) return null;
+    if (l.resending) return l.ackForced ? this.#ackOnly(l) : l.resend()!;
+    // Stall new payloads when the buffer could not keep them; ACKs never stall.
+    const free = l.free();
+    if ((this.#controlBytes === 0 && this.#queued === 0) || free < MIN_PULL_BYTES) {
+      return l.ackForced ? this.#ackOnly(l) : null;
+    }
+    space = Math.min(space, free);
+    let ack = l.ackForced;
+    if (!ack && l.ackDue) {
+      // Piggyback, unless it would keep the next control frame out of this record.
+      const head = this.#control.peek();
+      ack = head === undefined || ctlSize(head) <= space - ACK_FRAME_BYTES;
+    }
+    const out = this.#build(ack ? space - ACK_FRAME_BYTES : space, ack);
+    if (out === null) return ack ? this.#ackOnly(l) : null;
+    if (ack) l.ackPulled();
+    l.sent(out);
+    return out;
+  }
+
+  /** An ACK-only payload: neither numbered nor kept, so ACKs are never ACKed. */
+  #ackOnly(l: Ledger): Uint8Array {
+    const w = new Writer(ACK_FRAME_BYTES);
+    this.#writeAck(w, l.received);
+    l.ackPulled();
+    return w.finish();
+  }
+
+  /** ACK frame: 0B ‖ 00000000 ‖ 000008 ‖ received u64. */
+  #writeAck(w: Writer, received: number): void {
+    w.u8(FrameType.ACK).u32(0).u24(8).u32(Math.floor(received / 2 ** 32)).u32(received >>> 0);
+  }
+
+  /**
+   * Builds a payload of at most `space` bytes (plus an ACK frame first when
+   * `ack`) from the control queue and the DATA ready queue; null when no
+   * frame was planned.
+   */
+  #build(space: number, ack: boolean): Uint8Array | null {
     if (this.#controlBytes === 0 && this.#queued === 0) return null;
     const plan: Planned[] = [];
     let total = 0;
@@ -699,7 +895,8 @@ export class Mux {
       }
     }
     if (plan.length === 0) return null;
-    const w = new Writer(total);
+    const w = new Writer(ack ? total + ACK_FRAME_BYTES : total);
+    if (ack) this.#writeAck(w, this.#ledger!.received);
     for (const p of plan) {
       w.u8(p.type).u32(p.id).u24(p.len);
       for (const part of p.parts) w.bytes(part);
@@ -719,6 +916,7 @@ export class Mux {
 
   /** Counters for logs and tests. */
   stats(): MuxStats {
+    const l = this.#ledger;
     return {
       streams: this.#streams.size,
       queuedBytes: this.#queued,
@@ -728,6 +926,9 @@ export class Mux {
       blockedStreams: this.#blocked.size,
       owedStreams: this.#owed.size,
       pendingEvents: this.#events.length,
+      unackedBytes: l === null ? 0 : l.unackedBytes,
+      unackedPayloads: l === null ? 0 : l.unackedPayloads,
+      resendBytes: l === null ? 0 : l.resendBytes,
     };
   }
 
@@ -749,6 +950,15 @@ export class Mux {
         return;
       case FrameType.WINDOW_UPDATE:
         this.#onWindowUpdate(f, ev);
+        return;
+      case FrameType.ACK: // decodeFrames() returns section 11 types only with resume on
+        this.#ledger!.onAck(u32At(f.payload, 0), u32At(f.payload, 4));
+        return;
+      case FrameType.RELEASE:
+        ev.push({ type: "release", id: 0, body: f.payload });
+        return;
+      case FrameType.REKEY:
+        ev.push({ type: "rekey", id: 0, body: f.payload });
         return;
       case FrameType.OPEN:
         this.#onOpen(f, ev);
@@ -1006,6 +1216,34 @@ export class Mux {
 
   // ---- sending ------------------------------------------------------------
 
+  #resumeLedger(what: string): Ledger {
+    if (this.#ledger === null) {
+      throw new TypeError(`Cannot ${what}: the mux was created without the resume option`);
+    }
+    return this.#ledger;
+  }
+
+  #queueMessage(type: number, body: Uint8Array): void {
+    const what = `send ${frameTypeName(type)}`;
+    this.#resumeLedger(what);
+    if (!(body instanceof Uint8Array)) {
+      throw new TypeError(`Cannot ${what}: body is not a Uint8Array`);
+    }
+    if (body.length > MAX_SESSION_MESSAGE_BYTES) {
+      throw new RangeError(
+        `Cannot ${what}: length ${body.length} exceeds maximum ${MAX_SESSION_MESSAGE_BYTES}`,
+      );
+    }
+    if (this.#messages >= MAX_QUEUED_MESSAGES) {
+      throw new ProtocolError(
+        "LIMIT",
+        `Cannot ${what}: ${MAX_QUEUED_MESSAGES} session messages are still unsent`,
+      );
+    }
+    this.#messages++;
+    this.#pushCtl({ type, id: 0, payload: body.slice(), stream: null, induced: false });
+  }
+
   #pushCtl(c: Ctl): void {
     this.#control.push(c);
     this.#controlBytes += ctlSize(c);
@@ -1037,6 +1275,8 @@ export class Mux {
       this.#pong = null;
     } else if (c.type === FrameType.PING) {
       this.#pingQueued = false;
+    } else if (c.type === FrameType.RELEASE || c.type === FrameType.REKEY) {
+      this.#messages--;
     }
     if (c.induced) this.#induced--;
     return { type: c.type, id: c.id, len: payload.length, parts: [payload] };
