@@ -89,6 +89,26 @@ export function finalSecrets(
   };
 }
 
+/**
+ * The PSK a resumption mixes in place of se and token:
+ * ExpandLabel(resumption secret, "resume psk", "", 32).
+ */
+export function resumePsk(resumptionSecret: Uint8Array): Uint8Array {
+  return hkdfExpandLabel(resumptionSecret, "resume psk", EMPTY, SECRET_BYTES);
+}
+
+/**
+ * The Hello binder: MAC(resumption secret, "resume binder", MixHash(hc, body
+ * before the binder)). Proves the client holds the secret without revealing it.
+ */
+export function resumeBinder(
+  resumptionSecret: Uint8Array,
+  hc: Uint8Array,
+  bodyBeforeBinder: Uint8Array,
+): Uint8Array {
+  return transcriptMac(resumptionSecret, "resume binder", mixHash(hc, bodyBeforeBinder));
+}
+
 /** A padding length 0..max from one random byte (always draws the byte). */
 export function paddingLength(random: (n: number) => Uint8Array, max: number): number {
   const b = random(1)[0]!;

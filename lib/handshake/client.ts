@@ -1,6 +1,8 @@
 /**
  * The client side of the NitroSocks v1 handshake: a push-based engine over
- * explicit states (`createHello` → `consumeServerHello` → `consumeResult`).
+ * explicit states (`createHello` → `consumeServerHello` → `consumeResult`,
+ * then the ticket frame when the server sends one). With the `resume`
+ * option the same states run a resumption (spec section 13).
  * No I/O, no timers, no awaits: bytes in, bytes and secrets out.
  * Spec: docs/protocol/20-handshake.md.
  *
@@ -18,6 +20,8 @@ import {
   AEAD_TAG_BYTES,
   AEAD_WIRE_IDS,
   type AeadId,
+  BINDER_BYTES,
+  HELLO_BODY_MAX,
   KEX_IDS,
   KEX_WIRE_IDS,
   type KexId,
@@ -27,10 +31,14 @@ import {
   MAX_USER_ID_BYTES,
   RESULT_BODY_MAX,
   RESULT_BODY_MIN,
+  SECRET_BYTES,
   SERVER_HELLO_BODY_MAX,
   SERVER_HELLO_BODY_MIN,
+  SESSION_ID_BYTES,
   SIGNATURE_CONTEXT,
   SUPPORTED_VERSIONS,
+  TICKET_MAX_BYTES,
+  TICKET_MIN_BYTES,
   TOKEN_BYTES,
 } from "./constants.ts";
 import { SERVER_PUBLIC_KEY_BYTES } from "./identity.ts";
@@ -39,6 +47,10 @@ import {
   decodeServerHelloBody,
   encodeHelloBody,
   encodeResponseBody,
+  encodeResumeResponseBody,
+  type HelloBody,
+  type ResumeExtension,
+  resumeExtensionLength,
 } from "./messages.ts";
 import { aeadFromWire, checkList, checkPaddingMax, clockMs, kexFromWire } from "./_negotiate.ts";
 import {
@@ -52,10 +64,18 @@ import {
   mixKey,
   openFrame,
   paddingLength,
+  resumeBinder,
+  resumePsk,
   sealFrame,
   transcriptMac,
 } from "./_schedule.ts";
-import type { ClientCredentials, ClientStep, HandshakeTrace, SessionSecrets } from "./types.ts";
+import type {
+  ClientCredentials,
+  ClientResume,
+  ClientStep,
+  HandshakeTrace,
+  SessionSecrets,
+} from "./types.ts";
 
 /** Options for {@linkcode ClientHandshake}. */
 export interface ClientHandshakeOptions {
@@ -73,6 +93,14 @@ export interface ClientHandshakeOptions {
   paddingMax?: number;
   /** Receives intermediate secrets; for test vectors only. */
   trace?: HandshakeTrace;
+  /**
+   * Resume this session instead of logging in: the Hello carries the ticket
+   * (or the session id) and a binder, the Response a tag proving the
+   * resumption secret; the credentials are not sent. A refusal looks like
+   * any failed login (`closed()` after the Response): connect again without
+   * `resume`.
+   */
+  resume?: ClientResume;
 }
 
 const SIGNATURE_PREFIX = new TextEncoder().encode(SIGNATURE_CONTEXT);
@@ -90,6 +118,13 @@ interface ClientContext {
   random: RandomSource;
   paddingMax: number;
   trace: HandshakeTrace;
+  resume: ClientResume | undefined;
+}
+
+/** A resumption in progress: the PSK to mix and the session it must name. */
+interface PendingResume {
+  psk: Uint8Array;
+  sessionId: Uint8Array;
 }
 
 /** Waiting for the ServerHello; holds what is needed to open and answer it. */
@@ -100,6 +135,7 @@ interface ExpectServerHello {
   keys: FrameKeys;
   ephemeral: Uint8Array;
   mlkemSecret: Uint8Array | undefined;
+  resume: PendingResume | undefined;
 }
 
 /** Response sent; waiting for the Result. */
@@ -111,12 +147,24 @@ interface ExpectResult {
   version: number;
   kex: KexId;
   aead: AeadId;
+  /** When resuming: the session id the Result must carry. */
+  resumeSessionId: Uint8Array | undefined;
+}
+
+/** Result verified and announced a ticket: waiting for the ticket frame. */
+interface ExpectTicket {
+  kind: "expect_ticket";
+  keys: FrameKeys;
+  h: Uint8Array;
+  finish: Uint8Array;
+  secrets: SessionSecrets;
 }
 
 type ClientState =
   | { kind: "start" }
   | ExpectServerHello
   | ExpectResult
+  | ExpectTicket
   | { kind: "done" }
   | { kind: "failed" };
 
@@ -137,16 +185,34 @@ function createHello(ctx: ClientContext): { bytes: Uint8Array; state: ExpectServ
     mlkem = ml_kem768.keygen(seed);
     wipe(seed);
   }
-  const body = encodeHelloBody({
+  const fields: HelloBody = {
     versions: [...SUPPORTED_VERSIONS],
     kex: ctx.kex.map((k) => KEX_WIRE_IDS[k]),
     aead: ctx.aead.map((a) => AEAD_WIRE_IDS[a]),
     nonce,
     timestampMs: clockMs(ctx.now),
     ...(mlkem === undefined ? {} : { mlkemKey: mlkem.publicKey }),
-    paddingLength: paddingLength(ctx.random, ctx.paddingMax),
-  });
+    paddingLength: 0,
+  };
+  const r = ctx.resume;
+  let padMax = ctx.paddingMax;
+  if (r !== undefined) {
+    const ext = resumeExtension(fields, r);
+    fields.resume = ext.resume;
+    padMax = Math.min(padMax, ext.room);
+  }
+  fields.paddingLength = paddingLength(ctx.random, padMax);
+  const body = encodeHelloBody(fields);
   const hc = mixHash(h0, eph.representative);
+  let resume: PendingResume | undefined;
+  if (r !== undefined) {
+    // The binder covers the transcript so far: hc and every body byte before it.
+    const binder = resumeBinder(r.resumptionSecret, hc, body.subarray(0, -BINDER_BYTES));
+    body.set(binder, body.length - BINDER_BYTES);
+    ctx.trace("binder", binder);
+    resume = { psk: resumePsk(r.resumptionSecret), sessionId: r.sessionId };
+    wipe(r.resumptionSecret); // our copy; hello() runs once
+  }
   const es = x25519SharedSecret(eph.privateKey, ctx.dhPublic);
   ctx.trace("c_eph_private", eph.privateKey);
   ctx.trace("c_eph_public", eph.publicKey);
@@ -166,7 +232,33 @@ function createHello(ctx: ClientContext): { bytes: Uint8Array; state: ExpectServ
       keys: frameKeys(ck1, "server hello", h1),
       ephemeral: eph.privateKey,
       mlkemSecret: mlkem?.secretKey,
+      resume,
     },
+  };
+}
+
+/**
+ * The resume extension (binder still zero) for a Hello with these fields
+ * (padding 0), and the room left for padding. The Hello stays within its
+ * maximum, so the padding is drawn from what room is left (uniform, not
+ * clipped: a clipped size would pile up at the maximum and stand out); a
+ * ticket too long to fit at all is replaced by the session id.
+ */
+function resumeExtension(
+  fields: HelloBody,
+  r: ClientResume,
+): { resume: ResumeExtension; room: number } {
+  const room = HELLO_BODY_MAX - encodeHelloBody(fields).length;
+  const t = r.ticket;
+  const useTicket = t !== undefined && resumeExtensionLength(t.length) <= room;
+  const identity = useTicket ? t : r.sessionId;
+  return {
+    resume: {
+      kind: useTicket ? "ticket" : "session_id",
+      identity,
+      binder: new Uint8Array(BINDER_BYTES),
+    },
+    room: room - resumeExtensionLength(identity.length),
   };
 }
 
@@ -223,6 +315,8 @@ function consumeServerHello(
   wipe(ee, ikm, s.ephemeral, s.mlkemSecret);
   ctx.trace("ck2", ck2);
   ctx.trace("h2", h2);
+  const negotiated = { version: sh.version, kex, aead };
+  if (s.resume !== undefined) return resumeResponse(ctx, s.resume, ck2, h2, negotiated);
 
   const creds = ctx.credentials;
   const body = encodeResponseBody({
@@ -255,19 +349,57 @@ function consumeServerHello(
       ck: ck4,
       h: h4,
       keys: frameKeys(ck4, "server hs", h4),
-      version: sh.version,
-      kex,
-      aead,
+      ...negotiated,
+      resumeSessionId: undefined,
     },
   };
 }
 
-/** Opens and checks the Result; returns the Finish and the session secrets. */
+/**
+ * The resume Response: a sealed padding-only body, then the resume tag made
+ * with the resumption PSK mixed into the chain in place of se and token.
+ */
+function resumeResponse(
+  ctx: ClientContext,
+  resume: PendingResume,
+  ck2: Uint8Array,
+  h2: Uint8Array,
+  negotiated: { version: number; kex: KexId; aead: AeadId },
+): { bytes: Uint8Array; state: ExpectResult } {
+  const body = encodeResumeResponseBody({
+    paddingLength: paddingLength(ctx.random, ctx.paddingMax),
+  });
+  const sealed = sealFrame(frameKeys(ck2, "client hs", h2), h2, body);
+  const h3 = mixHash(h2, sealed);
+  const ck4 = mixKey(ck2, resume.psk);
+  wipe(resume.psk);
+  const tag = transcriptMac(ck4, "resume tag", h3);
+  const h4 = mixHash(h3, tag);
+  ctx.trace("h3", h3);
+  ctx.trace("ck4", ck4);
+  ctx.trace("h4", h4);
+  return {
+    bytes: concat([sealed, tag]),
+    state: {
+      kind: "expect_result",
+      ck: ck4,
+      h: h4,
+      keys: frameKeys(ck4, "server hs", h4),
+      ...negotiated,
+      resumeSessionId: resume.sessionId,
+    },
+  };
+}
+
+/**
+ * Opens and checks the Result; returns the Finish, the session secrets and,
+ * when the Result announces a ticket, the keys of the ticket frame.
+ */
 function consumeResult(
   ctx: ClientContext,
   s: ExpectResult,
   frame: Uint8Array,
-): { finish: Uint8Array; secrets: SessionSecrets } {
+): { finish: Uint8Array; secrets: SessionSecrets; ticket?: { keys: FrameKeys; h: Uint8Array } } {
   const sealed = frame.subarray(0, frame.length - MAC_BYTES);
   const mac = frame.subarray(frame.length - MAC_BYTES);
   let plain: Uint8Array;
@@ -282,6 +414,9 @@ function consumeResult(
   const h5 = mixHash(s.h, sealed);
   const expected = transcriptMac(s.ck, "server finished", h5);
   if (!ctEqual(expected, mac)) throw authFailed("Result MAC does not match the transcript");
+  if (s.resumeSessionId !== undefined && !ctEqual(result.sessionId, s.resumeSessionId)) {
+    throw authFailed("the Result of a resumption names another session");
+  }
   const h6 = mixHash(h5, mac);
   const finish = transcriptMac(s.ck, "client finished", h6);
   const h7 = mixHash(h6, finish);
@@ -294,9 +429,38 @@ function consumeResult(
     ...finalSecrets(s.ck, h7),
     userId: ctx.credentials.userId,
     transcriptHash: h7,
+    resumed: s.resumeSessionId !== undefined,
+    resumable: result.resumable === true,
   };
+  const ticket = result.ticketFollows === true
+    ? { keys: frameKeys(s.ck, "ticket", h7), h: h7 }
+    : undefined;
   wipe(s.ck);
-  return { finish, secrets };
+  return ticket === undefined ? { finish, secrets } : { finish, secrets, ticket };
+}
+
+function checkResume(r: ClientResume): ClientResume {
+  const bytes = (what: string, b: unknown, min: number, max: number): Uint8Array => {
+    if (!(b instanceof Uint8Array)) {
+      throw new TypeError(`Cannot resume: ${what} is not a Uint8Array`);
+    }
+    if (b.length < min || b.length > max) {
+      throw new RangeError(
+        `Cannot resume: ${what} length ${b.length} is ${
+          min === max ? `not ${min}` : `outside ${min}..${max}`
+        }`,
+      );
+    }
+    return b.slice();
+  };
+  const out: ClientResume = {
+    sessionId: bytes("session id", r.sessionId, SESSION_ID_BYTES, SESSION_ID_BYTES),
+    resumptionSecret: bytes("resumption secret", r.resumptionSecret, SECRET_BYTES, SECRET_BYTES),
+  };
+  if (r.ticket !== undefined) {
+    out.ticket = bytes("ticket", r.ticket, TICKET_MIN_BYTES, TICKET_MAX_BYTES);
+  }
+  return out;
 }
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
@@ -374,7 +538,9 @@ export class ClientHandshake {
       throw new RangeError(`Cannot use token: length ${c.token.length} is not ${TOKEN_BYTES}`);
     }
     const trace = opts.trace;
+    const resume = opts.resume === undefined ? undefined : checkResume(opts.resume);
     this.#ctx = {
+      resume,
       serverPublicKey: spk.slice(),
       signPublic: spk.slice(0, 32),
       dhPublic: spk.slice(32, 64),
@@ -421,7 +587,8 @@ export class ClientHandshake {
     }
     this.#in.push(chunk);
     try {
-      return s.kind === "expect_server_hello" ? this.#onServerHello(s) : this.#onResult(s);
+      if (s.kind === "expect_server_hello") return this.#onServerHello(s);
+      return s.kind === "expect_result" ? this.#onResult(s) : this.#onTicket(s);
     } catch (e) {
       this.#fail();
       throw e;
@@ -434,6 +601,13 @@ export class ClientHandshake {
    */
   closed(): ProtocolError {
     const k = this.#state.kind;
+    if (k === "expect_result" && this.#ctx.resume !== undefined) {
+      return new ProtocolError(
+        "AUTH_FAILED",
+        "Cannot resume: the server closed the connection after our resumption proof " +
+          "(session unknown, expired or released, or ticket refused); connect again without resume",
+      );
+    }
     if (k === "expect_result") {
       return new ProtocolError(
         "AUTH_FAILED",
@@ -493,15 +667,55 @@ export class ClientHandshake {
     }
     const total = LENGTH_BYTES + ctLen + MAC_BYTES;
     if (this.#in.length < total) return { type: "need_more" };
-    const { finish, secrets } = consumeResult(this.#ctx, s, this.#in.take(total));
+    const { finish, secrets, ticket } = consumeResult(this.#ctx, s, this.#in.take(total));
+    if (ticket !== undefined) {
+      const next: ExpectTicket = { kind: "expect_ticket", ...ticket, finish, secrets };
+      this.#state = next;
+      return this.#onTicket(next);
+    }
     this.#state = { kind: "done" };
     return { type: "done", send: finish, secrets, rest: this.#in.rest() };
   }
 
+  /** The ticket frame after the Result: `masked_len ‖ AEAD(ticket)` under (ck4, "ticket", h7). */
+  #onTicket(s: ExpectTicket): ClientStep {
+    if (this.#in.length < LENGTH_BYTES) return { type: "need_more" };
+    const ctLen = frameLength(s.keys, this.#in.peek(LENGTH_BYTES));
+    const min = TICKET_MIN_BYTES + AEAD_TAG_BYTES, max = TICKET_MAX_BYTES + AEAD_TAG_BYTES;
+    if (ctLen < min || ctLen > max) {
+      throw new ProtocolError(
+        ctLen > max ? "TOO_LARGE" : "MALFORMED",
+        `Cannot decode ticket: length ${ctLen} is outside ${min}..${max}`,
+      );
+    }
+    if (this.#in.length < LENGTH_BYTES + ctLen) return { type: "need_more" };
+    let ticket: Uint8Array;
+    try {
+      ticket = openFrame(s.keys, s.h, this.#in.take(LENGTH_BYTES + ctLen));
+    } catch (e) {
+      throw new ProtocolError("AUTH_FAILED", "Cannot verify server: ticket does not open", {
+        cause: e,
+      });
+    }
+    this.#state = { kind: "done" };
+    return {
+      type: "done",
+      send: s.finish,
+      secrets: { ...s.secrets, ticket },
+      rest: this.#in.rest(),
+    };
+  }
+
   #fail(): void {
     const s = this.#state;
-    if (s.kind === "expect_server_hello") wipe(s.ck, s.keys.key, s.ephemeral, s.mlkemSecret);
+    if (s.kind === "expect_server_hello") {
+      wipe(s.ck, s.keys.key, s.ephemeral, s.mlkemSecret, s.resume?.psk);
+    }
     if (s.kind === "expect_result") wipe(s.ck, s.keys.key);
+    if (s.kind === "expect_ticket") {
+      const x = s.secrets;
+      wipe(s.keys.key, x.clientToServer, x.serverToClient, x.resumptionSecret);
+    }
     this.#state = { kind: "failed" };
   }
 }

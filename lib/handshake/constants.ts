@@ -119,8 +119,10 @@ export const RESPONSE_MAX_BYTES = LENGTH_BYTES + RESPONSE_BODY_MAX + AEAD_TAG_BY
 export const EXTENSION_HEADER_BYTES = 3;
 /** Hello extension: resume a session (must be the last extension). */
 export const EXT_RESUME = 0x01;
-/** Result extension: a resumption ticket for the new resumption secret. */
+/** Result extension (empty): a ticket frame follows the Result MAC. */
 export const EXT_TICKET = 0x02;
+/** Result extension (empty): the server keeps this session resumable. */
+export const EXT_RESUMABLE = 0x03;
 /** Resume identity kind: the 16-byte session id (server keeps a session table). */
 export const RESUME_KIND_SESSION_ID = 0x01;
 /** Resume identity kind: an opaque ticket (stateless servers sharing a keyring). */
@@ -149,13 +151,17 @@ export const RESUME_RESPONSE_MAX_BYTES = LENGTH_BYTES + RESUME_RESPONSE_BODY_MAX
 
 /** Result plaintext, smallest. */
 export const RESULT_BODY_MIN = SESSION_ID_BYTES + 1;
-/** Result plaintext, largest: full padding and a ticket extension of the largest size. */
-export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING + EXTENSION_HEADER_BYTES +
-  TICKET_MAX_BYTES;
+/** Result plaintext, largest: full padding and the two (empty) extensions. */
+export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING + 2 * EXTENSION_HEADER_BYTES;
+/** Smallest ticket frame: masked_len ‖ sealed ticket. */
+export const TICKET_FRAME_MIN_BYTES = LENGTH_BYTES + TICKET_MIN_BYTES + AEAD_TAG_BYTES;
+/** Largest ticket frame (362). */
+export const TICKET_FRAME_MAX_BYTES = LENGTH_BYTES + TICKET_MAX_BYTES + AEAD_TAG_BYTES;
 /** Smallest whole Result (67). */
 export const RESULT_MIN_BYTES = LENGTH_BYTES + RESULT_BODY_MIN + AEAD_TAG_BYTES + MAC_BYTES;
-/** Largest whole Result (669). */
-export const RESULT_MAX_BYTES = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES + MAC_BYTES;
+/** Largest whole Result (690), a ticket frame included. */
+export const RESULT_MAX_BYTES = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES + MAC_BYTES +
+  TICKET_FRAME_MAX_BYTES;
 
 /** Finish: one HMAC-SHA256. */
 export const FINISH_BYTES = MAC_BYTES;

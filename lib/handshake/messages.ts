@@ -12,6 +12,7 @@ import { Reader, Writer } from "../wire/bytes.ts";
 import {
   BINDER_BYTES,
   DH_BYTES,
+  EXT_RESUMABLE,
   EXT_RESUME,
   EXT_TICKET,
   EXTENSION_HEADER_BYTES,
@@ -103,8 +104,13 @@ export interface ResponseBody {
 export interface ResultBody {
   sessionId: Uint8Array;
   paddingLength: number;
-  /** A resumption ticket for the new resumption secret (servers with a ticket keyring). */
-  ticket?: Uint8Array;
+  /**
+   * True when a ticket frame follows the Result MAC (servers with a ticket
+   * keyring); encoded as an empty ticket extension after the padding.
+   */
+  ticketFollows?: boolean;
+  /** True when the server keeps the session resumable (an empty resumable extension). */
+  resumable?: boolean;
 }
 
 /** Response plaintext when resuming: padding only (the resume tag follows the seal). */
@@ -266,12 +272,22 @@ export function encodeHelloBody(b: HelloBody): Uint8Array {
     writeExtension(w, EXT_RESUME, [new Uint8Array([k]), identity, binder]);
   }
   if (w.length > HELLO_BODY_MAX) {
-    throw new RangeError(`Cannot encode Hello: length ${w.length} exceeds maximum ${HELLO_BODY_MAX}`);
+    throw new RangeError(
+      `Cannot encode Hello: length ${w.length} exceeds maximum ${HELLO_BODY_MAX}`,
+    );
   }
   return w.finish().slice();
 }
 
-/** Bytes a resume extension adds to a Hello body. */
+/**
+ * Bytes a resume extension adds to a Hello body: header 3, kind 1, identity, binder 32.
+ *
+ * @example
+ * ```ts
+ * import { resumeExtensionLength } from "./messages.ts";
+ * resumeExtensionLength(16); // 52 (by session id)
+ * ```
+ */
 export function resumeExtensionLength(identityLength: number): number {
   return EXTENSION_HEADER_BYTES + 1 + identityLength + BINDER_BYTES;
 }
@@ -505,10 +521,8 @@ export function encodeResultBody(b: ResultBody): Uint8Array {
   const w = new Writer(32);
   w.bytes(b.sessionId);
   writePadding(w, b.paddingLength);
-  if (b.ticket !== undefined) {
-    checkRange("ticket length", b.ticket.length, TICKET_MIN_BYTES, TICKET_MAX_BYTES);
-    writeExtension(w, EXT_TICKET, [b.ticket]);
-  }
+  if (b.ticketFollows === true) writeExtension(w, EXT_TICKET, []);
+  if (b.resumable === true) writeExtension(w, EXT_RESUMABLE, []);
   return w.finish().slice();
 }
 
@@ -526,14 +540,12 @@ export function decodeResultBody(body: Uint8Array): ResultBody {
     const sessionId = r.take(SESSION_ID_BYTES).slice();
     const out: ResultBody = { sessionId, paddingLength: readPadding(r, "Result") };
     readExtensions(r, "Result", undefined, (type, data) => {
-      if (type !== EXT_TICKET) return;
-      if (data.length < TICKET_MIN_BYTES || data.length > TICKET_MAX_BYTES) {
-        throw malformed(
-          "Result",
-          `ticket length ${data.length} is outside ${TICKET_MIN_BYTES}..${TICKET_MAX_BYTES}`,
-        );
+      if (type !== EXT_TICKET && type !== EXT_RESUMABLE) return;
+      if (data.length !== 0) {
+        throw malformed("Result", `extension ${type} length ${data.length} is not 0`);
       }
-      out.ticket = data.slice();
+      if (type === EXT_TICKET) out.ticketFollows = true;
+      else out.resumable = true;
     });
     return out;
   });

@@ -27,6 +27,12 @@
  * const step = server.push(client.hello()); // { type: "send", bytes: <ServerHello> }
  * ```
  *
+ * Resumption (spec section 13): a later connection passes
+ * `resume: { sessionId, resumptionSecret, ticket }` from the last
+ * `SessionSecrets` to the client; the server resolves it through
+ * `lookupSession` (its session table) or `tickets` (a {@linkcode TicketKeyring}
+ * shared with the other servers behind the same address).
+ *
  * @module
  */
 export {
@@ -42,8 +48,12 @@ export {
   PROTOCOL_VERSION,
   RESPONSE_MAX_BYTES,
   RESULT_MAX_BYTES,
+  RESUME_RESPONSE_MAX_BYTES,
+  RESUME_RESPONSE_MIN_BYTES,
   SERVER_HELLO_MAX_BYTES,
   SUPPORTED_VERSIONS,
+  TICKET_FRAME_MAX_BYTES,
+  TICKET_MAX_BYTES,
 } from "./constants.ts";
 export {
   clientPublicKey,
@@ -64,12 +74,25 @@ export {
   type ReplayGuardOptions,
   type ReplayVerdict,
 } from "./replay.ts";
+export {
+  decodeTicketKeys,
+  DEFAULT_TICKET_LIFETIME_MS,
+  encodeTicketKeys,
+  generateTicketKey,
+  TICKET_KEY_BYTES,
+  type TicketKey,
+  TicketKeyring,
+  type TicketKeyringOptions,
+  type TicketState,
+} from "./ticket.ts";
 export { ClientHandshake, type ClientHandshakeOptions } from "./client.ts";
 export { DEFAULT_CLOCK_WINDOW_MS, ServerHandshake, type ServerHandshakeOptions } from "./server.ts";
 export type {
   ClientCredentials,
+  ClientResume,
   ClientStep,
   HandshakeTrace,
+  ResumableSession,
   ServerStep,
   SessionSecrets,
   UserRecord,

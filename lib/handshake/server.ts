@@ -1,7 +1,8 @@
 /**
  * The server side of the NitroSocks v1 handshake: the probe gate and a
  * push-based engine over explicit states (`consumeHelloHeader` →
- * `consumeHello` → `consumeResponse` → `consumeFinish`). It never throws
+ * `consumeHello` → `consumeResponse` or, for a resumption,
+ * `consumeResumeResponse` → `consumeFinish`). It never throws
  * for peer input: anything wrong before the gate is a "probe" (forward to
  * the fallback), anything wrong after it a "reject" (close, log the reason).
  * Spec: docs/protocol/20-handshake.md.
@@ -20,6 +21,7 @@ import {
   AEAD_TAG_BYTES,
   AEAD_WIRE_IDS,
   type AeadId,
+  BINDER_BYTES,
   DH_BYTES,
   FINISH_BYTES,
   HELLO_BODY_MAX,
@@ -34,6 +36,9 @@ import {
   REPRESENTATIVE_BYTES,
   RESPONSE_BODY_MAX,
   RESPONSE_BODY_MIN,
+  RESUME_RESPONSE_BODY_MAX,
+  RESUME_RESPONSE_BODY_MIN,
+  SECRET_BYTES,
   SESSION_ID_BYTES,
   SIGNATURE_CONTEXT,
   SUPPORTED_VERSIONS,
@@ -43,11 +48,14 @@ import { type ServerIdentity, serverPublicKey } from "./identity.ts";
 import {
   decodeHelloBody,
   decodeResponseBody,
+  decodeResumeResponseBody,
   encodeResultBody,
   encodeServerHelloFields,
+  type ResumeExtension,
 } from "./messages.ts";
 import { checkList, checkPaddingMax, clockMs } from "./_negotiate.ts";
 import type { ReplayGuard } from "./replay.ts";
+import type { TicketKeyring } from "./ticket.ts";
 import {
   ByteQueue,
   finalSecrets,
@@ -59,10 +67,18 @@ import {
   mixKey,
   openFrame,
   paddingLength,
+  resumeBinder,
+  resumePsk,
   sealFrame,
   transcriptMac,
 } from "./_schedule.ts";
-import type { HandshakeTrace, ServerStep, SessionSecrets, UserRecord } from "./types.ts";
+import type {
+  HandshakeTrace,
+  ResumableSession,
+  ServerStep,
+  SessionSecrets,
+  UserRecord,
+} from "./types.ts";
 
 /** Default clock window: Hello timestamps further than this from now are refused. */
 export const DEFAULT_CLOCK_WINDOW_MS = 120_000;
@@ -89,6 +105,17 @@ export interface ServerHandshakeOptions {
   paddingMax?: number;
   /** Receives intermediate secrets; for test vectors only. */
   trace?: HandshakeTrace;
+  /**
+   * The tunnel's table of resumable sessions: the current resumption secret
+   * and user of a session id, undefined when unknown, expired or released.
+   * Without it (and without `tickets`) every resumption is refused.
+   */
+  lookupSession?: (sessionId: Uint8Array) => ResumableSession | undefined;
+  /**
+   * Ticket keys shared by the servers behind one address: tickets sealed
+   * with them are accepted, and every Result carries a fresh ticket.
+   */
+  tickets?: TicketKeyring;
 }
 
 interface ServerContext {
@@ -103,6 +130,8 @@ interface ServerContext {
   clockWindowMs: number;
   paddingMax: number;
   trace: HandshakeTrace;
+  lookupSession: ((sessionId: Uint8Array) => ResumableSession | undefined) | undefined;
+  tickets: TicketKeyring | undefined;
 }
 
 /** Nothing read yet, or fewer than 34 bytes. */
@@ -132,23 +161,42 @@ interface ExpectResponse {
   aead: AeadId;
 }
 
-/** Result sent; waiting for the Finish. */
-interface ExpectFinish {
-  kind: "expect_finish";
-  ck: Uint8Array;
-  h: Uint8Array;
-  expected: Uint8Array;
+/**
+ * What a resume Hello resolved to. On failure the stand-in PSK keeps the
+ * work alike and `failure` is the reject reason, given after the Response.
+ */
+interface ServerResume {
+  psk: Uint8Array;
   sessionId: Uint8Array;
   userId: string;
+  failure: string | undefined;
+}
+
+/** ServerHello sent for a resume Hello; waiting for the resume Response. */
+interface ExpectResumeResponse {
+  kind: "expect_resume_response";
+  ck: Uint8Array;
+  h: Uint8Array;
+  keys: FrameKeys;
   version: number;
   kex: KexId;
   aead: AeadId;
+  resume: ServerResume;
+}
+
+/** Result sent; waiting for the Finish. Secrets are derived (the ticket needed them). */
+interface ExpectFinish {
+  kind: "expect_finish";
+  expected: Uint8Array;
+  userId: string;
+  secrets: SessionSecrets;
 }
 
 type ServerState =
   | ExpectHello
   | ReadingHello
   | ExpectResponse
+  | ExpectResumeResponse
   | ExpectFinish
   | { kind: "done" }
   | { kind: "probe" }
@@ -161,6 +209,10 @@ const HELLO_CT_MIN = HELLO_BODY_MIN + AEAD_TAG_BYTES;
 const HELLO_CT_MAX = HELLO_BODY_MAX + AEAD_TAG_BYTES;
 const RESPONSE_CT_MIN = RESPONSE_BODY_MIN + AEAD_TAG_BYTES;
 const RESPONSE_CT_MAX = RESPONSE_BODY_MAX + AEAD_TAG_BYTES;
+const RESUME_CT_MIN = RESUME_RESPONSE_BODY_MIN + AEAD_TAG_BYTES;
+const RESUME_CT_MAX = RESUME_RESPONSE_BODY_MAX + AEAD_TAG_BYTES;
+/** Stands in for an unknown session's resumption secret, so a refusal costs the same work. */
+const STAND_IN_SECRET = new Uint8Array(SECRET_BYTES);
 const TOTP_DIGITS = 6;
 
 /** Stand-ins for an unknown user, so its Response costs the same work. */
@@ -184,6 +236,11 @@ function reject(reason: string): Verdict {
 
 function quote(s: string): string {
   return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
+}
+
+/** First 4 bytes of a session id in hex, for the log. */
+function short(id: Uint8Array): string {
+  return Array.from(id.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join("") + "…";
 }
 
 function detail(e: unknown): string {
@@ -219,7 +276,7 @@ function consumeHello(
   s: ReadingHello,
   frame: Uint8Array,
   log: (msg: string) => void,
-): { bytes: Uint8Array; state: ExpectResponse } | Verdict {
+): { bytes: Uint8Array; state: ExpectResponse | ExpectResumeResponse } | Verdict {
   let plain: Uint8Array;
   try {
     plain = openFrame(s.keys, s.hc, frame);
@@ -256,6 +313,10 @@ function consumeHello(
   if (aead === undefined) {
     return reject(`no common AEAD (client offers ids ${hello.aead.join(", ")})`);
   }
+  // Resolved now, refused (if at all) only after the Response: every failure looks alike.
+  const resume = hello.resume === undefined
+    ? undefined
+    : resolveResume(ctx, hello.resume, s.hc, plain);
 
   const ephemeral = ctx.random(DH_BYTES);
   const ephemeralPublic = x25519PublicKey(ephemeral);
@@ -266,7 +327,7 @@ function consumeHello(
     try {
       mlkem = ml_kem768.encapsulate(hello.mlkemKey!, m);
     } catch (e) {
-      wipe(ephemeral);
+      wipe(ephemeral, resume?.psk);
       return probe(`malformed hello: ML-KEM key is invalid: ${detail(e)}`);
     } finally {
       wipe(m);
@@ -294,7 +355,7 @@ function consumeHello(
     ee = x25519SharedSecret(ephemeral, s.clientEphemeral);
   } catch {
     // Unreachable: es with the same key already succeeded.
-    wipe(ephemeral, mlkem?.sharedSecret);
+    wipe(ephemeral, mlkem?.sharedSecret, resume?.psk);
     return probe("hello key has low order");
   }
   const ikm = mlkem === undefined ? ee : concat([ee, mlkem.sharedSecret]);
@@ -302,6 +363,23 @@ function consumeHello(
   wipe(ee, ikm, mlkem?.sharedSecret);
   ctx.trace("ck2", ck2);
   ctx.trace("h2", h2);
+  if (resume !== undefined) {
+    // No se in a resumption: the ephemeral key has done its work.
+    wipe(ephemeral);
+    return {
+      bytes: sealed,
+      state: {
+        kind: "expect_resume_response",
+        ck: ck2,
+        h: h2,
+        keys: frameKeys(ck2, "client hs", h2),
+        version,
+        kex,
+        aead,
+        resume,
+      },
+    };
+  }
   return {
     bytes: sealed,
     state: {
@@ -384,28 +462,163 @@ function consumeResponse(
   const h4 = mixHash(h3, keyTag, tokenTag);
   ctx.trace("h4", h4);
   const sessionId = ctx.random(SESSION_ID_BYTES);
+  return createResult(ctx, s, ck4, h4, { sessionId, userId: response.userId, resumed: false });
+}
+
+/**
+ * Which session a resume Hello names, and whether its binder proves the
+ * secret. Never refuses here: the reason is kept for after the Response.
+ */
+function resolveResume(
+  ctx: ServerContext,
+  ext: ResumeExtension,
+  hc: Uint8Array,
+  plain: Uint8Array,
+): ServerResume {
+  let found: { sessionId: Uint8Array; secret: Uint8Array; userId: string } | undefined;
+  let failure: string | undefined;
+  if (ext.kind === "ticket") {
+    const opened = ctx.tickets?.inspect(ext.identity);
+    if (opened === undefined) failure = "resume by ticket, but this server has no ticket keyring";
+    else if ("reason" in opened) failure = opened.reason;
+    else {
+      const t = opened.state;
+      found = { sessionId: t.sessionId, secret: t.resumptionSecret, userId: t.userId };
+      // The server that holds the session knows its latest secret: an older ticket is spent.
+      const live = ctx.lookupSession?.(t.sessionId);
+      if (live !== undefined && !ctEqual(live.resumptionSecret, t.resumptionSecret)) {
+        failure = `ticket for session ${short(t.sessionId)} holds a superseded resumption secret`;
+      }
+    }
+  } else if (ctx.lookupSession === undefined) {
+    failure = "resume by session id, but this server has no session table";
+  } else {
+    const rec = ctx.lookupSession(ext.identity);
+    const what = `session ${short(ext.identity)}`;
+    if (rec === undefined) failure = `${what} is unknown, expired or released`;
+    else if (rec.resumptionSecret.length !== SECRET_BYTES) {
+      failure = `${what} has a resumption secret of length ${rec.resumptionSecret.length}`;
+    } else {
+      found = {
+        sessionId: ext.identity.slice(),
+        secret: rec.resumptionSecret.slice(),
+        userId: rec.userId,
+      };
+    }
+  }
+  const secret = found?.secret ?? STAND_IN_SECRET.slice();
+  const binder = resumeBinder(secret, hc, plain.subarray(0, plain.length - BINDER_BYTES));
+  const binderOk = ctEqual(binder, ext.binder);
+  const psk = resumePsk(secret);
+  wipe(secret, binder);
+  const sessionId = found?.sessionId ?? new Uint8Array(SESSION_ID_BYTES);
+  const userId = found?.userId ?? "";
+  if (failure === undefined && !binderOk) {
+    failure = `resume binder for session ${short(sessionId)} does not verify ` +
+      "(not this session's current resumption secret)";
+  }
+  if (failure === undefined && ctx.lookupUser(userId) === undefined) {
+    failure = `user ${quote(userId)} of session ${short(sessionId)} no longer exists`;
+  }
+  return { psk, sessionId, userId, failure };
+}
+
+/** The resume Response: the resume tag proves the resumption PSK; then the Result. */
+function consumeResumeResponse(
+  ctx: ServerContext,
+  s: ExpectResumeResponse,
+  frame: Uint8Array,
+): { bytes: Uint8Array; state: ExpectFinish } | Verdict {
+  const sealed = frame.subarray(0, frame.length - MAC_BYTES);
+  const tag = frame.subarray(frame.length - MAC_BYTES);
+  let bodyFailure: string | undefined;
+  try {
+    const plain = openFrame(s.keys, s.h, sealed);
+    try {
+      decodeResumeResponseBody(plain);
+    } catch (e) {
+      bodyFailure = `malformed resume response: ${detail(e)}`;
+    }
+  } catch {
+    bodyFailure = "response does not open (not sealed under this handshake's keys)";
+  }
+  const h3 = mixHash(s.h, sealed);
+  const ck4 = mixKey(s.ck, s.resume.psk);
+  wipe(s.resume.psk);
+  // Computed and compared whatever the outcome, so the time taken does not tell.
+  const tagOk = ctEqual(transcriptMac(ck4, "resume tag", h3), tag);
+  const { sessionId, userId } = s.resume;
+  const failure = s.resume.failure ?? bodyFailure ??
+    (tagOk ? undefined : `resume tag for session ${short(sessionId)} does not verify`);
+  if (failure !== undefined) {
+    wipe(ck4);
+    return reject(failure);
+  }
+  const h4 = mixHash(h3, tag);
+  ctx.trace("h3", h3);
+  ctx.trace("ck4", ck4);
+  ctx.trace("h4", h4);
+  return createResult(ctx, s, ck4, h4, { sessionId, userId, resumed: true });
+}
+
+/**
+ * The Result (and, with a ticket keyring, the ticket frame after it). The
+ * final secrets are derived now, from the Finish the client must send, so
+ * the ticket can carry the new resumption secret. Wipes ck4.
+ */
+function createResult(
+  ctx: ServerContext,
+  negotiated: { version: number; kex: KexId; aead: AeadId },
+  ck4: Uint8Array,
+  h4: Uint8Array,
+  session: { sessionId: Uint8Array; userId: string; resumed: boolean },
+): { bytes: Uint8Array; state: ExpectFinish } {
+  const tickets = ctx.tickets;
+  const resumable = tickets !== undefined || ctx.lookupSession !== undefined;
   const body = encodeResultBody({
-    sessionId,
+    sessionId: session.sessionId,
     paddingLength: paddingLength(ctx.random, ctx.paddingMax),
+    ...(tickets === undefined ? {} : { ticketFollows: true }),
+    ...(resumable ? { resumable } : {}),
   });
   const resultSealed = sealFrame(frameKeys(ck4, "server hs", h4), h4, body);
   const h5 = mixHash(h4, resultSealed);
   const mac = transcriptMac(ck4, "server finished", h5);
   const h6 = mixHash(h5, mac);
-  return {
-    bytes: concat([resultSealed, mac]),
-    state: {
-      kind: "expect_finish",
-      ck: ck4,
-      h: h6,
-      expected: transcriptMac(ck4, "client finished", h6),
-      sessionId,
-      userId: response.userId,
-      version: s.version,
-      kex: s.kex,
-      aead: s.aead,
-    },
+  const expected = transcriptMac(ck4, "client finished", h6);
+  const h7 = mixHash(h6, expected);
+  const secrets: SessionSecrets = {
+    version: negotiated.version,
+    kex: negotiated.kex,
+    aead: negotiated.aead,
+    sessionId: session.sessionId,
+    ...finalSecrets(ck4, h7),
+    userId: session.userId,
+    transcriptHash: h7,
+    resumed: session.resumed,
+    resumable,
   };
+  const parts = [resultSealed, mac];
+  if (tickets !== undefined) {
+    const ticket = tickets.seal({
+      sessionId: session.sessionId,
+      resumptionSecret: secrets.resumptionSecret,
+      userId: session.userId,
+      issuedMs: clockMs(ctx.now),
+    });
+    // Outside the transcript (it is final) but sealed under a key bound to all of it.
+    parts.push(sealFrame(frameKeys(ck4, "ticket", h7), h7, ticket));
+    secrets.ticket = ticket;
+  }
+  wipe(ck4);
+  return {
+    bytes: concat(parts),
+    state: { kind: "expect_finish", expected, userId: session.userId, secrets },
+  };
+}
+
+function wipeSecrets(x: SessionSecrets): void {
+  wipe(x.clientToServer, x.serverToClient, x.resumptionSecret);
 }
 
 /** The Finish: MAC over the whole transcript; then the session secrets. */
@@ -413,22 +626,13 @@ function consumeFinish(
   s: ExpectFinish,
   finish: Uint8Array,
 ): { secrets: SessionSecrets } | Verdict {
-  if (!ctEqual(finish, s.expected)) {
-    wipe(s.ck);
+  const ok = ctEqual(finish, s.expected);
+  wipe(s.expected);
+  if (!ok) {
+    wipeSecrets(s.secrets);
     return reject(`Finish MAC does not match the transcript for user ${quote(s.userId)}`);
   }
-  const h7 = mixHash(s.h, finish);
-  const secrets: SessionSecrets = {
-    version: s.version,
-    kex: s.kex,
-    aead: s.aead,
-    sessionId: s.sessionId,
-    ...finalSecrets(s.ck, h7),
-    userId: s.userId,
-    transcriptHash: h7,
-  };
-  wipe(s.ck, s.expected);
-  return { secrets };
+  return { secrets: s.secrets };
 }
 
 /**
@@ -475,6 +679,8 @@ export class ServerHandshake {
       clockWindowMs,
       paddingMax: checkPaddingMax(opts.paddingMax, MAX_PADDING),
       trace: trace === undefined ? () => {} : (name, v) => trace(name, v.slice()),
+      lookupSession: opts.lookupSession,
+      tickets: opts.tickets,
     };
     this.#log = opts.log ?? (() => {});
   }
@@ -537,12 +743,33 @@ export class ServerHandshake {
         this.#state = out.state;
         return { type: "send", bytes: out.bytes };
       }
+      case "expect_resume_response": {
+        if (this.#in.length < LENGTH_BYTES) return { type: "need_more" };
+        const ctLen = frameLength(s.keys, this.#in.peek(LENGTH_BYTES));
+        if (ctLen < RESUME_CT_MIN || ctLen > RESUME_CT_MAX) {
+          return reject(
+            `resume response length ${ctLen} is outside ${RESUME_CT_MIN}..${RESUME_CT_MAX}`,
+          );
+        }
+        const total = LENGTH_BYTES + ctLen + MAC_BYTES;
+        if (this.#in.length < total) return { type: "need_more" };
+        const out = consumeResumeResponse(this.#ctx, s, this.#in.take(total));
+        if ("type" in out) return out;
+        this.#state = out.state;
+        return { type: "send", bytes: out.bytes };
+      }
       case "expect_finish": {
         if (this.#in.length < FINISH_BYTES) return { type: "need_more" };
         const out = consumeFinish(s, this.#in.take(FINISH_BYTES));
         if ("type" in out) return out;
         this.#state = { kind: "done" };
-        return { type: "done", secrets: out.secrets, userId: s.userId, rest: this.#in.rest() };
+        return {
+          type: "done",
+          secrets: out.secrets,
+          userId: s.userId,
+          rest: this.#in.rest(),
+          resumed: out.secrets.resumed,
+        };
       }
       default:
         throw new ProtocolError("BAD_STATE", `Cannot push handshake bytes in state ${s.kind}`);
@@ -553,7 +780,11 @@ export class ServerHandshake {
     const s = this.#state;
     if (s.kind === "reading_hello") wipe(s.ck, s.keys.key);
     if (s.kind === "expect_response") wipe(s.ck, s.keys.key, s.ephemeral);
-    if (s.kind === "expect_finish") wipe(s.ck, s.expected);
+    if (s.kind === "expect_resume_response") wipe(s.ck, s.keys.key, s.resume.psk);
+    if (s.kind === "expect_finish") {
+      wipe(s.expected);
+      wipeSecrets(s.secrets);
+    }
     this.#state = { kind };
   }
 }

@@ -29,6 +29,28 @@ export interface UserRecord {
   totpSecret?: Uint8Array;
 }
 
+/**
+ * What a client keeps to resume a session on a new connection: the session
+ * id and resumption secret of its last handshake (`SessionSecrets`), and the
+ * ticket if the server issued one.
+ */
+export interface ClientResume {
+  /** The session id (16 bytes); stays the same across resumptions. */
+  sessionId: Uint8Array;
+  /** The latest resumption secret (32 bytes); each resumption replaces it. */
+  resumptionSecret: Uint8Array;
+  /** The latest ticket, when the server issued one (sent instead of the session id). */
+  ticket?: Uint8Array;
+}
+
+/** What a server's session table holds for one resumable session. */
+export interface ResumableSession {
+  /** The session's current resumption secret (32 bytes). */
+  resumptionSecret: Uint8Array;
+  /** The user the session belongs to. */
+  userId: string;
+}
+
 /** Keys and facts both sides hold after a successful handshake. */
 export interface SessionSecrets {
   /** Negotiated protocol version. */
@@ -47,6 +69,16 @@ export interface SessionSecrets {
   userId: string;
   /** Hash of the whole handshake, Finish included (32 bytes). */
   transcriptHash: Uint8Array;
+  /** True when this handshake resumed an earlier session (same `sessionId`). */
+  resumed: boolean;
+  /**
+   * True when the server keeps this session resumable (it has a session
+   * table or a ticket keyring): both sides then turn on the session layer's
+   * acknowledgements and resend buffer.
+   */
+  resumable: boolean;
+  /** A ticket for `resumptionSecret`, when the server has a ticket keyring (opaque to the client). */
+  ticket?: Uint8Array;
 }
 
 /** What the client should do after `push`. */
@@ -77,7 +109,14 @@ export type ServerStep =
    * only. Close the connection without sending anything.
    */
   | { type: "reject"; reason: string }
-  | { type: "done"; secrets: SessionSecrets; userId: string; rest: Uint8Array };
+  | {
+    type: "done";
+    secrets: SessionSecrets;
+    userId: string;
+    rest: Uint8Array;
+    /** True when the client resumed `secrets.sessionId` (no user credentials were checked). */
+    resumed: boolean;
+  };
 
 /** Receives named intermediate values (copies); for test vectors and debugging only. */
 export type HandshakeTrace = (name: string, value: Uint8Array) => void;
