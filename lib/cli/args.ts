@@ -79,7 +79,9 @@ export function parseHostPort(value: string, what = "address"): { host: string; 
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port < 0 || port > 65535) {
-    throw new UsageError(`Invalid ${what} "${value}": expected HOST:PORT, e.g. 127.0.0.1:1080 or [::1]:1080`);
+    throw new UsageError(
+      `Invalid ${what} "${value}": expected HOST:PORT, e.g. 127.0.0.1:1080 or [::1]:1080`,
+    );
   }
   return { host: (m[1] ?? m[2])!, port };
 }

@@ -10,6 +10,7 @@ import { serverCommand } from "./server_cmd.ts";
 import { clientCommand } from "./client_cmd.ts";
 import { demoCommand } from "./demo.ts";
 import { relayCommand } from "./relay_cmd.ts";
+import { benchCommand } from "./bench.ts";
 
 export const commands: Command[] = [
   initCommand,
@@ -18,4 +19,5 @@ export const commands: Command[] = [
   clientCommand,
   relayCommand,
   demoCommand,
+  benchCommand,
 ];

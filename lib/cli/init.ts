@@ -98,8 +98,8 @@ handshake:
 
 limits:
   max_streams_per_tunnel: 1024
-  stream_window: 1MiB
-  session_window: 16MiB
+  stream_window: 8MiB
+  session_window: 64MiB
   idle_timeout: 5m
   connect_timeout: 10s
   max_tunnels: 256

@@ -134,18 +134,23 @@ const clientSchema = object({
   })),
   http_connect: optional(object({ listen: required(hostPort(0)) })),
   endpoints: withDefault(
-    list(object({
-      server: required(hostPort()),
-      server_name: optional(
-        refine(
-          string({ what: "a DNS name" }),
-          (s) =>
-            isHost(s) ? undefined : { detail: `${JSON.stringify(s)} is not a DNS name or IP address` },
+    list(
+      object({
+        server: required(hostPort()),
+        server_name: optional(
+          refine(
+            string({ what: "a DNS name" }),
+            (s) =>
+              isHost(s)
+                ? undefined
+                : { detail: `${JSON.stringify(s)} is not a DNS name or IP address` },
+          ),
         ),
-      ),
-      transport: optional(oneOf(["tls", "tcp"] as const)),
-      ca: optional(pem),
-    }), { min: 0 }),
+        transport: optional(oneOf(["tls", "tcp"] as const)),
+        ca: optional(pem),
+      }),
+      { min: 0 },
+    ),
     [],
   ),
   session: section(object({
@@ -155,8 +160,8 @@ const clientSchema = object({
   kex: withDefault(kexList(), [...DEFAULT_KEX]),
   aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
   limits: section(object({
-    stream_window: withDefault(size(16 * KiB, GiB), MiB),
-    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 16 * MiB),
+    stream_window: withDefault(size(16 * KiB, GiB), 8 * MiB),
+    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 64 * MiB),
     max_streams: withDefault(integer(1, 1_000_000), 1024),
     connect_timeout: withDefault(duration(0.1, 300), 10),
   })),

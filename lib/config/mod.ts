@@ -31,6 +31,7 @@ export {
   type ClientProfile,
   decodeShareLink,
   encodeShareLink,
+  type Endpoint,
   formatClientProfile,
   loadClientConfig,
   parseClientConfig,

@@ -162,8 +162,8 @@ const serverSchema = object({
   })),
   limits: section(object({
     max_streams_per_tunnel: withDefault(integer(1, 1_000_000), 1024),
-    stream_window: withDefault(size(16 * KiB, GiB), MiB),
-    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 16 * MiB),
+    stream_window: withDefault(size(16 * KiB, GiB), 8 * MiB),
+    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 64 * MiB),
     idle_timeout: withDefault(duration(1, 7 * 86400), 300),
     connect_timeout: withDefault(duration(0.1, 300), 10),
     max_tunnels: withDefault(integer(1, 1_000_000), 256),

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { extract, expand } from "@noble/hashes/hkdf.js";
+import { expand, extract } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 
 const encoder = new TextEncoder();

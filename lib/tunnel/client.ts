@@ -1,14 +1,23 @@
 /**
  * The NitroSocks client: local SOCKS5 (and optional HTTP CONNECT) listeners
- * whose requests ride one authenticated tunnel to the server, opened on
- * demand and reopened when it breaks.
+ * whose requests ride one authenticated session to the server. The session
+ * outlives its connections: when a connection breaks, stalls or fails
+ * authentication, the client reconnects (with backoff and jitter, on the
+ * healthiest endpoint), resumes the session with a fresh key exchange, and
+ * every stream continues where it stopped.
  *
  * @module
  */
-import type { ClientConfig } from "../config/mod.ts";
-import { type ClientCredentials, ClientHandshake, type SessionSecrets } from "../handshake/mod.ts";
+import type { ClientConfig, Endpoint } from "../config/mod.ts";
+import {
+  type ClientCredentials,
+  ClientHandshake,
+  type ClientResume,
+  type SessionSecrets,
+} from "../handshake/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { Mux } from "../mux/mod.ts";
+import { deriveReleaseKey } from "../session/mod.ts";
 import { ProtocolError } from "../errors.ts";
 import { dial } from "../transport/mod.ts";
 import { writeAll } from "../transport/types.ts";
@@ -16,12 +25,18 @@ import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.t
 import { serveHttpConnect } from "./http_connect.ts";
 import { describeError, type Logger } from "./log.ts";
 import { TimedReader } from "./reader.ts";
-import { Session } from "./session.ts";
+import { type LinkEnd, type LinkParams, Session } from "./session.ts";
 
 /** The whole handshake must finish within this. */
 const HANDSHAKE_DEADLINE_MS = 15_000;
 /** A stream's OPEN must be answered within this. */
 const OPEN_TIMEOUT_MS = 30_000;
+/** Reconnect backoff: first delay, cap, and how long to keep trying. */
+const BACKOFF_FIRST_MS = 50;
+const BACKOFF_MAX_MS = 5_000;
+const RECONNECT_GIVE_UP_MS = 5 * 60_000;
+/** An endpoint whose records failed authentication is avoided this long. */
+const TAMPER_PENALTY_MS = 10 * 60_000;
 
 /** Raised when the tunnel cannot be established; the message says what to do. */
 export class TunnelError extends Error {
@@ -48,6 +63,9 @@ function explainFailure(e: unknown, where: string): TunnelError {
           `or the address is not a NitroSocks server`,
         { cause: e },
       );
+    }
+    if (msg.includes("Cannot resume")) {
+      return new TunnelError(`The server at ${where} no longer has this session`, { cause: e });
     }
     if (msg.includes("after our credentials")) {
       return new TunnelError(
@@ -93,46 +111,54 @@ export interface ClientOptions {
 export interface ClientHandle {
   socksAddr: { hostname: string; port: number };
   httpAddr: { hostname: string; port: number } | undefined;
-  /** The current tunnel, opened if needed. */
+  /** The current session, opened if needed. */
   tunnel(): Promise<Session>;
+  /** How many times a broken connection was resumed. */
+  readonly resumptions: number;
+  /** Drops the current connection on purpose (tests, rotation): the session resumes. */
+  dropConnection(reason?: string): void;
+  /** Releases the session gracefully (three-step release) and stops. */
   close(): Promise<void>;
 }
 
-/** What to check after a failed dial, for the error message. */
-function dialAdvice(e: unknown): string {
-  if (e instanceof Deno.errors.InvalidData) {
-    return "check the profile's ca and server_name (behind a TLS-inspecting proxy, pass its CA with --ca)";
-  }
-  return "check that the NitroSocks server is running and that the profile's server address and port are right";
+/** A new authenticated connection, before it is joined to a session. */
+export interface NewLink {
+  link: LinkParams;
+  secrets: SessionSecrets;
 }
 
-/** Connects and authenticates one tunnel; returns the running session. */
-export async function connectTunnel(
+/**
+ * Dials one endpoint and runs the handshake (a full login, or a resumption
+ * when `resume` is given). Throws `TunnelError` saying what to check.
+ */
+export async function connectLink(
   config: ClientConfig,
-  opts: ClientOptions,
-): Promise<{ session: Session; secrets: SessionSecrets }> {
-  const log = opts.log;
-  const target = opts.server ?? config.server;
-  const where = `${target.host}:${target.port}`;
-  const caPem = opts.caPem ?? config.caPem;
+  endpoint: Endpoint,
+  resume?: ClientResume,
+): Promise<NewLink> {
+  const where = `${endpoint.server.host}:${endpoint.server.port}`;
   let conn;
   try {
     conn = await dial({
-      transport: config.transport,
-      hostname: target.host,
-      port: target.port,
-      serverName: config.serverName,
-      ...(caPem === undefined ? {} : { caPems: [caPem] }),
+      transport: endpoint.transport,
+      hostname: endpoint.server.host,
+      port: endpoint.server.port,
+      serverName: endpoint.serverName,
+      ...(endpoint.caPem === undefined ? {} : { caPems: [endpoint.caPem] }),
       timeoutMs: config.limits.connectTimeoutS * 1000,
     });
   } catch (e) {
+    const msg = describeError(e);
     throw new TunnelError(
-      `Cannot reach the server at ${where}: ${describeError(e)}: ${dialAdvice(e)}`,
+      /TLS|certificate/i.test(msg)
+        ? `Cannot reach the server at ${where}: ${msg}: check the profile's ca and server_name, or pass ` +
+          `an inspecting proxy's CA with --ca`
+        : `Cannot reach the server at ${where}: ${msg}: check that the NitroSocks server is running and ` +
+          `that the profile's server address and port are right`,
       { cause: e },
     );
   }
   try {
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const credentials: ClientCredentials = {
       userId: config.user,
       clientKey: config.key,
@@ -145,13 +171,20 @@ export async function connectTunnel(
       kex: config.kex,
       aead: config.aead,
       now: Date.now,
+      ...(resume === undefined ? {} : { resume }),
     });
     await writeAll(conn, hs.hello());
     const reader = new TimedReader(conn);
     const deadline = Date.now() + HANDSHAKE_DEADLINE_MS;
     while (true) {
       const left = deadline - Date.now();
-      const chunk = left > 0 ? await reader.next(left) : "timeout";
+      let chunk: Uint8Array | null | "timeout";
+      try {
+        chunk = left > 0 ? await reader.next(left) : "timeout";
+      } catch {
+        // A TLS connection cut without close_notify is an end of stream here.
+        chunk = null;
+      }
       if (chunk === "timeout") {
         throw new TunnelError(
           `The server at ${where} did not complete the handshake within ${
@@ -176,15 +209,17 @@ export async function connectTunnel(
       const secrets = step.secrets;
       const sealer = await createRecordSealer(secrets.aead, secrets.clientToServer);
       const opener = await createRecordOpener(secrets.aead, secrets.serverToClient);
-      const mux = new Mux({
-        role: "client",
-        maxStreams: config.limits.maxStreams,
-        streamWindow: config.limits.streamWindow,
-        sessionWindow: config.limits.sessionWindow,
-      });
-      log.info(`tunnel up to ${where} as "${config.user}" (${secrets.kex}, ${secrets.aead})`);
-      const session = new Session({ conn, sealer, opener, mux, log, initial: step.rest });
-      return { session, secrets };
+      return {
+        link: {
+          conn,
+          sealer,
+          opener,
+          initial: step.rest,
+          resumed: secrets.resumed,
+          label: where,
+        },
+        secrets,
+      };
     }
   } catch (e) {
     try {
@@ -196,9 +231,29 @@ export async function connectTunnel(
   }
 }
 
+/** An endpoint and what the client has seen of it. */
+interface PathState {
+  endpoint: Endpoint;
+  failures: number;
+  avoidUntil: number;
+  connectMs: number;
+}
+
+function where(p: PathState): string {
+  return `${p.endpoint.server.host}:${p.endpoint.server.port}`;
+}
+
+/** Healthiest first: not avoided, fewest recent failures, fastest connect. */
+function byHealth(paths: PathState[], now: number): PathState[] {
+  return [...paths].sort((a, b) =>
+    Number(a.avoidUntil > now) - Number(b.avoidUntil > now) || a.failures - b.failures ||
+    a.connectMs - b.connectMs
+  );
+}
+
 /**
- * Starts the client: listeners up at once, tunnel opened on start (unless
- * `lazy`) and reopened on demand after a failure.
+ * Starts the client: listeners up at once, the session opened on start
+ * (unless `lazy`), resumed after any connection failure.
  *
  * @example
  * ```ts ignore
@@ -211,9 +266,115 @@ export async function startClient(
   opts: ClientOptions,
 ): Promise<ClientHandle> {
   const log = opts.log;
+  const caPem = opts.caPem ?? config.caPem;
+  const first: Endpoint = {
+    server: opts.server ?? config.server,
+    serverName: config.serverName,
+    transport: config.transport,
+    ...(caPem === undefined ? {} : { caPem }),
+  };
+  const paths: PathState[] = [first, ...config.endpoints].map((endpoint) => ({
+    endpoint,
+    failures: 0,
+    avoidUntil: 0,
+    connectMs: 0,
+  }));
   let current: Session | undefined;
+  let currentPath: PathState | undefined;
+  let resume: ClientResume | undefined;
   let connecting: Promise<Session> | undefined;
   let closed = false;
+  let resumptions = 0;
+  let rotateTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Tries every endpoint, healthiest first; returns the first link that logs in. */
+  async function connectAny(
+    withResume: ClientResume | undefined,
+  ): Promise<{ link: NewLink; path: PathState }> {
+    let lastError: unknown;
+    for (const path of byHealth(paths, Date.now())) {
+      const t0 = performance.now();
+      try {
+        const link = await connectLink(config, path.endpoint, withResume);
+        path.connectMs = performance.now() - t0;
+        path.failures = 0;
+        return { link, path };
+      } catch (e) {
+        path.failures++;
+        lastError = e;
+        if (e instanceof TunnelError && e.message.includes("no longer has this session")) throw e;
+        if (paths.length > 1) log.warn(`endpoint ${where(path)}: ${describeError(e)}`);
+      }
+    }
+    throw lastError;
+  }
+
+  function remember(secrets: SessionSecrets): void {
+    resume = {
+      sessionId: secrets.sessionId,
+      resumptionSecret: secrets.resumptionSecret,
+      ...(secrets.ticket === undefined ? {} : { ticket: secrets.ticket }),
+    };
+  }
+
+  function scheduleRotation(session: Session): void {
+    if (rotateTimer !== undefined) clearTimeout(rotateTimer);
+    const s = config.session.rotateS;
+    if (s <= 0) return;
+    const ms = s * 1000 * (0.5 + Math.random());
+    rotateTimer = setTimeout(() => {
+      if (current === session && !session.isClosed) {
+        log.info("rotating to a fresh connection");
+        session.dropLink("connection lifetime rotation");
+      }
+    }, ms);
+  }
+
+  async function reconnect(session: Session, end: LinkEnd): Promise<void> {
+    if (end.tampered && currentPath !== undefined) {
+      currentPath.avoidUntil = Date.now() + TAMPER_PENALTY_MS;
+      log.warn(`endpoint ${where(currentPath)} tampered with the tunnel: avoiding it`);
+    }
+    const start = Date.now();
+    let delay = BACKOFF_FIRST_MS;
+    while (!closed && !session.isClosed && current === session) {
+      try {
+        const { link, path } = await connectAny(resume);
+        if (closed || session.isClosed) {
+          link.link.conn.close();
+          return;
+        }
+        remember(link.secrets);
+        currentPath = path;
+        session.setReleaseKey(
+          deriveReleaseKey(link.secrets.resumptionSecret, link.secrets.sessionId),
+        );
+        session.attachLink(link.link);
+        resumptions++;
+        log.info(`session resumed via ${where(path)} after ${Date.now() - start} ms`);
+        scheduleRotation(session);
+        return;
+      } catch (e) {
+        if (e instanceof TunnelError && e.message.includes("no longer has this session")) {
+          log.warn(
+            `${describeError(e)}: its streams are lost; the next request opens a new session`,
+          );
+          session.close("server no longer has the session", false);
+          return;
+        }
+        if (Date.now() - start > RECONNECT_GIVE_UP_MS) {
+          log.error(
+            `giving up resuming after ${RECONNECT_GIVE_UP_MS / 60_000} min: ${describeError(e)}`,
+          );
+          session.close("could not reconnect", false);
+          return;
+        }
+        log.warn(`reconnect failed: ${describeError(e)}; retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+        delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
 
   function tunnel(): Promise<Session> {
     if (closed) return Promise.reject(new TunnelError("Client is shutting down"));
@@ -221,12 +382,52 @@ export async function startClient(
     if (connecting !== undefined) return connecting;
     connecting = (async () => {
       try {
-        const { session } = await connectTunnel(config, opts);
+        const { link, path } = await connectAny(undefined);
+        const secrets = link.secrets;
+        remember(secrets);
+        currentPath = path;
+        log.info(
+          `tunnel up to ${where(path)} as "${config.user}" (${secrets.kex}, ${secrets.aead})`,
+        );
+        const mux = new Mux({
+          role: "client",
+          maxStreams: config.limits.maxStreams,
+          streamWindow: config.limits.streamWindow,
+          sessionWindow: config.limits.sessionWindow,
+          resume: secrets.resumable,
+          resendBufferBytes: config.session.resendBuffer,
+        });
+        const session: Session = new Session({
+          role: "client",
+          mux,
+          log,
+          createMux: () =>
+            new Mux({
+              role: "client",
+              maxStreams: config.limits.maxStreams,
+              streamWindow: config.limits.streamWindow,
+              sessionWindow: config.limits.sessionWindow,
+              resume: secrets.resumable,
+              resendBufferBytes: config.session.resendBuffer,
+            }),
+          resumable: secrets.resumable,
+          releaseKey: deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId),
+          keepaliveMs: config.session.keepaliveS * 1000,
+          deadAfterMs: config.session.deadAfterS * 1000,
+          graceMs: RECONNECT_GIVE_UP_MS + HANDSHAKE_DEADLINE_MS,
+          rekey: { bytes: config.session.rekeyBytes, ms: config.session.rekeyIntervalS * 1000 },
+          onLinkDown: (end) => {
+            log.warn(`connection lost: ${end.reason}; resuming`);
+            reconnect(session, end).catch((e) => log.error(`reconnect: ${describeError(e)}`));
+          },
+        });
         current = session;
+        session.attachLink(link.link);
         session.run().then((end) => {
-          log[end.graceful ? "info" : "warn"](`tunnel ended: ${end.reason}`);
+          log[end.graceful ? "info" : "warn"](`session ended: ${end.reason}`);
           if (current === session) current = undefined;
         });
+        scheduleRotation(session);
         return session;
       } finally {
         connecting = undefined;
@@ -250,7 +451,11 @@ export async function startClient(
   fronts.push(socks);
   let http: FrontEnd | undefined;
   if (config.httpConnect !== undefined) {
-    http = serveHttpConnect(config.httpConnect.listen, { connector, log: log.child("http") });
+    http = serveHttpConnect(config.httpConnect.listen, {
+      connector,
+      log: log.child("http"),
+      ...(config.socks5.users === undefined ? {} : { users: config.socks5.users }),
+    });
     fronts.push(http);
   }
   if (!opts.lazy) {
@@ -260,10 +465,19 @@ export async function startClient(
     socksAddr: socks.addr,
     httpAddr: http?.addr,
     tunnel,
+    get resumptions() {
+      return resumptions;
+    },
+    dropConnection(reason = "dropped on request") {
+      current?.dropLink(reason);
+    },
     async close() {
       closed = true;
-      current?.close("client shutting down");
+      if (rotateTimer !== undefined) clearTimeout(rotateTimer);
       await Promise.all(fronts.map((f) => f.close()));
+      const s = current;
+      current = undefined;
+      if (s !== undefined) await s.release(3_000);
     },
   };
 }

@@ -10,10 +10,14 @@ import type { ServerConfig, UserEntry } from "../config/mod.ts";
 import { loadUsers, matchRoute } from "../config/mod.ts";
 import {
   decodeServerIdentity,
+  decodeTicketKeys,
   ReplayGuard,
+  type ResumableSession,
   ServerHandshake,
+  TicketKeyring,
   type UserRecord,
 } from "../handshake/mod.ts";
+import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { Mux, ResetReason } from "../mux/mod.ts";
 import { decodeRequest, encodeReply, Reply, replyForError, Socks5Error } from "../socks5/mod.ts";
@@ -23,7 +27,7 @@ import { type ByteStream, writeAll } from "../transport/types.ts";
 import { forwardToFallback, startDecoy } from "./fallback.ts";
 import { describeError, type Logger } from "./log.ts";
 import { TimedReader } from "./reader.ts";
-import { Session } from "./session.ts";
+import { type LinkParams, Session } from "./session.ts";
 import { dialTarget, serveDirectSocks } from "./dial.ts";
 
 /** How long a client may take to deliver its whole first message. */
@@ -87,6 +91,22 @@ export async function startServer(
   });
   const sessions = new Set<Session>();
   const connections = new Set<ByteStream>();
+  /** Resumable sessions by hex session id, with their current resumption secret. */
+  const table = new Map<
+    string,
+    { session: Session; resumptionSecret: Uint8Array; userId: string }
+  >();
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  function lookupSession(id: Uint8Array): ResumableSession | undefined {
+    const e = table.get(hex(id));
+    if (e === undefined || e.session.isClosed) return undefined;
+    return { resumptionSecret: e.resumptionSecret, userId: e.userId };
+  }
+  const graceMs = config.session.resumeGraceS * 1000;
+  const tickets = config.session.ticketKeysText === undefined ? undefined : new TicketKeyring(
+    decodeTicketKeys(config.session.ticketKeysText, { file: "session.ticket_keys" }),
+    { lifetimeMs: Math.max(graceMs, 3_600_000) },
+  );
 
   const decoy = config.fallback.mode === "decoy" ? startDecoy() : undefined;
   const fallbackTarget = config.fallback.mode === "decoy"
@@ -148,6 +168,8 @@ export async function startServer(
         aead: config.handshake.aead,
         clockWindowMs: config.handshake.clockWindowS * 1000,
         log: (m) => clog.info(m),
+        lookupSession,
+        ...(tickets === undefined ? {} : { tickets }),
       });
       const start = Date.now();
       let gatePassed = false;
@@ -187,38 +209,82 @@ export async function startServer(
           continue;
         }
         // done
-        const user = users.get(step.userId)!;
         const secrets = step.secrets;
+        const key = hex(secrets.sessionId);
         const sealer = await createRecordSealer(secrets.aead, secrets.serverToClient);
         const opener = await createRecordOpener(secrets.aead, secrets.clientToServer);
-        const mux = new Mux({
-          role: "server",
-          maxStreams: Math.min(user.maxStreams ?? Infinity, config.limits.maxStreamsPerTunnel),
-          streamWindow: config.limits.streamWindow,
-          sessionWindow: config.limits.sessionWindow,
-        });
-        clog.info(
-          `user "${step.userId}" connected from ${remote.hostname} (${secrets.kex}, ${secrets.aead})`,
-        );
-        const slog = clog.child(step.userId);
-        const session: Session = new Session({
+        const releaseKey = deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId);
+        const link: LinkParams = {
           conn,
           sealer,
           opener,
-          mux,
-          log: slog,
           initial: step.rest,
+          resumed: step.resumed,
+          label: remote.hostname,
+        };
+        const live = table.get(key);
+        if (step.resumed && live !== undefined && !live.session.isClosed) {
+          live.resumptionSecret = secrets.resumptionSecret;
+          live.session.setReleaseKey(releaseKey);
+          releaseKey.fill(0);
+          clog.info(`user "${step.userId}" resumed their session from ${remote.hostname}`);
+          const end = await live.session.attachLink(link);
+          clog.info(`connection ended: ${end.reason}`);
+          return;
+        }
+        if (step.resumed) {
+          clog.info(
+            `user "${step.userId}" resumed a session this server does not hold: starting it afresh`,
+          );
+          link.stateLost = true;
+        } else {
+          clog.info(
+            `user "${step.userId}" connected from ${remote.hostname} (${secrets.kex}, ${secrets.aead})`,
+          );
+        }
+        const user = users.get(step.userId);
+        const slog = clog.child(step.userId);
+        const makeMux = () =>
+          new Mux({
+            role: "server",
+            maxStreams: Math.min(user?.maxStreams ?? Infinity, config.limits.maxStreamsPerTunnel),
+            streamWindow: config.limits.streamWindow,
+            sessionWindow: config.limits.sessionWindow,
+            resume: secrets.resumable,
+            resendBufferBytes: config.session.resendBuffer,
+          });
+        const session: Session = new Session({
+          role: "server",
+          mux: makeMux(),
+          createMux: makeMux,
+          log: slog,
+          resumable: secrets.resumable,
+          releaseKey,
+          graceMs,
+          keepaliveMs: config.session.keepaliveS * 1000,
+          deadAfterMs: config.session.deadAfterS * 1000,
           streamIdleMs: config.limits.idleTimeoutS * 1000,
+          rekey: { bytes: config.session.rekeyBytes, ms: config.session.rekeyIntervalS * 1000 },
           onOpen: (sid, request) => {
             openStream(session, sid, request, step.userId, slog).catch((e) =>
               slog.warn(`stream ${sid}: ${describeError(e)}`)
             );
           },
         });
+        releaseKey.fill(0);
         sessions.add(session);
-        const end = await session.run();
-        sessions.delete(session);
-        clog.info(`tunnel ended: ${end.reason}`);
+        table.set(key, {
+          session,
+          resumptionSecret: secrets.resumptionSecret,
+          userId: step.userId,
+        });
+        session.run().then((end) => {
+          sessions.delete(session);
+          if (table.get(key)?.session === session) table.delete(key);
+          slog.info(`session ended: ${end.reason}`);
+        });
+        const end = await session.attachLink(link);
+        clog.info(`connection ended: ${end.reason}`);
         return;
       }
     } catch (e) {
@@ -308,7 +374,9 @@ export async function startServer(
       } catch {
         // already closed
       }
-      for (const s of sessions) s.close("server shutting down");
+      await Promise.all(
+        [...sessions].map((s) => s.notifyAndClose("server shutting down", ReleaseReason.SHUTDOWN)),
+      );
       for (const c of connections) {
         try {
           c.close();

@@ -1,52 +1,130 @@
 /**
- * The I/O engine of an established tunnel, shared by client and server: it
- * owns the connection, runs the read loop (records → mux events) and the
- * write loop (mux frames → sealed records, several in flight, written in
- * order), and pumps bytes between mux streams and local sockets with
- * backpressure from the mux credit windows.
+ * The I/O engine of a NitroSocks session, shared by client and server.
  *
- * The protocol state lives in the pure modules (`lib/record`, `lib/mux`);
- * this module only moves bytes and keeps timers.
+ * A session is the logical tunnel: the mux, its streams and their local
+ * sockets. It runs over one *link* at a time (a connection with its record
+ * sealer and opener). When a link breaks without a release — a reset, a
+ * stall, a record that fails authentication — the session keeps its streams
+ * and waits for a new link (the client reconnects and resumes); the mux
+ * resends what the peer did not receive, so no stream notices more than a
+ * pause. Per link it runs the read loop (records → mux events) and the write
+ * loop (mux frames → sealed records, several in flight, written in order),
+ * and it pumps bytes between mux streams and local sockets with backpressure
+ * from the mux credit windows and resend buffer.
+ *
+ * It also drives the session-control exchanges of `lib/session`: the
+ * three-step release and the in-band re-key with fresh X25519.
+ *
+ * The protocol state lives in the pure modules (`lib/record`, `lib/mux`,
+ * `lib/session`); this module only moves bytes and keeps timers.
  *
  * @module
  */
 import { type Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
 import type { RecordOpener, RecordSealer } from "../record/mod.ts";
+import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
 import { describeError, type Logger } from "./log.ts";
 
-/** Bytes read from the tunnel connection per read call. */
+/** Most bytes read from the tunnel connection per read call. */
 const TUNNEL_READ_BYTES = 256 * 1024;
-/** Bytes read from a local socket per read call. */
-const STREAM_READ_BYTES = 64 * 1024;
+/**
+ * The read loop reads into slabs of this size and hands the opener views of
+ * them (no copy); a slab is never written twice, so views stay valid.
+ */
+const TUNNEL_SLAB_BYTES = 1024 * 1024;
+/** A new slab is started when less than this is left in the current one. */
+const TUNNEL_SLAB_MIN_READ = 64 * 1024;
+/**
+ * A local socket read starts at this size and grows (×4 per full read) up to
+ * `STREAM_READ_MAX` while data keeps filling it, then shrinks back: an idle
+ * stream's pending read holds only a small buffer.
+ */
+// 4 KiB here measured 13.5 KiB per idle stream (64 KiB: ~62 KiB) but makes
+// tests/e2e/raw_tcp_test.ts "nc ... half-close" hang; kept at 64 KiB until found.
+const STREAM_READ_MIN = 64 * 1024;
+/** Largest local socket read: one full record payload. */
+const STREAM_READ_MAX = 256 * 1024;
 /** Records being opened at once before the read loop waits. */
 const MAX_RX_INFLIGHT = 32;
 /** Records being sealed at once before the write loop waits. */
 const MAX_TX_INFLIGHT = 8;
+/**
+ * While a record is being sealed, the write loop waits for at least this
+ * much pending data before sealing another one, so flowing data leaves in
+ * large records (fewer AEAD calls and writes); with nothing in flight it
+ * seals at once, so a lone small write is never held back.
+ */
+const TX_COALESCE_BYTES = 64 * 1024;
+/** Sealed records ready together are joined into one write up to this size. */
+const TX_BATCH_BYTES = 64 * 1024;
+/** How often pending acknowledgements are flushed (ms). */
+const ACK_FLUSH_MS = 25;
+
+/**
+ * The RESUME frame: the first and only frame of the first record each side
+ * sends on a resumed link (docs/PROTOCOL.md, "Resumption"): type 15, stream
+ * 0, payload = received count u64 ‖ flags u8 (bit 0: "I hold no state for
+ * this session"). It is never passed to the mux.
+ */
+export const FRAME_RESUME = 15;
+const RESUME_PAYLOAD_BYTES = 9;
+const FLAG_STATE_LOST = 1;
 
 /** Why a session ended. */
 export interface SessionEnd {
   reason: string;
-  /** True when the peer or the user ended it on purpose (not a broken link). */
+  /** True when a side ended it on purpose (release, shutdown), not a failure. */
   graceful: boolean;
   error?: unknown;
 }
 
-/** Options for {@link Session}. */
-export interface SessionOptions {
+/** Why a link ended. */
+export interface LinkEnd {
+  reason: string;
+  /** A record failed authentication on this link: whoever carried it tampered. */
+  tampered: boolean;
+  error?: unknown;
+}
+
+/** A new connection to run the session over, after its handshake. */
+export interface LinkParams {
   conn: ByteStream;
   sealer: RecordSealer;
   opener: RecordOpener;
-  mux: Mux;
-  log: Logger;
   /** Bytes already read from `conn` after the handshake. */
   initial?: Uint8Array;
+  /** The handshake resumed this session: exchange RESUME state first. */
+  resumed?: boolean;
+  /** Server: a resumed session this process holds no state for (another server's ticket). */
+  stateLost?: boolean;
+  /** For logs: where the link goes. */
+  label?: string;
+}
+
+/** Options for {@link Session}. */
+export interface SessionOptions {
+  role: "client" | "server";
+  mux: Mux;
+  log: Logger;
   /** Server: the peer opened stream `id` with a raw SOCKS5 request. */
   onOpen?: (id: number, request: Uint8Array) => void;
+  /** A link broke without a release; the session waits for `attachLink`. */
+  onLinkDown?: (end: LinkEnd) => void;
+  /** Broken links may be replaced (the handshake said the session is resumable). */
+  resumable?: boolean;
+  /** A session without a link for this long ends (ms). Default 5 min. */
+  graceMs?: number;
+  /** Makes a fresh mux when the peer lost this session's state. */
+  createMux?: () => Mux;
+  /** Key for the release exchange's MACs (lib/session deriveReleaseKey). */
+  releaseKey?: Uint8Array;
+  /** Full re-key with fresh DH after this many bytes or ms (server starts it). */
+  rekey?: { bytes: number; ms: number };
   /** Send a PING when nothing was sent for this long (ms). Default 15 s. */
   keepaliveMs?: number;
-  /** End the session when nothing arrived for this long (ms). Default 60 s. */
+  /** A link silent this long is dead (ms). Default 45 s. */
   deadAfterMs?: number;
   /** Reset a stream that moved no bytes for this long (ms). Default 5 min. */
   streamIdleMs?: number;
@@ -68,6 +146,28 @@ interface StreamCtx {
   onWritable: (() => void) | undefined;
 }
 
+interface Link {
+  seq: number;
+  conn: ByteStream;
+  sealer: RecordSealer;
+  opener: RecordOpener;
+  label: string;
+  alive: boolean;
+  /** RESUME state exchanged (or not needed): the writer may pull. */
+  ready: boolean;
+  awaitResume: boolean;
+  stateLost: boolean;
+  rxChain: Promise<void>;
+  rxInflight: number;
+  rxSpace: (() => void) | undefined;
+  lastRecv: number;
+  lastSend: number;
+  /** Apply to the sealer right after sealing the record carrying our re-key REPLY. */
+  sendMixin: Uint8Array | undefined;
+  endResolve: (e: LinkEnd) => void;
+  ended: Promise<LinkEnd>;
+}
+
 /** Counters a session keeps for stats and tests. */
 export interface SessionStats {
   bytesIn: number;
@@ -76,36 +176,46 @@ export interface SessionStats {
   recordsOut: number;
   streams: number;
   rttMs: number | undefined;
+  links: number;
+  rekeys: number;
 }
 
+const TAMPER_CODES = new Set(["DECRYPT_FAILED", "TOO_LARGE", "MALFORMED", "TRUNCATED"]);
+
 /**
- * One established tunnel. Create it after the handshake and call `run()`.
+ * One session. Call `run()`, then `attachLink()` with each connection.
  *
  * @example
  * ```ts ignore
- * const session = new Session({ conn, sealer, opener, mux, log });
- * const end = session.run();
+ * const session = new Session({ role: "client", mux, log, resumable: true });
+ * session.run();
+ * session.attachLink({ conn, sealer, opener, initial });
  * const { id, reply } = await session.open(rawSocksRequest, 10_000);
  * session.attach(id, localSocket);
  * ```
  */
 export class Session {
   readonly #o: SessionOptions;
-  readonly #mux: Mux;
+  #mux: Mux;
   readonly #now: () => number;
   readonly #streams = new Map<number, StreamCtx>();
   #closed = false;
-  #end: SessionEnd | undefined;
+  #released = false;
   #endResolve!: (e: SessionEnd) => void;
   readonly #ended: Promise<SessionEnd>;
+  #link: Link | undefined;
+  #linkSeq = 0;
+  #linkDownSince: number;
   #wake: (() => void) | undefined;
   #dirty = false;
-  #rxChain: Promise<void> = Promise.resolve();
-  #rxInflight = 0;
-  #rxSpace: (() => void) | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #lastRecv: number;
-  #lastSend: number;
+  #ackTimer: ReturnType<typeof setInterval> | undefined;
+  #release: ReleaseState | undefined;
+  #releaseKey: Uint8Array | undefined;
+  #releaseDone: (() => void) | undefined;
+  #rekey: RekeyState;
+  #rekeyAt: number;
+  #rekeyBytesAt = 0;
   readonly stats: SessionStats = {
     bytesIn: 0,
     bytesOut: 0,
@@ -113,19 +223,29 @@ export class Session {
     recordsOut: 0,
     streams: 0,
     rttMs: undefined,
+    links: 0,
+    rekeys: 0,
   };
 
   constructor(opts: SessionOptions) {
     this.#o = opts;
     this.#mux = opts.mux;
     this.#now = opts.now ?? Date.now;
-    this.#lastRecv = this.#lastSend = this.#now();
+    this.#linkDownSince = this.#now();
+    this.#rekeyAt = this.#now();
+    this.#rekey = new RekeyState(opts.role);
+    this.#releaseKey = opts.releaseKey?.slice();
     this.#ended = new Promise((r) => (this.#endResolve = r));
   }
 
   /** True once the session has ended. */
   get isClosed(): boolean {
     return this.#closed;
+  }
+
+  /** True while a link carries the session. */
+  get connected(): boolean {
+    return this.#link?.alive === true;
   }
 
   /** Resolves when the session ends. */
@@ -138,21 +258,92 @@ export class Session {
     return this.#streams.size;
   }
 
-  /** Starts the loops; resolves with why the session ended. */
+  /** The mux's counters (resend buffer, windows, streams). */
+  muxStats(): ReturnType<Mux["stats"]> {
+    return this.#mux.stats();
+  }
+
+  /** Starts the timers; resolves with why the session ended. */
   run(): Promise<SessionEnd> {
+    if (this.#timer !== undefined) return this.#ended;
     const keepalive = this.#o.keepaliveMs ?? 15_000;
-    const dead = this.#o.deadAfterMs ?? 60_000;
+    const dead = this.#o.deadAfterMs ?? 45_000;
     const idle = this.#o.streamIdleMs ?? 300_000;
-    const tick = Math.max(50, Math.min(keepalive, dead, idle) / 4);
+    const tick = Math.max(20, Math.min(keepalive, dead, idle, 1000) / 4);
     this.#timer = setInterval(() => this.#onTick(keepalive, dead, idle), tick);
-    this.#readLoop().catch((e) => this.#fail(e, "read"));
-    this.#writeLoop().catch((e) => this.#fail(e, "write"));
+    this.#ackTimer = setInterval(() => {
+      if (this.#o.resumable === true && this.#link?.ready === true && this.#mux.flushAck()) {
+        this.#kick();
+      }
+    }, ACK_FLUSH_MS);
     return this.#ended;
+  }
+
+  /** Replaces the key of the release exchange (it changes with every resumption). */
+  setReleaseKey(key: Uint8Array): void {
+    this.#releaseKey?.fill(0);
+    this.#releaseKey = key.slice();
+  }
+
+  /**
+   * Runs the session over a new connection. A live link is dropped first.
+   * Resolves when this link ends.
+   */
+  attachLink(params: LinkParams): Promise<LinkEnd> {
+    if (this.#closed) {
+      params.conn.close();
+      return Promise.resolve({ reason: "session closed", tampered: false });
+    }
+    if (this.#link?.alive) {
+      this.#linkFailed(this.#link, "replaced by a new connection", undefined, false);
+    }
+    let endResolve!: (e: LinkEnd) => void;
+    const ended = new Promise<LinkEnd>((r) => (endResolve = r));
+    const now = this.#now();
+    const link: Link = {
+      seq: ++this.#linkSeq,
+      conn: params.conn,
+      sealer: params.sealer,
+      opener: params.opener,
+      label: params.label ?? "peer",
+      alive: true,
+      ready: !(params.resumed === true),
+      awaitResume: params.resumed === true,
+      stateLost: params.stateLost === true,
+      rxChain: Promise.resolve(),
+      rxInflight: 0,
+      rxSpace: undefined,
+      lastRecv: now,
+      lastSend: now,
+      sendMixin: undefined,
+      endResolve,
+      ended,
+    };
+    this.#link = link;
+    this.stats.links++;
+    // A re-key in progress on the old link is abandoned: the resumption itself
+    // derived fresh keys from a fresh DH.
+    this.#rekey.wipe();
+    this.#rekey = new RekeyState(this.#o.role);
+    this.#rekeyAt = now;
+    this.#rekeyBytesAt = this.stats.bytesOut + this.stats.bytesIn;
+    (async () => {
+      if (params.resumed === true) await this.#sendResumeState(link);
+      this.#readLoop(link, params.initial).catch((e) => this.#linkError(link, e, "read"));
+      this.#writeLoop(link).catch((e) => this.#linkError(link, e, "write"));
+    })().catch((e) => this.#linkError(link, e, "resume"));
+    return ended;
+  }
+
+  /** Drops the current link on purpose (rotation, tests); a resumable session waits for the next. */
+  dropLink(reason: string): void {
+    const link = this.#link;
+    if (link !== undefined && link.alive) this.#linkFailed(link, reason, undefined, false);
   }
 
   /**
    * Client: opens a stream carrying a raw SOCKS5 request and waits for the
-   * server's raw SOCKS5 reply.
+   * server's raw SOCKS5 reply. Works while the link is down: the OPEN waits.
    */
   open(request: Uint8Array, timeoutMs: number): Promise<{ id: number; reply: Uint8Array }> {
     if (this.#closed) return Promise.reject(new Error("Tunnel is closed"));
@@ -216,61 +407,207 @@ export class Session {
     });
   }
 
-  /** Ends the session and every stream. */
+  /**
+   * Ends the session gracefully with seed 000's three-step release
+   * (Release_Request → Release_Challenge → Release_Confirm); when the peer
+   * does not answer within `timeoutMs`, sends a best-effort NOTICE (seed 001
+   * 6.1/6.2) and closes. A released session can never be resumed.
+   */
+  async release(timeoutMs = 5_000): Promise<void> {
+    if (this.#closed) return;
+    const link = this.#link;
+    if (this.#releaseKey === undefined || link === undefined || !link.alive || !link.ready) {
+      this.#finish({ reason: "closed without a link to release over", graceful: true });
+      return;
+    }
+    const rs = new ReleaseState(this.#releaseKey, this.#o.role);
+    this.#release = rs;
+    const done = new Promise<void>((r) => (this.#releaseDone = r));
+    this.#mux.sendRelease(rs.request());
+    this.#kick();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      done.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (this.#closed) return;
+    if (timedOut) {
+      this.#o.log.info("release not answered in time: sending a notice and closing");
+      this.#mux.sendRelease(rs.notice(ReleaseReason.NO_RESPONSE));
+      this.#kick();
+      await this.#flush(500);
+      this.#finish({ reason: "released (peer did not answer)", graceful: true });
+      return;
+    }
+    await this.#flush(500);
+    this.#finish({ reason: "released", graceful: true });
+  }
+
+  /** Tells the peer the session is over (NOTICE) and closes, e.g. on shutdown. */
+  async notifyAndClose(reason: string, code: number = ReleaseReason.SHUTDOWN): Promise<void> {
+    if (this.#closed) return;
+    const link = this.#link;
+    if (this.#releaseKey !== undefined && link?.alive && link.ready) {
+      const rs = new ReleaseState(this.#releaseKey, this.#o.role);
+      this.#mux.sendRelease(rs.notice(code));
+      this.#kick();
+      await this.#flush(500);
+    }
+    this.#finish({ reason, graceful: true });
+  }
+
+  /** Starts a full re-key with fresh X25519 now (either side may ask). */
+  rekeyNow(): void {
+    if (this.#closed || this.#rekey.pending || this.#link?.ready !== true) return;
+    this.#mux.sendRekey(this.#wrapRekey(this.#rekey.start()));
+    this.#kick();
+  }
+
+  /** Ends the session and every stream at once. */
   close(reason = "closed", graceful = true): void {
     this.#finish({ reason, graceful });
   }
 
+  // ---- resumption ------------------------------------------------------------
+
+  async #sendResumeState(link: Link): Promise<void> {
+    const payload = new Uint8Array(8 + RESUME_PAYLOAD_BYTES);
+    const view = new DataView(payload.buffer);
+    payload[0] = FRAME_RESUME;
+    // stream 0, length 9
+    payload[7] = RESUME_PAYLOAD_BYTES;
+    view.setBigUint64(8, link.stateLost ? 0n : this.#mux.resumeState().received);
+    payload[16] = link.stateLost ? FLAG_STATE_LOST : 0;
+    const rec = await link.sealer.seal(payload);
+    await writeAll(link.conn, rec);
+    link.lastSend = this.#now();
+  }
+
+  #onResumeState(link: Link, payload: Uint8Array): void {
+    if (
+      payload.length !== 8 + RESUME_PAYLOAD_BYTES || payload[0] !== FRAME_RESUME ||
+      payload[1] !== 0 || payload[2] !== 0 || payload[3] !== 0 || payload[4] !== 0 ||
+      payload[5] !== 0 || payload[6] !== 0 || payload[7] !== RESUME_PAYLOAD_BYTES ||
+      (payload[16]! & ~FLAG_STATE_LOST) !== 0
+    ) {
+      throw new ProtocolError("MALFORMED", "Cannot resume: the first record is not a RESUME frame");
+    }
+    const received = new DataView(payload.buffer, payload.byteOffset).getBigUint64(8);
+    const peerLost = (payload[16]! & FLAG_STATE_LOST) !== 0;
+    link.awaitResume = false;
+    if (link.stateLost) {
+      // We started fresh for this session id: nothing to resend.
+    } else if (peerLost) {
+      this.#o.log.warn("the server no longer holds this session's streams: they are reset");
+      this.#replaceMux();
+    } else {
+      this.#mux.onPeerResumed(received);
+    }
+    link.ready = true;
+    this.#kick();
+  }
+
+  /** The peer lost our state: reset every stream and start a fresh mux. */
+  #replaceMux(): void {
+    const make = this.#o.createMux;
+    if (make === undefined) {
+      throw new ProtocolError("BAD_STATE", "Cannot resume: the peer lost the session");
+    }
+    for (const ctx of [...this.#streams.values()]) {
+      ctx.onFail?.(new Error("Stream lost: the server no longer holds it"));
+      this.#dropStream(ctx);
+    }
+    this.#mux = make();
+  }
+
   // ---- read side ----------------------------------------------------------
 
-  async #readLoop(): Promise<void> {
-    const initial = this.#o.initial;
-    if (initial !== undefined && initial.length > 0) this.#onBytes(initial);
-    const buf = new Uint8Array(TUNNEL_READ_BYTES);
-    while (!this.#closed) {
-      while (this.#rxInflight >= MAX_RX_INFLIGHT && !this.#closed) {
-        await new Promise<void>((r) => (this.#rxSpace = r));
+  async #readLoop(link: Link, initial: Uint8Array | undefined): Promise<void> {
+    if (initial !== undefined && initial.length > 0) this.#onBytes(link, initial);
+    let slab = new Uint8Array(TUNNEL_SLAB_BYTES);
+    let off = 0;
+    while (link.alive && !this.#closed) {
+      while (link.rxInflight >= MAX_RX_INFLIGHT && link.alive && !this.#closed) {
+        await new Promise<void>((r) => (link.rxSpace = r));
+      }
+      if (!link.alive) return;
+      if (slab.length - off < TUNNEL_SLAB_MIN_READ) {
+        slab = new Uint8Array(TUNNEL_SLAB_BYTES);
+        off = 0;
       }
       let n: number | null;
       try {
-        n = await this.#o.conn.read(buf);
+        n = await link.conn.read(slab.subarray(off, off + TUNNEL_READ_BYTES));
       } catch (e) {
-        if (this.#closed) return;
+        if (!link.alive || this.#closed) return;
         throw e;
       }
+      if (!link.alive) return;
       if (n === null) {
         // Let records already read finish before declaring the end.
-        await this.#rxChain;
-        this.#finish({ reason: "connection closed by peer", graceful: false });
+        await link.rxChain;
+        const truncated = link.opener.buffered > 0;
+        this.#linkFailed(
+          link,
+          truncated ? "connection closed in the middle of a record" : "connection closed by peer",
+          undefined,
+          false,
+        );
         return;
       }
-      this.#lastRecv = this.#now();
+      link.lastRecv = this.#now();
       this.stats.bytesIn += n;
-      this.#onBytes(buf.slice(0, n));
+      // The opener keeps views of pushed bytes: this part of the slab is never reused.
+      const chunk = slab.subarray(off, off + n);
+      off += n;
+      this.#onBytes(link, chunk);
     }
   }
 
-  #onBytes(chunk: Uint8Array): void {
-    const records = this.#o.opener.push(chunk);
+  #onBytes(link: Link, chunk: Uint8Array): void {
+    let records: Promise<Uint8Array>[];
+    try {
+      records = link.opener.push(chunk);
+    } catch (e) {
+      this.#linkError(link, e, "record");
+      return;
+    }
     for (const p of records) {
       p.catch(() => {}); // handled in order below; avoid an unhandled rejection meanwhile
-      this.#rxInflight++;
-      this.#rxChain = this.#rxChain.then(async () => {
-        if (this.#closed) return;
-        const payload = await p;
-        this.#rxInflight--;
-        if (this.#rxSpace !== undefined) {
-          const r = this.#rxSpace;
-          this.#rxSpace = undefined;
+      link.rxInflight++;
+      link.rxChain = link.rxChain.then(async () => {
+        if (this.#closed || !link.alive) return;
+        let payload: Uint8Array;
+        try {
+          payload = await p;
+        } catch (e) {
+          // The record failed authentication (or framing): whoever carried it tampered.
+          this.#linkError(link, e, "record");
+          return;
+        }
+        link.rxInflight--;
+        if (link.rxSpace !== undefined) {
+          const r = link.rxSpace;
+          link.rxSpace = undefined;
           r();
         }
+        if (!link.alive) return;
         this.stats.recordsIn++;
+        if (link.awaitResume) {
+          this.#onResumeState(link, payload);
+          return;
+        }
         const events = this.#mux.receive(payload, this.#now());
         for (const ev of events) this.#onEvent(ev);
+        if (link.rxInflight === 0 && this.#o.resumable === true && this.#mux.flushAck()) {
+          this.#dirty = true;
+        }
         this.#kick();
       });
     }
-    this.#rxChain = this.#rxChain.catch((e) => this.#fail(e, "record"));
+    // Anything else thrown here comes from an authenticated peer's frames.
+    link.rxChain = link.rxChain.catch((e) => this.#linkError(link, e, "session"));
   }
 
   #onEvent(ev: MuxEvent): void {
@@ -331,7 +668,77 @@ export class Session {
         this.#o.log.info(`peer is going away (last stream ${ev.lastId})`);
         return;
       }
+      case "release": {
+        this.#onRelease(ev.body);
+        return;
+      }
+      case "rekey": {
+        this.#onRekey(ev.body);
+        return;
+      }
     }
+  }
+
+  #onRelease(body: Uint8Array): void {
+    if (this.#releaseKey === undefined) return;
+    this.#release ??= new ReleaseState(this.#releaseKey, this.#o.role);
+    const action = this.#release.consume(body);
+    if (action.error !== undefined) {
+      this.#o.log.warn(`release message refused: ${action.error}`);
+      return;
+    }
+    if (action.reply !== undefined) {
+      this.#mux.sendRelease(action.reply);
+      this.#kick();
+    }
+    if (action.released === true) {
+      this.#released = true;
+      const mine = this.#releaseDone;
+      if (mine !== undefined) {
+        this.#releaseDone = undefined;
+        mine();
+        return;
+      }
+      const why = action.reason === undefined
+        ? "released by peer"
+        : `peer ended the session (notice ${action.reason})`;
+      this.#flush(500).then(() => this.#finish({ reason: why, graceful: true }));
+    }
+  }
+
+  /** REKEY frame payload: link number u32 ‖ lib/session body (a resent stale one is ignored). */
+  #wrapRekey(body: Uint8Array): Uint8Array {
+    const out = new Uint8Array(4 + body.length);
+    new DataView(out.buffer).setUint32(0, this.#linkSeq);
+    out.set(body, 4);
+    return out;
+  }
+
+  #onRekey(payload: Uint8Array): void {
+    const link = this.#link;
+    if (link === undefined || !link.alive || payload.length < 4) return;
+    const seq = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
+    if (seq !== link.seq) {
+      this.#o.log.debug(`ignoring a re-key message from an earlier connection`);
+      return;
+    }
+    const action = this.#rekey.consume(payload.subarray(4));
+    if (action.mixin === undefined) return;
+    if (action.reply !== undefined) {
+      // The REPLY must leave under the old key: the writer re-keys the sealer
+      // right after sealing the record that carries it.
+      this.#mux.sendRekey(this.#wrapRekey(action.reply));
+      link.sendMixin = action.mixin.slice();
+    } else {
+      link.sealer.rekey(action.mixin);
+    }
+    link.opener.provideMixin(action.mixin);
+    action.mixin.fill(0);
+    this.stats.rekeys++;
+    this.#rekeyAt = this.#now();
+    this.#rekeyBytesAt = this.stats.bytesOut + this.stats.bytesIn;
+    this.#o.log.debug("re-keyed with fresh X25519");
+    this.#kick();
   }
 
   /** Writes data received for a stream to its local socket, in order. */
@@ -372,6 +779,8 @@ export class Session {
   async #pumpSock(ctx: StreamCtx, early: Uint8Array | undefined): Promise<void> {
     const sock = ctx.sock!;
     if (early !== undefined && early.length > 0 && !(await this.#sendAll(ctx, early))) return;
+    let size = STREAM_READ_MIN;
+    let buf = new Uint8Array(0);
     while (!this.#closed && this.#streams.has(ctx.id)) {
       let credit = this.#mux.credit(ctx.id);
       while (credit <= 0) {
@@ -379,8 +788,11 @@ export class Session {
         if (this.#closed || !this.#streams.has(ctx.id)) return;
         credit = this.#mux.credit(ctx.id);
       }
-      const buf = new Uint8Array(Math.min(STREAM_READ_BYTES, credit));
-      const n = await sock.read(buf);
+      // The mux keeps views of sent bytes until pull() copies them into a
+      // record: reuse the buffer only once the stream has nothing queued.
+      const want = Math.min(size, credit);
+      if (buf.length !== size || this.#mux.queued(ctx.id) > 0) buf = new Uint8Array(size);
+      const n = await sock.read(want === size ? buf : buf.subarray(0, want));
       if (!this.#streams.has(ctx.id)) return;
       if (n === null) {
         ctx.sockReadDone = true;
@@ -389,7 +801,12 @@ export class Session {
         this.#maybeRelease(ctx);
         return;
       }
-      if (!(await this.#sendAll(ctx, buf.subarray(0, n)))) return;
+      const data = buf.subarray(0, n);
+      if (n === want) size = Math.min(size * 4, STREAM_READ_MAX);
+      else if (n < size >> 2) size = STREAM_READ_MIN;
+      const took = this.#mux.send(ctx.id, data);
+      this.#kick();
+      if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
     }
   }
 
@@ -405,6 +822,8 @@ export class Session {
       off += this.#mux.send(ctx.id, off === 0 ? data : data.subarray(off));
       this.#kick();
       if (off >= data.length) return true;
+      // The mux promises a writable event only after credit() has said 0.
+      if (this.#mux.credit(ctx.id) > 0) continue;
       await new Promise<void>((r) => (ctx.onWritable = r));
       if (this.#closed || !this.#streams.has(ctx.id)) return false;
     }
@@ -426,35 +845,127 @@ export class Session {
     for (const ev of this.#mux.takeEvents()) this.#onEvent(ev);
   }
 
-  async #writeLoop(): Promise<void> {
-    const conn = this.#o.conn;
-    const inflight: Promise<Uint8Array>[] = [];
-    while (!this.#closed) {
+  /** Waits (at most `ms`) until queued control messages and records are written. */
+  async #flush(ms: number): Promise<void> {
+    const until = this.#now() + ms;
+    while (
+      this.#now() < until && this.#link?.alive && (this.#mux.queuedMessages > 0 || this.#writing)
+    ) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  #writing = false;
+
+  async #writeLoop(link: Link): Promise<void> {
+    // Seals in call order; `rec` is set when the seal resolves.
+    const inflight: { p: Promise<Uint8Array>; rec: Uint8Array | undefined }[] = [];
+    while (!this.#closed && link.alive) {
       this.#dirty = false;
-      while (inflight.length < MAX_TX_INFLIGHT) {
-        const payload = this.#mux.pull();
+      const mux = this.#mux;
+      while (link.ready && inflight.length < MAX_TX_INFLIGHT) {
+        // Data still arriving while earlier records are sealed waits to fill a larger record.
+        if (
+          inflight.length > 0 && mux.pendingBytes < TX_COALESCE_BYTES && mux.queuedMessages === 0
+        ) {
+          break;
+        }
+        const payload = mux.pull();
         this.#takeEvents();
         if (payload === null) break;
-        const p = this.#o.sealer.seal(payload);
-        p.catch(() => {});
-        inflight.push(p);
+        const entry = { p: link.sealer.seal(payload), rec: undefined as Uint8Array | undefined };
+        entry.p.then((r) => (entry.rec = r), () => {});
+        inflight.push(entry);
+        // Our re-key REPLY is in the record just sealed once no control message waits.
+        if (link.sendMixin !== undefined && mux.queuedMessages === 0) {
+          link.sealer.rekey(link.sendMixin);
+          link.sendMixin.fill(0);
+          link.sendMixin = undefined;
+        }
       }
       if (inflight.length === 0) {
+        this.#writing = false;
         if (!this.#dirty) await new Promise<void>((r) => (this.#wake = r));
         continue;
       }
-      const rec = await inflight.shift()!;
-      if (this.#closed) return;
+      this.#writing = true;
+      const head = await inflight[0]!.p;
+      if (this.#closed || !link.alive) return;
+      // Small records already sealed behind the head go out in the same write.
+      let count = 1;
+      let bytes = head.length;
+      while (count < inflight.length) {
+        const r = inflight[count]!.rec;
+        if (r === undefined || bytes + r.length > TX_BATCH_BYTES) break;
+        bytes += r.length;
+        count++;
+      }
+      let out = head;
+      if (count > 1) {
+        out = new Uint8Array(bytes);
+        for (let i = 0, o = 0; i < count; i++) {
+          const r = i === 0 ? head : inflight[i]!.rec!;
+          out.set(r, o);
+          o += r.length;
+        }
+      }
+      inflight.splice(0, count);
       try {
-        await writeAll(conn, rec);
+        await writeAll(link.conn, out);
       } catch (e) {
-        if (this.#closed) return;
+        if (this.#closed || !link.alive) return;
         throw e;
       }
-      this.#lastSend = this.#now();
-      this.stats.bytesOut += rec.length;
-      this.stats.recordsOut++;
+      link.lastSend = this.#now();
+      this.stats.bytesOut += bytes;
+      this.stats.recordsOut += count;
     }
+  }
+
+  // ---- links -----------------------------------------------------------------
+
+  #linkError(link: Link, e: unknown, where: string): void {
+    if (!link.alive || this.#closed) return;
+    const tampered = e instanceof ProtocolError && TAMPER_CODES.has(e.code) && where === "record";
+    if (where === "session") {
+      // An authenticated peer broke the protocol: the session cannot continue.
+      const detail = e instanceof ProtocolError ? `${e.code}: ${e.message}` : describeError(e);
+      this.#finish({ reason: `session failed: ${detail}`, graceful: false, error: e });
+      return;
+    }
+    const detail = e instanceof ProtocolError ? `${e.code}: ${e.message}` : describeError(e);
+    this.#linkFailed(link, `${where} failed: ${detail}`, e, tampered);
+  }
+
+  #linkFailed(link: Link, reason: string, error: unknown, tampered: boolean): void {
+    if (!link.alive) return;
+    link.alive = false;
+    try {
+      link.conn.close();
+    } catch {
+      // already closed
+    }
+    link.sendMixin?.fill(0);
+    const s = link.rxSpace;
+    link.rxSpace = undefined;
+    s?.();
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+    const end: LinkEnd = { reason, tampered, ...(error === undefined ? {} : { error }) };
+    link.endResolve(end);
+    if (this.#closed || this.#link !== link) return;
+    this.#link = undefined;
+    if (this.#o.resumable !== true || this.#released) {
+      this.#finish({ reason, graceful: false, ...(error === undefined ? {} : { error }) });
+      return;
+    }
+    this.#mux.connectionLost();
+    this.#linkDownSince = this.#now();
+    this.#o.log.info(
+      `link to ${link.label} down: ${reason}${tampered ? " (tampering detected)" : ""}`,
+    );
+    this.#o.onLinkDown?.(end);
   }
 
   // ---- stream bookkeeping ---------------------------------------------------
@@ -512,16 +1023,39 @@ export class Session {
   #onTick(keepaliveMs: number, deadMs: number, idleMs: number): void {
     if (this.#closed) return;
     const now = this.#now();
-    if (now - this.#lastRecv > deadMs) {
-      this.#finish({
-        reason: `peer silent for ${Math.round((now - this.#lastRecv) / 1000)} s`,
-        graceful: false,
-      });
+    const link = this.#link;
+    if (link === undefined || !link.alive) {
+      const grace = this.#o.graceMs ?? 300_000;
+      if (now - this.#linkDownSince > grace) {
+        this.#finish({
+          reason: `no connection for ${Math.round(grace / 1000)} s`,
+          graceful: false,
+        });
+      }
       return;
     }
-    if (now - this.#lastSend > keepaliveMs || now - this.#lastRecv > keepaliveMs) {
+    if (now - link.lastRecv > deadMs) {
+      this.#linkFailed(
+        link,
+        `peer silent for ${((now - link.lastRecv) / 1000).toFixed(1)} s`,
+        undefined,
+        false,
+      );
+      return;
+    }
+    if (!link.ready) return;
+    if (now - link.lastSend > keepaliveMs || now - link.lastRecv > keepaliveMs) {
       this.#mux.ping(now);
       this.#kick();
+    }
+    const rk = this.#o.rekey;
+    if (
+      rk !== undefined && this.#o.role === "server" && !this.#rekey.pending &&
+      (now - this.#rekeyAt >= rk.ms ||
+        this.stats.bytesOut + this.stats.bytesIn - this.#rekeyBytesAt >= rk.bytes)
+    ) {
+      this.rekeyNow();
+      this.#rekeyAt = now;
     }
     for (const id of this.#mux.idleStreams(now, idleMs)) {
       const ctx = this.#streams.get(id);
@@ -529,32 +1063,37 @@ export class Session {
     }
   }
 
-  #fail(e: unknown, where: string): void {
-    if (this.#closed) return;
-    const detail = e instanceof ProtocolError ? `${e.code}: ${e.message}` : describeError(e);
-    this.#finish({ reason: `${where} failed: ${detail}`, graceful: false, error: e });
-  }
-
   #finish(end: SessionEnd): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#end = end;
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#ackTimer !== undefined) clearInterval(this.#ackTimer);
     for (const ctx of [...this.#streams.values()]) {
       ctx.onFail?.(new Error(`Tunnel closed: ${end.reason}`));
       this.#dropStream(ctx);
     }
-    try {
-      this.#o.conn.close();
-    } catch {
-      // already closed
+    const link = this.#link;
+    this.#link = undefined;
+    if (link !== undefined && link.alive) {
+      link.alive = false;
+      try {
+        link.conn.close();
+      } catch {
+        // already closed
+      }
+      link.endResolve({ reason: end.reason, tampered: false });
+      const s = link.rxSpace;
+      link.rxSpace = undefined;
+      s?.();
     }
+    this.#rekey.wipe();
+    this.#releaseKey?.fill(0);
     const w = this.#wake;
     this.#wake = undefined;
     w?.();
-    const s = this.#rxSpace;
-    this.#rxSpace = undefined;
-    s?.();
+    const r = this.#releaseDone;
+    this.#releaseDone = undefined;
+    r?.();
     this.#endResolve(end);
   }
 }

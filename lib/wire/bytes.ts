@@ -63,7 +63,8 @@ export class Reader {
 
   u24(): number {
     this.#need(3);
-    const v = (this.#buf[this.#pos]! << 16) | (this.#buf[this.#pos + 1]! << 8) | this.#buf[this.#pos + 2]!;
+    const v = (this.#buf[this.#pos]! << 16) | (this.#buf[this.#pos + 1]! << 8) |
+      this.#buf[this.#pos + 2]!;
     this.#pos += 3;
     return v;
   }

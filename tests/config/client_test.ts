@@ -32,8 +32,8 @@ Deno.test("parseClientConfig() applies every default to a minimal profile", () =
   assert.deepEqual(cfg.kex, ["x25519-mlkem768", "x25519"]);
   assert.deepEqual(cfg.aead, ["aes-256-gcm", "chacha20-poly1305", "aes-128-gcm"]);
   assert.deepEqual(cfg.limits, {
-    streamWindow: 1 << 20,
-    sessionWindow: 16 << 20,
+    streamWindow: 8 << 20,
+    sessionWindow: 64 << 20,
     maxStreams: 1024,
     connectTimeoutS: 10,
   });

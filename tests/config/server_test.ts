@@ -22,8 +22,8 @@ Deno.test("parseServerConfig() applies every default to a minimal file", () => {
   });
   assert.deepEqual(cfg.limits, {
     maxStreamsPerTunnel: 1024,
-    streamWindow: 1 << 20,
-    sessionWindow: 16 << 20,
+    streamWindow: 8 << 20,
+    sessionWindow: 64 << 20,
     idleTimeoutS: 300,
     connectTimeoutS: 10,
     maxTunnels: 256,

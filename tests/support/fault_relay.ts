@@ -46,7 +46,10 @@ export interface FaultRelay {
  * const relay = startFaultRelay({ port: serverPort }, [{ kind: "reset", dir: "down", at: 1 << 20 }]);
  * ```
  */
-export function startFaultRelay(upstream: { hostname?: string; port: number }, script: Fault[] = []): FaultRelay {
+export function startFaultRelay(
+  upstream: { hostname?: string; port: number },
+  script: Fault[] = [],
+): FaultRelay {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const queue = [...script];
   const applied: string[] = [];
@@ -132,7 +135,10 @@ export function startFaultRelay(upstream: { hostname?: string; port: number }, s
         (async () => {
           let server: Deno.Conn;
           try {
-            server = await Deno.connect({ hostname: upstream.hostname ?? "127.0.0.1", port: upstream.port });
+            server = await Deno.connect({
+              hostname: upstream.hostname ?? "127.0.0.1",
+              port: upstream.port,
+            });
           } catch {
             closeQuietly(client);
             return;

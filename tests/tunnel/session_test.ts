@@ -197,21 +197,23 @@ async function startRig(opts: RigOptions = {}): Promise<Rig> {
   const clientMux = new Mux({ role: "client", ...windows });
   const serverMux = new Mux({ role: "server", ...windows });
   const targets = new Map<number, Target>();
-  const client = new Session({
+  const client = new Session({ role: "client", mux: clientMux, log: silentLogger });
+  const clientLink = {
     conn: clientConn,
     sealer: await createRecordSealer(c.secrets.aead, c.secrets.clientToServer),
     opener: await createRecordOpener(c.secrets.aead, c.secrets.serverToClient),
-    mux: clientMux,
-    log: silentLogger,
     initial: c.rest,
-  });
-  const server: Session = new Session({
+  };
+  const serverLink = {
     conn: serverConn,
     sealer: await createRecordSealer(s.secrets.aead, s.secrets.serverToClient),
     opener: await createRecordOpener(s.secrets.aead, s.secrets.clientToServer),
+    initial: s.rest,
+  };
+  const server: Session = new Session({
+    role: "server",
     mux: serverMux,
     log: silentLogger,
-    initial: s.rest,
     onOpen(id, request) {
       const req = decodeRequest(request);
       if (![ECHO, SINK, SOURCE, HALF].includes(req.port)) {
@@ -229,6 +231,8 @@ async function startRig(opts: RigOptions = {}): Promise<Rig> {
   });
   client.run();
   server.run();
+  client.attachLink(clientLink);
+  server.attachLink(serverLink);
   return {
     client,
     server,

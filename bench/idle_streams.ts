@@ -1,0 +1,231 @@
+/**
+ * Memory per idle stream: starts a NitroSocks server and client as separate
+ * processes of this checkout (throwaway keys, loopback, TLS), opens N
+ * streams through ONE tunnel to a local echo target (its own process),
+ * checks every stream carries a byte each way, holds them, and reads the
+ * resident memory (VmRSS) of both processes before and after. Bounded:
+ * N ≤ 10 000 (fd limit permitting) and a deadline for the whole run.
+ *
+ * Usage (reading another process's /proc/PID/status needs -A in Deno 2):
+ *   deno run -A bench/idle_streams.ts [--streams 10000] [--deadline 180] [--json]
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MAIN = join(ROOT, "main.ts");
+const FLAGS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=LOG_TOKENS,LOG_STREAM"];
+const TARGET_SRC = `
+const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(l.addr.port);
+for await (const c of l) {
+  (async () => {
+    const b = new Uint8Array(64);
+    try { for (;;) { const n = await c.read(b); if (n === null) break; await c.write(b.subarray(0, n)); } } catch {}
+    try { c.close(); } catch {}
+  })();
+}`;
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+function rssKiB(pid: number): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN);
+}
+
+async function waitPort(port: number, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`Nothing listens on 127.0.0.1:${port} in time`);
+}
+
+async function readFull(c: Deno.Conn, b: Uint8Array): Promise<void> {
+  let got = 0;
+  while (got < b.length) {
+    const n = await c.read(b.subarray(got));
+    if (n === null) throw new Error("closed");
+    got += n;
+  }
+}
+
+async function socksOpen(socks: number, port: number): Promise<Deno.TcpConn> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: socks });
+  try {
+    const b = new Uint8Array(10);
+    await c.write(new Uint8Array([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]));
+    await readFull(c, b.subarray(0, 2));
+    await readFull(c, b);
+    if (b[1] !== 0) throw new Error(`SOCKS5 reply ${b[1]}`);
+    await c.write(new Uint8Array([42]));
+    await readFull(c, b.subarray(0, 1));
+    return c;
+  } catch (e) {
+    c.close();
+    throw e;
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      streams: { type: "string", default: "10000" },
+      deadline: { type: "string", default: "180" },
+      json: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const n = Number(values.streams);
+  const deadline = Date.now() + Number(values.deadline) * 1000;
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new RangeError("--streams is 1..10000");
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-idle-" });
+  const procs: Deno.ChildProcess[] = [];
+  const conns: Deno.TcpConn[] = [];
+  const log = (s: string) => console.error(`idle_streams: ${s}`);
+  try {
+    const sport = freePort();
+    const cport = freePort();
+    const run = (args: string[]) =>
+      new Deno.Command("deno", {
+        args: ["run", ...FLAGS, MAIN, ...args],
+        stdout: "null",
+        stderr: Deno.env.get("IDLE_DEBUG") === "1" ? "inherit" : "null",
+      });
+    await run(["init", join(dir, "srv"), "--listen", `127.0.0.1:${sport}`, "--force"]).output();
+    const profile = join(dir, "bench.yml");
+    await run(["user", "add", "bench", "--dir", join(dir, "srv"), "--out", profile, "--force"])
+      .output();
+    const yml = join(dir, "srv", "server.yml");
+    const text = await Deno.readTextFile(yml);
+    await Deno.writeTextFile(
+      yml,
+      text.replace(/max_streams_per_tunnel: \d+/, `max_streams_per_tunnel: ${n + 64}`),
+    );
+    await Deno.writeTextFile(profile, `limits:\n  max_streams: ${n + 64}\n`, { append: true });
+
+    const target = new Deno.Command("deno", { args: ["eval", TARGET_SRC], stdout: "piped" })
+      .spawn();
+    procs.push(target);
+    const reader = target.stdout.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    reader.releaseLock();
+    const tport = Number(first.trim());
+    const server = run(["server", "--config", yml, "--log-level", "error"]).spawn();
+    procs.push(server);
+    await waitPort(sport, deadline);
+    const client = run([
+      "client",
+      "--config",
+      profile,
+      "--socks",
+      `127.0.0.1:${cport}`,
+      "--log-level",
+      "error",
+    ])
+      .spawn();
+    procs.push(client);
+    await waitPort(cport, deadline);
+    // Warm up: the tunnel and the code paths, then the baseline.
+    for (let i = 0; i < 16; i++) (await socksOpen(cport, tport)).close();
+    await new Promise((r) => setTimeout(r, 1000));
+    const base = { server: rssKiB(server.pid), client: rssKiB(client.pid) };
+    log(`baseline RSS server ${base.server} KiB, client ${base.client} KiB; opening ${n} streams`);
+    const t0 = performance.now();
+    let failed = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < n && Date.now() < deadline) {
+        next++;
+        try {
+          conns.push(await socksOpen(cport, tport));
+        } catch {
+          failed++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, worker));
+    const openS = (performance.now() - t0) / 1000;
+    await new Promise((r) => setTimeout(r, 3000));
+    const held = { server: rssKiB(server.pid), client: rssKiB(client.pid) };
+    // Every held stream still works: one byte each way.
+    let dead = 0;
+    const b = new Uint8Array(1);
+    for (let i = 0; i < conns.length && Date.now() < deadline; i += 256) {
+      await Promise.all(
+        conns.slice(i, i + 256).map(async (c) => {
+          try {
+            await c.write(new Uint8Array([7]));
+            await readFull(c, b);
+          } catch {
+            dead++;
+          }
+        }),
+      );
+    }
+    const per = (k: "server" | "client") => (held[k] - base[k]) * 1024 / Math.max(1, conns.length);
+    const result = {
+      streams: conns.length,
+      failedOpens: failed,
+      deadAfterHold: dead,
+      openSeconds: Math.round(openS * 100) / 100,
+      rssKiB: { baseline: base, held },
+      bytesPerIdleStream: {
+        server: Math.round(per("server")),
+        client: Math.round(per("client")),
+      },
+    };
+    if (values.json) console.log(JSON.stringify(result, null, 2));
+    else {
+      console.log(
+        `${result.streams} streams held on one tunnel (${failed} failed to open, ${dead} dead after holding), ` +
+          `opened in ${result.openSeconds} s`,
+      );
+      console.log(
+        `RSS server ${base.server} -> ${held.server} KiB, client ${base.client} -> ${held.client} KiB`,
+      );
+      console.log(
+        `per idle stream: server ${(per("server") / 1024).toFixed(1)} KiB, client ${
+          (per("client") / 1024).toFixed(1)
+        } KiB`,
+      );
+    }
+    return failed === 0 && dead === 0 ? 0 : 1;
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch {
+        // already closed
+      }
+    }
+    for (const p of procs.reverse()) {
+      try {
+        p.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      await Promise.race([p.status, new Promise((r) => setTimeout(r, 3000))]);
+      try {
+        p.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { BENCH_LIMITS, benchCommand, parseBenchArgs } from "../../lib/cli/bench.ts";
+import { UsageError } from "../../lib/cli/args.ts";
+import { runCli } from "../../lib/cli/mod.ts";
+import { formatReport, parseSize, percentile, runBench } from "../../lib/bench/mod.ts";
+
+Deno.test("parseBenchArgs() gives bounded defaults", () => {
+  const { options, json } = parseBenchArgs([]);
+  assert.equal(json, false);
+  assert.equal(options.bytes, 256 * 2 ** 20);
+  assert.equal(options.streams, 32);
+  assert.equal(options.latencyCount, 200);
+  assert.equal(options.durationS, 20);
+  assert.equal(options.transport, "tls");
+  assert.equal(options.profile, undefined);
+});
+
+Deno.test("parseBenchArgs() reads every flag", () => {
+  const { options, json } = parseBenchArgs([
+    "--config",
+    "alice.yml",
+    "--target",
+    "10.0.0.1:9000",
+    "--bytes",
+    "64MiB",
+    "--streams",
+    "8",
+    "--latency-count",
+    "50",
+    "--duration",
+    "5",
+    "--no-direct",
+    "--json",
+  ]);
+  assert.equal(json, true);
+  assert.equal(options.profile, "alice.yml");
+  assert.deepEqual(options.target, { host: "10.0.0.1", port: 9000 });
+  assert.equal(options.bytes, 64 * 2 ** 20);
+  assert.equal(options.streams, 8);
+  assert.equal(options.latencyCount, 50);
+  assert.equal(options.durationS, 5);
+  assert.equal(options.noDirect, true);
+});
+
+Deno.test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
+  const bad = [
+    ["--bogus"],
+    ["stray"],
+    ["--bytes", "lots"],
+    ["--bytes", "17GiB"],
+    ["--streams", "0"],
+    ["--streams", String(BENCH_LIMITS.maxStreams + 1)],
+    ["--latency-count", "1e3"],
+    ["--duration", String(BENCH_LIMITS.maxDurationS + 1)],
+    ["--transport", "quic"],
+    ["--config", "a.yml", "--transport", "tcp"],
+    ["--target", "nohost"],
+  ];
+  for (const args of bad) {
+    assert.throws(() => parseBenchArgs(args), UsageError, args.join(" "));
+  }
+});
+
+Deno.test("nitrosocks bench exits 2 on an unknown flag", async () => {
+  const err = console.error;
+  console.error = () => {};
+  try {
+    assert.equal(await runCli(["bench", "--bogus"]), 2);
+  } finally {
+    console.error = err;
+  }
+  assert.equal(benchCommand.name, "bench");
+});
+
+Deno.test("parseSize() and percentile() follow their examples", () => {
+  assert.equal(parseSize("1GiB"), 2 ** 30);
+  assert.equal(parseSize("100MB"), 1e8);
+  assert.equal(parseSize("65536"), 65536);
+  assert.equal(parseSize("12 parsecs"), undefined);
+  assert.equal(percentile([5, 1, 4, 2, 3], 50), 3);
+  assert.equal(percentile([5, 1, 4, 2, 3], 99), 5);
+  assert.ok(Number.isNaN(percentile([], 50)));
+});
+
+Deno.test({
+  name: "runBench() measures a local pair and its report is plain JSON",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const report = await runBench({
+      transport: "tcp",
+      bytes: 2 << 20,
+      streams: 4,
+      latencyCount: 5,
+      durationS: 20,
+      handshakes: 1,
+    });
+    const back = JSON.parse(JSON.stringify(report));
+    assert.equal(back.version, 1);
+    assert.equal(back.mode, "local-pair");
+    assert.equal(back.transport, "tcp");
+    assert.equal(back.aead, "aes-256-gcm");
+    for (const path of [back.tunnel, back.direct]) {
+      assert.equal(path.latency.n, 5);
+      assert.equal(path.latency.failed, 0);
+      assert.ok(path.latency.medianMs > 0);
+      assert.equal(path.download.bytes, 2 << 20);
+      assert.equal(path.upload.bytes, 2 << 20);
+      assert.equal(path.parallel.bytes, 2 << 20);
+      assert.equal(path.parallel.failed, 0);
+      assert.ok(path.download.MBps > 0);
+    }
+    assert.ok(back.handshakeMs.medianMs > 0);
+    assert.ok(back.process.rssPeakBytes >= back.process.rssStartBytes);
+    const table = formatReport(report);
+    assert.match(table, /^metric\s+tunnel\s+direct\s+tunnel\/direct$/m);
+    assert.match(table, /^4 parallel\s+\S+ MB\/s/m);
+  },
+});
