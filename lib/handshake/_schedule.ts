@@ -3,7 +3,7 @@
  * key `ck` advanced by HKDF-Extract with each DH result or PSK, a transcript
  * hash `h` advanced by SHA-256 over each message, and sealed frames
  * `masked_len u16 ‖ ChaCha20-Poly1305(key, 0^12, body, aad = h ‖ masked_len)`.
- * Spec: docs/protocol/20-handshake.md section 5.
+ * Spec: docs/PROTOCOL.md part 2 (handshake) section 5.
  *
  * @module
  */

@@ -4,7 +4,7 @@
  * then the ticket frame when the server sends one). With the `resume`
  * option the same states run a resumption (spec section 13).
  * No I/O, no timers, no awaits: bytes in, bytes and secrets out.
- * Spec: docs/protocol/20-handshake.md.
+ * Spec: docs/PROTOCOL.md part 2 (handshake).
  *
  * @module
  */

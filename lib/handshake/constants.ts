@@ -2,7 +2,7 @@
  * NitroSocks handshake v1 constants: algorithm names and wire ids, sizes of
  * every field and message, limits. Spec constants only; implementation
  * defaults (padding, clock window) live beside the code that uses them.
- * See docs/protocol/20-handshake.md for the tables these numbers come from.
+ * See docs/PROTOCOL.md part 2 (handshake) for the tables these numbers come from.
  *
  * @module
  */

@@ -3,7 +3,7 @@
  * These are the bytes inside each ChaCha20-Poly1305 seal; framing, keys and
  * the transcript live in the client and server engines. Ids are kept as wire
  * numbers so an unknown id survives decoding (negotiation ignores it).
- * Layouts: docs/protocol/20-handshake.md section 4.
+ * Layouts: docs/PROTOCOL.md part 2 (handshake) section 4.
  *
  * @module
  */

@@ -2,7 +2,7 @@
  * The NitroSocks v1 handshake, pure: Hello → ServerHello → Response →
  * Result → Finish, with the probe gate decision on the server. No I/O, no
  * timers, no awaits; the tunnel feeds bytes and acts on the returned steps.
- * Spec: docs/protocol/20-handshake.md.
+ * Spec: docs/PROTOCOL.md part 2 (handshake).
  *
  * @example
  * ```ts

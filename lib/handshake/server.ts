@@ -5,7 +5,7 @@
  * `consumeResumeResponse` → `consumeFinish`). It never throws
  * for peer input: anything wrong before the gate is a "probe" (forward to
  * the fallback), anything wrong after it a "reject" (close, log the reason).
- * Spec: docs/protocol/20-handshake.md.
+ * Spec: docs/PROTOCOL.md part 2 (handshake).
  *
  * @module
  */

@@ -4,7 +4,7 @@
  * only the servers hold, so any server sharing the keyring can resume a
  * session without a shared session table. The first key seals, every key
  * opens: rotate by adding a new key in front and dropping the oldest later.
- * Spec: docs/protocol/20-handshake.md section 13.
+ * Spec: docs/PROTOCOL.md part 2 (handshake) section 13.
  *
  * ```
  * ticket = key_id u32 ‖ nonce (12, random) ‖ AEAD(key, nonce, state, aad = key_id u32)

@@ -1,5 +1,5 @@
 /**
- * Session resumption bookkeeping (docs/protocol/40-session.md section 11):
+ * Session resumption bookkeeping (docs/PROTOCOL.md part 5 (session frames) section 11):
  * numbers the counted payloads we send and keeps them until the peer's ACK
  * covers them, counts the ones we receive and decides when to ACK them.
  * Used by `Mux` only; pure, like the mux.

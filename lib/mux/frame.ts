@@ -1,5 +1,5 @@
 /**
- * Session frames (docs/protocol/40-session.md section 2): the wire codec,
+ * Session frames (docs/PROTOCOL.md part 5 (session frames) section 2): the wire codec,
  * frame types, reset reasons and the protocol limits of the session layer.
  *
  * ```

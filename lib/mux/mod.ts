@@ -1,7 +1,7 @@
 /**
  * The session layer: many SOCKS5 streams over one sequence of records, with
  * per-stream and per-session credit windows and a fair frame scheduler.
- * Pure (no I/O, no timers); the spec is docs/protocol/40-session.md.
+ * Pure (no I/O, no timers); the spec is docs/PROTOCOL.md part 5 (session frames).
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
 /**
- * The session multiplexer (docs/protocol/40-session.md): stream state,
+ * The session multiplexer (docs/PROTOCOL.md part 5 (session frames)): stream state,
  * credit windows and the frame scheduler. Pure: bytes and a clock value in,
  * events and record payloads out; no I/O, no timers, no awaits.
  *

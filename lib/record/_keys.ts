@@ -1,5 +1,5 @@
 /**
- * Record key schedule (docs/protocol/30-record.md section "Key schedule"):
+ * Record key schedule (docs/PROTOCOL.md part 3 (record layer) section "Key schedule"):
  *
  * ```
  * len_key    = HKDF-Expand-Label(secret_0, "record len", "", 32)   never ratcheted
@@ -17,7 +17,7 @@
  * its successor is derived.
  *
  * A receiver may frame the first record of a DH re-key epoch before it
- * knows the mixin (docs/protocol/35-rekey-release.md): that epoch, and any
+ * knows the mixin (docs/PROTOCOL.md part 4 (re-key and release)): that epoch, and any
  * hash successors framed after it, are then "waiting" epochs whose keys are
  * derived when `supplyMixin` is called.
  *
@@ -51,7 +51,7 @@ export function nextTrafficSecret(secret: Uint8Array): Uint8Array {
 }
 
 /**
- * The secret of a DH re-key epoch (docs/protocol/35-rekey-release.md
+ * The secret of a DH re-key epoch (docs/PROTOCOL.md part 4 (re-key and release)
  * section 3): `HKDF-Expand-Label(HKDF-Extract(salt = chain, ikm = mixin),
  * "traffic rekey", "", 32)`, where `chain` is what the hash ratchet would
  * have used as the next secret.

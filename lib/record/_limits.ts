@@ -1,7 +1,7 @@
 /**
  * Wire sizes and key-use limits of the record layer (spec constants), kept
  * apart from implementation choices. Reasons are in
- * `docs/protocol/30-record.md` section "Limits".
+ * `docs/PROTOCOL.md part 3 (record layer)` section "Limits".
  *
  * @module
  */

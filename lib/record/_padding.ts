@@ -1,5 +1,5 @@
 /**
- * Padding policies (docs/protocol/30-record.md section "Padding"). Padding
+ * Padding policies (docs/PROTOCOL.md part 3 (record layer) section "Padding"). Padding
  * is the sender's choice; a receiver only reads `pad_len`.
  *
  * @module

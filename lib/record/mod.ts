@@ -1,8 +1,8 @@
 /**
- * NitroSocks record layer (docs/protocol/30-record.md): AEAD records with an
+ * NitroSocks record layer (docs/PROTOCOL.md part 3 (record layer)): AEAD records with an
  * implicit 64-bit sequence number, a masked 3-byte header, padding, an
  * in-band hash-ratchet key update and a DH re-key step whose mixin comes
- * from the session layer (docs/protocol/35-rekey-release.md). Pure: no I/O,
+ * from the session layer (docs/PROTOCOL.md part 4 (re-key and release)). Pure: no I/O,
  * no timers.
  *
  * ```
@@ -85,7 +85,7 @@ export interface RecordSealer {
    * Starts a DH re-key epoch with the next record sealed: its secret is
    * `HKDF-Expand-Label(HKDF-Extract(salt = chain_e, ikm = mixin), "traffic
    * rekey", "", 32)` and its first record carries the re-key header bit
-   * (docs/protocol/35-rekey-release.md section 3). `mixin` (32 bytes) is
+   * (docs/PROTOCOL.md part 4 (re-key and release) section 3). `mixin` (32 bytes) is
    * copied. Records already passed to `seal` keep their keys, so call this
    * only after `seal` was called for the record that carries the rekey
    * REPLY (the peer needs that record to learn the mixin). Throws

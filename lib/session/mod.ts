@@ -1,5 +1,5 @@
 /**
- * Session control (docs/protocol/35-rekey-release.md): pure state machines
+ * Session control (docs/PROTOCOL.md part 4 (re-key and release)): pure state machines
  * for the bodies of the session layer's REKEY and RELEASE frames.
  *
  * - `rekey.ts`: ephemeral X25519 exchange whose mixin drives the record

@@ -1,5 +1,5 @@
 /**
- * DH re-key exchange (docs/protocol/35-rekey-release.md section 2): a pure
+ * DH re-key exchange (docs/PROTOCOL.md part 4 (re-key and release) section 2): a pure
  * state machine that produces the 32-byte mixin the record layer folds into
  * both directions' keys (`sealer.rekey`, `opener.provideMixin`), giving
  * post-compromise security: an attacker who learned the traffic secrets

@@ -1,5 +1,5 @@
 /**
- * Graceful session release (docs/protocol/35-rekey-release.md section 4):
+ * Graceful session release (docs/PROTOCOL.md part 4 (re-key and release) section 4):
  * seed 000's three steps and seed 001's one-way exception notice, as a pure
  * state machine over RELEASE frame bodies.
  *

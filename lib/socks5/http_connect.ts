@@ -64,7 +64,7 @@ const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
 /**
- * The HTTP status for a SOCKS5 reply code (see docs/protocol/50-socks5.md):
+ * The HTTP status for a SOCKS5 reply code (see docs/PROTOCOL.md part 7 (socks5 and http connect edges)):
  * 0 → 200, 2 → 403, 6 → 504, anything else → 502.
  *
  * @example

@@ -4,7 +4,7 @@
  * from dial errors to reply codes and HTTP statuses. No `Deno.*`, no
  * awaits, no timers; the tunnel owns sockets and timeouts.
  *
- * Behaviour at the edges is specified in docs/protocol/50-socks5.md.
+ * Behaviour at the edges is specified in docs/PROTOCOL.md part 7 (socks5 and http connect edges).
  *
  * @example
  * ```ts

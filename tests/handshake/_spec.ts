@@ -1,5 +1,5 @@
 /**
- * A second, independent reading of docs/protocol/20-handshake.md section 5
+ * A second, independent reading of docs/PROTOCOL.md part 2 (handshake) section 5
  * (framing and transcript), built only from lib/crypto primitives. Tests use
  * it to open and re-seal messages the way an attacker holding some keys
  * could, and to check the checked-in vectors against the written spec.

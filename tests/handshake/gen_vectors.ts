@@ -174,7 +174,7 @@ export function buildVectors(): HandshakeVectorFile {
   return {
     description:
       "NitroSocks handshake v1 vectors: fixed keys, randomness and clock; every message and " +
-      "derived secret. Layout and meaning: docs/protocol/20-handshake.md section 9.",
+      "derived secret. Layout and meaning: docs/PROTOCOL.md part 2 (handshake) section 9.",
     regenerate: "deno run --allow-read=tests/vectors --allow-write=tests/vectors " +
       "tests/handshake/gen_vectors.ts && deno fmt tests/vectors/handshake_v1.json",
     random: "sha256-ctr: block i = SHA-256(SHA-256(utf8(label)) || u32be(i)), i = 0, 1, ...; " +

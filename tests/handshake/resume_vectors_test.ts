@@ -2,7 +2,7 @@
  * tests/vectors/handshake_resume_v1.json: resumptions with fixed keys, fixed
  * randomness and a fixed clock, every message and derived secret; checked
  * here three ways (a fresh run, each side alone, and an independent
- * re-derivation from docs/protocol/20-handshake.md section 13). This file
+ * re-derivation from docs/PROTOCOL.md part 2 (handshake) section 13). This file
  * also writes the vectors; regenerate only for a deliberate protocol change:
  *
  *   deno run --allow-read=tests/vectors --allow-write=tests/vectors tests/handshake/resume_vectors_test.ts
@@ -245,7 +245,7 @@ export function buildVectors(): ResumeVectorFile {
   });
   return {
     description: "NitroSocks handshake v1 resumption vectors: fixed keys, randomness and clock; " +
-      "every message and derived secret. Layout and meaning: docs/protocol/20-handshake.md " +
+      "every message and derived secret. Layout and meaning: docs/PROTOCOL.md part 2 (handshake) " +
       "section 13.",
     regenerate: "deno run --allow-read=tests/vectors --allow-write=tests/vectors " +
       "tests/handshake/resume_vectors_test.ts && deno fmt tests/vectors/handshake_resume_v1.json",

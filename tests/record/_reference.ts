@@ -1,5 +1,5 @@
 /**
- * A slow, literal implementation of docs/protocol/30-record.md built only
+ * A slow, literal implementation of docs/PROTOCOL.md part 3 (record layer) built only
  * from `@noble/ciphers` (AES-GCM, ChaCha20-Poly1305, ChaCha20) and
  * `hkdfExpandLabel`, sharing no code with `lib/record`. Tests hold the fast
  * implementation equal to it, and it generates tests/vectors/record_v1.json.

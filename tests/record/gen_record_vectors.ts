@@ -44,7 +44,7 @@ function suiteVectors(suite: Suite) {
 
 const doc = {
   description:
-    "NitroSocks record layer v1 vectors (docs/protocol/30-record.md section 'Test vectors'). " +
+    "NitroSocks record layer v1 vectors (docs/PROTOCOL.md part 3 (record layer) section 'Test vectors'). " +
     "One direction, traffic secret 00..1f; records sealed in order from seq 0; the sender " +
     "ratchets before seq 3 and before seq 5. 'record' is the whole wire record " +
     "(masked header ‖ ciphertext ‖ tag). Padding bytes are zero.",

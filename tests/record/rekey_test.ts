@@ -1,5 +1,5 @@
 /**
- * DH re-key in the record layer (docs/protocol/35-rekey-release.md section
+ * DH re-key in the record layer (docs/PROTOCOL.md part 4 (re-key and release) section
  * 3): the re-key header bit, mixins early and late, pipelining across
  * re-keys, real key change, refusals.
  */

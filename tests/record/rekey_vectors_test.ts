@@ -1,6 +1,6 @@
 /**
  * tests/vectors/record_rekey_v1.json: DH re-key exchanges and records across
- * DH re-key epochs (docs/protocol/35-rekey-release.md section 6).
+ * DH re-key epochs (docs/PROTOCOL.md part 4 (re-key and release) section 6).
  *
  * The reference below is built only on `@noble/*` and the record reference
  * (`_reference.ts`), sharing no code with `lib/record` or `lib/session`.
@@ -48,7 +48,7 @@ interface RefEpochKeys {
   iv: Uint8Array;
 }
 
-/** docs/protocol/30-record.md section 3 and 35-rekey-release.md section 3, literally. */
+/** docs/PROTOCOL.md part 3 (record layer) section 3 and 35-rekey-release.md section 3, literally. */
 function refSchedule(
   suite: Suite,
   secret0: Uint8Array,
@@ -176,7 +176,7 @@ function suiteVectors(suite: Suite) {
 }
 
 const doc = {
-  description: "NitroSocks DH re-key vectors (docs/protocol/35-rekey-release.md section 6). " +
+  description: "NitroSocks DH re-key vectors (docs/PROTOCOL.md part 4 (re-key and release) section 6). " +
     "'exchanges': REKEY INIT/REPLY bodies from fixed ephemeral private keys and the mixin. " +
     "'suites': one direction from traffic secret 00..1f; 'step' says what the sender did " +
     "before that record: a hash ratchet, or sealer.rekey(mixin of exchange i). 'record' is " +
