@@ -176,7 +176,8 @@ function suiteVectors(suite: Suite) {
 }
 
 const doc = {
-  description: "NitroSocks DH re-key vectors (docs/PROTOCOL.md part 4 (re-key and release) section 6). " +
+  description:
+    "NitroSocks DH re-key vectors (docs/PROTOCOL.md part 4 (re-key and release) section 6). " +
     "'exchanges': REKEY INIT/REPLY bodies from fixed ephemeral private keys and the mixin. " +
     "'suites': one direction from traffic secret 00..1f; 'step' says what the sender did " +
     "before that record: a hash ratchet, or sealer.rekey(mixin of exchange i). 'record' is " +
