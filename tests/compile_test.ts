@@ -1,0 +1,68 @@
+/**
+ * The compile task: every shipped target is built with exactly the
+ * permission flags the tests run main.ts under (tests/e2e/permissions_test.ts),
+ * and DENORT_BIN (a local denort for machines that cannot download it) is
+ * passed through to `deno compile`.
+ */
+import { strict as assert } from "node:assert";
+import { compileArgs, PERMISSION_FLAGS, TARGETS } from "../scripts/compile.ts";
+
+Deno.test("compile builds every OS target with exactly the tested permission flags", () => {
+  const oses = new Set(
+    TARGETS.map((t) => t.includes("windows") ? "windows" : t.includes("apple") ? "macos" : "linux"),
+  );
+  assert.deepEqual([...oses].sort(), ["linux", "macos", "windows"]);
+  for (const t of TARGETS) {
+    const args = compileArgs(t);
+    assert.equal(args[0], "compile");
+    const flags = args.filter((a) => a.startsWith("--allow-"));
+    assert.deepEqual(flags, [...PERMISSION_FLAGS], `target ${t}`);
+    assert.ok(!args.includes("-A") && !args.includes("--allow-all"));
+    assert.equal(args[args.indexOf("--target") + 1], t);
+    assert.ok(args.at(-1) === "main.ts");
+    assert.match(
+      args[args.indexOf("--output") + 1]!,
+      t.includes("windows") ? /\.exe$/ : /nitrosocks-/,
+    );
+  }
+});
+
+Deno.test("compile refuses DENORT_BIN with several targets and explains", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write=dist",
+      "--allow-env=DENORT_BIN",
+      "--allow-run",
+      "scripts/compile.ts",
+    ],
+    env: { DENORT_BIN: "/nonexistent/denort" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 2);
+  assert.match(new TextDecoder().decode(out.stderr), /DENORT_BIN serves one target; pass --target/);
+});
+
+Deno.test("compile with DENORT_BIN passes it on to deno compile for one target", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write=dist",
+      "--allow-env=DENORT_BIN",
+      "--allow-run",
+      "scripts/compile.ts",
+      "--target",
+      "x86_64-unknown-linux-gnu",
+    ],
+    env: { DENORT_BIN: "/nonexistent/denort" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  // deno compile tried the given runtime (it does not exist here) instead of downloading one.
+  assert.notEqual(out.code, 0);
+  const err = new TextDecoder().decode(out.stderr);
+  assert.match(err, /nonexistent\/denort|DENORT_BIN/, err);
+});
