@@ -18,6 +18,9 @@ import { type ByteStream, writeAll } from "../transport/types.ts";
 import { describeError, type Logger } from "./log.ts";
 import { pipeBoth } from "./pipe.ts";
 import { TimedReader } from "./reader.ts";
+import { type FrontEnd, serveListener } from "./listener.ts";
+
+export type { FrontEnd } from "./listener.ts";
 
 /** A SOCKS5 greeting and request must arrive within this. */
 const SOCKS_HANDSHAKE_MS = 15_000;
@@ -100,13 +103,6 @@ export function directConnector(connectTimeoutMs: number): Connector {
   };
 }
 
-/** A running local proxy listener. */
-export interface FrontEnd {
-  addr: { hostname: string; port: number };
-  close(): Promise<void>;
-  done: Promise<void>;
-}
-
 /**
  * Serves SOCKS5 (RFC 1928, with RFC 1929 when `auth.users` is set) on
  * `listen`, sending each request to `connector`.
@@ -117,46 +113,8 @@ export function serveSocks(
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
   const addr = listener.addr as Deno.NetAddr;
-  const open = new Set<Deno.Conn>();
   opts.log.info(`SOCKS5 listening on ${addr.hostname}:${addr.port}`);
-  const done = (async () => {
-    try {
-      for await (const conn of listener) {
-        open.add(conn);
-        handleSocks(conn, opts).catch((e) => {
-          opts.log.debug(`SOCKS5 client error: ${describeError(e)}`);
-          try {
-            conn.close();
-          } catch {
-            // already closed
-          }
-        }).finally(() => open.delete(conn));
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.BadResource)) {
-        opts.log.error(`accept failed: ${describeError(e)}`);
-      }
-    }
-  })();
-  return {
-    addr: { hostname: addr.hostname, port: addr.port },
-    async close() {
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
-      }
-      await done;
-    },
-    done,
-  };
+  return serveListener(listener, (conn) => handleSocks(conn, opts), opts.log, "SOCKS5");
 }
 
 async function handleSocks(

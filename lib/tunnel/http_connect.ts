@@ -6,7 +6,8 @@
  */
 import { HttpConnectParser, httpConnectResponse, Reply, replyName } from "../socks5/mod.ts";
 import { writeAll } from "../transport/types.ts";
-import type { Connector, FrontEnd } from "./dial.ts";
+import type { Connector } from "./dial.ts";
+import { type FrontEnd, serveListener } from "./listener.ts";
 import { describeError, type Logger } from "./log.ts";
 import { TimedReader } from "./reader.ts";
 
@@ -20,46 +21,8 @@ export function serveHttpConnect(
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
   const addr = listener.addr as Deno.NetAddr;
-  const open = new Set<Deno.Conn>();
   opts.log.info(`HTTP CONNECT listening on ${addr.hostname}:${addr.port}`);
-  const done = (async () => {
-    try {
-      for await (const conn of listener) {
-        open.add(conn);
-        handle(conn, opts).catch((e) => {
-          opts.log.debug(`HTTP client error: ${describeError(e)}`);
-          try {
-            conn.close();
-          } catch {
-            // already closed
-          }
-        }).finally(() => open.delete(conn));
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.BadResource)) {
-        opts.log.error(`accept failed: ${describeError(e)}`);
-      }
-    }
-  })();
-  return {
-    addr: { hostname: addr.hostname, port: addr.port },
-    async close() {
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
-      }
-      await done;
-    },
-    done,
-  };
+  return serveListener(listener, (conn) => handle(conn, opts), opts.log, "HTTP CONNECT");
 }
 
 async function handle(

@@ -13,6 +13,7 @@ import { listenNodeTls } from "../transport/node_tls.ts";
 import type { ByteStream } from "../transport/types.ts";
 import { describeError, type Logger } from "./log.ts";
 import { pipeBoth } from "./pipe.ts";
+import { serveListener } from "./listener.ts";
 
 /** Where and how a relay listens and forwards. */
 export interface RelayOptions {
@@ -74,60 +75,42 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
   log.info(
     `relaying ${opts.transport}://${addr.hostname}:${addr.port} -> ${up.transport}://${up.host}:${up.port}`,
   );
-  const open = new Set<ByteStream>();
-  const done = (async () => {
-    try {
-      for await (const conn of listener) {
-        open.add(conn);
-        (async () => {
-          let upstream: ByteStream;
-          try {
-            upstream = await dial({
-              transport: up.transport,
-              hostname: up.host,
-              port: up.port,
-              ...(up.serverName === undefined ? {} : { serverName: up.serverName }),
-              ...(up.caPem === undefined ? {} : { caPems: [up.caPem] }),
-            });
-          } catch (e) {
-            log.warn(`upstream ${up.host}:${up.port} unreachable: ${describeError(e)}`);
-            conn.close();
-            return;
-          }
-          open.add(upstream);
-          try {
-            await pipeBoth(conn, conn, upstream, opts.idleMs ?? 600_000);
-          } finally {
-            open.delete(upstream);
-          }
-        })().catch((e) => log.debug(`relay connection: ${describeError(e)}`)).finally(() =>
-          open.delete(conn)
-        );
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.BadResource)) log.error(`accept failed: ${describeError(e)}`);
-    }
-  })();
-  return {
-    addr: { hostname: addr.hostname, port: addr.port },
-    get active() {
-      return Math.floor(open.size / 2);
-    },
-    async close() {
+  let active = 0;
+  const front = serveListener(
+    listener,
+    async (conn, track) => {
+      let upstream: ByteStream;
       try {
-        listener.close();
-      } catch {
-        // already closed
+        upstream = await dial({
+          transport: up.transport,
+          hostname: up.host,
+          port: up.port,
+          ...(up.serverName === undefined ? {} : { serverName: up.serverName }),
+          ...(up.caPem === undefined ? {} : { caPems: [up.caPem] }),
+        });
+      } catch (e) {
+        log.warn(`upstream ${up.host}:${up.port} unreachable: ${describeError(e)}`);
+        conn.close();
+        return;
       }
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
+      const untrack = track(upstream);
+      active++;
+      try {
+        await pipeBoth(conn, conn, upstream, opts.idleMs ?? 600_000);
+      } finally {
+        active--;
+        untrack();
       }
-      await done;
     },
-    done,
+    log,
+    "relay",
+  );
+  return {
+    addr: front.addr,
+    get active() {
+      return active;
+    },
+    close: front.close,
+    done: front.done,
   };
 }
