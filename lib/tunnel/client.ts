@@ -25,7 +25,7 @@ import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.t
 import { serveHttpConnect } from "./http_connect.ts";
 import { describeError, type Logger } from "./log.ts";
 import { TimedReader } from "./reader.ts";
-import { type LinkEnd, type LinkParams, Session } from "./session.ts";
+import { type LinkEnd, linkIdOf, type LinkParams, Session } from "./session.ts";
 
 /** The whole handshake must finish within this. */
 const HANDSHAKE_DEADLINE_MS = 15_000;
@@ -176,14 +176,23 @@ export async function connectLink(
     await writeAll(conn, hs.hello());
     const reader = new TimedReader(conn);
     const deadline = Date.now() + HANDSHAKE_DEADLINE_MS;
+    // A connection silent for dead_after is dead, during the handshake as after it.
+    const silentMs = config.session.deadAfterS * 1000;
     while (true) {
       const left = deadline - Date.now();
+      const bySilence = left > silentMs;
       let chunk: Uint8Array | null | "timeout";
       try {
-        chunk = left > 0 ? await reader.next(left) : "timeout";
+        chunk = left > 0 ? await reader.next(bySilence ? silentMs : left) : "timeout";
       } catch {
         // A TLS connection cut without close_notify is an end of stream here.
         chunk = null;
+      }
+      if (chunk === "timeout" && bySilence) {
+        throw new TunnelError(
+          `The server at ${where} sent nothing for ${silentMs / 1000} s (session.dead_after) ` +
+            `during the handshake: the connection stalled`,
+        );
       }
       if (chunk === "timeout") {
         throw new TunnelError(
@@ -217,6 +226,7 @@ export async function connectLink(
           initial: step.rest,
           resumed: secrets.resumed,
           label: where,
+          linkId: linkIdOf(secrets.transcriptHash),
         },
         secrets,
       };
@@ -282,6 +292,12 @@ export async function startClient(
   let current: Session | undefined;
   let currentPath: PathState | undefined;
   let resume: ClientResume | undefined;
+  /**
+   * The credentials `resume` replaced. The server adopts new ones only when
+   * our Finish reaches it: if the connection broke just after we sent it,
+   * the server still expects these.
+   */
+  let previousResume: ClientResume | undefined;
   let connecting: Promise<Session> | undefined;
   let closed = false;
   let resumptions = 0;
@@ -310,6 +326,7 @@ export async function startClient(
   }
 
   function remember(secrets: SessionSecrets): void {
+    previousResume = resume;
     resume = {
       sessionId: secrets.sessionId,
       resumptionSecret: secrets.resumptionSecret,
@@ -356,6 +373,12 @@ export async function startClient(
         return;
       } catch (e) {
         if (e instanceof TunnelError && e.message.includes("no longer has this session")) {
+          if (previousResume !== undefined) {
+            log.info("the server refused the latest resumption secret: trying the one before it");
+            resume = previousResume;
+            previousResume = undefined;
+            continue;
+          }
           log.warn(
             `${describeError(e)}: its streams are lost; the next request opens a new session`,
           );
@@ -384,6 +407,7 @@ export async function startClient(
       try {
         const { link, path } = await connectAny(undefined);
         const secrets = link.secrets;
+        resume = undefined; // a new session: nothing of the last one to fall back to
         remember(secrets);
         currentPath = path;
         log.info(

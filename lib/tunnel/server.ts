@@ -27,7 +27,7 @@ import { type ByteStream, writeAll } from "../transport/types.ts";
 import { forwardToFallback, startDecoy } from "./fallback.ts";
 import { describeError, type Logger } from "./log.ts";
 import { TimedReader } from "./reader.ts";
-import { type LinkParams, Session } from "./session.ts";
+import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import { dialTarget, serveDirectSocks } from "./dial.ts";
 
 /** How long a client may take to deliver its whole first message. */
@@ -221,6 +221,7 @@ export async function startServer(
           initial: step.rest,
           resumed: step.resumed,
           label: remote.hostname,
+          linkId: linkIdOf(secrets.transcriptHash),
         };
         const live = table.get(key);
         if (step.resumed && live !== undefined && !live.session.isClosed) {

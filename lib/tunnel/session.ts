@@ -21,21 +21,18 @@
  * @module
  */
 import { type Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
-import type { RecordOpener, RecordSealer } from "../record/mod.ts";
+import { PAD_PREFIX_BYTES, type RecordOpener, type RecordSealer } from "../record/mod.ts";
 import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
 import { describeError, type Logger } from "./log.ts";
 
-/** Most bytes read from the tunnel connection per read call. */
-const TUNNEL_READ_BYTES = 256 * 1024;
 /**
- * The read loop reads into slabs of this size and hands the opener views of
- * them (no copy); a slab is never written twice, so views stay valid.
+ * Most bytes read from the tunnel connection per read call, into one buffer
+ * reused for every read (the opener copies or opens what it is given before
+ * push() returns).
  */
-const TUNNEL_SLAB_BYTES = 1024 * 1024;
-/** A new slab is started when less than this is left in the current one. */
-const TUNNEL_SLAB_MIN_READ = 64 * 1024;
+const TUNNEL_READ_BYTES = 256 * 1024;
 /**
  * A local socket read starts at this size and grows (×4 per full read) up to
  * `STREAM_READ_MAX` while data keeps filling it, then shrinks back: an idle
@@ -59,6 +56,10 @@ const MAX_TX_INFLIGHT = 8;
 const TX_COALESCE_BYTES = 64 * 1024;
 /** Sealed records ready together are joined into one write up to this size. */
 const TX_BATCH_BYTES = 64 * 1024;
+/** Payloads are pulled with room for the record's pad_len prefix in front... */
+const PULL_HEADROOM = { headroom: PAD_PREFIX_BYTES };
+/** ...which the sealer fills in instead of copying the payload. */
+const SEAL_IN_HEADROOM = { useHeadroom: true };
 /** How often pending acknowledgements are flushed (ms). */
 const ACK_FLUSH_MS = 25;
 
@@ -71,6 +72,11 @@ const ACK_FLUSH_MS = 25;
 export const FRAME_RESUME = 15;
 const RESUME_PAYLOAD_BYTES = 9;
 const FLAG_STATE_LOST = 1;
+
+/** A link's id for REKEY frames: the first 4 bytes of its handshake transcript hash. */
+export function linkIdOf(transcriptHash: Uint8Array): number {
+  return new DataView(transcriptHash.buffer, transcriptHash.byteOffset, 4).getUint32(0);
+}
 
 /** Why a session ended. */
 export interface SessionEnd {
@@ -101,6 +107,12 @@ export interface LinkParams {
   stateLost?: boolean;
   /** For logs: where the link goes. */
   label?: string;
+  /**
+   * Names this link in REKEY frames; both sides must agree. Taken from the
+   * handshake's transcript (so a link one side never completed cannot shift
+   * the numbering); a local counter when absent (tests).
+   */
+  linkId?: number;
 }
 
 /** Options for {@link Session}. */
@@ -129,6 +141,13 @@ export interface SessionOptions {
   /** Reset a stream that moved no bytes for this long (ms). Default 5 min. */
   streamIdleMs?: number;
   now?: () => number;
+}
+
+/** Bytes of a record handed over in pieces. */
+function partsLength(parts: Uint8Array[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
 }
 
 interface StreamCtx {
@@ -200,7 +219,8 @@ export class Session {
   readonly #now: () => number;
   readonly #streams = new Map<number, StreamCtx>();
   #closed = false;
-  #released = false;
+  /** Set once a release exchange (or NOTICE) completed: why the session ends. */
+  #released: string | undefined;
   #endResolve!: (e: SessionEnd) => void;
   readonly #ended: Promise<SessionEnd>;
   #link: Link | undefined;
@@ -301,7 +321,7 @@ export class Session {
     const ended = new Promise<LinkEnd>((r) => (endResolve = r));
     const now = this.#now();
     const link: Link = {
-      seq: ++this.#linkSeq,
+      seq: params.linkId ?? ++this.#linkSeq,
       conn: params.conn,
       sealer: params.sealer,
       opener: params.opener,
@@ -525,20 +545,16 @@ export class Session {
 
   async #readLoop(link: Link, initial: Uint8Array | undefined): Promise<void> {
     if (initial !== undefined && initial.length > 0) this.#onBytes(link, initial);
-    let slab = new Uint8Array(TUNNEL_SLAB_BYTES);
-    let off = 0;
+    // The opener keeps no view of pushed bytes once push() returns: one buffer serves every read.
+    const buf = new Uint8Array(TUNNEL_READ_BYTES);
     while (link.alive && !this.#closed) {
       while (link.rxInflight >= MAX_RX_INFLIGHT && link.alive && !this.#closed) {
         await new Promise<void>((r) => (link.rxSpace = r));
       }
       if (!link.alive) return;
-      if (slab.length - off < TUNNEL_SLAB_MIN_READ) {
-        slab = new Uint8Array(TUNNEL_SLAB_BYTES);
-        off = 0;
-      }
       let n: number | null;
       try {
-        n = await link.conn.read(slab.subarray(off, off + TUNNEL_READ_BYTES));
+        n = await link.conn.read(buf);
       } catch (e) {
         if (!link.alive || this.#closed) return;
         throw e;
@@ -558,10 +574,7 @@ export class Session {
       }
       link.lastRecv = this.#now();
       this.stats.bytesIn += n;
-      // The opener keeps views of pushed bytes: this part of the slab is never reused.
-      const chunk = slab.subarray(off, off + n);
-      off += n;
-      this.#onBytes(link, chunk);
+      this.#onBytes(link, buf.subarray(0, n));
     }
   }
 
@@ -692,9 +705,9 @@ export class Session {
       this.#kick();
     }
     if (action.released === true) {
-      this.#released = true;
       const mine = this.#releaseDone;
       if (mine !== undefined) {
+        this.#released = "released";
         this.#releaseDone = undefined;
         mine();
         return;
@@ -702,6 +715,7 @@ export class Session {
       const why = action.reason === undefined
         ? "released by peer"
         : `peer ended the session (notice ${action.reason})`;
+      this.#released = why;
       this.#flush(500).then(() => this.#finish({ reason: why, graceful: true }));
     }
   }
@@ -709,7 +723,7 @@ export class Session {
   /** REKEY frame payload: link number u32 ‖ lib/session body (a resent stale one is ignored). */
   #wrapRekey(body: Uint8Array): Uint8Array {
     const out = new Uint8Array(4 + body.length);
-    new DataView(out.buffer).setUint32(0, this.#linkSeq);
+    new DataView(out.buffer).setUint32(0, this.#link?.seq ?? 0);
     out.set(body, 4);
     return out;
   }
@@ -780,7 +794,13 @@ export class Session {
     const sock = ctx.sock!;
     if (early !== undefined && early.length > 0 && !(await this.#sendAll(ctx, early))) return;
     let size = STREAM_READ_MIN;
+    // Two read buffers take turns: `buf` holds the bytes sent last (`last` of
+    // them), `spare` the ones before. The mux keeps views of sent bytes until
+    // pull() copies them, so a buffer is reused only once none of its bytes
+    // are queued: `buf` when nothing is, `spare` when at most `last` bytes are.
     let buf = new Uint8Array(0);
+    let spare = buf;
+    let last = 0;
     while (!this.#closed && this.#streams.has(ctx.id)) {
       let credit = this.#mux.credit(ctx.id);
       while (credit <= 0) {
@@ -788,10 +808,13 @@ export class Session {
         if (this.#closed || !this.#streams.has(ctx.id)) return;
         credit = this.#mux.credit(ctx.id);
       }
-      // The mux keeps views of sent bytes until pull() copies them into a
-      // record: reuse the buffer only once the stream has nothing queued.
       const want = Math.min(size, credit);
-      if (buf.length !== size || this.#mux.queued(ctx.id) > 0) buf = new Uint8Array(size);
+      const queued = this.#mux.queued(ctx.id);
+      if (queued > 0 || buf.length !== size) {
+        const prev = buf;
+        buf = queued <= last && spare.length === size ? spare : new Uint8Array(size);
+        spare = prev;
+      }
       const n = await sock.read(want === size ? buf : buf.subarray(0, want));
       if (!this.#streams.has(ctx.id)) return;
       if (n === null) {
@@ -802,6 +825,7 @@ export class Session {
         return;
       }
       const data = buf.subarray(0, n);
+      last = n;
       if (n === want) size = Math.min(size * 4, STREAM_READ_MAX);
       else if (n < size >> 2) size = STREAM_READ_MIN;
       const took = this.#mux.send(ctx.id, data);
@@ -858,8 +882,10 @@ export class Session {
   #writing = false;
 
   async #writeLoop(link: Link): Promise<void> {
-    // Seals in call order; `rec` is set when the seal resolves.
-    const inflight: { p: Promise<Uint8Array>; rec: Uint8Array | undefined }[] = [];
+    // Seals in call order; `rec` (header, then ciphertext) is set when the seal resolves.
+    const inflight: { p: Promise<Uint8Array[]>; rec: Uint8Array[] | undefined }[] = [];
+    // Records are joined into this buffer for each write, reused once the write is done.
+    let batch = new Uint8Array(0);
     while (!this.#closed && link.alive) {
       this.#dirty = false;
       const mux = this.#mux;
@@ -870,10 +896,14 @@ export class Session {
         ) {
           break;
         }
-        const payload = mux.pull();
+        // The payload leaves room for pad_len in front, so the sealer need not copy it.
+        const payload = mux.pull(undefined, PULL_HEADROOM);
         this.#takeEvents();
         if (payload === null) break;
-        const entry = { p: link.sealer.seal(payload), rec: undefined as Uint8Array | undefined };
+        const entry = {
+          p: link.sealer.sealParts(payload, SEAL_IN_HEADROOM),
+          rec: undefined as Uint8Array[] | undefined,
+        };
         entry.p.then((r) => (entry.rec = r), () => {});
         inflight.push(entry);
         // Our re-key REPLY is in the record just sealed once no control message waits.
@@ -893,25 +923,25 @@ export class Session {
       if (this.#closed || !link.alive) return;
       // Small records already sealed behind the head go out in the same write.
       let count = 1;
-      let bytes = head.length;
+      let bytes = partsLength(head);
       while (count < inflight.length) {
         const r = inflight[count]!.rec;
-        if (r === undefined || bytes + r.length > TX_BATCH_BYTES) break;
-        bytes += r.length;
+        if (r === undefined) break;
+        const len = partsLength(r);
+        if (bytes + len > TX_BATCH_BYTES) break;
+        bytes += len;
         count++;
       }
-      let out = head;
-      if (count > 1) {
-        out = new Uint8Array(bytes);
-        for (let i = 0, o = 0; i < count; i++) {
-          const r = i === 0 ? head : inflight[i]!.rec!;
-          out.set(r, o);
-          o += r.length;
+      if (batch.length < bytes) batch = new Uint8Array(Math.max(bytes, TX_BATCH_BYTES));
+      for (let i = 0, o = 0; i < count; i++) {
+        for (const part of i === 0 ? head : inflight[i]!.rec!) {
+          batch.set(part, o);
+          o += part.length;
         }
       }
       inflight.splice(0, count);
       try {
-        await writeAll(link.conn, out);
+        await writeAll(link.conn, batch.subarray(0, bytes));
       } catch (e) {
         if (this.#closed || !link.alive) return;
         throw e;
@@ -956,7 +986,12 @@ export class Session {
     link.endResolve(end);
     if (this.#closed || this.#link !== link) return;
     this.#link = undefined;
-    if (this.#o.resumable !== true || this.#released) {
+    if (this.#released !== undefined) {
+      // The peer closing the link after a completed release is the expected end.
+      this.#finish({ reason: this.#released, graceful: true });
+      return;
+    }
+    if (this.#o.resumable !== true) {
       this.#finish({ reason, graceful: false, ...(error === undefined ? {} : { error }) });
       return;
     }

@@ -1,0 +1,232 @@
+/**
+ * Several paths and untrusted relays (seed 004): the live session moves to
+ * another endpoint when the path in use dies; `nitrosocks relay` forwards
+ * TLS to the server as a real subprocess holding no NitroSocks key; and an
+ * evil relay that flips a bit on every connection only costs its own path:
+ * the client marks it bad and the download completes byte for byte.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { expectedSha256, patternBytes, startHttpTarget } from "../support/http_target.ts";
+import { type FaultRelay, startFaultRelay } from "../support/fault_relay.ts";
+import { containsBytes, type MitmRelay, startMitmRelay } from "../support/mitm_relay.ts";
+import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
+import { run, startPair, text } from "./_harness.ts";
+import {
+  endpointYaml,
+  fileSize,
+  replaceCa,
+  sha256File,
+  startCurl,
+  startEditedClient,
+  startRelayProcess,
+  waitFor,
+} from "./_paths.ts";
+
+const MiB = 1024 * 1024;
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+Deno.test("failover: killing the relay in use moves the live session to the other endpoint", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair({ noClient: true });
+  const relay: FaultRelay = startFaultRelay({ port: pair.serverPort });
+  const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-paths-" });
+  // Endpoint 1: a relay in front of the server; endpoint 2: the server itself.
+  const client = await startEditedClient(
+    pair,
+    (p) =>
+      p.replace(/^server: .*$/m, `server: "127.0.0.1:${relay.port}"`) +
+      `\nendpoints:\n${endpointYaml(pair.serverPort)}\n`,
+  );
+  try {
+    const session = await client.tunnel();
+    assert.equal(relay.connections, 1, "the tunnel starts on the first endpoint (the relay)");
+    const n = 48 * MiB;
+    const out = join(tmp, "body");
+    const dl = startCurl(client.socksAddr.port, `${target.url}/bytes/${n}`, out, {
+      limitRate: "24M",
+    });
+    await waitFor("8 MiB downloaded", async () => (await fileSize(out)) >= 8 * MiB, 20_000);
+    const killedAt = performance.now();
+    const sizeAtKill = await fileSize(out);
+    await relay.close(); // the path in use dies: its connections and its port
+    await waitFor("a resumption", () => client.resumptions >= 1, 10_000);
+    const failoverMs = performance.now() - killedAt;
+    const r = await dl.done;
+    const log = pair.logs.lines.join("\n");
+    assert.equal(r.code, 0, `${r.stderr}\n${log}`);
+    assert.equal(await sha256File(out), expectedSha256(n), "identical SHA-256 after the switch");
+    assert.equal(await client.tunnel(), session, "the same session carried on");
+    assert.equal(client.resumptions, 1);
+    assert.ok(sizeAtKill < n, "the relay died in the middle of the download");
+    const down = pair.logs.grep(new RegExp(`link to 127\\.0\\.0\\.1:${relay.port} down`));
+    const via = pair.logs.grep(
+      new RegExp(`session resumed via 127\\.0\\.0\\.1:${pair.serverPort}`),
+    );
+    assert.equal(down.length, 1, log);
+    assert.equal(via.length, 1, log);
+    assert.equal(
+      pair.logs.grep(/\[server conn \d+\] user "alice" connected from/).length,
+      1,
+      "one login",
+    );
+    console.log(
+      `failover after ${(sizeAtKill / MiB).toFixed(1)} MiB: resumed on the other endpoint in ${
+        failoverMs.toFixed(0)
+      } ms (${via[0]!.replace(/^.*session resumed/, "session resumed")})`,
+    );
+  } finally {
+    await client.close();
+    await relay.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("nitrosocks relay (subprocess, TLS both sides) carries the tunnel without any NitroSocks key", async () => {
+  await using target = await startHttpTarget();
+  let relayArgs: string[] = [];
+  let relay: Awaited<ReturnType<typeof startRelayProcess>> | undefined;
+  await using pair = await startPair({
+    via: async (s) => {
+      relayArgs = [
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        `127.0.0.1:${s.port}`,
+        "--cert",
+        join(s.dir, "tls", "server.crt"),
+        "--key",
+        join(s.dir, "tls", "server.key"),
+        "--upstream-ca",
+        join(s.dir, "tls", "ca.crt"),
+        "--upstream-name",
+        "localhost",
+      ];
+      relay = await startRelayProcess(relayArgs);
+      const r = relay;
+      return { port: r.port, close: () => r.close().then(() => {}) };
+    },
+  });
+  const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-relay-" });
+  try {
+    const n = 16 * MiB;
+    const out = join(tmp, "body");
+    const r = await startCurl(pair.socksPort, `${target.url}/bytes/${n}`, out).done;
+    assert.equal(r.code, 0, `${r.stderr}\n${relay!.stderr()}\n${pair.logs.lines.join("\n")}`);
+    assert.equal(await sha256File(out), expectedSha256(n));
+    assert.ok(pair.serverStreams() >= 1, "the request reached the server");
+    const relayLog = relay!.stderr();
+    assert.match(
+      relayLog,
+      new RegExp(
+        `relaying tls://127\\.0\\.0\\.1:${relay!.port} -> tls://127\\.0\\.0\\.1:${pair.serverPort}`,
+      ),
+    );
+    // The relay was given TLS material only: no identity, no users, no profile.
+    for (const a of relayArgs) assert.doesNotMatch(a, /keys\/server\.key|users\.yml|alice/);
+    assert.doesNotMatch(relayLog, /bytes\/|alice|PermissionDenied|NotCapable/);
+    assert.equal(await relay!.close(), 0, "SIGTERM stops the relay cleanly");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("nitrosocks relay --help exits 0; missing flags exit 2 with the usage", async () => {
+  const relay = (...args: string[]) =>
+    run(Deno.execPath(), ["run", "--quiet", ...PERMISSION_FLAGS, "main.ts", "relay", ...args], {
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      timeoutMs: 60_000,
+    });
+  const help = await relay("--help");
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(text(help), /^Usage: nitrosocks relay --listen HOST:PORT --upstream HOST:PORT/m);
+  const cases: [string[], RegExp][] = [
+    [[], /Missing --listen HOST:PORT/],
+    [["--listen", "127.0.0.1:0"], /Missing --upstream HOST:PORT/],
+    [["--upstream", "127.0.0.1:1"], /Missing --listen HOST:PORT/],
+    [["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"], /needs --cert FILE and --key FILE/],
+    [["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--cert", "x.crt"], /--key FILE/],
+  ];
+  for (const [args, msg] of cases) {
+    const r = await relay(...args);
+    assert.equal(r.code, 2, `relay ${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, msg);
+    assert.match(r.stderr, /Usage: nitrosocks relay/);
+  }
+});
+
+Deno.test("evil relay (seed 004): a bit flipped on every connection only costs that path", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair({ noClient: true });
+  const serverCa = await Deno.readTextFile(join(pair.dir, "tls", "ca.crt"));
+  const flipAt = 4 * MiB;
+  const flips: number[] = [];
+  // Path 1: a TLS-terminating relay (the client trusts its CA: an untrusted
+  // relay operator with a valid certificate) that flips one bit of what the
+  // server sends, 4 MiB into every connection.
+  const evil: MitmRelay = await startMitmRelay({
+    upstream: { hostname: "127.0.0.1", port: pair.serverPort, caPem: serverCa },
+    serverName: "localhost",
+    maxRecordBytes: 8 * MiB,
+    tamper(dir, chunk, offset) {
+      if (dir === "server_to_client" && offset <= flipAt && flipAt < offset + chunk.length) {
+        chunk[flipAt - offset]! ^= 0x01;
+        flips.push(offset);
+      }
+      return chunk;
+    },
+  });
+  const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-evil-" });
+  // Path 2: the server directly, with its own CA.
+  const client = await startEditedClient(
+    pair,
+    (p) =>
+      replaceCa(p.replace(/^server: .*$/m, `server: "127.0.0.1:${evil.port}"`), evil.caPem) +
+      `\nendpoints:\n${endpointYaml(pair.serverPort, serverCa)}\n`,
+  );
+  try {
+    await client.tunnel();
+    assert.equal(evil.connections(), 1, "the tunnel starts through the evil relay");
+    const n = 48 * MiB;
+    const out = join(tmp, "body");
+    const r = await startCurl(client.socksAddr.port, `${target.url}/bytes/${n}`, out).done;
+    const log = pair.logs.lines.join("\n");
+    assert.equal(r.code, 0, `${r.stderr}\n${log}`);
+    assert.equal(await sha256File(out), expectedSha256(n), "no corrupted byte came out");
+    assert.equal(flips.length, 1, "the relay did tamper");
+    assert.equal(client.resumptions, 1, log);
+    assert.equal(evil.connections(), 1, "the evil path is not tried again");
+    assert.equal(pair.logs.grep(/record failed: .*\(tampering detected\)/).length, 1, log);
+    assert.equal(
+      pair.logs.grep(
+        new RegExp(`endpoint 127\\.0\\.0\\.1:${evil.port} tampered with the tunnel: avoiding it`),
+      ).length,
+      1,
+      log,
+    );
+    assert.equal(
+      pair.logs.grep(new RegExp(`session resumed via 127\\.0\\.0\\.1:${pair.serverPort}`)).length,
+      1,
+      log,
+    );
+    // What the relay saw in clear (inside its own TLS) is NitroSocks records only.
+    const down = evil.seenServerToClient();
+    const up = evil.seenClientToServer();
+    assert.ok(down.length >= flipAt, `the relay carried ${down.length} bytes`);
+    assert.ok(!containsBytes(down, patternBytes(3 * MiB, 32)), "no payload visible to the relay");
+    assert.ok(!containsBytes(down, patternBytes(1234, 32)), "no payload visible to the relay");
+    assert.ok(!containsBytes(up, new TextEncoder().encode("/bytes/")), "no request visible");
+    console.log(
+      `evil relay: tampering at ${flipAt / MiB} MiB detected, ${
+        pair.logs.grep(/session resumed via/)[0]!.replace(/^.*session resumed/, "session resumed")
+      }; ${n / MiB} MiB exact`,
+    );
+  } finally {
+    await client.close();
+    await evil.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
