@@ -35,4 +35,4 @@ export {
   ResetReason,
   resetReasonName,
 } from "./frame.ts";
-export { Mux, type MuxEvent, type MuxOptions, type MuxStats } from "./mux.ts";
+export { Mux, type MuxEvent, type MuxOptions, type MuxStats, type PullOptions } from "./mux.ts";

@@ -6,7 +6,6 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
-import { Writer } from "../wire/bytes.ts";
 import { Deque } from "./_deque.ts";
 import { Ledger } from "./_ledger.ts";
 import {
@@ -68,6 +67,22 @@ export interface MuxOptions {
   /** With resume: ACK at the latest after this many bytes of counted payloads, 1 KiB to 1 GiB (default 128 KiB). */
   ackBytes?: number;
 }
+
+/** Options of {@linkcode Mux.pull}. */
+export interface PullOptions {
+  /**
+   * Bytes left free in front of the payload, 0 to 16 (default 0): the
+   * payload is then a view that starts `headroom` bytes into its own
+   * buffer, and those bytes belong to the caller, who may write into them
+   * (the tunnel puts the record's `pad_len` prefix there, so sealing needs
+   * no copy). They are not part of the payload; a kept payload returned
+   * again after a resume has them too.
+   */
+  headroom?: number;
+}
+
+/** Most `headroom` a pull() may ask for. */
+const MAX_HEADROOM = 16;
 
 /**
  * What the mux tells the tunnel. Byte fields are views into the record
@@ -188,6 +203,35 @@ function u32At(b: Uint8Array, o: number): number {
 
 function u32Bytes(v: number): Uint8Array {
   return new Uint8Array([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
+}
+
+/** Writes a frame header (type u8 ‖ stream_id u32 ‖ length u24) at `o`; returns the offset after it. */
+function putFrameHeader(b: Uint8Array, o: number, type: number, id: number, len: number): number {
+  b[o] = type;
+  b[o + 1] = id >>> 24;
+  b[o + 2] = id >>> 16;
+  b[o + 3] = id >>> 8;
+  b[o + 4] = id;
+  b[o + 5] = len >>> 16;
+  b[o + 6] = len >>> 8;
+  b[o + 7] = len;
+  return o + FRAME_HEADER_BYTES;
+}
+
+/** Writes an ACK frame (0B ‖ 00000000 ‖ 000008 ‖ received u64) at `o`; returns the offset after it. */
+function putAck(b: Uint8Array, o: number, received: number): number {
+  o = putFrameHeader(b, o, FrameType.ACK, 0, 8);
+  const hi = Math.floor(received / 2 ** 32);
+  const lo = received >>> 0;
+  b[o] = hi >>> 24;
+  b[o + 1] = hi >>> 16;
+  b[o + 2] = hi >>> 8;
+  b[o + 3] = hi;
+  b[o + 4] = lo >>> 24;
+  b[o + 5] = lo >>> 16;
+  b[o + 6] = lo >>> 8;
+  b[o + 7] = lo;
+  return o + 8;
 }
 
 function intOption(
@@ -792,22 +836,49 @@ export class Mux {
    * new payloads while the resend buffer is full, until ACKs free it; an
    * owed ACK rides in the payload or goes on its own. Kept payloads must
    * not be modified.
+   *
+   * With `options.headroom`, the payload starts that many bytes into a
+   * buffer of its own, and the caller may write into those bytes (see
+   * {@linkcode PullOptions}); a kept payload pulled with less headroom is
+   * returned as a copy that has it.
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client" });
+   * client.open(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+   * const p = client.pull(undefined, { headroom: 2 })!;
+   * p.byteOffset; // 2: bytes 0 and 1 of p.buffer are the caller's
+   * ```
    */
-  pull(maxBytes?: number): Uint8Array | null {
+  pull(maxBytes?: number, options?: PullOptions): Uint8Array | null {
     let space = maxBytes === undefined ? this.#maxRecord : Math.min(maxBytes, this.#maxRecord);
     if (!(space >= MIN_PULL_BYTES)) {
       throw new RangeError(
         `Cannot pull: maxBytes ${maxBytes} is below the minimum ${MIN_PULL_BYTES}`,
       );
     }
+    const headroom = options?.headroom ?? 0;
+    if (!Number.isInteger(headroom) || headroom < 0 || headroom > MAX_HEADROOM) {
+      throw new RangeError(
+        `Cannot pull: headroom ${headroom} is not an integer in [0, ${MAX_HEADROOM}]`,
+      );
+    }
     const l = this.#ledger;
-    if (l === null) return this.#build(space, false);
+    if (l === null) return this.#build(space, false, headroom);
     if (l.lost) return null;
-    if (l.resending) return l.ackForced ? this.#ackOnly(l) : l.resend()!;
+    if (l.resending) {
+      if (l.ackForced) return this.#ackOnly(l, headroom);
+      const kept = l.resend()!;
+      if (kept.byteOffset >= headroom) return kept;
+      const copy = new Uint8Array(headroom + kept.length);
+      copy.set(kept, headroom);
+      return copy.subarray(headroom);
+    }
     // Stall new payloads when the buffer could not keep them; ACKs never stall.
     const free = l.free();
     if ((this.#controlBytes === 0 && this.#queued === 0) || free < MIN_PULL_BYTES) {
-      return l.ackForced ? this.#ackOnly(l) : null;
+      return l.ackForced ? this.#ackOnly(l, headroom) : null;
     }
     space = Math.min(space, free);
     let ack = l.ackForced;
@@ -816,32 +887,27 @@ export class Mux {
       const head = this.#control.peek();
       ack = head === undefined || ctlSize(head) <= space - ACK_FRAME_BYTES;
     }
-    const out = this.#build(ack ? space - ACK_FRAME_BYTES : space, ack);
-    if (out === null) return ack ? this.#ackOnly(l) : null;
+    const out = this.#build(ack ? space - ACK_FRAME_BYTES : space, ack, headroom);
+    if (out === null) return ack ? this.#ackOnly(l, headroom) : null;
     if (ack) l.ackPulled();
     l.sent(out);
     return out;
   }
 
   /** An ACK-only payload: neither numbered nor kept, so ACKs are never ACKed. */
-  #ackOnly(l: Ledger): Uint8Array {
-    const w = new Writer(ACK_FRAME_BYTES);
-    this.#writeAck(w, l.received);
+  #ackOnly(l: Ledger, headroom: number): Uint8Array {
+    const buf = new Uint8Array(headroom + ACK_FRAME_BYTES);
+    putAck(buf, headroom, l.received);
     l.ackPulled();
-    return w.finish();
-  }
-
-  /** ACK frame: 0B ‖ 00000000 ‖ 000008 ‖ received u64. */
-  #writeAck(w: Writer, received: number): void {
-    w.u8(FrameType.ACK).u32(0).u24(8).u32(Math.floor(received / 2 ** 32)).u32(received >>> 0);
+    return buf.subarray(headroom);
   }
 
   /**
    * Builds a payload of at most `space` bytes (plus an ACK frame first when
-   * `ack`) from the control queue and the DATA ready queue; null when no
-   * frame was planned.
+   * `ack`) from the control queue and the DATA ready queue, `headroom`
+   * bytes into a new buffer; null when no frame was planned.
    */
-  #build(space: number, ack: boolean): Uint8Array | null {
+  #build(space: number, ack: boolean, headroom: number): Uint8Array | null {
     if (this.#controlBytes === 0 && this.#queued === 0) return null;
     const plan: Planned[] = [];
     let total = 0;
@@ -895,13 +961,17 @@ export class Mux {
       }
     }
     if (plan.length === 0) return null;
-    const w = new Writer(ack ? total + ACK_FRAME_BYTES : total);
-    if (ack) this.#writeAck(w, this.#ledger!.received);
+    // One copy of every byte, straight into the payload's own buffer.
+    const buf = new Uint8Array(headroom + (ack ? ACK_FRAME_BYTES : 0) + total);
+    let o = ack ? putAck(buf, headroom, this.#ledger!.received) : headroom;
     for (const p of plan) {
-      w.u8(p.type).u32(p.id).u24(p.len);
-      for (const part of p.parts) w.bytes(part);
+      o = putFrameHeader(buf, o, p.type, p.id, p.len);
+      for (const part of p.parts) {
+        buf.set(part, o);
+        o += part.length;
+      }
     }
-    return w.finish();
+    return buf.subarray(headroom);
   }
 
   /** Ids of streams with no frame sent or received for `idleMs` (the tunnel resets them with IDLE). */

@@ -100,6 +100,35 @@ export function sealInPlace(
 }
 
 /**
+ * Seals `inner` into a new `ciphertext ‖ tag`. `inner`, `aad` and `nonce`
+ * are only read, and only before this returns (Web Crypto copies them when
+ * called; ChaCha runs synchronously), so the caller may reuse them at once.
+ */
+export function sealBody(
+  key: CipherKey,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  inner: Uint8Array,
+): Promise<Uint8Array> {
+  if (key instanceof Uint8Array) {
+    try {
+      return Promise.resolve(chacha20poly1305(key, nonce, aad).encrypt(inner));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return crypto.subtle.encrypt(
+    { name: "AES-GCM", iv: bs(nonce), additionalData: bs(aad) },
+    key,
+    bs(inner),
+  ).then(bytesOf);
+}
+
+function bytesOf(b: ArrayBuffer): Uint8Array {
+  return new Uint8Array(b);
+}
+
+/**
  * Opens `ct = ciphertext ‖ tag` with `nonce` and `aad`; resolves to the
  * plaintext or rejects with `ProtocolError` `DECRYPT_FAILED`. With
  * `inPlace`, ChaCha decrypts into `ct` itself (the caller owns it); AES

@@ -62,12 +62,13 @@ export class Opener {
   #epochStart: number;
 
   // Framing state: header bytes so far, then the body of the current record.
+  // The header (the record's AAD) is always copied here: a record opened at
+  // once needs it only during the call, and a deferred one takes a copy.
   readonly #hdr = new Uint8Array(RECORD_HEADER_BYTES);
   #hdrFill = 0;
   #bodyLen = -1; // -1 while reading a header
   #body: Uint8Array | undefined; // owned buffer when the body spans chunks
   #bodyFill = 0;
-  #aad: Uint8Array = this.#hdr;
 
   /** Settles after the previous record: rejects if it or any earlier one failed. */
   #prev: Promise<unknown> = Promise.resolve();
@@ -144,8 +145,9 @@ export class Opener {
     while (off < len) {
       if (this.#bodyLen < 0) {
         if (this.#hdrFill === 0 && len - off >= RECORD_HEADER_BYTES) {
-          // Whole header in this chunk: a view, no copy.
-          this.#aad = chunk.subarray(off, off + RECORD_HEADER_BYTES);
+          this.#hdr[0] = chunk[off]!;
+          this.#hdr[1] = chunk[off + 1]!;
+          this.#hdr[2] = chunk[off + 2]!;
           off += RECORD_HEADER_BYTES;
         } else {
           const n = Math.min(RECORD_HEADER_BYTES - this.#hdrFill, len - off);
@@ -153,15 +155,14 @@ export class Opener {
           this.#hdrFill += n;
           off += n;
           if (this.#hdrFill < RECORD_HEADER_BYTES) break;
-          this.#aad = this.#hdr.slice(); // the scratch is reused by the next header
           this.#hdrFill = 0;
         }
-        this.#beginRecord(); // may throw TOO_LARGE / LIMIT before any allocation
+        this.#beginRecord(this.#unmask()); // may throw TOO_LARGE / LIMIT before any allocation
       }
       const need = this.#bodyLen - this.#bodyFill;
       if (this.#body === undefined) {
         if (len - off >= need) {
-          // Whole body in this chunk: a view, no copy.
+          // Whole body in this chunk: a view, no copy (the AEAD reads it before push returns).
           out.push(this.#finishRecord(chunk.subarray(off, off + need), false));
           off += need;
           continue;
@@ -182,6 +183,34 @@ export class Opener {
     return out;
   }
 
+  pushWhole(bytes: Uint8Array): { records: Promise<Uint8Array>[]; used: number } {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new TypeError("Cannot open records: bytes is not a Uint8Array");
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+    if (this.#bodyLen >= 0 || this.#hdrFill > 0) {
+      throw new TypeError("Cannot open whole records: push() left an incomplete record");
+    }
+    const records: Promise<Uint8Array>[] = [];
+    const len = bytes.length;
+    let off = 0;
+    while (len - off >= RECORD_HEADER_BYTES) {
+      const h = ((bytes[off]! << 16) | (bytes[off + 1]! << 8) | bytes[off + 2]!) ^
+        this.#mask.mask(this.#seq);
+      const ctLen = h & HEADER_LENGTH_MASK;
+      // An oversize length is refused now (by #beginRecord), not once its body is in.
+      if (ctLen <= MAX_RECORD_CIPHERTEXT && len - off - RECORD_HEADER_BYTES < ctLen) break;
+      this.#hdr[0] = bytes[off]!;
+      this.#hdr[1] = bytes[off + 1]!;
+      this.#hdr[2] = bytes[off + 2]!;
+      off += RECORD_HEADER_BYTES;
+      this.#beginRecord(h);
+      records.push(this.#finishRecord(bytes.subarray(off, off + ctLen), false));
+      off += ctLen;
+    }
+    return { records, used: off };
+  }
+
   /** Fails the record being framed (and so every later one) without killing framing. */
   #refuse(e: ProtocolError): void {
     if (!this.#failed) this.#refused = e;
@@ -194,14 +223,18 @@ export class Opener {
     throw e;
   }
 
-  /** Unmasks the header in `#aad`, checks it and follows the epoch bit. */
-  #beginRecord(): void {
+  /** The header in `#hdr`, unmasked with the next sequence number. */
+  #unmask(): number {
+    const a = this.#hdr;
+    return ((a[0]! << 16) | (a[1]! << 8) | a[2]!) ^ this.#mask.mask(this.#seq);
+  }
+
+  /** Checks the unmasked header `h` of the next record and follows its epoch bit. */
+  #beginRecord(h: number): void {
     const seq = this.#seq;
     if (seq > MAX_SEQ) {
       this.#die(new ProtocolError("LIMIT", `Cannot open record: sequence number ${seq} exhausted`));
     }
-    const a = this.#aad;
-    const h = ((a[0]! << 16) | (a[1]! << 8) | a[2]!) ^ this.#mask.mask(seq);
     const ctLen = h & HEADER_LENGTH_MASK;
     if (ctLen > MAX_RECORD_CIPHERTEXT) {
       this.#die(
@@ -259,10 +292,14 @@ export class Opener {
     this.#bodyFill = 0;
   }
 
-  /** Starts opening a complete record; returns its promise, chained behind earlier records. */
+  /**
+   * Starts opening a complete record; returns its promise, chained behind
+   * earlier records. `ct` (a view of a pushed chunk unless `owned`) and the
+   * header are read before this returns, or copied when the record must wait
+   * for its key: the caller may reuse the chunk once push() returns.
+   */
   #finishRecord(ct: Uint8Array, owned: boolean): Promise<Uint8Array> {
     const seq = this.#seq - 1;
-    const aad = this.#aad;
     const epoch = this.#epoch;
     this.#bodyLen = -1;
     this.#bodyFill = 0;
@@ -279,18 +316,23 @@ export class Opener {
     } else {
       const key = epoch.key;
       if (key !== undefined) {
-        d = openRecordBody(key, recordNonce(epoch.iv, seq, nonceScratch), aad, ct, owned);
-      } else if (epoch.derived) {
-        // The key import of a fresh epoch is still running: keep our own nonce
-        // (the IV is wiped if the epoch is left before the import finishes).
-        const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
-        d = epoch.ready.then((k: CipherKey) => openRecordBody(k, nonce, aad, ct, owned));
+        d = openRecordBody(key, recordNonce(epoch.iv, seq, nonceScratch), this.#hdr, ct, owned);
       } else {
-        // A re-key epoch waiting for its mixin: the IV exists once `ready`
-        // settles, and the epoch is wiped only after this callback has run.
-        d = epoch.ready.then((k: CipherKey) =>
-          openRecordBody(k, recordNonce(epoch.iv, seq, nonceScratch), aad, ct, owned)
-        );
+        // The record waits for its key: keep our own header and ciphertext.
+        const aad = this.#hdr.slice();
+        const body = owned ? ct : ct.slice();
+        if (epoch.derived) {
+          // The key import of a fresh epoch is still running: keep our own nonce
+          // (the IV is wiped if the epoch is left before the import finishes).
+          const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
+          d = epoch.ready.then((k: CipherKey) => openRecordBody(k, nonce, aad, body, true));
+        } else {
+          // A re-key epoch waiting for its mixin: the IV exists once `ready`
+          // settles, and the epoch is wiped only after this callback has run.
+          d = epoch.ready.then((k: CipherKey) =>
+            openRecordBody(k, recordNonce(epoch.iv, seq, nonceScratch), aad, body, true)
+          );
+        }
       }
       d = d.then(stripPadding);
     }

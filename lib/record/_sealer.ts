@@ -6,7 +6,7 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
-import { type CipherKey, recordNonce, sealInPlace } from "./_aead.ts";
+import { type CipherKey, recordNonce, sealBody, sealInPlace } from "./_aead.ts";
 import { checkMixin, deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
 import {
   AEAD_TAG_BYTES,
@@ -64,6 +64,27 @@ function limit(name: string, v: number | undefined, dflt: number, hard: number):
 }
 
 const nonceScratch = new Uint8Array(NONCE_BYTES);
+
+/** Options of `sealParts`. */
+export interface SealPartsOptions {
+  /**
+   * The `PAD_PREFIX_BYTES` bytes in front of the payload in its buffer are
+   * the caller's to give: the sealer writes the record's `pad_len` there
+   * and seals prefix and payload as they lie, without copying them first.
+   */
+  useHeadroom?: boolean;
+}
+
+function checkPayload(payload: Uint8Array): void {
+  if (!(payload instanceof Uint8Array)) {
+    throw new TypeError("Cannot seal record: payload is not a Uint8Array");
+  }
+  if (payload.length > MAX_RECORD_PAYLOAD) {
+    throw new RangeError(
+      `Cannot seal record: payload length ${payload.length} exceeds maximum ${MAX_RECORD_PAYLOAD}`,
+    );
+  }
+}
 
 /** See `RecordSealer` in `mod.ts`. */
 export class Sealer {
@@ -154,23 +175,88 @@ export class Sealer {
   }
 
   seal(payload: Uint8Array): Promise<Uint8Array> {
-    if (!(payload instanceof Uint8Array)) {
-      throw new TypeError("Cannot seal record: payload is not a Uint8Array");
-    }
+    checkPayload(payload);
     const n = payload.length;
-    if (n > MAX_RECORD_PAYLOAD) {
+    const seq = this.#seq;
+    const pad = this.#padder.padFor(n);
+    const h = this.#step(PAD_PREFIX_BYTES + n + pad);
+
+    // One buffer: masked header ‖ pad_len ‖ payload ‖ zero padding ‖ tag space.
+    // ChaCha works on aligned words: one spare leading byte puts the body at offset 4.
+    const ctLen = PAD_PREFIX_BYTES + n + pad + AEAD_TAG_BYTES;
+    const lead = this.#aead === "chacha20-poly1305" ? 1 : 0;
+    const rec = new Uint8Array(lead + RECORD_HEADER_BYTES + ctLen).subarray(lead);
+    rec[0] = h >>> 16;
+    rec[1] = h >>> 8;
+    rec[2] = h;
+    rec[3] = pad >>> 8;
+    rec[4] = pad;
+    rec.set(payload, RECORD_HEADER_BYTES + PAD_PREFIX_BYTES);
+
+    const epoch = this.#epoch;
+    const key = epoch.key;
+    if (key !== undefined) {
+      return sealInPlace(key, recordNonce(epoch.iv, seq, nonceScratch), rec, RECORD_HEADER_BYTES);
+    }
+    // The key import of a fresh epoch is still running: keep our own nonce.
+    const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
+    return epoch.ready.then((k: CipherKey) => sealInPlace(k, nonce, rec, RECORD_HEADER_BYTES));
+  }
+
+  sealParts(payload: Uint8Array, options: SealPartsOptions = {}): Promise<Uint8Array[]> {
+    checkPayload(payload);
+    const useHeadroom = options.useHeadroom === true;
+    if (useHeadroom && payload.byteOffset < PAD_PREFIX_BYTES) {
       throw new RangeError(
-        `Cannot seal record: payload length ${n} exceeds maximum ${MAX_RECORD_PAYLOAD}`,
+        `Cannot seal record: payload offset ${payload.byteOffset} leaves no headroom of ${PAD_PREFIX_BYTES} bytes`,
       );
     }
+    const n = payload.length;
+    const seq = this.#seq;
+    const pad = this.#padder.padFor(n);
+    const h = this.#step(PAD_PREFIX_BYTES + n + pad);
+    const header = new Uint8Array(RECORD_HEADER_BYTES);
+    header[0] = h >>> 16;
+    header[1] = h >>> 8;
+    header[2] = h;
+
+    const epoch = this.#epoch;
+    const key = epoch.key;
+    let inner: Uint8Array;
+    if (useHeadroom && pad === 0 && key !== undefined) {
+      // pad_len goes into the headroom; the AEAD reads (AES: copies) the
+      // inner plaintext before sealBody returns, and the payload is never written.
+      inner = new Uint8Array(payload.buffer, payload.byteOffset - PAD_PREFIX_BYTES, n + 2);
+      inner[0] = 0;
+      inner[1] = 0;
+    } else {
+      inner = new Uint8Array(PAD_PREFIX_BYTES + n + pad);
+      inner[0] = pad >>> 8;
+      inner[1] = pad;
+      inner.set(payload, PAD_PREFIX_BYTES);
+    }
+    if (key !== undefined) {
+      return sealBody(key, recordNonce(epoch.iv, seq, nonceScratch), header, inner).then(
+        (body) => [header, body],
+      );
+    }
+    // The key import of a fresh epoch is still running: keep our own nonce (and inner copy).
+    const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
+    return epoch.ready.then((k: CipherKey) => sealBody(k, nonce, header, inner)).then(
+      (body) => [header, body],
+    );
+  }
+
+  /**
+   * Takes the next sequence number for a record of `innerLen` inner-plaintext
+   * bytes, applies a pending DH re-key or a due ratchet (at most one step per
+   * record), and returns its masked header as a 24-bit number.
+   */
+  #step(innerLen: number): number {
     const seq = this.#seq;
     if (seq > MAX_SEQ) {
       throw new ProtocolError("LIMIT", `Cannot seal record: sequence number ${seq} exhausted`);
     }
-    const pad = this.#padder.padFor(n);
-    const innerLen = PAD_PREFIX_BYTES + n + pad;
-
-    // A DH re-key, or else a ratchet if the policy says so: at most one step per record.
     const now = this.#now();
     let rekeyBit = 0;
     const mixin = this.#rekeyMixin;
@@ -198,27 +284,7 @@ export class Sealer {
     this.#seq = seq + 1;
     this.#epochRecords++;
     this.#epochBytes += innerLen;
-
-    // One buffer: masked header ‖ pad_len ‖ payload ‖ zero padding ‖ tag space.
-    // ChaCha works on aligned words: one spare leading byte puts the body at offset 4.
     const ctLen = innerLen + AEAD_TAG_BYTES;
-    const lead = this.#aead === "chacha20-poly1305" ? 1 : 0;
-    const rec = new Uint8Array(lead + RECORD_HEADER_BYTES + ctLen).subarray(lead);
-    const h = (((this.#epoch.n & 1) << 23) | rekeyBit | ctLen) ^ this.#mask.mask(seq);
-    rec[0] = h >>> 16;
-    rec[1] = h >>> 8;
-    rec[2] = h;
-    rec[3] = pad >>> 8;
-    rec[4] = pad;
-    rec.set(payload, RECORD_HEADER_BYTES + PAD_PREFIX_BYTES);
-
-    const epoch = this.#epoch;
-    const key = epoch.key;
-    if (key !== undefined) {
-      return sealInPlace(key, recordNonce(epoch.iv, seq, nonceScratch), rec, RECORD_HEADER_BYTES);
-    }
-    // The key import of a fresh epoch is still running: keep our own nonce.
-    const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
-    return epoch.ready.then((k: CipherKey) => sealInPlace(k, nonce, rec, RECORD_HEADER_BYTES));
+    return (((this.#epoch.n & 1) << 23) | rekeyBit | ctLen) ^ this.#mask.mask(seq);
   }
 }

@@ -25,14 +25,14 @@
  * @module
  */
 import { Opener, type OpenerOptions } from "./_opener.ts";
-import { Sealer, type SealerOptions } from "./_sealer.ts";
+import { Sealer, type SealerOptions, type SealPartsOptions } from "./_sealer.ts";
 import { type AeadId, isAeadId } from "./_types.ts";
 import { TRAFFIC_SECRET_BYTES } from "./_limits.ts";
 
 export type { AeadId } from "./_types.ts";
 export type { PaddingPolicy } from "./_padding.ts";
 export type { OpenerOptions } from "./_opener.ts";
-export type { RatchetPolicy, SealerOptions } from "./_sealer.ts";
+export type { RatchetPolicy, SealerOptions, SealPartsOptions } from "./_sealer.ts";
 export {
   AEAD_TAG_BYTES,
   DEFAULT_RATCHET_BYTES,
@@ -50,6 +50,7 @@ export {
   MAX_SEQ,
   MIN_RECORD_CIPHERTEXT,
   OPENER_MAX_KEY_AGE_MS,
+  PAD_PREFIX_BYTES,
   RECORD_HEADER_BYTES,
   REKEY_MIXIN_BYTES,
 } from "./_limits.ts";
@@ -75,6 +76,42 @@ export interface RecordSealer {
    * once the sequence number is exhausted (never reuses a nonce).
    */
   seal(payload: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Seals one record like `seal` (same sequence numbers, keys and wire
+   * bytes) and resolves to it in pieces to be written back to back: the
+   * masked 3-byte header, then ciphertext ‖ tag. The pieces are new arrays
+   * the caller owns, so a writer joins them straight into its own batch
+   * buffer, where `seal` would have copied the ciphertext behind the header
+   * first.
+   *
+   * With `options.useHeadroom`, the `PAD_PREFIX_BYTES` (2) bytes in front
+   * of `payload` in its buffer are the caller's scratch: the sealer writes
+   * `pad_len` there and hands prefix and payload to the AEAD as they lie,
+   * instead of copying the payload into a new inner plaintext (it still
+   * copies when the record gets padding or its key is not imported yet).
+   * The payload itself is never written, and neither the payload nor the
+   * headroom is read after `sealParts` returns, so the caller may reuse
+   * both at once. Throws `RangeError` when `payload.byteOffset` is below 2,
+   * and like `seal` otherwise.
+   *
+   * @example
+   * ```ts
+   * import { createRecordOpener, createRecordSealer, PAD_PREFIX_BYTES } from "./mod.ts";
+   * const s = new Uint8Array(32);
+   * const sealer = await createRecordSealer("aes-256-gcm", s);
+   * const opener = await createRecordOpener("aes-256-gcm", s);
+   * const buf = new Uint8Array(PAD_PREFIX_BYTES + 3);
+   * buf.set([1, 2, 3], PAD_PREFIX_BYTES);
+   * const [header, body] = await sealer.sealParts(buf.subarray(PAD_PREFIX_BYTES), {
+   *   useHeadroom: true,
+   * });
+   * const wire = new Uint8Array(header!.length + body!.length);
+   * wire.set(header!);
+   * wire.set(body!, header!.length);
+   * console.log(await opener.push(wire)[0]); // Uint8Array [1, 2, 3]
+   * ```
+   */
+  sealParts(payload: Uint8Array, options?: SealPartsOptions): Promise<Uint8Array[]>;
   /** Records sealed so far (the next sequence number). */
   readonly recordsSealed: number;
   /** Key epoch of the last sealed record (0 before the first ratchet). */
@@ -141,11 +178,40 @@ export interface RecordOpener {
    * them, since delivery is in order). Rejections are pre-handled, so
    * dropping the promises after a failure is safe.
    *
-   * Ownership: `push` keeps views of `chunk` (no copy) until the returned
-   * promises settle; do not modify a chunk after pushing it. Returned
-   * payloads may be views of a pushed chunk or of a decrypted buffer.
+   * Ownership: `push` reads `chunk` before it returns and keeps no view of
+   * it (records that arrive whole are handed to the AEAD, which copies or
+   * reads them at once; a record that must wait for its key is copied), so
+   * the caller may reuse the chunk as soon as `push` returns. Returned
+   * payloads are views of buffers the opener or the AEAD allocated, never
+   * of a pushed chunk.
    */
   push(chunk: Uint8Array): Promise<Uint8Array>[];
+  /**
+   * Like `push`, for a reader that keeps its own input buffer: frames and
+   * opens only the records that lie whole at the start of `bytes`, and
+   * returns their promises with the number of bytes they took (`used`). The
+   * incomplete record after them, if any, is left where it is: the caller
+   * presents those bytes again, followed by more, in a later call (so it
+   * needs room for one `MAX_RECORD_BYTES` record). No record is copied
+   * before the AEAD reads it, and, as with `push`, nothing of `bytes` is
+   * kept once this returns. A length above `MAX_RECORD_CIPHERTEXT` throws
+   * `TOO_LARGE` as soon as its header is in `bytes`; other errors and the
+   * promises behave as with `push`. Throws `TypeError` while `push` has
+   * left an incomplete record buffered (use one of the two per opener).
+   *
+   * @example
+   * ```ts
+   * import { createRecordOpener, createRecordSealer } from "./mod.ts";
+   * const s = new Uint8Array(32);
+   * const sealer = await createRecordSealer("aes-256-gcm", s);
+   * const opener = await createRecordOpener("aes-256-gcm", s);
+   * const wire = await sealer.seal(new Uint8Array([1, 2, 3]));
+   * console.log(opener.pushWhole(wire.subarray(0, 10)).used); // 0: incomplete, nothing taken
+   * const { records, used } = opener.pushWhole(wire);
+   * console.log(used, await records[0]); // 24 Uint8Array [1, 2, 3]
+   * ```
+   */
+  pushWhole(bytes: Uint8Array): { records: Promise<Uint8Array>[]; used: number };
   /** Bytes of an incomplete record held. */
   readonly buffered: number;
   /** Key epoch of the last framed record (0 before the peer's first ratchet). */

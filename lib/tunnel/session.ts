@@ -21,18 +21,24 @@
  * @module
  */
 import { type Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
-import { PAD_PREFIX_BYTES, type RecordOpener, type RecordSealer } from "../record/mod.ts";
+import {
+  MAX_RECORD_BYTES,
+  PAD_PREFIX_BYTES,
+  type RecordOpener,
+  type RecordSealer,
+} from "../record/mod.ts";
 import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
 import { describeError, type Logger } from "./log.ts";
 
-/**
- * Most bytes read from the tunnel connection per read call, into one buffer
- * reused for every read (the opener copies or opens what it is given before
- * push() returns).
- */
+/** Most bytes read from the tunnel connection per read call. */
 const TUNNEL_READ_BYTES = 256 * 1024;
+/**
+ * The read loop's one buffer, reused for every read: room for an incomplete
+ * record (less than `MAX_RECORD_BYTES`) plus reads behind it.
+ */
+const TUNNEL_BUF_BYTES = 2 * (MAX_RECORD_BYTES + TUNNEL_READ_BYTES);
 /**
  * A local socket read starts at this size and grows (×4 per full read) up to
  * `STREAM_READ_MAX` while data keeps filling it, then shrinks back: an idle
@@ -43,6 +49,8 @@ const TUNNEL_READ_BYTES = 256 * 1024;
 const STREAM_READ_MIN = 64 * 1024;
 /** Largest local socket read: one full record payload. */
 const STREAM_READ_MAX = 256 * 1024;
+/** Read buffers a busy stream tracks for reuse once the mux has pulled their bytes. */
+const STREAM_READ_REUSE = 4;
 /** Records being opened at once before the read loop waits. */
 const MAX_RX_INFLIGHT = 32;
 /** Records being sealed at once before the write loop waits. */
@@ -544,17 +552,33 @@ export class Session {
   // ---- read side ----------------------------------------------------------
 
   async #readLoop(link: Link, initial: Uint8Array | undefined): Promise<void> {
-    if (initial !== undefined && initial.length > 0) this.#onBytes(link, initial);
-    // The opener keeps no view of pushed bytes once push() returns: one buffer serves every read.
-    const buf = new Uint8Array(TUNNEL_READ_BYTES);
+    // Records are opened straight from this buffer (the opener has read them
+    // when pushWhole() returns); an incomplete one stays at [start, end) and
+    // the next read completes it in place.
+    const buf = new Uint8Array(Math.max(TUNNEL_BUF_BYTES, (initial?.length ?? 0) + TUNNEL_READ_BYTES));
+    let start = 0;
+    let end = 0;
+    if (initial !== undefined && initial.length > 0) {
+      buf.set(initial);
+      end = initial.length;
+      start = this.#onBytes(link, buf.subarray(0, end));
+    }
     while (link.alive && !this.#closed) {
       while (link.rxInflight >= MAX_RX_INFLIGHT && link.alive && !this.#closed) {
         await new Promise<void>((r) => (link.rxSpace = r));
       }
       if (!link.alive) return;
+      if (start === end) {
+        start = end = 0;
+      } else if (buf.length - end < TUNNEL_READ_BYTES) {
+        // Move the incomplete record (less than one record) to the front.
+        buf.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+      }
       let n: number | null;
       try {
-        n = await link.conn.read(buf);
+        n = await link.conn.read(buf.subarray(end, end + TUNNEL_READ_BYTES));
       } catch (e) {
         if (!link.alive || this.#closed) return;
         throw e;
@@ -563,7 +587,7 @@ export class Session {
       if (n === null) {
         // Let records already read finish before declaring the end.
         await link.rxChain;
-        const truncated = link.opener.buffered > 0;
+        const truncated = end > start || link.opener.buffered > 0;
         this.#linkFailed(
           link,
           truncated ? "connection closed in the middle of a record" : "connection closed by peer",
@@ -574,17 +598,20 @@ export class Session {
       }
       link.lastRecv = this.#now();
       this.stats.bytesIn += n;
-      this.#onBytes(link, buf.subarray(0, n));
+      end += n;
+      start += this.#onBytes(link, buf.subarray(start, end));
     }
   }
 
-  #onBytes(link: Link, chunk: Uint8Array): void {
+  /** Opens the whole records at the start of `bytes`; returns the bytes they took. */
+  #onBytes(link: Link, bytes: Uint8Array): number {
     let records: Promise<Uint8Array>[];
+    let used: number;
     try {
-      records = link.opener.push(chunk);
+      ({ records, used } = link.opener.pushWhole(bytes));
     } catch (e) {
       this.#linkError(link, e, "record");
-      return;
+      return bytes.length;
     }
     for (const p of records) {
       p.catch(() => {}); // handled in order below; avoid an unhandled rejection meanwhile
@@ -621,6 +648,7 @@ export class Session {
     }
     // Anything else thrown here comes from an authenticated peer's frames.
     link.rxChain = link.rxChain.catch((e) => this.#linkError(link, e, "session"));
+    return used;
   }
 
   #onEvent(ev: MuxEvent): void {
@@ -794,13 +822,15 @@ export class Session {
     const sock = ctx.sock!;
     if (early !== undefined && early.length > 0 && !(await this.#sendAll(ctx, early))) return;
     let size = STREAM_READ_MIN;
-    // Two read buffers take turns: `buf` holds the bytes sent last (`last` of
-    // them), `spare` the ones before. The mux keeps views of sent bytes until
-    // pull() copies them, so a buffer is reused only once none of its bytes
-    // are queued: `buf` when nothing is, `spare` when at most `last` bytes are.
-    let buf = new Uint8Array(0);
-    let spare = buf;
-    let last = 0;
+    // The mux keeps views of sent bytes until pull() copies them, in order:
+    // a read buffer is reused once the bytes pulled so far (`sent` minus
+    // what is still queued) reach the end of its own. `held` lists up to
+    // STREAM_READ_REUSE buffers read into, oldest first, each with `sent`
+    // after its bytes; after a short read the stream is no longer busy and
+    // both lists are dropped, so an idle stream holds only its read buffer.
+    const held: { buf: Uint8Array; end: number }[] = [];
+    const free: Uint8Array[] = [];
+    let sent = 0;
     while (!this.#closed && this.#streams.has(ctx.id)) {
       let credit = this.#mux.credit(ctx.id);
       while (credit <= 0) {
@@ -809,12 +839,12 @@ export class Session {
         credit = this.#mux.credit(ctx.id);
       }
       const want = Math.min(size, credit);
-      const queued = this.#mux.queued(ctx.id);
-      if (queued > 0 || buf.length !== size) {
-        const prev = buf;
-        buf = queued <= last && spare.length === size ? spare : new Uint8Array(size);
-        spare = prev;
+      const pulled = sent - this.#mux.queued(ctx.id);
+      while (held.length > 0 && held[0]!.end <= pulled) {
+        const b = held.shift()!.buf;
+        if (b.length === size) free.push(b);
       }
+      const buf = free.pop() ?? new Uint8Array(size);
       const n = await sock.read(want === size ? buf : buf.subarray(0, want));
       if (!this.#streams.has(ctx.id)) return;
       if (n === null) {
@@ -825,9 +855,13 @@ export class Session {
         return;
       }
       const data = buf.subarray(0, n);
-      last = n;
+      sent += n;
       if (n === want) size = Math.min(size * 4, STREAM_READ_MAX);
-      else if (n < size >> 2) size = STREAM_READ_MIN;
+      else if (n < size >> 2) {
+        size = STREAM_READ_MIN;
+        held.length = free.length = 0;
+      }
+      if (held.length < STREAM_READ_REUSE && buf.length === size) held.push({ buf, end: sent });
       const took = this.#mux.send(ctx.id, data);
       this.#kick();
       if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;

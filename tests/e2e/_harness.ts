@@ -85,6 +85,10 @@ export interface PairOptions {
   lazy?: boolean;
   /** Extra client options (caPem, server). */
   client?: Partial<Pick<ClientOptions, "caPem" | "server">>;
+  /** `session:` settings for server.yml, e.g. `{ keepalive: "200ms", resume_grace: "1s" }`. */
+  serverSession?: Record<string, string>;
+  /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
+  clientSession?: Record<string, string>;
 }
 
 /** A running server and client. */
@@ -137,6 +141,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       const text = await Deno.readTextFile(serverYml);
       await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
     }
+    await addSessionSettings(serverYml, opts.serverSession);
     server = await startServer(await loadServerConfig(serverYml), {
       log: logs.logger("server"),
     });
@@ -217,6 +222,20 @@ async function editProfile(path: string, opts: PairOptions): Promise<void> {
   text = text.replace(/^socks5:\n {2}listen: .*$/m, socks);
   if (opts.httpConnect) text += 'http_connect:\n  listen: "127.0.0.1:0"\n';
   await Deno.writeTextFile(path, text, { mode: 0o600 });
+  await addSessionSettings(path, opts.clientSession);
+}
+
+/** Appends a `session:` section (the files `init` and `user add` write have none). */
+async function addSessionSettings(
+  path: string,
+  settings: Record<string, string> | undefined,
+): Promise<void> {
+  const entries = Object.entries(settings ?? {});
+  if (entries.length === 0) return;
+  const text = await Deno.readTextFile(path);
+  if (/^session:/m.test(text)) throw new Error(`${path} already has a session section`);
+  const section = entries.map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`).join("\n");
+  await Deno.writeTextFile(path, `${text.trimEnd()}\n\nsession:\n${section}\n`);
 }
 
 /** The result of {@linkcode run}. */

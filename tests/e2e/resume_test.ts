@@ -1,0 +1,294 @@
+/**
+ * When a session may and may not be resumed: a recorded resume message
+ * replayed by an observer is only a probe; a released session and an
+ * expired one are gone for good; the release exchange really releases on
+ * the server, while a reset injected by a middlebox is a lost connection,
+ * not a release.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import type { Endpoint } from "../../lib/config/mod.ts";
+import { Mux } from "../../lib/mux/mod.ts";
+import { deriveReleaseKey } from "../../lib/session/mod.ts";
+import { connectLink, TunnelError } from "../../lib/tunnel/client.ts";
+import { Session } from "../../lib/tunnel/session.ts";
+import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
+import { startFaultRelay } from "../support/fault_relay.ts";
+import { type Relay, startTcpRelay } from "../support/mitm_relay.ts";
+import { readExact, socksConnect } from "../support/socks_client.ts";
+import { startEchoServer, startPair } from "./_harness.ts";
+import { curlDownload, type GateRelay, startGateRelay } from "./_resume.ts";
+
+const MiB = 1024 * 1024;
+
+/** Polls `cond` every 10 ms until it holds or `ms` pass. */
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Writes `bytes` on a fresh TCP connection and returns everything answered until EOF (15 s max). */
+async function sendRaw(port: number, bytes: Uint8Array): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => conn.close(), 15_000);
+  let out = "";
+  try {
+    let o = 0;
+    while (o < bytes.length) o += await conn.write(bytes.subarray(o));
+    const buf = new Uint8Array(16384);
+    const dec = new TextDecoder();
+    for (let i = 0; i < 1000; i++) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      out += dec.decode(buf.subarray(0, n), { stream: true });
+    }
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timer
+    }
+  }
+  return out;
+}
+
+/** A raw SOCKS5 CONNECT request (RFC 1928 section 4) to 127.0.0.1:`port`. */
+function connectRequest(port: number): Uint8Array {
+  return Uint8Array.of(5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff);
+}
+
+Deno.test("a recorded resume message replayed on a new connection is treated as a probe: the decoy answers", async () => {
+  // Record, per connection, what the client sends before the server's first byte.
+  const hellos: number[][] = [];
+  let current: number[] | undefined;
+  let relay: Relay | undefined;
+  await using target = await startHttpTarget();
+  await using pair = await startPair({
+    transport: "tcp",
+    via: (s) => (relay = startTcpRelay({
+      upstream: { hostname: "127.0.0.1", port: s.port },
+      tamper: (dir, chunk, offset) => {
+        if (dir === "client_to_server" && offset === 0) hellos.push(current = []);
+        else if (dir === "server_to_client" && offset === 0) current = undefined;
+        current?.push(...chunk);
+        return chunk;
+      },
+    })),
+  });
+  const client = pair.client!;
+  client.dropConnection("test: make the client resume");
+  await waitFor(() => client.resumptions === 1, 10_000, "a resumption");
+  assert.equal(relay!.connections(), 2);
+  const resumeHello = Uint8Array.from(hellos[1]!);
+  assert.ok(resumeHello.length >= 64, `recorded a resume hello of ${resumeHello.length} bytes`);
+  const session = [...pair.server.sessions][0]!;
+
+  const replayed = await sendRaw(pair.serverPort, resumeHello);
+  const garbage = await sendRaw(
+    pair.serverPort,
+    crypto.getRandomValues(new Uint8Array(resumeHello.length)),
+  );
+  // The same web answer as to random bytes: no ServerHello, no hint of a session.
+  assert.match(replayed, /^HTTP\/1\.1 4\d\d /);
+  assert.equal(replayed.split("\r\n")[0], garbage.split("\r\n")[0]);
+  assert.equal(pair.logs.grep(/replayed hello nonce; handing to fallback/).length, 1);
+  assert.equal(pair.logs.grep(/user "alice" resumed their session/).length, 1, "only the real one");
+  // The live session did not notice.
+  assert.deepEqual([...pair.server.sessions], [session]);
+  const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.sha256, expectedSha256(MiB));
+});
+
+Deno.test("client.close() releases the session: the server logs the release and drops it", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair({ transport: "tcp" });
+  const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(pair.server.sessions.size, 1);
+  await pair.client!.close();
+  await waitFor(() => pair.server.sessions.size === 0, 5_000, "the server to drop the session");
+  assert.equal(
+    pair.logs.grep(/\[server conn 1 alice\] session ended: released by peer$/).length,
+    1,
+  );
+  assert.equal(pair.logs.grep(/\[client\] session ended: released$/).length, 1);
+  assert.equal(pair.logs.grep(/peer did not answer|NOTICE|notice/).length, 0, "a full exchange");
+});
+
+Deno.test("a released session cannot be resumed: the resumption secret is refused", async () => {
+  await using echo = await startHttpTarget();
+  await using pair = await startPair({ transport: "tcp", noClient: true });
+  const endpoint: Endpoint = {
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    serverName: pair.profile.serverName,
+    transport: "tcp",
+  };
+  const log = pair.logs.logger("manual");
+  // What startClient does, by hand, so the test holds the resumption secret.
+  const first = await connectLink(pair.profile, endpoint);
+  assert.ok(first.secrets.resumable);
+  const session = new Session({
+    role: "client",
+    mux: new Mux({ role: "client", resume: true }),
+    log,
+    resumable: true,
+    releaseKey: deriveReleaseKey(first.secrets.resumptionSecret, first.secrets.sessionId),
+  });
+  const ended = session.run();
+  session.attachLink(first.link);
+  let resume = {
+    sessionId: first.secrets.sessionId,
+    resumptionSecret: first.secrets.resumptionSecret,
+  };
+  // While the session lives, its secret resumes it (and is replaced).
+  const second = await connectLink(pair.profile, endpoint, resume);
+  assert.equal(second.secrets.resumed, true);
+  resume = {
+    sessionId: second.secrets.sessionId,
+    resumptionSecret: second.secrets.resumptionSecret,
+  };
+  session.setReleaseKey(deriveReleaseKey(resume.resumptionSecret, resume.sessionId));
+  session.attachLink(second.link);
+  const { reply } = await session.open(connectRequest(echo.port), 10_000);
+  assert.equal(reply[1], 0, "the resumed session carries streams");
+
+  await session.release(5_000);
+  assert.deepEqual(await ended, { reason: "released", graceful: true });
+  await waitFor(() => pair.server.sessions.size === 0, 5_000, "the server to drop the session");
+
+  const err = await connectLink(pair.profile, endpoint, resume).then(() => undefined, (e) => e);
+  assert.ok(err instanceof TunnelError, String(err));
+  assert.match(err.message, /no longer has this session/);
+  assert.equal(pair.logs.grep(/session ended: released by peer/).length, 1);
+  assert.equal(
+    pair.logs.grep(
+      /authentication failed from 127\.0\.0\.1: session \S+ is unknown, expired or released/,
+    )
+      .length,
+    1,
+  );
+});
+
+Deno.test("a session not resumed within resume_grace expires on the server and can no longer be resumed", async () => {
+  await using target = await startHttpTarget();
+  let gate: GateRelay | undefined;
+  await using pair = await startPair({
+    transport: "tcp",
+    serverSession: { resume_grace: "1s" },
+    via: (s) => (gate = startGateRelay(s.port)),
+  });
+  let r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
+  assert.equal(r.code, 0, r.stderr);
+  // The path dies and stays dead longer than the grace: every reconnect is refused.
+  const t0 = Date.now();
+  gate!.cut();
+  await waitFor(() => pair.server.sessions.size === 0, 10_000, "the server to end the session");
+  const expiredAfter = Date.now() - t0;
+  assert.ok(gate!.refused >= 1, "the client kept trying");
+  assert.equal(
+    pair.logs.grep(/\[server conn 1 alice\] session ended: no connection for 1 s/).length,
+    1,
+  );
+  gate!.restore();
+  // The client's next resume attempt is refused; it gives the session up.
+  await waitFor(
+    () =>
+      pair.logs.grep(/\[client\] .*no longer has this session: its streams are lost/).length > 0,
+    15_000,
+    "the client to be told the session is gone",
+  );
+  assert.equal(pair.client!.resumptions, 0);
+  assert.equal(
+    pair.logs.grep(
+      /authentication failed from 127\.0\.0\.1: session \S+ is unknown, expired or released/,
+    )
+      .length,
+    1,
+  );
+  // The next request opens a fresh session.
+  r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.sha256, expectedSha256(MiB));
+  assert.equal(pair.logs.grep(/\[server conn \d+\] user "alice" connected from/).length, 2);
+  console.log(`  session expired on the server ${expiredAfter} ms after the path was cut`);
+});
+
+Deno.test("a TCP reset injected by a middlebox is a lost connection, not a release: the session resumes", async () => {
+  const n = 48 * MiB;
+  await using target = await startHttpTarget();
+  await using pair = await startPair({
+    transport: "tcp",
+    via: (s) =>
+      startFaultRelay({ port: s.port }, [
+        // The client sends under 2 KiB in its handshake, then about 80 bytes per MiB received.
+        { kind: "reset", dir: "up", at: 3 * 1024 },
+        { kind: "reset", dir: "down", at: 4 * MiB },
+      ]),
+  });
+  await waitFor(() => pair.server.sessions.size === 1, 5_000, "the server's session");
+  const session = [...pair.server.sessions][0]!;
+  const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.sha256, expectedSha256(n));
+  assert.equal(pair.client!.resumptions, 2);
+  // The server kept the very same session and never took the reset for a release.
+  assert.deepEqual([...pair.server.sessions], [session]);
+  assert.ok(!session.isClosed);
+  assert.equal(pair.logs.grep(/\[server conn \d+\] user "alice" resumed their session/).length, 2);
+  assert.equal(pair.logs.grep(/released|release|session ended/).length, 0);
+});
+
+Deno.test("a resume whose Finish never reaches the server does not lose the session", async () => {
+  // The client adopts the new resumption secret when it sends its Finish; the
+  // server only when the Finish arrives. Corrupt the Finish of the first
+  // resumption (third burst the client sends on connection 2): the server
+  // refuses that connection and still expects the previous secret.
+  let conn = 0;
+  let bursts = 0;
+  let lastDir = "";
+  let corrupted = false;
+  await using echo = startEchoServer();
+  await using pair = await startPair({
+    transport: "tcp",
+    via: (s) =>
+      startTcpRelay({
+        upstream: { hostname: "127.0.0.1", port: s.port },
+        tamper: (dir, chunk, offset) => {
+          if (dir === "client_to_server" && offset === 0) {
+            [conn, bursts, lastDir] = [conn + 1, 0, ""];
+          }
+          if (dir === "client_to_server" && lastDir !== dir) bursts++;
+          lastDir = dir;
+          if (conn !== 2 || bursts !== 3 || corrupted || dir !== "client_to_server") return chunk;
+          corrupted = true;
+          const out = chunk.slice();
+          out[0]! ^= 0x10;
+          return out;
+        },
+      }),
+  });
+  const stream = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+  try {
+    const enc = new TextEncoder();
+    await stream.write(enc.encode("before"));
+    assert.deepEqual(await readExact(stream, 6), enc.encode("before"));
+    pair.client!.dropConnection("test: make the client resume");
+    await waitFor(() => pair.client!.resumptions === 2, 10_000, "two resumptions");
+    assert.ok(corrupted);
+    assert.equal(pair.logs.grep(/Finish MAC does not match/).length, 1);
+    assert.equal(pair.logs.grep(/trying the one before it/).length, 1);
+    // The stream opened before all this still works: the session survived.
+    await stream.write(enc.encode("after"));
+    assert.deepEqual(await readExact(stream, 5), enc.encode("after"));
+    assert.equal(pair.logs.grep(/user "alice" connected from/).length, 1);
+    assert.equal(pair.logs.grep(/no longer has this session/).length, 0);
+  } finally {
+    stream.close();
+  }
+});
