@@ -12,10 +12,12 @@
  * - `copying`: round 1's layout, `pull()` + `seal()` (the sealer copies the
  *   payload into the record and the ciphertext back behind the header), a
  *   new read buffer whenever the mux still holds the last one, a new joined
- *   buffer per batch, and 1 MiB receive slabs that are never reused;
+ *   buffer per batch of up to 64 KiB, and 1 MiB receive slabs (256 KiB
+ *   reads) that are never reused;
  * - `zero-copy`: `pull(…, { headroom: 2 })` + `sealParts(…, { useHeadroom })`,
- *   two read buffers taking turns, one reused batch buffer, one reused
- *   receive buffer that records are opened from in place (`pushWhole`).
+ *   read buffers reused once the mux has pulled their bytes, one reused
+ *   batch buffer (writes of up to 1 MiB), one reused receive buffer (1 MiB
+ *   reads) that records are opened from in place (`pushWhole`).
  *
  * Reported: MB/s (payload bytes over wall time, one process doing both
  * sides) and CPU seconds per GiB of the whole process (every thread: main,
@@ -42,10 +44,13 @@ const READ_BYTES = 256 * 1024;
 const SLAB_BYTES = 1024 * 1024;
 const MAX_TX_INFLIGHT = 8;
 const TX_COALESCE_BYTES = 64 * 1024;
-const TX_BATCH_BYTES = 64 * 1024;
+/** Round 1 joined sealed records into writes of up to 64 KiB and read 256 KiB; round 2 1 MiB each. */
+const TX_BATCH_BYTES = { "copying": 64 * 1024, "zero-copy": 1024 * 1024 } as const;
+const TUNNEL_READ_BYTES = { "copying": 256 * 1024, "zero-copy": 1024 * 1024 } as const;
 const WINDOWS = { streamWindow: 8 << 20, sessionWindow: 64 << 20, resume: true } as const;
 
 type Layout = "copying" | "zero-copy";
+const PULL_OPTIONS = { headroom: PAD_PREFIX_BYTES };
 
 /** User + system CPU time of this process (all threads), in seconds. */
 function cpuSeconds(): number {
@@ -85,11 +90,13 @@ async function run(layout: Layout, total: number): Promise<number> {
   const { sender, receiver, sealer, opener, id } = await connect();
   const zero = layout === "zero-copy";
   const source = new Uint8Array(READ_BYTES).fill(0x5a); // what a socket read would copy in
-  let readBuf = new Uint8Array(0);
-  let spare = readBuf;
-  let last = 0;
+  let readBuf: Uint8Array = new Uint8Array(0);
+  const held: { buf: Uint8Array; end: number }[] = [];
+  const free: Uint8Array[] = [];
   let batch = new Uint8Array(0);
-  let rbuf = new Uint8Array(zero ? 2 * (MAX_RECORD_BYTES + READ_BYTES) : SLAB_BYTES);
+  const txBatch = TX_BATCH_BYTES[layout];
+  const rxRead = TUNNEL_READ_BYTES[layout];
+  let rbuf = new Uint8Array(zero ? MAX_RECORD_BYTES + rxRead : SLAB_BYTES);
   let roff = 0; // copying: where the next read goes in the slab
   let start = 0; // zero-copy: the incomplete record is at [start, roff)
   let sent = 0;
@@ -102,18 +109,14 @@ async function run(layout: Layout, total: number): Promise<number> {
       const want = Math.min(READ_BYTES, sender.credit(id), total - sent);
       const queued = sender.queued(id);
       if (zero) {
-        if (queued > 0 || readBuf.length !== READ_BYTES) {
-          const prev = readBuf;
-          readBuf = queued <= last && spare.length === READ_BYTES
-            ? spare
-            : new Uint8Array(READ_BYTES);
-          spare = prev;
-        }
+        // As #pumpSock: reuse a buffer once the mux has pulled all of its bytes.
+        while (held.length > 0 && held[0]!.end <= sent - queued) free.push(held.shift()!.buf);
+        readBuf = free.pop() ?? new Uint8Array(READ_BYTES);
+        if (held.length < 4) held.push({ buf: readBuf, end: sent + want });
       } else if (queued > 0 || readBuf.length !== READ_BYTES) {
         readBuf = new Uint8Array(READ_BYTES);
       }
       readBuf.set(want === READ_BYTES ? source : source.subarray(0, want));
-      last = want;
       let off = 0;
       while (off < want) off += sender.send(id, readBuf.subarray(off, want));
       sent += want;
@@ -121,7 +124,7 @@ async function run(layout: Layout, total: number): Promise<number> {
     // The write loop: seal up to 8 records, coalescing while earlier ones are sealed.
     while (inflight.length < MAX_TX_INFLIGHT) {
       if (inflight.length > 0 && sender.pendingBytes < TX_COALESCE_BYTES) break;
-      const payload = zero ? sender.pull(undefined, { headroom: PAD_PREFIX_BYTES }) : sender.pull();
+      const payload = zero ? sender.pull(undefined, PULL_OPTIONS) : sender.pull();
       if (payload === null) break;
       const entry = {
         p: zero
@@ -140,13 +143,13 @@ async function run(layout: Layout, total: number): Promise<number> {
       const r = inflight[count]!.rec;
       if (r === undefined) break;
       const len = r.reduce((n, p) => n + p.length, 0);
-      if (bytes + len > TX_BATCH_BYTES) break;
+      if (bytes + len > txBatch) break;
       bytes += len;
       count++;
     }
     let out: Uint8Array;
     if (zero) {
-      if (batch.length < bytes) batch = new Uint8Array(Math.max(bytes, TX_BATCH_BYTES));
+      if (batch.length < bytes) batch = new Uint8Array(Math.max(bytes, txBatch));
       out = batch.subarray(0, bytes);
     } else {
       out = count === 1 ? head[0]! : new Uint8Array(bytes);
@@ -168,7 +171,7 @@ async function run(layout: Layout, total: number): Promise<number> {
       if (zero) {
         if (start === roff) {
           start = roff = 0;
-        } else if (rbuf.length - roff < READ_BYTES) {
+        } else if (rbuf.length - roff < rxRead) {
           rbuf.copyWithin(0, start, roff);
           roff -= start;
           start = 0;
@@ -177,7 +180,7 @@ async function run(layout: Layout, total: number): Promise<number> {
         rbuf = new Uint8Array(SLAB_BYTES);
         roff = 0;
       }
-      const n = Math.min(READ_BYTES, out.length - o, rbuf.length - roff);
+      const n = Math.min(rxRead, out.length - o, rbuf.length - roff);
       rbuf.set(out.subarray(o, o + n), roff);
       let records: Promise<Uint8Array>[];
       if (zero) {
@@ -231,7 +234,9 @@ if (import.meta.main) {
       const cpu = (cpuSeconds() - c0) / (n / 2 ** 30);
       rows[layout].mbps.push(n / s / 1e6);
       rows[layout].cpu.push(cpu);
-      console.log(`${layout.padEnd(9)} ${(n / s / 1e6).toFixed(0)} MB/s  ${cpu.toFixed(2)} CPU s/GiB`);
+      console.log(
+        `${layout.padEnd(9)} ${(n / s / 1e6).toFixed(0)} MB/s  ${cpu.toFixed(2)} CPU s/GiB`,
+      );
     }
   }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;

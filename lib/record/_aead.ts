@@ -3,13 +3,15 @@
  * runs off the main thread, so several calls in flight use more cores) and
  * `@noble/ciphers` ChaCha20-Poly1305 (RFC 8439 section 2.8, synchronous).
  *
- * Both seal in place: the caller lays out `aad ‖ plaintext ‖ 16 spare bytes`
- * in one buffer and gets the same buffer back as `aad ‖ ciphertext ‖ tag`.
- * Web Crypto copies its inputs when called (WebCrypto spec, "get a copy of
- * the bytes held by"), so the nonce scratch below may be reused as soon as
- * `sealInPlace`/`openRecordBody` return (the record layer computes each
- * nonce into one scratch buffer when it calls at once, and into a fresh
- * array when it must wait for a key import).
+ * `sealInPlace` lays out `aad ‖ plaintext ‖ 16 spare bytes` in one buffer
+ * and gives the same buffer back as `aad ‖ ciphertext ‖ tag`; `sealBody`
+ * returns `ciphertext ‖ tag` as a new array, for a writer that joins the
+ * header and the ciphertext itself. Web Crypto copies its inputs when called
+ * (WebCrypto spec, "get a copy of the bytes held by"), and ChaCha runs
+ * synchronously, so nonce, AAD and input may be reused as soon as
+ * `sealInPlace`/`sealBody`/`openRecordBody` return: the record layer
+ * computes each nonce into one scratch buffer when it calls at once, and
+ * copies what it needs (nonce, header, body) when it must wait for a key.
  *
  * @module
  */
@@ -155,9 +157,11 @@ export function openRecordBody(
     key,
     bs(ct),
   )
-    .then((pt) => new Uint8Array(pt), (e: unknown) => {
-      throw decryptFailed(e);
-    });
+    .then(bytesOf, rethrowDecryptFailed);
+}
+
+function rethrowDecryptFailed(e: unknown): never {
+  throw decryptFailed(e);
 }
 
 /**

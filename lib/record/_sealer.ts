@@ -1,7 +1,7 @@
 /**
  * The sending half of the record layer: padding, ratchet decisions, header
  * masking and sealing. Sequence numbers and epochs are assigned
- * synchronously in `seal`, so calls may overlap.
+ * synchronously in `seal` and `sealParts`, so calls may overlap.
  *
  * @module
  */
@@ -226,7 +226,11 @@ export class Sealer {
     if (useHeadroom && pad === 0 && key !== undefined) {
       // pad_len goes into the headroom; the AEAD reads (AES: copies) the
       // inner plaintext before sealBody returns, and the payload is never written.
-      inner = new Uint8Array(payload.buffer, payload.byteOffset - PAD_PREFIX_BYTES, n + 2);
+      inner = new Uint8Array(
+        payload.buffer,
+        payload.byteOffset - PAD_PREFIX_BYTES,
+        PAD_PREFIX_BYTES + n,
+      );
       inner[0] = 0;
       inner[1] = 0;
     } else {
@@ -240,7 +244,7 @@ export class Sealer {
         (body) => [header, body],
       );
     }
-    // The key import of a fresh epoch is still running: keep our own nonce (and inner copy).
+    // The key import of a fresh epoch is still running: keep our own nonce (`inner` is a copy here).
     const nonce = recordNonce(epoch.iv, seq, new Uint8Array(NONCE_BYTES));
     return epoch.ready.then((k: CipherKey) => sealBody(k, nonce, header, inner)).then(
       (body) => [header, body],

@@ -32,13 +32,13 @@ import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
 import { describeError, type Logger } from "./log.ts";
 
-/** Most bytes read from the tunnel connection per read call. */
-const TUNNEL_READ_BYTES = 256 * 1024;
+/** Most bytes read from the tunnel connection per read call (1 MiB: fewer, larger reads). */
+const TUNNEL_READ_BYTES = 1024 * 1024;
 /**
  * The read loop's one buffer, reused for every read: room for an incomplete
- * record (less than `MAX_RECORD_BYTES`) plus reads behind it.
+ * record (less than `MAX_RECORD_BYTES`) plus a read behind it.
  */
-const TUNNEL_BUF_BYTES = 2 * (MAX_RECORD_BYTES + TUNNEL_READ_BYTES);
+const TUNNEL_BUF_BYTES = MAX_RECORD_BYTES + TUNNEL_READ_BYTES;
 /**
  * A local socket read starts at this size and grows (×4 per full read) up to
  * `STREAM_READ_MAX` while data keeps filling it, then shrinks back: an idle
@@ -49,8 +49,13 @@ const TUNNEL_BUF_BYTES = 2 * (MAX_RECORD_BYTES + TUNNEL_READ_BYTES);
 const STREAM_READ_MIN = 64 * 1024;
 /** Largest local socket read: one full record payload. */
 const STREAM_READ_MAX = 256 * 1024;
-/** Read buffers a busy stream tracks for reuse once the mux has pulled their bytes. */
-const STREAM_READ_REUSE = 4;
+/**
+ * A stream reads at most this far ahead of the write loop (the socket
+ * buffers the rest), so only a few of its read buffers are in use at once...
+ */
+const STREAM_READ_AHEAD = 4 * STREAM_READ_MAX;
+/** ...and it tracks that many (and two) for reuse once the mux has pulled their bytes. */
+const STREAM_READ_REUSE = STREAM_READ_AHEAD / STREAM_READ_MAX + 2;
 /** Records being opened at once before the read loop waits. */
 const MAX_RX_INFLIGHT = 32;
 /** Records being sealed at once before the write loop waits. */
@@ -62,8 +67,12 @@ const MAX_TX_INFLIGHT = 8;
  * seals at once, so a lone small write is never held back.
  */
 const TX_COALESCE_BYTES = 64 * 1024;
-/** Sealed records ready together are joined into one write up to this size. */
-const TX_BATCH_BYTES = 64 * 1024;
+/**
+ * Sealed records ready together are joined into one write up to this size
+ * (1 MiB: four full records; each write costs about as much as a record).
+ */
+const TX_BATCH_BYTES = 1024 * 1024;
+const EMPTY_BATCH = new Uint8Array(0);
 /** Payloads are pulled with room for the record's pad_len prefix in front... */
 const PULL_HEADROOM = { headroom: PAD_PREFIX_BYTES };
 /** ...which the sealer fills in instead of copying the payload. */
@@ -226,6 +235,8 @@ export class Session {
   #mux: Mux;
   readonly #now: () => number;
   readonly #streams = new Map<number, StreamCtx>();
+  /** Streams whose reads wait for the write loop to pull what they queued (#pumpSock). */
+  readonly #readAhead = new Set<StreamCtx>();
   #closed = false;
   /** Set once a release exchange (or NOTICE) completed: why the session ends. */
   #released: string | undefined;
@@ -555,7 +566,9 @@ export class Session {
     // Records are opened straight from this buffer (the opener has read them
     // when pushWhole() returns); an incomplete one stays at [start, end) and
     // the next read completes it in place.
-    const buf = new Uint8Array(Math.max(TUNNEL_BUF_BYTES, (initial?.length ?? 0) + TUNNEL_READ_BYTES));
+    const buf = new Uint8Array(
+      Math.max(TUNNEL_BUF_BYTES, (initial?.length ?? 0) + TUNNEL_READ_BYTES),
+    );
     let start = 0;
     let end = 0;
     if (initial !== undefined && initial.length > 0) {
@@ -824,14 +837,19 @@ export class Session {
     let size = STREAM_READ_MIN;
     // The mux keeps views of sent bytes until pull() copies them, in order:
     // a read buffer is reused once the bytes pulled so far (`sent` minus
-    // what is still queued) reach the end of its own. `held` lists up to
-    // STREAM_READ_REUSE buffers read into, oldest first, each with `sent`
-    // after its bytes; after a short read the stream is no longer busy and
-    // both lists are dropped, so an idle stream holds only its read buffer.
-    const held: { buf: Uint8Array; end: number }[] = [];
-    const free: Uint8Array[] = [];
+    // what is still queued) reach the end of its own. `held` lists buffers
+    // read into, oldest first, each with `sent` after its bytes, and `free`
+    // those whose bytes are all pulled. Both hold weak refs: a stream that
+    // goes idle keeps no buffer alive but the one it reads into.
+    const held: { ref: WeakRef<Uint8Array>; end: number }[] = [];
+    const free: WeakRef<Uint8Array>[] = [];
     let sent = 0;
     while (!this.#closed && this.#streams.has(ctx.id)) {
+      while (this.#mux.queued(ctx.id) >= STREAM_READ_AHEAD) {
+        this.#readAhead.add(ctx);
+        await new Promise<void>((r) => (ctx.onWritable = r));
+        if (this.#closed || !this.#streams.has(ctx.id)) return;
+      }
       let credit = this.#mux.credit(ctx.id);
       while (credit <= 0) {
         await new Promise<void>((r) => (ctx.onWritable = r));
@@ -840,11 +858,13 @@ export class Session {
       }
       const want = Math.min(size, credit);
       const pulled = sent - this.#mux.queued(ctx.id);
-      while (held.length > 0 && held[0]!.end <= pulled) {
-        const b = held.shift()!.buf;
-        if (b.length === size) free.push(b);
+      while (held.length > 0 && held[0]!.end <= pulled) free.push(held.shift()!.ref);
+      let buf: Uint8Array | undefined;
+      while (buf === undefined && free.length > 0) {
+        const b = free.pop()!.deref();
+        if (b?.length === size) buf = b;
       }
-      const buf = free.pop() ?? new Uint8Array(size);
+      buf ??= new Uint8Array(size);
       const n = await sock.read(want === size ? buf : buf.subarray(0, want));
       if (!this.#streams.has(ctx.id)) return;
       if (n === null) {
@@ -857,11 +877,10 @@ export class Session {
       const data = buf.subarray(0, n);
       sent += n;
       if (n === want) size = Math.min(size * 4, STREAM_READ_MAX);
-      else if (n < size >> 2) {
-        size = STREAM_READ_MIN;
-        held.length = free.length = 0;
+      else if (n < size >> 2) size = STREAM_READ_MIN;
+      if (held.length < STREAM_READ_REUSE && buf.length === size) {
+        held.push({ ref: new WeakRef(buf), end: sent });
       }
-      if (held.length < STREAM_READ_REUSE && buf.length === size) held.push({ buf, end: sent });
       const took = this.#mux.send(ctx.id, data);
       this.#kick();
       if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
@@ -919,7 +938,7 @@ export class Session {
     // Seals in call order; `rec` (header, then ciphertext) is set when the seal resolves.
     const inflight: { p: Promise<Uint8Array[]>; rec: Uint8Array[] | undefined }[] = [];
     // Records are joined into this buffer for each write, reused once the write is done.
-    let batch = new Uint8Array(0);
+    let batch = EMPTY_BATCH;
     while (!this.#closed && link.alive) {
       this.#dirty = false;
       const mux = this.#mux;
@@ -947,9 +966,20 @@ export class Session {
           link.sendMixin = undefined;
         }
       }
+      // Streams waiting to read ahead go on once pulls made room (#pumpSock).
+      for (const ctx of this.#readAhead) {
+        if (mux.queued(ctx.id) >= STREAM_READ_AHEAD) continue;
+        this.#readAhead.delete(ctx);
+        const w = ctx.onWritable;
+        ctx.onWritable = undefined;
+        w?.();
+      }
       if (inflight.length === 0) {
         this.#writing = false;
-        if (!this.#dirty) await new Promise<void>((r) => (this.#wake = r));
+        if (!this.#dirty) {
+          batch = EMPTY_BATCH; // an idle link holds no batch buffer
+          await new Promise<void>((r) => (this.#wake = r));
+        }
         continue;
       }
       this.#writing = true;
@@ -966,7 +996,9 @@ export class Session {
         bytes += len;
         count++;
       }
-      if (batch.length < bytes) batch = new Uint8Array(Math.max(bytes, TX_BATCH_BYTES));
+      if (batch.length < bytes) {
+        batch = new Uint8Array(Math.max(bytes, Math.min(2 * batch.length, TX_BATCH_BYTES)));
+      }
       for (let i = 0, o = 0; i < count; i++) {
         for (const part of i === 0 ? head : inflight[i]!.rec!) {
           batch.set(part, o);
