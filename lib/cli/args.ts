@@ -90,3 +90,28 @@ export function parseHostPort(value: string, what = "address"): { host: string; 
 export function formatHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/** The log levels a `--log-level` flag takes. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
+/**
+ * Reads `--log-level`, or `fallback` when absent; throws `UsageError` for
+ * any other value.
+ *
+ * @example
+ * ```ts
+ * import { logLevelFlag, parseFlags } from "./args.ts";
+ * logLevelFlag(parseFlags(["--log-level", "warn"], { "log-level": { type: "string" } }), "info"); // "warn"
+ * ```
+ */
+export function logLevelFlag<F extends string | undefined>(
+  p: ParsedArgs,
+  fallback: F,
+): (typeof LOG_LEVELS)[number] | F {
+  const v = stringFlag(p, "log-level");
+  if (v === undefined) return fallback;
+  if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+    throw new UsageError(`Invalid --log-level "${v}": expected debug, info, warn or error`);
+  }
+  return v as (typeof LOG_LEVELS)[number];
+}

@@ -7,7 +7,7 @@
 import { loadClientConfig } from "../config/mod.ts";
 import { startClient } from "../tunnel/client.ts";
 import { createLogger } from "../tunnel/log.ts";
-import { parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
+import { logLevelFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 
 const usage =
@@ -43,10 +43,7 @@ export const clientCommand: Command = {
     if (file === undefined) {
       throw new UsageError("Missing --config FILE (the profile from 'nitrosocks user add')");
     }
-    const level = stringFlag(p, "log-level") ?? "info";
-    if (!["debug", "info", "warn", "error"].includes(level)) {
-      throw new UsageError(`Invalid --log-level "${level}": expected debug, info, warn or error`);
-    }
+    const level = logLevelFlag(p, "info");
     const socks = stringFlag(p, "socks");
     const server = stringFlag(p, "server");
     const caFile = stringFlag(p, "ca");
@@ -62,7 +59,7 @@ export const clientCommand: Command = {
         throw new Error(`Cannot use --ca "${caFile}": it holds no PEM certificate`);
       }
     }
-    const log = createLogger(level as "info", "client");
+    const log = createLogger(level, "client");
     const client = await startClient(config, {
       log,
       ...(socks === undefined ? {} : { socks: parseHostPort(socks, "--socks address") }),

@@ -9,10 +9,10 @@
 import { loadClientConfig, loadServerConfig } from "../config/mod.ts";
 import { startClient } from "../tunnel/client.ts";
 import { startServer } from "../tunnel/server.ts";
-import { createLogger, type LogLevel } from "../tunnel/log.ts";
+import { createLogger } from "../tunnel/log.ts";
 import { encodeRequest } from "../socks5/mod.ts";
 import { writeAll } from "../transport/types.ts";
-import { parseFlags, stringFlag, UsageError } from "./args.ts";
+import { logLevelFlag, parseFlags, UsageError } from "./args.ts";
 import { initServerDir } from "./init.ts";
 import { addUser } from "./user.ts";
 import type { Command } from "./mod.ts";
@@ -84,12 +84,9 @@ export const demoCommand: Command = {
   async run(args) {
     const p = parseFlags(args, { "log-level": { type: "string" }, keep: { type: "boolean" } });
     if (p.positionals.length > 0) throw new UsageError(`Unexpected argument "${p.positionals[0]}"`);
-    const level = stringFlag(p, "log-level");
-    if (level !== undefined && !["debug", "info", "warn", "error"].includes(level)) {
-      throw new UsageError(`Invalid --log-level "${level}": expected debug, info, warn or error`);
-    }
+    const level = logLevelFlag(p, undefined);
     const quiet = level === undefined;
-    const log = createLogger((level ?? "error") as LogLevel, "", quiet ? () => {} : undefined);
+    const log = createLogger(level ?? "error", "", quiet ? () => {} : undefined);
     const dir = await Deno.makeTempDir({ prefix: "nitrosocks-demo-" });
     const say = (s: string) => console.log(s);
     const site = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {

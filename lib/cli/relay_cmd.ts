@@ -5,8 +5,15 @@
  * @module
  */
 import { startRelay } from "../tunnel/relay.ts";
-import { createLogger, type LogLevel } from "../tunnel/log.ts";
-import { boolFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
+import { createLogger } from "../tunnel/log.ts";
+import {
+  boolFlag,
+  logLevelFlag,
+  parseFlags,
+  parseHostPort,
+  stringFlag,
+  UsageError,
+} from "./args.ts";
 import type { Command } from "./mod.ts";
 
 const usage = `Usage: nitrosocks relay --listen HOST:PORT --upstream HOST:PORT [options]
@@ -61,10 +68,7 @@ export const relayCommand: Command = {
     const upstreamS = stringFlag(p, "upstream");
     if (listenS === undefined) throw new UsageError("Missing --listen HOST:PORT");
     if (upstreamS === undefined) throw new UsageError("Missing --upstream HOST:PORT");
-    const level = stringFlag(p, "log-level") ?? "info";
-    if (!["debug", "info", "warn", "error"].includes(level)) {
-      throw new UsageError(`Invalid --log-level "${level}": expected debug, info, warn or error`);
-    }
+    const level = logLevelFlag(p, "info");
     const tcp = boolFlag(p, "tcp");
     const certFile = stringFlag(p, "cert");
     const keyFile = stringFlag(p, "key");
@@ -74,7 +78,7 @@ export const relayCommand: Command = {
     const caFile = stringFlag(p, "upstream-ca");
     const upstream = parseHostPort(upstreamS, "--upstream address");
     const name = stringFlag(p, "upstream-name");
-    const log = createLogger(level as LogLevel, "relay");
+    const log = createLogger(level, "relay");
     const relay = await startRelay({
       listen: parseHostPort(listenS, "--listen address"),
       transport: tcp ? "tcp" : "tls",

@@ -6,7 +6,7 @@
 import { loadServerConfig } from "../config/mod.ts";
 import { startServer } from "../tunnel/server.ts";
 import { createLogger, describeError } from "../tunnel/log.ts";
-import { parseFlags, stringFlag, UsageError } from "./args.ts";
+import { logLevelFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 
 const usage = `Usage: nitrosocks server --config FILE [--log-level LEVEL]
@@ -34,11 +34,8 @@ export const serverCommand: Command = {
       throw new UsageError("Missing --config FILE (e.g. --config ./srv/server.yml)");
     }
     const config = await loadServerConfig(file);
-    const level = stringFlag(p, "log-level") ?? config.log.level;
-    if (!["debug", "info", "warn", "error"].includes(level)) {
-      throw new UsageError(`Invalid --log-level "${level}": expected debug, info, warn or error`);
-    }
-    const log = createLogger(level as "info", "server");
+    const level = logLevelFlag(p, config.log.level);
+    const log = createLogger(level, "server");
     const server = await startServer(config, { log });
     const stop = () => {
       log.info("stopping");

@@ -30,6 +30,7 @@ import {
 import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
+import { Reader, Writer } from "../wire/bytes.ts";
 import { describeError, type Logger } from "./log.ts";
 
 /** Most bytes read from the tunnel connection per read call (1 MiB: fewer, larger reads). */
@@ -511,29 +512,25 @@ export class Session {
   // ---- resumption ------------------------------------------------------------
 
   async #sendResumeState(link: Link): Promise<void> {
-    const payload = new Uint8Array(8 + RESUME_PAYLOAD_BYTES);
-    const view = new DataView(payload.buffer);
-    payload[0] = FRAME_RESUME;
-    // stream 0, length 9
-    payload[7] = RESUME_PAYLOAD_BYTES;
-    view.setBigUint64(8, link.stateLost ? 0n : this.#mux.resumeState().received);
-    payload[16] = link.stateLost ? FLAG_STATE_LOST : 0;
-    const rec = await link.sealer.seal(payload);
+    const w = new Writer(8 + RESUME_PAYLOAD_BYTES)
+      .u8(FRAME_RESUME).u32(0).u24(RESUME_PAYLOAD_BYTES)
+      .u64(link.stateLost ? 0n : this.#mux.resumeState().received)
+      .u8(link.stateLost ? FLAG_STATE_LOST : 0);
+    const rec = await link.sealer.seal(w.finish());
     await writeAll(link.conn, rec);
     link.lastSend = this.#now();
   }
 
   #onResumeState(link: Link, payload: Uint8Array): void {
-    if (
-      payload.length !== 8 + RESUME_PAYLOAD_BYTES || payload[0] !== FRAME_RESUME ||
-      payload[1] !== 0 || payload[2] !== 0 || payload[3] !== 0 || payload[4] !== 0 ||
-      payload[5] !== 0 || payload[6] !== 0 || payload[7] !== RESUME_PAYLOAD_BYTES ||
-      (payload[16]! & ~FLAG_STATE_LOST) !== 0
-    ) {
-      throw new ProtocolError("MALFORMED", "Cannot resume: the first record is not a RESUME frame");
-    }
-    const received = new DataView(payload.buffer, payload.byteOffset).getBigUint64(8);
-    const peerLost = (payload[16]! & FLAG_STATE_LOST) !== 0;
+    const r = new Reader(payload, "RESUME frame");
+    const bad = () =>
+      new ProtocolError("MALFORMED", "Cannot resume: the first record is not a RESUME frame");
+    if (r.u8() !== FRAME_RESUME || r.u32() !== 0 || r.u24() !== RESUME_PAYLOAD_BYTES) throw bad();
+    const received = r.u64();
+    const flags = r.u8();
+    r.expectEmpty();
+    if ((flags & ~FLAG_STATE_LOST) !== 0) throw bad();
+    const peerLost = (flags & FLAG_STATE_LOST) !== 0;
     link.awaitResume = false;
     if (link.stateLost) {
       // We started fresh for this session id: nothing to resend.
