@@ -9,6 +9,7 @@ import { ConfigError } from "../errors.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import {
   base32Secret,
+  boolean,
   configError,
   duration,
   hostPort,
@@ -67,7 +68,12 @@ export interface ClientConfig {
   key: Uint8Array;
   token: Uint8Array;
   totpSecret?: Uint8Array;
-  socks5: { listen: HostPort; users?: Map<string, string> };
+  /**
+   * `fastOpen`: answer CONNECT with success at once and send the
+   * application's first bytes behind the OPEN (one round trip less); false
+   * waits for the server's reply so applications get exact SOCKS5 errors.
+   */
+  socks5: { listen: HostPort; fastOpen: boolean; users?: Map<string, string> };
   httpConnect?: { listen: HostPort };
   kex: KexName[];
   aead: AeadName[];
@@ -124,6 +130,7 @@ const clientSchema = object({
   totp: optional(base32Secret(16, 64)),
   socks5: section(object({
     listen: withDefault(hostPort(0), { host: "127.0.0.1", port: 1080 }),
+    fast_open: withDefault(boolean(), true),
     users: optional(record(
       string({ pattern: /^[\s\S]{1,255}$/, what: "a password of 1-255 characters", secret: true }),
       {
@@ -199,6 +206,7 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
     ...(raw.totp === undefined ? {} : { totpSecret: raw.totp }),
     socks5: {
       listen: raw.socks5.listen,
+      fastOpen: raw.socks5.fast_open,
       ...(raw.socks5.users === undefined ? {} : { users: raw.socks5.users }),
     },
     ...(raw.http_connect === undefined ? {} : { httpConnect: { listen: raw.http_connect.listen } }),
@@ -300,6 +308,9 @@ export function formatClientProfile(p: ClientProfile): string {
     "# Local SOCKS5 proxy for applications (no authentication; loopback only).",
     "socks5:",
     `  listen: ${hp(p.socks5Listen ?? { host: "127.0.0.1", port: 1080 })}`,
+    "  # Answer CONNECT at once and send the first bytes behind it (one round trip",
+    "  # less); false waits for the server so applications get exact SOCKS5 errors.",
+    "  fast_open: true",
     "",
     "# Optional HTTP CONNECT proxy:",
     "# http_connect:",

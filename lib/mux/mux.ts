@@ -442,11 +442,15 @@ export class Mux {
 
   /**
    * Client: opens a stream whose OPEN frame carries `request` (the raw
-   * SOCKS5 request, copied) and returns its id. Throws `ProtocolError`
+   * SOCKS5 request, copied) and returns its id. `nowMs` (the clock of
+   * receive()) starts the stream's idle time; without it, the last time the
+   * mux was given. Throws `ProtocolError`
    * `LIMIT` past maxStreams, `CLOSED` after GOAWAY either way.
    */
-  open(request: Uint8Array): number {
+  open(request: Uint8Array, nowMs?: number): number {
     if (!this.#client) throw new TypeError("Cannot open stream: only the client opens streams");
+    // The stream's idle clock starts now, even before anything was received.
+    if (nowMs !== undefined && nowMs > this.#now) this.#now = nowMs;
     checkOpenPayload("open stream", request);
     if (this.#goawaySent || this.#goawayReceived) {
       throw new ProtocolError(
@@ -496,6 +500,11 @@ export class Mux {
       stream: null,
       induced: false,
     });
+    // The larger window goes with the REPLY (one record, not two; a refused
+    // stream needs none).
+    if (this.#streamWindow > INITIAL_STREAM_WINDOW && reply[1] === 0) {
+      this.#queueStreamWu(s, this.#streamWindow - INITIAL_STREAM_WINDOW);
+    }
     this.#touch(s);
   }
 
@@ -697,12 +706,21 @@ export class Mux {
   }
 
   /**
+   * Resume: true when a counted payload arrived since the last ACK was
+   * pulled; the tunnel calls flushAck() a little later unless one rode
+   * along meanwhile. False without resume.
+   */
+  get ackDue(): boolean {
+    return this.#ledger?.ackDue ?? false;
+  }
+
+  /**
    * Resume: owes the peer an ACK if a counted payload arrived since the
    * last one; the next pull() carries it, on its own if nothing else is
    * pending. Returns true when an ACK is owed (the tunnel should pull).
-   * The tunnel calls this on a short timer and when its read loop goes
-   * idle; ACKs also go out after every 16 counted payloads or 128 KiB
-   * received, and ride along in any payload pulled anyway.
+   * The tunnel calls this shortly after an ACK becomes due (ackDue); ACKs
+   * also go out after every 16 counted payloads or 128 KiB received, and
+   * ride along in any payload pulled anyway.
    *
    * @example
    * ```ts
@@ -1139,10 +1157,7 @@ export class Mux {
     if (this.#streams.size >= this.#maxStreams) {
       return this.#refuse(id, ResetReason.LIMIT, `limit of ${this.#maxStreams} streams reached`);
     }
-    const s = this.#add(id);
-    if (this.#streamWindow > INITIAL_STREAM_WINDOW) {
-      this.#queueStreamWu(s, this.#streamWindow - INITIAL_STREAM_WINDOW);
-    }
+    this.#add(id);
     ev.push({ type: "open", id, request: f.payload });
   }
 

@@ -21,6 +21,7 @@ import { deriveReleaseKey } from "../session/mod.ts";
 import { ProtocolError } from "../errors.ts";
 import { dial } from "../transport/mod.ts";
 import { writeAll } from "../transport/types.ts";
+import { encodeReply, Reply, replyName } from "../socks5/mod.ts";
 import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.ts";
 import { serveHttpConnect } from "./http_connect.ts";
 import { describeError, type Logger } from "./log.ts";
@@ -31,6 +32,8 @@ import { type LinkEnd, linkIdOf, type LinkParams, Session } from "./session.ts";
 const HANDSHAKE_DEADLINE_MS = 15_000;
 /** A stream's OPEN must be answered within this. */
 const OPEN_TIMEOUT_MS = 30_000;
+/** What a fast open tells the application at once (bound address unknown yet: 0.0.0.0:0). */
+const FAST_OPEN_REPLY = encodeReply(Reply.SUCCEEDED);
 /** Reconnect backoff: first delay, cap, and how long to keep trying. */
 const BACKOFF_FIRST_MS = 50;
 const BACKOFF_MAX_MS = 5_000;
@@ -460,9 +463,24 @@ export async function startClient(
     return connecting;
   }
 
+  const fastOpen = config.socks5.fastOpen;
   const connector: Connector = {
-    async open(_req, raw): Promise<Opened> {
+    async open(req, raw): Promise<Opened> {
       const session = await tunnel();
+      if (fastOpen && req.command === "connect") {
+        // Success at once: the application's first bytes ride right behind
+        // the OPEN, saving a round trip. A target the server cannot reach
+        // shows as a closed connection; the log says why.
+        const target = `${req.host}:${req.port}`;
+        const id = session.openFast(raw, OPEN_TIMEOUT_MS, (why) => {
+          log.info(
+            "timedOut" in why
+              ? `${target}: no answer from the server within ${OPEN_TIMEOUT_MS / 1000} s`
+              : `${target}: ${replyName(why.reply[1] ?? Reply.GENERAL_FAILURE)}`,
+          );
+        });
+        return { reply: FAST_OPEN_REPLY, attach: (sock, early) => session.attach(id, sock, early) };
+      }
       const { id, reply } = await session.open(raw, OPEN_TIMEOUT_MS);
       return { reply, attach: (sock, early) => session.attach(id, sock, early) };
     },

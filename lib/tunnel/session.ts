@@ -249,7 +249,7 @@ export class Session {
   #wake: (() => void) | undefined;
   #dirty = false;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #ackTimer: ReturnType<typeof setInterval> | undefined;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #release: ReleaseState | undefined;
   #releaseKey: Uint8Array | undefined;
   #releaseDone: (() => void) | undefined;
@@ -311,11 +311,6 @@ export class Session {
     const idle = this.#o.streamIdleMs ?? 300_000;
     const tick = Math.max(20, Math.min(keepalive, dead, idle, 1000) / 4);
     this.#timer = setInterval(() => this.#onTick(keepalive, dead, idle), tick);
-    this.#ackTimer = setInterval(() => {
-      if (this.#o.resumable === true && this.#link?.ready === true && this.#mux.flushAck()) {
-        this.#kick();
-      }
-    }, ACK_FLUSH_MS);
     return this.#ended;
   }
 
@@ -387,7 +382,7 @@ export class Session {
    */
   open(request: Uint8Array, timeoutMs: number): Promise<{ id: number; reply: Uint8Array }> {
     if (this.#closed) return Promise.reject(new Error("Tunnel is closed"));
-    const id = this.#mux.open(request);
+    const id = this.#mux.open(request, this.#now());
     const ctx = this.#newStream(id);
     this.#kick();
     return new Promise((resolve, reject) => {
@@ -407,6 +402,41 @@ export class Session {
         reject(e);
       };
     });
+  }
+
+  /**
+   * Client, fast open: opens a stream carrying a raw SOCKS5 request and
+   * returns its id at once, so the caller can attach the local socket and
+   * let the application's first bytes follow the OPEN without waiting a
+   * round trip for the REPLY (optimistic data, docs/PROTOCOL.md part 5
+   * section 3). `onFailure` hears a failure REPLY (the server resets the
+   * stream right after it, which closes the local socket) or a missing one
+   * (the stream is reset here after `timeoutMs`).
+   */
+  openFast(
+    request: Uint8Array,
+    timeoutMs: number,
+    onFailure: (why: { reply: Uint8Array } | { timedOut: true }) => void,
+  ): number {
+    if (this.#closed) throw new Error("Tunnel is closed");
+    const id = this.#mux.open(request, this.#now());
+    const ctx = this.#newStream(id);
+    this.#kick();
+    const timer = setTimeout(() => {
+      ctx.onReply = ctx.onFail = undefined;
+      onFailure({ timedOut: true });
+      this.#resetStream(ctx, ResetReason.CANCEL, "no reply in time");
+    }, timeoutMs);
+    ctx.onReply = (reply) => {
+      clearTimeout(timer);
+      ctx.onReply = ctx.onFail = undefined;
+      if (reply[1] !== 0) onFailure({ reply });
+    };
+    ctx.onFail = () => {
+      clearTimeout(timer);
+      ctx.onReply = ctx.onFail = undefined;
+    };
+    return id;
   }
 
   /** Server: answers stream `id` with a raw SOCKS5 reply. */
@@ -650,9 +680,7 @@ export class Session {
         }
         const events = this.#mux.receive(payload, this.#now());
         for (const ev of events) this.#onEvent(ev);
-        if (link.rxInflight === 0 && this.#o.resumable === true && this.#mux.flushAck()) {
-          this.#dirty = true;
-        }
+        if (this.#ackTimer === undefined && this.#mux.ackDue) this.#armAck();
         this.#kick();
       });
     }
@@ -901,6 +929,19 @@ export class Session {
       await new Promise<void>((r) => (ctx.onWritable = r));
       if (this.#closed || !this.#streams.has(ctx.id)) return false;
     }
+  }
+
+  /**
+   * An ACK is owed: it rides in the next payload we send anyway, or goes on
+   * its own after ACK_FLUSH_MS (like TCP's delayed ACK), so a request and
+   * its answer do not cost an ACK-only record each way.
+   */
+  #armAck(): void {
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = undefined;
+      if (this.#closed || this.#link?.ready !== true) return;
+      if (this.#mux.flushAck()) this.#kick();
+    }, ACK_FLUSH_MS);
   }
 
   #kick(): void {
@@ -1165,7 +1206,7 @@ export class Session {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#ackTimer !== undefined) clearInterval(this.#ackTimer);
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     for (const ctx of [...this.#streams.values()]) {
       ctx.onFail?.(new Error(`Tunnel closed: ${end.reason}`));
       this.#dropStream(ctx);

@@ -26,7 +26,7 @@ Deno.test("parseClientConfig() applies every default to a minimal profile", () =
   assert.equal(cfg.user, "alice");
   assert.deepEqual(cfg.key, new Uint8Array(32).fill(2));
   assert.deepEqual(cfg.token, new Uint8Array(32).fill(3));
-  assert.deepEqual(cfg.socks5, { listen: { host: "127.0.0.1", port: 1080 } });
+  assert.deepEqual(cfg.socks5, { listen: { host: "127.0.0.1", port: 1080 }, fastOpen: true });
   assert.equal(cfg.httpConnect, undefined);
   assert.equal(cfg.caPem, undefined);
   assert.deepEqual(cfg.kex, ["x25519-mlkem768", "x25519"]);
@@ -43,18 +43,27 @@ Deno.test("parseClientConfig() applies every default to a minimal profile", () =
 Deno.test("parseClientConfig() reads optional sections", () => {
   const cfg = parseClientConfig(
     `${MINIMAL}server_name: cdn.example\nca: |\n  ${CERT.trim().replace(/\n/g, "\n  ")}\n` +
-      `socks5:\n  listen: "[::1]:1080"\n  users: {app: 1234, b: "pw"}\nhttp_connect: {listen: "127.0.0.1:8118"}\n` +
+      `socks5:\n  listen: "[::1]:1080"\n  fast_open: false\n  users: {app: 1234, b: "pw"}\nhttp_connect: {listen: "127.0.0.1:8118"}\n` +
       `aead: [chacha20-poly1305]\nlimits: {max_streams: 8, connect_timeout: 3s}\n`,
     "c.yml",
   );
   assert.equal(cfg.serverName, "cdn.example");
   assert.equal(cfg.caPem, CERT);
   assert.deepEqual(cfg.socks5.listen, { host: "::1", port: 1080 });
+  assert.equal(cfg.socks5.fastOpen, false);
   assert.deepEqual([...cfg.socks5.users!], [["app", "1234"], ["b", "pw"]]);
   assert.deepEqual(cfg.httpConnect, { listen: { host: "127.0.0.1", port: 8118 } });
   assert.deepEqual(cfg.aead, ["chacha20-poly1305"]);
   assert.equal(cfg.limits.maxStreams, 8);
   assert.equal(cfg.limits.connectTimeoutS, 3);
+});
+
+Deno.test("parseClientConfig() refuses a fast_open that is not a boolean, at its position", () => {
+  const e = configError(() =>
+    parseClientConfig(`${MINIMAL}socks5:\n  fast_open: sometimes\n`, "c.yml")
+  );
+  assertAt(e, "c.yml", 7, 14);
+  assert.match(e.message, /fast_open/);
 });
 
 Deno.test("parseClientConfig() refuses a server key of the wrong length", () => {

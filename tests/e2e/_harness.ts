@@ -77,6 +77,8 @@ export interface PairOptions {
   extraUsers?: { name: string; routes?: string[] }[];
   /** Also serve HTTP CONNECT on the client (127.0.0.1:0). */
   httpConnect?: boolean;
+  /** `socks5.fast_open` in alice's profile (default: the profile's default, true). */
+  fastOpen?: boolean;
   /** Put something between client and server (it must be closed by `close`). */
   via?: (server: ServerInfo) => Promise<Via> | Via;
   /** Do not start the client. */
@@ -215,11 +217,12 @@ async function editProfile(path: string, opts: PairOptions): Promise<void> {
   const socks = [
     "socks5:",
     '  listen: "127.0.0.1:0"',
+    ...(opts.fastOpen === undefined ? [] : [`  fast_open: ${opts.fastOpen}`]),
     ...(users.length === 0
       ? []
       : ["  users:", ...users.map(([u, p]) => `    ${JSON.stringify(u)}: ${JSON.stringify(p)}`)]),
   ].join("\n");
-  text = text.replace(/^socks5:\n {2}listen: .*$/m, socks);
+  text = text.replace(/^ {2}fast_open: .*\n/m, "").replace(/^socks5:\n {2}listen: .*$/m, socks);
   if (opts.httpConnect) text += 'http_connect:\n  listen: "127.0.0.1:0"\n';
   await Deno.writeTextFile(path, text, { mode: 0o600 });
   await addSessionSettings(path, opts.clientSession);

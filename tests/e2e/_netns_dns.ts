@@ -11,7 +11,7 @@ import { socksHandshake } from "../support/socks_client.ts";
 import { startPair } from "./_harness.ts";
 
 async function main(): Promise<void> {
-  await using pair = await startPair({ routes: ["*"] });
+  await using pair = await startPair({ routes: ["*"], fastOpen: false });
   const replies: Record<string, number> = {};
   for (const arg of Deno.args) {
     const i = arg.lastIndexOf(":");

@@ -54,9 +54,29 @@ Deno.test(
   "SOCKS5: a closed port on the server's side gets reply 5 (connection refused)",
   SANITIZE,
   async () => {
-    await using pair = await startPair();
+    await using pair = await startPair({ fastOpen: false });
     assert.equal(await replyCode(pair.socksPort, "127.0.0.1", freePort()), 5);
     assert.equal(pair.logs.grep(/dial 127\.0\.0\.1:\d+ failed/).length, 1);
+  },
+);
+
+Deno.test(
+  "SOCKS5 fast open (the default): a closed port shows as a closed connection, the log says why",
+  SANITIZE,
+  async () => {
+    await using pair = await startPair();
+    const closed = freePort();
+    // Success comes at once; the request rides behind the OPEN; the server's
+    // failure reply then closes the application's connection without data.
+    const conn = await socksConnect(pair.socksPort, "127.0.0.1", closed);
+    await write(conn, [...new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n")]).catch(() => {});
+    const got = await readToEnd(conn);
+    conn.close();
+    assert.equal(got.length, 0);
+    assert.equal(pair.logs.grep(/dial 127\.0\.0\.1:\d+ failed/).length, 1);
+    const lines = pair.logs.grep(new RegExp(`127\\.0\\.0\\.1:${closed}: connection refused`));
+    assert.equal(lines.length, 1, pair.logs.lines.join("\n"));
+    assert.match(lines[0]!, /\[client/);
   },
 );
 
@@ -93,7 +113,7 @@ Deno.test(
   async () => {
     await using target = await startHttpTarget();
     await using echo = startEchoServer();
-    await using pair = await startPair({ routes: [`127.0.0.1:${target.port}`] });
+    await using pair = await startPair({ routes: [`127.0.0.1:${target.port}`], fastOpen: false });
     // Allowed: the target's port.
     const conn = await socksConnect(pair.socksPort, "127.0.0.1", target.port);
     try {

@@ -246,8 +246,10 @@ Deno.test("a CONNECT naming 127.0.0.1 as a domain (ATYP 3, as Chromium sends it)
     await conn.write(Uint8Array.of(5, 1, 0));
     assert.deepEqual([...await readExact(conn, 2)], [5, 0]);
     await conn.write(Uint8Array.of(5, 1, 0, 3, host.length, ...host, p >> 8, p & 0xff));
-    const reply = await readExact(conn, 2);
+    const reply = await readExact(conn, 10);
     assert.equal(reply[1], 0, `reply ${reply[1]} (RFC 1928 allows an address literal as a domain)`);
+    await conn.write(new TextEncoder().encode("ping"));
+    assert.equal(new TextDecoder().decode(await readExact(conn, 4)), "ping");
   } finally {
     conn.close();
   }

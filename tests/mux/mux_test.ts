@@ -311,6 +311,9 @@ Deno.test("Mux detects DATA beyond the session window as a FLOW_CONTROL violatio
     concatAll([rawFrame(FrameType.OPEN, 1, REQUEST), rawFrame(FrameType.OPEN, 3, REQUEST)]),
     0,
   );
+  // The larger stream window is granted with the REPLY.
+  server.reply(1, REPLY_OK);
+  server.reply(3, REPLY_OK);
   server.receive(rawFrame(FrameType.DATA, 1, new Uint8Array(900_000)), 0);
   assertProtocolError(
     () => server.receive(rawFrame(FrameType.DATA, 3, new Uint8Array(200_000)), 0),
@@ -390,4 +393,11 @@ Deno.test("Mux keeps the rest of a closed stream's data owed until consumed", ()
   server.consumed(id, 1000);
   assert.equal(server.stats().owedStreams, 0);
   server.consumed(id, 1); // nothing owed any more: ignored
+});
+
+Deno.test("Mux starts a new stream's idle time at open(), even before anything was received", () => {
+  const client = new Mux({ role: "client" });
+  const id = client.open(REQUEST, 10_000_000);
+  assert.deepEqual(client.idleStreams(10_000_250, 300_000), []);
+  assert.deepEqual(client.idleStreams(10_300_000, 300_000), [id]);
 });

@@ -1,0 +1,126 @@
+/**
+ * What one short connection costs on the wire: with fast open and delayed
+ * ACKs a request/answer exchange takes about three records each way (open
+ * + data, answer, close), not one more per direction for every ACK, and
+ * the application's first bytes leave without waiting for the REPLY.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { readExact, socksConnect } from "../support/socks_client.ts";
+import { startEchoServer, startPair } from "./_harness.ts";
+
+const N = 40;
+
+async function exchange(socksPort: number, echoPort: number): Promise<void> {
+  const conn = await socksConnect(socksPort, "127.0.0.1", echoPort);
+  try {
+    await conn.write(new TextEncoder().encode("ping"));
+    assert.equal(new TextDecoder().decode(await readExact(conn, 4)), "ping");
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test(`${N} short connections cost about three records each way, no ACK-only records`, async () => {
+  await using echo = startEchoServer();
+  await using pair = await startPair({ transport: "tcp" });
+  const session = await pair.client!.tunnel();
+  await exchange(pair.socksPort, echo.port); // warm up: windows, first ACKs
+  await new Promise((r) => setTimeout(r, 100));
+  const [server] = [...pair.server.sessions];
+  const out0 = session.stats.recordsOut;
+  const in0 = session.stats.recordsIn;
+  for (let i = 0; i < N; i++) await exchange(pair.socksPort, echo.port);
+  // Let the last closes and any delayed ACK go out.
+  await new Promise((r) => setTimeout(r, 200));
+  const out = session.stats.recordsOut - out0;
+  const inn = session.stats.recordsIn - in0;
+  assert.ok(server !== undefined);
+  // OPEN (+ the window update and maybe the first bytes), data, FIN: 3 per
+  // connection; an ACK-only record after each received record made it 5-6.
+  assert.ok(out <= 3.5 * N, `client sent ${out} records for ${N} connections`);
+  assert.ok(inn <= 3.5 * N, `client received ${inn} records for ${N} connections`);
+  assert.ok(out >= 2 * N && inn >= 2 * N, `implausibly few records: ${out} / ${inn}`);
+});
+
+/** A TCP relay that holds every server→client chunk for `delayMs` (a long path). */
+function slowRelay(upstream: number, delayMs: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pump = async (from: Deno.Conn, to: Deno.Conn, delay: number) => {
+    const buf = new Uint8Array(65536);
+    let chain = Promise.resolve();
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        const chunk = buf.slice(0, n);
+        const due = performance.now() + delay;
+        chain = chain.then(async () => {
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          let o = 0;
+          while (o < chunk.length) o += await to.write(chunk.subarray(o));
+        });
+      }
+    } catch { /* closed */ }
+    await chain.catch(() => {});
+  };
+  const done = (async () => {
+    for await (const c of listener) {
+      const u = await Deno.connect({ hostname: "127.0.0.1", port: upstream });
+      conns.add(c);
+      conns.add(u);
+      pump(c, u, 0);
+      pump(u, c, delayMs);
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* already */ }
+      }
+      await done;
+    },
+  };
+}
+
+for (const fastOpen of [true, false]) {
+  Deno.test(
+    `fast_open: ${fastOpen}: the SOCKS reply ${
+      fastOpen ? "comes at once" : "waits a round trip"
+    } over a 300 ms path`,
+    async () => {
+      await using echo = startEchoServer();
+      await using pair = await startPair({
+        transport: "tcp",
+        fastOpen,
+        via: (s) => slowRelay(s.port, 300),
+      });
+      await pair.client!.tunnel();
+      const t0 = performance.now();
+      const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+      const replyMs = performance.now() - t0;
+      try {
+        await conn.write(new TextEncoder().encode("ping"));
+        assert.equal(new TextDecoder().decode(await readExact(conn, 4)), "ping");
+      } finally {
+        conn.close();
+      }
+      const totalMs = performance.now() - t0;
+      if (fastOpen) {
+        // No server→client byte could have arrived yet: the reply was local.
+        assert.ok(replyMs < 300, `reply after ${replyMs.toFixed(0)} ms`);
+        assert.ok(totalMs >= 300 && totalMs < 600, `exchange took ${totalMs.toFixed(0)} ms`);
+      } else {
+        assert.ok(replyMs >= 300, `reply after ${replyMs.toFixed(0)} ms`);
+        assert.ok(totalMs >= 600, `exchange took ${totalMs.toFixed(0)} ms`);
+      }
+    },
+  );
+}
