@@ -45,9 +45,10 @@ const TUNNEL_BUF_BYTES = MAX_RECORD_BYTES + TUNNEL_READ_BYTES;
  * `STREAM_READ_MAX` while data keeps filling it, then shrinks back: an idle
  * stream's pending read holds only a small buffer.
  */
-// 4 KiB here measured 13.5 KiB per idle stream (64 KiB: ~62 KiB) but makes
-// tests/e2e/raw_tcp_test.ts "nc ... half-close" hang; kept at 64 KiB until found.
-const STREAM_READ_MIN = 64 * 1024;
+// 4 KiB: 14.2 KiB (server) / 14.6 KiB (client) per idle stream measured by
+// bench/idle_streams.ts with 10,000 streams; 64 KiB cost ~62 KiB. (The nc
+// test that once hung with 4 KiB was the test runner's own pipe deadlock.)
+const STREAM_READ_MIN = 4 * 1024;
 /** Largest local socket read: one full record payload. */
 const STREAM_READ_MAX = 256 * 1024;
 /**

@@ -286,12 +286,16 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
     }
   }, opts.timeoutMs ?? 60_000);
   try {
+    // Read the output while writing the input: a child that answers as it
+    // reads (nc through an echo) would otherwise fill its stdout pipe and
+    // stop reading stdin, and both sides would wait forever.
+    const output = child.output();
     if (opts.stdin !== undefined) {
       const w = child.stdin.getWriter();
       await w.write(opts.stdin).catch(() => {});
       await w.close().catch(() => {});
     }
-    const out = await child.output();
+    const out = await output;
     return {
       code: out.code,
       stdout: out.stdout,
