@@ -963,15 +963,25 @@ export class Session {
 
   /** Waits (at most `ms`) until queued control messages and records are written. */
   async #flush(ms: number): Promise<void> {
-    const until = this.#now() + ms;
-    while (
-      this.#now() < until && this.#link?.alive && (this.#mux.queuedMessages > 0 || this.#writing)
-    ) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    if (!this.#link?.alive || (this.#mux.queuedMessages === 0 && !this.#writing)) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((r) => this.#idleWaiters.push(r)),
+      new Promise<void>((r) => (timer = setTimeout(r, ms))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** The writer went idle, or the link or session ended: wake every #flush(). */
+  #wakeFlushes(): void {
+    const ws = this.#idleWaiters;
+    if (ws.length === 0) return;
+    this.#idleWaiters = [];
+    for (const w of ws) w();
   }
 
   #writing = false;
+  #idleWaiters: (() => void)[] = [];
 
   async #writeLoop(link: Link): Promise<void> {
     // Seals in call order; `rec` (header, then ciphertext) is set when the seal resolves.
@@ -1015,6 +1025,7 @@ export class Session {
       }
       if (inflight.length === 0) {
         this.#writing = false;
+        if (mux.queuedMessages === 0) this.#wakeFlushes();
         if (!this.#dirty) {
           batch = EMPTY_BATCH; // an idle link holds no batch buffer
           await new Promise<void>((r) => (this.#wake = r));
@@ -1075,6 +1086,7 @@ export class Session {
   #linkFailed(link: Link, reason: string, error: unknown, tampered: boolean): void {
     if (!link.alive) return;
     link.alive = false;
+    this.#wakeFlushes();
     try {
       link.conn.close();
     } catch {
@@ -1206,6 +1218,7 @@ export class Session {
   #finish(end: SessionEnd): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#wakeFlushes();
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     for (const ctx of [...this.#streams.values()]) {
