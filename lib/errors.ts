@@ -32,12 +32,30 @@ export type ProtocolErrorCode =
 export class ProtocolError extends Error {
   /** The reason, for logs and tests. */
   readonly code: ProtocolErrorCode;
-  constructor(code: ProtocolErrorCode, message: string, options?: ErrorOptions) {
+  /**
+   * For `AUTH_FAILED` raised by the client handshake: what the client could
+   * tell (callers branch on this, never on the message text).
+   */
+  readonly authFailure: AuthFailure | undefined;
+  constructor(
+    code: ProtocolErrorCode,
+    message: string,
+    options?: ErrorOptions & { authFailure?: AuthFailure },
+  ) {
     super(message, options);
     this.name = "ProtocolError";
     this.code = code;
+    this.authFailure = options?.authFailure;
   }
 }
+
+/**
+ * What a failed login looks like from the client: the server's identity did
+ * not match the pinned key; it answered as a web server (our first message
+ * was not accepted); it closed after our credentials; it closed after our
+ * resumption proof (it no longer holds the session).
+ */
+export type AuthFailure = "server_identity" | "decoy" | "login_refused" | "resume_refused";
 
 /**
  * A configuration file is wrong; says where and what to do.

@@ -169,7 +169,9 @@ type ClientState =
   | { kind: "failed" };
 
 function authFailed(detail: string): ProtocolError {
-  return new ProtocolError("AUTH_FAILED", `Cannot verify server: ${detail}`);
+  return new ProtocolError("AUTH_FAILED", `Cannot verify server: ${detail}`, {
+    authFailure: "server_identity",
+  });
 }
 
 /** Builds the Hello (representative ‖ masked_len ‖ sealed body) and the first state. */
@@ -408,6 +410,7 @@ function consumeResult(
   } catch (e) {
     throw new ProtocolError("AUTH_FAILED", "Cannot verify server: Result does not open", {
       cause: e,
+      authFailure: "server_identity",
     });
   }
   const result = decodeResultBody(plain);
@@ -475,7 +478,7 @@ function authFailedFor(received: Uint8Array, cause: unknown): ProtocolError {
       "AUTH_FAILED",
       "Cannot verify server: it answered as a web server, so it did not accept our Hello " +
         "(wrong server public key, clock more than 2 minutes off, or not a NitroSocks server)",
-      { cause },
+      { cause, authFailure: "decoy" },
     );
   }
   return authFailed(
@@ -606,6 +609,7 @@ export class ClientHandshake {
         "AUTH_FAILED",
         "Cannot resume: the server closed the connection after our resumption proof " +
           "(session unknown, expired or released, or ticket refused); connect again without resume",
+        { authFailure: "resume_refused" },
       );
     }
     if (k === "expect_result") {
@@ -613,6 +617,7 @@ export class ClientHandshake {
         "AUTH_FAILED",
         "Cannot log in: the server closed the connection after our credentials " +
           "(check user id, client key, token and TOTP secret)",
+        { authFailure: "login_refused" },
       );
     }
     const buffered = this.#in.length;
@@ -695,6 +700,7 @@ export class ClientHandshake {
     } catch (e) {
       throw new ProtocolError("AUTH_FAILED", "Cannot verify server: ticket does not open", {
         cause: e,
+        authFailure: "server_identity",
       });
     }
     this.#state = { kind: "done" };

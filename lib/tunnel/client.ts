@@ -43,9 +43,12 @@ const TAMPER_PENALTY_MS = 10 * 60_000;
 
 /** Raised when the tunnel cannot be established; the message says what to do. */
 export class TunnelError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** "session_gone": the server no longer holds the session we tried to resume. */
+  readonly kind: "session_gone" | undefined;
+  constructor(message: string, options?: ErrorOptions & { kind?: "session_gone" }) {
     super(message, options);
     this.name = "TunnelError";
+    this.kind = options?.kind;
   }
 }
 
@@ -59,29 +62,32 @@ export class TunnelError extends Error {
 function explainFailure(e: unknown, where: string): TunnelError {
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof ProtocolError && e.code === "AUTH_FAILED") {
-    if (msg.includes("web server")) {
-      return new TunnelError(
-        `The server at ${where} answered as a web server, so it did not accept our first message: ` +
-          `the profile's server key may be out of date, this machine's clock may be off by minutes, ` +
-          `or the address is not a NitroSocks server`,
-        { cause: e },
-      );
+    switch (e.authFailure) {
+      case "decoy":
+        return new TunnelError(
+          `The server at ${where} answered as a web server, so it did not accept our first message: ` +
+            `the profile's server key may be out of date, this machine's clock may be off by minutes, ` +
+            `or the address is not a NitroSocks server`,
+          { cause: e },
+        );
+      case "resume_refused":
+        return new TunnelError(`The server at ${where} no longer has this session`, {
+          cause: e,
+          kind: "session_gone",
+        });
+      case "login_refused":
+        return new TunnelError(
+          `The server at ${where} refused the login: check the profile's user id, key, token and TOTP ` +
+            `secret (ask the server's admin for a fresh profile) and this machine's clock`,
+          { cause: e },
+        );
+      default:
+        return new TunnelError(
+          `The server at ${where} is not the server in your profile: its identity does not match the pinned ` +
+            `key (a different server or an interceptor is answering); no credentials were sent`,
+          { cause: e },
+        );
     }
-    if (msg.includes("Cannot resume")) {
-      return new TunnelError(`The server at ${where} no longer has this session`, { cause: e });
-    }
-    if (msg.includes("after our credentials")) {
-      return new TunnelError(
-        `The server at ${where} refused the login: check the profile's user id, key, token and TOTP ` +
-          `secret (ask the server's admin for a fresh profile) and this machine's clock`,
-        { cause: e },
-      );
-    }
-    return new TunnelError(
-      `The server at ${where} is not the server in your profile: its identity does not match the pinned ` +
-        `key (a different server or an interceptor is answering); no credentials were sent`,
-      { cause: e },
-    );
   }
   if (e instanceof ProtocolError && e.code === "CLOSED") {
     return new TunnelError(
@@ -321,7 +327,7 @@ export async function startClient(
       } catch (e) {
         path.failures++;
         lastError = e;
-        if (e instanceof TunnelError && e.message.includes("no longer has this session")) throw e;
+        if (e instanceof TunnelError && e.kind === "session_gone") throw e;
         if (paths.length > 1) log.warn(`endpoint ${where(path)}: ${describeError(e)}`);
       }
     }
@@ -375,7 +381,7 @@ export async function startClient(
         scheduleRotation(session);
         return;
       } catch (e) {
-        if (e instanceof TunnelError && e.message.includes("no longer has this session")) {
+        if (e instanceof TunnelError && e.kind === "session_gone") {
           if (previousResume !== undefined) {
             log.info("the server refused the latest resumption secret: trying the one before it");
             resume = previousResume;

@@ -198,6 +198,7 @@ Deno.test("all authentication failures look the same on the wire", () => {
     assert.match((s2 as { reason: string }).reason, c.log, c.name);
     const closed = client.closed();
     assert.equal(closed.code, "AUTH_FAILED");
+    assert.equal(closed.authFailure, "login_refused");
   }
   // Every case: the same ServerHello, then nothing but a close.
   assert.equal(new Set(emitted).size, 1, emitted.join("\n"));
@@ -304,7 +305,7 @@ Deno.test("client refuses a ServerHello signed by a key other than the pinned on
     () => client.push(resealed),
     (e) =>
       e instanceof ProtocolError && e.code === "AUTH_FAILED" &&
-      /does not match the pinned key/.test(e.message),
+      e.authFailure === "server_identity" && /does not match the pinned key/.test(e.message),
   );
 });
 
@@ -343,6 +344,7 @@ Deno.test("client says the server answered as a web server when its Hello was re
     err = e as ProtocolError;
   }
   assert.equal(err.code, "AUTH_FAILED");
+  assert.equal(err.authFailure, "decoy");
   assert.match(err.message, /web server/);
 });
 

@@ -356,6 +356,7 @@ Deno.test("a refused resumption looks on the wire exactly like a refused login",
     assert.equal(wireShape(cl, d.server("same server random")), reference, c.name);
     const closed = cl.closed();
     assert.equal(closed.code, "AUTH_FAILED", c.name);
+    assert.equal(closed.authFailure, "resume_refused", c.name);
     assert.match(closed.message, /Cannot resume/, c.name);
   }
   // And the reasons reach the log through the reject step.
