@@ -422,27 +422,20 @@ export async function startClient(
         log.info(
           `tunnel up to ${where(path)} as "${config.user}" (${secrets.kex}, ${secrets.aead})`,
         );
-        const mux = new Mux({
-          role: "client",
-          maxStreams: config.limits.maxStreams,
-          streamWindow: config.limits.streamWindow,
-          sessionWindow: config.limits.sessionWindow,
-          resume: secrets.resumable,
-          resendBufferBytes: config.session.resendBuffer,
-        });
+        const createMux = () =>
+          new Mux({
+            role: "client",
+            maxStreams: config.limits.maxStreams,
+            streamWindow: config.limits.streamWindow,
+            sessionWindow: config.limits.sessionWindow,
+            resume: secrets.resumable,
+            resendBufferBytes: config.session.resendBuffer,
+          });
         const session: Session = new Session({
           role: "client",
-          mux,
+          mux: createMux(),
           log,
-          createMux: () =>
-            new Mux({
-              role: "client",
-              maxStreams: config.limits.maxStreams,
-              streamWindow: config.limits.streamWindow,
-              sessionWindow: config.limits.sessionWindow,
-              resume: secrets.resumable,
-              resendBufferBytes: config.session.resendBuffer,
-            }),
+          createMux,
           resumable: secrets.resumable,
           releaseKey: deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId),
           keepaliveMs: config.session.keepaliveS * 1000,

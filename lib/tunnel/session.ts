@@ -383,25 +383,13 @@ export class Session {
    */
   open(request: Uint8Array, timeoutMs: number): Promise<{ id: number; reply: Uint8Array }> {
     if (this.#closed) return Promise.reject(new Error("Tunnel is closed"));
-    const id = this.#mux.open(request, this.#now());
-    const ctx = this.#newStream(id);
-    this.#kick();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        ctx.onReply = ctx.onFail = undefined;
-        this.#resetStream(ctx, ResetReason.CANCEL, "no reply in time");
-        reject(new Deno.errors.TimedOut(`No reply from the server within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
-      ctx.onReply = (reply) => {
-        clearTimeout(timer);
-        ctx.onReply = ctx.onFail = undefined;
-        resolve({ id, reply });
-      };
-      ctx.onFail = (e) => {
-        clearTimeout(timer);
-        ctx.onReply = ctx.onFail = undefined;
-        reject(e);
-      };
+      const id = this.#openStream(request, timeoutMs, (out) => {
+        if ("reply" in out) resolve({ id, reply: out.reply });
+        else if ("timedOut" in out) {
+          reject(new Deno.errors.TimedOut(`No reply from the server within ${timeoutMs / 1000} s`));
+        } else reject(out.error);
+      });
     });
   }
 
@@ -420,22 +408,38 @@ export class Session {
     onFailure: (why: { reply: Uint8Array } | { timedOut: true }) => void,
   ): number {
     if (this.#closed) throw new Error("Tunnel is closed");
+    return this.#openStream(request, timeoutMs, (out) => {
+      if ("timedOut" in out || ("reply" in out && out.reply[1] !== 0)) onFailure(out);
+    });
+  }
+
+  /**
+   * Queues an OPEN and reports, once, how it ended: the REPLY, no REPLY
+   * within `timeoutMs` (the stream is then reset), or the stream failing
+   * first (reset by the peer, tunnel closed).
+   */
+  #openStream(
+    request: Uint8Array,
+    timeoutMs: number,
+    done: (out: { reply: Uint8Array } | { timedOut: true } | { error: Error }) => void,
+  ): number {
     const id = this.#mux.open(request, this.#now());
     const ctx = this.#newStream(id);
     this.#kick();
     const timer = setTimeout(() => {
       ctx.onReply = ctx.onFail = undefined;
-      onFailure({ timedOut: true });
       this.#resetStream(ctx, ResetReason.CANCEL, "no reply in time");
+      done({ timedOut: true });
     }, timeoutMs);
     ctx.onReply = (reply) => {
       clearTimeout(timer);
       ctx.onReply = ctx.onFail = undefined;
-      if (reply[1] !== 0) onFailure({ reply });
+      done({ reply });
     };
-    ctx.onFail = () => {
+    ctx.onFail = (error) => {
       clearTimeout(timer);
       ctx.onReply = ctx.onFail = undefined;
+      done({ error });
     };
     return id;
   }

@@ -8,6 +8,7 @@
  */
 import { strict as assert } from "node:assert";
 import { readExact, socksConnect } from "../support/socks_client.ts";
+import { startFaultRelay } from "../support/fault_relay.ts";
 import { startEchoServer, startPair } from "./_harness.ts";
 
 const N = 40;
@@ -44,52 +45,6 @@ Deno.test(`${N} short connections cost about three records each way, no ACK-only
   assert.ok(out >= 2 * N && inn >= 2 * N, `implausibly few records: ${out} / ${inn}`);
 });
 
-/** A TCP relay that holds every server→client chunk for `delayMs` (a long path). */
-function slowRelay(upstream: number, delayMs: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const pump = async (from: Deno.Conn, to: Deno.Conn, delay: number) => {
-    const buf = new Uint8Array(65536);
-    let chain = Promise.resolve();
-    try {
-      for (;;) {
-        const n = await from.read(buf);
-        if (n === null) break;
-        const chunk = buf.slice(0, n);
-        const due = performance.now() + delay;
-        chain = chain.then(async () => {
-          const wait = due - performance.now();
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-          let o = 0;
-          while (o < chunk.length) o += await to.write(chunk.subarray(o));
-        });
-      }
-    } catch { /* closed */ }
-    await chain.catch(() => {});
-  };
-  const done = (async () => {
-    for await (const c of listener) {
-      const u = await Deno.connect({ hostname: "127.0.0.1", port: upstream });
-      conns.add(c);
-      conns.add(u);
-      pump(c, u, 0);
-      pump(u, c, delayMs);
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* already */ }
-      }
-      await done;
-    },
-  };
-}
-
 for (const fastOpen of [true, false]) {
   Deno.test(
     `fast_open: ${fastOpen}: the SOCKS reply ${
@@ -100,7 +55,7 @@ for (const fastOpen of [true, false]) {
       await using pair = await startPair({
         transport: "tcp",
         fastOpen,
-        via: (s) => slowRelay(s.port, 300),
+        via: (s) => startFaultRelay({ port: s.port }, [{ kind: "delay", dir: "down", ms: 300 }]),
       });
       await pair.client!.tunnel();
       const t0 = performance.now();

@@ -33,7 +33,13 @@ function script(
 }
 
 function describeScript(faults: Fault[]): string {
-  return faults.map((f) => f.kind === "none" ? "none" : `${f.kind} ${f.dir}@${f.at}`).join(", ");
+  return faults.map((f) =>
+    f.kind === "none"
+      ? "none"
+      : f.kind === "delay"
+      ? `delay ${f.dir} ${f.ms} ms`
+      : `${f.kind} ${f.dir}@${f.at}`
+  ).join(", ");
 }
 
 /** Every scripted fault fired (each one ends its connection) and the client resumed after each. */

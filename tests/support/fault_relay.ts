@@ -22,7 +22,9 @@ export type Fault =
   /** Flip one bit of the byte at offset `at`. */
   | { kind: "flip"; dir: "down" | "up"; at: number }
   /** Send the chunk holding offset `at` twice. */
-  | { kind: "duplicate"; dir: "down" | "up"; at: number };
+  | { kind: "duplicate"; dir: "down" | "up"; at: number }
+  /** Hold every chunk `ms` before forwarding it, in order (a long path, not a slow one). */
+  | { kind: "delay"; dir: "down" | "up"; ms: number };
 
 /** A running fault relay. */
 export interface FaultRelay {
@@ -75,6 +77,8 @@ export function startFaultRelay(
   ): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
     let offset = 0;
+    // "delay": chunks wait on this chain, each until its own due time.
+    let line = Promise.resolve();
     while (true) {
       let n: number | null;
       try {
@@ -86,7 +90,19 @@ export function startFaultRelay(
       if (stalled.on) continue; // swallow: the peer sees silence
       let chunk = buf.subarray(0, n);
       const end = offset + n;
-      if (fault.kind !== "none" && fault.dir === dir && fault.at < end && fault.at >= offset) {
+      if (fault.kind === "delay") {
+        if (fault.dir === dir) {
+          const held = chunk.slice();
+          const due = performance.now() + fault.ms;
+          line = line.then(async () => {
+            await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+            await writeAll(to, held);
+          }).catch(() => {}); // the receiver went away: the read side ends too
+          continue;
+        }
+      } else if (
+        fault.kind !== "none" && fault.dir === dir && fault.at < end && fault.at >= offset
+      ) {
         const i = fault.at - offset;
         if (fault.kind === "reset") {
           if (i > 0) await to.write(chunk.subarray(0, i)).catch(() => 0);
@@ -122,6 +138,7 @@ export function startFaultRelay(
         break;
       }
     }
+    await line;
     await to.closeWrite().catch(() => {});
   }
 
