@@ -25,7 +25,7 @@ import { initServerDir } from "../cli/init.ts";
 import { addUser } from "../cli/user.ts";
 import { type ClientHandle, startClient } from "../tunnel/client.ts";
 import { type ServerHandle, startServer } from "../tunnel/server.ts";
-import { silentLogger } from "../tunnel/log.ts";
+import { silentLogger } from "../observe/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import { connectVia, readFull, startBenchTarget, targetRequest } from "./_target.ts";
 import { percentile, processCpuSeconds, processRssBytes, round } from "./_stats.ts";

@@ -6,7 +6,7 @@
  */
 import { loadClientConfig } from "../config/mod.ts";
 import { startClient } from "../tunnel/client.ts";
-import { createLogger } from "../tunnel/log.ts";
+import { createLogger } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 

@@ -9,7 +9,7 @@
 import { loadClientConfig, loadServerConfig } from "../config/mod.ts";
 import { startClient } from "../tunnel/client.ts";
 import { startServer } from "../tunnel/server.ts";
-import { createLogger } from "../tunnel/log.ts";
+import { createLogger } from "../observe/mod.ts";
 import { encodeRequest } from "../socks5/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import { logLevelFlag, parseFlags, UsageError } from "./args.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { startRelay } from "../tunnel/relay.ts";
-import { createLogger } from "../tunnel/log.ts";
+import { createLogger } from "../observe/mod.ts";
 import {
   boolFlag,
   logLevelFlag,

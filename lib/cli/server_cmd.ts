@@ -5,7 +5,7 @@
  */
 import { loadServerConfig } from "../config/mod.ts";
 import { startServer } from "../tunnel/server.ts";
-import { createLogger, describeError } from "../tunnel/log.ts";
+import { createLogger, describeError } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 

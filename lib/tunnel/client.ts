@@ -24,7 +24,7 @@ import { writeAll } from "../transport/types.ts";
 import { encodeReply, Reply, replyName } from "../socks5/mod.ts";
 import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.ts";
 import { serveHttpConnect } from "./http_connect.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 import { TimedReader } from "./reader.ts";
 import { type LinkEnd, linkIdOf, type LinkParams, Session } from "./session.ts";
 

@@ -15,7 +15,7 @@ import {
   Socks5ServerHandshake,
 } from "../socks5/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 import { pipeBoth } from "./pipe.ts";
 import { TimedReader } from "./reader.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";

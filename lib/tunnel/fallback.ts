@@ -8,7 +8,7 @@
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { pipeBoth } from "./pipe.ts";
 import type { TimedReader } from "./reader.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 
 const DECOY_PAGE = `<!DOCTYPE html>
 <html>

@@ -8,7 +8,7 @@ import { HttpConnectParser, httpConnectResponse, Reply, replyName } from "../soc
 import { writeAll } from "../transport/types.ts";
 import type { Connector } from "./dial.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 import { TimedReader } from "./reader.ts";
 
 /** The request headers must arrive within this. */

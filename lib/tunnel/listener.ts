@@ -6,7 +6,7 @@
  * @module
  */
 import type { ByteStream } from "../transport/types.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 
 /** A running listener. */
 export interface FrontEnd {

@@ -11,7 +11,7 @@
 import { dial, listen } from "../transport/mod.ts";
 import { listenNodeTls } from "../transport/node_tls.ts";
 import type { ByteStream } from "../transport/types.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 import { pipeBoth } from "./pipe.ts";
 import { serveListener } from "./listener.ts";
 

@@ -25,7 +25,7 @@ import { listen, tuneTcp } from "../transport/mod.ts";
 import { listenNodeTls } from "../transport/node_tls.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { forwardToFallback, startDecoy } from "./fallback.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import { dialTarget, serveDirectSocks } from "./dial.ts";

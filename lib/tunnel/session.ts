@@ -31,7 +31,7 @@ import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
 import { Reader, Writer } from "../wire/bytes.ts";
-import { describeError, type Logger } from "./log.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 
 /** Most bytes read from the tunnel connection per read call (1 MiB: fewer, larger reads). */
 const TUNNEL_READ_BYTES = 1024 * 1024;

@@ -25,7 +25,7 @@ import { initServerDir } from "../../lib/cli/init.ts";
 import { addUser } from "../../lib/cli/user.ts";
 import { type ClientHandle, type ClientOptions, startClient } from "../../lib/tunnel/client.ts";
 import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
-import { createLogger, type Logger } from "../../lib/tunnel/log.ts";
+import { createLogger, type Logger } from "../../lib/observe/mod.ts";
 
 /** Routes that keep every destination on this machine. */
 export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];

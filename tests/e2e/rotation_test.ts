@@ -15,7 +15,7 @@ import { Mux } from "../../lib/mux/mod.ts";
 import { encodeReply, encodeRequest, Reply } from "../../lib/socks5/mod.ts";
 import { type ByteStream, memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import { Session } from "../../lib/tunnel/session.ts";
-import { silentLogger } from "../../lib/tunnel/log.ts";
+import { silentLogger } from "../../lib/observe/mod.ts";
 import { expectedSha256, patternBytes, startHttpTarget } from "../support/http_target.ts";
 import { containsBytes, startTcpRelay } from "../support/mitm_relay.ts";
 import { firstMismatch, startPair } from "./_harness.ts";

@@ -22,7 +22,7 @@ import { Mux } from "../../lib/mux/mod.ts";
 import { decodeRequest, encodeReply, encodeRequest, Reply } from "../../lib/socks5/mod.ts";
 import { type ByteStream, memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import { Session } from "../../lib/tunnel/session.ts";
-import { silentLogger } from "../../lib/tunnel/log.ts";
+import { silentLogger } from "../../lib/observe/mod.ts";
 import { patternBytes } from "../support/http_target.ts";
 
 const KiB = 1024;

@@ -1,0 +1,365 @@
+/**
+ * The event interface: what a server, a client or a tunnel tells whoever
+ * watches it — logins, refusals, streams, bytes, path changes, resumptions.
+ * Logs, metrics and tests subscribe to the same events instead of reading
+ * log text. Events carry facts, never key material or tokens.
+ *
+ * @module
+ */
+
+/** Why the server turned a connection away before a session existed. */
+export type RefusalReason =
+  /** Not a NitroSocks first message: handed to the fallback web server. */
+  | "probe"
+  /** The first message was ours but the login failed (any factor: they look the same). */
+  | "auth_failed"
+  /** The handshake did not finish in time. */
+  | "timeout"
+  /** The peer closed during the handshake. */
+  | "closed"
+  /** Anything else (a socket error). */
+  | "error";
+
+/** Where a listener serves. */
+export interface EventAddr {
+  hostname: string;
+  port: number;
+}
+
+/** Everything the library reports, by `type`. */
+export type TunnelEventInit =
+  | {
+    type: "listening";
+    /** What listens there. */
+    kind: "tunnel" | "socks5" | "http" | "direct" | "relay";
+    addr: EventAddr;
+  }
+  | {
+    type: "login";
+    /** Local number of the session (not its wire id). */
+    session: number;
+    user: string;
+    remote: string;
+    kex: string;
+    aead: string;
+    /** The handshake resumed an existing session. */
+    resumed: boolean;
+  }
+  | {
+    type: "refusal";
+    remote: string;
+    reason: RefusalReason;
+    /** The server's own account (never shown to the peer). */
+    detail: string;
+  }
+  | {
+    /** Client: a connection attempt to an endpoint failed. */
+    type: "connect_failed";
+    endpoint: string;
+    error: string;
+  }
+  | {
+    type: "session_start";
+    session: number;
+    user: string;
+    /** Where the first link goes (client) or comes from (server). */
+    peer: string;
+  }
+  | {
+    type: "session_end";
+    session: number;
+    user: string;
+    reason: string;
+    /** A side ended it on purpose (release, shutdown), not a failure. */
+    graceful: boolean;
+    bytesIn: number;
+    bytesOut: number;
+  }
+  | {
+    /** A link broke without a release; the session waits for another. */
+    type: "link_down";
+    session: number;
+    reason: string;
+    /** A record failed authentication: whoever carried it tampered. */
+    tampered: boolean;
+  }
+  | {
+    /** A session continues over a new link. */
+    type: "resume";
+    session: number;
+    user: string;
+    via: string;
+    /** Client: how long the session had no link. */
+    afterMs?: number;
+  }
+  | {
+    /** Client: the session moved to another endpoint. */
+    type: "path_change";
+    session: number;
+    from: string | undefined;
+    to: string;
+    reason: string;
+  }
+  | {
+    type: "stream_open";
+    session: number;
+    stream: number;
+    /** "host:port" as requested. */
+    target: string;
+    user: string;
+  }
+  | {
+    type: "stream_refused";
+    session: number;
+    stream: number;
+    target: string;
+    /** The SOCKS5 reply code sent. */
+    reply: number;
+    reason: string;
+  }
+  | {
+    type: "stream_close";
+    session: number;
+    stream: number;
+    /** Bytes the stream delivered to its local socket. */
+    bytesIn: number;
+    /** Bytes the stream read from its local socket. */
+    bytesOut: number;
+    reason: string;
+  }
+  | {
+    /** Tunnel bytes (records on the wire) since the last `bytes` event of this session. */
+    type: "bytes";
+    session: number;
+    user: string;
+    in: number;
+    out: number;
+  }
+  | {
+    /** A full in-band re-key with fresh X25519 completed. */
+    type: "rekey";
+    session: number;
+  }
+  | {
+    /** A release exchange (or NOTICE) ended the session on purpose. */
+    type: "release";
+    session: number;
+    by: "us" | "peer";
+    reason: string;
+  };
+
+/** An event as observers see it: with the time it happened (ms since the epoch). */
+export type TunnelEvent = TunnelEventInit & { time: number };
+
+/** The event type names. */
+export type TunnelEventType = TunnelEvent["type"];
+
+/** An event of one type. */
+export type EventOf<T extends TunnelEventType> = Extract<TunnelEvent, { type: T }>;
+
+/** Receives events. It must not throw or block; an error it throws is dropped. */
+export type Observer = (event: TunnelEvent) => void;
+
+/** Where events are sent: an {@linkcode EventHub} or anything with `emit`. */
+export interface EventSink {
+  emit(event: TunnelEventInit): void;
+}
+
+/** A sink that drops everything. */
+export const NO_EVENTS: EventSink = { emit() {} };
+
+/** Options for {@linkcode EventHub.stream}. */
+export interface EventStreamOptions {
+  /** Most events held for a slow reader; the oldest are dropped beyond it. Default 1024. */
+  buffer?: number;
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Fans events out to observers. Subscribing returns the function that
+ * unsubscribes; `stream()` gives an async iterator with a bounded buffer.
+ *
+ * @example
+ * ```ts
+ * import { EventHub } from "./events.ts";
+ * const hub = new EventHub();
+ * const seen: string[] = [];
+ * const stop = hub.subscribe((e) => seen.push(e.type));
+ * hub.emit({ type: "rekey", session: 1 });
+ * stop();
+ * hub.emit({ type: "rekey", session: 1 });
+ * if (seen.length !== 1) throw new Error("expected one event");
+ * ```
+ */
+export class EventHub implements EventSink, AsyncIterable<TunnelEvent> {
+  readonly #observers = new Set<Observer>();
+  readonly #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** True while anyone listens (hot paths may skip building events otherwise). */
+  get active(): boolean {
+    return this.#observers.size > 0;
+  }
+
+  /** Calls `observer` for every event from now on; returns the unsubscribe function. */
+  subscribe(observer: Observer): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  /** Sends `event` (stamped with the time) to every observer. */
+  emit(event: TunnelEventInit): void {
+    if (this.#observers.size === 0) return;
+    const stamped = { ...event, time: this.#now() } as TunnelEvent;
+    for (const o of [...this.#observers]) {
+      try {
+        o(stamped);
+      } catch {
+        // An observer's failure must not break the tunnel.
+      }
+    }
+  }
+
+  /**
+   * The events from now on as an async iterator. A reader that falls more
+   * than `buffer` events behind loses the oldest; `dropped` counts them.
+   */
+  stream(options: EventStreamOptions = {}): AsyncIterableIterator<TunnelEvent> & {
+    readonly dropped: number;
+  } {
+    const limit = Math.max(1, options.buffer ?? 1024);
+    const queue: TunnelEvent[] = [];
+    let waiting: ((r: IteratorResult<TunnelEvent>) => void) | undefined;
+    let done = false;
+    let dropped = 0;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      options.signal?.removeEventListener("abort", finish);
+      const w = waiting;
+      waiting = undefined;
+      w?.({ value: undefined, done: true });
+    };
+    const unsubscribe = this.subscribe((e) => {
+      const w = waiting;
+      if (w !== undefined) {
+        waiting = undefined;
+        w({ value: e, done: false });
+        return;
+      }
+      queue.push(e);
+      if (queue.length > limit) {
+        queue.shift();
+        dropped++;
+      }
+    });
+    if (options.signal?.aborted) finish();
+    options.signal?.addEventListener("abort", finish, { once: true });
+    const it = {
+      get dropped() {
+        return dropped;
+      },
+      next(): Promise<IteratorResult<TunnelEvent>> {
+        const e = queue.shift();
+        if (e !== undefined) return Promise.resolve({ value: e, done: false });
+        if (done) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((r) => (waiting = r));
+      },
+      return(): Promise<IteratorResult<TunnelEvent>> {
+        finish();
+        queue.length = 0;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it;
+  }
+
+  /** Same as `stream()`: `for await (const e of hub)`. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<TunnelEvent> {
+    return this.stream();
+  }
+
+  /**
+   * Resolves with the first event of `type` that satisfies `match`, or
+   * rejects after `timeoutMs` saying what it waited for.
+   */
+  next<T extends TunnelEventType>(
+    type: T,
+    options: { match?: (e: EventOf<T>) => boolean; timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<EventOf<T>> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        stop();
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(options.signal?.reason ?? new DOMException("Aborted", "AbortError"));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Deno.errors.TimedOut(`No "${type}" event within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const stop = this.subscribe((e) => {
+        if (e.type !== type) return;
+        const ev = e as EventOf<T>;
+        if (options.match !== undefined && !options.match(ev)) return;
+        cleanup();
+        resolve(ev);
+      });
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+/**
+ * Records every event (bounded), for tests and diagnostics.
+ *
+ * @example
+ * ```ts
+ * import { EventHub, EventLog } from "./events.ts";
+ * const hub = new EventHub();
+ * const log = new EventLog(hub);
+ * hub.emit({ type: "rekey", session: 7 });
+ * if (log.of("rekey").length !== 1) throw new Error("expected one rekey");
+ * log.close();
+ * ```
+ */
+export class EventLog {
+  readonly events: TunnelEvent[] = [];
+  readonly #stop: () => void;
+  readonly #limit: number;
+
+  constructor(hub: EventHub, limit = 100_000) {
+    this.#limit = limit;
+    this.#stop = hub.subscribe((e) => {
+      if (this.events.length < this.#limit) this.events.push(e);
+    });
+  }
+
+  /** Events of `type`, optionally filtered. */
+  of<T extends TunnelEventType>(type: T, match?: (e: EventOf<T>) => boolean): EventOf<T>[] {
+    const out: EventOf<T>[] = [];
+    for (const e of this.events) {
+      if (e.type === type && (match === undefined || match(e as EventOf<T>))) {
+        out.push(e as EventOf<T>);
+      }
+    }
+    return out;
+  }
+
+  /** Stops recording. */
+  close(): void {
+    this.#stop();
+  }
+}

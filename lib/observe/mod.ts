@@ -1,0 +1,22 @@
+/**
+ * Observability: the levelled logger and the event interface (logins,
+ * refusals, streams, bytes, paths, resumptions) that logs, metrics and tests
+ * subscribe to.
+ *
+ * @module
+ */
+export { createLogger, describeError, type Logger, type LogLevel, silentLogger } from "./log.ts";
+export {
+  type EventAddr,
+  EventHub,
+  EventLog,
+  type EventOf,
+  type EventSink,
+  type EventStreamOptions,
+  NO_EVENTS,
+  type Observer,
+  type RefusalReason,
+  type TunnelEvent,
+  type TunnelEventInit,
+  type TunnelEventType,
+} from "./events.ts";
