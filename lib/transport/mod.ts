@@ -35,6 +35,17 @@ export {
   type TlsListenOptions,
 } from "./tls.ts";
 
+export {
+  getTransport,
+  registerTransport,
+  type Transport,
+  type TransportConn,
+  type TransportDialOptions,
+  type TransportListener,
+  type TransportListenOptions,
+  transportNames,
+} from "./registry.ts";
+
 /** Options for {@linkcode listen}. */
 export interface ListenOptions {
   transport: "tls" | "tcp";
