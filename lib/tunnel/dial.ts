@@ -15,7 +15,7 @@ import {
   Socks5ServerHandshake,
 } from "../socks5/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
-import { describeError, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import { pipeBoth } from "./pipe.ts";
 import { TimedReader } from "./reader.ts";
 import { drive } from "./_drive.ts";
@@ -110,12 +110,19 @@ export function directConnector(connectTimeoutMs: number): Connector {
  */
 export function serveSocks(
   listenAddr: { host: string; port: number },
-  opts: { auth?: Socks5Auth; connector: Connector; log: Logger },
+  opts: {
+    auth?: Socks5Auth;
+    connector: Connector;
+    log: Logger;
+    /** Hears `listening` (as `kind`, default "socks5"). */
+    events?: EventSink;
+    kind?: "socks5" | "direct";
+  },
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
-  const addr = listener.addr as Deno.NetAddr;
-  opts.log.info(`SOCKS5 listening on ${addr.hostname}:${addr.port}`);
-  return serveListener(listener, (conn) => handleSocks(conn, opts), opts.log, "SOCKS5");
+  const front = serveListener(listener, (conn) => handleSocks(conn, opts), opts.log, "SOCKS5");
+  opts.events?.emit({ type: "listening", kind: opts.kind ?? "socks5", addr: front.addr });
+  return front;
 }
 
 async function handleSocks(
@@ -192,10 +199,12 @@ export async function openFor(
 /** Serves the server-side direct SOCKS5 port (no tunnel). */
 export function serveDirectSocks(
   listenAddr: { host: string; port: number },
-  opts: { log: Logger; connectTimeoutMs: number },
+  opts: { log: Logger; connectTimeoutMs: number; events?: EventSink },
 ): FrontEnd {
   return serveSocks(listenAddr, {
     connector: directConnector(opts.connectTimeoutMs),
     log: opts.log,
+    kind: "direct",
+    ...(opts.events === undefined ? {} : { events: opts.events }),
   });
 }

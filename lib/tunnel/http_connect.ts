@@ -8,7 +8,7 @@ import { HttpConnectParser, httpConnectResponse, Reply, replyName } from "../soc
 import { writeAll } from "../transport/types.ts";
 import { type Connector, openFor } from "./dial.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";
-import type { Logger } from "../observe/mod.ts";
+import type { EventSink, Logger } from "../observe/mod.ts";
 import { TimedReader } from "./reader.ts";
 import { drive } from "./_drive.ts";
 
@@ -18,12 +18,18 @@ const HEADER_DEADLINE_MS = 15_000;
 /** Serves HTTP CONNECT on `listen`, sending each request to `connector`. */
 export function serveHttpConnect(
   listenAddr: { host: string; port: number },
-  opts: { connector: Connector; log: Logger; users?: Map<string, string> },
+  opts: {
+    connector: Connector;
+    log: Logger;
+    users?: Map<string, string>;
+    /** Hears `listening` (kind "http"). */
+    events?: EventSink;
+  },
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
-  const addr = listener.addr as Deno.NetAddr;
-  opts.log.info(`HTTP CONNECT listening on ${addr.hostname}:${addr.port}`);
-  return serveListener(listener, (conn) => handle(conn, opts), opts.log, "HTTP CONNECT");
+  const front = serveListener(listener, (conn) => handle(conn, opts), opts.log, "HTTP CONNECT");
+  opts.events?.emit({ type: "listening", kind: "http", addr: front.addr });
+  return front;
 }
 
 async function handle(
