@@ -335,7 +335,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const aead = config.aead[0] ?? "";
     const handshakes = o.handshakes ?? 3;
     for (let i = 0; i < handshakes; i++) {
-      const c = await startClient(config, {
+      const c = await startClient({
+        profile: config,
         ...opts,
         socks: { host: "127.0.0.1", port: 0 },
         lazy: true,

@@ -120,7 +120,8 @@ export const demoCommand: Command = {
 
       const profile = await loadClientConfig(added.profilePath);
       const t0 = performance.now();
-      client = await startClient(profile, {
+      client = await startClient({
+        profile,
         log: log.child("client"),
         server: { host: "127.0.0.1", port: server.addr.port },
         socks: { host: "127.0.0.1", port: 0 },

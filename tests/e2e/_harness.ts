@@ -95,8 +95,8 @@ export interface PairOptions {
   noClient?: boolean;
   /** Open the tunnel only on the first request (default false: at start). */
   lazy?: boolean;
-  /** Extra client options (caPem, server). */
-  client?: Partial<Pick<ClientOptions, "caPem" | "server">>;
+  /** Extra client options (caPem, server, openTimeoutMs). */
+  client?: Partial<Pick<ClientOptions, "caPem" | "server" | "openTimeoutMs">>;
   /** `session:` settings for server.yml, e.g. `{ keepalive: "200ms", resume_grace: "1s" }`. */
   serverSession?: Record<string, string>;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
@@ -189,6 +189,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
     });
     if (!opts.noClient) {
       const clientOpts: ClientOptions = {
+        profile,
         log: logs.logger("client"),
         server: opts.client?.server ?? { host: "127.0.0.1", port: via?.port ?? serverPort },
         socks: { host: "127.0.0.1", port: 0 },
@@ -196,7 +197,10 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       };
       const caPem = opts.client?.caPem ?? via?.caPem;
       if (caPem !== undefined) clientOpts.caPem = caPem;
-      client = await startClient(profile, clientOpts);
+      if (opts.client?.openTimeoutMs !== undefined) {
+        clientOpts.openTimeoutMs = opts.client.openTimeoutMs;
+      }
+      client = await startClient(clientOpts);
     }
     const srv = server;
     const pair: Pair = {

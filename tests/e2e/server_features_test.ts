@@ -69,7 +69,8 @@ Deno.test("users.yml reloads apply at once, keep live sessions, revoke removed u
   await addUser("bob", { dir: pair.dir, out: bobProfile, server: `127.0.0.1:${pair.serverPort}` });
   await pair.reloadUsers();
   assert.equal(pair.logs.grep(/reloaded 2 users/).length, 1);
-  const bob = await startClient(await loadClientConfig(bobProfile), {
+  const bob = await startClient({
+    profile: await loadClientConfig(bobProfile),
     log: pair.logs.logger("bob"),
     socks: { host: "127.0.0.1", port: 0 },
   });

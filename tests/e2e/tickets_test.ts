@@ -92,7 +92,8 @@ Deno.test("tickets: a reconnect that lands on the other server resumes the login
     servers.push(b);
     await using lb = startTcpBalancer([{ port: a.addr.port }, { port: b.addr.port }]);
 
-    const client = await startClient(await loadClientConfig(profilePath), {
+    const client = await startClient({
+      profile: await loadClientConfig(profilePath),
       log: logs.logger("client"),
       server: { host: "127.0.0.1", port: lb.port },
       socks: { host: "127.0.0.1", port: 0 },
