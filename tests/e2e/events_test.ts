@@ -8,8 +8,11 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { EventHub, EventLog } from "../../lib/observe/mod.ts";
-import { ClientTunnel, connectLink, TunnelError } from "../../lib/tunnel/client.ts";
+import { join } from "node:path";
+import { loadServerConfig, loadUsers } from "../../lib/config/mod.ts";
+import { EventHub, EventLog, silentLogger } from "../../lib/observe/mod.ts";
+import { ClientTunnel, connectLink, startClient, TunnelError } from "../../lib/tunnel/client.ts";
+import { startServer } from "../../lib/tunnel/server.ts";
 import { Reply } from "../../lib/socks5/mod.ts";
 import { startFaultRelay } from "../support/fault_relay.ts";
 import {
@@ -336,5 +339,49 @@ Deno.test(
     }
     assert.equal(events.of("session_end")[0]?.reason, "released");
     await assert.rejects(tunnel.session(), TunnelError);
+  },
+);
+
+Deno.test(
+  "events: server and client report where they listen on the hub they were given",
+  SANITIZE,
+  async () => {
+    await using pair = await startPair({ transport: "tcp", noClient: true });
+    const hub = new EventHub();
+    const seen = new EventLog(hub);
+    const client = await startClient({
+      profile: pair.profile,
+      log: pair.logs.logger("client"),
+      events: hub,
+      socks: { host: "127.0.0.1", port: 0 },
+      lazy: true,
+    });
+    try {
+      assert.equal(client.events, hub);
+      assert.deepEqual(seen.of("listening").map((e) => [e.kind, e.addr]), [
+        ["socks5", client.socksAddr],
+      ]);
+      assert.equal(
+        pair.logs.grep(/\[client socks5\] SOCKS5 listening on 127\.0\.0\.1:\d+$/).length,
+        1,
+      );
+    } finally {
+      await client.close();
+      seen.close();
+    }
+    const serverHub = new EventHub();
+    const serverSeen = new EventLog(serverHub);
+    const { users } = await loadUsers(join(pair.dir, "users.yml"));
+    const config = await loadServerConfig(join(pair.dir, "server.yml"));
+    const server = await startServer({ ...config, users, log: silentLogger, events: serverHub });
+    try {
+      assert.equal(server.events, serverHub);
+      assert.deepEqual(serverSeen.of("listening").map((e) => [e.kind, e.addr, e.transport]), [
+        ["tunnel", server.addr, "tcp"],
+      ]);
+    } finally {
+      await server.close();
+      serverSeen.close();
+    }
   },
 );
