@@ -19,7 +19,7 @@
  * @module
  */
 import { join } from "node:path";
-import { loadClientConfig, loadServerConfig } from "../config/mod.ts";
+import { loadClientConfig, loadServerConfig, loadUsers } from "../config/mod.ts";
 import type { ClientConfig } from "../config/mod.ts";
 import { initServerDir } from "../cli/init.ts";
 import { addUser } from "../cli/user.ts";
@@ -264,7 +264,9 @@ async function startLocalPair(transport: "tls" | "tcp"): Promise<LocalPair> {
       const text = await Deno.readTextFile(yml);
       await Deno.writeTextFile(yml, text.replace(/^transport: tls$/m, "transport: tcp"));
     }
-    server = await startServer(await loadServerConfig(yml), { log: silentLogger });
+    const serverConfig = await loadServerConfig(yml);
+    const { users } = await loadUsers(serverConfig.usersFile);
+    server = await startServer({ ...serverConfig, users, log: silentLogger });
     const out = join(dir, "bench.yml");
     await addUser("bench", {
       dir,
@@ -272,7 +274,7 @@ async function startLocalPair(transport: "tls" | "tcp"): Promise<LocalPair> {
       server: `127.0.0.1:${server.addr.port}`,
       routes: ["127.0.0.1", "[::1]", "localhost"],
     });
-    await server.reloadUsers();
+    server.setUsers((await loadUsers(serverConfig.usersFile)).users);
     const config = await loadClientConfig(out);
     const caPem = transport === "tls"
       ? await Deno.readTextFile(join(dir, "tls", "ca.crt"))
@@ -333,7 +335,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const aead = config.aead[0] ?? "";
     const handshakes = o.handshakes ?? 3;
     for (let i = 0; i < handshakes; i++) {
-      const c = await startClient(config, {
+      const c = await startClient({
+        profile: config,
         ...opts,
         socks: { host: "127.0.0.1", port: 0 },
         lazy: true,

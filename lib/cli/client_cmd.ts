@@ -60,7 +60,8 @@ export const clientCommand: Command = {
       }
     }
     const log = createLogger(level, "client");
-    const client = await startClient(config, {
+    const client = await startClient({
+      profile: config,
       log,
       ...(socks === undefined ? {} : { socks: parseHostPort(socks, "--socks address") }),
       ...(server === undefined ? {} : { server: parseHostPort(server, "--server address") }),

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { loadClientConfig, loadServerConfig } from "../config/mod.ts";
+import { loadClientConfig, loadServerConfig, loadUsers } from "../config/mod.ts";
 import { startClient } from "../tunnel/client.ts";
 import { startServer } from "../tunnel/server.ts";
 import { createLogger } from "../observe/mod.ts";
@@ -15,6 +15,7 @@ import { writeAll } from "../transport/types.ts";
 import { logLevelFlag, parseFlags, UsageError } from "./args.ts";
 import { initServerDir } from "./init.ts";
 import { addUser } from "./user.ts";
+import { reloadUsers } from "./server_cmd.ts";
 import type { Command } from "./mod.ts";
 
 const usage = `Usage: nitrosocks demo [--log-level LEVEL] [--keep]
@@ -103,21 +104,24 @@ export const demoCommand: Command = {
       say(`1. Making a server directory with fresh keys and a TLS CA in ${dir}`);
       await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
       const serverConfig = await loadServerConfig(`${dir}/server.yml`);
-      server = await startServer(serverConfig, { log: log.child("server") });
+      const serverLog = log.child("server");
+      const { users } = await loadUsers(serverConfig.usersFile);
+      server = await startServer({ ...serverConfig, users, log: serverLog });
       say(`2. Server listening on TLS ${server.addr.hostname}:${server.addr.port}`);
       const added = await addUser("demo", {
         dir,
         out: `${dir}/demo.yml`,
         server: `127.0.0.1:${server.addr.port}`,
       });
-      await server.reloadUsers();
+      await reloadUsers(server, serverConfig.usersFile, serverLog);
       say(
         `   added user "demo" (client key + token) and reloaded users.yml; profile ${added.profilePath}`,
       );
 
       const profile = await loadClientConfig(added.profilePath);
       const t0 = performance.now();
-      client = await startClient(profile, {
+      client = await startClient({
+        profile,
         log: log.child("client"),
         server: { host: "127.0.0.1", port: server.addr.port },
         socks: { host: "127.0.0.1", port: 0 },

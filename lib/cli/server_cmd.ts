@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { loadServerConfig } from "../config/mod.ts";
-import { startServer } from "../tunnel/server.ts";
-import { createLogger, describeError } from "../observe/mod.ts";
+import { loadServerConfig, loadUsers } from "../config/mod.ts";
+import { type ServerHandle, startServer } from "../tunnel/server.ts";
+import { createLogger, describeError, type Logger } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 
@@ -22,6 +22,21 @@ Options:
 
 Signals: SIGHUP reloads users.yml without dropping tunnels; SIGINT/SIGTERM stop.`;
 
+/**
+ * Re-reads the users file and gives the server the new users; live sessions
+ * keep running. A file that does not parse changes nothing (ConfigError).
+ *
+ * @example
+ * ```ts ignore
+ * Deno.addSignalListener("SIGHUP", () => reloadUsers(server, config.usersFile, log));
+ * ```
+ */
+export async function reloadUsers(server: ServerHandle, file: string, log: Logger): Promise<void> {
+  const { users } = await loadUsers(file);
+  server.setUsers(users);
+  log.info(`reloaded ${users.size} users from ${file}`);
+}
+
 export const serverCommand: Command = {
   name: "server",
   summary: "run a NitroSocks server",
@@ -36,7 +51,8 @@ export const serverCommand: Command = {
     const config = await loadServerConfig(file);
     const level = logLevelFlag(p, config.log.level);
     const log = createLogger(level, "server");
-    const server = await startServer(config, { log });
+    const { users } = await loadUsers(config.usersFile);
+    const server = await startServer({ ...config, users, log });
     const stop = () => {
       log.info("stopping");
       server.close();
@@ -45,7 +61,9 @@ export const serverCommand: Command = {
     for (const s of signals) Deno.addSignalListener(s, stop);
     if (Deno.build.os !== "windows") {
       Deno.addSignalListener("SIGHUP", () => {
-        server.reloadUsers().catch((e) => log.error(`users.yml not reloaded: ${describeError(e)}`));
+        reloadUsers(server, config.usersFile, log).catch((e) =>
+          log.error(`users.yml not reloaded: ${describeError(e)}`)
+        );
       });
     }
     await server.done;

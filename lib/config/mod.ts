@@ -25,6 +25,7 @@ export {
   removeUserFromYaml,
   type UserEntry,
   type UsersConfig,
+  type UserSource,
 } from "./users.ts";
 export {
   type ClientConfig,

@@ -52,6 +52,17 @@ export interface UserEntry {
   disabled: boolean;
 }
 
+/**
+ * Where a server finds its users: a `Map` of parsed users (what
+ * {@linkcode loadUsers} returns) or anything that looks them up by name.
+ */
+export interface UserSource {
+  /** The user called `name`, if any. */
+  get(name: string): UserEntry | undefined;
+  /** How many users there are. */
+  readonly size: number;
+}
+
 /** The parsed `users.yml`. */
 export interface UsersConfig {
   file: string;

@@ -33,6 +33,8 @@ export type TunnelEventInit =
     /** What listens there. */
     kind: "tunnel" | "socks5" | "http" | "direct" | "relay";
     addr: EventAddr;
+    /** The tunnel port's transport ("tls" or "tcp"). */
+    transport?: string;
   }
   | {
     type: "login";
@@ -44,6 +46,8 @@ export type TunnelEventInit =
     aead: string;
     /** The handshake resumed an existing session. */
     resumed: boolean;
+    /** Server: local number of the connection. */
+    conn?: number;
   }
   | {
     type: "refusal";
@@ -51,12 +55,16 @@ export type TunnelEventInit =
     reason: RefusalReason;
     /** The server's own account (never shown to the peer). */
     detail: string;
+    /** Server: local number of the connection. */
+    conn?: number;
   }
   | {
     /** Client: a connection attempt to an endpoint failed. */
     type: "connect_failed";
     endpoint: string;
     error: string;
+    /** The endpoint the client tries next, if any. */
+    next?: string;
   }
   | {
     type: "session_start";
@@ -64,6 +72,11 @@ export type TunnelEventInit =
     user: string;
     /** Where the first link goes (client) or comes from (server). */
     peer: string;
+    /** Client: the key exchange and AEAD the handshake chose. */
+    kex?: string;
+    aead?: string;
+    /** Server: the client resumed a session this server does not hold; it starts afresh. */
+    restarted?: boolean;
   }
   | {
     type: "session_end";
@@ -91,6 +104,8 @@ export type TunnelEventInit =
     via: string;
     /** Client: how long the session had no link. */
     afterMs?: number;
+    /** Server: local number of the connection. */
+    conn?: number;
   }
   | {
     /** Client: the session moved to another endpoint. */

@@ -20,3 +20,4 @@ export {
   type TunnelEventInit,
   type TunnelEventType,
 } from "./events.ts";
+export { logEvents, type LogSide } from "./log_events.ts";

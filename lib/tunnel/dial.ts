@@ -15,9 +15,10 @@ import {
   Socks5ServerHandshake,
 } from "../socks5/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
-import { describeError, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import { pipeBoth } from "./pipe.ts";
 import { TimedReader } from "./reader.ts";
+import { drive } from "./_drive.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";
 
 export type { FrontEnd } from "./listener.ts";
@@ -109,12 +110,19 @@ export function directConnector(connectTimeoutMs: number): Connector {
  */
 export function serveSocks(
   listenAddr: { host: string; port: number },
-  opts: { auth?: Socks5Auth; connector: Connector; log: Logger },
+  opts: {
+    auth?: Socks5Auth;
+    connector: Connector;
+    log: Logger;
+    /** Hears `listening` (as `kind`, default "socks5"). */
+    events?: EventSink;
+    kind?: "socks5" | "direct";
+  },
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
-  const addr = listener.addr as Deno.NetAddr;
-  opts.log.info(`SOCKS5 listening on ${addr.hostname}:${addr.port}`);
-  return serveListener(listener, (conn) => handleSocks(conn, opts), opts.log, "SOCKS5");
+  const front = serveListener(listener, (conn) => handleSocks(conn, opts), opts.log, "SOCKS5");
+  opts.events?.emit({ type: "listening", kind: opts.kind ?? "socks5", addr: front.addr });
+  return front;
 }
 
 async function handleSocks(
@@ -123,59 +131,80 @@ async function handleSocks(
 ): Promise<void> {
   if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   const hs = new Socks5ServerHandshake(opts.auth);
-  const reader = new TimedReader(conn, 4096);
-  const deadline = Date.now() + SOCKS_HANDSHAKE_MS;
-  while (true) {
-    const left = deadline - Date.now();
-    const chunk = left > 0 ? await reader.next(left) : "timeout";
-    if (chunk === null || chunk === "timeout") {
-      conn.close();
-      return;
-    }
-    const step = hs.push(chunk);
-    if (step.type === "need_more") continue;
-    if (step.type === "send") {
-      await writeAll(conn, step.bytes);
-      continue;
-    }
-    if (step.type === "fail") {
-      opts.log.debug(`SOCKS5 request refused: ${step.error.message}`);
-      await writeAll(conn, step.send).catch(() => {});
-      conn.close();
-      return;
-    }
-    // request
-    if (step.send !== undefined) await writeAll(conn, step.send);
-    const req = step.request;
-    let opened: Opened;
-    try {
-      opened = await opts.connector.open(req, step.raw);
-    } catch (e) {
-      opts.log.info(`${req.host}:${req.port}: ${describeError(e)}`);
-      // No answer from the tunnel in time is "TTL expired" (HTTP 504); anything else
-      // (server down, login refused) is a general failure.
-      const code = e instanceof Deno.errors.TimedOut ? Reply.TTL_EXPIRED : Reply.GENERAL_FAILURE;
-      await writeAll(conn, encodeReply(code)).catch(() => {});
-      conn.close();
-      return;
-    }
-    await writeAll(conn, opened.reply);
-    if (opened.reply[1] !== Reply.SUCCEEDED) {
-      conn.close();
-      return;
-    }
-    opened.attach(conn, step.rest);
+  const r = await drive(conn, new TimedReader(conn, 4096), (c) => hs.push(c), {
+    deadlineMs: SOCKS_HANDSHAKE_MS,
+  });
+  if ("stop" in r) {
+    conn.close();
+    if (r.stop === "error") throw r.error;
     return;
+  }
+  const step = r.step;
+  if (step.type === "fail") {
+    opts.log.debug(`SOCKS5 request refused: ${step.error.message}`);
+    await writeAll(conn, step.send).catch(() => {});
+    conn.close();
+    return;
+  }
+  if (step.send !== undefined) await writeAll(conn, step.send);
+  const opened = await openFor(opts.connector, step.request, step.raw, opts.log);
+  if (opened.attach === undefined) {
+    await writeAll(conn, opened.reply).catch(() => {});
+    conn.close();
+    return;
+  }
+  await writeAll(conn, opened.reply);
+  if (opened.reply[1] !== Reply.SUCCEEDED) {
+    conn.close();
+    return;
+  }
+  opened.attach(conn, step.rest);
+}
+
+/**
+ * The reply a front end gives when its connector fails: a stream OPEN the
+ * tunnel did not answer in time (`Deno.errors.TimedOut`) is "TTL expired"
+ * (reply 6; HTTP 504 Gateway Timeout); anything else (server down, login
+ * refused) is a general failure (reply 1; HTTP 502).
+ *
+ * @example
+ * ```ts
+ * import { replyForOpenError } from "./dial.ts";
+ * replyForOpenError(new Deno.errors.TimedOut("no reply")); // 6
+ * replyForOpenError(new Error("down")); // 1
+ * ```
+ */
+export function replyForOpenError(e: unknown): number {
+  return e instanceof Deno.errors.TimedOut ? Reply.TTL_EXPIRED : Reply.GENERAL_FAILURE;
+}
+
+/**
+ * Asks `connector` for a front end's request; a failure becomes a failure
+ * reply ({@linkcode replyForOpenError}) without `attach`, and is logged.
+ */
+export async function openFor(
+  connector: Connector,
+  request: Socks5Request,
+  raw: Uint8Array,
+  log: Logger,
+): Promise<{ reply: Uint8Array; attach: Opened["attach"] | undefined }> {
+  try {
+    return await connector.open(request, raw);
+  } catch (e) {
+    log.info(`${request.host}:${request.port}: ${describeError(e)}`);
+    return { reply: encodeReply(replyForOpenError(e)), attach: undefined };
   }
 }
 
 /** Serves the server-side direct SOCKS5 port (no tunnel). */
 export function serveDirectSocks(
   listenAddr: { host: string; port: number },
-  opts: { log: Logger; connectTimeoutMs: number },
+  opts: { log: Logger; connectTimeoutMs: number; events?: EventSink },
 ): FrontEnd {
   return serveSocks(listenAddr, {
     connector: directConnector(opts.connectTimeoutMs),
     log: opts.log,
+    kind: "direct",
+    ...(opts.events === undefined ? {} : { events: opts.events }),
   });
 }

@@ -4,41 +4,60 @@
  * web server, and serves each authenticated tunnel's streams by dialing
  * their targets under the user's route rules.
  *
+ * `startServer` wires small parts together: the {@linkcode SessionTable}
+ * (resumable sessions), the {@linkcode ConnectionAcceptor} (accept loop,
+ * handshake, fallback) and the {@linkcode StreamPolicy} (route check and
+ * dial). It reads no files: the caller passes the parsed settings and the
+ * users.
+ *
  * @module
  */
-import type { ServerConfig, UserEntry } from "../config/mod.ts";
-import { loadUsers, matchRoute } from "../config/mod.ts";
+import type { ServerConfig, UserEntry, UserSource } from "../config/mod.ts";
 import {
   decodeServerIdentity,
   decodeTicketKeys,
   ReplayGuard,
-  type ResumableSession,
   ServerHandshake,
   TicketKeyring,
   type UserRecord,
 } from "../handshake/mod.ts";
-import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
-import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
-import { Mux, ResetReason } from "../mux/mod.ts";
-import { decodeRequest, encodeReply, Reply, replyForError, Socks5Error } from "../socks5/mod.ts";
-import { listen, tuneTcp } from "../transport/mod.ts";
+import { ReleaseReason } from "../session/mod.ts";
+import { listen } from "../transport/mod.ts";
 import { listenNodeTls } from "../transport/node_tls.ts";
-import { type ByteStream, writeAll } from "../transport/types.ts";
-import { forwardToFallback, startDecoy } from "./fallback.ts";
-import { describeError, type Logger } from "../observe/mod.ts";
-import { TimedReader } from "./reader.ts";
-import { linkIdOf, type LinkParams, Session } from "./session.ts";
-import { dialTarget, serveDirectSocks } from "./dial.ts";
+import { EventHub, logEvents, type Logger } from "../observe/mod.ts";
+import { ConnectionAcceptor, type ServerListener } from "./acceptor.ts";
+import { startDecoy } from "./fallback.ts";
+import { serveDirectSocks } from "./dial.ts";
+import type { Session } from "./session.ts";
+import { SessionTable } from "./session_table.ts";
+import { StreamPolicy } from "./stream_policy.ts";
 
-/** How long a client may take to deliver its whole first message. */
-const HELLO_DEADLINE_MS = 10_000;
-/** A partial first message with no new bytes for this long goes to the fallback. */
-const HELLO_IDLE_MS = 2_000;
-/** The rest of the handshake must finish within this. */
-const HANDSHAKE_DEADLINE_MS = 15_000;
+export { ConnectionAcceptor } from "./acceptor.ts";
+export { SessionTable } from "./session_table.ts";
+export { StreamPolicy } from "./stream_policy.ts";
 
-/** An accepted connection: TLS (node:tls adapter) or plain TCP. */
-type ServerConn = ByteStream & { readonly remoteAddr: Deno.Addr };
+/** The parts of a parsed `server.yml` the server uses. */
+export type ServerSettings = Pick<
+  ServerConfig,
+  | "listen"
+  | "transport"
+  | "tls"
+  | "identity"
+  | "fallback"
+  | "handshake"
+  | "limits"
+  | "socks5Direct"
+  | "session"
+>;
+
+/** Options for {@linkcode startServer}: the settings, the users, and where to report. */
+export interface ServerOptions extends ServerSettings {
+  /** The users to serve (e.g. the map `loadUsers` returns); replace with `setUsers`. */
+  users: UserSource;
+  log: Logger;
+  /** Where the server reports events; created when absent. Its events are logged to `log`. */
+  events?: EventHub;
+}
 
 /** A running server. */
 export interface ServerHandle {
@@ -48,19 +67,14 @@ export interface ServerHandle {
   directAddr: { hostname: string; port: number } | undefined;
   /** Live tunnels. */
   readonly sessions: ReadonlySet<Session>;
-  /** Re-reads users.yml; live sessions keep running. Throws ConfigError. */
-  reloadUsers(): Promise<void>;
+  /** Logins, refusals, sessions, resumptions and stream decisions. */
+  readonly events: EventHub;
+  /** Serves these users from now on (a reload); live sessions keep running. */
+  setUsers(users: UserSource): void;
   /** Stops listening and ends every tunnel. */
   close(): Promise<void>;
   /** Resolves when the accept loop ends. */
   done: Promise<void>;
-}
-
-/** Options beyond the config file. */
-export interface ServerOptions {
-  log: Logger;
-  /** Users to serve instead of reading `config.usersFile` (tests). */
-  users?: Map<string, UserEntry>;
 }
 
 function toUserRecord(u: UserEntry): UserRecord {
@@ -69,72 +83,54 @@ function toUserRecord(u: UserEntry): UserRecord {
   return r;
 }
 
+/** The users, replaceable as a whole while the parts that look them up keep a reference. */
+class CurrentUsers implements UserSource {
+  #source: UserSource;
+
+  constructor(source: UserSource) {
+    this.#source = source;
+  }
+
+  replace(source: UserSource): void {
+    this.#source = source;
+  }
+
+  get(name: string): UserEntry | undefined {
+    return this.#source.get(name);
+  }
+
+  get size(): number {
+    return this.#source.size;
+  }
+}
+
 /**
- * Starts a server from a parsed configuration.
+ * Starts a server.
  *
  * @example
  * ```ts ignore
- * const server = await startServer(await loadServerConfig("server.yml"), { log });
+ * const config = await loadServerConfig("server.yml");
+ * const { users } = await loadUsers(config.usersFile);
+ * const server = await startServer({ ...config, users, log });
  * await server.done;
  * ```
  */
-export async function startServer(
-  config: ServerConfig,
-  opts: ServerOptions,
-): Promise<ServerHandle> {
-  const log = opts.log;
-  const identity = decodeServerIdentity(config.identity);
-  let users = opts.users ?? (await loadUsers(config.usersFile)).users;
+export async function startServer(options: ServerOptions): Promise<ServerHandle> {
+  const { log } = options;
+  const events = options.events ?? new EventHub();
+  const stopLogging = logEvents(events, log, "server");
+  const users = new CurrentUsers(options.users);
+  const identity = decodeServerIdentity(options.identity);
   const replay = new ReplayGuard({
-    windowMs: config.handshake.clockWindowS * 1000,
-    capacity: config.handshake.replayCache,
+    windowMs: options.handshake.clockWindowS * 1000,
+    capacity: options.handshake.replayCache,
   });
-  const sessions = new Set<Session>();
-  const connections = new Set<ByteStream>();
-  /** Resumable sessions by hex session id, with their current resumption secret. */
-  const table = new Map<
-    string,
-    { session: Session; resumptionSecret: Uint8Array; userId: string }
-  >();
-  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  function lookupSession(id: Uint8Array): ResumableSession | undefined {
-    const e = table.get(hex(id));
-    if (e === undefined || e.session.isClosed) return undefined;
-    return { resumptionSecret: e.resumptionSecret, userId: e.userId };
-  }
-  const graceMs = config.session.resumeGraceS * 1000;
-  const tickets = config.session.ticketKeysText === undefined ? undefined : new TicketKeyring(
-    decodeTicketKeys(config.session.ticketKeysText, { file: "session.ticket_keys" }),
+  const graceMs = options.session.resumeGraceS * 1000;
+  const tickets = options.session.ticketKeysText === undefined ? undefined : new TicketKeyring(
+    decodeTicketKeys(options.session.ticketKeysText, { file: "session.ticket_keys" }),
     { lifetimeMs: Math.max(graceMs, 3_600_000) },
   );
-
-  const decoy = config.fallback.mode === "decoy" ? startDecoy() : undefined;
-  const fallbackTarget = config.fallback.mode === "decoy"
-    ? { hostname: decoy!.hostname, port: decoy!.port }
-    : config.fallback.mode === "upstream" && config.fallback.upstream !== undefined
-    ? { hostname: config.fallback.upstream.host, port: config.fallback.upstream.port }
-    : undefined;
-
-  // TLS through node:tls so accepted sockets get TCP_NODELAY (see node_tls.ts).
-  const listener: AsyncIterable<ServerConn> & { addr: Deno.Addr; close(): void } =
-    config.transport === "tls"
-      ? await listenNodeTls({
-        hostname: config.listen.host,
-        port: config.listen.port,
-        certPem: config.tls!.certPem,
-        keyPem: config.tls!.keyPem,
-        alpn: config.tls!.alpn,
-      })
-      : listen({ transport: "tcp", hostname: config.listen.host, port: config.listen.port });
-  const laddr = listener.addr as Deno.NetAddr;
-  log.info(`listening on ${config.transport}://${laddr.hostname}:${laddr.port}`);
-
-  const direct = config.socks5Direct.enabled
-    ? serveDirectSocks(config.socks5Direct.listen, {
-      log: log.child("direct"),
-      connectTimeoutMs: config.limits.connectTimeoutS * 1000,
-    })
-    : undefined;
+  const table = new SessionTable();
 
   function lookupUser(name: string): UserRecord | undefined {
     const u = users.get(name);
@@ -150,224 +146,70 @@ export async function startServer(
     return toUserRecord(u);
   }
 
-  let connSeq = 0;
-  async function handle(conn: ServerConn): Promise<void> {
-    const id = ++connSeq;
-    const clog = log.child(`conn ${id}`);
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    connections.add(conn);
-    tuneTcp(conn);
-    try {
-      const reader = new TimedReader(conn);
-      const hs = new ServerHandshake({
+  const decoy = options.fallback.mode === "decoy" ? startDecoy() : undefined;
+  const fallback = decoy !== undefined
+    ? { hostname: decoy.hostname, port: decoy.port }
+    : options.fallback.mode === "upstream" && options.fallback.upstream !== undefined
+    ? { hostname: options.fallback.upstream.host, port: options.fallback.upstream.port }
+    : undefined;
+
+  // TLS through node:tls so accepted sockets get TCP_NODELAY (see node_tls.ts).
+  const listener: ServerListener = options.transport === "tls"
+    ? await listenNodeTls({
+      hostname: options.listen.host,
+      port: options.listen.port,
+      certPem: options.tls!.certPem,
+      keyPem: options.tls!.keyPem,
+      alpn: options.tls!.alpn,
+    })
+    : listen({ transport: "tcp", hostname: options.listen.host, port: options.listen.port });
+  const laddr = listener.addr as Deno.NetAddr;
+  const addr = { hostname: laddr.hostname, port: laddr.port };
+  events.emit({ type: "listening", kind: "tunnel", addr, transport: options.transport });
+
+  const direct = options.socks5Direct.enabled
+    ? serveDirectSocks(options.socks5Direct.listen, {
+      log: log.child("direct"),
+      events,
+      connectTimeoutMs: options.limits.connectTimeoutS * 1000,
+    })
+    : undefined;
+
+  const acceptor = new ConnectionAcceptor({
+    handshake: (hsLog) =>
+      new ServerHandshake({
         identity,
         lookupUser,
         replay,
         now: Date.now,
-        kex: config.handshake.kex,
-        aead: config.handshake.aead,
-        clockWindowMs: config.handshake.clockWindowS * 1000,
-        log: (m) => clog.info(m),
-        lookupSession,
+        kex: options.handshake.kex,
+        aead: options.handshake.aead,
+        clockWindowMs: options.handshake.clockWindowS * 1000,
+        log: hsLog,
+        lookupSession: (id) => table.lookup(id),
         ...(tickets === undefined ? {} : { tickets }),
-      });
-      const start = Date.now();
-      let gatePassed = false;
-      while (true) {
-        const deadline = gatePassed ? HANDSHAKE_DEADLINE_MS : HELLO_DEADLINE_MS;
-        const left = start + deadline - Date.now();
-        const r = left <= 0
-          ? "timeout"
-          : await reader.next(gatePassed ? left : Math.min(left, HELLO_IDLE_MS));
-        if (r === "timeout" || r === null) {
-          if (!gatePassed) {
-            clog.info(
-              `probe from ${remote.hostname}: ${
-                r === null ? "closed" : "stalled"
-              } before a complete first message; handing to fallback`,
-            );
-            await forwardToFallback(conn, reader, hs.received(), fallbackTarget, clog);
-          } else {
-            clog.info(`handshake with ${remote.hostname} ${r === null ? "closed" : "timed out"}`);
-          }
-          return;
-        }
-        const step = hs.push(r);
-        if (step.type === "need_more") continue;
-        if (step.type === "probe") {
-          clog.info(`probe from ${remote.hostname}: ${step.reason}; handing to fallback`);
-          await forwardToFallback(conn, reader, hs.received(), fallbackTarget, clog);
-          return;
-        }
-        if (step.type === "reject") {
-          clog.warn(`authentication failed from ${remote.hostname}: ${step.reason}`);
-          return;
-        }
-        if (step.type === "send") {
-          gatePassed = true;
-          await writeAll(conn, step.bytes);
-          continue;
-        }
-        // done
-        const secrets = step.secrets;
-        const key = hex(secrets.sessionId);
-        const sealer = await createRecordSealer(secrets.aead, secrets.serverToClient);
-        const opener = await createRecordOpener(secrets.aead, secrets.clientToServer);
-        const releaseKey = deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId);
-        const link: LinkParams = {
-          conn,
-          sealer,
-          opener,
-          initial: step.rest,
-          resumed: step.resumed,
-          label: remote.hostname,
-          linkId: linkIdOf(secrets.transcriptHash),
-        };
-        const live = table.get(key);
-        if (step.resumed && live !== undefined && !live.session.isClosed) {
-          live.resumptionSecret = secrets.resumptionSecret;
-          live.session.setReleaseKey(releaseKey);
-          releaseKey.fill(0);
-          clog.info(`user "${step.userId}" resumed their session from ${remote.hostname}`);
-          const end = await live.session.attachLink(link);
-          clog.info(`connection ended: ${end.reason}`);
-          return;
-        }
-        if (step.resumed) {
-          clog.info(
-            `user "${step.userId}" resumed a session this server does not hold: starting it afresh`,
-          );
-          link.stateLost = true;
-        } else {
-          clog.info(
-            `user "${step.userId}" connected from ${remote.hostname} (${secrets.kex}, ${secrets.aead})`,
-          );
-        }
-        const user = users.get(step.userId);
-        const slog = clog.child(step.userId);
-        const makeMux = () =>
-          new Mux({
-            role: "server",
-            maxStreams: Math.min(user?.maxStreams ?? Infinity, config.limits.maxStreamsPerTunnel),
-            streamWindow: config.limits.streamWindow,
-            sessionWindow: config.limits.sessionWindow,
-            resume: secrets.resumable,
-            resendBufferBytes: config.session.resendBuffer,
-          });
-        const session: Session = new Session({
-          role: "server",
-          mux: makeMux(),
-          createMux: makeMux,
-          log: slog,
-          resumable: secrets.resumable,
-          releaseKey,
-          graceMs,
-          keepaliveMs: config.session.keepaliveS * 1000,
-          deadAfterMs: config.session.deadAfterS * 1000,
-          streamIdleMs: config.limits.idleTimeoutS * 1000,
-          rekey: { bytes: config.session.rekeyBytes, ms: config.session.rekeyIntervalS * 1000 },
-          onOpen: (sid, request) => {
-            openStream(session, sid, request, step.userId, slog).catch((e) =>
-              slog.warn(`stream ${sid}: ${describeError(e)}`)
-            );
-          },
-        });
-        releaseKey.fill(0);
-        sessions.add(session);
-        table.set(key, {
-          session,
-          resumptionSecret: secrets.resumptionSecret,
-          userId: step.userId,
-        });
-        session.run().then((end) => {
-          sessions.delete(session);
-          if (table.get(key)?.session === session) table.delete(key);
-          slog.info(`session ended: ${end.reason}`);
-        });
-        const end = await session.attachLink(link);
-        clog.info(`connection ended: ${end.reason}`);
-        return;
-      }
-    } catch (e) {
-      clog.warn(`connection error: ${describeError(e)}`);
-    } finally {
-      connections.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
-    }
-  }
-
-  async function openStream(
-    session: Session,
-    sid: number,
-    request: Uint8Array,
-    userName: string,
-    slog: Logger,
-  ): Promise<void> {
-    let req;
-    try {
-      req = decodeRequest(request);
-    } catch (e) {
-      const code = e instanceof Socks5Error ? e.reply : Reply.GENERAL_FAILURE;
-      session.refuse(sid, encodeReply(code), ResetReason.REFUSED, describeError(e));
-      return;
-    }
-    if (req.command !== "connect") {
-      session.refuse(
-        sid,
-        encodeReply(Reply.COMMAND_NOT_SUPPORTED),
-        ResetReason.REFUSED,
-        "only CONNECT",
-      );
-      return;
-    }
-    const user = users.get(userName);
-    if (
-      user === undefined ||
-      !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port })
-    ) {
-      slog.info(`stream ${sid}: route tcp:${req.host}:${req.port} not allowed`);
-      session.refuse(sid, encodeReply(Reply.NOT_ALLOWED), ResetReason.REFUSED, "route not allowed");
-      return;
-    }
-    let target: Deno.TcpConn;
-    try {
-      target = await dialTarget(req.host, req.port, config.limits.connectTimeoutS * 1000);
-    } catch (e) {
-      slog.info(`stream ${sid}: dial ${req.host}:${req.port} failed: ${describeError(e)}`);
-      session.refuse(sid, encodeReply(replyForError(e)), ResetReason.REFUSED, "dial failed");
-      return;
-    }
-    if (!session.hasStream(sid)) {
-      target.close();
-      return;
-    }
-    slog.debug(`stream ${sid}: connected to ${req.host}:${req.port}`);
-    // BND.ADDR stays 0.0.0.0:0: the server's outbound address is not the client's business.
-    session.reply(sid, encodeReply(Reply.SUCCEEDED));
-    session.attach(sid, target);
-  }
-
-  const done = (async () => {
-    try {
-      for await (const conn of listener) {
-        handle(conn).catch((e) => log.error(`unexpected: ${describeError(e)}`));
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.BadResource)) log.error(`accept failed: ${describeError(e)}`);
-    }
-  })();
+      }),
+    table,
+    policy: new StreamPolicy({
+      users,
+      connectTimeoutMs: options.limits.connectTimeoutS * 1000,
+      events,
+    }),
+    users,
+    settings: options,
+    fallback,
+    log,
+    events,
+  });
+  const done = acceptor.serve(listener);
 
   return {
-    addr: { hostname: laddr.hostname, port: laddr.port },
+    addr,
     directAddr: direct?.addr,
-    sessions,
-    async reloadUsers() {
-      users = (await loadUsers(config.usersFile)).users;
-      log.info(`reloaded ${users.size} users from ${config.usersFile}`);
+    sessions: table.live,
+    events,
+    setUsers(next) {
+      users.replace(next);
     },
     async close() {
       try {
@@ -376,18 +218,15 @@ export async function startServer(
         // already closed
       }
       await Promise.all(
-        [...sessions].map((s) => s.notifyAndClose("server shutting down", ReleaseReason.SHUTDOWN)),
+        [...table.live].map((s) =>
+          s.notifyAndClose("server shutting down", ReleaseReason.SHUTDOWN)
+        ),
       );
-      for (const c of connections) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
-      }
+      acceptor.closeConnections();
       await direct?.close();
       await decoy?.close();
       await done;
+      stopLogging();
     },
     done,
   };

@@ -31,7 +31,7 @@ import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
 import { Reader, Writer } from "../wire/bytes.ts";
-import { describeError, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 
 /** Most bytes read from the tunnel connection per read call (1 MiB: fewer, larger reads). */
 const TUNNEL_READ_BYTES = 1024 * 1024;
@@ -139,6 +139,12 @@ export interface SessionOptions {
   role: "client" | "server";
   mux: Mux;
   log: Logger;
+  /** Where the session reports stream closes, link losses, re-keys, releases and byte counts. */
+  events?: EventSink;
+  /** The session's local number in events. */
+  sessionNo?: number;
+  /** The user the session belongs to, in events. */
+  user?: string;
   /** Server: the peer opened stream `id` with a raw SOCKS5 request. */
   onOpen?: (id: number, request: Uint8Array) => void;
   /** A link broke without a release; the session waits for `attachLink`. */

@@ -8,7 +8,10 @@
  * - `startPair(opts?)` → `Pair`: server (TLS or TCP) on 127.0.0.1:0, user
  *   "alice" added and users reloaded, client with SOCKS5 on 127.0.0.1:0
  *   (and HTTP CONNECT when asked) dialing the server or a relay in front of
- *   it. `close()` frees every socket, timer and file.
+ *   it. `reloadUsers()` re-reads users.yml the way SIGHUP does. `close()`
+ *   frees every socket, timer and file.
+ * - `startConfiguredServer(config, log)` → a server with the users of
+ *   `config.usersFile`, the way `nitrosocks server` starts one.
  * - `run(cmd, args, opts?)` → `{ code, stdout, stderr }` with a deadline.
  * - `startEchoServer()` → a loopback TCP echo server.
  * - `freePort()` → a loopback port with nothing listening on it.
@@ -20,9 +23,16 @@
  * @module
  */
 import { join } from "node:path";
-import { type ClientConfig, loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
+import {
+  type ClientConfig,
+  loadClientConfig,
+  loadServerConfig,
+  loadUsers,
+  type ServerConfig,
+} from "../../lib/config/mod.ts";
 import { initServerDir } from "../../lib/cli/init.ts";
 import { addUser } from "../../lib/cli/user.ts";
+import { reloadUsers } from "../../lib/cli/server_cmd.ts";
 import { type ClientHandle, type ClientOptions, startClient } from "../../lib/tunnel/client.ts";
 import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
 import { createLogger, type Logger } from "../../lib/observe/mod.ts";
@@ -85,8 +95,8 @@ export interface PairOptions {
   noClient?: boolean;
   /** Open the tunnel only on the first request (default false: at start). */
   lazy?: boolean;
-  /** Extra client options (caPem, server). */
-  client?: Partial<Pick<ClientOptions, "caPem" | "server">>;
+  /** Extra client options (caPem, server, openTimeoutMs). */
+  client?: Partial<Pick<ClientOptions, "caPem" | "server" | "openTimeoutMs">>;
   /** `session:` settings for server.yml, e.g. `{ keepalive: "200ms", resume_grace: "1s" }`. */
   serverSession?: Record<string, string>;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
@@ -112,6 +122,8 @@ export interface Pair extends AsyncDisposable {
   logs: Logs;
   /** Total streams the server's tunnels have carried. */
   serverStreams(): number;
+  /** Re-reads users.yml into the server (what SIGHUP does); throws ConfigError. */
+  reloadUsers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -144,9 +156,9 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
     }
     await addSessionSettings(serverYml, opts.serverSession);
-    server = await startServer(await loadServerConfig(serverYml), {
-      log: logs.logger("server"),
-    });
+    const serverConfig = await loadServerConfig(serverYml);
+    const serverLog = logs.logger("server");
+    server = await startConfiguredServer(serverConfig, serverLog);
     const serverPort = server.addr.port;
     const profilePath = join(dir, "alice.yml");
     await addUser("alice", {
@@ -166,7 +178,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       });
       extraProfiles.set(u.name, out);
     }
-    await server.reloadUsers();
+    await reloadUsers(server, serverConfig.usersFile, serverLog);
     await editProfile(profilePath, opts);
     const profile = await loadClientConfig(profilePath);
     const caPath = join(dir, "tls", "ca.crt");
@@ -177,6 +189,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
     });
     if (!opts.noClient) {
       const clientOpts: ClientOptions = {
+        profile,
         log: logs.logger("client"),
         server: opts.client?.server ?? { host: "127.0.0.1", port: via?.port ?? serverPort },
         socks: { host: "127.0.0.1", port: 0 },
@@ -184,7 +197,10 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       };
       const caPem = opts.client?.caPem ?? via?.caPem;
       if (caPem !== undefined) clientOpts.caPem = caPem;
-      client = await startClient(profile, clientOpts);
+      if (opts.client?.openTimeoutMs !== undefined) {
+        clientOpts.openTimeoutMs = opts.client.openTimeoutMs;
+      }
+      client = await startClient(clientOpts);
     }
     const srv = server;
     const pair: Pair = {
@@ -200,6 +216,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       httpPort: client?.httpAddr?.port,
       logs,
       serverStreams: () => [...srv.sessions].reduce((n, s) => n + s.stats.streams, 0),
+      reloadUsers: () => reloadUsers(srv, serverConfig.usersFile, serverLog),
       close: closeAll,
       [Symbol.asyncDispose]: closeAll,
     };
@@ -208,6 +225,23 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
     await closeAll().catch(() => {});
     throw e;
   }
+}
+
+/**
+ * Starts a server with the users of `config.usersFile`, the way
+ * `nitrosocks server` does.
+ *
+ * @example
+ * ```ts ignore
+ * const server = await startConfiguredServer(await loadServerConfig(yml), logs.logger("server"));
+ * ```
+ */
+export async function startConfiguredServer(
+  config: ServerConfig,
+  log: Logger,
+): Promise<ServerHandle> {
+  const { users } = await loadUsers(config.usersFile);
+  return await startServer({ ...config, users, log });
 }
 
 /** Adds the test's SOCKS5 users and HTTP CONNECT port to the profile text. */

@@ -140,7 +140,8 @@ export async function startEditedClient(
 ): Promise<ClientHandle> {
   const path = join(pair.dir, `alice-edited-${crypto.randomUUID()}.yml`);
   await Deno.writeTextFile(path, edit(await Deno.readTextFile(pair.profilePath)), { mode: 0o600 });
-  return await startClient(await loadClientConfig(path), {
+  return await startClient({
+    profile: await loadClientConfig(path),
     log: pair.logs.logger("client"),
     socks: { host: "127.0.0.1", port: 0 },
   });

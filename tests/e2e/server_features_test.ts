@@ -11,9 +11,8 @@ import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { connectLink, startClient, TunnelError } from "../../lib/tunnel/client.ts";
 import { initServerDir } from "../../lib/cli/init.ts";
 import { addUser, removeUser } from "../../lib/cli/user.ts";
-import { startServer } from "../../lib/tunnel/server.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import { Logs, run, startPair } from "./_harness.ts";
+import { Logs, run, startConfiguredServer, startPair } from "./_harness.ts";
 import { startHttpTarget } from "../support/http_target.ts";
 
 function curl(socksPort: number, url: string): Promise<{ code: number; body: string }> {
@@ -43,7 +42,7 @@ Deno.test("the server's direct SOCKS5 port proxies without a tunnel when enabled
     assert.notEqual(edited, text, "server.yml has a socks5_direct section to enable");
     await Deno.writeTextFile(yml, edited);
     const logs = new Logs();
-    const server = await startServer(await loadServerConfig(yml), { log: logs.logger("server") });
+    const server = await startConfiguredServer(await loadServerConfig(yml), logs.logger("server"));
     try {
       assert.ok(server.directAddr !== undefined, "the direct port is listening");
       const r = await curl(server.directAddr.port, `${target.url}/hello`);
@@ -68,9 +67,10 @@ Deno.test("users.yml reloads apply at once, keep live sessions, revoke removed u
   // A new user works as soon as users.yml is reloaded.
   const bobProfile = join(pair.dir, "bob.yml");
   await addUser("bob", { dir: pair.dir, out: bobProfile, server: `127.0.0.1:${pair.serverPort}` });
-  await pair.server.reloadUsers();
+  await pair.reloadUsers();
   assert.equal(pair.logs.grep(/reloaded 2 users/).length, 1);
-  const bob = await startClient(await loadClientConfig(bobProfile), {
+  const bob = await startClient({
+    profile: await loadClientConfig(bobProfile),
     log: pair.logs.logger("bob"),
     socks: { host: "127.0.0.1", port: 0 },
   });
@@ -90,7 +90,7 @@ Deno.test("users.yml reloads apply at once, keep live sessions, revoke removed u
   // Removing alice revokes her at once: her next full login is refused, and so is
   // any new stream on her live session (not allowed), while the session itself stays.
   await removeUser("alice", pair.dir);
-  await pair.server.reloadUsers();
+  await pair.reloadUsers();
   const refused = await connectLink(pair.profile, {
     server: { host: "127.0.0.1", port: pair.serverPort },
     serverName: pair.profile.serverName,
@@ -106,7 +106,7 @@ Deno.test("users.yml reloads apply at once, keep live sessions, revoke removed u
   // A broken users.yml is refused with its position, and the users in force stay.
   const reloads = pair.logs.grep(/reloaded/).length;
   await Deno.writeTextFile(join(pair.dir, "users.yml"), "users:\n  carol: [unclosed\n");
-  const err = await pair.server.reloadUsers().then(() => undefined, (e: unknown) => e);
+  const err = await pair.reloadUsers().then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof ConfigError, String(err));
   assert.match(err.message, /users\.yml:\d+:\d+/);
   assert.equal(pair.logs.grep(/reloaded/).length, reloads, "the broken file was not applied");

@@ -16,11 +16,11 @@ import { addUser } from "../../lib/cli/user.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { encodeTicketKeys, generateTicketKey } from "../../lib/handshake/ticket.ts";
 import { startClient } from "../../lib/tunnel/client.ts";
-import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
+import type { ServerHandle } from "../../lib/tunnel/server.ts";
 import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
 import { socksConnect } from "../support/socks_client.ts";
 import { startTcpBalancer } from "../support/tcp_balancer.ts";
-import { Logs, LOOPBACK_ROUTES, startEchoServer } from "./_harness.ts";
+import { Logs, LOOPBACK_ROUTES, startConfiguredServer, startEchoServer } from "./_harness.ts";
 import { sha256File, startCurl, waitFor } from "./_paths.ts";
 
 const MiB = 1024 * 1024;
@@ -86,13 +86,14 @@ Deno.test("tickets: a reconnect that lands on the other server resumes the login
     const cfgA = await loadServerConfig(join(dirA, "server.yml"));
     const cfgB = await loadServerConfig(join(dirB, "server.yml"));
     assert.equal(cfgA.session.ticketKeysText, cfgB.session.ticketKeysText);
-    const a = await startServer(cfgA, { log: logs.logger("server-a") });
+    const a = await startConfiguredServer(cfgA, logs.logger("server-a"));
     servers.push(a);
-    const b = await startServer(cfgB, { log: logs.logger("server-b") });
+    const b = await startConfiguredServer(cfgB, logs.logger("server-b"));
     servers.push(b);
     await using lb = startTcpBalancer([{ port: a.addr.port }, { port: b.addr.port }]);
 
-    const client = await startClient(await loadClientConfig(profilePath), {
+    const client = await startClient({
+      profile: await loadClientConfig(profilePath),
       log: logs.logger("client"),
       server: { host: "127.0.0.1", port: lb.port },
       socks: { host: "127.0.0.1", port: 0 },

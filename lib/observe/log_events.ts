@@ -1,0 +1,134 @@
+/**
+ * The observer that turns a server's or a client's events into log lines:
+ * the one place where logins, refusals, sessions, resumptions, paths and
+ * stream decisions are worded for the log.
+ *
+ * A server's lines about a connection carry `conn N`, and its lines about a
+ * session carry `conn N USER` of the connection that started the session;
+ * a client's lines carry no prefix of their own.
+ *
+ * @module
+ */
+import type { EventHub, TunnelEvent } from "./events.ts";
+import type { Logger } from "./log.ts";
+
+/** Which side's wording to use. */
+export type LogSide = "server" | "client";
+
+/** What the observer remembers of a server session: where its lines go. */
+interface SessionLogs {
+  /** `conn N`: the connection that started the session. */
+  conn: Logger;
+  /** `conn N USER`. */
+  session: Logger;
+}
+
+/**
+ * Subscribes an observer that logs `hub`'s events to `log`; returns the
+ * function that unsubscribes it. Stream closes, byte counts, re-keys and
+ * releases are not logged here (the session logs those itself).
+ *
+ * @example
+ * ```ts
+ * import { EventHub } from "./events.ts";
+ * import { createLogger } from "./log.ts";
+ * import { logEvents } from "./log_events.ts";
+ * const lines: string[] = [];
+ * const hub = new EventHub();
+ * const stop = logEvents(hub, createLogger("info", "client", (l) => lines.push(l)), "client");
+ * hub.emit({ type: "resume", session: 1, user: "alice", via: "127.0.0.1:8443", afterMs: 12 });
+ * stop();
+ * if (!lines[0]?.endsWith("session resumed via 127.0.0.1:8443 after 12 ms")) throw new Error();
+ * ```
+ */
+export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void {
+  const sessions = new Map<number, SessionLogs>();
+  const connLog = (conn: number | undefined) =>
+    conn === undefined ? log : log.child(`conn ${conn}`);
+  const sessionLog = (session: number) => sessions.get(session)?.session ?? log;
+  const observe = (e: TunnelEvent): void => {
+    switch (e.type) {
+      case "listening": {
+        const where = `${e.addr.hostname}:${e.addr.port}`;
+        if (e.kind === "tunnel") {
+          log.info(`listening on ${e.transport === undefined ? "" : `${e.transport}://`}${where}`);
+        } else if (e.kind === "http") log.child("http").info(`HTTP CONNECT listening on ${where}`);
+        else if (e.kind === "relay") log.child("relay").info(`relay listening on ${where}`);
+        else log.child(e.kind).info(`SOCKS5 listening on ${where}`);
+        return;
+      }
+      case "login": {
+        if (e.conn !== undefined && !sessions.has(e.session)) {
+          const conn = connLog(e.conn);
+          sessions.set(e.session, { conn, session: conn.child(e.user) });
+        }
+        if (!e.resumed) {
+          connLog(e.conn).info(`user "${e.user}" connected from ${e.remote} (${e.kex}, ${e.aead})`);
+        }
+        return;
+      }
+      case "refusal": {
+        const l = connLog(e.conn);
+        switch (e.reason) {
+          case "probe":
+            l.info(`probe from ${e.remote}: ${e.detail}; handing to fallback`);
+            return;
+          case "auth_failed":
+            l.warn(`authentication failed from ${e.remote}: ${e.detail}`);
+            return;
+          case "timeout":
+            l.info(`handshake with ${e.remote} timed out`);
+            return;
+          case "closed":
+            l.info(`handshake with ${e.remote} closed`);
+            return;
+          default:
+            l.warn(`connection error: ${e.detail}`);
+            return;
+        }
+      }
+      case "session_start":
+        if (side === "client") {
+          const algs = e.kex === undefined ? "" : ` (${e.kex}, ${e.aead ?? "?"})`;
+          log.info(`tunnel up to ${e.peer} as "${e.user}"${algs}`);
+        } else if (e.restarted === true) {
+          (sessions.get(e.session)?.conn ?? log).info(
+            `user "${e.user}" resumed a session this server does not hold: starting it afresh`,
+          );
+        }
+        return;
+      case "session_end":
+        sessionLog(e.session)[e.graceful ? "info" : "warn"](`session ended: ${e.reason}`);
+        sessions.delete(e.session);
+        return;
+      case "resume":
+        if (side === "client") {
+          const after = e.afterMs === undefined ? "" : ` after ${e.afterMs} ms`;
+          log.info(`session resumed via ${e.via}${after}`);
+        } else {
+          connLog(e.conn).info(`user "${e.user}" resumed their session from ${e.via}`);
+        }
+        return;
+      case "path_change":
+        if (e.from === undefined) log.debug(`using endpoint ${e.to}`);
+        else log.info(`moved from endpoint ${e.from} to ${e.to} (${e.reason})`);
+        return;
+      case "link_down":
+        if (side === "client") log.warn(`connection lost: ${e.reason}; resuming`);
+        return;
+      case "connect_failed":
+        log[e.next === undefined ? "debug" : "warn"](`endpoint ${e.endpoint}: ${e.error}`);
+        return;
+      case "stream_open":
+        sessionLog(e.session).debug(`stream ${e.stream}: connected to ${e.target}`);
+        return;
+      case "stream_refused":
+        sessionLog(e.session).info(`stream ${e.stream}: ${e.reason}`);
+        return;
+      default:
+        // stream_close, bytes, rekey, release: the session's own facts.
+        return;
+    }
+  };
+  return hub.subscribe(observe);
+}

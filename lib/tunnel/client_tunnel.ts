@@ -1,0 +1,223 @@
+/**
+ * The client's session manager, without any listener: it opens the session
+ * on demand over the healthiest endpoint ({@linkcode PathSelector}), keeps
+ * it alive across broken links ({@linkcode Reconnector}), moves it to a
+ * fresh connection now and then (`session.rotate`), and releases it on
+ * close. Local front ends (`client.ts`) and the library API build on it.
+ *
+ * @module
+ */
+import type { ClientConfig, Endpoint } from "../config/mod.ts";
+import { Mux } from "../mux/mod.ts";
+import { deriveReleaseKey } from "../session/mod.ts";
+import { describeError, EventHub, logEvents, type Logger } from "../observe/mod.ts";
+import { connectLink, HANDSHAKE_DEADLINE_MS, TunnelError } from "./link.ts";
+import { PathSelector, where } from "./path_selector.ts";
+import { RECONNECT_GIVE_UP_MS, Reconnector } from "./reconnector.ts";
+import { type LinkEnd, Session } from "./session.ts";
+
+/** Options for {@linkcode ClientTunnel}. */
+export interface ClientTunnelOptions {
+  /** The parsed profile. */
+  profile: ClientConfig;
+  log: Logger;
+  /** Where the tunnel reports events; created when absent. Its events are logged to `log`. */
+  events?: EventHub;
+  /** Dial this instead of the profile's address (TLS name and key stay). */
+  server?: { host: string; port: number };
+  /** Trust this CA PEM for TLS instead of the profile's. */
+  caPem?: string;
+}
+
+/**
+ * One client session to the server, opened (and re-opened) as needed.
+ *
+ * @example
+ * ```ts ignore
+ * const tunnel = new ClientTunnel({ profile: await loadClientConfig("alice.yml"), log });
+ * const session = await tunnel.session();
+ * const { id, reply } = await session.open(encodeRequest(request), 30_000);
+ * await tunnel.close();
+ * ```
+ */
+export class ClientTunnel {
+  /** Sessions, resumptions, path changes, lost links, failed connects. */
+  readonly events: EventHub;
+  readonly #profile: ClientConfig;
+  readonly #log: Logger;
+  readonly #paths: PathSelector;
+  readonly #reconnector: Reconnector;
+  readonly #stop = new AbortController();
+  readonly #stopLogging: () => void;
+  #current: Session | undefined;
+  #sessionSeq = 0;
+  #connecting: Promise<Session> | undefined;
+  #closed = false;
+  #resumptions = 0;
+  #rotateTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: ClientTunnelOptions) {
+    const { profile, log } = options;
+    this.#profile = profile;
+    this.#log = log;
+    this.events = options.events ?? new EventHub();
+    this.#stopLogging = logEvents(this.events, log, "client");
+    const caPem = options.caPem ?? profile.caPem;
+    const first: Endpoint = {
+      server: options.server ?? profile.server,
+      serverName: profile.serverName,
+      transport: profile.transport,
+      ...(caPem === undefined ? {} : { caPem }),
+    };
+    this.#paths = new PathSelector([first, ...profile.endpoints], { log, events: this.events });
+    this.#reconnector = new Reconnector({
+      paths: this.#paths,
+      connect: (endpoint, resume) => connectLink(profile, endpoint, resume),
+      log,
+      signal: this.#stop.signal,
+    });
+  }
+
+  /** How many times a broken connection was resumed. */
+  get resumptions(): number {
+    return this.#resumptions;
+  }
+
+  /** The current session, opened (or re-opened) as needed. */
+  session(): Promise<Session> {
+    if (this.#closed) return Promise.reject(new TunnelError("Client is shutting down"));
+    if (this.#current !== undefined && !this.#current.isClosed) {
+      return Promise.resolve(this.#current);
+    }
+    this.#connecting ??= this.#open().finally(() => (this.#connecting = undefined));
+    return this.#connecting;
+  }
+
+  /** Drops the current connection on purpose (tests, rotation): the session resumes. */
+  dropConnection(reason = "dropped on request"): void {
+    this.#current?.dropLink(reason);
+  }
+
+  /** Releases the session (three-step release) and stops reconnecting. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort();
+    if (this.#rotateTimer !== undefined) clearTimeout(this.#rotateTimer);
+    const s = this.#current;
+    this.#current = undefined;
+    if (s !== undefined) await s.release(3_000);
+    this.#stopLogging();
+  }
+
+  async #open(): Promise<Session> {
+    const profile = this.#profile;
+    const { value: link, path } = await this.#paths.connect((e) => connectLink(profile, e));
+    const secrets = link.secrets;
+    if (this.#closed) {
+      link.link.conn.close();
+      throw new TunnelError("Client is shutting down");
+    }
+    this.#reconnector.start(secrets);
+    const no = ++this.#sessionSeq;
+    this.#paths.use(path, no, "new session");
+    const createMux = () =>
+      new Mux({
+        role: "client",
+        maxStreams: profile.limits.maxStreams,
+        streamWindow: profile.limits.streamWindow,
+        sessionWindow: profile.limits.sessionWindow,
+        resume: secrets.resumable,
+        resendBufferBytes: profile.session.resendBuffer,
+      });
+    const session: Session = new Session({
+      role: "client",
+      mux: createMux(),
+      log: this.#log,
+      events: this.events,
+      sessionNo: no,
+      user: profile.user,
+      createMux,
+      resumable: secrets.resumable,
+      releaseKey: deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId),
+      keepaliveMs: profile.session.keepaliveS * 1000,
+      deadAfterMs: profile.session.deadAfterS * 1000,
+      graceMs: RECONNECT_GIVE_UP_MS + HANDSHAKE_DEADLINE_MS,
+      rekey: { bytes: profile.session.rekeyBytes, ms: profile.session.rekeyIntervalS * 1000 },
+      onLinkDown: (end) => this.#linkDown(session, no, end),
+    });
+    this.#current = session;
+    this.events.emit({
+      type: "session_start",
+      session: no,
+      user: profile.user,
+      peer: where(path),
+      kex: secrets.kex,
+      aead: secrets.aead,
+    });
+    session.attachLink(link.link);
+    session.run().then((end) => {
+      this.events.emit({
+        type: "session_end",
+        session: no,
+        user: profile.user,
+        reason: end.reason,
+        graceful: end.graceful,
+        bytesIn: session.stats.bytesIn,
+        bytesOut: session.stats.bytesOut,
+      });
+      if (this.#current === session) this.#current = undefined;
+    });
+    this.#scheduleRotation(session);
+    return session;
+  }
+
+  #linkDown(session: Session, no: number, end: LinkEnd): void {
+    this.events.emit({
+      type: "link_down",
+      session: no,
+      reason: end.reason,
+      tampered: end.tampered,
+    });
+    if (end.tampered) this.#paths.avoidCurrent();
+    this.#resume(session, no, end).catch((e) => this.#log.error(`reconnect: ${describeError(e)}`));
+  }
+
+  async #resume(session: Session, no: number, end: LinkEnd): Promise<void> {
+    const resumed = await this.#reconnector.reconnect(
+      session,
+      () => !this.#closed && this.#current === session,
+    );
+    if (resumed === undefined) return;
+    const { link, path, afterMs } = resumed;
+    this.#paths.use(
+      path,
+      no,
+      end.tampered ? "the last endpoint tampered with the tunnel" : end.reason,
+    );
+    session.setReleaseKey(deriveReleaseKey(link.secrets.resumptionSecret, link.secrets.sessionId));
+    session.attachLink(link.link);
+    this.#resumptions++;
+    this.events.emit({
+      type: "resume",
+      session: no,
+      user: this.#profile.user,
+      via: where(path),
+      afterMs,
+    });
+    this.#scheduleRotation(session);
+  }
+
+  #scheduleRotation(session: Session): void {
+    if (this.#rotateTimer !== undefined) clearTimeout(this.#rotateTimer);
+    const s = this.#profile.session.rotateS;
+    if (s <= 0) return;
+    const ms = s * 1000 * (0.5 + Math.random());
+    this.#rotateTimer = setTimeout(() => {
+      if (this.#current === session && !session.isClosed) {
+        this.#log.info("rotating to a fresh connection");
+        session.dropLink("connection lifetime rotation");
+      }
+    }, ms);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * One link of a client session: dial an endpoint and run the handshake (a
+ * full login, or a resumption) through the shared driver (`_drive.ts`). A
+ * failure is a {@linkcode TunnelError} whose message says what to check.
+ *
+ * @module
+ */
+import type { ClientConfig, Endpoint } from "../config/mod.ts";
+import {
+  type ClientCredentials,
+  ClientHandshake,
+  type ClientResume,
+  type SessionSecrets,
+} from "../handshake/mod.ts";
+import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
+import { ProtocolError } from "../errors.ts";
+import { dial } from "../transport/mod.ts";
+import { writeAll } from "../transport/types.ts";
+import { describeError } from "../observe/mod.ts";
+import { drive } from "./_drive.ts";
+import { TimedReader } from "./reader.ts";
+import { linkIdOf, type LinkParams } from "./session.ts";
+
+/** The whole handshake must finish within this. */
+export const HANDSHAKE_DEADLINE_MS = 15_000;
+
+/** Raised when the tunnel cannot be established; the message says what to do. */
+export class TunnelError extends Error {
+  /** "session_gone": the server no longer holds the session we tried to resume. */
+  readonly kind: "session_gone" | undefined;
+  constructor(message: string, options?: ErrorOptions & { kind?: "session_gone" }) {
+    super(message, options);
+    this.name = "TunnelError";
+    this.kind = options?.kind;
+  }
+}
+
+/**
+ * Turns a handshake failure into a message that says what to check. The
+ * server's real reason is only in its own log; the client can tell apart:
+ * a server that is not the pinned one, a server that answered as a web site
+ * (it did not accept our first message: wrong server key, clock off, or not
+ * NitroSocks), and a login refused after our credentials.
+ */
+function explainFailure(e: unknown, where: string): TunnelError {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (e instanceof ProtocolError && e.code === "AUTH_FAILED") {
+    switch (e.authFailure) {
+      case "decoy":
+        return new TunnelError(
+          `The server at ${where} answered as a web server, so it did not accept our first message: ` +
+            `the profile's server key may be out of date, this machine's clock may be off by minutes, ` +
+            `or the address is not a NitroSocks server`,
+          { cause: e },
+        );
+      case "resume_refused":
+        return new TunnelError(`The server at ${where} no longer has this session`, {
+          cause: e,
+          kind: "session_gone",
+        });
+      case "login_refused":
+        return new TunnelError(
+          `The server at ${where} refused the login: check the profile's user id, key, token and TOTP ` +
+            `secret (ask the server's admin for a fresh profile) and this machine's clock`,
+          { cause: e },
+        );
+      default:
+        return new TunnelError(
+          `The server at ${where} is not the server in your profile: its identity does not match the pinned ` +
+            `key (a different server or an interceptor is answering); no credentials were sent`,
+          { cause: e },
+        );
+    }
+  }
+  if (e instanceof ProtocolError && e.code === "CLOSED") {
+    return new TunnelError(
+      `The server at ${where} closed the connection without completing the handshake: it may not be a ` +
+        `NitroSocks server, or it may be overloaded (${msg})`,
+      { cause: e },
+    );
+  }
+  return new TunnelError(
+    `The server at ${where} did not answer as a NitroSocks server (${msg}): the profile's server key may ` +
+      `be out of date or the address may be wrong`,
+    { cause: e },
+  );
+}
+
+/** A new authenticated connection, before it is joined to a session. */
+export interface NewLink {
+  link: LinkParams;
+  secrets: SessionSecrets;
+}
+
+/**
+ * Dials one endpoint and runs the handshake (a full login, or a resumption
+ * when `resume` is given). Throws `TunnelError` saying what to check.
+ */
+export async function connectLink(
+  config: ClientConfig,
+  endpoint: Endpoint,
+  resume?: ClientResume,
+): Promise<NewLink> {
+  const where = `${endpoint.server.host}:${endpoint.server.port}`;
+  let conn;
+  try {
+    conn = await dial({
+      transport: endpoint.transport,
+      hostname: endpoint.server.host,
+      port: endpoint.server.port,
+      serverName: endpoint.serverName,
+      ...(endpoint.caPem === undefined ? {} : { caPems: [endpoint.caPem] }),
+      timeoutMs: config.limits.connectTimeoutS * 1000,
+    });
+  } catch (e) {
+    const msg = describeError(e);
+    throw new TunnelError(
+      /TLS|certificate/i.test(msg)
+        ? `Cannot reach the server at ${where}: ${msg}: check the profile's ca and server_name, or pass ` +
+          `an inspecting proxy's CA with --ca`
+        : `Cannot reach the server at ${where}: ${msg}: check that the NitroSocks server is running and ` +
+          `that the profile's server address and port are right`,
+      { cause: e },
+    );
+  }
+  try {
+    const credentials: ClientCredentials = {
+      userId: config.user,
+      clientKey: config.key,
+      token: config.token,
+    };
+    if (config.totpSecret !== undefined) credentials.totpSecret = config.totpSecret;
+    const hs = new ClientHandshake({
+      serverPublicKey: config.serverKey,
+      credentials,
+      kex: config.kex,
+      aead: config.aead,
+      now: Date.now,
+      ...(resume === undefined ? {} : { resume }),
+    });
+    await writeAll(conn, hs.hello());
+    // A connection silent for dead_after is dead, during the handshake as after it.
+    const silentMs = config.session.deadAfterS * 1000;
+    const push = (chunk: Uint8Array) => {
+      try {
+        return hs.push(chunk);
+      } catch (e) {
+        throw explainFailure(e, where);
+      }
+    };
+    const r = await drive(conn, new TimedReader(conn), push, {
+      deadlineMs: HANDSHAKE_DEADLINE_MS,
+      idleMs: silentMs,
+    });
+    if ("stop" in r) {
+      if (r.stop === "idle") {
+        throw new TunnelError(
+          `The server at ${where} sent nothing for ${silentMs / 1000} s (session.dead_after) ` +
+            `during the handshake: the connection stalled`,
+        );
+      }
+      if (r.stop === "timeout") {
+        throw new TunnelError(
+          `The server at ${where} did not complete the handshake within ${
+            HANDSHAKE_DEADLINE_MS / 1000
+          } s: ` +
+            `check that it runs NitroSocks and that the profile's server key is current`,
+        );
+      }
+      // Closed, or a read error: a TLS connection cut without close_notify is an end of stream here.
+      throw explainFailure(hs.closed(), where);
+    }
+    const step = r.step;
+    await writeAll(conn, step.send);
+    const secrets = step.secrets;
+    const sealer = await createRecordSealer(secrets.aead, secrets.clientToServer);
+    const opener = await createRecordOpener(secrets.aead, secrets.serverToClient);
+    return {
+      link: {
+        conn,
+        sealer,
+        opener,
+        initial: step.rest,
+        resumed: secrets.resumed,
+        label: where,
+        linkId: linkIdOf(secrets.transcriptHash),
+      },
+      secrets,
+    };
+  } catch (e) {
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+    throw e;
+  }
+}
