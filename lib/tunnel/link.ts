@@ -14,7 +14,7 @@ import {
 } from "../handshake/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { ProtocolError } from "../errors.ts";
-import { dial } from "../transport/mod.ts";
+import { getTransport } from "../transport/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import { describeError } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
@@ -104,8 +104,7 @@ export async function connectLink(
   const where = `${endpoint.server.host}:${endpoint.server.port}`;
   let conn;
   try {
-    conn = await dial({
-      transport: endpoint.transport,
+    conn = await getTransport(endpoint.transport).dial({
       hostname: endpoint.server.host,
       port: endpoint.server.port,
       serverName: endpoint.serverName,

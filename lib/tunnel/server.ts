@@ -22,8 +22,7 @@ import {
   type UserRecord,
 } from "../handshake/mod.ts";
 import { ReleaseReason } from "../session/mod.ts";
-import { listen } from "../transport/mod.ts";
-import { listenNodeTls } from "../transport/node_tls.ts";
+import { getTransport } from "../transport/mod.ts";
 import { EventHub, logEvents, type Logger } from "../observe/mod.ts";
 import { ConnectionAcceptor, type ServerListener } from "./acceptor.ts";
 import { startDecoy } from "./fallback.ts";
@@ -153,16 +152,14 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ? { hostname: options.fallback.upstream.host, port: options.fallback.upstream.port }
     : undefined;
 
-  // TLS through node:tls so accepted sockets get TCP_NODELAY (see node_tls.ts).
-  const listener: ServerListener = options.transport === "tls"
-    ? await listenNodeTls({
-      hostname: options.listen.host,
-      port: options.listen.port,
-      certPem: options.tls!.certPem,
-      keyPem: options.tls!.keyPem,
-      alpn: options.tls!.alpn,
-    })
-    : listen({ transport: "tcp", hostname: options.listen.host, port: options.listen.port });
+  // The transport registry: node:tls for "tls" (accepted sockets get TCP_NODELAY), plain TCP.
+  const listener: ServerListener = await getTransport(options.transport).listen({
+    hostname: options.listen.host,
+    port: options.listen.port,
+    ...(options.tls === undefined
+      ? {}
+      : { certPem: options.tls.certPem, keyPem: options.tls.keyPem, alpn: options.tls.alpn }),
+  });
   const laddr = listener.addr as Deno.NetAddr;
   const addr = { hostname: laddr.hostname, port: laddr.port };
   events.emit({ type: "listening", kind: "tunnel", addr, transport: options.transport });
