@@ -52,6 +52,7 @@ export {
   type EventAddr,
   EventHub,
   type EventOf,
+  type EventSink,
   type EventStreamOptions,
   type Logger,
   type LogLevel,
@@ -63,15 +64,13 @@ export {
 } from "./lib/observe/mod.ts";
 export { Reply, type ReplyCode, replyName, Socks5Error } from "./lib/socks5/mod.ts";
 export {
+  AEAD_NAMES,
   type AeadName,
   type ClientConfig,
   type Endpoint,
   type HostPort,
+  KEX_NAMES,
   type KexName,
-  loadClientConfig,
-  loadServerConfig,
-  parseClientConfig,
-  parseServerConfig,
   type ServerConfig,
 } from "./lib/config/mod.ts";
 export type { SessionSettings } from "./lib/config/server.ts";

@@ -68,11 +68,17 @@ export type AuthFailure = "server_identity" | "decoy" | "login_refused" | "resum
  * ```
  */
 export class ConfigError extends SyntaxError {
+  /** The file the error is in, when known. */
   readonly file: string | undefined;
+  /** 1-based line in `file`, when known. */
   readonly line: number | undefined;
+  /** 1-based column in `file`, when known. */
   readonly column: number | undefined;
+  /** The key path, e.g. "limits.stream_window", when known. */
   readonly key: string | undefined;
+  /** What to do about it, when there is advice. */
   readonly hint: string | undefined;
+  /** `detail` says what is wrong; `where` where, and the hint. */
   constructor(
     detail: string,
     where: { file?: string; line?: number; column?: number; key?: string; hint?: string } = {},
