@@ -167,7 +167,7 @@ export const RESULT_MAX_BYTES = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES 
 export const FINISH_BYTES = MAC_BYTES;
 
 /** Largest handshake message of any kind (the Hello, 1565 bytes). */
-export const HANDSHAKE_MAX_MESSAGE = Math.max(
+export const HANDSHAKE_MAX_MESSAGE: number = Math.max(
   HELLO_MAX_BYTES,
   SERVER_HELLO_MAX_BYTES,
   RESPONSE_MAX_BYTES,
