@@ -37,6 +37,7 @@ export class ProtocolError extends Error {
    * tell (callers branch on this, never on the message text).
    */
   readonly authFailure: AuthFailure | undefined;
+  /** `code` says why; `message` what, for people; `options.authFailure` what the client saw. */
   constructor(
     code: ProtocolErrorCode,
     message: string,

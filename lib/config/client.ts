@@ -260,15 +260,25 @@ export async function loadClientConfig(path: string): Promise<ClientConfig> {
 
 /** What {@link formatClientProfile} writes. */
 export interface ClientProfile {
+  /** The server to connect to. */
   server: HostPort;
+  /** TLS server name (SNI and certificate check). */
   serverName: string;
+  /** "tls" or "tcp". */
   transport: "tls" | "tcp";
+  /** The server's 64-byte public key (Ed25519 ‖ X25519), pinned. */
   serverKey: Uint8Array;
+  /** CA certificate(s) to trust for the server's TLS certificate. */
   caPem?: string;
+  /** The user name. */
   user: string;
+  /** Client X25519 private key, 32 bytes. */
   key: Uint8Array;
+  /** The user's 32-byte token. */
   token: Uint8Array;
+  /** The user's TOTP secret, when the server requires a code. */
   totpSecret?: Uint8Array;
+  /** The local SOCKS5 address; default 127.0.0.1:1080. */
   socks5Listen?: HostPort;
 }
 
