@@ -29,14 +29,43 @@ export interface ReadFullOptions {
  * the target or the tunnel ends it first, reads fail with
  * `Deno.errors.ConnectionReset` instead of returning end of stream.
  *
- * @example
- * ```ts ignore
- * import { connect } from "../../mod.ts";
- * await using tunnel = await connect("alice.yml");
- * using conn = await tunnel.dial({ hostname: "example.com", port: 80 });
- * await conn.write(new TextEncoder().encode("HEAD / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
- * const head = new Uint8Array(12);
- * await conn.readFull(head, { timeoutMs: 5_000 }); // "HTTP/1.0 200" or a PeerSlowError
+ * @example A slow peer: `readFull` keeps what arrived and says how much
+ * ```ts
+ * import { connect, listen, PeerSlowError } from "../../mod.ts";
+ * import { initServerDir } from "../cli/init.ts";
+ * import { addUser } from "../cli/user.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await initServerDir(dir, { listen: "127.0.0.1:0" });
+ * await using server = await listen(`${dir}/server.yml`);
+ * const profile = `${dir}/alice.yml`;
+ * const at = `127.0.0.1:${server.addr.port}`;
+ * await addUser("alice", { dir, out: profile, server: at, routes: ["127.0.0.1"] });
+ * await server.reloadUsers();
+ *
+ * // A target that sends 3 of the 8 bytes expected, then stalls until told.
+ * using target = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const { promise: goOn, resolve: sendRest } = Promise.withResolvers<void>();
+ * const served = (async () => {
+ *   using c = await target.accept();
+ *   await c.write(new TextEncoder().encode("abc"));
+ *   await goOn;
+ *   await c.write(new TextEncoder().encode("defgh"));
+ * })();
+ *
+ * await using tunnel = await connect(profile);
+ * using conn = await tunnel.dial({ hostname: "127.0.0.1", port: target.addr.port });
+ * const buf = new Uint8Array(8);
+ * try {
+ *   await conn.readFull(buf, { timeoutMs: 200 });
+ * } catch (e) {
+ *   if (!(e instanceof PeerSlowError) || e.bytesRead !== 3) throw e;
+ *   sendRest(); // buf starts with "abc"; the rest follows it
+ *   await conn.readFull(buf.subarray(e.bytesRead), { timeoutMs: 10_000 });
+ * }
+ * await served;
+ * if (new TextDecoder().decode(buf) !== "abcdefgh") throw new Error("bytes lost");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export interface TunnelConn extends Disposable {
