@@ -76,9 +76,15 @@ export interface TunnelConn extends Disposable {
   readonly localAddr: Deno.NetAddr;
   /** The target, as dialed. */
   readonly remoteAddr: Deno.NetAddr;
-  /** The bytes from the target (authenticated), as a byte stream. */
+  /**
+   * The bytes from the target (authenticated), as a byte stream;
+   * cancelling it closes the connection.
+   */
   readonly readable: ReadableStream<Uint8Array<ArrayBuffer>>;
-  /** Bytes to the target; closing it half-closes the connection (`closeWrite`). */
+  /**
+   * Bytes to the target (each chunk under `writeTimeoutMs` like `write`);
+   * closing it half-closes the connection (`closeWrite`), aborting it closes it.
+   */
   readonly writable: WritableStream<Uint8Array>;
   /**
    * Reads up to `p.length` bytes into `p`: the count, or null at the end

@@ -164,7 +164,8 @@ Deno.test("readFull() past its deadline throws PeerSlowError with the bytes that
 });
 
 Deno.test("write() fails with PeerSlowError once the target stops reading and credit runs out", async () => {
-  // The smallest windows the mux allows: the server takes at most 64 KiB for a target that is not reading.
+  // The smallest windows the mux allows: the server takes at most 64 KiB
+  // for a target that is not reading.
   await using setup = await startServer({
     editServer: (t) =>
       t.replace(/stream_window: .*/, "stream_window: 64KiB")
