@@ -238,6 +238,31 @@ Deno.test("connect() with an aborted signal rejects with its reason and dials no
   });
 });
 
+Deno.test("aborting while connect() waits for the server rejects at once with the reason", async () => {
+  await using setup = await startServer();
+  // A server that accepts and says nothing: the handshake cannot finish.
+  using silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await within(20_000, "connect() to give up on abort", async () => {
+    const controller = new AbortController();
+    const reason = new Error("user gave up");
+    const connecting = connect(setup.profilePath, {
+      signal: controller.signal,
+      server: { hostname: "127.0.0.1", port: silent.addr.port },
+    });
+    const accepted = await silent.accept();
+    const t0 = performance.now();
+    controller.abort(reason);
+    await assert.rejects(connecting, (e) => e === reason);
+    assert.ok(performance.now() - t0 < 1_000, "connect() did not reject at once");
+    // The client gives up its attempt in the background: end it and wait
+    // until it has closed its side, so nothing outlives the test.
+    await accepted.closeWrite();
+    const buf = new Uint8Array(4096);
+    while ((await accepted.read(buf).catch(() => null)) !== null);
+    accepted.close();
+  });
+});
+
 Deno.test("await using closes the tunnel; its connections then read a reset", async () => {
   await using setup = await startServer();
   await using echo = startEchoServer();
