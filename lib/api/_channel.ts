@@ -106,11 +106,6 @@ export class Channel {
     this.#what = what;
   }
 
-  /** True once the writer ended the stream. */
-  get ended(): boolean {
-    return this.#ended;
-  }
-
   /**
    * Reads into `p`: the count taken, null at the end of the stream, or
    * {@linkcode TIMED_OUT} when `deadline` passed first (nothing taken).
