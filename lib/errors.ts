@@ -37,6 +37,7 @@ export class ProtocolError extends Error {
    * tell (callers branch on this, never on the message text).
    */
   readonly authFailure: AuthFailure | undefined;
+  /** `code` says why; `message` what, for people; `options.authFailure` what the client saw. */
   constructor(
     code: ProtocolErrorCode,
     message: string,
@@ -68,11 +69,17 @@ export type AuthFailure = "server_identity" | "decoy" | "login_refused" | "resum
  * ```
  */
 export class ConfigError extends SyntaxError {
+  /** The file the error is in, when known. */
   readonly file: string | undefined;
+  /** 1-based line in `file`, when known. */
   readonly line: number | undefined;
+  /** 1-based column in `file`, when known. */
   readonly column: number | undefined;
+  /** The key path, e.g. "limits.stream_window", when known. */
   readonly key: string | undefined;
+  /** What to do about it, when there is advice. */
   readonly hint: string | undefined;
+  /** `detail` says what is wrong; `where` where, and the hint. */
   constructor(
     detail: string,
     where: { file?: string; line?: number; column?: number; key?: string; hint?: string } = {},

@@ -54,19 +54,25 @@ import {
 
 /** The parsed client profile. */
 export interface ClientConfig {
+  /** The profile file as given (or "<share link>"). */
   file: string;
+  /** The server to connect to. */
   server: HostPort;
   /** TLS server name (SNI and certificate check); defaults to the server host. */
   serverName: string;
+  /** "tls" (looks like HTTPS) or "tcp" (plain TCP, e.g. behind a TLS-terminating proxy). */
   transport: "tls" | "tcp";
   /** The server's 64-byte public key (Ed25519 ‖ X25519), pinned. */
   serverKey: Uint8Array;
   /** CA certificate(s) to trust for the server's TLS certificate. */
   caPem?: string;
+  /** The user name the server knows this client by. */
   user: string;
   /** Client X25519 private key, 32 bytes. */
   key: Uint8Array;
+  /** The user's 32-byte token (a second factor the server checks). */
   token: Uint8Array;
+  /** The user's TOTP secret, when the server requires a TOTP code. */
   totpSecret?: Uint8Array;
   /**
    * `fastOpen`: answer CONNECT with success at once and send the
@@ -74,9 +80,13 @@ export interface ClientConfig {
    * waits for the server's reply so applications get exact SOCKS5 errors.
    */
   socks5: { listen: HostPort; fastOpen: boolean; users?: Map<string, string> };
+  /** The local HTTP CONNECT listener, when enabled. */
   httpConnect?: { listen: HostPort };
+  /** Key exchanges offered, in order of preference. */
   kex: KexName[];
+  /** Record ciphers offered, in order of preference. */
   aead: AeadName[];
+  /** Flow-control credit (bytes), stream count and connect timeout (s). */
   limits: {
     streamWindow: number;
     sessionWindow: number;
@@ -88,6 +98,7 @@ export interface ClientConfig {
    * tried by health after `server`; the live session moves between them.
    */
   endpoints: Endpoint[];
+  /** Session timers and buffers. */
   session: SessionSettings & {
     /** Move the session to a fresh connection about this often (s); 0 = never. */
     rotateS: number;
@@ -96,9 +107,13 @@ export interface ClientConfig {
 
 /** One way to reach the server. */
 export interface Endpoint {
+  /** Where to dial. */
   server: HostPort;
+  /** TLS server name (SNI and certificate check). */
   serverName: string;
+  /** "tls" or "tcp". */
   transport: "tls" | "tcp";
+  /** CA certificate(s) to trust for this endpoint's TLS certificate. */
   caPem?: string;
 }
 
@@ -245,15 +260,25 @@ export async function loadClientConfig(path: string): Promise<ClientConfig> {
 
 /** What {@link formatClientProfile} writes. */
 export interface ClientProfile {
+  /** The server to connect to. */
   server: HostPort;
+  /** TLS server name (SNI and certificate check). */
   serverName: string;
+  /** "tls" or "tcp". */
   transport: "tls" | "tcp";
+  /** The server's 64-byte public key (Ed25519 ‖ X25519), pinned. */
   serverKey: Uint8Array;
+  /** CA certificate(s) to trust for the server's TLS certificate. */
   caPem?: string;
+  /** The user name. */
   user: string;
+  /** Client X25519 private key, 32 bytes. */
   key: Uint8Array;
+  /** The user's 32-byte token. */
   token: Uint8Array;
+  /** The user's TOTP secret, when the server requires a code. */
   totpSecret?: Uint8Array;
+  /** The local SOCKS5 address; default 127.0.0.1:1080. */
   socks5Listen?: HostPort;
 }
 

@@ -16,7 +16,13 @@
  *
  * @module
  */
-export { type HostPort, loadServerConfig, parseServerConfig, type ServerConfig } from "./server.ts";
+export {
+  type HostPort,
+  loadServerConfig,
+  parseServerConfig,
+  type ServerConfig,
+  type SessionSettings,
+} from "./server.ts";
 export {
   addUserToYaml,
   loadUsers,

@@ -27,17 +27,25 @@ import { canonicalIpv6, isHost } from "./_schema.ts";
 
 /** A destination to check. IPv6 hosts come without brackets. */
 export interface RouteTarget {
+  /** The transport asked for. */
   proto: "tcp" | "udp";
+  /** A host name or IP address. */
   host: string;
+  /** The port, 1-65535. */
   port: number;
 }
 
 /** A parsed route pattern. */
 export interface Route {
+  /** The transport it allows ("*": both). */
   proto: "tcp" | "udp" | "*";
+  /** What kind of host it matches. */
   hostKind: "any" | "name" | "ipv4" | "ipv6";
+  /** Matches the allowed hosts (canonical form). */
   host: RegExp;
+  /** Lowest allowed port. */
   portMin: number;
+  /** Highest allowed port. */
   portMax: number;
 }
 

@@ -44,7 +44,9 @@ import {
 
 /** A host and port. */
 export interface HostPort {
+  /** A DNS name or an IP address (IPv6 without brackets). */
   host: string;
+  /** 0-65535 (0: any free port, where listening). */
   port: number;
 }
 
@@ -54,7 +56,9 @@ export interface ServerConfig {
   file: string;
   /** Its directory; relative paths in the file are resolved against it. */
   dir: string;
+  /** Where tunnels are accepted. */
   listen: HostPort;
+  /** "tls" (looks like HTTPS) or "tcp" (plain TCP, e.g. behind a TLS-terminating proxy). */
   transport: "tls" | "tcp";
   /** Present when `transport` is "tls". */
   tls?: { certPem: string; keyPem: string; alpn: string[] };
@@ -62,13 +66,16 @@ export interface ServerConfig {
   identity: Uint8Array;
   /** Path of the users file (resolved). */
   usersFile: string;
+  /** Where a connection that is not a NitroSocks client is handed. */
   fallback: { mode: "decoy" | "upstream" | "close"; upstream?: HostPort };
+  /** Clock window (s), replay cache size, and the key exchanges and ciphers accepted. */
   handshake: {
     clockWindowS: number;
     replayCache: number;
     kex: KexName[];
     aead: AeadName[];
   };
+  /** Per-tunnel and server-wide limits (windows in bytes, timeouts in s). */
   limits: {
     maxStreamsPerTunnel: number;
     streamWindow: number;
@@ -77,13 +84,16 @@ export interface ServerConfig {
     connectTimeoutS: number;
     maxTunnels: number;
   };
+  /** The server's own plain SOCKS5 port, for local tools. */
   socks5Direct: { enabled: boolean; listen: HostPort };
+  /** Session timers and buffers, resumption and tickets. */
   session: SessionSettings & {
     /** How long a broken tunnel stays resumable (s). */
     resumeGraceS: number;
     /** Ticket keys file text (lines `id:base64url-key`), when tickets are on. */
     ticketKeysText?: string;
   };
+  /** The least severe log level written. */
   log: { level: "debug" | "info" | "warn" | "error" };
 }
 

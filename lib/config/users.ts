@@ -34,6 +34,7 @@ import { parseRoute } from "./routes.ts";
 
 /** One user of the server. */
 export interface UserEntry {
+  /** The user name (`USER_NAME_PATTERN`). */
   name: string;
   /** Client X25519 public key, 32 bytes. */
   publicKey: Uint8Array;
@@ -49,6 +50,7 @@ export interface UserEntry {
   maxStreams?: number;
   /** The user is refused from this instant on. */
   expires?: Date;
+  /** The user is refused while set. */
   disabled: boolean;
 }
 
@@ -65,7 +67,9 @@ export interface UserSource {
 
 /** The parsed `users.yml`. */
 export interface UsersConfig {
+  /** The users file as given. */
   file: string;
+  /** Every user, by name. */
   users: Map<string, UserEntry>;
 }
 
@@ -157,14 +161,21 @@ export async function loadUsers(path: string): Promise<UsersConfig> {
 
 /** A user to add with {@link addUserToYaml}. */
 export interface NewUser {
+  /** The user name (`USER_NAME_PATTERN`). */
   name: string;
+  /** Client X25519 public key, 32 bytes. */
   publicKey: Uint8Array;
+  /** Pre-shared token, 32 bytes. */
   token: Uint8Array;
+  /** RFC 6238 secret, when the user must also send a TOTP code. */
   totpSecret?: Uint8Array;
+  /** Allowed route patterns; default ["*"]. */
   routes?: string[];
   /** A rate such as "10MB/s". */
   bandwidth?: string;
+  /** Most concurrent streams over all tunnels. */
   maxStreams?: number;
+  /** The user is refused from this instant on. */
   expires?: Date;
 }
 

@@ -81,6 +81,7 @@ import type {
 export interface ClientHandshakeOptions {
   /** The pinned 64-byte server public key (Ed25519 ‖ X25519). */
   serverPublicKey: Uint8Array;
+  /** The user's credentials. */
   credentials: ClientCredentials;
   /** Key exchanges to offer, preferred first; default both, hybrid first. */
   kex?: KexId[];
@@ -88,6 +89,7 @@ export interface ClientHandshakeOptions {
   aead?: AeadId[];
   /** Clock in milliseconds since the Unix epoch. */
   now: () => number;
+  /** Source of random bytes; default the platform CSPRNG. */
   random?: RandomSource;
   /** Most padding bytes per message, 0..255; default 255. */
   paddingMax?: number;
@@ -522,6 +524,7 @@ export class ClientHandshake {
   #state: ClientState = { kind: "start" };
   #in = new ByteQueue();
 
+  /** Checks the options; throws `TypeError` or `RangeError` for a bad one. */
   constructor(opts: ClientHandshakeOptions) {
     const spk = opts.serverPublicKey;
     if (!(spk instanceof Uint8Array) || spk.length !== SERVER_PUBLIC_KEY_BYTES) {

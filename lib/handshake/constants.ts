@@ -88,9 +88,9 @@ export const HELLO_BODY_MAX = 1 + 2 * MAX_LIST_ENTRIES + 1 + MAX_LIST_ENTRIES + 
 /** Bytes before the Hello ciphertext: representative ‖ masked length. */
 export const HELLO_HEADER_BYTES = REPRESENTATIVE_BYTES + LENGTH_BYTES;
 /** Smallest whole Hello on the wire (98). */
-export const HELLO_MIN_BYTES = HELLO_HEADER_BYTES + HELLO_BODY_MIN + AEAD_TAG_BYTES;
+export const HELLO_MIN_BYTES: number = HELLO_HEADER_BYTES + HELLO_BODY_MIN + AEAD_TAG_BYTES;
 /** Largest whole Hello on the wire (1565). */
-export const HELLO_MAX_BYTES = HELLO_HEADER_BYTES + HELLO_BODY_MAX + AEAD_TAG_BYTES;
+export const HELLO_MAX_BYTES: number = HELLO_HEADER_BYTES + HELLO_BODY_MAX + AEAD_TAG_BYTES;
 
 /** ServerHello plaintext, smallest (X25519, no padding). */
 export const SERVER_HELLO_BODY_MIN = 2 + 1 + 1 + DH_BYTES + NONCE_BYTES + TIMESTAMP_BYTES + 1 +
@@ -101,7 +101,7 @@ export const SERVER_HELLO_BODY_MAX = SERVER_HELLO_BODY_MIN + MLKEM768_CIPHERTEXT
 /** Smallest whole ServerHello (159). */
 export const SERVER_HELLO_MIN_BYTES = LENGTH_BYTES + SERVER_HELLO_BODY_MIN + AEAD_TAG_BYTES;
 /** Largest whole ServerHello (1502). */
-export const SERVER_HELLO_MAX_BYTES = LENGTH_BYTES + SERVER_HELLO_BODY_MAX + AEAD_TAG_BYTES;
+export const SERVER_HELLO_MAX_BYTES: number = LENGTH_BYTES + SERVER_HELLO_BODY_MAX + AEAD_TAG_BYTES;
 
 /** Response plaintext, smallest: 1-byte user id, no padding. */
 export const RESPONSE_BODY_MIN = 1 + 1 + 4 + 1;
@@ -110,7 +110,8 @@ export const RESPONSE_BODY_MAX = 1 + MAX_USER_ID_BYTES + 4 + 1 + MAX_PADDING;
 /** Smallest whole Response (89): sealed body plus key tag and token tag. */
 export const RESPONSE_MIN_BYTES = LENGTH_BYTES + RESPONSE_BODY_MIN + AEAD_TAG_BYTES + 2 * MAC_BYTES;
 /** Largest whole Response (598). */
-export const RESPONSE_MAX_BYTES = LENGTH_BYTES + RESPONSE_BODY_MAX + AEAD_TAG_BYTES + 2 * MAC_BYTES;
+export const RESPONSE_MAX_BYTES: number = LENGTH_BYTES + RESPONSE_BODY_MAX + AEAD_TAG_BYTES +
+  2 * MAC_BYTES;
 
 /**
  * Extension header in a Hello or Result body, after the padding:
@@ -135,7 +136,7 @@ export const TICKET_MIN_BYTES = 1;
  * Largest ticket on the wire (344): key id u32 ‖ nonce 12 ‖ AEAD(session id 16 ‖
  * resumption secret 32 ‖ issued u64 ‖ id_len u8 ‖ user id ≤255) ‖ tag 16.
  */
-export const TICKET_MAX_BYTES = 4 + 12 + SESSION_ID_BYTES + SECRET_BYTES + 8 + 1 +
+export const TICKET_MAX_BYTES: number = 4 + 12 + SESSION_ID_BYTES + SECRET_BYTES + 8 + 1 +
   MAX_USER_ID_BYTES + AEAD_TAG_BYTES;
 
 /** Resume Response plaintext, smallest: padding length only. */
@@ -143,10 +144,12 @@ export const RESUME_RESPONSE_BODY_MIN = 1;
 /** Resume Response plaintext, largest. */
 export const RESUME_RESPONSE_BODY_MAX = 1 + MAX_PADDING;
 /** Smallest whole resume Response (51): sealed body plus the resume tag. */
-export const RESUME_RESPONSE_MIN_BYTES = LENGTH_BYTES + RESUME_RESPONSE_BODY_MIN + AEAD_TAG_BYTES +
+export const RESUME_RESPONSE_MIN_BYTES: number = LENGTH_BYTES + RESUME_RESPONSE_BODY_MIN +
+  AEAD_TAG_BYTES +
   MAC_BYTES;
 /** Largest whole resume Response (306). */
-export const RESUME_RESPONSE_MAX_BYTES = LENGTH_BYTES + RESUME_RESPONSE_BODY_MAX + AEAD_TAG_BYTES +
+export const RESUME_RESPONSE_MAX_BYTES: number = LENGTH_BYTES + RESUME_RESPONSE_BODY_MAX +
+  AEAD_TAG_BYTES +
   MAC_BYTES;
 
 /** Result plaintext, smallest. */
@@ -156,18 +159,19 @@ export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING + 2 * EXTENSION_HEA
 /** Smallest ticket frame: masked_len ‖ sealed ticket. */
 export const TICKET_FRAME_MIN_BYTES = LENGTH_BYTES + TICKET_MIN_BYTES + AEAD_TAG_BYTES;
 /** Largest ticket frame (362). */
-export const TICKET_FRAME_MAX_BYTES = LENGTH_BYTES + TICKET_MAX_BYTES + AEAD_TAG_BYTES;
+export const TICKET_FRAME_MAX_BYTES: number = LENGTH_BYTES + TICKET_MAX_BYTES + AEAD_TAG_BYTES;
 /** Smallest whole Result (67). */
 export const RESULT_MIN_BYTES = LENGTH_BYTES + RESULT_BODY_MIN + AEAD_TAG_BYTES + MAC_BYTES;
 /** Largest whole Result (690), a ticket frame included. */
-export const RESULT_MAX_BYTES = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES + MAC_BYTES +
+export const RESULT_MAX_BYTES: number = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES +
+  MAC_BYTES +
   TICKET_FRAME_MAX_BYTES;
 
 /** Finish: one HMAC-SHA256. */
 export const FINISH_BYTES = MAC_BYTES;
 
 /** Largest handshake message of any kind (the Hello, 1565 bytes). */
-export const HANDSHAKE_MAX_MESSAGE = Math.max(
+export const HANDSHAKE_MAX_MESSAGE: number = Math.max(
   HELLO_MAX_BYTES,
   SERVER_HELLO_MAX_BYTES,
   RESPONSE_MAX_BYTES,

@@ -97,3 +97,7 @@ export type {
   SessionSecrets,
   UserRecord,
 } from "./types.ts";
+/** Where handshakes take random bytes from (tests pass a seeded source). */
+export type { RandomSource } from "../crypto/mod.ts";
+/** What `ClientHandshake.closed()` reports, and its reasons. */
+export { type AuthFailure, ProtocolError, type ProtocolErrorCode } from "../errors.ts";

@@ -49,6 +49,7 @@ export class ReplayGuard {
   #heapKey: string[] = [];
   #floor = -Infinity;
 
+  /** An empty guard; `opts` sets the window and capacity. */
   constructor(opts: ReplayGuardOptions = {}) {
     const windowMs = opts.windowMs ?? DEFAULT_REPLAY_WINDOW_MS;
     const capacity = opts.capacity ?? DEFAULT_REPLAY_CAPACITY;

@@ -85,6 +85,7 @@ export const DEFAULT_CLOCK_WINDOW_MS = 120_000;
 
 /** Options for {@linkcode ServerHandshake}. */
 export interface ServerHandshakeOptions {
+  /** The server's private identity (Ed25519 and X25519 keys). */
   identity: ServerIdentity;
   /** Finds a user by id; undefined when unknown. */
   lookupUser: (userId: string) => UserRecord | undefined;
@@ -92,6 +93,7 @@ export interface ServerHandshakeOptions {
   replay: ReplayGuard;
   /** Clock in milliseconds since the Unix epoch. */
   now: () => number;
+  /** Source of random bytes; default the platform CSPRNG. */
   random?: RandomSource;
   /** Allowed key exchanges, server preference first; default both, hybrid first. */
   kex?: KexId[];
@@ -661,6 +663,7 @@ export class ServerHandshake {
   #in = new ByteQueue();
   #received: Uint8Array[] = [];
 
+  /** Checks the options; throws `TypeError` or `RangeError` for a bad one. */
   constructor(opts: ServerHandshakeOptions) {
     const clockWindowMs = opts.clockWindowMs ?? DEFAULT_CLOCK_WINDOW_MS;
     if (!(clockWindowMs >= 0) || !Number.isFinite(clockWindowMs)) {

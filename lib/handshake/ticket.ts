@@ -127,6 +127,7 @@ export class TicketKeyring {
   #now: () => number;
   #random: RandomSource;
 
+  /** A keyring sealing with the first key and opening with any; throws `RangeError` for bad keys. */
   constructor(keys: TicketKey[], opts: TicketKeyringOptions = {}) {
     checkKeys(keys);
     const lifetimeMs = opts.lifetimeMs ?? DEFAULT_TICKET_LIFETIME_MS;

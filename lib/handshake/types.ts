@@ -20,6 +20,7 @@ export interface ClientCredentials {
 
 /** What the server knows about one user. */
 export interface UserRecord {
+  /** The user id (1-255 bytes of UTF-8). */
   userId: string;
   /** The client's X25519 public key (32 bytes). */
   publicKey: Uint8Array;
@@ -55,6 +56,7 @@ export interface ResumableSession {
 export interface SessionSecrets {
   /** Negotiated protocol version. */
   version: number;
+  /** The key exchange used. */
   kex: KexId;
   /** AEAD for the record layer. */
   aead: AeadId;
@@ -66,6 +68,7 @@ export interface SessionSecrets {
   serverToClient: Uint8Array;
   /** Secret for resuming this session on a new connection (32 bytes, never sent). */
   resumptionSecret: Uint8Array;
+  /** The user id (1-255 bytes of UTF-8). */
   userId: string;
   /** Hash of the whole handshake, Finish included (32 bytes). */
   transcriptHash: Uint8Array;

@@ -81,8 +81,11 @@ export const ResetReason = {
 
 /** One session frame; `payload` is a view, never a copy. */
 export interface Frame {
+  /** The frame type (`FrameType`). */
   type: number;
+  /** The stream, 0 for the session itself. */
   streamId: number;
+  /** The payload (a view into the decoded bytes). */
   payload: Uint8Array;
 }
 
@@ -105,11 +108,11 @@ export const INITIAL_SESSION_WINDOW = 1 << 20;
 /** No window, stream or session, may exceed 1 GiB: a WINDOW_UPDATE that would is FLOW_CONTROL. */
 export const MAX_WINDOW = 1 << 30;
 /** Bytes of an ACK frame: header ‖ received u64 (section 11.3). */
-export const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + 8;
+export const ACK_FRAME_BYTES: number = FRAME_HEADER_BYTES + 8;
 /** Largest RELEASE or REKEY body (section 11.6). */
 export const MAX_SESSION_MESSAGE_BYTES = 256;
 /** pull() needs room for the largest control frame. */
-export const MIN_PULL_BYTES = FRAME_HEADER_BYTES + MAX_OPEN_PAYLOAD;
+export const MIN_PULL_BYTES: number = FRAME_HEADER_BYTES + MAX_OPEN_PAYLOAD;
 
 const MAX_STREAM_ID = 0xffffffff;
 const NAMES = [

@@ -36,3 +36,5 @@ export {
   resetReasonName,
 } from "./frame.ts";
 export { Mux, type MuxEvent, type MuxOptions, type MuxStats, type PullOptions } from "./mux.ts";
+/** The byte writer `encodeFrame` writes into. */
+export { Writer } from "../wire/bytes.ts";

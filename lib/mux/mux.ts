@@ -359,6 +359,7 @@ export class Mux {
   /** RELEASE and REKEY frames queued and not yet pulled. */
   #messages = 0;
 
+  /** A mux with no streams; throws `RangeError` for an option out of range. */
   constructor(opts: MuxOptions) {
     if (opts.role !== "client" && opts.role !== "server") {
       throw new TypeError(

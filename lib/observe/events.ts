@@ -22,7 +22,9 @@ export type RefusalReason =
 
 /** Where a listener serves. */
 export interface EventAddr {
+  /** The IP address or name. */
   hostname: string;
+  /** The port. */
   port: number;
 }
 
@@ -177,6 +179,7 @@ export type Observer = (event: TunnelEvent) => void;
 
 /** Where events are sent: an {@linkcode EventHub} or anything with `emit`. */
 export interface EventSink {
+  /** Reports `event`; must not throw or block. */
   emit(event: TunnelEventInit): void;
 }
 
@@ -211,6 +214,7 @@ export class EventHub implements EventSink, AsyncIterable<TunnelEvent> {
   readonly #observers = new Set<Observer>();
   readonly #now: () => number;
 
+  /** `now` stamps each event (ms since the epoch); tests pass a fake clock. */
   constructor(now: () => number = Date.now) {
     this.#now = now;
   }

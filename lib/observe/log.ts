@@ -12,9 +12,13 @@ const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 }
 
 /** Where log lines go. */
 export interface Logger {
+  /** Detail for debugging. */
   debug(msg: string): void;
+  /** What happened, in normal operation. */
   info(msg: string): void;
+  /** Something went wrong and was handled. */
   warn(msg: string): void;
+  /** Something went wrong and was not handled. */
   error(msg: string): void;
   /** A logger whose lines carry a prefix, e.g. "tunnel 3". */
   child(prefix: string): Logger;

@@ -28,11 +28,11 @@ export const TRAFFIC_SECRET_BYTES = 32;
 /** Most payload bytes one record carries; payload + padding never exceeds it either. */
 export const MAX_RECORD_PAYLOAD = 262144;
 /** Fewest ciphertext bytes a record can have: `pad_len` and the tag. */
-export const MIN_RECORD_CIPHERTEXT = PAD_PREFIX_BYTES + AEAD_TAG_BYTES;
+export const MIN_RECORD_CIPHERTEXT: number = PAD_PREFIX_BYTES + AEAD_TAG_BYTES;
 /** Most ciphertext bytes a record can have (262162). */
-export const MAX_RECORD_CIPHERTEXT = PAD_PREFIX_BYTES + MAX_RECORD_PAYLOAD + AEAD_TAG_BYTES;
+export const MAX_RECORD_CIPHERTEXT: number = PAD_PREFIX_BYTES + MAX_RECORD_PAYLOAD + AEAD_TAG_BYTES;
 /** Most bytes a whole record takes on the wire (262165). */
-export const MAX_RECORD_BYTES = RECORD_HEADER_BYTES + MAX_RECORD_CIPHERTEXT;
+export const MAX_RECORD_BYTES: number = RECORD_HEADER_BYTES + MAX_RECORD_CIPHERTEXT;
 
 /** Hard ceiling: records sealed under one key (2^32), whatever the policy says. */
 export const HARD_RECORDS_PER_KEY = 2 ** 32;
@@ -50,7 +50,7 @@ export const OPENER_MAX_KEY_AGE_MS = 2 * HARD_MS_PER_KEY;
  * exact JavaScript integer). The wire allows 2^64; either way a sender stops
  * instead of wrapping, so no nonce and no mask repeats.
  */
-export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+export const MAX_SEQ: number = Number.MAX_SAFE_INTEGER;
 
 /** Default ratchet policy: 1 GiB. */
 export const DEFAULT_RATCHET_BYTES = 2 ** 30;

@@ -26,7 +26,9 @@ import {
  * In every mode payload + padding never exceeds `MAX_RECORD_PAYLOAD`.
  */
 export interface PaddingPolicy {
+  /** How records are padded. */
   mode: "none" | "random" | "bucket";
+  /** Most padding bytes per record ("random" mode). */
   max?: number;
 }
 

@@ -35,16 +35,23 @@ import { randomBytes, wipe } from "../crypto/mod.ts";
  * `ms` old. Each value is clamped to the hard ceilings `HARD_*_PER_KEY`.
  */
 export interface RatchetPolicy {
+  /** Ratchet after this many inner-plaintext bytes. */
   bytes?: number;
+  /** Ratchet after this many records. */
   records?: number;
+  /** Ratchet once the key is this old (ms). */
   ms?: number;
 }
 
 /** Options of `createRecordSealer`. */
 export interface SealerOptions {
+  /** Padding; default none. */
   padding?: PaddingPolicy;
+  /** When to ratchet the key; default `DEFAULT_RATCHET`. */
   ratchet?: RatchetPolicy;
+  /** Clock for the key age (ms); default `Date.now`. */
   now?: () => number;
+  /** Source of padding lengths; default the platform CSPRNG. */
   random?: (n: number) => Uint8Array;
 }
 

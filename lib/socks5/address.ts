@@ -11,7 +11,9 @@ export type AddressType = "ipv4" | "ipv6" | "domain";
 
 /** A host classified and, for IP literals, in canonical text form. */
 export interface ClassifiedHost {
+  /** What kind of address it is. */
   addressType: AddressType;
+  /** The host, canonical for IP literals. */
   host: string;
 }
 

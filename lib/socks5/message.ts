@@ -20,11 +20,15 @@ import { Reply, Socks5Error } from "./reply.ts";
 export const SOCKS_VERSION = 0x05;
 /** ATYP values (RFC 1928 section 5). */
 export const ATYP_IPV4 = 0x01;
+/** ATYP: a domain name. */
 export const ATYP_DOMAIN = 0x03;
+/** ATYP: an IPv6 address. */
 export const ATYP_IPV6 = 0x04;
 /** CMD values (RFC 1928 section 4). */
 export const CMD_CONNECT = 0x01;
+/** CMD: BIND. */
 export const CMD_BIND = 0x02;
+/** CMD: UDP ASSOCIATE. */
 export const CMD_UDP_ASSOCIATE = 0x03;
 /**
  * What a domain-type address (ATYP 3) may hold: a valid host name, or an IP
@@ -41,29 +45,36 @@ function isDomainHost(host: string): boolean {
 }
 
 /** Largest request or reply: 4 header bytes, 1 + 255 domain bytes, 2 port bytes. */
-export const MAX_MESSAGE_LENGTH = 4 + 1 + 255 + 2;
+export const MAX_MESSAGE_LENGTH: number = 4 + 1 + 255 + 2;
 
 /** A SOCKS5 command. */
 export type Socks5Command = "connect" | "bind" | "udp_associate";
 
 /** A decoded SOCKS5 request (RFC 1928 section 4). */
 export interface Socks5Request {
+  /** CMD. */
   command: Socks5Command;
+  /** ATYP. */
   addressType: AddressType;
   /** Dotted IPv4, canonical IPv6 (RFC 5952) without brackets, or a domain as sent. */
   host: string;
+  /** DST.PORT. */
   port: number;
 }
 
 /** A bound address in a reply (RFC 1928 section 6). */
 export interface BindAddress {
+  /** BND.ADDR, as text. */
   host: string;
+  /** BND.PORT. */
   port: number;
 }
 
 /** A decoded SOCKS5 reply. */
 export interface Socks5Reply {
+  /** REP: the reply code (`Reply`). */
   reply: number;
+  /** BND.ADDR and BND.PORT. */
   bind: BindAddress;
 }
 

@@ -69,6 +69,7 @@ export function replyName(reply: number): string {
 export class Socks5Error extends Error {
   /** RFC 1928 reply code. */
   readonly reply: number;
+  /** `reply` is the RFC 1928 reply code; `message` says what failed. */
   constructor(reply: number, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "Socks5Error";

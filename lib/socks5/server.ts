@@ -25,7 +25,9 @@ import { Reply, Socks5Error } from "./reply.ts";
 
 /** Method codes (RFC 1928 section 3). */
 export const METHOD_NO_AUTH = 0x00;
+/** METHOD: username/password (RFC 1929). */
 export const METHOD_USERNAME_PASSWORD = 0x02;
+/** METHOD: none of the offered methods is acceptable. */
 export const METHOD_NO_ACCEPTABLE = 0xff;
 /** Username/password sub-negotiation version (RFC 1929 section 2). */
 export const AUTH_VERSION = 0x01;

@@ -125,6 +125,7 @@ export class Writer {
   #view: DataView;
   #len = 0;
 
+  /** An empty writer; `capacity` bytes are allocated up front (it grows as needed). */
   constructor(capacity = 64) {
     this.#buf = new Uint8Array(capacity);
     this.#view = new DataView(this.#buf.buffer);
@@ -138,16 +139,19 @@ export class Writer {
     this.#view = new DataView(next.buffer);
   }
 
+  /** Bytes written so far. */
   get length(): number {
     return this.#len;
   }
 
+  /** Appends one byte. */
   u8(v: number): this {
     this.#grow(1);
     this.#buf[this.#len++] = v;
     return this;
   }
 
+  /** Appends a big-endian u16. */
   u16(v: number): this {
     this.#grow(2);
     this.#view.setUint16(this.#len, v);
@@ -155,6 +159,7 @@ export class Writer {
     return this;
   }
 
+  /** Appends a big-endian u24. */
   u24(v: number): this {
     this.#grow(3);
     this.#buf[this.#len++] = (v >>> 16) & 0xff;
@@ -163,6 +168,7 @@ export class Writer {
     return this;
   }
 
+  /** Appends a big-endian u32. */
   u32(v: number): this {
     this.#grow(4);
     this.#view.setUint32(this.#len, v);
@@ -170,6 +176,7 @@ export class Writer {
     return this;
   }
 
+  /** Appends a big-endian u64. */
   u64(v: bigint): this {
     this.#grow(8);
     this.#view.setBigUint64(this.#len, v);
@@ -177,6 +184,7 @@ export class Writer {
     return this;
   }
 
+  /** Appends `b` (copied). */
   bytes(b: Uint8Array): this {
     this.#grow(b.length);
     this.#buf.set(b, this.#len);

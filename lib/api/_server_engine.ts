@@ -1,0 +1,48 @@
+/**
+ * The one place the public API starts a server.
+ *
+ * `startServer` is changing to take a plain options object (settings, log,
+ * events) instead of the parsed YAML; this adapter keeps that call here, so
+ * the change touches one function. Until the server emits events itself,
+ * `events` is handed through for the day it does.
+ *
+ * @module
+ */
+import type { ServerConfig } from "../config/mod.ts";
+import type { EventHub, Logger } from "../observe/mod.ts";
+import { startServer } from "../tunnel/server.ts";
+
+/** Options for {@linkcode startServerEngine}. */
+export interface ServerEngineOptions {
+  log: Logger;
+  events: EventHub;
+}
+
+/** A running server, as the public API uses it. */
+export interface ServerEngine {
+  /** The address actually bound (port 0 resolves to the real port). */
+  readonly addr: { hostname: string; port: number };
+  /** Re-reads the users file; live sessions keep running. */
+  reloadUsers(): Promise<void>;
+  /** Stops listening and ends every tunnel. */
+  close(): Promise<void>;
+  /** Resolves when the accept loop ends. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Starts a server from a parsed configuration (its users from its users file).
+ *
+ * @example
+ * ```ts ignore
+ * const engine = await startServerEngine(config, { log, events: new EventHub() });
+ * console.log(engine.addr.port);
+ * await engine.close();
+ * ```
+ */
+export function startServerEngine(
+  config: ServerConfig,
+  options: ServerEngineOptions,
+): Promise<ServerEngine> {
+  return startServer(config, { log: options.log });
+}

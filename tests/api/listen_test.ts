@@ -1,0 +1,100 @@
+/**
+ * `listen()`: a server from a path or a parsed configuration, stopped by
+ * `close()`, an `AbortSignal` or `await using`.
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { ConfigError, connect, EventHub, listen } from "../../mod.ts";
+import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
+import { initServerDir } from "../../lib/cli/init.ts";
+import { startServer, within } from "./_setup.ts";
+
+async function refusesConnections(port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    c.close();
+    return false;
+  } catch (e) {
+    if (e instanceof Deno.errors.ConnectionRefused) return true;
+    throw e;
+  }
+}
+
+Deno.test("listen() from a path serves clients; close() stops it and finished resolves", async () => {
+  await using setup = await startServer();
+  await within(20_000, "a server from a path", async () => {
+    const { server } = setup;
+    assert.equal(server.addr.transport, "tcp");
+    assert.equal(server.addr.hostname, "127.0.0.1");
+    assert.ok(server.addr.port > 0);
+    // alice's profile (and its parsed form) log in.
+    await (await connect(setup.profilePath)).close();
+    await (await connect(await loadClientConfig(setup.profilePath))).close();
+    const closing = server.close();
+    assert.equal(server.close(), closing, "close() is idempotent");
+    await closing;
+    await server.finished;
+    assert.ok(await refusesConnections(server.addr.port));
+  });
+});
+
+Deno.test("listen() from a parsed configuration stops when its signal aborts", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
+  try {
+    await within(20_000, "a server to stop on abort", async () => {
+      await initServerDir(dir, { listen: "127.0.0.1:0" });
+      const config = await loadServerConfig(join(dir, "server.yml"));
+      const events = new EventHub();
+      const controller = new AbortController();
+      const server = await listen(config, { signal: controller.signal, events, log: "error" });
+      assert.equal(server.events, events);
+      assert.equal(await refusesConnections(server.addr.port), false);
+      controller.abort();
+      await server.finished;
+      assert.ok(await refusesConnections(server.addr.port));
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("listen() refuses a bad file, a bad log level and an aborted signal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
+  try {
+    await within(20_000, "listen() to refuse", async () => {
+      await assert.rejects(listen(join(dir, "missing.yml")), Error);
+      await Deno.writeTextFile(join(dir, "server.yml"), "listen: 127.0.0.1:0\nlisn: 1\n");
+      await assert.rejects(listen(join(dir, "server.yml")), ConfigError);
+      await Deno.remove(join(dir, "server.yml"));
+      await initServerDir(dir, { listen: "127.0.0.1:0" });
+      const path = join(dir, "server.yml");
+      // @ts-expect-error: not a level
+      await assert.rejects(listen(path, { log: "loud" }), TypeError);
+      const reason = new Error("stop");
+      await assert.rejects(
+        listen(path, { signal: AbortSignal.abort(reason) }),
+        (e) => e === reason,
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("await using stops the server", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
+  try {
+    await within(20_000, "a server to stop at the end of its block", async () => {
+      await initServerDir(dir, { listen: "127.0.0.1:0" });
+      let port: number;
+      {
+        await using server = await listen(join(dir, "server.yml"));
+        port = server.addr.port;
+        assert.equal(await refusesConnections(port), false);
+      }
+      assert.ok(await refusesConnections(port));
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
