@@ -1,14 +1,12 @@
 /**
  * The one place the public API starts a server.
  *
- * `startServer` is changing to take a plain options object (settings, log,
- * events) instead of the parsed YAML; this adapter keeps that call here, so
- * the change touches one function. Until the server emits events itself,
- * `events` is handed through for the day it does.
+ * `startServer` takes plain settings and a user source; this adapter reads
+ * the configuration's users file for it (and again on `reloadUsers`).
  *
  * @module
  */
-import type { ServerConfig } from "../config/mod.ts";
+import { loadUsers, type ServerConfig } from "../config/mod.ts";
 import type { EventHub, Logger } from "../observe/mod.ts";
 import { startServer } from "../tunnel/server.ts";
 
@@ -40,9 +38,18 @@ export interface ServerEngine {
  * await engine.close();
  * ```
  */
-export function startServerEngine(
+export async function startServerEngine(
   config: ServerConfig,
   options: ServerEngineOptions,
 ): Promise<ServerEngine> {
-  return startServer(config, { log: options.log });
+  const { users } = await loadUsers(config.usersFile);
+  const server = await startServer({ ...config, users, log: options.log, events: options.events });
+  return {
+    addr: server.addr,
+    done: server.done,
+    close: () => server.close(),
+    async reloadUsers() {
+      server.setUsers((await loadUsers(config.usersFile)).users);
+    },
+  };
 }

@@ -98,3 +98,38 @@ Deno.test("await using stops the server", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("server.events reports alice's login, her stream and a probe's refusal", async () => {
+  // Plain TCP, so the probe below can speak HTTP to the port without TLS.
+  await using setup = await startServer({ transport: "tcp" });
+  await within(20_000, "server events", async () => {
+    const { server } = setup;
+    const login = server.events.next("login", { timeoutMs: 10_000 });
+    const tunnel = await connect(setup.profilePath);
+    try {
+      const ev = await login;
+      assert.equal(ev.user, "alice");
+      assert.equal(ev.resumed, false);
+      // A stream to a port nobody listens on: the server reports its decision.
+      const refused = server.events.next("stream_refused", { timeoutMs: 10_000 });
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (l.addr as Deno.NetAddr).port;
+      l.close();
+      await assert.rejects(tunnel.dial({ hostname: "127.0.0.1", port }));
+      const r = await refused;
+      assert.equal(r.target, `127.0.0.1:${port}`);
+      assert.equal(r.reply, 5);
+    } finally {
+      await tunnel.close();
+    }
+    // Anything that is not a Hello is a probe, and the event says so.
+    const probe = server.events.next("refusal", { timeoutMs: 10_000 });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    try {
+      await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+      assert.equal((await probe).reason, "probe");
+    } finally {
+      conn.close();
+    }
+  });
+});
