@@ -51,6 +51,7 @@ export class NobleChaChaKey implements SyncCipherKey {
     try {
       chacha20poly1305(this.raw, nonce, aad).decrypt(sealed, out);
     } catch (e) {
+      out.fill(0); // as OpenSSL's: no partial output survives a failed open
       throw decryptFailed(e);
     }
   }
