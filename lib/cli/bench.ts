@@ -5,6 +5,7 @@
  * @module
  */
 import { type BenchOptions, formatReport, parseSize, runBench } from "../bench/mod.ts";
+import { describeCryptoBackend } from "../record/mod.ts";
 import { boolFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 
@@ -123,6 +124,7 @@ export const benchCommand: Command = {
   usage,
   async run(args) {
     const { options, json } = parseBenchArgs(args);
+    console.error(`bench: crypto backend: ${describeCryptoBackend()}`);
     const tty = Deno.stderr.isTerminal();
     options.progress = (line) => {
       const text = `bench: ${line}`;

@@ -45,6 +45,9 @@ import {
 import { encodeBase32 } from "./base32.ts";
 import {
   aeadList,
+  cryptoFields,
+  type CryptoSettings,
+  cryptoSettings,
   type HostPort,
   kexList,
   sessionFields,
@@ -92,6 +95,7 @@ export interface ClientConfig {
     /** Move the session to a fresh connection about this often (s); 0 = never. */
     rotateS: number;
   };
+  crypto: CryptoSettings;
 }
 
 /** One way to reach the server. */
@@ -164,6 +168,7 @@ const clientSchema = object({
     ...sessionFields,
     rotate: withDefault(duration(0, 7 * 86400), 0),
   })),
+  crypto: section(object(cryptoFields)),
   kex: withDefault(kexList(), [...DEFAULT_KEX]),
   aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
   limits: section(object({
@@ -228,6 +233,7 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       };
     }),
     session: { ...sessionSettings(raw.session), rotateS: raw.session.rotate },
+    crypto: cryptoSettings(raw.crypto, file),
   };
   return deepFreeze(cfg);
 }

@@ -16,7 +16,13 @@
  *
  * @module
  */
-export { type HostPort, loadServerConfig, parseServerConfig, type ServerConfig } from "./server.ts";
+export {
+  type CryptoSettings,
+  type HostPort,
+  loadServerConfig,
+  parseServerConfig,
+  type ServerConfig,
+} from "./server.ts";
 export {
   addUserToYaml,
   loadUsers,
@@ -41,6 +47,8 @@ export { decodeBase32, encodeBase32 } from "./base32.ts";
 export {
   AEAD_NAMES,
   type AeadName,
+  CRYPTO_BACKEND_NAMES,
+  type CryptoBackendName,
   DEFAULT_AEAD,
   DEFAULT_KEX,
   KEX_NAMES,
