@@ -9,7 +9,7 @@
  * promise (what the tunnel's writer could do).
  *
  *   deno bench --allow-ffi bench/record_bench.ts      # Deno.bench table (time per iteration)
- *   deno run --allow-ffi bench/record_bench.ts [ms]   # MB/s table (payload bytes per second)
+ *   deno run --allow-ffi bench/record_bench.ts [ms]   # MB/s table (fastest of 5 batches)
  *
  * @module
  */
@@ -137,30 +137,38 @@ for (const c of cases) {
   });
 }
 
-/** Runs the operation repeatedly for about `ms` milliseconds; returns MB/s of payload. */
+/**
+ * Runs the operation repeatedly for about `ms` milliseconds in 5 batches;
+ * returns MB/s of payload of the fastest batch (on a shared machine the
+ * slower ones measure the neighbours).
+ */
 async function measure(c: Case, op: "seal" | "open", ms: number): Promise<number> {
   const bytes = IN_FLIGHT * c.payload.length;
-  let busy = 0;
-  let iters = 0;
   // Warm up, then time only the operation itself.
   for (let i = 0; i < 5; i++) {
     if (op === "seal") await sealOnce(c);
     else await openOnce(c, await newOpener(c));
   }
-  while (busy < ms) {
-    if (op === "seal") {
-      const t = performance.now();
-      await sealOnce(c);
-      busy += performance.now() - t;
-    } else {
-      const opener = await newOpener(c);
-      const t = performance.now();
-      await openOnce(c, opener);
-      busy += performance.now() - t;
+  let best = 0;
+  for (let batch = 0; batch < 5; batch++) {
+    let busy = 0;
+    let iters = 0;
+    while (busy < ms / 5) {
+      if (op === "seal") {
+        const t = performance.now();
+        await sealOnce(c);
+        busy += performance.now() - t;
+      } else {
+        const opener = await newOpener(c);
+        const t = performance.now();
+        await openOnce(c, opener);
+        busy += performance.now() - t;
+      }
+      iters++;
     }
-    iters++;
+    best = Math.max(best, (iters * bytes) / (busy / 1000) / 1e6);
   }
-  return (iters * bytes) / (busy / 1000) / 1e6;
+  return best;
 }
 
 if (import.meta.main) {
