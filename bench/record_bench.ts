@@ -19,10 +19,10 @@ import {
   createRecordSealer,
   type CryptoBackend,
   describeCryptoBackend,
-  loadCryptoBackend,
   type RecordOpener,
   type RecordSealer,
 } from "../lib/record/mod.ts";
+import { loadCryptoBackend } from "../lib/openssl/mod.ts";
 
 const SUITES: readonly AeadId[] = ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"];
 const SIZES_KIB = [1, 16, 64, 256] as const;

@@ -5,6 +5,7 @@
  * @module
  */
 import type { CryptoSettings } from "../config/mod.ts";
+import { loadCryptoBackend } from "../openssl/mod.ts";
 import { type CryptoBackend, setCryptoBackend } from "../record/mod.ts";
 
 /**
@@ -21,7 +22,9 @@ import { type CryptoBackend, setCryptoBackend } from "../record/mod.ts";
  */
 export function useCryptoBackend(settings: CryptoSettings): CryptoBackend {
   return setCryptoBackend(
-    settings.backend,
-    settings.library === undefined ? {} : { library: settings.library },
+    loadCryptoBackend(
+      settings.backend,
+      settings.library === undefined ? {} : { library: settings.library },
+    ),
   );
 }

@@ -16,6 +16,8 @@ import { logLevelFlag, parseFlags, UsageError } from "./args.ts";
 import { initServerDir } from "./init.ts";
 import { addUser } from "./user.ts";
 import type { Command } from "./mod.ts";
+import { describeCryptoBackend } from "../record/mod.ts";
+import { useCryptoBackend } from "./crypto.ts";
 
 const usage = `Usage: nitrosocks demo [--log-level LEVEL] [--keep]
 
@@ -87,6 +89,7 @@ export const demoCommand: Command = {
     const level = logLevelFlag(p, undefined);
     const quiet = level === undefined;
     const log = createLogger(level ?? "error", "", quiet ? () => {} : undefined);
+    log.info(`crypto backend: ${describeCryptoBackend(useCryptoBackend({ backend: "auto" }))}`);
     const dir = await Deno.makeTempDir({ prefix: "nitrosocks-demo-" });
     const say = (s: string) => console.log(s);
     const site = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {

@@ -1,12 +1,11 @@
 /**
  * The record layer's crypto backends: who runs the AEAD of each record.
  *
- * - `openssl`: the system's OpenSSL 3 `libcrypto` through `Deno.dlopen`
- *   (`_openssl.ts`), synchronous for every suite; needs `--allow-ffi`.
+ * - `openssl`: the system's OpenSSL 3 `libcrypto` (`_openssl.ts` over the
+ *   functions `lib/openssl/mod.ts` binds with FFI), synchronous for every
+ *   suite.
  * - `webcrypto`: Web Crypto AES-GCM (asynchronous) and `@noble/ciphers`
  *   ChaCha20-Poly1305 (synchronous) (`_webcrypto.ts`).
- * - `auto`: `openssl` when `--allow-ffi` is granted and the library loads
- *   and passes its self-test, else `webcrypto`, silently.
  *
  * Both run behind one small key interface: a key is imported for one
  * direction ("seal" or "open") of one epoch and either seals and opens
@@ -14,26 +13,17 @@
  * promises of new arrays (`AsyncCipherKey`, Web Crypto AES only).
  *
  * The choice is process-wide (`setCryptoBackend`, called once by the CLI
- * from the loaded config); until it is made, the first record layer created
- * resolves `auto`. Sealers and openers may also be given a backend
- * explicitly (tests, benchmarks).
+ * from the loaded config; `webcrypto` until then). Loading a library is
+ * I/O and happens at the edge (`lib/openssl/mod.ts`), never here. Sealers
+ * and openers may also be given a backend explicitly (tests, benchmarks).
  *
  * @module
  */
-import { type LoadedLibcrypto, loadLibcrypto } from "./_openssl.ts";
 import { WEBCRYPTO_BACKEND } from "./_webcrypto.ts";
 import type { AeadId } from "./_types.ts";
 
 /** A backend by name. */
 export type CryptoBackendName = "openssl" | "webcrypto";
-/** A configured choice: a backend by name, or `auto`. */
-export type CryptoBackendChoice = "auto" | CryptoBackendName;
-/** Every `CryptoBackendChoice`, for config schemas. */
-export const CRYPTO_BACKEND_CHOICES: readonly CryptoBackendChoice[] = [
-  "auto",
-  "openssl",
-  "webcrypto",
-];
 
 /** What a key is imported for: an epoch's key seals in a sealer and opens in an opener. */
 export type KeyUse = "seal" | "open";
@@ -84,9 +74,8 @@ export type CipherKey = SyncCipherKey | AsyncCipherKey;
  *
  * @example
  * ```ts
- * import { loadCryptoBackend } from "./mod.ts";
- * const b = loadCryptoBackend("webcrypto");
- * console.log(b.name, b.synchronous); // webcrypto false
+ * import { webCryptoBackend } from "./mod.ts";
+ * console.log(webCryptoBackend.name, webCryptoBackend.synchronous); // webcrypto false
  * ```
  */
 export interface CryptoBackend {
@@ -107,104 +96,33 @@ export interface CryptoBackend {
   importKey(aead: AeadId, raw: Uint8Array, use: KeyUse): CipherKey | Promise<CipherKey>;
 }
 
-/** Options of `loadCryptoBackend` and `setCryptoBackend`. */
-export interface CryptoBackendOptions {
-  /**
-   * The OpenSSL 3 `libcrypto` to load (a path, or a bare name the system
-   * loader searches) instead of the usual names. Used by `openssl` and `auto`.
-   */
-  library?: string;
-}
-
-function isChoice(x: unknown): x is CryptoBackendChoice {
-  return x === "auto" || x === "openssl" || x === "webcrypto";
-}
-
-/** The `openssl` backend over one loaded library. */
-class OpenSslBackend implements CryptoBackend {
-  readonly name = "openssl";
-  readonly synchronous = true;
-  readonly detail: string;
-  readonly #lib: LoadedLibcrypto;
-
-  constructor(lib: LoadedLibcrypto) {
-    this.#lib = lib;
-    this.detail = `${lib.library}, ${lib.version}`;
-  }
-
-  importKey(aead: AeadId, raw: Uint8Array, use: KeyUse): CipherKey {
-    return this.#lib.importKey(aead, raw, use);
-  }
-}
-
-/** `webcrypto`, with the reason `auto` fell back to it. */
-function fallback(reason: string): CryptoBackend {
-  return {
-    name: WEBCRYPTO_BACKEND.name,
-    detail: WEBCRYPTO_BACKEND.detail,
-    synchronous: WEBCRYPTO_BACKEND.synchronous,
-    fallbackReason: reason,
-    importKey: (aead, raw, use) => WEBCRYPTO_BACKEND.importKey(aead, raw, use),
-  };
-}
-
-/**
- * Loads a backend without touching the process-wide choice. `openssl`
- * throws an `Error` saying why it cannot load (`--allow-ffi` not granted,
- * no OpenSSL 3 library found, self-test failed); `auto` never throws and
- * records that reason in `fallbackReason`.
- *
- * @example
- * ```ts
- * import { describeCryptoBackend, loadCryptoBackend } from "./mod.ts";
- * const b = loadCryptoBackend("auto");
- * console.log(describeCryptoBackend(b)); // e.g. "openssl (libcrypto.so.3, OpenSSL 3.0.19 27 Jan 2026)"
- * ```
- */
-export function loadCryptoBackend(
-  choice: CryptoBackendChoice,
-  options: CryptoBackendOptions = {},
-): CryptoBackend {
-  if (!isChoice(choice)) {
-    throw new TypeError(
-      `Cannot load crypto backend: unknown backend "${
-        String(choice)
-      }" (expected auto, openssl or webcrypto)`,
-    );
-  }
-  if (choice === "webcrypto") return WEBCRYPTO_BACKEND;
-  const r = loadLibcrypto(options.library);
-  if (r.ok) return new OpenSslBackend(r.lib);
-  if (choice === "auto") return fallback(r.reason);
-  throw new Error(`Cannot use crypto backend openssl: ${r.reason}`);
-}
-
-let current: CryptoBackend | undefined;
+let current: CryptoBackend = WEBCRYPTO_BACKEND;
 
 /**
  * Sets the process-wide backend every sealer and opener created afterwards
- * uses (unless given one explicitly), and returns it. Throws like
- * `loadCryptoBackend` (the previous choice then stays).
+ * uses unless given one explicitly, and returns it. The CLI sets it once
+ * from the config (`lib/openssl/mod.ts` `loadCryptoBackend` loads one).
  *
  * @example
  * ```ts
- * import { describeCryptoBackend, setCryptoBackend } from "./mod.ts";
- * const b = setCryptoBackend("webcrypto");
+ * import { describeCryptoBackend, setCryptoBackend, webCryptoBackend } from "./mod.ts";
+ * const b = setCryptoBackend(webCryptoBackend);
  * console.log(`crypto backend: ${describeCryptoBackend(b)}`);
  * ```
  */
-export function setCryptoBackend(
-  choice: CryptoBackendChoice,
-  options: CryptoBackendOptions = {},
-): CryptoBackend {
-  const b = loadCryptoBackend(choice, options);
-  current = b;
-  return b;
+export function setCryptoBackend(backend: CryptoBackend): CryptoBackend {
+  if (
+    typeof backend !== "object" || backend === null || typeof backend.importKey !== "function"
+  ) {
+    throw new TypeError("Cannot set crypto backend: not a CryptoBackend");
+  }
+  current = backend;
+  return backend;
 }
 
 /**
- * The process-wide backend: the one `setCryptoBackend` chose, or `auto`
- * resolved on first use.
+ * The process-wide backend: the last one `setCryptoBackend` set, else
+ * `webcrypto` (the record layer itself never loads a native library).
  *
  * @example
  * ```ts
@@ -213,7 +131,6 @@ export function setCryptoBackend(
  * ```
  */
 export function cryptoBackend(): CryptoBackend {
-  current ??= loadCryptoBackend("auto");
   return current;
 }
 
@@ -224,8 +141,8 @@ export function cryptoBackend(): CryptoBackend {
  *
  * @example
  * ```ts
- * import { describeCryptoBackend, loadCryptoBackend } from "./mod.ts";
- * console.log(describeCryptoBackend(loadCryptoBackend("webcrypto")));
+ * import { describeCryptoBackend, webCryptoBackend } from "./mod.ts";
+ * console.log(describeCryptoBackend(webCryptoBackend));
  * // webcrypto (Web Crypto AES-GCM, @noble/ciphers ChaCha20-Poly1305)
  * ```
  */

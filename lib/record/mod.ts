@@ -22,11 +22,12 @@
  * console.log(new TextDecoder().decode(await payload)); // "hello"
  * ```
  *
- * The AEADs run in a crypto backend: the system's OpenSSL 3 through FFI
- * (synchronous; needs `--allow-ffi`) or Web Crypto with `@noble/ciphers`
- * ChaCha20-Poly1305. `setCryptoBackend` chooses it for the process (`auto`
- * by default: OpenSSL when it loads, else Web Crypto); both produce the same
- * bytes, so peers on different backends interoperate.
+ * The AEADs run in a crypto backend: the system's OpenSSL 3 (synchronous;
+ * `createOpenSslBackend` over the functions `lib/openssl/mod.ts` loads with
+ * FFI) or Web Crypto with `@noble/ciphers` ChaCha20-Poly1305
+ * (`webCryptoBackend`, the default). `setCryptoBackend` chooses it for the
+ * process; both produce the same bytes, so peers on different backends
+ * interoperate.
  *
  * @module
  */
@@ -37,16 +38,18 @@ import { TRAFFIC_SECRET_BYTES } from "./_limits.ts";
 
 export type { AeadId } from "./_types.ts";
 export {
-  CRYPTO_BACKEND_CHOICES,
+  type AsyncCipherKey,
+  type CipherKey,
   type CryptoBackend,
   cryptoBackend,
-  type CryptoBackendChoice,
   type CryptoBackendName,
-  type CryptoBackendOptions,
   describeCryptoBackend,
-  loadCryptoBackend,
+  type KeyUse,
   setCryptoBackend,
+  type SyncCipherKey,
 } from "./_backend.ts";
+export { createOpenSslBackend, type EvpAeadApi, type Libcrypto } from "./_openssl.ts";
+export { WEBCRYPTO_BACKEND as webCryptoBackend } from "./_webcrypto.ts";
 export type { PaddingPolicy } from "./_padding.ts";
 export type { OpenerOptions } from "./_opener.ts";
 export type { RatchetPolicy, SealerOptions, SealPartsOptions } from "./_sealer.ts";

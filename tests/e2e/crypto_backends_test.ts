@@ -14,12 +14,23 @@ import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
 import { initServerDir } from "../../lib/cli/init.ts";
 import { addUser } from "../../lib/cli/user.ts";
 import { parseClientConfig } from "../../lib/config/mod.ts";
-import { cryptoBackend, type CryptoBackendName, setCryptoBackend } from "../../lib/record/mod.ts";
+import { loadCryptoBackend } from "../../lib/openssl/mod.ts";
+import {
+  type CryptoBackend,
+  cryptoBackend,
+  type CryptoBackendName,
+  setCryptoBackend,
+} from "../../lib/record/mod.ts";
 import { startClient } from "../../lib/tunnel/client.ts";
 import { readExact, socksConnect } from "../support/socks_client.ts";
 import { freePort, Logs, LOOPBACK_ROUTES, run, startEchoServer } from "./_harness.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
+// Loaded before any test, as the CLI does at start-up: a library stays loaded for the process.
+const BACKENDS: Record<CryptoBackendName, CryptoBackend> = {
+  openssl: loadCryptoBackend("openssl"),
+  webcrypto: loadCryptoBackend("webcrypto"),
+};
 
 /** A server directory (TLS, a free loopback port, user alice) whose server.yml says `backend`. */
 async function serverDir(backend: CryptoBackendName): Promise<{ dir: string; profile: string }> {
@@ -139,7 +150,7 @@ for (const [serverBackend, clientBackend] of PAIRS) {
         server.log(),
         new RegExp(`info  \\[server\\] crypto backend: ${serverBackend} \\(`),
       );
-      assert.equal(setCryptoBackend(clientBackend).name, clientBackend);
+      assert.equal(setCryptoBackend(BACKENDS[clientBackend]).name, clientBackend);
       const text = await Deno.readTextFile(profile);
       for (const aead of ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"]) {
         const logs = new Logs();
@@ -163,7 +174,7 @@ for (const [serverBackend, clientBackend] of PAIRS) {
         );
       }
     } finally {
-      setCryptoBackend(before.name);
+      setCryptoBackend(before);
       await server.stop();
       await Deno.remove(dir, { recursive: true });
     }

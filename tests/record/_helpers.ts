@@ -4,6 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { loadCryptoBackend } from "../../lib/openssl/mod.ts";
 import { OpenSslKey } from "../../lib/record/_openssl.ts";
 import { NobleChaChaKey } from "../../lib/record/_webcrypto.ts";
 import {
@@ -11,7 +12,6 @@ import {
   createRecordOpener,
   createRecordSealer,
   type CryptoBackend,
-  loadCryptoBackend,
   type OpenerOptions,
   type RecordOpener,
   type RecordSealer,

@@ -1,9 +1,9 @@
 /**
- * The crypto backends: choosing one (`auto` falls back silently without
- * `--allow-ffi`, `openssl` says to grant it), the explicit library option,
+ * The crypto backends in the record layer: the process-wide choice,
  * records sealed on one backend and opened on the other byte for byte,
  * synchronous sealing into a caller's buffer, the opener's synchronous
- * path, and keys that refuse use after `wipe`.
+ * path, and keys that refuse use after `wipe`. (Loading a backend:
+ * tests/openssl/load_test.ts.)
  */
 import assert from "node:assert/strict";
 import { ProtocolError } from "../../lib/errors.ts";
@@ -11,115 +11,50 @@ import {
   type AeadId,
   createRecordOpener,
   createRecordSealer,
+  type CryptoBackend,
   cryptoBackend,
   describeCryptoBackend,
-  loadCryptoBackend,
   PAD_PREFIX_BYTES,
   type PaddingPolicy,
   RECORD_HEADER_BYTES,
   setCryptoBackend,
+  webCryptoBackend,
 } from "../../lib/record/mod.ts";
-import { libcryptoCandidates, OpenSslKey } from "../../lib/record/_openssl.ts";
+import { OpenSslKey } from "../../lib/record/_openssl.ts";
 import { BACKENDS, CASES, join, on, pattern, secretOf, SUITES, u16Source } from "./_helpers.ts";
 import { hex, unhex } from "./_reference.ts";
 
 const OPENSSL = BACKENDS.find((b) => b.be === "openssl")!.backend;
 const WEBCRYPTO = BACKENDS.find((b) => b.be === "webcrypto")!.backend;
-const ROOT = new URL("../..", import.meta.url).pathname;
-const PROBE = "tests/record/_backend_probe.ts";
-
-/** Runs the probe under `flags`; returns what it printed. */
-async function probe(flags: string[]): Promise<Record<string, string>> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--no-prompt", ...flags, PROBE],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const err = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, err);
-  assert.equal(err, "", "nothing on stderr: no prompt, no warning");
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
-
-Deno.test("loadCryptoBackend() names each backend and what runs it", () => {
+Deno.test("each backend names itself and what runs it", () => {
   assert.equal(OPENSSL.name, "openssl");
   assert.equal(OPENSSL.synchronous, true);
   assert.equal(OPENSSL.fallbackReason, undefined);
   assert.match(describeCryptoBackend(OPENSSL), /^openssl \(libcrypto\S*, OpenSSL [3-9]\.\d+\.\d+/);
-  assert.equal(WEBCRYPTO.name, "webcrypto");
+  assert.equal(WEBCRYPTO, webCryptoBackend);
   assert.equal(WEBCRYPTO.synchronous, false);
   assert.equal(
     describeCryptoBackend(WEBCRYPTO),
     "webcrypto (Web Crypto AES-GCM, @noble/ciphers ChaCha20-Poly1305)",
   );
-  // With --allow-ffi (the test task grants it) auto finds the same library.
-  assert.equal(describeCryptoBackend(loadCryptoBackend("auto")), describeCryptoBackend(OPENSSL));
-  assert.throws(() => loadCryptoBackend("boringssl" as "auto"), TypeError);
 });
 
-Deno.test("the library option loads a named libcrypto, and refuses a missing one", () => {
-  const name = OPENSSL.detail.split(",")[0]!;
-  assert.ok(libcryptoCandidates().includes(name), name);
-  const again = loadCryptoBackend("openssl", { library: name });
-  assert.equal(describeCryptoBackend(again), describeCryptoBackend(OPENSSL));
-
-  const missing = "/nonexistent/dir/libcrypto.so.3";
-  assert.throws(
-    () => loadCryptoBackend("openssl", { library: missing }),
-    (e: unknown) =>
-      e instanceof Error && /^Cannot use crypto backend openssl: /.test(e.message) &&
-      e.message.includes(missing),
-  );
-  const auto = loadCryptoBackend("auto", { library: missing });
-  assert.equal(auto.name, "webcrypto");
-  assert.ok(auto.fallbackReason?.includes(missing), auto.fallbackReason);
-  assert.match(describeCryptoBackend(auto), /^webcrypto \(.*; auto: cannot use "\/nonexistent/);
-});
-
-Deno.test("libcryptoCandidates() has the usual names for each OS", () => {
-  assert.equal(libcryptoCandidates("linux")[0], "libcrypto.so.3");
-  assert.equal(libcryptoCandidates("darwin")[0], "libcrypto.3.dylib");
-  assert.ok(!libcryptoCandidates("darwin").some((n) => /(^|\/)libcrypto\.dylib$/.test(n)));
-  assert.equal(libcryptoCandidates("windows")[0], "libcrypto-3-x64.dll");
-  assert.ok(libcryptoCandidates("darwin").some((n) => n.startsWith("/opt/homebrew/")));
-});
-
-Deno.test("without --allow-ffi auto falls back silently and openssl says to grant it", async () => {
-  const r = await probe([]);
-  assert.match(r.auto!, /^webcrypto \(.*; auto: --allow-ffi is not granted/);
-  assert.equal(r.default, "webcrypto");
-  assert.match(r.openssl!, /^error: Cannot use crypto backend openssl: --allow-ffi is not granted/);
-});
-
-Deno.test("with --allow-ffi scoped to another file, auto falls back and openssl refuses", async () => {
-  const r = await probe(["--allow-ffi=/nonexistent/libfoo.so"]);
-  assert.match(r.auto!, /^webcrypto \(.*--allow-ffi is not granted/);
-  assert.match(r.openssl!, /^error: .*--allow-ffi/);
-});
-
-Deno.test("with --allow-ffi the process-wide default is openssl", async () => {
-  const r = await probe(["--allow-ffi"]);
-  assert.match(r.auto!, /^openssl \(libcrypto/);
-  assert.equal(r.default, "openssl");
-  assert.equal(r.openssl, r.auto);
-});
-
-Deno.test("setCryptoBackend() sets what sealers and openers use by default", async () => {
+Deno.test("setCryptoBackend() sets what sealers and openers use by default (webcrypto until set)", async () => {
   const before = cryptoBackend();
   try {
-    assert.equal(setCryptoBackend("webcrypto"), cryptoBackend());
+    assert.equal(setCryptoBackend(WEBCRYPTO), cryptoBackend());
     assert.equal((await createRecordSealer("aes-256-gcm", secretOf(1))).synchronous, false);
-    setCryptoBackend("openssl");
+    assert.equal(setCryptoBackend(OPENSSL), OPENSSL);
     assert.equal(cryptoBackend().name, "openssl");
     assert.equal((await createRecordSealer("aes-256-gcm", secretOf(1))).synchronous, true);
-    // A failed choice leaves the previous one.
-    assert.throws(() => setCryptoBackend("openssl", { library: "/nonexistent/libcrypto.so" }));
-    assert.equal(cryptoBackend().name, "openssl");
+    assert.equal(
+      (await createRecordOpener("aes-256-gcm", secretOf(1))).push(new Uint8Array(0)).length,
+      0,
+    );
+    assert.throws(() => setCryptoBackend({} as CryptoBackend), TypeError);
+    assert.equal(cryptoBackend(), OPENSSL, "a refused value leaves the previous one");
   } finally {
-    setCryptoBackend(before.name);
+    setCryptoBackend(before);
   }
 });
 

@@ -1,11 +1,12 @@
 /**
- * Run by tests/record/backend_test.ts in a child process under chosen
+ * Run by tests/openssl/load_test.ts in a child process under chosen
  * permissions: prints, as JSON, what `auto` resolves to, what the
  * process-wide default is and what `openssl` says.
  *
  * @module
  */
-import { cryptoBackend, describeCryptoBackend, loadCryptoBackend } from "../../lib/record/mod.ts";
+import { loadCryptoBackend } from "../../lib/openssl/mod.ts";
+import { cryptoBackend, describeCryptoBackend } from "../../lib/record/mod.ts";
 
 const out: Record<string, string> = {};
 out.auto = describeCryptoBackend(loadCryptoBackend("auto"));
