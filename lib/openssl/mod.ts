@@ -24,6 +24,7 @@ import {
   createOpenSslBackend,
   type CryptoBackend,
   type EvpAeadApi,
+  type Libcrypto,
   webCryptoBackend,
 } from "../record/mod.ts";
 
@@ -130,10 +131,21 @@ function ffiGranted(path: string): boolean {
   }
 }
 
-/** Opens one candidate: the backend over it, or why not. */
-function open(name: string): CryptoBackend | string {
-  const cached = loaded.get(name);
-  if (cached !== undefined) return cached;
+/**
+ * Opens one library and binds the EVP functions: the `Libcrypto` that
+ * `createOpenSslBackend` takes, or why not (not found, not OpenSSL 3, no
+ * AES-GCM or ChaCha20-Poly1305). Each call opens the library again; the
+ * handle stays open for the life of the process (keys may outlive any
+ * caller). Needs `--allow-ffi`.
+ *
+ * @example
+ * ```ts ignore
+ * import { openLibcrypto } from "./mod.ts";
+ * const lib = openLibcrypto("libcrypto.so.3");
+ * console.log(typeof lib === "string" ? lib : lib.version);
+ * ```
+ */
+export function openLibcrypto(name: string): Libcrypto<Deno.PointerObject> | string {
   let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     dl = Deno.dlopen(name, SYMBOLS);
@@ -154,14 +166,23 @@ function open(name: string): CryptoBackend | string {
     return `${name}: ${version} lacks AES-GCM or ChaCha20-Poly1305`;
   }
   const api: EvpAeadApi<Deno.PointerObject> = s;
+  return {
+    library: name,
+    version,
+    api,
+    ciphers: { "aes-128-gcm": a128, "aes-256-gcm": a256, "chacha20-poly1305": cc },
+  };
+}
+
+/** The `openssl` backend over one candidate (opened once a process), or why not. */
+function open(name: string): CryptoBackend | string {
+  const cached = loaded.get(name);
+  if (cached !== undefined) return cached;
+  const lib = openLibcrypto(name);
+  if (typeof lib === "string") return lib;
   let backend: CryptoBackend;
   try {
-    backend = createOpenSslBackend({
-      library: name,
-      version,
-      api,
-      ciphers: { "aes-128-gcm": a128, "aes-256-gcm": a256, "chacha20-poly1305": cc },
-    });
+    backend = createOpenSslBackend(lib);
   } catch (e) {
     // Contexts of the self-test may still await their finaliser: the library stays open.
     return e instanceof Error ? e.message.replace(/^Cannot use /, "") : String(e);

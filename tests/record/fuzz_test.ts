@@ -3,8 +3,13 @@
  * offsets, overlaps, nonces, truncations, extensions, flipped bits or
  * garbage a caller or a peer produces, every call either does exactly what
  * `@noble/ciphers` (the reference) does or is refused with the documented
- * error; no byte outside the output view changes; and the two backends
- * agree on every outcome.
+ * error; no byte outside the output view changes; and the backends agree
+ * on every outcome.
+ *
+ * A third backend runs the real libcrypto behind a guard that checks, at
+ * the boundary to C, every call the record layer makes: each length within
+ * its buffer, the key, nonce and tag sizes, a live context. A violation
+ * fails the test whether or not it would have corrupted memory visibly.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -25,8 +30,133 @@ import { disjointOrSame } from "../../lib/record/_checks.ts";
 import { HeaderMask } from "../../lib/record/_mask.ts";
 import { deriveLenKey } from "../../lib/record/_keys.ts";
 import { BACKENDS, join, pattern, secretOf, SUITES, u16Source } from "./_helpers.ts";
+import { openLibcrypto } from "../../lib/openssl/mod.ts";
+import { createOpenSslBackend, type EvpAeadApi, type Libcrypto } from "../../lib/record/mod.ts";
 
 const RUNS = 150;
+
+/**
+ * `lib` behind an `EvpAeadApi` that asserts, before each call reaches C,
+ * what C will read or write: `inl` bytes of `in` and of `out`, 16 tag bytes,
+ * a 12-byte nonce, a key of the cipher's length, 32 bytes for `Final`, one
+ * `int` for each length out-parameter, and a context that is live.
+ */
+function guarded<P>(
+  lib: Libcrypto<P>,
+): { lib: Libcrypto<P>; calls: () => number; check: () => void } {
+  const a = lib.api;
+  // Kept as well as thrown, so a violation is seen even where a caller swallows the error.
+  const violations: string[] = [];
+  const must = (ok: boolean, what: string) => {
+    if (ok) return;
+    violations.push(what);
+    assert.fail(what);
+  };
+  const keyLen = new Map<P, number>([
+    [lib.ciphers["aes-128-gcm"], 16],
+    [lib.ciphers["aes-256-gcm"], 32],
+    [lib.ciphers["chacha20-poly1305"], 32],
+  ]);
+  const live = new Set<P>();
+  const keyed = new Set<P>();
+  let calls = 0;
+  const ctxOk = (ctx: P, what: string) => {
+    calls++;
+    must(live.has(ctx), `${what}: a context that is not live`);
+  };
+  const init = (ctx: P, cipher: P | null, key: Uint8Array | null, iv: Uint8Array | null) => {
+    ctxOk(ctx, "Init");
+    if (cipher !== null) {
+      must(key?.length === keyLen.get(cipher), "Init: key of the cipher's length");
+      must(iv === null, "Init: no nonce with the key");
+      keyed.add(ctx);
+    } else {
+      must(keyed.has(ctx), "Init: a new nonce for a context that has a key");
+      must(key === null, "Init: no key with a nonce");
+      must(iv?.length === 12, "Init: a 12-byte nonce");
+    }
+  };
+  const update = (
+    ctx: P,
+    out: Uint8Array | null,
+    outl: Int32Array,
+    input: Uint8Array,
+    n: number,
+  ) => {
+    ctxOk(ctx, "Update");
+    must(Number.isInteger(n) && n > 0 && n <= 2 ** 31 - 1, `Update: length ${n}`);
+    must(n <= input.length, `Update reads ${n} bytes of a ${input.length}-byte input`);
+    must(out === null || n <= out.length, `Update writes ${n} bytes to ${out?.length}`);
+    must(outl.length >= 1, "Update: an int for the length");
+  };
+  const final = (ctx: P, out: Uint8Array, outl: Int32Array) => {
+    ctxOk(ctx, "Final");
+    must(out.length >= 32 && outl.length >= 1, "Final: 32 bytes of room");
+  };
+  const api: EvpAeadApi<P> = {
+    ERR_clear_error: () => a.ERR_clear_error(),
+    EVP_CIPHER_CTX_new: () => {
+      const ctx = a.EVP_CIPHER_CTX_new();
+      if (ctx !== null) live.add(ctx);
+      return ctx;
+    },
+    EVP_CIPHER_CTX_free: (ctx) => {
+      ctxOk(ctx, "free");
+      live.delete(ctx);
+      a.EVP_CIPHER_CTX_free(ctx);
+    },
+    EVP_EncryptInit_ex: (ctx, cipher, engine, key, iv) => {
+      init(ctx, cipher, key, iv);
+      return a.EVP_EncryptInit_ex(ctx, cipher, engine, key, iv);
+    },
+    EVP_DecryptInit_ex: (ctx, cipher, engine, key, iv) => {
+      init(ctx, cipher, key, iv);
+      return a.EVP_DecryptInit_ex(ctx, cipher, engine, key, iv);
+    },
+    EVP_EncryptUpdate: (ctx, out, outl, input, n) => {
+      update(ctx, out, outl, input, n);
+      return a.EVP_EncryptUpdate(ctx, out, outl, input, n);
+    },
+    EVP_DecryptUpdate: (ctx, out, outl, input, n) => {
+      update(ctx, out, outl, input, n);
+      return a.EVP_DecryptUpdate(ctx, out, outl, input, n);
+    },
+    EVP_EncryptFinal_ex: (ctx, out, outl) => {
+      final(ctx, out, outl);
+      return a.EVP_EncryptFinal_ex(ctx, out, outl);
+    },
+    EVP_DecryptFinal_ex: (ctx, out, outl) => {
+      final(ctx, out, outl);
+      return a.EVP_DecryptFinal_ex(ctx, out, outl);
+    },
+    EVP_CIPHER_CTX_ctrl: (ctx, type, arg, ptr) => {
+      ctxOk(ctx, "ctrl");
+      must(type === 0x10 || type === 0x11, `ctrl type ${type}`);
+      must(arg === 16 && ptr.length >= 16, "ctrl: a 16-byte tag");
+      return a.EVP_CIPHER_CTX_ctrl(ctx, type, arg, ptr);
+    },
+  };
+  return {
+    lib: { ...lib, api, library: `${lib.library} (guarded)` },
+    calls: () => calls,
+    check: () => assert.deepEqual(violations, [], "calls the guard refused"),
+  };
+}
+
+// Opened before any test: a library stays loaded for the process.
+const real = openLibcrypto(BACKENDS[1]!.backend.detail.split(",")[0]!);
+if (typeof real === "string") throw new Error(real);
+const guard = guarded(real);
+/**
+ * The two backends, and OpenSSL once more behind the guard, ahead of the
+ * unguarded one: a bad call is stopped at the guard before the real one
+ * could corrupt memory.
+ */
+const FUZZ = [
+  BACKENDS[0]!,
+  { be: "openssl-guarded", backend: createOpenSslBackend(guard.lib) },
+  BACKENDS[1]!,
+];
 
 function keyLen(aead: AeadId): number {
   return aead === "aes-128-gcm" ? 16 : 32;
@@ -107,7 +237,8 @@ Deno.test("sealTo()/seal(): any lengths, nonces and overlaps give noble's bytes 
       const valid = c.nonceLen === 12 && outLen === n + 16;
       const want = valid ? reference(c.aead, key, nonce, c.aad).encrypt(c.pt) : undefined;
       const results: Outcome[] = [];
-      for (const { backend } of BACKENDS) {
+      for (const { backend } of FUZZ) {
+        guard.check(); // before the unguarded library is called
         const k = await importFresh(backend, c.aead, key, "seal");
         if (!k.sync) {
           // Web Crypto AES allocates its output: only the inputs can be wrong.
@@ -139,7 +270,7 @@ Deno.test("sealTo()/seal(): any lengths, nonces and overlaps give noble's bytes 
         results.push(r);
         k.wipe();
       }
-      if (results.length === 2) assert.deepEqual(results[0], results[1], "the backends agree");
+      for (const r of results) assert.deepEqual(r, results[0], "the backends agree");
     }),
     { numRuns: RUNS },
   );
@@ -199,7 +330,8 @@ Deno.test("openTo()/open(): truncated, extended, flipped or re-labelled input is
       const authentic = m.kind === "none";
 
       const results: string[] = [];
-      for (const { backend } of BACKENDS) {
+      for (const { backend } of FUZZ) {
+        guard.check(); // before the unguarded library is called
         const k = await importFresh(backend, c.aead, key, "open");
         if (!k.sync) {
           const r = await outcome(() => k.open(openNonce, aad, sealed));
@@ -240,9 +372,10 @@ Deno.test("openTo()/open(): truncated, extended, flipped or re-labelled input is
         k.wipe();
       }
       // Web Crypto AES allocates its output, so a wrong one given to OpenSSL has no counterpart.
-      if (c.outDelta === 0 || sealed.length < 16 || c.aead === "chacha20-poly1305") {
-        assert.equal(results[0], results[1], "the backends agree");
-      }
+      const first = c.outDelta === 0 || sealed.length < 16 || c.aead === "chacha20-poly1305"
+        ? 0
+        : 1;
+      for (const r of results.slice(first)) assert.equal(r, results[first], "the backends agree");
     }),
     { numRuns: RUNS },
   );
@@ -331,7 +464,8 @@ async function feed(
     try {
       delivered.push(await p);
     } catch (e) {
-      if (thrown === undefined) end = `reject ${classify(e)}`;
+      const code = classify(e); // rethrows anything but the documented errors
+      if (thrown === undefined) end = `reject ${code}`;
       break;
     }
   }
@@ -375,7 +509,8 @@ Deno.test("openers on both backends deliver the same authentic prefix of any dam
         wire.set([h >>> 16 & 0xff, h >>> 8 & 0xff, h & 0xff], off);
       }
       const ends: { delivered: Uint8Array[]; end: string }[] = [];
-      for (const { backend } of BACKENDS) {
+      for (const { backend } of FUZZ) {
+        guard.check(); // before the unguarded library is called
         const opener = await createRecordOpener(c.aead, secret, { backend });
         ends.push(await feed(opener, wire, c.chunks, c.whole));
       }
@@ -385,7 +520,7 @@ Deno.test("openers on both backends deliver the same authentic prefix of any dam
         if (m.kind === "none") assert.deepEqual(r, { delivered: payloads, end: "clean" });
         if (m.kind === "oversize") assert.equal(r.end, "throw TOO_LARGE");
       }
-      assert.deepEqual(ends[0], ends[1], "the backends agree");
+      for (const e of ends) assert.deepEqual(e, ends[0], "the backends agree");
     }),
     { numRuns: RUNS },
   );
@@ -400,7 +535,8 @@ const intoCase = fc.record({
 });
 
 Deno.test("sealInto(): any offset and output size gives seal()'s bytes there or a RangeError, touching nothing else", async () => {
-  for (const { be, backend } of BACKENDS) {
+  for (const { be, backend } of FUZZ) {
+    guard.check();
     await fc.assert(
       fc.asyncProperty(intoCase, async (c) => {
         const opts = { backend, padding: { mode: "random", max: 100 } as const };
@@ -435,4 +571,9 @@ Deno.test("sealInto(): any offset and output size gives seal()'s bytes there or 
       { numRuns: RUNS },
     );
   }
+});
+
+Deno.test("the guard saw the calls (the properties above ran through it) and refused none", () => {
+  assert.ok(guard.calls() > 1000, `${guard.calls()} calls`);
+  guard.check();
 });
