@@ -33,6 +33,7 @@ export type KeyUse = "seal" | "open";
  * Every length and overlap is checked before any byte is touched.
  */
 export interface SyncCipherKey {
+  /** Discriminant: this key seals and opens synchronously. */
   readonly sync: true;
   /**
    * Writes `ciphertext ‖ tag` of `plaintext` into `out`, which must be
@@ -55,6 +56,7 @@ export interface SyncCipherKey {
 
 /** A key whose operations run asynchronously and return new arrays (Web Crypto AES-GCM). */
 export interface AsyncCipherKey {
+  /** Discriminant: this key's operations return promises. */
   readonly sync: false;
   /** Resolves to a new `ciphertext ‖ tag`; inputs are copied before this returns. */
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array>;
@@ -79,6 +81,7 @@ export type CipherKey = SyncCipherKey | AsyncCipherKey;
  * ```
  */
 export interface CryptoBackend {
+  /** Which backend this is. */
   readonly name: CryptoBackendName;
   /** What runs the AEADs, e.g. `libcrypto.so.3, OpenSSL 3.0.19 27 Jan 2026`. */
   readonly detail: string;

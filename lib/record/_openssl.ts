@@ -55,9 +55,13 @@ const EVP_MAX_BLOCK_LENGTH = 32;
  * out-parameters are one-element `Int32Array`s.
  */
 export interface EvpAeadApi<P> {
+  /** `void ERR_clear_error(void)`: forgets the thread's queued errors after a failure. */
   ERR_clear_error(): void;
+  /** `EVP_CIPHER_CTX *EVP_CIPHER_CTX_new(void)`. */
   EVP_CIPHER_CTX_new(): P | null;
+  /** `void EVP_CIPHER_CTX_free(EVP_CIPHER_CTX *ctx)`: cleanses and frees. */
   EVP_CIPHER_CTX_free(ctx: P): void;
+  /** `int EVP_EncryptInit_ex(ctx, cipher, impl, key, iv)`: 1 on success. */
   EVP_EncryptInit_ex(
     ctx: P,
     cipher: P | null,
@@ -65,6 +69,7 @@ export interface EvpAeadApi<P> {
     key: Uint8Array | null,
     iv: Uint8Array | null,
   ): number;
+  /** `int EVP_DecryptInit_ex(ctx, cipher, impl, key, iv)`: 1 on success. */
   EVP_DecryptInit_ex(
     ctx: P,
     cipher: P | null,
@@ -72,6 +77,7 @@ export interface EvpAeadApi<P> {
     key: Uint8Array | null,
     iv: Uint8Array | null,
   ): number;
+  /** `int EVP_EncryptUpdate(ctx, out, &outl, in, inl)`: `out` NULL means `in` is AAD. */
   EVP_EncryptUpdate(
     ctx: P,
     out: Uint8Array | null,
@@ -79,6 +85,7 @@ export interface EvpAeadApi<P> {
     input: Uint8Array,
     inl: number,
   ): number;
+  /** `int EVP_DecryptUpdate(ctx, out, &outl, in, inl)`: `out` NULL means `in` is AAD. */
   EVP_DecryptUpdate(
     ctx: P,
     out: Uint8Array | null,
@@ -86,8 +93,11 @@ export interface EvpAeadApi<P> {
     input: Uint8Array,
     inl: number,
   ): number;
+  /** `int EVP_EncryptFinal_ex(ctx, out, &outl)`: computes the tag. */
   EVP_EncryptFinal_ex(ctx: P, out: Uint8Array, outl: Int32Array): number;
+  /** `int EVP_DecryptFinal_ex(ctx, out, &outl)`: 1 iff the tag set before verifies. */
   EVP_DecryptFinal_ex(ctx: P, out: Uint8Array, outl: Int32Array): number;
+  /** `int EVP_CIPHER_CTX_ctrl(ctx, type, arg, ptr)`: gets or sets the tag here. */
   EVP_CIPHER_CTX_ctrl(ctx: P, type: number, arg: number, ptr: Uint8Array): number;
 }
 
@@ -97,6 +107,7 @@ export interface Libcrypto<P> {
   library: string;
   /** `OpenSSL_version(OPENSSL_VERSION)`, e.g. `OpenSSL 3.0.19 27 Jan 2026`. */
   version: string;
+  /** The bound functions. */
   api: EvpAeadApi<P>;
   /** `EVP_aes_128_gcm()`, `EVP_aes_256_gcm()`, `EVP_chacha20_poly1305()`. */
   ciphers: Readonly<Record<AeadId, P>>;
