@@ -113,18 +113,41 @@ async function startServerProcess(
   return { log: () => text, stop };
 }
 
+/** `p`, or a rejection once `ms` have passed (the caller's `finally` then cleans up). */
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Sends `n` bytes through the client's SOCKS5 port to the echo server and checks them. */
 async function echoThrough(socksPort: number, echoPort: number, n: number): Promise<void> {
-  const conn = await socksConnect(socksPort, "127.0.0.1", echoPort);
+  const conn = await within(
+    30_000,
+    "SOCKS5 CONNECT",
+    socksConnect(socksPort, "127.0.0.1", echoPort),
+  );
   try {
     const sent = new Uint8Array(n);
     for (let i = 0; i < n; i += 65536) crypto.getRandomValues(sent.subarray(i, i + 65536));
-    const [, got] = await Promise.all([
-      (async () => {
-        for (let o = 0; o < n;) o += await conn.write(sent.subarray(o, o + 65536));
-      })(),
-      readExact(conn, n),
-    ]);
+    const [, got] = await within(
+      30_000,
+      "the echo",
+      Promise.all([
+        (async () => {
+          for (let o = 0; o < n;) o += await conn.write(sent.subarray(o, o + 65536));
+        })(),
+        readExact(conn, n),
+      ]),
+    );
     assert.ok(got.length === n && got.every((b, i) => b === sent[i]), "echo differs");
   } finally {
     conn.close();
@@ -162,7 +185,7 @@ for (const [serverBackend, clientBackend] of PAIRS) {
         );
         const client = await startClient(config, { log: logs.logger("client") });
         try {
-          const session = await client.tunnel();
+          const session = await within(30_000, "the tunnel", client.tunnel());
           await echoThrough(client.socksAddr.port, echo.port, 3 << 20);
           assert.ok(session.stats.recordsIn > 10 && session.stats.recordsOut > 10);
         } finally {
