@@ -16,7 +16,13 @@ import { parseArgs } from "node:util";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = join(ROOT, "main.ts");
-const FLAGS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=LOG_TOKENS,LOG_STREAM"];
+const FLAGS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=LOG_TOKENS,LOG_STREAM",
+  "--allow-ffi",
+];
 const TARGET_SRC = `
 const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 console.log(l.addr.port);

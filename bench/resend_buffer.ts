@@ -19,7 +19,13 @@ import { parseArgs } from "node:util";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = join(ROOT, "main.ts");
-const FLAGS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=LOG_TOKENS,LOG_STREAM"];
+const FLAGS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=LOG_TOKENS,LOG_STREAM",
+  "--allow-ffi",
+];
 /** An HTTP target serving `GET /N` as N bytes (a repeated 1 MiB block), in its own process. */
 const TARGET_SRC = `
 const block = new Uint8Array(1 << 20).map((_, i) => (i * 7 + 3) & 0xff);

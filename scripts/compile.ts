@@ -15,13 +15,17 @@
 
 /** The permissions the product needs, and no more: network (it is a proxy
  * that dials arbitrary targets and listens locally), reading its config and
- * key files, writing them for `init` and `user add`. */
+ * key files, writing them for `init` and `user add`, and loading the
+ * system's OpenSSL `libcrypto` for the `openssl` crypto backend (`auto`
+ * uses it when it loads; docs/CONFIG.md `crypto.backend`). */
 export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
   // The npm yaml parser reads these two variables on every parse.
   "--allow-env=LOG_TOKENS,LOG_STREAM",
+  // Not scoped to a path: libcrypto's location differs by OS and distribution.
+  "--allow-ffi",
 ];
 
 /** Every target `deno compile` supports that we ship. */

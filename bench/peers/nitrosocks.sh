@@ -15,7 +15,7 @@ SERVER_PORT=${NS_SERVER_PORT:-12210}
 SOCKS_PORT=${NS_SOCKS_PORT:-11010}
 AEAD=${NS_AEAD:-aes-256-gcm}
 TRANSPORT=${NS_TRANSPORT:-tls}
-FLAGS=(--allow-net --allow-read --allow-write --allow-env=LOG_TOKENS,LOG_STREAM)
+FLAGS=(--allow-net --allow-read --allow-write --allow-env=LOG_TOKENS,LOG_STREAM --allow-ffi)
 NS=(deno run "${FLAGS[@]}" "$ROOT/main.ts")
 
 start_peer() {

@@ -5,6 +5,8 @@
  * @module
  */
 import { type BenchOptions, formatReport, parseSize, runBench } from "../bench/mod.ts";
+import { describeCryptoBackend } from "../record/mod.ts";
+import { useCryptoBackend } from "./crypto.ts";
 import { boolFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
 
@@ -123,6 +125,10 @@ export const benchCommand: Command = {
   usage,
   async run(args) {
     const { options, json } = parseBenchArgs(args);
+    // This process's records (the local pair, or the client of --config) use auto.
+    console.error(
+      `bench: crypto backend: ${describeCryptoBackend(useCryptoBackend({ backend: "auto" }))}`,
+    );
     const tty = Deno.stderr.isTerminal();
     options.progress = (line) => {
       const text = `bench: ${line}`;

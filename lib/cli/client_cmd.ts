@@ -5,9 +5,11 @@
  * @module
  */
 import { loadClientConfig } from "../config/mod.ts";
+import { describeCryptoBackend } from "../record/mod.ts";
 import { startClient } from "../tunnel/client.ts";
 import { createLogger } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
+import { useCryptoBackend } from "./crypto.ts";
 import type { Command } from "./mod.ts";
 
 const usage =
@@ -60,6 +62,8 @@ export const clientCommand: Command = {
       }
     }
     const log = createLogger(level, "client");
+    const backend = useCryptoBackend(config.crypto);
+    log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
     const client = await startClient({
       profile: config,
       log,

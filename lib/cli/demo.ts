@@ -17,6 +17,8 @@ import { initServerDir } from "./init.ts";
 import { addUser } from "./user.ts";
 import { reloadUsers } from "./server_cmd.ts";
 import type { Command } from "./mod.ts";
+import { describeCryptoBackend } from "../record/mod.ts";
+import { useCryptoBackend } from "./crypto.ts";
 
 const usage = `Usage: nitrosocks demo [--log-level LEVEL] [--keep]
 
@@ -88,6 +90,7 @@ export const demoCommand: Command = {
     const level = logLevelFlag(p, undefined);
     const quiet = level === undefined;
     const log = createLogger(level ?? "error", "", quiet ? () => {} : undefined);
+    log.info(`crypto backend: ${describeCryptoBackend(useCryptoBackend({ backend: "auto" }))}`);
     const dir = await Deno.makeTempDir({ prefix: "nitrosocks-demo-" });
     const say = (s: string) => console.log(s);
     const site = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {

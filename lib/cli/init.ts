@@ -110,6 +110,11 @@ socks5_direct:
   enabled: false
   listen: "127.0.0.1:1081"
 
+# Who seals and opens records: auto (the system's OpenSSL 3 when the process
+# may load it, else Web Crypto), openssl or webcrypto.
+crypto:
+  backend: auto
+
 log:
   level: info
 `;

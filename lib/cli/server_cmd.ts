@@ -4,9 +4,11 @@
  * @module
  */
 import { loadServerConfig, loadUsers } from "../config/mod.ts";
+import { describeCryptoBackend } from "../record/mod.ts";
 import { type ServerHandle, startServer } from "../tunnel/server.ts";
 import { createLogger, describeError, type Logger } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
+import { useCryptoBackend } from "./crypto.ts";
 import type { Command } from "./mod.ts";
 
 const usage = `Usage: nitrosocks server --config FILE [--log-level LEVEL]
@@ -51,6 +53,8 @@ export const serverCommand: Command = {
     const config = await loadServerConfig(file);
     const level = logLevelFlag(p, config.log.level);
     const log = createLogger(level, "server");
+    const backend = useCryptoBackend(config.crypto);
+    log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
     const { users } = await loadUsers(config.usersFile);
     const server = await startServer({ ...config, users, log });
     const stop = () => {

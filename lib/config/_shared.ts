@@ -17,6 +17,11 @@ export const AEAD_NAMES = ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"] as
 /** A record AEAD name. */
 export type AeadName = typeof AEAD_NAMES[number];
 
+/** Record crypto backends (`crypto.backend`); `auto` picks OpenSSL when it loads. */
+export const CRYPTO_BACKEND_NAMES = ["auto", "openssl", "webcrypto"] as const;
+/** A `crypto.backend` value. */
+export type CryptoBackendName = typeof CRYPTO_BACKEND_NAMES[number];
+
 /** Default key-exchange preference. */
 export const DEFAULT_KEX: readonly KexName[] = ["x25519-mlkem768", "x25519"];
 /** Default AEAD preference. */

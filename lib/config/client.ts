@@ -45,6 +45,9 @@ import {
 import { encodeBase32 } from "./base32.ts";
 import {
   aeadList,
+  cryptoFields,
+  type CryptoSettings,
+  cryptoSettings,
   type HostPort,
   kexList,
   sessionFields,
@@ -103,6 +106,7 @@ export interface ClientConfig {
     /** Move the session to a fresh connection about this often (s); 0 = never. */
     rotateS: number;
   };
+  crypto: CryptoSettings;
 }
 
 /** One way to reach the server. */
@@ -179,6 +183,7 @@ const clientSchema = object({
     ...sessionFields,
     rotate: withDefault(duration(0, 7 * 86400), 0),
   })),
+  crypto: section(object(cryptoFields)),
   kex: withDefault(kexList(), [...DEFAULT_KEX]),
   aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
   limits: section(object({
@@ -243,6 +248,7 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       };
     }),
     session: { ...sessionSettings(raw.session), rotateS: raw.session.rotate },
+    crypto: cryptoSettings(raw.crypto, file),
   };
   return deepFreeze(cfg);
 }

@@ -17,6 +17,7 @@
  * @module
  */
 export {
+  type CryptoSettings,
   type HostPort,
   loadServerConfig,
   parseServerConfig,
@@ -48,6 +49,8 @@ export { decodeBase32, encodeBase32 } from "./base32.ts";
 export {
   AEAD_NAMES,
   type AeadName,
+  CRYPTO_BACKEND_NAMES,
+  type CryptoBackendName,
   DEFAULT_AEAD,
   DEFAULT_KEX,
   KEX_NAMES,

@@ -28,6 +28,8 @@ import {
 import {
   AEAD_NAMES,
   type AeadName,
+  CRYPTO_BACKEND_NAMES,
+  type CryptoBackendName,
   deepFreeze,
   DEFAULT_AEAD,
   DEFAULT_KEX,
@@ -93,8 +95,41 @@ export interface ServerConfig {
     /** Ticket keys file text (lines `id:base64url-key`), when tickets are on. */
     ticketKeysText?: string;
   };
+  crypto: CryptoSettings;
   /** The least severe log level written. */
   log: { level: "debug" | "info" | "warn" | "error" };
+}
+
+/** Which crypto backend seals and opens records (shared by server and client configs). */
+export interface CryptoSettings {
+  /** `auto`: OpenSSL when `--allow-ffi` is granted and it loads, else Web Crypto. */
+  backend: CryptoBackendName;
+  /**
+   * The OpenSSL 3 libcrypto to load instead of the usual names: a path
+   * (relative to the config file's directory) or a bare file name the
+   * system loader searches.
+   */
+  library?: string;
+}
+
+/** The `crypto:` section's schema fields, shared with the client profile. */
+export const cryptoFields = {
+  backend: withDefault(oneOf(CRYPTO_BACKEND_NAMES), "auto"),
+  library: optional(string({ what: "a library path or file name" })),
+};
+
+/**
+ * Converts a parsed `crypto:` section to {@link CryptoSettings}: a library
+ * path with a directory part is resolved against the config file's
+ * directory; a bare file name is left for the system loader.
+ */
+export function cryptoSettings(
+  raw: { backend: CryptoBackendName; library: string | undefined },
+  file: string,
+): CryptoSettings {
+  const lib = raw.library;
+  if (lib === undefined) return { backend: raw.backend };
+  return { backend: raw.backend, library: /[\\/]/.test(lib) ? resolveRef(file, lib) : lib };
 }
 
 /** Session timers and buffers, shared by server and client configs. */
@@ -187,6 +222,7 @@ const serverSchema = object({
     resume_grace: withDefault(duration(0, 86400), 300),
     ticket_keys: optional(path()),
   })),
+  crypto: section(object(cryptoFields)),
   log: section(object({
     level: withDefault(oneOf(["debug", "info", "warn", "error"] as const), "info"),
   })),
@@ -329,6 +365,7 @@ export function parseServerConfig(
       resumeGraceS: raw.session.resume_grace,
       ...(ticketKeysText === undefined ? {} : { ticketKeysText }),
     },
+    crypto: cryptoSettings(raw.crypto, file),
     log: { level: raw.log.level },
   };
   return deepFreeze(cfg);

@@ -1,50 +1,24 @@
 /**
- * The one AEAD wrapper the record layer uses: Web Crypto AES-GCM (native,
- * runs off the main thread, so several calls in flight use more cores) and
- * `@noble/ciphers` ChaCha20-Poly1305 (RFC 8439 section 2.8, synchronous).
+ * The AEAD calls of the record layer over a backend's `CipherKey`
+ * (`_backend.ts`): the record nonce, sealing a record in place or into a
+ * new body, and opening one.
  *
- * `sealInPlace` lays out `aad ‖ plaintext ‖ 16 spare bytes` in one buffer
- * and gives the same buffer back as `aad ‖ ciphertext ‖ tag`; `sealBody`
- * returns `ciphertext ‖ tag` as a new array, for a writer that joins the
- * header and the ciphertext itself. Web Crypto copies its inputs when called
- * (WebCrypto spec, "get a copy of the bytes held by"), and ChaCha runs
- * synchronously, so nonce, AAD and input may be reused as soon as
- * `sealInPlace`/`sealBody`/`openRecordBody` return: the record layer
- * computes each nonce into one scratch buffer when it calls at once, and
- * copies what it needs (nonce, header, body) when it must wait for a key.
+ * With a synchronous key (`openssl`, and ChaCha20-Poly1305 on `webcrypto`)
+ * the work is done before these return, into the caller's buffer where one
+ * is given. With Web Crypto AES-GCM it runs asynchronously; Web Crypto
+ * copies its inputs when called, so in every case nonce, AAD and input may
+ * be reused as soon as the call returns: the record layer computes each
+ * nonce into one scratch buffer when it calls at once, and copies what it
+ * needs (nonce, header, body) when it must wait for a key.
  *
  * @module
  */
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { ProtocolError } from "../errors.ts";
-import { wipe } from "../crypto/mod.ts";
+import { type CipherKey, type CryptoBackend, cryptoBackend } from "./_backend.ts";
+import { decryptFailed } from "./_checks.ts";
 import { AEAD_TAG_BYTES } from "./_limits.ts";
-import { AEAD_KEY_BYTES, type AeadId } from "./_types.ts";
+import type { AeadId } from "./_types.ts";
 
-/** Web Crypto's typings want ArrayBuffer-backed views; ours always are or Web Crypto copies. */
-function bs(b: Uint8Array): Uint8Array<ArrayBuffer> {
-  return b as Uint8Array<ArrayBuffer>;
-}
-
-/** A key ready to use: a Web Crypto key for AES-GCM, raw bytes for ChaCha20-Poly1305. */
-export type CipherKey = CryptoKey | Uint8Array;
-
-/**
- * Makes a `CipherKey` from raw key bytes. For AES the raw bytes are copied
- * into a non-extractable Web Crypto key and then zeroed; for ChaCha the key
- * keeps (owns) `raw`.
- */
-export function importCipherKey(aead: AeadId, raw: Uint8Array): CipherKey | Promise<CipherKey> {
-  if (raw.length !== AEAD_KEY_BYTES[aead]) {
-    throw new RangeError(
-      `Cannot import ${aead} key: length ${raw.length} is not ${AEAD_KEY_BYTES[aead]}`,
-    );
-  }
-  if (aead === "chacha20-poly1305") return raw;
-  const p = crypto.subtle.importKey("raw", bs(raw), "AES-GCM", false, ["encrypt", "decrypt"]);
-  wipe(raw); // importKey has copied the bytes already.
-  return p;
-}
+export type { CipherKey } from "./_backend.ts";
 
 /** Writes `iv XOR (seq as 12-byte big-endian)` into `out` (section "Nonce"). */
 export function recordNonce(iv: Uint8Array, seq: number, out: Uint8Array): Uint8Array {
@@ -62,15 +36,10 @@ export function recordNonce(iv: Uint8Array, seq: number, out: Uint8Array): Uint8
   return out;
 }
 
-function decryptFailed(cause?: unknown): ProtocolError {
-  return new ProtocolError("DECRYPT_FAILED", "Cannot open record: authentication failed", {
-    cause,
-  });
-}
-
 /**
  * Seals `buf = aad(aadLen) ‖ plaintext ‖ 16 spare bytes` in place; resolves
- * to `buf` holding `aad ‖ ciphertext ‖ tag`.
+ * to `buf` holding `aad ‖ ciphertext ‖ tag` (already sealed when `key` is
+ * synchronous).
  */
 export function sealInPlace(
   key: CipherKey,
@@ -80,31 +49,24 @@ export function sealInPlace(
 ): Promise<Uint8Array> {
   const aad = buf.subarray(0, aadLen);
   const body = buf.subarray(aadLen);
-  if (key instanceof Uint8Array) {
+  const plaintext = body.subarray(0, body.length - AEAD_TAG_BYTES);
+  if (key.sync) {
     try {
-      chacha20poly1305(key, nonce, aad).encrypt(
-        body.subarray(0, body.length - AEAD_TAG_BYTES),
-        body,
-      );
+      key.sealTo(nonce, aad, plaintext, body);
       return Promise.resolve(buf);
     } catch (e) {
       return Promise.reject(e);
     }
   }
-  return crypto.subtle.encrypt(
-    { name: "AES-GCM", iv: bs(nonce), additionalData: bs(aad) },
-    key,
-    bs(body.subarray(0, body.length - AEAD_TAG_BYTES)),
-  ).then((ct) => {
-    buf.set(new Uint8Array(ct), aadLen);
+  return key.seal(nonce, aad, plaintext).then((ct) => {
+    buf.set(ct, aadLen);
     return buf;
   });
 }
 
 /**
  * Seals `inner` into a new `ciphertext ‖ tag`. `inner`, `aad` and `nonce`
- * are only read, and only before this returns (Web Crypto copies them when
- * called; ChaCha runs synchronously), so the caller may reuse them at once.
+ * are only read, and only before this returns.
  */
 export function sealBody(
   key: CipherKey,
@@ -112,29 +74,40 @@ export function sealBody(
   aad: Uint8Array,
   inner: Uint8Array,
 ): Promise<Uint8Array> {
-  if (key instanceof Uint8Array) {
-    try {
-      return Promise.resolve(chacha20poly1305(key, nonce, aad).encrypt(inner));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  if (!key.sync) return key.seal(nonce, aad, inner);
+  try {
+    const out = new Uint8Array(inner.length + AEAD_TAG_BYTES);
+    key.sealTo(nonce, aad, inner, out);
+    return Promise.resolve(out);
+  } catch (e) {
+    return Promise.reject(e);
   }
-  return crypto.subtle.encrypt(
-    { name: "AES-GCM", iv: bs(nonce), additionalData: bs(aad) },
-    key,
-    bs(inner),
-  ).then(bytesOf);
-}
-
-function bytesOf(b: ArrayBuffer): Uint8Array {
-  return new Uint8Array(b);
 }
 
 /**
- * Opens `ct = ciphertext ‖ tag` with `nonce` and `aad`; resolves to the
- * plaintext or rejects with `ProtocolError` `DECRYPT_FAILED`. With
- * `inPlace`, ChaCha decrypts into `ct` itself (the caller owns it); AES
- * always returns a new buffer.
+ * Opens `ct = ciphertext ‖ tag` with a synchronous key; returns the
+ * plaintext or throws `ProtocolError` `DECRYPT_FAILED`. With `inPlace`, it
+ * decrypts into `ct` itself (the caller owns it); otherwise into a new
+ * array, and `ct` is only read.
+ */
+export function openRecordBodySync(
+  key: CipherKey & { sync: true },
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  ct: Uint8Array,
+  inPlace: boolean,
+): Uint8Array {
+  if (ct.length < AEAD_TAG_BYTES) throw decryptFailed();
+  const n = ct.length - AEAD_TAG_BYTES;
+  const out = inPlace ? ct.subarray(0, n) : new Uint8Array(n);
+  key.openTo(nonce, aad, ct, out);
+  return out;
+}
+
+/**
+ * Opens `ct = ciphertext ‖ tag`; resolves to the plaintext or rejects with
+ * `ProtocolError` `DECRYPT_FAILED`. `inPlace` as for `openRecordBodySync`
+ * (Web Crypto always returns a new buffer).
  */
 export function openRecordBody(
   key: CipherKey,
@@ -144,24 +117,12 @@ export function openRecordBody(
   inPlace: boolean,
 ): Promise<Uint8Array> {
   if (ct.length < AEAD_TAG_BYTES) return Promise.reject(decryptFailed());
-  if (key instanceof Uint8Array) {
-    try {
-      const out = inPlace ? ct.subarray(0, ct.length - AEAD_TAG_BYTES) : undefined;
-      return Promise.resolve(chacha20poly1305(key, nonce, aad).decrypt(ct, out));
-    } catch (e) {
-      return Promise.reject(decryptFailed(e));
-    }
+  if (!key.sync) return key.open(nonce, aad, ct);
+  try {
+    return Promise.resolve(openRecordBodySync(key, nonce, aad, ct, inPlace));
+  } catch (e) {
+    return Promise.reject(e);
   }
-  return crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: bs(nonce), additionalData: bs(aad) },
-    key,
-    bs(ct),
-  )
-    .then(bytesOf, rethrowDecryptFailed);
-}
-
-function rethrowDecryptFailed(e: unknown): never {
-  throw decryptFailed(e);
 }
 
 /**
@@ -174,12 +135,17 @@ export async function aeadSeal(
   nonce: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,
+  backend: CryptoBackend = cryptoBackend(),
 ): Promise<Uint8Array> {
-  const key = await importCipherKey(aead, rawKey.slice());
-  const buf = new Uint8Array(aad.length + plaintext.length + AEAD_TAG_BYTES);
-  buf.set(aad);
-  buf.set(plaintext, aad.length);
-  return (await sealInPlace(key, nonce, buf, aad.length)).slice(aad.length);
+  const key = await backend.importKey(aead, rawKey.slice(), "seal");
+  try {
+    const buf = new Uint8Array(aad.length + plaintext.length + AEAD_TAG_BYTES);
+    buf.set(aad);
+    buf.set(plaintext, aad.length);
+    return (await sealInPlace(key, nonce, buf, aad.length)).slice(aad.length);
+  } finally {
+    key.wipe();
+  }
 }
 
 /** Opens `ciphertext ‖ tag`; rejects with `DECRYPT_FAILED` on any mismatch. For test vectors. */
@@ -189,7 +155,12 @@ export async function aeadOpen(
   nonce: Uint8Array,
   aad: Uint8Array,
   ct: Uint8Array,
+  backend: CryptoBackend = cryptoBackend(),
 ): Promise<Uint8Array> {
-  const key = await importCipherKey(aead, rawKey.slice());
-  return await openRecordBody(key, nonce, aad, ct, false);
+  const key = await backend.importKey(aead, rawKey.slice(), "open");
+  try {
+    return await openRecordBody(key, nonce, aad, ct, false);
+  } finally {
+    key.wipe();
+  }
 }

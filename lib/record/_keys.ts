@@ -12,9 +12,11 @@
  * ```
  *
  * The schedule keeps the current epoch and prepares the hash successor
- * ahead of time (its Web Crypto key import runs in the background), so a
- * ratchet on the data path is synchronous. Each secret is zeroed as soon as
- * its successor is derived.
+ * ahead of time (a Web Crypto key import runs in the background; an
+ * OpenSSL one is done at once), so a ratchet on the data path is
+ * synchronous. Each secret is zeroed as soon as its successor is derived,
+ * and each epoch's key is wiped (an OpenSSL context freed) when the
+ * schedule leaves it.
  *
  * A receiver may frame the first record of a DH re-key epoch before it
  * knows the mixin (docs/PROTOCOL.md part 4 (re-key and release)): that epoch, and any
@@ -24,7 +26,7 @@
  * @module
  */
 import { hkdfExpandLabel, hkdfExtract, wipe } from "../crypto/mod.ts";
-import { type CipherKey, importCipherKey } from "./_aead.ts";
+import type { CipherKey, CryptoBackend, KeyUse } from "./_backend.ts";
 import { NONCE_BYTES, REKEY_MIXIN_BYTES, TRAFFIC_SECRET_BYTES } from "./_limits.ts";
 import { AEAD_KEY_BYTES, type AeadId } from "./_types.ts";
 
@@ -86,11 +88,17 @@ export function deriveEpochKeys(
   };
 }
 
+/** Which backend imports a schedule's keys, and for which direction. */
+export interface KeyScheduleOptions {
+  backend: CryptoBackend;
+  use: KeyUse;
+}
+
 /**
- * One epoch's keys. `key` is set at once for ChaCha and when the Web Crypto
- * import finishes for AES. An epoch created without a secret is waiting:
- * `derived` is false, `iv` is all zero and `ready` stays pending until
- * `resolve` supplies the secret.
+ * One epoch's keys. `key` is set at once by a synchronous import (OpenSSL,
+ * ChaCha on Web Crypto) and when the Web Crypto import finishes for AES.
+ * An epoch created without a secret is waiting: `derived` is false, `iv` is
+ * all zero and `ready` stays pending until `resolve` supplies the secret.
  */
 export class Epoch {
   readonly n: number;
@@ -100,13 +108,15 @@ export class Epoch {
   /** The epoch's traffic secret, held only until the successor is derived. */
   secret: Uint8Array | undefined;
   readonly #aead: AeadId;
+  readonly #opts: KeyScheduleOptions;
   #derived = false;
   #wiped = false;
   #settle: ((k: CipherKey | Promise<CipherKey>) => void) | undefined;
 
   /** Takes ownership of `secret`; without one the epoch waits for `resolve`. */
-  constructor(aead: AeadId, n: number, secret?: Uint8Array) {
+  constructor(aead: AeadId, opts: KeyScheduleOptions, n: number, secret?: Uint8Array) {
     this.#aead = aead;
+    this.#opts = opts;
     this.n = n;
     if (secret === undefined) {
       this.ready = new Promise<CipherKey>((r) => {
@@ -140,10 +150,13 @@ export class Epoch {
     this.iv.set(iv);
     wipe(iv);
     this.#derived = true;
-    const k = importCipherKey(this.#aead, key);
+    const k = this.#opts.backend.importKey(this.#aead, key, this.#opts.use);
     if (k instanceof Promise) {
       k.then((v) => {
-        this.key = v;
+        // Records that waited for this import still get `v` through `ready`,
+        // even when the epoch was left meanwhile: only Web Crypto imports
+        // asynchronously, and its keys need no wiping.
+        if (!this.#wiped) this.key = v;
       }, noop);
       return k;
     }
@@ -151,10 +164,10 @@ export class Epoch {
     return Promise.resolve(k);
   }
 
-  /** Zeroes what this epoch still holds (a ChaCha key is raw bytes). */
+  /** Zeroes what this epoch still holds and wipes its key (freeing an OpenSSL context). */
   wipe(): void {
     this.#wiped = true;
-    if (this.key instanceof Uint8Array) wipe(this.key);
+    this.key?.wipe();
     wipe(this.iv, this.secret);
     this.secret = undefined;
   }
@@ -174,6 +187,7 @@ function retire(old: Epoch): void {
 /** Current epoch plus the prepared next one (or the chain of waiting epochs). */
 export class KeySchedule {
   readonly aead: AeadId;
+  readonly #opts: KeyScheduleOptions;
   #current: Epoch;
   /** Prepared hash successor; undefined while the current epoch waits for a mixin. */
   #next: Epoch | undefined;
@@ -183,9 +197,10 @@ export class KeySchedule {
   #waiting: Epoch[] = [];
 
   /** Copies `secret0`; the caller keeps and wipes its own copy. */
-  constructor(aead: AeadId, secret0: Uint8Array) {
+  constructor(aead: AeadId, secret0: Uint8Array, opts: KeyScheduleOptions) {
     this.aead = aead;
-    this.#current = new Epoch(aead, 0, secret0.slice());
+    this.#opts = { backend: opts.backend, use: opts.use };
+    this.#current = new Epoch(aead, this.#opts, 0, secret0.slice());
     this.#next = this.#prepare(this.#current);
   }
 
@@ -193,7 +208,7 @@ export class KeySchedule {
     const s = nextTrafficSecret(from.secret!);
     wipe(from.secret);
     from.secret = undefined;
-    return new Epoch(this.aead, from.n + 1, s);
+    return new Epoch(this.aead, this.#opts, from.n + 1, s);
   }
 
   get current(): Epoch {
@@ -210,7 +225,7 @@ export class KeySchedule {
     const old = this.#current;
     if (this.#next === undefined) {
       // The current epoch waits for a mixin: so does its successor.
-      this.#current = new Epoch(this.aead, old.n + 1);
+      this.#current = new Epoch(this.aead, this.#opts, old.n + 1);
       this.#waiting.push(this.#current);
     } else {
       this.#current = this.#next;
@@ -226,7 +241,7 @@ export class KeySchedule {
     const old = this.#current;
     const s = rekeyTrafficSecret(next.secret!, mixin);
     next.wipe(); // the unused hash successor, its secret (the salt) included
-    this.#current = new Epoch(this.aead, old.n + 1, s);
+    this.#current = new Epoch(this.aead, this.#opts, old.n + 1, s);
     this.#next = this.#prepare(this.#current);
     retire(old);
     return this.#current;
@@ -240,7 +255,7 @@ export class KeySchedule {
     next.secret = undefined;
     next.wipe();
     this.#next = undefined;
-    this.#current = new Epoch(this.aead, old.n + 1);
+    this.#current = new Epoch(this.aead, this.#opts, old.n + 1);
     this.#waiting.push(this.#current);
     retire(old);
     return this.#current;

@@ -1,6 +1,7 @@
 /**
  * The receiving half of the record layer: push-based framing (synchronous),
- * then one AEAD open per record (asynchronous for AES). Framing unmasks each
+ * then one AEAD open per record (synchronous with OpenSSL and ChaCha,
+ * asynchronous with Web Crypto AES). Framing unmasks each
  * header with the mask of the next sequence number, checks the length before
  * allocating, and follows the epoch bit one ratchet step at a time. A record
  * with the re-key bit starts a DH re-key epoch; if its mixin is not known
@@ -11,7 +12,9 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { wipe } from "../crypto/mod.ts";
-import { type CipherKey, openRecordBody, recordNonce } from "./_aead.ts";
+import { type CipherKey, openRecordBody, openRecordBodySync, recordNonce } from "./_aead.ts";
+import { type CryptoBackend, cryptoBackend } from "./_backend.ts";
+import { decryptFailed } from "./_checks.ts";
 import { checkMixin, deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
 import {
   AEAD_TAG_BYTES,
@@ -35,6 +38,8 @@ import type { AeadId } from "./_types.ts";
 export interface OpenerOptions {
   /** Clock (ms) for the receiver's key-age ceiling; default `Date.now`. */
   now?: () => number;
+  /** The crypto backend; default the process-wide one (`cryptoBackend()`). */
+  backend?: CryptoBackend;
 }
 
 /** Internal knobs for tests: start sequence and hard ceilings. */
@@ -72,6 +77,11 @@ export class Opener {
 
   /** Settles after the previous record: rejects if it or any earlier one failed. */
   #prev: Promise<unknown> = Promise.resolve();
+  /** Records whose promise may not have settled yet (opened asynchronously, or behind one). */
+  #pending = 0;
+  readonly #settled = (): void => {
+    this.#pending--;
+  };
   #failed = false;
   #fatal: ProtocolError | undefined;
   /** Framing refused the record being read (its promise rejects with this). */
@@ -91,7 +101,10 @@ export class Opener {
     const lenKey = deriveLenKey(secret);
     this.#mask = new HeaderMask(lenKey);
     wipe(lenKey);
-    this.#keys = new KeySchedule(aead, secret);
+    this.#keys = new KeySchedule(aead, secret, {
+      backend: opts.backend ?? cryptoBackend(),
+      use: "open",
+    });
     this.#epoch = this.#keys.current;
     this.#epochStart = this.#now();
     this.#seq = internals.firstSeq ?? 0;
@@ -304,6 +317,24 @@ export class Opener {
     this.#bodyLen = -1;
     this.#bodyFill = 0;
 
+    const key = epoch.key;
+    if (this.#pending === 0 && !this.#failed && key !== undefined && key.sync) {
+      // Every earlier record has settled and this one opens now: one settled
+      // promise, no chain to wait behind.
+      let p: Promise<Uint8Array>;
+      try {
+        if (ct.length < MIN_RECORD_CIPHERTEXT) throw decryptFailed();
+        const nonce = recordNonce(epoch.iv, seq, nonceScratch);
+        p = Promise.resolve(stripPadding(openRecordBodySync(key, nonce, this.#hdr, ct, owned)));
+      } catch (e) {
+        this.#failed = true;
+        p = Promise.reject(e);
+        p.catch(noop);
+      }
+      this.#prev = p;
+      return p;
+    }
+
     let d: Promise<Uint8Array>;
     const refused = this.#refused;
     if (refused !== undefined) {
@@ -314,7 +345,6 @@ export class Opener {
         new ProtocolError("DECRYPT_FAILED", "Cannot open record: authentication failed"),
       );
     } else {
-      const key = epoch.key;
       if (key !== undefined) {
         d = openRecordBody(key, recordNonce(epoch.iv, seq, nonceScratch), this.#hdr, ct, owned);
       } else {
@@ -346,7 +376,8 @@ export class Opener {
       );
     });
     // Callers may drop the promises after a failure; never an unhandled rejection.
-    p.catch(noop);
+    this.#pending++;
+    p.then(this.#settled, this.#settled);
     this.#prev = p;
     return p;
   }

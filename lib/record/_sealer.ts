@@ -7,6 +7,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { type CipherKey, recordNonce, sealBody, sealInPlace } from "./_aead.ts";
+import { type CryptoBackend, cryptoBackend } from "./_backend.ts";
 import { checkMixin, deriveLenKey, type Epoch, KeySchedule } from "./_keys.ts";
 import {
   AEAD_TAG_BYTES,
@@ -53,6 +54,8 @@ export interface SealerOptions {
   now?: () => number;
   /** Source of padding lengths; default the platform CSPRNG. */
   random?: (n: number) => Uint8Array;
+  /** The crypto backend; default the process-wide one (`cryptoBackend()`). */
+  backend?: CryptoBackend;
 }
 
 /** Internal knobs for tests: start sequence and hard ceilings. */
@@ -112,6 +115,8 @@ export class Sealer {
   /** Mixin of a requested DH re-key, applied before the next record. */
   #rekeyMixin: Uint8Array | undefined;
   #firstSeq: number;
+  /** Whether every key this sealer imports seals synchronously. */
+  readonly #sync: boolean;
 
   constructor(
     aead: AeadId,
@@ -142,11 +147,20 @@ export class Sealer {
     const lenKey = deriveLenKey(secret);
     this.#mask = new HeaderMask(lenKey);
     wipe(lenKey);
-    this.#keys = new KeySchedule(aead, secret);
+    this.#keys = new KeySchedule(aead, secret, {
+      backend: opts.backend ?? cryptoBackend(),
+      use: "seal",
+    });
     this.#epoch = this.#keys.current;
+    // A backend imports every key of a suite alike: synchronously here, or not at all.
+    this.#sync = this.#epoch.key?.sync === true;
     this.#epochStart = this.#now();
     this.#seq = internals.firstSeq ?? 0;
     this.#firstSeq = this.#seq;
+  }
+
+  get synchronous(): boolean {
+    return this.#sync;
   }
 
   /** Resolves once epoch 0's key is imported. */
@@ -246,6 +260,15 @@ export class Sealer {
       inner[1] = pad;
       inner.set(payload, PAD_PREFIX_BYTES);
     }
+    if (key !== undefined && key.sync) {
+      try {
+        const body = new Uint8Array(inner.length + AEAD_TAG_BYTES);
+        key.sealTo(recordNonce(epoch.iv, seq, nonceScratch), header, inner, body);
+        return Promise.resolve([header, body]);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     if (key !== undefined) {
       return sealBody(key, recordNonce(epoch.iv, seq, nonceScratch), header, inner).then(
         (body) => [header, body],
@@ -256,6 +279,58 @@ export class Sealer {
     return epoch.ready.then((k: CipherKey) => sealBody(k, nonce, header, inner)).then(
       (body) => [header, body],
     );
+  }
+
+  sealInto(payload: Uint8Array, out: Uint8Array, offset = 0): number {
+    checkPayload(payload);
+    if (!this.#sync) {
+      throw new TypeError(
+        "Cannot seal record synchronously: the crypto backend seals asynchronously",
+      );
+    }
+    if (!(out instanceof Uint8Array)) {
+      throw new TypeError("Cannot seal record: output is not a Uint8Array");
+    }
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > out.length) {
+      throw new RangeError(`Cannot seal record: offset ${offset} is outside the output`);
+    }
+    const n = payload.length;
+    const pad = this.#padder.padFor(n);
+    const innerLen = PAD_PREFIX_BYTES + n + pad;
+    const len = RECORD_HEADER_BYTES + innerLen + AEAD_TAG_BYTES;
+    if (out.length - offset < len) {
+      throw new RangeError(
+        `Cannot seal record: ${
+          out.length - offset
+        } bytes of output after offset ${offset}, record needs ${len}`,
+      );
+    }
+    const seq = this.#seq;
+    const h = this.#step(innerLen);
+    const rec = out.subarray(offset, offset + len);
+    const at = RECORD_HEADER_BYTES + PAD_PREFIX_BYTES;
+    // A payload already where its plaintext goes is sealed where it lies;
+    // any other is copied first, so header bytes never overwrite it unread.
+    if (payload.buffer !== rec.buffer || payload.byteOffset !== rec.byteOffset + at) {
+      rec.set(payload, at);
+    }
+    rec[0] = h >>> 16;
+    rec[1] = h >>> 8;
+    rec[2] = h;
+    rec[3] = pad >>> 8;
+    rec[4] = pad;
+    if (pad > 0) rec.fill(0, at + n, at + n + pad);
+    const key = this.#epoch.key;
+    if (key === undefined || !key.sync) {
+      throw new TypeError("Cannot seal record synchronously: the key is not ready");
+    }
+    key.sealTo(
+      recordNonce(this.#epoch.iv, seq, nonceScratch),
+      rec.subarray(0, RECORD_HEADER_BYTES),
+      rec.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + innerLen),
+      rec.subarray(RECORD_HEADER_BYTES),
+    );
+    return len;
   }
 
   /**

@@ -22,6 +22,13 @@
  * console.log(new TextDecoder().decode(await payload)); // "hello"
  * ```
  *
+ * The AEADs run in a crypto backend: the system's OpenSSL 3 (synchronous;
+ * `createOpenSslBackend` over the functions `lib/openssl/mod.ts` loads with
+ * FFI) or Web Crypto with `@noble/ciphers` ChaCha20-Poly1305
+ * (`webCryptoBackend`, the default). `setCryptoBackend` chooses it for the
+ * process; both produce the same bytes, so peers on different backends
+ * interoperate.
+ *
  * @module
  */
 import { Opener, type OpenerOptions } from "./_opener.ts";
@@ -30,6 +37,19 @@ import { type AeadId, isAeadId } from "./_types.ts";
 import { TRAFFIC_SECRET_BYTES } from "./_limits.ts";
 
 export type { AeadId } from "./_types.ts";
+export {
+  type AsyncCipherKey,
+  type CipherKey,
+  type CryptoBackend,
+  cryptoBackend,
+  type CryptoBackendName,
+  describeCryptoBackend,
+  type KeyUse,
+  setCryptoBackend,
+  type SyncCipherKey,
+} from "./_backend.ts";
+export { createOpenSslBackend, type EvpAeadApi, type Libcrypto } from "./_openssl.ts";
+export { WEBCRYPTO_BACKEND as webCryptoBackend } from "./_webcrypto.ts";
 export type { PaddingPolicy } from "./_padding.ts";
 export type { OpenerOptions } from "./_opener.ts";
 export type { RatchetPolicy, SealerOptions, SealPartsOptions } from "./_sealer.ts";
@@ -112,6 +132,33 @@ export interface RecordSealer {
    * ```
    */
   sealParts(payload: Uint8Array, options?: SealPartsOptions): Promise<Uint8Array[]>;
+  /**
+   * Whether this sealer's backend seals synchronously (OpenSSL, or
+   * ChaCha20-Poly1305 on Web Crypto): then `seal` and `sealParts` return
+   * promises that are already settled, and `sealInto` may be used.
+   */
+  readonly synchronous: boolean;
+  /**
+   * Seals one record synchronously straight into `out` at `offset` (masked
+   * header ‖ ciphertext ‖ tag; same sequence numbers, keys and bytes as
+   * `seal`) and returns its length. If `payload` already lies in `out` at
+   * `offset + 5` (behind the header and `pad_len`), it is encrypted where
+   * it lies; any other payload is copied there first. Throws `TypeError`
+   * unless `synchronous`, `RangeError` if `out` lacks room (before a
+   * sequence number is taken), and like `seal` otherwise.
+   *
+   * @example
+   * ```ts
+   * import { createRecordOpener, createRecordSealer } from "./mod.ts";
+   * const s = new Uint8Array(32);
+   * const sealer = await createRecordSealer("chacha20-poly1305", s);
+   * const opener = await createRecordOpener("chacha20-poly1305", s);
+   * const out = new Uint8Array(64);
+   * const n = sealer.sealInto(new Uint8Array([1, 2, 3]), out, 8);
+   * console.log(n, await opener.push(out.subarray(8, 8 + n))[0]); // 24 Uint8Array [1, 2, 3]
+   * ```
+   */
+  sealInto(payload: Uint8Array, out: Uint8Array, offset?: number): number;
   /** Records sealed so far (the next sequence number). */
   readonly recordsSealed: number;
   /** Key epoch of the last sealed record (0 before the first ratchet). */
@@ -177,6 +224,9 @@ export interface RecordOpener {
    * a re-key epoch stay pending until `provideMixin` (and the records after
    * them, since delivery is in order). Rejections are pre-handled, so
    * dropping the promises after a failure is safe.
+   *
+   * With a synchronous backend each record whose predecessors have settled
+   * is opened before `push` returns and its promise is already settled.
    *
    * Ownership: `push` reads `chunk` before it returns and keeps no view of
    * it (records that arrive whole are handed to the AEAD, which copies or
@@ -266,7 +316,7 @@ function checkArgs(what: string, aead: unknown, secret: unknown): asserts aead i
  * Creates the sealer for one direction from its 32-byte traffic secret
  * (copied; the caller wipes its own copy). Defaults: no padding, ratchet
  * after 1 GiB, 2^22 records or 15 minutes, clock `Date.now`, randomness
- * from `crypto.getRandomValues`.
+ * from `crypto.getRandomValues`, the process-wide crypto backend.
  *
  * @example
  * ```ts
@@ -292,7 +342,8 @@ export async function createRecordSealer(
 
 /**
  * Creates the opener for the peer's direction from the same traffic secret
- * the peer's sealer uses (copied).
+ * the peer's sealer uses (copied), on `opts.backend` or the process-wide
+ * crypto backend.
  *
  * @example
  * ```ts

@@ -40,6 +40,17 @@ Deno.test("parseClientConfig() applies every default to a minimal profile", () =
   assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.socks5));
 });
 
+Deno.test("parseClientConfig() reads crypto.backend (default auto) and crypto.library", () => {
+  assert.deepEqual(parseClientConfig(MINIMAL, "alice.yml").crypto, { backend: "auto" });
+  const cfg = parseClientConfig(
+    `${MINIMAL}crypto:\n  backend: openssl\n  library: ../ssl/libcrypto.3.dylib\n`,
+    "home/alice.yml",
+  );
+  assert.deepEqual(cfg.crypto, { backend: "openssl", library: "ssl/libcrypto.3.dylib" });
+  const e = configError(() => parseClientConfig(`${MINIMAL}crypto: {backend: fast}\n`, "a.yml"));
+  assert.equal(e.key, "crypto.backend");
+});
+
 Deno.test("parseClientConfig() reads optional sections", () => {
   const cfg = parseClientConfig(
     `${MINIMAL}server_name: cdn.example\nca: |\n  ${CERT.trim().replace(/\n/g, "\n  ")}\n` +

@@ -29,7 +29,41 @@ Deno.test("parseServerConfig() applies every default to a minimal file", () => {
     maxTunnels: 256,
   });
   assert.deepEqual(cfg.socks5Direct, { enabled: false, listen: { host: "127.0.0.1", port: 1081 } });
+  assert.deepEqual(cfg.crypto, { backend: "auto" });
   assert.deepEqual(cfg.log, { level: "info" });
+});
+
+Deno.test("parseServerConfig() reads crypto.backend and resolves crypto.library like other paths", () => {
+  const at = (crypto: string) =>
+    parseServerConfig(`${MINIMAL}crypto: ${crypto}\n`, "etc/server.yml", SERVER_FILES).crypto;
+  assert.deepEqual(at("{backend: webcrypto}"), { backend: "webcrypto" });
+  assert.deepEqual(at("{backend: openssl, library: lib/libcrypto.so.3}"), {
+    backend: "openssl",
+    library: "etc/lib/libcrypto.so.3",
+  });
+  assert.deepEqual(at("{library: /opt/ssl/libcrypto.so.3}"), {
+    backend: "auto",
+    library: "/opt/ssl/libcrypto.so.3",
+  });
+  // A bare file name is for the system loader to find.
+  assert.deepEqual(at("{library: libcrypto-3-x64.dll}"), {
+    backend: "auto",
+    library: "libcrypto-3-x64.dll",
+  });
+});
+
+Deno.test("parseServerConfig() refuses an unknown crypto backend, listing the choices", () => {
+  const e = configError(() =>
+    parseServerConfig(`${MINIMAL}crypto:\n  backend: boringssl\n`, "etc/server.yml", SERVER_FILES)
+  );
+  assertAt(e, "etc/server.yml", 4, 12);
+  assert.equal(e.key, "crypto.backend");
+  assert.match(e.message, /Invalid crypto\.backend/);
+  assert.match(e.message + (e.hint ?? ""), /auto.*openssl.*webcrypto/);
+  const k = configError(() =>
+    parseServerConfig(`${MINIMAL}crypto:\n  libary: x\n`, "etc/server.yml", SERVER_FILES)
+  );
+  assert.equal(k.hint, 'did you mean "library"?');
 });
 
 Deno.test("parseServerConfig() reads sizes, durations and addresses", () => {

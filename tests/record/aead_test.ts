@@ -8,6 +8,7 @@ import { aeadOpen, aeadSeal } from "../../lib/record/_aead.ts";
 import { ProtocolError } from "../../lib/errors.ts";
 import type { AeadId } from "../../lib/record/mod.ts";
 import { hex, unhex } from "./_reference.ts";
+import { BACKENDS } from "./_helpers.ts";
 
 interface Vector {
   name: string;
@@ -223,48 +224,53 @@ const RFC8439: Vector = {
   valid: true,
 };
 
-for (const v of [...NIST, ...WYCHEPROOF, RFC8439]) {
-  Deno.test(`aeadSeal()/aeadOpen() ${v.valid ? "match" : "refuse"} ${v.name}`, async () => {
-    const key = unhex(v.key), iv = unhex(v.iv), aad = unhex(v.aad), msg = unhex(v.msg);
-    const sealed = unhex(v.ct + v.tag);
-    if (v.valid) {
-      assert.equal(hex(await aeadSeal(v.aead, key, iv, aad, msg)), v.ct + v.tag);
-      assert.equal(hex(await aeadOpen(v.aead, key, iv, aad, sealed)), v.msg);
-    } else {
-      await assert.rejects(aeadOpen(v.aead, key, iv, aad, sealed), (e: unknown) => {
-        assert.ok(e instanceof ProtocolError);
-        assert.equal(e.code, "DECRYPT_FAILED");
-        return true;
-      });
-    }
-  });
-}
-
-for (const v of [NIST[3]!, NIST[7]!, RFC8439]) {
-  Deno.test(`aeadOpen() refuses every single-bit change of ${v.name}`, async () => {
-    const key = unhex(v.key), iv = unhex(v.iv), aad = unhex(v.aad);
-    const sealed = unhex(v.ct + v.tag);
-    // Ciphertext and tag: flip each byte's low bit and high bit.
-    for (let i = 0; i < sealed.length; i++) {
-      for (const bit of [0x01, 0x80]) {
-        const bad = sealed.slice();
-        bad[i]! ^= bit;
-        await assert.rejects(aeadOpen(v.aead, key, iv, aad, bad), ProtocolError);
+for (const { be, backend } of BACKENDS) {
+  for (const v of [...NIST, ...WYCHEPROOF, RFC8439]) {
+    Deno.test(`${be}: aeadSeal()/aeadOpen() ${v.valid ? "match" : "refuse"} ${v.name}`, async () => {
+      const key = unhex(v.key), iv = unhex(v.iv), aad = unhex(v.aad), msg = unhex(v.msg);
+      const sealed = unhex(v.ct + v.tag);
+      if (v.valid) {
+        assert.equal(hex(await aeadSeal(v.aead, key, iv, aad, msg, backend)), v.ct + v.tag);
+        assert.equal(hex(await aeadOpen(v.aead, key, iv, aad, sealed, backend)), v.msg);
+      } else {
+        await assert.rejects(aeadOpen(v.aead, key, iv, aad, sealed, backend), (e: unknown) => {
+          assert.ok(e instanceof ProtocolError);
+          assert.equal(e.code, "DECRYPT_FAILED");
+          return true;
+        });
       }
-    }
-    // AAD, nonce, truncation.
-    for (let i = 0; i < aad.length; i++) {
-      const bad = aad.slice();
-      bad[i]! ^= 1;
-      await assert.rejects(aeadOpen(v.aead, key, iv, bad, sealed), ProtocolError);
-    }
-    const badIv = iv.slice();
-    badIv[11]! ^= 1;
-    await assert.rejects(aeadOpen(v.aead, key, badIv, aad, sealed), ProtocolError);
-    await assert.rejects(
-      aeadOpen(v.aead, key, iv, aad, sealed.subarray(0, sealed.length - 1)),
-      ProtocolError,
-    );
-    await assert.rejects(aeadOpen(v.aead, key, iv, aad, sealed.subarray(0, 15)), ProtocolError);
-  });
+    });
+  }
+
+  for (const v of [NIST[3]!, NIST[7]!, RFC8439]) {
+    Deno.test(`${be}: aeadOpen() refuses every single-bit change of ${v.name}`, async () => {
+      const key = unhex(v.key), iv = unhex(v.iv), aad = unhex(v.aad);
+      const sealed = unhex(v.ct + v.tag);
+      // Ciphertext and tag: flip each byte's low bit and high bit.
+      for (let i = 0; i < sealed.length; i++) {
+        for (const bit of [0x01, 0x80]) {
+          const bad = sealed.slice();
+          bad[i]! ^= bit;
+          await assert.rejects(aeadOpen(v.aead, key, iv, aad, bad, backend), ProtocolError);
+        }
+      }
+      // AAD, nonce, truncation.
+      for (let i = 0; i < aad.length; i++) {
+        const bad = aad.slice();
+        bad[i]! ^= 1;
+        await assert.rejects(aeadOpen(v.aead, key, iv, bad, sealed, backend), ProtocolError);
+      }
+      const badIv = iv.slice();
+      badIv[11]! ^= 1;
+      await assert.rejects(aeadOpen(v.aead, key, badIv, aad, sealed, backend), ProtocolError);
+      await assert.rejects(
+        aeadOpen(v.aead, key, iv, aad, sealed.subarray(0, sealed.length - 1), backend),
+        ProtocolError,
+      );
+      await assert.rejects(
+        aeadOpen(v.aead, key, iv, aad, sealed.subarray(0, 15), backend),
+        ProtocolError,
+      );
+    });
+  }
 }

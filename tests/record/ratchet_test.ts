@@ -1,11 +1,12 @@
 /** Key ratchet: triggers, in-band signalling, real key change, hard ceilings. */
 import assert from "node:assert/strict";
 import { ProtocolError } from "../../lib/errors.ts";
-import { createRecordOpener, createRecordSealer, type RecordSealer } from "../../lib/record/mod.ts";
+import { createRecordOpener, type RecordSealer } from "../../lib/record/mod.ts";
 import { Sealer } from "../../lib/record/_sealer.ts";
 import { Opener } from "../../lib/record/_opener.ts";
 import { KeySchedule } from "../../lib/record/_keys.ts";
-import { join, pattern, secretOf, SUITES } from "./_helpers.ts";
+import { assertKeyWiped, BACKENDS, CASES, join, on, pattern, secretOf } from "./_helpers.ts";
+import type { AeadId, CryptoBackend } from "../../lib/record/mod.ts";
 import { refEpochs, refLenKey, refOpenRecord } from "./_reference.ts";
 
 /** Seals payloads of the given sizes one by one; returns records and the epoch of each. */
@@ -24,39 +25,41 @@ async function sealAll(
 
 /** An opener given the whole stream opens every payload and ends in the sealer's epoch. */
 async function assertInStep(
-  aead: (typeof SUITES)[number],
+  backend: CryptoBackend,
+  aead: AeadId,
   secret: Uint8Array,
   sizes: number[],
   recs: Uint8Array[],
   lastEpoch: number,
 ): Promise<void> {
-  const opener = await createRecordOpener(aead, secret);
+  const opener = await createRecordOpener(aead, secret, { backend });
   const got = await Promise.all(opener.push(join(recs)));
   assert.deepEqual(got, sizes.map((n, i) => pattern(n, i)));
   assert.equal(opener.epoch, lastEpoch);
 }
 
-for (const aead of SUITES) {
-  Deno.test(`${aead}: ratchets every 'records' records and the opener follows`, async () => {
+for (const { be, backend, aead } of CASES) {
+  const { createRecordSealer, createRecordOpener } = on(backend);
+  Deno.test(`${be} ${aead}: ratchets every 'records' records and the opener follows`, async () => {
     const secret = secretOf(21);
     const sealer = await createRecordSealer(aead, secret, { ratchet: { records: 4 } });
     const sizes = Array.from({ length: 13 }, (_, i) => i * 10);
     const { recs, epochs } = await sealAll(sealer, sizes);
     assert.deepEqual(epochs, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3]);
-    await assertInStep(aead, secret, sizes, recs, 3);
+    await assertInStep(backend, aead, secret, sizes, recs, 3);
   });
 
-  Deno.test(`${aead}: ratchets before a record that would pass 'bytes'; a larger record gets its own key`, async () => {
+  Deno.test(`${be} ${aead}: ratchets before a record that would pass 'bytes'; a larger record gets its own key`, async () => {
     const secret = secretOf(22);
     const sealer = await createRecordSealer(aead, secret, { ratchet: { bytes: 1000 } });
     // inner = 2 + payload: 302 each, so three fit in 1000 bytes.
     const sizes = [300, 300, 300, 300, 300, 300, 300, 2000, 300];
     const { recs, epochs } = await sealAll(sealer, sizes);
     assert.deepEqual(epochs, [0, 0, 0, 1, 1, 1, 2, 3, 4]);
-    await assertInStep(aead, secret, sizes, recs, 4);
+    await assertInStep(backend, aead, secret, sizes, recs, 4);
   });
 
-  Deno.test(`${aead}: ratchets once the key is 'ms' old (clock injected)`, async () => {
+  Deno.test(`${be} ${aead}: ratchets once the key is 'ms' old (clock injected)`, async () => {
     const secret = secretOf(23);
     let t = 1_000_000;
     const sealer = await createRecordSealer(aead, secret, { ratchet: { ms: 1000 }, now: () => t });
@@ -69,10 +72,10 @@ for (const aead of SUITES) {
     }
     // t: +0 e0, +999 e0, +1000 e1 (new clock start), +1500 e1, +1999 e1, +2000 e2, +7000 e3
     assert.deepEqual(epochs, [0, 0, 1, 1, 1, 2, 3]);
-    await assertInStep(aead, secret, recs.map((_, i) => i), recs, 3);
+    await assertInStep(backend, aead, secret, recs.map((_, i) => i), recs, 3);
   });
 
-  Deno.test(`${aead}: ratchetNow() ratchets once, before the next record`, async () => {
+  Deno.test(`${be} ${aead}: ratchetNow() ratchets once, before the next record`, async () => {
     const secret = secretOf(24);
     const sealer = await createRecordSealer(aead, secret);
     await sealer.seal(pattern(0, 0));
@@ -87,7 +90,7 @@ for (const aead of SUITES) {
     assert.equal(opener.epoch, 1);
   });
 
-  Deno.test(`${aead}: a ratchet really changes the key; an opener that does not ratchet fails`, async () => {
+  Deno.test(`${be} ${aead}: a ratchet really changes the key; an opener that does not ratchet fails`, async () => {
     const secret = secretOf(25);
     const plain = await createRecordSealer(aead, secret);
     const ratcheted = await createRecordSealer(aead, secret);
@@ -108,7 +111,7 @@ for (const aead of SUITES) {
     assert.deepEqual(refOpenRecord(aead, lenKey, e1!, 0n, b).payload, pattern(64));
   });
 
-  Deno.test(`${aead}: the opener moves forward one epoch only; an old-epoch record after a flip fails`, async () => {
+  Deno.test(`${be} ${aead}: the opener moves forward one epoch only; an old-epoch record after a flip fails`, async () => {
     const secret = secretOf(26);
     const sealer = await createRecordSealer(aead, secret);
     const stale = await createRecordSealer(aead, secret); // never ratchets
@@ -128,27 +131,29 @@ for (const aead of SUITES) {
     );
   });
 
-  Deno.test(`${aead}: hard ceilings apply whatever the policy says`, async () => {
+  Deno.test(`${be} ${aead}: hard ceilings apply whatever the policy says`, async () => {
     const secret = secretOf(27);
-    const sealer = new Sealer(aead, secret, { ratchet: { records: 1e12, bytes: 1e15 } }, {
+    const sealer = new Sealer(aead, secret, { backend, ratchet: { records: 1e12, bytes: 1e15 } }, {
       hardRecords: 3,
     });
     await sealer.ready;
     const { recs, epochs } = await sealAll(sealer, [1, 2, 3, 4, 5, 6, 7]);
     assert.deepEqual(epochs, [0, 0, 0, 1, 1, 1, 2]);
-    await assertInStep(aead, secret, [1, 2, 3, 4, 5, 6, 7], recs, 2);
+    await assertInStep(backend, aead, secret, [1, 2, 3, 4, 5, 6, 7], recs, 2);
 
-    const bytes = new Sealer(aead, secret, { ratchet: { bytes: 1e15 } }, { hardBytes: 100 });
+    const bytes = new Sealer(aead, secret, { backend, ratchet: { bytes: 1e15 } }, {
+      hardBytes: 100,
+    });
     await bytes.ready;
     const r = await sealAll(bytes, [40, 40, 40, 40]);
     assert.deepEqual(r.epochs, [0, 0, 1, 1]);
   });
 
-  Deno.test(`${aead}: the opener refuses a peer that exceeds the per-key hard limit`, async () => {
+  Deno.test(`${be} ${aead}: the opener refuses a peer that exceeds the per-key hard limit`, async () => {
     const secret = secretOf(28);
     const sealer = await createRecordSealer(aead, secret, { ratchet: { records: 10 } });
     const { recs } = await sealAll(sealer, [1, 2, 3, 4]);
-    const opener = new Opener(aead, secret, {}, { hardRecords: 3 });
+    const opener = new Opener(aead, secret, { backend }, { hardRecords: 3 });
     await opener.ready;
     assert.throws(
       () => opener.push(join(recs)),
@@ -156,7 +161,7 @@ for (const aead of SUITES) {
     );
   });
 
-  Deno.test(`${aead}: the opener refuses a key older than 24 hours`, async () => {
+  Deno.test(`${be} ${aead}: the opener refuses a key older than 24 hours`, async () => {
     const secret = secretOf(29);
     let t = 0;
     const sealer = await createRecordSealer(aead, secret, { now: () => 0 });
@@ -170,24 +175,26 @@ for (const aead of SUITES) {
     );
   });
 
-  Deno.test(`${aead}: pipelined seals across ratchets stay in order and in step`, async () => {
+  Deno.test(`${be} ${aead}: pipelined seals across ratchets stay in order and in step`, async () => {
     const secret = secretOf(30);
     const sealer = await createRecordSealer(aead, secret, { ratchet: { records: 3 } });
     const sizes = Array.from({ length: 16 }, (_, i) => 1000 + i * 3000);
     const recs = await Promise.all(sizes.map((n, i) => sealer.seal(pattern(n, i))));
     assert.equal(sealer.epoch, 5);
-    await assertInStep(aead, secret, sizes, recs, 5);
+    await assertInStep(backend, aead, secret, sizes, recs, 5);
   });
 }
 
-Deno.test("KeySchedule.advance() wipes the previous epoch's key material", () => {
-  const ks = new KeySchedule("chacha20-poly1305", secretOf(31));
-  const e0 = ks.current;
-  assert.ok(e0.key instanceof Uint8Array);
-  const key0 = e0.key;
-  assert.equal(e0.secret, undefined); // already replaced by the prepared successor
-  ks.advance();
-  assert.ok(key0.every((b) => b === 0));
-  assert.ok(e0.iv.every((b) => b === 0));
-  assert.equal(ks.current.n, 1);
-});
+for (const { be, backend } of BACKENDS) {
+  Deno.test(`${be}: KeySchedule.advance() wipes the previous epoch's key material`, () => {
+    const ks = new KeySchedule("chacha20-poly1305", secretOf(31), { backend, use: "seal" });
+    const e0 = ks.current;
+    const key0 = e0.key;
+    assert.equal(key0?.wiped, false);
+    assert.equal(e0.secret, undefined); // already replaced by the prepared successor
+    ks.advance();
+    assertKeyWiped(be, key0);
+    assert.ok(e0.iv.every((b) => b === 0));
+    assert.equal(ks.current.n, 1);
+  });
+}

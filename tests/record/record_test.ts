@@ -16,10 +16,16 @@ import { Sealer } from "../../lib/record/_sealer.ts";
 import { Opener } from "../../lib/record/_opener.ts";
 import { HeaderMask } from "../../lib/record/_mask.ts";
 import { deriveLenKey } from "../../lib/record/_keys.ts";
-import { join, pattern, secretOf, settle, SUITES } from "./_helpers.ts";
+import { CASES, join, on, pattern, secretOf, settle } from "./_helpers.ts";
+import type { AeadId, CryptoBackend } from "../../lib/record/mod.ts";
 import { refEpochs, refLenKey, refSealInner } from "./_reference.ts";
 
-async function pair(aead: (typeof SUITES)[number], b = 1): Promise<[RecordSealer, RecordOpener]> {
+async function pair(
+  backend: CryptoBackend,
+  aead: AeadId,
+  b = 1,
+): Promise<[RecordSealer, RecordOpener]> {
+  const { createRecordSealer, createRecordOpener } = on(backend);
   return [await createRecordSealer(aead, secretOf(b)), await createRecordOpener(aead, secretOf(b))];
 }
 
@@ -63,9 +69,10 @@ async function deliver(
   return { ok, refused: false };
 }
 
-for (const aead of SUITES) {
-  Deno.test(`${aead}: records of 0, 1, 16 KiB and 256 KiB round-trip`, async () => {
-    const [sealer, opener] = await pair(aead);
+for (const { be, backend, aead } of CASES) {
+  const { createRecordSealer, createRecordOpener } = on(backend);
+  Deno.test(`${be} ${aead}: records of 0, 1, 16 KiB and 256 KiB round-trip`, async () => {
+    const [sealer, opener] = await pair(backend, aead);
     for (const n of [0, 1, 16384, MAX_RECORD_PAYLOAD]) {
       const payload = pattern(n, n);
       const rec = await sealer.seal(payload);
@@ -79,30 +86,30 @@ for (const aead of SUITES) {
     assert.equal(opener.recordsReceived, 4);
   });
 
-  Deno.test(`${aead}: seal() refuses a payload above MAX_RECORD_PAYLOAD and non-bytes`, async () => {
-    const [sealer] = await pair(aead);
+  Deno.test(`${be} ${aead}: seal() refuses a payload above MAX_RECORD_PAYLOAD and non-bytes`, async () => {
+    const [sealer] = await pair(backend, aead);
     assert.throws(() => sealer.seal(new Uint8Array(MAX_RECORD_PAYLOAD + 1)), RangeError);
     assert.throws(() => sealer.seal("x" as unknown as Uint8Array), TypeError);
     assert.equal(sealer.recordsSealed, 0);
   });
 
-  Deno.test(`${aead}: seal() copies the payload before returning`, async () => {
-    const [sealer, opener] = await pair(aead);
+  Deno.test(`${be} ${aead}: seal() copies the payload before returning`, async () => {
+    const [sealer, opener] = await pair(backend, aead);
     const payload = pattern(1000);
     const p = sealer.seal(payload);
     payload.fill(0);
     assert.deepEqual(await opener.push(await p)[0], pattern(1000));
   });
 
-  Deno.test(`${aead}: 16 seals in flight open correctly in call order`, async () => {
-    const [sealer, opener] = await pair(aead);
+  Deno.test(`${be} ${aead}: 16 seals in flight open correctly in call order`, async () => {
+    const [sealer, opener] = await pair(backend, aead);
     const sizes = Array.from({ length: 16 }, (_, i) => (i * 4099) % 70000);
     const recs = await Promise.all(sizes.map((n, i) => sealer.seal(pattern(n, i))));
     const got = await Promise.all(opener.push(join(recs)));
     assert.deepEqual(got, sizes.map((n, i) => pattern(n, i)));
   });
 
-  Deno.test(`${aead}: any chunking of the stream yields the same records`, async () => {
+  Deno.test(`${be} ${aead}: any chunking of the stream yields the same records`, async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.oneof(fc.nat(64), fc.nat(5000), fc.constantFrom(65536, 100000)), {
@@ -111,7 +118,7 @@ for (const aead of SUITES) {
         }),
         fc.array(fc.nat(), { maxLength: 40 }),
         async (sizes, cuts) => {
-          const [sealer, opener] = await pair(aead, 9);
+          const [sealer, opener] = await pair(backend, aead, 9);
           const payloads = sizes.map((n, i) => pattern(n, i));
           const wire = join(await Promise.all(payloads.map((p) => sealer.seal(p))));
           const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
@@ -129,8 +136,8 @@ for (const aead of SUITES) {
     );
   });
 
-  Deno.test(`${aead}: one byte at a time frames correctly and reports buffered bytes`, async () => {
-    const [sealer, opener] = await pair(aead);
+  Deno.test(`${be} ${aead}: one byte at a time frames correctly and reports buffered bytes`, async () => {
+    const [sealer, opener] = await pair(backend, aead);
     const payloads = [pattern(0), pattern(3), pattern(20000, 5)];
     const wire = join(await Promise.all(payloads.map((p) => sealer.seal(p))));
     const ps: Promise<Uint8Array>[] = [];
@@ -143,8 +150,8 @@ for (const aead of SUITES) {
     assert.deepEqual(await Promise.all(ps), payloads);
   });
 
-  Deno.test(`${aead}: a 256 KiB record pushed one byte at a time is copied once`, async () => {
-    const [sealer, opener] = await pair(aead, 17);
+  Deno.test(`${be} ${aead}: a 256 KiB record pushed one byte at a time is copied once`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 17);
     const payload = pattern(MAX_RECORD_PAYLOAD, 3);
     const rec = await sealer.seal(payload);
     const ps: Promise<Uint8Array>[] = [];
@@ -157,11 +164,11 @@ for (const aead of SUITES) {
     assert.ok(ms < 5000, `framing took ${ms} ms`);
   });
 
-  Deno.test(`${aead}: a dropped record is refused and nothing after it is delivered`, async () => {
-    const [sealer, opener] = await pair(aead, 2);
+  Deno.test(`${be} ${aead}: a dropped record is refused and nothing after it is delivered`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 2);
     // Pushed one record at a time, the records before the gap are delivered.
     {
-      const [s2, o2] = await pair(aead, 2);
+      const [s2, o2] = await pair(backend, aead, 2);
       const rs = await Promise.all(
         [10, 20, 30, MAX_RECORD_PAYLOAD].map((n) => s2.seal(pattern(n))),
       );
@@ -178,8 +185,8 @@ for (const aead of SUITES) {
     assertPrefix(r.ok, [pattern(10)]);
   });
 
-  Deno.test(`${aead}: a replayed record is refused`, async () => {
-    const [sealer, opener] = await pair(aead, 3);
+  Deno.test(`${be} ${aead}: a replayed record is refused`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 3);
     const recs = await Promise.all(
       [10, 20, MAX_RECORD_PAYLOAD].map((n) => sealer.seal(pattern(n))),
     );
@@ -188,8 +195,8 @@ for (const aead of SUITES) {
     assertPrefix(r.ok, [pattern(10), pattern(20)]);
   });
 
-  Deno.test(`${aead}: reordered records are refused`, async () => {
-    const [sealer, opener] = await pair(aead, 4);
+  Deno.test(`${be} ${aead}: reordered records are refused`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 4);
     const recs = await Promise.all(
       [10, 20, 30, MAX_RECORD_PAYLOAD].map((n) => sealer.seal(pattern(n))),
     );
@@ -198,8 +205,8 @@ for (const aead of SUITES) {
     assertPrefix(r.ok, [pattern(10)]);
   });
 
-  Deno.test(`${aead}: flipping any bit position of any byte of a small record is refused`, async () => {
-    const [sealer] = await pair(aead, 5);
+  Deno.test(`${be} ${aead}: flipping any bit position of any byte of a small record is refused`, async () => {
+    const [sealer] = await pair(backend, aead, 5);
     const rec = await sealer.seal(pattern(5));
     // Trailing bytes make sure a corrupted length is framed (not left waiting).
     const filler = new Uint8Array(MAX_RECORD_BYTES);
@@ -215,8 +222,8 @@ for (const aead of SUITES) {
     }
   });
 
-  Deno.test(`${aead}: after a failed record every later record fails too`, async () => {
-    const [sealer, opener] = await pair(aead, 6);
+  Deno.test(`${be} ${aead}: after a failed record every later record fails too`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 6);
     const recs = await Promise.all([10, 20, 30].map((n) => sealer.seal(pattern(n))));
     const bad = recs[1]!.slice();
     bad[10]! ^= 1; // ciphertext byte: length intact
@@ -229,8 +236,8 @@ for (const aead of SUITES) {
     await assert.rejects(later[0]!, isCode("DECRYPT_FAILED"));
   });
 
-  Deno.test(`${aead}: a truncated record is never delivered`, async () => {
-    const [sealer, opener] = await pair(aead, 7);
+  Deno.test(`${be} ${aead}: a truncated record is never delivered`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 7);
     const recs = await Promise.all([100, 200].map((n) => sealer.seal(pattern(n))));
     const cut = recs[0]!.subarray(0, recs[0]!.length - 1);
     assert.deepEqual(opener.push(cut), []);
@@ -241,7 +248,7 @@ for (const aead of SUITES) {
     assert.deepEqual(r.ok, []);
   });
 
-  Deno.test(`${aead}: an oversize header throws TOO_LARGE from its third byte, before the body`, async () => {
+  Deno.test(`${be} ${aead}: an oversize header throws TOO_LARGE from its third byte, before the body`, async () => {
     const secret = secretOf(8);
     const mask = new HeaderMask(deriveLenKey(secret));
     for (const len of [MAX_RECORD_CIPHERTEXT + 1, 0x7fffff]) {
@@ -255,13 +262,13 @@ for (const aead of SUITES) {
       assert.throws(() => opener.push(new Uint8Array(1)), isCode("TOO_LARGE"));
     }
     // The largest legal record still passes.
-    const [sealer, opener] = await pair(aead, 8);
+    const [sealer, opener] = await pair(backend, aead, 8);
     const rec = await sealer.seal(new Uint8Array(MAX_RECORD_PAYLOAD));
     assert.equal(rec.length, MAX_RECORD_BYTES);
     assert.equal((await opener.push(rec)[0])!.length, MAX_RECORD_PAYLOAD);
   });
 
-  Deno.test(`${aead}: a ciphertext shorter than pad_len + tag is refused`, async () => {
+  Deno.test(`${be} ${aead}: a ciphertext shorter than pad_len + tag is refused`, async () => {
     const secret = secretOf(10);
     const mask = new HeaderMask(deriveLenKey(secret));
     const opener = await createRecordOpener(aead, secret);
@@ -272,7 +279,7 @@ for (const aead of SUITES) {
     await assert.rejects(ps[0]!, isCode("DECRYPT_FAILED"));
   });
 
-  Deno.test(`${aead}: an authentic record whose pad_len exceeds its inner length is MALFORMED`, async () => {
+  Deno.test(`${be} ${aead}: an authentic record whose pad_len exceeds its inner length is MALFORMED`, async () => {
     const secret = secretOf(11);
     const ep = refEpochs(aead, secret, 0)[0]!;
     const inner = Uint8Array.of(0, 9, 1, 2, 3); // pad_len 9 > 3
@@ -281,11 +288,11 @@ for (const aead of SUITES) {
     await assert.rejects(opener.push(rec)[0]!, isCode("MALFORMED"));
   });
 
-  Deno.test(`${aead}: the sealer refuses to go past the last sequence number`, async () => {
+  Deno.test(`${be} ${aead}: the sealer refuses to go past the last sequence number`, async () => {
     const secret = secretOf(12);
-    const sealer = new Sealer(aead, secret, {}, { firstSeq: MAX_SEQ });
+    const sealer = new Sealer(aead, secret, { backend }, { firstSeq: MAX_SEQ });
     await sealer.ready;
-    const opener = new Opener(aead, secret, {}, { firstSeq: MAX_SEQ });
+    const opener = new Opener(aead, secret, { backend }, { firstSeq: MAX_SEQ });
     await opener.ready;
     const rec = await sealer.seal(pattern(9));
     assert.deepEqual(await opener.push(rec)[0], pattern(9));
@@ -293,7 +300,7 @@ for (const aead of SUITES) {
     assert.throws(() => opener.push(rec), isCode("LIMIT"));
   });
 
-  Deno.test(`${aead}: records of one direction do not open in the other`, async () => {
+  Deno.test(`${be} ${aead}: records of one direction do not open in the other`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(13));
     const opener = await createRecordOpener(aead, secretOf(14));
     const r = await deliver(

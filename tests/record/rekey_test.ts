@@ -6,17 +6,21 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "../../lib/errors.ts";
 import { hkdfExpandLabel } from "../../lib/crypto/mod.ts";
-import {
-  createRecordOpener,
-  createRecordSealer,
-  HEADER_REKEY_BIT,
-  type RecordOpener,
-  type RecordSealer,
-} from "../../lib/record/mod.ts";
+import { HEADER_REKEY_BIT, type RecordOpener, type RecordSealer } from "../../lib/record/mod.ts";
 import { KeySchedule, nextTrafficSecret, rekeyTrafficSecret } from "../../lib/record/_keys.ts";
 import { HeaderMask } from "../../lib/record/_mask.ts";
 import { deriveLenKey } from "../../lib/record/_keys.ts";
-import { join, pattern, secretOf, settle, SUITES } from "./_helpers.ts";
+import {
+  assertKeyWiped,
+  BACKENDS,
+  CASES,
+  join,
+  on,
+  pattern,
+  secretOf,
+  settle,
+} from "./_helpers.ts";
+import type { AeadId, CryptoBackend } from "../../lib/record/mod.ts";
 import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { refLenKey, refNonce } from "./_reference.ts";
@@ -32,9 +36,11 @@ function isCode(code: string) {
 }
 
 async function pair(
-  aead: (typeof SUITES)[number],
+  backend: CryptoBackend,
+  aead: AeadId,
   b: number,
 ): Promise<[RecordSealer, RecordOpener]> {
+  const { createRecordSealer, createRecordOpener } = on(backend);
   return [await createRecordSealer(aead, secretOf(b)), await createRecordOpener(aead, secretOf(b))];
 }
 
@@ -54,7 +60,7 @@ function header(secret: Uint8Array, seq: number, rec: Uint8Array, isLenKey = fal
 
 /** Opens a whole record of `seq` with keys from `secret` (noble, no lib code); throws on failure. */
 function refOpen(
-  aead: (typeof SUITES)[number],
+  aead: AeadId,
   lenKey: Uint8Array,
   ep: { key: Uint8Array; iv: Uint8Array },
   seq: number,
@@ -71,7 +77,7 @@ function refOpen(
 }
 
 /** Reference epoch keys from a secret. */
-function refKeys(aead: (typeof SUITES)[number], secret: Uint8Array) {
+function refKeys(aead: AeadId, secret: Uint8Array) {
   return {
     secret,
     key: hkdfExpandLabel(secret, "record key", EMPTY, aead === "aes-128-gcm" ? 16 : 32),
@@ -79,9 +85,10 @@ function refKeys(aead: (typeof SUITES)[number], secret: Uint8Array) {
   };
 }
 
-for (const aead of SUITES) {
-  Deno.test(`${aead}: rekey() round-trips with the mixin provided before the flagged record`, async () => {
-    const [sealer, opener] = await pair(aead, 40);
+for (const { be, backend, aead } of CASES) {
+  const { createRecordSealer, createRecordOpener } = on(backend);
+  Deno.test(`${be} ${aead}: rekey() round-trips with the mixin provided before the flagged record`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 40);
     const r0 = await sealer.seal(pattern(10, 0));
     sealer.rekey(mixinOf(1));
     assert.equal(sealer.rekeyPending, true);
@@ -102,8 +109,8 @@ for (const aead of SUITES) {
     assert.equal(opener.awaitingMixin, false);
   });
 
-  Deno.test(`${aead}: a late mixin: the flagged epoch waits, earlier records never do`, async () => {
-    const [sealer, opener] = await pair(aead, 41);
+  Deno.test(`${be} ${aead}: a late mixin: the flagged epoch waits, earlier records never do`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 41);
     const before = [await sealer.seal(pattern(5, 0)), await sealer.seal(pattern(6, 1))];
     sealer.rekey(mixinOf(2));
     const after = [await sealer.seal(pattern(7, 2)), await sealer.seal(pattern(8, 3))];
@@ -127,7 +134,7 @@ for (const aead of SUITES) {
     assert.equal(opener.epoch, 3);
   });
 
-  Deno.test(`${aead}: pipelined seals and opens across several re-keys and ratchets`, async () => {
+  Deno.test(`${be} ${aead}: pipelined seals and opens across several re-keys and ratchets`, async () => {
     const secret = secretOf(42);
     const sealer = await createRecordSealer(aead, secret, { ratchet: { records: 3 } });
     const opener = await createRecordOpener(aead, secret);
@@ -166,8 +173,8 @@ for (const aead of SUITES) {
     assert.equal(opener.epoch, sealer.epoch);
   });
 
-  Deno.test(`${aead}: a wrong mixin fails the DH epoch with DECRYPT_FAILED, not earlier records`, async () => {
-    const [sealer, opener] = await pair(aead, 43);
+  Deno.test(`${be} ${aead}: a wrong mixin fails the DH epoch with DECRYPT_FAILED, not earlier records`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 43);
     const r0 = await sealer.seal(pattern(3, 0));
     sealer.rekey(mixinOf(5));
     const r1 = await sealer.seal(pattern(4, 1));
@@ -178,13 +185,13 @@ for (const aead of SUITES) {
     await assert.rejects(ps[1]!, isCode("DECRYPT_FAILED"));
     await assert.rejects(ps[2]!, isCode("DECRYPT_FAILED"));
     // Early and wrong: same.
-    const [s2, o2] = await pair(aead, 43);
+    const [s2, o2] = await pair(backend, aead, 43);
     o2.provideMixin(mixinOf(6));
     s2.rekey(mixinOf(5));
     await assert.rejects(o2.push(await s2.seal(pattern(1)))[0]!, isCode("DECRYPT_FAILED"));
   });
 
-  Deno.test(`${aead}: a DH re-key really changes the keys: neither the old chain nor the hash ratchet opens it`, async () => {
+  Deno.test(`${be} ${aead}: a DH re-key really changes the keys: neither the old chain nor the hash ratchet opens it`, async () => {
     const secret = secretOf(44);
     const rekeyed = await createRecordSealer(aead, secret);
     const ratcheted = await createRecordSealer(aead, secret);
@@ -212,8 +219,8 @@ for (const aead of SUITES) {
     assert.equal(await settlesSoon(p), false);
   });
 
-  Deno.test(`${aead}: a flagged epoch without a mixin stays pending to the end of the session`, async () => {
-    const [sealer, opener] = await pair(aead, 45);
+  Deno.test(`${be} ${aead}: a flagged epoch without a mixin stays pending to the end of the session`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 45);
     const r0 = await sealer.seal(pattern(1, 0));
     sealer.rekey(mixinOf(8));
     const rest = await Promise.all([2, 3, 4].map((n, i) => sealer.seal(pattern(n, i + 1))));
@@ -226,8 +233,8 @@ for (const aead of SUITES) {
     // The session ends here: nothing rejects, nothing leaks (the test sanitizers check).
   });
 
-  Deno.test(`${aead}: a second flagged epoch before the first one's mixin throws BAD_STATE`, async () => {
-    const [sealer, opener] = await pair(aead, 46);
+  Deno.test(`${be} ${aead}: a second flagged epoch before the first one's mixin throws BAD_STATE`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 46);
     const r0 = await sealer.seal(pattern(1, 0));
     sealer.rekey(mixinOf(1));
     const r1 = await sealer.seal(pattern(2, 1));
@@ -240,9 +247,9 @@ for (const aead of SUITES) {
     assert.throws(() => opener.push(new Uint8Array(1)), isCode("BAD_STATE"));
   });
 
-  Deno.test(`${aead}: the re-key bit without an epoch change is refused like a forgery`, async () => {
+  Deno.test(`${be} ${aead}: the re-key bit without an epoch change is refused like a forgery`, async () => {
     const secret = secretOf(47);
-    const [sealer, opener] = await pair(aead, 47);
+    const [sealer, opener] = await pair(backend, aead, 47);
     const r0 = await sealer.seal(pattern(1, 0));
     const r1 = (await sealer.seal(pattern(2, 1))).slice();
     r1[0]! ^= HEADER_REKEY_BIT >>> 16;
@@ -255,15 +262,15 @@ for (const aead of SUITES) {
     assert.equal(opener.awaitingMixin, false);
   });
 
-  Deno.test(`${aead}: the re-key bit is authenticated: clearing it fails the record`, async () => {
-    const [sealer, opener] = await pair(aead, 48);
+  Deno.test(`${be} ${aead}: the re-key bit is authenticated: clearing it fails the record`, async () => {
+    const [sealer, opener] = await pair(backend, aead, 48);
     sealer.rekey(mixinOf(9));
     const r = (await sealer.seal(pattern(9))).slice();
     r[0]! ^= HEADER_REKEY_BIT >>> 16; // now reads as a hash ratchet
     await assert.rejects(opener.push(r)[0]!, isCode("DECRYPT_FAILED"));
   });
 
-  Deno.test(`${aead}: a hash ratchet due by policy and a re-key make one step, the re-key`, async () => {
+  Deno.test(`${be} ${aead}: a hash ratchet due by policy and a re-key make one step, the re-key`, async () => {
     const secret = secretOf(49);
     const sealer = await createRecordSealer(aead, secret, { ratchet: { records: 2 } });
     const opener = await createRecordOpener(aead, secret);
@@ -281,7 +288,7 @@ for (const aead of SUITES) {
 }
 
 Deno.test("rekey() and provideMixin() refuse bad mixins and a second unused one", async () => {
-  const [sealer, opener] = await pair("chacha20-poly1305", 50);
+  const [sealer, opener] = await pair(BACKENDS[0]!.backend, "chacha20-poly1305", 50);
   assert.throws(() => sealer.rekey(new Uint8Array(31)), RangeError);
   assert.throws(() => sealer.rekey("x" as unknown as Uint8Array), TypeError);
   assert.throws(() => opener.provideMixin(new Uint8Array(33)), RangeError);
@@ -295,7 +302,7 @@ Deno.test("rekey() and provideMixin() refuse bad mixins and a second unused one"
 });
 
 Deno.test("rekey() and provideMixin() copy the mixin", async () => {
-  const [sealer, opener] = await pair("aes-256-gcm", 51);
+  const [sealer, opener] = await pair(BACKENDS[1]!.backend, "aes-256-gcm", 51);
   const m = mixinOf(4);
   sealer.rekey(m);
   opener.provideMixin(m);
@@ -303,39 +310,42 @@ Deno.test("rekey() and provideMixin() copy the mixin", async () => {
   assert.deepEqual(await opener.push(await sealer.seal(pattern(4)))[0], pattern(4));
 });
 
-Deno.test("KeySchedule.rekey() wipes the old epoch and the unused hash successor", () => {
-  const ks = new KeySchedule("chacha20-poly1305", secretOf(52));
-  const e0 = ks.current;
-  const key0 = e0.key as Uint8Array;
-  const e1 = ks.rekey(mixinOf(1));
-  assert.ok(key0.every((b) => b === 0));
-  assert.ok(e0.iv.every((b) => b === 0));
-  assert.equal(e1.n, 1);
-  assert.equal(e1.secret, undefined); // replaced by its prepared successor
-  assert.ok(e1.derived);
-});
+for (const { be, backend } of BACKENDS) {
+  Deno.test(`${be}: KeySchedule.rekey() wipes the old epoch and the unused hash successor`, () => {
+    const ks = new KeySchedule("chacha20-poly1305", secretOf(52), { backend, use: "open" });
+    const e0 = ks.current;
+    const key0 = e0.key;
+    assert.equal(key0?.wiped, false);
+    const e1 = ks.rekey(mixinOf(1));
+    assertKeyWiped(be, key0);
+    assert.ok(e0.iv.every((b) => b === 0));
+    assert.equal(e1.n, 1);
+    assert.equal(e1.secret, undefined); // replaced by its prepared successor
+    assert.ok(e1.derived);
+  });
 
-Deno.test("KeySchedule.rekeyDeferred(): waiting epochs derive on supplyMixin() and are wiped when left", async () => {
-  const secret = secretOf(53);
-  const ks = new KeySchedule("chacha20-poly1305", secret);
-  const w1 = ks.rekeyDeferred();
-  const w2 = ks.advance();
-  assert.equal(ks.awaitingMixin, true);
-  assert.equal(w1.derived, false);
-  assert.equal(w1.key, undefined);
-  assert.throws(() => ks.rekeyDeferred(), TypeError);
-  ks.supplyMixin(mixinOf(2));
-  assert.equal(ks.awaitingMixin, false);
-  assert.ok(w1.derived && w2.derived);
-  // The same keys as the sealer's schedule.
-  const s1 = rekeyTrafficSecret(nextTrafficSecret(secret), mixinOf(2));
-  const s2 = nextTrafficSecret(s1);
-  assert.deepEqual(w2.iv, hkdfExpandLabel(s2, "record iv", EMPTY, 12));
-  await w1.ready;
-  await Promise.resolve();
-  // w1 was left while waiting: it is wiped once its waiting records had their turn.
-  assert.ok(w1.iv.every((b) => b === 0));
-  const k1: unknown = w1.key;
-  assert.ok(k1 instanceof Uint8Array && k1.every((b) => b === 0));
-  assert.ok(!w2.iv.every((b) => b === 0));
-});
+  Deno.test(`${be}: KeySchedule.rekeyDeferred(): waiting epochs derive on supplyMixin() and are wiped when left`, async () => {
+    const secret = secretOf(53);
+    const ks = new KeySchedule("chacha20-poly1305", secret, { backend, use: "open" });
+    const w1 = ks.rekeyDeferred();
+    const w2 = ks.advance();
+    assert.equal(ks.awaitingMixin, true);
+    assert.equal(w1.derived, false);
+    assert.equal(w1.key, undefined);
+    assert.throws(() => ks.rekeyDeferred(), TypeError);
+    ks.supplyMixin(mixinOf(2));
+    assert.equal(ks.awaitingMixin, false);
+    assert.ok(w1.derived && w2.derived);
+    // The same keys as the sealer's schedule.
+    const s1 = rekeyTrafficSecret(nextTrafficSecret(secret), mixinOf(2));
+    const s2 = nextTrafficSecret(s1);
+    assert.deepEqual(w2.iv, hkdfExpandLabel(s2, "record iv", EMPTY, 12));
+    await w1.ready;
+    await Promise.resolve();
+    // w1 was left while waiting: it is wiped once its waiting records had their turn.
+    assert.ok(w1.iv.every((b) => b === 0));
+    assertKeyWiped(be, w1.key);
+    assert.ok(!w2.iv.every((b) => b === 0));
+    assert.equal(w2.key?.wiped, false);
+  });
+}

@@ -17,7 +17,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { createRecordOpener, createRecordSealer } from "../../lib/record/mod.ts";
-import { join, u16Source } from "./_helpers.ts";
+import { BACKENDS, join, u16Source } from "./_helpers.ts";
 import { hex, refMask, refNonce, type Suite, unhex } from "./_reference.ts";
 
 const enc = new TextEncoder();
@@ -202,32 +202,35 @@ if (import.meta.main) {
   for (const v of stored.suites) {
     const mixins = stored.exchanges.map((x) => unhex(x.mixin));
 
-    Deno.test(`record_rekey_v1.json ${v.aead}: createRecordSealer() produces every record byte for byte`, async () => {
-      const sealer = await createRecordSealer(v.aead, unhex(stored.traffic_secret), {
-        padding: { mode: "random", max: 255 },
-        random: u16Source(v.records.map((r) => r.pad_len)),
+    for (const { be, backend } of BACKENDS) {
+      Deno.test(`record_rekey_v1.json ${be} ${v.aead}: createRecordSealer() produces every record byte for byte`, async () => {
+        const sealer = await createRecordSealer(v.aead, unhex(stored.traffic_secret), {
+          backend,
+          padding: { mode: "random", max: 255 },
+          random: u16Source(v.records.map((r) => r.pad_len)),
+        });
+        for (const r of v.records) {
+          if (r.step === "ratchet") sealer.ratchetNow();
+          else if (r.step !== null) sealer.rekey(mixins[Number(r.step.slice(6))]!);
+          assert.equal(hex(await sealer.seal(unhex(r.payload))), r.record, `seq ${r.seq}`);
+          assert.equal(sealer.epoch, r.epoch);
+        }
       });
-      for (const r of v.records) {
-        if (r.step === "ratchet") sealer.ratchetNow();
-        else if (r.step !== null) sealer.rekey(mixins[Number(r.step.slice(6))]!);
-        assert.equal(hex(await sealer.seal(unhex(r.payload))), r.record, `seq ${r.seq}`);
-        assert.equal(sealer.epoch, r.epoch);
-      }
-    });
 
-    Deno.test(`record_rekey_v1.json ${v.aead}: createRecordOpener() opens the stream, mixins early and late`, async () => {
-      const opener = await createRecordOpener(v.aead, unhex(stored.traffic_secret));
-      const recs = v.records.map((r) => unhex(r.record));
-      opener.provideMixin(mixins[0]!); // early, before its epoch is framed
-      const first = await Promise.all(opener.push(join(recs.slice(0, 5))));
-      // The second DH epoch is framed before its mixin: it waits.
-      const rest = opener.push(join(recs.slice(5)));
-      assert.equal(opener.awaitingMixin, true);
-      opener.provideMixin(mixins[1]!);
-      assert.equal(opener.awaitingMixin, false);
-      const got = [...first, ...await Promise.all(rest)];
-      assert.deepEqual(got.map(hex), v.records.map((r) => r.payload));
-      assert.equal(opener.epoch, v.records.at(-1)!.epoch);
-    });
+      Deno.test(`record_rekey_v1.json ${be} ${v.aead}: createRecordOpener() opens the stream, mixins early and late`, async () => {
+        const opener = await createRecordOpener(v.aead, unhex(stored.traffic_secret), { backend });
+        const recs = v.records.map((r) => unhex(r.record));
+        opener.provideMixin(mixins[0]!); // early, before its epoch is framed
+        const first = await Promise.all(opener.push(join(recs.slice(0, 5))));
+        // The second DH epoch is framed before its mixin: it waits.
+        const rest = opener.push(join(recs.slice(5)));
+        assert.equal(opener.awaitingMixin, true);
+        opener.provideMixin(mixins[1]!);
+        assert.equal(opener.awaitingMixin, false);
+        const got = [...first, ...await Promise.all(rest)];
+        assert.deepEqual(got.map(hex), v.records.map((r) => r.payload));
+        assert.equal(opener.epoch, v.records.at(-1)!.epoch);
+      });
+    }
   }
 }

@@ -9,8 +9,6 @@ import { ProtocolError } from "../../lib/errors.ts";
 import { deriveLenKey } from "../../lib/record/_keys.ts";
 import { HeaderMask } from "../../lib/record/_mask.ts";
 import {
-  createRecordOpener,
-  createRecordSealer,
   MAX_RECORD_BYTES,
   MAX_RECORD_CIPHERTEXT,
   MAX_RECORD_PAYLOAD,
@@ -19,7 +17,7 @@ import {
   type RecordOpener,
   type RecordSealer,
 } from "../../lib/record/mod.ts";
-import { join, pattern, secretOf, SUITES, u16Source } from "./_helpers.ts";
+import { CASES, join, on, pattern, secretOf, u16Source } from "./_helpers.ts";
 
 /** `payload` copied into a new buffer behind `headroom` bytes of `fill`. */
 function withHeadroom(payload: Uint8Array, headroom = PAD_PREFIX_BYTES, fill = 0xee): Uint8Array {
@@ -35,8 +33,9 @@ const POLICIES: readonly PaddingPolicy[] = [
 ];
 const SIZES = [0, 1, 100, 4095, 5000, 65536, MAX_RECORD_PAYLOAD];
 
-for (const aead of SUITES) {
-  Deno.test(`${aead}: sealParts() gives seal()'s wire bytes under every padding policy`, async () => {
+for (const { be, backend, aead } of CASES) {
+  const { createRecordSealer, createRecordOpener } = on(backend);
+  Deno.test(`${be} ${aead}: sealParts() gives seal()'s wire bytes under every padding policy`, async () => {
     for (const padding of POLICIES) {
       const opts = { padding, random: u16Source([7, 300, 65535, 12, 9999, 1, 2, 3]) };
       const a = await createRecordSealer(aead, secretOf(5), opts);
@@ -55,7 +54,7 @@ for (const aead of SUITES) {
     }
   });
 
-  Deno.test(`${aead}: sealParts() with headroom writes only the two bytes before the payload`, async () => {
+  Deno.test(`${be} ${aead}: sealParts() with headroom writes only the two bytes before the payload`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(6));
     const opener = await createRecordOpener(aead, secretOf(6));
     const buf = new Uint8Array(4 + 1000).fill(0xaa);
@@ -70,7 +69,7 @@ for (const aead of SUITES) {
     assert.deepEqual(await opener.push(join(await p))[0], before.subarray(4));
   });
 
-  Deno.test(`${aead}: the same kept payload sealed again (a resend) opens to the same bytes`, async () => {
+  Deno.test(`${be} ${aead}: the same kept payload sealed again (a resend) opens to the same bytes`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(7));
     const opener = await createRecordOpener(aead, secretOf(7));
     const payload = withHeadroom(pattern(3000, 1));
@@ -81,7 +80,7 @@ for (const aead of SUITES) {
     assert.deepEqual(await y, pattern(3000, 1));
   });
 
-  Deno.test(`${aead}: sealParts() refuses useHeadroom without room and checks like seal()`, async () => {
+  Deno.test(`${be} ${aead}: sealParts() refuses useHeadroom without room and checks like seal()`, async () => {
     const sealer: RecordSealer = await createRecordSealer(aead, secretOf(8));
     assert.throws(() => sealer.sealParts(new Uint8Array(10), { useHeadroom: true }), RangeError);
     assert.throws(
@@ -93,7 +92,7 @@ for (const aead of SUITES) {
     assert.equal(sealer.recordsSealed, 0, "a refused payload takes no sequence number");
   });
 
-  Deno.test(`${aead}: sealParts() right after a ratchet (key import pending) copies its input`, async () => {
+  Deno.test(`${be} ${aead}: sealParts() right after a ratchet (key import pending) copies its input`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(9));
     const opener = await createRecordOpener(aead, secretOf(9));
     sealer.ratchetNow();
@@ -103,7 +102,7 @@ for (const aead of SUITES) {
     assert.deepEqual(await opener.push(join(await p))[0], pattern(500, 2));
   });
 
-  Deno.test(`${aead}: push() keeps no view of a chunk once it returns`, async () => {
+  Deno.test(`${be} ${aead}: push() keeps no view of a chunk once it returns`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(10));
     const opener = await createRecordOpener(aead, secretOf(10));
     const payloads = [pattern(10, 1), pattern(70000, 2), pattern(5, 3), pattern(1, 4)];
@@ -168,8 +167,9 @@ function readWhole(
   return out;
 }
 
-for (const aead of SUITES) {
-  Deno.test(`${aead}: pushWhole() opens records in place and leaves an incomplete one`, async () => {
+for (const { be, backend, aead } of CASES) {
+  const { createRecordSealer, createRecordOpener } = on(backend);
+  Deno.test(`${be} ${aead}: pushWhole() opens records in place and leaves an incomplete one`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(11));
     const payloads = [0, 1, 300, 70000, MAX_RECORD_PAYLOAD, 5, MAX_RECORD_PAYLOAD, 2].map((n, i) =>
       pattern(n, i)
@@ -189,7 +189,7 @@ for (const aead of SUITES) {
     }
   });
 
-  Deno.test(`${aead}: pushWhole() takes nothing of an incomplete record`, async () => {
+  Deno.test(`${be} ${aead}: pushWhole() takes nothing of an incomplete record`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(12));
     const opener = await createRecordOpener(aead, secretOf(12));
     const rec = await sealer.seal(pattern(100));
@@ -203,7 +203,7 @@ for (const aead of SUITES) {
     assert.deepEqual(await r.records[0], pattern(100));
   });
 
-  Deno.test(`${aead}: pushWhole() refuses an oversize length once its header is in`, async () => {
+  Deno.test(`${be} ${aead}: pushWhole() refuses an oversize length once its header is in`, async () => {
     const secret = secretOf(13);
     const mask = new HeaderMask(deriveLenKey(secret));
     const opener = await createRecordOpener(aead, secret);
@@ -215,7 +215,7 @@ for (const aead of SUITES) {
     assert.throws(() => opener.pushWhole(new Uint8Array(1)), tooLarge, "dead from now on");
   });
 
-  Deno.test(`${aead}: pushWhole() refuses to follow push() that left a record incomplete`, async () => {
+  Deno.test(`${be} ${aead}: pushWhole() refuses to follow push() that left a record incomplete`, async () => {
     const sealer = await createRecordSealer(aead, secretOf(14));
     const opener = await createRecordOpener(aead, secretOf(14));
     const rec = await sealer.seal(pattern(10));

@@ -1,0 +1,226 @@
+/**
+ * Peers on different crypto backends interoperate over real TLS on
+ * loopback: the server runs as `main.ts server` in a child process under
+ * the shipped permission flags with `crypto.backend` set in its server.yml
+ * (and says which backend it uses at start-up), the client runs here on the
+ * other backend. And `crypto.backend: openssl` without `--allow-ffi` stops
+ * the server with a message saying to grant it.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
+import { initServerDir } from "../../lib/cli/init.ts";
+import { addUser } from "../../lib/cli/user.ts";
+import { parseClientConfig } from "../../lib/config/mod.ts";
+import { loadCryptoBackend } from "../../lib/openssl/mod.ts";
+import {
+  type CryptoBackend,
+  cryptoBackend,
+  type CryptoBackendName,
+  setCryptoBackend,
+} from "../../lib/record/mod.ts";
+import { startClient } from "../../lib/tunnel/client.ts";
+import { readExact, socksConnect } from "../support/socks_client.ts";
+import { freePort, Logs, LOOPBACK_ROUTES, run, startEchoServer } from "./_harness.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+// Loaded before any test, as the CLI does at start-up: a library stays loaded for the process.
+const BACKENDS: Record<CryptoBackendName, CryptoBackend> = {
+  openssl: loadCryptoBackend("openssl"),
+  webcrypto: loadCryptoBackend("webcrypto"),
+};
+
+/** A server directory (TLS, a free loopback port, user alice) whose server.yml says `backend`. */
+async function serverDir(backend: CryptoBackendName): Promise<{ dir: string; profile: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-crypto-" });
+  await initServerDir(dir, { listen: `127.0.0.1:${freePort()}`, name: "localhost" });
+  const yml = join(dir, "server.yml");
+  const text = await Deno.readTextFile(yml);
+  assert.match(text, /^ {2}backend: auto$/m);
+  await Deno.writeTextFile(yml, text.replace(/^ {2}backend: auto$/m, `  backend: ${backend}`));
+  const profile = join(dir, "alice.yml");
+  await addUser("alice", { dir, out: profile, routes: [...LOOPBACK_ROUTES] });
+  return { dir, profile };
+}
+
+/** `main.ts server` in a child process; resolves once it listens. */
+async function startServerProcess(
+  dir: string,
+): Promise<{ log: () => string; stop: () => Promise<void> }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...PERMISSION_FLAGS,
+      "main.ts",
+      "server",
+      "--config",
+      join(dir, "server.yml"),
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  let listening: () => void = () => {};
+  const up = new Promise<void>((r) => (listening = r));
+  // Drains stderr for the child's whole life, so its pipe never fills.
+  const drained = (async () => {
+    for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += s;
+      if (/listening on tls:\/\//.test(text)) listening();
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stop = async () => {
+    clearTimeout(timer);
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+    const killer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+    }, 10_000);
+    await child.status;
+    clearTimeout(killer);
+    await drained;
+  };
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`server did not start:\n${text}`)), 60_000);
+  });
+  try {
+    await Promise.race([
+      up,
+      deadline,
+      child.status.then(() => {
+        throw new Error(`server exited:\n${text}`);
+      }),
+    ]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  clearTimeout(timer);
+  return { log: () => text, stop };
+}
+
+/** `p`, or a rejection once `ms` have passed (the caller's `finally` then cleans up). */
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends `n` bytes through the client's SOCKS5 port to the echo server and checks them. */
+async function echoThrough(socksPort: number, echoPort: number, n: number): Promise<void> {
+  const conn = await within(
+    30_000,
+    "SOCKS5 CONNECT",
+    socksConnect(socksPort, "127.0.0.1", echoPort),
+  );
+  try {
+    const sent = new Uint8Array(n);
+    for (let i = 0; i < n; i += 65536) crypto.getRandomValues(sent.subarray(i, i + 65536));
+    const [, got] = await within(
+      30_000,
+      "the echo",
+      Promise.all([
+        (async () => {
+          for (let o = 0; o < n;) o += await conn.write(sent.subarray(o, o + 65536));
+        })(),
+        readExact(conn, n),
+      ]),
+    );
+    assert.ok(got.length === n && got.every((b, i) => b === sent[i]), "echo differs");
+  } finally {
+    conn.close();
+  }
+}
+
+const PAIRS: [CryptoBackendName, CryptoBackendName][] = [["webcrypto", "openssl"], [
+  "openssl",
+  "webcrypto",
+]];
+
+for (const [serverBackend, clientBackend] of PAIRS) {
+  Deno.test(`a client on ${clientBackend} and a server process on ${serverBackend} carry data both ways over TLS`, async () => {
+    await using echo = startEchoServer();
+    const { dir, profile } = await serverDir(serverBackend);
+    const before = cryptoBackend();
+    const server = await startServerProcess(dir).catch(async (e) => {
+      await Deno.remove(dir, { recursive: true });
+      throw e;
+    });
+    try {
+      assert.match(
+        server.log(),
+        new RegExp(`info  \\[server\\] crypto backend: ${serverBackend} \\(`),
+      );
+      assert.equal(setCryptoBackend(BACKENDS[clientBackend]).name, clientBackend);
+      const text = await Deno.readTextFile(profile);
+      for (const aead of ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"]) {
+        const logs = new Logs();
+        const config = parseClientConfig(
+          `${
+            text.replace(/^socks5:\n {2}listen: .*$/m, 'socks5:\n  listen: "127.0.0.1:0"')
+          }\naead: [${aead}]\n`,
+          profile,
+        );
+        const client = await startClient(config, { log: logs.logger("client") });
+        try {
+          const session = await within(30_000, "the tunnel", client.tunnel());
+          await echoThrough(client.socksAddr.port, echo.port, 3 << 20);
+          assert.ok(session.stats.recordsIn > 10 && session.stats.recordsOut > 10);
+        } finally {
+          await client.close();
+        }
+        assert.match(
+          server.log(),
+          new RegExp(`user "alice" connected from 127\\.0\\.0\\.1 \\(\\S+, ${aead}\\)`),
+        );
+      }
+    } finally {
+      setCryptoBackend(before);
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+    assert.doesNotMatch(server.log(), /error|DECRYPT_FAILED|authentication failed/i);
+  });
+}
+
+Deno.test("main.ts server with crypto.backend: openssl and no --allow-ffi exits 1 saying to grant it", async () => {
+  const { dir } = await serverDir("openssl");
+  try {
+    const flags = PERMISSION_FLAGS.filter((f) => !f.startsWith("--allow-ffi"));
+    assert.equal(flags.length, PERMISSION_FLAGS.length - 1);
+    const r = await run(
+      Deno.execPath(),
+      ["run", "--quiet", ...flags, "main.ts", "server", "--config", join(dir, "server.yml")],
+      { cwd: ROOT, env: { NO_COLOR: "1" }, timeoutMs: 60_000 },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^nitrosocks server: Cannot use crypto backend openssl: --allow-ffi is not granted/m,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
