@@ -106,6 +106,7 @@ export interface ClientConfig {
     /** Move the session to a fresh connection about this often (s); 0 = never. */
     rotateS: number;
   };
+  /** Which AEAD implementation seals and opens records (`crypto.backend`, `crypto.library`). */
   crypto: CryptoSettings;
 }
 

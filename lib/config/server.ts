@@ -95,6 +95,7 @@ export interface ServerConfig {
     /** Ticket keys file text (lines `id:base64url-key`), when tickets are on. */
     ticketKeysText?: string;
   };
+  /** Which AEAD implementation seals and opens records (`crypto.backend`, `crypto.library`). */
   crypto: CryptoSettings;
   /** The least severe log level written. */
   log: { level: "debug" | "info" | "warn" | "error" };

@@ -183,7 +183,7 @@ for (const [serverBackend, clientBackend] of PAIRS) {
           }\naead: [${aead}]\n`,
           profile,
         );
-        const client = await startClient(config, { log: logs.logger("client") });
+        const client = await startClient({ profile: config, log: logs.logger("client") });
         try {
           const session = await within(30_000, "the tunnel", client.tunnel());
           await echoThrough(client.socksAddr.port, echo.port, 3 << 20);
