@@ -59,6 +59,11 @@ export type TunnelEventInit =
     detail: string;
     /** Server: local number of the connection. */
     conn?: number;
+    /**
+     * Server, `auth_failed`: the user the failed login named, when the server
+     * knows that user (for per-user counters and lockout; never shown to the peer).
+     */
+    user?: string;
   }
   | {
     /** Client: a connection attempt to an endpoint failed. */
@@ -163,6 +168,26 @@ export type TunnelEventInit =
     session: number;
     by: "us" | "peer";
     reason: string;
+  }
+  | {
+    /** Server: an operator ended a user's live sessions (`nitrosocks kick`). */
+    type: "kick";
+    user: string;
+    /** How many live sessions were ended. */
+    sessions: number;
+    /** Who asked, e.g. "admin 127.0.0.1". */
+    by: string;
+  }
+  | {
+    /** Server: a limit refused or ended something (a stream, a tunnel, a login, bytes). */
+    type: "limit";
+    /** Which limit, by its config key: "max_tunnels", "max_streams", "bandwidth", "quota", … */
+    limit: string;
+    /** The user it applied to; absent for a server-wide limit hit before a login. */
+    user?: string;
+    session?: number;
+    /** What happened, for the log (no secrets). */
+    detail: string;
   };
 
 /** An event as observers see it: with the time it happened (ms since the epoch). */

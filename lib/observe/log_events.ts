@@ -26,7 +26,8 @@ interface SessionLogs {
 /**
  * Subscribes an observer that logs `hub`'s events to `log`; returns the
  * function that unsubscribes it. Stream closes, byte counts, re-keys and
- * releases are not logged here (the session logs those itself).
+ * releases are not logged here (the session logs those itself). Logins,
+ * refusals, limit hits and kicks are one line each: the audit trail.
  *
  * @example
  * ```ts
@@ -125,6 +126,17 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
       case "stream_refused":
         sessionLog(e.session).info(`stream ${e.stream}: ${e.reason}`);
         return;
+      case "kick": {
+        const n = e.sessions === 1 ? "1 session" : `${e.sessions} sessions`;
+        log.info(`user "${e.user}" kicked by ${e.by}: ${n} ended`);
+        return;
+      }
+      case "limit": {
+        const l = e.session === undefined ? log : sessionLog(e.session);
+        const who = e.user === undefined || e.session !== undefined ? "" : ` user "${e.user}"`;
+        l.warn(`limit ${e.limit}${who}: ${e.detail}`);
+        return;
+      }
       default:
         // stream_close, bytes, rekey, release: the session's own facts.
         return;
