@@ -57,9 +57,10 @@ export const serverCommand: Command = {
     log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
     const { users } = await loadUsers(config.usersFile);
     const server = await startServer({ ...config, users, log });
+    let closing: Promise<void> | undefined;
     const stop = () => {
       log.info("stopping");
-      server.close();
+      closing ??= server.close();
     };
     const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
     for (const s of signals) Deno.addSignalListener(s, stop);
@@ -71,6 +72,8 @@ export const serverCommand: Command = {
       });
     }
     await server.done;
+    // The counters are written to the state file as the server closes: wait for it.
+    await closing;
     return 0;
   },
 };

@@ -313,6 +313,29 @@ export function isHost(host: string): boolean {
   return IPV4.test(host) || (HOSTNAME.test(host) && !/^[\d.]+$/.test(host));
 }
 
+/**
+ * True for a name or address that stays on this machine: `localhost`,
+ * 127.0.0.0/8, `::1` and IPv4-mapped 127.0.0.0/8.
+ *
+ * @example
+ * ```ts
+ * import { isLoopbackHost } from "./_schema.ts";
+ * isLoopbackHost("127.0.0.2"); // true
+ * isLoopbackHost("0.0.0.0"); // false
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  if (h === "localhost") return true;
+  if (IPV4.test(h)) return h.startsWith("127.");
+  if (!h.includes(":")) return false;
+  const c = canonicalIpv6(h.replace(/^\[|\]$/g, ""));
+  if (c === undefined) return false;
+  if (c === "::1") return true;
+  // ::ffff:127.x.y.z, which the URL parser writes as ::ffff:7fXX:YYZZ.
+  return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(c);
+}
+
 /** Canonical compressed form of an IPv6 address, or undefined. */
 export function canonicalIpv6(addr: string): string | undefined {
   if (!/^[0-9A-Fa-f:.]+$/.test(addr)) return undefined;

@@ -17,9 +17,12 @@
  * @module
  */
 export {
+  type AccountingSettings,
+  type AdminSettings,
   type CryptoSettings,
   type HostPort,
   loadServerConfig,
+  MIN_ADMIN_TOKEN_LENGTH,
   parseServerConfig,
   type ServerConfig,
   type SessionSettings,
@@ -57,4 +60,4 @@ export {
   type KexName,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
-export { isHost, parseDuration, parseSize } from "./_schema.ts";
+export { isHost, isLoopbackHost, parseDuration, parseSize } from "./_schema.ts";

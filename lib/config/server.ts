@@ -14,6 +14,7 @@ import {
   duration,
   hostPort,
   integer,
+  isLoopbackHost,
   list,
   locate,
   object,
@@ -99,7 +100,30 @@ export interface ServerConfig {
   crypto: CryptoSettings;
   /** The least severe log level written. */
   log: { level: "debug" | "info" | "warn" | "error" };
+  /** The admin HTTP listener (`/metrics`, `/status`, `/kick`). */
+  admin: AdminSettings;
+  /** Where the counters are kept across restarts, and how often they are written. */
+  accounting: AccountingSettings;
 }
+
+/** `admin:` in server.yml. */
+export interface AdminSettings {
+  /** Where the admin listener serves; off when absent. Loopback unless `token` is set. */
+  listen?: HostPort;
+  /** The bearer token every request must carry, when set. Never logged. */
+  token?: string;
+}
+
+/** `accounting:` in server.yml. */
+export interface AccountingSettings {
+  /** The JSON state file (resolved against the config file's directory). */
+  stateFile: string;
+  /** How often counters are written to it (s). */
+  flushIntervalS: number;
+}
+
+/** The shortest admin token accepted (characters). */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
 /** Which crypto backend seals and opens records (shared by server and client configs). */
 export interface CryptoSettings {
@@ -227,6 +251,19 @@ const serverSchema = object({
   log: section(object({
     level: withDefault(oneOf(["debug", "info", "warn", "error"] as const), "info"),
   })),
+  admin: section(object({
+    listen: optional(hostPort(0)),
+    token: optional(string({
+      pattern: new RegExp(`^[\\x21-\\x7e]{${MIN_ADMIN_TOKEN_LENGTH},256}$`),
+      what: `a token of ${MIN_ADMIN_TOKEN_LENGTH} to 256 printable ASCII characters, no spaces`,
+      secret: true,
+      hint: "make one with: openssl rand -base64 32",
+    })),
+  })),
+  accounting: section(object({
+    state_file: withDefault(path(), "state.json"),
+    flush_interval: withDefault(duration(0.1, 3600), 5),
+  })),
 });
 
 /**
@@ -274,6 +311,20 @@ export function parseServerConfig(
       at("limits.session_window"),
       locate(root, ["limits", "session_window"]),
       `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
+    );
+  }
+
+  const admin = raw.admin;
+  if (
+    admin.listen !== undefined && admin.token === undefined && !isLoopbackHost(admin.listen.host)
+  ) {
+    throw configError(
+      at("admin.listen"),
+      locate(root, ["admin", "listen"]),
+      `Invalid admin.listen: ${
+        JSON.stringify(admin.listen.host)
+      } is not a loopback address and admin.token is not set`,
+      'listen on "127.0.0.1:PORT", or set admin.token (a bearer token) to serve beyond this machine',
     );
   }
 
@@ -368,6 +419,14 @@ export function parseServerConfig(
     },
     crypto: cryptoSettings(raw.crypto, file),
     log: { level: raw.log.level },
+    admin: {
+      ...(admin.listen === undefined ? {} : { listen: admin.listen }),
+      ...(admin.token === undefined ? {} : { token: admin.token }),
+    },
+    accounting: {
+      stateFile: resolveRef(file, raw.accounting.state_file),
+      flushIntervalS: raw.accounting.flush_interval,
+    },
   };
   return deepFreeze(cfg);
 }

@@ -33,7 +33,7 @@ export type TunnelEventInit =
   | {
     type: "listening";
     /** What listens there. */
-    kind: "tunnel" | "socks5" | "http" | "direct" | "relay";
+    kind: "tunnel" | "socks5" | "http" | "direct" | "relay" | "admin";
     addr: EventAddr;
     /** The tunnel port's transport ("tls" or "tcp"). */
     transport?: string;

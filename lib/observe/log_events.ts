@@ -55,7 +55,12 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           log.info(`listening on ${e.transport === undefined ? "" : `${e.transport}://`}${where}`);
         } else if (e.kind === "http") log.child("http").info(`HTTP CONNECT listening on ${where}`);
         else if (e.kind === "relay") log.child("relay").info(`relay listening on ${where}`);
-        else log.child(e.kind).info(`SOCKS5 listening on ${where}`);
+        else if (e.kind === "admin") {
+          const url = e.addr.hostname.includes(":")
+            ? `http://[${e.addr.hostname}]:${e.addr.port}`
+            : `http://${where}`;
+          log.child("admin").info(`admin listening on ${url}`);
+        } else log.child(e.kind).info(`SOCKS5 listening on ${where}`);
         return;
       }
       case "login": {

@@ -12,7 +12,14 @@
  *
  * @module
  */
-import type { ServerConfig, UserEntry, UserSource } from "../config/mod.ts";
+import type {
+  AccountingSettings,
+  AdminSettings,
+  ServerConfig,
+  UserEntry,
+  UserSource,
+} from "../config/mod.ts";
+import type { Accountant, AccountingStore } from "../accounting/mod.ts";
 import {
   decodeServerIdentity,
   decodeTicketKeys,
@@ -30,6 +37,7 @@ import { serveDirectSocks } from "./dial.ts";
 import type { Session } from "./session.ts";
 import { SessionTable } from "./session_table.ts";
 import { StreamPolicy } from "./stream_policy.ts";
+import { startServerOps } from "./server_ops.ts";
 
 export { ConnectionAcceptor } from "./acceptor.ts";
 export { SessionTable } from "./session_table.ts";
@@ -56,6 +64,12 @@ export interface ServerOptions extends ServerSettings {
   log: Logger;
   /** Where the server reports events; created when absent. Its events are logged to `log`. */
   events?: EventHub;
+  /** `admin:` of server.yml: the admin listener (`/metrics`, `/status`, `/kick`), when set. */
+  admin?: AdminSettings;
+  /** `accounting:` of server.yml: the state file; counters stay in memory when absent. */
+  accounting?: AccountingSettings;
+  /** Keeps the counters instead of the state file (e.g. a store shared by a fleet). */
+  store?: AccountingStore;
 }
 
 /** A running server. */
@@ -68,6 +82,12 @@ export interface ServerHandle {
   readonly sessions: ReadonlySet<Session>;
   /** Logins, refusals, sessions, resumptions and stream decisions. */
   readonly events: EventHub;
+  /** Counters per user and for the server (lib/accounting). */
+  readonly accountant: Accountant;
+  /** The admin listener's address, when `admin.listen` is set. */
+  adminAddr: { hostname: string; port: number } | undefined;
+  /** Ends `user`'s live sessions at once (what `nitrosocks kick` asks); resolves with how many. */
+  kick(user: string, by?: string): Promise<number>;
   /** Serves these users from now on (a reload); live sessions keep running. */
   setUsers(users: UserSource): void;
   /** Stops listening and ends every tunnel. */
@@ -130,6 +150,15 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     { lifetimeMs: Math.max(graceMs, 3_600_000) },
   );
   const table = new SessionTable();
+  const ops = await startServerOps({
+    table,
+    events,
+    users,
+    log,
+    admin: options.admin,
+    accounting: options.accounting,
+    store: options.store,
+  });
 
   function lookupUser(name: string): UserRecord | undefined {
     const u = users.get(name);
@@ -159,6 +188,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ...(options.tls === undefined
       ? {}
       : { certPem: options.tls.certPem, keyPem: options.tls.keyPem, alpn: options.tls.alpn }),
+  }).catch(async (e) => {
+    await ops.close();
+    throw e;
   });
   const laddr = listener.addr as Deno.NetAddr;
   const addr = { hostname: laddr.hostname, port: laddr.port };
@@ -205,6 +237,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     directAddr: direct?.addr,
     sessions: table.live,
     events,
+    accountant: ops.accountant,
+    adminAddr: ops.adminAddr,
+    kick: (user, by = "the server") => ops.kick(user, by),
     setUsers(next) {
       users.replace(next);
     },
@@ -223,6 +258,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await direct?.close();
       await decoy?.close();
       await done;
+      await ops.close();
       stopLogging();
     },
     done,

@@ -59,6 +59,11 @@ export class SessionTable {
     return e === undefined || e.session.isClosed ? undefined : e;
   }
 
+  /** The open sessions' entries (for status and kick). */
+  *entries(): IterableIterator<SessionEntry> {
+    for (const e of this.#byId.values()) if (!e.session.isClosed) yield e;
+  }
+
   /** Adds a new session under `id`. */
   add(id: Uint8Array, entry: SessionEntry): void {
     this.#byId.set(hex(id), entry);

@@ -1,0 +1,204 @@
+/**
+ * The server's operations side, started and closed with it: the
+ * `Accountant` (counters per user and for the server, kept in the state
+ * file or another store) and, when `admin.listen` is set, the admin
+ * listener (`/metrics`, `/status`, `/kick`) over the live sessions.
+ *
+ * @module
+ */
+import {
+  Accountant,
+  type AccountingStore,
+  FileStore,
+  MemoryStore,
+  type SessionBytes,
+} from "../accounting/mod.ts";
+import {
+  type AdminHandle,
+  type LiveSession,
+  type SessionDirectory,
+  startAdmin,
+} from "../admin/mod.ts";
+import type { AccountingSettings, AdminSettings } from "../config/mod.ts";
+import type { EventHub, Logger, TunnelEvent } from "../observe/mod.ts";
+import { ReleaseReason } from "../session/mod.ts";
+import type { SessionTable } from "./session_table.ts";
+
+/** Options for {@linkcode startServerOps}. */
+export interface ServerOpsOptions {
+  table: SessionTable;
+  events: EventHub;
+  /** The server's current users. */
+  users: { get(name: string): object | undefined; readonly size: number };
+  log: Logger;
+  /** `admin:` of server.yml; no listener unless `listen` is set. */
+  admin?: AdminSettings | undefined;
+  /** `accounting:` of server.yml: the state file and how often it is written. */
+  accounting?: AccountingSettings | undefined;
+  /** Keeps the counters instead of the state file (e.g. a store shared by a fleet). */
+  store?: AccountingStore | undefined;
+}
+
+/** The running operations side. */
+export interface ServerOps {
+  accountant: Accountant;
+  /** The admin listener's address, when it serves. */
+  adminAddr: { hostname: string; port: number } | undefined;
+  /** Ends the user's live sessions (what `/kick` does). */
+  kick(user: string, by: string): Promise<number>;
+  /** Stops the admin listener, then writes the counters and closes the store. */
+  close(): Promise<void>;
+}
+
+/** What `/status` shows of a session that the table does not hold. */
+interface SessionFacts {
+  source: string;
+  since: number;
+  via: string;
+}
+
+/** The live sessions, from the session table plus what the events said about each. */
+class LiveSessions implements SessionDirectory {
+  readonly #table: SessionTable;
+  readonly #events: EventHub;
+  readonly #facts = new Map<number, SessionFacts>();
+  readonly #stop: () => void;
+
+  constructor(table: SessionTable, events: EventHub) {
+    this.#table = table;
+    this.#events = events;
+    this.#stop = events.subscribe((e) => this.#observe(e));
+  }
+
+  #observe(e: TunnelEvent): void {
+    if (e.type === "session_start") {
+      this.#facts.set(e.session, { source: e.peer, since: e.time, via: e.peer });
+    } else if (e.type === "resume") {
+      const f = this.#facts.get(e.session);
+      if (f !== undefined) f.via = e.via;
+    } else if (e.type === "session_end") {
+      this.#facts.delete(e.session);
+    }
+  }
+
+  list(): LiveSession[] {
+    const out: LiveSession[] = [];
+    for (const e of this.#table.entries()) {
+      const f = this.#facts.get(e.no);
+      const st = e.session.stats;
+      out.push({
+        session: e.no,
+        user: e.userId,
+        source: f?.source ?? "",
+        since: new Date(f?.since ?? Date.now()).toISOString(),
+        via: f?.via ?? "",
+        connected: e.session.connected,
+        bytesIn: st.bytesIn,
+        bytesOut: st.bytesOut,
+        streams: e.session.streamCount,
+        streamsTotal: st.streams,
+        rttMs: st.rttMs ?? null,
+      });
+    }
+    return out.sort((a, b) => a.session - b.session);
+  }
+
+  streamsLive(): number {
+    let n = 0;
+    for (const e of this.#table.entries()) n += e.session.streamCount;
+    return n;
+  }
+
+  *bytes(): Generator<SessionBytes> {
+    for (const e of this.#table.entries()) {
+      const st = e.session.stats;
+      yield { session: e.no, user: e.userId, bytesIn: st.bytesIn, bytesOut: st.bytesOut };
+    }
+  }
+
+  async kick(user: string, by: string): Promise<number> {
+    const victims = [...this.#table.entries()].filter((e) => e.userId === user);
+    this.#events.emit({ type: "kick", user, sessions: victims.length, by });
+    await Promise.all(
+      victims.map((e) => e.session.notifyAndClose("kicked by the operator", ReleaseReason.REVOKED)),
+    );
+    return victims.length;
+  }
+
+  close(): void {
+    this.#stop();
+    this.#facts.clear();
+  }
+}
+
+/**
+ * Starts the accountant (loading the state file) and the admin listener.
+ * Throws `StateFileError` for a state file that exists but cannot be used,
+ * and the admin listener's errors; nothing is left running then.
+ *
+ * @example
+ * ```ts ignore
+ * const ops = await startServerOps({ table, events, users, log, admin, accounting });
+ * await ops.close();
+ * ```
+ */
+export async function startServerOps(options: ServerOpsOptions): Promise<ServerOps> {
+  const { log } = options;
+  const store = options.store ??
+    (options.accounting === undefined
+      ? new MemoryStore()
+      : await FileStore.open(options.accounting.stateFile));
+  const live = new LiveSessions(options.table, options.events);
+  let accountant: Accountant;
+  try {
+    accountant = await Accountant.start(options.events, {
+      store,
+      users: options.users,
+      ...(options.accounting === undefined
+        ? {}
+        : { flushIntervalMs: options.accounting.flushIntervalS * 1000 }),
+      sample: () => live.bytes(),
+      onStoreError(e, recovered) {
+        if (recovered) log.info("counters written again");
+        else log.warn(`counters not written: ${e instanceof Error ? e.message : String(e)}`);
+      },
+    });
+  } catch (e) {
+    live.close();
+    await store.close().catch(() => {});
+    throw e;
+  }
+  let admin: AdminHandle | undefined;
+  const listen = options.admin?.listen;
+  if (listen !== undefined) {
+    try {
+      admin = startAdmin({
+        listen,
+        ...(options.admin?.token === undefined ? {} : { token: options.admin.token }),
+        accountant,
+        sessions: live,
+        users: options.users,
+        log: log.child("admin"),
+        events: options.events,
+      });
+    } catch (e) {
+      live.close();
+      await accountant.close();
+      throw e;
+    }
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    accountant,
+    adminAddr: admin?.addr,
+    kick: (user, by) => live.kick(user, by),
+    close() {
+      closed ??= (async () => {
+        await admin?.close();
+        live.close();
+        await accountant.close();
+      })();
+      return closed;
+    },
+  };
+}
