@@ -11,11 +11,14 @@ import { clientCommand } from "./client_cmd.ts";
 import { demoCommand } from "./demo.ts";
 import { relayCommand } from "./relay_cmd.ts";
 import { benchCommand } from "./bench.ts";
+import { kickCommand, statusCommand } from "./admin_cmd.ts";
 
 export const commands: Command[] = [
   initCommand,
   userCommand,
   serverCommand,
+  statusCommand,
+  kickCommand,
   clientCommand,
   relayCommand,
   demoCommand,
