@@ -167,7 +167,8 @@ export class Accountant {
     const run = this.#flushing.then(async () => {
       this.refresh();
       this.#prune();
-      if (isEmptyBatch(this.#pending)) return;
+      // While the store fails, an empty batch still asks it to retry what it holds.
+      if (isEmptyBatch(this.#pending) && !this.#failing) return;
       const batch = this.#pending;
       this.#pending = emptyBatch();
       try {

@@ -27,7 +27,12 @@ export interface AccountingStore {
   snapshot(): Promise<AccountingSnapshot>;
   /** One user's counters (a copy), or undefined when the store has none. */
   user(name: string): Promise<UserCounters | undefined>;
-  /** Adds a batch of increments; a store that persists has it on disk (or shared) on return. */
+  /**
+   * Takes a batch of increments; once it resolves, a store that persists has
+   * it on disk (or shared). A rejection says the batch is not persisted yet,
+   * never that it was dropped: the store keeps it and carries it with the
+   * next call (an empty batch is a retry).
+   */
   add(batch: AccountingBatch): Promise<void>;
   /** Drops these users' counters (users that no longer exist). */
   forget(names: readonly string[]): Promise<void>;

@@ -99,6 +99,8 @@ export interface PairOptions {
   client?: Partial<Pick<ClientOptions, "caPem" | "server" | "openTimeoutMs">>;
   /** `session:` settings for server.yml, e.g. `{ keepalive: "200ms", resume_grace: "1s" }`. */
   serverSession?: Record<string, string>;
+  /** More top-level sections for server.yml, e.g. `admin:\n  listen: "127.0.0.1:0"`. */
+  serverYaml?: string;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
   clientSession?: Record<string, string>;
 }
@@ -156,6 +158,10 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
     }
     await addSessionSettings(serverYml, opts.serverSession);
+    if (opts.serverYaml !== undefined) {
+      const text = await Deno.readTextFile(serverYml);
+      await Deno.writeTextFile(serverYml, `${text.trimEnd()}\n\n${opts.serverYaml.trimEnd()}\n`);
+    }
     const serverConfig = await loadServerConfig(serverYml);
     const serverLog = logs.logger("server");
     server = await startConfiguredServer(serverConfig, serverLog);
