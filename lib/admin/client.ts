@@ -65,7 +65,9 @@ async function request(
     });
   } catch (e) {
     const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-    const why = cause instanceof Deno.errors.ConnectionRefused
+    const refused = cause instanceof Deno.errors.ConnectionRefused ||
+      (cause instanceof Error && /connection refused/i.test(cause.message));
+    const why = refused
       ? "connection refused (is the server running with this server.yml?)"
       : e instanceof DOMException && e.name === "TimeoutError"
       ? `no answer within ${timeoutMs / 1000} s`
