@@ -115,6 +115,7 @@ export function formatStatus(report: StatusReport, now: number): string {
   return [...lines, "", `${n} (server up ${formatAge(server.uptimeS)}, ${users}).`].join("\n");
 }
 
+/** `nitrosocks status`: the live sessions of the server in DIR. */
 export const statusCommand: Command = {
   name: "status",
   summary: "show a running server's live sessions (through admin.listen)",
@@ -131,6 +132,7 @@ export const statusCommand: Command = {
   },
 };
 
+/** `nitrosocks kick NAME`: ends NAME's live sessions on the server in DIR. */
 export const kickCommand: Command = {
   name: "kick",
   summary: "end a user's live sessions at once (through admin.listen)",
