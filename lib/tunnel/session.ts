@@ -27,10 +27,17 @@ import {
   type RecordOpener,
   type RecordSealer,
 } from "../record/mod.ts";
-import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
+import {
+  decodeRekeyPayload,
+  decodeResumeFrame,
+  encodeRekeyPayload,
+  encodeResumeFrame,
+  RekeyState,
+  ReleaseReason,
+  ReleaseState,
+} from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
-import { Reader, Writer } from "../wire/bytes.ts";
 import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 
 /** Most bytes read from the tunnel connection per read call (1 MiB: fewer, larger reads). */
@@ -82,20 +89,8 @@ const SEAL_IN_HEADROOM = { useHeadroom: true };
 /** How often pending acknowledgements are flushed (ms). */
 const ACK_FLUSH_MS = 25;
 
-/**
- * The RESUME frame: the first and only frame of the first record each side
- * sends on a resumed link (docs/PROTOCOL.md, "Resumption"): type 15, stream
- * 0, payload = received count u64 ‖ flags u8 (bit 0: "I hold no state for
- * this session"). It is never passed to the mux.
- */
-export const FRAME_RESUME = 15;
-const RESUME_PAYLOAD_BYTES = 9;
-const FLAG_STATE_LOST = 1;
-
-/** A link's id for REKEY frames: the first 4 bytes of its handshake transcript hash. */
-export function linkIdOf(transcriptHash: Uint8Array): number {
-  return new DataView(transcriptHash.buffer, transcriptHash.byteOffset, 4).getUint32(0);
-}
+/** The RESUME frame's type and a link's REKEY id live with their codecs in `lib/session`. */
+export { FRAME_RESUME, linkIdOf } from "../session/mod.ts";
 
 /** Why a session ended. */
 export interface SessionEnd {
@@ -553,25 +548,17 @@ export class Session {
   // ---- resumption ------------------------------------------------------------
 
   async #sendResumeState(link: Link): Promise<void> {
-    const w = new Writer(8 + RESUME_PAYLOAD_BYTES)
-      .u8(FRAME_RESUME).u32(0).u24(RESUME_PAYLOAD_BYTES)
-      .u64(link.stateLost ? 0n : this.#mux.resumeState().received)
-      .u8(link.stateLost ? FLAG_STATE_LOST : 0);
-    const rec = await link.sealer.seal(w.finish());
+    const frame = encodeResumeFrame({
+      received: link.stateLost ? 0n : this.#mux.resumeState().received,
+      stateLost: link.stateLost,
+    });
+    const rec = await link.sealer.seal(frame);
     await writeAll(link.conn, rec);
     link.lastSend = this.#now();
   }
 
   #onResumeState(link: Link, payload: Uint8Array): void {
-    const r = new Reader(payload, "RESUME frame");
-    const bad = () =>
-      new ProtocolError("MALFORMED", "Cannot resume: the first record is not a RESUME frame");
-    if (r.u8() !== FRAME_RESUME || r.u32() !== 0 || r.u24() !== RESUME_PAYLOAD_BYTES) throw bad();
-    const received = r.u64();
-    const flags = r.u8();
-    r.expectEmpty();
-    if ((flags & ~FLAG_STATE_LOST) !== 0) throw bad();
-    const peerLost = (flags & FLAG_STATE_LOST) !== 0;
+    const { received, stateLost: peerLost } = decodeResumeFrame(payload);
     link.awaitResume = false;
     if (link.stateLost) {
       // We started fresh for this session id: nothing to resend.
@@ -799,21 +786,19 @@ export class Session {
 
   /** REKEY frame payload: link number u32 ‖ lib/session body (a resent stale one is ignored). */
   #wrapRekey(body: Uint8Array): Uint8Array {
-    const out = new Uint8Array(4 + body.length);
-    new DataView(out.buffer).setUint32(0, this.#link?.seq ?? 0);
-    out.set(body, 4);
-    return out;
+    return encodeRekeyPayload(this.#link?.seq ?? 0, body);
   }
 
   #onRekey(payload: Uint8Array): void {
     const link = this.#link;
-    if (link === undefined || !link.alive || payload.length < 4) return;
-    const seq = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
-    if (seq !== link.seq) {
+    if (link === undefined || !link.alive) return;
+    const rk = decodeRekeyPayload(payload);
+    if (rk === undefined) return;
+    if (rk.linkId !== link.seq) {
       this.#o.log.debug(`ignoring a re-key message from an earlier connection`);
       return;
     }
-    const action = this.#rekey.consume(payload.subarray(4));
+    const action = this.#rekey.consume(rk.body);
     if (action.mixin === undefined) return;
     if (action.reply !== undefined) {
       // The REPLY must leave under the old key: the writer re-keys the sealer
