@@ -6,6 +6,7 @@
  *   layer's DH re-key (`sealer.rekey`, `opener.provideMixin`).
  * - `release.ts`: three-step graceful release and one-way NOTICE.
  * - `frames.ts`: the RESUME frame and the REKEY payload's link-id wrapper.
+ * - `controller.ts`: a session's resume, re-key and release decisions over them.
  *
  * None does I/O or sets timers: the caller carries the bodies in frames,
  * keeps the clocks and closes connections.
@@ -23,3 +24,4 @@
 export * from "./rekey.ts";
 export * from "./release.ts";
 export * from "./frames.ts";
+export * from "./controller.ts";
