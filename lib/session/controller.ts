@@ -97,7 +97,7 @@ export type ReleaseStart =
 export interface Released {
   by: "us" | "peer";
   reason: string;
-  /** The NOTICE's reason code, when a NOTICE (not the three-step exchange) released it. */
+  /** The reason code of the NOTICE `by` sent, when a NOTICE (not the three-step exchange) ended it. */
   notice?: number;
 }
 
@@ -305,7 +305,7 @@ export class SessionController {
         : action.reason === undefined
         ? "released by peer"
         : `peer ended the session (notice ${action.reason})`;
-      const released: Released = action.reason === undefined
+      const released: Released = by === "us" || action.reason === undefined
         ? { by, reason }
         : { by, reason, notice: action.reason };
       this.#released = released;

@@ -31,10 +31,10 @@
  */
 import { type Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
 import type { RecordOpener, RecordSealer } from "../record/mod.ts";
-import { ReleaseReason, SessionController } from "../session/mod.ts";
+import { type Released, ReleaseReason, SessionController } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
-import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger, NO_EVENTS } from "../observe/mod.ts";
 import type { LinkState } from "./_link_state.ts";
 import { type LinkFailure, LinkReader, type ReaderHost } from "./_link_reader.ts";
 import { LinkWriter, type WriterHost } from "./_link_writer.ts";
@@ -209,6 +209,13 @@ export class Session {
   #releaseDone: (() => void) | undefined;
   /** The writer has records in flight. */
   #writing = false;
+  readonly #events: EventSink;
+  /** The session's number and user in events. */
+  readonly #no: number;
+  readonly #user: string;
+  /** Tunnel bytes already reported in `bytes` events. */
+  #reportedIn = 0;
+  #reportedOut = 0;
   /** #flush() calls waiting for the writer to go idle. */
   #idleWaiters: (() => void)[] = [];
   readonly stats: SessionStats = {
@@ -225,6 +232,9 @@ export class Session {
   constructor(opts: SessionOptions) {
     this.#o = opts;
     this.#mux = opts.mux;
+    this.#events = opts.events ?? NO_EVENTS;
+    this.#no = opts.sessionNo ?? 0;
+    this.#user = opts.user ?? "";
     const base = opts.scheduler ?? realScheduler;
     const now = opts.now;
     this.#scheduler = now === undefined ? base : {
@@ -446,7 +456,7 @@ export class Session {
     if (this.#closed) return;
     if (timedOut) {
       const gaveUp = this.#ctl.releaseUnanswered();
-      this.#o.log.info("release not answered in time: sending a notice and closing");
+      this.#emitRelease(gaveUp.released);
       this.#mux.sendRelease(gaveUp.body);
       this.#kick();
       await this.#flush(500);
@@ -463,6 +473,7 @@ export class Session {
     const link = this.#link;
     const notice = link?.alive && link.ready ? this.#ctl.notice(code) : undefined;
     if (notice !== undefined) {
+      this.#emitRelease({ by: "us", reason, notice: code });
       this.#mux.sendRelease(notice);
       this.#kick();
       await this.#flush(500);
@@ -525,7 +536,16 @@ export class Session {
         if (self.#mux.queuedMessages === 0) self.#wakeFlushes();
       },
       // streams
-      streamClosed: (_ctx: StreamCtx, _reason: string) => {},
+      streamClosed: (ctx, reason) => {
+        self.#events.emit({
+          type: "stream_close",
+          session: self.#no,
+          stream: ctx.id,
+          bytesIn: ctx.bytesIn,
+          bytesOut: ctx.bytesOut,
+          reason,
+        });
+      },
       // timers
       graceExpired: (reason) => self.#finish({ reason, graceful: false }),
       linkDead: (link, reason) => self.#linkFailed(link, reason, undefined, false),
@@ -545,12 +565,27 @@ export class Session {
           if (ctx !== undefined) self.#streams.reset(ctx, ResetReason.IDLE, "idle timeout");
         }
       },
-      reportBytes: () => false,
+      reportBytes: () => self.#reportBytes(),
       flushAck: () => {
         if (self.#link?.ready !== true) return;
         if (self.#mux.flushAck()) self.#kick();
       },
     };
+  }
+
+  #emitRelease(released: Released): void {
+    this.#events.emit({ type: "release", session: this.#no, ...released });
+  }
+
+  /** A `bytes` event with the tunnel bytes since the last one; false when none moved. */
+  #reportBytes(): boolean {
+    const dIn = this.stats.bytesIn - this.#reportedIn;
+    const dOut = this.stats.bytesOut - this.#reportedOut;
+    if (dIn === 0 && dOut === 0) return false;
+    this.#reportedIn = this.stats.bytesIn;
+    this.#reportedOut = this.stats.bytesOut;
+    this.#events.emit({ type: "bytes", session: this.#no, user: this.#user, in: dIn, out: dOut });
+    return true;
   }
 
   #newStream(id: number): StreamCtx {
@@ -694,6 +729,7 @@ export class Session {
     }
     const released = decision.released;
     if (released === undefined) return;
+    this.#emitRelease(released);
     if (released.by === "us") {
       const mine = this.#releaseDone;
       this.#releaseDone = undefined;
@@ -730,7 +766,7 @@ export class Session {
     link.opener.provideMixin(mixin);
     mixin.fill(0);
     this.stats.rekeys++;
-    this.#o.log.debug("re-keyed with fresh X25519");
+    this.#events.emit({ type: "rekey", session: this.#no });
     this.#kick();
   }
 
@@ -775,9 +811,13 @@ export class Session {
     }
     this.#mux.connectionLost();
     this.#linkDownSince = this.#now();
-    this.#o.log.info(
-      `link to ${link.label} down: ${reason}${tampered ? " (tampering detected)" : ""}`,
-    );
+    this.#events.emit({
+      type: "link_down",
+      session: this.#no,
+      reason,
+      tampered,
+      peer: link.label,
+    });
     this.#o.onLinkDown?.(end);
   }
 

@@ -285,7 +285,6 @@ Deno.test("release: a NOTICE crossing our REQUEST completes our release", () => 
   assert.deepEqual(client.onRelease(server.notice(ReleaseReason.SHUTDOWN)!).released, {
     by: "us",
     reason: "released",
-    notice: ReleaseReason.SHUTDOWN,
   });
 });
 
