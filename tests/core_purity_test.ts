@@ -55,10 +55,34 @@ Deno.test("the protocol core uses no Deno API, timer or socket", async () => {
   assert.deepEqual(offences, []);
 });
 
+/** The session controller and its state machines also never wait: no promise, no await. */
+const SYNC_ONLY = ["lib/session"];
+const ASYNC = [/\basync\b/, /\bawait\b/, /\bPromise\b/, /\.then\(/];
+
+Deno.test("lib/session decides synchronously: no async, await or promise", async () => {
+  let files = 0;
+  const offences: string[] = [];
+  for (const dir of SYNC_ONLY) {
+    for await (const file of tsFiles(dir)) {
+      files++;
+      codeLines(await Deno.readTextFile(file)).forEach((line, i) => {
+        for (const re of ASYNC) {
+          if (re.test(line)) offences.push(`${file}:${i + 1}: ${line.trim()}`);
+        }
+      });
+    }
+  }
+  assert.ok(files >= 5, `scanned ${files} files`);
+  assert.deepEqual(offences, []);
+});
+
 Deno.test("the purity scan catches an offending line", () => {
   const lines = codeLines(
     "// Deno.exit() in a comment\nconst x = Deno.env.get('A');\n/* setTimeout( */",
   );
   const hits = lines.filter((l) => FORBIDDEN.some((re) => re.test(l)));
   assert.deepEqual(hits, ["const x = Deno.env.get('A');"]);
+  const waits = codeLines("// await x\nconst y = await z;\np.then(f);\nconst awaited = 1;")
+    .filter((l) => ASYNC.some((re) => re.test(l)));
+  assert.deepEqual(waits, ["const y = await z;", "p.then(f);"]);
 });

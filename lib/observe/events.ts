@@ -102,6 +102,8 @@ export type TunnelEventInit =
     reason: string;
     /** A record failed authentication: whoever carried it tampered. */
     tampered: boolean;
+    /** Where the link went (an address), for logs. */
+    peer?: string;
   }
   | {
     /** A session continues over a new link. */
@@ -168,6 +170,11 @@ export type TunnelEventInit =
     session: number;
     by: "us" | "peer";
     reason: string;
+    /**
+     * The reason code of the NOTICE `by` sent, when a NOTICE rather than the
+     * three-step exchange ended it (1: our release request went unanswered).
+     */
+    notice?: number;
   }
   | {
     /** Server: an operator ended a user's live sessions (`nitrosocks kick`). */

@@ -25,8 +25,8 @@ interface SessionLogs {
 
 /**
  * Subscribes an observer that logs `hub`'s events to `log`; returns the
- * function that unsubscribes it. Stream closes, byte counts, re-keys and
- * releases are not logged here (the session logs those itself). Logins,
+ * function that unsubscribes it. Stream closes and byte counts are not
+ * logged (they are for metrics; `session_end` logs the totals). Logins,
  * refusals, limit hits and kicks are one line each: the audit trail.
  *
  * @example
@@ -119,9 +119,12 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
         if (e.from === undefined) log.debug(`using endpoint ${e.to}`);
         else log.info(`moved from endpoint ${e.from} to ${e.to} (${e.reason})`);
         return;
-      case "link_down":
+      case "link_down": {
+        const tampering = e.tampered ? " (tampering detected)" : "";
+        sessionLog(e.session).info(`link to ${e.peer ?? "peer"} down: ${e.reason}${tampering}`);
         if (side === "client") log.warn(`connection lost: ${e.reason}; resuming`);
         return;
+      }
       case "connect_failed":
         log[e.next === undefined ? "debug" : "warn"](`endpoint ${e.endpoint}: ${e.error}`);
         return;
@@ -142,8 +145,17 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
         l.warn(`limit ${e.limit}${who}: ${e.detail}`);
         return;
       }
+      case "rekey":
+        sessionLog(e.session).debug("re-keyed with fresh X25519");
+        return;
+      case "release":
+        // NOTICE 1 (NO_RESPONSE) from us: our release request went unanswered.
+        if (e.by === "us" && e.notice === 1) {
+          sessionLog(e.session).info("release not answered in time: sending a notice and closing");
+        }
+        return;
       default:
-        // stream_close, bytes, rekey, release: the session's own facts.
+        // stream_close, bytes: for metrics; session_end logs the totals.
         return;
     }
   };

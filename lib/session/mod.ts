@@ -5,9 +5,11 @@
  * - `rekey.ts`: ephemeral X25519 exchange whose mixin drives the record
  *   layer's DH re-key (`sealer.rekey`, `opener.provideMixin`).
  * - `release.ts`: three-step graceful release and one-way NOTICE.
+ * - `frames.ts`: the RESUME frame and the REKEY payload's link-id wrapper.
+ * - `controller.ts`: a session's resume, re-key and release decisions over them.
  *
- * Neither does I/O, sets timers or knows about frames: the caller carries
- * the bodies in frames, keeps the clocks and closes connections.
+ * None does I/O or sets timers: the caller carries the bodies in frames,
+ * keeps the clocks and closes connections.
  *
  * @example
  * ```ts
@@ -21,3 +23,5 @@
  */
 export * from "./rekey.ts";
 export * from "./release.ts";
+export * from "./frames.ts";
+export * from "./controller.ts";

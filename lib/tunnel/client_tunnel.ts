@@ -172,13 +172,8 @@ export class ClientTunnel {
     return session;
   }
 
+  /** The session reported `link_down` itself (it has our events); here: avoid and resume. */
   #linkDown(session: Session, no: number, end: LinkEnd): void {
-    this.events.emit({
-      type: "link_down",
-      session: no,
-      reason: end.reason,
-      tampered: end.tampered,
-    });
     if (end.tampered) this.#paths.avoidCurrent();
     this.#resume(session, no, end).catch((e) => this.#log.error(`reconnect: ${describeError(e)}`));
   }

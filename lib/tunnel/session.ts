@@ -7,95 +7,44 @@
  * stall, a record that fails authentication — the session keeps its streams
  * and waits for a new link (the client reconnects and resumes); the mux
  * resends what the peer did not receive, so no stream notices more than a
- * pause. Per link it runs the read loop (records → mux events) and the write
- * loop (mux frames → sealed records, several in flight, written in order),
- * and it pumps bytes between mux streams and local sockets with backpressure
- * from the mux credit windows and resend buffer.
+ * pause.
  *
- * It also drives the session-control exchanges of `lib/session`: the
- * three-step release and the in-band re-key with fresh X25519.
+ * This module is the facade that wires the parts together, each with one
+ * responsibility:
+ *
+ * - `_link_reader.ts`: a link's read loop (records → payloads, several
+ *   opened at once, handed over in order);
+ * - `_link_writer.ts`: a link's write loop (mux → sealed records, several
+ *   in flight, batched writes);
+ * - `_streams.ts`: the stream table and the local socket pumps, with
+ *   backpressure from the mux credit windows and resend buffer;
+ * - `_timers.ts`: keepalive, dead link, stream idle, resume grace, re-key
+ *   due, delayed ACK and the open, release and flush timeouts, on an
+ *   injected {@linkcode Scheduler};
+ * - `lib/session/controller.ts`: the pure decisions of resumption, re-key
+ *   and release, which this module carries out.
  *
  * The protocol state lives in the pure modules (`lib/record`, `lib/mux`,
- * `lib/session`); this module only moves bytes and keeps timers.
+ * `lib/session`); the tunnel only moves bytes and keeps timers.
  *
  * @module
  */
 import { type Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
-import {
-  MAX_RECORD_BYTES,
-  PAD_PREFIX_BYTES,
-  type RecordOpener,
-  type RecordSealer,
-} from "../record/mod.ts";
-import { RekeyState, ReleaseReason, ReleaseState } from "../session/mod.ts";
+import type { RecordOpener, RecordSealer } from "../record/mod.ts";
+import { type Released, ReleaseReason, SessionController } from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
-import { Reader, Writer } from "../wire/bytes.ts";
-import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger, NO_EVENTS } from "../observe/mod.ts";
+import type { LinkState } from "./_link_state.ts";
+import { type LinkFailure, LinkReader, type ReaderHost } from "./_link_reader.ts";
+import { LinkWriter, type WriterHost } from "./_link_writer.ts";
+import { type StreamCtx, type StreamHost, StreamTable } from "./_streams.ts";
+import { SessionTimers, type TimerHost } from "./_timers.ts";
+import { realScheduler, type Scheduler, type TimerId } from "./scheduler.ts";
 
-/** Most bytes read from the tunnel connection per read call (1 MiB: fewer, larger reads). */
-const TUNNEL_READ_BYTES = 1024 * 1024;
-/**
- * The read loop's one buffer, reused for every read: room for an incomplete
- * record (less than `MAX_RECORD_BYTES`) plus a read behind it.
- */
-const TUNNEL_BUF_BYTES = MAX_RECORD_BYTES + TUNNEL_READ_BYTES;
-/**
- * A local socket read starts at this size and grows (×4 per full read) up to
- * `STREAM_READ_MAX` while data keeps filling it, then shrinks back: an idle
- * stream's pending read holds only a small buffer.
- */
-// 4 KiB: 14.2 KiB (server) / 14.6 KiB (client) per idle stream measured by
-// bench/idle_streams.ts with 10,000 streams; 64 KiB cost ~62 KiB. (The nc
-// test that once hung with 4 KiB was the test runner's own pipe deadlock.)
-const STREAM_READ_MIN = 4 * 1024;
-/** Largest local socket read: one full record payload. */
-const STREAM_READ_MAX = 256 * 1024;
-/**
- * A stream reads at most this far ahead of the write loop (the socket
- * buffers the rest), so only a few of its read buffers are in use at once...
- */
-const STREAM_READ_AHEAD = 4 * STREAM_READ_MAX;
-/** ...and it tracks that many (and two) for reuse once the mux has pulled their bytes. */
-const STREAM_READ_REUSE = STREAM_READ_AHEAD / STREAM_READ_MAX + 2;
-/** Records being opened at once before the read loop waits. */
-const MAX_RX_INFLIGHT = 32;
-/** Records being sealed at once before the write loop waits. */
-const MAX_TX_INFLIGHT = 8;
-/**
- * While a record is being sealed, the write loop waits for at least this
- * much pending data before sealing another one, so flowing data leaves in
- * large records (fewer AEAD calls and writes); with nothing in flight it
- * seals at once, so a lone small write is never held back.
- */
-const TX_COALESCE_BYTES = 64 * 1024;
-/**
- * Sealed records ready together are joined into one write up to this size
- * (1 MiB: four full records; each write costs about as much as a record).
- */
-const TX_BATCH_BYTES = 1024 * 1024;
-const EMPTY_BATCH = new Uint8Array(0);
-/** Payloads are pulled with room for the record's pad_len prefix in front... */
-const PULL_HEADROOM = { headroom: PAD_PREFIX_BYTES };
-/** ...which the sealer fills in instead of copying the payload. */
-const SEAL_IN_HEADROOM = { useHeadroom: true };
-/** How often pending acknowledgements are flushed (ms). */
-const ACK_FLUSH_MS = 25;
-
-/**
- * The RESUME frame: the first and only frame of the first record each side
- * sends on a resumed link (docs/PROTOCOL.md, "Resumption"): type 15, stream
- * 0, payload = received count u64 ‖ flags u8 (bit 0: "I hold no state for
- * this session"). It is never passed to the mux.
- */
-export const FRAME_RESUME = 15;
-const RESUME_PAYLOAD_BYTES = 9;
-const FLAG_STATE_LOST = 1;
-
-/** A link's id for REKEY frames: the first 4 bytes of its handshake transcript hash. */
-export function linkIdOf(transcriptHash: Uint8Array): number {
-  return new DataView(transcriptHash.buffer, transcriptHash.byteOffset, 4).getUint32(0);
-}
+/** The RESUME frame's type and a link's REKEY id live with their codecs in `lib/session`. */
+export { FRAME_RESUME, linkIdOf } from "../session/mod.ts";
+export { realScheduler, type Scheduler, type TimerId } from "./scheduler.ts";
 
 /** Why a session ended. */
 export interface SessionEnd {
@@ -165,51 +114,10 @@ export interface SessionOptions {
   deadAfterMs?: number;
   /** Reset a stream that moved no bytes for this long (ms). Default 5 min. */
   streamIdleMs?: number;
+  /** The clock; default the scheduler's (`Date.now` for the real one). */
   now?: () => number;
-}
-
-/** Bytes of a record handed over in pieces. */
-function partsLength(parts: Uint8Array[]): number {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  return n;
-}
-
-interface StreamCtx {
-  id: number;
-  sock: ByteStream | undefined;
-  /** Data from the tunnel waiting to be written to `sock`. */
-  queue: Uint8Array[];
-  writing: boolean;
-  /** The peer sent FIN: close our socket's write side once `queue` drains. */
-  finIn: boolean;
-  sockWriteClosed: boolean;
-  sockReadDone: boolean;
-  onReply: ((reply: Uint8Array) => void) | undefined;
-  onFail: ((e: Error) => void) | undefined;
-  onWritable: (() => void) | undefined;
-}
-
-interface Link {
-  seq: number;
-  conn: ByteStream;
-  sealer: RecordSealer;
-  opener: RecordOpener;
-  label: string;
-  alive: boolean;
-  /** RESUME state exchanged (or not needed): the writer may pull. */
-  ready: boolean;
-  awaitResume: boolean;
-  stateLost: boolean;
-  rxChain: Promise<void>;
-  rxInflight: number;
-  rxSpace: (() => void) | undefined;
-  lastRecv: number;
-  lastSend: number;
-  /** Apply to the sealer right after sealing the record carrying our re-key REPLY. */
-  sendMixin: Uint8Array | undefined;
-  endResolve: (e: LinkEnd) => void;
-  ended: Promise<LinkEnd>;
+  /** Timers and clock (tests pass a fake they advance by hand). Default: the real ones. */
+  scheduler?: Scheduler;
 }
 
 /** Counters a session keeps for stats and tests. */
@@ -226,6 +134,51 @@ export interface SessionStats {
 
 const TAMPER_CODES = new Set(["DECRYPT_FAILED", "TOO_LARGE", "MALFORMED", "TRUNCATED"]);
 
+/** Where a link failed: the reader's places, the writer's, or sending our RESUME. */
+type FailedIn = LinkFailure | "write" | "resume";
+
+/** Everything the parts ask of their session, in one object made once per session. */
+type Host = ReaderHost<Link> & WriterHost & StreamHost & TimerHost<Link>;
+
+/** One link of this session: its state, its reader and its writer. */
+class Link implements LinkState {
+  readonly seq: number;
+  readonly conn: ByteStream;
+  readonly sealer: RecordSealer;
+  readonly opener: RecordOpener;
+  readonly label: string;
+  alive = true;
+  ready: boolean;
+  awaitResume: boolean;
+  readonly stateLost: boolean;
+  lastRecv: number;
+  lastSend: number;
+  readonly reader: LinkReader<Link>;
+  readonly writer: LinkWriter;
+  readonly endResolve: (e: LinkEnd) => void;
+
+  constructor(
+    params: LinkParams,
+    seq: number,
+    now: number,
+    host: Host,
+    endResolve: (e: LinkEnd) => void,
+  ) {
+    this.seq = seq;
+    this.conn = params.conn;
+    this.sealer = params.sealer;
+    this.opener = params.opener;
+    this.label = params.label ?? "peer";
+    this.ready = params.resumed !== true;
+    this.awaitResume = params.resumed === true;
+    this.stateLost = params.stateLost === true;
+    this.lastRecv = this.lastSend = now;
+    this.reader = new LinkReader(this, host);
+    this.writer = new LinkWriter(this, host);
+    this.endResolve = endResolve;
+  }
+}
+
 /**
  * One session. Call `run()`, then `attachLink()` with each connection.
  *
@@ -241,28 +194,30 @@ const TAMPER_CODES = new Set(["DECRYPT_FAILED", "TOO_LARGE", "MALFORMED", "TRUNC
 export class Session {
   readonly #o: SessionOptions;
   #mux: Mux;
-  readonly #now: () => number;
-  readonly #streams = new Map<number, StreamCtx>();
-  /** Streams whose reads wait for the write loop to pull what they queued (#pumpSock). */
-  readonly #readAhead = new Set<StreamCtx>();
+  readonly #scheduler: Scheduler;
+  readonly #ctl: SessionController;
+  readonly #host: Host;
+  readonly #streams: StreamTable;
+  readonly #timers: SessionTimers<Link>;
   #closed = false;
-  /** Set once a release exchange (or NOTICE) completed: why the session ends. */
-  #released: string | undefined;
   #endResolve!: (e: SessionEnd) => void;
   readonly #ended: Promise<SessionEnd>;
   #link: Link | undefined;
   #linkSeq = 0;
   #linkDownSince: number;
-  #wake: (() => void) | undefined;
-  #dirty = false;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #ackTimer: ReturnType<typeof setTimeout> | undefined;
-  #release: ReleaseState | undefined;
-  #releaseKey: Uint8Array | undefined;
+  /** Resolves a release() waiting for the exchange to finish. */
   #releaseDone: (() => void) | undefined;
-  #rekey: RekeyState;
-  #rekeyAt: number;
-  #rekeyBytesAt = 0;
+  /** The writer has records in flight. */
+  #writing = false;
+  readonly #events: EventSink;
+  /** The session's number and user in events. */
+  readonly #no: number;
+  readonly #user: string;
+  /** Tunnel bytes already reported in `bytes` events. */
+  #reportedIn = 0;
+  #reportedOut = 0;
+  /** #flush() calls waiting for the writer to go idle. */
+  #idleWaiters: (() => void)[] = [];
   readonly stats: SessionStats = {
     bytesIn: 0,
     bytesOut: 0,
@@ -277,11 +232,32 @@ export class Session {
   constructor(opts: SessionOptions) {
     this.#o = opts;
     this.#mux = opts.mux;
-    this.#now = opts.now ?? Date.now;
-    this.#linkDownSince = this.#now();
-    this.#rekeyAt = this.#now();
-    this.#rekey = new RekeyState(opts.role);
-    this.#releaseKey = opts.releaseKey?.slice();
+    this.#events = opts.events ?? NO_EVENTS;
+    this.#no = opts.sessionNo ?? 0;
+    this.#user = opts.user ?? "";
+    const base = opts.scheduler ?? realScheduler;
+    const now = opts.now;
+    this.#scheduler = now === undefined ? base : {
+      now,
+      setTimeout: (fn, ms) => base.setTimeout(fn, ms),
+      clearTimeout: (id) => base.clearTimeout(id),
+    };
+    const t0 = this.#now();
+    this.#linkDownSince = t0;
+    this.#ctl = new SessionController({
+      role: opts.role,
+      now: t0,
+      ...(opts.rekey === undefined ? {} : { rekey: opts.rekey }),
+      ...(opts.releaseKey === undefined ? {} : { releaseKey: opts.releaseKey }),
+    });
+    this.#host = this.#makeHost();
+    this.#streams = new StreamTable(this.#host);
+    this.#timers = new SessionTimers(this.#host, this.#scheduler, {
+      keepaliveMs: opts.keepaliveMs ?? 15_000,
+      deadAfterMs: opts.deadAfterMs ?? 45_000,
+      streamIdleMs: opts.streamIdleMs ?? 300_000,
+      graceMs: opts.graceMs ?? 300_000,
+    });
     this.#ended = new Promise((r) => (this.#endResolve = r));
   }
 
@@ -312,19 +288,13 @@ export class Session {
 
   /** Starts the timers; resolves with why the session ended. */
   run(): Promise<SessionEnd> {
-    if (this.#timer !== undefined) return this.#ended;
-    const keepalive = this.#o.keepaliveMs ?? 15_000;
-    const dead = this.#o.deadAfterMs ?? 45_000;
-    const idle = this.#o.streamIdleMs ?? 300_000;
-    const tick = Math.max(20, Math.min(keepalive, dead, idle, 1000) / 4);
-    this.#timer = setInterval(() => this.#onTick(keepalive, dead, idle), tick);
+    this.#timers.start();
     return this.#ended;
   }
 
   /** Replaces the key of the release exchange (it changes with every resumption). */
   setReleaseKey(key: Uint8Array): void {
-    this.#releaseKey?.fill(0);
-    this.#releaseKey = key.slice();
+    this.#ctl.setReleaseKey(key);
   }
 
   /**
@@ -342,37 +312,14 @@ export class Session {
     let endResolve!: (e: LinkEnd) => void;
     const ended = new Promise<LinkEnd>((r) => (endResolve = r));
     const now = this.#now();
-    const link: Link = {
-      seq: params.linkId ?? ++this.#linkSeq,
-      conn: params.conn,
-      sealer: params.sealer,
-      opener: params.opener,
-      label: params.label ?? "peer",
-      alive: true,
-      ready: !(params.resumed === true),
-      awaitResume: params.resumed === true,
-      stateLost: params.stateLost === true,
-      rxChain: Promise.resolve(),
-      rxInflight: 0,
-      rxSpace: undefined,
-      lastRecv: now,
-      lastSend: now,
-      sendMixin: undefined,
-      endResolve,
-      ended,
-    };
+    const link = new Link(params, params.linkId ?? ++this.#linkSeq, now, this.#host, endResolve);
     this.#link = link;
     this.stats.links++;
-    // A re-key in progress on the old link is abandoned: the resumption itself
-    // derived fresh keys from a fresh DH.
-    this.#rekey.wipe();
-    this.#rekey = new RekeyState(this.#o.role);
-    this.#rekeyAt = now;
-    this.#rekeyBytesAt = this.stats.bytesOut + this.stats.bytesIn;
+    this.#ctl.linkUp(link.seq, now, this.stats.bytesOut + this.stats.bytesIn);
     (async () => {
       if (params.resumed === true) await this.#sendResumeState(link);
-      this.#readLoop(link, params.initial).catch((e) => this.#linkError(link, e, "read"));
-      this.#writeLoop(link).catch((e) => this.#linkError(link, e, "write"));
+      link.reader.run(params.initial).catch((e) => this.#linkError(link, e, "read"));
+      link.writer.run().catch((e) => this.#linkError(link, e, "write"));
     })().catch((e) => this.#linkError(link, e, "resume"));
     return ended;
   }
@@ -432,18 +379,18 @@ export class Session {
     const id = this.#mux.open(request, this.#now());
     const ctx = this.#newStream(id);
     this.#kick();
-    const timer = setTimeout(() => {
+    const timer = this.#timers.openTimeout(timeoutMs, () => {
       ctx.onReply = ctx.onFail = undefined;
-      this.#resetStream(ctx, ResetReason.CANCEL, "no reply in time");
+      this.#streams.reset(ctx, ResetReason.CANCEL, "no reply in time");
       done({ timedOut: true });
-    }, timeoutMs);
+    });
     ctx.onReply = (reply) => {
-      clearTimeout(timer);
+      this.#timers.cancel(timer);
       ctx.onReply = ctx.onFail = undefined;
       done({ reply });
     };
     ctx.onFail = (error) => {
-      clearTimeout(timer);
+      this.#timers.cancel(timer);
       ctx.onReply = ctx.onFail = undefined;
       done({ error });
     };
@@ -462,7 +409,7 @@ export class Session {
     const ctx = this.#streams.get(id);
     if (this.#closed || ctx === undefined) return;
     this.#mux.reply(id, reply);
-    this.#resetStream(ctx, reason, message);
+    this.#streams.reset(ctx, reason, message);
   }
 
   /** True while stream `id` is open. */
@@ -480,12 +427,7 @@ export class Session {
       sock.close();
       return;
     }
-    ctx.sock = sock;
-    this.#drain(ctx);
-    this.#pumpSock(ctx, early).catch((e) => {
-      this.#o.log.debug(`stream ${id}: local read failed: ${describeError(e)}`);
-      this.#resetStream(ctx, ResetReason.CANCEL, "local socket error");
-    });
+    this.#streams.attach(ctx, sock, early);
   }
 
   /**
@@ -497,28 +439,28 @@ export class Session {
   async release(timeoutMs = 5_000): Promise<void> {
     if (this.#closed) return;
     const link = this.#link;
-    if (this.#releaseKey === undefined || link === undefined || !link.alive || !link.ready) {
-      this.#finish({ reason: "closed without a link to release over", graceful: true });
+    const start = this.#ctl.startRelease(link !== undefined && link.alive && link.ready);
+    if (start.type === "close") {
+      this.#finish({ reason: start.reason, graceful: true });
       return;
     }
-    const rs = new ReleaseState(this.#releaseKey, this.#o.role);
-    this.#release = rs;
     const done = new Promise<void>((r) => (this.#releaseDone = r));
-    this.#mux.sendRelease(rs.request());
+    this.#mux.sendRelease(start.body);
     this.#kick();
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerId | undefined;
     const timedOut = await Promise.race([
       done.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+      new Promise<boolean>((r) => (timer = this.#timers.releaseTimeout(timeoutMs, () => r(true)))),
     ]);
-    clearTimeout(timer);
+    this.#timers.cancel(timer);
     if (this.#closed) return;
     if (timedOut) {
-      this.#o.log.info("release not answered in time: sending a notice and closing");
-      this.#mux.sendRelease(rs.notice(ReleaseReason.NO_RESPONSE));
+      const gaveUp = this.#ctl.releaseUnanswered();
+      this.#emitRelease(gaveUp.released);
+      this.#mux.sendRelease(gaveUp.body);
       this.#kick();
       await this.#flush(500);
-      this.#finish({ reason: "released (peer did not answer)", graceful: true });
+      this.#finish({ reason: gaveUp.released.reason, graceful: true });
       return;
     }
     await this.#flush(500);
@@ -529,9 +471,10 @@ export class Session {
   async notifyAndClose(reason: string, code: number = ReleaseReason.SHUTDOWN): Promise<void> {
     if (this.#closed) return;
     const link = this.#link;
-    if (this.#releaseKey !== undefined && link?.alive && link.ready) {
-      const rs = new ReleaseState(this.#releaseKey, this.#o.role);
-      this.#mux.sendRelease(rs.notice(code));
+    const notice = link?.alive && link.ready ? this.#ctl.notice(code) : undefined;
+    if (notice !== undefined) {
+      this.#emitRelease({ by: "us", reason, notice: code });
+      this.#mux.sendRelease(notice);
       this.#kick();
       await this.#flush(500);
     }
@@ -540,8 +483,10 @@ export class Session {
 
   /** Starts a full re-key with fresh X25519 now (either side may ask). */
   rekeyNow(): void {
-    if (this.#closed || this.#rekey.pending || this.#link?.ready !== true) return;
-    this.#mux.sendRekey(this.#wrapRekey(this.#rekey.start()));
+    if (this.#closed || this.#link?.ready !== true) return;
+    const init = this.#ctl.startRekey();
+    if (init === undefined) return;
+    this.#mux.sendRekey(init);
     this.#kick();
   }
 
@@ -550,419 +495,108 @@ export class Session {
     this.#finish({ reason, graceful });
   }
 
-  // ---- resumption ------------------------------------------------------------
+  // ---- the parts' view of the session ---------------------------------------
 
-  async #sendResumeState(link: Link): Promise<void> {
-    const w = new Writer(8 + RESUME_PAYLOAD_BYTES)
-      .u8(FRAME_RESUME).u32(0).u24(RESUME_PAYLOAD_BYTES)
-      .u64(link.stateLost ? 0n : this.#mux.resumeState().received)
-      .u8(link.stateLost ? FLAG_STATE_LOST : 0);
-    const rec = await link.sealer.seal(w.finish());
-    await writeAll(link.conn, rec);
-    link.lastSend = this.#now();
+  #now(): number {
+    return this.#scheduler.now();
   }
 
-  #onResumeState(link: Link, payload: Uint8Array): void {
-    const r = new Reader(payload, "RESUME frame");
-    const bad = () =>
-      new ProtocolError("MALFORMED", "Cannot resume: the first record is not a RESUME frame");
-    if (r.u8() !== FRAME_RESUME || r.u32() !== 0 || r.u24() !== RESUME_PAYLOAD_BYTES) throw bad();
-    const received = r.u64();
-    const flags = r.u8();
-    r.expectEmpty();
-    if ((flags & ~FLAG_STATE_LOST) !== 0) throw bad();
-    const peerLost = (flags & FLAG_STATE_LOST) !== 0;
-    link.awaitResume = false;
-    if (link.stateLost) {
-      // We started fresh for this session id: nothing to resend.
-    } else if (peerLost) {
-      this.#o.log.warn("the server no longer holds this session's streams: they are reset");
-      this.#replaceMux();
-    } else {
-      this.#mux.onPeerResumed(received);
-    }
-    link.ready = true;
-    this.#kick();
-  }
-
-  /** The peer lost our state: reset every stream and start a fresh mux. */
-  #replaceMux(): void {
-    const make = this.#o.createMux;
-    if (make === undefined) {
-      throw new ProtocolError("BAD_STATE", "Cannot resume: the peer lost the session");
-    }
-    for (const ctx of [...this.#streams.values()]) {
-      ctx.onFail?.(new Error("Stream lost: the server no longer holds it"));
-      this.#dropStream(ctx);
-    }
-    this.#mux = make();
-  }
-
-  // ---- read side ----------------------------------------------------------
-
-  async #readLoop(link: Link, initial: Uint8Array | undefined): Promise<void> {
-    // Records are opened straight from this buffer (the opener has read them
-    // when pushWhole() returns); an incomplete one stays at [start, end) and
-    // the next read completes it in place.
-    const buf = new Uint8Array(
-      Math.max(TUNNEL_BUF_BYTES, (initial?.length ?? 0) + TUNNEL_READ_BYTES),
-    );
-    let start = 0;
-    let end = 0;
-    if (initial !== undefined && initial.length > 0) {
-      buf.set(initial);
-      end = initial.length;
-      start = this.#onBytes(link, buf.subarray(0, end));
-    }
-    while (link.alive && !this.#closed) {
-      while (link.rxInflight >= MAX_RX_INFLIGHT && link.alive && !this.#closed) {
-        await new Promise<void>((r) => (link.rxSpace = r));
-      }
-      if (!link.alive) return;
-      if (start === end) {
-        start = end = 0;
-      } else if (buf.length - end < TUNNEL_READ_BYTES) {
-        // Move the incomplete record (less than one record) to the front.
-        buf.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
-      }
-      let n: number | null;
-      try {
-        n = await link.conn.read(buf.subarray(end, end + TUNNEL_READ_BYTES));
-      } catch (e) {
-        if (!link.alive || this.#closed) return;
-        throw e;
-      }
-      if (!link.alive) return;
-      if (n === null) {
-        // Let records already read finish before declaring the end.
-        await link.rxChain;
-        const truncated = end > start || link.opener.buffered > 0;
-        this.#linkFailed(
-          link,
-          truncated ? "connection closed in the middle of a record" : "connection closed by peer",
-          undefined,
-          false,
-        );
-        return;
-      }
-      link.lastRecv = this.#now();
-      this.stats.bytesIn += n;
-      end += n;
-      start += this.#onBytes(link, buf.subarray(start, end));
-    }
-  }
-
-  /** Opens the whole records at the start of `bytes`; returns the bytes they took. */
-  #onBytes(link: Link, bytes: Uint8Array): number {
-    let records: Promise<Uint8Array>[];
-    let used: number;
-    try {
-      ({ records, used } = link.opener.pushWhole(bytes));
-    } catch (e) {
-      this.#linkError(link, e, "record");
-      return bytes.length;
-    }
-    for (const p of records) {
-      p.catch(() => {}); // handled in order below; avoid an unhandled rejection meanwhile
-      link.rxInflight++;
-      link.rxChain = link.rxChain.then(async () => {
-        if (this.#closed || !link.alive) return;
-        let payload: Uint8Array;
-        try {
-          payload = await p;
-        } catch (e) {
-          // The record failed authentication (or framing): whoever carried it tampered.
-          this.#linkError(link, e, "record");
-          return;
-        }
-        link.rxInflight--;
-        if (link.rxSpace !== undefined) {
-          const r = link.rxSpace;
-          link.rxSpace = undefined;
-          r();
-        }
-        if (!link.alive) return;
-        this.stats.recordsIn++;
-        if (link.awaitResume) {
-          this.#onResumeState(link, payload);
-          return;
-        }
-        const events = this.#mux.receive(payload, this.#now());
-        for (const ev of events) this.#onEvent(ev);
-        if (this.#ackTimer === undefined && this.#mux.ackDue) this.#armAck();
-        this.#kick();
-      });
-    }
-    // Anything else thrown here comes from an authenticated peer's frames.
-    link.rxChain = link.rxChain.catch((e) => this.#linkError(link, e, "session"));
-    return used;
-  }
-
-  #onEvent(ev: MuxEvent): void {
-    switch (ev.type) {
-      case "open": {
-        this.#newStream(ev.id);
-        if (this.#o.onOpen === undefined) {
-          this.#resetStream(this.#streams.get(ev.id)!, ResetReason.REFUSED, "peer may not open");
-        } else {
-          this.#o.onOpen(ev.id, ev.request);
-        }
-        return;
-      }
-      case "reply": {
-        this.#streams.get(ev.id)?.onReply?.(ev.reply);
-        return;
-      }
-      case "data": {
-        const ctx = this.#streams.get(ev.id);
-        if (ctx === undefined) return;
-        ctx.queue.push(ev.data);
-        this.#drain(ctx);
-        return;
-      }
-      case "fin": {
-        const ctx = this.#streams.get(ev.id);
-        if (ctx === undefined) return;
-        ctx.finIn = true;
-        this.#drain(ctx);
-        return;
-      }
-      case "reset": {
-        const ctx = this.#streams.get(ev.id);
-        if (ctx === undefined) return;
-        ctx.onFail?.(new Error(`Stream reset by peer: ${ev.message || `reason ${ev.reason}`}`));
-        this.#dropStream(ctx);
-        return;
-      }
-      case "writable": {
-        const ctx = this.#streams.get(ev.id);
-        const w = ctx?.onWritable;
-        if (ctx !== undefined && w !== undefined) {
-          ctx.onWritable = undefined;
-          w();
-        }
-        return;
-      }
-      case "closed": {
-        const ctx = this.#streams.get(ev.id);
-        if (ctx !== undefined) this.#maybeRelease(ctx);
-        return;
-      }
-      case "pong": {
-        this.stats.rttMs = ev.rttMs;
-        return;
-      }
-      case "goaway": {
-        this.#o.log.info(`peer is going away (last stream ${ev.lastId})`);
-        return;
-      }
-      case "release": {
-        this.#onRelease(ev.body);
-        return;
-      }
-      case "rekey": {
-        this.#onRekey(ev.body);
-        return;
-      }
-    }
-  }
-
-  #onRelease(body: Uint8Array): void {
-    if (this.#releaseKey === undefined) return;
-    this.#release ??= new ReleaseState(this.#releaseKey, this.#o.role);
-    const action = this.#release.consume(body);
-    if (action.error !== undefined) {
-      this.#o.log.warn(`release message refused: ${action.error}`);
-      return;
-    }
-    if (action.reply !== undefined) {
-      this.#mux.sendRelease(action.reply);
-      this.#kick();
-    }
-    if (action.released === true) {
-      const mine = this.#releaseDone;
-      if (mine !== undefined) {
-        this.#released = "released";
-        this.#releaseDone = undefined;
-        mine();
-        return;
-      }
-      const why = action.reason === undefined
-        ? "released by peer"
-        : `peer ended the session (notice ${action.reason})`;
-      this.#released = why;
-      this.#flush(500).then(() => this.#finish({ reason: why, graceful: true }));
-    }
-  }
-
-  /** REKEY frame payload: link number u32 ‖ lib/session body (a resent stale one is ignored). */
-  #wrapRekey(body: Uint8Array): Uint8Array {
-    const out = new Uint8Array(4 + body.length);
-    new DataView(out.buffer).setUint32(0, this.#link?.seq ?? 0);
-    out.set(body, 4);
-    return out;
-  }
-
-  #onRekey(payload: Uint8Array): void {
-    const link = this.#link;
-    if (link === undefined || !link.alive || payload.length < 4) return;
-    const seq = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
-    if (seq !== link.seq) {
-      this.#o.log.debug(`ignoring a re-key message from an earlier connection`);
-      return;
-    }
-    const action = this.#rekey.consume(payload.subarray(4));
-    if (action.mixin === undefined) return;
-    if (action.reply !== undefined) {
-      // The REPLY must leave under the old key: the writer re-keys the sealer
-      // right after sealing the record that carries it.
-      this.#mux.sendRekey(this.#wrapRekey(action.reply));
-      link.sendMixin = action.mixin.slice();
-    } else {
-      link.sealer.rekey(action.mixin);
-    }
-    link.opener.provideMixin(action.mixin);
-    action.mixin.fill(0);
-    this.stats.rekeys++;
-    this.#rekeyAt = this.#now();
-    this.#rekeyBytesAt = this.stats.bytesOut + this.stats.bytesIn;
-    this.#o.log.debug("re-keyed with fresh X25519");
-    this.#kick();
-  }
-
-  /** Writes data received for a stream to its local socket, in order. */
-  #drain(ctx: StreamCtx): void {
-    if (ctx.writing || ctx.sock === undefined) return;
-    ctx.writing = true;
-    const sock = ctx.sock;
-    (async () => {
-      while (ctx.queue.length > 0) {
-        const d = ctx.queue.shift()!;
-        await writeAll(sock, d);
-        if (!this.#streams.has(ctx.id)) return;
-        this.#mux.consumed(ctx.id, d.length);
-        this.#kick();
-      }
-      if (ctx.finIn && !ctx.sockWriteClosed) {
-        ctx.sockWriteClosed = true;
-        await sock.closeWrite().catch(() => {});
-        this.#maybeRelease(ctx);
-      }
-    })().then(
-      () => {
-        ctx.writing = false;
-        // More may have arrived while the last write was finishing.
-        if (ctx.queue.length > 0 || (ctx.finIn && !ctx.sockWriteClosed)) this.#drain(ctx);
+  #makeHost(): Host {
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    return {
+      get closed() {
+        return self.#closed;
       },
-      (e) => {
-        ctx.writing = false;
-        this.#o.log.debug(`stream ${ctx.id}: local write failed: ${describeError(e)}`);
-        this.#resetStream(ctx, ResetReason.CANCEL, "local socket closed");
+      get mux() {
+        return self.#mux;
       },
-    );
+      get link() {
+        return self.#link;
+      },
+      get linkDownSince() {
+        return self.#linkDownSince;
+      },
+      stats: this.stats,
+      log: this.#o.log,
+      now: () => self.#now(),
+      kick: () => self.#kick(),
+      takeEvents: () => self.#takeEvents(),
+      // reader
+      onRecord: (link, payload) => self.#onRecord(link, payload),
+      linkError: (link, e, where) => self.#linkError(link, e, where),
+      linkClosed: (link, reason) => self.#linkFailed(link, reason, undefined, false),
+      // writer
+      pulled: (mux) => self.#streams.pulled(mux),
+      writerBusy: () => {
+        self.#writing = true;
+      },
+      writerIdle: () => {
+        self.#writing = false;
+        if (self.#mux.queuedMessages === 0) self.#wakeFlushes();
+      },
+      // streams
+      streamClosed: (ctx, reason) => {
+        self.#events.emit({
+          type: "stream_close",
+          session: self.#no,
+          stream: ctx.id,
+          bytesIn: ctx.bytesIn,
+          bytesOut: ctx.bytesOut,
+          reason,
+        });
+      },
+      // timers
+      graceExpired: (reason) => self.#finish({ reason, graceful: false }),
+      linkDead: (link, reason) => self.#linkFailed(link, reason, undefined, false),
+      ping: (now) => {
+        self.#mux.ping(now);
+        self.#kick();
+      },
+      rekeyCheck: (now) => {
+        const init = self.#ctl.rekeyIfDue(now, self.stats.bytesOut + self.stats.bytesIn);
+        if (init === undefined) return;
+        self.#mux.sendRekey(init);
+        self.#kick();
+      },
+      resetIdleStreams: (now, idleMs) => {
+        for (const id of self.#mux.idleStreams(now, idleMs)) {
+          const ctx = self.#streams.get(id);
+          if (ctx !== undefined) self.#streams.reset(ctx, ResetReason.IDLE, "idle timeout");
+        }
+      },
+      reportBytes: () => self.#reportBytes(),
+      flushAck: () => {
+        if (self.#link?.ready !== true) return;
+        if (self.#mux.flushAck()) self.#kick();
+      },
+    };
   }
 
-  // ---- write side ---------------------------------------------------------
-
-  /** Reads a local socket into the stream while credit allows. */
-  async #pumpSock(ctx: StreamCtx, early: Uint8Array | undefined): Promise<void> {
-    const sock = ctx.sock!;
-    if (early !== undefined && early.length > 0 && !(await this.#sendAll(ctx, early))) return;
-    let size = STREAM_READ_MIN;
-    // The mux keeps views of sent bytes until pull() copies them, in order:
-    // a read buffer is reused once the bytes pulled so far (`sent` minus
-    // what is still queued) reach the end of its own. `held` lists buffers
-    // read into, oldest first, each with `sent` after its bytes, and `free`
-    // those whose bytes are all pulled. Both hold weak refs: a stream that
-    // goes idle keeps no buffer alive but the one it reads into.
-    const held: { ref: WeakRef<Uint8Array>; end: number }[] = [];
-    const free: WeakRef<Uint8Array>[] = [];
-    let sent = 0;
-    while (!this.#closed && this.#streams.has(ctx.id)) {
-      while (this.#mux.queued(ctx.id) >= STREAM_READ_AHEAD) {
-        this.#readAhead.add(ctx);
-        await new Promise<void>((r) => (ctx.onWritable = r));
-        if (this.#closed || !this.#streams.has(ctx.id)) return;
-      }
-      let credit = this.#mux.credit(ctx.id);
-      while (credit <= 0) {
-        await new Promise<void>((r) => (ctx.onWritable = r));
-        if (this.#closed || !this.#streams.has(ctx.id)) return;
-        credit = this.#mux.credit(ctx.id);
-      }
-      const want = Math.min(size, credit);
-      const pulled = sent - this.#mux.queued(ctx.id);
-      while (held.length > 0 && held[0]!.end <= pulled) free.push(held.shift()!.ref);
-      let buf: Uint8Array | undefined;
-      while (buf === undefined && free.length > 0) {
-        const b = free.pop()!.deref();
-        if (b?.length === size) buf = b;
-      }
-      buf ??= new Uint8Array(size);
-      const n = await sock.read(want === size ? buf : buf.subarray(0, want));
-      if (!this.#streams.has(ctx.id)) return;
-      if (n === null) {
-        ctx.sockReadDone = true;
-        this.#mux.finish(ctx.id);
-        this.#kick();
-        this.#maybeRelease(ctx);
-        return;
-      }
-      const data = buf.subarray(0, n);
-      sent += n;
-      if (n === want) size = Math.min(size * 4, STREAM_READ_MAX);
-      else if (n < size >> 2) size = STREAM_READ_MIN;
-      if (held.length < STREAM_READ_REUSE && buf.length === size) {
-        held.push({ ref: new WeakRef(buf), end: sent });
-      }
-      const took = this.#mux.send(ctx.id, data);
-      this.#kick();
-      if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
-    }
+  #emitRelease(released: Released): void {
+    this.#events.emit({ type: "release", session: this.#no, ...released });
   }
 
-  /**
-   * Queues all of `data` on the stream. The session window is shared by
-   * every stream, so other streams may have used the credit seen before the
-   * read: wait for the writable event the mux promises and send the rest.
-   * False when the stream or the session ended meanwhile.
-   */
-  async #sendAll(ctx: StreamCtx, data: Uint8Array): Promise<boolean> {
-    let off = 0;
-    for (;;) {
-      off += this.#mux.send(ctx.id, off === 0 ? data : data.subarray(off));
-      this.#kick();
-      if (off >= data.length) return true;
-      // The mux promises a writable event only after credit() has said 0.
-      if (this.#mux.credit(ctx.id) > 0) continue;
-      await new Promise<void>((r) => (ctx.onWritable = r));
-      if (this.#closed || !this.#streams.has(ctx.id)) return false;
-    }
+  /** A `bytes` event with the tunnel bytes since the last one; false when none moved. */
+  #reportBytes(): boolean {
+    const dIn = this.stats.bytesIn - this.#reportedIn;
+    const dOut = this.stats.bytesOut - this.#reportedOut;
+    if (dIn === 0 && dOut === 0) return false;
+    this.#reportedIn = this.stats.bytesIn;
+    this.#reportedOut = this.stats.bytesOut;
+    this.#events.emit({ type: "bytes", session: this.#no, user: this.#user, in: dIn, out: dOut });
+    return true;
   }
 
-  /**
-   * An ACK is owed: it rides in the next payload we send anyway, or goes on
-   * its own after ACK_FLUSH_MS (like TCP's delayed ACK), so a request and
-   * its answer do not cost an ACK-only record each way.
-   */
-  #armAck(): void {
-    this.#ackTimer = setTimeout(() => {
-      this.#ackTimer = undefined;
-      if (this.#closed || this.#link?.ready !== true) return;
-      if (this.#mux.flushAck()) this.#kick();
-    }, ACK_FLUSH_MS);
+  #newStream(id: number): StreamCtx {
+    const ctx = this.#streams.add(id);
+    this.stats.streams++;
+    return ctx;
   }
 
   #kick(): void {
-    this.#dirty = true;
     this.#takeEvents();
-    const w = this.#wake;
-    if (w !== undefined) {
-      this.#wake = undefined;
-      w();
-    }
+    this.#link?.writer.kick();
   }
 
   /** Handles events the mux raised outside receive() (after finish, reset, pull). */
@@ -974,12 +608,12 @@ export class Session {
   /** Waits (at most `ms`) until queued control messages and records are written. */
   async #flush(ms: number): Promise<void> {
     if (!this.#link?.alive || (this.#mux.queuedMessages === 0 && !this.#writing)) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerId | undefined;
     await Promise.race([
       new Promise<void>((r) => this.#idleWaiters.push(r)),
-      new Promise<void>((r) => (timer = setTimeout(r, ms))),
+      new Promise<void>((r) => (timer = this.#timers.flushTimeout(ms, r))),
     ]);
-    clearTimeout(timer);
+    this.#timers.cancel(timer);
   }
 
   /** The writer went idle, or the link or session ended: wake every #flush(). */
@@ -990,106 +624,163 @@ export class Session {
     for (const w of ws) w();
   }
 
-  #writing = false;
-  #idleWaiters: (() => void)[] = [];
+  // ---- records and events ---------------------------------------------------
 
-  async #writeLoop(link: Link): Promise<void> {
-    // Seals in call order; `rec` (header, then ciphertext) is set when the seal resolves.
-    const inflight: { p: Promise<Uint8Array[]>; rec: Uint8Array[] | undefined }[] = [];
-    // Records are joined into this buffer for each write, reused once the write is done.
-    let batch = EMPTY_BATCH;
-    while (!this.#closed && link.alive) {
-      this.#dirty = false;
-      const mux = this.#mux;
-      while (link.ready && inflight.length < MAX_TX_INFLIGHT) {
-        // Data still arriving while earlier records are sealed waits to fill a larger record.
-        if (
-          inflight.length > 0 && mux.pendingBytes < TX_COALESCE_BYTES && mux.queuedMessages === 0
-        ) {
-          break;
+  /** An opened record's payload from the current or an earlier link, in order. */
+  #onRecord(link: Link, payload: Uint8Array): void {
+    if (link.awaitResume) {
+      this.#onResumeState(link, payload);
+      return;
+    }
+    const events = this.#mux.receive(payload, this.#now());
+    for (const ev of events) this.#onEvent(ev);
+    if (this.#mux.ackDue) this.#timers.ackDue();
+    this.#kick();
+  }
+
+  #onEvent(ev: MuxEvent): void {
+    switch (ev.type) {
+      case "open": {
+        const ctx = this.#newStream(ev.id);
+        if (this.#o.onOpen === undefined) {
+          this.#streams.reset(ctx, ResetReason.REFUSED, "peer may not open");
+        } else {
+          this.#o.onOpen(ev.id, ev.request);
         }
-        // The payload leaves room for pad_len in front, so the sealer need not copy it.
-        const payload = mux.pull(undefined, PULL_HEADROOM);
-        this.#takeEvents();
-        if (payload === null) break;
-        const entry = {
-          p: link.sealer.sealParts(payload, SEAL_IN_HEADROOM),
-          rec: undefined as Uint8Array[] | undefined,
-        };
-        entry.p.then((r) => (entry.rec = r), () => {});
-        inflight.push(entry);
-        // Our re-key REPLY is in the record just sealed once no control message waits.
-        if (link.sendMixin !== undefined && mux.queuedMessages === 0) {
-          link.sealer.rekey(link.sendMixin);
-          link.sendMixin.fill(0);
-          link.sendMixin = undefined;
-        }
+        return;
       }
-      // Streams waiting to read ahead go on once pulls made room (#pumpSock).
-      for (const ctx of this.#readAhead) {
-        if (mux.queued(ctx.id) >= STREAM_READ_AHEAD) continue;
-        this.#readAhead.delete(ctx);
-        const w = ctx.onWritable;
-        ctx.onWritable = undefined;
-        w?.();
-      }
-      if (inflight.length === 0) {
-        this.#writing = false;
-        if (mux.queuedMessages === 0) this.#wakeFlushes();
-        if (!this.#dirty) {
-          batch = EMPTY_BATCH; // an idle link holds no batch buffer
-          await new Promise<void>((r) => (this.#wake = r));
-        }
-        continue;
-      }
-      this.#writing = true;
-      const head = await inflight[0]!.p;
-      if (this.#closed || !link.alive) return;
-      // Small records already sealed behind the head go out in the same write.
-      let count = 1;
-      let bytes = partsLength(head);
-      while (count < inflight.length) {
-        const r = inflight[count]!.rec;
-        if (r === undefined) break;
-        const len = partsLength(r);
-        if (bytes + len > TX_BATCH_BYTES) break;
-        bytes += len;
-        count++;
-      }
-      if (batch.length < bytes) {
-        batch = new Uint8Array(Math.max(bytes, Math.min(2 * batch.length, TX_BATCH_BYTES)));
-      }
-      for (let i = 0, o = 0; i < count; i++) {
-        for (const part of i === 0 ? head : inflight[i]!.rec!) {
-          batch.set(part, o);
-          o += part.length;
-        }
-      }
-      inflight.splice(0, count);
-      try {
-        await writeAll(link.conn, batch.subarray(0, bytes));
-      } catch (e) {
-        if (this.#closed || !link.alive) return;
-        throw e;
-      }
-      link.lastSend = this.#now();
-      this.stats.bytesOut += bytes;
-      this.stats.recordsOut += count;
+      case "reply":
+        this.#streams.get(ev.id)?.onReply?.(ev.reply);
+        return;
+      case "data":
+        this.#streams.data(ev.id, ev.data);
+        return;
+      case "fin":
+        this.#streams.fin(ev.id);
+        return;
+      case "reset":
+        this.#streams.peerReset(ev.id, ev.reason, ev.message);
+        return;
+      case "writable":
+        this.#streams.writable(ev.id);
+        return;
+      case "closed":
+        this.#streams.closed(ev.id);
+        return;
+      case "pong":
+        this.stats.rttMs = ev.rttMs;
+        return;
+      case "goaway":
+        this.#o.log.info(`peer is going away (last stream ${ev.lastId})`);
+        return;
+      case "release":
+        this.#onRelease(ev.body);
+        return;
+      case "rekey":
+        this.#onRekey(ev.body);
+        return;
     }
   }
 
-  // ---- links -----------------------------------------------------------------
+  // ---- resumption, release, re-key: the controller decides ------------------
 
-  #linkError(link: Link, e: unknown, where: string): void {
+  async #sendResumeState(link: Link): Promise<void> {
+    const received = link.stateLost ? 0n : this.#mux.resumeState().received;
+    const rec = await link.sealer.seal(this.#ctl.resumeFrame(received, link.stateLost));
+    await writeAll(link.conn, rec);
+    link.lastSend = this.#now();
+  }
+
+  #onResumeState(link: Link, payload: Uint8Array): void {
+    const decision = this.#ctl.onResume(payload, link.stateLost);
+    link.awaitResume = false;
+    if (decision.type === "fresh_mux") {
+      this.#o.log.warn("the server no longer holds this session's streams: they are reset");
+      this.#replaceMux();
+    } else if (decision.type === "resend") {
+      this.#mux.onPeerResumed(decision.received);
+    }
+    link.ready = true;
+    this.#kick();
+  }
+
+  /** The peer lost our state: reset every stream and start a fresh mux. */
+  #replaceMux(): void {
+    const make = this.#o.createMux;
+    if (make === undefined) {
+      throw new ProtocolError("BAD_STATE", "Cannot resume: the peer lost the session");
+    }
+    this.#streams.dropAll(
+      "Stream lost: the server no longer holds it",
+      "lost: the server no longer holds it",
+    );
+    this.#mux = make();
+  }
+
+  #onRelease(body: Uint8Array): void {
+    const decision = this.#ctl.onRelease(body);
+    if (decision.refused !== undefined) {
+      this.#o.log.warn(`release message refused: ${decision.refused}`);
+      return;
+    }
+    if (decision.reply !== undefined) {
+      this.#mux.sendRelease(decision.reply);
+      this.#kick();
+    }
+    const released = decision.released;
+    if (released === undefined) return;
+    this.#emitRelease(released);
+    if (released.by === "us") {
+      const mine = this.#releaseDone;
+      this.#releaseDone = undefined;
+      mine?.();
+      return;
+    }
+    this.#flush(500).then(() => this.#finish({ reason: released.reason, graceful: true }));
+  }
+
+  #onRekey(payload: Uint8Array): void {
+    const link = this.#link;
+    if (link === undefined || !link.alive) return;
+    const decision = this.#ctl.onRekey(
+      payload,
+      this.#now(),
+      this.stats.bytesOut + this.stats.bytesIn,
+    );
+    if (decision.type === "ignore") {
+      if (decision.why === "stale_link") {
+        this.#o.log.debug(`ignoring a re-key message from an earlier connection`);
+      }
+      return;
+    }
+    if (decision.type === "none") return;
+    const { reply, mixin } = decision;
+    if (reply !== undefined) {
+      // The REPLY must leave under the old key: the writer re-keys the sealer
+      // right after sealing the record that carries it.
+      this.#mux.sendRekey(reply);
+      link.writer.rekeyAfterReply(mixin.slice());
+    } else {
+      link.sealer.rekey(mixin);
+    }
+    link.opener.provideMixin(mixin);
+    mixin.fill(0);
+    this.stats.rekeys++;
+    this.#events.emit({ type: "rekey", session: this.#no });
+    this.#kick();
+  }
+
+  // ---- links and the end ----------------------------------------------------
+
+  #linkError(link: Link, e: unknown, where: FailedIn): void {
     if (!link.alive || this.#closed) return;
     const tampered = e instanceof ProtocolError && TAMPER_CODES.has(e.code) && where === "record";
+    const detail = e instanceof ProtocolError ? `${e.code}: ${e.message}` : describeError(e);
     if (where === "session") {
       // An authenticated peer broke the protocol: the session cannot continue.
-      const detail = e instanceof ProtocolError ? `${e.code}: ${e.message}` : describeError(e);
       this.#finish({ reason: `session failed: ${detail}`, graceful: false, error: e });
       return;
     }
-    const detail = e instanceof ProtocolError ? `${e.code}: ${e.message}` : describeError(e);
     this.#linkFailed(link, `${where} failed: ${detail}`, e, tampered);
   }
 
@@ -1102,20 +793,16 @@ export class Session {
     } catch {
       // already closed
     }
-    link.sendMixin?.fill(0);
-    const s = link.rxSpace;
-    link.rxSpace = undefined;
-    s?.();
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
+    link.writer.stop();
+    link.reader.stop();
     const end: LinkEnd = { reason, tampered, ...(error === undefined ? {} : { error }) };
     link.endResolve(end);
     if (this.#closed || this.#link !== link) return;
     this.#link = undefined;
-    if (this.#released !== undefined) {
+    const released = this.#ctl.released;
+    if (released !== undefined) {
       // The peer closing the link after a completed release is the expected end.
-      this.#finish({ reason: this.#released, graceful: true });
+      this.#finish({ reason: released.reason, graceful: true });
       return;
     }
     if (this.#o.resumable !== true) {
@@ -1124,117 +811,22 @@ export class Session {
     }
     this.#mux.connectionLost();
     this.#linkDownSince = this.#now();
-    this.#o.log.info(
-      `link to ${link.label} down: ${reason}${tampered ? " (tampering detected)" : ""}`,
-    );
+    this.#events.emit({
+      type: "link_down",
+      session: this.#no,
+      reason,
+      tampered,
+      peer: link.label,
+    });
     this.#o.onLinkDown?.(end);
-  }
-
-  // ---- stream bookkeeping ---------------------------------------------------
-
-  #newStream(id: number): StreamCtx {
-    const ctx: StreamCtx = {
-      id,
-      sock: undefined,
-      queue: [],
-      writing: false,
-      finIn: false,
-      sockWriteClosed: false,
-      sockReadDone: false,
-      onReply: undefined,
-      onFail: undefined,
-      onWritable: undefined,
-    };
-    this.#streams.set(id, ctx);
-    this.stats.streams++;
-    return ctx;
-  }
-
-  /** Frees a stream once both directions are finished locally. */
-  #maybeRelease(ctx: StreamCtx): void {
-    if (ctx.sockReadDone && ctx.sockWriteClosed && ctx.queue.length === 0) {
-      this.#dropStream(ctx);
-    }
-  }
-
-  #resetStream(ctx: StreamCtx, reason: number, message: string): void {
-    if (!this.#streams.has(ctx.id)) return;
-    try {
-      this.#mux.reset(ctx.id, reason, message);
-    } catch (e) {
-      this.#o.log.debug(`stream ${ctx.id}: reset failed: ${describeError(e)}`);
-    }
-    this.#kick();
-    this.#dropStream(ctx);
-  }
-
-  #dropStream(ctx: StreamCtx): void {
-    if (!this.#streams.delete(ctx.id)) return;
-    ctx.queue.length = 0;
-    const w = ctx.onWritable;
-    ctx.onWritable = undefined;
-    w?.();
-    ctx.onFail?.(new Error("Stream closed"));
-    try {
-      ctx.sock?.close();
-    } catch {
-      // already closed
-    }
-  }
-
-  #onTick(keepaliveMs: number, deadMs: number, idleMs: number): void {
-    if (this.#closed) return;
-    const now = this.#now();
-    const link = this.#link;
-    if (link === undefined || !link.alive) {
-      const grace = this.#o.graceMs ?? 300_000;
-      if (now - this.#linkDownSince > grace) {
-        this.#finish({
-          reason: `no connection for ${Math.round(grace / 1000)} s`,
-          graceful: false,
-        });
-      }
-      return;
-    }
-    if (now - link.lastRecv > deadMs) {
-      this.#linkFailed(
-        link,
-        `peer silent for ${((now - link.lastRecv) / 1000).toFixed(1)} s`,
-        undefined,
-        false,
-      );
-      return;
-    }
-    if (!link.ready) return;
-    if (now - link.lastSend > keepaliveMs || now - link.lastRecv > keepaliveMs) {
-      this.#mux.ping(now);
-      this.#kick();
-    }
-    const rk = this.#o.rekey;
-    if (
-      rk !== undefined && this.#o.role === "server" && !this.#rekey.pending &&
-      (now - this.#rekeyAt >= rk.ms ||
-        this.stats.bytesOut + this.stats.bytesIn - this.#rekeyBytesAt >= rk.bytes)
-    ) {
-      this.rekeyNow();
-      this.#rekeyAt = now;
-    }
-    for (const id of this.#mux.idleStreams(now, idleMs)) {
-      const ctx = this.#streams.get(id);
-      if (ctx !== undefined) this.#resetStream(ctx, ResetReason.IDLE, "idle timeout");
-    }
   }
 
   #finish(end: SessionEnd): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#wakeFlushes();
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
-    for (const ctx of [...this.#streams.values()]) {
-      ctx.onFail?.(new Error(`Tunnel closed: ${end.reason}`));
-      this.#dropStream(ctx);
-    }
+    this.#timers.stop();
+    this.#streams.dropAll(`Tunnel closed: ${end.reason}`, `tunnel closed: ${end.reason}`);
     const link = this.#link;
     this.#link = undefined;
     if (link !== undefined && link.alive) {
@@ -1245,15 +837,10 @@ export class Session {
         // already closed
       }
       link.endResolve({ reason: end.reason, tampered: false });
-      const s = link.rxSpace;
-      link.rxSpace = undefined;
-      s?.();
+      link.reader.stop();
+      link.writer.stop();
     }
-    this.#rekey.wipe();
-    this.#releaseKey?.fill(0);
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
+    this.#ctl.wipe();
     const r = this.#releaseDone;
     this.#releaseDone = undefined;
     r?.();

@@ -1,0 +1,205 @@
+/**
+ * A session's timers, one named handler each, on an injected
+ * {@linkcode Scheduler}:
+ *
+ * | handler         | when                                          | then (the session does it)        |
+ * | --------------- | --------------------------------------------- | --------------------------------- |
+ * | resume grace    | no link for `graceMs`                         | the session ends                  |
+ * | dead link       | nothing received for `deadAfterMs`            | the link is dropped               |
+ * | keepalive       | nothing sent or received for `keepaliveMs`    | a PING                            |
+ * | re-key due      | every tick on a ready link                    | the controller may start a re-key |
+ * | stream idle     | every tick on a ready link                    | streams idle `streamIdleMs` reset |
+ * | bytes           | at most once a second                         | a `bytes` event if any moved      |
+ * | delayed ACK     | `ACK_FLUSH_MS` after an ACK became due        | the ACK leaves on its own         |
+ * | open timeout    | no REPLY to an OPEN in time                   | the stream is reset               |
+ * | release timeout | no answer to our release request in time      | a NOTICE, then close              |
+ * | flush timeout   | queued messages not written in time           | close anyway                      |
+ *
+ * The periodic checks share one tick (a quarter of the shortest period, at
+ * most 250 ms, at least 20 ms); the others are one-shot timers.
+ *
+ * @module
+ */
+import type { Scheduler, TimerId } from "./scheduler.ts";
+import type { LinkState } from "./_link_state.ts";
+
+/** How often pending acknowledgements are flushed (ms). */
+export const ACK_FLUSH_MS = 25;
+/** At most one `bytes` event per this many ms. */
+export const BYTES_REPORT_MS = 1000;
+
+/** The periods, in ms. */
+export interface TimerSettings {
+  keepaliveMs: number;
+  deadAfterMs: number;
+  streamIdleMs: number;
+  graceMs: number;
+}
+
+/** What the timers do to their session (`L`: the session's own link type). */
+export interface TimerHost<L extends LinkState = LinkState> {
+  /** The session has ended. */
+  readonly closed: boolean;
+  /** The link carrying the session, if one is up. */
+  readonly link: L | undefined;
+  /** When the session last lost its link (or started). */
+  readonly linkDownSince: number;
+  /** Resume grace: end the session. */
+  graceExpired(reason: string): void;
+  /** Dead link: drop it. */
+  linkDead(link: L, reason: string): void;
+  /** Keepalive: queue a PING. */
+  ping(now: number): void;
+  /** Re-key due: start one if the controller says so. */
+  rekeyCheck(now: number): void;
+  /** Stream idle: reset the streams idle for `idleMs`. */
+  resetIdleStreams(now: number, idleMs: number): void;
+  /** Bytes: report the tunnel bytes since the last report; false when none moved. */
+  reportBytes(): boolean;
+  /** Delayed ACK: send a pending ACK on its own. */
+  flushAck(): void;
+}
+
+/**
+ * One session's timers.
+ *
+ * @example
+ * ```ts ignore
+ * const timers = new SessionTimers(host, realScheduler, settings);
+ * timers.start();
+ * const id = timers.openTimeout(10_000, () => resetStream());
+ * timers.cancel(id);
+ * timers.stop();
+ * ```
+ */
+export class SessionTimers<L extends LinkState = LinkState> {
+  readonly #host: TimerHost<L>;
+  readonly #scheduler: Scheduler;
+  readonly #s: TimerSettings;
+  readonly #period: number;
+  #tickTimer: TimerId | undefined;
+  #ackTimer: TimerId | undefined;
+  #bytesAt = -Infinity;
+  #stopped = false;
+
+  constructor(host: TimerHost<L>, scheduler: Scheduler, settings: TimerSettings) {
+    this.#host = host;
+    this.#scheduler = scheduler;
+    this.#s = settings;
+    const { keepaliveMs, deadAfterMs, streamIdleMs } = settings;
+    this.#period = Math.max(20, Math.min(keepaliveMs, deadAfterMs, streamIdleMs, 1000) / 4);
+  }
+
+  /** True once the periodic checks run. */
+  get started(): boolean {
+    return this.#tickTimer !== undefined;
+  }
+
+  /** Starts the periodic checks. */
+  start(): void {
+    if (this.#tickTimer !== undefined || this.#stopped) return;
+    this.#tickTimer = this.#scheduler.setTimeout(this.#tick, this.#period);
+  }
+
+  /** Stops the periodic checks and the delayed ACK (the session ended). */
+  stop(): void {
+    this.#stopped = true;
+    this.#scheduler.clearTimeout(this.#tickTimer);
+    this.#scheduler.clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+  }
+
+  /** Open timeout: `fn` runs unless cancelled within `ms`. */
+  openTimeout(ms: number, fn: () => void): TimerId {
+    return this.#scheduler.setTimeout(fn, ms);
+  }
+
+  /** Release timeout: `fn` runs unless cancelled within `ms`. */
+  releaseTimeout(ms: number, fn: () => void): TimerId {
+    return this.#scheduler.setTimeout(fn, ms);
+  }
+
+  /** Flush timeout: `fn` runs unless cancelled within `ms`. */
+  flushTimeout(ms: number, fn: () => void): TimerId {
+    return this.#scheduler.setTimeout(fn, ms);
+  }
+
+  /** Cancels a one-shot timer. */
+  cancel(id: TimerId | undefined): void {
+    this.#scheduler.clearTimeout(id);
+  }
+
+  /**
+   * An ACK is owed: it rides in the next payload we send anyway, or goes on
+   * its own after ACK_FLUSH_MS (like TCP's delayed ACK), so a request and
+   * its answer do not cost an ACK-only record each way.
+   */
+  ackDue(): void {
+    if (this.#ackTimer !== undefined || this.#stopped) return;
+    this.#ackTimer = this.#scheduler.setTimeout(this.#delayedAck, ACK_FLUSH_MS);
+  }
+
+  /** Delayed ACK. */
+  readonly #delayedAck = (): void => {
+    this.#ackTimer = undefined;
+    if (this.#host.closed) return;
+    this.#host.flushAck();
+  };
+
+  /** The periodic checks, in order; each may end the tick. */
+  readonly #tick = (): void => {
+    if (this.#stopped) return;
+    this.#tickTimer = this.#scheduler.setTimeout(this.#tick, this.#period);
+    const host = this.#host;
+    if (host.closed) return;
+    const now = this.#scheduler.now();
+    this.#bytes(now);
+    const link = host.link;
+    if (link === undefined || !link.alive) {
+      this.#resumeGrace(now);
+      return;
+    }
+    if (this.#deadLink(link, now)) return;
+    if (!link.ready) return;
+    this.#keepalive(link, now);
+    this.#rekeyDue(now);
+    this.#streamIdle(now);
+  };
+
+  /** Bytes: at most one report a second, and only when bytes moved. */
+  #bytes(now: number): void {
+    if (now - this.#bytesAt < BYTES_REPORT_MS) return;
+    if (this.#host.reportBytes()) this.#bytesAt = now;
+  }
+
+  /** Resume grace: a session without a link for `graceMs` ends. */
+  #resumeGrace(now: number): void {
+    const grace = this.#s.graceMs;
+    if (now - this.#host.linkDownSince > grace) {
+      this.#host.graceExpired(`no connection for ${Math.round(grace / 1000)} s`);
+    }
+  }
+
+  /** Dead link: one silent for `deadAfterMs` is dropped. */
+  #deadLink(link: L, now: number): boolean {
+    if (now - link.lastRecv <= this.#s.deadAfterMs) return false;
+    this.#host.linkDead(link, `peer silent for ${((now - link.lastRecv) / 1000).toFixed(1)} s`);
+    return true;
+  }
+
+  /** Keepalive: a PING when nothing was sent or received for `keepaliveMs`. */
+  #keepalive(link: L, now: number): void {
+    const ka = this.#s.keepaliveMs;
+    if (now - link.lastSend > ka || now - link.lastRecv > ka) this.#host.ping(now);
+  }
+
+  /** Re-key due: the controller decides (server, by bytes or time). */
+  #rekeyDue(now: number): void {
+    this.#host.rekeyCheck(now);
+  }
+
+  /** Stream idle: streams that moved nothing for `streamIdleMs` are reset. */
+  #streamIdle(now: number): void {
+    this.#host.resetIdleStreams(now, this.#s.streamIdleMs);
+  }
+}

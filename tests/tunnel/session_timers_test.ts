@@ -1,0 +1,259 @@
+/**
+ * The session's timers on a fake clock (`tests/support/fake_scheduler.ts`),
+ * over the in-memory pipe with the real record layer and mux: a keepalive
+ * PING after the keepalive time, a silent link declared dead after
+ * dead_after, a session without a link ending after the grace time, and a
+ * server re-key when due. Minutes of session time, no real waiting.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { Mux } from "../../lib/mux/mod.ts";
+import { createRecordOpener, createRecordSealer } from "../../lib/record/mod.ts";
+import { encodeReply, encodeRequest, Reply } from "../../lib/socks5/mod.ts";
+import { type ByteStream, memoryPipe, writeAll } from "../../lib/transport/mod.ts";
+import { type LinkEnd, Session, type SessionOptions } from "../../lib/tunnel/session.ts";
+import { silentLogger } from "../../lib/observe/mod.ts";
+import { FakeScheduler, settle, until } from "../support/fake_scheduler.ts";
+
+const AEAD = "aes-256-gcm";
+const KiB = 1024;
+const HOUR = 3_600_000;
+
+type Extra = Partial<Omit<SessionOptions, "role" | "mux" | "log" | "scheduler">>;
+
+interface Keys {
+  c2s: Uint8Array;
+  s2c: Uint8Array;
+}
+
+function keys(): Keys {
+  return {
+    c2s: crypto.getRandomValues(new Uint8Array(32)),
+    s2c: crypto.getRandomValues(new Uint8Array(32)),
+  };
+}
+
+async function clientLink(conn: ByteStream, k: Keys) {
+  return {
+    conn,
+    sealer: await createRecordSealer(AEAD, k.c2s),
+    opener: await createRecordOpener(AEAD, k.s2c),
+    linkId: 7,
+  };
+}
+
+async function serverLink(conn: ByteStream, k: Keys) {
+  return {
+    conn,
+    sealer: await createRecordSealer(AEAD, k.s2c),
+    opener: await createRecordOpener(AEAD, k.c2s),
+    linkId: 7,
+  };
+}
+
+function newClient(clock: FakeScheduler, extra: Extra = {}): Session {
+  return new Session({
+    role: "client",
+    mux: new Mux({ role: "client", resume: true }),
+    log: silentLogger,
+    scheduler: clock,
+    resumable: true,
+    ...extra,
+  });
+}
+
+/** An echo target behind every stream the server accepts. */
+function newServer(clock: FakeScheduler, extra: Extra = {}): Session {
+  const server: Session = new Session({
+    role: "server",
+    mux: new Mux({ role: "server", resume: true }),
+    log: silentLogger,
+    scheduler: clock,
+    resumable: true,
+    onOpen(id) {
+      const [end, app] = memoryPipe(256 * KiB);
+      server.reply(id, encodeReply(Reply.SUCCEEDED));
+      server.attach(id, end);
+      (async () => {
+        const buf = new Uint8Array(64 * KiB);
+        for (let n = await app.read(buf); n !== null; n = await app.read(buf)) {
+          await writeAll(app, buf.subarray(0, n));
+        }
+        await app.closeWrite();
+      })().catch(() => {}).finally(() => app.close());
+    },
+    ...extra,
+  });
+  return server;
+}
+
+/** A client and a server session joined by an in-memory pipe, both on `clock`. */
+async function startPair(clock: FakeScheduler, client: Extra, server: Extra) {
+  const [cConn, sConn] = memoryPipe(1024 * KiB);
+  const k = keys();
+  const c = newClient(clock, client);
+  const s = newServer(clock, server);
+  c.run();
+  s.run();
+  s.attachLink(await serverLink(sConn, k));
+  c.attachLink(await clientLink(cConn, k));
+  return {
+    client: c,
+    server: s,
+    async close() {
+      c.close("test done");
+      s.close("test done");
+      await Promise.all([c.ended, s.ended]);
+      await settle();
+    },
+  };
+}
+
+async function readExactly(s: ByteStream, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let o = 0;
+  while (o < n) {
+    const k = await s.read(out.subarray(o));
+    if (k === null) throw new Error(`EOF after ${o} of ${n} bytes`);
+    o += k;
+  }
+  return out;
+}
+
+/** Sends `n` bytes through a new stream to the echo target and checks they come back. */
+async function echo(client: Session, n: number, seed: number): Promise<void> {
+  const raw = encodeRequest({ command: "connect", addressType: "domain", host: "echo", port: 7 });
+  const { id, reply } = await client.open(raw, 10_000);
+  assert.equal(reply[1], Reply.SUCCEEDED);
+  const [end, app] = memoryPipe(256 * KiB);
+  client.attach(id, end);
+  const data = Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+  const [, back] = await Promise.all([writeAll(app, data), readExactly(app, n)]);
+  assert.deepEqual(back, data);
+  app.close();
+}
+
+Deno.test("session timers: a link idle for keepalive gets a PING (and the peer's PONG), not before", async () => {
+  const clock = new FakeScheduler();
+  const pair = await startPair(
+    clock,
+    { keepaliveMs: 15_000, deadAfterMs: HOUR },
+    { keepaliveMs: 10 * 60_000, deadAfterMs: HOUR },
+  );
+  try {
+    // The first records each way (and the delayed ACK for them) leave; then the link is idle.
+    await settle(4);
+    await clock.advance(100);
+    await settle(4);
+    const sent0 = pair.client.stats.recordsOut;
+    // The check runs every 250 ms and wants more than 15 s of silence.
+    await clock.advance(14_900);
+    await settle(4);
+    assert.equal(pair.client.stats.recordsOut, sent0, "no PING within the keepalive time");
+    assert.equal(pair.client.stats.rttMs, undefined);
+    await clock.advance(250);
+    await until("the PONG", () => pair.client.stats.rttMs !== undefined);
+    assert.equal(pair.client.stats.recordsOut, sent0 + 1, "one record: the PING");
+    assert.ok(pair.server.stats.recordsIn > sent0, "the server received it");
+    // The PONG is acknowledged (a delayed ACK); then the next PING waits another keepalive time.
+    await clock.advance(100);
+    await until("the ACK of the PONG", () => pair.client.stats.recordsOut === sent0 + 2);
+    await clock.advance(14_500);
+    await settle(4);
+    assert.equal(
+      pair.client.stats.recordsOut,
+      sent0 + 2,
+      "no second PING within 15 s of the first",
+    );
+    await clock.advance(1_000);
+    // (Its PONG's delayed ACK may have left too by now.)
+    await until("the second PING", () => pair.client.stats.recordsOut >= sent0 + 3);
+  } finally {
+    await pair.close();
+  }
+});
+
+Deno.test("session timers: a link silent for dead_after is dropped; the resumable session waits", async () => {
+  const clock = new FakeScheduler();
+  const [conn, silent] = memoryPipe(1024 * KiB);
+  const downs: LinkEnd[] = [];
+  const client = newClient(clock, {
+    keepaliveMs: 15_000,
+    deadAfterMs: 45_000,
+    onLinkDown: (e) => downs.push(e),
+  });
+  client.run();
+  const linkEnded = client.attachLink(await clientLink(conn, keys()));
+  try {
+    await clock.advance(45_000);
+    assert.equal(downs.length, 0, "alive at exactly dead_after");
+    assert.equal(client.connected, true);
+    assert.ok(client.stats.recordsOut >= 2, "keepalive PINGs went out meanwhile");
+    await clock.advance(250);
+    assert.equal(downs.length, 1);
+    assert.match(downs[0]!.reason, /^peer silent for 45\.\d s$/);
+    assert.equal(downs[0]!.tampered, false);
+    assert.equal((await linkEnded).reason, downs[0]!.reason);
+    assert.equal(client.connected, false);
+    assert.equal(client.isClosed, false, "the session waits for another link");
+  } finally {
+    client.close("test done");
+    silent.close();
+    await settle();
+  }
+});
+
+Deno.test("session timers: a session without a link ends after the grace time", async () => {
+  const clock = new FakeScheduler();
+  const [conn, other] = memoryPipe(64 * KiB);
+  const client = newClient(clock, { graceMs: 60_000, keepaliveMs: 15_000, deadAfterMs: HOUR });
+  const ended = client.run();
+  client.attachLink(await clientLink(conn, keys()));
+  try {
+    await clock.advance(10_000);
+    client.dropLink("cut by the test");
+    assert.equal(client.connected, false);
+    await clock.advance(60_000);
+    assert.equal(client.isClosed, false, "still within the grace time");
+    await clock.advance(250);
+    assert.equal(client.isClosed, true);
+    assert.deepEqual(await ended, { reason: "no connection for 60 s", graceful: false });
+  } finally {
+    client.close("test done");
+    other.close();
+    await settle();
+  }
+});
+
+Deno.test("session timers: the server re-keys when rekey_interval has passed; data flows under the new keys", async () => {
+  const clock = new FakeScheduler();
+  const rekey = { bytes: 2 ** 40, ms: 60_000 };
+  const pair = await startPair(
+    clock,
+    { rekey, keepaliveMs: 15_000, deadAfterMs: HOUR },
+    { rekey, keepaliveMs: 15_000, deadAfterMs: HOUR },
+  );
+  try {
+    await echo(pair.client, 48 * KiB, 1);
+    await clock.advance(59_000);
+    await settle(4);
+    assert.equal(pair.server.stats.rekeys, 0, "not due yet");
+    assert.equal(pair.client.stats.rekeys, 0);
+    await clock.advance(1_250);
+    await until(
+      "both sides to re-key",
+      () => pair.server.stats.rekeys === 1 && pair.client.stats.rekeys === 1,
+    );
+    await echo(pair.client, 48 * KiB, 2);
+    // Not again until another interval has passed.
+    await clock.advance(50_000);
+    await settle(4);
+    assert.equal(pair.server.stats.rekeys, 1);
+    await clock.advance(11_000);
+    await until("the second re-key", () => pair.client.stats.rekeys === 2);
+    await echo(pair.client, 16 * KiB, 3);
+  } finally {
+    await pair.close();
+  }
+});
