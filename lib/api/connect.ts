@@ -119,8 +119,7 @@ export interface Tunnel extends AsyncDisposable {
  * @example Connect, dial a target and exchange bytes
  * ```ts
  * import { connect, listen } from "../../mod.ts";
- * import { initServerDir } from "../cli/init.ts";
- * import { addUser } from "../cli/user.ts";
+ * import { addUser, initServerDir } from "../provision/mod.ts";
  *
  * // A server on loopback, and a profile for alice allowed to reach 127.0.0.1.
  * const dir = await Deno.makeTempDir();

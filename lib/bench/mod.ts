@@ -21,8 +21,7 @@
 import { join } from "node:path";
 import { loadClientConfig, loadServerConfig, loadUsers } from "../config/mod.ts";
 import type { ClientConfig } from "../config/mod.ts";
-import { initServerDir } from "../cli/init.ts";
-import { addUser } from "../cli/user.ts";
+import { addUser, initServerDir } from "../provision/mod.ts";
 import { type ClientHandle, startClient } from "../tunnel/client.ts";
 import { type ServerHandle, startServer } from "../tunnel/server.ts";
 import { silentLogger } from "../observe/mod.ts";

@@ -12,9 +12,8 @@ import { startServer } from "../tunnel/server.ts";
 import { createLogger } from "../observe/mod.ts";
 import { encodeRequest } from "../socks5/mod.ts";
 import { writeAll } from "../transport/types.ts";
+import { addUser, initServerDir } from "../provision/mod.ts";
 import { logLevelFlag, parseFlags, UsageError } from "./args.ts";
-import { initServerDir } from "./init.ts";
-import { addUser } from "./user.ts";
 import { reloadUsers } from "./server_cmd.ts";
 import type { Command } from "./mod.ts";
 
