@@ -14,8 +14,8 @@ import {
   replyName,
   Socks5Error,
 } from "../socks5/mod.ts";
-import { formatHostPort } from "../transport/mod.ts";
 import type { ByteStream } from "../transport/types.ts";
+import { formatHostPort } from "../wire/host_port.ts";
 import { ClientTunnel } from "./_client_tunnel.ts";
 import { checkTimeout, createConn } from "./_conn.ts";
 import { abortable, resolveLog } from "./_options.ts";

@@ -29,7 +29,7 @@ import { writeAll } from "../transport/types.ts";
 import { connectVia, readFull, startBenchTarget, targetRequest } from "./_target.ts";
 import { percentile, processCpuSeconds, processRssBytes, round } from "./_stats.ts";
 
-export { parseSize, percentile } from "./_stats.ts";
+export { percentile } from "./_stats.ts";
 export { startBenchTarget } from "./_target.ts";
 
 /** Options of {@linkcode runBench}. */

@@ -11,6 +11,8 @@ import { ConfigError } from "../errors.ts";
 import { fromBase64Url } from "../crypto/mod.ts";
 import type { Pos, YamlNode } from "./_yaml.ts";
 import { decodeBase32 } from "./base32.ts";
+import { parseDuration, parseSize } from "./units.ts";
+import { type HostPort, parseHostPort } from "../wire/host_port.ts";
 
 /** Where a node sits: file, dotted key path, and the position of its key. */
 export interface At {
@@ -194,29 +196,6 @@ export function oneOf<const T extends string>(values: readonly T[]): Schema<T> {
   };
 }
 
-const UNIT: Record<string, number> = {
-  "": 1,
-  k: 1e3,
-  K: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  ki: 1024,
-  Ki: 1024,
-  Mi: 1024 ** 2,
-  Gi: 1024 ** 3,
-  Ti: 1024 ** 4,
-};
-
-/** Parses "1MiB", "10MB", "100Mbit", "65536"; undefined when malformed. */
-export function parseSize(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)\s*(?:([kKMGT]i?)?(B|bit))?$/.exec(text.trim());
-  if (!m) return undefined;
-  const mult = UNIT[m[2] ?? ""]!;
-  const n = Number(m[1]) * mult / (m[3] === "bit" ? 8 : 1);
-  return Number.isFinite(n) ? Math.floor(n) : undefined;
-}
-
 /** A byte count: an integer or a string like "1MiB" / "64kB"; result in [min, max]. */
 export function size(min: number, max: number): Schema<number> {
   const what = 'a size such as 65536, "64KiB" or "1MiB"';
@@ -269,19 +248,6 @@ export function rate(min: number, max: number): Schema<number> {
   };
 }
 
-const DURATION_UNIT: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-
-/** Parses "30s", "5m", "1h30m", "250ms" to seconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  const s = text.trim();
-  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(s)) return undefined;
-  let total = 0;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
-    total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
-  }
-  return total;
-}
-
 /** A duration in seconds: a number of seconds or "30s", "5m", "1h". */
 export function duration(minS: number, maxS: number): Schema<number> {
   const what = 'a duration such as "30s", "5m" or "1h"';
@@ -303,47 +269,12 @@ export function duration(minS: number, maxS: number): Schema<number> {
   };
 }
 
-const LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
-const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-/** True for a DNS name, IPv4 address, or IPv6 address (without brackets). */
-export function isHost(host: string): boolean {
-  if (host.includes(":")) return canonicalIpv6(host) !== undefined;
-  return IPV4.test(host) || (HOSTNAME.test(host) && !/^[\d.]+$/.test(host));
-}
-
-/** Canonical compressed form of an IPv6 address, or undefined. */
-export function canonicalIpv6(addr: string): string | undefined {
-  if (!/^[0-9A-Fa-f:.]+$/.test(addr)) return undefined;
-  try {
-    const h = new URL(`http://[${addr}]/`).hostname;
-    return h.slice(1, -1);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Splits and checks "host:port" ("[::1]:port" for IPv6); undefined when malformed. */
-export function parseHostPortText(
-  text: string,
-  minPort: number,
-): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(text);
-  if (!m) return undefined;
-  const host = m[1] ?? m[2]!;
-  const port = Number(m[3]);
-  if (port < minPort || port > 65535) return undefined;
-  if (m[1] !== undefined ? canonicalIpv6(host) === undefined : !isHost(host)) return undefined;
-  return { host, port };
-}
-
 /** A "host:port" string; port 0 only when `minPort` is 0 (listen addresses). */
-export function hostPort(minPort = 1): Schema<{ host: string; port: number }> {
+export function hostPort(minPort = 1): Schema<HostPort> {
   const what = `HOST:PORT such as "127.0.0.1:1080", "example.com:443" or "[::1]:1080"`;
   return {
     parse(node, at) {
-      const hp = parseHostPortText(scalarText(node, at, what), minPort);
+      const hp = parseHostPort(scalarText(node, at, what), minPort);
       if (hp === undefined) {
         throw invalid(
           node,

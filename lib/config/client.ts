@@ -7,6 +7,7 @@
  */
 import { ConfigError } from "../errors.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
+import { formatHostPort, isHost } from "../wire/host_port.ts";
 import {
   base32Secret,
   boolean,
@@ -14,7 +15,6 @@ import {
   duration,
   hostPort,
   integer,
-  isHost,
   key,
   list,
   locate,
@@ -283,7 +283,7 @@ export interface ClientProfile {
 }
 
 function hp(h: HostPort): string {
-  return JSON.stringify(h.host.includes(":") ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`);
+  return JSON.stringify(formatHostPort(h.host, h.port));
 }
 
 /**

@@ -54,4 +54,5 @@ export {
   type KexName,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
-export { isHost, parseDuration, parseSize } from "./_schema.ts";
+export { parseDuration, parseSize, type ParseSizeOptions } from "./units.ts";
+export { isHost } from "../wire/host_port.ts";
