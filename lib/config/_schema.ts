@@ -196,77 +196,68 @@ export function oneOf<const T extends string>(values: readonly T[]): Schema<T> {
   };
 }
 
-/** A byte count: an integer or a string like "1MiB" / "64kB"; result in [min, max]. */
-export function size(min: number, max: number): Schema<number> {
-  const what = 'a size such as 65536, "64KiB" or "1MiB"';
+/** How {@link quantity} reads and checks one kind of number. */
+interface QuantitySpec {
+  /** What is expected, for messages: 'a size such as 65536, ...'. */
+  what: string;
+  /** Hint for malformed text. */
+  hint?: string;
+  /** Refuse fractions (a YAML number such as 1.5). */
+  integer: boolean;
+  /** Reads the text form; undefined when malformed. */
+  fromText(text: string): number | undefined;
+  /** The range message's value and bounds: "5 bytes is out of range 16..64". */
+  range(n: number): string;
+}
+
+/** A number given as a YAML number or as text with units; result in [min, max]. */
+function quantity(min: number, max: number, spec: QuantitySpec): Schema<number> {
   return {
     parse(node, at) {
       const n = node.kind === "scalar" && typeof node.value === "number"
         ? node.value
-        : parseSize(scalarText(node, at, what));
-      if (n === undefined || !Number.isInteger(n)) {
-        throw invalid(
-          node,
-          at,
-          what,
-          "units: B, kB, KiB, MB, MiB, GB, GiB (bits: kbit, Mbit, Gbit)",
-        );
+        : spec.fromText(scalarText(node, at, spec.what));
+      if (n === undefined || (spec.integer && !Number.isInteger(n))) {
+        throw invalid(node, at, spec.what, spec.hint);
       }
       if (n < min || n > max) {
-        throw configError(
-          at,
-          node.pos,
-          `Invalid ${nameOf(at)}: ${n} bytes is out of range ${min}..${max}`,
-        );
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${spec.range(n)}`);
       }
       return n;
     },
   };
+}
+
+/** A byte count: an integer or a string like "1MiB" / "64kB"; result in [min, max]. */
+export function size(min: number, max: number): Schema<number> {
+  return quantity(min, max, {
+    what: 'a size such as 65536, "64KiB" or "1MiB"',
+    hint: "units: B, kB, KiB, MB, MiB, GB, GiB (bits: kbit, Mbit, Gbit)",
+    integer: true,
+    fromText: (s) => parseSize(s),
+    range: (n) => `${n} bytes is out of range ${min}..${max}`,
+  });
 }
 
 /** A rate in bytes per second: an integer or "10MB/s", "100Mbit/s". */
 export function rate(min: number, max: number): Schema<number> {
-  const what = 'a rate such as "10MB/s", "512KiB/s" or "100Mbit/s"';
-  return {
-    parse(node, at) {
-      let n: number | undefined;
-      if (node.kind === "scalar" && typeof node.value === "number") n = node.value;
-      else {
-        const s = scalarText(node, at, what);
-        n = s.endsWith("/s") ? parseSize(s.slice(0, -2)) : undefined;
-      }
-      if (n === undefined || !Number.isInteger(n)) throw invalid(node, at, what);
-      if (n < min || n > max) {
-        throw configError(
-          at,
-          node.pos,
-          `Invalid ${nameOf(at)}: ${n} bytes/s is out of range ${min}..${max}`,
-        );
-      }
-      return n;
-    },
-  };
+  return quantity(min, max, {
+    what: 'a rate such as "10MB/s", "512KiB/s" or "100Mbit/s"',
+    integer: true,
+    fromText: (s) => s.endsWith("/s") ? parseSize(s.slice(0, -2)) : undefined,
+    range: (n) => `${n} bytes/s is out of range ${min}..${max}`,
+  });
 }
 
 /** A duration in seconds: a number of seconds or "30s", "5m", "1h". */
 export function duration(minS: number, maxS: number): Schema<number> {
-  const what = 'a duration such as "30s", "5m" or "1h"';
-  return {
-    parse(node, at) {
-      const n = node.kind === "scalar" && typeof node.value === "number"
-        ? node.value
-        : parseDuration(scalarText(node, at, what));
-      if (n === undefined) throw invalid(node, at, what, "units: ms, s, m, h, d");
-      if (n < minS || n > maxS) {
-        throw configError(
-          at,
-          node.pos,
-          `Invalid ${nameOf(at)}: ${n}s is out of range ${minS}s..${maxS}s`,
-        );
-      }
-      return n;
-    },
-  };
+  return quantity(minS, maxS, {
+    what: 'a duration such as "30s", "5m" or "1h"',
+    hint: "units: ms, s, m, h, d",
+    integer: false,
+    fromText: parseDuration,
+    range: (n) => `${n}s is out of range ${minS}s..${maxS}s`,
+  });
 }
 
 /** A "host:port" string; port 0 only when `minPort` is 0 (listen addresses). */
