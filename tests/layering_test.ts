@@ -13,6 +13,7 @@
  *   `examples/`, `mod.ts`, `main.ts`) reaches into a folder's private
  *   files (helpers private to `tests/` are not covered);
  * - `lib/` never imports the root `mod.ts`/`main.ts`, `tests/` or `bench/`;
+ * - `examples/` import only the entry points `deno.json` exports;
  * - the table itself has no cycle between folders, so the layers stack.
  *
  * The table is per folder, not per file: a new file in `lib/tunnel/` may
@@ -384,6 +385,20 @@ Deno.test("_private.ts files are imported only from their own folder", async () 
     const rule = privateViolation(e);
     return rule === undefined ? [] : [describe(e, rule)];
   });
+  assert.deepEqual(offences, []);
+});
+
+Deno.test("examples/ import only the public entry points of deno.json", async () => {
+  const config = JSON.parse(await Deno.readTextFile("deno.json")) as {
+    exports: Record<string, string>;
+  };
+  const entries = new Set(Object.values(config.exports).map((p) => p.replace(/^\.\//, "")));
+  assert.ok(entries.has("mod.ts"));
+  const offences = (await edges(["examples"])).flatMap((e) =>
+    entries.has(e.target) ? [] : [
+      describe(e, `examples/ use the library as others do: only ${[...entries].join(", ")}`),
+    ]
+  );
   assert.deepEqual(offences, []);
 });
 
