@@ -9,7 +9,7 @@
  * @module
  */
 import type { ByteStream } from "../transport/types.ts";
-import { formatHostPort } from "../transport/mod.ts";
+import { formatHostPort } from "../wire/host_port.ts";
 import { Channel, Deadline, TIMED_OUT } from "./_channel.ts";
 import type { ReadFullOptions, TunnelConn } from "./conn.ts";
 import { PeerSlowError } from "./errors.ts";

@@ -32,8 +32,7 @@ export interface ReadFullOptions {
  * @example A slow peer: `readFull` keeps what arrived and says how much
  * ```ts
  * import { connect, listen, PeerSlowError } from "../../mod.ts";
- * import { initServerDir } from "../cli/init.ts";
- * import { addUser } from "../cli/user.ts";
+ * import { addUser, initServerDir } from "../provision/mod.ts";
  *
  * const dir = await Deno.makeTempDir();
  * await initServerDir(dir, { listen: "127.0.0.1:0" });

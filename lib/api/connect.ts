@@ -14,8 +14,8 @@ import {
   replyName,
   Socks5Error,
 } from "../socks5/mod.ts";
-import { formatHostPort } from "../transport/mod.ts";
 import type { ByteStream } from "../transport/types.ts";
+import { formatHostPort } from "../wire/host_port.ts";
 import { ClientTunnel } from "./_client_tunnel.ts";
 import { checkTimeout, createConn } from "./_conn.ts";
 import { abortable, resolveLog } from "./_options.ts";
@@ -119,8 +119,7 @@ export interface Tunnel extends AsyncDisposable {
  * @example Connect, dial a target and exchange bytes
  * ```ts
  * import { connect, listen } from "../../mod.ts";
- * import { initServerDir } from "../cli/init.ts";
- * import { addUser } from "../cli/user.ts";
+ * import { addUser, initServerDir } from "../provision/mod.ts";
  *
  * // A server on loopback, and a profile for alice allowed to reach 127.0.0.1.
  * const dir = await Deno.makeTempDir();

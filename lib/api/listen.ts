@@ -59,7 +59,7 @@ export interface TunnelServer extends AsyncDisposable {
  * @example Start a server on a free loopback port and stop it
  * ```ts
  * import { listen } from "../../mod.ts";
- * import { initServerDir } from "../cli/init.ts";
+ * import { initServerDir } from "../provision/mod.ts";
  *
  * const dir = await Deno.makeTempDir();
  * await initServerDir(dir, { listen: "127.0.0.1:0" });

@@ -21,8 +21,7 @@
 import { join } from "node:path";
 import { loadClientConfig, loadServerConfig, loadUsers } from "../config/mod.ts";
 import type { ClientConfig } from "../config/mod.ts";
-import { initServerDir } from "../cli/init.ts";
-import { addUser } from "../cli/user.ts";
+import { addUser, initServerDir } from "../provision/mod.ts";
 import { type ClientHandle, startClient } from "../tunnel/client.ts";
 import { type ServerHandle, startServer } from "../tunnel/server.ts";
 import { silentLogger } from "../observe/mod.ts";
@@ -30,7 +29,7 @@ import { writeAll } from "../transport/types.ts";
 import { connectVia, readFull, startBenchTarget, targetRequest } from "./_target.ts";
 import { percentile, processCpuSeconds, processRssBytes, round } from "./_stats.ts";
 
-export { parseSize, percentile } from "./_stats.ts";
+export { percentile } from "./_stats.ts";
 export { startBenchTarget } from "./_target.ts";
 
 /** Options of {@linkcode runBench}. */

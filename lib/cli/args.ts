@@ -6,6 +6,12 @@
  * @module
  */
 import { parseArgs as nodeParseArgs } from "node:util";
+import { ProvisionInputError } from "../provision/mod.ts";
+import {
+  type HostPort,
+  invalidHostPortMessage,
+  parseHostPort as parseWireHostPort,
+} from "../wire/host_port.ts";
 
 /** A usage mistake: print the message and the command's usage, exit 2. */
 export class UsageError extends TypeError {
@@ -66,8 +72,9 @@ export function boolFlag(p: ParsedArgs, name: string): boolean {
 }
 
 /**
- * Splits "HOST:PORT" (IPv6 as "[::1]:PORT"); throws `UsageError` with the
- * value quoted when it is not one.
+ * Parses "HOST:PORT" (IPv6 as "[::1]:PORT") with `parseHostPort` of
+ * `lib/wire/host_port.ts`; throws `UsageError` with the value quoted when it
+ * is not one.
  *
  * @example
  * ```ts
@@ -75,20 +82,32 @@ export function boolFlag(p: ParsedArgs, name: string): boolean {
  * parseHostPort("[::1]:1080"); // { host: "::1", port: 1080 }
  * ```
  */
-export function parseHostPort(value: string, what = "address"): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 0 || port > 65535) {
-    throw new UsageError(
-      `Invalid ${what} "${value}": expected HOST:PORT, e.g. 127.0.0.1:1080 or [::1]:1080`,
-    );
-  }
-  return { host: (m[1] ?? m[2])!, port };
+export function parseHostPort(value: string, what = "address"): HostPort {
+  const hp = parseWireHostPort(value);
+  if (hp === undefined) throw new UsageError(invalidHostPortMessage(value, what));
+  return hp;
 }
 
-/** Formats host and port back, bracketing IPv6. */
-export function formatHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+/**
+ * Awaits `work`, turning a `ProvisionInputError` (a bad user name, address
+ * or route given to `lib/provision`) into a `UsageError`, so the command
+ * exits 2 with its usage.
+ *
+ * @example
+ * ```ts
+ * import { asUsageError, UsageError } from "./args.ts";
+ * import { ProvisionInputError } from "../provision/mod.ts";
+ * const failed = await asUsageError(Promise.reject(new ProvisionInputError("bad"))).catch((e) => e);
+ * console.log(failed instanceof UsageError); // true
+ * ```
+ */
+export async function asUsageError<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (e) {
+    if (e instanceof ProvisionInputError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** The log levels a `--log-level` flag takes. */

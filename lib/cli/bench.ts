@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type BenchOptions, formatReport, parseSize, runBench } from "../bench/mod.ts";
+import { type BenchOptions, formatReport, runBench } from "../bench/mod.ts";
+import { parseSize } from "../config/mod.ts";
 import { describeCryptoBackend } from "../record/mod.ts";
 import { useCryptoBackend } from "./crypto.ts";
 import { boolFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
@@ -91,7 +92,7 @@ export function parseBenchArgs(args: string[]): BenchArgs {
   const bytesText = stringFlag(p, "bytes");
   let bytes = 256 * 2 ** 20;
   if (bytesText !== undefined) {
-    const b = parseSize(bytesText);
+    const b = parseSize(bytesText, { loose: true });
     if (b === undefined || b < 1 || b > BENCH_LIMITS.maxBytes) {
       throw new UsageError(`Invalid --bytes "${bytesText}": expected a size from 1 to 16GiB`);
     }

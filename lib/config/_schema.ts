@@ -11,6 +11,8 @@ import { ConfigError } from "../errors.ts";
 import { fromBase64Url } from "../crypto/mod.ts";
 import type { Pos, YamlNode } from "./_yaml.ts";
 import { decodeBase32 } from "./base32.ts";
+import { parseDuration, parseSize } from "./units.ts";
+import { type HostPort, parseHostPort } from "../wire/host_port.ts";
 
 /** Where a node sits: file, dotted key path, and the position of its key. */
 export interface At {
@@ -194,179 +196,76 @@ export function oneOf<const T extends string>(values: readonly T[]): Schema<T> {
   };
 }
 
-const UNIT: Record<string, number> = {
-  "": 1,
-  k: 1e3,
-  K: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  ki: 1024,
-  Ki: 1024,
-  Mi: 1024 ** 2,
-  Gi: 1024 ** 3,
-  Ti: 1024 ** 4,
-};
+/** How {@link quantity} reads and checks one kind of number. */
+interface QuantitySpec {
+  /** What is expected, for messages: 'a size such as 65536, ...'. */
+  what: string;
+  /** Hint for malformed text. */
+  hint?: string;
+  /** Refuse fractions (a YAML number such as 1.5). */
+  integer: boolean;
+  /** Reads the text form; undefined when malformed. */
+  fromText(text: string): number | undefined;
+  /** The range message's value and bounds: "5 bytes is out of range 16..64". */
+  range(n: number): string;
+}
 
-/** Parses "1MiB", "10MB", "100Mbit", "65536"; undefined when malformed. */
-export function parseSize(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)\s*(?:([kKMGT]i?)?(B|bit))?$/.exec(text.trim());
-  if (!m) return undefined;
-  const mult = UNIT[m[2] ?? ""]!;
-  const n = Number(m[1]) * mult / (m[3] === "bit" ? 8 : 1);
-  return Number.isFinite(n) ? Math.floor(n) : undefined;
+/** A number given as a YAML number or as text with units; result in [min, max]. */
+function quantity(min: number, max: number, spec: QuantitySpec): Schema<number> {
+  return {
+    parse(node, at) {
+      const n = node.kind === "scalar" && typeof node.value === "number"
+        ? node.value
+        : spec.fromText(scalarText(node, at, spec.what));
+      if (n === undefined || (spec.integer && !Number.isInteger(n))) {
+        throw invalid(node, at, spec.what, spec.hint);
+      }
+      if (n < min || n > max) {
+        throw configError(at, node.pos, `Invalid ${nameOf(at)}: ${spec.range(n)}`);
+      }
+      return n;
+    },
+  };
 }
 
 /** A byte count: an integer or a string like "1MiB" / "64kB"; result in [min, max]. */
 export function size(min: number, max: number): Schema<number> {
-  const what = 'a size such as 65536, "64KiB" or "1MiB"';
-  return {
-    parse(node, at) {
-      const n = node.kind === "scalar" && typeof node.value === "number"
-        ? node.value
-        : parseSize(scalarText(node, at, what));
-      if (n === undefined || !Number.isInteger(n)) {
-        throw invalid(
-          node,
-          at,
-          what,
-          "units: B, kB, KiB, MB, MiB, GB, GiB (bits: kbit, Mbit, Gbit)",
-        );
-      }
-      if (n < min || n > max) {
-        throw configError(
-          at,
-          node.pos,
-          `Invalid ${nameOf(at)}: ${n} bytes is out of range ${min}..${max}`,
-        );
-      }
-      return n;
-    },
-  };
+  return quantity(min, max, {
+    what: 'a size such as 65536, "64KiB" or "1MiB"',
+    hint: "units: B, kB, KiB, MB, MiB, GB, GiB (bits: kbit, Mbit, Gbit)",
+    integer: true,
+    fromText: (s) => parseSize(s),
+    range: (n) => `${n} bytes is out of range ${min}..${max}`,
+  });
 }
 
 /** A rate in bytes per second: an integer or "10MB/s", "100Mbit/s". */
 export function rate(min: number, max: number): Schema<number> {
-  const what = 'a rate such as "10MB/s", "512KiB/s" or "100Mbit/s"';
-  return {
-    parse(node, at) {
-      let n: number | undefined;
-      if (node.kind === "scalar" && typeof node.value === "number") n = node.value;
-      else {
-        const s = scalarText(node, at, what);
-        n = s.endsWith("/s") ? parseSize(s.slice(0, -2)) : undefined;
-      }
-      if (n === undefined || !Number.isInteger(n)) throw invalid(node, at, what);
-      if (n < min || n > max) {
-        throw configError(
-          at,
-          node.pos,
-          `Invalid ${nameOf(at)}: ${n} bytes/s is out of range ${min}..${max}`,
-        );
-      }
-      return n;
-    },
-  };
-}
-
-const DURATION_UNIT: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-
-/** Parses "30s", "5m", "1h30m", "250ms" to seconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  const s = text.trim();
-  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(s)) return undefined;
-  let total = 0;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
-    total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
-  }
-  return total;
+  return quantity(min, max, {
+    what: 'a rate such as "10MB/s", "512KiB/s" or "100Mbit/s"',
+    integer: true,
+    fromText: (s) => s.endsWith("/s") ? parseSize(s.slice(0, -2)) : undefined,
+    range: (n) => `${n} bytes/s is out of range ${min}..${max}`,
+  });
 }
 
 /** A duration in seconds: a number of seconds or "30s", "5m", "1h". */
 export function duration(minS: number, maxS: number): Schema<number> {
-  const what = 'a duration such as "30s", "5m" or "1h"';
-  return {
-    parse(node, at) {
-      const n = node.kind === "scalar" && typeof node.value === "number"
-        ? node.value
-        : parseDuration(scalarText(node, at, what));
-      if (n === undefined) throw invalid(node, at, what, "units: ms, s, m, h, d");
-      if (n < minS || n > maxS) {
-        throw configError(
-          at,
-          node.pos,
-          `Invalid ${nameOf(at)}: ${n}s is out of range ${minS}s..${maxS}s`,
-        );
-      }
-      return n;
-    },
-  };
-}
-
-const LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
-const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-/** True for a DNS name, IPv4 address, or IPv6 address (without brackets). */
-export function isHost(host: string): boolean {
-  if (host.includes(":")) return canonicalIpv6(host) !== undefined;
-  return IPV4.test(host) || (HOSTNAME.test(host) && !/^[\d.]+$/.test(host));
-}
-
-/**
- * True for a name or address that stays on this machine: `localhost`,
- * 127.0.0.0/8, `::1` and IPv4-mapped 127.0.0.0/8.
- *
- * @example
- * ```ts
- * import { isLoopbackHost } from "./_schema.ts";
- * isLoopbackHost("127.0.0.2"); // true
- * isLoopbackHost("0.0.0.0"); // false
- * ```
- */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/\.$/, "");
-  if (h === "localhost") return true;
-  if (IPV4.test(h)) return h.startsWith("127.");
-  if (!h.includes(":")) return false;
-  const c = canonicalIpv6(h.replace(/^\[|\]$/g, ""));
-  if (c === undefined) return false;
-  if (c === "::1") return true;
-  // ::ffff:127.x.y.z, which the URL parser writes as ::ffff:7fXX:YYZZ.
-  return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(c);
-}
-
-/** Canonical compressed form of an IPv6 address, or undefined. */
-export function canonicalIpv6(addr: string): string | undefined {
-  if (!/^[0-9A-Fa-f:.]+$/.test(addr)) return undefined;
-  try {
-    const h = new URL(`http://[${addr}]/`).hostname;
-    return h.slice(1, -1);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Splits and checks "host:port" ("[::1]:port" for IPv6); undefined when malformed. */
-export function parseHostPortText(
-  text: string,
-  minPort: number,
-): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(text);
-  if (!m) return undefined;
-  const host = m[1] ?? m[2]!;
-  const port = Number(m[3]);
-  if (port < minPort || port > 65535) return undefined;
-  if (m[1] !== undefined ? canonicalIpv6(host) === undefined : !isHost(host)) return undefined;
-  return { host, port };
+  return quantity(minS, maxS, {
+    what: 'a duration such as "30s", "5m" or "1h"',
+    hint: "units: ms, s, m, h, d",
+    integer: false,
+    fromText: parseDuration,
+    range: (n) => `${n}s is out of range ${minS}s..${maxS}s`,
+  });
 }
 
 /** A "host:port" string; port 0 only when `minPort` is 0 (listen addresses). */
-export function hostPort(minPort = 1): Schema<{ host: string; port: number }> {
+export function hostPort(minPort = 1): Schema<HostPort> {
   const what = `HOST:PORT such as "127.0.0.1:1080", "example.com:443" or "[::1]:1080"`;
   return {
     parse(node, at) {
-      const hp = parseHostPortText(scalarText(node, at, what), minPort);
+      const hp = parseHostPort(scalarText(node, at, what), minPort);
       if (hp === undefined) {
         throw invalid(
           node,

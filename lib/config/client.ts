@@ -7,6 +7,7 @@
  */
 import { ConfigError } from "../errors.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
+import { formatHostPort, isHost } from "../wire/host_port.ts";
 import {
   base32Secret,
   boolean,
@@ -14,7 +15,6 @@ import {
   duration,
   hostPort,
   integer,
-  isHost,
   key,
   list,
   locate,
@@ -130,15 +130,18 @@ const pem = refine(
       : { detail: "not a PEM certificate", hint: "paste the CA certificate after ca: |" },
 );
 
+/** `server_name`: the TLS name checked, a DNS name (or an IP address). */
+const serverName = optional(
+  refine(
+    string({ what: "a DNS name" }),
+    (s) =>
+      isHost(s) ? undefined : { detail: `${JSON.stringify(s)} is not a DNS name or IP address` },
+  ),
+);
+
 const clientSchema = object({
   server: required(hostPort()),
-  server_name: optional(
-    refine(
-      string({ what: "a DNS name" }),
-      (s) =>
-        isHost(s) ? undefined : { detail: `${JSON.stringify(s)} is not a DNS name or IP address` },
-    ),
-  ),
+  server_name: serverName,
   transport: withDefault(oneOf(["tls", "tcp"] as const), "tls"),
   server_key: required(key(64)),
   ca: optional(pem),
@@ -164,15 +167,7 @@ const clientSchema = object({
     list(
       object({
         server: required(hostPort()),
-        server_name: optional(
-          refine(
-            string({ what: "a DNS name" }),
-            (s) =>
-              isHost(s)
-                ? undefined
-                : { detail: `${JSON.stringify(s)} is not a DNS name or IP address` },
-          ),
-        ),
+        server_name: serverName,
         transport: optional(oneOf(["tls", "tcp"] as const)),
         ca: optional(pem),
       }),
@@ -266,31 +261,25 @@ export async function loadClientConfig(path: string): Promise<ClientConfig> {
 }
 
 /** What {@link formatClientProfile} writes. */
-export interface ClientProfile {
-  /** The server to connect to. */
-  server: HostPort;
-  /** TLS server name (SNI and certificate check). */
-  serverName: string;
-  /** "tls" or "tcp". */
-  transport: "tls" | "tcp";
-  /** The server's 64-byte public key (Ed25519 ‖ X25519), pinned. */
-  serverKey: Uint8Array;
-  /** CA certificate(s) to trust for the server's TLS certificate. */
-  caPem?: string;
-  /** The user name. */
-  user: string;
-  /** Client X25519 private key, 32 bytes. */
-  key: Uint8Array;
-  /** The user's 32-byte token. */
-  token: Uint8Array;
-  /** The user's TOTP secret, when the server requires a code. */
-  totpSecret?: Uint8Array;
+export interface ClientProfile extends
+  Pick<
+    ClientConfig,
+    | "server"
+    | "serverName"
+    | "transport"
+    | "serverKey"
+    | "caPem"
+    | "user"
+    | "key"
+    | "token"
+    | "totpSecret"
+  > {
   /** The local SOCKS5 address; default 127.0.0.1:1080. */
   socks5Listen?: HostPort;
 }
 
 function hp(h: HostPort): string {
-  return JSON.stringify(h.host.includes(":") ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`);
+  return JSON.stringify(formatHostPort(h.host, h.port));
 }
 
 /**

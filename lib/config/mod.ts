@@ -60,4 +60,5 @@ export {
   type KexName,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
-export { isHost, isLoopbackHost, parseDuration, parseSize } from "./_schema.ts";
+export { parseDuration, parseSize, type ParseSizeOptions } from "./units.ts";
+export { isHost, isLoopbackHost } from "../wire/host_port.ts";

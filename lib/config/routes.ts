@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { canonicalIpv6, isHost } from "./_schema.ts";
+import { canonicalIpv6, isHost } from "../wire/host_port.ts";
 
 /** A destination to check. IPv6 hosts come without brackets. */
 export interface RouteTarget {

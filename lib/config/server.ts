@@ -8,13 +8,13 @@
 import { dirname } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { fromBase64Url } from "../crypto/mod.ts";
+import { type HostPort, isLoopbackHost } from "../wire/host_port.ts";
 import {
   boolean,
   configError,
   duration,
   hostPort,
   integer,
-  isLoopbackHost,
   list,
   locate,
   object,
@@ -45,13 +45,7 @@ import {
   resolveRef,
 } from "./_shared.ts";
 
-/** A host and port. */
-export interface HostPort {
-  /** A DNS name or an IP address (IPv6 without brackets). */
-  host: string;
-  /** 0-65535 (0: any free port, where listening). */
-  port: number;
-}
+export type { HostPort };
 
 /** The parsed `server.yml`. */
 export interface ServerConfig {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { splitHostPort } from "../wire/host_port.ts";
 import { classifyHost } from "./address.ts";
 import { checkCredentials, validateUsers } from "./_credentials.ts";
 import { encodeRequest, type Socks5Request } from "./message.ts";
@@ -59,7 +60,6 @@ const HEADER_LINE = /^([^:]*):[ \t]*(.*?)[ \t]*$/;
 // deno-lint-ignore no-control-regex
 const BAD_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/;
 const BASIC = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i;
-const PORT = /^[0-9]{1,5}$/;
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
@@ -314,24 +314,10 @@ export function parseHttpConnect(bytes: Uint8Array, opts?: HttpConnectOptions): 
 
 /** RFC 9110 section 9.3.6: CONNECT uses authority-form, host and port. */
 function parseAuthority(target: string): Socks5Request | null {
-  let hostText: string;
-  let portText: string;
-  if (target.startsWith("[")) {
-    const close = target.indexOf("]");
-    if (close === -1 || target[close + 1] !== ":") return null;
-    hostText = target.slice(0, close + 1);
-    portText = target.slice(close + 2);
-  } else {
-    const colon = target.lastIndexOf(":");
-    if (colon === -1) return null;
-    hostText = target.slice(0, colon);
-    portText = target.slice(colon + 1);
-    if (hostText.includes(":")) return null; // an IPv6 literal needs brackets
-  }
-  if (!PORT.test(portText)) return null;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return null;
-  const host = classifyHost(hostText);
+  const hp = splitHostPort(target); // an IPv6 literal needs brackets
+  if (hp === undefined || hp.port < 1) return null;
+  const { port } = hp;
+  const host = classifyHost(hp.bracketed ? `[${hp.host}]` : hp.host);
   if (host === null) return null;
   return { command: "connect", addressType: host.addressType, host: host.host, port };
 }

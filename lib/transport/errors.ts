@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatHostPort } from "../wire/host_port.ts";
 
 /** What was being dialed, for messages. */
 export interface DialContext {
@@ -16,18 +17,7 @@ export interface DialContext {
   customCa?: boolean;
 }
 
-/**
- * Formats host and port for messages, bracketing IPv6 ("[::1]:443").
- *
- * @example
- * ```ts
- * import { formatHostPort } from "./errors.ts";
- * formatHostPort("::1", 443); // "[::1]:443"
- * ```
- */
-export function formatHostPort(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
+export { formatHostPort };
 
 /**
  * Formats a duration for messages: "10 s", "1.5 s", "250 ms".

@@ -14,6 +14,7 @@
  */
 import { dialTcp, listenTcp } from "./tcp.ts";
 import { dialTls, listenTls } from "./tls.ts";
+import type { TransportDialOptions, TransportListenOptions } from "./registry.ts";
 
 export { type ByteStream, writeAll } from "./types.ts";
 export { DEFAULT_PIPE_CAPACITY, memoryPipe } from "./memory_pipe.ts";
@@ -46,34 +47,22 @@ export {
   transportNames,
 } from "./registry.ts";
 
-/** Options for {@linkcode listen}. */
-export interface ListenOptions {
+/**
+ * Options for {@linkcode listen}: a registry transport's listen options
+ * (TLS requires `certPem` and `keyPem`; ALPN defaults to
+ * `["h2", "http/1.1"]`) and which transport.
+ */
+export interface ListenOptions extends TransportListenOptions {
   transport: "tls" | "tcp";
-  hostname: string;
-  /** 0 picks a free port. */
-  port: number;
-  /** Required for TLS: certificate chain, PEM. */
-  certPem?: string;
-  /** Required for TLS: private key, PEM. */
-  keyPem?: string;
-  /** TLS ALPN, default `["h2", "http/1.1"]`. */
-  alpn?: string[];
 }
 
-/** Options for {@linkcode dial}. */
-export interface DialOptions {
+/**
+ * Options for {@linkcode dial}: a registry transport's dial options (TLS
+ * trust anchors are added to Deno's default roots; the deadline defaults
+ * to 10 000 ms) and which transport.
+ */
+export interface DialOptions extends TransportDialOptions {
   transport: "tls" | "tcp";
-  hostname: string;
-  port: number;
-  /** TLS: SNI and certificate name, default `hostname`. */
-  serverName?: string;
-  /** TLS: trust anchors, PEM (in addition to Deno's default roots). */
-  caPems?: string[];
-  /** TLS ALPN, default `["h2", "http/1.1"]`. */
-  alpn?: string[];
-  /** Deadline for connect (plus TLS handshake), default 10 000 ms. */
-  timeoutMs?: number;
-  signal?: AbortSignal;
 }
 
 /**
@@ -133,12 +122,7 @@ export function dial(opts: DialOptions): Promise<Deno.TlsConn | Deno.TcpConn> {
   if (opts.transport !== "tls") {
     return Promise.reject(new TypeError(`Cannot dial: unknown transport "${opts.transport}"`));
   }
-  return dialTls({
-    ...common,
-    ...(opts.serverName === undefined ? {} : { serverName: opts.serverName }),
-    ...(opts.caPems === undefined ? {} : { caPems: opts.caPems }),
-    ...(opts.alpn === undefined ? {} : { alpn: opts.alpn }),
-  });
+  return dialTls(opts);
 }
 
 /**

@@ -12,6 +12,7 @@
  * @module
  */
 import tls from "node:tls";
+import type { TlsListenOptions } from "./tls.ts";
 import type { ByteStream } from "./types.ts";
 
 /** Bytes buffered from the socket before it is paused (backpressure). */
@@ -135,13 +136,7 @@ class Conn implements NodeTlsConn {
  * for await (const conn of l) conn.close();
  * ```
  */
-export async function listenNodeTls(opts: {
-  hostname: string;
-  port: number;
-  certPem: string;
-  keyPem: string;
-  alpn?: string[];
-}): Promise<NodeTlsListener> {
+export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsListener> {
   const queue: NodeTlsConn[] = [];
   let waiter: (() => void) | undefined;
   let closed = false;

@@ -143,15 +143,7 @@ registerTransport({
     });
   },
   dial(o) {
-    return dialTls({
-      hostname: o.hostname,
-      port: o.port,
-      ...(o.serverName === undefined ? {} : { serverName: o.serverName }),
-      ...(o.caPems === undefined ? {} : { caPems: o.caPems }),
-      ...(o.alpn === undefined ? {} : { alpn: o.alpn }),
-      ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
-      ...(o.signal === undefined ? {} : { signal: o.signal }),
-    });
+    return dialTls(o);
   },
 });
 

@@ -17,6 +17,7 @@ import {
   type Socks5Request,
 } from "../socks5/mod.ts";
 import { describeError, type EventSink } from "../observe/mod.ts";
+import { formatHostPort } from "../wire/host_port.ts";
 import { dialTarget } from "./dial.ts";
 import type { Session } from "./session.ts";
 
@@ -41,7 +42,7 @@ export interface StreamOwner {
 
 /** "host:port", IPv6 hosts in brackets. */
 function targetOf(req: Socks5Request): string {
-  return req.host.includes(":") ? `[${req.host}]:${req.port}` : `${req.host}:${req.port}`;
+  return formatHostPort(req.host, req.port);
 }
 
 /**

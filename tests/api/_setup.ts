@@ -14,8 +14,7 @@
  */
 import { join } from "node:path";
 import { listen, type TunnelServer } from "../../mod.ts";
-import { initServerDir } from "../../lib/cli/init.ts";
-import { addUser } from "../../lib/cli/user.ts";
+import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 
 /** Routes that keep every destination on this machine. */
 export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];

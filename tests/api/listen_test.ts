@@ -6,7 +6,7 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { ConfigError, connect, EventHub, listen } from "../../mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
-import { initServerDir } from "../../lib/cli/init.ts";
+import { initServerDir } from "../../lib/provision/mod.ts";
 import { startServer, within } from "./_setup.ts";
 
 async function refusesConnections(port: number): Promise<boolean> {

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { BENCH_LIMITS, benchCommand, parseBenchArgs } from "../../lib/cli/bench.ts";
 import { UsageError } from "../../lib/cli/args.ts";
 import { runCli } from "../../lib/cli/mod.ts";
-import { formatReport, parseSize, percentile, runBench } from "../../lib/bench/mod.ts";
+import { formatReport, percentile, runBench } from "../../lib/bench/mod.ts";
+import { parseSize } from "../../lib/config/mod.ts";
 
 Deno.test("parseBenchArgs() gives bounded defaults", () => {
   const { options, json } = parseBenchArgs([]);
@@ -42,12 +43,37 @@ Deno.test("parseBenchArgs() reads every flag", () => {
   assert.equal(options.noDirect, true);
 });
 
+Deno.test("parseBenchArgs() reads --bytes in any case, with or without the B", () => {
+  const table: [string, number][] = [
+    ["65536", 65536],
+    ["100b", 100],
+    ["64k", 64_000],
+    ["64kb", 64_000],
+    ["64KiB", 65536],
+    ["64kib", 65536],
+    ["10m", 10_000_000],
+    ["10MB", 10_000_000],
+    ["256mib", 256 * 2 ** 20],
+    ["1g", 1e9],
+    ["1gb", 1e9],
+    ["1GiB", 2 ** 30],
+    ["16gib", 16 * 2 ** 30],
+    ["800Mbit", 100_000_000],
+  ];
+  for (const [text, want] of table) {
+    assert.equal(parseBenchArgs(["--bytes", text]).options.bytes, want, text);
+  }
+});
+
 Deno.test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
   const bad = [
     ["--bogus"],
     ["stray"],
     ["--bytes", "lots"],
     ["--bytes", "17GiB"],
+    ["--bytes", "0"],
+    ["--bytes", "12 parsecs"],
+    ["--bytes", "1TiB"],
     ["--streams", "0"],
     ["--streams", String(BENCH_LIMITS.maxStreams + 1)],
     ["--latency-count", "1e3"],
@@ -55,6 +81,9 @@ Deno.test("parseBenchArgs() refuses unknown flags and values past the caps", () 
     ["--transport", "quic"],
     ["--config", "a.yml", "--transport", "tcp"],
     ["--target", "nohost"],
+    ["--target", "::1:9000"],
+    ["--target", "[example.com]:9000"],
+    ["--target", "127.0.0.1:65536"],
   ];
   for (const args of bad) {
     assert.throws(() => parseBenchArgs(args), UsageError, args.join(" "));

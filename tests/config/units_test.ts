@@ -23,6 +23,58 @@ Deno.test("parseSize() reads decimal, binary and bit units", () => {
   for (const [text, want] of table) assert.equal(parseSize(text), want, text);
 });
 
+Deno.test("parseSize() reads TB, TiB, bits, fractions and whitespace", () => {
+  const table: [string, number | undefined][] = [
+    ["2TB", 2e12],
+    ["1TiB", 1024 ** 4],
+    ["8bit", 1],
+    ["1kbit", 125],
+    ["1Kibit", 128],
+    ["1Gbit", 125_000_000],
+    ["0.5B", 0],
+    ["1.5kB", 1500],
+    ["  64KiB  ", 65536],
+    ["64K", undefined],
+    ["64 k B", undefined],
+    ["1e3", undefined],
+    ["64KiB/s", undefined],
+  ];
+  for (const [text, want] of table) assert.equal(parseSize(text), want, text);
+});
+
+Deno.test("parseSize() with loose also reads any case and a missing B", () => {
+  const table: [string, number | undefined][] = [
+    ["65536", 65536],
+    ["1b", 1],
+    ["1B", 1],
+    ["64k", 64_000],
+    ["64K", 64_000],
+    ["64kb", 64_000],
+    ["64KB", 64_000],
+    ["64kib", 65536],
+    ["64KiB", 65536],
+    ["64ki", 65536],
+    ["10m", 10_000_000],
+    ["10mb", 10_000_000],
+    ["256mib", 256 * 2 ** 20],
+    ["256MiB", 256 * 2 ** 20],
+    ["1g", 1e9],
+    ["1gb", 1e9],
+    ["1gib", 2 ** 30],
+    ["1t", 1e12],
+    ["100mbit", 12_500_000],
+    ["100Mbit", 12_500_000],
+    [" 1.5 MiB ", 1572864],
+    ["12 parsecs", undefined],
+    ["MiB", undefined],
+    ["-1", undefined],
+    ["", undefined],
+    ["1x", undefined],
+    ["1ib", undefined],
+  ];
+  for (const [text, want] of table) assert.equal(parseSize(text, { loose: true }), want, text);
+});
+
 Deno.test("parseDuration() reads ms, s, m, h, d and combinations", () => {
   const table: [string, number | undefined][] = [
     ["30s", 30],

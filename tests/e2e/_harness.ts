@@ -30,8 +30,7 @@ import {
   loadUsers,
   type ServerConfig,
 } from "../../lib/config/mod.ts";
-import { initServerDir } from "../../lib/cli/init.ts";
-import { addUser } from "../../lib/cli/user.ts";
+import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { reloadUsers } from "../../lib/cli/server_cmd.ts";
 import { type ClientHandle, type ClientOptions, startClient } from "../../lib/tunnel/client.ts";
 import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";

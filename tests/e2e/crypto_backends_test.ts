@@ -11,8 +11,7 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
-import { initServerDir } from "../../lib/cli/init.ts";
-import { addUser } from "../../lib/cli/user.ts";
+import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { parseClientConfig } from "../../lib/config/mod.ts";
 import { loadCryptoBackend } from "../../lib/openssl/mod.ts";
 import {

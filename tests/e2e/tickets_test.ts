@@ -11,8 +11,7 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { initServerDir } from "../../lib/cli/init.ts";
-import { addUser } from "../../lib/cli/user.ts";
+import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { encodeTicketKeys, generateTicketKey } from "../../lib/handshake/ticket.ts";
 import { startClient } from "../../lib/tunnel/client.ts";
