@@ -1,7 +1,7 @@
 /**
  * The observer that turns a server's or a client's events into log lines:
- * the one place where logins, refusals, sessions, resumptions, paths and
- * stream decisions are worded for the log.
+ * the one place where logins, refusals, sessions, resumptions (and refused
+ * ones), paths and stream decisions are worded for the log.
  *
  * A server's lines about a connection carry `conn N`, and its lines about a
  * session carry `conn N USER` of the connection that started the session;
@@ -107,6 +107,16 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           log.info(`session resumed via ${e.via}${after}`);
         } else {
           connLog(e.conn).info(`user "${e.user}" resumed their session from ${e.via}`);
+        }
+        return;
+      case "resume_refused":
+        if (e.next === "previous") {
+          log.info("the server refused the latest resumption secret: trying the one before it");
+        } else {
+          log.warn(
+            `The server at ${e.endpoint} no longer has this session: its streams are lost; ` +
+              "the next request opens a new session",
+          );
         }
         return;
       case "path_change":

@@ -74,6 +74,7 @@ export class ClientTunnel {
       paths: this.#paths,
       connect: (endpoint, resume) => connectLink(profile, endpoint, resume),
       log,
+      events: this.events,
       signal: this.#stop.signal,
     });
   }
@@ -118,8 +119,8 @@ export class ClientTunnel {
       link.link.conn.close();
       throw new TunnelError("Client is shutting down");
     }
-    this.#reconnector.start(secrets);
     const no = ++this.#sessionSeq;
+    this.#reconnector.start(secrets, no);
     this.#paths.use(path, no, "new session");
     const createMux = () =>
       new Mux({
