@@ -131,6 +131,15 @@ export type TunnelEventInit =
     reason: string;
   }
   | {
+    /** Client: an endpoint is tried last for a while. */
+    type: "path_avoided";
+    endpoint: string;
+    /** For how long (ms). */
+    forMs: number;
+    /** Why, e.g. "tampered with the tunnel". */
+    reason: string;
+  }
+  | {
     type: "stream_open";
     session: number;
     stream: number;

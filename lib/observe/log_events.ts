@@ -1,7 +1,8 @@
 /**
  * The observer that turns a server's or a client's events into log lines:
  * the one place where logins, refusals, sessions, resumptions (and refused
- * ones), paths and stream decisions are worded for the log.
+ * ones), paths (and avoided ones) and stream decisions are worded for the
+ * log.
  *
  * A server's lines about a connection carry `conn N`, and its lines about a
  * session carry `conn N USER` of the connection that started the session;
@@ -122,6 +123,9 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
       case "path_change":
         if (e.from === undefined) log.debug(`using endpoint ${e.to}`);
         else log.info(`moved from endpoint ${e.from} to ${e.to} (${e.reason})`);
+        return;
+      case "path_avoided":
+        log.warn(`endpoint ${e.endpoint} ${e.reason}: avoiding it`);
         return;
       case "link_down":
         if (side === "client") log.warn(`connection lost: ${e.reason}; resuming`);

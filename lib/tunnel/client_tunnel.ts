@@ -69,7 +69,7 @@ export class ClientTunnel {
       transport: profile.transport,
       ...(caPem === undefined ? {} : { caPem }),
     };
-    this.#paths = new PathSelector([first, ...profile.endpoints], { log, events: this.events });
+    this.#paths = new PathSelector([first, ...profile.endpoints], { events: this.events });
     this.#reconnector = new Reconnector({
       paths: this.#paths,
       connect: (endpoint, resume) => connectLink(profile, endpoint, resume),
