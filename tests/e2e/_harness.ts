@@ -10,8 +10,8 @@
  *   (and HTTP CONNECT when asked) dialing the server or a relay in front of
  *   it. `reloadUsers()` re-reads users.yml the way SIGHUP does. `close()`
  *   frees every socket, timer and file.
- * - `startConfiguredServer(config, log)` → a server with the users of
- *   `config.usersFile`, the way `nitrosocks server` starts one.
+ * - `startConfiguredServer(config, log, events?)` → a server with the users
+ *   of `config.usersFile`, the way `nitrosocks server` starts one.
  * - `run(cmd, args, opts?)` → `{ code, stdout, stderr }` with a deadline.
  * - `startEchoServer()` → a loopback TCP echo server.
  * - `freePort()` → a loopback port with nothing listening on it.
