@@ -9,7 +9,7 @@
  */
 import type { Endpoint } from "../config/mod.ts";
 import type { ClientResume, SessionSecrets } from "../handshake/mod.ts";
-import { describeError, type EventSink, type Logger, NO_EVENTS } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import { type NewLink, TunnelError } from "./link.ts";
 import type { PathSelector, PathState } from "./path_selector.ts";
 import type { Session } from "./session.ts";
@@ -27,7 +27,7 @@ export interface ReconnectorOptions {
   connect: (endpoint: Endpoint, resume: ClientResume | undefined) => Promise<NewLink>;
   log: Logger;
   /** Where a refused resumption is reported (`resume_refused`). */
-  events?: EventSink;
+  events: EventSink;
   /** Ends a backoff wait early (shutdown). */
   signal?: AbortSignal;
   /** Give up after this long (ms); default 5 min. */
@@ -60,8 +60,9 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  *
  * @example
  * ```ts ignore
- * const reconnector = new Reconnector({ paths, connect: (e, r) => connectLink(config, e, r), log });
- * reconnector.start(secrets);
+ * const connect = (e: Endpoint, r?: ClientResume) => connectLink(config, e, r);
+ * const reconnector = new Reconnector({ paths, connect, log, events });
+ * reconnector.start(secrets, sessionNo);
  * const resumed = await reconnector.reconnect(session, () => !closed);
  * ```
  */
@@ -106,8 +107,7 @@ export class Reconnector {
    * more, or the session could not continue (then it is closed here).
    */
   async reconnect(session: Session, wanted: () => boolean): Promise<Resumed | undefined> {
-    const { log, paths } = this.#o;
-    const events = this.#o.events ?? NO_EVENTS;
+    const { log, paths, events } = this.#o;
     const giveUpMs = this.#o.giveUpMs ?? RECONNECT_GIVE_UP_MS;
     const start = Date.now();
     let delay = BACKOFF_FIRST_MS;
