@@ -106,6 +106,19 @@ export type TunnelEventInit =
     peer?: string;
   }
   | {
+    /**
+     * Client: the server refused to resume the session under the latest
+     * credentials (it no longer holds the session, or never saw the Finish
+     * that replaced them).
+     */
+    type: "resume_refused";
+    session: number;
+    /** The endpoint that refused. */
+    endpoint: string;
+    /** "previous": retrying with the credentials before the latest; "give_up": the session is lost. */
+    next: "previous" | "give_up";
+  }
+  | {
     /** A session continues over a new link. */
     type: "resume";
     session: number;
@@ -122,6 +135,15 @@ export type TunnelEventInit =
     session: number;
     from: string | undefined;
     to: string;
+    reason: string;
+  }
+  | {
+    /** Client: an endpoint is tried last for a while. */
+    type: "path_avoided";
+    endpoint: string;
+    /** For how long (ms). */
+    forMs: number;
+    /** Why, e.g. "tampered with the tunnel". */
     reason: string;
   }
   | {
@@ -387,11 +409,16 @@ export class EventHub implements EventSink, AsyncIterable<TunnelEvent> {
  * ```
  */
 export class EventLog {
+  /** What was recorded, oldest first. */
   readonly events: TunnelEvent[] = [];
+  readonly #hub: EventHub;
   readonly #stop: () => void;
   readonly #limit: number;
+  #closed = false;
 
+  /** Records `hub`'s events from now on, at most `limit` of them. */
   constructor(hub: EventHub, limit = 100_000) {
+    this.#hub = hub;
     this.#limit = limit;
     this.#stop = hub.subscribe((e) => {
       if (this.events.length < this.#limit) this.events.push(e);
@@ -409,8 +436,63 @@ export class EventLog {
     return out;
   }
 
+  /**
+   * Resolves with the recorded events of `type` that satisfy `match` once
+   * there are at least `count` of them (default 1), counting those recorded
+   * before the call; rejects after `timeoutMs` (default 10 s) saying what it
+   * waited for, or at once when the log no longer records.
+   *
+   * @example
+   * ```ts
+   * import { EventHub, EventLog } from "./events.ts";
+   * const hub = new EventHub();
+   * const log = new EventLog(hub);
+   * hub.emit({ type: "rekey", session: 1 });
+   * setTimeout(() => hub.emit({ type: "rekey", session: 2 }), 10);
+   * const both = await log.waitFor("rekey", { count: 2, timeoutMs: 1_000 });
+   * if (both.length !== 2) throw new Error("expected two rekeys");
+   * log.close();
+   * ```
+   */
+  waitFor<T extends TunnelEventType>(
+    type: T,
+    options: { match?: (e: EventOf<T>) => boolean; count?: number; timeoutMs?: number } = {},
+  ): Promise<EventOf<T>[]> {
+    const { match } = options;
+    const count = options.count ?? 1;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const what = count === 1 ? `a "${type}" event` : `${count} "${type}" events`;
+    const found = this.of(type, match);
+    if (found.length >= count) return Promise.resolve(found);
+    if (this.#closed) {
+      return Promise.reject(
+        new Deno.errors.BadResource(`Cannot wait for ${what}: the log is closed`),
+      );
+    }
+    let seen = found.length;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(
+          new Deno.errors.TimedOut(
+            `Timed out after ${timeoutMs / 1000} s waiting for ${what} (saw ${seen})`,
+          ),
+        );
+      }, timeoutMs);
+      // Subscribed after the recorder: an event is in `events` when this sees it.
+      const stop = this.#hub.subscribe((e) => {
+        if (e.type !== type || (match !== undefined && !match(e as EventOf<T>))) return;
+        if (++seen < count) return;
+        stop();
+        clearTimeout(timer);
+        resolve(this.of(type, match));
+      });
+    });
+  }
+
   /** Stops recording. */
   close(): void {
+    this.#closed = true;
     this.#stop();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The observer that turns a server's or a client's events into log lines:
- * the one place where logins, refusals, sessions, resumptions, paths and
- * stream decisions are worded for the log.
+ * the one place where logins, refusals, sessions, resumptions (and refused
+ * ones), paths (and avoided ones) and stream decisions are worded for the
+ * log.
  *
  * A server's lines about a connection carry `conn N`, and its lines about a
  * session carry `conn N USER` of the connection that started the session;
@@ -115,9 +116,22 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           connLog(e.conn).info(`user "${e.user}" resumed their session from ${e.via}`);
         }
         return;
+      case "resume_refused":
+        if (e.next === "previous") {
+          log.info("the server refused the latest resumption secret: trying the one before it");
+        } else {
+          log.warn(
+            `The server at ${e.endpoint} no longer has this session: its streams are lost; ` +
+              "the next request opens a new session",
+          );
+        }
+        return;
       case "path_change":
         if (e.from === undefined) log.debug(`using endpoint ${e.to}`);
         else log.info(`moved from endpoint ${e.from} to ${e.to} (${e.reason})`);
+        return;
+      case "path_avoided":
+        log.warn(`endpoint ${e.endpoint} ${e.reason}: avoiding it`);
         return;
       case "link_down": {
         const tampering = e.tampered ? " (tampering detected)" : "";

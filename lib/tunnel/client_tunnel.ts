@@ -69,11 +69,12 @@ export class ClientTunnel {
       transport: profile.transport,
       ...(caPem === undefined ? {} : { caPem }),
     };
-    this.#paths = new PathSelector([first, ...profile.endpoints], { log, events: this.events });
+    this.#paths = new PathSelector([first, ...profile.endpoints], { events: this.events });
     this.#reconnector = new Reconnector({
       paths: this.#paths,
       connect: (endpoint, resume) => connectLink(profile, endpoint, resume),
       log,
+      events: this.events,
       signal: this.#stop.signal,
     });
   }
@@ -118,8 +119,8 @@ export class ClientTunnel {
       link.link.conn.close();
       throw new TunnelError("Client is shutting down");
     }
-    this.#reconnector.start(secrets);
     const no = ++this.#sessionSeq;
+    this.#reconnector.start(secrets, no);
     this.#paths.use(path, no, "new session");
     const createMux = () =>
       new Mux({

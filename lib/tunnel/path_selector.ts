@@ -1,13 +1,14 @@
 /**
  * The client's endpoints and what it has seen of each: recent failures,
  * connect time, and whether one tampered with the tunnel (then it is
- * avoided for a while). Connections are tried healthiest first; a move of
- * the session to another endpoint is a `path_change` event.
+ * avoided for a while: a `path_avoided` event). Connections are tried
+ * healthiest first; a move of the session to another endpoint is a
+ * `path_change` event.
  *
  * @module
  */
 import type { Endpoint } from "../config/mod.ts";
-import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink } from "../observe/mod.ts";
 import { TunnelError } from "./link.ts";
 
 /** An endpoint whose records failed authentication is avoided this long. */
@@ -31,7 +32,6 @@ export function where(p: PathState): string {
 
 /** Options for {@linkcode PathSelector}. */
 export interface PathSelectorOptions {
-  log: Logger;
   events: EventSink;
   now?: () => number;
   /** How long a tampering endpoint is avoided (ms); default 10 min. */
@@ -43,7 +43,7 @@ export interface PathSelectorOptions {
  *
  * @example
  * ```ts ignore
- * const paths = new PathSelector([first, ...config.endpoints], { log, events });
+ * const paths = new PathSelector([first, ...config.endpoints], { events });
  * const { value: link, path } = await paths.connect((e) => connectLink(config, e));
  * paths.use(path, sessionNo, "new session");
  * ```
@@ -117,8 +117,14 @@ export class PathSelector {
   avoidCurrent(): void {
     const path = this.#current;
     if (path === undefined) return;
-    path.avoidUntil = this.#now() + (this.#o.tamperPenaltyMs ?? TAMPER_PENALTY_MS);
-    this.#o.log.warn(`endpoint ${where(path)} tampered with the tunnel: avoiding it`);
+    const forMs = this.#o.tamperPenaltyMs ?? TAMPER_PENALTY_MS;
+    path.avoidUntil = this.#now() + forMs;
+    this.#o.events.emit({
+      type: "path_avoided",
+      endpoint: where(path),
+      forMs,
+      reason: "tampered with the tunnel",
+    });
   }
 
   /** Session `session` now runs over `path`; a change of endpoint is a `path_change`. */

@@ -9,7 +9,7 @@
  */
 import type { Endpoint } from "../config/mod.ts";
 import type { ClientResume, SessionSecrets } from "../handshake/mod.ts";
-import { describeError, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import { type NewLink, TunnelError } from "./link.ts";
 import type { PathSelector, PathState } from "./path_selector.ts";
 import type { Session } from "./session.ts";
@@ -26,6 +26,8 @@ export interface ReconnectorOptions {
   /** Dials an endpoint and runs the handshake (a resumption with `resume`). */
   connect: (endpoint: Endpoint, resume: ClientResume | undefined) => Promise<NewLink>;
   log: Logger;
+  /** Where a refused resumption is reported (`resume_refused`). */
+  events: EventSink;
   /** Ends a backoff wait early (shutdown). */
   signal?: AbortSignal;
   /** Give up after this long (ms); default 5 min. */
@@ -58,8 +60,9 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  *
  * @example
  * ```ts ignore
- * const reconnector = new Reconnector({ paths, connect: (e, r) => connectLink(config, e, r), log });
- * reconnector.start(secrets);
+ * const connect = (e: Endpoint, r?: ClientResume) => connectLink(config, e, r);
+ * const reconnector = new Reconnector({ paths, connect, log, events });
+ * reconnector.start(secrets, sessionNo);
  * const resumed = await reconnector.reconnect(session, () => !closed);
  * ```
  */
@@ -72,13 +75,19 @@ export class Reconnector {
    * the server still expects these.
    */
   #previous: ClientResume | undefined;
+  /** Local number of the session the credentials belong to (events). */
+  #session = 0;
 
   constructor(options: ReconnectorOptions) {
     this.#o = options;
   }
 
-  /** A new session: its credentials, and nothing of the last one to fall back to. */
-  start(secrets: SessionSecrets): void {
+  /**
+   * A new session (local number `session`, for events): its credentials, and
+   * nothing of the last one to fall back to.
+   */
+  start(secrets: SessionSecrets, session = 0): void {
+    this.#session = session;
     this.#latest = undefined;
     this.#remember(secrets);
   }
@@ -98,13 +107,17 @@ export class Reconnector {
    * more, or the session could not continue (then it is closed here).
    */
   async reconnect(session: Session, wanted: () => boolean): Promise<Resumed | undefined> {
-    const { log, paths } = this.#o;
+    const { log, paths, events } = this.#o;
     const giveUpMs = this.#o.giveUpMs ?? RECONNECT_GIVE_UP_MS;
     const start = Date.now();
     let delay = BACKOFF_FIRST_MS;
     while (wanted() && !session.isClosed) {
+      let tried: Endpoint | undefined;
       try {
-        const { value: link, path } = await paths.connect((e) => this.#o.connect(e, this.#latest));
+        const { value: link, path } = await paths.connect((e) => {
+          tried = e;
+          return this.#o.connect(e, this.#latest);
+        });
         if (!wanted() || session.isClosed) {
           link.link.conn.close();
           return undefined;
@@ -113,15 +126,18 @@ export class Reconnector {
         return { link, path, afterMs: Date.now() - start };
       } catch (e) {
         if (e instanceof TunnelError && e.kind === "session_gone") {
+          const refused = {
+            type: "resume_refused",
+            session: this.#session,
+            endpoint: tried === undefined ? "?" : `${tried.server.host}:${tried.server.port}`,
+          } as const;
           if (this.#previous !== undefined) {
-            log.info("the server refused the latest resumption secret: trying the one before it");
+            events.emit({ ...refused, next: "previous" });
             this.#latest = this.#previous;
             this.#previous = undefined;
             continue;
           }
-          log.warn(
-            `${describeError(e)}: its streams are lost; the next request opens a new session`,
-          );
+          events.emit({ ...refused, next: "give_up" });
           session.close("server no longer has the session", false);
           return undefined;
         }

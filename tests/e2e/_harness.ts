@@ -10,12 +10,16 @@
  *   (and HTTP CONNECT when asked) dialing the server or a relay in front of
  *   it. `reloadUsers()` re-reads users.yml the way SIGHUP does. `close()`
  *   frees every socket, timer and file.
- * - `startConfiguredServer(config, log)` → a server with the users of
- *   `config.usersFile`, the way `nitrosocks server` starts one.
+ * - `startConfiguredServer(config, log, events?)` → a server with the users
+ *   of `config.usersFile`, the way `nitrosocks server` starts one.
  * - `run(cmd, args, opts?)` → `{ code, stdout, stderr }` with a deadline.
  * - `startEchoServer()` → a loopback TCP echo server.
  * - `freePort()` → a loopback port with nothing listening on it.
- * - `Logs`: captured log lines (`NITRO_E2E_LOG=1` also prints them).
+ * - `Logs`: captured log lines (`NITRO_E2E_LOG=1` also prints them), for
+ *   failure messages and for tests of the log's wording. Tests assert on
+ *   events instead: `pair.serverEvents` and `pair.clientEvents` record
+ *   everything the server and the client report (`EventLog.of`, and
+ *   `EventLog.waitFor` with a deadline).
  *
  * Routes default to loopback only, so nothing a test (or a browser) asks
  * for can leave the machine.
@@ -34,7 +38,7 @@ import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { reloadUsers } from "../../lib/cli/server_cmd.ts";
 import { type ClientHandle, type ClientOptions, startClient } from "../../lib/tunnel/client.ts";
 import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
-import { createLogger, type Logger } from "../../lib/observe/mod.ts";
+import { createLogger, EventHub, EventLog, type Logger } from "../../lib/observe/mod.ts";
 
 /** Routes that keep every destination on this machine. */
 export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];
@@ -121,6 +125,10 @@ export interface Pair extends AsyncDisposable {
   socksPort: number;
   httpPort: number | undefined;
   logs: Logs;
+  /** Everything the server reported since it started. */
+  serverEvents: EventLog;
+  /** Everything the client reported since it started (nothing with `noClient`). */
+  clientEvents: EventLog;
   /** Total streams the server's tunnels have carried. */
   serverStreams(): number;
   /** Re-reads users.yml into the server (what SIGHUP does); throws ConfigError. */
@@ -140,6 +148,10 @@ export interface Pair extends AsyncDisposable {
 export async function startPair(opts: PairOptions = {}): Promise<Pair> {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-e2e-" });
   const logs = new Logs();
+  const serverHub = new EventHub();
+  const clientHub = new EventHub();
+  const serverEvents = new EventLog(serverHub);
+  const clientEvents = new EventLog(clientHub);
   let server: ServerHandle | undefined;
   let client: ClientHandle | undefined;
   let via: Via | undefined;
@@ -148,6 +160,8 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
     await server?.close();
     await via?.close();
     await Deno.remove(dir, { recursive: true });
+    serverEvents.close();
+    clientEvents.close();
   };
   try {
     await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
@@ -163,7 +177,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
     }
     const serverConfig = await loadServerConfig(serverYml);
     const serverLog = logs.logger("server");
-    server = await startConfiguredServer(serverConfig, serverLog);
+    server = await startConfiguredServer(serverConfig, serverLog, serverHub);
     const serverPort = server.addr.port;
     const profilePath = join(dir, "alice.yml");
     await addUser("alice", {
@@ -196,6 +210,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       const clientOpts: ClientOptions = {
         profile,
         log: logs.logger("client"),
+        events: clientHub,
         server: opts.client?.server ?? { host: "127.0.0.1", port: via?.port ?? serverPort },
         socks: { host: "127.0.0.1", port: 0 },
         lazy: opts.lazy ?? false,
@@ -220,6 +235,8 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
       socksPort: client?.socksAddr.port ?? 0,
       httpPort: client?.httpAddr?.port,
       logs,
+      serverEvents,
+      clientEvents,
       serverStreams: () => [...srv.sessions].reduce((n, s) => n + s.stats.streams, 0),
       reloadUsers: () => reloadUsers(srv, serverConfig.usersFile, serverLog),
       close: closeAll,
@@ -234,7 +251,7 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
 
 /**
  * Starts a server with the users of `config.usersFile`, the way
- * `nitrosocks server` does.
+ * `nitrosocks server` does, reporting to `events` (a new hub when absent).
  *
  * @example
  * ```ts ignore
@@ -244,9 +261,10 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
 export async function startConfiguredServer(
   config: ServerConfig,
   log: Logger,
+  events?: EventHub,
 ): Promise<ServerHandle> {
   const { users } = await loadUsers(config.usersFile);
-  return await startServer({ ...config, users, log });
+  return await startServer({ ...config, users, log, ...(events === undefined ? {} : { events }) });
 }
 
 /** Adds the test's SOCKS5 users and HTTP CONNECT port to the profile text. */

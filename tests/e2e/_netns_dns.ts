@@ -3,7 +3,8 @@
  * loopback only), so a lookup or a dial that would leave the machine fails
  * locally instead of reaching a real resolver or network. Starts a pair
  * whose user may go anywhere and prints, as JSON, the SOCKS5 reply code for
- * each destination given as HOST:PORT arguments.
+ * each destination given as HOST:PORT arguments, and the streams the server
+ * refused (`[target, reply, reason]`).
  *
  * @module
  */
@@ -25,7 +26,8 @@ async function main(): Promise<void> {
       conn.close();
     }
   }
-  console.log(JSON.stringify({ replies, log: pair.logs.grep(/dial .* failed/) }));
+  const refused = pair.serverEvents.of("stream_refused").map((e) => [e.target, e.reply, e.reason]);
+  console.log(JSON.stringify({ replies, refused }));
 }
 
 if (import.meta.main) await main();

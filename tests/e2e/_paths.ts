@@ -9,7 +9,8 @@
  * - `startCurl(socksPort, url, out, opts?)` → `CurlRun` (`done`, `kill()`)
  * - `sha256File(path)`, `fileSize(path)`
  * - `waitFor(what, cond, timeoutMs)`: polls every 20 ms, throws on timeout
- * - `startEditedClient(pair, edit)` → a client on an edited copy of the profile
+ * - `startEditedClient(pair, edit)` → a client on an edited copy of the
+ *   profile, with an `EventLog` of everything it reports (`recorded`)
  * - `endpointYaml(port, caPem?)`, `replaceCa(profile, caPem)`
  * - `startRelayProcess(args)` → `RelayProcess` (`port`, `stderr()`, `close()`)
  *
@@ -17,6 +18,7 @@
  */
 import { join } from "node:path";
 import { loadClientConfig } from "../../lib/config/mod.ts";
+import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { type ClientHandle, startClient } from "../../lib/tunnel/client.ts";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
 import type { Pair } from "./_harness.ts";
@@ -131,20 +133,25 @@ export function replaceCa(profile: string, caPem: string): string {
 
 /**
  * Starts a client (logging into `pair.logs` as "client") on a copy of
- * alice's profile rewritten by `edit`; SOCKS5 on 127.0.0.1:0. Close it
- * before the pair.
+ * alice's profile rewritten by `edit`; SOCKS5 on 127.0.0.1:0. `recorded`
+ * holds every event the client reported since it started. Close it before
+ * the pair.
  */
 export async function startEditedClient(
   pair: Pair,
   edit: (profile: string) => string,
-): Promise<ClientHandle> {
+): Promise<ClientHandle & { recorded: EventLog }> {
   const path = join(pair.dir, `alice-edited-${crypto.randomUUID()}.yml`);
   await Deno.writeTextFile(path, edit(await Deno.readTextFile(pair.profilePath)), { mode: 0o600 });
-  return await startClient({
+  const events = new EventHub();
+  const recorded = new EventLog(events);
+  const client = await startClient({
     profile: await loadClientConfig(path),
     log: pair.logs.logger("client"),
+    events,
     socks: { host: "127.0.0.1", port: 0 },
   });
+  return Object.assign(client, { recorded });
 }
 
 /** `nitrosocks relay` running as a subprocess. */

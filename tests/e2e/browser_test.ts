@@ -71,7 +71,10 @@ async function loadPage(host: string): Promise<void> {
     for (let k = 1; k <= 5; k++) {
       assert.equal(paths.filter((p) => p === `/img/${k}.png`).length, 1, `image ${k}: ${paths}`);
     }
-    const dialed = pair.logs.grep(new RegExp(`connected to ${host}:${target.port}$`));
+    const dialed = pair.serverEvents.of(
+      "stream_open",
+      (e) => e.target === `${host}:${target.port}`,
+    );
     assert.ok(dialed.length >= 1, "the server dialed the target for the browser");
     assert.ok(pair.serverStreams() >= dialed.length);
     const sent = [...pair.server.sessions].reduce((n, s) => n + s.stats.bytesOut, 0);

@@ -55,8 +55,11 @@ Deno.test(
   SANITIZE,
   async () => {
     await using pair = await startPair({ fastOpen: false });
-    assert.equal(await replyCode(pair.socksPort, "127.0.0.1", freePort()), 5);
-    assert.equal(pair.logs.grep(/dial 127\.0\.0\.1:\d+ failed/).length, 1);
+    const closed = freePort();
+    assert.equal(await replyCode(pair.socksPort, "127.0.0.1", closed), 5);
+    const refused = pair.serverEvents.of("stream_refused");
+    assert.deepEqual(refused.map((e) => [e.target, e.reply]), [[`127.0.0.1:${closed}`, 5]]);
+    assert.match(refused[0]!.reason, /^dial 127\.0\.0\.1:\d+ failed: /);
   },
 );
 
@@ -73,7 +76,10 @@ Deno.test(
     const got = await readToEnd(conn);
     conn.close();
     assert.equal(got.length, 0);
-    assert.equal(pair.logs.grep(/dial 127\.0\.0\.1:\d+ failed/).length, 1);
+    const refused = await pair.serverEvents.waitFor("stream_refused", { timeoutMs: 5_000 });
+    assert.deepEqual(refused.map((e) => [e.target, e.reply]), [[`127.0.0.1:${closed}`, 5]]);
+    assert.match(refused[0]!.reason, /^dial 127\.0\.0\.1:\d+ failed: /);
+    // What the client's log says about it is the subject here: it stays on the log text.
     const lines = pair.logs.grep(new RegExp(`127\\.0\\.0\\.1:${closed}: connection refused`));
     assert.equal(lines.length, 1, pair.logs.lines.join("\n"));
     assert.match(lines[0]!, /\[client/);
@@ -101,9 +107,17 @@ Deno.test({
       script,
     ], { timeoutMs: 60_000, cwd: new URL("../..", import.meta.url).pathname });
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(text(r)) as { replies: Record<string, number>; log: string[] };
+    const out = JSON.parse(text(r)) as {
+      replies: Record<string, number>;
+      refused: [string, number, string][];
+    };
     assert.deepEqual(out.replies, { "nonexistent.invalid:80": 4, "192.0.2.1:80": 3 });
-    assert.ok(out.log.some((l) => l.includes("nonexistent.invalid")), out.log.join("\n"));
+    // The server refused both streams, each with the reply the application saw.
+    assert.deepEqual(out.refused.map(([target, reply]) => [target, reply]), [
+      ["nonexistent.invalid:80", 4],
+      ["192.0.2.1:80", 3],
+    ]);
+    assert.ok(out.refused.every(([, , reason]) => /^dial .* failed: /.test(reason)), text(r));
   },
 });
 
@@ -126,7 +140,11 @@ Deno.test(
     assert.equal(await replyCode(pair.socksPort, "127.0.0.1", echo.port), 2);
     assert.equal(await replyCode(pair.socksPort, "::1", target.port), 2);
     assert.equal(echo.accepted(), 0, "the server never dialed the refused destination");
-    assert.equal(pair.logs.grep(/route tcp:127\.0\.0\.1:\d+ not allowed/).length, 1);
+    const notAllowed = pair.serverEvents.of(
+      "stream_refused",
+      (e) => /^route tcp:127\.0\.0\.1:\d+ not allowed$/.test(e.reason),
+    );
+    assert.deepEqual(notAllowed.map((e) => [e.target, e.reply]), [[`127.0.0.1:${echo.port}`, 2]]);
   },
 );
 

@@ -61,21 +61,26 @@ Deno.test("failover: killing the relay in use moves the live session to the othe
     assert.equal(await client.tunnel(), session, "the same session carried on");
     assert.equal(client.resumptions, 1);
     assert.ok(sizeAtKill < n, "the relay died in the middle of the download");
-    const down = pair.logs.grep(new RegExp(`link to 127\\.0\\.0\\.1:${relay.port} down`));
-    const via = pair.logs.grep(
-      new RegExp(`session resumed via 127\\.0\\.0\\.1:${pair.serverPort}`),
+    const relayAt = `127.0.0.1:${relay.port}`, serverAt = `127.0.0.1:${pair.serverPort}`;
+    // The link to the relay went down once, and the session moved from it to the server.
+    const down = client.recorded.of("link_down");
+    const via = client.recorded.of("resume");
+    assert.deepEqual(down.map((e) => [e.session, e.tampered]), [[via[0]?.session, false]], log);
+    assert.deepEqual(via.map((e) => e.via), [serverAt], log);
+    assert.deepEqual(
+      client.recorded.of("path_change").map((e) => [e.from, e.to]),
+      [[undefined, relayAt], [relayAt, serverAt]],
+      log,
     );
-    assert.equal(down.length, 1, log);
-    assert.equal(via.length, 1, log);
     assert.equal(
-      pair.logs.grep(/\[server conn \d+\] user "alice" connected from/).length,
+      pair.serverEvents.of("login", (e) => e.user === "alice" && !e.resumed).length,
       1,
       "one login",
     );
     console.log(
       `failover after ${(sizeAtKill / MiB).toFixed(1)} MiB: resumed on the other endpoint in ${
         failoverMs.toFixed(0)
-      } ms (${via[0]!.replace(/^.*session resumed/, "session resumed")})`,
+      } ms (session resumed via ${via[0]!.via} after ${via[0]!.afterMs} ms)`,
     );
   } finally {
     await client.close();
@@ -199,19 +204,25 @@ Deno.test("evil relay (seed 004): a bit flipped on every connection only costs t
     assert.equal(flips.length, 1, "the relay did tamper");
     assert.equal(client.resumptions, 1, log);
     assert.equal(evil.connections(), 1, "the evil path is not tried again");
-    assert.equal(pair.logs.grep(/record failed: .*\(tampering detected\)/).length, 1, log);
-    assert.equal(
-      pair.logs.grep(
-        new RegExp(`endpoint 127\\.0\\.0\\.1:${evil.port} tampered with the tunnel: avoiding it`),
-      ).length,
-      1,
+    const evilAt = `127.0.0.1:${evil.port}`, serverAt = `127.0.0.1:${pair.serverPort}`;
+    const tampered = client.recorded.of("link_down", (e) => e.tampered);
+    assert.equal(tampered.length, 1, log);
+    assert.match(tampered[0]!.reason, /^record failed: /);
+    // The client avoids the evil endpoint and leaves it because it tampered.
+    assert.deepEqual(
+      client.recorded.of("path_avoided").map((e) => [e.endpoint, e.reason]),
+      [[evilAt, "tampered with the tunnel"]],
       log,
     );
-    assert.equal(
-      pair.logs.grep(new RegExp(`session resumed via 127\\.0\\.0\\.1:${pair.serverPort}`)).length,
-      1,
+    assert.deepEqual(
+      client.recorded.of("path_change").map((e) => [e.from, e.to, e.reason]),
+      [
+        [undefined, evilAt, "new session"],
+        [evilAt, serverAt, "the last endpoint tampered with the tunnel"],
+      ],
       log,
     );
+    assert.deepEqual(client.recorded.of("resume").map((e) => e.via), [serverAt], log);
     // What the relay saw in clear (inside its own TLS) is NitroSocks records only.
     const down = evil.seenServerToClient();
     const up = evil.seenClientToServer();
@@ -220,9 +231,9 @@ Deno.test("evil relay (seed 004): a bit flipped on every connection only costs t
     assert.ok(!containsBytes(down, patternBytes(1234, 32)), "no payload visible to the relay");
     assert.ok(!containsBytes(up, new TextEncoder().encode("/bytes/")), "no request visible");
     console.log(
-      `evil relay: tampering at ${flipAt / MiB} MiB detected, ${
-        pair.logs.grep(/session resumed via/)[0]!.replace(/^.*session resumed/, "session resumed")
-      }; ${n / MiB} MiB exact`,
+      `evil relay: tampering at ${flipAt / MiB} MiB detected, session resumed via ${
+        client.recorded.of("resume")[0]!.via
+      } after ${client.recorded.of("resume")[0]!.afterMs} ms; ${n / MiB} MiB exact`,
     );
   } finally {
     await client.close();

@@ -96,8 +96,19 @@ Deno.test("a recorded resume message replayed on a new connection is treated as 
   // The same web answer as to random bytes: no ServerHello, no hint of a session.
   assert.match(replayed, /^HTTP\/1\.1 4\d\d /);
   assert.equal(replayed.split("\r\n")[0], garbage.split("\r\n")[0]);
-  assert.equal(pair.logs.grep(/replayed hello nonce; handing to fallback/).length, 1);
-  assert.equal(pair.logs.grep(/user "alice" resumed their session/).length, 1, "only the real one");
+  assert.equal(
+    pair.serverEvents.of(
+      "refusal",
+      (e) => e.reason === "probe" && /replayed hello nonce/.test(e.detail),
+    )
+      .length,
+    1,
+  );
+  assert.deepEqual(
+    pair.serverEvents.of("resume").map((e) => e.user),
+    ["alice"],
+    "only the real one",
+  );
   // The live session did not notice.
   assert.deepEqual([...pair.server.sessions], [session]);
   const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
@@ -113,12 +124,21 @@ Deno.test("client.close() releases the session: the server logs the release and 
   assert.equal(pair.server.sessions.size, 1);
   await pair.client!.close();
   await waitFor(() => pair.server.sessions.size === 0, 5_000, "the server to drop the session");
-  assert.equal(
-    pair.logs.grep(/\[server conn 1 alice\] session ended: released by peer$/).length,
-    1,
+  // A full exchange on both sides: "released", not "released (peer did not answer)" or a notice.
+  assert.deepEqual(
+    pair.serverEvents.of("session_end").map((e) => [e.session, e.user, e.reason, e.graceful]),
+    [[
+      pair.serverEvents.of("login", (e) => e.conn === 1)[0]?.session,
+      "alice",
+      "released by peer",
+      true,
+    ]],
   );
-  assert.equal(pair.logs.grep(/\[client\] session ended: released$/).length, 1);
-  assert.equal(pair.logs.grep(/peer did not answer|NOTICE|notice/).length, 0, "a full exchange");
+  assert.deepEqual(
+    pair.clientEvents.of("session_end").map((e) => [e.reason, e.graceful]),
+    [["released", true]],
+    "a full exchange",
+  );
 });
 
 Deno.test("a released session cannot be resumed: the resumption secret is refused", async () => {
@@ -165,14 +185,16 @@ Deno.test("a released session cannot be resumed: the resumption secret is refuse
   const err = await connectLink(pair.profile, endpoint, resume).then(() => undefined, (e) => e);
   assert.ok(err instanceof TunnelError, String(err));
   assert.match(err.message, /no longer has this session/);
-  assert.equal(pair.logs.grep(/session ended: released by peer/).length, 1);
   assert.equal(
-    pair.logs.grep(
-      /authentication failed from 127\.0\.0\.1: session \S+ is unknown, expired or released/,
-    )
-      .length,
+    pair.serverEvents.of("session_end", (e) => e.reason === "released by peer").length,
     1,
   );
+  const refused = await pair.serverEvents.waitFor("refusal", {
+    match: (e) => e.reason === "auth_failed",
+    timeoutMs: 5_000,
+  });
+  assert.deepEqual(refused.map((e) => e.remote), ["127.0.0.1"]);
+  assert.match(refused[0]!.detail, /^session \S+ is unknown, expired or released$/);
 });
 
 Deno.test("a session not resumed within resume_grace expires on the server and can no longer be resumed", async () => {
@@ -191,31 +213,33 @@ Deno.test("a session not resumed within resume_grace expires on the server and c
   await waitFor(() => pair.server.sessions.size === 0, 10_000, "the server to end the session");
   const expiredAfter = Date.now() - t0;
   assert.ok(gate!.refused >= 1, "the client kept trying");
-  assert.equal(
-    pair.logs.grep(/\[server conn 1 alice\] session ended: no connection for 1 s/).length,
-    1,
+  assert.deepEqual(
+    pair.serverEvents.of("session_end").map((e) => [e.session, e.user, e.reason]),
+    [[
+      pair.serverEvents.of("login", (e) => e.conn === 1)[0]?.session,
+      "alice",
+      "no connection for 1 s",
+    ]],
   );
   gate!.restore();
   // The client's next resume attempt is refused; it gives the session up.
-  await waitFor(
-    () =>
-      pair.logs.grep(/\[client\] .*no longer has this session: its streams are lost/).length > 0,
-    15_000,
-    "the client to be told the session is gone",
+  const [gone] = await pair.clientEvents.waitFor("resume_refused", { timeoutMs: 15_000 });
+  assert.equal(gone?.next, "give_up", "the client gives the session up");
+  assert.equal(gone?.endpoint, `127.0.0.1:${pair.via!.port}`);
+  const ended = await pair.clientEvents.waitFor("session_end", { timeoutMs: 5_000 });
+  assert.deepEqual(
+    ended.map((e) => [e.session, e.reason, e.graceful]),
+    [[gone?.session, "server no longer has the session", false]],
   );
   assert.equal(pair.client!.resumptions, 0);
-  assert.equal(
-    pair.logs.grep(
-      /authentication failed from 127\.0\.0\.1: session \S+ is unknown, expired or released/,
-    )
-      .length,
-    1,
-  );
+  const refusals = pair.serverEvents.of("refusal", (e) => e.reason === "auth_failed");
+  assert.deepEqual(refusals.map((e) => e.remote), ["127.0.0.1"]);
+  assert.match(refusals[0]!.detail, /^session \S+ is unknown, expired or released$/);
   // The next request opens a fresh session.
   r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.sha256, expectedSha256(MiB));
-  assert.equal(pair.logs.grep(/\[server conn \d+\] user "alice" connected from/).length, 2);
+  assert.equal(pair.serverEvents.of("login", (e) => e.user === "alice" && !e.resumed).length, 2);
   console.log(`  session expired on the server ${expiredAfter} ms after the path was cut`);
 });
 
@@ -240,8 +264,17 @@ Deno.test("a TCP reset injected by a middlebox is a lost connection, not a relea
   // The server kept the very same session and never took the reset for a release.
   assert.deepEqual([...pair.server.sessions], [session]);
   assert.ok(!session.isClosed);
-  assert.equal(pair.logs.grep(/\[server conn \d+\] user "alice" resumed their session/).length, 2);
-  assert.equal(pair.logs.grep(/released|release|session ended/).length, 0);
+  const [start] = pair.serverEvents.of("session_start");
+  assert.deepEqual(pair.serverEvents.of("resume").map((e) => [e.session, e.user]), [
+    [start?.session, "alice"],
+    [start?.session, "alice"],
+  ]);
+  assert.equal(
+    pair.serverEvents.of("session_end").length + pair.clientEvents.of("session_end").length,
+    0,
+  );
+  // Release messages are not events yet (lib/tunnel/session.ts logs them).
+  assert.equal(pair.logs.grep(/release/).length, 0);
 });
 
 Deno.test("a resume whose Finish never reaches the server does not lose the session", async () => {
@@ -281,13 +314,16 @@ Deno.test("a resume whose Finish never reaches the server does not lose the sess
     pair.client!.dropConnection("test: make the client resume");
     await waitFor(() => pair.client!.resumptions === 2, 10_000, "two resumptions");
     assert.ok(corrupted);
-    assert.equal(pair.logs.grep(/Finish MAC does not match/).length, 1);
-    assert.equal(pair.logs.grep(/trying the one before it/).length, 1);
+    assert.equal(
+      pair.serverEvents.of("refusal", (e) => /^Finish MAC does not match/.test(e.detail)).length,
+      1,
+    );
+    assert.deepEqual(pair.clientEvents.of("resume_refused").map((e) => e.next), ["previous"]);
     // The stream opened before all this still works: the session survived.
     await stream.write(enc.encode("after"));
     assert.deepEqual(await readExact(stream, 5), enc.encode("after"));
-    assert.equal(pair.logs.grep(/user "alice" connected from/).length, 1);
-    assert.equal(pair.logs.grep(/no longer has this session/).length, 0);
+    assert.equal(pair.serverEvents.of("login", (e) => !e.resumed).length, 1);
+    assert.equal(pair.clientEvents.of("session_end").length, 0);
   } finally {
     stream.close();
   }

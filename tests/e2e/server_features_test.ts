@@ -100,7 +100,12 @@ Deno.test("users.yml reloads apply at once, keep live sessions, revoke removed u
   assert.match(refused.message, /refused the login/);
   const during = await curl(pair.socksPort, `${target.url}/hello`);
   assert.notEqual(during.code, 0, "a revoked user opens no new stream");
-  assert.ok(pair.logs.grep(/route tcp:127\.0\.0\.1:\d+ not allowed/).length >= 1);
+  assert.ok(
+    pair.serverEvents.of(
+      "stream_refused",
+      (e) => e.reply === 2 && /^route tcp:127\.0\.0\.1:\d+ not allowed$/.test(e.reason),
+    ).length >= 1,
+  );
 
   // A broken users.yml is refused with its position, and the users in force stay.
   const reloads = pair.logs.grep(/reloaded/).length;

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { encodeTicketKeys, generateTicketKey } from "../../lib/handshake/ticket.ts";
+import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { startClient } from "../../lib/tunnel/client.ts";
 import type { ServerHandle } from "../../lib/tunnel/server.ts";
 import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
@@ -85,27 +86,28 @@ Deno.test("tickets: a reconnect that lands on the other server resumes the login
     const cfgA = await loadServerConfig(join(dirA, "server.yml"));
     const cfgB = await loadServerConfig(join(dirB, "server.yml"));
     assert.equal(cfgA.session.ticketKeysText, cfgB.session.ticketKeysText);
-    const a = await startConfiguredServer(cfgA, logs.logger("server-a"));
+    const hubA = new EventHub(), hubB = new EventHub(), clientHub = new EventHub();
+    const eventsA = new EventLog(hubA), eventsB = new EventLog(hubB);
+    const clientEvents = new EventLog(clientHub);
+    const a = await startConfiguredServer(cfgA, logs.logger("server-a"), hubA);
     servers.push(a);
-    const b = await startConfiguredServer(cfgB, logs.logger("server-b"));
+    const b = await startConfiguredServer(cfgB, logs.logger("server-b"), hubB);
     servers.push(b);
     await using lb = startTcpBalancer([{ port: a.addr.port }, { port: b.addr.port }]);
 
     const client = await startClient({
       profile: await loadClientConfig(profilePath),
       log: logs.logger("client"),
+      events: clientHub,
       server: { host: "127.0.0.1", port: lb.port },
       socks: { host: "127.0.0.1", port: 0 },
     });
     closeClient = () => client.close();
     const tunnel = await client.tunnel();
     assert.deepEqual(lb.picks, [0], "the login went to server A");
-    // (A logs the login when the client's last handshake message arrives.)
-    await waitFor(
-      "server A's login",
-      () => logs.grep(/\[server-a conn \d+\] user "alice" connected from/).length === 1,
-      5_000,
-    );
+    // (A reports the login when the client's last handshake message arrives.)
+    const [login] = await eventsA.waitFor("login", { timeoutMs: 5_000 });
+    assert.deepEqual([login?.user, login?.resumed], ["alice", false]);
 
     // A live stream on server A.
     const conn = await socksConnect(client.socksAddr.port, "127.0.0.1", echo.port);
@@ -118,19 +120,24 @@ Deno.test("tickets: a reconnect that lands on the other server resumes the login
       await waitFor("a resumption", () => client.resumptions >= 1, 10_000);
       const log = () => logs.lines.join("\n");
       assert.deepEqual(lb.picks, [0, 1], log());
-      await waitFor(
-        "server B to accept the ticket",
-        () =>
-          logs.grep(
-            /\[server-b conn \d+\] user "alice" resumed a session this server does not hold/,
-          ).length === 1,
-        5_000,
-      ).catch((e) => {
+      await eventsB.waitFor("session_start", {
+        match: (e) => e.user === "alice" && e.restarted === true,
+        timeoutMs: 5_000,
+      }).catch((e) => {
         throw new Error(`${e}\n${log()}`);
       });
       // The login carried over: B never saw a full login.
-      assert.equal(logs.grep(/\[server-b .*connected from/).length, 0, log());
-      assert.equal(logs.grep(/authentication failed/).length, 0, log());
+      assert.deepEqual(
+        eventsB.of("login").map((e) => [e.user, e.resumed]),
+        [["alice", true]],
+        log(),
+      );
+      const authFailed = (e: { reason: string }) => e.reason === "auth_failed";
+      assert.equal(
+        [...eventsA.of("refusal", authFailed), ...eventsB.of("refusal", authFailed)].length,
+        0,
+        log(),
+      );
       // The live stream did not: the client resets it and says so.
       await waitFor(
         "the client to reset its streams",
@@ -154,7 +161,11 @@ Deno.test("tickets: a reconnect that lands on the other server resumes the login
     const onB = [...b.sessions][0]!;
     assert.ok(onB.stats.streams >= 1, "B carried the new request");
     assert.equal(lb.connections, 2, "no further connection (no new login)");
-    assert.equal(logs.grep(/user "alice" connected from/).length, 1, "one full login in all");
+    assert.equal(
+      [...eventsA.of("login"), ...eventsB.of("login")].filter((e) => !e.resumed).length,
+      1,
+      "one full login in all",
+    );
 
     // The session resumed by ticket still re-keys (both ends agree on the link).
     const c0 = tunnel.stats.rekeys, s0 = onB.stats.rekeys;
@@ -174,7 +185,11 @@ Deno.test("tickets: a reconnect that lands on the other server resumes the login
     closeClient = () => Promise.resolve();
     await client.close();
     await waitFor("B's session to end", () => b.sessions.size === 0, 5_000);
-    assert.equal(logs.grep(/\[client\] session ended: released$/).length, 1, logs.lines.join("\n"));
+    assert.deepEqual(
+      clientEvents.of("session_end").map((e) => [e.reason, e.graceful]),
+      [["released", true]],
+      logs.lines.join("\n"),
+    );
   } finally {
     await closeClient();
     for (const s of servers) await s.close();
