@@ -29,7 +29,6 @@ Deno.test("examples/fetch.ts writes the page's exact bytes to stdout", async () 
   await using target = await startHttpTarget();
   const n = 300_000;
   const r = await fetchExample(setup.dir, setup.profilePath, `${target.url}/bytes/${n}`);
-  assert.equal(r.timedOut, false, "the example did not finish in time");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.length, n);
   assert.equal(firstMismatch(r.stdout, patternBytes(0, n)), -1);

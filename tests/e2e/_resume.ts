@@ -19,6 +19,7 @@
  */
 import type { Session } from "../../lib/tunnel/session.ts";
 import { patternBytes } from "../support/http_target.ts";
+import { spawnWithDeadline } from "../support/process.ts";
 
 /** What a checked curl transfer did. */
 export interface CurlResult {
@@ -31,37 +32,28 @@ export interface CurlResult {
 
 /** Options for the curl helpers. */
 export interface CurlOptions {
-  /** Kill curl after this long (default 120 s). */
+  /** Kill curl and throw a `DeadlineError` after this long (default 120 s). */
   timeoutMs?: number;
 }
 
-/** Runs `curl ARGS | sha256sum` under `pipefail`, so curl's exit code is kept. */
+/**
+ * Runs `curl ARGS | sha256sum` under `pipefail`, so curl's exit code is
+ * kept; past the deadline both are killed and it throws a `DeadlineError`.
+ */
 async function curlHashed(args: string[], opts: CurlOptions): Promise<CurlResult> {
   const t0 = performance.now();
-  const child = new Deno.Command("bash", {
+  const out = await spawnWithDeadline("bash", {
     args: ["-o", "pipefail", "-c", 'curl "$@" | sha256sum', "bash", ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-  }, opts.timeoutMs ?? 120_000);
-  try {
-    const out = await child.output();
-    return {
-      code: out.code,
-      sha256: new TextDecoder().decode(out.stdout).slice(0, 64),
-      stderr: new TextDecoder().decode(out.stderr),
-      ms: performance.now() - t0,
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+  }, opts.timeoutMs ?? 120_000).output;
+  return {
+    code: out.code,
+    sha256: new TextDecoder().decode(out.stdout).slice(0, 64),
+    stderr: new TextDecoder().decode(out.stderr),
+    ms: performance.now() - t0,
+  };
 }
 
 function socksArgs(socksPort: number, opts: CurlOptions): string[] {

@@ -54,7 +54,6 @@ async function loadPage(host: string): Promise<void> {
         XDG_CACHE_HOME: join(profile, "cache"),
       },
     });
-    assert.equal(r.timedOut, false, "chromium did not finish");
     assert.equal(r.code, 0, r.stderr.slice(-4000));
     const dom = text(r);
     assert.match(

@@ -27,10 +27,9 @@ Deno.test("nc -X 5 carries a raw TCP stream both ways and propagates half-close"
     `127.0.0.1:${pair.socksPort}`,
     "127.0.0.1",
     String(echo.port),
-  ], { stdin: data, timeoutMs: 60_000 });
+  ], { stdin: data, timeoutMs: 60_000, meaning: "the half-close went through both ways" });
   // nc exits only after our EOF went through the tunnel to the echo server
-  // and the echo server's EOF came back the same way.
-  assert.equal(r.timedOut, false, "nc hung: half-close was not propagated");
+  // and the echo server's EOF came back the same way: `run` fails if it hangs.
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.length, data.length);
   assert.equal(firstMismatch(r.stdout, data), -1);
@@ -220,7 +219,6 @@ Deno.test({
         "true",
       ], { timeoutMs: 60_000 });
       await serve;
-      assert.equal(r.timedOut, false);
       assert.notEqual(r.code, 0); // the fake server ends the exchange
       assert.match(r.stderr, /bye from the test server/);
       assert.match(
