@@ -3,14 +3,16 @@
  * fails with its name and what it waited for instead of stalling the run.
  *
  * Exports:
- * - `deadlineTest(name, fn)`, `deadlineTest(name, options, fn)`,
- *   `deadlineTest({ name, fn, ... })`: `Deno.test` with a budget for the
- *   whole test (`budgetMs`, default {@linkcode DEFAULT_BUDGET_MS}). When
+ * - `test(name, fn)`, `test(name, options, fn)`, `test({ name, fn, ... })`:
+ *   `Deno.test` with a budget for the whole test (`budgetMs`, default
+ *   {@linkcode DEFAULT_BUDGET_MS}); `test.slow(…)` the same with
+ *   {@linkcode SLOW_BUDGET_MS}. When
  *   the budget runs out the test's registered cleanups run (servers close,
  *   processes are killed), the body gets a moment to unwind, and the test
  *   fails with `NAME: timed out after N s waiting for: WHAT`, WHAT being
  *   the named waits still pending (see below).
- * - `withBudget(ms, fn)`: the wrapper `deadlineTest` puts around `fn`, for
+ * - `testsWithBudget(ms)`: a `test` with another default budget.
+ * - `withBudget(ms, fn)`: the wrapper `test` puts around `fn`, for
  *   `Deno.test({ name, fn: withBudget(ms, fn) })`.
  * - `withDeadline(promiseOrFn, ms, what, opts?)`: one wait with its own
  *   deadline; names the wait for the running test's report.
@@ -29,7 +31,7 @@
  *
  * @example
  * ```ts ignore
- * deadlineTest("curl downloads through the tunnel", { budgetMs: 120_000 }, async () => {
+ * test("curl downloads through the tunnel", async () => {
  *   await using pair = await startPair();
  *   const r = await withDeadline(run("curl", args), 60_000, "curl to exit");
  * });
@@ -38,8 +40,11 @@
  * @module
  */
 
-/** Budget of a {@linkcode deadlineTest} that names none. */
+/** Budget of a {@linkcode test} that names none. */
 export const DEFAULT_BUDGET_MS = 60_000;
+
+/** Budget of a {@linkcode test}`.slow` (transfers of hundreds of MiB, subprocesses). */
+export const SLOW_BUDGET_MS = 240_000;
 
 /** How long a timed-out body may take to unwind after its cleanups ran. */
 const GRACE_MS = 2_000;
@@ -51,7 +56,7 @@ export class DeadlineError extends Error {
   /** The deadline, in milliseconds (scaled). */
   readonly ms: number;
 
-  /** `testName` defaults to the running {@linkcode deadlineTest}'s. */
+  /** `testName` defaults to the running {@linkcode test}'s. */
   constructor(what: string, ms: number, testName: string | undefined = running?.name) {
     const prefix = testName === undefined ? "" : `${testName}: `;
     super(`${prefix}timed out after ${seconds(ms)} waiting for: ${what}`);
@@ -215,7 +220,7 @@ export async function waitFor(
  * test fails (kill a process, close a server), so that a hung or failed test
  * does not leave them behind.
  * Returns the function that unregisters it; call it once the resource is
- * released. Outside a {@linkcode deadlineTest} it does nothing.
+ * released. Outside a {@linkcode test} it does nothing.
  *
  * @example
  * ```ts ignore
@@ -306,30 +311,54 @@ async function unwind(test: Running, body: Promise<void>): Promise<void> {
   }
 }
 
+/** `Deno.test`'s three forms, with `budgetMs` in the options. */
+export interface DeadlineTest {
+  (name: string, fn: TestFn): void;
+  (name: string, options: DeadlineTestOptions, fn: TestFn): void;
+  (def: DeadlineTestOptions & { name: string; fn: TestFn }): void;
+}
+
 /**
- * `Deno.test` with a budget for the whole test (see the module doc). Same
- * forms as `Deno.test`; the options take `budgetMs`.
+ * A {@linkcode DeadlineTest} whose budget defaults to `budgetMs`.
  *
  * @example
  * ```ts ignore
- * deadlineTest("nc carries a stream", async () => { … });
- * deadlineTest("a long transfer", { budgetMs: 180_000 }, async () => { … });
- * deadlineTest({ name: "chromium loads a page", ignore: !chromium, fn: loadPage });
+ * const verySlow = testsWithBudget(600_000);
  * ```
  */
-export function deadlineTest(name: string, fn: TestFn): void;
-export function deadlineTest(name: string, options: DeadlineTestOptions, fn: TestFn): void;
-export function deadlineTest(def: DeadlineTestOptions & { name: string; fn: TestFn }): void;
-export function deadlineTest(
-  a: string | (DeadlineTestOptions & { name: string; fn: TestFn }),
-  b?: DeadlineTestOptions | TestFn,
-  c?: TestFn,
-): void {
-  let def: DeadlineTestOptions & { name: string; fn: TestFn };
-  if (typeof a !== "string") def = a;
-  else if (typeof b === "function") def = { name: a, fn: b };
-  else if (b !== undefined && c !== undefined) def = { ...b, name: a, fn: c };
-  else throw new TypeError(`deadlineTest("${a}") needs a test function`);
-  const { budgetMs, fn, ...rest } = def;
-  Deno.test({ ...rest, fn: withBudget(budgetMs ?? DEFAULT_BUDGET_MS, fn) });
+export function testsWithBudget(budgetMs: number): DeadlineTest {
+  return (
+    a: string | (DeadlineTestOptions & { name: string; fn: TestFn }),
+    b?: DeadlineTestOptions | TestFn,
+    c?: TestFn,
+  ): void => {
+    let def: DeadlineTestOptions & { name: string; fn: TestFn };
+    if (typeof a !== "string") def = a;
+    else if (typeof b === "function") def = { name: a, fn: b };
+    else if (b !== undefined && c !== undefined) def = { ...b, name: a, fn: c };
+    else throw new TypeError(`Cannot declare test "${a}": no test function`);
+    const { budgetMs: own, fn, ...rest } = def;
+    Deno.test({ ...rest, fn: withBudget(own ?? budgetMs, fn) });
+  };
 }
+
+/**
+ * `Deno.test` with a budget for the whole test (see the module doc):
+ * {@linkcode DEFAULT_BUDGET_MS}, or `budgetMs` from the options, and
+ * `test.slow` with {@linkcode SLOW_BUDGET_MS}. Same forms as `Deno.test`.
+ * (Named `test` so that `deno fmt` keeps `test("…", async () => {` on one
+ * line as it does `Deno.test`, and swapping one for the other touches one
+ * line.)
+ *
+ * @example
+ * ```ts ignore
+ * test("nc carries a stream", async () => { … });
+ * test.slow("256 MiB each way survive ten faults", async () => { … });
+ * test("a long transfer", { budgetMs: 180_000 }, async () => { … });
+ * test({ name: "chromium loads a page", ignore: !chromium, fn: loadPage });
+ * ```
+ */
+export const test: DeadlineTest & { slow: DeadlineTest } = Object.assign(
+  testsWithBudget(DEFAULT_BUDGET_MS),
+  { slow: testsWithBudget(SLOW_BUDGET_MS) },
+);

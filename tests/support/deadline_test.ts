@@ -8,9 +8,9 @@
 import { strict as assert } from "node:assert";
 import {
   DeadlineError,
-  deadlineTest,
   onTimeout,
   step,
+  test,
   waitFor,
   withBudget,
   withDeadline,
@@ -121,6 +121,6 @@ Deno.test("withBudget() leaves the cleanups of a passing test alone", async () =
   assert.equal(cleaned, false);
 });
 
-deadlineTest("deadlineTest() runs its body under a budget", { budgetMs: 5_000 }, async () => {
+test("test() runs its body under a budget", { budgetMs: 5_000 }, async () => {
   assert.equal(await step("a step", Promise.resolve(1)), 1);
 });
