@@ -10,6 +10,7 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { startHttpTarget } from "../support/http_target.ts";
 import { run, startPair, text } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 async function hasChromium(): Promise<boolean> {
   try {
@@ -82,13 +83,13 @@ async function loadPage(host: string): Promise<void> {
 
 const chromium = await hasChromium();
 
-Deno.test({
+test.slow({
   name: "headless Chromium loads http://127.0.0.1/… and all its images through the tunnel",
   ignore: !chromium,
   fn: () => loadPage("127.0.0.1"),
 });
 
-Deno.test({
+test.slow({
   name: "headless Chromium loads http://localhost/… and all its images through the tunnel",
   ignore: !chromium,
   fn: () => loadPage("localhost"),

@@ -8,6 +8,7 @@ import { strict as assert } from "node:assert";
 import { readExact, socksConnect, SocksReplyError } from "../support/socks_client.ts";
 import { rawHttpRequest, startHttpTarget } from "../support/http_target.ts";
 import { freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const SANITIZE = { sanitizeOps: true, sanitizeResources: true };
 
@@ -50,7 +51,7 @@ async function replyCode(
   }
 }
 
-Deno.test(
+test(
   "SOCKS5: a closed port on the server's side gets reply 5 (connection refused)",
   SANITIZE,
   async () => {
@@ -60,7 +61,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "SOCKS5 fast open (the default): a closed port shows as a closed connection, the log says why",
   SANITIZE,
   async () => {
@@ -83,7 +84,7 @@ Deno.test(
 const canUnshare = (await run("unshare", ["-n", "true"], { timeoutMs: 10_000 }).catch(() => null))
   ?.code === 0;
 
-Deno.test({
+test({
   name: "SOCKS5: an unresolvable name gets reply 4, an unreachable network reply 3",
   ignore: !canUnshare,
   ...SANITIZE,
@@ -107,7 +108,7 @@ Deno.test({
   },
 });
 
-Deno.test(
+test(
   "SOCKS5: a destination outside the user's routes gets reply 2 (not allowed)",
   SANITIZE,
   async () => {
@@ -130,7 +131,7 @@ Deno.test(
   },
 );
 
-Deno.test("SOCKS5: malformed requests are refused by the client", SANITIZE, async () => {
+test("SOCKS5: malformed requests are refused by the client", SANITIZE, async () => {
   await using echo = startEchoServer();
   await using pair = await startPair();
   const port = echo.port;
@@ -165,7 +166,7 @@ Deno.test("SOCKS5: malformed requests are refused by the client", SANITIZE, asyn
   assert.equal(echo.accepted(), 0, "no malformed request reached a destination");
 });
 
-Deno.test(
+test(
   "SOCKS5: a wrong password gets RFC 1929 status 1, the right one connects",
   SANITIZE,
   async () => {
@@ -192,7 +193,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "SOCKS5: with the server down the client answers 1 and logs what to check",
   SANITIZE,
   async () => {

@@ -25,22 +25,10 @@ import {
 import { freePort, type Pair, startEchoServer, startPair } from "./_harness.ts";
 import { endpointYaml, startEditedClient, waitFor } from "./_paths.ts";
 import { type GateRelay, startGateRelay } from "./_resume.ts";
+import { test, withDeadline as within } from "../support/deadline.ts";
 
 const SANITIZE = { sanitizeOps: true, sanitizeResources: true };
 const enc = new TextEncoder();
-
-/** Rejects with `what` when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The SOCKS5 reply code the client's port gives for `host:port` (0 = success). */
 async function socksReply(pair: Pair, host: string, port: number): Promise<number> {
@@ -74,7 +62,7 @@ async function readToEnd(conn: Deno.Conn, timeoutMs = 10_000): Promise<string> {
   return new TextDecoder().decode(Uint8Array.from(chunks));
 }
 
-Deno.test(
+test(
   "events: the server reports the login and the session, the streams it opens and refuses",
   SANITIZE,
   async () => {
@@ -155,7 +143,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "events: an HTTP request is a probe refusal, a wrong token an auth_failed refusal",
   SANITIZE,
   async () => {
@@ -198,7 +186,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "events: a session that loses its endpoint reports link_down, connect_failed, path_change, resume",
   SANITIZE,
   async () => {
@@ -254,7 +242,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "a stream OPEN the tunnel does not answer in time: SOCKS5 reply 6, HTTP CONNECT 504",
   SANITIZE,
   async () => {
@@ -288,7 +276,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "ClientTunnel: a dead first endpoint is a connect_failed naming the next; the session starts there",
   SANITIZE,
   async () => {
@@ -342,7 +330,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "events: server and client report where they listen on the hub they were given",
   SANITIZE,
   async () => {

@@ -21,6 +21,7 @@ import {
   type Tamper,
 } from "../support/mitm_relay.ts";
 import { firstMismatch, type Pair, run, type ServerInfo, startPair, text } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
@@ -37,7 +38,7 @@ function curlSocks(pair: Pair): string[] {
   return ["-sS", "--max-time", "60", "--socks5-hostname", `127.0.0.1:${pair.socksPort}`];
 }
 
-Deno.test("through a trusted TLS interceptor the tunnel works and hides payload and destinations", async () => {
+test("through a trusted TLS interceptor the tunnel works and hides payload and destinations", async () => {
   await using target = await startHttpTarget();
   let relay: MitmRelay | undefined;
   await using pair = await startPair({ via: async (s) => (relay = await mitm(s)) });
@@ -97,7 +98,7 @@ Deno.test("through a trusted TLS interceptor the tunnel works and hides payload 
   }
 });
 
-Deno.test("a different NitroSocks server at the profile's address is refused with a message about the server key", async () => {
+test("a different NitroSocks server at the profile's address is refused with a message about the server key", async () => {
   await using pair = await startPair({ noClient: true });
   // Another init: other keys, other CA. The client trusts its TLS
   // certificate, so only the pinned key can tell the two servers apart.
@@ -118,7 +119,7 @@ Deno.test("a different NitroSocks server at the profile's address is refused wit
   assert.equal(other.logs.grep(/authentication failed|connected from/).length, 0);
 });
 
-Deno.test("a client trusting another CA fails with a clear TLS error", async () => {
+test("a client trusting another CA fails with a clear TLS error", async () => {
   await using pair = await startPair({ noClient: true });
   const stranger = await createCa({ commonName: "Some Other CA" });
   const err = await connectLink(pair.profile, {
@@ -159,7 +160,7 @@ async function assertExact(file: string, n: number): Promise<void> {
 // on a fresh connection, resending what the peer missed. The relay tampers
 // only with its first connection, so the transfer completes exactly.
 
-Deno.test("one flipped bit on the wire (plain TCP) kills only that connection: the session resumes and the download is exact", async () => {
+test("one flipped bit on the wire (plain TCP) kills only that connection: the session resumes and the download is exact", async () => {
   await using target = await startHttpTarget();
   const at = 2 * MiB + 12345;
   await using pair = await startPair({
@@ -188,7 +189,7 @@ Deno.test("one flipped bit on the wire (plain TCP) kills only that connection: t
   }
 });
 
-Deno.test("one flipped bit inside intercepted TLS (upload) kills only that connection: the upload is exact", async () => {
+test("one flipped bit inside intercepted TLS (upload) kills only that connection: the upload is exact", async () => {
   await using target = await startHttpTarget();
   const at = 3 * MiB + 777;
   await using pair = await startPair({
@@ -223,7 +224,7 @@ Deno.test("one flipped bit inside intercepted TLS (upload) kills only that conne
   }
 });
 
-Deno.test("a probe of the server with curl gets the decoy web site", async () => {
+test("a probe of the server with curl gets the decoy web site", async () => {
   await using pair = await startPair({ noClient: true });
   for (const v of ["--http1.1", "--http2"]) {
     const r = await run("curl", [
@@ -278,7 +279,7 @@ function statusLine(s: string): string {
   return s.split("\r\n")[0] ?? "";
 }
 
-Deno.test("a replayed client hello is handed to the web site like any other probe", async () => {
+test("a replayed client hello is handed to the web site like any other probe", async () => {
   let s2cSeen = false;
   const hello: number[] = [];
   await using pair = await startPair({

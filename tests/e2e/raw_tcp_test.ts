@@ -10,10 +10,11 @@ import { join } from "node:path";
 import { patternBytes } from "../support/http_target.ts";
 import { readExact } from "../support/socks_client.ts";
 import { firstMismatch, freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const SSHD = "/usr/sbin/sshd";
 
-Deno.test("nc -X 5 carries a raw TCP stream both ways and propagates half-close", async () => {
+test("nc -X 5 carries a raw TCP stream both ways and propagates half-close", async () => {
   await using echo = startEchoServer();
   await using pair = await startPair();
   const data = patternBytes(12345, 3 * 1024 * 1024 + 7);
@@ -62,7 +63,7 @@ async function waitForPort(port: number, child: Deno.ChildProcess): Promise<bool
   return false;
 }
 
-Deno.test({
+test({
   name: "ssh with ProxyCommand 'nc -X 5' logs in to a local sshd through the tunnel",
   ignore: !(await canRunSshd()),
   async fn() {
@@ -173,7 +174,7 @@ function u32(v: number): number[] {
   return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
 }
 
-Deno.test({
+test({
   name: "ssh -v through 'nc -X 5' exchanges SSH banners with a server (no sshd needed)",
   async fn() {
     // A minimal SSH server: sends its identification string (RFC 4253
@@ -234,7 +235,7 @@ Deno.test({
   },
 });
 
-Deno.test("a CONNECT naming 127.0.0.1 as a domain (ATYP 3, as Chromium sends it) connects", async () => {
+test("a CONNECT naming 127.0.0.1 as a domain (ATYP 3, as Chromium sends it) connects", async () => {
   await using echo = startEchoServer();
   await using pair = await startPair();
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: pair.socksPort });

@@ -14,6 +14,7 @@ import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
 import { type Fault, type FaultRelay, startFaultRelay } from "../support/fault_relay.ts";
 import { startPair } from "./_harness.ts";
 import { curlDownload, curlEcho, prng, writePatternFile } from "./_resume.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 /** Short timers, so a stalled connection is found dead within about a second. */
@@ -51,7 +52,7 @@ function assertAllFired(relay: FaultRelay, faults: Fault[], resumptions: number,
   assert.ok(resumptions >= faults.length, `${resumptions} resumptions\n${log}`);
 }
 
-Deno.test("256 MiB down and 256 MiB up through curl survive ten faults of every kind (plain TCP)", async () => {
+test.slow("256 MiB down and 256 MiB up through curl survive ten faults of every kind (plain TCP)", async () => {
   const n = 256 * MiB;
   const faults = script(0x5eed01, [
     ["reset", "down"],
@@ -106,7 +107,7 @@ Deno.test("256 MiB down and 256 MiB up through curl survive ten faults of every 
   }
 });
 
-Deno.test("TLS passing through the fault relay: a download and an upload survive every kind of fault", async () => {
+test.slow("TLS passing through the fault relay: a download and an upload survive every kind of fault", async () => {
   const n = 48 * MiB;
   const faults = script(0x5eed02, [
     ["reset", "down"],
@@ -144,7 +145,7 @@ Deno.test("TLS passing through the fault relay: a download and an upload survive
   }
 });
 
-Deno.test("16 parallel curl downloads survive faults of every kind on the shared connection", async () => {
+test.slow("16 parallel curl downloads survive faults of every kind on the shared connection", async () => {
   const each = 24 * MiB;
   const count = 16;
   // While only downloading, the client sends little (requests, ACKs, window

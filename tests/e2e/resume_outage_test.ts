@@ -24,6 +24,7 @@ import {
   watchFlow,
   writePatternFile,
 } from "./_resume.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
@@ -40,7 +41,7 @@ function ms(xs: number[]): string {
   return xs.map((x) => x.toFixed(0)).join(", ");
 }
 
-Deno.test("a stalled connection is found dead by the keepalive timers and the download resumes exactly", async () => {
+test.slow("a stalled connection is found dead by the keepalive timers and the download resumes exactly", async () => {
   const n = 96 * MiB;
   const rand = prng(0x57a11);
   const faults: Fault[] = Array.from({ length: 3 }, () => ({
@@ -77,7 +78,7 @@ Deno.test("a stalled connection is found dead by the keepalive timers and the do
   );
 });
 
-Deno.test("a connection that stalls during the resume handshake is given up after dead_after, not 15 s", async () => {
+test.slow("a connection that stalls during the resume handshake is given up after dead_after, not 15 s", async () => {
   const n = 32 * MiB;
   const fast = { keepalive: "200ms", dead_after: "1s" };
   expectedSha256(n);
@@ -112,7 +113,7 @@ Deno.test("a connection that stalls during the resume handshake is given up afte
   );
 });
 
-Deno.test("after a reset data flows again within milliseconds (median of seven)", async () => {
+test.slow("after a reset data flows again within milliseconds (median of seven)", async () => {
   const n = 160 * MiB;
   const rand = prng(0x4e5e7);
   const faults: Fault[] = Array.from({ length: 7 }, () => ({
@@ -140,7 +141,7 @@ Deno.test("after a reset data flows again within milliseconds (median of seven)"
   console.log(`  reset → data flowing again: ${ms(gaps)} ms, median ${median(gaps).toFixed(0)} ms`);
 });
 
-Deno.test("while the server is unreachable the client buffers no more than its resend buffer and the peer's credit, then the upload completes exactly", async () => {
+test.slow("while the server is unreachable the client buffers no more than its resend buffer and the peer's credit, then the upload completes exactly", async () => {
   const n = 64 * MiB;
   const resend = 1 * MiB;
   const streamWindow = 8 * MiB; // the server's limits.stream_window (default): the client's credit

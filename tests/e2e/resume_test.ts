@@ -19,6 +19,7 @@ import { type Relay, startTcpRelay } from "../support/mitm_relay.ts";
 import { readExact, socksConnect } from "../support/socks_client.ts";
 import { startEchoServer, startPair } from "./_harness.ts";
 import { curlDownload, type GateRelay, startGateRelay } from "./_resume.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
@@ -62,7 +63,7 @@ function connectRequest(port: number): Uint8Array {
   return Uint8Array.of(5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff);
 }
 
-Deno.test("a recorded resume message replayed on a new connection is treated as a probe: the decoy answers", async () => {
+test("a recorded resume message replayed on a new connection is treated as a probe: the decoy answers", async () => {
   // Record, per connection, what the client sends before the server's first byte.
   const hellos: number[][] = [];
   let current: number[] | undefined;
@@ -105,7 +106,7 @@ Deno.test("a recorded resume message replayed on a new connection is treated as 
   assert.equal(r.sha256, expectedSha256(MiB));
 });
 
-Deno.test("client.close() releases the session: the server logs the release and drops it", async () => {
+test("client.close() releases the session: the server logs the release and drops it", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ transport: "tcp" });
   const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
@@ -121,7 +122,7 @@ Deno.test("client.close() releases the session: the server logs the release and 
   assert.equal(pair.logs.grep(/peer did not answer|NOTICE|notice/).length, 0, "a full exchange");
 });
 
-Deno.test("a released session cannot be resumed: the resumption secret is refused", async () => {
+test("a released session cannot be resumed: the resumption secret is refused", async () => {
   await using echo = await startHttpTarget();
   await using pair = await startPair({ transport: "tcp", noClient: true });
   const endpoint: Endpoint = {
@@ -175,7 +176,7 @@ Deno.test("a released session cannot be resumed: the resumption secret is refuse
   );
 });
 
-Deno.test("a session not resumed within resume_grace expires on the server and can no longer be resumed", async () => {
+test("a session not resumed within resume_grace expires on the server and can no longer be resumed", async () => {
   await using target = await startHttpTarget();
   let gate: GateRelay | undefined;
   await using pair = await startPair({
@@ -219,7 +220,7 @@ Deno.test("a session not resumed within resume_grace expires on the server and c
   console.log(`  session expired on the server ${expiredAfter} ms after the path was cut`);
 });
 
-Deno.test("a TCP reset injected by a middlebox is a lost connection, not a release: the session resumes", async () => {
+test("a TCP reset injected by a middlebox is a lost connection, not a release: the session resumes", async () => {
   const n = 48 * MiB;
   await using target = await startHttpTarget();
   await using pair = await startPair({
@@ -244,7 +245,7 @@ Deno.test("a TCP reset injected by a middlebox is a lost connection, not a relea
   assert.equal(pair.logs.grep(/released|release|session ended/).length, 0);
 });
 
-Deno.test("a resume whose Finish never reaches the server does not lose the session", async () => {
+test("a resume whose Finish never reaches the server does not lose the session", async () => {
   // The client adopts the new resumption secret when it sends its Finish; the
   // server only when the Finish arrives. Corrupt the Finish of the first
   // resumption (third burst the client sends on connection 2): the server
