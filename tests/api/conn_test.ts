@@ -6,7 +6,7 @@
 import { strict as assert } from "node:assert";
 import { createConn } from "../../lib/api/_conn.ts";
 import { PeerSlowError } from "../../mod.ts";
-import { within } from "./_setup.ts";
+import { step, test } from "../support/deadline.ts";
 
 const addr = (port: number): Deno.NetAddr => ({ transport: "tcp", hostname: "127.0.0.1", port });
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -20,8 +20,8 @@ function pair(writeTimeoutMs?: number) {
   });
 }
 
-Deno.test("write() resolves once the session side has taken every byte, in order", async () => {
-  await within(5_000, "a write to be taken", async () => {
+test("write() resolves once the session side has taken every byte, in order", async () => {
+  await step("a write to be taken", async () => {
     const { conn, side } = pair();
     let done = false;
     const w = conn.write(bytes(1, 2, 3, 4, 5)).then((n) => {
@@ -40,8 +40,8 @@ Deno.test("write() resolves once the session side has taken every byte, in order
   });
 });
 
-Deno.test("write() past writeTimeoutMs fails with PeerSlowError; the rest is withdrawn, not sent", async () => {
-  await within(5_000, "a write deadline", async () => {
+test("write() past writeTimeoutMs fails with PeerSlowError; the rest is withdrawn, not sent", async () => {
+  await step("a write deadline", async () => {
     const { conn, side } = pair(200);
     const buf = new Uint8Array(2);
     const t0 = performance.now();
@@ -63,8 +63,8 @@ Deno.test("write() past writeTimeoutMs fails with PeerSlowError; the rest is wit
   });
 });
 
-Deno.test("writeTimeoutMs bounds each write, not the connection's lifetime", async () => {
-  await within(10_000, "slow but steady writes", async () => {
+test("writeTimeoutMs bounds each write, not the connection's lifetime", async () => {
+  await step("slow but steady writes", async () => {
     const { conn, side } = pair(150);
     // The session takes one byte every 40 ms: each write waits ~40 ms, the
     // ten of them ~400 ms, well past the 150 ms deadline of any one write.
@@ -84,8 +84,8 @@ Deno.test("writeTimeoutMs bounds each write, not the connection's lifetime", asy
   });
 });
 
-Deno.test("readFull() returns a full buffer across several chunks, null at a clean end", async () => {
-  await within(5_000, "readFull", async () => {
+test("readFull() returns a full buffer across several chunks, null at a clean end", async () => {
+  await step("readFull", async () => {
     const { conn, side } = pair();
     const writing = (async () => {
       await side.write(bytes(1, 2));
@@ -104,8 +104,8 @@ Deno.test("readFull() returns a full buffer across several chunks, null at a cle
   });
 });
 
-Deno.test("readFull() past timeoutMs keeps the bytes read and loses none after them", async () => {
-  await within(5_000, "a read deadline", async () => {
+test("readFull() past timeoutMs keeps the bytes read and loses none after them", async () => {
+  await step("a read deadline", async () => {
     const { conn, side } = pair();
     const w1 = side.write(bytes(1, 2, 3));
     const buf = new Uint8Array(6);
@@ -131,8 +131,8 @@ Deno.test("readFull() past timeoutMs keeps the bytes read and loses none after t
   });
 });
 
-Deno.test("the session side closing without an end resets reads and writes", async () => {
-  await within(5_000, "a reset", async () => {
+test("the session side closing without an end resets reads and writes", async () => {
+  await step("a reset", async () => {
     const { conn, side } = pair();
     const reading = conn.read(new Uint8Array(4));
     side.close();
@@ -140,7 +140,7 @@ Deno.test("the session side closing without an end resets reads and writes", asy
     await assert.rejects(conn.write(bytes(1)), Deno.errors.ConnectionReset);
     conn.close();
   });
-  await within(5_000, "a clean end, then close", async () => {
+  await step("a clean end, then close", async () => {
     const { conn, side } = pair();
     await side.closeWrite();
     side.close(); // the session releases the stream after both ends
@@ -149,8 +149,8 @@ Deno.test("the session side closing without an end resets reads and writes", asy
   });
 });
 
-Deno.test("close() ends the session side's reads and fails its writes", async () => {
-  await within(5_000, "a close", async () => {
+test("close() ends the session side's reads and fails its writes", async () => {
+  await step("a close", async () => {
     const { conn, side } = pair();
     const pending = side.write(bytes(1, 2));
     const sideRead = side.read(new Uint8Array(4));
@@ -164,8 +164,8 @@ Deno.test("close() ends the session side's reads and fails its writes", async ()
   });
 });
 
-Deno.test("a second read while one waits throws Busy", async () => {
-  await within(5_000, "busy", async () => {
+test("a second read while one waits throws Busy", async () => {
+  await step("busy", async () => {
     const { conn, side } = pair();
     const first = conn.read(new Uint8Array(1));
     await assert.rejects(conn.read(new Uint8Array(1)), Deno.errors.Busy);

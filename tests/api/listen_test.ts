@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { ConfigError, connect, EventHub, listen } from "../../mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { initServerDir } from "../../lib/cli/init.ts";
-import { startServer, within } from "./_setup.ts";
+import { startServer } from "./_setup.ts";
+import { step, test } from "../support/deadline.ts";
 
 async function refusesConnections(port: number): Promise<boolean> {
   try {
@@ -20,9 +21,9 @@ async function refusesConnections(port: number): Promise<boolean> {
   }
 }
 
-Deno.test("listen() from a path serves clients; close() stops it and finished resolves", async () => {
+test("listen() from a path serves clients; close() stops it and finished resolves", async () => {
   await using setup = await startServer();
-  await within(20_000, "a server from a path", async () => {
+  await step("a server from a path", async () => {
     const { server } = setup;
     assert.equal(server.addr.transport, "tcp");
     assert.equal(server.addr.hostname, "127.0.0.1");
@@ -38,10 +39,10 @@ Deno.test("listen() from a path serves clients; close() stops it and finished re
   });
 });
 
-Deno.test("listen() from a parsed configuration stops when its signal aborts", async () => {
+test("listen() from a parsed configuration stops when its signal aborts", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   try {
-    await within(20_000, "a server to stop on abort", async () => {
+    await step("a server to stop on abort", async () => {
       await initServerDir(dir, { listen: "127.0.0.1:0" });
       const config = await loadServerConfig(join(dir, "server.yml"));
       const events = new EventHub();
@@ -58,10 +59,10 @@ Deno.test("listen() from a parsed configuration stops when its signal aborts", a
   }
 });
 
-Deno.test("listen() refuses a bad file, a bad log level and an aborted signal", async () => {
+test("listen() refuses a bad file, a bad log level and an aborted signal", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   try {
-    await within(20_000, "listen() to refuse", async () => {
+    await step("listen() to refuse", async () => {
       await assert.rejects(listen(join(dir, "missing.yml")), Error);
       await Deno.writeTextFile(join(dir, "server.yml"), "listen: 127.0.0.1:0\nlisn: 1\n");
       await assert.rejects(listen(join(dir, "server.yml")), ConfigError);
@@ -81,10 +82,10 @@ Deno.test("listen() refuses a bad file, a bad log level and an aborted signal", 
   }
 });
 
-Deno.test("await using stops the server", async () => {
+test("await using stops the server", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   try {
-    await within(20_000, "a server to stop at the end of its block", async () => {
+    await step("a server to stop at the end of its block", async () => {
       await initServerDir(dir, { listen: "127.0.0.1:0" });
       let port: number;
       {
@@ -99,10 +100,10 @@ Deno.test("await using stops the server", async () => {
   }
 });
 
-Deno.test("server.events reports alice's login, her stream and a probe's refusal", async () => {
+test("server.events reports alice's login, her stream and a probe's refusal", async () => {
   // Plain TCP, so the probe below can speak HTTP to the port without TLS.
   await using setup = await startServer({ transport: "tcp" });
-  await within(20_000, "server events", async () => {
+  await step("server events", async () => {
     const { server } = setup;
     const login = server.events.next("login", { timeoutMs: 10_000 });
     const tunnel = await connect(setup.profilePath);
