@@ -6,8 +6,10 @@
  */
 import { strict as assert } from "node:assert";
 import { compileArgs, PERMISSION_FLAGS, TARGETS } from "../scripts/compile.ts";
+import { test } from "./support/deadline.ts";
+import { spawnWithDeadline } from "./support/process.ts";
 
-Deno.test("compile builds every OS target with exactly the tested permission flags", () => {
+test("compile builds every OS target with exactly the tested permission flags", () => {
   const oses = new Set(
     TARGETS.map((t) => t.includes("windows") ? "windows" : t.includes("apple") ? "macos" : "linux"),
   );
@@ -27,8 +29,8 @@ Deno.test("compile builds every OS target with exactly the tested permission fla
   }
 });
 
-Deno.test("compile refuses DENORT_BIN with several targets and explains", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
+test("compile refuses DENORT_BIN with several targets and explains", async () => {
+  const out = await spawnWithDeadline(Deno.execPath(), {
     args: [
       "run",
       "--allow-read",
@@ -40,13 +42,13 @@ Deno.test("compile refuses DENORT_BIN with several targets and explains", async 
     env: { DENORT_BIN: "/nonexistent/denort" },
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }, 50_000).output;
   assert.equal(out.code, 2);
   assert.match(new TextDecoder().decode(out.stderr), /DENORT_BIN serves one target; pass --target/);
 });
 
-Deno.test("compile with DENORT_BIN passes it on to deno compile for one target", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
+test("compile with DENORT_BIN passes it on to deno compile for one target", async () => {
+  const out = await spawnWithDeadline(Deno.execPath(), {
     args: [
       "run",
       "--allow-read",
@@ -60,7 +62,7 @@ Deno.test("compile with DENORT_BIN passes it on to deno compile for one target",
     env: { DENORT_BIN: "/nonexistent/denort" },
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }, 50_000).output;
   // deno compile tried the given runtime (it does not exist here) instead of downloading one.
   assert.notEqual(out.code, 0);
   const err = new TextDecoder().decode(out.stderr);

@@ -3,8 +3,9 @@ import { BENCH_LIMITS, benchCommand, parseBenchArgs } from "../../lib/cli/bench.
 import { UsageError } from "../../lib/cli/args.ts";
 import { runCli } from "../../lib/cli/mod.ts";
 import { formatReport, parseSize, percentile, runBench } from "../../lib/bench/mod.ts";
+import { test } from "../support/deadline.ts";
 
-Deno.test("parseBenchArgs() gives bounded defaults", () => {
+test("parseBenchArgs() gives bounded defaults", () => {
   const { options, json } = parseBenchArgs([]);
   assert.equal(json, false);
   assert.equal(options.bytes, 256 * 2 ** 20);
@@ -15,7 +16,7 @@ Deno.test("parseBenchArgs() gives bounded defaults", () => {
   assert.equal(options.profile, undefined);
 });
 
-Deno.test("parseBenchArgs() reads every flag", () => {
+test("parseBenchArgs() reads every flag", () => {
   const { options, json } = parseBenchArgs([
     "--config",
     "alice.yml",
@@ -42,7 +43,7 @@ Deno.test("parseBenchArgs() reads every flag", () => {
   assert.equal(options.noDirect, true);
 });
 
-Deno.test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
+test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
   const bad = [
     ["--bogus"],
     ["stray"],
@@ -61,7 +62,7 @@ Deno.test("parseBenchArgs() refuses unknown flags and values past the caps", () 
   }
 });
 
-Deno.test("nitrosocks bench exits 2 on an unknown flag", async () => {
+test("nitrosocks bench exits 2 on an unknown flag", async () => {
   const err = console.error;
   console.error = () => {};
   try {
@@ -72,7 +73,7 @@ Deno.test("nitrosocks bench exits 2 on an unknown flag", async () => {
   assert.equal(benchCommand.name, "bench");
 });
 
-Deno.test("parseSize() and percentile() follow their examples", () => {
+test("parseSize() and percentile() follow their examples", () => {
   assert.equal(parseSize("1GiB"), 2 ** 30);
   assert.equal(parseSize("100MB"), 1e8);
   assert.equal(parseSize("65536"), 65536);
@@ -82,7 +83,7 @@ Deno.test("parseSize() and percentile() follow their examples", () => {
   assert.ok(Number.isNaN(percentile([], 50)));
 });
 
-Deno.test({
+test({
   name: "runBench() measures a local pair and its report is plain JSON",
   sanitizeOps: false,
   sanitizeResources: false,

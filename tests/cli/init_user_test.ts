@@ -13,6 +13,7 @@ import {
 } from "../../lib/config/mod.ts";
 import { decodeServerIdentity, serverPublicKey } from "../../lib/handshake/mod.ts";
 import { certificateNames } from "../../lib/pki/mod.ts";
+import { test } from "../support/deadline.ts";
 
 /** Runs a command with console.log captured; returns exit code and output. */
 async function run(
@@ -36,7 +37,7 @@ async function mode(path: string): Promise<number> {
 
 const SECRET_FILES = ["users.yml", "keys/server.key", "tls/ca.key", "tls/server.key"];
 
-Deno.test("init writes a loadable server directory with private files at 0600", async () => {
+test("init writes a loadable server directory with private files at 0600", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const { code, out } = await run(initCommand, [dir]);
@@ -62,7 +63,7 @@ Deno.test("init writes a loadable server directory with private files at 0600", 
   }
 });
 
-Deno.test("init refuses to overwrite without --force, then --force replaces the keys", async () => {
+test("init refuses to overwrite without --force, then --force replaces the keys", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.mkdir(join(dir, "keys"));
@@ -84,7 +85,7 @@ Deno.test("init refuses to overwrite without --force, then --force replaces the 
   }
 });
 
-Deno.test("init puts --name and the listen IP in the certificate", async () => {
+test("init puts --name and the listen IP in the certificate", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await run(initCommand, [dir, "--listen", "10.1.2.3:443", "--name", "Nitro.Example"]);
@@ -99,7 +100,7 @@ Deno.test("init puts --name and the listen IP in the certificate", async () => {
   }
 });
 
-Deno.test("init refuses a bad listen address, name or argument list", async () => {
+test("init refuses a bad listen address, name or argument list", async () => {
   await assert.rejects(run(initCommand, ["/tmp/x", "--listen", "8443"]), UsageError);
   await assert.rejects(run(initCommand, ["/tmp/x", "--name", "bad name"]), UsageError);
   await assert.rejects(run(initCommand, []), UsageError);
@@ -116,7 +117,7 @@ async function withServer(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("user add writes users.yml and a profile that loadClientConfig reads", async () => {
+test("user add writes users.yml and a profile that loadClientConfig reads", async () => {
   await withServer(async (dir) => {
     const out = join(dir, "alice.yml");
     const r = await run(userCommand, [
@@ -156,7 +157,7 @@ Deno.test("user add writes users.yml and a profile that loadClientConfig reads",
   });
 });
 
-Deno.test("user add profile reaches the server over TLS with its CA and server name", async () => {
+test("user add profile reaches the server over TLS with its CA and server name", async () => {
   await withServer(async (dir) => {
     const out = join(dir, "bob.yml");
     await run(userCommand, ["add", "bob", "--dir", dir, "--out", out]);
@@ -183,7 +184,7 @@ Deno.test("user add profile reaches the server over TLS with its CA and server n
   });
 });
 
-Deno.test("user add refuses a taken name, an existing profile and a bad route", async () => {
+test("user add refuses a taken name, an existing profile and a bad route", async () => {
   await withServer(async (dir) => {
     const out = join(dir, "carol.yml");
     await run(userCommand, ["add", "carol", "--dir", dir, "--out", out]);
@@ -211,7 +212,7 @@ Deno.test("user add refuses a taken name, an existing profile and a bad route", 
   });
 });
 
-Deno.test("user add writes ./NAME.yml by default and honours --server", async () => {
+test("user add writes ./NAME.yml by default and honours --server", async () => {
   await withServer(async (dir) => {
     const cwd = Deno.cwd();
     Deno.chdir(dir);
@@ -226,7 +227,7 @@ Deno.test("user add writes ./NAME.yml by default and honours --server", async ()
   });
 });
 
-Deno.test("user list and user remove", async () => {
+test("user list and user remove", async () => {
   await withServer(async (dir) => {
     assert.match((await run(userCommand, ["list", "--dir", dir])).out, /^No users yet/);
     for (const n of ["ann", "ben"]) {

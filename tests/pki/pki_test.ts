@@ -5,6 +5,7 @@ import {
   issueServerCert,
   MAX_SERVER_CERT_DAYS,
 } from "../../lib/pki/mod.ts";
+import { test } from "../support/deadline.ts";
 
 const ca = await generateCa("NitroSocks Test CA");
 const server = await issueServerCert(ca, { dnsNames: ["nitro.example"], ips: ["10.9.8.7"] });
@@ -54,20 +55,20 @@ async function roundTrip(
   }
 }
 
-Deno.test("issueServerCert() works for a real TLS connection on 127.0.0.1", async () => {
+test("issueServerCert() works for a real TLS connection on 127.0.0.1", async () => {
   assert.equal(await roundTrip("127.0.0.1", "127.0.0.1", [ca.certPem]), "hello");
 });
 
-Deno.test("issueServerCert() works for a real TLS connection on ::1", async () => {
+test("issueServerCert() works for a real TLS connection on ::1", async () => {
   assert.equal(await roundTrip("::1", "::1", [ca.certPem]), "hello");
 });
 
-Deno.test("a client that does not trust the CA refuses the certificate", async () => {
+test("a client that does not trust the CA refuses the certificate", async () => {
   const other = await generateCa("Other CA");
   await assert.rejects(roundTrip("127.0.0.1", "127.0.0.1", [other.certPem]));
 });
 
-Deno.test("issueServerCert() puts names and loopback addresses in subjectAltName", () => {
+test("issueServerCert() puts names and loopback addresses in subjectAltName", () => {
   assert.deepEqual(certificateNames(server.certPem), {
     dnsNames: ["nitro.example"],
     ips: ["10.9.8.7", "127.0.0.1", "::1"],
@@ -75,7 +76,7 @@ Deno.test("issueServerCert() puts names and loopback addresses in subjectAltName
   assert.match(server.keyPem, /^-----BEGIN PRIVATE KEY-----\n/);
 });
 
-Deno.test("issueServerCert() caps validity at 825 days and refuses bad names", async () => {
+test("issueServerCert() caps validity at 825 days and refuses bad names", async () => {
   await assert.rejects(issueServerCert(ca, { days: MAX_SERVER_CERT_DAYS + 1 }), RangeError);
   await assert.rejects(issueServerCert(ca, { dnsNames: ["bad name"] }), TypeError);
   await assert.rejects(issueServerCert(ca, { ips: ["300.1.1.1"] }), TypeError);

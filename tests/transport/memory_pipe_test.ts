@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import type { ByteStream } from "../../lib/transport/types.ts";
+import { test } from "../support/deadline.ts";
 
 async function readAll(s: ByteStream, bufSize = 7): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -27,7 +28,7 @@ async function state(p: Promise<unknown>): Promise<"pending" | "resolved" | "rej
   return s;
 }
 
-Deno.test("memoryPipe() carries bytes both ways and copies what it is given", async () => {
+test("memoryPipe() carries bytes both ways and copies what it is given", async () => {
   const [a, b] = memoryPipe();
   const msg = Uint8Array.of(1, 2, 3);
   assert.equal(await a.write(msg), 3);
@@ -44,7 +45,7 @@ Deno.test("memoryPipe() carries bytes both ways and copies what it is given", as
   b.close();
 });
 
-Deno.test("memoryPipe() write blocks while the peer's buffer is full", async () => {
+test("memoryPipe() write blocks while the peer's buffer is full", async () => {
   const [a, b] = memoryPipe(4);
   assert.equal(await a.write(Uint8Array.of(1, 2, 3, 4, 5, 6)), 4); // short write: only what fits
   const blocked = a.write(Uint8Array.of(5, 6));
@@ -63,7 +64,7 @@ Deno.test("memoryPipe() write blocks while the peer's buffer is full", async () 
   b.close();
 });
 
-Deno.test("memoryPipe() moves 1 MiB through a 1 KiB buffer intact", async () => {
+test("memoryPipe() moves 1 MiB through a 1 KiB buffer intact", async () => {
   const [a, b] = memoryPipe(1024);
   const data = new Uint8Array(1 << 20);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >> 8)) & 0xff;
@@ -76,7 +77,7 @@ Deno.test("memoryPipe() moves 1 MiB through a 1 KiB buffer intact", async () => 
   b.close();
 });
 
-Deno.test("memoryPipe() half-close: reader drains then sees null; the other way stays open", async () => {
+test("memoryPipe() half-close: reader drains then sees null; the other way stays open", async () => {
   const [a, b] = memoryPipe();
   await writeAll(a, Uint8Array.of(7, 8));
   await a.closeWrite();
@@ -91,7 +92,7 @@ Deno.test("memoryPipe() half-close: reader drains then sees null; the other way 
   b.close();
 });
 
-Deno.test("memoryPipe() pending read on the peer returns null when the writer closes", async () => {
+test("memoryPipe() pending read on the peer returns null when the writer closes", async () => {
   const [a, b] = memoryPipe();
   const pending = b.read(new Uint8Array(4));
   assert.equal(await state(pending), "pending");
@@ -101,7 +102,7 @@ Deno.test("memoryPipe() pending read on the peer returns null when the writer cl
   b.close();
 });
 
-Deno.test("memoryPipe() close(): own pending write rejects, peer sees EOF and BrokenPipe", async () => {
+test("memoryPipe() close(): own pending write rejects, peer sees EOF and BrokenPipe", async () => {
   const [a, b] = memoryPipe(2);
   await a.write(Uint8Array.of(1, 2));
   const pendingWrite = a.write(Uint8Array.of(3));
@@ -123,7 +124,7 @@ Deno.test("memoryPipe() close(): own pending write rejects, peer sees EOF and Br
   b.close();
 });
 
-Deno.test("memoryPipe() close() resolves a read that was waiting for data with null", async () => {
+test("memoryPipe() close() resolves a read that was waiting for data with null", async () => {
   const [a, b] = memoryPipe();
   const pendingRead = a.read(new Uint8Array(4));
   assert.equal(await state(pendingRead), "pending");
@@ -132,7 +133,7 @@ Deno.test("memoryPipe() close() resolves a read that was waiting for data with n
   b.close();
 });
 
-Deno.test("memoryPipe() refuses a non-positive capacity", () => {
+test("memoryPipe() refuses a non-positive capacity", () => {
   assert.throws(() => memoryPipe(0), RangeError);
   assert.throws(() => memoryPipe(1.5), RangeError);
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { dial, listen, writeAll } from "../../lib/transport/mod.ts";
 import { createTlsFixture } from "../support/certs.ts";
 import { containsBytes, startMitmRelay, startTcpRelay } from "../support/mitm_relay.ts";
+import { test } from "../support/deadline.ts";
 
 const te = new TextEncoder();
 const fixture = await createTlsFixture(["localhost", "127.0.0.1"]);
@@ -65,7 +66,7 @@ async function exchange(conn: Deno.Conn, text: string): Promise<string> {
   return out.map((b) => new TextDecoder().decode(b)).join("");
 }
 
-Deno.test("startMitmRelay() intercepts TLS: a client trusting the forged CA is read in plaintext", async () => {
+test("startMitmRelay() intercepts TLS: a client trusting the forged CA is read in plaintext", async () => {
   const server = startEchoServer("tls");
   const relay = await startMitmRelay({
     upstream: {
@@ -95,7 +96,7 @@ Deno.test("startMitmRelay() intercepts TLS: a client trusting the forged CA is r
   }
 });
 
-Deno.test("startMitmRelay() is refused by a client that trusts only the real CA", async () => {
+test("startMitmRelay() is refused by a client that trusts only the real CA", async () => {
   const server = startEchoServer("tls");
   const relay = await startMitmRelay({
     upstream: {
@@ -122,7 +123,7 @@ Deno.test("startMitmRelay() is refused by a client that trusts only the real CA"
   }
 });
 
-Deno.test("startMitmRelay() tamper flips bits before forwarding, after recording", async () => {
+test("startMitmRelay() tamper flips bits before forwarding, after recording", async () => {
   const server = startEchoServer("tcp");
   const relay = await startMitmRelay({
     upstream: { hostname: "127.0.0.1", port: server.port, transport: "tcp" },
@@ -146,7 +147,7 @@ Deno.test("startMitmRelay() tamper flips bits before forwarding, after recording
   }
 });
 
-Deno.test("startTcpRelay() sees only ciphertext of a TLS session", async () => {
+test("startTcpRelay() sees only ciphertext of a TLS session", async () => {
   const server = startEchoServer("tls");
   const relay = startTcpRelay({ upstream: { hostname: "127.0.0.1", port: server.port } });
   try {
@@ -167,7 +168,7 @@ Deno.test("startTcpRelay() sees only ciphertext of a TLS session", async () => {
   }
 });
 
-Deno.test("startTcpRelay() records plain TCP and honours maxRecordBytes", async () => {
+test("startTcpRelay() records plain TCP and honours maxRecordBytes", async () => {
   const server = startEchoServer("tcp");
   await using relay = startTcpRelay({
     upstream: { hostname: "127.0.0.1", port: server.port },
@@ -182,7 +183,7 @@ Deno.test("startTcpRelay() records plain TCP and honours maxRecordBytes", async 
   }
 });
 
-Deno.test("containsBytes() finds a byte string", () => {
+test("containsBytes() finds a byte string", () => {
   assert.ok(containsBytes(Uint8Array.of(1, 2, 3), Uint8Array.of(2, 3)));
   assert.ok(!containsBytes(Uint8Array.of(1, 2, 3), Uint8Array.of(3, 4)));
   assert.ok(containsBytes(Uint8Array.of(), Uint8Array.of()));

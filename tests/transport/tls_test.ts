@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { dial, dialTls, listen, writeAll } from "../../lib/transport/mod.ts";
 import { replyForError } from "../../lib/socks5/mod.ts";
 import { createCa, createTlsFixture, issueCert } from "../support/certs.ts";
+import { test } from "../support/deadline.ts";
 
 const fixture = await createTlsFixture(["localhost", "127.0.0.1", "::1", "nitro.test"]);
 
@@ -74,7 +75,7 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   assert.fail("expected a rejection");
 }
 
-Deno.test("dial() TLS to listen() TLS on 127.0.0.1 verifies the CA and negotiates h2", async () => {
+test("dial() TLS to listen() TLS on 127.0.0.1 verifies the CA and negotiates h2", async () => {
   const echo = startEcho();
   try {
     const conn = await dial({
@@ -92,7 +93,7 @@ Deno.test("dial() TLS to listen() TLS on 127.0.0.1 verifies the CA and negotiate
   }
 });
 
-Deno.test("dial() TLS offers the requested ALPN only; server picks http/1.1", async () => {
+test("dial() TLS offers the requested ALPN only; server picks http/1.1", async () => {
   const echo = startEcho();
   try {
     const conn = await dialTls({
@@ -108,7 +109,7 @@ Deno.test("dial() TLS offers the requested ALPN only; server picks http/1.1", as
   }
 });
 
-Deno.test("dial() TLS over IPv6 loopback with a separate server name", async () => {
+test("dial() TLS over IPv6 loopback with a separate server name", async () => {
   const echo = startEcho({ hostname: "::1" });
   try {
     const conn = await dial({
@@ -125,7 +126,7 @@ Deno.test("dial() TLS over IPv6 loopback with a separate server name", async () 
   }
 });
 
-Deno.test("dial() TLS refuses a certificate from another CA with a clear message", async () => {
+test("dial() TLS refuses a certificate from another CA with a clear message", async () => {
   const echo = startEcho();
   const other = await createCa();
   try {
@@ -148,7 +149,7 @@ Deno.test("dial() TLS refuses a certificate from another CA with a clear message
   }
 });
 
-Deno.test("dial() TLS refuses a certificate for another name", async () => {
+test("dial() TLS refuses a certificate for another name", async () => {
   const echo = startEcho();
   try {
     const e = await rejection(dial({
@@ -164,7 +165,7 @@ Deno.test("dial() TLS refuses a certificate for another name", async () => {
   }
 });
 
-Deno.test("dial() TLS refuses an expired certificate", async () => {
+test("dial() TLS refuses an expired certificate", async () => {
   const expired = await issueCert(fixture.ca, {
     dnsNames: ["localhost"],
     ipAddresses: ["127.0.0.1"],
@@ -186,7 +187,7 @@ Deno.test("dial() TLS refuses an expired certificate", async () => {
   }
 });
 
-Deno.test("dial() reports a refused port for TCP and TLS", async () => {
+test("dial() reports a refused port for TCP and TLS", async () => {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = l.addr.port;
   l.close();
@@ -202,7 +203,7 @@ Deno.test("dial() reports a refused port for TCP and TLS", async () => {
   assert.equal(v6.message, `connection refused by [::1]:${port}`);
 });
 
-Deno.test("dial() TLS times out when the server never answers the handshake", async () => {
+test("dial() TLS times out when the server never answers the handshake", async () => {
   const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {
@@ -235,7 +236,7 @@ Deno.test("dial() TLS times out when the server never answers the handshake", as
   }
 });
 
-Deno.test("dial() rejects with the caller's abort reason", async () => {
+test("dial() rejects with the caller's abort reason", async () => {
   const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {
@@ -264,7 +265,7 @@ Deno.test("dial() rejects with the caller's abort reason", async () => {
   }
 });
 
-Deno.test("dial() TLS to a plain TCP server explains the failed handshake", async () => {
+test("dial() TLS to a plain TCP server explains the failed handshake", async () => {
   const plain = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
     for await (const c of plain) {
@@ -283,7 +284,7 @@ Deno.test("dial() TLS to a plain TCP server explains the failed handshake", asyn
   }
 });
 
-Deno.test("listen() explains a busy port and requires TLS material", () => {
+test("listen() explains a busy port and requires TLS material", () => {
   using first = listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
   const port = first.addr.port;
   assert.throws(
@@ -310,7 +311,7 @@ Deno.test("listen() explains a busy port and requires TLS material", () => {
   );
 });
 
-Deno.test("dial() validates its timeout", async () => {
+test("dial() validates its timeout", async () => {
   await assert.rejects(
     dial({ transport: "tcp", hostname: "127.0.0.1", port: 1, timeoutMs: 0 }),
     RangeError,
