@@ -246,6 +246,14 @@ export function onTimeout(cleanup: () => unknown): () => void {
  * ```
  */
 export function withBudget(ms: number, fn: TestFn): (t: Deno.TestContext) => Promise<void> {
+  return budgeted(ms, fn, callerLocation());
+}
+
+function budgeted(
+  ms: number,
+  fn: TestFn,
+  where: string | undefined,
+): (t: Deno.TestContext) => Promise<void> {
   return async (t) => {
     const limit = scaledMs(ms);
     const test: Running = {
@@ -276,12 +284,29 @@ export function withBudget(ms: number, fn: TestFn): (t: Deno.TestContext) => Pro
         ? pending.join("; ")
         : `an unnamed step (the last named wait that ended: ${test.lastDone ?? "none"})`;
       await unwind(test, body);
-      throw new DeadlineError(what, limit, test.name);
+      // Deno reports the test at the line in this file that declared it: say where it is.
+      const at = where === undefined ? "" : `\n(test declared at ${where})`;
+      throw new DeadlineError(`${what}${at}`, limit, test.name);
     } finally {
       clearTimeout(timer);
       if (running === test) running = undefined;
     }
   };
+}
+
+/** "path:line" of the code that called the caller of this function (the test file). */
+function callerLocation(): string | undefined {
+  const frame = new Error().stack?.split("\n")[3];
+  const m = frame === undefined ? null : /(file:\/\/[^\s)]+):(\d+):\d+\)?$/.exec(frame);
+  if (m === null) return undefined;
+  const path = decodeURIComponent(new URL(m[1]!).pathname);
+  let cwd = "";
+  try {
+    cwd = `${Deno.cwd()}/`;
+  } catch {
+    // no read permission: the absolute path will do
+  }
+  return `${cwd !== "" && path.startsWith(cwd) ? path.slice(cwd.length) : path}:${m[2]}`;
 }
 
 /** Runs a timed-out or failed test's cleanups and gives its body a moment to end. */
@@ -338,7 +363,7 @@ export function testsWithBudget(budgetMs: number): DeadlineTest {
     else if (b !== undefined && c !== undefined) def = { ...b, name: a, fn: c };
     else throw new TypeError(`Cannot declare test "${a}": no test function`);
     const { budgetMs: own, fn, ...rest } = def;
-    Deno.test({ ...rest, fn: withBudget(own ?? budgetMs, fn) });
+    Deno.test({ ...rest, fn: budgeted(own ?? budgetMs, fn, callerLocation()) });
   };
 }
 

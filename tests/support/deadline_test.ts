@@ -79,11 +79,13 @@ Deno.test("withBudget() fails an expired test with its name and the pending step
     (e: unknown) => e,
   );
   assert.ok(err instanceof DeadlineError, String(err));
+  const [first, second] = err.message.split("\n");
   assert.equal(
-    err.message,
+    first,
     "curl download through the tunnel: timed out after 0.05 s waiting for: " +
       "curl downloads through the tunnel; curl -sS http://127.0.0.1/ to exit",
   );
+  assert.match(second!, /^\(test declared at tests\/support\/deadline_test\.ts:\d+\)$/);
   assert.equal(cleanups, 1);
 });
 
@@ -97,7 +99,7 @@ Deno.test("withBudget() names the last finished step when the test hangs on an u
   const err = await fn(fakeContext("t")).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof DeadlineError, String(err));
   assert.match(err.message, /^t: timed out after 0\.03 s waiting for: an unnamed step/);
-  assert.match(err.message, /the last named wait that ended: the pair to start\)$/);
+  assert.match(err.message, /the last named wait that ended: the pair to start\)\n/);
 });
 
 Deno.test("withBudget() passes a test's own failure through, after its cleanups", async () => {
