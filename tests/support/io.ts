@@ -10,6 +10,7 @@
  * - `exchange(stream, bytes, opts)` → writes `bytes`, then `readToEnd`
  * - `pipe(from, to)`: copies until end of stream, then half-closes `to`;
  *   on an error closes both
+ * - `splice(a, b)`: `pipe` both ways until both ended, then closes both
  * - `closeQuietly(c)`
  * - `writeAll(stream, bytes)` (from `lib/transport`)
  *
@@ -123,6 +124,21 @@ export async function pipe(from: ByteStream, to: ByteStream): Promise<void> {
     closeQuietly(from);
     closeQuietly(to);
   }
+}
+
+/**
+ * Pipes `a` and `b` both ways (see {@linkcode pipe}) until both directions
+ * ended, then closes both. Never rejects.
+ *
+ * @example
+ * ```ts ignore
+ * await splice(client, await Deno.connect({ hostname: "127.0.0.1", port }));
+ * ```
+ */
+export async function splice(a: ByteStream, b: ByteStream): Promise<void> {
+  await Promise.all([pipe(a, b), pipe(b, a)]);
+  closeQuietly(a);
+  closeQuietly(b);
 }
 
 /**
