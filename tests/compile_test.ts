@@ -29,8 +29,9 @@ test("compile builds every OS target with exactly the tested permission flags", 
   }
 });
 
-test("compile refuses DENORT_BIN with several targets and explains", async () => {
-  const out = await spawnWithDeadline(Deno.execPath(), {
+/** Runs `scripts/compile.ts ARGS` with DENORT_BIN naming a runtime that does not exist. */
+function compileWithMissingDenort(...args: string[]): Promise<Deno.CommandOutput> {
+  return spawnWithDeadline(Deno.execPath(), {
     args: [
       "run",
       "--allow-read",
@@ -38,31 +39,22 @@ test("compile refuses DENORT_BIN with several targets and explains", async () =>
       "--allow-env=DENORT_BIN",
       "--allow-run",
       "scripts/compile.ts",
+      ...args,
     ],
     env: { DENORT_BIN: "/nonexistent/denort" },
     stdout: "piped",
     stderr: "piped",
   }, 50_000).output;
+}
+
+test("compile refuses DENORT_BIN with several targets and explains", async () => {
+  const out = await compileWithMissingDenort();
   assert.equal(out.code, 2);
   assert.match(new TextDecoder().decode(out.stderr), /DENORT_BIN serves one target; pass --target/);
 });
 
 test("compile with DENORT_BIN passes it on to deno compile for one target", async () => {
-  const out = await spawnWithDeadline(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write=dist",
-      "--allow-env=DENORT_BIN",
-      "--allow-run",
-      "scripts/compile.ts",
-      "--target",
-      "x86_64-unknown-linux-gnu",
-    ],
-    env: { DENORT_BIN: "/nonexistent/denort" },
-    stdout: "piped",
-    stderr: "piped",
-  }, 50_000).output;
+  const out = await compileWithMissingDenort("--target", "x86_64-unknown-linux-gnu");
   // deno compile tried the given runtime (it does not exist here) instead of downloading one.
   assert.notEqual(out.code, 0);
   const err = new TextDecoder().decode(out.stderr);

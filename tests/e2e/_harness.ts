@@ -11,6 +11,8 @@
  *   it. `reloadUsers()` re-reads users.yml the way SIGHUP does. `close()`
  *   frees every socket, timer and file (also when the test's budget runs
  *   out, see `support/deadline.ts`).
+ * - `startRelayedPair(startRelay, opts?)` → `{ target, pair, relay }`: an
+ *   HTTP target and a pair whose client reaches the server through a relay.
  * - `startConfiguredServer(config, log)` → a server with the users of
  *   `config.usersFile`, the way `nitrosocks server` starts one.
  * - `run(cmd, args, opts?)` → `{ code, stdout, stderr }`; past its
@@ -39,6 +41,7 @@ import { type ClientHandle, type ClientOptions, startClient } from "../../lib/tu
 import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
 import { createLogger, type Logger } from "../../lib/observe/mod.ts";
 import { onTimeout, step } from "../support/deadline.ts";
+import { type HttpTarget, startHttpTarget } from "../support/http_target.ts";
 import { spawnWithDeadline } from "../support/process.ts";
 
 export { type EchoServer, startEchoServer } from "../support/serve.ts";
@@ -239,6 +242,44 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
     return pair;
   } catch (e) {
     await closeAll().catch(() => {});
+    throw e;
+  }
+}
+
+/** An HTTP target and a pair whose client dials the server through a relay. */
+export interface RelayedPair<R extends Via> extends AsyncDisposable {
+  target: HttpTarget;
+  pair: Pair;
+  relay: R;
+}
+
+/**
+ * Starts an HTTP target and a pair (`opts`) with `startRelay`'s relay
+ * between client and server; disposing closes all three.
+ *
+ * @example
+ * ```ts ignore
+ * await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
+ *   transport: "tcp",
+ * });
+ * const { target, pair, relay } = setup;
+ * ```
+ */
+export async function startRelayedPair<R extends Via>(
+  startRelay: (server: ServerInfo) => R | Promise<R>,
+  opts: Omit<PairOptions, "via"> = {},
+): Promise<RelayedPair<R>> {
+  const target = await startHttpTarget();
+  let relay: R | undefined;
+  try {
+    const pair = await startPair({ ...opts, via: async (s) => (relay = await startRelay(s)) });
+    const close = async () => {
+      await pair.close();
+      await target.close();
+    };
+    return { target, pair, relay: relay!, [Symbol.asyncDispose]: close };
+  } catch (e) {
+    await target.close();
     throw e;
   }
 }

@@ -10,6 +10,7 @@
  * - `sha256File(path)`, `fileSize(path)`
  * - `waitFor(what, cond, timeoutMs)` (from `support/deadline.ts`): polls, throws on timeout
  * - `startEditedClient(pair, edit)` → a client on an edited copy of the profile
+ * - `startFailoverClient(pair, relayPort)` → a client with the relay, then the server, as endpoints
  * - `endpointYaml(port, caPem?)`, `replaceCa(profile, caPem)`
  * - `startRelayProcess(args)` → `RelayProcess` (`port`, `stderr()`, `close()`)
  *
@@ -121,6 +122,19 @@ export async function startEditedClient(
     log: pair.logs.logger("client"),
     socks: { host: "127.0.0.1", port: 0 },
   });
+}
+
+/**
+ * Starts a client whose first endpoint is `relayPort` (a relay in front of
+ * the server) and whose second is the server itself. Close it before the pair.
+ */
+export function startFailoverClient(pair: Pair, relayPort: number): Promise<ClientHandle> {
+  return startEditedClient(
+    pair,
+    (p) =>
+      p.replace(/^server: .*$/m, `server: "127.0.0.1:${relayPort}"`) +
+      `\nendpoints:\n${endpointYaml(pair.serverPort)}\n`,
+  );
 }
 
 /** `nitrosocks relay` running as a subprocess. */

@@ -9,6 +9,7 @@ import { readExact, socksConnect, SocksReplyError } from "../support/socks_clien
 import { rawHttpRequest, startHttpTarget } from "../support/http_target.ts";
 import { freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
 import { test } from "../support/deadline.ts";
+import { readToEnd as readAll } from "../support/io.ts";
 
 const SANITIZE = { sanitizeOps: true, sanitizeResources: true };
 
@@ -18,21 +19,9 @@ async function write(conn: Deno.Conn, bytes: number[]): Promise<void> {
   while (o < b.length) o += await conn.write(b.subarray(o));
 }
 
-/** Everything the peer sends until it closes (bounded by a deadline). */
-async function readToEnd(conn: Deno.Conn, timeoutMs = 10_000): Promise<Uint8Array> {
-  const chunks: number[] = [];
-  const buf = new Uint8Array(4096);
-  const timer = setTimeout(() => conn.close(), timeoutMs);
-  try {
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(...buf.subarray(0, n));
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return Uint8Array.from(chunks);
+/** Everything the peer sends until it closes (10 s at most). */
+function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {
+  return readAll(conn, { ms: 10_000, what: "the client to answer and close" });
 }
 
 async function replyCode(

@@ -23,9 +23,10 @@ import {
   SocksReplyError,
 } from "../support/socks_client.ts";
 import { freePort, type Pair, startEchoServer, startPair } from "./_harness.ts";
-import { endpointYaml, startEditedClient, waitFor } from "./_paths.ts";
+import { startFailoverClient, waitFor } from "./_paths.ts";
 import { type GateRelay, startGateRelay } from "./_resume.ts";
 import { test, withDeadline as within } from "../support/deadline.ts";
+import { readToEnd as readAll } from "../support/io.ts";
 
 const SANITIZE = { sanitizeOps: true, sanitizeResources: true };
 const enc = new TextEncoder();
@@ -45,21 +46,10 @@ async function socksReply(pair: Pair, host: string, port: number): Promise<numbe
   return r.reply;
 }
 
-/** Everything the peer sends until it closes (bounded by a deadline). */
-async function readToEnd(conn: Deno.Conn, timeoutMs = 10_000): Promise<string> {
-  const chunks: number[] = [];
-  const buf = new Uint8Array(4096);
-  const timer = setTimeout(() => conn.close(), timeoutMs);
-  try {
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(...buf.subarray(0, n));
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return new TextDecoder().decode(Uint8Array.from(chunks));
+/** Everything the peer sends until it closes (10 s at most), as text. */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  const bytes = await readAll(conn, { ms: 10_000, what: "the peer to answer and close" });
+  return new TextDecoder().decode(bytes);
 }
 
 test(
@@ -194,12 +184,7 @@ test(
     const server = new EventLog(pair.server.events);
     const relay = startFaultRelay({ port: pair.serverPort });
     // Endpoint 1: a relay in front of the server; endpoint 2: the server itself.
-    const client = await startEditedClient(
-      pair,
-      (p) =>
-        p.replace(/^server: .*$/m, `server: "127.0.0.1:${relay.port}"`) +
-        `\nendpoints:\n${endpointYaml(pair.serverPort)}\n`,
-    );
+    const client = await startFailoverClient(pair, relay.port);
     const events = new EventLog(client.events);
     try {
       await within(client.tunnel(), 10_000, "the tunnel");

@@ -21,6 +21,7 @@ import {
   sha256File,
   startCurl,
   startEditedClient,
+  startFailoverClient,
   startRelayProcess,
   waitFor,
 } from "./_paths.ts";
@@ -35,12 +36,7 @@ test.slow("failover: killing the relay in use moves the live session to the othe
   const relay: FaultRelay = startFaultRelay({ port: pair.serverPort });
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-paths-" });
   // Endpoint 1: a relay in front of the server; endpoint 2: the server itself.
-  const client = await startEditedClient(
-    pair,
-    (p) =>
-      p.replace(/^server: .*$/m, `server: "127.0.0.1:${relay.port}"`) +
-      `\nendpoints:\n${endpointYaml(pair.serverPort)}\n`,
-  );
+  const client = await startFailoverClient(pair, relay.port);
   try {
     const session = await client.tunnel();
     assert.equal(relay.connections, 1, "the tunnel starts on the first endpoint (the relay)");

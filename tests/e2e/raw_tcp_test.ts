@@ -63,6 +63,22 @@ async function waitForPort(port: number, child: Deno.ChildProcess): Promise<bool
   return false;
 }
 
+/** ssh options: no config, no prompts, no known hosts, and `nc -X 5` through the SOCKS5 port. */
+function sshVia(socksPort: number): string[] {
+  return [
+    "-F",
+    "/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    `ProxyCommand=nc -X 5 -x 127.0.0.1:${socksPort} %h %p`,
+  ];
+}
+
 test({
   name: "ssh with ProxyCommand 'nc -X 5' logs in to a local sshd through the tunnel",
   ignore: !(await canRunSshd()),
@@ -113,20 +129,11 @@ test({
         throw new Error(`sshd did not start: ${await sshdLog}`);
       }
       const r = await run("ssh", [
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
+        ...sshVia(pair.socksPort),
         "-o",
         "LogLevel=ERROR",
         "-o",
         "ConnectTimeout=30",
-        "-o",
-        `ProxyCommand=nc -X 5 -x 127.0.0.1:${pair.socksPort} %h %p`,
         "-i",
         join(tmp, "id"),
         "-p",
@@ -204,16 +211,7 @@ test({
       const port = (listener.addr as Deno.NetAddr).port;
       const r = await run("ssh", [
         "-v",
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        `ProxyCommand=nc -X 5 -x 127.0.0.1:${pair.socksPort} %h %p`,
+        ...sshVia(pair.socksPort),
         "-p",
         String(port),
         "nobody@127.0.0.1",

@@ -11,30 +11,25 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import type { MuxStats } from "../../lib/mux/mod.ts";
-import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
-import { type Fault, type FaultRelay, startFaultRelay } from "../support/fault_relay.ts";
-import { startPair } from "./_harness.ts";
+import { expectedSha256 } from "../support/http_target.ts";
+import { type Fault, startFaultRelay } from "../support/fault_relay.ts";
+import { startRelayedPair } from "./_harness.ts";
 import {
   curlDownload,
   curlEcho,
-  type GateRelay,
   median,
   prng,
   startGateRelay,
   watchFlow,
   writePatternFile,
 } from "./_resume.ts";
-import { test } from "../support/deadline.ts";
+import { test, waitFor as pollUntil } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
-/** Polls `cond` every 10 ms until it holds or `ms` pass. */
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Polls `cond` every 10 ms until it holds; fails naming `what` after `ms`. */
+function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  return pollUntil(what, cond, ms);
 }
 
 function ms(xs: number[]): string {
@@ -51,14 +46,12 @@ test.slow("a stalled connection is found dead by the keepalive timers and the do
   }));
   const fast = { keepalive: "200ms", dead_after: "1s" };
   expectedSha256(n); // hashed now, not while timers run
-  await using target = await startHttpTarget();
-  let relay: FaultRelay | undefined;
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
     serverSession: fast,
     clientSession: fast,
-    via: (s) => (relay = startFaultRelay({ port: s.port }, faults)),
   });
+  const { target, pair, relay } = setup;
   const watch = watchFlow(await pair.client!.tunnel());
   try {
     const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
@@ -82,18 +75,17 @@ test.slow("a connection that stalls during the resume handshake is given up afte
   const n = 32 * MiB;
   const fast = { keepalive: "200ms", dead_after: "1s" };
   expectedSha256(n);
-  await using target = await startHttpTarget();
-  await using pair = await startPair({
+  const faults: Fault[] = [
+    { kind: "stall", dir: "down", at: 8 * MiB },
+    // The ServerHello of the resumption stops after 200 bytes.
+    { kind: "stall", dir: "down", at: 200 },
+  ];
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
     serverSession: fast,
     clientSession: fast,
-    via: (s) =>
-      startFaultRelay({ port: s.port }, [
-        { kind: "stall", dir: "down", at: 8 * MiB },
-        // The ServerHello of the resumption stops after 200 bytes.
-        { kind: "stall", dir: "down", at: 200 },
-      ]),
   });
+  const { target, pair } = setup;
   const t0 = performance.now();
   const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
   const secs = (performance.now() - t0) / 1000;
@@ -122,11 +114,10 @@ test.slow("after a reset data flows again within milliseconds (median of seven)"
     at: 6 * MiB + Math.floor(rand() * 12 * MiB),
   }));
   expectedSha256(n);
-  await using target = await startHttpTarget();
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
-    via: (s) => startFaultRelay({ port: s.port }, faults),
   });
+  const { target, pair } = setup;
   const watch = watchFlow(await pair.client!.tunnel());
   try {
     const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
@@ -147,14 +138,12 @@ test.slow("while the server is unreachable the client buffers no more than its r
   const streamWindow = 8 * MiB; // the server's limits.stream_window (default): the client's credit
   const settings = { resend_buffer: "1MiB" };
   expectedSha256(n);
-  await using target = await startHttpTarget();
-  let gate: GateRelay | undefined;
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startGateRelay(s.port), {
     transport: "tcp",
     serverSession: settings,
     clientSession: settings,
-    via: (s) => (gate = startGateRelay(s.port)),
   });
+  const { target, pair, relay: gate } = setup;
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-outage-" });
   try {
     const upload = join(tmp, "upload");

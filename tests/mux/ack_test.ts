@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError } from "../support/assert.ts";
 import {
   ACK_FRAME_BYTES,
   decodeFrames,
@@ -29,15 +29,6 @@ const QUIET = {
   streamWindow: INITIAL_STREAM_WINDOW,
   sessionWindow: INITIAL_SESSION_WINDOW,
 } as const;
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function u64(v: bigint): Uint8Array {
   const b = new Uint8Array(8);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError } from "../support/assert.ts";
 import { Writer } from "../../lib/wire/bytes.ts";
 import {
   decodeFrames,
@@ -65,15 +66,6 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     payload: bytes(4, 4),
   }),
 );
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 Deno.test("decodeFrames() inverts encodeFrame() for any sequence of frames", () => {
   fc.assert(

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError } from "../support/assert.ts";
 import {
   FrameType,
   INITIAL_SESSION_WINDOW,
@@ -21,15 +21,6 @@ import {
   REPLY_OK,
   REQUEST,
 } from "./_helpers.ts";
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function types(evs: MuxEvent[]): string[] {
   return evs.map((e) => e.type);

@@ -1,17 +1,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError } from "../support/assert.ts";
 import { FrameType, Mux } from "../../lib/mux/mod.ts";
 import { concatAll, drainFrames, rawFrame, REPLY_OK, REQUEST } from "./_helpers.ts";
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function server(): Mux {
   return new Mux({ role: "server" });

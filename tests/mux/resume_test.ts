@@ -4,7 +4,7 @@
  * unchanged and in order, so no stream notices.
  */
 import assert from "node:assert/strict";
-import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError } from "../support/assert.ts";
 import {
   decodeFrames,
   FrameType,
@@ -21,15 +21,6 @@ const QUIET = {
   streamWindow: INITIAL_STREAM_WINDOW,
   sessionWindow: INITIAL_SESSION_WINDOW,
 } as const;
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 /** A resumable client and server with stream 1 open and replied. */
 function connected(opts: Partial<MuxOptions> = QUIET): { client: Mux; server: Mux } {

@@ -18,6 +18,7 @@ import { HeaderMask } from "../../lib/record/_mask.ts";
 import { deriveLenKey } from "../../lib/record/_keys.ts";
 import { join, pattern, secretOf, settle, SUITES } from "./_helpers.ts";
 import { refEpochs, refLenKey, refSealInner } from "./_reference.ts";
+import { isProtocolError } from "../support/assert.ts";
 
 async function pair(aead: (typeof SUITES)[number], b = 1): Promise<[RecordSealer, RecordOpener]> {
   return [await createRecordSealer(aead, secretOf(b)), await createRecordOpener(aead, secretOf(b))];
@@ -27,10 +28,6 @@ async function pair(aead: (typeof SUITES)[number], b = 1): Promise<[RecordSealer
 function assertPrefix(got: Uint8Array[], sent: Uint8Array[]): void {
   assert.ok(got.length <= sent.length);
   assert.deepEqual(got, sent.slice(0, got.length));
-}
-
-function isCode(code: string) {
-  return (e: unknown) => e instanceof ProtocolError && e.code === code;
 }
 
 /**
@@ -223,10 +220,10 @@ for (const aead of SUITES) {
     const ps = opener.push(join([recs[0]!, bad, recs[2]!]));
     assert.equal(ps.length, 3);
     assert.deepEqual(await ps[0], pattern(10));
-    await assert.rejects(ps[1]!, isCode("DECRYPT_FAILED"));
-    await assert.rejects(ps[2]!, isCode("DECRYPT_FAILED"));
+    await assert.rejects(ps[1]!, isProtocolError("DECRYPT_FAILED"));
+    await assert.rejects(ps[2]!, isProtocolError("DECRYPT_FAILED"));
     const later = opener.push(await sealer.seal(pattern(40)));
-    await assert.rejects(later[0]!, isCode("DECRYPT_FAILED"));
+    await assert.rejects(later[0]!, isProtocolError("DECRYPT_FAILED"));
   });
 
   Deno.test(`${aead}: a truncated record is never delivered`, async () => {
@@ -249,10 +246,10 @@ for (const aead of SUITES) {
       const h = len ^ mask.mask(0);
       const hdr = Uint8Array.of(h >>> 16, (h >>> 8) & 0xff, h & 0xff);
       assert.deepEqual(opener.push(hdr.subarray(0, 2)), []);
-      assert.throws(() => opener.push(hdr.subarray(2)), isCode("TOO_LARGE"));
+      assert.throws(() => opener.push(hdr.subarray(2)), isProtocolError("TOO_LARGE"));
       assert.equal(opener.buffered, 0);
       // Dead from now on.
-      assert.throws(() => opener.push(new Uint8Array(1)), isCode("TOO_LARGE"));
+      assert.throws(() => opener.push(new Uint8Array(1)), isProtocolError("TOO_LARGE"));
     }
     // The largest legal record still passes.
     const [sealer, opener] = await pair(aead, 8);
@@ -269,7 +266,7 @@ for (const aead of SUITES) {
     const ps = opener.push(
       join([Uint8Array.of(h >>> 16, (h >>> 8) & 0xff, h & 0xff), new Uint8Array(17)]),
     );
-    await assert.rejects(ps[0]!, isCode("DECRYPT_FAILED"));
+    await assert.rejects(ps[0]!, isProtocolError("DECRYPT_FAILED"));
   });
 
   Deno.test(`${aead}: an authentic record whose pad_len exceeds its inner length is MALFORMED`, async () => {
@@ -278,7 +275,7 @@ for (const aead of SUITES) {
     const inner = Uint8Array.of(0, 9, 1, 2, 3); // pad_len 9 > 3
     const rec = refSealInner(aead, refLenKey(secret), ep, 0, 0n, inner);
     const opener = await createRecordOpener(aead, secret);
-    await assert.rejects(opener.push(rec)[0]!, isCode("MALFORMED"));
+    await assert.rejects(opener.push(rec)[0]!, isProtocolError("MALFORMED"));
   });
 
   Deno.test(`${aead}: the sealer refuses to go past the last sequence number`, async () => {
@@ -289,8 +286,8 @@ for (const aead of SUITES) {
     await opener.ready;
     const rec = await sealer.seal(pattern(9));
     assert.deepEqual(await opener.push(rec)[0], pattern(9));
-    assert.throws(() => sealer.seal(pattern(1)), isCode("LIMIT"));
-    assert.throws(() => opener.push(rec), isCode("LIMIT"));
+    assert.throws(() => sealer.seal(pattern(1)), isProtocolError("LIMIT"));
+    assert.throws(() => opener.push(rec), isProtocolError("LIMIT"));
   });
 
   Deno.test(`${aead}: records of one direction do not open in the other`, async () => {
@@ -309,7 +306,7 @@ Deno.test("records sealed with one suite do not open with another", async () => 
   const sealer = await createRecordSealer("aes-256-gcm", secretOf(15));
   const opener = await createRecordOpener("chacha20-poly1305", secretOf(15));
   const ps = opener.push(await sealer.seal(pattern(50)));
-  await assert.rejects(ps[0]!, isCode("DECRYPT_FAILED"));
+  await assert.rejects(ps[0]!, isProtocolError("DECRYPT_FAILED"));
 });
 
 Deno.test("createRecordSealer()/createRecordOpener() refuse bad arguments", async () => {
