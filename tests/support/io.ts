@@ -36,6 +36,12 @@ export interface ReadToEndOptions {
   endOnError?: boolean;
 }
 
+/** Options for {@linkcode exchange}. */
+export interface ExchangeOptions extends ReadToEndOptions {
+  /** Half-close after writing, so the peer reads end of stream. */
+  halfClose?: boolean;
+}
+
 /**
  * Reads everything until end of stream.
  *
@@ -80,8 +86,9 @@ async function readAll(r: Reader, endOnError: boolean): Promise<Uint8Array> {
 }
 
 /**
- * Writes `bytes` to `stream`, then reads everything it answers until it
- * closes (see {@linkcode readToEnd}); closes the stream at the end.
+ * Writes `bytes` to `stream` (then half-closes it with `halfClose`), reads
+ * everything it answers until it closes (see {@linkcode readToEnd}), and
+ * closes the stream.
  *
  * @example
  * ```ts ignore
@@ -91,10 +98,11 @@ async function readAll(r: Reader, endOnError: boolean): Promise<Uint8Array> {
 export async function exchange(
   stream: ByteStream,
   bytes: Uint8Array,
-  opts: ReadToEndOptions = {},
+  opts: ExchangeOptions = {},
 ): Promise<Uint8Array> {
   try {
     await writeAll(stream, bytes);
+    if (opts.halfClose) await stream.closeWrite();
     return await readToEnd(stream, opts);
   } finally {
     closeQuietly(stream);

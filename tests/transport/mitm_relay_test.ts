@@ -3,13 +3,16 @@ import { dial, listen, writeAll } from "../../lib/transport/mod.ts";
 import { createTlsFixture } from "../support/certs.ts";
 import { containsBytes, startMitmRelay, startTcpRelay } from "../support/mitm_relay.ts";
 import { test } from "../support/deadline.ts";
+import { exchange as exchangeBytes } from "../support/io.ts";
+import { serveConnections, type Served } from "../support/serve.ts";
+import type { Acceptor } from "../../lib/tunnel/listener.ts";
 
 const te = new TextEncoder();
 const fixture = await createTlsFixture(["localhost", "127.0.0.1"]);
 
 /** TLS (or TCP) server that answers each read with "echo:" + the bytes. */
-function startEchoServer(transport: "tls" | "tcp") {
-  const listener = transport === "tls"
+function startEchoServer(transport: "tls" | "tcp"): Served {
+  const listener: Acceptor<Deno.Conn> = transport === "tls"
     ? listen({
       transport,
       hostname: "127.0.0.1",
@@ -18,52 +21,24 @@ function startEchoServer(transport: "tls" | "tcp") {
       keyPem: fixture.server.keyPem,
     })
     : listen({ transport, hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const done = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      (async () => {
-        const buf = new Uint8Array(4096);
-        try {
-          for (;;) {
-            const n = await conn.read(buf);
-            if (n === null) break;
-            await writeAll(conn, Uint8Array.of(...te.encode("echo:"), ...buf.subarray(0, n)));
-          }
-          await conn.closeWrite();
-        } catch {
-          // Peer went away.
-        } finally {
-          conns.delete(conn);
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }
-      })();
+  return serveConnections(listener, async (conn) => {
+    const buf = new Uint8Array(4096);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        await writeAll(conn, Uint8Array.of(...te.encode("echo:"), ...buf.subarray(0, n)));
+      }
+      await conn.closeWrite();
+    } catch {
+      // Peer went away.
     }
-  })().catch(() => {});
-  return {
-    port: listener.addr.port,
-    async close() {
-      listener.close();
-      for (const c of conns) c.close();
-      await done;
-    },
-  };
+  });
 }
 
+/** Sends `text`, half-closes, and returns all the peer answered; closes `conn`. */
 async function exchange(conn: Deno.Conn, text: string): Promise<string> {
-  await writeAll(conn, te.encode(text));
-  await conn.closeWrite();
-  const out: Uint8Array[] = [];
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    out.push(buf.slice(0, n));
-  }
-  conn.close();
-  return out.map((b) => new TextDecoder().decode(b)).join("");
+  return new TextDecoder().decode(await exchangeBytes(conn, te.encode(text), { halfClose: true }));
 }
 
 test("startMitmRelay() intercepts TLS: a client trusting the forged CA is read in plaintext", async () => {

@@ -3,6 +3,8 @@ import { dial, dialTls, listen, writeAll } from "../../lib/transport/mod.ts";
 import { replyForError } from "../../lib/socks5/mod.ts";
 import { createCa, createTlsFixture, issueCert } from "../support/certs.ts";
 import { test } from "../support/deadline.ts";
+import { readToEnd } from "../support/io.ts";
+import { serveConnections, type Served } from "../support/serve.ts";
 
 const fixture = await createTlsFixture(["localhost", "127.0.0.1", "::1", "nitro.test"]);
 
@@ -19,49 +21,34 @@ function startEcho(
     ...(opts.alpn ? { alpn: opts.alpn } : {}),
   });
   const alpns: (string | null)[] = [];
-  const done = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        try {
-          alpns.push((await conn.handshake()).alpnProtocol);
-          const buf = new Uint8Array(4096);
-          for (;;) {
-            const n = await conn.read(buf);
-            if (n === null) break;
-            await writeAll(conn, buf.subarray(0, n));
-          }
-          await conn.closeWrite();
-        } catch {
-          // Client rejected us or went away.
-        } finally {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }
-      })();
+  const served = serveConnections(listener, async (conn) => {
+    try {
+      alpns.push((await conn.handshake()).alpnProtocol);
+      const buf = new Uint8Array(4096);
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        await writeAll(conn, buf.subarray(0, n));
+      }
+      await conn.closeWrite();
+    } catch {
+      // Client rejected us or went away.
     }
-  })().catch(() => {});
-  return {
-    port: listener.addr.port,
-    alpns,
-    async close() {
-      listener.close();
-      await done;
-    },
-  };
+  });
+  return { port: served.port, alpns, close: served.close };
 }
 
 async function roundTrip(conn: Deno.Conn, text: string): Promise<string> {
   await writeAll(conn, new TextEncoder().encode(text));
   await conn.closeWrite();
-  const chunks: number[] = [];
-  const buf = new Uint8Array(1024);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    chunks.push(...buf.subarray(0, n));
-  }
-  return new TextDecoder().decode(Uint8Array.from(chunks));
+  return new TextDecoder().decode(await readToEnd(conn));
+}
+
+/** A TCP server that accepts and never answers, holding each connection until its peer closes. */
+function startSilentServer(): Served {
+  return serveConnections(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (c) => {
+    await readToEnd(c, { endOnError: true });
+  });
 }
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
@@ -204,50 +191,40 @@ test("dial() reports a refused port for TCP and TLS", async () => {
 });
 
 test("dial() TLS times out when the server never answers the handshake", async () => {
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const c of silent) held.push(c);
-  })().catch(() => {});
+  const silent = startSilentServer();
   try {
     const t0 = performance.now();
     const e = await rejection(dial({
       transport: "tls",
       hostname: "127.0.0.1",
-      port: silent.addr.port,
+      port: silent.port,
       caPems: [fixture.ca.certPem],
       timeoutMs: 300,
     }));
     assert.ok(performance.now() - t0 < 3000);
     assert.ok(e instanceof Deno.errors.TimedOut);
-    assert.equal(e.message, `timed out after 300 ms connecting to 127.0.0.1:${silent.addr.port}`);
+    assert.equal(e.message, `timed out after 300 ms connecting to 127.0.0.1:${silent.port}`);
     assert.equal(replyForError(e), 4);
     const e2 = await rejection(dial({
       transport: "tls",
       hostname: "127.0.0.1",
-      port: silent.addr.port,
+      port: silent.port,
       timeoutMs: 1000,
     }));
     assert.match(e2.message, /^timed out after 1 s connecting to /);
   } finally {
-    silent.close();
-    for (const c of held) c.close();
-    await accepting;
+    await silent.close();
   }
 });
 
 test("dial() rejects with the caller's abort reason", async () => {
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const c of silent) held.push(c);
-  })().catch(() => {});
+  const silent = startSilentServer();
   try {
     const ac = new AbortController();
     const p = dial({
       transport: "tls",
       hostname: "127.0.0.1",
-      port: silent.addr.port,
+      port: silent.port,
       signal: ac.signal,
     });
     setTimeout(() => ac.abort(new Error("shutting down")), 50);
@@ -259,28 +236,21 @@ test("dial() rejects with the caller's abort reason", async () => {
       "already",
     );
   } finally {
-    silent.close();
-    for (const c of held) c.close();
-    await accepting;
+    await silent.close();
   }
 });
 
 test("dial() TLS to a plain TCP server explains the failed handshake", async () => {
-  const plain = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving = (async () => {
-    for await (const c of plain) {
-      await c.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n")).catch(() => {});
-      c.close();
-    }
-  })().catch(() => {});
+  const plain = serveConnections(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (c) => {
+    await c.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n")).catch(() => {});
+  });
   try {
     const e = await rejection(
-      dial({ transport: "tls", hostname: "127.0.0.1", port: plain.addr.port }),
+      dial({ transport: "tls", hostname: "127.0.0.1", port: plain.port }),
     );
     assert.match(e.message, /^TLS handshake with 127\.0\.0\.1:\d+ failed: /);
   } finally {
-    plain.close();
-    await serving;
+    await plain.close();
   }
 });
 
