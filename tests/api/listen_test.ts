@@ -4,11 +4,12 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { ConfigError, connect, EventHub, listen } from "../../mod.ts";
+import { ConfigError, connect, EventHub, listen, Socks5Error } from "../../mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { initServerDir } from "../../lib/cli/init.ts";
 import { startServer } from "./_setup.ts";
 import { step, test } from "../support/deadline.ts";
+import { assertRejectsWith } from "../support/assert.ts";
 
 async function refusesConnections(port: number): Promise<boolean> {
   try {
@@ -116,7 +117,11 @@ test("server.events reports alice's login, her stream and a probe's refusal", as
       const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (l.addr as Deno.NetAddr).port;
       l.close();
-      await assert.rejects(tunnel.dial({ hostname: "127.0.0.1", port }));
+      await assertRejectsWith(
+        tunnel.dial({ hostname: "127.0.0.1", port }),
+        Socks5Error,
+        `Cannot dial 127.0.0.1:${port}: the server answered "connection refused"`,
+      );
       const r = await refused;
       assert.equal(r.target, `127.0.0.1:${port}`);
       assert.equal(r.reply, 5);

@@ -62,15 +62,20 @@ test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
   }
 });
 
-test("nitrosocks bench exits 2 on an unknown flag", async () => {
+test("nitrosocks bench exits 2 on an unknown flag, with the bench usage", async () => {
   const err = console.error;
-  console.error = () => {};
+  const printed: string[] = [];
+  console.error = (...a: unknown[]) => printed.push(a.join(" "));
   try {
     assert.equal(await runCli(["bench", "--bogus"]), 2);
   } finally {
     console.error = err;
   }
-  assert.equal(benchCommand.name, "bench");
+  // The bench command itself refused the flag (an unknown command also exits 2).
+  const out = printed.join("\n");
+  assert.match(out, /^nitrosocks bench: .*--bogus/);
+  assert.ok(out.endsWith(benchCommand.usage), out);
+  assert.match(benchCommand.usage, /--latency-count/);
 });
 
 test("parseSize() and percentile() follow their examples", () => {

@@ -14,6 +14,9 @@ import {
 import { decodeServerIdentity, serverPublicKey } from "../../lib/handshake/mod.ts";
 import { certificateNames } from "../../lib/pki/mod.ts";
 import { test } from "../support/deadline.ts";
+import { assertRejectsWith } from "../support/assert.ts";
+import { readToEnd, writeAll } from "../support/io.ts";
+import { serveConnections } from "../support/serve.ts";
 
 /** Runs a command with console.log captured; returns exit code and output. */
 async function run(
@@ -163,24 +166,33 @@ test("user add profile reaches the server over TLS with its CA and server name",
     await run(userCommand, ["add", "bob", "--dir", dir, "--out", out]);
     const server = await loadServerConfig(join(dir, "server.yml"));
     const profile = await loadClientConfig(out);
-    using listener = Deno.listenTls({
+    const listener = Deno.listenTls({
       hostname: "127.0.0.1",
       port: 0,
       cert: server.tls!.certPem,
       key: server.tls!.keyPem,
     });
-    const accepted = listener.accept().then(async (c) => {
+    const served = serveConnections(listener, async (c) => {
       await c.handshake();
-      c.close();
+      await writeAll(c, new TextEncoder().encode("hello bob"));
     });
-    const tcp = await Deno.connect({ hostname: profile.server.host, port: listener.addr.port });
-    const tls = await Deno.startTls(tcp, {
-      hostname: profile.serverName,
-      caCerts: [profile.caPem!],
-    });
-    await tls.handshake();
-    tls.close();
-    await accepted;
+    try {
+      const dial = async (serverName: string) => {
+        const tcp = await Deno.connect({ hostname: profile.server.host, port: served.port });
+        return Deno.startTls(tcp, { hostname: serverName, caCerts: [profile.caPem!] });
+      };
+      // The profile's CA and server name verify the server's certificate…
+      const tls = await dial(profile.serverName);
+      const got = await readToEnd(tls, { endOnError: true });
+      tls.close();
+      assert.equal(new TextDecoder().decode(got), "hello bob");
+      // …and the check is real: another name is refused.
+      const other = await dial("not-the-server.example");
+      await assertRejectsWith(other.handshake(), Deno.errors.InvalidData, /not valid for name/);
+      other.close();
+    } finally {
+      await served.close();
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import { Opener } from "../../lib/record/_opener.ts";
 import { KeySchedule } from "../../lib/record/_keys.ts";
 import { join, pattern, secretOf, SUITES } from "./_helpers.ts";
 import { refEpochs, refLenKey, refOpenRecord } from "./_reference.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 /** Seals payloads of the given sizes one by one; returns records and the epoch of each. */
 async function sealAll(
@@ -104,7 +105,7 @@ for (const aead of SUITES) {
     }
     const lenKey = refLenKey(secret);
     const [e0, e1] = refEpochs(aead, secret, 1);
-    assert.throws(() => refOpenRecord(aead, lenKey, e0!, 0n, b));
+    assertThrowsWith(() => refOpenRecord(aead, lenKey, e0!, 0n, b), Error, /invalid tag/);
     assert.deepEqual(refOpenRecord(aead, lenKey, e1!, 0n, b).payload, pattern(64));
   });
 
