@@ -7,6 +7,7 @@ import { strict as assert } from "node:assert";
 import { createConn } from "../../lib/api/_conn.ts";
 import { PeerSlowError } from "../../mod.ts";
 import { step, test } from "../support/deadline.ts";
+import { assertRejectsWith, assertThrowsWith } from "../support/assert.ts";
 
 const addr = (port: number): Deno.NetAddr => ({ transport: "tcp", hostname: "127.0.0.1", port });
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -126,7 +127,11 @@ test("readFull() past timeoutMs keeps the bytes read and loses none after them",
     // A deadline of 0 with nothing there fails at once, having read nothing.
     const e0 = await conn.readFull(buf, { timeoutMs: 0 }).catch((e) => e);
     assert.ok(e0 instanceof PeerSlowError && e0.bytesRead === 0);
-    await assert.rejects(conn.readFull(buf, { timeoutMs: -1 }), RangeError);
+    await assertRejectsWith(
+      conn.readFull(buf, { timeoutMs: -1 }),
+      RangeError,
+      "Invalid timeoutMs: -1 is not a number of milliseconds (0 or more)",
+    );
     conn.close();
   });
 });
@@ -136,8 +141,16 @@ test("the session side closing without an end resets reads and writes", async ()
     const { conn, side } = pair();
     const reading = conn.read(new Uint8Array(4));
     side.close();
-    await assert.rejects(reading, Deno.errors.ConnectionReset);
-    await assert.rejects(conn.write(bytes(1)), Deno.errors.ConnectionReset);
+    await assertRejectsWith(
+      reading,
+      Deno.errors.ConnectionReset,
+      "The tunnel connection to 127.0.0.1:80 was reset: the target or the tunnel closed it",
+    );
+    await assertRejectsWith(
+      conn.write(bytes(1)),
+      Deno.errors.ConnectionReset,
+      "The tunnel connection to 127.0.0.1:80 was reset: the target or the tunnel closed it",
+    );
     conn.close();
   });
   await step("a clean end, then close", async () => {
@@ -156,10 +169,26 @@ test("close() ends the session side's reads and fails its writes", async () => {
     const sideRead = side.read(new Uint8Array(4));
     conn.close();
     assert.equal(await sideRead, null, "the session reads end of stream (a FIN)");
-    await assert.rejects(pending, Deno.errors.BrokenPipe);
-    await assert.rejects(conn.read(new Uint8Array(1)), Deno.errors.BadResource);
-    await assert.rejects(conn.write(bytes(1)), Deno.errors.BadResource);
-    assert.throws(() => conn.close(), Deno.errors.BadResource);
+    await assertRejectsWith(
+      pending,
+      Deno.errors.BrokenPipe,
+      "Cannot deliver to the tunnel connection to 127.0.0.1:80: the application closed it",
+    );
+    await assertRejectsWith(
+      conn.read(new Uint8Array(1)),
+      Deno.errors.BadResource,
+      "Cannot read from the tunnel connection to 127.0.0.1:80: it is closed",
+    );
+    await assertRejectsWith(
+      conn.write(bytes(1)),
+      Deno.errors.BadResource,
+      "Cannot write to the tunnel connection to 127.0.0.1:80: it is closed",
+    );
+    assertThrowsWith(
+      () => conn.close(),
+      Deno.errors.BadResource,
+      "Cannot close the tunnel connection to 127.0.0.1:80: it is closed",
+    );
     conn[Symbol.dispose](); // idempotent
   });
 });
@@ -168,7 +197,11 @@ test("a second read while one waits throws Busy", async () => {
   await step("busy", async () => {
     const { conn, side } = pair();
     const first = conn.read(new Uint8Array(1));
-    await assert.rejects(conn.read(new Uint8Array(1)), Deno.errors.Busy);
+    await assertRejectsWith(
+      conn.read(new Uint8Array(1)),
+      Deno.errors.Busy,
+      "Cannot read from tunnel connection to 127.0.0.1:80: another read is in progress",
+    );
     await side.write(bytes(7));
     assert.equal(await first, 1);
     conn.close();

@@ -17,6 +17,7 @@ import { randomBytes } from "../../lib/crypto/mod.ts";
 import { freePort, startEchoServer } from "../e2e/_harness.ts";
 import { readToEnd, serveOnce, startServer, writeAll } from "./_setup.ts";
 import { step, test } from "../support/deadline.ts";
+import { assertRejectsWith, assertThrowsWith } from "../support/assert.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -57,7 +58,11 @@ test("closeWrite() half-closes: the target reads end of stream and can still ans
     using conn = await tunnel.dial({ hostname: "127.0.0.1", port: target.port });
     await conn.write(enc.encode("hello, target"));
     await conn.closeWrite();
-    await assert.rejects(conn.write(enc.encode("more")), Deno.errors.BrokenPipe);
+    await assertRejectsWith(
+      conn.write(enc.encode("more")),
+      Deno.errors.BrokenPipe,
+      "Cannot write to tunnel connection to 127.0.0.1:",
+    );
     assert.equal(dec.decode(await readToEnd(conn)), "got 13 bytes");
     await target.done;
   });
@@ -124,8 +129,16 @@ test("dial() with transport udp rejects with NotSupported (no datagram frame yet
       (e: unknown) =>
         e instanceof Deno.errors.NotSupported && /datagrams .* not supported yet/.test(e.message),
     );
-    await assert.rejects(tunnel.dial({ hostname: "127.0.0.1", port: 0 }), RangeError);
-    await assert.rejects(tunnel.dial({ hostname: "no such host!", port: 80 }), TypeError);
+    await assertRejectsWith(
+      tunnel.dial({ hostname: "127.0.0.1", port: 0 }),
+      RangeError,
+      "Cannot dial 127.0.0.1:0: port 0 is not in 1-65535",
+    );
+    await assertRejectsWith(
+      tunnel.dial({ hostname: "no such host!", port: 80 }),
+      TypeError,
+      'Cannot dial no such host!:80: "no such host!" is not a host name or IP address',
+    );
   });
 });
 
@@ -216,10 +229,15 @@ test("aborting the signal closes the tunnel and resets its connections", async (
     assert.equal(tunnel.closed, true);
     const end = await ended;
     assert.equal(end.graceful, true);
-    await assert.rejects(reading, Deno.errors.ConnectionReset);
-    await assert.rejects(
+    await assertRejectsWith(
+      reading,
+      Deno.errors.ConnectionReset,
+      "was reset: the target or the tunnel closed it",
+    );
+    await assertRejectsWith(
       tunnel.dial({ hostname: "127.0.0.1", port: echo.port }),
       Deno.errors.BadResource,
+      "Cannot dial 127.0.0.1:",
     );
     conn.close();
     await tunnel.close();
@@ -278,9 +296,17 @@ test("await using closes the tunnel; its connections then read a reset", async (
       assert.equal(await conn.readFull(new Uint8Array(1), { timeoutMs: 10_000 }), 1);
     }
     assert.equal(closed(), true);
-    await assert.rejects(conn.read(new Uint8Array(1)), Deno.errors.ConnectionReset);
+    await assertRejectsWith(
+      conn.read(new Uint8Array(1)),
+      Deno.errors.ConnectionReset,
+      "was reset: the target or the tunnel closed it",
+    );
     conn.close();
-    assert.throws(() => conn.close(), Deno.errors.BadResource);
+    assertThrowsWith(
+      () => conn.close(),
+      Deno.errors.BadResource,
+      "Cannot close the tunnel connection to 127.0.0.1:",
+    );
   });
 });
 

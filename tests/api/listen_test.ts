@@ -64,14 +64,26 @@ test("listen() refuses a bad file, a bad log level and an aborted signal", async
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   try {
     await step("listen() to refuse", async () => {
-      await assert.rejects(listen(join(dir, "missing.yml")), Error);
+      await assertRejectsWith(
+        listen(join(dir, "missing.yml")),
+        ConfigError,
+        "Cannot read config file: file not found",
+      );
       await Deno.writeTextFile(join(dir, "server.yml"), "listen: 127.0.0.1:0\nlisn: 1\n");
-      await assert.rejects(listen(join(dir, "server.yml")), ConfigError);
+      await assertRejectsWith(
+        listen(join(dir, "server.yml")),
+        ConfigError,
+        'Unknown key "lisn" (expected one of: listen, transport,',
+      );
       await Deno.remove(join(dir, "server.yml"));
       await initServerDir(dir, { listen: "127.0.0.1:0" });
       const path = join(dir, "server.yml");
-      // @ts-expect-error: not a level
-      await assert.rejects(listen(path, { log: "loud" }), TypeError);
+      await assertRejectsWith(
+        // @ts-expect-error: not a level
+        listen(path, { log: "loud" }),
+        TypeError,
+        'Invalid log level "loud": expected "debug", "info", "warn" or "error"',
+      );
       const reason = new Error("stop");
       await assert.rejects(
         listen(path, { signal: AbortSignal.abort(reason) }),

@@ -4,6 +4,7 @@ import { UsageError } from "../../lib/cli/args.ts";
 import { runCli } from "../../lib/cli/mod.ts";
 import { formatReport, parseSize, percentile, runBench } from "../../lib/bench/mod.ts";
 import { test } from "../support/deadline.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 test("parseBenchArgs() gives bounded defaults", () => {
   const { options, json } = parseBenchArgs([]);
@@ -44,22 +45,20 @@ test("parseBenchArgs() reads every flag", () => {
 });
 
 test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
-  const bad = [
-    ["--bogus"],
-    ["stray"],
-    ["--bytes", "lots"],
-    ["--bytes", "17GiB"],
-    ["--streams", "0"],
-    ["--streams", String(BENCH_LIMITS.maxStreams + 1)],
-    ["--latency-count", "1e3"],
-    ["--duration", String(BENCH_LIMITS.maxDurationS + 1)],
-    ["--transport", "quic"],
-    ["--config", "a.yml", "--transport", "tcp"],
-    ["--target", "nohost"],
+  const bad: [string[], string][] = [
+    [["--bogus"], "Unknown option '--bogus'"],
+    [["stray"], 'Unexpected argument "stray"'],
+    [["--bytes", "lots"], 'Invalid --bytes "lots"'],
+    [["--bytes", "17GiB"], 'Invalid --bytes "17GiB": expected a size from 1 to 16GiB'],
+    [["--streams", "0"], 'Invalid --streams "0"'],
+    [["--streams", String(BENCH_LIMITS.maxStreams + 1)], "expected an integer from 1 to 1024"],
+    [["--latency-count", "1e3"], 'Invalid --latency-count "1e3"'],
+    [["--duration", String(BENCH_LIMITS.maxDurationS + 1)], "expected an integer from 1 to 300"],
+    [["--transport", "quic"], 'Invalid --transport "quic": expected tls or tcp'],
+    [["--config", "a.yml", "--transport", "tcp"], "--transport applies to the local pair only"],
+    [["--target", "nohost"], 'Invalid target "nohost": expected HOST:PORT'],
   ];
-  for (const args of bad) {
-    assert.throws(() => parseBenchArgs(args), UsageError, args.join(" "));
-  }
+  for (const [args, why] of bad) assertThrowsWith(() => parseBenchArgs(args), UsageError, why);
 });
 
 test("nitrosocks bench exits 2 on an unknown flag, with the bench usage", async () => {

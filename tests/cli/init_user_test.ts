@@ -77,7 +77,11 @@ test("init refuses to overwrite without --force, then --force replaces the keys"
         e.message.includes(`"${join(dir, "keys/server.key")}"`) && e.message.includes("--force"),
     );
     assert.equal(await Deno.readTextFile(join(dir, "keys/server.key")), "precious");
-    await assert.rejects(Deno.stat(join(dir, "server.yml")), Deno.errors.NotFound);
+    await assertRejectsWith(
+      Deno.stat(join(dir, "server.yml")),
+      Deno.errors.NotFound,
+      "No such file or directory (os error 2): stat '",
+    );
     await Deno.chmod(join(dir, "keys/server.key"), 0o644);
     assert.equal((await run(initCommand, [dir, "--force"])).code, 0);
     assert.notEqual(await Deno.readTextFile(join(dir, "keys/server.key")), "precious");
@@ -104,10 +108,18 @@ test("init puts --name and the listen IP in the certificate", async () => {
 });
 
 test("init refuses a bad listen address, name or argument list", async () => {
-  await assert.rejects(run(initCommand, ["/tmp/x", "--listen", "8443"]), UsageError);
-  await assert.rejects(run(initCommand, ["/tmp/x", "--name", "bad name"]), UsageError);
-  await assert.rejects(run(initCommand, []), UsageError);
-  await assert.rejects(run(initCommand, ["a", "b"]), UsageError);
+  await assertRejectsWith(
+    run(initCommand, ["/tmp/x", "--listen", "8443"]),
+    UsageError,
+    'Invalid listen address "8443": expected HOST:PORT, e.g. 127.0.0.1:',
+  );
+  await assertRejectsWith(
+    run(initCommand, ["/tmp/x", "--name", "bad name"]),
+    UsageError,
+    'Invalid name "bad name": expected a DNS name such as nitro.example',
+  );
+  await assertRejectsWith(run(initCommand, []), UsageError, "missing DIR");
+  await assertRejectsWith(run(initCommand, ["a", "b"]), UsageError, 'unexpected argument "b"');
 });
 
 async function withServer(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -209,18 +221,32 @@ test("user add refuses a taken name, an existing profile and a bad route", async
       run(userCommand, ["add", "dave", "--dir", dir, "--out", out]),
       /Refusing to overwrite .*carol.yml/,
     );
-    await assert.rejects(
+    await assertRejectsWith(
       run(userCommand, ["add", "dave", "--dir", dir, "--routes", "::1:22"]),
       UsageError,
+      'Invalid route "::1:22": IPv6 addresses go in brackets, e.g. "[::1]:22"',
     );
-    await assert.rejects(run(userCommand, ["add", "bad/name", "--dir", dir]), UsageError);
-    await assert.rejects(
+    await assertRejectsWith(
+      run(userCommand, ["add", "bad/name", "--dir", dir]),
+      UsageError,
+      'Invalid user name "bad/name": expected 1-64 of A-Z a-z 0-9 . _ -',
+    );
+    await assertRejectsWith(
       run(userCommand, ["add", "dave", "--dir", dir, "--server", "nope"]),
       UsageError,
+      'Invalid server address "nope": expected HOST:PORT, e.g. 127.0.0.1:',
     );
     assert.equal(await Deno.readTextFile(join(dir, "users.yml")), before, "users.yml untouched");
-    await assert.rejects(Deno.stat(join(dir, "c2.yml")), Deno.errors.NotFound);
-    await assert.rejects(Deno.stat(join(dir, "users.yml.lock")), Deno.errors.NotFound);
+    await assertRejectsWith(
+      Deno.stat(join(dir, "c2.yml")),
+      Deno.errors.NotFound,
+      "No such file or directory (os error 2): stat '",
+    );
+    await assertRejectsWith(
+      Deno.stat(join(dir, "users.yml.lock")),
+      Deno.errors.NotFound,
+      "No such file or directory (os error 2): stat '",
+    );
   });
 });
 
@@ -263,7 +289,15 @@ test("user list and user remove", async () => {
     assert.deepEqual([...users.users.keys()], ["ben"]);
     assert.equal(await mode(join(dir, "users.yml")), 0o600);
     await assert.rejects(run(userCommand, ["remove", "ann", "--dir", dir]), /No user "ann"/);
-    await assert.rejects(run(userCommand, ["frob", "--dir", dir]), UsageError);
-    await assert.rejects(run(userCommand, ["list", "--dir", dir, "--totp"]), UsageError);
+    await assertRejectsWith(
+      run(userCommand, ["frob", "--dir", dir]),
+      UsageError,
+      'unknown subcommand "frob": expected add, list or remove',
+    );
+    await assertRejectsWith(
+      run(userCommand, ["list", "--dir", dir, "--totp"]),
+      UsageError,
+      '--totp is not an option of "user list"',
+    );
   });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ProtocolError } from "../../lib/errors.ts";
-import { assertProtocolError } from "../support/assert.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 import { Writer } from "../../lib/wire/bytes.ts";
 import {
   decodeFrames,
@@ -228,14 +228,20 @@ Deno.test("decodeFrames() rejects wrong payload lengths per type", () => {
 Deno.test("encodeFrame() refuses frames decodeFrames() would reject", () => {
   const w = new Writer();
   const z = new Uint8Array(0);
-  assert.throws(() => encodeFrame(w, { type: 11, streamId: 1, payload: z }), RangeError);
-  assert.throws(
+  assertThrowsWith(
+    () => encodeFrame(w, { type: 11, streamId: 1, payload: z }),
+    RangeError,
+    "Cannot encode ACK frame: stream id 1 must be 0",
+  );
+  assertThrowsWith(
     () => encodeFrame(w, { type: FrameType.DATA, streamId: -1, payload: z }),
     RangeError,
+    "Cannot encode frame: stream id -1 is not a u32",
   );
-  assert.throws(
+  assertThrowsWith(
     () => encodeFrame(w, { type: FrameType.DATA, streamId: 2 ** 32, payload: z }),
     RangeError,
+    "Cannot encode frame: stream id 4294967296 is not a u32",
   );
   assert.throws(
     () => encodeFrame(w, { type: FrameType.DATA, streamId: 0, payload: z }),

@@ -4,7 +4,7 @@
  * unchanged and in order, so no stream notices.
  */
 import assert from "node:assert/strict";
-import { assertProtocolError } from "../support/assert.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 import {
   decodeFrames,
   FrameType,
@@ -106,9 +106,17 @@ Deno.test("Mux.onPeerResumed() forgets what the peer had and rejects impossible 
   client.receive(server.pull()!, 0); // ACK: the client's OPEN and first DATA
   assert.equal(client.stats().unackedPayloads, 3);
 
-  assert.throws(() => client.onPeerResumed(2n), TypeError, "connectionLost() must come first");
+  assertThrowsWith(
+    () => client.onPeerResumed(2n),
+    TypeError,
+    "Cannot resume session: connectionLost() must come first",
+  );
   client.connectionLost();
-  assert.throws(() => client.onPeerResumed(2 as unknown as bigint), TypeError);
+  assertThrowsWith(
+    () => client.onPeerResumed(2 as unknown as bigint),
+    TypeError,
+    "Cannot resume session: peer received 2 is not a bigint",
+  );
   assertProtocolError(
     () => client.onPeerResumed(6n),
     "BAD_STATE",
@@ -136,7 +144,11 @@ Deno.test("Mux refuses receive() and returns null from pull() while the connecti
   assert.ok(client.pendingBytes > 0);
   server.send(1, new Uint8Array(10));
   const r = server.pull()!;
-  assert.throws(() => client.receive(r, 0), TypeError);
+  assertThrowsWith(
+    () => client.receive(r, 0),
+    TypeError,
+    "Cannot receive: the connection is lost until onPeerResumed()",
+  );
   assert.equal(client.resumeState().received, 1n, "the REPLY payload only");
 });
 

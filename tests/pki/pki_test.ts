@@ -82,9 +82,21 @@ test("issueServerCert() puts names and loopback addresses in subjectAltName", ()
 });
 
 test("issueServerCert() caps validity at 825 days and refuses bad names", async () => {
-  await assert.rejects(issueServerCert(ca, { days: MAX_SERVER_CERT_DAYS + 1 }), RangeError);
-  await assert.rejects(issueServerCert(ca, { dnsNames: ["bad name"] }), TypeError);
-  await assert.rejects(issueServerCert(ca, { ips: ["300.1.1.1"] }), TypeError);
+  await assertRejectsWith(
+    issueServerCert(ca, { days: MAX_SERVER_CERT_DAYS + 1 }),
+    RangeError,
+    "Invalid validity: 826 days exceeds maximum 825",
+  );
+  await assertRejectsWith(
+    issueServerCert(ca, { dnsNames: ["bad name"] }),
+    TypeError,
+    'Invalid DNS name "bad name"',
+  );
+  await assertRejectsWith(
+    issueServerCert(ca, { ips: ["300.1.1.1"] }),
+    TypeError,
+    'Invalid IP address "300.1.1.1"',
+  );
   const now = new Date("2030-01-01T00:00:00Z");
   const c = await issueServerCert(ca, { now });
   const { X509Certificate } = await import("node:crypto");

@@ -8,6 +8,7 @@ import { aeadOpen, aeadSeal } from "../../lib/record/_aead.ts";
 import { ProtocolError } from "../../lib/errors.ts";
 import type { AeadId } from "../../lib/record/mod.ts";
 import { hex, unhex } from "./_reference.ts";
+import { assertRejectsWith } from "../support/assert.ts";
 
 interface Vector {
   name: string;
@@ -249,22 +250,39 @@ for (const v of [NIST[3]!, NIST[7]!, RFC8439]) {
       for (const bit of [0x01, 0x80]) {
         const bad = sealed.slice();
         bad[i]! ^= bit;
-        await assert.rejects(aeadOpen(v.aead, key, iv, aad, bad), ProtocolError);
+        await assertRejectsWith(
+          aeadOpen(v.aead, key, iv, aad, bad),
+          ProtocolError,
+          "Cannot open record: authentication failed",
+        );
       }
     }
     // AAD, nonce, truncation.
     for (let i = 0; i < aad.length; i++) {
       const bad = aad.slice();
       bad[i]! ^= 1;
-      await assert.rejects(aeadOpen(v.aead, key, iv, bad, sealed), ProtocolError);
+      await assertRejectsWith(
+        aeadOpen(v.aead, key, iv, bad, sealed),
+        ProtocolError,
+        "Cannot open record: authentication failed",
+      );
     }
     const badIv = iv.slice();
     badIv[11]! ^= 1;
-    await assert.rejects(aeadOpen(v.aead, key, badIv, aad, sealed), ProtocolError);
-    await assert.rejects(
+    await assertRejectsWith(
+      aeadOpen(v.aead, key, badIv, aad, sealed),
+      ProtocolError,
+      "Cannot open record: authentication failed",
+    );
+    await assertRejectsWith(
       aeadOpen(v.aead, key, iv, aad, sealed.subarray(0, sealed.length - 1)),
       ProtocolError,
+      "Cannot open record: authentication failed",
     );
-    await assert.rejects(aeadOpen(v.aead, key, iv, aad, sealed.subarray(0, 15)), ProtocolError);
+    await assertRejectsWith(
+      aeadOpen(v.aead, key, iv, aad, sealed.subarray(0, 15)),
+      ProtocolError,
+      "Cannot open record: authentication failed",
+    );
   });
 }

@@ -18,7 +18,7 @@ import { HeaderMask } from "../../lib/record/_mask.ts";
 import { deriveLenKey } from "../../lib/record/_keys.ts";
 import { join, pattern, secretOf, settle, SUITES } from "./_helpers.ts";
 import { refEpochs, refLenKey, refSealInner } from "./_reference.ts";
-import { isProtocolError } from "../support/assert.ts";
+import { assertRejectsWith, assertThrowsWith, isProtocolError } from "../support/assert.ts";
 
 async function pair(aead: (typeof SUITES)[number], b = 1): Promise<[RecordSealer, RecordOpener]> {
   return [await createRecordSealer(aead, secretOf(b)), await createRecordOpener(aead, secretOf(b))];
@@ -78,8 +78,16 @@ for (const aead of SUITES) {
 
   Deno.test(`${aead}: seal() refuses a payload above MAX_RECORD_PAYLOAD and non-bytes`, async () => {
     const [sealer] = await pair(aead);
-    assert.throws(() => sealer.seal(new Uint8Array(MAX_RECORD_PAYLOAD + 1)), RangeError);
-    assert.throws(() => sealer.seal("x" as unknown as Uint8Array), TypeError);
+    assertThrowsWith(
+      () => sealer.seal(new Uint8Array(MAX_RECORD_PAYLOAD + 1)),
+      RangeError,
+      "Cannot seal record: payload length 262145 exceeds maximum 262144",
+    );
+    assertThrowsWith(
+      () => sealer.seal("x" as unknown as Uint8Array),
+      TypeError,
+      "Cannot seal record: payload is not a Uint8Array",
+    );
     assert.equal(sealer.recordsSealed, 0);
   });
 
@@ -310,28 +318,45 @@ Deno.test("records sealed with one suite do not open with another", async () => 
 });
 
 Deno.test("createRecordSealer()/createRecordOpener() refuse bad arguments", async () => {
-  await assert.rejects(createRecordSealer("aes-512-gcm" as "aes-256-gcm", secretOf(1)), TypeError);
-  await assert.rejects(createRecordOpener("rot13" as "aes-256-gcm", secretOf(1)), TypeError);
-  await assert.rejects(createRecordSealer("aes-256-gcm", new Uint8Array(31)), RangeError);
-  await assert.rejects(
+  await assertRejectsWith(
+    createRecordSealer("aes-512-gcm" as "aes-256-gcm", secretOf(1)),
+    TypeError,
+    'Cannot create record sealer: unknown AEAD "aes-512-gcm"',
+  );
+  await assertRejectsWith(
+    createRecordOpener("rot13" as "aes-256-gcm", secretOf(1)),
+    TypeError,
+    'Cannot create record opener: unknown AEAD "rot13"',
+  );
+  await assertRejectsWith(
+    createRecordSealer("aes-256-gcm", new Uint8Array(31)),
+    RangeError,
+    "Cannot create record sealer: traffic secret length 31 is not 32",
+  );
+  await assertRejectsWith(
     createRecordOpener("aes-256-gcm", [1, 2] as unknown as Uint8Array),
     TypeError,
+    "Cannot create record opener: traffic secret is not a Uint8Array",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { ratchet: { bytes: 0 } }),
     RangeError,
+    "Cannot use ratchet policy: bytes 0 is not a positive number",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { ratchet: { ms: NaN } }),
     RangeError,
+    "Cannot use ratchet policy: ms NaN is not a positive number",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { padding: { mode: "random", max: 65536 } }),
     RangeError,
+    "Cannot use padding policy: max 65536 is not an integer in 0..65535",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { padding: { mode: "fancy" as "none" } }),
     TypeError,
+    'Cannot use padding policy: unknown mode "fancy"',
   );
 });
 

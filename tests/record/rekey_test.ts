@@ -282,10 +282,26 @@ for (const aead of SUITES) {
 
 Deno.test("rekey() and provideMixin() refuse bad mixins and a second unused one", async () => {
   const [sealer, opener] = await pair("chacha20-poly1305", 50);
-  assert.throws(() => sealer.rekey(new Uint8Array(31)), RangeError);
-  assert.throws(() => sealer.rekey("x" as unknown as Uint8Array), TypeError);
-  assert.throws(() => opener.provideMixin(new Uint8Array(33)), RangeError);
-  assert.throws(() => opener.provideMixin([1] as unknown as Uint8Array), TypeError);
+  assertThrowsWith(
+    () => sealer.rekey(new Uint8Array(31)),
+    RangeError,
+    "Cannot re-key sealer: mixin length 31 is not 32",
+  );
+  assertThrowsWith(
+    () => sealer.rekey("x" as unknown as Uint8Array),
+    TypeError,
+    "Cannot re-key sealer: mixin is not a Uint8Array",
+  );
+  assertThrowsWith(
+    () => opener.provideMixin(new Uint8Array(33)),
+    RangeError,
+    "Cannot provide re-key mixin: mixin length 33 is not 32",
+  );
+  assertThrowsWith(
+    () => opener.provideMixin([1] as unknown as Uint8Array),
+    TypeError,
+    "Cannot provide re-key mixin: mixin is not a Uint8Array",
+  );
   sealer.rekey(mixinOf(1));
   assert.throws(() => sealer.rekey(mixinOf(2)), isProtocolError("BAD_STATE"));
   opener.provideMixin(mixinOf(1));
@@ -323,7 +339,11 @@ Deno.test("KeySchedule.rekeyDeferred(): waiting epochs derive on supplyMixin() a
   assert.equal(ks.awaitingMixin, true);
   assert.equal(w1.derived, false);
   assert.equal(w1.key, undefined);
-  assert.throws(() => ks.rekeyDeferred(), TypeError);
+  assertThrowsWith(
+    () => ks.rekeyDeferred(),
+    TypeError,
+    "Cannot re-key: the previous re-key epoch still waits for its mixin",
+  );
   ks.supplyMixin(mixinOf(2));
   assert.equal(ks.awaitingMixin, false);
   assert.ok(w1.derived && w2.derived);

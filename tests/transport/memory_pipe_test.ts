@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import type { ByteStream } from "../../lib/transport/types.ts";
 import { test } from "../support/deadline.ts";
+import { assertRejectsWith, assertThrowsWith } from "../support/assert.ts";
 
 async function readAll(s: ByteStream, bufSize = 7): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -84,7 +85,11 @@ test("memoryPipe() half-close: reader drains then sees null; the other way stays
   await a.closeWrite(); // idempotent
   assert.deepEqual(await readAll(b), Uint8Array.of(7, 8));
   assert.equal(await b.read(new Uint8Array(1)), null);
-  await assert.rejects(a.write(Uint8Array.of(1)), Deno.errors.BrokenPipe);
+  await assertRejectsWith(
+    a.write(Uint8Array.of(1)),
+    Deno.errors.BrokenPipe,
+    "Cannot write to memory pipe: write side closed",
+  );
   await writeAll(b, Uint8Array.of(9));
   await b.closeWrite();
   assert.deepEqual(await readAll(a), Uint8Array.of(9));
@@ -111,16 +116,44 @@ test("memoryPipe() close(): own pending write rejects, peer sees EOF and BrokenP
   const peerWrite = b.write(Uint8Array.of(7));
   assert.equal(await state(peerWrite), "pending");
   a.close();
-  await assert.rejects(pendingWrite, Deno.errors.BadResource);
-  await assert.rejects(peerWrite, Deno.errors.BrokenPipe);
+  await assertRejectsWith(
+    pendingWrite,
+    Deno.errors.BadResource,
+    "Cannot write to memory pipe: closed",
+  );
+  await assertRejectsWith(
+    peerWrite,
+    Deno.errors.BrokenPipe,
+    "Cannot write to memory pipe: peer closed",
+  );
   // The peer still drains what a wrote before closing, then reads EOF.
   assert.deepEqual(await readAll(b), Uint8Array.of(1, 2));
-  await assert.rejects(b.write(Uint8Array.of(4)), Deno.errors.BrokenPipe);
+  await assertRejectsWith(
+    b.write(Uint8Array.of(4)),
+    Deno.errors.BrokenPipe,
+    "Cannot write to memory pipe: peer closed",
+  );
   // Like Deno.Conn, anything after close throws BadResource.
-  await assert.rejects(a.read(new Uint8Array(1)), Deno.errors.BadResource);
-  await assert.rejects(a.write(Uint8Array.of(1)), Deno.errors.BadResource);
-  await assert.rejects(a.closeWrite(), Deno.errors.BadResource);
-  assert.throws(() => a.close(), Deno.errors.BadResource);
+  await assertRejectsWith(
+    a.read(new Uint8Array(1)),
+    Deno.errors.BadResource,
+    "Cannot read from memory pipe: closed",
+  );
+  await assertRejectsWith(
+    a.write(Uint8Array.of(1)),
+    Deno.errors.BadResource,
+    "Cannot write to memory pipe: closed",
+  );
+  await assertRejectsWith(
+    a.closeWrite(),
+    Deno.errors.BadResource,
+    "Cannot close memory pipe for writing: closed",
+  );
+  assertThrowsWith(
+    () => a.close(),
+    Deno.errors.BadResource,
+    "Cannot close memory pipe: already closed",
+  );
   b.close();
 });
 
@@ -134,6 +167,14 @@ test("memoryPipe() close() resolves a read that was waiting for data with null",
 });
 
 test("memoryPipe() refuses a non-positive capacity", () => {
-  assert.throws(() => memoryPipe(0), RangeError);
-  assert.throws(() => memoryPipe(1.5), RangeError);
+  assertThrowsWith(
+    () => memoryPipe(0),
+    RangeError,
+    "Cannot create memory pipe: capacity 0 is not a positive integer",
+  );
+  assertThrowsWith(
+    () => memoryPipe(1.5),
+    RangeError,
+    "Cannot create memory pipe: capacity 1.5 is not a positive integer",
+  );
 });

@@ -5,6 +5,7 @@ import { createCa, createTlsFixture, issueCert } from "../support/certs.ts";
 import { test } from "../support/deadline.ts";
 import { readToEnd } from "../support/io.ts";
 import { serveConnections, type Served } from "../support/serve.ts";
+import { assertRejectsWith } from "../support/assert.ts";
 
 const fixture = await createTlsFixture(["localhost", "127.0.0.1", "::1", "nitro.test"]);
 
@@ -282,8 +283,9 @@ test("listen() explains a busy port and requires TLS material", () => {
 });
 
 test("dial() validates its timeout", async () => {
-  await assert.rejects(
+  await assertRejectsWith(
     dial({ transport: "tcp", hostname: "127.0.0.1", port: 1, timeoutMs: 0 }),
     RangeError,
+    "Cannot dial: timeout 0 ms is not a positive number",
   );
 });
