@@ -21,6 +21,7 @@ import { containsBytes, startTcpRelay } from "../support/mitm_relay.ts";
 import { firstMismatch, startPair } from "./_harness.ts";
 import { fileSize, sha256File, startCurl, waitFor } from "./_paths.ts";
 import { test } from "../support/deadline.ts";
+import { concat } from "../../lib/wire/bytes.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -151,16 +152,6 @@ async function shadowRead(
     waiting,
     records: records.length,
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 test("re-keyed records on the wire cannot be opened with the keys from before the re-key", async () => {

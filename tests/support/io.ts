@@ -18,6 +18,7 @@
  */
 import { type ByteStream, writeAll } from "../../lib/transport/mod.ts";
 import { step, withDeadline } from "./deadline.ts";
+import { concat } from "../../lib/wire/bytes.ts";
 
 export { writeAll };
 
@@ -62,7 +63,6 @@ export function readToEnd(
 
 async function readAll(r: Reader, endOnError: boolean): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  let total = 0;
   const buf = new Uint8Array(64 * 1024);
   for (;;) {
     let n: number | null;
@@ -74,15 +74,8 @@ async function readAll(r: Reader, endOnError: boolean): Promise<Uint8Array> {
     }
     if (n === null) break;
     chunks.push(buf.slice(0, n));
-    total += n;
   }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return concat(chunks);
 }
 
 /**

@@ -35,6 +35,7 @@
 import { createCa, issueCert } from "./certs.ts";
 import { closeQuietly } from "./io.ts";
 import { serveConnections } from "./serve.ts";
+import { concat } from "../../lib/wire/bytes.ts";
 
 /** Which way bytes were going. */
 export type RelayDirection = "client_to_server" | "server_to_client";
@@ -126,13 +127,7 @@ class Recorder {
     this.#size += c.length;
   }
   all(): Uint8Array {
-    const out = new Uint8Array(this.#size);
-    let o = 0;
-    for (const c of this.#chunks) {
-      out.set(c, o);
-      o += c.length;
-    }
-    return out;
+    return concat(this.#chunks);
   }
 }
 

@@ -6,8 +6,9 @@
  * closes what is open and waits for every handler. A test whose budget
  * runs out closes it too (see `deadline.ts`).
  *
- * Exports: `serveConnections(listener, handle)` → `Served`, and
- * `startEchoServer()` → an `EchoServer` on 127.0.0.1.
+ * Exports: `serveConnections(listener, handle)` → `Served`, `echo(conn,
+ * prefix?)` (a handler), and `startEchoServer()` → an `EchoServer` on
+ * 127.0.0.1.
  *
  * @module
  */
@@ -96,6 +97,31 @@ export function serveConnections<C extends ByteStream>(
   };
 }
 
+/**
+ * Writes back what `conn` sends (each read prefixed with `prefix`) until it
+ * half-closes, then half-closes back. Never rejects: a peer that goes away
+ * just ends it.
+ *
+ * @example
+ * ```ts ignore
+ * serveConnections(listener, (c) => echo(c, new TextEncoder().encode("echo:")));
+ * ```
+ */
+export async function echo(conn: ByteStream, prefix?: Uint8Array): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      if (prefix !== undefined) await writeAll(conn, prefix);
+      await writeAll(conn, buf.subarray(0, n));
+    }
+    await conn.closeWrite();
+  } catch {
+    // the peer went away
+  }
+}
+
 /** A loopback TCP echo server. */
 export interface EchoServer extends AsyncDisposable {
   port: number;
@@ -114,22 +140,7 @@ export interface EchoServer extends AsyncDisposable {
  * ```
  */
 export function startEchoServer(): EchoServer {
-  const served = serveConnections(
-    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-    async (c) => {
-      const buf = new Uint8Array(64 * 1024);
-      try {
-        for (;;) {
-          const n = await c.read(buf);
-          if (n === null) break;
-          await writeAll(c, buf.subarray(0, n));
-        }
-        await c.closeWrite();
-      } catch {
-        // the peer went away
-      }
-    },
-  );
+  const served = serveConnections(Deno.listen({ hostname: "127.0.0.1", port: 0 }), (c) => echo(c));
   return {
     port: served.port,
     accepted: () => served.accepted,

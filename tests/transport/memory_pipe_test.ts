@@ -3,6 +3,7 @@ import { memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import type { ByteStream } from "../../lib/transport/types.ts";
 import { test } from "../support/deadline.ts";
 import { assertRejectsWith, assertThrowsWith } from "../support/assert.ts";
+import { concat } from "../../lib/wire/bytes.ts";
 
 async function readAll(s: ByteStream, bufSize = 7): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -12,13 +13,7 @@ async function readAll(s: ByteStream, bufSize = 7): Promise<Uint8Array> {
     if (n === null) break;
     parts.push(buf.slice(0, n));
   }
-  const out = new Uint8Array(parts.reduce((k, p) => k + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** Resolves to "pending" if `p` has not settled after a few turns of the event loop. */

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { dial, listen, writeAll } from "../../lib/transport/mod.ts";
+import { dial, listen } from "../../lib/transport/mod.ts";
 import { createTlsFixture } from "../support/certs.ts";
 import { containsBytes, startMitmRelay, startTcpRelay } from "../support/mitm_relay.ts";
 import { test } from "../support/deadline.ts";
 import { exchange as exchangeBytes } from "../support/io.ts";
-import { serveConnections, type Served } from "../support/serve.ts";
+import { echo, serveConnections, type Served } from "../support/serve.ts";
 import type { Acceptor } from "../../lib/tunnel/listener.ts";
 
 const te = new TextEncoder();
@@ -21,19 +21,7 @@ function startEchoServer(transport: "tls" | "tcp"): Served {
       keyPem: fixture.server.keyPem,
     })
     : listen({ transport, hostname: "127.0.0.1", port: 0 });
-  return serveConnections(listener, async (conn) => {
-    const buf = new Uint8Array(4096);
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        await writeAll(conn, Uint8Array.of(...te.encode("echo:"), ...buf.subarray(0, n)));
-      }
-      await conn.closeWrite();
-    } catch {
-      // Peer went away.
-    }
-  });
+  return serveConnections(listener, (conn) => echo(conn, te.encode("echo:")));
 }
 
 /** Sends `text`, half-closes, and returns all the peer answered; closes `conn`. */

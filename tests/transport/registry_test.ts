@@ -10,26 +10,14 @@ import {
 } from "../../lib/transport/mod.ts";
 import { createTlsFixture } from "../support/certs.ts";
 import { test, withDeadline } from "../support/deadline.ts";
-import { serveConnections, type Served } from "../support/serve.ts";
+import { echo, serveConnections, type Served } from "../support/serve.ts";
 
 const fixture = await createTlsFixture(["localhost", "127.0.0.1"]);
 const DEADLINE_MS = 10_000;
 
 /** Accepts connections and echoes each one until closed. */
-function echo(listener: TransportListener): Served {
-  return serveConnections(listener, async (conn) => {
-    const buf = new Uint8Array(4096);
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        await writeAll(conn, buf.subarray(0, n));
-      }
-      await conn.closeWrite();
-    } catch {
-      // the test closed it
-    }
-  });
+function echoServer(listener: TransportListener): Served {
+  return serveConnections(listener, (conn) => echo(conn));
 }
 
 /** Writes `bytes` and reads the same number back (no half-close: TLS servers close on it). */
@@ -84,7 +72,7 @@ for (const name of ["tls", "tcp"]) {
       DEADLINE_MS,
       `${name} listen`,
     );
-    const served = echo(listener);
+    const served = echoServer(listener);
     try {
       assert.ok(listener.addr.port > 0);
       const conn = await withDeadline(
@@ -137,7 +125,7 @@ test("a registered transport is found by name and used as it is", async () => {
   registerTransport(counting);
   const t = getTransport("counting-tcp");
   const listener = await t.listen({ hostname: "127.0.0.1", port: 0 });
-  const served = echo(listener);
+  const served = echoServer(listener);
   try {
     const conn = await withDeadline(
       t.dial({ hostname: "127.0.0.1", port: listener.addr.port }),

@@ -4,7 +4,7 @@ import { replyForError } from "../../lib/socks5/mod.ts";
 import { createCa, createTlsFixture, issueCert } from "../support/certs.ts";
 import { test } from "../support/deadline.ts";
 import { readToEnd } from "../support/io.ts";
-import { serveConnections, type Served } from "../support/serve.ts";
+import { echo, serveConnections, type Served } from "../support/serve.ts";
 import { assertRejectsWith } from "../support/assert.ts";
 
 const fixture = await createTlsFixture(["localhost", "127.0.0.1", "::1", "nitro.test"]);
@@ -25,16 +25,10 @@ function startEcho(
   const served = serveConnections(listener, async (conn) => {
     try {
       alpns.push((await conn.handshake()).alpnProtocol);
-      const buf = new Uint8Array(4096);
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        await writeAll(conn, buf.subarray(0, n));
-      }
-      await conn.closeWrite();
     } catch {
-      // Client rejected us or went away.
+      return; // the client rejected us
     }
+    await echo(conn);
   });
   return { port: served.port, alpns, close: served.close };
 }
