@@ -6,11 +6,11 @@
  * - `test(name, fn)`, `test(name, options, fn)`, `test({ name, fn, ... })`:
  *   `Deno.test` with a budget for the whole test (`budgetMs`, default
  *   {@linkcode DEFAULT_BUDGET_MS}); `test.slow(…)` the same with
- *   {@linkcode SLOW_BUDGET_MS}. When
- *   the budget runs out the test's registered cleanups run (servers close,
- *   processes are killed), the body gets a moment to unwind, and the test
- *   fails with `NAME: timed out after N s waiting for: WHAT`, WHAT being
- *   the named waits still pending (see below).
+ *   {@linkcode SLOW_BUDGET_MS}. When the budget runs out the test's
+ *   registered cleanups run (servers close, processes are killed), the
+ *   body gets a moment to unwind, and the test fails with `NAME: timed out
+ *   after N s waiting for: WHAT`, WHAT being the named waits still pending
+ *   (see below), and the file and line that declared the test.
  * - `testsWithBudget(ms)`: a `test` with another default budget.
  * - `withBudget(ms, fn)`: the wrapper `test` puts around `fn`, for
  *   `Deno.test({ name, fn: withBudget(ms, fn) })`.
