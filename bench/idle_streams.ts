@@ -13,16 +13,8 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort, provision, spawnPair, spawnTarget, stop, waitPort } from "./_procs.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = join(ROOT, "main.ts");
-const FLAGS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env=LOG_TOKENS,LOG_STREAM",
-  "--allow-ffi",
-];
 const TARGET_SRC = `
 const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 console.log(l.addr.port);
@@ -34,28 +26,9 @@ for await (const c of l) {
   })();
 }`;
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
-
 function rssKiB(pid: number): number {
   const s = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN);
-}
-
-async function waitPort(port: number, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`Nothing listens on 127.0.0.1:${port} in time`);
 }
 
 async function readFull(c: Deno.Conn, b: Uint8Array): Promise<void> {
@@ -104,16 +77,9 @@ async function main(): Promise<number> {
   try {
     const sport = freePort();
     const cport = freePort();
-    const run = (args: string[]) =>
-      new Deno.Command("deno", {
-        args: ["run", ...FLAGS, MAIN, ...args],
-        stdout: "null",
-        stderr: Deno.env.get("IDLE_DEBUG") === "1" ? "inherit" : "null",
-      });
-    await run(["init", join(dir, "srv"), "--listen", `127.0.0.1:${sport}`, "--force"]).output();
+    const debug = Deno.env.get("IDLE_DEBUG") === "1";
     const profile = join(dir, "bench.yml");
-    await run(["user", "add", "bench", "--dir", join(dir, "srv"), "--out", profile, "--force"])
-      .output();
+    await provision(join(dir, "srv"), profile, sport, debug);
     const yml = join(dir, "srv", "server.yml");
     const text = await Deno.readTextFile(yml);
     await Deno.writeTextFile(
@@ -122,27 +88,11 @@ async function main(): Promise<number> {
     );
     await Deno.writeTextFile(profile, `limits:\n  max_streams: ${n + 64}\n`, { append: true });
 
-    const target = new Deno.Command("deno", { args: ["eval", TARGET_SRC], stdout: "piped" })
-      .spawn();
+    const { child: target, port: tport } = await spawnTarget(TARGET_SRC);
     procs.push(target);
-    const reader = target.stdout.getReader();
-    const first = new TextDecoder().decode((await reader.read()).value);
-    reader.releaseLock();
-    const tport = Number(first.trim());
-    const server = run(["server", "--config", yml, "--log-level", "error"]).spawn();
-    procs.push(server);
+    const { server, client } = spawnPair(yml, profile, cport, debug);
+    procs.push(server, client);
     await waitPort(sport, deadline);
-    const client = run([
-      "client",
-      "--config",
-      profile,
-      "--socks",
-      `127.0.0.1:${cport}`,
-      "--log-level",
-      "error",
-    ])
-      .spawn();
-    procs.push(client);
     await waitPort(cport, deadline);
     // Warm up: the tunnel and the code paths, then the baseline.
     for (let i = 0; i < 16; i++) (await socksOpen(cport, tport)).close();
@@ -217,19 +167,7 @@ async function main(): Promise<number> {
         // already closed
       }
     }
-    for (const p of procs.reverse()) {
-      try {
-        p.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      await Promise.race([p.status, new Promise((r) => setTimeout(r, 3000))]);
-      try {
-        p.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    for (const p of procs.reverse()) await stop(p);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

@@ -16,16 +16,8 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort, provision, spawnPair, spawnTarget, stop, waitPort } from "./_procs.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = join(ROOT, "main.ts");
-const FLAGS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env=LOG_TOKENS,LOG_STREAM",
-  "--allow-ffi",
-];
 /** An HTTP target serving `GET /N` as N bytes (a repeated 1 MiB block), in its own process. */
 const TARGET_SRC = `
 const block = new Uint8Array(1 << 20).map((_, i) => (i * 7 + 3) & 0xff);
@@ -42,25 +34,6 @@ Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: (a) => console.log(a.port
   }, { highWaterMark: 0 });
   return new Response(body, { headers: { "content-length": String(n) } });
 });`;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
-
-async function waitPort(port: number, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`Nothing listens on 127.0.0.1:${port} in time`);
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -120,32 +93,10 @@ async function main(): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-resend-" });
   const procs: Deno.ChildProcess[] = [];
   const log = (s: string) => console.error(`resend_buffer: ${s}`);
-  const stop = async (p: Deno.ChildProcess) => {
-    try {
-      p.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await Promise.race([p.status, new Promise((r) => setTimeout(r, 3000))]);
-    try {
-      p.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  };
   try {
-    const cli = (args: string[]) =>
-      new Deno.Command("deno", {
-        args: ["run", ...FLAGS, MAIN, ...args],
-        stdout: "null",
-        stderr: Deno.env.get("RESEND_DEBUG") === "1" ? "inherit" : "null",
-      });
-    const target = new Deno.Command("deno", { args: ["eval", TARGET_SRC], stdout: "piped" })
-      .spawn();
+    const debug = Deno.env.get("RESEND_DEBUG") === "1";
+    const { child: target, port: tport } = await spawnTarget(TARGET_SRC);
     procs.push(target);
-    const reader = target.stdout.getReader();
-    const tport = Number(new TextDecoder().decode((await reader.read()).value).trim());
-    reader.releaseLock();
     const url = `http://127.0.0.1:${tport}/${bytes}`;
     const direct: number[] = [];
     for (let i = 0; i < runs; i++) direct.push(await curl(url, undefined, bytes, deadline));
@@ -155,9 +106,8 @@ async function main(): Promise<number> {
       const sport = freePort();
       const cport = freePort();
       const srv = join(dir, `srv-${size}`);
-      await cli(["init", srv, "--listen", `127.0.0.1:${sport}`, "--force"]).output();
       const profile = join(dir, `bench-${size}.yml`);
-      await cli(["user", "add", "bench", "--dir", srv, "--out", profile, "--force"]).output();
+      await provision(srv, profile, sport, debug);
       const yml = join(srv, "server.yml");
       const text = await Deno.readTextFile(yml);
       await Deno.writeTextFile(yml, text.replace(/^transport: tls$/m, "transport: tcp"));
@@ -166,16 +116,7 @@ async function main(): Promise<number> {
       const ptext = await Deno.readTextFile(profile);
       await Deno.writeTextFile(profile, ptext.replace(/^transport: tls$/m, "transport: tcp"));
       await Deno.writeTextFile(profile, session, { append: true });
-      const server = cli(["server", "--config", yml, "--log-level", "error"]).spawn();
-      const client = cli([
-        "client",
-        "--config",
-        profile,
-        "--socks",
-        `127.0.0.1:${cport}`,
-        "--log-level",
-        "error",
-      ]).spawn();
+      const { server, client } = spawnPair(yml, profile, cport, debug);
       try {
         await waitPort(sport, deadline);
         await waitPort(cport, deadline);

@@ -17,6 +17,7 @@ import {
   startAdmin,
 } from "../../lib/admin/mod.ts";
 import { createLogger, EventHub, EventLog } from "../../lib/observe/mod.ts";
+import { test } from "../support/deadline.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 
@@ -86,7 +87,7 @@ async function get(url: string, init: RequestInit = {}) {
   return { status: r.status, headers: r.headers, body: await r.text() };
 }
 
-Deno.test("startAdmin() refuses an address beyond loopback without a token", async () => {
+test("startAdmin() refuses an address beyond loopback without a token", async () => {
   const hub = new EventHub();
   const accountant = await Accountant.start(hub, { store: new MemoryStore(), users: new Map() });
   try {
@@ -112,7 +113,7 @@ Deno.test("startAdmin() refuses an address beyond loopback without a token", asy
   }
 });
 
-Deno.test("with a token, every request needs Authorization: Bearer (401 without, 200 with)", async () => {
+test("with a token, every request needs Authorization: Bearer (401 without, 200 with)", async () => {
   await using s = await setup({ host: "0.0.0.0", port: 0 }, TOKEN);
   const none = await get(`${s.base}/metrics`);
   assert.equal(none.status, 401);
@@ -148,7 +149,7 @@ Deno.test("with a token, every request needs Authorization: Bearer (401 without,
   assert.equal((await fetchStatus({ ...target, token: TOKEN })).sessions.length, 1);
 });
 
-Deno.test("/metrics, /status and /kick answer with the right types, methods and errors", async () => {
+test("/metrics, /status and /kick answer with the right types, methods and errors", async () => {
   await using s = await setup();
   s.hub.emit({ type: "stream_open", session: 3, stream: 1, target: "h:1", user: "alice" });
   const m = await get(`${s.base}/metrics`);
@@ -196,7 +197,7 @@ Deno.test("/metrics, /status and /kick answer with the right types, methods and 
   assert.equal(s.sessions.kicked.length, 2, "only the two POSTs kicked");
 });
 
-Deno.test("a web page cannot use the admin listener: Origin refused, a rebound Host refused", async () => {
+test("a web page cannot use the admin listener: Origin refused, a rebound Host refused", async () => {
   await using s = await setup();
   const fromPage = await get(`${s.base}/kick?user=alice`, {
     method: "POST",
@@ -226,7 +227,7 @@ Deno.test("a web page cannot use the admin listener: Origin refused, a rebound H
   assert.deepEqual(s.sessions.kicked, []);
 });
 
-Deno.test("the listening event names the admin address; a taken port is a clear error", async () => {
+test("the listening event names the admin address; a taken port is a clear error", async () => {
   await using s = await setup();
   const ev = s.events.of("listening", (e) => e.kind === "admin");
   assert.deepEqual(ev.map((e) => e.addr), [{ hostname: "127.0.0.1", port: s.admin.addr.port }]);
@@ -258,7 +259,7 @@ Deno.test("the listening event names the admin address; a taken port is a clear 
   }
 });
 
-Deno.test("the client says when nothing listens", async () => {
+test("the client says when nothing listens", async () => {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();

@@ -1,20 +1,23 @@
 /**
  * Setup for the public API tests: a server directory made the way a user
  * makes one (`initServerDir` + `addUser`), served by `listen()` from its
- * path, and alice's profile allowed to reach loopback only. Plus a
- * deadline for every test and small loopback targets.
+ * path, and alice's profile allowed to reach loopback only. Plus small
+ * loopback targets. (Deadlines: `support/deadline.ts`.)
  *
  * Exports:
  * - `startServer(opts?)` → `Setup` `{ dir, server, profilePath, close() }`
- * - `within(ms, what, fn)` → runs `fn`, failing with `what` if it takes longer than `ms`
  * - `serveOnce(handler)` → a loopback TCP listener that runs `handler` on one connection
- * - `readToEnd(reader)` → every byte until end of stream
+ * - `readToEnd(reader)`, `writeAll(writer, bytes)` (from `support/io.ts`)
  *
  * @module
  */
 import { join } from "node:path";
 import { listen, type TunnelServer } from "../../mod.ts";
 import { addUser, initServerDir } from "../../lib/provision/mod.ts";
+import { onTimeout, step } from "../support/deadline.ts";
+import { serveConnections } from "../support/serve.ts";
+
+export { readToEnd, writeAll } from "../support/io.ts";
 
 /** Routes that keep every destination on this machine. */
 export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];
@@ -39,13 +42,23 @@ export interface Setup extends AsyncDisposable {
 }
 
 /** Makes a server directory in a temp dir, starts `listen()` on it, and adds alice. */
-export async function startServer(opts: SetupOptions = {}): Promise<Setup> {
+export function startServer(opts: SetupOptions = {}): Promise<Setup> {
+  return step("listen() on a fresh server directory", setUp(opts));
+}
+
+async function setUp(opts: SetupOptions): Promise<Setup> {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   let server: TunnelServer | undefined;
-  const close = async () => {
-    await server?.close();
-    await Deno.remove(dir, { recursive: true });
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      forget();
+      await server?.close();
+      await Deno.remove(dir, { recursive: true });
+    })();
+    return closed;
   };
+  const forget = onTimeout(close);
   try {
     await initServerDir(dir, { listen: "127.0.0.1:0" });
     const serverYml = join(dir, "server.yml");
@@ -73,25 +86,6 @@ export async function startServer(opts: SetupOptions = {}): Promise<Setup> {
   }
 }
 
-/**
- * Runs `fn`; if it has not settled after `ms`, fails saying what the test
- * waited for (the test's own cleanup still runs when `fn` settles).
- */
-export async function within<T>(ms: number, what: string, fn: () => Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Deadline: still waiting after ${ms} ms for ${what}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([fn(), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** A loopback listener serving one connection with `handler`. */
 export interface OneShot extends AsyncDisposable {
   port: number;
@@ -102,69 +96,19 @@ export interface OneShot extends AsyncDisposable {
 
 /** Listens on 127.0.0.1:0 and runs `handler` on the first connection, then closes it. */
 export function serveOnce(handler: (conn: Deno.Conn) => Promise<void>): OneShot {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let conn: Deno.Conn | undefined;
-  const done = (async () => {
-    conn = await listener.accept();
-    try {
-      await handler(conn);
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
-    }
-  })();
+  let first: ((p: Promise<void>) => void) | undefined;
+  const done = new Promise<void>((resolve) => (first = resolve));
+  const served = serveConnections(Deno.listen({ hostname: "127.0.0.1", port: 0 }), (conn) => {
+    if (first === undefined) return Promise.resolve(); // not the first: closed at once
+    const task = handler(conn);
+    first(task);
+    first = undefined;
+    return task;
+  });
   done.catch(() => {});
-  let closed: Promise<void> | undefined;
-  const close = () => {
-    closed ??= (async () => {
-      listener.close();
-      try {
-        conn?.close();
-      } catch {
-        // already closed
-      }
-      await done.catch(() => {});
-    })();
-    return closed;
+  const close = async () => {
+    await served.close();
+    first?.(Promise.resolve()); // never connected: nothing to wait for
   };
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    done,
-    close,
-    [Symbol.asyncDispose]: close,
-  };
-}
-
-/** Reads everything until end of stream. */
-export async function readToEnd(
-  r: { read(p: Uint8Array): Promise<number | null> },
-): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const buf = new Uint8Array(64 * 1024);
-  for (;;) {
-    const n = await r.read(buf);
-    if (n === null) break;
-    chunks.push(buf.slice(0, n));
-    total += n;
-  }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
-
-/** Writes all of `p`. */
-export async function writeAll(
-  w: { write(p: Uint8Array): Promise<number> },
-  p: Uint8Array,
-): Promise<void> {
-  let o = 0;
-  while (o < p.length) o += await w.write(p.subarray(o));
+  return { port: served.port, done, close, [Symbol.asyncDispose]: close };
 }

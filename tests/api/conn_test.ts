@@ -6,7 +6,8 @@
 import { strict as assert } from "node:assert";
 import { createConn } from "../../lib/api/_conn.ts";
 import { PeerSlowError } from "../../mod.ts";
-import { within } from "./_setup.ts";
+import { step, test } from "../support/deadline.ts";
+import { assertRejectsWith, assertThrowsWith } from "../support/assert.ts";
 
 const addr = (port: number): Deno.NetAddr => ({ transport: "tcp", hostname: "127.0.0.1", port });
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -20,8 +21,8 @@ function pair(writeTimeoutMs?: number) {
   });
 }
 
-Deno.test("write() resolves once the session side has taken every byte, in order", async () => {
-  await within(5_000, "a write to be taken", async () => {
+test("write() resolves once the session side has taken every byte, in order", async () => {
+  await step("a write to be taken", async () => {
     const { conn, side } = pair();
     let done = false;
     const w = conn.write(bytes(1, 2, 3, 4, 5)).then((n) => {
@@ -40,8 +41,8 @@ Deno.test("write() resolves once the session side has taken every byte, in order
   });
 });
 
-Deno.test("write() past writeTimeoutMs fails with PeerSlowError; the rest is withdrawn, not sent", async () => {
-  await within(5_000, "a write deadline", async () => {
+test("write() past writeTimeoutMs fails with PeerSlowError; the rest is withdrawn, not sent", async () => {
+  await step("a write deadline", async () => {
     const { conn, side } = pair(200);
     const buf = new Uint8Array(2);
     const t0 = performance.now();
@@ -63,8 +64,8 @@ Deno.test("write() past writeTimeoutMs fails with PeerSlowError; the rest is wit
   });
 });
 
-Deno.test("writeTimeoutMs bounds each write, not the connection's lifetime", async () => {
-  await within(10_000, "slow but steady writes", async () => {
+test("writeTimeoutMs bounds each write, not the connection's lifetime", async () => {
+  await step("slow but steady writes", async () => {
     const { conn, side } = pair(150);
     // The session takes one byte every 40 ms: each write waits ~40 ms, the
     // ten of them ~400 ms, well past the 150 ms deadline of any one write.
@@ -84,8 +85,8 @@ Deno.test("writeTimeoutMs bounds each write, not the connection's lifetime", asy
   });
 });
 
-Deno.test("readFull() returns a full buffer across several chunks, null at a clean end", async () => {
-  await within(5_000, "readFull", async () => {
+test("readFull() returns a full buffer across several chunks, null at a clean end", async () => {
+  await step("readFull", async () => {
     const { conn, side } = pair();
     const writing = (async () => {
       await side.write(bytes(1, 2));
@@ -104,8 +105,8 @@ Deno.test("readFull() returns a full buffer across several chunks, null at a cle
   });
 });
 
-Deno.test("readFull() past timeoutMs keeps the bytes read and loses none after them", async () => {
-  await within(5_000, "a read deadline", async () => {
+test("readFull() past timeoutMs keeps the bytes read and loses none after them", async () => {
+  await step("a read deadline", async () => {
     const { conn, side } = pair();
     const w1 = side.write(bytes(1, 2, 3));
     const buf = new Uint8Array(6);
@@ -126,21 +127,33 @@ Deno.test("readFull() past timeoutMs keeps the bytes read and loses none after t
     // A deadline of 0 with nothing there fails at once, having read nothing.
     const e0 = await conn.readFull(buf, { timeoutMs: 0 }).catch((e) => e);
     assert.ok(e0 instanceof PeerSlowError && e0.bytesRead === 0);
-    await assert.rejects(conn.readFull(buf, { timeoutMs: -1 }), RangeError);
+    await assertRejectsWith(
+      conn.readFull(buf, { timeoutMs: -1 }),
+      RangeError,
+      "Invalid timeoutMs: -1 is not a number of milliseconds (0 or more)",
+    );
     conn.close();
   });
 });
 
-Deno.test("the session side closing without an end resets reads and writes", async () => {
-  await within(5_000, "a reset", async () => {
+test("the session side closing without an end resets reads and writes", async () => {
+  await step("a reset", async () => {
     const { conn, side } = pair();
     const reading = conn.read(new Uint8Array(4));
     side.close();
-    await assert.rejects(reading, Deno.errors.ConnectionReset);
-    await assert.rejects(conn.write(bytes(1)), Deno.errors.ConnectionReset);
+    await assertRejectsWith(
+      reading,
+      Deno.errors.ConnectionReset,
+      "The tunnel connection to 127.0.0.1:80 was reset: the target or the tunnel closed it",
+    );
+    await assertRejectsWith(
+      conn.write(bytes(1)),
+      Deno.errors.ConnectionReset,
+      "The tunnel connection to 127.0.0.1:80 was reset: the target or the tunnel closed it",
+    );
     conn.close();
   });
-  await within(5_000, "a clean end, then close", async () => {
+  await step("a clean end, then close", async () => {
     const { conn, side } = pair();
     await side.closeWrite();
     side.close(); // the session releases the stream after both ends
@@ -149,26 +162,46 @@ Deno.test("the session side closing without an end resets reads and writes", asy
   });
 });
 
-Deno.test("close() ends the session side's reads and fails its writes", async () => {
-  await within(5_000, "a close", async () => {
+test("close() ends the session side's reads and fails its writes", async () => {
+  await step("a close", async () => {
     const { conn, side } = pair();
     const pending = side.write(bytes(1, 2));
     const sideRead = side.read(new Uint8Array(4));
     conn.close();
     assert.equal(await sideRead, null, "the session reads end of stream (a FIN)");
-    await assert.rejects(pending, Deno.errors.BrokenPipe);
-    await assert.rejects(conn.read(new Uint8Array(1)), Deno.errors.BadResource);
-    await assert.rejects(conn.write(bytes(1)), Deno.errors.BadResource);
-    assert.throws(() => conn.close(), Deno.errors.BadResource);
+    await assertRejectsWith(
+      pending,
+      Deno.errors.BrokenPipe,
+      "Cannot deliver to the tunnel connection to 127.0.0.1:80: the application closed it",
+    );
+    await assertRejectsWith(
+      conn.read(new Uint8Array(1)),
+      Deno.errors.BadResource,
+      "Cannot read from the tunnel connection to 127.0.0.1:80: it is closed",
+    );
+    await assertRejectsWith(
+      conn.write(bytes(1)),
+      Deno.errors.BadResource,
+      "Cannot write to the tunnel connection to 127.0.0.1:80: it is closed",
+    );
+    assertThrowsWith(
+      () => conn.close(),
+      Deno.errors.BadResource,
+      "Cannot close the tunnel connection to 127.0.0.1:80: it is closed",
+    );
     conn[Symbol.dispose](); // idempotent
   });
 });
 
-Deno.test("a second read while one waits throws Busy", async () => {
-  await within(5_000, "busy", async () => {
+test("a second read while one waits throws Busy", async () => {
+  await step("busy", async () => {
     const { conn, side } = pair();
     const first = conn.read(new Uint8Array(1));
-    await assert.rejects(conn.read(new Uint8Array(1)), Deno.errors.Busy);
+    await assertRejectsWith(
+      conn.read(new Uint8Array(1)),
+      Deno.errors.Busy,
+      "Cannot read from tunnel connection to 127.0.0.1:80: another read is in progress",
+    );
     await side.write(bytes(7));
     assert.equal(await first, 1);
     conn.close();

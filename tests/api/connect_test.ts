@@ -15,15 +15,17 @@ import {
 import { EventLog } from "../../lib/observe/mod.ts";
 import { randomBytes } from "../../lib/crypto/mod.ts";
 import { freePort, startEchoServer } from "../e2e/_harness.ts";
-import { readToEnd, serveOnce, startServer, within, writeAll } from "./_setup.ts";
+import { readToEnd, serveOnce, startServer, writeAll } from "./_setup.ts";
+import { step, test } from "../support/deadline.ts";
+import { assertRejectsWith, assertThrowsWith } from "../support/assert.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-Deno.test("dial() carries exact bytes both ways over TLS and ends with the target's end", async () => {
+test("dial() carries exact bytes both ways over TLS and ends with the target's end", async () => {
   await using setup = await startServer();
   await using echo = startEchoServer();
-  await within(30_000, "1 MiB each way through the tunnel", async () => {
+  await step("1 MiB each way through the tunnel", async () => {
     await using tunnel = await connect(setup.profilePath);
     using conn = await tunnel.dial({ hostname: "127.0.0.1", port: echo.port });
     assert.deepEqual(conn.remoteAddr, { transport: "tcp", hostname: "127.0.0.1", port: echo.port });
@@ -44,28 +46,32 @@ Deno.test("dial() carries exact bytes both ways over TLS and ends with the targe
   });
 });
 
-Deno.test("closeWrite() half-closes: the target reads end of stream and can still answer", async () => {
+test("closeWrite() half-closes: the target reads end of stream and can still answer", async () => {
   await using setup = await startServer();
   await using target = serveOnce(async (c) => {
     const got = await readToEnd(c); // until our closeWrite
     await writeAll(c, enc.encode(`got ${got.length} bytes`));
     await c.closeWrite();
   });
-  await within(20_000, "a reply after a half-close", async () => {
+  await step("a reply after a half-close", async () => {
     await using tunnel = await connect(setup.profilePath);
     using conn = await tunnel.dial({ hostname: "127.0.0.1", port: target.port });
     await conn.write(enc.encode("hello, target"));
     await conn.closeWrite();
-    await assert.rejects(conn.write(enc.encode("more")), Deno.errors.BrokenPipe);
+    await assertRejectsWith(
+      conn.write(enc.encode("more")),
+      Deno.errors.BrokenPipe,
+      "Cannot write to tunnel connection to 127.0.0.1:",
+    );
     assert.equal(dec.decode(await readToEnd(conn)), "got 13 bytes");
     await target.done;
   });
 });
 
-Deno.test("readable and writable carry the same bytes as read and write", async () => {
+test("readable and writable carry the same bytes as read and write", async () => {
   await using setup = await startServer();
   await using echo = startEchoServer();
-  await within(20_000, "an echo through the web streams", async () => {
+  await step("an echo through the web streams", async () => {
     await using tunnel = await connect(setup.profilePath);
     using conn = await tunnel.dial({ hostname: "127.0.0.1", port: echo.port });
     const sent = randomBytes(300_000);
@@ -78,9 +84,9 @@ Deno.test("readable and writable carry the same bytes as read and write", async 
   });
 });
 
-Deno.test("dial() to a target the routes do not allow rejects with Socks5Error NOT_ALLOWED", async () => {
+test("dial() to a target the routes do not allow rejects with Socks5Error NOT_ALLOWED", async () => {
   await using setup = await startServer();
-  await within(20_000, "a refused dial", async () => {
+  await step("a refused dial", async () => {
     await using tunnel = await connect(setup.profilePath);
     // Outside alice's loopback routes: refused by the server without dialing.
     const e = await tunnel.dial({ hostname: "192.0.2.1", port: 80 }).then(
@@ -93,9 +99,9 @@ Deno.test("dial() to a target the routes do not allow rejects with Socks5Error N
   });
 });
 
-Deno.test("dial() to a closed port rejects with Socks5Error CONNECTION_REFUSED", async () => {
+test("dial() to a closed port rejects with Socks5Error CONNECTION_REFUSED", async () => {
   await using setup = await startServer();
-  await within(20_000, "a refused dial", async () => {
+  await step("a refused dial", async () => {
     await using tunnel = await connect(setup.profilePath);
     const port = freePort();
     const e = await tunnel.dial({ hostname: "127.0.0.1", port }).then(
@@ -114,21 +120,29 @@ Deno.test("dial() to a closed port rejects with Socks5Error CONNECTION_REFUSED",
   });
 });
 
-Deno.test("dial() with transport udp rejects with NotSupported (no datagram frame yet)", async () => {
+test("dial() with transport udp rejects with NotSupported (no datagram frame yet)", async () => {
   await using setup = await startServer();
-  await within(20_000, "a udp dial", async () => {
+  await step("a udp dial", async () => {
     await using tunnel = await connect(setup.profilePath);
     await assert.rejects(
       tunnel.dial({ hostname: "127.0.0.1", port: 53, transport: "udp" }),
       (e: unknown) =>
         e instanceof Deno.errors.NotSupported && /datagrams .* not supported yet/.test(e.message),
     );
-    await assert.rejects(tunnel.dial({ hostname: "127.0.0.1", port: 0 }), RangeError);
-    await assert.rejects(tunnel.dial({ hostname: "no such host!", port: 80 }), TypeError);
+    await assertRejectsWith(
+      tunnel.dial({ hostname: "127.0.0.1", port: 0 }),
+      RangeError,
+      "Cannot dial 127.0.0.1:0: port 0 is not in 1-65535",
+    );
+    await assertRejectsWith(
+      tunnel.dial({ hostname: "no such host!", port: 80 }),
+      TypeError,
+      'Cannot dial no such host!:80: "no such host!" is not a host name or IP address',
+    );
   });
 });
 
-Deno.test("readFull() past its deadline throws PeerSlowError with the bytes that arrived intact", async () => {
+test("readFull() past its deadline throws PeerSlowError with the bytes that arrived intact", async () => {
   await using setup = await startServer();
   let sendRest!: () => void;
   const rest = new Promise<void>((r) => (sendRest = r));
@@ -139,7 +153,7 @@ Deno.test("readFull() past its deadline throws PeerSlowError with the bytes that
     await c.closeWrite();
     await readToEnd(c);
   });
-  await within(20_000, "a slow peer", async () => {
+  await step("a slow peer", async () => {
     await using tunnel = await connect(setup.profilePath);
     using conn = await tunnel.dial({ hostname: "127.0.0.1", port: target.port });
     const buf = new Uint8Array(10);
@@ -163,7 +177,7 @@ Deno.test("readFull() past its deadline throws PeerSlowError with the bytes that
   });
 });
 
-Deno.test("write() fails with PeerSlowError once the target stops reading and credit runs out", async () => {
+test("write() fails with PeerSlowError once the target stops reading and credit runs out", async () => {
   // The smallest windows the mux allows: the server takes at most 64 KiB
   // for a target that is not reading.
   await using setup = await startServer({
@@ -174,7 +188,7 @@ Deno.test("write() fails with PeerSlowError once the target stops reading and cr
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));
   await using target = serveOnce(() => stopped); // accepts, never reads
-  await within(60_000, "a write to stall", async () => {
+  await step("a write to stall", async () => {
     await using tunnel = await connect(setup.profilePath);
     using conn = await tunnel.dial({
       hostname: "127.0.0.1",
@@ -202,10 +216,10 @@ Deno.test("write() fails with PeerSlowError once the target stops reading and cr
   });
 });
 
-Deno.test("aborting the signal closes the tunnel and resets its connections", async () => {
+test("aborting the signal closes the tunnel and resets its connections", async () => {
   await using setup = await startServer();
   await using echo = startEchoServer();
-  await within(20_000, "an abort to close the tunnel", async () => {
+  await step("an abort to close the tunnel", async () => {
     const controller = new AbortController();
     const tunnel = await connect(setup.profilePath, { signal: controller.signal });
     const ended = tunnel.events.next("session_end", { timeoutMs: 10_000 });
@@ -215,22 +229,27 @@ Deno.test("aborting the signal closes the tunnel and resets its connections", as
     assert.equal(tunnel.closed, true);
     const end = await ended;
     assert.equal(end.graceful, true);
-    await assert.rejects(reading, Deno.errors.ConnectionReset);
-    await assert.rejects(
+    await assertRejectsWith(
+      reading,
+      Deno.errors.ConnectionReset,
+      "was reset: the target or the tunnel closed it",
+    );
+    await assertRejectsWith(
       tunnel.dial({ hostname: "127.0.0.1", port: echo.port }),
       Deno.errors.BadResource,
+      "Cannot dial 127.0.0.1:",
     );
     conn.close();
     await tunnel.close();
   });
 });
 
-Deno.test("connect() with an aborted signal rejects with its reason and dials nothing", async () => {
+test("connect() with an aborted signal rejects with its reason and dials nothing", async () => {
   await using setup = await startServer();
   const controller = new AbortController();
   const reason = new Error("not now");
   controller.abort(reason);
-  await within(5_000, "connect() to refuse", async () => {
+  await step("connect() to refuse", async () => {
     await assert.rejects(
       connect(setup.profilePath, { signal: controller.signal }),
       (e) => e === reason,
@@ -238,11 +257,11 @@ Deno.test("connect() with an aborted signal rejects with its reason and dials no
   });
 });
 
-Deno.test("aborting while connect() waits for the server rejects at once with the reason", async () => {
+test("aborting while connect() waits for the server rejects at once with the reason", async () => {
   await using setup = await startServer();
   // A server that accepts and says nothing: the handshake cannot finish.
   using silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  await within(20_000, "connect() to give up on abort", async () => {
+  await step("connect() to give up on abort", async () => {
     const controller = new AbortController();
     const reason = new Error("user gave up");
     const connecting = connect(setup.profilePath, {
@@ -263,10 +282,10 @@ Deno.test("aborting while connect() waits for the server rejects at once with th
   });
 });
 
-Deno.test("await using closes the tunnel; its connections then read a reset", async () => {
+test("await using closes the tunnel; its connections then read a reset", async () => {
   await using setup = await startServer();
   await using echo = startEchoServer();
-  await within(20_000, "the tunnel to close at the end of its block", async () => {
+  await step("the tunnel to close at the end of its block", async () => {
     let conn: TunnelConn;
     let closed: () => boolean;
     {
@@ -277,15 +296,23 @@ Deno.test("await using closes the tunnel; its connections then read a reset", as
       assert.equal(await conn.readFull(new Uint8Array(1), { timeoutMs: 10_000 }), 1);
     }
     assert.equal(closed(), true);
-    await assert.rejects(conn.read(new Uint8Array(1)), Deno.errors.ConnectionReset);
+    await assertRejectsWith(
+      conn.read(new Uint8Array(1)),
+      Deno.errors.ConnectionReset,
+      "was reset: the target or the tunnel closed it",
+    );
     conn.close();
-    assert.throws(() => conn.close(), Deno.errors.BadResource);
+    assertThrowsWith(
+      () => conn.close(),
+      Deno.errors.BadResource,
+      "Cannot close the tunnel connection to 127.0.0.1:",
+    );
   });
 });
 
-Deno.test("tunnel.events reports the session's start and end", async () => {
+test("tunnel.events reports the session's start and end", async () => {
   await using setup = await startServer();
-  await within(20_000, "session events", async () => {
+  await step("session events", async () => {
     const events = new EventHub();
     const log = new EventLog(events);
     const tunnel = await connect(setup.profilePath, { events });
@@ -305,10 +332,10 @@ Deno.test("tunnel.events reports the session's start and end", async () => {
   });
 });
 
-Deno.test("connect() to a server that is not running rejects saying what to check", async () => {
+test("connect() to a server that is not running rejects saying what to check", async () => {
   await using setup = await startServer();
   const port = freePort();
-  await within(20_000, "connect() to fail", async () => {
+  await step("connect() to fail", async () => {
     await assert.rejects(
       connect(setup.profilePath, { server: { hostname: "127.0.0.1", port } }),
       /Cannot reach the server at 127\.0\.0\.1:\d+/,

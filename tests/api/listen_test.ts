@@ -4,10 +4,12 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { ConfigError, connect, EventHub, listen } from "../../mod.ts";
+import { ConfigError, connect, EventHub, listen, Socks5Error } from "../../mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { initServerDir } from "../../lib/provision/mod.ts";
-import { startServer, within } from "./_setup.ts";
+import { startServer } from "./_setup.ts";
+import { step, test } from "../support/deadline.ts";
+import { assertRejectsWith } from "../support/assert.ts";
 
 async function refusesConnections(port: number): Promise<boolean> {
   try {
@@ -20,9 +22,9 @@ async function refusesConnections(port: number): Promise<boolean> {
   }
 }
 
-Deno.test("listen() from a path serves clients; close() stops it and finished resolves", async () => {
+test("listen() from a path serves clients; close() stops it and finished resolves", async () => {
   await using setup = await startServer();
-  await within(20_000, "a server from a path", async () => {
+  await step("a server from a path", async () => {
     const { server } = setup;
     assert.equal(server.addr.transport, "tcp");
     assert.equal(server.addr.hostname, "127.0.0.1");
@@ -38,10 +40,10 @@ Deno.test("listen() from a path serves clients; close() stops it and finished re
   });
 });
 
-Deno.test("listen() from a parsed configuration stops when its signal aborts", async () => {
+test("listen() from a parsed configuration stops when its signal aborts", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   try {
-    await within(20_000, "a server to stop on abort", async () => {
+    await step("a server to stop on abort", async () => {
       await initServerDir(dir, { listen: "127.0.0.1:0" });
       const config = await loadServerConfig(join(dir, "server.yml"));
       const events = new EventHub();
@@ -58,18 +60,30 @@ Deno.test("listen() from a parsed configuration stops when its signal aborts", a
   }
 });
 
-Deno.test("listen() refuses a bad file, a bad log level and an aborted signal", async () => {
+test("listen() refuses a bad file, a bad log level and an aborted signal", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   try {
-    await within(20_000, "listen() to refuse", async () => {
-      await assert.rejects(listen(join(dir, "missing.yml")), Error);
+    await step("listen() to refuse", async () => {
+      await assertRejectsWith(
+        listen(join(dir, "missing.yml")),
+        ConfigError,
+        "Cannot read config file: file not found",
+      );
       await Deno.writeTextFile(join(dir, "server.yml"), "listen: 127.0.0.1:0\nlisn: 1\n");
-      await assert.rejects(listen(join(dir, "server.yml")), ConfigError);
+      await assertRejectsWith(
+        listen(join(dir, "server.yml")),
+        ConfigError,
+        'Unknown key "lisn" (expected one of: listen, transport,',
+      );
       await Deno.remove(join(dir, "server.yml"));
       await initServerDir(dir, { listen: "127.0.0.1:0" });
       const path = join(dir, "server.yml");
-      // @ts-expect-error: not a level
-      await assert.rejects(listen(path, { log: "loud" }), TypeError);
+      await assertRejectsWith(
+        // @ts-expect-error: not a level
+        listen(path, { log: "loud" }),
+        TypeError,
+        'Invalid log level "loud": expected "debug", "info", "warn" or "error"',
+      );
       const reason = new Error("stop");
       await assert.rejects(
         listen(path, { signal: AbortSignal.abort(reason) }),
@@ -81,10 +95,10 @@ Deno.test("listen() refuses a bad file, a bad log level and an aborted signal", 
   }
 });
 
-Deno.test("await using stops the server", async () => {
+test("await using stops the server", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-api-" });
   try {
-    await within(20_000, "a server to stop at the end of its block", async () => {
+    await step("a server to stop at the end of its block", async () => {
       await initServerDir(dir, { listen: "127.0.0.1:0" });
       let port: number;
       {
@@ -99,10 +113,10 @@ Deno.test("await using stops the server", async () => {
   }
 });
 
-Deno.test("server.events reports alice's login, her stream and a probe's refusal", async () => {
+test("server.events reports alice's login, her stream and a probe's refusal", async () => {
   // Plain TCP, so the probe below can speak HTTP to the port without TLS.
   await using setup = await startServer({ transport: "tcp" });
-  await within(20_000, "server events", async () => {
+  await step("server events", async () => {
     const { server } = setup;
     const login = server.events.next("login", { timeoutMs: 10_000 });
     const tunnel = await connect(setup.profilePath);
@@ -115,7 +129,11 @@ Deno.test("server.events reports alice's login, her stream and a probe's refusal
       const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (l.addr as Deno.NetAddr).port;
       l.close();
-      await assert.rejects(tunnel.dial({ hostname: "127.0.0.1", port }));
+      await assertRejectsWith(
+        tunnel.dial({ hostname: "127.0.0.1", port }),
+        Socks5Error,
+        `Cannot dial 127.0.0.1:${port}: the server answered "connection refused"`,
+      );
       const r = await refused;
       assert.equal(r.target, `127.0.0.1:${port}`);
       assert.equal(r.reply, 5);

@@ -4,8 +4,10 @@ import { UsageError } from "../../lib/cli/args.ts";
 import { runCli } from "../../lib/cli/mod.ts";
 import { formatReport, percentile, runBench } from "../../lib/bench/mod.ts";
 import { parseSize } from "../../lib/config/mod.ts";
+import { test } from "../support/deadline.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
-Deno.test("parseBenchArgs() gives bounded defaults", () => {
+test("parseBenchArgs() gives bounded defaults", () => {
   const { options, json } = parseBenchArgs([]);
   assert.equal(json, false);
   assert.equal(options.bytes, 256 * 2 ** 20);
@@ -16,7 +18,7 @@ Deno.test("parseBenchArgs() gives bounded defaults", () => {
   assert.equal(options.profile, undefined);
 });
 
-Deno.test("parseBenchArgs() reads every flag", () => {
+test("parseBenchArgs() reads every flag", () => {
   const { options, json } = parseBenchArgs([
     "--config",
     "alice.yml",
@@ -43,7 +45,7 @@ Deno.test("parseBenchArgs() reads every flag", () => {
   assert.equal(options.noDirect, true);
 });
 
-Deno.test("parseBenchArgs() reads --bytes in any case, with or without the B", () => {
+test("parseBenchArgs() reads --bytes in any case, with or without the B", () => {
   const table: [string, number][] = [
     ["65536", 65536],
     ["100b", 100],
@@ -65,43 +67,46 @@ Deno.test("parseBenchArgs() reads --bytes in any case, with or without the B", (
   }
 });
 
-Deno.test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
-  const bad = [
-    ["--bogus"],
-    ["stray"],
-    ["--bytes", "lots"],
-    ["--bytes", "17GiB"],
-    ["--bytes", "0"],
-    ["--bytes", "12 parsecs"],
-    ["--bytes", "1TiB"],
-    ["--streams", "0"],
-    ["--streams", String(BENCH_LIMITS.maxStreams + 1)],
-    ["--latency-count", "1e3"],
-    ["--duration", String(BENCH_LIMITS.maxDurationS + 1)],
-    ["--transport", "quic"],
-    ["--config", "a.yml", "--transport", "tcp"],
-    ["--target", "nohost"],
-    ["--target", "::1:9000"],
-    ["--target", "[example.com]:9000"],
-    ["--target", "127.0.0.1:65536"],
+test("parseBenchArgs() refuses unknown flags and values past the caps", () => {
+  const bad: [string[], string][] = [
+    [["--bogus"], "Unknown option '--bogus'"],
+    [["stray"], 'Unexpected argument "stray"'],
+    [["--bytes", "lots"], 'Invalid --bytes "lots"'],
+    [["--bytes", "17GiB"], 'Invalid --bytes "17GiB": expected a size from 1 to 16GiB'],
+    [["--streams", "0"], 'Invalid --streams "0"'],
+    [["--streams", String(BENCH_LIMITS.maxStreams + 1)], "expected an integer from 1 to 1024"],
+    [["--latency-count", "1e3"], 'Invalid --latency-count "1e3"'],
+    [["--duration", String(BENCH_LIMITS.maxDurationS + 1)], "expected an integer from 1 to 300"],
+    [["--transport", "quic"], 'Invalid --transport "quic": expected tls or tcp'],
+    [["--config", "a.yml", "--transport", "tcp"], "--transport applies to the local pair only"],
+    [["--target", "nohost"], 'Invalid target "nohost": expected HOST:PORT'],
+    [["--bytes", "0"], 'Invalid --bytes "0"'],
+    [["--bytes", "12 parsecs"], 'Invalid --bytes "12 parsecs"'],
+    [["--bytes", "1TiB"], 'Invalid --bytes "1TiB"'],
+    [["--target", "::1:9000"], 'Invalid target "::1:9000"'],
+    [["--target", "[example.com]:9000"], 'Invalid target "[example.com]:9000"'],
+    [["--target", "127.0.0.1:65536"], 'Invalid target "127.0.0.1:65536"'],
   ];
-  for (const args of bad) {
-    assert.throws(() => parseBenchArgs(args), UsageError, args.join(" "));
-  }
+  for (const [args, why] of bad) assertThrowsWith(() => parseBenchArgs(args), UsageError, why);
 });
 
-Deno.test("nitrosocks bench exits 2 on an unknown flag", async () => {
+test("nitrosocks bench exits 2 on an unknown flag, with the bench usage", async () => {
   const err = console.error;
-  console.error = () => {};
+  const printed: string[] = [];
+  console.error = (...a: unknown[]) => printed.push(a.join(" "));
   try {
     assert.equal(await runCli(["bench", "--bogus"]), 2);
   } finally {
     console.error = err;
   }
-  assert.equal(benchCommand.name, "bench");
+  // The bench command itself refused the flag (an unknown command also exits 2).
+  const out = printed.join("\n");
+  assert.match(out, /^nitrosocks bench: .*--bogus/);
+  assert.ok(out.endsWith(benchCommand.usage), out);
+  assert.match(benchCommand.usage, /--latency-count/);
 });
 
-Deno.test("parseSize() and percentile() follow their examples", () => {
+test("parseSize() and percentile() follow their examples", () => {
   assert.equal(parseSize("1GiB"), 2 ** 30);
   assert.equal(parseSize("100MB"), 1e8);
   assert.equal(parseSize("65536"), 65536);
@@ -111,7 +116,7 @@ Deno.test("parseSize() and percentile() follow their examples", () => {
   assert.ok(Number.isNaN(percentile([], 50)));
 });
 
-Deno.test({
+test({
   name: "runBench() measures a local pair and its report is plain JSON",
   sanitizeOps: false,
   sanitizeResources: false,

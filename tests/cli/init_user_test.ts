@@ -13,6 +13,10 @@ import {
 } from "../../lib/config/mod.ts";
 import { decodeServerIdentity, serverPublicKey } from "../../lib/handshake/mod.ts";
 import { certificateNames } from "../../lib/pki/mod.ts";
+import { test } from "../support/deadline.ts";
+import { assertRejectsWith } from "../support/assert.ts";
+import { readToEnd, writeAll } from "../support/io.ts";
+import { serveConnections } from "../support/serve.ts";
 
 /** Runs a command with console.log captured; returns exit code and output. */
 async function run(
@@ -36,7 +40,7 @@ async function mode(path: string): Promise<number> {
 
 const SECRET_FILES = ["users.yml", "keys/server.key", "tls/ca.key", "tls/server.key"];
 
-Deno.test("init writes a loadable server directory with private files at 0600", async () => {
+test("init writes a loadable server directory with private files at 0600", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const { code, out } = await run(initCommand, [dir]);
@@ -62,7 +66,7 @@ Deno.test("init writes a loadable server directory with private files at 0600", 
   }
 });
 
-Deno.test("init refuses to overwrite without --force, then --force replaces the keys", async () => {
+test("init refuses to overwrite without --force, then --force replaces the keys", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.mkdir(join(dir, "keys"));
@@ -73,7 +77,11 @@ Deno.test("init refuses to overwrite without --force, then --force replaces the 
         e.message.includes(`"${join(dir, "keys/server.key")}"`) && e.message.includes("--force"),
     );
     assert.equal(await Deno.readTextFile(join(dir, "keys/server.key")), "precious");
-    await assert.rejects(Deno.stat(join(dir, "server.yml")), Deno.errors.NotFound);
+    await assertRejectsWith(
+      Deno.stat(join(dir, "server.yml")),
+      Deno.errors.NotFound,
+      "No such file or directory (os error 2): stat '",
+    );
     await Deno.chmod(join(dir, "keys/server.key"), 0o644);
     assert.equal((await run(initCommand, [dir, "--force"])).code, 0);
     assert.notEqual(await Deno.readTextFile(join(dir, "keys/server.key")), "precious");
@@ -84,7 +92,7 @@ Deno.test("init refuses to overwrite without --force, then --force replaces the 
   }
 });
 
-Deno.test("init puts --name and the listen IP in the certificate", async () => {
+test("init puts --name and the listen IP in the certificate", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await run(initCommand, [dir, "--listen", "10.1.2.3:443", "--name", "Nitro.Example"]);
@@ -99,11 +107,19 @@ Deno.test("init puts --name and the listen IP in the certificate", async () => {
   }
 });
 
-Deno.test("init refuses a bad listen address, name or argument list", async () => {
-  await assert.rejects(run(initCommand, ["/tmp/x", "--listen", "8443"]), UsageError);
-  await assert.rejects(run(initCommand, ["/tmp/x", "--name", "bad name"]), UsageError);
-  await assert.rejects(run(initCommand, []), UsageError);
-  await assert.rejects(run(initCommand, ["a", "b"]), UsageError);
+test("init refuses a bad listen address, name or argument list", async () => {
+  await assertRejectsWith(
+    run(initCommand, ["/tmp/x", "--listen", "8443"]),
+    UsageError,
+    'Invalid listen address "8443": expected HOST:PORT, e.g. 127.0.0.1:',
+  );
+  await assertRejectsWith(
+    run(initCommand, ["/tmp/x", "--name", "bad name"]),
+    UsageError,
+    'Invalid name "bad name": expected a DNS name such as nitro.example',
+  );
+  await assertRejectsWith(run(initCommand, []), UsageError, "missing DIR");
+  await assertRejectsWith(run(initCommand, ["a", "b"]), UsageError, 'unexpected argument "b"');
 });
 
 async function withServer(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -116,7 +132,7 @@ async function withServer(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("user add writes users.yml and a profile that loadClientConfig reads", async () => {
+test("user add writes users.yml and a profile that loadClientConfig reads", async () => {
   await withServer(async (dir) => {
     const out = join(dir, "alice.yml");
     const r = await run(userCommand, [
@@ -156,34 +172,43 @@ Deno.test("user add writes users.yml and a profile that loadClientConfig reads",
   });
 });
 
-Deno.test("user add profile reaches the server over TLS with its CA and server name", async () => {
+test("user add profile reaches the server over TLS with its CA and server name", async () => {
   await withServer(async (dir) => {
     const out = join(dir, "bob.yml");
     await run(userCommand, ["add", "bob", "--dir", dir, "--out", out]);
     const server = await loadServerConfig(join(dir, "server.yml"));
     const profile = await loadClientConfig(out);
-    using listener = Deno.listenTls({
+    const listener = Deno.listenTls({
       hostname: "127.0.0.1",
       port: 0,
       cert: server.tls!.certPem,
       key: server.tls!.keyPem,
     });
-    const accepted = listener.accept().then(async (c) => {
+    const served = serveConnections(listener, async (c) => {
       await c.handshake();
-      c.close();
+      await writeAll(c, new TextEncoder().encode("hello bob"));
     });
-    const tcp = await Deno.connect({ hostname: profile.server.host, port: listener.addr.port });
-    const tls = await Deno.startTls(tcp, {
-      hostname: profile.serverName,
-      caCerts: [profile.caPem!],
-    });
-    await tls.handshake();
-    tls.close();
-    await accepted;
+    try {
+      const dial = async (serverName: string) => {
+        const tcp = await Deno.connect({ hostname: profile.server.host, port: served.port });
+        return Deno.startTls(tcp, { hostname: serverName, caCerts: [profile.caPem!] });
+      };
+      // The profile's CA and server name verify the server's certificate…
+      const tls = await dial(profile.serverName);
+      const got = await readToEnd(tls, { endOnError: true });
+      tls.close();
+      assert.equal(new TextDecoder().decode(got), "hello bob");
+      // …and the check is real: another name is refused.
+      const other = await dial("not-the-server.example");
+      await assertRejectsWith(other.handshake(), Deno.errors.InvalidData, /not valid for name/);
+      other.close();
+    } finally {
+      await served.close();
+    }
   });
 });
 
-Deno.test("user add refuses a taken name, an existing profile and a bad route", async () => {
+test("user add refuses a taken name, an existing profile and a bad route", async () => {
   await withServer(async (dir) => {
     const out = join(dir, "carol.yml");
     await run(userCommand, ["add", "carol", "--dir", dir, "--out", out]);
@@ -196,22 +221,36 @@ Deno.test("user add refuses a taken name, an existing profile and a bad route", 
       run(userCommand, ["add", "dave", "--dir", dir, "--out", out]),
       /Refusing to overwrite .*carol.yml/,
     );
-    await assert.rejects(
+    await assertRejectsWith(
       run(userCommand, ["add", "dave", "--dir", dir, "--routes", "::1:22"]),
       UsageError,
+      'Invalid route "::1:22": IPv6 addresses go in brackets, e.g. "[::1]:22"',
     );
-    await assert.rejects(run(userCommand, ["add", "bad/name", "--dir", dir]), UsageError);
-    await assert.rejects(
+    await assertRejectsWith(
+      run(userCommand, ["add", "bad/name", "--dir", dir]),
+      UsageError,
+      'Invalid user name "bad/name": expected 1-64 of A-Z a-z 0-9 . _ -',
+    );
+    await assertRejectsWith(
       run(userCommand, ["add", "dave", "--dir", dir, "--server", "nope"]),
       UsageError,
+      'Invalid server address "nope": expected HOST:PORT, e.g. 127.0.0.1:',
     );
     assert.equal(await Deno.readTextFile(join(dir, "users.yml")), before, "users.yml untouched");
-    await assert.rejects(Deno.stat(join(dir, "c2.yml")), Deno.errors.NotFound);
-    await assert.rejects(Deno.stat(join(dir, "users.yml.lock")), Deno.errors.NotFound);
+    await assertRejectsWith(
+      Deno.stat(join(dir, "c2.yml")),
+      Deno.errors.NotFound,
+      "No such file or directory (os error 2): stat '",
+    );
+    await assertRejectsWith(
+      Deno.stat(join(dir, "users.yml.lock")),
+      Deno.errors.NotFound,
+      "No such file or directory (os error 2): stat '",
+    );
   });
 });
 
-Deno.test("user add writes ./NAME.yml by default and honours --server", async () => {
+test("user add writes ./NAME.yml by default and honours --server", async () => {
   await withServer(async (dir) => {
     const cwd = Deno.cwd();
     Deno.chdir(dir);
@@ -226,7 +265,7 @@ Deno.test("user add writes ./NAME.yml by default and honours --server", async ()
   });
 });
 
-Deno.test("user list and user remove", async () => {
+test("user list and user remove", async () => {
   await withServer(async (dir) => {
     assert.match((await run(userCommand, ["list", "--dir", dir])).out, /^No users yet/);
     for (const n of ["ann", "ben"]) {
@@ -250,7 +289,15 @@ Deno.test("user list and user remove", async () => {
     assert.deepEqual([...users.users.keys()], ["ben"]);
     assert.equal(await mode(join(dir, "users.yml")), 0o600);
     await assert.rejects(run(userCommand, ["remove", "ann", "--dir", dir]), /No user "ann"/);
-    await assert.rejects(run(userCommand, ["frob", "--dir", dir]), UsageError);
-    await assert.rejects(run(userCommand, ["list", "--dir", dir, "--totp"]), UsageError);
+    await assertRejectsWith(
+      run(userCommand, ["frob", "--dir", dir]),
+      UsageError,
+      'unknown subcommand "frob": expected add, list or remove',
+    );
+    await assertRejectsWith(
+      run(userCommand, ["list", "--dir", dir, "--totp"]),
+      UsageError,
+      '--totp is not an option of "user list"',
+    );
   });
 });

@@ -8,6 +8,7 @@ import {
 } from "../../lib/config/mod.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { assertAt, CERT, configError, k } from "./_helpers.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 const MINIMAL = `server: "nitro.example:8443"
 server_key: ${k(64)}
@@ -132,8 +133,16 @@ Deno.test("share links round-trip and malformed ones are refused", () => {
   const link = encodeShareLink(MINIMAL);
   assert.match(link, /^nitrosocks:\/\/[A-Za-z0-9_-]+$/);
   assert.equal(decodeShareLink(link), MINIMAL);
-  assert.throws(() => decodeShareLink("https://x"), ConfigError);
-  assert.throws(() => decodeShareLink("nitrosocks://!!"), ConfigError);
+  assertThrowsWith(
+    () => decodeShareLink("https://x"),
+    ConfigError,
+    'Invalid share link: expected it to start with "nitrosocks://"',
+  );
+  assertThrowsWith(
+    () => decodeShareLink("nitrosocks://!!"),
+    ConfigError,
+    "Invalid share link: not base64url-encoded UTF-8 (copy the whole link)",
+  );
 });
 
 Deno.test("loadClientConfig() accepts a share link and reports a missing file", async () => {

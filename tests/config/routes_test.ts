@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { compileRoutes, matchRoute, parseRoute } from "../../lib/config/mod.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 type Row = [patterns: string[], proto: "tcp" | "udp", host: string, port: number, want: boolean];
 
@@ -76,6 +77,6 @@ Deno.test("parseRoute() refuses malformed patterns", () => {
       "a..b",
     ]
   ) {
-    assert.throws(() => parseRoute(bad), TypeError, bad);
+    assertThrowsWith(() => parseRoute(bad), TypeError, `Invalid route ${JSON.stringify(bad)}: `);
   }
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parseServerConfig } from "../../lib/config/mod.ts";
 import { assertAt, CERT, configError, files, k, KEY, SERVER_FILES } from "./_helpers.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 const MINIMAL = "identity: keys/server.key\ntls: {cert: tls/server.crt, key: tls/server.key}\n";
 
@@ -100,9 +101,13 @@ Deno.test("parseServerConfig() returns a frozen object", () => {
   assert.ok(
     Object.isFrozen(cfg) && Object.isFrozen(cfg.limits) && Object.isFrozen(cfg.handshake.kex),
   );
-  assert.throws(() => {
-    (cfg.limits as { maxTunnels: number }).maxTunnels = 1;
-  }, TypeError);
+  assertThrowsWith(
+    () => {
+      (cfg.limits as { maxTunnels: number }).maxTunnels = 1;
+    },
+    TypeError,
+    "read only property 'maxTunnels'",
+  );
 });
 
 Deno.test("parseServerConfig() refuses an unknown key with a did-you-mean hint", () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { addUserToYaml, loadUsers, parseUsers, removeUserFromYaml } from "../../lib/config/mod.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { assertAt, configError, k } from "./_helpers.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 Deno.test("parseUsers() reads every field and applies defaults", () => {
   const text = `users:
@@ -170,7 +171,11 @@ Deno.test("addUserToYaml() refuses an existing name, a bad name and a broken fil
     () => addUserToYaml(COMMENTED, "u.yml", { ...user, name: "a/b" }),
     /Invalid user name/,
   );
-  assert.throws(() => addUserToYaml("users: [\n", "u.yml", { ...user, name: "x" }), ConfigError);
+  assertThrowsWith(
+    () => addUserToYaml("users: [\n", "u.yml", { ...user, name: "x" }),
+    ConfigError,
+    "u.yml:2:1: Cannot parse YAML: ",
+  );
   assert.throws(
     () =>
       addUserToYaml(COMMENTED, "u.yml", {
@@ -197,8 +202,16 @@ Deno.test("removeUserFromYaml() removes one user and keeps the rest", () => {
 Deno.test("parseUsers() returns a map that refuses changes", () => {
   const cfg = parseUsers(`users:\n  a: {public_key: ${k(32)}, token: ${k(32)}}\n`, "u.yml");
   assert.ok(cfg.users instanceof Map);
-  assert.throws(() => cfg.users.delete("a"), TypeError);
-  assert.throws(() => cfg.users.set("b", cfg.users.get("a")!), TypeError);
-  assert.throws(() => cfg.users.clear(), TypeError);
+  assertThrowsWith(
+    () => cfg.users.delete("a"),
+    TypeError,
+    "Cannot modify a parsed configuration map",
+  );
+  assertThrowsWith(
+    () => cfg.users.set("b", cfg.users.get("a")!),
+    TypeError,
+    "Cannot modify a parsed configuration map",
+  );
+  assertThrowsWith(() => cfg.users.clear(), TypeError, "Cannot modify a parsed configuration map");
   assert.equal(cfg.users.size, 1);
 });

@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import { ProtocolError } from "../../lib/errors.ts";
 import { chachaOpen, chachaSeal } from "../../lib/crypto/chacha20_poly1305.ts";
 import { assertBytes, loadVector, unhex } from "./_hex.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 interface ChaChaVectors {
   valid: {
@@ -64,7 +65,19 @@ Deno.test("chachaOpen() throws DECRYPT_FAILED for every tampered RFC 8439 case",
 
 Deno.test("chachaOpen() refuses input shorter than a tag, and bad key or nonce lengths", () => {
   const k = new Uint8Array(32), n = new Uint8Array(12);
-  assert.throws(() => chachaOpen(k, n, new Uint8Array(15)), ProtocolError);
-  assert.throws(() => chachaSeal(new Uint8Array(16), n, new Uint8Array(1)), RangeError);
-  assert.throws(() => chachaSeal(k, new Uint8Array(8), new Uint8Array(1)), RangeError);
+  assertThrowsWith(
+    () => chachaOpen(k, n, new Uint8Array(15)),
+    ProtocolError,
+    "Cannot open ChaCha20-Poly1305 message: length 15 is shorter than the tag",
+  );
+  assertThrowsWith(
+    () => chachaSeal(new Uint8Array(16), n, new Uint8Array(1)),
+    RangeError,
+    "Cannot use ChaCha20-Poly1305 key: length 16 is not 32",
+  );
+  assertThrowsWith(
+    () => chachaSeal(k, new Uint8Array(8), new Uint8Array(1)),
+    RangeError,
+    "Cannot use ChaCha20-Poly1305 nonce: length 8 is not 12",
+  );
 });

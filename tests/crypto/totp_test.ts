@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { hotp, type OtpAlgorithm, totp, verifyTotp } from "../../lib/crypto/totp.ts";
 import { loadVector } from "./_hex.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 interface TotpVectors {
   secrets: Record<OtpAlgorithm, string>;
@@ -57,8 +58,24 @@ Deno.test("verifyTotp() refuses wrong, short, long and empty codes", () => {
 });
 
 Deno.test("hotp() and totp() refuse bad options", () => {
-  assert.throws(() => hotp(new Uint8Array(20), 0, { digits: 5 }), RangeError);
-  assert.throws(() => hotp(new Uint8Array(20), -1), RangeError);
-  assert.throws(() => totp(new Uint8Array(20), -1_000), RangeError);
-  assert.throws(() => totp(new Uint8Array(20), 0, { periodSeconds: 0 }), RangeError);
+  assertThrowsWith(
+    () => hotp(new Uint8Array(20), 0, { digits: 5 }),
+    RangeError,
+    "Cannot compute HOTP: digits 5 is not between 6 and 10",
+  );
+  assertThrowsWith(
+    () => hotp(new Uint8Array(20), -1),
+    RangeError,
+    "Cannot compute HOTP: counter -1 is outside 0..2^64-1",
+  );
+  assertThrowsWith(
+    () => totp(new Uint8Array(20), -1_000),
+    RangeError,
+    "Cannot compute TOTP: time -1000 ms is before the epoch",
+  );
+  assertThrowsWith(
+    () => totp(new Uint8Array(20), 0, { periodSeconds: 0 }),
+    RangeError,
+    "Cannot compute TOTP: period 0 is not positive",
+  );
 });

@@ -3,6 +3,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { ProtocolError } from "../../lib/errors.ts";
 import { x25519PublicKey, x25519SharedSecret } from "../../lib/crypto/keys.ts";
 import { assertBytes, loadVector, unhex } from "./_hex.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 interface X25519Vectors {
   scalarMult: { scalar: string; u: string; output: string }[];
@@ -59,6 +60,14 @@ Deno.test("x25519SharedSecret() refuses low-order peer keys", () => {
 });
 
 Deno.test("x25519SharedSecret() refuses keys of the wrong length", () => {
-  assert.throws(() => x25519SharedSecret(new Uint8Array(31), new Uint8Array(32)), RangeError);
-  assert.throws(() => x25519PublicKey(new Uint8Array(33)), RangeError);
+  assertThrowsWith(
+    () => x25519SharedSecret(new Uint8Array(31), new Uint8Array(32)),
+    RangeError,
+    "Cannot use X25519 private key: length 31 is not 32",
+  );
+  assertThrowsWith(
+    () => x25519PublicKey(new Uint8Array(33)),
+    RangeError,
+    "Cannot use X25519 private key: length 33 is not 32",
+  );
 });

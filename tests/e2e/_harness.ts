@@ -9,11 +9,15 @@
  *   "alice" added and users reloaded, client with SOCKS5 on 127.0.0.1:0
  *   (and HTTP CONNECT when asked) dialing the server or a relay in front of
  *   it. `reloadUsers()` re-reads users.yml the way SIGHUP does. `close()`
- *   frees every socket, timer and file.
- * - `startConfiguredServer(config, log, events?)` → a server with the users
- *   of `config.usersFile`, the way `nitrosocks server` starts one.
- * - `run(cmd, args, opts?)` → `{ code, stdout, stderr }` with a deadline.
- * - `startEchoServer()` → a loopback TCP echo server.
+ *   frees every socket, timer and file (also when the test's budget runs
+ *   out, see `support/deadline.ts`).
+ * - `startRelayedPair(startRelay, opts?)` → `{ target, pair, relay }`: an
+ *   HTTP target and a pair whose client reaches the server through a relay.
+ * - `startConfiguredServer(config, log, events?)` → a server with the users of
+ *   `config.usersFile`, the way `nitrosocks server` starts one.
+ * - `run(cmd, args, opts?)` → `{ code, stdout, stderr }`; past its
+ *   deadline the program is killed and `run` throws a `DeadlineError`.
+ * - `startEchoServer()` → a loopback TCP echo server (`support/serve.ts`).
  * - `freePort()` → a loopback port with nothing listening on it.
  * - `Logs`: captured log lines (`NITRO_E2E_LOG=1` also prints them), for
  *   failure messages and for tests of the log's wording. Tests assert on
@@ -39,6 +43,11 @@ import { reloadUsers } from "../../lib/cli/server_cmd.ts";
 import { type ClientHandle, type ClientOptions, startClient } from "../../lib/tunnel/client.ts";
 import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
 import { createLogger, EventHub, EventLog, type Logger } from "../../lib/observe/mod.ts";
+import { onTimeout, step } from "../support/deadline.ts";
+import { type HttpTarget, startHttpTarget } from "../support/http_target.ts";
+import { spawnWithDeadline } from "../support/process.ts";
+
+export { type EchoServer, startEchoServer } from "../support/serve.ts";
 
 /** Routes that keep every destination on this machine. */
 export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];
@@ -145,7 +154,11 @@ export interface Pair extends AsyncDisposable {
  * const conn = await socksConnect(pair.socksPort, "127.0.0.1", target.port);
  * ```
  */
-export async function startPair(opts: PairOptions = {}): Promise<Pair> {
+export function startPair(opts: PairOptions = {}): Promise<Pair> {
+  return step("the server and client to start", pairUp(opts));
+}
+
+async function pairUp(opts: PairOptions): Promise<Pair> {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-e2e-" });
   const logs = new Logs();
   const serverHub = new EventHub();
@@ -155,14 +168,20 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
   let server: ServerHandle | undefined;
   let client: ClientHandle | undefined;
   let via: Via | undefined;
-  const closeAll = async () => {
-    await client?.close();
-    await server?.close();
-    await via?.close();
-    await Deno.remove(dir, { recursive: true });
-    serverEvents.close();
-    clientEvents.close();
+  let closed: Promise<void> | undefined;
+  const closeAll = () => {
+    closed ??= (async () => {
+      forget();
+      await client?.close();
+      await server?.close();
+      await via?.close();
+      await Deno.remove(dir, { recursive: true });
+      serverEvents.close();
+      clientEvents.close();
+    })();
+    return closed;
   };
+  const forget = onTimeout(closeAll);
   try {
     await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
     const serverYml = join(dir, "server.yml");
@@ -249,6 +268,44 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
   }
 }
 
+/** An HTTP target and a pair whose client dials the server through a relay. */
+export interface RelayedPair<R extends Via> extends AsyncDisposable {
+  target: HttpTarget;
+  pair: Pair;
+  relay: R;
+}
+
+/**
+ * Starts an HTTP target and a pair (`opts`) with `startRelay`'s relay
+ * between client and server; disposing closes all three.
+ *
+ * @example
+ * ```ts ignore
+ * await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
+ *   transport: "tcp",
+ * });
+ * const { target, pair, relay } = setup;
+ * ```
+ */
+export async function startRelayedPair<R extends Via>(
+  startRelay: (server: ServerInfo) => R | Promise<R>,
+  opts: Omit<PairOptions, "via"> = {},
+): Promise<RelayedPair<R>> {
+  const target = await startHttpTarget();
+  let relay: R | undefined;
+  try {
+    const pair = await startPair({ ...opts, via: async (s) => (relay = await startRelay(s)) });
+    const close = async () => {
+      await pair.close();
+      await target.close();
+    };
+    return { target, pair, relay: relay!, [Symbol.asyncDispose]: close };
+  } catch (e) {
+    await target.close();
+    throw e;
+  }
+}
+
 /**
  * Starts a server with the users of `config.usersFile`, the way
  * `nitrosocks server` does, reporting to `events` (a new hub when absent).
@@ -303,21 +360,23 @@ export interface RunResult {
   code: number;
   stdout: Uint8Array<ArrayBuffer>;
   stderr: string;
-  /** True when the deadline killed the program. */
-  timedOut: boolean;
 }
 
 /** Options for {@linkcode run}. */
 export interface RunOptions {
-  /** Kill the program after this long (default 60 s). */
+  /** Kill the program and throw a `DeadlineError` after this long (default 60 s). */
   timeoutMs?: number;
   stdin?: Uint8Array;
   env?: Record<string, string>;
   cwd?: string;
+  /** What the program's exit stands for, added to the deadline's message. */
+  meaning?: string;
 }
 
 /**
- * Runs a program to completion (or its deadline) and collects its output.
+ * Runs a program to completion and collects its output. Past its deadline
+ * (or the test's budget) the program is killed and `run` throws a
+ * `DeadlineError` naming it.
  *
  * @example
  * ```ts ignore
@@ -325,128 +384,34 @@ export interface RunOptions {
  * ```
  */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    ...(opts.env === undefined ? {} : { env: opts.env }),
-    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
-  }).spawn();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-  }, opts.timeoutMs ?? 60_000);
-  try {
-    // Read the output while writing the input: a child that answers as it
-    // reads (nc through an echo) would otherwise fill its stdout pipe and
-    // stop reading stdin, and both sides would wait forever.
-    const output = child.output();
-    if (opts.stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(opts.stdin).catch(() => {});
-      await w.close().catch(() => {});
-    }
-    const out = await output;
-    return {
-      code: out.code,
-      stdout: out.stdout,
-      stderr: new TextDecoder().decode(out.stderr),
-      timedOut,
-    };
-  } finally {
-    clearTimeout(timer);
+  const p = spawnWithDeadline(
+    cmd,
+    {
+      args,
+      stdin: opts.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+      ...(opts.env === undefined ? {} : { env: opts.env }),
+      ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+    },
+    opts.timeoutMs ?? 60_000,
+    opts.meaning,
+  );
+  // Read the output while writing the input: a child that answers as it
+  // reads (nc through an echo) would otherwise fill its stdout pipe and
+  // stop reading stdin, and both sides would wait forever.
+  if (opts.stdin !== undefined) {
+    const w = p.child.stdin.getWriter();
+    await w.write(opts.stdin).catch(() => {});
+    await w.close().catch(() => {});
   }
+  const out = await p.output;
+  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
 }
 
 /** Text of a run's stdout. */
 export function text(r: RunResult): string {
   return new TextDecoder().decode(r.stdout);
-}
-
-/** A loopback TCP echo server. */
-export interface EchoServer extends AsyncDisposable {
-  port: number;
-  /** Connections accepted so far. */
-  accepted(): number;
-  close(): Promise<void>;
-}
-
-/**
- * Starts a TCP echo server on 127.0.0.1 (ephemeral port); it half-closes
- * back when the peer half-closes.
- *
- * @example
- * ```ts ignore
- * await using echo = startEchoServer();
- * ```
- */
-export function startEchoServer(): EchoServer {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
-  let count = 0;
-  const serve = async (c: Deno.Conn) => {
-    try {
-      const buf = new Uint8Array(64 * 1024);
-      for (;;) {
-        const n = await c.read(buf);
-        if (n === null) break;
-        let o = 0;
-        while (o < n) o += await c.write(buf.subarray(o, n));
-      }
-      await c.closeWrite().catch(() => {});
-    } catch {
-      // peer went away
-    } finally {
-      open.delete(c);
-      try {
-        c.close();
-      } catch {
-        // already closed
-      }
-    }
-  };
-  const loop = (async () => {
-    try {
-      for await (const c of listener) {
-        count++;
-        open.add(c);
-        const t = serve(c);
-        tasks.add(t);
-        t.finally(() => tasks.delete(t));
-      }
-    } catch {
-      // listener closed
-    }
-  })();
-  let closed: Promise<void> | undefined;
-  const close = () => {
-    closed ??= (async () => {
-      listener.close();
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
-      }
-      await loop;
-      await Promise.allSettled([...tasks]);
-    })();
-    return closed;
-  };
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    accepted: () => count,
-    close,
-    [Symbol.asyncDispose]: close,
-  };
 }
 
 /** A loopback port nothing listens on (bound, then released). */

@@ -8,9 +8,10 @@
  * Exports:
  * - `startCurl(socksPort, url, out, opts?)` → `CurlRun` (`done`, `kill()`)
  * - `sha256File(path)`, `fileSize(path)`
- * - `waitFor(what, cond, timeoutMs)`: polls every 20 ms, throws on timeout
+ * - `waitFor(what, cond, timeoutMs)` (from `support/deadline.ts`): polls, throws on timeout
  * - `startEditedClient(pair, edit)` → a client on an edited copy of the
  *   profile, with an `EventLog` of everything it reports (`recorded`)
+ * - `startFailoverClient(pair, relayPort)` → a client with the relay, then the server, as endpoints
  * - `endpointYaml(port, caPem?)`, `replaceCa(profile, caPem)`
  * - `startRelayProcess(args)` → `RelayProcess` (`port`, `stderr()`, `close()`)
  *
@@ -21,14 +22,18 @@ import { loadClientConfig } from "../../lib/config/mod.ts";
 import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { type ClientHandle, startClient } from "../../lib/tunnel/client.ts";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
-import type { Pair } from "./_harness.ts";
+import { onTimeout, scaledMs, step } from "../support/deadline.ts";
+import { spawnWithDeadline } from "../support/process.ts";
+import { type Pair, run, text } from "./_harness.ts";
+
+export { waitFor } from "../support/deadline.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** A curl download in progress. */
 export interface CurlRun {
-  /** Settles when curl exits (or is killed at its deadline). */
-  done: Promise<{ code: number; stderr: string; timedOut: boolean }>;
+  /** Settles when curl exits; rejects with a `DeadlineError` if its deadline killed it. */
+  done: Promise<{ code: number; stderr: string }>;
   kill(): void;
 }
 
@@ -48,7 +53,7 @@ export function startCurl(
   opts: { limitRate?: string; timeoutMs?: number } = {},
 ): CurlRun {
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const child = new Deno.Command("curl", {
+  const p = spawnWithDeadline("curl", {
     args: [
       "-sS",
       "--fail",
@@ -64,32 +69,17 @@ export function startCurl(
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-  }).spawn();
-  let timedOut = false;
-  const kill = () => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    kill();
   }, timeoutMs + 5_000);
-  const done = child.output().then((o) => ({
-    code: o.code,
-    stderr: new TextDecoder().decode(o.stderr),
-    timedOut,
-  })).finally(() => clearTimeout(timer));
-  return { done, kill };
+  const done = p.output.then((o) => ({ code: o.code, stderr: new TextDecoder().decode(o.stderr) }));
+  done.catch(() => {}); // a test that fails before awaiting it gets its own error
+  return { done, kill: p.kill };
 }
 
 /** Hex SHA-256 of a file (sha256sum, so large files are not held in memory). */
 export async function sha256File(path: string): Promise<string> {
-  const out = await new Deno.Command("sha256sum", { args: [path], stdout: "piped" }).output();
-  if (out.code !== 0) throw new Error(`sha256sum ${path} exited ${out.code}`);
-  return new TextDecoder().decode(out.stdout).slice(0, 64);
+  const r = await run("sha256sum", [path]);
+  if (r.code !== 0) throw new Error(`sha256sum ${path} exited ${r.code}: ${r.stderr}`);
+  return text(r).slice(0, 64);
 }
 
 /** Size of a file, 0 while it does not exist. */
@@ -98,19 +88,6 @@ export async function fileSize(path: string): Promise<number> {
     return (await Deno.stat(path)).size;
   } catch {
     return 0;
-  }
-}
-
-/** Polls `cond` every 20 ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -154,6 +131,22 @@ export async function startEditedClient(
   return Object.assign(client, { recorded });
 }
 
+/**
+ * Starts a client whose first endpoint is `relayPort` (a relay in front of
+ * the server) and whose second is the server itself. Close it before the pair.
+ */
+export function startFailoverClient(
+  pair: Pair,
+  relayPort: number,
+): ReturnType<typeof startEditedClient> {
+  return startEditedClient(
+    pair,
+    (p) =>
+      p.replace(/^server: .*$/m, `server: "127.0.0.1:${relayPort}"`) +
+      `\nendpoints:\n${endpointYaml(pair.serverPort)}\n`,
+  );
+}
+
 /** `nitrosocks relay` running as a subprocess. */
 export interface RelayProcess {
   port: number;
@@ -193,16 +186,19 @@ export async function startRelayProcess(args: string[]): Promise<RelayProcess> {
   };
   let out = "";
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const deadline = setTimeout(() => kill("SIGKILL"), 30_000);
+  const forget = onTimeout(() => kill("SIGKILL"));
+  const deadline = setTimeout(() => kill("SIGKILL"), scaledMs(30_000));
   let port: number | undefined;
   try {
-    while (port === undefined) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-      const m = /relay ready on [^\s]+:(\d+)/.exec(out);
-      if (m !== null) port = Number(m[1]);
-    }
+    await step("nitrosocks relay to say it is ready", async () => {
+      while (port === undefined) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += value;
+        const m = /relay ready on [^\s]+:(\d+)/.exec(out);
+        if (m !== null) port = Number(m[1]);
+      }
+    });
   } finally {
     clearTimeout(deadline);
   }
@@ -215,6 +211,7 @@ export async function startRelayProcess(args: string[]): Promise<RelayProcess> {
     }
   })();
   if (port === undefined) {
+    forget();
     kill("SIGKILL");
     await child.status;
     await Promise.all([errDone, outDone]);
@@ -226,6 +223,7 @@ export async function startRelayProcess(args: string[]): Promise<RelayProcess> {
     stderr: () => err,
     close() {
       closed ??= (async () => {
+        forget();
         kill("SIGTERM");
         const force = setTimeout(() => kill("SIGKILL"), 5_000);
         const { code } = await child.status;

@@ -19,6 +19,9 @@
  */
 import type { Session } from "../../lib/tunnel/session.ts";
 import { patternBytes } from "../support/http_target.ts";
+import { splice } from "../support/io.ts";
+import { spawnWithDeadline } from "../support/process.ts";
+import { serveConnections } from "../support/serve.ts";
 
 /** What a checked curl transfer did. */
 export interface CurlResult {
@@ -31,37 +34,28 @@ export interface CurlResult {
 
 /** Options for the curl helpers. */
 export interface CurlOptions {
-  /** Kill curl after this long (default 120 s). */
+  /** Kill curl and throw a `DeadlineError` after this long (default 120 s). */
   timeoutMs?: number;
 }
 
-/** Runs `curl ARGS | sha256sum` under `pipefail`, so curl's exit code is kept. */
+/**
+ * Runs `curl ARGS | sha256sum` under `pipefail`, so curl's exit code is
+ * kept; past the deadline both are killed and it throws a `DeadlineError`.
+ */
 async function curlHashed(args: string[], opts: CurlOptions): Promise<CurlResult> {
   const t0 = performance.now();
-  const child = new Deno.Command("bash", {
+  const out = await spawnWithDeadline("bash", {
     args: ["-o", "pipefail", "-c", 'curl "$@" | sha256sum', "bash", ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-  }, opts.timeoutMs ?? 120_000);
-  try {
-    const out = await child.output();
-    return {
-      code: out.code,
-      sha256: new TextDecoder().decode(out.stdout).slice(0, 64),
-      stderr: new TextDecoder().decode(out.stderr),
-      ms: performance.now() - t0,
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+  }, opts.timeoutMs ?? 120_000).output;
+  return {
+    code: out.code,
+    sha256: new TextDecoder().decode(out.stdout).slice(0, 64),
+    stderr: new TextDecoder().decode(out.stderr),
+    ms: performance.now() - t0,
+  };
 }
 
 function socksArgs(socksPort: number, opts: CurlOptions): string[] {
@@ -151,93 +145,47 @@ export interface GateRelay extends AsyncDisposable {
  * ```
  */
 export function startGateRelay(upstreamPort: number): GateRelay {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<Deno.Conn>();
-  let connections = 0;
   let refused = 0;
   let isCut = false;
-  const closeQuietly = (c: Deno.Conn) => {
-    open.delete(c);
-    try {
-      c.close();
-    } catch {
-      // already closed
-    }
-  };
-  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await from.read(buf);
-        if (n === null) break;
-        let o = 0;
-        while (o < n) o += await to.write(buf.subarray(o, n));
+  const served = serveConnections(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    async (client, track) => {
+      if (isCut) {
+        refused++;
+        return; // closed at once
       }
-      await to.closeWrite();
-    } catch {
-      // either side went away
-    }
-  };
-  const serve = async (client: Deno.Conn) => {
-    let server: Deno.Conn;
-    try {
-      server = await Deno.connect({ hostname: "127.0.0.1", port: upstreamPort });
-    } catch {
-      closeQuietly(client);
-      return;
-    }
-    if (isCut) {
-      closeQuietly(client);
-      server.close();
-      return;
-    }
-    open.add(server);
-    await Promise.all([pipe(client, server), pipe(server, client)]);
-    closeQuietly(client);
-    closeQuietly(server);
-  };
-  const done = (async () => {
-    try {
-      for await (const c of listener) {
-        connections++;
-        if (isCut) {
-          refused++;
-          c.close();
-          continue;
-        }
-        open.add(c);
-        serve(c);
+      let server: Deno.Conn;
+      try {
+        server = await Deno.connect({ hostname: "127.0.0.1", port: upstreamPort });
+      } catch {
+        return;
       }
-    } catch {
-      // listener closed
-    }
-  })();
-  const close = async () => {
-    try {
-      listener.close();
-    } catch {
-      // already closed
-    }
-    for (const c of [...open]) closeQuietly(c);
-    await done;
-  };
+      if (isCut) {
+        server.close();
+        return;
+      }
+      const untrack = track(server);
+      await splice(client, server);
+      untrack();
+    },
+  );
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: served.port,
     get connections() {
-      return connections;
+      return served.accepted;
     },
     get refused() {
       return refused;
     },
     cut() {
       isCut = true;
-      for (const c of [...open]) closeQuietly(c);
+      served.dropAll();
     },
     restore() {
       isCut = false;
     },
-    close,
-    [Symbol.asyncDispose]: close,
+    close: served.close,
+    [Symbol.asyncDispose]: served.close,
   };
 }
 

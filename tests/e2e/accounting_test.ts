@@ -25,6 +25,7 @@ import {
   startPair,
   text,
 } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -73,7 +74,7 @@ function download(
   }).then((r) => ({ ...r, endedAt: performance.now() }));
 }
 
-Deno.test("a curl download is counted for its user; /metrics passes promtool check metrics", async () => {
+test("a curl download is counted for its user; /metrics passes promtool check metrics", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ serverYaml: ADMIN_AUTO });
   const n = 8 * MiB;
@@ -114,7 +115,7 @@ Deno.test("a curl download is counted for its user; /metrics passes promtool che
   assert.equal(check.output.trim(), "", "promtool found nothing to lint");
 });
 
-Deno.test("counters survive a restart: the state file is written at shutdown and counting continues", async () => {
+test("counters survive a restart: the state file is written at shutdown and counting continues", async () => {
   await using target = await startHttpTarget();
   // A flush interval of an hour: only the write at shutdown can carry the counters.
   await using pair = await startPair({ serverYaml: "accounting:\n  flush_interval: 1h" });
@@ -164,7 +165,7 @@ Deno.test("counters survive a restart: the state file is written at shutdown and
   assert.deepEqual(leftovers, [], "no temporary file is left");
 });
 
-Deno.test("/status shows the live session; kick ends a live download within 1 s", async () => {
+test("/status shows the live session; kick ends a live download within 1 s", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ serverYaml: ADMIN_AUTO });
   const events = pair.server.events;
@@ -210,7 +211,7 @@ Deno.test("/status shows the live session; kick ends a live download within 1 s"
   );
 });
 
-Deno.test("nitrosocks status and kick (subprocesses) against a running server with a token", async () => {
+test("nitrosocks status and kick (subprocesses) against a running server with a token", async () => {
   await using target = await startHttpTarget();
   const port = freePort();
   await using pair = await startPair({
@@ -269,7 +270,7 @@ Deno.test("nitrosocks status and kick (subprocesses) against a running server wi
   assert.ok(!pair.logs.lines.some((l) => l.includes(TOKEN)), "the admin token is never logged");
 });
 
-Deno.test("deno run main.ts server writes the final counters when stopped by SIGINT", async () => {
+test("deno run main.ts server writes the final counters when stopped by SIGINT", async () => {
   const port = freePort();
   await using pair = await startPair({
     noClient: true,
@@ -328,7 +329,7 @@ Deno.test("deno run main.ts server writes the final counters when stopped by SIG
   }
 });
 
-Deno.test("audit lines: one each for a login, a probe refusal, a limit hit and a kick, no secrets", async () => {
+test("audit lines: one each for a login, a probe refusal, a limit hit and a kick, no secrets", async () => {
   await using pair = await startPair({ serverYaml: ADMIN_AUTO });
   await pair.client!.tunnel();
   // A browser-like probe of the tunnel port is refused and handed to the fallback site.

@@ -23,6 +23,7 @@ import {
 import { startClient } from "../../lib/tunnel/client.ts";
 import { readExact, socksConnect } from "../support/socks_client.ts";
 import { freePort, Logs, LOOPBACK_ROUTES, run, startEchoServer } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 // Loaded before any test, as the CLI does at start-up: a library stays loaded for the process.
@@ -204,7 +205,7 @@ for (const [serverBackend, clientBackend] of PAIRS) {
   });
 }
 
-Deno.test("main.ts server with crypto.backend: openssl and no --allow-ffi exits 1 saying to grant it", async () => {
+test("main.ts server with crypto.backend: openssl and no --allow-ffi exits 1 saying to grant it", async () => {
   const { dir } = await serverDir("openssl");
   try {
     const flags = PERMISSION_FLAGS.filter((f) => !f.startsWith("--allow-ffi"));

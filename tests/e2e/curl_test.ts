@@ -9,6 +9,7 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { expectedSha256, patternBytes, startHttpTarget, toHex } from "../support/http_target.ts";
 import { firstMismatch, run, startPair, text } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
@@ -22,7 +23,7 @@ function socksArgs(port: number): string[] {
   return ["-sS", "--max-time", "120", "--socks5-hostname", `127.0.0.1:${port}`];
 }
 
-Deno.test("curl downloads 100 MiB through the tunnel with the same SHA-256", async () => {
+test.slow("curl downloads 100 MiB through the tunnel with the same SHA-256", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair();
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-curl-" });
@@ -53,7 +54,7 @@ Deno.test("curl downloads 100 MiB through the tunnel with the same SHA-256", asy
   }
 });
 
-Deno.test("curl uploads 32 MiB through the tunnel and gets the same bytes back", async () => {
+test("curl uploads 32 MiB through the tunnel and gets the same bytes back", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair();
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-curl-" });
@@ -88,7 +89,7 @@ Deno.test("curl uploads 32 MiB through the tunnel and gets the same bytes back",
   }
 });
 
-Deno.test("curl runs 200 concurrent streams through one tunnel, every body intact", async () => {
+test("curl runs 200 concurrent streams through one tunnel, every body intact", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair();
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-curl-" });
@@ -128,7 +129,7 @@ Deno.test("curl runs 200 concurrent streams through one tunnel, every body intac
   }
 });
 
-Deno.test("a small request completes quickly while a bulk download fills the tunnel", async () => {
+test.slow("a small request completes quickly while a bulk download fills the tunnel", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair();
   const n = 256 * MiB;
@@ -176,7 +177,7 @@ Deno.test("a small request completes quickly while a bulk download fills the tun
   );
 });
 
-Deno.test("curl -p -x through the client's HTTP CONNECT port", async () => {
+test("curl -p -x through the client's HTTP CONNECT port", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ httpConnect: true });
   assert.ok(pair.httpPort !== undefined, "HTTP CONNECT port is up");

@@ -8,6 +8,8 @@ import { strict as assert } from "node:assert";
 import { readExact, socksConnect, SocksReplyError } from "../support/socks_client.ts";
 import { rawHttpRequest, startHttpTarget } from "../support/http_target.ts";
 import { freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
+import { readToEnd as readAll } from "../support/io.ts";
 
 const SANITIZE = { sanitizeOps: true, sanitizeResources: true };
 
@@ -17,21 +19,9 @@ async function write(conn: Deno.Conn, bytes: number[]): Promise<void> {
   while (o < b.length) o += await conn.write(b.subarray(o));
 }
 
-/** Everything the peer sends until it closes (bounded by a deadline). */
-async function readToEnd(conn: Deno.Conn, timeoutMs = 10_000): Promise<Uint8Array> {
-  const chunks: number[] = [];
-  const buf = new Uint8Array(4096);
-  const timer = setTimeout(() => conn.close(), timeoutMs);
-  try {
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(...buf.subarray(0, n));
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return Uint8Array.from(chunks);
+/** Everything the peer sends until it closes (10 s at most). */
+function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {
+  return readAll(conn, { ms: 10_000, what: "the client to answer and close" });
 }
 
 async function replyCode(
@@ -50,7 +40,7 @@ async function replyCode(
   }
 }
 
-Deno.test(
+test(
   "SOCKS5: a closed port on the server's side gets reply 5 (connection refused)",
   SANITIZE,
   async () => {
@@ -63,7 +53,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "SOCKS5 fast open (the default): a closed port shows as a closed connection, the log says why",
   SANITIZE,
   async () => {
@@ -89,7 +79,7 @@ Deno.test(
 const canUnshare = (await run("unshare", ["-n", "true"], { timeoutMs: 10_000 }).catch(() => null))
   ?.code === 0;
 
-Deno.test({
+test({
   name: "SOCKS5: an unresolvable name gets reply 4, an unreachable network reply 3",
   ignore: !canUnshare,
   ...SANITIZE,
@@ -121,7 +111,7 @@ Deno.test({
   },
 });
 
-Deno.test(
+test(
   "SOCKS5: a destination outside the user's routes gets reply 2 (not allowed)",
   SANITIZE,
   async () => {
@@ -148,7 +138,7 @@ Deno.test(
   },
 );
 
-Deno.test("SOCKS5: malformed requests are refused by the client", SANITIZE, async () => {
+test("SOCKS5: malformed requests are refused by the client", SANITIZE, async () => {
   await using echo = startEchoServer();
   await using pair = await startPair();
   const port = echo.port;
@@ -183,7 +173,7 @@ Deno.test("SOCKS5: malformed requests are refused by the client", SANITIZE, asyn
   assert.equal(echo.accepted(), 0, "no malformed request reached a destination");
 });
 
-Deno.test(
+test(
   "SOCKS5: a wrong password gets RFC 1929 status 1, the right one connects",
   SANITIZE,
   async () => {
@@ -210,7 +200,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "SOCKS5: with the server down the client answers 1 and logs what to check",
   SANITIZE,
   async () => {

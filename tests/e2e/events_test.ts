@@ -23,24 +23,13 @@ import {
   SocksReplyError,
 } from "../support/socks_client.ts";
 import { freePort, type Pair, startEchoServer, startPair } from "./_harness.ts";
-import { endpointYaml, startEditedClient, waitFor } from "./_paths.ts";
+import { startFailoverClient, waitFor } from "./_paths.ts";
 import { type GateRelay, startGateRelay } from "./_resume.ts";
+import { test, withDeadline as within } from "../support/deadline.ts";
+import { readToEnd as readAll } from "../support/io.ts";
 
 const SANITIZE = { sanitizeOps: true, sanitizeResources: true };
 const enc = new TextEncoder();
-
-/** Rejects with `what` when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The SOCKS5 reply code the client's port gives for `host:port` (0 = success). */
 async function socksReply(pair: Pair, host: string, port: number): Promise<number> {
@@ -57,24 +46,13 @@ async function socksReply(pair: Pair, host: string, port: number): Promise<numbe
   return r.reply;
 }
 
-/** Everything the peer sends until it closes (bounded by a deadline). */
-async function readToEnd(conn: Deno.Conn, timeoutMs = 10_000): Promise<string> {
-  const chunks: number[] = [];
-  const buf = new Uint8Array(4096);
-  const timer = setTimeout(() => conn.close(), timeoutMs);
-  try {
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(...buf.subarray(0, n));
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return new TextDecoder().decode(Uint8Array.from(chunks));
+/** Everything the peer sends until it closes (10 s at most), as text. */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  const bytes = await readAll(conn, { ms: 10_000, what: "the peer to answer and close" });
+  return new TextDecoder().decode(bytes);
 }
 
-Deno.test(
+test(
   "events: the server reports the login and the session, the streams it opens and refuses",
   SANITIZE,
   async () => {
@@ -155,7 +133,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "events: an HTTP request is a probe refusal, a wrong token an auth_failed refusal",
   SANITIZE,
   async () => {
@@ -198,7 +176,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "events: a session that loses its endpoint reports link_down, connect_failed, path_change, resume",
   SANITIZE,
   async () => {
@@ -206,12 +184,7 @@ Deno.test(
     const server = new EventLog(pair.server.events);
     const relay = startFaultRelay({ port: pair.serverPort });
     // Endpoint 1: a relay in front of the server; endpoint 2: the server itself.
-    const client = await startEditedClient(
-      pair,
-      (p) =>
-        p.replace(/^server: .*$/m, `server: "127.0.0.1:${relay.port}"`) +
-        `\nendpoints:\n${endpointYaml(pair.serverPort)}\n`,
-    );
+    const client = await startFailoverClient(pair, relay.port);
     const events = new EventLog(client.events);
     try {
       await within(client.tunnel(), 10_000, "the tunnel");
@@ -254,7 +227,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "a stream OPEN the tunnel does not answer in time: SOCKS5 reply 6, HTTP CONNECT 504",
   SANITIZE,
   async () => {
@@ -288,7 +261,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "ClientTunnel: a dead first endpoint is a connect_failed naming the next; the session starts there",
   SANITIZE,
   async () => {
@@ -342,7 +315,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "events: server and client report where they listen on the hub they were given",
   SANITIZE,
   async () => {

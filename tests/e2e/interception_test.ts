@@ -11,16 +11,25 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { connectLink, TunnelError } from "../../lib/tunnel/client.ts";
 import { createCa } from "../support/certs.ts";
-import { expectedSha256, patternBytes, startHttpTarget } from "../support/http_target.ts";
+import { expectedSha256, patternBytes } from "../support/http_target.ts";
 import {
   containsBytes,
   type MitmRelay,
-  type Relay,
   startMitmRelay,
   startTcpRelay,
   type Tamper,
 } from "../support/mitm_relay.ts";
-import { firstMismatch, type Pair, run, type ServerInfo, startPair, text } from "./_harness.ts";
+import { exchange } from "../support/io.ts";
+import {
+  firstMismatch,
+  type Pair,
+  run,
+  type ServerInfo,
+  startPair,
+  startRelayedPair,
+  text,
+} from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
@@ -37,10 +46,9 @@ function curlSocks(pair: Pair): string[] {
   return ["-sS", "--max-time", "60", "--socks5-hostname", `127.0.0.1:${pair.socksPort}`];
 }
 
-Deno.test("through a trusted TLS interceptor the tunnel works and hides payload and destinations", async () => {
-  await using target = await startHttpTarget();
-  let relay: MitmRelay | undefined;
-  await using pair = await startPair({ via: async (s) => (relay = await mitm(s)) });
+test("through a trusted TLS interceptor the tunnel works and hides payload and destinations", async () => {
+  await using setup = await startRelayedPair((s) => mitm(s));
+  const { target, pair, relay } = setup;
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-mitm-" });
   try {
     // A download, checked end to end.
@@ -97,7 +105,7 @@ Deno.test("through a trusted TLS interceptor the tunnel works and hides payload 
   }
 });
 
-Deno.test("a different NitroSocks server at the profile's address is refused with a message about the server key", async () => {
+test("a different NitroSocks server at the profile's address is refused with a message about the server key", async () => {
   await using pair = await startPair({ noClient: true });
   // Another init: other keys, other CA. The client trusts its TLS
   // certificate, so only the pinned key can tell the two servers apart.
@@ -122,7 +130,7 @@ Deno.test("a different NitroSocks server at the profile's address is refused wit
   assert.equal(other.serverEvents.of("login").length, 0);
 });
 
-Deno.test("a client trusting another CA fails with a clear TLS error", async () => {
+test("a client trusting another CA fails with a clear TLS error", async () => {
   await using pair = await startPair({ noClient: true });
   const stranger = await createCa({ commonName: "Some Other CA" });
   const err = await connectLink(pair.profile, {
@@ -163,17 +171,14 @@ async function assertExact(file: string, n: number): Promise<void> {
 // on a fresh connection, resending what the peer missed. The relay tampers
 // only with its first connection, so the transfer completes exactly.
 
-Deno.test("one flipped bit on the wire (plain TCP) kills only that connection: the session resumes and the download is exact", async () => {
-  await using target = await startHttpTarget();
+test("one flipped bit on the wire (plain TCP) kills only that connection: the session resumes and the download is exact", async () => {
   const at = 2 * MiB + 12345;
-  await using pair = await startPair({
-    transport: "tcp",
-    via: (s): Relay =>
-      startTcpRelay({
-        upstream: { hostname: "127.0.0.1", port: s.port },
-        tamper: flipAt("server_to_client", at),
-      }),
-  });
+  const tamper = flipAt("server_to_client", at);
+  await using setup = await startRelayedPair(
+    (s) => startTcpRelay({ upstream: { hostname: "127.0.0.1", port: s.port }, tamper }),
+    { transport: "tcp" },
+  );
+  const { target, pair } = setup;
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-tamper-" });
   try {
     const n = 16 * MiB;
@@ -192,12 +197,10 @@ Deno.test("one flipped bit on the wire (plain TCP) kills only that connection: t
   }
 });
 
-Deno.test("one flipped bit inside intercepted TLS (upload) kills only that connection: the upload is exact", async () => {
-  await using target = await startHttpTarget();
+test("one flipped bit inside intercepted TLS (upload) kills only that connection: the upload is exact", async () => {
   const at = 3 * MiB + 777;
-  await using pair = await startPair({
-    via: (s) => mitm(s, flipAt("client_to_server", at)),
-  });
+  await using setup = await startRelayedPair((s) => mitm(s, flipAt("client_to_server", at)));
+  const { target, pair } = setup;
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-tamper-" });
   try {
     const n = 16 * MiB;
@@ -227,7 +230,7 @@ Deno.test("one flipped bit inside intercepted TLS (upload) kills only that conne
   }
 });
 
-Deno.test("a probe of the server with curl gets the decoy web site", async () => {
+test("a probe of the server with curl gets the decoy web site", async () => {
   await using pair = await startPair({ noClient: true });
   for (const v of ["--http1.1", "--http2"]) {
     const r = await run("curl", [
@@ -258,34 +261,16 @@ async function probeWith(pair: Pair, bytes: Uint8Array): Promise<string> {
     caCerts: [ca],
     alpnProtocols: ["http/1.1"],
   });
-  const timer = setTimeout(() => conn.close(), 15_000);
-  let out = "";
-  try {
-    let o = 0;
-    while (o < bytes.length) o += await conn.write(bytes.subarray(o));
-    const buf = new Uint8Array(16384);
-    const dec = new TextDecoder();
-    for (;;) {
-      const n = await conn.read(buf).catch(() => null); // the decoy may skip close_notify
-      if (n === null) break;
-      out += dec.decode(buf.subarray(0, n), { stream: true });
-    }
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // closed by the timer
-    }
-  }
-  return out;
+  // The decoy may skip close_notify: a read error is the end.
+  const opts = { ms: 15_000, what: "the decoy's whole answer", endOnError: true };
+  return new TextDecoder().decode(await exchange(conn, bytes, opts));
 }
 
 function statusLine(s: string): string {
   return s.split("\r\n")[0] ?? "";
 }
 
-Deno.test("a replayed client hello is handed to the web site like any other probe", async () => {
+test("a replayed client hello is handed to the web site like any other probe", async () => {
   let s2cSeen = false;
   const hello: number[] = [];
   await using pair = await startPair({

@@ -21,25 +21,22 @@ import {
   sha256File,
   startCurl,
   startEditedClient,
+  startFailoverClient,
   startRelayProcess,
   waitFor,
 } from "./_paths.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-Deno.test("failover: killing the relay in use moves the live session to the other endpoint", async () => {
+test.slow("failover: killing the relay in use moves the live session to the other endpoint", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ noClient: true });
   const relay: FaultRelay = startFaultRelay({ port: pair.serverPort });
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-paths-" });
   // Endpoint 1: a relay in front of the server; endpoint 2: the server itself.
-  const client = await startEditedClient(
-    pair,
-    (p) =>
-      p.replace(/^server: .*$/m, `server: "127.0.0.1:${relay.port}"`) +
-      `\nendpoints:\n${endpointYaml(pair.serverPort)}\n`,
-  );
+  const client = await startFailoverClient(pair, relay.port);
   try {
     const session = await client.tunnel();
     assert.equal(relay.connections, 1, "the tunnel starts on the first endpoint (the relay)");
@@ -89,7 +86,7 @@ Deno.test("failover: killing the relay in use moves the live session to the othe
   }
 });
 
-Deno.test("nitrosocks relay (subprocess, TLS both sides) carries the tunnel without any NitroSocks key", async () => {
+test.slow("nitrosocks relay (subprocess, TLS both sides) carries the tunnel without any NitroSocks key", async () => {
   await using target = await startHttpTarget();
   let relayArgs: string[] = [];
   let relay: Awaited<ReturnType<typeof startRelayProcess>> | undefined;
@@ -138,7 +135,7 @@ Deno.test("nitrosocks relay (subprocess, TLS both sides) carries the tunnel with
   }
 });
 
-Deno.test("nitrosocks relay --help exits 0; missing flags exit 2 with the usage", async () => {
+test.slow("nitrosocks relay --help exits 0; missing flags exit 2 with the usage", async () => {
   const relay = (...args: string[]) =>
     run(Deno.execPath(), ["run", "--quiet", ...PERMISSION_FLAGS, "main.ts", "relay", ...args], {
       cwd: ROOT,
@@ -163,7 +160,7 @@ Deno.test("nitrosocks relay --help exits 0; missing flags exit 2 with the usage"
   }
 });
 
-Deno.test("evil relay (seed 004): a bit flipped on every connection only costs that path", async () => {
+test("evil relay (seed 004): a bit flipped on every connection only costs that path", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ noClient: true });
   const serverCa = await Deno.readTextFile(join(pair.dir, "tls", "ca.crt"));

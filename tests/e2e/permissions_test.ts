@@ -8,6 +8,7 @@
 import { strict as assert } from "node:assert";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
 import { run, type RunResult, text } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -19,7 +20,7 @@ function nitrosocks(...args: string[]): Promise<RunResult> {
   });
 }
 
-Deno.test("main.ts demo runs under the shipped permissions and says what happened", async () => {
+test.slow("main.ts demo runs under the shipped permissions and says what happened", async () => {
   const r = await nitrosocks("demo");
   assert.equal(r.code, 0, `stdout:\n${text(r)}\nstderr:\n${r.stderr}`);
   const out = text(r);
@@ -37,7 +38,7 @@ Deno.test("main.ts demo runs under the shipped permissions and says what happene
   assert.doesNotMatch(r.stderr, /PermissionDenied|NotCapable|Requires .* access/);
 });
 
-Deno.test("main.ts --help lists the commands and exits 0", async () => {
+test.slow("main.ts --help lists the commands and exits 0", async () => {
   const r = await nitrosocks("--help");
   assert.equal(r.code, 0, r.stderr);
   assert.match(text(r), /^Usage: nitrosocks <command> \[options\]$/m);
@@ -46,14 +47,14 @@ Deno.test("main.ts --help lists the commands and exits 0", async () => {
   }
 });
 
-Deno.test("main.ts with an unknown command exits 2 and shows the usage", async () => {
+test.slow("main.ts with an unknown command exits 2 and shows the usage", async () => {
   const r = await nitrosocks("nosuch");
   assert.equal(r.code, 2);
   assert.match(r.stderr, /unknown command "nosuch"/);
   assert.match(r.stderr, /Usage: nitrosocks <command>/);
 });
 
-Deno.test("main.ts server --bogus exits 2 with the server usage", async () => {
+test.slow("main.ts server --bogus exits 2 with the server usage", async () => {
   const r = await nitrosocks("server", "--bogus");
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--bogus/);

@@ -10,6 +10,7 @@ import { strict as assert } from "node:assert";
 import { readExact, socksConnect } from "../support/socks_client.ts";
 import { startFaultRelay } from "../support/fault_relay.ts";
 import { startEchoServer, startPair } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
 
 const N = 40;
 
@@ -23,7 +24,7 @@ async function exchange(socksPort: number, echoPort: number): Promise<void> {
   }
 }
 
-Deno.test(`${N} short connections cost about three records each way, no ACK-only records`, async () => {
+test(`${N} short connections cost about three records each way, no ACK-only records`, async () => {
   await using echo = startEchoServer();
   await using pair = await startPair({ transport: "tcp" });
   const session = await pair.client!.tunnel();
@@ -44,7 +45,7 @@ Deno.test(`${N} short connections cost about three records each way, no ACK-only
 });
 
 for (const fastOpen of [true, false]) {
-  Deno.test(
+  test(
     `fast_open: ${fastOpen}: the SOCKS reply ${
       fastOpen ? "comes at once" : "waits a round trip"
     } over a 300 ms path`,

@@ -10,10 +10,11 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
+import { expectedSha256 } from "../support/http_target.ts";
 import { type Fault, type FaultRelay, startFaultRelay } from "../support/fault_relay.ts";
-import { startPair } from "./_harness.ts";
+import { startRelayedPair } from "./_harness.ts";
 import { curlDownload, curlEcho, prng, writePatternFile } from "./_resume.ts";
+import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 /** Short timers, so a stalled connection is found dead within about a second. */
@@ -51,7 +52,7 @@ function assertAllFired(relay: FaultRelay, faults: Fault[], resumptions: number,
   assert.ok(resumptions >= faults.length, `${resumptions} resumptions\n${log}`);
 }
 
-Deno.test("256 MiB down and 256 MiB up through curl survive ten faults of every kind (plain TCP)", async () => {
+test.slow("256 MiB down and 256 MiB up through curl survive ten faults of every kind (plain TCP)", async () => {
   const n = 256 * MiB;
   const faults = script(0x5eed01, [
     ["reset", "down"],
@@ -65,16 +66,14 @@ Deno.test("256 MiB down and 256 MiB up through curl survive ten faults of every 
     ["stall", "down"],
     ["duplicate", "up"],
   ], { down: [2 * MiB, 22 * MiB], up: [2 * MiB, 14 * MiB] });
-  await using target = await startHttpTarget();
-  let relay: FaultRelay | undefined;
   expectedSha256(n); // hashed now, not while the session's timers run
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
     // The server also re-keys (fresh X25519) every 16 MiB, across the faults.
     serverSession: { ...FAST, rekey_bytes: "16MiB" },
     clientSession: FAST,
-    via: (s) => (relay = startFaultRelay({ port: s.port }, faults)),
   });
+  const { target, pair, relay } = setup;
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-resume-" });
   try {
     const upload = join(tmp, "upload");
@@ -110,7 +109,7 @@ Deno.test("256 MiB down and 256 MiB up through curl survive ten faults of every 
   }
 });
 
-Deno.test("TLS passing through the fault relay: a download and an upload survive every kind of fault", async () => {
+test.slow("TLS passing through the fault relay: a download and an upload survive every kind of fault", async () => {
   const n = 48 * MiB;
   const faults = script(0x5eed02, [
     ["reset", "down"],
@@ -121,13 +120,11 @@ Deno.test("TLS passing through the fault relay: a download and an upload survive
     ["flip", "down"],
   ], { down: [MiB, 7 * MiB], up: [MiB, 5 * MiB] });
   expectedSha256(n);
-  await using target = await startHttpTarget();
-  let relay: FaultRelay | undefined;
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     serverSession: FAST,
     clientSession: FAST,
-    via: (s) => (relay = startFaultRelay({ port: s.port }, faults)),
   });
+  const { target, pair, relay } = setup;
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-resume-" });
   try {
     const upload = join(tmp, "upload");
@@ -148,7 +145,7 @@ Deno.test("TLS passing through the fault relay: a download and an upload survive
   }
 });
 
-Deno.test("16 parallel curl downloads survive faults of every kind on the shared connection", async () => {
+test.slow("16 parallel curl downloads survive faults of every kind on the shared connection", async () => {
   const each = 24 * MiB;
   const count = 16;
   // While only downloading, the client sends little (requests, ACKs, window
@@ -164,14 +161,12 @@ Deno.test("16 parallel curl downloads survive faults of every kind on the shared
     ["flip", "up"],
   ], { down: [2 * MiB, 10 * MiB], up: [4096, 4096] });
   expectedSha256(each);
-  await using target = await startHttpTarget();
-  let relay: FaultRelay | undefined;
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
     serverSession: FAST,
     clientSession: FAST,
-    via: (s) => (relay = startFaultRelay({ port: s.port }, faults)),
   });
+  const { target, pair, relay } = setup;
   const results = await Promise.all(
     Array.from(
       { length: count },

@@ -11,36 +11,32 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import type { MuxStats } from "../../lib/mux/mod.ts";
-import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
-import { type Fault, type FaultRelay, startFaultRelay } from "../support/fault_relay.ts";
-import { startPair } from "./_harness.ts";
+import { expectedSha256 } from "../support/http_target.ts";
+import { type Fault, startFaultRelay } from "../support/fault_relay.ts";
+import { startRelayedPair } from "./_harness.ts";
 import {
   curlDownload,
   curlEcho,
-  type GateRelay,
   median,
   prng,
   startGateRelay,
   watchFlow,
   writePatternFile,
 } from "./_resume.ts";
+import { test, waitFor as pollUntil } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
-/** Polls `cond` every 10 ms until it holds or `ms` pass. */
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Polls `cond` every 10 ms until it holds; fails naming `what` after `ms`. */
+function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  return pollUntil(what, cond, ms);
 }
 
 function ms(xs: number[]): string {
   return xs.map((x) => x.toFixed(0)).join(", ");
 }
 
-Deno.test("a stalled connection is found dead by the keepalive timers and the download resumes exactly", async () => {
+test.slow("a stalled connection is found dead by the keepalive timers and the download resumes exactly", async () => {
   const n = 96 * MiB;
   const rand = prng(0x57a11);
   const faults: Fault[] = Array.from({ length: 3 }, () => ({
@@ -50,14 +46,12 @@ Deno.test("a stalled connection is found dead by the keepalive timers and the do
   }));
   const fast = { keepalive: "200ms", dead_after: "1s" };
   expectedSha256(n); // hashed now, not while timers run
-  await using target = await startHttpTarget();
-  let relay: FaultRelay | undefined;
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
     serverSession: fast,
     clientSession: fast,
-    via: (s) => (relay = startFaultRelay({ port: s.port }, faults)),
   });
+  const { target, pair, relay } = setup;
   const watch = watchFlow(await pair.client!.tunnel());
   try {
     const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
@@ -77,22 +71,21 @@ Deno.test("a stalled connection is found dead by the keepalive timers and the do
   );
 });
 
-Deno.test("a connection that stalls during the resume handshake is given up after dead_after, not 15 s", async () => {
+test.slow("a connection that stalls during the resume handshake is given up after dead_after, not 15 s", async () => {
   const n = 32 * MiB;
   const fast = { keepalive: "200ms", dead_after: "1s" };
   expectedSha256(n);
-  await using target = await startHttpTarget();
-  await using pair = await startPair({
+  const faults: Fault[] = [
+    { kind: "stall", dir: "down", at: 8 * MiB },
+    // The ServerHello of the resumption stops after 200 bytes.
+    { kind: "stall", dir: "down", at: 200 },
+  ];
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
     serverSession: fast,
     clientSession: fast,
-    via: (s) =>
-      startFaultRelay({ port: s.port }, [
-        { kind: "stall", dir: "down", at: 8 * MiB },
-        // The ServerHello of the resumption stops after 200 bytes.
-        { kind: "stall", dir: "down", at: 200 },
-      ]),
   });
+  const { target, pair } = setup;
   const t0 = performance.now();
   const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
   const secs = (performance.now() - t0) / 1000;
@@ -112,7 +105,7 @@ Deno.test("a connection that stalls during the resume handshake is given up afte
   );
 });
 
-Deno.test("after a reset data flows again within milliseconds (median of seven)", async () => {
+test.slow("after a reset data flows again within milliseconds (median of seven)", async () => {
   const n = 160 * MiB;
   const rand = prng(0x4e5e7);
   const faults: Fault[] = Array.from({ length: 7 }, () => ({
@@ -121,11 +114,10 @@ Deno.test("after a reset data flows again within milliseconds (median of seven)"
     at: 6 * MiB + Math.floor(rand() * 12 * MiB),
   }));
   expectedSha256(n);
-  await using target = await startHttpTarget();
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
-    via: (s) => startFaultRelay({ port: s.port }, faults),
   });
+  const { target, pair } = setup;
   const watch = watchFlow(await pair.client!.tunnel());
   try {
     const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
@@ -140,20 +132,18 @@ Deno.test("after a reset data flows again within milliseconds (median of seven)"
   console.log(`  reset → data flowing again: ${ms(gaps)} ms, median ${median(gaps).toFixed(0)} ms`);
 });
 
-Deno.test("while the server is unreachable the client buffers no more than its resend buffer and the peer's credit, then the upload completes exactly", async () => {
+test.slow("while the server is unreachable the client buffers no more than its resend buffer and the peer's credit, then the upload completes exactly", async () => {
   const n = 64 * MiB;
   const resend = 1 * MiB;
   const streamWindow = 8 * MiB; // the server's limits.stream_window (default): the client's credit
   const settings = { resend_buffer: "1MiB" };
   expectedSha256(n);
-  await using target = await startHttpTarget();
-  let gate: GateRelay | undefined;
-  await using pair = await startPair({
+  await using setup = await startRelayedPair((s) => startGateRelay(s.port), {
     transport: "tcp",
     serverSession: settings,
     clientSession: settings,
-    via: (s) => (gate = startGateRelay(s.port)),
   });
+  const { target, pair, relay: gate } = setup;
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-outage-" });
   try {
     const upload = join(tmp, "upload");

@@ -14,47 +14,26 @@ import { deriveReleaseKey } from "../../lib/session/mod.ts";
 import { connectLink, TunnelError } from "../../lib/tunnel/client.ts";
 import { Session } from "../../lib/tunnel/session.ts";
 import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
-import { startFaultRelay } from "../support/fault_relay.ts";
+import { type Fault, startFaultRelay } from "../support/fault_relay.ts";
+import { exchange } from "../support/io.ts";
 import { type Relay, startTcpRelay } from "../support/mitm_relay.ts";
 import { readExact, socksConnect } from "../support/socks_client.ts";
-import { startEchoServer, startPair } from "./_harness.ts";
-import { curlDownload, type GateRelay, startGateRelay } from "./_resume.ts";
+import { startEchoServer, startPair, startRelayedPair } from "./_harness.ts";
+import { curlDownload, startGateRelay } from "./_resume.ts";
+import { test, waitFor as pollUntil } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
-/** Polls `cond` every 10 ms until it holds or `ms` pass. */
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Polls `cond` every 10 ms until it holds; fails naming `what` after `ms`. */
+function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  return pollUntil(what, cond, ms);
 }
 
 /** Writes `bytes` on a fresh TCP connection and returns everything answered until EOF (15 s max). */
 async function sendRaw(port: number, bytes: Uint8Array): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const timer = setTimeout(() => conn.close(), 15_000);
-  let out = "";
-  try {
-    let o = 0;
-    while (o < bytes.length) o += await conn.write(bytes.subarray(o));
-    const buf = new Uint8Array(16384);
-    const dec = new TextDecoder();
-    for (let i = 0; i < 1000; i++) {
-      const n = await conn.read(buf).catch(() => null);
-      if (n === null) break;
-      out += dec.decode(buf.subarray(0, n), { stream: true });
-    }
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // closed by the timer
-    }
-  }
-  return out;
+  const opts = { ms: 15_000, what: "the server's whole answer", endOnError: true };
+  return new TextDecoder().decode(await exchange(conn, bytes, opts));
 }
 
 /** A raw SOCKS5 CONNECT request (RFC 1928 section 4) to 127.0.0.1:`port`. */
@@ -62,7 +41,7 @@ function connectRequest(port: number): Uint8Array {
   return Uint8Array.of(5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff);
 }
 
-Deno.test("a recorded resume message replayed on a new connection is treated as a probe: the decoy answers", async () => {
+test("a recorded resume message replayed on a new connection is treated as a probe: the decoy answers", async () => {
   // Record, per connection, what the client sends before the server's first byte.
   const hellos: number[][] = [];
   let current: number[] | undefined;
@@ -116,7 +95,7 @@ Deno.test("a recorded resume message replayed on a new connection is treated as 
   assert.equal(r.sha256, expectedSha256(MiB));
 });
 
-Deno.test("client.close() releases the session: the server logs the release and drops it", async () => {
+test("client.close() releases the session: the server logs the release and drops it", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ transport: "tcp" });
   const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
@@ -141,7 +120,7 @@ Deno.test("client.close() releases the session: the server logs the release and 
   );
 });
 
-Deno.test("a released session cannot be resumed: the resumption secret is refused", async () => {
+test("a released session cannot be resumed: the resumption secret is refused", async () => {
   await using echo = await startHttpTarget();
   await using pair = await startPair({ transport: "tcp", noClient: true });
   const endpoint: Endpoint = {
@@ -197,14 +176,12 @@ Deno.test("a released session cannot be resumed: the resumption secret is refuse
   assert.match(refused[0]!.detail, /^session \S+ is unknown, expired or released$/);
 });
 
-Deno.test("a session not resumed within resume_grace expires on the server and can no longer be resumed", async () => {
-  await using target = await startHttpTarget();
-  let gate: GateRelay | undefined;
-  await using pair = await startPair({
+test("a session not resumed within resume_grace expires on the server and can no longer be resumed", async () => {
+  await using setup = await startRelayedPair((s) => startGateRelay(s.port), {
     transport: "tcp",
     serverSession: { resume_grace: "1s" },
-    via: (s) => (gate = startGateRelay(s.port)),
   });
+  const { target, pair, relay: gate } = setup;
   let r = await curlDownload(pair.socksPort, `${target.url}/bytes/${MiB}`);
   assert.equal(r.code, 0, r.stderr);
   // The path dies and stays dead longer than the grace: every reconnect is refused.
@@ -243,18 +220,17 @@ Deno.test("a session not resumed within resume_grace expires on the server and c
   console.log(`  session expired on the server ${expiredAfter} ms after the path was cut`);
 });
 
-Deno.test("a TCP reset injected by a middlebox is a lost connection, not a release: the session resumes", async () => {
+test("a TCP reset injected by a middlebox is a lost connection, not a release: the session resumes", async () => {
   const n = 48 * MiB;
-  await using target = await startHttpTarget();
-  await using pair = await startPair({
+  const faults: Fault[] = [
+    // The client sends under 2 KiB in its handshake, then about 80 bytes per MiB received.
+    { kind: "reset", dir: "up", at: 3 * 1024 },
+    { kind: "reset", dir: "down", at: 4 * MiB },
+  ];
+  await using setup = await startRelayedPair((s) => startFaultRelay({ port: s.port }, faults), {
     transport: "tcp",
-    via: (s) =>
-      startFaultRelay({ port: s.port }, [
-        // The client sends under 2 KiB in its handshake, then about 80 bytes per MiB received.
-        { kind: "reset", dir: "up", at: 3 * 1024 },
-        { kind: "reset", dir: "down", at: 4 * MiB },
-      ]),
   });
+  const { target, pair } = setup;
   await waitFor(() => pair.server.sessions.size === 1, 5_000, "the server's session");
   const session = [...pair.server.sessions][0]!;
   const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
@@ -277,7 +253,7 @@ Deno.test("a TCP reset injected by a middlebox is a lost connection, not a relea
   assert.equal(pair.logs.grep(/release/).length, 0);
 });
 
-Deno.test("a resume whose Finish never reaches the server does not lose the session", async () => {
+test("a resume whose Finish never reaches the server does not lose the session", async () => {
   // The client adopts the new resumption secret when it sends its Finish; the
   // server only when the Finish arrives. Corrupt the Finish of the first
   // resumption (third burst the client sends on connection 2): the server

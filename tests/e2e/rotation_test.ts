@@ -20,11 +20,13 @@ import { expectedSha256, patternBytes, startHttpTarget } from "../support/http_t
 import { containsBytes, startTcpRelay } from "../support/mitm_relay.ts";
 import { firstMismatch, startPair } from "./_harness.ts";
 import { fileSize, sha256File, startCurl, waitFor } from "./_paths.ts";
+import { test } from "../support/deadline.ts";
+import { concat } from "../../lib/wire/bytes.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-Deno.test("connection rotation: session.rotate 1s moves a live transfer across fresh connections with no loss", async () => {
+test.slow("connection rotation: session.rotate 1s moves a live transfer across fresh connections with no loss", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ clientSession: { rotate: "1s" } });
   const client = pair.client!;
@@ -68,7 +70,7 @@ Deno.test("connection rotation: session.rotate 1s moves a live transfer across f
   }
 });
 
-Deno.test("key rotation: session.rekey_interval 1s re-keys the live link on both sides during a transfer", async () => {
+test.slow("key rotation: session.rekey_interval 1s re-keys the live link on both sides during a transfer", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ serverSession: { rekey_interval: "1s" } });
   const client = await pair.client!.tunnel();
@@ -157,17 +159,7 @@ async function shadowRead(
   };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-Deno.test("re-keyed records on the wire cannot be opened with the keys from before the re-key", async () => {
+test("re-keyed records on the wire cannot be opened with the keys from before the re-key", async () => {
   // Two sessions over real loopback TCP, through a tap that records the raw bytes;
   // we hold the traffic secrets, so a "shadow" opener can read what the old keys can.
   const aead = "aes-256-gcm" as const;

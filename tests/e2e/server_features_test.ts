@@ -13,6 +13,7 @@ import { addUser, initServerDir, removeUser } from "../../lib/provision/mod.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { Logs, run, startConfiguredServer, startPair } from "./_harness.ts";
 import { startHttpTarget } from "../support/http_target.ts";
+import { test } from "../support/deadline.ts";
 
 function curl(socksPort: number, url: string): Promise<{ code: number; body: string }> {
   return run("curl", [
@@ -27,7 +28,7 @@ function curl(socksPort: number, url: string): Promise<{ code: number; body: str
   }).then((r) => ({ code: r.code, body: new TextDecoder().decode(r.stdout) }));
 }
 
-Deno.test("the server's direct SOCKS5 port proxies without a tunnel when enabled", async () => {
+test("the server's direct SOCKS5 port proxies without a tunnel when enabled", async () => {
   await using target = await startHttpTarget();
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-direct-" });
   try {
@@ -56,7 +57,7 @@ Deno.test("the server's direct SOCKS5 port proxies without a tunnel when enabled
   }
 });
 
-Deno.test("users.yml reloads apply at once, keep live sessions, revoke removed users, refuse broken files", async () => {
+test("users.yml reloads apply at once, keep live sessions, revoke removed users, refuse broken files", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair();
   const before = await curl(pair.socksPort, `${target.url}/hello`);

@@ -22,26 +22,21 @@ import { socksConnect } from "../support/socks_client.ts";
 import { startTcpBalancer } from "../support/tcp_balancer.ts";
 import { Logs, LOOPBACK_ROUTES, startConfiguredServer, startEchoServer } from "./_harness.ts";
 import { sha256File, startCurl, waitFor } from "./_paths.ts";
+import { test, withDeadline } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
 /** Resolves to null at end of stream, "error" on a reset, or the bytes read. */
-async function readOnce(conn: Deno.Conn, ms: number): Promise<Uint8Array | null | "error"> {
+function readOnce(conn: Deno.Conn, ms: number): Promise<Uint8Array | null | "error"> {
   const buf = new Uint8Array(1024);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      conn.read(buf).then((n) => (n === null ? null : buf.slice(0, n)), () => "error" as const),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return withDeadline(
+    conn.read(buf).then((n) => (n === null ? null : buf.slice(0, n)), () => "error" as const),
+    ms,
+    "the stream to answer or end",
+  );
 }
 
-Deno.test("tickets: a reconnect that lands on the other server resumes the login, not the streams", async () => {
+test("tickets: a reconnect that lands on the other server resumes the login, not the streams", async () => {
   await using target = await startHttpTarget();
   await using echo = startEchoServer();
   const root = await Deno.makeTempDir({ prefix: "nitrosocks-tickets-" });

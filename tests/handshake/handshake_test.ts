@@ -21,6 +21,7 @@ import {
   makePair,
   runHandshake,
 } from "./_helpers.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 function assertSameSecrets(a: SessionSecrets, b: SessionSecrets): void {
   assert.deepEqual(
@@ -179,25 +180,40 @@ Deno.test("ClientHandshake refuses bad options and a second hello()", () => {
     credentials: { userId: "a", clientKey: f.clientKey.privateKey, token: f.token },
     now: () => 0,
   };
-  assert.throws(
+  assertThrowsWith(
     () => new ClientHandshake({ ...base, serverPublicKey: new Uint8Array(32) }),
     RangeError,
+    "Cannot use server public key: length 32 is not 64",
   );
-  assert.throws(
+  assertThrowsWith(
     () => new ClientHandshake({ ...base, credentials: { ...base.credentials, userId: "" } }),
     RangeError,
+    "Cannot use user id: 0 bytes is outside 1..255",
   );
-  assert.throws(
+  assertThrowsWith(
     () =>
       new ClientHandshake({
         ...base,
         credentials: { ...base.credentials, token: new Uint8Array(16) },
       }),
     RangeError,
+    "Cannot use token: length 16 is not 32",
   );
-  assert.throws(() => new ClientHandshake({ ...base, kex: [] }), RangeError);
-  assert.throws(() => new ClientHandshake({ ...base, aead: ["rot13" as never] }), TypeError);
-  assert.throws(() => new ClientHandshake({ ...base, paddingMax: 256 }), RangeError);
+  assertThrowsWith(
+    () => new ClientHandshake({ ...base, kex: [] }),
+    RangeError,
+    "Cannot use key exchange list: it is empty",
+  );
+  assertThrowsWith(
+    () => new ClientHandshake({ ...base, aead: ["rot13" as never] }),
+    TypeError,
+    'Cannot use AEAD "rot13": not one of aes-256-gcm, aes-128-gcm, chacha20-poly1305',
+  );
+  assertThrowsWith(
+    () => new ClientHandshake({ ...base, paddingMax: 256 }),
+    RangeError,
+    "Cannot use padding maximum 256: not an integer in 0..255",
+  );
   const c = new ClientHandshake(base);
   assert.throws(
     () => c.push(new Uint8Array(1)),

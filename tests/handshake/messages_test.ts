@@ -14,6 +14,7 @@ import {
   type ResponseBody,
   type ServerHelloFields,
 } from "../../lib/handshake/messages.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
 const list = (max: number) => fc.array(fc.integer({ min: 0, max }), { minLength: 1, maxLength: 8 });
@@ -163,7 +164,11 @@ Deno.test("decodeHelloBody() refuses non-zero padding, empty or long lists, and 
     () => decodeHelloBody(noKey),
     (e) => e instanceof ProtocolError && e.code === "MALFORMED",
   );
-  assert.throws(() => encodeHelloBody({ ...base, kex: [2] }), TypeError);
+  assertThrowsWith(
+    () => encodeHelloBody({ ...base, kex: [2] }),
+    TypeError,
+    "Cannot encode Hello: ML-KEM key must be present iff the hybrid is offered",
+  );
 });
 
 Deno.test("decodeResponseBody() refuses a 7-digit TOTP code, an empty user id and bad UTF-8", () => {
@@ -176,9 +181,14 @@ Deno.test("decodeResponseBody() refuses a 7-digit TOTP code, an empty user id an
     () => decodeResponseBody(new Uint8Array([1, 0xc3, 0xff, 0xff, 0xff, 0xff, 0])),
     /UTF-8/,
   );
-  assert.throws(() => encodeResponseBody({ userId: "", paddingLength: 0 }), RangeError);
-  assert.throws(
+  assertThrowsWith(
+    () => encodeResponseBody({ userId: "", paddingLength: 0 }),
+    RangeError,
+    "Cannot encode user id length: 0 is outside 1..255",
+  );
+  assertThrowsWith(
     () => encodeResponseBody({ userId: "x".repeat(256), paddingLength: 0 }),
     RangeError,
+    "Cannot encode user id length: 256 is outside 1..255",
   );
 });

@@ -5,6 +5,7 @@ import {
   DEFAULT_REPLAY_WINDOW_MS,
   ReplayGuard,
 } from "../../lib/handshake/mod.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 const nonce = (i: number) =>
   new Uint8Array(32).fill(0).map((_, j) => (j < 4 ? (i >> (8 * j)) & 0xff : 0));
@@ -56,9 +57,21 @@ Deno.test("ReplayGuard at capacity evicts the oldest and raises the floor to it"
 });
 
 Deno.test("ReplayGuard refuses bad options", () => {
-  assert.throws(() => new ReplayGuard({ capacity: 0 }), RangeError);
-  assert.throws(() => new ReplayGuard({ windowMs: -1 }), RangeError);
-  assert.throws(() => new ReplayGuard({ windowMs: Infinity }), RangeError);
+  assertThrowsWith(
+    () => new ReplayGuard({ capacity: 0 }),
+    RangeError,
+    "Cannot create ReplayGuard: capacity 0 is not an integer >= 1",
+  );
+  assertThrowsWith(
+    () => new ReplayGuard({ windowMs: -1 }),
+    RangeError,
+    "Cannot create ReplayGuard: window -1 ms is not a finite number >= 0",
+  );
+  assertThrowsWith(
+    () => new ReplayGuard({ windowMs: Infinity }),
+    RangeError,
+    "Cannot create ReplayGuard: window Infinity ms is not a finite number >= 0",
+  );
 });
 
 Deno.test("ReplayGuard never accepts the same Hello twice and never exceeds its capacity (property)", () => {

@@ -35,6 +35,7 @@ import {
   type Transcript,
 } from "./_helpers.ts";
 import { CK0, mixHash, openSpecFrame, sealSpecFrame } from "./_spec.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 /** A shared clock: servers, clients and keyrings read it. */
 const clock = { t: T0 };
@@ -628,10 +629,13 @@ Deno.test("ClientHandshake refuses a malformed resume option", () => {
     { ...good, ticket: new Uint8Array(0) },
     { ...good, ticket: new Uint8Array(345) },
   ];
-  for (const resume of bad) assert.throws(() => client(f, { resume }), RangeError);
-  assert.throws(
+  for (const resume of bad) {
+    assertThrowsWith(() => client(f, { resume }), RangeError, "Cannot resume: ");
+  }
+  assertThrowsWith(
     () => client(f, { resume: { ...good, sessionId: [1, 2] as unknown as Uint8Array } }),
     TypeError,
+    "Cannot resume: session id is not a Uint8Array",
   );
 });
 

@@ -12,6 +12,7 @@ import {
 } from "../../lib/handshake/mod.ts";
 import { hex } from "../crypto/_hex.ts";
 import { drbg, T0 } from "./_helpers.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 
 const enc = new TextEncoder();
 
@@ -63,7 +64,11 @@ Deno.test("a ticket follows the written layout: key id, nonce, AEAD with the key
     hex(s.sessionId) + hex(s.resumptionSecret) + hex(issued) + "03" + hex(enc.encode("bob")),
   );
   // A different key id as AAD does not open.
-  assert.throws(() => chachaOpen(key.key, t.subarray(4, 16), t.subarray(16), new Uint8Array(4)));
+  assertProtocolError(
+    () => chachaOpen(key.key, t.subarray(4, 16), t.subarray(16), new Uint8Array(4)),
+    "DECRYPT_FAILED",
+    /bad tag/,
+  );
 });
 
 Deno.test("every ticket has its own nonce, so two seals of one state differ", () => {
@@ -129,22 +134,74 @@ Deno.test("every flipped bit and every truncation of a ticket is refused", () =>
 
 Deno.test("TicketKeyring refuses bad keys, lifetimes and states loudly", () => {
   const key = new Uint8Array(32);
-  assert.throws(() => new TicketKeyring([]), RangeError);
-  assert.throws(() => new TicketKeyring([{ id: 1, key: new Uint8Array(31) }]), RangeError);
-  assert.throws(() => new TicketKeyring([{ id: -1, key }]), RangeError);
-  assert.throws(() => new TicketKeyring([{ id: 2 ** 32, key }]), RangeError);
-  assert.throws(() => new TicketKeyring([{ id: 1.5, key }]), RangeError);
+  assertThrowsWith(
+    () => new TicketKeyring([]),
+    RangeError,
+    "Cannot use ticket keys: the list is empty",
+  );
+  assertThrowsWith(
+    () => new TicketKeyring([{ id: 1, key: new Uint8Array(31) }]),
+    RangeError,
+    "Cannot use ticket key 1: length 31 is not 32",
+  );
+  assertThrowsWith(
+    () => new TicketKeyring([{ id: -1, key }]),
+    RangeError,
+    "Cannot use ticket key id -1: not an integer in 0..4294967295",
+  );
+  assertThrowsWith(
+    () => new TicketKeyring([{ id: 2 ** 32, key }]),
+    RangeError,
+    "Cannot use ticket key id 4294967296: not an integer in 0..4294967295",
+  );
+  assertThrowsWith(
+    () => new TicketKeyring([{ id: 1.5, key }]),
+    RangeError,
+    "Cannot use ticket key id 1.5: not an integer in 0..4294967295",
+  );
   assert.throws(() => new TicketKeyring([{ id: 1, key }, { id: 1, key }]), /appears twice/);
-  assert.throws(() => new TicketKeyring([{ id: 1, key }], { lifetimeMs: 0 }), RangeError);
-  assert.throws(() => new TicketKeyring([{ id: 1, key }], { lifetimeMs: NaN }), RangeError);
+  assertThrowsWith(
+    () => new TicketKeyring([{ id: 1, key }], { lifetimeMs: 0 }),
+    RangeError,
+    "Cannot use ticket lifetime 0 ms: not a finite number > 0",
+  );
+  assertThrowsWith(
+    () => new TicketKeyring([{ id: 1, key }], { lifetimeMs: NaN }),
+    RangeError,
+    "Cannot use ticket lifetime NaN ms: not a finite number > 0",
+  );
   const r = new TicketKeyring([{ id: 1, key }]);
   const s = state();
-  assert.throws(() => r.seal({ ...s, sessionId: new Uint8Array(15) }), RangeError);
-  assert.throws(() => r.seal({ ...s, resumptionSecret: new Uint8Array(33) }), RangeError);
-  assert.throws(() => r.seal({ ...s, userId: "" }), RangeError);
-  assert.throws(() => r.seal({ ...s, userId: "x".repeat(256) }), RangeError);
-  assert.throws(() => r.seal({ ...s, issuedMs: -1 }), RangeError);
-  assert.throws(() => r.seal({ ...s, issuedMs: 1.5 }), RangeError);
+  assertThrowsWith(
+    () => r.seal({ ...s, sessionId: new Uint8Array(15) }),
+    RangeError,
+    "Cannot seal ticket: session id length 15 is not 16",
+  );
+  assertThrowsWith(
+    () => r.seal({ ...s, resumptionSecret: new Uint8Array(33) }),
+    RangeError,
+    "Cannot seal ticket: resumption secret length 33 is not 32",
+  );
+  assertThrowsWith(
+    () => r.seal({ ...s, userId: "" }),
+    RangeError,
+    "Cannot seal ticket: user id is 0 bytes, outside 1..255",
+  );
+  assertThrowsWith(
+    () => r.seal({ ...s, userId: "x".repeat(256) }),
+    RangeError,
+    "Cannot seal ticket: user id is 256 bytes, outside 1..255",
+  );
+  assertThrowsWith(
+    () => r.seal({ ...s, issuedMs: -1 }),
+    RangeError,
+    "Cannot seal ticket: issue time -1 is not a safe integer >= 0",
+  );
+  assertThrowsWith(
+    () => r.seal({ ...s, issuedMs: 1.5 }),
+    RangeError,
+    "Cannot seal ticket: issue time 1.5 is not a safe integer >= 0",
+  );
 });
 
 Deno.test("the keyring keeps its own copy of the keys", () => {
@@ -201,7 +258,19 @@ Deno.test("decodeTicketKeys() says where a key file is wrong, without echoing ke
 });
 
 Deno.test("encodeTicketKeys() refuses what a keyring would refuse", () => {
-  assert.throws(() => encodeTicketKeys([]), RangeError);
-  assert.throws(() => encodeTicketKeys([{ id: 1, key: new Uint8Array(16) }]), RangeError);
-  assert.throws(() => generateTicketKey(-1), RangeError);
+  assertThrowsWith(
+    () => encodeTicketKeys([]),
+    RangeError,
+    "Cannot use ticket keys: the list is empty",
+  );
+  assertThrowsWith(
+    () => encodeTicketKeys([{ id: 1, key: new Uint8Array(16) }]),
+    RangeError,
+    "Cannot use ticket key 1: length 16 is not 32",
+  );
+  assertThrowsWith(
+    () => generateTicketKey(-1),
+    RangeError,
+    "Cannot use ticket key id -1: not an integer in 0..4294967295",
+  );
 });

@@ -61,18 +61,8 @@ export function pattern(len: number, seed: number): Uint8Array {
   return out;
 }
 
-/** Joins byte arrays. */
-export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+/** Joins byte arrays (`concat` from lib/wire). */
+export { concat as concatAll } from "../../lib/wire/bytes.ts";
 
 /** A record made of hand-built frames (no validation: for malformed-input tests). */
 export function rawFrame(

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 import {
   ACK_FRAME_BYTES,
   decodeFrames,
@@ -29,15 +29,6 @@ const QUIET = {
   streamWindow: INITIAL_STREAM_WINDOW,
   sessionWindow: INITIAL_SESSION_WINDOW,
 } as const;
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function u64(v: bigint): Uint8Array {
   const b = new Uint8Array(8);
@@ -155,36 +146,80 @@ Deno.test("decodeFrames() rejects malformed ACK, RELEASE and REKEY frames", () =
 
 Deno.test("encodeFrame() refuses malformed ACK, RELEASE and REKEY frames", () => {
   const w = new Writer();
-  const bad: Frame[] = [
-    { type: FrameType.ACK, streamId: 0, payload: new Uint8Array(4) },
-    { type: FrameType.ACK, streamId: 5, payload: new Uint8Array(8) },
-    { type: FrameType.REKEY, streamId: 0, payload: new Uint8Array(257) },
-    { type: 12, streamId: 0, payload: new Uint8Array(0) },
+  const bad: [Frame, string][] = [
+    [
+      { type: FrameType.ACK, streamId: 0, payload: new Uint8Array(4) },
+      "ACK frame: length 4 must be 8",
+    ],
+    [
+      { type: FrameType.ACK, streamId: 5, payload: new Uint8Array(8) },
+      "ACK frame: stream id 5 must be 0",
+    ],
+    [
+      { type: FrameType.REKEY, streamId: 0, payload: new Uint8Array(257) },
+      "REKEY frame: length 257 exceeds maximum 256",
+    ],
+    [{ type: 12, streamId: 0, payload: new Uint8Array(0) }, "frame: unknown type 12"],
   ];
-  for (const f of bad) assert.throws(() => encodeFrame(w, f), RangeError);
+  for (const [f, why] of bad) {
+    assertThrowsWith(() => encodeFrame(w, f), RangeError, `Cannot encode ${why}`);
+  }
   assert.equal(w.length, 0);
 });
 
 Deno.test("Mux without resume refuses ACK frames and the resume API", () => {
   const server = new Mux({ role: "server" });
   assertProtocolError(() => server.receive(ackFrame(0n), 0), "UNSUPPORTED", /unknown type 11/);
-  assert.throws(() => server.flushAck(), TypeError);
-  assert.throws(() => server.sendRekey(new Uint8Array(1)), TypeError);
-  assert.throws(() => server.connectionLost(), TypeError);
-  assert.throws(() => server.resumeState(), TypeError);
-  assert.throws(() => server.onPeerResumed(0n), TypeError);
+  assertThrowsWith(
+    () => server.flushAck(),
+    TypeError,
+    "Cannot flush ACK: the mux was created without the resume option",
+  );
+  assertThrowsWith(
+    () => server.sendRekey(new Uint8Array(1)),
+    TypeError,
+    "Cannot send REKEY: the mux was created without the resume option",
+  );
+  assertThrowsWith(
+    () => server.connectionLost(),
+    TypeError,
+    "Cannot mark connection lost: the mux was created without the resume option",
+  );
+  assertThrowsWith(
+    () => server.resumeState(),
+    TypeError,
+    "Cannot read resume state: the mux was created without the resume option",
+  );
+  assertThrowsWith(
+    () => server.onPeerResumed(0n),
+    TypeError,
+    "Cannot resume session: the mux was created without the resume option",
+  );
   const st = server.stats();
   assert.deepEqual([st.unackedBytes, st.unackedPayloads, st.resendBytes], [0, 0, 0]);
 });
 
 Deno.test("Mux refuses bad resume options", () => {
-  assert.throws(
+  assertThrowsWith(
     () => new Mux({ role: "client", resume: true, resendBufferBytes: (256 << 10) - 1 }),
     RangeError,
+    "Cannot create mux: resendBufferBytes 262143 is not an integer in [262144, 1073741824]",
   );
-  assert.throws(() => new Mux({ role: "client", resume: true, ackPayloads: 0 }), RangeError);
-  assert.throws(() => new Mux({ role: "client", resume: true, ackBytes: 100 }), RangeError);
-  assert.throws(() => new Mux({ role: "client", resume: "yes" as unknown as boolean }), TypeError);
+  assertThrowsWith(
+    () => new Mux({ role: "client", resume: true, ackPayloads: 0 }),
+    RangeError,
+    "Cannot create mux: ackPayloads 0 is not an integer in [1, 65536]",
+  );
+  assertThrowsWith(
+    () => new Mux({ role: "client", resume: true, ackBytes: 100 }),
+    RangeError,
+    "Cannot create mux: ackBytes 100 is not an integer in [1024, 1073741824]",
+  );
+  assertThrowsWith(
+    () => new Mux({ role: "client", resume: "yes" as unknown as boolean }),
+    TypeError,
+    "Cannot create mux: resume yes is not a boolean",
+  );
 });
 
 // ---- counting ---------------------------------------------------------------------------------
@@ -347,8 +382,16 @@ Deno.test("Mux carries RELEASE and REKEY bodies as counted control frames", () =
 Deno.test("Mux refuses oversized or too many queued RELEASE and REKEY messages", () => {
   const client = new Mux({ ...QUIET, role: "client" });
   const body = new Uint8Array([9]);
-  assert.throws(() => client.sendRekey(new Uint8Array(MAX_SESSION_MESSAGE_BYTES + 1)), RangeError);
-  assert.throws(() => client.sendRelease("x" as unknown as Uint8Array), TypeError);
+  assertThrowsWith(
+    () => client.sendRekey(new Uint8Array(MAX_SESSION_MESSAGE_BYTES + 1)),
+    RangeError,
+    "Cannot send REKEY: length 257 exceeds maximum 256",
+  );
+  assertThrowsWith(
+    () => client.sendRelease("x" as unknown as Uint8Array),
+    TypeError,
+    "Cannot send RELEASE: body is not a Uint8Array",
+  );
   client.sendRelease(new Uint8Array(MAX_SESSION_MESSAGE_BYTES));
   for (let i = 1; i < 16; i++) client.sendRekey(body);
   assertProtocolError(

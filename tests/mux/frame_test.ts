@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 import { Writer } from "../../lib/wire/bytes.ts";
 import {
   decodeFrames,
@@ -65,15 +66,6 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     payload: bytes(4, 4),
   }),
 );
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 Deno.test("decodeFrames() inverts encodeFrame() for any sequence of frames", () => {
   fc.assert(
@@ -236,14 +228,20 @@ Deno.test("decodeFrames() rejects wrong payload lengths per type", () => {
 Deno.test("encodeFrame() refuses frames decodeFrames() would reject", () => {
   const w = new Writer();
   const z = new Uint8Array(0);
-  assert.throws(() => encodeFrame(w, { type: 11, streamId: 1, payload: z }), RangeError);
-  assert.throws(
+  assertThrowsWith(
+    () => encodeFrame(w, { type: 11, streamId: 1, payload: z }),
+    RangeError,
+    "Cannot encode ACK frame: stream id 1 must be 0",
+  );
+  assertThrowsWith(
     () => encodeFrame(w, { type: FrameType.DATA, streamId: -1, payload: z }),
     RangeError,
+    "Cannot encode frame: stream id -1 is not a u32",
   );
-  assert.throws(
+  assertThrowsWith(
     () => encodeFrame(w, { type: FrameType.DATA, streamId: 2 ** 32, payload: z }),
     RangeError,
+    "Cannot encode frame: stream id 4294967296 is not a u32",
   );
   assert.throws(
     () => encodeFrame(w, { type: FrameType.DATA, streamId: 0, payload: z }),

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { Mux, type MuxOptions } from "../../lib/mux/mod.ts";
 import { pattern, REPLY_OK, REQUEST } from "./_helpers.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 /** Two identical clients fed the same calls, so their pulls can be compared. */
 function twins(opts: Partial<MuxOptions> = {}): [Mux, Mux] {
@@ -50,7 +51,7 @@ for (const resume of [false, true]) {
 Deno.test("pull() refuses a headroom that is not an integer in [0, 16]", () => {
   const [c] = twins();
   for (const headroom of [-1, 17, 1.5, NaN]) {
-    assert.throws(() => c.pull(undefined, { headroom }), RangeError);
+    assertThrowsWith(() => c.pull(undefined, { headroom }), RangeError, "Cannot pull: headroom ");
   }
 });
 

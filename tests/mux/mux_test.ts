@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 import {
   FrameType,
   INITIAL_SESSION_WINDOW,
@@ -21,15 +21,6 @@ import {
   REPLY_OK,
   REQUEST,
 } from "./_helpers.ts";
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function types(evs: MuxEvent[]): string[] {
   return evs.map((e) => e.type);
@@ -91,13 +82,41 @@ Deno.test("Mux.open() throws ProtocolError LIMIT past maxStreams", () => {
 
 Deno.test("Mux refuses roles' wrong calls loudly", () => {
   const { client, server } = pair();
-  assert.throws(() => server.open(REQUEST), TypeError);
-  assert.throws(() => client.reply(1, REPLY_OK), TypeError);
-  assert.throws(() => client.open(new Uint8Array(0)), RangeError);
-  assert.throws(() => client.open(new Uint8Array(513)), RangeError);
-  assert.throws(() => new Mux({ role: "client", streamWindow: 1000 }), RangeError);
-  assert.throws(() => new Mux({ role: "client", sessionWindow: MAX_WINDOW + 1 }), RangeError);
-  assert.throws(() => client.pull(MIN_PULL_BYTES - 1), RangeError);
+  assertThrowsWith(
+    () => server.open(REQUEST),
+    TypeError,
+    "Cannot open stream: only the client opens streams",
+  );
+  assertThrowsWith(
+    () => client.reply(1, REPLY_OK),
+    TypeError,
+    "Cannot reply: only the server replies",
+  );
+  assertThrowsWith(
+    () => client.open(new Uint8Array(0)),
+    RangeError,
+    "Cannot open stream: length 0 is not in [1, 512]",
+  );
+  assertThrowsWith(
+    () => client.open(new Uint8Array(513)),
+    RangeError,
+    "Cannot open stream: length 513 is not in [1, 512]",
+  );
+  assertThrowsWith(
+    () => new Mux({ role: "client", streamWindow: 1000 }),
+    RangeError,
+    "Cannot create mux: streamWindow 1000 is not an integer in [65536, 1073741824]",
+  );
+  assertThrowsWith(
+    () => new Mux({ role: "client", sessionWindow: MAX_WINDOW + 1 }),
+    RangeError,
+    "Cannot create mux: sessionWindow 1073741825 is not an integer in [1048576, 1073741824]",
+  );
+  assertThrowsWith(
+    () => client.pull(MIN_PULL_BYTES - 1),
+    RangeError,
+    "Cannot pull: maxBytes 519 is below the minimum 520",
+  );
 });
 
 Deno.test("Mux server answers an OPEN past its limit with RESET LIMIT, not a crash", () => {
@@ -277,7 +296,11 @@ Deno.test("Mux.reset() truncates a long message to 256 UTF-8 bytes at a characte
   const r = evs.find((e) => e.type === "reset");
   assert.ok(r?.type === "reset");
   assert.equal(r.message, "é".repeat(128));
-  assert.throws(() => client.reset(1, 256), RangeError);
+  assertThrowsWith(
+    () => client.reset(1, 256),
+    RangeError,
+    "Cannot reset stream 1: reason 256 is not a u8",
+  );
 });
 
 Deno.test("Mux.reset() forgets unconsumed data: later consumed() calls are ignored", () => {
@@ -362,8 +385,16 @@ Deno.test("Mux sender never exceeds the peer's windows and resumes on writable",
 Deno.test("Mux.consumed() refuses more bytes than were delivered", () => {
   const server = serverWithStream1();
   server.receive(rawFrame(FrameType.DATA, 1, new Uint8Array(10)), 0);
-  assert.throws(() => server.consumed(1, 11), RangeError);
-  assert.throws(() => server.consumed(1, -1), RangeError);
+  assertThrowsWith(
+    () => server.consumed(1, 11),
+    RangeError,
+    "Cannot consume 11 bytes on stream 1: only 10 were delivered",
+  );
+  assertThrowsWith(
+    () => server.consumed(1, -1),
+    RangeError,
+    "Cannot consume on stream 1: -1 is not a byte count",
+  );
   server.consumed(1, 10);
 });
 
@@ -388,7 +419,11 @@ Deno.test("Mux keeps the rest of a closed stream's data owed until consumed", ()
   server.finish(id);
   assert.equal(server.streamCount, 0);
   assert.equal(server.stats().owedStreams, 1);
-  assert.throws(() => server.consumed(id, 5001), RangeError);
+  assertThrowsWith(
+    () => server.consumed(id, 5001),
+    RangeError,
+    "Cannot consume 5001 bytes on stream 1: only 5000 were delivered",
+  );
   server.consumed(id, 4000);
   server.consumed(id, 1000);
   assert.equal(server.stats().owedStreams, 0);

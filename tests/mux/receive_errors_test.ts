@@ -1,17 +1,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 import { FrameType, Mux } from "../../lib/mux/mod.ts";
 import { concatAll, drainFrames, rawFrame, REPLY_OK, REQUEST } from "./_helpers.ts";
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function server(): Mux {
   return new Mux({ role: "server" });
@@ -147,7 +139,11 @@ Deno.test("Mux.receive() reports malformed records from the codec", () => {
 Deno.test("Mux.receive() processes nothing from a record with a bad frame at the end", () => {
   const s = server();
   const rec = concatAll([rawFrame(FrameType.OPEN, 1, REQUEST), new Uint8Array([3, 0])]);
-  assert.throws(() => s.receive(rec, 0), ProtocolError);
+  assertThrowsWith(
+    () => s.receive(rec, 0),
+    ProtocolError,
+    "Cannot decode frame at offset 18: truncated header, 2 of 8 bytes",
+  );
   assert.equal(s.streamCount, 0);
 });
 

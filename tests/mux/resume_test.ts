@@ -4,7 +4,7 @@
  * unchanged and in order, so no stream notices.
  */
 import assert from "node:assert/strict";
-import { ProtocolError } from "../../lib/errors.ts";
+import { assertProtocolError, assertThrowsWith } from "../support/assert.ts";
 import {
   decodeFrames,
   FrameType,
@@ -21,15 +21,6 @@ const QUIET = {
   streamWindow: INITIAL_STREAM_WINDOW,
   sessionWindow: INITIAL_SESSION_WINDOW,
 } as const;
-
-function assertProtocolError(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 /** A resumable client and server with stream 1 open and replied. */
 function connected(opts: Partial<MuxOptions> = QUIET): { client: Mux; server: Mux } {
@@ -115,9 +106,17 @@ Deno.test("Mux.onPeerResumed() forgets what the peer had and rejects impossible 
   client.receive(server.pull()!, 0); // ACK: the client's OPEN and first DATA
   assert.equal(client.stats().unackedPayloads, 3);
 
-  assert.throws(() => client.onPeerResumed(2n), TypeError, "connectionLost() must come first");
+  assertThrowsWith(
+    () => client.onPeerResumed(2n),
+    TypeError,
+    "Cannot resume session: connectionLost() must come first",
+  );
   client.connectionLost();
-  assert.throws(() => client.onPeerResumed(2 as unknown as bigint), TypeError);
+  assertThrowsWith(
+    () => client.onPeerResumed(2 as unknown as bigint),
+    TypeError,
+    "Cannot resume session: peer received 2 is not a bigint",
+  );
   assertProtocolError(
     () => client.onPeerResumed(6n),
     "BAD_STATE",
@@ -145,7 +144,11 @@ Deno.test("Mux refuses receive() and returns null from pull() while the connecti
   assert.ok(client.pendingBytes > 0);
   server.send(1, new Uint8Array(10));
   const r = server.pull()!;
-  assert.throws(() => client.receive(r, 0), TypeError);
+  assertThrowsWith(
+    () => client.receive(r, 0),
+    TypeError,
+    "Cannot receive: the connection is lost until onPeerResumed()",
+  );
   assert.equal(client.resumeState().received, 1n, "the REPLY payload only");
 });
 

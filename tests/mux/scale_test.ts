@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { openStream, pair, pump, REPLY_OK, REQUEST } from "./_helpers.ts";
+import { test } from "../support/deadline.ts";
+import { spawnWithDeadline } from "../support/process.ts";
 
 const N = 10_000;
 
-Deno.test("Mux opens and closes 10,000 streams and keeps no state afterwards", () => {
+test("Mux opens and closes 10,000 streams and keeps no state afterwards", () => {
   const { client, server } = pair({ maxStreams: N }, { maxStreams: N });
   const ids: number[] = [];
   for (let i = 0; i < N; i++) ids.push(client.open(REQUEST));
@@ -41,7 +43,7 @@ Deno.test("Mux opens and closes 10,000 streams and keeps no state afterwards", (
   assert.equal(client.open(REQUEST), 2 * N + 1);
 });
 
-Deno.test("Mux pull() cost does not grow with the number of idle streams", () => {
+test("Mux pull() cost does not grow with the number of idle streams", () => {
   function timePulls(idle: number): number {
     const big = { maxStreams: idle + 1, streamWindow: 64 << 20, sessionWindow: 256 << 20 };
     const { client, server } = pair(big, big);
@@ -60,13 +62,13 @@ Deno.test("Mux pull() cost does not grow with the number of idle streams", () =>
   assert.ok(many < few * 5 + 20, `10 idle: ${few.toFixed(1)} ms, ${N} idle: ${many.toFixed(1)} ms`);
 });
 
-Deno.test("Mux holds under 1 KiB per idle stream", async () => {
+test("Mux holds under 1 KiB per idle stream", async () => {
   const probe = new URL("./_mem_probe.ts", import.meta.url);
-  const out = await new Deno.Command(Deno.execPath(), {
+  const out = await spawnWithDeadline(Deno.execPath(), {
     args: ["run", "--v8-flags=--expose-gc", probe.pathname, String(N)],
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }, 50_000).output;
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   const r = JSON.parse(new TextDecoder().decode(out.stdout));
   assert.deepEqual(r.streams, [N, N]);

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { libcryptoCandidates, loadCryptoBackend, loadLibcrypto } from "../../lib/openssl/mod.ts";
 import { describeCryptoBackend, webCryptoBackend } from "../../lib/record/mod.ts";
+import { test } from "../support/deadline.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const PROBE = "tests/openssl/_probe.ts";
@@ -29,7 +30,7 @@ async function probe(flags: string[]): Promise<Record<string, string>> {
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
-Deno.test("loadCryptoBackend() gives openssl with --allow-ffi, webcrypto on request", () => {
+test("loadCryptoBackend() gives openssl with --allow-ffi, webcrypto on request", () => {
   assert.equal(OPENSSL.name, "openssl");
   assert.match(describeCryptoBackend(OPENSSL), /^openssl \(libcrypto\S*, OpenSSL [3-9]\.\d+\.\d+/);
   // With --allow-ffi (the test task grants it) auto finds the same library, loaded once.
@@ -40,7 +41,7 @@ Deno.test("loadCryptoBackend() gives openssl with --allow-ffi, webcrypto on requ
   assert.ok(r.ok && r.backend === OPENSSL);
 });
 
-Deno.test("the library option loads a named libcrypto, and refuses a missing one", () => {
+test("the library option loads a named libcrypto, and refuses a missing one", () => {
   const name = OPENSSL.detail.split(",")[0]!;
   assert.ok(libcryptoCandidates().includes(name), name);
   assert.equal(loadCryptoBackend("openssl", { library: name }), OPENSSL);
@@ -58,7 +59,7 @@ Deno.test("the library option loads a named libcrypto, and refuses a missing one
   assert.match(describeCryptoBackend(auto), /^webcrypto \(.*; auto: cannot use "\/nonexistent/);
 });
 
-Deno.test("a library that is not libcrypto is refused with the reason", () => {
+test("a library that is not libcrypto is refused with the reason", () => {
   // libc loads but has no EVP functions.
   const libc = Deno.build.os === "linux" ? "libc.so.6" : undefined;
   if (libc === undefined) return;
@@ -68,7 +69,7 @@ Deno.test("a library that is not libcrypto is refused with the reason", () => {
   );
 });
 
-Deno.test("libcryptoCandidates() has the usual names for each OS", () => {
+test("libcryptoCandidates() has the usual names for each OS", () => {
   assert.equal(libcryptoCandidates("linux")[0], "libcrypto.so.3");
   assert.equal(libcryptoCandidates("darwin")[0], "libcrypto.3.dylib");
   assert.ok(!libcryptoCandidates("darwin").some((n) => /(^|\/)libcrypto\.dylib$/.test(n)));
@@ -76,20 +77,20 @@ Deno.test("libcryptoCandidates() has the usual names for each OS", () => {
   assert.ok(libcryptoCandidates("darwin").some((n) => n.startsWith("/opt/homebrew/")));
 });
 
-Deno.test("without --allow-ffi auto falls back silently and openssl says to grant it", async () => {
+test("without --allow-ffi auto falls back silently and openssl says to grant it", async () => {
   const r = await probe([]);
   assert.match(r.auto!, /^webcrypto \(.*; auto: --allow-ffi is not granted/);
   assert.equal(r.default, "webcrypto");
   assert.match(r.openssl!, /^error: Cannot use crypto backend openssl: --allow-ffi is not granted/);
 });
 
-Deno.test("with --allow-ffi scoped to another file, auto falls back and openssl refuses", async () => {
+test("with --allow-ffi scoped to another file, auto falls back and openssl refuses", async () => {
   const r = await probe(["--allow-ffi=/nonexistent/libfoo.so"]);
   assert.match(r.auto!, /^webcrypto \(.*--allow-ffi is not granted/);
   assert.match(r.openssl!, /^error: .*--allow-ffi/);
 });
 
-Deno.test("with --allow-ffi auto is openssl; the record layer's default stays webcrypto until set", async () => {
+test("with --allow-ffi auto is openssl; the record layer's default stays webcrypto until set", async () => {
   const r = await probe(["--allow-ffi"]);
   assert.match(r.auto!, /^openssl \(libcrypto/);
   assert.equal(r.default, "webcrypto");

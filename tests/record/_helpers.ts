@@ -67,16 +67,8 @@ export function secretOf(b: number): Uint8Array {
   return new Uint8Array(32).fill(b);
 }
 
-/** Concatenates records as they would appear on the wire. */
-export function join(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+/** Concatenates records as they would appear on the wire (`concat` from lib/wire). */
+export { concat as join } from "../../lib/wire/bytes.ts";
 
 /** Bytes 0, 1, 2, … (mod 256) with a starting offset, so payloads differ. */
 export function pattern(n: number, start = 0): Uint8Array {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { HeaderMask } from "../../lib/record/_mask.ts";
 import { refMask } from "./_reference.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 function expected(key: Uint8Array, seq: number): number {
   const m = refMask(key, BigInt(seq));
@@ -50,5 +51,9 @@ Deno.test("HeaderMask copies its key and rejects a wrong key length", () => {
   const before = hm.mask(3);
   key.fill(0);
   assert.equal(hm.mask(3), before);
-  assert.throws(() => new HeaderMask(new Uint8Array(31)), RangeError);
+  assertThrowsWith(
+    () => new HeaderMask(new Uint8Array(31)),
+    RangeError,
+    "Cannot create header mask: key length 31 is not 32",
+  );
 });

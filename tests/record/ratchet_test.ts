@@ -8,6 +8,7 @@ import { KeySchedule } from "../../lib/record/_keys.ts";
 import { assertKeyWiped, BACKENDS, CASES, join, on, pattern, secretOf } from "./_helpers.ts";
 import type { AeadId, CryptoBackend } from "../../lib/record/mod.ts";
 import { refEpochs, refLenKey, refOpenRecord } from "./_reference.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 /** Seals payloads of the given sizes one by one; returns records and the epoch of each. */
 async function sealAll(
@@ -107,7 +108,7 @@ for (const { be, backend, aead } of CASES) {
     }
     const lenKey = refLenKey(secret);
     const [e0, e1] = refEpochs(aead, secret, 1);
-    assert.throws(() => refOpenRecord(aead, lenKey, e0!, 0n, b));
+    assertThrowsWith(() => refOpenRecord(aead, lenKey, e0!, 0n, b), Error, /invalid tag/);
     assert.deepEqual(refOpenRecord(aead, lenKey, e1!, 0n, b).payload, pattern(64));
   });
 

@@ -19,6 +19,7 @@ import { deriveLenKey } from "../../lib/record/_keys.ts";
 import { CASES, join, on, pattern, secretOf, settle } from "./_helpers.ts";
 import type { AeadId, CryptoBackend } from "../../lib/record/mod.ts";
 import { refEpochs, refLenKey, refSealInner } from "./_reference.ts";
+import { assertRejectsWith, isProtocolError } from "../support/assert.ts";
 
 async function pair(
   backend: CryptoBackend,
@@ -33,10 +34,6 @@ async function pair(
 function assertPrefix(got: Uint8Array[], sent: Uint8Array[]): void {
   assert.ok(got.length <= sent.length);
   assert.deepEqual(got, sent.slice(0, got.length));
-}
-
-function isCode(code: string) {
-  return (e: unknown) => e instanceof ProtocolError && e.code === code;
 }
 
 /**
@@ -230,10 +227,10 @@ for (const { be, backend, aead } of CASES) {
     const ps = opener.push(join([recs[0]!, bad, recs[2]!]));
     assert.equal(ps.length, 3);
     assert.deepEqual(await ps[0], pattern(10));
-    await assert.rejects(ps[1]!, isCode("DECRYPT_FAILED"));
-    await assert.rejects(ps[2]!, isCode("DECRYPT_FAILED"));
+    await assert.rejects(ps[1]!, isProtocolError("DECRYPT_FAILED"));
+    await assert.rejects(ps[2]!, isProtocolError("DECRYPT_FAILED"));
     const later = opener.push(await sealer.seal(pattern(40)));
-    await assert.rejects(later[0]!, isCode("DECRYPT_FAILED"));
+    await assert.rejects(later[0]!, isProtocolError("DECRYPT_FAILED"));
   });
 
   Deno.test(`${be} ${aead}: a truncated record is never delivered`, async () => {
@@ -256,10 +253,10 @@ for (const { be, backend, aead } of CASES) {
       const h = len ^ mask.mask(0);
       const hdr = Uint8Array.of(h >>> 16, (h >>> 8) & 0xff, h & 0xff);
       assert.deepEqual(opener.push(hdr.subarray(0, 2)), []);
-      assert.throws(() => opener.push(hdr.subarray(2)), isCode("TOO_LARGE"));
+      assert.throws(() => opener.push(hdr.subarray(2)), isProtocolError("TOO_LARGE"));
       assert.equal(opener.buffered, 0);
       // Dead from now on.
-      assert.throws(() => opener.push(new Uint8Array(1)), isCode("TOO_LARGE"));
+      assert.throws(() => opener.push(new Uint8Array(1)), isProtocolError("TOO_LARGE"));
     }
     // The largest legal record still passes.
     const [sealer, opener] = await pair(backend, aead, 8);
@@ -276,7 +273,7 @@ for (const { be, backend, aead } of CASES) {
     const ps = opener.push(
       join([Uint8Array.of(h >>> 16, (h >>> 8) & 0xff, h & 0xff), new Uint8Array(17)]),
     );
-    await assert.rejects(ps[0]!, isCode("DECRYPT_FAILED"));
+    await assert.rejects(ps[0]!, isProtocolError("DECRYPT_FAILED"));
   });
 
   Deno.test(`${be} ${aead}: an authentic record whose pad_len exceeds its inner length is MALFORMED`, async () => {
@@ -285,7 +282,7 @@ for (const { be, backend, aead } of CASES) {
     const inner = Uint8Array.of(0, 9, 1, 2, 3); // pad_len 9 > 3
     const rec = refSealInner(aead, refLenKey(secret), ep, 0, 0n, inner);
     const opener = await createRecordOpener(aead, secret);
-    await assert.rejects(opener.push(rec)[0]!, isCode("MALFORMED"));
+    await assert.rejects(opener.push(rec)[0]!, isProtocolError("MALFORMED"));
   });
 
   Deno.test(`${be} ${aead}: the sealer refuses to go past the last sequence number`, async () => {
@@ -296,8 +293,8 @@ for (const { be, backend, aead } of CASES) {
     await opener.ready;
     const rec = await sealer.seal(pattern(9));
     assert.deepEqual(await opener.push(rec)[0], pattern(9));
-    assert.throws(() => sealer.seal(pattern(1)), isCode("LIMIT"));
-    assert.throws(() => opener.push(rec), isCode("LIMIT"));
+    assert.throws(() => sealer.seal(pattern(1)), isProtocolError("LIMIT"));
+    assert.throws(() => opener.push(rec), isProtocolError("LIMIT"));
   });
 
   Deno.test(`${be} ${aead}: records of one direction do not open in the other`, async () => {
@@ -316,32 +313,49 @@ Deno.test("records sealed with one suite do not open with another", async () => 
   const sealer = await createRecordSealer("aes-256-gcm", secretOf(15));
   const opener = await createRecordOpener("chacha20-poly1305", secretOf(15));
   const ps = opener.push(await sealer.seal(pattern(50)));
-  await assert.rejects(ps[0]!, isCode("DECRYPT_FAILED"));
+  await assert.rejects(ps[0]!, isProtocolError("DECRYPT_FAILED"));
 });
 
 Deno.test("createRecordSealer()/createRecordOpener() refuse bad arguments", async () => {
-  await assert.rejects(createRecordSealer("aes-512-gcm" as "aes-256-gcm", secretOf(1)), TypeError);
-  await assert.rejects(createRecordOpener("rot13" as "aes-256-gcm", secretOf(1)), TypeError);
-  await assert.rejects(createRecordSealer("aes-256-gcm", new Uint8Array(31)), RangeError);
-  await assert.rejects(
+  await assertRejectsWith(
+    createRecordSealer("aes-512-gcm" as "aes-256-gcm", secretOf(1)),
+    TypeError,
+    'Cannot create record sealer: unknown AEAD "aes-512-gcm"',
+  );
+  await assertRejectsWith(
+    createRecordOpener("rot13" as "aes-256-gcm", secretOf(1)),
+    TypeError,
+    'Cannot create record opener: unknown AEAD "rot13"',
+  );
+  await assertRejectsWith(
+    createRecordSealer("aes-256-gcm", new Uint8Array(31)),
+    RangeError,
+    "Cannot create record sealer: traffic secret length 31 is not 32",
+  );
+  await assertRejectsWith(
     createRecordOpener("aes-256-gcm", [1, 2] as unknown as Uint8Array),
     TypeError,
+    "Cannot create record opener: traffic secret is not a Uint8Array",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { ratchet: { bytes: 0 } }),
     RangeError,
+    "Cannot use ratchet policy: bytes 0 is not a positive number",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { ratchet: { ms: NaN } }),
     RangeError,
+    "Cannot use ratchet policy: ms NaN is not a positive number",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { padding: { mode: "random", max: 65536 } }),
     RangeError,
+    "Cannot use padding policy: max 65536 is not an integer in 0..65535",
   );
-  await assert.rejects(
+  await assertRejectsWith(
     createRecordSealer("aes-256-gcm", secretOf(1), { padding: { mode: "fancy" as "none" } }),
     TypeError,
+    'Cannot use padding policy: unknown mode "fancy"',
   );
 });
 

@@ -18,6 +18,7 @@ import {
   type RecordSealer,
 } from "../../lib/record/mod.ts";
 import { CASES, join, on, pattern, secretOf, u16Source } from "./_helpers.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 /** `payload` copied into a new buffer behind `headroom` bytes of `fill`. */
 function withHeadroom(payload: Uint8Array, headroom = PAD_PREFIX_BYTES, fill = 0xee): Uint8Array {
@@ -82,13 +83,26 @@ for (const { be, backend, aead } of CASES) {
 
   Deno.test(`${be} ${aead}: sealParts() refuses useHeadroom without room and checks like seal()`, async () => {
     const sealer: RecordSealer = await createRecordSealer(aead, secretOf(8));
-    assert.throws(() => sealer.sealParts(new Uint8Array(10), { useHeadroom: true }), RangeError);
-    assert.throws(
+    assertThrowsWith(
+      () => sealer.sealParts(new Uint8Array(10), { useHeadroom: true }),
+      RangeError,
+      "Cannot seal record: payload offset 0 leaves no headroom of 2 bytes",
+    );
+    assertThrowsWith(
       () => sealer.sealParts(new Uint8Array(11).subarray(1), { useHeadroom: true }),
       RangeError,
+      "Cannot seal record: payload offset 1 leaves no headroom of 2 bytes",
     );
-    assert.throws(() => sealer.sealParts(new Uint8Array(MAX_RECORD_PAYLOAD + 1)), RangeError);
-    assert.throws(() => sealer.sealParts("x" as unknown as Uint8Array), TypeError);
+    assertThrowsWith(
+      () => sealer.sealParts(new Uint8Array(MAX_RECORD_PAYLOAD + 1)),
+      RangeError,
+      "Cannot seal record: payload length 262145 exceeds maximum 262144",
+    );
+    assertThrowsWith(
+      () => sealer.sealParts("x" as unknown as Uint8Array),
+      TypeError,
+      "Cannot seal record: payload is not a Uint8Array",
+    );
     assert.equal(sealer.recordsSealed, 0, "a refused payload takes no sequence number");
   });
 
@@ -220,7 +234,11 @@ for (const { be, backend, aead } of CASES) {
     const opener = await createRecordOpener(aead, secretOf(14));
     const rec = await sealer.seal(pattern(10));
     assert.deepEqual(opener.push(rec.subarray(0, 5)), []);
-    assert.throws(() => opener.pushWhole(rec.subarray(5)), TypeError);
+    assertThrowsWith(
+      () => opener.pushWhole(rec.subarray(5)),
+      TypeError,
+      "Cannot open whole records: push() left an incomplete record",
+    );
     assert.deepEqual(await opener.push(rec.subarray(5))[0], pattern(10));
     assert.equal(opener.pushWhole(new Uint8Array(0)).used, 0, "fine again between records");
   });

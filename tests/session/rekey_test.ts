@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ProtocolError } from "../../lib/errors.ts";
 import {
   createRecordOpener,
   createRecordSealer,
@@ -21,10 +20,7 @@ import {
   rekeyDue,
   RekeyState,
 } from "../../lib/session/mod.ts";
-
-function isCode(code: string) {
-  return (e: unknown) => e instanceof ProtocolError && e.code === code;
-}
+import { isProtocolError } from "../support/assert.ts";
 
 /** A random source that hands out the given buffers, then throws. */
 function fixed(...bufs: Uint8Array[]): (n: number) => Uint8Array {
@@ -74,26 +70,26 @@ Deno.test("RekeyState: simultaneous INITs: the server's wins on both sides", () 
   assert.deepEqual(server.consume(r.reply).mixin, r.mixin);
   assert.equal(server.pending, false);
   // The abandoned INIT leaves nothing behind: a stray REPLY is refused.
-  assert.throws(() => client.consume(r.reply!), isCode("BAD_STATE"));
+  assert.throws(() => client.consume(r.reply!), isProtocolError("BAD_STATE"));
 });
 
 Deno.test("RekeyState: refuses a REPLY without INIT, a second start(), bad bodies and low-order keys", () => {
   const a = new RekeyState("client"), b = new RekeyState("server");
   const reply = b.consume(new RekeyState("server").start()).reply!;
-  assert.throws(() => a.consume(reply), isCode("BAD_STATE"));
+  assert.throws(() => a.consume(reply), isProtocolError("BAD_STATE"));
   a.start();
-  assert.throws(() => a.start(), isCode("BAD_STATE"));
-  assert.throws(() => a.consume(new Uint8Array(32)), isCode("MALFORMED"));
-  assert.throws(() => a.consume(new Uint8Array(34)), isCode("MALFORMED"));
-  assert.throws(() => a.consume(new Uint8Array(33).fill(3, 0, 1)), isCode("MALFORMED"));
+  assert.throws(() => a.start(), isProtocolError("BAD_STATE"));
+  assert.throws(() => a.consume(new Uint8Array(32)), isProtocolError("MALFORMED"));
+  assert.throws(() => a.consume(new Uint8Array(34)), isProtocolError("MALFORMED"));
+  assert.throws(() => a.consume(new Uint8Array(33).fill(3, 0, 1)), isProtocolError("MALFORMED"));
   // The all-zero point has low order: X25519 gives zero.
   assert.throws(
     () => b.consume(encodeRekeyBody({ type: "init", publicKey: new Uint8Array(32) })),
-    isCode("MALFORMED"),
+    isProtocolError("MALFORMED"),
   );
   assert.throws(
     () => a.consume(encodeRekeyBody({ type: "reply", publicKey: new Uint8Array(32) })),
-    isCode("MALFORMED"),
+    isProtocolError("MALFORMED"),
   );
   assert.throws(() => new RekeyState("peer" as "client"), TypeError);
 });
@@ -169,7 +165,7 @@ Deno.test("encodeRekeyBody()/decodeRekeyBody() round-trip and refuse every other
         assert.deepEqual(encodeRekeyBody(d), bytes);
       } catch (e) {
         assert.ok(!ok);
-        assert.ok(isCode("MALFORMED")(e));
+        assert.ok(isProtocolError("MALFORMED")(e));
       }
     }),
   );

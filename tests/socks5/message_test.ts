@@ -11,6 +11,7 @@ import {
   Socks5Error,
   type Socks5Request,
 } from "../../lib/socks5/mod.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 function assertSocks5Error(fn: () => unknown, reply: number, pattern: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -73,25 +74,45 @@ Deno.test("encodeRequest() matches the RFC 1928 section 4 layout", () => {
 
 Deno.test("encodeRequest() refuses hosts that do not match their type, bad ports and CONNECT to port 0", () => {
   const base = { command: "connect" as const, port: 80 };
-  assert.throws(() => encodeRequest({ ...base, addressType: "ipv4", host: "::1" }), TypeError);
-  assert.throws(() => encodeRequest({ ...base, addressType: "ipv6", host: "1.2.3.4" }), TypeError);
-  assert.throws(() => encodeRequest({ ...base, addressType: "domain", host: "" }), TypeError);
-  assert.throws(
+  assertThrowsWith(
+    () => encodeRequest({ ...base, addressType: "ipv4", host: "::1" }),
+    TypeError,
+    'Cannot encode SOCKS5 request: "::1" is not a valid ipv4 host',
+  );
+  assertThrowsWith(
+    () => encodeRequest({ ...base, addressType: "ipv6", host: "1.2.3.4" }),
+    TypeError,
+    'Cannot encode SOCKS5 request: "1.2.3.4" is not a valid ipv6 host',
+  );
+  assertThrowsWith(
+    () => encodeRequest({ ...base, addressType: "domain", host: "" }),
+    TypeError,
+    'Cannot encode SOCKS5 request: "" is not a valid domain host',
+  );
+  assertThrowsWith(
     () => encodeRequest({ ...base, addressType: "domain", host: "a".repeat(256) }),
     TypeError,
+    "Cannot encode SOCKS5 request:",
   );
-  assert.throws(() => encodeRequest({ ...base, addressType: "domain", host: "127.1" }), TypeError);
-  assert.throws(
+  assertThrowsWith(
+    () => encodeRequest({ ...base, addressType: "domain", host: "127.1" }),
+    TypeError,
+    'Cannot encode SOCKS5 request: "127.1" is not a valid domain host',
+  );
+  assertThrowsWith(
     () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 65536 }),
     RangeError,
+    "Cannot encode SOCKS5 request: port 65536 is not in 0..65535",
   );
-  assert.throws(
+  assertThrowsWith(
     () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: -1 }),
     RangeError,
+    "Cannot encode SOCKS5 request: port -1 is not in 0..65535",
   );
-  assert.throws(
+  assertThrowsWith(
     () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 1.5 }),
     RangeError,
+    "Cannot encode SOCKS5 request: port 1.5 is not in 0..65535",
   );
   assert.throws(
     () => encodeRequest({ ...base, addressType: "ipv4", host: "1.2.3.4", port: 0 }),
@@ -216,8 +237,16 @@ Deno.test("encodeReply() defaults to 0.0.0.0:0 and picks ATYP from the bound hos
   );
   assert.equal(encodeReply(0, { host: "::1", port: 1 })[3], 4);
   assert.equal(encodeReply(0, { host: "proxy.example", port: 1 })[3], 3);
-  assert.throws(() => encodeReply(256), RangeError);
-  assert.throws(() => encodeReply(0, { host: "not a host", port: 1 }), TypeError);
+  assertThrowsWith(
+    () => encodeReply(256),
+    RangeError,
+    "Cannot encode SOCKS5 reply: code 256 is not a byte",
+  );
+  assertThrowsWith(
+    () => encodeReply(0, { host: "not a host", port: 1 }),
+    TypeError,
+    'Cannot encode SOCKS5 reply: "not a host" is not a valid host',
+  );
 });
 
 Deno.test("decodeReply(encodeReply(x)) gives x back", () => {

@@ -15,6 +15,7 @@ import {
   socksConnect,
   SocksReplyError,
 } from "../support/socks_client.ts";
+import { test } from "../support/deadline.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -26,7 +27,7 @@ function closedPort(): number {
   return port;
 }
 
-Deno.test("SOCKS5 CONNECT to 127.0.0.1, ::1 and localhost carries 1 MB intact", async () => {
+test("SOCKS5 CONNECT to 127.0.0.1, ::1 and localhost carries 1 MB intact", async () => {
   await using target4 = await startHttpTarget();
   await using target6 = await startHttpTarget({ hostname: "::1" });
   await using proxy = startDirectProxy({ mode: "socks5" });
@@ -50,7 +51,7 @@ Deno.test("SOCKS5 CONNECT to 127.0.0.1, ::1 and localhost carries 1 MB intact", 
   assert.deepEqual(proxy.outcomes, [0, 0, 0]);
 });
 
-Deno.test("SOCKS5 with RFC 1929 users: right password passes, wrong one gets 01 01", async () => {
+test("SOCKS5 with RFC 1929 users: right password passes, wrong one gets 01 01", async () => {
   await using target = await startHttpTarget();
   await using proxy = startDirectProxy({
     mode: "socks5",
@@ -75,7 +76,7 @@ Deno.test("SOCKS5 with RFC 1929 users: right password passes, wrong one gets 01 
   );
 });
 
-Deno.test("SOCKS5 replies 5 for a refused port, 2 for a refused route, 7 for BIND", async () => {
+test("SOCKS5 replies 5 for a refused port, 2 for a refused route, 7 for BIND", async () => {
   await using proxy = startDirectProxy({ mode: "socks5", allow: (r) => r.port !== 9 });
   await assert.rejects(
     socksConnect(proxy.port, "127.0.0.1", closedPort()),
@@ -92,7 +93,7 @@ Deno.test("SOCKS5 replies 5 for a refused port, 2 for a refused route, 7 for BIN
   conn.close();
 });
 
-Deno.test("SOCKS5 pipelined greeting, request and HTTP request in one write", async () => {
+test("SOCKS5 pipelined greeting, request and HTTP request in one write", async () => {
   await using target = await startHttpTarget();
   await using proxy = startDirectProxy({ mode: "socks5" });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
@@ -113,7 +114,7 @@ Deno.test("SOCKS5 pipelined greeting, request and HTTP request in one write", as
   assert.ok(text.endsWith("\r\n\r\nhello from target\n"));
 });
 
-Deno.test("HTTP CONNECT: 200 and tunnel, 502 refused, 407 without credentials, 405 for GET", async () => {
+test("HTTP CONNECT: 200 and tunnel, 502 refused, 407 without credentials, 405 for GET", async () => {
   await using target = await startHttpTarget();
   await using proxy = startDirectProxy({ mode: "http" });
   const conn = await httpConnect(proxy.port, "127.0.0.1", target.port);

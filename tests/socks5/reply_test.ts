@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Reply, replyForError, replyName, Socks5Error } from "../../lib/socks5/mod.ts";
+import { test } from "../support/deadline.ts";
 
-Deno.test("replyForError() maps a real refused loopback connect to 5", async () => {
+test("replyForError() maps a real refused loopback connect to 5", async () => {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = l.addr.port;
   l.close();
@@ -13,7 +14,7 @@ Deno.test("replyForError() maps a real refused loopback connect to 5", async () 
   assert.equal(replyForError(e), Reply.CONNECTION_REFUSED);
 });
 
-Deno.test("replyForError() maps Deno error classes and OS messages", () => {
+test("replyForError() maps Deno error classes and OS messages", () => {
   const cases: [unknown, number][] = [
     [new Socks5Error(Reply.NOT_ALLOWED, "Route refused"), 2],
     [new Deno.errors.ConnectionRefused("Connection refused (os error 111)"), 5],
@@ -45,7 +46,7 @@ Deno.test("replyForError() maps Deno error classes and OS messages", () => {
   assert.equal(replyForError(loop), 1);
 });
 
-Deno.test("replyName() uses the RFC 1928 wording", () => {
+test("replyName() uses the RFC 1928 wording", () => {
   assert.equal(replyName(Reply.SUCCEEDED), "succeeded");
   assert.equal(replyName(Reply.NOT_ALLOWED), "connection not allowed by ruleset");
   assert.equal(replyName(9), "unassigned reply 0x09");

@@ -8,6 +8,7 @@ import {
   Socks5ServerHandshake,
   type Socks5Step,
 } from "../../lib/socks5/mod.ts";
+import { assertThrowsWith } from "../support/assert.ts";
 
 const te = new TextEncoder();
 const REQ = Uint8Array.of(5, 1, 0, 3, 11, ...te.encode("example.com"), 1, 187);
@@ -285,10 +286,18 @@ Deno.test("Socks5ServerHandshake: keeps its own copy of partial input", () => {
 });
 
 Deno.test("Socks5ServerHandshake: refuses configured credentials that could never be sent", () => {
-  assert.throws(() => new Socks5ServerHandshake({ users: new Map([["", "x"]]) }), RangeError);
+  assertThrowsWith(
+    () => new Socks5ServerHandshake({ users: new Map([["", "x"]]) }),
+    RangeError,
+    'Cannot use SOCKS5 user "": username is 0 bytes, expected 1..255',
+  );
   assert.throws(
     () => new Socks5ServerHandshake({ users: new Map([["u", "p".repeat(256)]]) }),
     /256 bytes/,
   );
-  assert.throws(() => new Socks5ServerHandshake({ users: new Map([["u", ""]]) }), RangeError);
+  assertThrowsWith(
+    () => new Socks5ServerHandshake({ users: new Map([["u", ""]]) }),
+    RangeError,
+    'Cannot use SOCKS5 user "u": password is 0 bytes, expected 1..255',
+  );
 });

@@ -32,7 +32,9 @@ import {
   Socks5ServerHandshake,
   type Socks5Step,
 } from "../../lib/socks5/mod.ts";
-import { dialTcp, writeAll } from "../../lib/transport/mod.ts";
+import { dialTcp } from "../../lib/transport/mod.ts";
+import { closeQuietly, splice, writeAll } from "./io.ts";
+import { serveConnections, type Track } from "./serve.ts";
 
 /** Options for {@linkcode startDirectProxy}. */
 export interface DirectProxyOptions {
@@ -58,25 +60,6 @@ export interface DirectProxy extends AsyncDisposable {
 
 type Step = Socks5Step | HttpConnectStep;
 
-async function pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(32768);
-  try {
-    for (;;) {
-      const n = await from.read(buf);
-      if (n === null) break;
-      await writeAll(to, buf.subarray(0, n));
-    }
-    await to.closeWrite();
-  } catch {
-    try {
-      from.close();
-    } catch { /* closed */ }
-    try {
-      to.close();
-    } catch { /* closed */ }
-  }
-}
-
 /**
  * Starts the proxy on an ephemeral port.
  *
@@ -88,18 +71,13 @@ async function pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
  * ```
  */
 export function startDirectProxy(opts: DirectProxyOptions): DirectProxy {
-  const listener = Deno.listen({ hostname: opts.hostname ?? "127.0.0.1", port: 0 });
   const requests: Socks5Request[] = [];
   const outcomes: number[] = [];
-  const open = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
-
-  const handle = async (client: Deno.Conn) => {
+  const handle = async (client: Deno.Conn, track: Track) => {
     const hs = opts.mode === "socks5"
       ? new Socks5ServerHandshake(opts.auth)
       : new HttpConnectParser(opts.auth === undefined ? {} : { auth: opts.auth });
-    const timer = setTimeout(() => client.close(), opts.handshakeTimeoutMs ?? 10_000);
-    let target: Deno.TcpConn | undefined;
+    const timer = setTimeout(() => closeQuietly(client), opts.handshakeTimeoutMs ?? 10_000);
     try {
       const buf = new Uint8Array(16384);
       let step: Step = { type: "need_more" };
@@ -127,6 +105,7 @@ export function startDirectProxy(opts: DirectProxyOptions): DirectProxy {
         await respond(Reply.NOT_ALLOWED);
         return;
       }
+      let target: Deno.TcpConn;
       try {
         target = await dialTcp({
           hostname: request.host,
@@ -137,59 +116,32 @@ export function startDirectProxy(opts: DirectProxyOptions): DirectProxy {
         await respond(replyForError(e));
         return;
       }
-      open.add(target);
-      const local = target.localAddr as Deno.NetAddr;
-      await respond(Reply.SUCCEEDED, { host: local.hostname, port: local.port });
-      if (step.rest.length > 0) await writeAll(target, step.rest);
-      await Promise.all([pipe(client, target), pipe(target, client)]);
+      const untrack = track(target);
+      try {
+        const local = target.localAddr as Deno.NetAddr;
+        await respond(Reply.SUCCEEDED, { host: local.hostname, port: local.port });
+        if (step.rest.length > 0) await writeAll(target, step.rest);
+        await splice(client, target);
+      } finally {
+        closeQuietly(target);
+        untrack();
+      }
     } catch {
       // Client went away or timed out.
     } finally {
       clearTimeout(timer);
-      for (const c of [client, target]) {
-        try {
-          c?.close();
-        } catch { /* closed */ }
-        if (c) open.delete(c);
-      }
     }
   };
-
-  const acceptLoop = (async () => {
-    try {
-      for await (const c of listener) {
-        open.add(c);
-        const t = handle(c);
-        tasks.add(t);
-        t.finally(() => tasks.delete(t));
-      }
-    } catch {
-      // Listener closed.
-    }
-  })();
-
-  let closed: Promise<void> | undefined;
-  const close = () => {
-    closed ??= (async () => {
-      try {
-        listener.close();
-      } catch { /* closed */ }
-      for (const c of open) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-      await acceptLoop;
-      await Promise.allSettled([...tasks]);
-    })();
-    return closed;
-  };
+  const served = serveConnections(
+    Deno.listen({ hostname: opts.hostname ?? "127.0.0.1", port: 0 }),
+    handle,
+  );
   return {
-    hostname: listener.addr.hostname,
-    port: listener.addr.port,
+    hostname: served.hostname,
+    port: served.port,
     requests,
     outcomes,
-    close,
-    [Symbol.asyncDispose]: close,
+    close: served.close,
+    [Symbol.asyncDispose]: served.close,
   };
 }

@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { closeQuietly, writeAll } from "./io.ts";
+import { serveConnections } from "./serve.ts";
 
 /** One fault, applied to one connection. Offsets count bytes in `dir`. */
 export type Fault =
@@ -52,20 +54,8 @@ export function startFaultRelay(
   upstream: { hostname?: string; port: number },
   script: Fault[] = [],
 ): FaultRelay {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const queue = [...script];
   const applied: string[] = [];
-  const open = new Set<Deno.Conn>();
-  let connections = 0;
-
-  const closeQuietly = (c: Deno.Conn) => {
-    try {
-      c.close();
-    } catch {
-      // already closed
-    }
-    open.delete(c);
-  };
 
   async function pump(
     from: Deno.Conn,
@@ -142,67 +132,45 @@ export function startFaultRelay(
     await to.closeWrite().catch(() => {});
   }
 
-  const done = (async () => {
-    try {
-      for await (const client of listener) {
-        connections++;
-        open.add(client);
-        const fault = queue.shift() ?? { kind: "none" as const };
-        applied.push(fault.kind);
-        (async () => {
-          let server: Deno.Conn;
-          try {
-            server = await Deno.connect({
-              hostname: upstream.hostname ?? "127.0.0.1",
-              port: upstream.port,
-            });
-          } catch {
-            closeQuietly(client);
-            return;
-          }
-          open.add(server);
-          const kill = () => {
-            closeQuietly(client);
-            closeQuietly(server);
-          };
-          const stalled = { on: false };
-          await Promise.allSettled([
-            pump(client, server, "up", fault, kill, stalled),
-            pump(server, client, "down", fault, kill, stalled),
-          ]);
-          kill();
-        })();
+  const served = serveConnections(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    async (client, track) => {
+      const fault = queue.shift() ?? { kind: "none" as const };
+      applied.push(fault.kind);
+      let server: Deno.Conn;
+      try {
+        server = await Deno.connect({
+          hostname: upstream.hostname ?? "127.0.0.1",
+          port: upstream.port,
+        });
+      } catch {
+        return;
       }
-    } catch {
-      // listener closed
-    }
-  })();
+      const untrack = track(server);
+      const kill = () => {
+        closeQuietly(client);
+        closeQuietly(server);
+      };
+      const stalled = { on: false };
+      await Promise.allSettled([
+        pump(client, server, "up", fault, kill, stalled),
+        pump(server, client, "down", fault, kill, stalled),
+      ]);
+      kill();
+      untrack();
+    },
+  );
 
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: served.port,
     get connections() {
-      return connections;
+      return served.accepted;
     },
     applied,
     push(...faults) {
       queue.push(...faults);
     },
-    dropAll() {
-      for (const c of [...open]) closeQuietly(c);
-    },
-    async close() {
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-      for (const c of [...open]) closeQuietly(c);
-      await done;
-    },
+    dropAll: served.dropAll,
+    close: served.close,
   };
-}
-
-async function writeAll(c: Deno.Conn, p: Uint8Array): Promise<void> {
-  let o = 0;
-  while (o < p.length) o += await c.write(p.subarray(o));
 }

@@ -32,6 +32,7 @@
  *
  * @module
  */
+import { onTimeout } from "./deadline.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 
 /** Largest `/bytes/N`. */
@@ -323,11 +324,13 @@ export function startHttpTarget(opts: HttpTargetOptions = {}): Promise<HttpTarge
           let closed: Promise<void> | undefined;
           const close = () => {
             closed ??= (async () => {
+              forget();
               closing.abort();
               await server.shutdown();
             })();
             return closed;
           };
+          const forget = onTimeout(close);
           resolve({
             hostname: addr.hostname,
             port: addr.port,

@@ -33,6 +33,9 @@
  * @module
  */
 import { createCa, issueCert } from "./certs.ts";
+import { closeQuietly } from "./io.ts";
+import { serveConnections } from "./serve.ts";
+import { concat } from "../../lib/wire/bytes.ts";
 
 /** Which way bytes were going. */
 export type RelayDirection = "client_to_server" | "server_to_client";
@@ -124,13 +127,7 @@ class Recorder {
     this.#size += c.length;
   }
   all(): Uint8Array {
-    const out = new Uint8Array(this.#size);
-    let o = 0;
-    for (const c of this.#chunks) {
-      out.set(c, o);
-      o += c.length;
-    }
-    return out;
+    return concat(this.#chunks);
   }
 }
 
@@ -156,14 +153,6 @@ async function pump(
   await to.closeWrite().catch(() => {});
 }
 
-function safeClose(c: { close(): void } | undefined): void {
-  try {
-    c?.close();
-  } catch {
-    // Already closed.
-  }
-}
-
 function runRelay(
   listener: Deno.Listener,
   dialUpstream: () => Promise<Conn>,
@@ -172,66 +161,33 @@ function runRelay(
   const max = opts.maxRecordBytes ?? 64 * 1024 * 1024;
   const c2s = new Recorder(max);
   const s2c = new Recorder(max);
-  const open = new Set<Conn>();
-  const tasks = new Set<Promise<void>>();
-  let count = 0;
-  const handle = async (client: Conn) => {
-    let upstream: Conn | undefined;
+  const served = serveConnections(listener, async (client, track) => {
+    let up: Conn;
     try {
-      upstream = await dialUpstream();
-      open.add(upstream);
-      const up = upstream;
-      await Promise.all([
-        pump(client, up, "client_to_server", c2s, opts.tamper).catch(() => {
-          safeClose(client);
-          safeClose(up);
-        }),
-        pump(up, client, "server_to_client", s2c, opts.tamper).catch(() => {
-          safeClose(client);
-          safeClose(up);
-        }),
-      ]);
+      up = await dialUpstream();
     } catch {
-      // Upstream unreachable: drop the client.
-    } finally {
-      safeClose(client);
-      safeClose(upstream);
-      open.delete(client);
-      if (upstream) open.delete(upstream);
+      return; // upstream unreachable: drop the client
     }
-  };
-  const acceptLoop = (async () => {
-    try {
-      for await (const client of listener) {
-        count++;
-        open.add(client);
-        const t = handle(client);
-        tasks.add(t);
-        t.finally(() => tasks.delete(t));
-      }
-    } catch {
-      // Listener closed.
-    }
-  })();
-  const addr = listener.addr as Deno.NetAddr;
-  let closed: Promise<void> | undefined;
-  const close = () => {
-    closed ??= (async () => {
-      safeClose(listener);
-      for (const c of open) safeClose(c);
-      await acceptLoop;
-      await Promise.allSettled([...tasks]);
-    })();
-    return closed;
-  };
+    const untrack = track(up);
+    const cut = () => {
+      closeQuietly(client);
+      closeQuietly(up);
+    };
+    await Promise.all([
+      pump(client, up, "client_to_server", c2s, opts.tamper).catch(cut),
+      pump(up, client, "server_to_client", s2c, opts.tamper).catch(cut),
+    ]);
+    closeQuietly(up);
+    untrack();
+  });
   return {
-    hostname: addr.hostname,
-    port: addr.port,
+    hostname: served.hostname,
+    port: served.port,
     seenClientToServer: () => c2s.all(),
     seenServerToClient: () => s2c.all(),
-    connections: () => count,
-    close,
-    [Symbol.asyncDispose]: close,
+    connections: () => served.accepted,
+    close: served.close,
+    [Symbol.asyncDispose]: served.close,
   };
 }
 

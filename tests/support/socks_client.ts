@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { step } from "./deadline.ts";
 
 /** A stream the handshakes can run over. */
 export interface HandshakeStream {
@@ -214,20 +215,15 @@ export async function socksHandshake(
  * const conn = await socksConnect(proxy.port, "localhost", target.port, { username: "u", password: "p" });
  * ```
  */
-export async function socksConnect(
+export function socksConnect(
   proxyPort: number,
   host: string,
   port: number,
   opts: SocksClientOptions = {},
 ): Promise<Deno.TcpConn> {
-  const conn = await Deno.connect({ hostname: opts.proxyHostname ?? "127.0.0.1", port: proxyPort });
-  try {
+  return connectThrough(proxyPort, opts, `the SOCKS5 reply for ${host}:${port}`, async (conn) => {
     await socksHandshake(conn, host, port, { ...opts, allowFailure: false });
-    return conn;
-  } catch (e) {
-    conn.close();
-    throw e;
-  }
+  });
 }
 
 /**
@@ -239,37 +235,57 @@ export async function socksConnect(
  * const conn = await httpConnect(proxy.port, "::1", target.port);
  * ```
  */
-export async function httpConnect(
+export function httpConnect(
   proxyPort: number,
   host: string,
   port: number,
   opts: SocksClientOptions = {},
 ): Promise<Deno.TcpConn> {
-  const conn = await Deno.connect({ hostname: opts.proxyHostname ?? "127.0.0.1", port: proxyPort });
-  try {
-    const authority = host.includes(":") && !host.startsWith("[")
-      ? `[${host}]:${port}`
-      : `${host}:${port}`;
-    const cred = opts.username === undefined
-      ? ""
-      : `Proxy-Authorization: Basic ${
-        btoa(String.fromCharCode(...enc.encode(`${opts.username}:${opts.password ?? ""}`)))
-      }\r\n`;
-    await writeFull(
-      conn,
-      enc.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${cred}\r\n`),
-    );
-    // Read byte by byte up to the blank line so tunnel data stays unread.
-    let head = "";
-    while (!head.endsWith("\r\n\r\n")) {
-      if (head.length > 16384) throw new HttpConnectError(0, head);
-      head += String.fromCharCode((await readExact(conn, 1))[0]!);
+  return connectThrough(
+    proxyPort,
+    opts,
+    `the CONNECT response for ${host}:${port}`,
+    async (conn) => {
+      const authority = host.includes(":") && !host.startsWith("[")
+        ? `[${host}]:${port}`
+        : `${host}:${port}`;
+      const cred = opts.username === undefined
+        ? ""
+        : `Proxy-Authorization: Basic ${
+          btoa(String.fromCharCode(...enc.encode(`${opts.username}:${opts.password ?? ""}`)))
+        }\r\n`;
+      await writeFull(
+        conn,
+        enc.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${cred}\r\n`),
+      );
+      // Read byte by byte up to the blank line so tunnel data stays unread.
+      let head = "";
+      while (!head.endsWith("\r\n\r\n")) {
+        if (head.length > 16384) throw new HttpConnectError(0, head);
+        head += String.fromCharCode((await readExact(conn, 1))[0]!);
+      }
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+      if (status !== 200) throw new HttpConnectError(status, head);
+    },
+  );
+}
+
+/** Connects to the proxy and runs `handshake` on the connection (closed if it fails), as a named step. */
+function connectThrough(
+  proxyPort: number,
+  opts: SocksClientOptions,
+  what: string,
+  handshake: (conn: Deno.TcpConn) => Promise<void>,
+): Promise<Deno.TcpConn> {
+  return step(what, async () => {
+    const hostname = opts.proxyHostname ?? "127.0.0.1";
+    const conn = await Deno.connect({ hostname, port: proxyPort });
+    try {
+      await handshake(conn);
+      return conn;
+    } catch (e) {
+      conn.close();
+      throw e;
     }
-    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
-    if (status !== 200) throw new HttpConnectError(status, head);
-    return conn;
-  } catch (e) {
-    conn.close();
-    throw e;
-  }
+  });
 }

@@ -19,6 +19,8 @@
  *
  * @module
  */
+import { splice } from "./io.ts";
+import { serveConnections } from "./serve.ts";
 
 /** A running balancer. */
 export interface TcpBalancer extends AsyncDisposable {
@@ -38,29 +40,6 @@ export interface TcpBalancerOptions {
   maxConnections?: number;
 }
 
-function closeQuietly(c: Deno.Conn): void {
-  try {
-    c.close();
-  } catch {
-    // already closed
-  }
-}
-
-async function pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(64 * 1024);
-  try {
-    for (;;) {
-      const n = await from.read(buf);
-      if (n === null) break;
-      let o = 0;
-      while (o < n) o += await to.write(buf.subarray(o, n));
-    }
-    await to.closeWrite().catch(() => {});
-  } catch {
-    // Either side went away: the caller closes both.
-  }
-}
-
 /**
  * Starts the balancer in front of `backends` (at least one).
  *
@@ -77,77 +56,39 @@ export function startTcpBalancer(
 ): TcpBalancer {
   if (backends.length === 0) throw new RangeError("Cannot start a balancer without backends");
   const max = opts.maxConnections ?? 64;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const picks: number[] = [];
-  const open = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
   let clients = 0;
-
-  async function serve(client: Deno.Conn, index: number): Promise<void> {
-    const b = backends[index]!;
-    let upstream: Deno.Conn | undefined;
-    try {
-      upstream = await Deno.connect({ hostname: b.hostname ?? "127.0.0.1", port: b.port });
-      open.add(upstream);
-      const up = upstream;
-      await Promise.all([pump(client, up), pump(up, client)]);
-    } catch {
-      // Backend unreachable: drop the client.
-    } finally {
-      closeQuietly(client);
-      open.delete(client);
-      if (upstream !== undefined) {
-        closeQuietly(upstream);
-        open.delete(upstream);
-      }
-      clients--;
-    }
-  }
-
-  const done = (async () => {
-    try {
-      for await (const client of listener) {
-        if (clients >= max) {
-          closeQuietly(client);
-          continue;
-        }
-        clients++;
+  const served = serveConnections(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    async (client, track) => {
+      if (clients >= max) return; // closed at once
+      clients++;
+      try {
         const index = picks.length % backends.length;
         picks.push(index);
-        open.add(client);
-        const t = serve(client, index);
-        tasks.add(t);
-        t.finally(() => tasks.delete(t));
+        const b = backends[index]!;
+        let upstream: Deno.Conn;
+        try {
+          upstream = await Deno.connect({ hostname: b.hostname ?? "127.0.0.1", port: b.port });
+        } catch {
+          return; // backend unreachable: drop the client
+        }
+        const untrack = track(upstream);
+        await splice(client, upstream);
+        untrack();
+      } finally {
+        clients--;
       }
-    } catch {
-      // listener closed
-    }
-  })();
-
-  let closed: Promise<void> | undefined;
-  const close = () => {
-    closed ??= (async () => {
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-      for (const c of [...open]) closeQuietly(c);
-      await done;
-      await Promise.allSettled([...tasks]);
-    })();
-    return closed;
-  };
+    },
+  );
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: served.port,
     picks,
     get connections() {
       return picks.length;
     },
-    dropAll() {
-      for (const c of [...open]) closeQuietly(c);
-    },
-    close,
-    [Symbol.asyncDispose]: close,
+    dropAll: served.dropAll,
+    close: served.close,
+    [Symbol.asyncDispose]: served.close,
   };
 }

@@ -8,10 +8,11 @@ import {
   startHttpTarget,
   toHex,
 } from "../support/http_target.ts";
+import { test } from "../support/deadline.ts";
 
 const td = new TextDecoder();
 
-Deno.test("startHttpTarget() serves /hello and /page over fetch", async () => {
+test("startHttpTarget() serves /hello and /page over fetch", async () => {
   await using target = await startHttpTarget();
   assert.match(target.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.equal(await (await fetch(`${target.url}/hello`)).text(), "hello from target\n");
@@ -27,7 +28,7 @@ Deno.test("startHttpTarget() serves /hello and /page over fetch", async () => {
   assert.deepEqual(target.requests.map((r) => r.path), ["/hello", "/page", "/nope"]);
 });
 
-Deno.test("startHttpTarget() /bytes/N streams the pattern with a known SHA-256", async () => {
+test("startHttpTarget() /bytes/N streams the pattern with a known SHA-256", async () => {
   await using target = await startHttpTarget();
   for (const n of [0, 1, 5, 65536, 65537, 1_000_003]) {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.port });
@@ -46,7 +47,7 @@ Deno.test("startHttpTarget() /bytes/N streams the pattern with a known SHA-256",
   assert.deepEqual(patternBytes(3, 9), patternBytes(0, 12).subarray(3));
 });
 
-Deno.test("startHttpTarget() /echo returns the POST body (chunked)", async () => {
+test("startHttpTarget() /echo returns the POST body (chunked)", async () => {
   await using target = await startHttpTarget();
   const body = patternBytes(0, 200_000);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.port });
@@ -56,7 +57,7 @@ Deno.test("startHttpTarget() /echo returns the POST body (chunked)", async () =>
   assert.deepEqual(res.body, body);
 });
 
-Deno.test("startHttpTarget() images are valid PNGs", async () => {
+test("startHttpTarget() images are valid PNGs", async () => {
   await using target = await startHttpTarget();
   for (let k = 1; k <= 5; k++) {
     const res = await fetch(`${target.url}/img/${k}.png`);
@@ -88,7 +89,7 @@ Deno.test("startHttpTarget() images are valid PNGs", async () => {
   }
 });
 
-Deno.test("startHttpTarget() /slow waits, and close() does not wait for it", async () => {
+test("startHttpTarget() /slow waits, and close() does not wait for it", async () => {
   const target = await startHttpTarget();
   const t0 = performance.now();
   assert.equal(await (await fetch(`${target.url}/slow?ms=150`)).text(), "slow\n");
@@ -101,7 +102,7 @@ Deno.test("startHttpTarget() /slow waits, and close() does not wait for it", asy
   await pending;
 });
 
-Deno.test("startHttpTarget() listens on ::1", async () => {
+test("startHttpTarget() listens on ::1", async () => {
   await using target = await startHttpTarget({ hostname: "::1" });
   assert.match(target.url, /^http:\/\/\[::1\]:\d+$/);
   assert.equal(await (await fetch(`${target.url}/hello`)).text(), "hello from target\n");

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import type { ByteStream } from "../../lib/transport/types.ts";
+import { test } from "../support/deadline.ts";
+import { assertRejectsWith, assertThrowsWith } from "../support/assert.ts";
+import { concat } from "../../lib/wire/bytes.ts";
 
 async function readAll(s: ByteStream, bufSize = 7): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -10,13 +13,7 @@ async function readAll(s: ByteStream, bufSize = 7): Promise<Uint8Array> {
     if (n === null) break;
     parts.push(buf.slice(0, n));
   }
-  const out = new Uint8Array(parts.reduce((k, p) => k + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** Resolves to "pending" if `p` has not settled after a few turns of the event loop. */
@@ -27,7 +24,7 @@ async function state(p: Promise<unknown>): Promise<"pending" | "resolved" | "rej
   return s;
 }
 
-Deno.test("memoryPipe() carries bytes both ways and copies what it is given", async () => {
+test("memoryPipe() carries bytes both ways and copies what it is given", async () => {
   const [a, b] = memoryPipe();
   const msg = Uint8Array.of(1, 2, 3);
   assert.equal(await a.write(msg), 3);
@@ -44,7 +41,7 @@ Deno.test("memoryPipe() carries bytes both ways and copies what it is given", as
   b.close();
 });
 
-Deno.test("memoryPipe() write blocks while the peer's buffer is full", async () => {
+test("memoryPipe() write blocks while the peer's buffer is full", async () => {
   const [a, b] = memoryPipe(4);
   assert.equal(await a.write(Uint8Array.of(1, 2, 3, 4, 5, 6)), 4); // short write: only what fits
   const blocked = a.write(Uint8Array.of(5, 6));
@@ -63,7 +60,7 @@ Deno.test("memoryPipe() write blocks while the peer's buffer is full", async () 
   b.close();
 });
 
-Deno.test("memoryPipe() moves 1 MiB through a 1 KiB buffer intact", async () => {
+test("memoryPipe() moves 1 MiB through a 1 KiB buffer intact", async () => {
   const [a, b] = memoryPipe(1024);
   const data = new Uint8Array(1 << 20);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >> 8)) & 0xff;
@@ -76,14 +73,18 @@ Deno.test("memoryPipe() moves 1 MiB through a 1 KiB buffer intact", async () => 
   b.close();
 });
 
-Deno.test("memoryPipe() half-close: reader drains then sees null; the other way stays open", async () => {
+test("memoryPipe() half-close: reader drains then sees null; the other way stays open", async () => {
   const [a, b] = memoryPipe();
   await writeAll(a, Uint8Array.of(7, 8));
   await a.closeWrite();
   await a.closeWrite(); // idempotent
   assert.deepEqual(await readAll(b), Uint8Array.of(7, 8));
   assert.equal(await b.read(new Uint8Array(1)), null);
-  await assert.rejects(a.write(Uint8Array.of(1)), Deno.errors.BrokenPipe);
+  await assertRejectsWith(
+    a.write(Uint8Array.of(1)),
+    Deno.errors.BrokenPipe,
+    "Cannot write to memory pipe: write side closed",
+  );
   await writeAll(b, Uint8Array.of(9));
   await b.closeWrite();
   assert.deepEqual(await readAll(a), Uint8Array.of(9));
@@ -91,7 +92,7 @@ Deno.test("memoryPipe() half-close: reader drains then sees null; the other way 
   b.close();
 });
 
-Deno.test("memoryPipe() pending read on the peer returns null when the writer closes", async () => {
+test("memoryPipe() pending read on the peer returns null when the writer closes", async () => {
   const [a, b] = memoryPipe();
   const pending = b.read(new Uint8Array(4));
   assert.equal(await state(pending), "pending");
@@ -101,7 +102,7 @@ Deno.test("memoryPipe() pending read on the peer returns null when the writer cl
   b.close();
 });
 
-Deno.test("memoryPipe() close(): own pending write rejects, peer sees EOF and BrokenPipe", async () => {
+test("memoryPipe() close(): own pending write rejects, peer sees EOF and BrokenPipe", async () => {
   const [a, b] = memoryPipe(2);
   await a.write(Uint8Array.of(1, 2));
   const pendingWrite = a.write(Uint8Array.of(3));
@@ -110,20 +111,48 @@ Deno.test("memoryPipe() close(): own pending write rejects, peer sees EOF and Br
   const peerWrite = b.write(Uint8Array.of(7));
   assert.equal(await state(peerWrite), "pending");
   a.close();
-  await assert.rejects(pendingWrite, Deno.errors.BadResource);
-  await assert.rejects(peerWrite, Deno.errors.BrokenPipe);
+  await assertRejectsWith(
+    pendingWrite,
+    Deno.errors.BadResource,
+    "Cannot write to memory pipe: closed",
+  );
+  await assertRejectsWith(
+    peerWrite,
+    Deno.errors.BrokenPipe,
+    "Cannot write to memory pipe: peer closed",
+  );
   // The peer still drains what a wrote before closing, then reads EOF.
   assert.deepEqual(await readAll(b), Uint8Array.of(1, 2));
-  await assert.rejects(b.write(Uint8Array.of(4)), Deno.errors.BrokenPipe);
+  await assertRejectsWith(
+    b.write(Uint8Array.of(4)),
+    Deno.errors.BrokenPipe,
+    "Cannot write to memory pipe: peer closed",
+  );
   // Like Deno.Conn, anything after close throws BadResource.
-  await assert.rejects(a.read(new Uint8Array(1)), Deno.errors.BadResource);
-  await assert.rejects(a.write(Uint8Array.of(1)), Deno.errors.BadResource);
-  await assert.rejects(a.closeWrite(), Deno.errors.BadResource);
-  assert.throws(() => a.close(), Deno.errors.BadResource);
+  await assertRejectsWith(
+    a.read(new Uint8Array(1)),
+    Deno.errors.BadResource,
+    "Cannot read from memory pipe: closed",
+  );
+  await assertRejectsWith(
+    a.write(Uint8Array.of(1)),
+    Deno.errors.BadResource,
+    "Cannot write to memory pipe: closed",
+  );
+  await assertRejectsWith(
+    a.closeWrite(),
+    Deno.errors.BadResource,
+    "Cannot close memory pipe for writing: closed",
+  );
+  assertThrowsWith(
+    () => a.close(),
+    Deno.errors.BadResource,
+    "Cannot close memory pipe: already closed",
+  );
   b.close();
 });
 
-Deno.test("memoryPipe() close() resolves a read that was waiting for data with null", async () => {
+test("memoryPipe() close() resolves a read that was waiting for data with null", async () => {
   const [a, b] = memoryPipe();
   const pendingRead = a.read(new Uint8Array(4));
   assert.equal(await state(pendingRead), "pending");
@@ -132,7 +161,15 @@ Deno.test("memoryPipe() close() resolves a read that was waiting for data with n
   b.close();
 });
 
-Deno.test("memoryPipe() refuses a non-positive capacity", () => {
-  assert.throws(() => memoryPipe(0), RangeError);
-  assert.throws(() => memoryPipe(1.5), RangeError);
+test("memoryPipe() refuses a non-positive capacity", () => {
+  assertThrowsWith(
+    () => memoryPipe(0),
+    RangeError,
+    "Cannot create memory pipe: capacity 0 is not a positive integer",
+  );
+  assertThrowsWith(
+    () => memoryPipe(1.5),
+    RangeError,
+    "Cannot create memory pipe: capacity 1.5 is not a positive integer",
+  );
 });

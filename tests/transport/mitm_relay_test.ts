@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
-import { dial, listen, writeAll } from "../../lib/transport/mod.ts";
+import { dial, listen } from "../../lib/transport/mod.ts";
 import { createTlsFixture } from "../support/certs.ts";
 import { containsBytes, startMitmRelay, startTcpRelay } from "../support/mitm_relay.ts";
+import { test } from "../support/deadline.ts";
+import { exchange as exchangeBytes } from "../support/io.ts";
+import { echo, serveConnections, type Served } from "../support/serve.ts";
+import type { Acceptor } from "../../lib/tunnel/listener.ts";
 
 const te = new TextEncoder();
 const fixture = await createTlsFixture(["localhost", "127.0.0.1"]);
 
 /** TLS (or TCP) server that answers each read with "echo:" + the bytes. */
-function startEchoServer(transport: "tls" | "tcp") {
-  const listener = transport === "tls"
+function startEchoServer(transport: "tls" | "tcp"): Served {
+  const listener: Acceptor<Deno.Conn> = transport === "tls"
     ? listen({
       transport,
       hostname: "127.0.0.1",
@@ -17,55 +21,15 @@ function startEchoServer(transport: "tls" | "tcp") {
       keyPem: fixture.server.keyPem,
     })
     : listen({ transport, hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const done = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      (async () => {
-        const buf = new Uint8Array(4096);
-        try {
-          for (;;) {
-            const n = await conn.read(buf);
-            if (n === null) break;
-            await writeAll(conn, Uint8Array.of(...te.encode("echo:"), ...buf.subarray(0, n)));
-          }
-          await conn.closeWrite();
-        } catch {
-          // Peer went away.
-        } finally {
-          conns.delete(conn);
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }
-      })();
-    }
-  })().catch(() => {});
-  return {
-    port: listener.addr.port,
-    async close() {
-      listener.close();
-      for (const c of conns) c.close();
-      await done;
-    },
-  };
+  return serveConnections(listener, (conn) => echo(conn, te.encode("echo:")));
 }
 
+/** Sends `text`, half-closes, and returns all the peer answered; closes `conn`. */
 async function exchange(conn: Deno.Conn, text: string): Promise<string> {
-  await writeAll(conn, te.encode(text));
-  await conn.closeWrite();
-  const out: Uint8Array[] = [];
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    out.push(buf.slice(0, n));
-  }
-  conn.close();
-  return out.map((b) => new TextDecoder().decode(b)).join("");
+  return new TextDecoder().decode(await exchangeBytes(conn, te.encode(text), { halfClose: true }));
 }
 
-Deno.test("startMitmRelay() intercepts TLS: a client trusting the forged CA is read in plaintext", async () => {
+test("startMitmRelay() intercepts TLS: a client trusting the forged CA is read in plaintext", async () => {
   const server = startEchoServer("tls");
   const relay = await startMitmRelay({
     upstream: {
@@ -95,7 +59,7 @@ Deno.test("startMitmRelay() intercepts TLS: a client trusting the forged CA is r
   }
 });
 
-Deno.test("startMitmRelay() is refused by a client that trusts only the real CA", async () => {
+test("startMitmRelay() is refused by a client that trusts only the real CA", async () => {
   const server = startEchoServer("tls");
   const relay = await startMitmRelay({
     upstream: {
@@ -122,7 +86,7 @@ Deno.test("startMitmRelay() is refused by a client that trusts only the real CA"
   }
 });
 
-Deno.test("startMitmRelay() tamper flips bits before forwarding, after recording", async () => {
+test("startMitmRelay() tamper flips bits before forwarding, after recording", async () => {
   const server = startEchoServer("tcp");
   const relay = await startMitmRelay({
     upstream: { hostname: "127.0.0.1", port: server.port, transport: "tcp" },
@@ -146,7 +110,7 @@ Deno.test("startMitmRelay() tamper flips bits before forwarding, after recording
   }
 });
 
-Deno.test("startTcpRelay() sees only ciphertext of a TLS session", async () => {
+test("startTcpRelay() sees only ciphertext of a TLS session", async () => {
   const server = startEchoServer("tls");
   const relay = startTcpRelay({ upstream: { hostname: "127.0.0.1", port: server.port } });
   try {
@@ -167,7 +131,7 @@ Deno.test("startTcpRelay() sees only ciphertext of a TLS session", async () => {
   }
 });
 
-Deno.test("startTcpRelay() records plain TCP and honours maxRecordBytes", async () => {
+test("startTcpRelay() records plain TCP and honours maxRecordBytes", async () => {
   const server = startEchoServer("tcp");
   await using relay = startTcpRelay({
     upstream: { hostname: "127.0.0.1", port: server.port },
@@ -182,7 +146,7 @@ Deno.test("startTcpRelay() records plain TCP and honours maxRecordBytes", async 
   }
 });
 
-Deno.test("containsBytes() finds a byte string", () => {
+test("containsBytes() finds a byte string", () => {
   assert.ok(containsBytes(Uint8Array.of(1, 2, 3), Uint8Array.of(2, 3)));
   assert.ok(!containsBytes(Uint8Array.of(1, 2, 3), Uint8Array.of(3, 4)));
   assert.ok(containsBytes(Uint8Array.of(), Uint8Array.of()));

@@ -9,49 +9,15 @@ import {
   writeAll,
 } from "../../lib/transport/mod.ts";
 import { createTlsFixture } from "../support/certs.ts";
+import { test, withDeadline } from "../support/deadline.ts";
+import { echo, serveConnections, type Served } from "../support/serve.ts";
 
 const fixture = await createTlsFixture(["localhost", "127.0.0.1"]);
 const DEADLINE_MS = 10_000;
 
-/** Rejects after `ms` naming what was awaited, so a hang fails with a reason. */
-async function within<T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Accepts connections and echoes each one; resolves when the listener closes. */
-function echo(listener: TransportListener): Promise<void> {
-  return (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        const buf = new Uint8Array(4096);
-        try {
-          for (;;) {
-            const n = await conn.read(buf);
-            if (n === null) break;
-            await writeAll(conn, buf.subarray(0, n));
-          }
-          await conn.closeWrite();
-        } catch {
-          // the test closed it
-        } finally {
-          conn.close();
-        }
-      })();
-    }
-  })();
+/** Accepts connections and echoes each one until closed. */
+function echoServer(listener: TransportListener): Served {
+  return serveConnections(listener, (conn) => echo(conn));
 }
 
 /** Writes `bytes` and reads the same number back (no half-close: TLS servers close on it). */
@@ -72,7 +38,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-Deno.test("the registry has tls and tcp built in, and names them when asked for another", () => {
+test("the registry has tls and tcp built in, and names them when asked for another", () => {
   assert.deepEqual(transportNames().slice(0, 2), ["tls", "tcp"]);
   assert.throws(
     () => getTransport("carrier-pigeon"),
@@ -82,7 +48,7 @@ Deno.test("the registry has tls and tcp built in, and names them when asked for 
   );
 });
 
-Deno.test("registerTransport() refuses a second registration of a name and a bad name", () => {
+test("registerTransport() refuses a second registration of a name and a bad name", () => {
   assert.throws(
     () => registerTransport({ ...getTransport("tcp") }),
     (e: unknown) => e instanceof TypeError && /"tcp": already registered/.test(e.message),
@@ -94,52 +60,57 @@ Deno.test("registerTransport() refuses a second registration of a name and a bad
 });
 
 for (const name of ["tls", "tcp"]) {
-  Deno.test(`the ${name} transport listens and dials on loopback: exact bytes both ways`, async () => {
+  test(`the ${name} transport listens and dials on loopback: exact bytes both ways`, async () => {
     const t = getTransport(name);
-    const listener = await within(
+    const listener = await withDeadline(
       t.listen({
         hostname: "127.0.0.1",
         port: 0,
         certPem: fixture.server.certPem,
         keyPem: fixture.server.keyPem,
       }),
+      DEADLINE_MS,
       `${name} listen`,
     );
-    const served = echo(listener);
+    const served = echoServer(listener);
     try {
       assert.ok(listener.addr.port > 0);
-      const conn = await within(
+      const conn = await withDeadline(
         t.dial({
           hostname: "127.0.0.1",
           port: listener.addr.port,
           caPems: [fixture.ca.certPem],
           timeoutMs: 5_000,
         }),
+        DEADLINE_MS,
         `${name} dial`,
       );
       try {
         const payload = crypto.getRandomValues(new Uint8Array(50_000));
-        const back = await within(roundTrip(conn, payload), `${name} echo of 50,000 bytes`);
+        const back = await withDeadline(
+          roundTrip(conn, payload),
+          DEADLINE_MS,
+          `${name} echo of 50,000 bytes`,
+        );
         assert.ok(sameBytes(back, payload), "the echo differs from what was sent");
         assert.equal((conn.remoteAddr as Deno.NetAddr).port, listener.addr.port);
       } finally {
         conn.close();
       }
     } finally {
-      listener.close();
-      await within(served, `${name} accept loop to end`);
+      await withDeadline(served.close(), DEADLINE_MS, `${name} accept loop to end`);
     }
   });
 }
 
-Deno.test("the tls transport refuses to listen without a certificate", async () => {
+test("the tls transport refuses to listen without a certificate", async () => {
   await assert.rejects(
     getTransport("tls").listen({ hostname: "127.0.0.1", port: 0 }),
     (e: unknown) => e instanceof TypeError && /certPem and keyPem are required/.test(e.message),
   );
 });
 
-Deno.test("a registered transport is found by name and used as it is", async () => {
+test("a registered transport is found by name and used as it is", async () => {
   const tcp = getTransport("tcp");
   let dials = 0;
   const counting: Transport = {
@@ -154,14 +125,19 @@ Deno.test("a registered transport is found by name and used as it is", async () 
   registerTransport(counting);
   const t = getTransport("counting-tcp");
   const listener = await t.listen({ hostname: "127.0.0.1", port: 0 });
-  const served = echo(listener);
+  const served = echoServer(listener);
   try {
-    const conn = await within(
+    const conn = await withDeadline(
       t.dial({ hostname: "127.0.0.1", port: listener.addr.port }),
+      DEADLINE_MS,
       "counting-tcp dial",
     );
     try {
-      const back = await within(roundTrip(conn, new Uint8Array([1, 2, 3])), "echo of 3 bytes");
+      const back = await withDeadline(
+        roundTrip(conn, new Uint8Array([1, 2, 3])),
+        DEADLINE_MS,
+        "echo of 3 bytes",
+      );
       assert.deepEqual(back, new Uint8Array([1, 2, 3]));
     } finally {
       conn.close();
@@ -169,7 +145,6 @@ Deno.test("a registered transport is found by name and used as it is", async () 
     assert.equal(dials, 1);
     assert.ok(transportNames().includes("counting-tcp"));
   } finally {
-    listener.close();
-    await within(served, "accept loop to end");
+    await withDeadline(served.close(), DEADLINE_MS, "accept loop to end");
   }
 });

@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { dial, dialTls, listen, writeAll } from "../../lib/transport/mod.ts";
 import { replyForError } from "../../lib/socks5/mod.ts";
 import { createCa, createTlsFixture, issueCert } from "../support/certs.ts";
+import { test } from "../support/deadline.ts";
+import { readToEnd } from "../support/io.ts";
+import { echo, serveConnections, type Served } from "../support/serve.ts";
+import { assertRejectsWith } from "../support/assert.ts";
 
 const fixture = await createTlsFixture(["localhost", "127.0.0.1", "::1", "nitro.test"]);
 
@@ -18,49 +22,28 @@ function startEcho(
     ...(opts.alpn ? { alpn: opts.alpn } : {}),
   });
   const alpns: (string | null)[] = [];
-  const done = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        try {
-          alpns.push((await conn.handshake()).alpnProtocol);
-          const buf = new Uint8Array(4096);
-          for (;;) {
-            const n = await conn.read(buf);
-            if (n === null) break;
-            await writeAll(conn, buf.subarray(0, n));
-          }
-          await conn.closeWrite();
-        } catch {
-          // Client rejected us or went away.
-        } finally {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }
-      })();
+  const served = serveConnections(listener, async (conn) => {
+    try {
+      alpns.push((await conn.handshake()).alpnProtocol);
+    } catch {
+      return; // the client rejected us
     }
-  })().catch(() => {});
-  return {
-    port: listener.addr.port,
-    alpns,
-    async close() {
-      listener.close();
-      await done;
-    },
-  };
+    await echo(conn);
+  });
+  return { port: served.port, alpns, close: served.close };
 }
 
 async function roundTrip(conn: Deno.Conn, text: string): Promise<string> {
   await writeAll(conn, new TextEncoder().encode(text));
   await conn.closeWrite();
-  const chunks: number[] = [];
-  const buf = new Uint8Array(1024);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    chunks.push(...buf.subarray(0, n));
-  }
-  return new TextDecoder().decode(Uint8Array.from(chunks));
+  return new TextDecoder().decode(await readToEnd(conn));
+}
+
+/** A TCP server that accepts and never answers, holding each connection until its peer closes. */
+function startSilentServer(): Served {
+  return serveConnections(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (c) => {
+    await readToEnd(c, { endOnError: true });
+  });
 }
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
@@ -74,7 +57,7 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   assert.fail("expected a rejection");
 }
 
-Deno.test("dial() TLS to listen() TLS on 127.0.0.1 verifies the CA and negotiates h2", async () => {
+test("dial() TLS to listen() TLS on 127.0.0.1 verifies the CA and negotiates h2", async () => {
   const echo = startEcho();
   try {
     const conn = await dial({
@@ -92,7 +75,7 @@ Deno.test("dial() TLS to listen() TLS on 127.0.0.1 verifies the CA and negotiate
   }
 });
 
-Deno.test("dial() TLS offers the requested ALPN only; server picks http/1.1", async () => {
+test("dial() TLS offers the requested ALPN only; server picks http/1.1", async () => {
   const echo = startEcho();
   try {
     const conn = await dialTls({
@@ -108,7 +91,7 @@ Deno.test("dial() TLS offers the requested ALPN only; server picks http/1.1", as
   }
 });
 
-Deno.test("dial() TLS over IPv6 loopback with a separate server name", async () => {
+test("dial() TLS over IPv6 loopback with a separate server name", async () => {
   const echo = startEcho({ hostname: "::1" });
   try {
     const conn = await dial({
@@ -125,7 +108,7 @@ Deno.test("dial() TLS over IPv6 loopback with a separate server name", async () 
   }
 });
 
-Deno.test("dial() TLS refuses a certificate from another CA with a clear message", async () => {
+test("dial() TLS refuses a certificate from another CA with a clear message", async () => {
   const echo = startEcho();
   const other = await createCa();
   try {
@@ -148,7 +131,7 @@ Deno.test("dial() TLS refuses a certificate from another CA with a clear message
   }
 });
 
-Deno.test("dial() TLS refuses a certificate for another name", async () => {
+test("dial() TLS refuses a certificate for another name", async () => {
   const echo = startEcho();
   try {
     const e = await rejection(dial({
@@ -164,7 +147,7 @@ Deno.test("dial() TLS refuses a certificate for another name", async () => {
   }
 });
 
-Deno.test("dial() TLS refuses an expired certificate", async () => {
+test("dial() TLS refuses an expired certificate", async () => {
   const expired = await issueCert(fixture.ca, {
     dnsNames: ["localhost"],
     ipAddresses: ["127.0.0.1"],
@@ -186,7 +169,7 @@ Deno.test("dial() TLS refuses an expired certificate", async () => {
   }
 });
 
-Deno.test("dial() reports a refused port for TCP and TLS", async () => {
+test("dial() reports a refused port for TCP and TLS", async () => {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = l.addr.port;
   l.close();
@@ -202,51 +185,41 @@ Deno.test("dial() reports a refused port for TCP and TLS", async () => {
   assert.equal(v6.message, `connection refused by [::1]:${port}`);
 });
 
-Deno.test("dial() TLS times out when the server never answers the handshake", async () => {
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const c of silent) held.push(c);
-  })().catch(() => {});
+test("dial() TLS times out when the server never answers the handshake", async () => {
+  const silent = startSilentServer();
   try {
     const t0 = performance.now();
     const e = await rejection(dial({
       transport: "tls",
       hostname: "127.0.0.1",
-      port: silent.addr.port,
+      port: silent.port,
       caPems: [fixture.ca.certPem],
       timeoutMs: 300,
     }));
     assert.ok(performance.now() - t0 < 3000);
     assert.ok(e instanceof Deno.errors.TimedOut);
-    assert.equal(e.message, `timed out after 300 ms connecting to 127.0.0.1:${silent.addr.port}`);
+    assert.equal(e.message, `timed out after 300 ms connecting to 127.0.0.1:${silent.port}`);
     assert.equal(replyForError(e), 4);
     const e2 = await rejection(dial({
       transport: "tls",
       hostname: "127.0.0.1",
-      port: silent.addr.port,
+      port: silent.port,
       timeoutMs: 1000,
     }));
     assert.match(e2.message, /^timed out after 1 s connecting to /);
   } finally {
-    silent.close();
-    for (const c of held) c.close();
-    await accepting;
+    await silent.close();
   }
 });
 
-Deno.test("dial() rejects with the caller's abort reason", async () => {
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const c of silent) held.push(c);
-  })().catch(() => {});
+test("dial() rejects with the caller's abort reason", async () => {
+  const silent = startSilentServer();
   try {
     const ac = new AbortController();
     const p = dial({
       transport: "tls",
       hostname: "127.0.0.1",
-      port: silent.addr.port,
+      port: silent.port,
       signal: ac.signal,
     });
     setTimeout(() => ac.abort(new Error("shutting down")), 50);
@@ -258,32 +231,25 @@ Deno.test("dial() rejects with the caller's abort reason", async () => {
       "already",
     );
   } finally {
-    silent.close();
-    for (const c of held) c.close();
-    await accepting;
+    await silent.close();
   }
 });
 
-Deno.test("dial() TLS to a plain TCP server explains the failed handshake", async () => {
-  const plain = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving = (async () => {
-    for await (const c of plain) {
-      await c.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n")).catch(() => {});
-      c.close();
-    }
-  })().catch(() => {});
+test("dial() TLS to a plain TCP server explains the failed handshake", async () => {
+  const plain = serveConnections(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (c) => {
+    await c.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n")).catch(() => {});
+  });
   try {
     const e = await rejection(
-      dial({ transport: "tls", hostname: "127.0.0.1", port: plain.addr.port }),
+      dial({ transport: "tls", hostname: "127.0.0.1", port: plain.port }),
     );
     assert.match(e.message, /^TLS handshake with 127\.0\.0\.1:\d+ failed: /);
   } finally {
-    plain.close();
-    await serving;
+    await plain.close();
   }
 });
 
-Deno.test("listen() explains a busy port and requires TLS material", () => {
+test("listen() explains a busy port and requires TLS material", () => {
   using first = listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
   const port = first.addr.port;
   assert.throws(
@@ -310,9 +276,10 @@ Deno.test("listen() explains a busy port and requires TLS material", () => {
   );
 });
 
-Deno.test("dial() validates its timeout", async () => {
-  await assert.rejects(
+test("dial() validates its timeout", async () => {
+  await assertRejectsWith(
     dial({ transport: "tcp", hostname: "127.0.0.1", port: 1, timeoutMs: 0 }),
     RangeError,
+    "Cannot dial: timeout 0 ms is not a positive number",
   );
 });

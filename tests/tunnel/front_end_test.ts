@@ -18,19 +18,7 @@ import {
   socksConnect,
   SocksReplyError,
 } from "../support/socks_client.ts";
-
-/** Rejects with `what` when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { test, withDeadline } from "../support/deadline.ts";
 
 /** A connector that fails every open the way `fail` says, after a short wait. */
 function failingConnector(fail: () => Error): Connector & { opens: number } {
@@ -65,7 +53,7 @@ async function withFront(
 }
 
 async function socksReply(port: number): Promise<number> {
-  const err = await within(
+  const err = await withDeadline(
     socksConnect(port, "127.0.0.1", 9).then((c) => {
       c.close();
       return undefined;
@@ -78,7 +66,7 @@ async function socksReply(port: number): Promise<number> {
 }
 
 async function httpStatus(port: number): Promise<number> {
-  const err = await within(
+  const err = await withDeadline(
     httpConnect(port, "127.0.0.1", 9).then((c) => {
       c.close();
       return undefined;
@@ -90,7 +78,7 @@ async function httpStatus(port: number): Promise<number> {
   return err.status;
 }
 
-Deno.test("SOCKS5 front end: an OPEN that times out gets reply 6 (TTL expired)", async () => {
+test("SOCKS5 front end: an OPEN that times out gets reply 6 (TTL expired)", async () => {
   const connector = failingConnector(timedOut);
   await withFront("socks5", connector, async (port) => {
     assert.equal(await socksReply(port), Reply.TTL_EXPIRED);
@@ -98,7 +86,7 @@ Deno.test("SOCKS5 front end: an OPEN that times out gets reply 6 (TTL expired)",
   assert.equal(connector.opens, 1);
 });
 
-Deno.test("HTTP CONNECT front end: an OPEN that times out gets 504 Gateway Timeout", async () => {
+test("HTTP CONNECT front end: an OPEN that times out gets 504 Gateway Timeout", async () => {
   const connector = failingConnector(timedOut);
   await withFront("http", connector, async (port) => {
     assert.equal(await httpStatus(port), 504);
@@ -106,7 +94,7 @@ Deno.test("HTTP CONNECT front end: an OPEN that times out gets 504 Gateway Timeo
   assert.equal(connector.opens, 1);
 });
 
-Deno.test("front ends: any other connector failure is reply 1 / HTTP 502", async () => {
+test("front ends: any other connector failure is reply 1 / HTTP 502", async () => {
   await withFront("socks5", failingConnector(down), async (port) => {
     assert.equal(await socksReply(port), Reply.GENERAL_FAILURE);
   });

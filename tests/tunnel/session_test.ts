@@ -24,6 +24,7 @@ import { type ByteStream, memoryPipe, writeAll } from "../../lib/transport/mod.t
 import { Session } from "../../lib/tunnel/session.ts";
 import { silentLogger } from "../../lib/observe/mod.ts";
 import { patternBytes } from "../support/http_target.ts";
+import { test } from "../support/deadline.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -274,7 +275,7 @@ function sameBytes(got: Uint8Array, want: Uint8Array, what: string): void {
   }
 }
 
-Deno.test("Session carries many concurrent streams both ways through a shared session window", async () => {
+test("Session carries many concurrent streams both ways through a shared session window", async () => {
   // A session window no larger than one stream's makes streams compete for
   // credit: a read sized by the credit seen before it may no longer fit
   // when it completes (the rest must wait, not reset the stream).
@@ -324,7 +325,7 @@ Deno.test("Session carries many concurrent streams both ways through a shared se
   }
 });
 
-Deno.test("Session propagates half-close: the other direction stays open until it finishes", async () => {
+test("Session propagates half-close: the other direction stays open until it finishes", async () => {
   const rig = await startRig();
   try {
     const s = await openStream(rig, "half", HALF);
@@ -341,7 +342,7 @@ Deno.test("Session propagates half-close: the other direction stays open until i
   }
 });
 
-Deno.test("Session backpressure: a reader that stops holds the sender to the stream window", async () => {
+test("Session backpressure: a reader that stops holds the sender to the stream window", async () => {
   const streamWindow = 256 * KiB;
   const rig = await startRig({ streamWindow, sessionWindow: 4 * MiB, pipeCapacity: 64 * KiB });
   try {
@@ -382,7 +383,7 @@ Deno.test("Session backpressure: a reader that stops holds the sender to the str
   }
 });
 
-Deno.test("Session resets: a refused open, and an application that vanishes mid-stream", async () => {
+test("Session resets: a refused open, and an application that vanishes mid-stream", async () => {
   const rig = await startRig();
   try {
     // Refused by the server: the reply says why, the stream is gone both sides.
@@ -423,7 +424,7 @@ Deno.test("Session resets: a refused open, and an application that vanishes mid-
   }
 });
 
-Deno.test("Session end closes every stream and both sides notice", async () => {
+test("Session end closes every stream and both sides notice", async () => {
   const rig = await startRig();
   const a = await openStream(rig, "a", ECHO);
   const b = await openStream(rig, `src-${64 * MiB}`, SOURCE);

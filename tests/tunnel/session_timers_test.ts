@@ -15,6 +15,7 @@ import { type ByteStream, memoryPipe, writeAll } from "../../lib/transport/mod.t
 import { type LinkEnd, Session, type SessionOptions } from "../../lib/tunnel/session.ts";
 import { silentLogger } from "../../lib/observe/mod.ts";
 import { FakeScheduler, settle, until } from "../support/fake_scheduler.ts";
+import { test } from "../support/deadline.ts";
 
 const AEAD = "aes-256-gcm";
 const KiB = 1024;
@@ -134,7 +135,7 @@ async function echo(client: Session, n: number, seed: number): Promise<void> {
   app.close();
 }
 
-Deno.test("session timers: a link idle for keepalive gets a PING (and the peer's PONG), not before", async () => {
+test("session timers: a link idle for keepalive gets a PING (and the peer's PONG), not before", async () => {
   const clock = new FakeScheduler();
   const pair = await startPair(
     clock,
@@ -174,7 +175,7 @@ Deno.test("session timers: a link idle for keepalive gets a PING (and the peer's
   }
 });
 
-Deno.test("session timers: a link silent for dead_after is dropped; the resumable session waits", async () => {
+test("session timers: a link silent for dead_after is dropped; the resumable session waits", async () => {
   const clock = new FakeScheduler();
   const [conn, silent] = memoryPipe(1024 * KiB);
   const downs: LinkEnd[] = [];
@@ -204,7 +205,7 @@ Deno.test("session timers: a link silent for dead_after is dropped; the resumabl
   }
 });
 
-Deno.test("session timers: a session without a link ends after the grace time", async () => {
+test("session timers: a session without a link ends after the grace time", async () => {
   const clock = new FakeScheduler();
   const [conn, other] = memoryPipe(64 * KiB);
   const client = newClient(clock, { graceMs: 60_000, keepaliveMs: 15_000, deadAfterMs: HOUR });
@@ -226,7 +227,7 @@ Deno.test("session timers: a session without a link ends after the grace time", 
   }
 });
 
-Deno.test("session timers: the server re-keys when rekey_interval has passed; data flows under the new keys", async () => {
+test("session timers: the server re-keys when rekey_interval has passed; data flows under the new keys", async () => {
   const clock = new FakeScheduler();
   const rekey = { bytes: 2 ** 40, ms: 60_000 };
   const pair = await startPair(
