@@ -64,6 +64,8 @@ export interface ReadFullOptions {
  * }
  * await served;
  * if (new TextDecoder().decode(buf) !== "abcdefgh") throw new Error("bytes lost");
+ * await tunnel.close();
+ * await server.close(); // before its directory goes: closing writes its counters there
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

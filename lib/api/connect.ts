@@ -148,6 +148,8 @@ export interface Tunnel extends AsyncDisposable {
  * await conn.readFull(reply, { timeoutMs: 10_000 });
  * await answered;
  * if (new TextDecoder().decode(reply) !== "pong") throw new Error("unexpected reply");
+ * await tunnel.close();
+ * await server.close(); // before its directory goes: closing writes its counters there
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

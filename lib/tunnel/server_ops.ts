@@ -196,7 +196,12 @@ export async function startServerOps(options: ServerOpsOptions): Promise<ServerO
       closed ??= (async () => {
         await admin?.close();
         live.close();
-        await accountant.close();
+        // Closing goes on when the last write fails (its directory may be
+        // gone): the counters since the last good write are lost, and the log
+        // says so.
+        await accountant.close().catch((e) =>
+          log.error(`counters not written at close: ${e instanceof Error ? e.message : String(e)}`)
+        );
       })();
       return closed;
     },
