@@ -46,6 +46,7 @@ export {
   type ReadFullOptions,
   type Tunnel,
   type TunnelConn,
+  TunnelError,
   type TunnelServer,
 } from "./lib/api/mod.ts";
 export {

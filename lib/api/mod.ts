@@ -15,3 +15,4 @@ export {
 export type { ReadFullOptions, TunnelConn } from "./conn.ts";
 export { PeerSlowError, type PeerSlowErrorOptions, type PeerSlowOperation } from "./errors.ts";
 export { listen, type ListenOptions, type TunnelServer } from "./listen.ts";
+export { TunnelError } from "../tunnel/client.ts";

@@ -261,7 +261,7 @@ export async function loadClientConfig(path: string): Promise<ClientConfig> {
 }
 
 /** What {@link formatClientProfile} writes. */
-export interface ClientProfile extends
+export interface ClientProfileFields extends
   Pick<
     ClientConfig,
     | "server"
@@ -292,7 +292,7 @@ function hp(h: HostPort): string {
  * Deno.writeTextFileSync("alice.yml", formatClientProfile(profile), { mode: 0o600 });
  * ```
  */
-export function formatClientProfile(p: ClientProfile): string {
+export function formatClientProfile(p: ClientProfileFields): string {
   const lines = [
     `# NitroSocks client profile for user ${JSON.stringify(p.user)}.`,
     "# Keep it secret: it holds the user's private key and token.",

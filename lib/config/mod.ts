@@ -39,7 +39,7 @@ export {
 } from "./users.ts";
 export {
   type ClientConfig,
-  type ClientProfile,
+  type ClientProfileFields,
   decodeShareLink,
   encodeShareLink,
   type Endpoint,

@@ -24,10 +24,23 @@ import { linkIdOf, type LinkParams } from "./session.ts";
 /** The whole handshake must finish within this. */
 export const HANDSHAKE_DEADLINE_MS = 15_000;
 
-/** Raised when the tunnel cannot be established; the message says what to do. */
+/**
+ * Raised when the tunnel cannot be established; the message says what to
+ * check (server down, wrong key, login refused, interception).
+ *
+ * @example
+ * ```ts ignore
+ * try {
+ *   await connect("alice.yml");
+ * } catch (e) {
+ *   if (e instanceof TunnelError) console.error(e.message);
+ * }
+ * ```
+ */
 export class TunnelError extends Error {
   /** "session_gone": the server no longer holds the session we tried to resume. */
   readonly kind: "session_gone" | undefined;
+  /** `message` says what to check; `kind` marks a session the server no longer holds. */
   constructor(message: string, options?: ErrorOptions & { kind?: "session_gone" }) {
     super(message, options);
     this.name = "TunnelError";

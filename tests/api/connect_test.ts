@@ -11,6 +11,7 @@ import {
   Reply,
   Socks5Error,
   type TunnelConn,
+  TunnelError,
 } from "../../mod.ts";
 import { EventLog } from "../../lib/observe/mod.ts";
 import { randomBytes } from "../../lib/crypto/mod.ts";
@@ -336,8 +337,9 @@ test("connect() to a server that is not running rejects saying what to check", a
   await using setup = await startServer();
   const port = freePort();
   await step("connect() to fail", async () => {
-    await assert.rejects(
+    await assertRejectsWith(
       connect(setup.profilePath, { server: { hostname: "127.0.0.1", port } }),
+      TunnelError,
       /Cannot reach the server at 127\.0\.0\.1:\d+/,
     );
   });
