@@ -134,11 +134,10 @@ test("tickets: a reconnect that lands on the other server resumes the login, not
         log(),
       );
       // The live stream did not: the client resets it and says so.
-      await waitFor(
-        "the client to reset its streams",
-        () => logs.grep(/\[client\] the server no longer holds this session's streams/).length > 0,
-        5_000,
-      );
+      await clientEvents.waitFor("stream_close", {
+        match: (e) => e.reason === "lost: the server no longer holds it",
+        timeoutMs: 5_000,
+      });
       const after = await readOnce(conn, 5_000);
       assert.ok(after === null || after === "error", `the old stream ended (${String(after)})`);
     } finally {
