@@ -1,5 +1,5 @@
 /**
- * The error a tunnel connection raises when the peer is too slow (seed 003):
+ * The error a tunnel connection raises when the peer is too slow:
  * fewer bytes than asked arrived before a read deadline, or a write could
  * not be accepted before its deadline because the peer stopped reading.
  *

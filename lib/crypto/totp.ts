@@ -1,6 +1,6 @@
 /**
  * One-time passwords: HOTP (RFC 4226) and TOTP (RFC 6238), the optional
- * third factor in a NitroSocks Response (seed 001 `TOTP(Token)`).
+ * third factor in a NitroSocks Response (docs/PROTOCOL.md part 2, the Response).
  *
  * @module
  */

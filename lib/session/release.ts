@@ -1,6 +1,6 @@
 /**
  * Graceful session release (docs/PROTOCOL.md part 4 (re-key and release) section 4):
- * seed 000's three steps and seed 001's one-way exception notice, as a pure
+ * the three-step release and the one-way NOTICE of docs/PROTOCOL.md part 4 section 4, as a pure
  * state machine over RELEASE frame bodies.
  *
  * ```
@@ -30,13 +30,13 @@ import { ProtocolError } from "../errors.ts";
 
 /** Subtype byte of a RELEASE body. */
 export const ReleaseSubtype = {
-  /** Step 1 (seed 000 Release_Request): nonce and MAC. */
+  /** Step 1 (Release_Request): nonce and MAC. */
   REQUEST: 1,
-  /** Step 2 (seed 000 Release_Challenge): random string and nonce + 1. */
+  /** Step 2 (Release_Challenge): random string and nonce + 1. */
   CHALLENGE: 2,
-  /** Step 3 (seed 000 Release_Confirm): MAC over the random string. */
+  /** Step 3 (Release_Confirm): MAC over the random string. */
   CONFIRM: 3,
-  /** One-way exception release (seed 001 phases 6.1 and 6.2). */
+  /** One-way exception release (NOTICE). */
   NOTICE: 4,
 } as const;
 
@@ -52,7 +52,7 @@ export const ReleaseSubtype = {
 export const ReleaseReason = {
   /** No reason given. */
   UNSPECIFIED: 0,
-  /** The peer did not answer a release request in time (seed 001 6.1/6.2). */
+  /** The peer did not answer a release request in time (a NOTICE follows). */
   NO_RESPONSE: 1,
   /** The sender is shutting down. */
   SHUTDOWN: 2,
@@ -341,7 +341,7 @@ export class ReleaseState {
   }
 
   /**
-   * Returns a NOTICE body (one-way exception release, seed 001 6.1/6.2) and
+   * Returns a NOTICE body (one-way exception release) and
    * releases this side at once: send it best-effort, then close. Throws
    * `ProtocolError` `BAD_STATE` once released.
    */

@@ -1,5 +1,5 @@
 /**
- * An untrusted relay (seed 004's TCP relays): accepts TLS (or TCP) from
+ * An untrusted relay (docs/PROTOCOL.md part 6): accepts TLS (or TCP) from
  * clients and forwards the bytes over a new TLS (or TCP) connection to an
  * upstream NitroSocks server or the next relay. It holds no NitroSocks key:
  * the inner handshake and records pass through end to end, so the relay can

@@ -1,5 +1,5 @@
 /**
- * Several paths and untrusted relays (seed 004): the live session moves to
+ * Several paths and untrusted relays: the live session moves to
  * another endpoint when the path in use dies; `nitrosocks relay` forwards
  * TLS to the server as a real subprocess holding no NitroSocks key; and an
  * evil relay that flips a bit on every connection only costs its own path:
@@ -160,7 +160,7 @@ test.slow("nitrosocks relay --help exits 0; missing flags exit 2 with the usage"
   }
 });
 
-test("evil relay (seed 004): a bit flipped on every connection only costs that path", async () => {
+test("evil relay: a bit flipped on every connection only costs that path", async () => {
   await using target = await startHttpTarget();
   await using pair = await startPair({ noClient: true });
   const serverCa = await Deno.readTextFile(join(pair.dir, "tls", "ca.crt"));

@@ -272,7 +272,7 @@ async function peers(aead: "aes-256-gcm" | "chacha20-poly1305"): Promise<[Peer, 
 for (const aead of ["aes-256-gcm", "chacha20-poly1305"] as const) {
   Deno.test(`${aead}: exchanges started by either side, and at once, switch both directions`, async () => {
     const [c, s] = await peers(aead);
-    // Server-initiated (seed 001 phase 5.1), with data in flight both ways.
+    // Server-initiated (PROTOCOL.md part 4 section 2), with data in flight both ways.
     s.startRekey();
     s.sendText("s1");
     c.sendText("c1");

@@ -1,6 +1,6 @@
 /**
- * lib/session/release.ts: the three-step release (seed 000 phase 5), the
- * one-way NOTICE (seed 001 phases 6.1/6.2), refusals, and body codecs.
+ * lib/session/release.ts: the three-step release (PROTOCOL.md part 4 section 4), the
+ * one-way NOTICE , refusals, and body codecs.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -161,7 +161,7 @@ Deno.test("ReleaseState: simultaneous requests: the server's wins", () => {
 });
 
 for (const [who, peer] of [["client", "server"], ["server", "client"]] as const) {
-  Deno.test(`ReleaseState: a ${who} NOTICE (seed 001 6.${who === "client" ? 1 : 2}) releases at once`, () => {
+  Deno.test(`ReleaseState: a ${who} NOTICE releases at once`, () => {
     const sender = new ReleaseState(KEY, who), receiver = new ReleaseState(KEY, peer);
     sender.request(); // e.g. the peer never answered
     const n = sender.notice(ReleaseReason.NO_RESPONSE);
