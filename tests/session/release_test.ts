@@ -1,6 +1,6 @@
 /**
  * lib/session/release.ts: the three-step release (PROTOCOL.md part 4 section 4), the
- * one-way NOTICE , refusals, and body codecs.
+ * one-way NOTICE, refusals, and body codecs.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
