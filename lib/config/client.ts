@@ -24,6 +24,7 @@ import {
   record,
   refine,
   required,
+  schemaKeys,
   section,
   size,
   string,
@@ -189,6 +190,9 @@ const clientSchema = object({
     connect_timeout: withDefault(duration(0.1, 300), 10),
   })),
 });
+
+/** Every key path a client profile accepts, e.g. `limits.stream_window` (see `schemaKeys`). */
+export const CLIENT_CONFIG_KEYS: readonly string[] = Object.freeze(schemaKeys(clientSchema));
 
 /**
  * Parses client profile text.

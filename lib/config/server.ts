@@ -21,6 +21,7 @@ import {
   oneOf,
   optional,
   required,
+  schemaKeys,
   section,
   size,
   string,
@@ -259,6 +260,9 @@ const serverSchema = object({
     flush_interval: withDefault(duration(0.1, 3600), 5),
   })),
 });
+
+/** Every key path `server.yml` accepts, e.g. `limits.stream_window` (see `schemaKeys`). */
+export const SERVER_CONFIG_KEYS: readonly string[] = Object.freeze(schemaKeys(serverSchema));
 
 /**
  * Parses `server.yml` text. `readFile` reads the files it names (identity,

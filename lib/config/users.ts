@@ -23,6 +23,7 @@ import {
   record,
   refine,
   required,
+  schemaKeys,
   string,
   timestamp,
   withDefault,
@@ -105,6 +106,9 @@ const usersSchema = object({
     new Map(),
   ),
 });
+
+/** Every key path `users.yml` accepts, e.g. `users.*.routes` (see `schemaKeys`). */
+export const USERS_CONFIG_KEYS: readonly string[] = Object.freeze(schemaKeys(usersSchema));
 
 /**
  * Parses `users.yml` text.
