@@ -13,7 +13,6 @@ import {
   boolean,
   childPath,
   configError,
-  integer,
   key,
   list,
   locate,
@@ -32,6 +31,7 @@ import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_sha
 import { deleteYamlEntry, setYamlEntry } from "./_yaml.ts";
 import { encodeBase32 } from "./base32.ts";
 import { parseRoute } from "./routes.ts";
+import { streamCount } from "./server.ts";
 
 /** One user of the server. */
 export interface UserEntry {
@@ -95,7 +95,7 @@ const userSchema = object({
   totp: optional(base32Secret(16, 64)),
   routes: withDefault(list(routePattern()), ["*"]),
   bandwidth: optional(rate(1024, 1e12)),
-  max_streams: optional(integer(1, 1_000_000)),
+  max_streams: optional(streamCount()),
   expires: optional(timestamp()),
   disabled: withDefault(boolean(), false),
 });

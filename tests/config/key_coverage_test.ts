@@ -51,6 +51,11 @@ const CLIENT_TUNNEL = "lib/tunnel/client_tunnel.ts";
 const LINK = "lib/tunnel/link.ts";
 const FRONT = "lib/tunnel/client.ts";
 
+const LIMITS_PROOF: [string, string] = [
+  "tests/e2e/limits_test.ts",
+  "every window limit at its schema minimum and maximum moves real bytes through a real pair",
+];
+
 /**
  * Keys whose runtime enforcement is being built by issue 10 §2 (per-user
  * limits): parsed today, not (fully) enforced. The lead empties this list
@@ -124,14 +129,20 @@ const SERVER_KEYS: Record<string, Use> = {
   "handshake.replay_cache": { file: SERVER, reads: "capacity: options.handshake.replayCache" },
   "handshake.kex": { file: SERVER, reads: "kex: options.handshake.kex" },
   "handshake.aead": { file: SERVER, reads: "aead: options.handshake.aead" },
-  "limits.max_streams_per_tunnel": { file: ACCEPTOR, reads: "limits.maxStreamsPerTunnel)" },
+  "limits.max_streams_per_tunnel": {
+    file: ACCEPTOR,
+    reads: "limits.maxStreamsPerTunnel)",
+    proof: LIMITS_PROOF,
+  },
   "limits.stream_window": {
     file: ACCEPTOR,
     reads: "streamWindow: limits.streamWindow",
+    proof: LIMITS_PROOF,
   },
   "limits.session_window": {
     file: ACCEPTOR,
     reads: "sessionWindow: limits.sessionWindow",
+    proof: LIMITS_PROOF,
   },
   "limits.idle_timeout": {
     file: ACCEPTOR,
@@ -167,8 +178,16 @@ const SERVER_KEYS: Record<string, Use> = {
       "key rotation: session.rekey_interval 1s re-keys the live link on both sides during a transfer",
     ],
   },
-  "session.rekey_bytes": { file: ACCEPTOR, reads: "rekey: { bytes: s.rekeyBytes" },
-  "session.resend_buffer": { file: ACCEPTOR, reads: "resendBufferBytes: s.resendBuffer" },
+  "session.rekey_bytes": {
+    file: ACCEPTOR,
+    reads: "rekey: { bytes: s.rekeyBytes",
+    proof: LIMITS_PROOF,
+  },
+  "session.resend_buffer": {
+    file: ACCEPTOR,
+    reads: "resendBufferBytes: s.resendBuffer",
+    proof: LIMITS_PROOF,
+  },
   "session.resume_grace": {
     file: SERVER,
     reads: "options.session.resumeGraceS * 1000",
@@ -326,12 +345,18 @@ const CLIENT_KEYS: Record<string, Use> = {
   "limits.stream_window": {
     file: CLIENT_TUNNEL,
     reads: "streamWindow: profile.limits.streamWindow",
+    proof: LIMITS_PROOF,
   },
   "limits.session_window": {
     file: CLIENT_TUNNEL,
     reads: "sessionWindow: profile.limits.sessionWindow",
+    proof: LIMITS_PROOF,
   },
-  "limits.max_streams": { file: CLIENT_TUNNEL, reads: "maxStreams: profile.limits.maxStreams" },
+  "limits.max_streams": {
+    file: CLIENT_TUNNEL,
+    reads: "maxStreams: profile.limits.maxStreams",
+    proof: LIMITS_PROOF,
+  },
   "limits.connect_timeout": {
     file: LINK,
     reads: "timeoutMs: config.limits.connectTimeoutS * 1000",
