@@ -146,7 +146,11 @@ const SERVER_KEYS: Record<string, Use> = {
   },
   "limits.idle_timeout": {
     file: ACCEPTOR,
-    reads: "streamIdleMs: limits.idleTimeoutS * 1000",
+    reads: "tunnelIdleMs: limits.idleTimeoutS * 1000",
+    proof: [
+      "tests/e2e/idle_test.ts",
+      "an ssh session idle past idle_timeout lives on; a tunnel with no streams then closes, with an event",
+    ],
   },
   "limits.connect_timeout": {
     file: SERVER,
@@ -360,6 +364,10 @@ const CLIENT_KEYS: Record<string, Use> = {
   "limits.connect_timeout": {
     file: LINK,
     reads: "timeoutMs: config.limits.connectTimeoutS * 1000",
+    proof: [
+      "tests/api/connect_test.ts",
+      "the profile's limits.connect_timeout bounds connecting to the server (TCP and TLS)",
+    ],
   },
 };
 
