@@ -57,9 +57,9 @@ const LIMITS_PROOF: [string, string] = [
 ];
 
 /**
- * Keys whose runtime enforcement is being built by issue 10 §2 (per-user
- * limits): parsed today, not (fully) enforced. The lead empties this list
- * at merge; each needs a row in the tables below by then.
+ * Pending, owned by issue 10 §2 (per-user limits, enforced live): keys parsed
+ * today and not (fully) enforced yet. The lead empties this list at merge;
+ * each key then needs a row in the tables below.
  */
 const PENDING: Record<string, string> = {
   // issue 10 §2: limits.max_tunnels per server is not enforced yet.
