@@ -52,7 +52,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   session: ["wire", "crypto", "mux", "record"],
   // SOCKS5 and HTTP CONNECT messages; `crypto` for constant-time credentials.
   socks5: ["wire", "crypto"],
-  config: ["wire", "crypto"],
+  // `mux` for the window and stream-count bounds it owns (MUX_LIMITS): one source.
+  config: ["wire", "crypto", "mux"],
   // Server directory and users: init, user add/list/remove.
   provision: ["wire", "crypto", "config", "handshake", "pki"],
   // The I/O layer: links, sessions, server and client.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# NitroSocks as a peer for ../shared/bench (contract in its README): a server
+# NitroSocks as a peer for the side-by-side peer harness (not part of this
+# repository; BENCH_COMMON names its lib/common.sh; contract in its README): a server
 # on 127.0.0.1:12210 (TLS 1.3 outside, NitroSocks inside) and a client whose
 # SOCKS5 port is 127.0.0.1:11010, both from this checkout, with throwaway keys
 # made in $PEER_STATE. Knobs: NS_AEAD (aes-256-gcm | aes-128-gcm |

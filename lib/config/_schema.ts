@@ -24,11 +24,50 @@ export interface At {
 /** Turns a node into a `T` or throws `ConfigError`. */
 export interface Schema<T> {
   parse(node: YamlNode, at: At): T;
+  /** What it holds, for {@link schemaKeys}: a mapping's keys, a list's items; absent for a value. */
+  readonly shape?: Shape;
 }
 
 /** A field of an object schema: handles the key being absent. */
 export interface Field<T> {
   parse(node: YamlNode | undefined, at: At, parentPos: Pos): T;
+  /** The shape of the schema it wraps. */
+  readonly shape?: Shape;
+}
+
+/** The structure of a schema: which keys a mapping has, what a list or a record holds. */
+export type Shape =
+  | { kind: "object"; fields: Readonly<Record<string, Shape | undefined>> }
+  | { kind: "list"; item: Shape | undefined }
+  | { kind: "record"; value: Shape | undefined };
+
+/**
+ * Every value key path a schema accepts (a section such as `limits` is not
+ * listed, its keys are): `limits.stream_window`, `users.*.routes` (a record's
+ * free-form keys are `*`), `endpoints[].server` (a list's items are `[]`).
+ *
+ * @example
+ * ```ts
+ * import { integer, object, schemaKeys, section, withDefault } from "./_schema.ts";
+ * const s = object({ limits: section(object({ n: withDefault(integer(1, 9), 1) })) });
+ * schemaKeys(s); // ["limits.n"]
+ * ```
+ */
+export function schemaKeys(schema: { readonly shape?: Shape }): string[] {
+  const out: string[] = [];
+  const walk = (shape: Shape | undefined, path: string): void => {
+    if (shape === undefined) return;
+    if (shape.kind === "list") return walk(shape.item, `${path}[]`);
+    if (shape.kind === "record") return walk(shape.value, path === "" ? "*" : `${path}.*`);
+    for (const [name, child] of Object.entries(shape.fields)) {
+      const p = path === "" ? name : `${path}.${name}`;
+      const before = out.length;
+      walk(child, p);
+      if (out.length === before) out.push(p);
+    }
+  };
+  walk(schema.shape, "");
+  return out;
 }
 
 /** Builds a `ConfigError` at `pos`. */
@@ -358,6 +397,7 @@ export function refine<T>(
   check: (value: T) => { detail: string; hint?: string } | undefined,
 ): Schema<T> {
   return {
+    ...(schema.shape === undefined ? {} : { shape: schema.shape }),
     parse(node, at) {
       const v = schema.parse(node, at);
       const bad = check(v);
@@ -379,6 +419,7 @@ export function list<T>(
   const min = opts.min ?? 0;
   const max = opts.max ?? 10_000;
   return {
+    shape: { kind: "list", item: item.shape },
     parse(node, at) {
       if (node.kind !== "seq") {
         throw invalid(node, at, "a list", 'write [a, b] or one "- item" per line');
@@ -420,7 +461,10 @@ type FieldsOut<F> = { [K in keyof F]: F[K] extends Field<infer T> ? T : never };
  */
 export function object<F extends Record<string, Field<unknown>>>(fields: F): Schema<FieldsOut<F>> {
   const names = Object.keys(fields);
+  const shapes: Record<string, Shape | undefined> = {};
+  for (const name of names) shapes[name] = fields[name]!.shape;
   return {
+    shape: { kind: "object", fields: shapes },
     parse(node, at) {
       if (node.kind === "scalar" && node.value === null) {
         node = { kind: "map", entries: [], pos: node.pos };
@@ -459,6 +503,7 @@ export function record<T>(
   opts: { keyPattern?: RegExp; keyWhat?: string } = {},
 ): Schema<Map<string, T>> {
   return {
+    shape: { kind: "record", value: value.shape },
     parse(node, at) {
       if (node.kind === "scalar" && node.value === null) return new Map();
       if (node.kind !== "map") throw invalid(node, at, "a mapping of names to entries");
@@ -486,6 +531,7 @@ export function record<T>(
 /** A key that must be present. */
 export function required<T>(schema: Schema<T>): Field<T> {
   return {
+    ...(schema.shape === undefined ? {} : { shape: schema.shape }),
     parse(node, at, parentPos) {
       if (node === undefined) {
         throw configError(at, parentPos, `Missing required key ${JSON.stringify(at.path)}`);
@@ -498,6 +544,7 @@ export function required<T>(schema: Schema<T>): Field<T> {
 /** A key that may be absent (or empty); absent gives undefined. */
 export function optional<T>(schema: Schema<T>): Field<T | undefined> {
   return {
+    ...(schema.shape === undefined ? {} : { shape: schema.shape }),
     parse(node, at) {
       if (node === undefined || (node.kind === "scalar" && node.value === null)) return undefined;
       return schema.parse(node, at);
@@ -508,6 +555,7 @@ export function optional<T>(schema: Schema<T>): Field<T | undefined> {
 /** A key with a default used when it is absent. */
 export function withDefault<T>(schema: Schema<T>, fallback: T): Field<T> {
   return {
+    ...(schema.shape === undefined ? {} : { shape: schema.shape }),
     parse(node, at) {
       if (node === undefined) return fallback;
       return schema.parse(node, at);
@@ -518,6 +566,7 @@ export function withDefault<T>(schema: Schema<T>, fallback: T): Field<T> {
 /** An object field whose absence means "all defaults" (parses an empty mapping). */
 export function section<T>(schema: Schema<T>): Field<T> {
   return {
+    ...(schema.shape === undefined ? {} : { shape: schema.shape }),
     parse(node, at, parentPos) {
       return schema.parse(node ?? { kind: "map", entries: [], pos: parentPos }, at);
     },

@@ -11,21 +11,18 @@ import { formatHostPort, isHost } from "../wire/host_port.ts";
 import {
   base32Secret,
   boolean,
-  configError,
   duration,
   hostPort,
-  integer,
   key,
   list,
-  locate,
   object,
   oneOf,
   optional,
   record,
   refine,
   required,
+  schemaKeys,
   section,
-  size,
   string,
   withDefault,
 } from "./_schema.ts";
@@ -34,10 +31,7 @@ import {
   deepFreeze,
   DEFAULT_AEAD,
   DEFAULT_KEX,
-  GiB,
   type KexName,
-  KiB,
-  MiB,
   parseWith,
   readConfigText,
   USER_NAME_PATTERN,
@@ -45,6 +39,7 @@ import {
 import { encodeBase32 } from "./base32.ts";
 import {
   aeadList,
+  checkLimits,
   cryptoFields,
   type CryptoSettings,
   cryptoSettings,
@@ -53,6 +48,8 @@ import {
   sessionFields,
   type SessionSettings,
   sessionSettings,
+  streamCount,
+  windowFields,
 } from "./server.ts";
 
 /** The parsed client profile. */
@@ -183,12 +180,14 @@ const clientSchema = object({
   kex: withDefault(kexList(), [...DEFAULT_KEX]),
   aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
   limits: section(object({
-    stream_window: withDefault(size(16 * KiB, GiB), 8 * MiB),
-    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 64 * MiB),
-    max_streams: withDefault(integer(1, 1_000_000), 1024),
+    ...windowFields,
+    max_streams: withDefault(streamCount(), 1024),
     connect_timeout: withDefault(duration(0.1, 300), 10),
   })),
 });
+
+/** Every key path a client profile accepts, e.g. `limits.stream_window` (see `schemaKeys`). */
+export const CLIENT_CONFIG_KEYS: readonly string[] = Object.freeze(schemaKeys(clientSchema));
 
 /**
  * Parses client profile text.
@@ -202,13 +201,7 @@ const clientSchema = object({
  */
 export function parseClientConfig(text: string, file: string): ClientConfig {
   const { raw, root } = parseWith(text, file, clientSchema);
-  if (raw.limits.session_window < raw.limits.stream_window) {
-    throw configError(
-      { file, path: "limits.session_window" },
-      locate(root, ["limits", "session_window"]),
-      `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
-    );
-  }
+  checkLimits(raw, root, file);
   const cfg: ClientConfig = {
     file,
     server: raw.server,

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { fromBase64Url } from "../crypto/mod.ts";
 import { type HostPort, isLoopbackHost } from "../wire/host_port.ts";
+import { MUX_LIMITS } from "../mux/mod.ts";
 import {
   boolean,
   configError,
@@ -21,11 +22,14 @@ import {
   oneOf,
   optional,
   required,
+  type Schema,
+  schemaKeys,
   section,
   size,
   string,
   withDefault,
 } from "./_schema.ts";
+import type { YamlNode } from "./_yaml.ts";
 import {
   AEAD_NAMES,
   type AeadName,
@@ -38,7 +42,6 @@ import {
   ioReason,
   KEX_NAMES,
   type KexName,
-  KiB,
   MiB,
   parseWith,
   readConfigText,
@@ -165,14 +168,64 @@ export interface SessionSettings {
   resendBuffer: number;
 }
 
+/** Window and stream-count bounds, from the mux that enforces them (shared with the client). */
+export const windowFields = {
+  stream_window: withDefault(
+    size(MUX_LIMITS.streamWindow.min, MUX_LIMITS.streamWindow.max),
+    8 * MiB,
+  ),
+  session_window: withDefault(
+    size(MUX_LIMITS.sessionWindow.min, MUX_LIMITS.sessionWindow.max),
+    64 * MiB,
+  ),
+};
+
+/** A stream count: what one mux may hold open at once. */
+export const streamCount = (): Schema<number> =>
+  integer(MUX_LIMITS.maxStreams.min, MUX_LIMITS.maxStreams.max);
+
 /** The `session:` section's schema fields, shared with the client profile. */
 export const sessionFields = {
   keepalive: withDefault(duration(0.05, 3600), 15),
   dead_after: withDefault(duration(0.1, 86400), 45),
   rekey_interval: withDefault(duration(1, 7 * 86400), 3600),
   rekey_bytes: withDefault(size(MiB, 1024 * GiB), 64 * GiB),
-  resend_buffer: withDefault(size(256 * KiB, GiB), 8 * MiB),
+  resend_buffer: withDefault(
+    size(MUX_LIMITS.resendBufferBytes.min, MUX_LIMITS.resendBufferBytes.max),
+    8 * MiB,
+  ),
 };
+
+/**
+ * Checks what the schema cannot see key by key: the session window holds a
+ * stream window, and a quiet link is probed (a PING every `keepalive`)
+ * well before `dead_after` declares it dead. Shared with the client profile.
+ */
+export function checkLimits(
+  raw: {
+    limits: { stream_window: number; session_window: number };
+    session: { keepalive: number; dead_after: number };
+  },
+  root: YamlNode,
+  file: string,
+): void {
+  if (raw.limits.session_window < raw.limits.stream_window) {
+    throw configError(
+      { file, path: "limits.session_window" },
+      locate(root, ["limits", "session_window"]),
+      `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
+    );
+  }
+  const { keepalive, dead_after } = raw.session;
+  if (dead_after < 2 * keepalive) {
+    throw configError(
+      { file, path: "session.dead_after" },
+      locate(root, ["session", "dead_after"]),
+      `Invalid session.dead_after: ${dead_after}s is less than twice session.keepalive (${keepalive}s)`,
+      "a quiet connection is probed every keepalive; give the answer time before calling it dead",
+    );
+  }
+}
 
 /** Converts a parsed `session:` section to {@link SessionSettings}. */
 export function sessionSettings(raw: {
@@ -225,9 +278,8 @@ const serverSchema = object({
     aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
   })),
   limits: section(object({
-    max_streams_per_tunnel: withDefault(integer(1, 1_000_000), 1024),
-    stream_window: withDefault(size(16 * KiB, GiB), 8 * MiB),
-    session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 64 * MiB),
+    max_streams_per_tunnel: withDefault(streamCount(), 1024),
+    ...windowFields,
     idle_timeout: withDefault(duration(1, 7 * 86400), 300),
     connect_timeout: withDefault(duration(0.1, 300), 10),
     max_tunnels: withDefault(integer(1, 1_000_000), 256),
@@ -259,6 +311,9 @@ const serverSchema = object({
     flush_interval: withDefault(duration(0.1, 3600), 5),
   })),
 });
+
+/** Every key path `server.yml` accepts, e.g. `limits.stream_window` (see `schemaKeys`). */
+export const SERVER_CONFIG_KEYS: readonly string[] = Object.freeze(schemaKeys(serverSchema));
 
 /**
  * Parses `server.yml` text. `readFile` reads the files it names (identity,
@@ -300,13 +355,7 @@ export function parseServerConfig(
       'add upstream: "127.0.0.1:8080"',
     );
   }
-  if (raw.limits.session_window < raw.limits.stream_window) {
-    throw configError(
-      at("limits.session_window"),
-      locate(root, ["limits", "session_window"]),
-      `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
-    );
-  }
+  checkLimits(raw, root, file);
 
   const admin = raw.admin;
   if (

@@ -13,7 +13,6 @@ import {
   boolean,
   childPath,
   configError,
-  integer,
   key,
   list,
   locate,
@@ -23,6 +22,7 @@ import {
   record,
   refine,
   required,
+  schemaKeys,
   string,
   timestamp,
   withDefault,
@@ -31,6 +31,7 @@ import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_sha
 import { deleteYamlEntry, setYamlEntry } from "./_yaml.ts";
 import { encodeBase32 } from "./base32.ts";
 import { parseRoute } from "./routes.ts";
+import { streamCount } from "./server.ts";
 
 /** One user of the server. */
 export interface UserEntry {
@@ -94,7 +95,7 @@ const userSchema = object({
   totp: optional(base32Secret(16, 64)),
   routes: withDefault(list(routePattern()), ["*"]),
   bandwidth: optional(rate(1024, 1e12)),
-  max_streams: optional(integer(1, 1_000_000)),
+  max_streams: optional(streamCount()),
   expires: optional(timestamp()),
   disabled: withDefault(boolean(), false),
 });
@@ -105,6 +106,9 @@ const usersSchema = object({
     new Map(),
   ),
 });
+
+/** Every key path `users.yml` accepts, e.g. `users.*.routes` (see `schemaKeys`). */
+export const USERS_CONFIG_KEYS: readonly string[] = Object.freeze(schemaKeys(usersSchema));
 
 /**
  * Parses `users.yml` text.

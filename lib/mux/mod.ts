@@ -35,6 +35,13 @@ export {
   ResetReason,
   resetReasonName,
 } from "./frame.ts";
-export { Mux, type MuxEvent, type MuxOptions, type MuxStats, type PullOptions } from "./mux.ts";
+export {
+  Mux,
+  MUX_LIMITS,
+  type MuxEvent,
+  type MuxOptions,
+  type MuxStats,
+  type PullOptions,
+} from "./mux.ts";
 /** The byte writer `encodeFrame` writes into. */
 export { Writer } from "../wire/bytes.ts";

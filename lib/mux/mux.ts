@@ -43,7 +43,7 @@ import {
 export interface MuxOptions {
   /** The client opens streams (odd ids); the server accepts them. */
   role: "client" | "server";
-  /** Most streams open at once, both ways (default 1024). */
+  /** Most streams open at once, both ways, 1 to 1 000 000 (default 1024). */
   maxStreams?: number;
   /** Receive window per stream, 64 KiB to 1 GiB (default 1 MiB). */
   streamWindow?: number;
@@ -148,6 +148,24 @@ interface Planned {
   parts: Uint8Array[];
 }
 
+/**
+ * The bounds of the mux options that configuration sets. lib/config imports
+ * them, so every value `server.yml` or a profile accepts is one a mux takes.
+ */
+export const MUX_LIMITS: {
+  readonly streamWindow: { readonly min: number; readonly max: number };
+  readonly sessionWindow: { readonly min: number; readonly max: number };
+  readonly maxStreams: { readonly min: number; readonly max: number };
+  readonly resendBufferBytes: { readonly min: number; readonly max: number };
+} = Object.freeze({
+  /** A receiver grants at least the initial window; WINDOW_UPDATEs only raise it. */
+  streamWindow: Object.freeze({ min: INITIAL_STREAM_WINDOW, max: MAX_WINDOW }),
+  sessionWindow: Object.freeze({ min: INITIAL_SESSION_WINDOW, max: MAX_WINDOW }),
+  maxStreams: Object.freeze({ min: 1, max: 1_000_000 }),
+  /** One default record at least: a smaller buffer would stall on every record. */
+  resendBufferBytes: Object.freeze({ min: 256 << 10, max: MAX_WINDOW }),
+});
+
 const DEFAULT_MAX_STREAMS = 1024;
 const DEFAULT_STREAM_WINDOW = 1 << 20;
 const DEFAULT_SESSION_WINDOW = 16 << 20;
@@ -170,8 +188,6 @@ const MAX_STREAM_ID = 0xffffffff;
  * at 100 ms) before the buffer, not the window, limits a session.
  */
 const DEFAULT_RESEND_BUFFER_BYTES = 8 << 20;
-/** One default record: a smaller buffer would stall on every record. */
-const MIN_RESEND_BUFFER_BYTES = 256 << 10;
 /**
  * ACK after 16 counted payloads: bounds how many small payloads (keystrokes)
  * the peer buffers between timer flushes, for one 16-byte frame per 16 records.
@@ -367,20 +383,27 @@ export class Mux {
       );
     }
     this.#client = opts.role === "client";
-    this.#maxStreams = intOption("maxStreams", opts.maxStreams, DEFAULT_MAX_STREAMS, 1, 2 ** 31);
+    const L = MUX_LIMITS;
+    this.#maxStreams = intOption(
+      "maxStreams",
+      opts.maxStreams,
+      DEFAULT_MAX_STREAMS,
+      L.maxStreams.min,
+      L.maxStreams.max,
+    );
     this.#streamWindow = intOption(
       "streamWindow",
       opts.streamWindow,
       DEFAULT_STREAM_WINDOW,
-      INITIAL_STREAM_WINDOW,
-      MAX_WINDOW,
+      L.streamWindow.min,
+      L.streamWindow.max,
     );
     this.#sessionWindow = intOption(
       "sessionWindow",
       opts.sessionWindow,
       DEFAULT_SESSION_WINDOW,
-      INITIAL_SESSION_WINDOW,
-      MAX_WINDOW,
+      L.sessionWindow.min,
+      L.sessionWindow.max,
     );
     this.#maxRecord = intOption(
       "maxRecordPayload",
@@ -400,8 +423,8 @@ export class Mux {
       "resendBufferBytes",
       opts.resendBufferBytes,
       DEFAULT_RESEND_BUFFER_BYTES,
-      MIN_RESEND_BUFFER_BYTES,
-      MAX_WINDOW,
+      L.resendBufferBytes.min,
+      L.resendBufferBytes.max,
     );
     const ackPayloads = intOption("ackPayloads", opts.ackPayloads, DEFAULT_ACK_PAYLOADS, 1, 65536);
     const ackBytes = intOption("ackBytes", opts.ackBytes, DEFAULT_ACK_BYTES, 1024, MAX_WINDOW);

@@ -199,6 +199,16 @@ export type TunnelEventInit =
     notice?: number;
   }
   | {
+    /**
+     * No stream was open for `idleMs` (the server's `limits.idle_timeout`):
+     * the session ends with a release. Open streams are never cut for idleness.
+     */
+    type: "tunnel_idle";
+    session: number;
+    user: string;
+    idleMs: number;
+  }
+  | {
     /** Server: an operator ended a user's live sessions (`nitrosocks kick`). */
     type: "kick";
     user: string;

@@ -162,6 +162,11 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
       case "rekey":
         sessionLog(e.session).debug("re-keyed with fresh X25519");
         return;
+      case "tunnel_idle":
+        sessionLog(e.session).info(
+          `no stream for ${e.idleMs / 1000} s (limits.idle_timeout): closing the idle tunnel`,
+        );
+        return;
       case "release":
         // NOTICE 1 (NO_RESPONSE) from us: our release request went unanswered.
         if (e.by === "us" && e.notice === 1) {

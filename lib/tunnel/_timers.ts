@@ -8,7 +8,7 @@
  * | dead link       | nothing received for `deadAfterMs`            | the link is dropped               |
  * | keepalive       | nothing sent or received for `keepaliveMs`    | a PING                            |
  * | re-key due      | every tick on a ready link                    | the controller may start a re-key |
- * | stream idle     | every tick on a ready link                    | streams idle `streamIdleMs` reset |
+ * | tunnel idle     | no stream open for `tunnelIdleMs` (ready link) | the session says so and ends      |
  * | bytes           | at most once a second                         | a `bytes` event if any moved      |
  * | delayed ACK     | `ACK_FLUSH_MS` after an ACK became due        | the ACK leaves on its own         |
  * | open timeout    | no REPLY to an OPEN in time                   | the stream is reset               |
@@ -32,7 +32,12 @@ export const BYTES_REPORT_MS = 1000;
 export interface TimerSettings {
   keepaliveMs: number;
   deadAfterMs: number;
-  streamIdleMs: number;
+  /**
+   * A session with no stream open for this long ends (the server's
+   * `limits.idle_timeout`); Infinity: never. Open streams are never cut
+   * for being idle: their liveness is the link's (keepalive, dead_after).
+   */
+  tunnelIdleMs: number;
   graceMs: number;
 }
 
@@ -52,8 +57,12 @@ export interface TimerHost<L extends LinkState = LinkState> {
   ping(now: number): void;
   /** Re-key due: start one if the controller says so. */
   rekeyCheck(now: number): void;
-  /** Stream idle: reset the streams idle for `idleMs`. */
-  resetIdleStreams(now: number, idleMs: number): void;
+  /** Streams open now. */
+  readonly openStreams: number;
+  /** When the last stream was opened (either side). */
+  readonly lastStreamOpened: number;
+  /** Tunnel idle: no stream for `idleMs`; end the session. */
+  tunnelIdle(idleMs: number): void;
   /** Bytes: report the tunnel bytes since the last report; false when none moved. */
   reportBytes(): boolean;
   /** Delayed ACK: send a pending ACK on its own. */
@@ -80,14 +89,18 @@ export class SessionTimers<L extends LinkState = LinkState> {
   #tickTimer: TimerId | undefined;
   #ackTimer: TimerId | undefined;
   #bytesAt = -Infinity;
+  /** The last tick that saw a stream open (or the start). */
+  #busyAt: number;
+  #idleFired = false;
   #stopped = false;
 
   constructor(host: TimerHost<L>, scheduler: Scheduler, settings: TimerSettings) {
     this.#host = host;
     this.#scheduler = scheduler;
     this.#s = settings;
-    const { keepaliveMs, deadAfterMs, streamIdleMs } = settings;
-    this.#period = Math.max(20, Math.min(keepaliveMs, deadAfterMs, streamIdleMs, 1000) / 4);
+    const { keepaliveMs, deadAfterMs, tunnelIdleMs } = settings;
+    this.#period = Math.max(20, Math.min(keepaliveMs, deadAfterMs, tunnelIdleMs, 1000) / 4);
+    this.#busyAt = scheduler.now();
   }
 
   /** True once the periodic checks run. */
@@ -163,7 +176,7 @@ export class SessionTimers<L extends LinkState = LinkState> {
     if (!link.ready) return;
     this.#keepalive(link, now);
     this.#rekeyDue(now);
-    this.#streamIdle(now);
+    this.#tunnelIdle(now);
   };
 
   /** Bytes: at most one report a second, and only when bytes moved. */
@@ -198,8 +211,20 @@ export class SessionTimers<L extends LinkState = LinkState> {
     this.#host.rekeyCheck(now);
   }
 
-  /** Stream idle: streams that moved nothing for `streamIdleMs` are reset. */
-  #streamIdle(now: number): void {
-    this.#host.resetIdleStreams(now, this.#s.streamIdleMs);
+  /**
+   * Tunnel idle: a session whose last stream closed `tunnelIdleMs` ago (and
+   * none opened since) ends, once. Data moves only on streams, so no stream
+   * also means no traffic but keepalives.
+   */
+  #tunnelIdle(now: number): void {
+    const host = this.#host;
+    if (host.openStreams > 0) {
+      this.#busyAt = now;
+      return;
+    }
+    const since = Math.max(this.#busyAt, host.lastStreamOpened);
+    if (this.#idleFired || now - since < this.#s.tunnelIdleMs) return;
+    this.#idleFired = true;
+    host.tunnelIdle(this.#s.tunnelIdleMs);
   }
 }

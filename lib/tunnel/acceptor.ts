@@ -267,7 +267,7 @@ export class ConnectionAcceptor {
       graceMs: s.resumeGraceS * 1000,
       keepaliveMs: s.keepaliveS * 1000,
       deadAfterMs: s.deadAfterS * 1000,
-      streamIdleMs: limits.idleTimeoutS * 1000,
+      tunnelIdleMs: limits.idleTimeoutS * 1000,
       rekey: { bytes: s.rekeyBytes, ms: s.rekeyIntervalS * 1000 },
       onOpen: (sid, request) => {
         this.#o.policy.open(owner, sid, request).catch((e) =>

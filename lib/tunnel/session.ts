@@ -112,8 +112,12 @@ export interface SessionOptions {
   keepaliveMs?: number;
   /** A link silent this long is dead (ms). Default 45 s. */
   deadAfterMs?: number;
-  /** Reset a stream that moved no bytes for this long (ms). Default 5 min. */
-  streamIdleMs?: number;
+  /**
+   * End the session (a release, after a `tunnel_idle` event) once no stream
+   * has been open for this long (ms): the server's `limits.idle_timeout`.
+   * Default: never. An open stream is never cut for being idle.
+   */
+  tunnelIdleMs?: number;
   /** The clock; default the scheduler's (`Date.now` for the real one). */
   now?: () => number;
   /** Timers and clock (tests pass a fake they advance by hand). Default: the real ones. */
@@ -218,6 +222,8 @@ export class Session {
   #reportedOut = 0;
   /** #flush() calls waiting for the writer to go idle. */
   #idleWaiters: (() => void)[] = [];
+  /** When the last stream was opened (for the tunnel-idle timer). */
+  #lastStreamOpened = -Infinity;
   readonly stats: SessionStats = {
     bytesIn: 0,
     bytesOut: 0,
@@ -255,7 +261,7 @@ export class Session {
     this.#timers = new SessionTimers(this.#host, this.#scheduler, {
       keepaliveMs: opts.keepaliveMs ?? 15_000,
       deadAfterMs: opts.deadAfterMs ?? 45_000,
-      streamIdleMs: opts.streamIdleMs ?? 300_000,
+      tunnelIdleMs: opts.tunnelIdleMs ?? Infinity,
       graceMs: opts.graceMs ?? 300_000,
     });
     this.#ended = new Promise((r) => (this.#endResolve = r));
@@ -559,11 +565,15 @@ export class Session {
         self.#mux.sendRekey(init);
         self.#kick();
       },
-      resetIdleStreams: (now, idleMs) => {
-        for (const id of self.#mux.idleStreams(now, idleMs)) {
-          const ctx = self.#streams.get(id);
-          if (ctx !== undefined) self.#streams.reset(ctx, ResetReason.IDLE, "idle timeout");
-        }
+      get openStreams() {
+        return self.#streams.size;
+      },
+      get lastStreamOpened() {
+        return self.#lastStreamOpened;
+      },
+      tunnelIdle: (idleMs) => {
+        self.#events.emit({ type: "tunnel_idle", session: self.#no, user: self.#user, idleMs });
+        self.release().catch((e) => self.#o.log.warn(`idle release: ${describeError(e)}`));
       },
       reportBytes: () => self.#reportBytes(),
       flushAck: () => {
@@ -591,6 +601,7 @@ export class Session {
   #newStream(id: number): StreamCtx {
     const ctx = this.#streams.add(id);
     this.stats.streams++;
+    this.#lastStreamOpened = this.#now();
     return ctx;
   }
 

@@ -344,3 +344,32 @@ test("connect() to a server that is not running rejects saying what to check", a
     );
   });
 });
+
+test("the profile's limits.connect_timeout bounds connecting to the server (TCP and TLS)", async () => {
+  // A server that accepts TCP and never answers the TLS ClientHello.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of silent) held.push(c);
+  })().catch(() => {});
+  const port = (silent.addr as Deno.NetAddr).port;
+  try {
+    for (const [value, shown] of [["300ms", "300 ms"], ["1500ms", "1.5 s"]] as const) {
+      await using setup = await startServer({
+        profileYaml: `limits:\n  connect_timeout: ${value}\n`,
+      });
+      await step(`connect() to give up after ${value}`, async () => {
+        await assert.rejects(
+          connect(setup.profilePath, { server: { hostname: "127.0.0.1", port } }),
+          new RegExp(
+            `Cannot reach the server at 127\\.0\\.0\\.1:${port}: timed out after ${shown}`,
+          ),
+        );
+      });
+    }
+  } finally {
+    silent.close();
+    await accepting;
+    for (const c of held) c.close();
+  }
+});

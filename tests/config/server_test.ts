@@ -142,6 +142,18 @@ Deno.test("parseServerConfig() refuses wrong types at the value's position", () 
     ["limits: {stream_window: 1 MiBs}\n", 3, 25, /expected a size/],
     ["limits: {stream_window: 1kb}\n", 3, 25, /expected a size/],
     ["limits: {idle_timeout: 5 minutes}\n", 3, 24, /expected a duration/],
+    // The mux's bounds (MUX_LIMITS): 32KiB passed once and then failed every tunnel.
+    ["limits: {stream_window: 32KiB}\n", 3, 25, /32768 bytes is out of range 65536\.\.1073741824/],
+    ["limits: {session_window: 512KiB}\n", 3, 26, /524288 bytes is out of range 1048576\./],
+    ["limits: {session_window: 2GiB}\n", 3, 26, /out of range 1048576\.\.1073741824/],
+    ["limits: {max_streams_per_tunnel: 1000001}\n", 3, 34, /out of range 1\.\.1000000/],
+    ["session: {resend_buffer: 128KiB}\n", 3, 26, /out of range 262144\.\./],
+    [
+      "session: {keepalive: 30s, dead_after: 45s}\n",
+      3,
+      39,
+      /Invalid session.dead_after: 45s is less than twice session.keepalive \(30s\)/,
+    ],
     [
       "limits: {stream_window: 1GiB, session_window: 1MiB}\n",
       3,

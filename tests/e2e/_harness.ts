@@ -115,6 +115,10 @@ export interface PairOptions {
   serverYaml?: string;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
   clientSession?: Record<string, string>;
+  /** Values for keys of server.yml's `limits:` section, e.g. `{ stream_window: "64KiB" }`. */
+  serverLimits?: Record<string, string>;
+  /** A `limits:` section for alice's profile, e.g. `{ max_streams: "1" }`. */
+  clientLimits?: Record<string, string>;
 }
 
 /** A running server and client. */
@@ -190,6 +194,7 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
       await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
     }
     await addSessionSettings(serverYml, opts.serverSession);
+    await setServerLimits(serverYml, opts.serverLimits);
     if (opts.serverYaml !== undefined) {
       const text = await Deno.readTextFile(serverYml);
       await Deno.writeTextFile(serverYml, `${text.trimEnd()}\n\n${opts.serverYaml.trimEnd()}\n`);
@@ -340,19 +345,50 @@ async function editProfile(path: string, opts: PairOptions): Promise<void> {
   if (opts.httpConnect) text += 'http_connect:\n  listen: "127.0.0.1:0"\n';
   await Deno.writeTextFile(path, text, { mode: 0o600 });
   await addSessionSettings(path, opts.clientSession);
+  await addSection(path, "limits", opts.clientLimits);
+}
+
+/** Sets keys of the `limits:` section `init` writes (each key must be there). */
+async function setServerLimits(
+  path: string,
+  limits: Record<string, string> | undefined,
+): Promise<void> {
+  let text = await Deno.readTextFile(path);
+  for (const [k, v] of Object.entries(limits ?? {})) {
+    const line = new RegExp(`^  ${k}: .*$`, "m");
+    if (!line.test(text)) throw new Error(`${path} has no limits.${k} to set`);
+    text = text.replace(line, `  ${k}: ${yamlValue(v)}`);
+  }
+  await Deno.writeTextFile(path, text);
 }
 
 /** Appends a `session:` section (the files `init` and `user add` write have none). */
-async function addSessionSettings(
+function addSessionSettings(
   path: string,
+  settings: Record<string, string> | undefined,
+): Promise<void> {
+  return addSection(path, "session", settings);
+}
+
+/** Appends a top-level section the file does not have yet. */
+async function addSection(
+  path: string,
+  name: string,
   settings: Record<string, string> | undefined,
 ): Promise<void> {
   const entries = Object.entries(settings ?? {});
   if (entries.length === 0) return;
   const text = await Deno.readTextFile(path);
-  if (/^session:/m.test(text)) throw new Error(`${path} already has a session section`);
-  const section = entries.map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`).join("\n");
-  await Deno.writeTextFile(path, `${text.trimEnd()}\n\nsession:\n${section}\n`);
+  if (new RegExp(`^${name}:`, "m").test(text)) {
+    throw new Error(`${path} already has a ${name} section`);
+  }
+  const section = entries.map(([k, v]) => `  ${k}: ${yamlValue(v)}`).join("\n");
+  await Deno.writeTextFile(path, `${text.trimEnd()}\n\n${name}:\n${section}\n`);
+}
+
+/** A number or a unit value (`1000000`, `64KiB`, `200ms`) as a plain scalar; anything else quoted. */
+function yamlValue(v: string): string {
+  return /^[0-9][0-9A-Za-z.]*$/.test(v) ? v : JSON.stringify(v);
 }
 
 /** The result of {@linkcode run}. */

@@ -6,13 +6,11 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { join } from "node:path";
 import { patternBytes } from "../support/http_target.ts";
 import { readExact } from "../support/socks_client.ts";
-import { firstMismatch, freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { firstMismatch, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { canRunSshd, sshVia, startSshd } from "./_sshd.ts";
 import { test } from "../support/deadline.ts";
-
-const SSHD = "/usr/sbin/sshd";
 
 test("nc -X 5 carries a raw TCP stream both ways and propagates half-close", async () => {
   await using echo = startEchoServer();
@@ -38,96 +36,13 @@ test("nc -X 5 carries a raw TCP stream both ways and propagates half-close", asy
   assert.ok(pair.serverStreams() >= 1, "the stream went through the server");
 });
 
-async function canRunSshd(): Promise<boolean> {
-  try {
-    await Deno.stat(SSHD);
-    return Deno.uid() === 0;
-  } catch {
-    return false;
-  }
-}
-
-/** Waits (bounded) until something accepts on 127.0.0.1:port. */
-async function waitForPort(port: number, child: Deno.ChildProcess): Promise<boolean> {
-  let exited = false;
-  child.status.then(() => (exited = true));
-  for (let i = 0; i < 100 && !exited; i++) {
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return true;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return false;
-}
-
-/** ssh options: no config, no prompts, no known hosts, and `nc -X 5` through the SOCKS5 port. */
-function sshVia(socksPort: number): string[] {
-  return [
-    "-F",
-    "/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    `ProxyCommand=nc -X 5 -x 127.0.0.1:${socksPort} %h %p`,
-  ];
-}
-
 test({
   name: "ssh with ProxyCommand 'nc -X 5' logs in to a local sshd through the tunnel",
   ignore: !(await canRunSshd()),
   async fn() {
     await using pair = await startPair();
-    const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-sshd-" });
-    let sshd: Deno.ChildProcess | undefined;
+    const sshd = await startSshd();
     try {
-      for (const name of ["host_key", "id"]) {
-        const k = await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(tmp, name)]);
-        assert.equal(k.code, 0, k.stderr);
-      }
-      await Deno.copyFile(join(tmp, "id.pub"), join(tmp, "authorized_keys"));
-      // sshd refuses to start without its privilege separation directory.
-      await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-      const port = freePort();
-      const config = join(tmp, "sshd_config");
-      await Deno.writeTextFile(
-        config,
-        [
-          `Port ${port}`,
-          "ListenAddress 127.0.0.1",
-          `HostKey ${join(tmp, "host_key")}`,
-          `AuthorizedKeysFile ${join(tmp, "authorized_keys")}`,
-          "PidFile none",
-          "PermitRootLogin prohibit-password",
-          "PubkeyAuthentication yes",
-          "PasswordAuthentication no",
-          "KbdInteractiveAuthentication no",
-          "UsePAM no",
-          "StrictModes no",
-          "UseDNS no",
-          "LogLevel VERBOSE",
-          "",
-        ].join("\n"),
-      );
-      sshd = new Deno.Command(SSHD, {
-        args: ["-D", "-e", "-f", config],
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-      const sshdLog = new Response(sshd.stderr).text();
-      const up = await waitForPort(port, sshd);
-      if (!up) {
-        sshd.kill("SIGKILL");
-        await sshd.status;
-        throw new Error(`sshd did not start: ${await sshdLog}`);
-      }
       const r = await run("ssh", [
         ...sshVia(pair.socksPort),
         "-o",
@@ -135,27 +50,19 @@ test({
         "-o",
         "ConnectTimeout=30",
         "-i",
-        join(tmp, "id"),
+        sshd.identity,
         "-p",
-        String(port),
+        String(sshd.port),
         "root@127.0.0.1",
         "echo ok",
       ], { timeoutMs: 60_000 });
-      sshd.kill("SIGTERM");
-      await sshd.status;
-      sshd = undefined;
-      const log = await sshdLog;
+      const log = await sshd.close();
       assert.equal(r.code, 0, `${r.stderr}\nsshd: ${log}`);
       assert.equal(text(r), "ok\n");
       assert.match(log, /Accepted publickey for root from 127\.0\.0\.1/);
       assert.ok(pair.serverStreams() >= 1, "the session went through the tunnel");
     } finally {
-      if (sshd !== undefined) {
-        sshd.kill("SIGKILL");
-        await sshd.status;
-        await sshd.stderr.cancel().catch(() => {});
-      }
-      await Deno.remove(tmp, { recursive: true });
+      await sshd.close();
     }
   },
 });

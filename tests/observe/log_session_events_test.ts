@@ -53,6 +53,26 @@ Deno.test("logEvents(): a server's link_down, rekey and unanswered release go to
   ]);
 });
 
+Deno.test("logEvents(): an idle tunnel's close is one info line on the session's conn and user", () => {
+  const { hub, lines, stop } = logged("server", "server");
+  hub.emit({
+    type: "login",
+    session: 3,
+    user: "alice",
+    remote: "10.0.0.1",
+    kex: "x25519",
+    aead: "aes-256-gcm",
+    resumed: false,
+    conn: 5,
+  });
+  lines.length = 0;
+  hub.emit({ type: "tunnel_idle", session: 3, user: "alice", idleMs: 300_000 });
+  stop();
+  assert.deepEqual(lines, [
+    "info  [server conn 5 alice] no stream for 300 s (limits.idle_timeout): closing the idle tunnel",
+  ]);
+});
+
 Deno.test("logEvents(): a client's link_down is the link line, then that it resumes", () => {
   const { hub, lines, stop } = logged("client", "client");
   hub.emit({

@@ -156,20 +156,43 @@ Deno.test("session events: stream_close reports each stream's bytes both ways an
   }
 });
 
-Deno.test("session events: a stream reset for idleness is closed on both sides with the reason", async () => {
-  const rig = await startRig({}, { streamIdleMs: 60_000 });
+Deno.test("session events: an idle stream is never cut; a tunnel without streams for tunnelIdleMs ends with tunnel_idle", async () => {
+  const rig = await startRig({}, { tunnelIdleMs: 20_000 });
   try {
     const { id, app } = await openEcho(rig.client);
-    await rig.clock.advance(59_000);
-    await settle(4);
-    assert.equal(rig.events.of("stream_close").length, 0, "not idle long enough");
-    await rig.clock.advance(2_000);
-    await until("both stream_close events", () => rig.events.of("stream_close").length === 2);
-    const [server] = rig.events.of("stream_close", (e) => e.session === SERVER_NO);
-    const [client] = rig.events.of("stream_close", (e) => e.session === CLIENT_NO);
-    assert.deepEqual([server?.stream, server?.reason, server?.bytesIn], [id, "idle timeout", 0]);
-    assert.deepEqual([client?.stream, client?.reason], [id, "reset by peer: idle timeout"]);
+    // Five idle timeouts without a byte: the stream lives on (TCP-like), and still carries data.
+    for (let i = 0; i < 5; i++) {
+      await rig.clock.advance(20_000);
+      await settle(4);
+    }
+    assert.equal(rig.events.of("stream_close").length, 0, "an idle stream is not reset");
+    assert.equal(rig.events.of("tunnel_idle").length, 0, "a tunnel with a stream is not idle");
+    const ping = new TextEncoder().encode("still there?");
+    await writeAll(app, ping);
+    const buf = new Uint8Array(64);
+    assert.equal(await app.read(buf), ping.length, "the idle stream still echoes");
+    await app.closeWrite();
+    assert.equal(await readToEnd(app), 0);
     app.close();
+    await until("both stream_close events", () => rig.events.of("stream_close").length === 2);
+    const [closed] = rig.events.of("stream_close", (e) => e.session === SERVER_NO);
+    assert.deepEqual([closed?.stream, closed?.reason], [id, "finished"]);
+    // No stream now: the tunnel is idle after tunnelIdleMs, not before.
+    await rig.clock.advance(19_000);
+    await settle(4);
+    assert.equal(rig.events.of("tunnel_idle").length, 0, "not idle long enough");
+    await rig.clock.advance(2_000);
+    await until("the server's tunnel_idle", () => rig.events.of("tunnel_idle").length === 1);
+    const [idle] = rig.events.of("tunnel_idle");
+    assert.deepEqual([idle?.session, idle?.user, idle?.idleMs], [SERVER_NO, "alice", 20_000]);
+    // It ends with the three-step release, by the server; the client hears it from its peer.
+    const { reason } = await rig.server.ended;
+    assert.match(reason, /releas/);
+    await rig.client.ended;
+    assert.deepEqual(
+      rig.events.of("release").map((e) => [e.session, e.by]).sort(),
+      [[CLIENT_NO, "peer"], [SERVER_NO, "us"]],
+    );
   } finally {
     await rig.close();
   }

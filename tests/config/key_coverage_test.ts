@@ -1,0 +1,458 @@
+/**
+ * Config-key coverage: every key of `server.yml`, `users.yml` and the client
+ * profile is read on the runtime path, or this test fails.
+ *
+ * How it works, and why it cannot simply be satisfied by a list:
+ *
+ * - The keys come from the schemas themselves (`SERVER_CONFIG_KEYS`,
+ *   `USERS_CONFIG_KEYS`, `CLIENT_CONFIG_KEYS`, walked by `schemaKeys` in
+ *   lib/config/_schema.ts), not from a copy: a key added to a schema is a
+ *   key this test knows about at once, and a key without a row below fails.
+ * - Each row names the **runtime consumer**: a file under `lib/` outside
+ *   `lib/config/` (which only parses) and the code in it that reads the
+ *   parsed value (e.g. `limits.idleTimeoutS * 1000` in
+ *   lib/tunnel/acceptor.ts). The test strips comments from that file and
+ *   checks the code is there, so a key whose only reader is deleted, or
+ *   that is only mentioned in a comment or in lib/config, fails.
+ * - Where a test proves the key's **effect** through a real server and
+ *   client (or the runtime component the value is handed to), the row names
+ *   it (`proof`: file and test name) and the test checks that such a test
+ *   exists. Reviewers extend proofs; the reader check is what cannot be
+ *   skipped.
+ * - A row for a key the schema does not have fails too (stale rows), and so
+ *   does a pending key that gained a row or left the schema.
+ *
+ * `PENDING` lists the keys whose enforcement another part of issue 10 is
+ * building right now; the lead empties it at merge.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { fileURLToPath } from "node:url";
+import { SERVER_CONFIG_KEYS } from "../../lib/config/server.ts";
+import { USERS_CONFIG_KEYS } from "../../lib/config/users.ts";
+import { CLIENT_CONFIG_KEYS } from "../../lib/config/client.ts";
+import { test } from "../support/deadline.ts";
+
+/** Where a key's parsed value is read at run time, and what proves its effect. */
+interface Use {
+  /** A file under lib/, outside lib/config/. */
+  file: string;
+  /** Code in that file (comments do not count) that reads the parsed value. */
+  reads: string;
+  /** A test (file, exact name) that shows the key's effect. */
+  proof?: [file: string, name: string];
+}
+
+const SERVER = "lib/tunnel/server.ts";
+const ACCEPTOR = "lib/tunnel/acceptor.ts";
+const OPS = "lib/tunnel/server_ops.ts";
+const CLIENT_TUNNEL = "lib/tunnel/client_tunnel.ts";
+const LINK = "lib/tunnel/link.ts";
+const FRONT = "lib/tunnel/client.ts";
+
+const LIMITS_PROOF: [string, string] = [
+  "tests/e2e/limits_test.ts",
+  "every window limit at its schema minimum and maximum moves real bytes through a real pair",
+];
+
+/**
+ * Pending, owned by issue 10 §2 (per-user limits, enforced live): keys parsed
+ * today and not (fully) enforced yet. The lead empties this list at merge;
+ * each key then needs a row in the tables below.
+ */
+const PENDING: Record<string, string> = {
+  // issue 10 §2: limits.max_tunnels per server is not enforced yet.
+  "server.yml limits.max_tunnels": "issue 10 §2",
+  // issue 10 §2: bandwidth per user is not enforced yet.
+  "users.yml users.*.bandwidth": "issue 10 §2",
+  // issue 10 §2: max_streams is applied per tunnel today, not over all of the user's tunnels.
+  "users.yml users.*.max_streams": "issue 10 §2",
+  // issue 10 §2: expires and disabled are checked at login only, not for live sessions.
+  "users.yml users.*.expires": "issue 10 §2",
+  "users.yml users.*.disabled": "issue 10 §2",
+};
+
+const SERVER_KEYS: Record<string, Use> = {
+  "listen": {
+    file: SERVER,
+    reads: "port: options.listen.port",
+    proof: [
+      "tests/e2e/curl_test.ts",
+      "curl downloads 100 MiB through the tunnel with the same SHA-256",
+    ],
+  },
+  "transport": {
+    file: SERVER,
+    reads: "getTransport(options.transport)",
+    proof: [
+      "tests/e2e/interception_test.ts",
+      "one flipped bit on the wire (plain TCP) kills only that connection: the session resumes and the download is exact",
+    ],
+  },
+  "tls.cert": {
+    file: SERVER,
+    reads: "certPem: options.tls.certPem",
+    proof: [
+      "tests/cli/init_user_test.ts",
+      "user add profile reaches the server over TLS with its CA and server name",
+    ],
+  },
+  "tls.key": {
+    file: SERVER,
+    reads: "keyPem: options.tls.keyPem",
+    proof: [
+      "tests/cli/init_user_test.ts",
+      "user add profile reaches the server over TLS with its CA and server name",
+    ],
+  },
+  "tls.alpn": { file: SERVER, reads: "alpn: options.tls.alpn" },
+  "identity": {
+    file: SERVER,
+    reads: "decodeServerIdentity(options.identity)",
+    proof: [
+      "tests/e2e/interception_test.ts",
+      "a different NitroSocks server at the profile's address is refused with a message about the server key",
+    ],
+  },
+  "users": { file: "lib/cli/server_cmd.ts", reads: "loadUsers(config.usersFile)" },
+  "fallback.mode": {
+    file: SERVER,
+    reads: 'options.fallback.mode === "decoy"',
+    proof: [
+      "tests/e2e/interception_test.ts",
+      "a probe of the server with curl gets the decoy web site",
+    ],
+  },
+  "fallback.upstream": { file: SERVER, reads: "hostname: options.fallback.upstream.host" },
+  "handshake.clock_window": { file: SERVER, reads: "windowMs: options.handshake.clockWindowS" },
+  "handshake.replay_cache": { file: SERVER, reads: "capacity: options.handshake.replayCache" },
+  "handshake.kex": { file: SERVER, reads: "kex: options.handshake.kex" },
+  "handshake.aead": { file: SERVER, reads: "aead: options.handshake.aead" },
+  "limits.max_streams_per_tunnel": {
+    file: ACCEPTOR,
+    reads: "limits.maxStreamsPerTunnel)",
+    proof: LIMITS_PROOF,
+  },
+  "limits.stream_window": {
+    file: ACCEPTOR,
+    reads: "streamWindow: limits.streamWindow",
+    proof: LIMITS_PROOF,
+  },
+  "limits.session_window": {
+    file: ACCEPTOR,
+    reads: "sessionWindow: limits.sessionWindow",
+    proof: LIMITS_PROOF,
+  },
+  "limits.idle_timeout": {
+    file: ACCEPTOR,
+    reads: "tunnelIdleMs: limits.idleTimeoutS * 1000",
+    proof: [
+      "tests/e2e/idle_test.ts",
+      "an ssh session idle past idle_timeout lives on; a tunnel with no streams then closes, with an event",
+    ],
+  },
+  "limits.connect_timeout": {
+    file: SERVER,
+    reads: "connectTimeoutMs: options.limits.connectTimeoutS * 1000",
+  },
+  "socks5_direct.enabled": {
+    file: SERVER,
+    reads: "options.socks5Direct.enabled",
+    proof: [
+      "tests/e2e/server_features_test.ts",
+      "the server's direct SOCKS5 port proxies without a tunnel when enabled",
+    ],
+  },
+  "socks5_direct.listen": {
+    file: SERVER,
+    reads: "serveDirectSocks(options.socks5Direct.listen",
+    proof: [
+      "tests/e2e/server_features_test.ts",
+      "the server's direct SOCKS5 port proxies without a tunnel when enabled",
+    ],
+  },
+  "session.keepalive": { file: ACCEPTOR, reads: "keepaliveMs: s.keepaliveS * 1000" },
+  "session.dead_after": { file: ACCEPTOR, reads: "deadAfterMs: s.deadAfterS * 1000" },
+  "session.rekey_interval": {
+    file: ACCEPTOR,
+    reads: "ms: s.rekeyIntervalS * 1000",
+    proof: [
+      "tests/e2e/rotation_test.ts",
+      "key rotation: session.rekey_interval 1s re-keys the live link on both sides during a transfer",
+    ],
+  },
+  "session.rekey_bytes": {
+    file: ACCEPTOR,
+    reads: "rekey: { bytes: s.rekeyBytes",
+    proof: LIMITS_PROOF,
+  },
+  "session.resend_buffer": {
+    file: ACCEPTOR,
+    reads: "resendBufferBytes: s.resendBuffer",
+    proof: LIMITS_PROOF,
+  },
+  "session.resume_grace": {
+    file: SERVER,
+    reads: "options.session.resumeGraceS * 1000",
+    proof: [
+      "tests/e2e/resume_test.ts",
+      "a session not resumed within resume_grace expires on the server and can no longer be resumed",
+    ],
+  },
+  "session.ticket_keys": {
+    file: SERVER,
+    reads: "decodeTicketKeys(options.session.ticketKeysText",
+    proof: [
+      "tests/e2e/tickets_test.ts",
+      "tickets: a reconnect that lands on the other server resumes the login, not the streams",
+    ],
+  },
+  "crypto.backend": {
+    file: "lib/cli/server_cmd.ts",
+    reads: "useCryptoBackend(config.crypto)",
+    proof: [
+      "tests/e2e/crypto_backends_test.ts",
+      "main.ts server with crypto.backend: openssl and no --allow-ffi exits 1 saying to grant it",
+    ],
+  },
+  "crypto.library": { file: "lib/cli/crypto.ts", reads: "library: settings.library" },
+  "log.level": { file: "lib/cli/server_cmd.ts", reads: "logLevelFlag(p, config.log.level)" },
+  "admin.listen": {
+    file: OPS,
+    reads: "options.admin?.listen",
+    proof: [
+      "tests/e2e/accounting_test.ts",
+      "a curl download is counted for its user; /metrics passes promtool check metrics",
+    ],
+  },
+  "admin.token": {
+    file: OPS,
+    reads: "token: options.admin.token",
+    proof: [
+      "tests/e2e/accounting_test.ts",
+      "nitrosocks status and kick (subprocesses) against a running server with a token",
+    ],
+  },
+  "accounting.state_file": {
+    file: OPS,
+    reads: "FileStore.open(options.accounting.stateFile)",
+    proof: [
+      "tests/e2e/accounting_test.ts",
+      "counters survive a restart: the state file is written at shutdown and counting continues",
+    ],
+  },
+  "accounting.flush_interval": {
+    file: OPS,
+    reads: "options.accounting.flushIntervalS * 1000",
+  },
+};
+
+const USERS_KEYS: Record<string, Use> = {
+  "users.*.public_key": { file: SERVER, reads: "publicKey: u.publicKey" },
+  "users.*.token": { file: SERVER, reads: "token: u.token" },
+  "users.*.totp": { file: SERVER, reads: "r.totpSecret = u.totpSecret" },
+  "users.*.routes": {
+    file: "lib/tunnel/stream_policy.ts",
+    reads: "matchRoute(user.routes",
+    proof: [
+      "tests/api/connect_test.ts",
+      "dial() to a target the routes do not allow rejects with Socks5Error NOT_ALLOWED",
+    ],
+  },
+};
+
+const CLIENT_KEYS: Record<string, Use> = {
+  "server": { file: CLIENT_TUNNEL, reads: "options.server ?? profile.server" },
+  "server_name": {
+    file: CLIENT_TUNNEL,
+    reads: "serverName: profile.serverName",
+    proof: [
+      "tests/cli/init_user_test.ts",
+      "user add profile reaches the server over TLS with its CA and server name",
+    ],
+  },
+  "transport": { file: LINK, reads: "getTransport(endpoint.transport)" },
+  "server_key": {
+    file: LINK,
+    reads: "serverPublicKey: config.serverKey",
+    proof: [
+      "tests/e2e/interception_test.ts",
+      "a different NitroSocks server at the profile's address is refused with a message about the server key",
+    ],
+  },
+  "ca": {
+    file: CLIENT_TUNNEL,
+    reads: "options.caPem ?? profile.caPem",
+    proof: [
+      "tests/e2e/interception_test.ts",
+      "a client trusting another CA fails with a clear TLS error",
+    ],
+  },
+  "user": { file: LINK, reads: "userId: config.user" },
+  "key": { file: LINK, reads: "clientKey: config.key" },
+  "token": { file: LINK, reads: "token: config.token" },
+  "totp": { file: LINK, reads: "credentials.totpSecret = config.totpSecret" },
+  "socks5.listen": { file: FRONT, reads: "options.socks ?? profile.socks5.listen" },
+  "socks5.fast_open": { file: FRONT, reads: "fastOpen: profile.socks5.fastOpen" },
+  "socks5.users": { file: FRONT, reads: "users: profile.socks5.users" },
+  "http_connect.listen": {
+    file: FRONT,
+    reads: "serveHttpConnect(profile.httpConnect.listen",
+    proof: ["tests/e2e/curl_test.ts", "curl -p -x through the client's HTTP CONNECT port"],
+  },
+  "endpoints[].server": {
+    file: CLIENT_TUNNEL,
+    reads: "new PathSelector([first, ...profile.endpoints]",
+    proof: [
+      "tests/e2e/paths_test.ts",
+      "failover: killing the relay in use moves the live session to the other endpoint",
+    ],
+  },
+  "endpoints[].server_name": { file: LINK, reads: "serverName: endpoint.serverName" },
+  "endpoints[].transport": { file: LINK, reads: "getTransport(endpoint.transport)" },
+  "endpoints[].ca": { file: LINK, reads: "caPems: [endpoint.caPem]" },
+  "session.keepalive": { file: CLIENT_TUNNEL, reads: "keepaliveMs: profile.session.keepaliveS" },
+  "session.dead_after": {
+    file: CLIENT_TUNNEL,
+    reads: "deadAfterMs: profile.session.deadAfterS",
+    proof: [
+      "tests/e2e/resume_outage_test.ts",
+      "a stalled connection is found dead by the keepalive timers and the download resumes exactly",
+    ],
+  },
+  "session.rekey_interval": {
+    file: CLIENT_TUNNEL,
+    reads: "ms: profile.session.rekeyIntervalS * 1000",
+  },
+  "session.rekey_bytes": { file: CLIENT_TUNNEL, reads: "bytes: profile.session.rekeyBytes" },
+  "session.resend_buffer": {
+    file: CLIENT_TUNNEL,
+    reads: "resendBufferBytes: profile.session.resendBuffer",
+    proof: [
+      "tests/e2e/resume_outage_test.ts",
+      "while the server is unreachable the client buffers no more than its resend buffer and the peer's credit, then the upload completes exactly",
+    ],
+  },
+  "session.rotate": {
+    file: CLIENT_TUNNEL,
+    reads: "this.#profile.session.rotateS",
+    proof: [
+      "tests/e2e/rotation_test.ts",
+      "connection rotation: session.rotate 1s moves a live transfer across fresh connections with no loss",
+    ],
+  },
+  "crypto.backend": { file: "lib/cli/client_cmd.ts", reads: "useCryptoBackend(config.crypto)" },
+  "crypto.library": { file: "lib/cli/crypto.ts", reads: "library: settings.library" },
+  "kex": { file: LINK, reads: "kex: config.kex" },
+  "aead": { file: LINK, reads: "aead: config.aead" },
+  "limits.stream_window": {
+    file: CLIENT_TUNNEL,
+    reads: "streamWindow: profile.limits.streamWindow",
+    proof: LIMITS_PROOF,
+  },
+  "limits.session_window": {
+    file: CLIENT_TUNNEL,
+    reads: "sessionWindow: profile.limits.sessionWindow",
+    proof: LIMITS_PROOF,
+  },
+  "limits.max_streams": {
+    file: CLIENT_TUNNEL,
+    reads: "maxStreams: profile.limits.maxStreams",
+    proof: LIMITS_PROOF,
+  },
+  "limits.connect_timeout": {
+    file: LINK,
+    reads: "timeoutMs: config.limits.connectTimeoutS * 1000",
+    proof: [
+      "tests/api/connect_test.ts",
+      "the profile's limits.connect_timeout bounds connecting to the server (TCP and TLS)",
+    ],
+  },
+};
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** The file's text without comments (line and block), so a mention in a comment is no reader. */
+function codeOf(path: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(ROOT + path);
+  } catch {
+    return "";
+  }
+  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`\\])\/\/.*$/gm, "$1");
+}
+
+/** Every problem with one file's table, as lines for the failure message. */
+function problems(
+  fileName: string,
+  schemaKeys: readonly string[],
+  table: Record<string, Use>,
+): string[] {
+  const out: string[] = [];
+  const inSchema = new Set(schemaKeys);
+  for (const key of schemaKeys) {
+    const pending = PENDING[`${fileName} ${key}`] !== undefined;
+    const use = table[key];
+    if (pending && use !== undefined) {
+      out.push(`${fileName} ${key}: has a reader now; take it off PENDING`);
+    } else if (!pending && use === undefined) {
+      out.push(
+        `${fileName} ${key}: no runtime code reads it (add a row, implement it or remove it)`,
+      );
+    }
+  }
+  for (const [key, use] of Object.entries(table)) {
+    if (!inSchema.has(key)) out.push(`${fileName} ${key}: not in the schema; remove its row`);
+    if (!use.file.startsWith("lib/") || use.file.startsWith("lib/config/")) {
+      out.push(`${fileName} ${key}: ${use.file} is not runtime code (lib/, outside lib/config/)`);
+      continue;
+    }
+    if (!codeOf(use.file).includes(use.reads)) {
+      out.push(`${fileName} ${key}: ${use.file} no longer reads it (${JSON.stringify(use.reads)})`);
+    }
+    if (use.proof !== undefined) {
+      const [file, name] = use.proof;
+      const text = codeOf(file);
+      const named = [`"${name}"`, `\`${name}\``].some((q) => text.includes(q));
+      if (!/_test\.ts$/.test(file) || !named) {
+        out.push(`${fileName} ${key}: proof test ${JSON.stringify(name)} not found in ${file}`);
+      }
+    }
+  }
+  return out;
+}
+
+test("every config key is read on the runtime path (or is pending in issue 10)", () => {
+  const found = [
+    ...problems("server.yml", SERVER_CONFIG_KEYS, SERVER_KEYS),
+    ...problems("users.yml", USERS_CONFIG_KEYS, USERS_KEYS),
+    ...problems("client profile", CLIENT_CONFIG_KEYS, CLIENT_KEYS),
+  ];
+  for (const id of Object.keys(PENDING)) {
+    const [fileName, key] = id.split(" ") as [string, string];
+    const keys = fileName === "server.yml"
+      ? SERVER_CONFIG_KEYS
+      : fileName === "users.yml"
+      ? USERS_CONFIG_KEYS
+      : CLIENT_CONFIG_KEYS;
+    if (!keys.includes(key)) found.push(`PENDING ${id}: not in the schema; remove it`);
+  }
+  assert.deepEqual(found, []);
+});
+
+test("the coverage check fails for a key nobody reads, a stale row and a reader that is gone", () => {
+  const table: Record<string, Use> = {
+    "a": { file: SERVER, reads: "getTransport(options.transport)" },
+    "gone": { file: SERVER, reads: "options.noSuchSetting" },
+    "parsed_only": { file: "lib/config/server.ts", reads: "limits" },
+  };
+  const found = problems("x.yml", ["a", "b", "parsed_only"], table);
+  assert.deepEqual(found, [
+    "x.yml b: no runtime code reads it (add a row, implement it or remove it)",
+    "x.yml gone: not in the schema; remove its row",
+    'x.yml gone: lib/tunnel/server.ts no longer reads it ("options.noSuchSetting")',
+    "x.yml parsed_only: lib/config/server.ts is not runtime code (lib/, outside lib/config/)",
+  ]);
+});
