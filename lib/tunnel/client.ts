@@ -13,6 +13,7 @@
  */
 import { encodeReply, Reply, replyName } from "../socks5/mod.ts";
 import { describeError, EventHub } from "../observe/mod.ts";
+import { formatHostPort } from "../wire/host_port.ts";
 import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.ts";
 import { serveHttpConnect } from "./http_connect.ts";
 import { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
@@ -67,7 +68,7 @@ function tunnelConnector(
         // Success at once: the application's first bytes ride right behind
         // the OPEN, saving a round trip. A target the server cannot reach
         // shows as a closed connection; the log says why.
-        const target = `${req.host}:${req.port}`;
+        const target = formatHostPort(req.host, req.port);
         const id = session.openFast(raw, openTimeoutMs, (why) => {
           log.info(
             "timedOut" in why
@@ -78,6 +79,10 @@ function tunnelConnector(
         return { reply: FAST_OPEN_REPLY, attach: (sock, early) => session.attach(id, sock, early) };
       }
       const { id, reply } = await session.open(raw, openTimeoutMs);
+      const code = reply[1] ?? Reply.GENERAL_FAILURE;
+      if (code !== Reply.SUCCEEDED) {
+        log.info(`${formatHostPort(req.host, req.port)}: ${replyName(code)}`);
+      }
       return { reply, attach: (sock, early) => session.attach(id, sock, early) };
     },
   };

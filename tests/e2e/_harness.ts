@@ -49,8 +49,13 @@ import { spawnWithDeadline } from "../support/process.ts";
 
 export { type EchoServer, startEchoServer } from "../support/serve.ts";
 
-/** Routes that keep every destination on this machine. */
-export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];
+/**
+ * Routes that keep every destination on this machine. Loopback is in the
+ * server's default `egress.block`, so the routes name it explicitly, as a
+ * real user's would; `localhost` is reached through them (it resolves to
+ * 127.0.0.1).
+ */
+export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1:*", "[::1]:*"];
 
 /** Captured log lines of one pair. */
 export class Logs {
