@@ -118,6 +118,8 @@ export interface PairOptions {
   serverSession?: Record<string, string>;
   /** More top-level sections for server.yml, e.g. `admin:\n  listen: "127.0.0.1:0"`. */
   serverYaml?: string;
+  /** Edits server.yml's text as `init` wrote it (for keys `init` already wrote). */
+  editServer?: (text: string) => string;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
   clientSession?: Record<string, string>;
 }
@@ -195,6 +197,9 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
       await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
     }
     await addSessionSettings(serverYml, opts.serverSession);
+    if (opts.editServer !== undefined) {
+      await Deno.writeTextFile(serverYml, opts.editServer(await Deno.readTextFile(serverYml)));
+    }
     if (opts.serverYaml !== undefined) {
       const text = await Deno.readTextFile(serverYml);
       await Deno.writeTextFile(serverYml, `${text.trimEnd()}\n\n${opts.serverYaml.trimEnd()}\n`);
