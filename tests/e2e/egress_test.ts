@@ -119,7 +119,7 @@ test("SOCKS5 with routes `*`: loopback in every form and the server's own ports 
     fastOpen: false,
     editServer: (t) =>
       t.replace(
-        /^socks5_direct:\n  enabled: false\n  listen: .*$/m,
+        /^socks5_direct:\n {2}enabled: false\n {2}listen: .*$/m,
         'socks5_direct:\n  enabled: true\n  listen: "127.0.0.1:0"',
       ),
   });
