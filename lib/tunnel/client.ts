@@ -55,6 +55,13 @@ export interface ClientHandle {
   close(): Promise<void>;
 }
 
+/** A failure reply from the server, as the client's log says it. */
+function refusalText(code: number): string {
+  return code === Reply.NOT_ALLOWED
+    ? `${replyName(code)}: the server's routes for this user or its egress policy refuse it`
+    : replyName(code);
+}
+
 /** The front ends' way into the tunnel: one stream per request, fast open when configured. */
 function tunnelConnector(
   tunnel: ClientTunnel,
@@ -73,7 +80,7 @@ function tunnelConnector(
           log.info(
             "timedOut" in why
               ? `${target}: no answer from the server within ${openTimeoutMs / 1000} s`
-              : `${target}: ${replyName(why.reply[1] ?? Reply.GENERAL_FAILURE)}`,
+              : `${target}: ${refusalText(why.reply[1] ?? Reply.GENERAL_FAILURE)}`,
           );
         });
         return { reply: FAST_OPEN_REPLY, attach: (sock, early) => session.attach(id, sock, early) };
@@ -81,7 +88,7 @@ function tunnelConnector(
       const { id, reply } = await session.open(raw, openTimeoutMs);
       const code = reply[1] ?? Reply.GENERAL_FAILURE;
       if (code !== Reply.SUCCEEDED) {
-        log.info(`${formatHostPort(req.host, req.port)}: ${replyName(code)}`);
+        log.info(`${formatHostPort(req.host, req.port)}: ${refusalText(code)}`);
       }
       return { reply, attach: (sock, early) => session.attach(id, sock, early) };
     },
