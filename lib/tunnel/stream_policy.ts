@@ -142,7 +142,9 @@ export class StreamPolicy {
     reason: string,
     cause: RefusalCause,
   ): void {
-    owner.session.refuse(id, encodeReply(reply), ResetReason.REFUSED, wireMessage);
+    // A policy refusal (reply 2) resets with NOT_ALLOWED, as docs/PROTOCOL.md part 5 section 6 says.
+    const reset = reply === Reply.NOT_ALLOWED ? ResetReason.NOT_ALLOWED : ResetReason.REFUSED;
+    owner.session.refuse(id, encodeReply(reply), reset, wireMessage);
     this.#o.events.emit({
       type: "stream_refused",
       session: owner.no,

@@ -270,6 +270,18 @@ test("routes: explicit addresses and ranges, ports, deny rules and first-match o
     assert.equal(causes.length, wanted, `${routes}`);
     // Refused by a deny rule: "route"; by the block list: "egress".
     if (routes[0]!.startsWith("!")) assert.deepEqual(causes, ["route", "route"]);
+    // The client is told the same either way (nothing about what a name resolved to).
+    await waitFor(
+      "the client's streams to close",
+      () => pair.clientEvents.of("stream_close").length >= asks.length,
+      5_000,
+    );
+    const told = pair.clientEvents.of("stream_close").map((e) => e.reason);
+    assert.deepEqual(
+      told.filter((r) => r !== "reset by peer: not allowed by the server's routes").length,
+      asks.length - wanted,
+      `${routes}: ${told}`,
+    );
   }
 });
 
