@@ -1,10 +1,12 @@
 /**
  * The server's egress: resolve a stream's target, judge every address
  * under the user's routes and `egress.block` (lib/config/routes.ts,
- * lib/config/egress.ts), and dial only the addresses allowed, one after
- * another within the connect deadline. The address dialled is the address
- * checked (no second lookup, so a name cannot re-bind between check and
- * connect); a name whose every address is refused is never dialled.
+ * lib/config/egress.ts), and dial only the addresses allowed, in the
+ * resolver's order, each attempt given a head start of `ATTEMPT_DELAY_MS`
+ * before the next begins (RFC 8305), all within the connect deadline. The
+ * address dialled is the address checked (no second lookup, so a name
+ * cannot re-bind between check and connect); a name whose every address is
+ * refused is never dialled.
  *
  * @module
  */
@@ -13,6 +15,9 @@ import { type EgressBlock, routeSet, type RouteTarget } from "../config/mod.ts";
 import { describeError } from "../observe/mod.ts";
 import { formatHostPort, type HostPort } from "../wire/host_port.ts";
 import { formatIp, type IpBytes, isIpv4, parseIp } from "../wire/ip.ts";
+
+/** How long a connection attempt runs before the next address is tried too (RFC 8305 section 5). */
+export const ATTEMPT_DELAY_MS = 250;
 
 /** Resolves a name to its addresses (text), in the order to try them. */
 export type Resolve = (name: string) => Promise<string[]>;
@@ -161,29 +166,69 @@ export class Egress {
         reason: plain ? head : `${head}: ${resolved}${why.join("; ")}`,
       };
     }
-    let last: unknown;
-    for (const a of allowed) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      const text = formatIp(a);
-      let conn: Deno.TcpConn;
-      try {
-        conn = await this.#connect(text, target.port, left);
-      } catch (e) {
-        last = e;
-        continue;
-      }
-      if (this.#isSelf(conn) && rules.check(target, a, true).verdict !== "allow") {
-        conn.close();
-        return {
-          refused: "egress",
-          reason: `egress ${target.proto}:${wanted} refused: ${text} is this server's own ` +
-            `address (egress.block: self) and no route names it`,
-        };
-      }
-      return { conn, addr: text };
+    const { conn, addr } = await this.#connectAny(allowed, target.port, deadline, wanted);
+    const text = formatIp(addr);
+    if (this.#isSelf(conn) && rules.check(target, addr, true).verdict !== "allow") {
+      conn.close();
+      return {
+        refused: "egress",
+        reason: `egress ${target.proto}:${wanted} refused: ${text} is this server's own ` +
+          `address (egress.block: self) and no route names it`,
+      };
     }
-    throw last ?? new Deno.errors.TimedOut(`Timed out connecting to ${wanted}`);
+    return { conn, addr: text };
+  }
+
+  /**
+   * Connects to the first of `addrs` that answers (RFC 8305 style): the
+   * next attempt starts when the one before fails or after
+   * {@linkcode ATTEMPT_DELAY_MS}, whichever comes first; the first
+   * connection wins and any later one is closed. Rejects with the last
+   * error when every attempt failed.
+   */
+  #connectAny(
+    addrs: IpBytes[],
+    port: number,
+    deadline: number,
+    wanted: string,
+  ): Promise<{ conn: Deno.TcpConn; addr: IpBytes }> {
+    return new Promise((resolve, reject) => {
+      let next = 0;
+      let pending = 0;
+      let done = false;
+      let last: unknown;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const fail = () => {
+        done = true;
+        reject(last ?? new Deno.errors.TimedOut(`Timed out connecting to ${wanted}`));
+      };
+      const start = () => {
+        clearTimeout(timer);
+        if (done || next >= addrs.length) return;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          if (pending === 0) fail();
+          return;
+        }
+        const addr = addrs[next++]!;
+        pending++;
+        this.#connect(formatIp(addr), port, left).then((conn) => {
+          pending--;
+          if (done) return conn.close();
+          done = true;
+          clearTimeout(timer);
+          resolve({ conn, addr });
+        }, (e) => {
+          pending--;
+          last = e;
+          if (done) return;
+          if (next < addrs.length) start();
+          else if (pending === 0) fail();
+        });
+        if (next < addrs.length) timer = setTimeout(start, ATTEMPT_DELAY_MS);
+      };
+      start();
+    });
   }
 
   /** A connection from this machine to itself: its local and remote addresses are one. */

@@ -12,7 +12,7 @@ import { DEFAULT_EGRESS_BLOCK, EgressBlock, parseIp } from "../../lib/config/mod
 import { dialTarget } from "../../lib/tunnel/dial.ts";
 import { Egress, type EgressResult, selfAddresses } from "../../lib/tunnel/egress.ts";
 import { serveConnections } from "../support/serve.ts";
-import { test } from "../support/deadline.ts";
+import { test, withDeadline } from "../support/deadline.ts";
 
 /** Listeners on 127.0.0.1 and 127.0.0.2 on one port, counting what each accepts. */
 function twoListeners() {
@@ -84,6 +84,34 @@ test("Egress falls back to the next allowed address when one does not answer", a
     none.dial(["*"], { proto: "tcp", host: "x.test", port: l.port }, 5_000),
     Deno.errors.ConnectionRefused,
   );
+});
+
+test("Egress starts the next address when one hangs, and the first to answer wins", async () => {
+  await using l = twoListeners();
+  const tried: string[] = [];
+  let hung: (() => void) | undefined;
+  const e = new Egress({
+    block: new EgressBlock([]),
+    resolve: () => Promise.resolve(["127.0.0.9", "127.0.0.2"]),
+    // 127.0.0.9 never answers (a black hole) until the test lets it fail.
+    connect: (addr, port, ms) => {
+      tried.push(addr);
+      if (addr !== "127.0.0.9") return dialTarget(addr, port, ms);
+      return new Promise((_, reject) => (hung = () => reject(new Deno.errors.TimedOut("hole"))));
+    },
+  });
+  // The black hole is still pending when the dial resolves: the second attempt did not wait for it.
+  const r = connected(
+    await withDeadline(
+      e.dial(["*"], { proto: "tcp", host: "x.test", port: l.port }, 60_000),
+      10_000,
+      "the second address to answer while the first hangs",
+    ),
+  );
+  assert.equal(r.addr, "127.0.0.2");
+  assert.deepEqual(tried, ["127.0.0.9", "127.0.0.2"]);
+  r.conn.close();
+  hung!();
 });
 
 test("Egress refuses a name resolving only to blocked addresses, saying which and why", async () => {
