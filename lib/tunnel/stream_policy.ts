@@ -93,7 +93,8 @@ export class StreamPolicy {
     }
     const user = this.#o.users.get(owner.user);
     if (user === undefined) {
-      const why = `route tcp:${target} not allowed: user "${owner.user}" is gone`;
+      // The user was removed (or disabled) since the login: no routes at all.
+      const why = `route tcp:${target} not allowed`;
       this.#refuse(owner, id, target, Reply.NOT_ALLOWED, NOT_ALLOWED_TEXT, why, "route");
       return;
     }
