@@ -87,13 +87,14 @@ async function startDnsmasq(records: Record<string, string[]>) {
     for (const a of addrs) args.push(`--address=/${name}/${a}`);
   }
   const p = spawnWithDeadline("dnsmasq", { args, stdout: "null", stderr: "piped" }, 120_000);
-  const first = Object.keys(records)[0]!;
+  // dnsmasq serves DNS over TCP on the same port: a refused connect fails at once, where a
+  // UDP query to a port nobody has bound yet would wait for the resolver's timeout.
   await waitFor(
-    "dnsmasq to answer",
+    "dnsmasq to listen",
     async () => {
       try {
-        const opts = { nameServer: { ipAddr: "127.0.0.1", port } };
-        return (await Deno.resolveDns(first, "A", opts)).length > 0;
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
       } catch {
         return false;
       }
@@ -376,4 +377,25 @@ test("private and metadata addresses get reply 2 and are never dialled (loopback
   assert.deepEqual(out.replies, Object.fromEntries(asks.map((a) => [a, 2])));
   // Refused by the policy before any dial (a dial would have been a "dial" refusal here).
   assert.deepEqual(out.refused, asks.map((a) => [a, 2, "egress"]));
+});
+
+test("egress.block from server.yml: [self] blocks only the server's own address", async () => {
+  await using echo = startEchoServer();
+  await using other = startOn127_0_0_2();
+  // The pair's server listens on 127.0.0.1: that address is `self`; 127.0.0.2 is not.
+  await using pair = await startPair({
+    routes: ["*"],
+    fastOpen: false,
+    serverYaml: "egress:\n  block: [self]",
+  });
+  assert.equal(await replyFor(pair.socksPort, "127.0.0.2", other.port), 0);
+  assert.equal(await replyFor(pair.socksPort, "127.0.0.1", echo.port), 2);
+  assert.equal(await replyFor(pair.socksPort, "127.0.0.1", pair.serverPort), 2);
+  assert.equal(other.accepted(), 1);
+  assert.equal(echo.accepted(), 0);
+  const reasons = pair.serverEvents.of("stream_refused").map((e) => e.reason);
+  assert.deepEqual(reasons, [
+    `egress tcp:127.0.0.1:${echo.port} refused: 127.0.0.1 is in egress.block (self) and no route names it`,
+    `egress tcp:127.0.0.1:${pair.serverPort} refused: 127.0.0.1 is in egress.block (self) and no route names it`,
+  ]);
 });
