@@ -58,6 +58,7 @@ export {
   type Logger,
   type LogLevel,
   type Observer,
+  type RefusalCause,
   type RefusalReason,
   type TunnelEvent,
   type TunnelEventInit,

@@ -24,7 +24,8 @@ start_peer() {
   local dir=$PEER_STATE/srv
   "${NS[@]}" init "$dir" --listen "127.0.0.1:$SERVER_PORT" --name localhost --force >"$PEER_STATE/init.log" 2>&1 ||
     die "nitrosocks init failed: $(tail -3 "$PEER_STATE/init.log")"
-  "${NS[@]}" user add bench --dir "$dir" --out "$PEER_STATE/bench.yml" --force >"$PEER_STATE/user.log" 2>&1 ||
+  "${NS[@]}" user add bench --dir "$dir" --out "$PEER_STATE/bench.yml" --force \
+    --routes '127.0.0.1:*,[::1]:*' >"$PEER_STATE/user.log" 2>&1 ||
     die "nitrosocks user add failed: $(tail -3 "$PEER_STATE/user.log")"
   sed -i "s/^transport: .*/transport: $TRANSPORT/" "$dir/server.yml" "$PEER_STATE/bench.yml"
   printf 'aead: [%s]\n' "$AEAD" >>"$PEER_STATE/bench.yml"

@@ -271,7 +271,8 @@ async function startLocalPair(transport: "tls" | "tcp"): Promise<LocalPair> {
       dir,
       out,
       server: `127.0.0.1:${server.addr.port}`,
-      routes: ["127.0.0.1", "[::1]", "localhost"],
+      // Loopback is in egress.block: the bench user names it, as a real user would.
+      routes: ["127.0.0.1:*", "[::1]:*"],
     });
     server.setUsers((await loadUsers(serverConfig.usersFile)).users);
     const config = await loadClientConfig(out);

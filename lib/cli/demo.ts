@@ -114,10 +114,13 @@ export const demoCommand: Command = {
         dir,
         out: `${dir}/demo.yml`,
         server: `127.0.0.1:${server.addr.port}`,
+        // The demo's site is on loopback, which egress.block keeps from every
+        // user whose routes do not name it: say so, as a real user would.
+        routes: ["127.0.0.1:*"],
       });
       await reloadUsers(server, serverConfig.usersFile, serverLog);
       say(
-        `   added user "demo" (client key + token) and reloaded users.yml; profile ${added.profilePath}`,
+        `   added user "demo" (client key + token, routes 127.0.0.1:*) and reloaded users.yml; profile ${added.profilePath}`,
       );
 
       const profile = await loadClientConfig(added.profilePath);

@@ -47,8 +47,11 @@ Options:
   --out FILE          where to write the profile (default ./NAME.yml)
   --server HOST:PORT  address clients dial (default the listen address;
                       0.0.0.0 becomes 127.0.0.1)
-  --routes GLOB,...   allowed destinations, e.g. "tcp:*.example.com:443,10.0.0.*:22"
-                      (default *); see docs/CONFIG.md for the pattern grammar
+  --routes GLOB,...   allowed destinations, first match wins, e.g.
+                      'tcp:*.example.com:443,!10.1.2.3,10.0.0.0/8:22' (default *:
+                      anything outside server.yml's egress.block; loopback and
+                      private addresses only when named, e.g. '127.0.0.1:*');
+                      see docs/CONFIG.md for the pattern grammar
   --totp              also require a TOTP code (secret stored in both files)
   --force             overwrite an existing profile file`;
 

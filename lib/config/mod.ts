@@ -20,6 +20,7 @@ export {
   type AccountingSettings,
   type AdminSettings,
   type CryptoSettings,
+  type EgressSettings,
   type HostPort,
   loadServerConfig,
   MIN_ADMIN_TOKEN_LENGTH,
@@ -47,7 +48,18 @@ export {
   loadClientConfig,
   parseClientConfig,
 } from "./client.ts";
-export { compileRoutes, matchRoute, parseRoute, type Route, type RouteTarget } from "./routes.ts";
+export {
+  compileRoutes,
+  matchRoute,
+  parseRoute,
+  type Route,
+  RouteSet,
+  routeSet,
+  type RouteTarget,
+  type RouteVerdict,
+} from "./routes.ts";
+export { DEFAULT_EGRESS_BLOCK, EgressBlock, egressEntryError, SELF } from "./egress.ts";
+export { type Cidr, cidrContains, formatIp, type IpBytes, parseCidr, parseIp } from "../wire/ip.ts";
 export { decodeBase32, encodeBase32 } from "./base32.ts";
 export {
   AEAD_NAMES,

@@ -21,6 +21,7 @@ import {
   object,
   oneOf,
   optional,
+  refine,
   required,
   type Schema,
   schemaKeys,
@@ -47,6 +48,7 @@ import {
   readConfigText,
   resolveRef,
 } from "./_shared.ts";
+import { DEFAULT_EGRESS_BLOCK, egressEntryError } from "./egress.ts";
 
 export type { HostPort };
 
@@ -101,6 +103,19 @@ export interface ServerConfig {
   admin: AdminSettings;
   /** Where the counters are kept across restarts, and how often they are written. */
   accounting: AccountingSettings;
+  /** Which addresses tunnels may not reach, and how target names are resolved. */
+  egress: EgressSettings;
+}
+
+/** `egress:` in server.yml. */
+export interface EgressSettings {
+  /**
+   * Addresses and ranges (and `self`, the server's own listening addresses)
+   * that only an explicit address route reaches (lib/config/egress.ts).
+   */
+  block: string[];
+  /** A DNS server (`HOST:PORT`) to resolve target names with instead of the system's. */
+  resolver?: HostPort;
 }
 
 /** `admin:` in server.yml. */
@@ -246,6 +261,16 @@ export function sessionSettings(raw: {
 
 const path = () => string({ what: "a file path" });
 
+/** An `egress.block` entry: an address, a range or `self`. */
+const egressEntry = () =>
+  refine(string({ what: "an address, a range ADDR/LEN or self" }), (s) => {
+    const why = egressEntryError(s);
+    return why === undefined ? undefined : {
+      detail: `${JSON.stringify(s)}: ${why}`,
+      hint: 'e.g. "10.0.0.0/8", "169.254.169.254", "fc00::/7", "self"',
+    };
+  });
+
 /** Key-exchange preference list (shared with the client schema). */
 export const kexList = () => list(oneOf(KEX_NAMES), { min: 1, unique: true });
 /** AEAD preference list (shared with the client schema). */
@@ -309,6 +334,10 @@ const serverSchema = object({
   accounting: section(object({
     state_file: withDefault(path(), "state.json"),
     flush_interval: withDefault(duration(0.1, 3600), 5),
+  })),
+  egress: section(object({
+    block: withDefault(list(egressEntry(), { unique: true }), [...DEFAULT_EGRESS_BLOCK]),
+    resolver: optional(hostPort(1)),
   })),
 });
 
@@ -469,6 +498,10 @@ export function parseServerConfig(
     accounting: {
       stateFile: resolveRef(file, raw.accounting.state_file),
       flushIntervalS: raw.accounting.flush_interval,
+    },
+    egress: {
+      block: raw.egress.block,
+      ...(raw.egress.resolver === undefined ? {} : { resolver: raw.egress.resolver }),
     },
   };
   return deepFreeze(cfg);

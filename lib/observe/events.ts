@@ -161,7 +161,12 @@ export type TunnelEventInit =
     target: string;
     /** The SOCKS5 reply code sent. */
     reply: number;
+    /** For the log: what was refused and why (the rule or block entry). */
     reason: string;
+    /** Which check refused it. */
+    cause: RefusalCause;
+    /** The user whose stream it was. */
+    user: string;
   }
   | {
     type: "stream_close";
@@ -228,6 +233,13 @@ export type TunnelEventInit =
     /** What happened, for the log (no secrets). */
     detail: string;
   };
+
+/**
+ * Why the server refused a stream: a malformed OPEN (`request`), a command
+ * other than CONNECT (`command`), the user's routes (`route`), the
+ * `egress.block` list (`egress`), or the target could not be reached (`dial`).
+ */
+export type RefusalCause = "request" | "command" | "route" | "egress" | "dial";
 
 /** An event as observers see it: with the time it happened (ms since the epoch). */
 export type TunnelEvent = TunnelEventInit & { time: number };

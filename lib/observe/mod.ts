@@ -15,6 +15,7 @@ export {
   type EventStreamOptions,
   NO_EVENTS,
   type Observer,
+  type RefusalCause,
   type RefusalReason,
   type TunnelEvent,
   type TunnelEventInit,

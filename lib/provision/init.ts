@@ -105,6 +105,15 @@ socks5_direct:
   enabled: false
   listen: "127.0.0.1:1081"
 
+# Addresses no tunnel reaches unless the user's routes name the address or
+# its range ("127.0.0.1:*", "10.0.0.0/8:22"); "*" and name globs never do.
+# The default blocks loopback, private, link-local (cloud metadata), CGNAT,
+# multicast, unspecified and this server's own addresses ("self"); see
+# docs/CONFIG.md. Names resolve through the system unless resolver is set.
+# egress:
+#   block: [127.0.0.0/8, "::1/128", 10.0.0.0/8, 169.254.0.0/16, self]
+#   resolver: "127.0.0.1:53"
+
 # Who seals and opens records: auto (the system's OpenSSL 3 when the process
 # may load it, else Web Crypto), openssl or webcrypto.
 crypto:

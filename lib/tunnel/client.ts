@@ -13,6 +13,7 @@
  */
 import { encodeReply, Reply, replyName } from "../socks5/mod.ts";
 import { describeError, EventHub } from "../observe/mod.ts";
+import { formatHostPort } from "../wire/host_port.ts";
 import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.ts";
 import { serveHttpConnect } from "./http_connect.ts";
 import { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
@@ -54,6 +55,13 @@ export interface ClientHandle {
   close(): Promise<void>;
 }
 
+/** A failure reply from the server, as the client's log says it. */
+function refusalText(code: number): string {
+  return code === Reply.NOT_ALLOWED
+    ? `${replyName(code)}: the server's routes for this user or its egress policy refuse it`
+    : replyName(code);
+}
+
 /** The front ends' way into the tunnel: one stream per request, fast open when configured. */
 function tunnelConnector(
   tunnel: ClientTunnel,
@@ -67,17 +75,21 @@ function tunnelConnector(
         // Success at once: the application's first bytes ride right behind
         // the OPEN, saving a round trip. A target the server cannot reach
         // shows as a closed connection; the log says why.
-        const target = `${req.host}:${req.port}`;
+        const target = formatHostPort(req.host, req.port);
         const id = session.openFast(raw, openTimeoutMs, (why) => {
           log.info(
             "timedOut" in why
               ? `${target}: no answer from the server within ${openTimeoutMs / 1000} s`
-              : `${target}: ${replyName(why.reply[1] ?? Reply.GENERAL_FAILURE)}`,
+              : `${target}: ${refusalText(why.reply[1] ?? Reply.GENERAL_FAILURE)}`,
           );
         });
         return { reply: FAST_OPEN_REPLY, attach: (sock, early) => session.attach(id, sock, early) };
       }
       const { id, reply } = await session.open(raw, openTimeoutMs);
+      const code = reply[1] ?? Reply.GENERAL_FAILURE;
+      if (code !== Reply.SUCCEEDED) {
+        log.info(`${formatHostPort(req.host, req.port)}: ${refusalText(code)}`);
+      }
       return { reply, attach: (sock, early) => session.attach(id, sock, early) };
     },
   };

@@ -12,12 +12,15 @@
  *
  * @module
  */
-import type {
-  AccountingSettings,
-  AdminSettings,
-  ServerConfig,
-  UserEntry,
-  UserSource,
+import {
+  type AccountingSettings,
+  type AdminSettings,
+  DEFAULT_EGRESS_BLOCK,
+  EgressBlock,
+  type EgressSettings,
+  type ServerConfig,
+  type UserEntry,
+  type UserSource,
 } from "../config/mod.ts";
 import type { Accountant, AccountingStore } from "../accounting/mod.ts";
 import {
@@ -37,6 +40,7 @@ import { serveDirectSocks } from "./dial.ts";
 import type { Session } from "./session.ts";
 import { SessionTable } from "./session_table.ts";
 import { StreamPolicy } from "./stream_policy.ts";
+import { dnsResolve, type Resolve, selfAddresses } from "./egress.ts";
 import { startServerOps } from "./server_ops.ts";
 
 export { ConnectionAcceptor } from "./acceptor.ts";
@@ -70,6 +74,10 @@ export interface ServerOptions extends ServerSettings {
   accounting?: AccountingSettings;
   /** Keeps the counters instead of the state file (e.g. a store shared by a fleet). */
   store?: AccountingStore;
+  /** `egress:` of server.yml; default: the default block list and the system resolver. */
+  egress?: EgressSettings;
+  /** Resolves target names instead of `egress.resolver` or the system (tests, embedders). */
+  resolve?: Resolve;
 }
 
 /** A running server. */
@@ -204,6 +212,8 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     })
     : undefined;
 
+  const resolver = options.egress?.resolver;
+  const resolve = options.resolve ?? (resolver === undefined ? undefined : dnsResolve(resolver));
   const acceptor = new ConnectionAcceptor({
     handshake: (hsLog) =>
       new ServerHandshake({
@@ -223,6 +233,16 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       users,
       connectTimeoutMs: options.limits.connectTimeoutS * 1000,
       events,
+      block: new EgressBlock(
+        options.egress?.block ?? DEFAULT_EGRESS_BLOCK,
+        selfAddresses([
+          addr.hostname,
+          options.listen.host,
+          ...(direct === undefined ? [] : [direct.addr.hostname]),
+          ...(ops.adminAddr === undefined ? [] : [ops.adminAddr.hostname]),
+        ]),
+      ),
+      ...(resolve === undefined ? {} : { resolve }),
     }),
     users,
     settings: options,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { matchRoute, type UserSource } from "../config/mod.ts";
+import { DEFAULT_EGRESS_BLOCK, EgressBlock, type UserSource } from "../config/mod.ts";
 import { ResetReason } from "../mux/mod.ts";
 import {
   decodeRequest,
@@ -16,9 +16,10 @@ import {
   Socks5Error,
   type Socks5Request,
 } from "../socks5/mod.ts";
-import { describeError, type EventSink } from "../observe/mod.ts";
+import { describeError, type EventSink, type RefusalCause } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { dialTarget } from "./dial.ts";
+import { Egress, type Resolve } from "./egress.ts";
 import type { Session } from "./session.ts";
 
 /** Options for {@linkcode StreamPolicy}. */
@@ -28,8 +29,12 @@ export interface StreamPolicyOptions {
   /** How long a target may take to accept (ms). */
   connectTimeoutMs: number;
   events: EventSink;
-  /** Dials a target (default {@linkcode dialTarget}). */
+  /** Dials one resolved address (default {@linkcode dialTarget}). */
   dial?: (host: string, port: number, timeoutMs: number) => Promise<Deno.TcpConn>;
+  /** `egress.block` with the server's own addresses (default: `DEFAULT_EGRESS_BLOCK`). */
+  block?: EgressBlock;
+  /** Resolves target names (default: the system resolver). */
+  resolve?: Resolve;
 }
 
 /** The session a stream belongs to, as the policy sees it. */
@@ -39,6 +44,9 @@ export interface StreamOwner {
   no: number;
   user: string;
 }
+
+/** What the client is told when the rules refuse a stream (route or egress alike). */
+const NOT_ALLOWED_TEXT = "not allowed by the server's routes";
 
 /** "host:port", IPv6 hosts in brackets. */
 function targetOf(req: Socks5Request): string {
@@ -56,11 +64,15 @@ function targetOf(req: Socks5Request): string {
  */
 export class StreamPolicy {
   readonly #o: StreamPolicyOptions;
-  readonly #dial: NonNullable<StreamPolicyOptions["dial"]>;
+  readonly #egress: Egress;
 
   constructor(options: StreamPolicyOptions) {
     this.#o = options;
-    this.#dial = options.dial ?? dialTarget;
+    this.#egress = new Egress({
+      block: options.block ?? new EgressBlock(DEFAULT_EGRESS_BLOCK),
+      connect: options.dial ?? dialTarget,
+      ...(options.resolve === undefined ? {} : { resolve: options.resolve }),
+    });
   }
 
   /** Answers stream `id`'s OPEN (raw SOCKS5 request `request`) and joins it to its target. */
@@ -70,30 +82,39 @@ export class StreamPolicy {
       req = decodeRequest(request);
     } catch (e) {
       const code = e instanceof Socks5Error ? e.reply : Reply.GENERAL_FAILURE;
-      this.#refuse(owner, id, "unknown", code, describeError(e), describeError(e));
+      this.#refuse(owner, id, "unknown", code, describeError(e), describeError(e), "request");
       return;
     }
     const target = targetOf(req);
     if (req.command !== "connect") {
       const why = `${req.command} ${target} refused: only CONNECT`;
-      this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "only CONNECT", why);
+      this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "only CONNECT", why, "command");
       return;
     }
     const user = this.#o.users.get(owner.user);
-    if (
-      user === undefined ||
-      !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port })
-    ) {
+    if (user === undefined) {
+      // The user was removed (or disabled) since the login: no routes at all.
       const why = `route tcp:${target} not allowed`;
-      this.#refuse(owner, id, target, Reply.NOT_ALLOWED, "route not allowed", why);
+      this.#refuse(owner, id, target, Reply.NOT_ALLOWED, NOT_ALLOWED_TEXT, why, "route");
       return;
     }
     let conn: Deno.TcpConn;
     try {
-      conn = await this.#dial(req.host, req.port, this.#o.connectTimeoutMs);
+      const r = await this.#egress.dial(
+        user.routes,
+        { proto: "tcp", host: req.host, port: req.port },
+        this.#o.connectTimeoutMs,
+      );
+      if ("refused" in r) {
+        // The same reply and wire text for a route and an egress refusal: the
+        // client learns nothing about what a name resolves to on this side.
+        this.#refuse(owner, id, target, Reply.NOT_ALLOWED, NOT_ALLOWED_TEXT, r.reason, r.refused);
+        return;
+      }
+      conn = r.conn;
     } catch (e) {
       const why = `dial ${target} failed: ${describeError(e)}`;
-      this.#refuse(owner, id, target, replyForError(e), "dial failed", why);
+      this.#refuse(owner, id, target, replyForError(e), "dial failed", why, "dial");
       return;
     }
     const { session } = owner;
@@ -120,8 +141,11 @@ export class StreamPolicy {
     reply: number,
     wireMessage: string,
     reason: string,
+    cause: RefusalCause,
   ): void {
-    owner.session.refuse(id, encodeReply(reply), ResetReason.REFUSED, wireMessage);
+    // A policy refusal (reply 2) resets with NOT_ALLOWED, as docs/PROTOCOL.md part 5 section 6 says.
+    const reset = reply === Reply.NOT_ALLOWED ? ResetReason.NOT_ALLOWED : ResetReason.REFUSED;
+    owner.session.refuse(id, encodeReply(reply), reset, wireMessage);
     this.#o.events.emit({
       type: "stream_refused",
       session: owner.no,
@@ -129,6 +153,8 @@ export class StreamPolicy {
       target,
       reply,
       reason,
+      cause,
+      user: owner.user,
     });
   }
 }

@@ -121,6 +121,8 @@ Deno.test("Accountant counts logins, resumptions, failures, streams, refusals, k
     target: "h:2",
     reply: 2,
     reason: "no",
+    cause: "route",
+    user: "alice",
   });
   hub.emit({ type: "kick", user: "alice", sessions: 1, by: "admin 127.0.0.1" });
   hub.emit({ type: "limit", limit: "max_tunnels", user: "alice", detail: "2 of 2" });

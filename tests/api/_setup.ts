@@ -19,8 +19,13 @@ import { serveConnections } from "../support/serve.ts";
 
 export { readToEnd, writeAll } from "../support/io.ts";
 
-/** Routes that keep every destination on this machine. */
-export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];
+/**
+ * Routes that keep every destination on this machine. Loopback is in the
+ * server's default `egress.block`, so the routes name it explicitly, as a
+ * real user's would; `localhost` is reached through them (it resolves to
+ * 127.0.0.1).
+ */
+export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1:*", "[::1]:*"];
 
 /** Options for {@linkcode startServer}. */
 export interface SetupOptions {
@@ -36,7 +41,7 @@ export interface SetupOptions {
 export interface Setup extends AsyncDisposable {
   dir: string;
   server: TunnelServer;
-  /** alice's profile: routes 127.0.0.1, [::1], localhost. */
+  /** alice's profile: routes `127.0.0.1:*` and `[::1]:*`. */
   profilePath: string;
   close(): Promise<void>;
 }

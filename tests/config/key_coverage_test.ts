@@ -172,6 +172,22 @@ const SERVER_KEYS: Record<string, Use> = {
       "the server's direct SOCKS5 port proxies without a tunnel when enabled",
     ],
   },
+  "egress.block": {
+    file: SERVER,
+    reads: "options.egress?.block ?? DEFAULT_EGRESS_BLOCK",
+    proof: [
+      "tests/e2e/egress_test.ts",
+      "egress.block from server.yml: [self] blocks only the server's own address",
+    ],
+  },
+  "egress.resolver": {
+    file: SERVER,
+    reads: "options.egress?.resolver",
+    proof: [
+      "tests/e2e/egress_test.ts",
+      "a name that resolves to loopback is refused after resolution (no DNS-rebinding bypass)",
+    ],
+  },
   "session.keepalive": { file: ACCEPTOR, reads: "keepaliveMs: s.keepaliveS * 1000" },
   "session.dead_after": { file: ACCEPTOR, reads: "deadAfterMs: s.deadAfterS * 1000" },
   "session.rekey_interval": {
@@ -254,7 +270,7 @@ const USERS_KEYS: Record<string, Use> = {
   "users.*.totp": { file: SERVER, reads: "r.totpSecret = u.totpSecret" },
   "users.*.routes": {
     file: "lib/tunnel/stream_policy.ts",
-    reads: "matchRoute(user.routes",
+    reads: "user.routes,",
     proof: [
       "tests/api/connect_test.ts",
       "dial() to a target the routes do not allow rejects with Socks5Error NOT_ALLOWED",

@@ -49,8 +49,13 @@ import { spawnWithDeadline } from "../support/process.ts";
 
 export { type EchoServer, startEchoServer } from "../support/serve.ts";
 
-/** Routes that keep every destination on this machine. */
-export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1", "[::1]", "localhost"];
+/**
+ * Routes that keep every destination on this machine. Loopback is in the
+ * server's default `egress.block`, so the routes name it explicitly, as a
+ * real user's would; `localhost` is reached through them (it resolves to
+ * 127.0.0.1).
+ */
+export const LOOPBACK_ROUTES: readonly string[] = ["127.0.0.1:*", "[::1]:*"];
 
 /** Captured log lines of one pair. */
 export class Logs {
@@ -113,6 +118,8 @@ export interface PairOptions {
   serverSession?: Record<string, string>;
   /** More top-level sections for server.yml, e.g. `admin:\n  listen: "127.0.0.1:0"`. */
   serverYaml?: string;
+  /** Edits server.yml's text as `init` wrote it (for keys `init` already wrote). */
+  editServer?: (text: string) => string;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
   clientSession?: Record<string, string>;
   /** Values for keys of server.yml's `limits:` section, e.g. `{ stream_window: "64KiB" }`. */
@@ -195,6 +202,9 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
     }
     await addSessionSettings(serverYml, opts.serverSession);
     await setServerLimits(serverYml, opts.serverLimits);
+    if (opts.editServer !== undefined) {
+      await Deno.writeTextFile(serverYml, opts.editServer(await Deno.readTextFile(serverYml)));
+    }
     if (opts.serverYaml !== undefined) {
       const text = await Deno.readTextFile(serverYml);
       await Deno.writeTextFile(serverYml, `${text.trimEnd()}\n\n${opts.serverYaml.trimEnd()}\n`);

@@ -11,7 +11,7 @@ import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { connectLink, startClient, TunnelError } from "../../lib/tunnel/client.ts";
 import { addUser, initServerDir, removeUser } from "../../lib/provision/mod.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import { Logs, run, startConfiguredServer, startPair } from "./_harness.ts";
+import { Logs, LOOPBACK_ROUTES, run, startConfiguredServer, startPair } from "./_harness.ts";
 import { startHttpTarget } from "../support/http_target.ts";
 import { test } from "../support/deadline.ts";
 
@@ -66,7 +66,12 @@ test("users.yml reloads apply at once, keep live sessions, revoke removed users,
 
   // A new user works as soon as users.yml is reloaded.
   const bobProfile = join(pair.dir, "bob.yml");
-  await addUser("bob", { dir: pair.dir, out: bobProfile, server: `127.0.0.1:${pair.serverPort}` });
+  await addUser("bob", {
+    dir: pair.dir,
+    out: bobProfile,
+    server: `127.0.0.1:${pair.serverPort}`,
+    routes: [...LOOPBACK_ROUTES],
+  });
   await pair.reloadUsers();
   assert.equal(pair.logs.grep(/reloaded 2 users/).length, 1);
   const bob = await startClient({

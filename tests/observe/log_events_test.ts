@@ -86,6 +86,8 @@ Deno.test("logEvents: server logins, refusals, sessions, resumptions and stream 
         target: "10.0.0.1:80",
         reply: 2,
         reason: "route tcp:10.0.0.1:80 not allowed",
+        cause: "route",
+        user: "alice",
       },
       { ...LOGIN, resumed: true, conn: 8 }, // a resumption's login is not worded as one
       { type: "resume", session: 1, user: "alice", via: "127.0.0.1", conn: 8 },

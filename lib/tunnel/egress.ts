@@ -1,0 +1,303 @@
+/**
+ * The server's egress: resolve a stream's target, judge every address
+ * under the user's routes and `egress.block` (lib/config/routes.ts,
+ * lib/config/egress.ts), and dial only the addresses allowed, in the
+ * resolver's order, each attempt given a head start of `ATTEMPT_DELAY_MS`
+ * before the next begins (RFC 8305), all within the connect deadline. The
+ * address dialled is the address checked (no second lookup, so a name
+ * cannot re-bind between check and connect); a name whose every address is
+ * refused is never dialled.
+ *
+ * @module
+ */
+import { lookup } from "node:dns/promises";
+import { type EgressBlock, routeSet, type RouteTarget } from "../config/mod.ts";
+import { describeError } from "../observe/mod.ts";
+import { formatHostPort, type HostPort } from "../wire/host_port.ts";
+import { formatIp, type IpBytes, isIpv4, parseIp } from "../wire/ip.ts";
+
+/** How long a connection attempt runs before the next address is tried too (RFC 8305 section 5). */
+export const ATTEMPT_DELAY_MS = 250;
+
+/** Resolves a name to its addresses (text), in the order to try them. */
+export type Resolve = (name: string) => Promise<string[]>;
+
+/**
+ * The system resolver (getaddrinfo: /etc/hosts, then DNS), addresses in the
+ * order the system sorts them.
+ */
+export const systemResolve: Resolve = async (name) => {
+  const found = await lookup(name, { all: true, verbatim: true });
+  return found.map((a) => a.address);
+};
+
+/**
+ * A resolver asking the DNS server at `server` for A and AAAA records
+ * (`egress.resolver`), IPv6 first when both answer.
+ *
+ * @example
+ * ```ts ignore
+ * const resolve = dnsResolve({ host: "127.0.0.1", port: 5353 });
+ * await resolve("rebind.test"); // ["127.0.0.1"]
+ * ```
+ */
+export function dnsResolve(server: HostPort): Resolve {
+  const options = { nameServer: { ipAddr: server.host, port: server.port } };
+  return async (name) => {
+    const [v6, v4] = await Promise.allSettled([
+      Deno.resolveDns(name, "AAAA", options),
+      Deno.resolveDns(name, "A", options),
+    ]);
+    const out = [
+      ...(v6.status === "fulfilled" ? v6.value : []),
+      ...(v4.status === "fulfilled" ? v4.value : []),
+    ];
+    if (out.length === 0) {
+      const e = v4.status === "rejected" ? v4.reason : undefined;
+      throw new Deno.errors.NotFound(`no address${e === undefined ? "" : `: ${describeError(e)}`}`);
+    }
+    return out;
+  };
+}
+
+/** Dials one address with the time left. */
+export type ConnectAddress = (
+  addr: string,
+  port: number,
+  timeoutMs: number,
+) => Promise<Deno.TcpConn>;
+
+/** Options for {@linkcode Egress}. */
+export interface EgressOptions {
+  /** `egress.block` with the server's own addresses. */
+  block: EgressBlock;
+  /** Resolves target names (default {@linkcode systemResolve}). */
+  resolve?: Resolve;
+  /** Dials one resolved address. */
+  connect: ConnectAddress;
+}
+
+/** What {@linkcode Egress.dial} decided. */
+export type EgressResult =
+  | {
+    /** Connected. */
+    conn: Deno.TcpConn;
+    /** The address dialled. */
+    addr: string;
+  }
+  | {
+    /** Refused by the rules; nothing was dialled (or a `self` connection was closed). */
+    refused: "route" | "egress";
+    /** For the log: what was refused and by which rule or block entry. */
+    reason: string;
+  };
+
+/**
+ * Resolves, judges and dials targets for the server's streams.
+ *
+ * @example
+ * ```ts ignore
+ * const egress = new Egress({ block: new EgressBlock(DEFAULT_EGRESS_BLOCK), connect });
+ * const r = await egress.dial(user.routes, { proto: "tcp", host: "example.com", port: 443 }, 10_000);
+ * if ("refused" in r) console.log(r.reason);
+ * ```
+ */
+export class Egress {
+  readonly #block: EgressBlock;
+  readonly #resolve: Resolve;
+  readonly #connect: ConnectAddress;
+
+  constructor(options: EgressOptions) {
+    this.#block = options.block;
+    this.#resolve = options.resolve ?? systemResolve;
+    this.#connect = options.connect;
+  }
+
+  /**
+   * Dials `target` for a user with `routes` within `timeoutMs` (lookup
+   * included). Throws what the lookup or the last connect threw when no
+   * allowed address could be reached.
+   */
+  async dial(
+    routes: readonly string[],
+    target: RouteTarget,
+    timeoutMs: number,
+  ): Promise<EgressResult> {
+    const rules = routeSet(routes);
+    const wanted = formatHostPort(target.host, target.port);
+    const host = target.host.replace(/^\[(.*)\]$/, "$1");
+    const deadline = Date.now() + timeoutMs;
+    let addrs: IpBytes[];
+    const literal = parseIp(host);
+    if (literal !== undefined) {
+      addrs = [literal];
+    } else {
+      if (!rules.mayAllowName(target)) {
+        return { refused: "route", reason: `route ${target.proto}:${wanted} not allowed` };
+      }
+      addrs = await this.#lookup(host, timeoutMs);
+    }
+    const allowed: IpBytes[] = [];
+    const why: string[] = [];
+    let blocked = false;
+    for (const a of addrs) {
+      const entry = this.#block.blocks(a);
+      const v = rules.check(target, a, entry !== undefined);
+      const text = formatIp(a);
+      if (v.verdict === "allow") allowed.push(a);
+      else if (v.verdict === "deny") why.push(`${text} denied by route "${v.rule}"`);
+      else if (v.verdict === "unlisted") why.push(`${text} matches no route`);
+      else {
+        blocked = true;
+        why.push(`${text} is in egress.block (${entry}) and no route names it`);
+      }
+    }
+    if (allowed.length === 0) {
+      // "route tcp:10.0.0.1:80 not allowed", with what decided it when that says more.
+      const head = blocked
+        ? `egress ${target.proto}:${wanted} refused`
+        : `route ${target.proto}:${wanted} not allowed`;
+      const plain = literal !== undefined && why[0] === `${formatIp(literal)} matches no route`;
+      const resolved = literal === undefined
+        ? `${host} resolved to ${addrs.map(formatIp).join(", ")}; `
+        : "";
+      return {
+        refused: blocked ? "egress" : "route",
+        reason: plain ? head : `${head}: ${resolved}${why.join("; ")}`,
+      };
+    }
+    const { conn, addr } = await this.#connectAny(allowed, target.port, deadline, wanted);
+    const text = formatIp(addr);
+    if (this.#isSelf(conn) && rules.check(target, addr, true).verdict !== "allow") {
+      conn.close();
+      return {
+        refused: "egress",
+        reason: `egress ${target.proto}:${wanted} refused: ${text} is this server's own ` +
+          `address (egress.block: self) and no route names it`,
+      };
+    }
+    return { conn, addr: text };
+  }
+
+  /**
+   * Connects to the first of `addrs` that answers (RFC 8305 style): the
+   * next attempt starts when the one before fails or after
+   * {@linkcode ATTEMPT_DELAY_MS}, whichever comes first; the first
+   * connection wins and any later one is closed. Rejects with the last
+   * error when every attempt failed.
+   */
+  #connectAny(
+    addrs: IpBytes[],
+    port: number,
+    deadline: number,
+    wanted: string,
+  ): Promise<{ conn: Deno.TcpConn; addr: IpBytes }> {
+    return new Promise((resolve, reject) => {
+      let next = 0;
+      let pending = 0;
+      let done = false;
+      let last: unknown;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const fail = () => {
+        done = true;
+        reject(last ?? new Deno.errors.TimedOut(`Timed out connecting to ${wanted}`));
+      };
+      const start = () => {
+        clearTimeout(timer);
+        if (done || next >= addrs.length) return;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          if (pending === 0) fail();
+          return;
+        }
+        const addr = addrs[next++]!;
+        pending++;
+        this.#connect(formatIp(addr), port, left).then((conn) => {
+          pending--;
+          if (done) return conn.close();
+          done = true;
+          clearTimeout(timer);
+          resolve({ conn, addr });
+        }, (e) => {
+          pending--;
+          last = e;
+          if (done) return;
+          if (next < addrs.length) start();
+          else if (pending === 0) fail();
+        });
+        if (next < addrs.length) timer = setTimeout(start, ATTEMPT_DELAY_MS);
+      };
+      start();
+    });
+  }
+
+  /** A connection from this machine to itself: its local and remote addresses are one. */
+  #isSelf(conn: Deno.TcpConn): boolean {
+    if (!this.#block.hasSelf) return false;
+    const local = conn.localAddr as Deno.NetAddr;
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const l = parseIp(local.hostname);
+    const r = parseIp(remote.hostname);
+    return l !== undefined && r !== undefined && l.every((b, i) => b === r[i]);
+  }
+
+  async #lookup(name: string, timeoutMs: number): Promise<IpBytes[]> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Deno.errors.TimedOut(`Timed out resolving ${name}`)),
+        timeoutMs,
+      );
+    });
+    let found: string[];
+    try {
+      found = await Promise.race([this.#resolve(name), timeout]);
+    } catch (e) {
+      if (e instanceof Deno.errors.TimedOut) throw e;
+      throw new Deno.errors.NotFound(`Cannot resolve ${name}: ${describeError(e)}`, { cause: e });
+    } finally {
+      clearTimeout(timer);
+    }
+    const out: IpBytes[] = [];
+    const seen = new Set<string>();
+    for (const text of found) {
+      const a = parseIp(text.replace(/%.*$/, ""));
+      if (a === undefined) continue;
+      const key = formatIp(a);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(a);
+    }
+    if (out.length === 0) throw new Deno.errors.NotFound(`Cannot resolve ${name}: no address`);
+    return out;
+  }
+}
+
+/**
+ * The addresses this server listens on, for `self` in `egress.block`: each
+ * listening address, and for a wildcard (`0.0.0.0`, `::`) every address of
+ * every interface when the `sys` permission for network interfaces is
+ * granted. Without it a wildcard adds nothing here, and `self` is still
+ * caught after connecting (a connection whose local and remote addresses
+ * are one is a connection to this machine).
+ */
+export function selfAddresses(listens: readonly string[]): IpBytes[] {
+  const out: IpBytes[] = [];
+  let wildcard = false;
+  for (const h of listens) {
+    const a = parseIp(h.replace(/^\[(.*)\]$/, "$1"));
+    if (a === undefined) continue;
+    if (a.every((b, i) => b === 0 || (isIpv4(a) && (i === 10 || i === 11)))) wildcard = true;
+    else out.push(a);
+  }
+  if (wildcard) {
+    const granted = Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" });
+    if (granted.state === "granted") {
+      for (const i of Deno.networkInterfaces()) {
+        const a = parseIp(i.address.replace(/%.*$/, ""));
+        if (a !== undefined) out.push(a);
+      }
+    }
+  }
+  return out;
+}
