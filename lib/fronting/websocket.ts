@@ -266,6 +266,15 @@ export class FrameDecoder {
     this.#allowText = options.allowText ?? false;
   }
 
+  /**
+   * Payload bytes of the current data frame still to come (0 between
+   * frames and in control frames): a reader may read up to this many bytes
+   * straight into its own buffer and pass that view to `next`.
+   */
+  get payloadLeft(): number {
+    return this.#state === State.PAYLOAD ? this.#left : 0;
+  }
+
   /** Consumes from `chunk[offset..]` up to one event; see the class doc. */
   next(chunk: Uint8Array, offset: number): FrameEvent {
     let o = offset;
