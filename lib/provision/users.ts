@@ -149,10 +149,12 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
 
   let serverName = server.host;
   let caPem: string | undefined;
-  if ((transport === "tls" || transport === "wss") && cfg.tls !== undefined) {
-    const dnsNames = certificateNames(cfg.tls.certPem).dnsNames;
-    if (isIpAddress(server.host)) {
-      serverName = dnsNames[0] ?? server.host;
+  if (transport === "tls" || transport === "wss") {
+    // The server's own certificate, also when a front (nginx, a CDN) serves it for a ws server.
+    const certPem = cfg.tls?.certPem ??
+      await Deno.readTextFile(join(cfg.dir, "tls", "server.crt")).catch(() => undefined);
+    if (certPem !== undefined && isIpAddress(server.host)) {
+      serverName = certificateNames(certPem).dnsNames[0] ?? server.host;
     }
     const caPath = join(cfg.dir, "tls", "ca.crt");
     if (await exists(caPath)) caPem = await Deno.readTextFile(caPath);
