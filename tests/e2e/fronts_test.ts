@@ -132,3 +132,39 @@ test.slow(
     assert.equal(pair.serverEvents.of("login").length, 2, "a login and a resumption");
   },
 );
+
+test.slow(
+  "behind HAProxy (TCP mode, send-proxy-v2) with proxy_protocol: the server sees the real client address; a connection without the header is a probe",
+  {
+    ignore: !haveHaproxy,
+  },
+  async () => {
+    await using target = await startHttpTarget();
+    await using pair = await startPair({
+      serverYaml: "proxy_protocol: true",
+      // The client reaches HAProxy over ::1; HAProxy reaches the server over 127.0.0.1.
+      via: (s) => startHaproxy({ hostname: "::1", upstreamPort: s.port }),
+      url: (_s, via) => `tls://[::1]:${via!.port}`,
+    });
+    const n = 8 * MiB;
+    const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.sha256, expectedSha256(n));
+    // Logins, sessions and logs carry the address from the header, not HAProxy's.
+    assert.deepEqual(pair.serverEvents.of("login").map((e) => e.remote), ["::1"]);
+    assert.deepEqual(pair.serverEvents.of("session_start").map((e) => e.peer), ["::1"]);
+    assert.ok(pair.logs.grep(/\[server.*::1/).length > 0, "the log names the client's address");
+    // Straight to the server, bypassing HAProxy: no header, so a probe for the fallback.
+    const direct = await Deno.connect({ hostname: "127.0.0.1", port: pair.serverPort });
+    try {
+      await direct.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const refusal = await pair.serverEvents.waitFor("refusal", { timeoutMs: 10_000 });
+      assert.equal(refusal[0]!.reason, "probe");
+      assert.match(refusal[0]!.detail, /^PROXY v2: no PROXY v2 signature$/);
+      assert.equal(refusal[0]!.remote, "127.0.0.1");
+    } finally {
+      direct.close();
+    }
+    assert.equal(pair.serverEvents.of("login").length, 1);
+  },
+);
