@@ -13,6 +13,7 @@ import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
 import { hasProgram, type Nginx, startHaproxy, startNginx } from "../support/fronts.ts";
 import { test, withDeadline } from "../support/deadline.ts";
 import { run, startPair, text } from "./_harness.ts";
+import { hasChromium, loadPage } from "./_browser.ts";
 import { curlDownload } from "./_resume.ts";
 
 const MiB = 1024 * 1024;
@@ -168,3 +169,7 @@ test.slow(
     assert.equal(pair.serverEvents.of("login").length, 1);
   },
 );
+
+test.slow("headless Chromium loads a page and its images through nginx and the ws transport", {
+  ignore: !haveNginx || !await hasChromium(),
+}, () => loadPage("127.0.0.1", () => pairBehindNginx().then(({ pair }) => pair)));
