@@ -173,3 +173,30 @@ test.slow(
 test.slow("headless Chromium loads a page and its images through nginx and the ws transport", {
   ignore: !haveNginx || !await hasChromium(),
 }, () => loadPage("127.0.0.1", () => pairBehindNginx().then(({ pair }) => pair)));
+
+test("transport wss without a front: the server's own TLS, exact bytes, and its other paths get the decoy over TLS", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair({ transport: "wss" });
+  assert.equal(pair.profile.transport, "wss");
+  assert.equal(pair.profile.path, WS_PATH);
+  const n = 4 * MiB;
+  const r = await curlDownload(pair.socksPort, `${target.url}/bytes/${n}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.sha256, expectedSha256(n));
+  const page = await run("curl", [
+    "-sS",
+    "--max-time",
+    "10",
+    "--cacert",
+    join(pair.dir, "tls", "ca.crt"),
+    "--resolve",
+    `localhost:${pair.serverPort}:127.0.0.1`,
+    `https://localhost:${pair.serverPort}${WS_PATH}`,
+  ]);
+  assert.equal(page.code, 0, page.stderr);
+  assert.match(text(page), /404 Not Found/, "a plain GET of the path is the decoy's");
+  assert.deepEqual(
+    pair.serverEvents.of("refusal").map((e) => e.detail),
+    ["not a WebSocket upgrade at ws.path"],
+  );
+});
