@@ -134,6 +134,8 @@ export function preparedListener(
   prepare: (conn: TransportConn) => Promise<TransportConn>,
 ): TransportListener {
   const ready: TransportConn[] = [];
+  /** Connections being prepared: closed with the listener, so none waits out its deadline. */
+  const pending = new Set<TransportConn>();
   let wake: (() => void) | undefined;
   let preparing = 0;
   let slot: (() => void) | undefined;
@@ -149,6 +151,7 @@ export function preparedListener(
       for await (const conn of inner) {
         if (preparing >= MAX_PREPARING) await new Promise<void>((r) => (slot = r));
         preparing++;
+        pending.add(conn);
         prepare(conn).then((c) => {
           if (done) c.close();
           else ready.push(c);
@@ -159,6 +162,7 @@ export function preparedListener(
             // already closed
           }
         }).finally(() => {
+          pending.delete(conn);
           preparing--;
           const s = slot;
           slot = undefined;
@@ -178,7 +182,13 @@ export function preparedListener(
     close() {
       done = true;
       inner.close();
-      for (const c of ready.splice(0)) c.close();
+      for (const c of [...ready.splice(0), ...pending]) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
       notify();
     },
     async *[Symbol.asyncIterator]() {

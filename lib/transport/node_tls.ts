@@ -245,6 +245,8 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
     const refuse = (why: string) => {
       clearTimeout(timer);
       sock.off("data", onData);
+      sock.off("end", onEarlyEnd);
+      if (sock.destroyed) return;
       // The bytes already read come first.
       push(new Conn(sock, { refused: `PROXY v2: ${why}`, initial: got }));
     };
@@ -261,6 +263,7 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
       if (v.type === "invalid") return refuse(v.reason);
       clearTimeout(timer);
       sock.off("data", onData);
+      sock.off("end", onEarlyEnd);
       sock.pause();
       const rest = got.subarray(v.size);
       const dup = new Duplex({
@@ -304,7 +307,13 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
       });
       sock.resume();
     };
+    // Closed before a complete header: nothing to serve.
+    const onEarlyEnd = () => {
+      clearTimeout(timer);
+      sock.destroy();
+    };
     sock.on("data", onData);
+    sock.once("end", onEarlyEnd);
     sock.on("error", () => {
       clearTimeout(timer);
       sock.destroy();

@@ -318,6 +318,15 @@ test("with proxy_protocol the tls listener reads the header before TLS", async (
     assert.equal(new TextDecoder().decode(await readExactly(tls, 4)), "pong");
     conn.close();
     tls.close();
+    // Without the header (a ClientHello straight away): refused, the bytes readable as sent.
+    const raw2 = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const hello = new Uint8Array([0x16, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00]);
+    await writeAll(raw2, hello);
+    const refused = await withDeadline(firstConn(listener), MS, "refused");
+    assert.match(refused.refused ?? "", /^PROXY v2: no PROXY v2 signature$/);
+    assert.deepEqual(await readExactly(refused, hello.length), hello);
+    refused.close();
+    raw2.close();
   } finally {
     listener.close();
   }
