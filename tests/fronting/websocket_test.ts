@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   acceptKey,
   checkUpgradeRequest,
@@ -272,4 +273,54 @@ Deno.test("parseHttpHead() waits for the blank line, within its bound, and refus
   assert.equal(parseHttpHead(bytes(0x16, 0x03, 0x01, 0x02, 0x00)).type, "invalid");
   assert.equal(parseHttpHead(te.encode("GET / HTTP/1.1\r\nno colon\r\n\r\n")).type, "invalid");
   assert.equal(parseHttpHead(te.encode("GET /\r\n\r\n")).type, "invalid");
+});
+
+Deno.test("FrameDecoder: any stream in any frames, with pings between, under any chunking, decodes to the same bytes (property)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          data: fc.uint8Array({ maxLength: 300 }),
+          fin: fc.boolean(),
+          ping: fc.boolean(),
+          key: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        }),
+        { maxLength: 12 },
+      ),
+      fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 10 }),
+      (frames, cuts) => {
+        const wire: number[] = [];
+        const want: number[] = [];
+        let inMessage = false;
+        frames.forEach((f, i) => {
+          const last = i === frames.length - 1;
+          const fin = f.fin || last;
+          wire.push(
+            ...encodeFrame(inMessage ? Opcode.CONTINUATION : Opcode.BINARY, f.data, f.key, fin),
+          );
+          want.push(...f.data);
+          inMessage = !fin;
+          if (f.ping) wire.push(...encodeFrame(Opcode.PING, f.data.subarray(0, 125), f.key));
+        });
+        const bytes = new Uint8Array(wire);
+        const chunks: Uint8Array[] = [];
+        for (let o = 0, c = 0; o < bytes.length; c++) {
+          const n = cuts[c % cuts.length]!;
+          chunks.push(bytes.subarray(o, o + n));
+          o += n;
+        }
+        const ev = decodeAll(new FrameDecoder({ role: "server" }), chunks);
+        assert.ok(ev.every((e) => e.type === "data" || e.type === "ping"), JSON.stringify(ev));
+        assert.deepEqual(
+          new Uint8Array(ev.flatMap((e) => e.type === "data" ? [...e.bytes] : [])),
+          new Uint8Array(want),
+        );
+        assert.equal(
+          ev.filter((e) => e.type === "ping").length,
+          frames.filter((f) => f.ping).length,
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
