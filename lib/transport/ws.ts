@@ -369,6 +369,9 @@ export async function dialWs(opts: WsDialOptions): Promise<WsConn> {
     })
     : await dialTcp(base);
   const where = formatHostPort(opts.hostname, opts.port);
+  // The caller's abort also ends the upgrade.
+  const abort = () => conn.close();
+  opts.signal?.addEventListener("abort", abort, { once: true });
   try {
     const name = opts.serverName ?? opts.hostname;
     const defaultPort = opts.secure ? 443 : 80;
@@ -400,7 +403,8 @@ export async function dialWs(opts: WsDialOptions): Promise<WsConn> {
     const wrong = checkUpgradeResponse(v.head, key);
     if (wrong !== undefined) {
       throw new Deno.errors.InvalidData(
-        `${where} answered ${wrong} at ${opts.path} instead of a WebSocket upgrade`,
+        `${where} answered ${wrong} at ${opts.path} instead of a WebSocket upgrade (check the ` +
+          `path in the profile's URL against the server's ws.path and the front's rule for it)`,
       );
     }
     return new WsConn(conn, { role: "client", initial: prefix.bytes.subarray(v.head.size) });
@@ -410,7 +414,10 @@ export async function dialWs(opts: WsDialOptions): Promise<WsConn> {
     } catch {
       // already closed
     }
+    if (opts.signal?.aborted) throw opts.signal.reason;
     throw e;
+  } finally {
+    opts.signal?.removeEventListener("abort", abort);
   }
 }
 

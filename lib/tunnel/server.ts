@@ -199,7 +199,14 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   });
   const laddr = listener.addr as Deno.NetAddr;
   const addr = { hostname: laddr.hostname, port: laddr.port };
-  events.emit({ type: "listening", kind: "tunnel", addr, transport: options.transport });
+  events.emit({
+    type: "listening",
+    kind: "tunnel",
+    addr,
+    transport: options.transport,
+    ...(options.ws === undefined ? {} : { path: options.ws.path }),
+    ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
+  });
 
   const direct = options.socks5Direct.enabled
     ? serveDirectSocks(options.socks5Direct.listen, {
