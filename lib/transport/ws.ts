@@ -69,9 +69,10 @@ export class WsConn implements TransportConn {
   #eof = false;
   #closeSent = false;
   #closed = false;
-  /** A data frame is being written; control frames wait in `#queued`. */
-  #writing = false;
+  /** The data frame being written; control frames wait in `#queued` until it is done. */
+  #dataWrite: Promise<void> | undefined;
   #queued: Uint8Array[] = [];
+  /** The control frames being written. */
   #control: Promise<void> | undefined;
   #scratch = new Uint8Array(MAX_HEADER_SIZE + 16 * 1024);
   readonly #masks = new Uint8Array(MASK_POOL * 4);
@@ -187,13 +188,18 @@ export class WsConn implements TransportConn {
       throw new Deno.errors.BrokenPipe("Cannot write to WebSocket: the Close was sent");
     }
     if (p.length === 0) return 0;
-    if (this.#control !== undefined) await this.#control;
+    // Frames never interleave: wait for a control frame, or another caller's write, in flight.
+    while (this.#dataWrite !== undefined || this.#control !== undefined) {
+      await (this.#dataWrite ?? this.#control)!.catch(() => {});
+    }
     const n = Math.min(p.length, WS_MAX_FRAME_OUT);
     const payload = n === p.length ? p : p.subarray(0, n);
     const need = MAX_HEADER_SIZE + n;
-    // A concurrent write (not how the tunnel writes) gets its own buffer.
-    let out = this.#writing ? new Uint8Array(need) : this.#scratch;
-    if (out.length < need) out = this.#scratch = new Uint8Array(Math.max(need, out.length * 2));
+    // One buffer, reused, for header and payload: one write per frame (as one TLS record).
+    if (this.#scratch.length < need) {
+      this.#scratch = new Uint8Array(Math.max(need, this.#scratch.length * 2));
+    }
+    const out = this.#scratch;
     const key = this.#client ? this.#nextMask() : undefined;
     const h = encodeFrameHeader(
       out,
@@ -204,60 +210,54 @@ export class WsConn implements TransportConn {
     );
     if (key === undefined) out.set(payload, h);
     else maskInto(payload, out.subarray(h, h + n), key);
-    const wasWriting = this.#writing;
-    this.#writing = true;
+    const w = writeAll(this.#inner, out.subarray(0, h + n));
+    this.#dataWrite = w;
     try {
-      await writeAll(this.#inner, out.subarray(0, h + n));
+      await w;
     } finally {
-      if (!wasWriting) {
-        this.#writing = false;
-        this.#flushQueued();
-      }
+      this.#dataWrite = undefined;
+      this.#drain();
     }
     return n;
   }
 
-  /** Sends a control frame now, or after the data frame being written. */
+  /**
+   * Sends a control frame as soon as no data frame is being written. At most
+   * a Close and one pong wait: a newer ping's pong replaces an older one.
+   */
   #sendControl(opcode: number, payload: Uint8Array): void {
     const frame = encodeFrame(opcode, payload, this.#client ? this.#nextMask() : undefined);
-    if (this.#writing || this.#control !== undefined) {
-      // At most a Close and one pong wait: a newer ping replaces an older pong.
-      if (opcode === Opcode.PONG) {
-        this.#queued = this.#queued.filter((f) => (f[0]! & 0x0f) !== Opcode.PONG);
-      }
-      this.#queued.push(frame);
-      if (!this.#writing) this.#chainControl();
-      return;
+    if (opcode === Opcode.PONG) {
+      this.#queued = this.#queued.filter((f) => (f[0]! & 0x0f) !== Opcode.PONG);
     }
     this.#queued.push(frame);
-    this.#flushQueued();
+    this.#drain();
   }
 
-  #flushQueued(): void {
-    if (this.#queued.length === 0 || this.#control !== undefined) return;
-    this.#chainControl();
-  }
-
-  #chainControl(): void {
-    const prev = this.#control ?? Promise.resolve();
-    const next: Promise<void> = prev.then(async () => {
-      while (this.#queued.length > 0) {
-        const f = this.#queued.shift()!;
-        await writeAll(this.#inner, f);
-      }
-    }).catch(() => {
+  /** Writes the queued control frames unless a data frame or a drain is in flight. */
+  #drain(): void {
+    if (this.#dataWrite !== undefined || this.#control !== undefined) return;
+    if (this.#queued.length === 0 || this.#closed) return;
+    const run = async () => {
+      while (this.#queued.length > 0) await writeAll(this.#inner, this.#queued.shift()!);
+    };
+    const c: Promise<void> = run().catch(() => {
       // The link is gone; the next read or write reports it.
+      this.#queued.length = 0;
     }).finally(() => {
-      if (this.#control === next) this.#control = undefined;
+      this.#control = undefined;
+      this.#drain();
     });
-    this.#control = next;
+    this.#control = c;
   }
 
   async closeWrite(): Promise<void> {
     if (this.#closeSent || this.#closed) return;
     this.#closeSent = true;
     this.#sendControl(Opcode.CLOSE, closePayload(CloseCode.NORMAL));
-    await this.#control;
+    while (this.#dataWrite !== undefined || this.#control !== undefined) {
+      await (this.#dataWrite ?? this.#control)!.catch(() => {});
+    }
   }
 
   close(): void {

@@ -346,3 +346,46 @@ test("acceptProxyV2() refuses a header that stops short at its deadline", async 
     raw.close();
   }
 });
+
+test("a WsConn never interleaves frames: concurrent writes and a pong come out as whole frames", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const raw = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+  const accepted = await l.accept();
+  const conn = new WsConn(raw, { role: "client" });
+  try {
+    const parts = [200_000, 70_000, 5].map((n, i) => new Uint8Array(n).fill(i + 1));
+    await writeAll(accepted, encodeFrame(Opcode.PING, te.encode("p")));
+    // The ping is read (and its pong queued) while the writes are in flight.
+    const reading = conn.read(new Uint8Array(10));
+    const writes = parts.map((p) => writeAll(conn, p));
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    const d = new FrameDecoder({ role: "server" });
+    const got: number[] = [];
+    let pongs = 0;
+    const buf = new Uint8Array(65536);
+    while (got.length < total || pongs === 0) {
+      const n = await withDeadline(accepted.read(buf), MS, "frames");
+      if (n === null) throw new Error("ended early");
+      let o = 0;
+      for (;;) {
+        const e = d.next(buf.subarray(0, n), o);
+        if (e.type === "more") break;
+        assert.ok(e.type === "data" || e.type === "pong", JSON.stringify(e));
+        if (e.type === "data") got.push(...e.bytes);
+        else pongs++;
+        o = e.end;
+      }
+    }
+    await Promise.all(writes);
+    assert.equal(pongs, 1);
+    // Concurrent writers' frames may alternate (as on any socket); each frame is whole.
+    for (const [i, p] of parts.entries()) {
+      assert.equal(got.filter((b) => b === i + 1).length, p.length, `part ${i}`);
+    }
+    await writeAll(accepted, encodeFrame(Opcode.CLOSE, closePayload(1000)));
+    assert.equal(await withDeadline(reading, MS, "the Close"), null);
+  } finally {
+    conn.close();
+    accepted.close();
+  }
+});
