@@ -389,3 +389,44 @@ test("a WsConn never interleaves frames: concurrent writes and a pong come out a
     accepted.close();
   }
 });
+
+test("with proxy_protocol the ws listener reads the header, then the upgrade; no header is refused before HTTP", async () => {
+  const listener = await getTransport("ws").listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    path: "/ws",
+    proxyProtocol: true,
+  });
+  try {
+    const raw = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    await writeAll(raw, proxyHeader([192, 0, 2, 44], 61000));
+    const dialing = (async () => {
+      // The client side of the upgrade over the same socket, by hand.
+      await writeAll(
+        raw,
+        te.encode(
+          "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        ),
+      );
+    })();
+    const conn = await withDeadline(firstConn(listener), MS, "upgraded");
+    await dialing;
+    assert.ok(conn instanceof WsConn);
+    assert.deepEqual(conn.remoteAddr, { transport: "tcp", hostname: "192.0.2.44", port: 61000 });
+    const answer = new TextDecoder().decode(await readExactly(raw, 129));
+    assert.match(answer, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    conn.close();
+    raw.close();
+    const raw2 = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const upgrade = te.encode("GET /ws HTTP/1.1\r\n\r\n");
+    await writeAll(raw2, upgrade);
+    const refused = await withDeadline(firstConn(listener), MS, "refused");
+    assert.match(refused.refused ?? "", /^PROXY v2: /);
+    assert.deepEqual(await readExactly(refused, upgrade.length), upgrade);
+    refused.close();
+    raw2.close();
+  } finally {
+    listener.close();
+  }
+});
