@@ -215,6 +215,34 @@ function wayIn(
   return { transport: t };
 }
 
+/** One of `endpoints`: a mapping, or just the server as a URL (`- "wss://cdn.example/ws"`). */
+function endpointItem() {
+  const mapping = object({
+    server: required(serverAddress()),
+    server_name: serverName,
+    transport: optional(oneOf(TRANSPORT_NAMES)),
+    ca: optional(pem),
+  });
+  const address = serverAddress();
+  return {
+    parse(node: Parameters<typeof mapping.parse>[0], at: At): ReturnType<typeof mapping.parse> {
+      if (node.kind === "scalar" && typeof node.value === "string") {
+        const server = address.parse(node, at);
+        if (server.url === undefined) {
+          throw configError(
+            at,
+            node.pos,
+            `Invalid ${at.path}: a bare endpoint is a URL such as "wss://cdn.example/ws"`,
+            "write a URL, or a mapping with server: HOST:PORT",
+          );
+        }
+        return { server, server_name: undefined, transport: undefined, ca: undefined };
+      }
+      return mapping.parse(node, at);
+    },
+  };
+}
+
 const clientSchema = object({
   server: required(serverAddress()),
   server_name: serverName,
@@ -239,18 +267,7 @@ const clientSchema = object({
     )),
   })),
   http_connect: optional(object({ listen: required(hostPort(0)) })),
-  endpoints: withDefault(
-    list(
-      object({
-        server: required(serverAddress()),
-        server_name: serverName,
-        transport: optional(oneOf(TRANSPORT_NAMES)),
-        ca: optional(pem),
-      }),
-      { min: 0 },
-    ),
-    [],
-  ),
+  endpoints: withDefault(list(endpointItem(), { min: 0 }), []),
   session: section(object({
     ...sessionFields,
     rotate: withDefault(duration(0, 7 * 86400), 0),

@@ -83,7 +83,8 @@ Deno.test("endpoints take URLs too, and inherit the main way in otherwise", () =
     `server: "wss://cdn.example/ws"\n${REST}endpoints:\n` +
       `  - server: "tls://direct.example:8443"\n` +
       `  - server: "other-cdn.example:443"\n` +
-      `  - server: "ws://127.0.0.1:8080/alt"\n`,
+      `  - server: "ws://127.0.0.1:8080/alt"\n` +
+      `  - "tcp://[::1]:9000"\n`,
     "a.yml",
   );
   assert.deepEqual(
@@ -92,8 +93,20 @@ Deno.test("endpoints take URLs too, and inherit the main way in otherwise", () =
       ["tls", "direct.example", 8443, undefined],
       ["wss", "other-cdn.example", 443, "/ws"],
       ["ws", "127.0.0.1", 8080, "/alt"],
+      ["tcp", "::1", 9000, undefined],
     ],
   );
+});
+
+Deno.test("a bare endpoint must be a URL", () => {
+  const e = configError(() =>
+    parseClientConfig(
+      `server: "tls://a.example"\n${REST}endpoints:\n  - "b.example:443"\n`,
+      "a.yml",
+    )
+  );
+  assertAt(e, "a.yml", 7, 5);
+  assert.match(e.message, /Invalid endpoints\[0\]: a bare endpoint is a URL/);
 });
 
 Deno.test("a profile refuses a bad URL, a transport contradicting it, and ws without a path, at file:line:column", () => {
