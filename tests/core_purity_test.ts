@@ -15,6 +15,7 @@ const CORE = [
   "lib/socks5",
   "lib/wire",
   "lib/crypto",
+  "lib/fronting",
 ];
 const FORBIDDEN = [
   /\bDeno\./,

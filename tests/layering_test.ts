@@ -36,8 +36,10 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   observe: [],
   // Private CA and certificates (over @peculiar/x509).
   pki: [],
-  // Sockets behind a small duplex interface.
-  transport: ["wire"],
+  // WebSocket framing and the PROXY v2 header: pure byte formats a front speaks.
+  fronting: [],
+  // Sockets behind a small duplex interface; `fronting` for the ws transports' framing.
+  transport: ["wire", "fronting"],
   handshake: ["wire", "crypto"],
   // `handshake` only for the negotiated AEAD's type (AeadId).
   record: ["wire", "crypto", "handshake"],

@@ -33,7 +33,7 @@ export function formatUserTable(users: UserEntry[], now = new Date()): string {
 }
 
 const USAGE = `Usage:
-  nitrosocks user add NAME --dir DIR [--out FILE] [--server HOST:PORT] [--routes GLOB,...] [--totp] [--force]
+  nitrosocks user add NAME --dir DIR [--out FILE] [--server HOST:PORT | --url URL] [--routes GLOB,...] [--totp] [--force]
   nitrosocks user list --dir DIR
   nitrosocks user remove NAME --dir DIR
 
@@ -47,6 +47,8 @@ Options:
   --out FILE          where to write the profile (default ./NAME.yml)
   --server HOST:PORT  address clients dial (default the listen address;
                       0.0.0.0 becomes 127.0.0.1)
+  --url URL           the way in as a URL instead: tls://HOST:PORT, tcp://HOST:PORT,
+                      wss://HOST:PORT/PATH (e.g. a CDN or nginx in front), ws://…
   --routes GLOB,...   allowed destinations, first match wins, e.g.
                       'tcp:*.example.com:443,!10.1.2.3,10.0.0.0/8:22' (default *:
                       anything outside server.yml's egress.block; loopback and
@@ -66,13 +68,14 @@ export const userCommand: Command = {
       dir: { type: "string" },
       out: { type: "string" },
       server: { type: "string" },
+      url: { type: "string" },
       routes: { type: "string" },
       totp: { type: "boolean" },
       force: { type: "boolean" },
     });
     const dir = stringFlag(p, "dir") ?? ".";
     const onlyFor = (allowed: string[]) => {
-      for (const f of ["out", "server", "routes", "totp", "force"]) {
+      for (const f of ["out", "server", "url", "routes", "totp", "force"]) {
         if (!allowed.includes(f) && p.values[f] !== undefined) {
           throw new UsageError(`--${f} is not an option of "user ${sub}"`);
         }
@@ -91,6 +94,7 @@ export const userCommand: Command = {
         const name = oneName();
         const out = stringFlag(p, "out");
         const server = stringFlag(p, "server");
+        const url = stringFlag(p, "url");
         const routes = stringFlag(p, "routes")?.split(",").map((s) => s.trim()).filter((s) =>
           s !== ""
         );
@@ -98,6 +102,7 @@ export const userCommand: Command = {
           dir,
           ...(out === undefined ? {} : { out }),
           ...(server === undefined ? {} : { server }),
+          ...(url === undefined ? {} : { url }),
           ...(routes === undefined ? {} : { routes }),
           totp: boolFlag(p, "totp"),
           force: boolFlag(p, "force"),

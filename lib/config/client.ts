@@ -9,23 +9,28 @@ import { ConfigError } from "../errors.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort, isHost } from "../wire/host_port.ts";
 import {
+  type At,
   base32Secret,
   boolean,
+  configError,
   duration,
   hostPort,
   key,
   list,
+  locate,
   object,
   oneOf,
   optional,
   record,
   refine,
   required,
+  type Schema,
   schemaKeys,
   section,
   string,
   withDefault,
 } from "./_schema.ts";
+import type { Pos } from "./_yaml.ts";
 import {
   type AeadName,
   deepFreeze,
@@ -49,8 +54,11 @@ import {
   type SessionSettings,
   sessionSettings,
   streamCount,
+  TRANSPORT_NAMES,
+  type TransportName,
   windowFields,
 } from "./server.ts";
+import { formatServerUrl, parseServerUrl } from "./server_url.ts";
 
 /** The parsed client profile. */
 export interface ClientConfig {
@@ -60,8 +68,13 @@ export interface ClientConfig {
   server: HostPort;
   /** TLS server name (SNI and certificate check); defaults to the server host. */
   serverName: string;
-  /** "tls" (looks like HTTPS) or "tcp" (plain TCP, e.g. behind a TLS-terminating proxy). */
-  transport: "tls" | "tcp";
+  /**
+   * "tls" (looks like HTTPS), "tcp" (plain TCP, e.g. behind a TLS-terminating
+   * proxy), "wss" or "ws" (WebSocket at `path`, e.g. through a CDN).
+   */
+  transport: TransportName;
+  /** `ws`/`wss`: the WebSocket's path (from the server URL). */
+  path?: string;
   /** The server's 64-byte public key (Ed25519 ‖ X25519), pinned. */
   serverKey: Uint8Array;
   /** CA certificate(s) to trust for the server's TLS certificate. */
@@ -113,8 +126,10 @@ export interface Endpoint {
   server: HostPort;
   /** TLS server name (SNI and certificate check). */
   serverName: string;
-  /** "tls" or "tcp". */
-  transport: "tls" | "tcp";
+  /** "tls", "tcp", "wss" or "ws". */
+  transport: TransportName;
+  /** `ws`/`wss`: the WebSocket's path. */
+  path?: string;
   /** CA certificate(s) to trust for this endpoint's TLS certificate. */
   caPem?: string;
 }
@@ -136,10 +151,103 @@ const serverName = optional(
   ),
 );
 
+/** `server:` as "HOST:PORT" (with `transport:`) or as a URL ("wss://cdn.example/ws"). */
+interface ServerAddress {
+  server: HostPort;
+  /** Present in the URL form: the scheme's transport and, for ws/wss, the path. */
+  url?: { transport: TransportName; path?: string };
+}
+
+function serverAddress(): Schema<ServerAddress> {
+  const plain = hostPort();
+  const text = string({ what: 'HOST:PORT or a URL such as "wss://cdn.example/ws"' });
+  return {
+    parse(node, at) {
+      if (node.kind !== "scalar" || typeof node.value !== "string" || !node.value.includes("://")) {
+        return { server: plain.parse(node, at) };
+      }
+      const u = parseServerUrl(text.parse(node, at));
+      if (typeof u === "string") {
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${at.path}: ${u}`,
+          "write tls://HOST:PORT, tcp://HOST:PORT, wss://HOST:PORT/PATH or ws://HOST:PORT/PATH",
+        );
+      }
+      return {
+        server: u.server,
+        url: { transport: u.transport, ...(u.path === undefined ? {} : { path: u.path }) },
+      };
+    },
+  };
+}
+
+/** The transport and path of a `server:` and the `transport:` beside it; one of them names it. */
+function wayIn(
+  addr: ServerAddress,
+  transport: TransportName | undefined,
+  fallback: { transport: TransportName; path?: string },
+  where: { at: At; pos: Pos },
+): { transport: TransportName; path?: string } {
+  if (addr.url !== undefined) {
+    if (transport !== undefined && transport !== addr.url.transport) {
+      throw configError(
+        where.at,
+        where.pos,
+        `Invalid ${where.at.path}: "${transport}" contradicts the server URL's scheme "${addr.url.transport}://"`,
+        "remove transport: (the URL's scheme names it)",
+      );
+    }
+    return addr.url;
+  }
+  const t = transport ?? fallback.transport;
+  if (t === "ws" || t === "wss") {
+    if (transport === undefined && fallback.path !== undefined) return fallback;
+    throw configError(
+      where.at,
+      where.pos,
+      `Invalid ${where.at.path}: transport "${t}" needs a path: write the server as a URL`,
+      `server: "${t}://HOST:PORT/PATH"`,
+    );
+  }
+  return { transport: t };
+}
+
+/** One of `endpoints`: a mapping, or just the server as a URL (`- "wss://cdn.example/ws"`). */
+function endpointItem() {
+  const mapping = object({
+    server: required(serverAddress()),
+    server_name: serverName,
+    transport: optional(oneOf(TRANSPORT_NAMES)),
+    ca: optional(pem),
+  });
+  const address = serverAddress();
+  return {
+    // A bare URL or the mapping: the keys are the mapping's.
+    ...(mapping.shape === undefined ? {} : { shape: mapping.shape }),
+    parse(node: Parameters<typeof mapping.parse>[0], at: At): ReturnType<typeof mapping.parse> {
+      if (node.kind === "scalar" && typeof node.value === "string") {
+        const server = address.parse(node, at);
+        if (server.url === undefined) {
+          throw configError(
+            at,
+            node.pos,
+            `Invalid ${at.path}: a bare endpoint is a URL such as "wss://cdn.example/ws"`,
+            "write a URL, or a mapping with server: HOST:PORT",
+          );
+        }
+        return { server, server_name: undefined, transport: undefined, ca: undefined };
+      }
+      return mapping.parse(node, at);
+    },
+  };
+}
+
 const clientSchema = object({
-  server: required(hostPort()),
+  server: required(serverAddress()),
   server_name: serverName,
-  transport: withDefault(oneOf(["tls", "tcp"] as const), "tls"),
+  transport: optional(oneOf(TRANSPORT_NAMES)),
   server_key: required(key(64)),
   ca: optional(pem),
   user: required(
@@ -160,18 +268,7 @@ const clientSchema = object({
     )),
   })),
   http_connect: optional(object({ listen: required(hostPort(0)) })),
-  endpoints: withDefault(
-    list(
-      object({
-        server: required(hostPort()),
-        server_name: serverName,
-        transport: optional(oneOf(["tls", "tcp"] as const)),
-        ca: optional(pem),
-      }),
-      { min: 0 },
-    ),
-    [],
-  ),
+  endpoints: withDefault(list(endpointItem(), { min: 0 }), []),
   session: section(object({
     ...sessionFields,
     rotate: withDefault(duration(0, 7 * 86400), 0),
@@ -202,11 +299,16 @@ export const CLIENT_CONFIG_KEYS: readonly string[] = Object.freeze(schemaKeys(cl
 export function parseClientConfig(text: string, file: string): ClientConfig {
   const { raw, root } = parseWith(text, file, clientSchema);
   checkLimits(raw, root, file);
+  const main = wayIn(raw.server, raw.transport, { transport: "tls" }, {
+    at: { file, path: "transport" },
+    pos: locate(root, raw.transport === undefined ? ["server"] : ["transport"]),
+  });
   const cfg: ClientConfig = {
     file,
-    server: raw.server,
-    serverName: raw.server_name ?? raw.server.host,
-    transport: raw.transport,
+    server: raw.server.server,
+    serverName: raw.server_name ?? raw.server.server.host,
+    transport: main.transport,
+    ...(main.path === undefined ? {} : { path: main.path }),
     serverKey: raw.server_key,
     ...(raw.ca === undefined ? {} : { caPem: raw.ca }),
     user: raw.user,
@@ -227,12 +329,17 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       maxStreams: raw.limits.max_streams,
       connectTimeoutS: raw.limits.connect_timeout,
     },
-    endpoints: raw.endpoints.map((e) => {
+    endpoints: raw.endpoints.map((e, i) => {
       const caPem = e.ca ?? raw.ca;
+      const way = wayIn(e.server, e.transport, main, {
+        at: { file, path: `endpoints[${i}].transport` },
+        pos: locate(root, ["endpoints", i, e.transport === undefined ? "server" : "transport"]),
+      });
       return {
-        server: e.server,
-        serverName: e.server_name ?? e.server.host,
-        transport: e.transport ?? raw.transport,
+        server: e.server.server,
+        serverName: e.server_name ?? e.server.server.host,
+        transport: way.transport,
+        ...(way.path === undefined ? {} : { path: way.path }),
         ...(caPem === undefined ? {} : { caPem }),
       };
     }),
@@ -260,6 +367,7 @@ export interface ClientProfileFields extends
     | "server"
     | "serverName"
     | "transport"
+    | "path"
     | "serverKey"
     | "caPem"
     | "user"
@@ -291,10 +399,16 @@ export function formatClientProfile(p: ClientProfileFields): string {
     "# Keep it secret: it holds the user's private key and token.",
     "# Every key is described in docs/CONFIG.md.",
     "",
-    "# The server to connect to, and the name its TLS certificate is checked against.",
-    `server: ${hp(p.server)}`,
+    "# The way in, as a URL (tls://, tcp://, wss://HOST:PORT/PATH, ws://…), and the",
+    "# name its TLS certificate is checked against.",
+    `server: ${
+      JSON.stringify(formatServerUrl({
+        transport: p.transport,
+        server: p.server,
+        ...(p.path === undefined ? {} : { path: p.path }),
+      }))
+    }`,
     `server_name: ${JSON.stringify(p.serverName)}`,
-    `transport: ${p.transport}`,
     "",
     "# The server's public key (Ed25519 ‖ X25519). The tunnel is authenticated by",
     "# this pinned key even when the TLS connection is intercepted.",

@@ -27,7 +27,10 @@ export {
   parseServerConfig,
   type ServerConfig,
   type SessionSettings,
+  TRANSPORT_NAMES,
+  type TransportName,
 } from "./server.ts";
+export { formatServerUrl, parseServerUrl, type ServerUrl } from "./server_url.ts";
 export {
   addUserToYaml,
   loadUsers,

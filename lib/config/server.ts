@@ -60,10 +60,18 @@ export interface ServerConfig {
   dir: string;
   /** Where tunnels are accepted. */
   listen: HostPort;
-  /** "tls" (looks like HTTPS) or "tcp" (plain TCP, e.g. behind a TLS-terminating proxy). */
-  transport: "tls" | "tcp";
-  /** Present when `transport` is "tls". */
+  /**
+   * "tls" (looks like HTTPS), "tcp" (plain TCP, e.g. behind a TLS-terminating
+   * proxy), "ws" (WebSocket over plain HTTP, behind a web front or CDN) or
+   * "wss" (WebSocket over this server's TLS).
+   */
+  transport: TransportName;
+  /** Present when `transport` is "tls" or "wss". */
   tls?: { certPem: string; keyPem: string; alpn: string[] };
+  /** `ws.path`: where the WebSocket is served; present when `transport` is "ws" or "wss". */
+  ws?: { path: string };
+  /** Read a PROXY v2 header from a TCP front (HAProxy `send-proxy-v2`) on every connection. */
+  proxyProtocol: boolean;
   /** The 64-byte server private key (Ed25519 seed ‖ X25519 private key). */
   identity: Uint8Array;
   /** Path of the users file (resolved). */
@@ -276,9 +284,21 @@ export const kexList = () => list(oneOf(KEX_NAMES), { min: 1, unique: true });
 /** AEAD preference list (shared with the client schema). */
 export const aeadList = () => list(oneOf(AEAD_NAMES), { min: 1, unique: true });
 
+/** The transports a server or a client profile may name. */
+export const TRANSPORT_NAMES = ["tls", "tcp", "ws", "wss"] as const;
+/** One of {@linkcode TRANSPORT_NAMES}. */
+export type TransportName = typeof TRANSPORT_NAMES[number];
+
+/** `ws.path`: an absolute URL path without query or fragment. */
+export const wsPathSchema = () =>
+  string({
+    pattern: /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%\/]{0,254}$/,
+    what: 'an absolute URL path such as "/assets/ws" (no query or fragment)',
+  });
+
 const serverSchema = object({
   listen: withDefault(hostPort(0), { host: "0.0.0.0", port: 8443 }),
-  transport: withDefault(oneOf(["tls", "tcp"] as const), "tls"),
+  transport: withDefault(oneOf(TRANSPORT_NAMES), "tls"),
   tls: optional(object({
     cert: required(path()),
     key: required(path()),
@@ -339,6 +359,8 @@ const serverSchema = object({
     block: withDefault(list(egressEntry(), { unique: true }), [...DEFAULT_EGRESS_BLOCK]),
     resolver: optional(hostPort(1)),
   })),
+  ws: optional(object({ path: required(wsPathSchema()) })),
+  proxy_protocol: withDefault(boolean(), false),
 });
 
 /** Every key path `server.yml` accepts, e.g. `limits.stream_window` (see `schemaKeys`). */
@@ -424,14 +446,33 @@ export function parseServerConfig(
     );
   }
 
+  const isWs = raw.transport === "ws" || raw.transport === "wss";
+  if (isWs && raw.ws === undefined) {
+    throw configError(
+      at("ws"),
+      locate(root, ["transport"]),
+      `Missing required key "ws.path": transport is "${raw.transport}"`,
+      'add ws: {path: "/some/path"}: the path the front proxies to this server',
+    );
+  }
+  if (!isWs && raw.ws !== undefined) {
+    throw configError(
+      at("ws"),
+      locate(root, ["ws"]),
+      `Invalid ws: transport is "${raw.transport}", not "ws" or "wss"`,
+      "remove ws: or set transport: ws (or wss)",
+    );
+  }
   let tls: ServerConfig["tls"];
-  if (raw.transport === "tls") {
+  if (raw.transport === "tls" || raw.transport === "wss") {
     if (raw.tls === undefined) {
       throw configError(
         at("tls"),
         locate(root, ["transport"]),
-        'Missing required key "tls": transport is "tls"',
-        "add tls: {cert: ..., key: ...} or set transport: tcp",
+        `Missing required key "tls": transport is "${raw.transport}"`,
+        `add tls: {cert: ..., key: ...} or set transport: ${
+          raw.transport === "tls" ? "tcp" : "ws"
+        }`,
       );
     }
     const cert = read(["tls", "cert"], raw.tls.cert, "certificate");
@@ -463,6 +504,8 @@ export function parseServerConfig(
     listen: raw.listen,
     transport: raw.transport,
     ...(tls === undefined ? {} : { tls }),
+    ...(raw.ws === undefined ? {} : { ws: { path: raw.ws.path } }),
+    proxyProtocol: raw.proxy_protocol,
     identity,
     usersFile: resolveRef(file, raw.users),
     fallback: {

@@ -35,8 +35,12 @@ export type TunnelEventInit =
     /** What listens there. */
     kind: "tunnel" | "socks5" | "http" | "direct" | "relay" | "admin";
     addr: EventAddr;
-    /** The tunnel port's transport ("tls" or "tcp"). */
+    /** The tunnel port's transport ("tls", "tcp", "ws" or "wss"). */
     transport?: string;
+    /** `ws`/`wss`: the WebSocket's path. */
+    path?: string;
+    /** The port expects a PROXY v2 header first. */
+    proxyProtocol?: boolean;
   }
   | {
     type: "login";

@@ -53,7 +53,11 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
       case "listening": {
         const where = `${e.addr.hostname}:${e.addr.port}`;
         if (e.kind === "tunnel") {
-          log.info(`listening on ${e.transport === undefined ? "" : `${e.transport}://`}${where}`);
+          log.info(
+            `listening on ${e.transport === undefined ? "" : `${e.transport}://`}${where}${
+              e.path ?? ""
+            }${e.proxyProtocol ? " (PROXY v2 header first)" : ""}`,
+          );
         } else if (e.kind === "http") log.child("http").info(`HTTP CONNECT listening on ${where}`);
         else if (e.kind === "relay") log.child("relay").info(`relay listening on ${where}`);
         else if (e.kind === "admin") {

@@ -15,6 +15,7 @@ import {
   loadUsers,
   parseClientConfig,
   parseRoute,
+  parseServerUrl,
   parseUsers,
   removeUserFromYaml,
   USER_NAME_PATTERN,
@@ -44,6 +45,12 @@ export interface AddUserOptions {
   out?: string;
   /** HOST:PORT clients connect to; default the listen address (0.0.0.0 → 127.0.0.1). */
   server?: string;
+  /**
+   * The way in as a URL (`wss://cdn.example/ws`, `tls://host:443`), e.g.
+   * through a front; instead of `server`. Default: the server's own
+   * transport at `server`.
+   */
+  url?: string;
   /** Route patterns; default ["*"]. */
   routes?: string[];
   /** Also require a TOTP code. */
@@ -111,7 +118,18 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
   }
   const cfg = await loadServerConfig(join(opts.dir, "server.yml"));
   let server: HostPort;
-  if (opts.server !== undefined) {
+  let transport = cfg.transport;
+  let path = cfg.ws?.path;
+  if (opts.url !== undefined) {
+    if (opts.server !== undefined) {
+      throw new ProvisionInputError("--url and --server both name the way in: give one of them");
+    }
+    const u = parseServerUrl(opts.url);
+    if (typeof u === "string") throw new ProvisionInputError(`Invalid --url: ${u}`);
+    server = u.server;
+    transport = u.transport;
+    path = u.path;
+  } else if (opts.server !== undefined) {
     const hp = parseHostPort(opts.server);
     if (hp === undefined) {
       throw new ProvisionInputError(invalidHostPortMessage(opts.server, "server address"));
@@ -131,10 +149,12 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
 
   let serverName = server.host;
   let caPem: string | undefined;
-  if (cfg.transport === "tls" && cfg.tls !== undefined) {
-    const dnsNames = certificateNames(cfg.tls.certPem).dnsNames;
-    if (isIpAddress(server.host)) {
-      serverName = dnsNames[0] ?? server.host;
+  if (transport === "tls" || transport === "wss") {
+    // The server's own certificate, also when a front (nginx, a CDN) serves it for a ws server.
+    const certPem = cfg.tls?.certPem ??
+      await Deno.readTextFile(join(cfg.dir, "tls", "server.crt")).catch(() => undefined);
+    if (certPem !== undefined && isIpAddress(server.host)) {
+      serverName = certificateNames(certPem).dnsNames[0] ?? server.host;
     }
     const caPath = join(cfg.dir, "tls", "ca.crt");
     if (await exists(caPath)) caPem = await Deno.readTextFile(caPath);
@@ -162,7 +182,8 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     const profileYaml = formatClientProfile({
       server,
       serverName,
-      transport: cfg.transport,
+      transport,
+      ...(path === undefined ? {} : { path }),
       serverKey: serverPublicKey(decodeServerIdentity(cfg.identity)),
       ...(caPem === undefined ? {} : { caPem }),
       user: name,

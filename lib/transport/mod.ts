@@ -37,6 +37,17 @@ export {
 } from "./tls.ts";
 
 export {
+  dialWs,
+  upgradeAccepted,
+  WS_MAX_FRAME_OUT,
+  WS_UPGRADE_DEADLINE_MS,
+  type WsAcceptOptions,
+  WsConn,
+  type WsDialOptions,
+  wsListener,
+} from "./ws.ts";
+export { acceptProxyV2, PROXY_HEADER_DEADLINE_MS } from "./proxy_protocol.ts";
+export {
   getTransport,
   registerTransport,
   type Transport,

@@ -11,7 +11,11 @@
  *
  * @module
  */
+import net from "node:net";
+import { Duplex } from "node:stream";
 import tls from "node:tls";
+import { MAX_PROXY_V2_BODY, parseProxyV2, PROXY_V2_FIXED } from "../fronting/mod.ts";
+import { PROXY_HEADER_DEADLINE_MS } from "./proxy_protocol.ts";
 import type { TlsListenOptions } from "./tls.ts";
 import type { ByteStream } from "./types.ts";
 
@@ -33,7 +37,7 @@ export interface NodeTlsListener extends AsyncIterable<NodeTlsConn> {
 }
 
 class Conn implements NodeTlsConn {
-  readonly #sock: tls.TLSSocket;
+  readonly #sock: net.Socket;
   readonly #chunks: Uint8Array[] = [];
   #buffered = 0;
   #ended = false;
@@ -43,21 +47,38 @@ class Conn implements NodeTlsConn {
   readonly remoteAddr: Deno.NetAddr;
   readonly localAddr: Deno.NetAddr;
   readonly alpnProtocol: string | null;
+  readonly refused?: string;
 
-  constructor(sock: tls.TLSSocket) {
+  /**
+   * `sock` is a TLS socket, or (PROXY v2 refused) the plain socket; `tcp`
+   * the socket under a TLS socket made over a stream, for its addresses.
+   */
+  constructor(
+    sock: tls.TLSSocket | net.Socket,
+    opts: { tcp?: net.Socket; remoteAddr?: Deno.NetAddr; refused?: string; initial?: Uint8Array } =
+      {},
+  ) {
     this.#sock = sock;
-    sock.setNoDelay(true);
-    this.remoteAddr = {
+    if (opts.initial !== undefined && opts.initial.length > 0) {
+      this.#chunks.push(opts.initial);
+      this.#buffered = opts.initial.length;
+    }
+    const tcp = opts.tcp ?? sock;
+    tcp.setNoDelay(true);
+    this.remoteAddr = opts.remoteAddr ?? {
       transport: "tcp",
-      hostname: sock.remoteAddress ?? "",
-      port: sock.remotePort ?? 0,
+      hostname: tcp.remoteAddress ?? "",
+      port: tcp.remotePort ?? 0,
     };
     this.localAddr = {
       transport: "tcp",
-      hostname: sock.localAddress ?? "",
-      port: sock.localPort ?? 0,
+      hostname: tcp.localAddress ?? "",
+      port: tcp.localPort ?? 0,
     };
-    this.alpnProtocol = typeof sock.alpnProtocol === "string" ? sock.alpnProtocol : null;
+    this.alpnProtocol = sock instanceof tls.TLSSocket && typeof sock.alpnProtocol === "string"
+      ? sock.alpnProtocol
+      : null;
+    if (opts.refused !== undefined) this.refused = opts.refused;
     sock.on("data", (d: Uint8Array) => {
       this.#chunks.push(d);
       this.#buffered += d.length;
@@ -158,6 +179,146 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
   });
   // A failed TLS handshake (a scanner, plain HTTP) is the client's problem.
   server.on("tlsClientError", (_e: Error, sock: { destroy(): void }) => sock.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.hostname, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const a = server.address() as { address: string; port: number };
+  return {
+    addr: { transport: "tcp", hostname: a.address, port: a.port },
+    close() {
+      if (closed) return;
+      closed = true;
+      server.close();
+      const w = waiter;
+      waiter = undefined;
+      w?.();
+    },
+    async *[Symbol.asyncIterator]() {
+      while (true) {
+        while (queue.length === 0) {
+          if (closed) return;
+          await new Promise<void>((r) => (waiter = r));
+        }
+        yield queue.shift()!;
+      }
+    },
+  };
+}
+
+/** The TLS handshake after a PROXY header must finish within this. */
+const TLS_HANDSHAKE_DEADLINE_MS = 10_000;
+
+/**
+ * Like {@linkcode listenNodeTls}, behind a TCP front that sends a PROXY v2
+ * header (`proxy_protocol: true`): the header is read from the plain socket
+ * (strict, bounded, within 5 s), then TLS runs over the rest. Accepted
+ * connections carry the header's source as `remoteAddr`. A connection
+ * without a valid header is yielded `refused`, as the plain socket with its
+ * bytes still to be read, for the fallback.
+ */
+export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<NodeTlsListener> {
+  const queue: NodeTlsConn[] = [];
+  let waiter: (() => void) | undefined;
+  let closed = false;
+  const ctx = tls.createSecureContext({
+    key: opts.keyPem,
+    cert: opts.certPem,
+    minVersion: "TLSv1.3",
+  });
+  const push = (c: NodeTlsConn) => {
+    if (closed) {
+      c.close();
+      return;
+    }
+    queue.push(c);
+    const w = waiter;
+    waiter = undefined;
+    w?.();
+  };
+  const server = net.createServer({ noDelay: true } as net.ServerOpts, (sock: net.Socket) => {
+    let got = new Uint8Array(0);
+    const timer = setTimeout(() => refuse("no complete header in time"), PROXY_HEADER_DEADLINE_MS);
+    const refuse = (why: string) => {
+      clearTimeout(timer);
+      sock.off("data", onData);
+      sock.off("end", onEarlyEnd);
+      if (sock.destroyed) return;
+      // The bytes already read come first.
+      push(new Conn(sock, { refused: `PROXY v2: ${why}`, initial: got }));
+    };
+    const onData = (d: Uint8Array) => {
+      const all = new Uint8Array(got.length + d.length);
+      all.set(got);
+      all.set(d, got.length);
+      got = all;
+      const v = parseProxyV2(got);
+      if (v.type === "partial") {
+        if (got.length > PROXY_V2_FIXED + MAX_PROXY_V2_BODY) refuse("header too long");
+        return;
+      }
+      if (v.type === "invalid") return refuse(v.reason);
+      clearTimeout(timer);
+      sock.off("data", onData);
+      sock.off("end", onEarlyEnd);
+      sock.pause();
+      const rest = got.subarray(v.size);
+      const dup = new Duplex({
+        read() {
+          sock.resume();
+        },
+        write(chunk: Uint8Array, _enc: string, cb: (e?: Error | null) => void) {
+          sock.write(chunk, cb);
+        },
+        final(cb: (e?: Error | null) => void) {
+          sock.end(cb);
+        },
+        destroy(e: Error | null, cb: (e: Error | null) => void) {
+          sock.destroy();
+          cb(e);
+        },
+      });
+      if (rest.length > 0) dup.push(rest);
+      sock.on("data", (x: Uint8Array) => {
+        if (!dup.push(x)) sock.pause();
+      });
+      sock.on("end", () => dup.push(null));
+      sock.on("error", (e: Error) => dup.destroy(e));
+      sock.on("close", () => dup.destroy());
+      const t = new tls.TLSSocket(dup, {
+        isServer: true,
+        secureContext: ctx,
+        ALPNProtocols: opts.alpn ?? ["h2", "http/1.1"],
+      } as tls.TLSSocketOptions);
+      const deadline = setTimeout(() => t.destroy(), TLS_HANDSHAKE_DEADLINE_MS);
+      t.once("secure", () => {
+        clearTimeout(deadline);
+        const remoteAddr: Deno.NetAddr | undefined = v.source === undefined
+          ? undefined
+          : { transport: "tcp", hostname: v.source.hostname, port: v.source.port };
+        push(new Conn(t, { tcp: sock, ...(remoteAddr === undefined ? {} : { remoteAddr }) }));
+      });
+      t.on("error", () => {
+        clearTimeout(deadline);
+        t.destroy();
+      });
+      sock.resume();
+    };
+    // Closed before a complete header: nothing to serve.
+    const onEarlyEnd = () => {
+      clearTimeout(timer);
+      sock.destroy();
+    };
+    sock.on("data", onData);
+    sock.once("end", onEarlyEnd);
+    sock.on("error", () => {
+      clearTimeout(timer);
+      sock.destroy();
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.hostname, () => {

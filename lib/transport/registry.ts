@@ -3,9 +3,13 @@
  * side. A transport is a name with a `listen` (the server's tunnel port) and
  * a `dial` (the client's way in); the tunnel layer asks the registry by the
  * name in its configuration and never knows more. `tls` (the default:
- * camouflage plus one more layer) and `tcp` (the inner layer alone) are
- * built in; a new way in — WebSocket behind a CDN, an HTTP/2 stream, QUIC —
- * is one module that calls {@linkcode registerTransport}.
+ * camouflage plus one more layer), `tcp` (the inner layer alone), `ws`
+ * (WebSocket over plain HTTP, for a web front or CDN that terminates TLS)
+ * and `wss` (WebSocket over the server's own TLS) are registered here; a
+ * new way in — an HTTP/2 stream, QUIC — is one module that calls
+ * {@linkcode registerTransport}. `ws.ts` is the worked example: a listener
+ * that prepares each accepted connection (the upgrade) and hands anything
+ * else on `refused`, and a dialer.
  *
  * The inner NitroSocks layer is end-to-end whatever the transport, so a
  * transport only has to move bytes reliably and in order.
@@ -14,13 +18,24 @@
  */
 import { dialTcp, listenTcp } from "./tcp.ts";
 import { dialTls } from "./tls.ts";
-import { listenNodeTls } from "./node_tls.ts";
+import { listenNodeTls, listenNodeTlsProxied } from "./node_tls.ts";
+import { preparedListener } from "./_prepared.ts";
+import { acceptProxyV2 } from "./proxy_protocol.ts";
 import type { ByteStream } from "./types.ts";
+import { dialWs, upgradeAccepted } from "./ws.ts";
 
 /** A connection a transport accepted or dialed. */
 export interface TransportConn extends ByteStream {
+  /** The client's address (from the PROXY v2 header when a front sent one). */
   readonly remoteAddr: Deno.Addr;
   readonly localAddr: Deno.Addr;
+  /**
+   * Set on an accepted connection that failed the transport's own check
+   * (not a WebSocket upgrade at the path, no valid PROXY header): why. Its
+   * bytes are still to be read; the server serves it as a probe (the
+   * fallback web server), without a login.
+   */
+  readonly refused?: string;
 }
 
 /** A listening transport: yields accepted connections until closed. */
@@ -40,6 +55,10 @@ export interface TransportListenOptions {
   keyPem?: string;
   /** ALPN protocols offered (TLS). */
   alpn?: string[];
+  /** `ws`/`wss`: the path the WebSocket is served at. */
+  path?: string;
+  /** Read a PROXY v2 header before anything else (the connection comes from a TCP front). */
+  proxyProtocol?: boolean;
 }
 
 /** What a client asks a transport to dial with. */
@@ -52,6 +71,8 @@ export interface TransportDialOptions {
   caPems?: string[];
   /** TLS ALPN. */
   alpn?: string[];
+  /** `ws`/`wss`: the WebSocket's path (the URL's path). */
+  path?: string;
   /** Deadline for connect (and any handshake of the transport's own). */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -120,27 +141,61 @@ function fromDenoListener(l: Deno.TcpListener): TransportListener {
   return {
     addr: l.addr,
     close: () => l.close(),
-    [Symbol.asyncIterator]: () => l[Symbol.asyncIterator](),
+    async *[Symbol.asyncIterator]() {
+      for await (const c of l) {
+        c.setNoDelay(true);
+        yield c;
+      }
+    },
   };
+}
+
+/** Plain TCP, with the PROXY v2 header read first when asked. */
+function listenPlain(o: TransportListenOptions): TransportListener {
+  const l = fromDenoListener(listenTcp({ hostname: o.hostname, port: o.port }));
+  return o.proxyProtocol === true ? preparedListener(l, (c) => acceptProxyV2(c)) : l;
+}
+
+/** TLS over node:tls (TCP_NODELAY, see node_tls.ts); the PROXY v2 header before TLS when asked. */
+function listenTlsFor(o: TransportListenOptions, what: string): Promise<TransportListener> {
+  if (o.certPem === undefined || o.keyPem === undefined) {
+    return Promise.reject(
+      new TypeError(`Cannot listen with ${what}: certPem and keyPem are required`),
+    );
+  }
+  const opts = {
+    hostname: o.hostname,
+    port: o.port,
+    certPem: o.certPem,
+    keyPem: o.keyPem,
+    ...(o.alpn === undefined ? {} : { alpn: o.alpn }),
+  };
+  return o.proxyProtocol === true ? listenNodeTlsProxied(opts) : listenNodeTls(opts);
+}
+
+function wsPath(o: { path?: string }, what: string): string {
+  if (o.path === undefined || !o.path.startsWith("/")) {
+    throw new TypeError(`Cannot ${what}: a WebSocket path starting with "/" is required`);
+  }
+  return o.path;
+}
+
+/**
+ * WebSocket upgrades at the path over `inner`; a connection already
+ * refused (no PROXY header) skips the upgrade.
+ */
+function wsOver(inner: TransportListener, path: string): TransportListener {
+  return preparedListener(
+    inner,
+    (c) => c.refused !== undefined ? Promise.resolve(c) : upgradeAccepted(c, { path }),
+  );
 }
 
 registerTransport({
   name: "tls",
   summary: "TLS 1.3 (ALPN h2/http/1.1): looks like a web server",
   listen(o) {
-    if (o.certPem === undefined || o.keyPem === undefined) {
-      return Promise.reject(
-        new TypeError("Cannot listen with TLS: certPem and keyPem are required"),
-      );
-    }
-    // node:tls, so accepted sockets get TCP_NODELAY (see node_tls.ts).
-    return listenNodeTls({
-      hostname: o.hostname,
-      port: o.port,
-      certPem: o.certPem,
-      keyPem: o.keyPem,
-      ...(o.alpn === undefined ? {} : { alpn: o.alpn }),
-    });
+    return listenTlsFor(o, "TLS");
   },
   dial(o) {
     return dialTls(o);
@@ -152,7 +207,7 @@ registerTransport({
   summary: "plain TCP: the inner layer alone (for a front that adds its own TLS)",
   listen(o) {
     try {
-      return Promise.resolve(fromDenoListener(listenTcp({ hostname: o.hostname, port: o.port })));
+      return Promise.resolve(listenPlain(o));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -166,3 +221,49 @@ registerTransport({
     });
   },
 });
+
+registerTransport({
+  name: "ws",
+  summary: "WebSocket over plain HTTP at ws.path: for a web front or CDN that terminates TLS",
+  listen(o) {
+    try {
+      return Promise.resolve(wsOver(listenPlain(o), wsPath(o, "listen with ws")));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  },
+  dial(o) {
+    try {
+      return dialWs({ ...wsDial(o), path: wsPath(o, "dial ws"), secure: false });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  },
+});
+
+registerTransport({
+  name: "wss",
+  summary: "WebSocket over the server's own TLS at ws.path",
+  async listen(o) {
+    const path = wsPath(o, "listen with wss");
+    return wsOver(await listenTlsFor(o, "wss"), path);
+  },
+  dial(o) {
+    try {
+      return dialWs({ ...wsDial(o), path: wsPath(o, "dial wss"), secure: true });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  },
+});
+
+function wsDial(o: TransportDialOptions) {
+  return {
+    hostname: o.hostname,
+    port: o.port,
+    ...(o.serverName === undefined ? {} : { serverName: o.serverName }),
+    ...(o.caPems === undefined ? {} : { caPems: o.caPems }),
+    ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+  };
+}

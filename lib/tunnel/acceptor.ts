@@ -29,8 +29,12 @@ const HELLO_IDLE_MS = 2_000;
 /** The rest of the handshake must finish within this (counted from the start). */
 const HANDSHAKE_DEADLINE_MS = 15_000;
 
-/** An accepted connection: TLS (node:tls adapter) or plain TCP. */
-export type ServerConn = ByteStream & { readonly remoteAddr: Deno.Addr };
+/**
+ * An accepted connection: TLS (node:tls adapter), plain TCP or WebSocket.
+ * `refused`: the transport's own check failed (see `TransportConn`); such a
+ * connection goes to the fallback without a handshake.
+ */
+export type ServerConn = ByteStream & { readonly remoteAddr: Deno.Addr; readonly refused?: string };
 
 /** What the acceptor accepts from. */
 export interface ServerListener extends AsyncIterable<ServerConn> {
@@ -116,6 +120,11 @@ export class ConnectionAcceptor {
     let joined = false;
     try {
       const reader = new TimedReader(conn);
+      if (conn.refused !== undefined) {
+        this.#refuse(no, remote, "probe", conn.refused);
+        await forwardToFallback(conn, reader, new Uint8Array(0), this.#o.fallback, clog);
+        return;
+      }
       const hs = this.#o.handshake((m) => clog.info(m));
       const r = await drive(conn, reader, (c) => hs.push(c), {
         deadlineMs: HELLO_DEADLINE_MS,

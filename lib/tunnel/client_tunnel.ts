@@ -67,6 +67,7 @@ export class ClientTunnel {
       server: options.server ?? profile.server,
       serverName: profile.serverName,
       transport: profile.transport,
+      ...(profile.path === undefined ? {} : { path: profile.path }),
       ...(caPem === undefined ? {} : { caPem }),
     };
     this.#paths = new PathSelector([first, ...profile.endpoints], { events: this.events });

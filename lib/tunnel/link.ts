@@ -122,6 +122,7 @@ export async function connectLink(
       port: endpoint.server.port,
       serverName: endpoint.serverName,
       ...(endpoint.caPem === undefined ? {} : { caPems: [endpoint.caPem] }),
+      ...(endpoint.path === undefined ? {} : { path: endpoint.path }),
       timeoutMs: config.limits.connectTimeoutS * 1000,
     });
   } catch (e) {

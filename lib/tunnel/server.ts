@@ -53,6 +53,8 @@ export type ServerSettings = Pick<
   | "listen"
   | "transport"
   | "tls"
+  | "ws"
+  | "proxyProtocol"
   | "identity"
   | "fallback"
   | "handshake"
@@ -189,20 +191,30 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ? { hostname: options.fallback.upstream.host, port: options.fallback.upstream.port }
     : undefined;
 
-  // The transport registry: node:tls for "tls" (accepted sockets get TCP_NODELAY), plain TCP.
+  // The transport registry: node:tls for "tls" (accepted sockets get TCP_NODELAY), plain TCP,
+  // WebSocket at ws.path ("ws", "wss"); the PROXY v2 header first when a TCP front sends one.
   const listener: ServerListener = await getTransport(options.transport).listen({
     hostname: options.listen.host,
     port: options.listen.port,
     ...(options.tls === undefined
       ? {}
       : { certPem: options.tls.certPem, keyPem: options.tls.keyPem, alpn: options.tls.alpn }),
+    ...(options.ws === undefined ? {} : { path: options.ws.path }),
+    ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
   }).catch(async (e) => {
     await ops.close();
     throw e;
   });
   const laddr = listener.addr as Deno.NetAddr;
   const addr = { hostname: laddr.hostname, port: laddr.port };
-  events.emit({ type: "listening", kind: "tunnel", addr, transport: options.transport });
+  events.emit({
+    type: "listening",
+    kind: "tunnel",
+    addr,
+    transport: options.transport,
+    ...(options.ws === undefined ? {} : { path: options.ws.path }),
+    ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
+  });
 
   const direct = options.socks5Direct.enabled
     ? serveDirectSocks(options.socks5Direct.listen, {

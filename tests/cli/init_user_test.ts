@@ -301,3 +301,49 @@ test("user list and user remove", async () => {
     );
   });
 });
+
+test("user add --url writes the way in as a URL; a bad URL or --url with --server is refused", async () => {
+  await withServer(async (dir) => {
+    const out = join(dir, "erin.yml");
+    const r = await run(userCommand, [
+      "add",
+      "erin",
+      "--dir",
+      dir,
+      "--out",
+      out,
+      "--url",
+      "wss://cdn.example/assets/live",
+    ]);
+    assert.equal(r.code, 0);
+    const text = await Deno.readTextFile(out);
+    assert.match(text, /^server: "wss:\/\/cdn\.example:443\/assets\/live"$/m);
+    const profile = await loadClientConfig(out);
+    assert.equal(profile.transport, "wss");
+    assert.equal(profile.path, "/assets/live");
+    assert.deepEqual(profile.server, { host: "cdn.example", port: 443 });
+    assert.equal(profile.serverName, "cdn.example");
+    assert.equal(profile.caPem, await Deno.readTextFile(join(dir, "tls/ca.crt")));
+    const before = await Deno.readTextFile(join(dir, "users.yml"));
+    await assertRejectsWith(
+      run(userCommand, ["add", "fred", "--dir", dir, "--url", "http://cdn.example/x"]),
+      UsageError,
+      'Invalid --url: unknown scheme "http://": expected tls://, tcp://, wss:// or ws://',
+    );
+    await assertRejectsWith(
+      run(userCommand, [
+        "add",
+        "fred",
+        "--dir",
+        dir,
+        "--url",
+        "tls://a.example:443",
+        "--server",
+        "a.example:443",
+      ]),
+      UsageError,
+      "--url and --server both name the way in: give one of them",
+    );
+    assert.equal(await Deno.readTextFile(join(dir, "users.yml")), before, "users.yml untouched");
+  });
+});

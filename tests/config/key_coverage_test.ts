@@ -172,6 +172,15 @@ const SERVER_KEYS: Record<string, Use> = {
       "the server's direct SOCKS5 port proxies without a tunnel when enabled",
     ],
   },
+  "ws.path": {
+    file: SERVER,
+    reads: "path: options.ws.path",
+    proof: [
+      "tests/e2e/fronts_test.ts",
+      "transport wss without a front: the server's own TLS, exact bytes, and its other paths get the decoy over TLS",
+    ],
+  },
+  "proxy_protocol": { file: SERVER, reads: "options.proxyProtocol ? { proxyProtocol: true }" },
   "egress.block": {
     file: SERVER,
     reads: "options.egress?.block ?? DEFAULT_EGRESS_BLOCK",

@@ -94,8 +94,15 @@ export interface ServerInfo {
 
 /** Options for {@linkcode startPair}. */
 export interface PairOptions {
-  /** Default "tls". */
-  transport?: "tls" | "tcp";
+  /** Default "tls"; "ws"/"wss" serve the WebSocket at `wsPath`. */
+  transport?: "tls" | "tcp" | "ws" | "wss";
+  /** `ws.path` for the ws transports; default "/nitro/ws". */
+  wsPath?: string;
+  /**
+   * alice's way in as a URL (`user add --url`), from the server and the
+   * `via` in front of it; the client then dials what the URL names.
+   */
+  url?: (server: ServerInfo, via: Via | undefined) => string;
   /** alice's routes; default {@linkcode LOOPBACK_ROUTES}. */
   routes?: string[];
   /** RFC 1929 users on the client's SOCKS5 port. */
@@ -196,9 +203,15 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
   try {
     await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
     const serverYml = join(dir, "server.yml");
-    if (opts.transport === "tcp") {
+    if (opts.transport !== undefined && opts.transport !== "tls") {
       const text = await Deno.readTextFile(serverYml);
-      await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
+      const ws = opts.transport === "ws" || opts.transport === "wss"
+        ? `\nws:\n  path: ${JSON.stringify(opts.wsPath ?? "/nitro/ws")}\n`
+        : "";
+      await Deno.writeTextFile(
+        serverYml,
+        text.replace(/^transport: tls$/m, `transport: ${opts.transport}`) + ws,
+      );
     }
     await addSessionSettings(serverYml, opts.serverSession);
     await setServerLimits(serverYml, opts.serverLimits);
@@ -213,11 +226,19 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
     const serverLog = logs.logger("server");
     server = await startConfiguredServer(serverConfig, serverLog, serverHub);
     const serverPort = server.addr.port;
+    const caPath = join(dir, "tls", "ca.crt");
+    const info: ServerInfo = {
+      port: serverPort,
+      caPem: opts.transport === "tcp" ? undefined : await Deno.readTextFile(caPath),
+      dir,
+    };
+    via = await opts.via?.(info);
     const profilePath = join(dir, "alice.yml");
+    const url = opts.url?.(info, via);
     await addUser("alice", {
       dir,
       out: profilePath,
-      server: `127.0.0.1:${serverPort}`,
+      ...(url === undefined ? { server: `127.0.0.1:${serverPort}` } : { url }),
       routes: opts.routes ?? [...LOOPBACK_ROUTES],
     });
     const extraProfiles = new Map<string, string>();
@@ -234,18 +255,14 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
     await reloadUsers(server, serverConfig.usersFile, serverLog);
     await editProfile(profilePath, opts);
     const profile = await loadClientConfig(profilePath);
-    const caPath = join(dir, "tls", "ca.crt");
-    via = await opts.via?.({
-      port: serverPort,
-      caPem: opts.transport === "tcp" ? undefined : await Deno.readTextFile(caPath),
-      dir,
-    });
     if (!opts.noClient) {
+      const dialed = opts.client?.server ??
+        (url === undefined ? { host: "127.0.0.1", port: via?.port ?? serverPort } : undefined);
       const clientOpts: ClientOptions = {
         profile,
         log: logs.logger("client"),
         events: clientHub,
-        server: opts.client?.server ?? { host: "127.0.0.1", port: via?.port ?? serverPort },
+        ...(dialed === undefined ? {} : { server: dialed }),
         socks: { host: "127.0.0.1", port: 0 },
         lazy: opts.lazy ?? false,
       };

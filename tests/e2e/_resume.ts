@@ -36,6 +36,8 @@ export interface CurlResult {
 export interface CurlOptions {
   /** Kill curl and throw a `DeadlineError` after this long (default 120 s). */
   timeoutMs?: number;
+  /** curl's `--limit-rate`, e.g. "4M": a transfer that is still running when the test acts. */
+  limitRate?: string;
 }
 
 /**
@@ -60,7 +62,14 @@ async function curlHashed(args: string[], opts: CurlOptions): Promise<CurlResult
 
 function socksArgs(socksPort: number, opts: CurlOptions): string[] {
   const maxS = Math.ceil((opts.timeoutMs ?? 120_000) / 1000);
-  return ["-sS", "--max-time", String(maxS), "--socks5-hostname", `127.0.0.1:${socksPort}`];
+  return [
+    "-sS",
+    "--max-time",
+    String(maxS),
+    "--socks5-hostname",
+    `127.0.0.1:${socksPort}`,
+    ...(opts.limitRate === undefined ? [] : ["--limit-rate", opts.limitRate]),
+  ];
 }
 
 /**

@@ -1,88 +1,11 @@
 /**
  * Headless Chromium loads a page with images through the client's SOCKS5
- * port. Chromium is kept on loopback: `<-loopback>` removes its implicit
- * proxy bypass for 127.0.0.1, its own resolver answers nothing, background
- * services are off, and the tunnel user may only reach loopback anyway.
+ * port (tests/e2e/_browser.ts keeps it on loopback).
  *
  * @module
  */
-import { strict as assert } from "node:assert";
-import { join } from "node:path";
-import { startHttpTarget } from "../support/http_target.ts";
-import { run, startPair, text } from "./_harness.ts";
 import { test } from "../support/deadline.ts";
-
-async function hasChromium(): Promise<boolean> {
-  try {
-    return (await run("chromium", ["--version"], { timeoutMs: 30_000 })).code === 0;
-  } catch {
-    return false;
-  }
-}
-
-async function loadPage(host: string): Promise<void> {
-  await using target = await startHttpTarget();
-  await using pair = await startPair();
-  const profile = await Deno.makeTempDir({ prefix: "nitrosocks-chromium-" });
-  try {
-    const r = await run("chromium", [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-default-apps",
-      "--disable-extensions",
-      "--disable-domain-reliability",
-      "--disable-client-side-phishing-detection",
-      "--no-pings",
-      "--metrics-recording-only",
-      `--user-data-dir=${join(profile, "data")}`,
-      `--proxy-server=socks5://127.0.0.1:${pair.socksPort}`,
-      "--proxy-bypass-list=<-loopback>",
-      "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-      "--virtual-time-budget=10000",
-      "--dump-dom",
-      `http://${host}:${target.port}/page`,
-    ], {
-      timeoutMs: 90_000,
-      env: {
-        HOME: profile,
-        XDG_CONFIG_HOME: join(profile, "config"),
-        XDG_CACHE_HOME: join(profile, "cache"),
-      },
-    });
-    assert.equal(r.code, 0, r.stderr.slice(-4000));
-    const dom = text(r);
-    assert.match(
-      dom,
-      /<h1>Test page<\/h1>/,
-      r.stderr.split("\n").filter((l) => !/dbus/.test(l)).join("\n").slice(-3000),
-    );
-    assert.equal(dom.match(/<img /g)?.length, 5, dom);
-
-    // The target served the page and every image, and the NitroSocks
-    // server is who dialed it.
-    const paths = target.requests.map((q) => q.path);
-    assert.ok(paths.includes("/page"), paths.join(" "));
-    for (let k = 1; k <= 5; k++) {
-      assert.equal(paths.filter((p) => p === `/img/${k}.png`).length, 1, `image ${k}: ${paths}`);
-    }
-    const dialed = pair.serverEvents.of(
-      "stream_open",
-      (e) => e.target === `${host}:${target.port}`,
-    );
-    assert.ok(dialed.length >= 1, "the server dialed the target for the browser");
-    assert.ok(pair.serverStreams() >= dialed.length);
-    const sent = [...pair.server.sessions].reduce((n, s) => n + s.stats.bytesOut, 0);
-    assert.ok(sent > 1000, `the server sent the page and images through the tunnel (${sent} B)`);
-  } finally {
-    await Deno.remove(profile, { recursive: true });
-  }
-}
+import { hasChromium, loadPage } from "./_browser.ts";
 
 const chromium = await hasChromium();
 

@@ -44,12 +44,16 @@ Deno.test("logEvents: listening, per kind", () => {
   assert.deepEqual(
     linesOf("server", [
       { type: "listening", kind: "tunnel", addr, transport: "tls" },
+      { type: "listening", kind: "tunnel", addr, transport: "ws", path: "/live" },
+      { type: "listening", kind: "tunnel", addr, transport: "tcp", proxyProtocol: true },
       { type: "listening", kind: "tunnel", addr },
       { type: "listening", kind: "direct", addr },
       { type: "listening", kind: "relay", addr },
     ]),
     [
       "info  [server] listening on tls://127.0.0.1:1080",
+      "info  [server] listening on ws://127.0.0.1:1080/live",
+      "info  [server] listening on tcp://127.0.0.1:1080 (PROXY v2 header first)",
       "info  [server] listening on 127.0.0.1:1080",
       "info  [server direct] SOCKS5 listening on 127.0.0.1:1080",
       "info  [server relay] relay listening on 127.0.0.1:1080",

@@ -55,7 +55,7 @@ Deno.test("addUser(), listUsers() and removeUser() manage users.yml", async () =
     const out = join(dir, "alice.yml");
     const r = await addUser("alice", { dir, out, routes: ["127.0.0.1"] });
     assert.equal(r.profilePath, out);
-    assert.match(r.profileYaml, /server: "127\.0\.0\.1:8443"/);
+    assert.match(r.profileYaml, /server: "tls:\/\/127\.0\.0\.1:8443"/);
     assert.ok(r.link.startsWith("nitrosocks://"));
     assert.deepEqual((await listUsers(dir)).map((u) => [u.name, u.routes]), [
       ["alice", ["127.0.0.1"]],
