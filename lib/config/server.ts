@@ -78,6 +78,8 @@ export interface ServerConfig {
     streamWindow: number;
     sessionWindow: number;
     idleTimeoutS: number;
+    /** A UDP association's socket that moved nothing for this long is closed (s). */
+    udpIdleTimeoutS: number;
     connectTimeoutS: number;
     maxTunnels: number;
   };
@@ -229,6 +231,7 @@ const serverSchema = object({
     stream_window: withDefault(size(16 * KiB, GiB), 8 * MiB),
     session_window: withDefault(size(16 * KiB, 4 * GiB - 1), 64 * MiB),
     idle_timeout: withDefault(duration(1, 7 * 86400), 300),
+    udp_idle_timeout: withDefault(duration(1, 86400), 60),
     connect_timeout: withDefault(duration(0.1, 300), 10),
     max_tunnels: withDefault(integer(1, 1_000_000), 256),
   })),
@@ -402,6 +405,7 @@ export function parseServerConfig(
       streamWindow: raw.limits.stream_window,
       sessionWindow: raw.limits.session_window,
       idleTimeoutS: raw.limits.idle_timeout,
+      udpIdleTimeoutS: raw.limits.udp_idle_timeout,
       connectTimeoutS: raw.limits.connect_timeout,
       maxTunnels: raw.limits.max_tunnels,
     },

@@ -60,6 +60,15 @@ export {
   type Socks5Step,
 } from "./server.ts";
 export {
+  decodeUdpAddress,
+  decodeUdpPacket,
+  encodeUdpAddress,
+  UDP_HEADER_PREFIX,
+  type UdpAddress,
+  udpAddressLength,
+  type UdpPacket,
+} from "./udp.ts";
+export {
   type HttpConnectOptions,
   HttpConnectParser,
   httpConnectResponse,

@@ -17,6 +17,7 @@ import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.t
 import { serveHttpConnect } from "./http_connect.ts";
 import { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 import type { Session } from "./session.ts";
+import { runAssociation } from "./udp_associate.ts";
 
 export { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 export { connectLink, type NewLink, TunnelError } from "./link.ts";
@@ -57,9 +58,14 @@ export interface ClientHandle {
 /** The front ends' way into the tunnel: one stream per request, fast open when configured. */
 function tunnelConnector(
   tunnel: ClientTunnel,
-  opts: { fastOpen: boolean; openTimeoutMs: number; log: ClientOptions["log"] },
+  opts: {
+    fastOpen: boolean;
+    openTimeoutMs: number;
+    log: ClientOptions["log"];
+    events: EventHub;
+  },
 ): Connector {
-  const { fastOpen, openTimeoutMs, log } = opts;
+  const { fastOpen, openTimeoutMs, log, events } = opts;
   return {
     async open(req, raw): Promise<Opened> {
       const session = await tunnel.session();
@@ -79,6 +85,17 @@ function tunnelConnector(
       }
       const { id, reply } = await session.open(raw, openTimeoutMs);
       return { reply, attach: (sock, early) => session.attach(id, sock, early) };
+    },
+    associate(control, request) {
+      return runAssociation(control, request, {
+        async open(raw) {
+          const session = await tunnel.session();
+          const { id, reply } = await session.open(raw, openTimeoutMs);
+          return { session, id, reply };
+        },
+        events,
+        log,
+      });
     },
   };
 }
@@ -101,6 +118,7 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
     fastOpen: profile.socks5.fastOpen,
     openTimeoutMs: options.openTimeoutMs ?? OPEN_TIMEOUT_MS,
     log,
+    events,
   });
   const fronts: FrontEnd[] = [];
   const socksAuth = profile.socks5.users === undefined ? {} : { users: profile.socks5.users };

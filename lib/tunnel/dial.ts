@@ -37,6 +37,11 @@ export interface Opened {
 /** Reaches targets on behalf of a front end. */
 export interface Connector {
   open(request: Socks5Request, raw: Uint8Array): Promise<Opened>;
+  /**
+   * Runs a SOCKS5 UDP ASSOCIATE on its control connection, reply included,
+   * until it ends. Without it, UDP ASSOCIATE is answered 7 (not supported).
+   */
+  associate?(control: Deno.Conn, request: Socks5Request): Promise<void>;
 }
 
 /**
@@ -130,7 +135,8 @@ async function handleSocks(
   opts: { auth?: Socks5Auth; connector: Connector; log: Logger },
 ): Promise<void> {
   if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-  const hs = new Socks5ServerHandshake(opts.auth);
+  const associate = opts.connector.associate?.bind(opts.connector);
+  const hs = new Socks5ServerHandshake(opts.auth, { udpAssociate: associate !== undefined });
   const r = await drive(conn, new TimedReader(conn, 4096), (c) => hs.push(c), {
     deadlineMs: SOCKS_HANDSHAKE_MS,
   });
@@ -147,6 +153,10 @@ async function handleSocks(
     return;
   }
   if (step.send !== undefined) await writeAll(conn, step.send);
+  if (step.request.command === "udp_associate" && associate !== undefined) {
+    await associate(conn, step.request);
+    return;
+  }
   const opened = await openFor(opts.connector, step.request, step.raw, opts.log);
   if (opened.attach === undefined) {
     await writeAll(conn, opened.reply).catch(() => {});

@@ -222,7 +222,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     policy: new StreamPolicy({
       users,
       connectTimeoutMs: options.limits.connectTimeoutS * 1000,
+      udpIdleMs: options.limits.udpIdleTimeoutS * 1000,
       events,
+      log: log.child("udp"),
     }),
     users,
     settings: options,

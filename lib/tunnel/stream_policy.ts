@@ -16,10 +16,11 @@ import {
   Socks5Error,
   type Socks5Request,
 } from "../socks5/mod.ts";
-import { describeError, type EventSink } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger, silentLogger } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { dialTarget } from "./dial.ts";
 import type { Session } from "./session.ts";
+import { UdpAssociation } from "./udp_relay.ts";
 
 /** Options for {@linkcode StreamPolicy}. */
 export interface StreamPolicyOptions {
@@ -30,6 +31,10 @@ export interface StreamPolicyOptions {
   events: EventSink;
   /** Dials a target (default {@linkcode dialTarget}). */
   dial?: (host: string, port: number, timeoutMs: number) => Promise<Deno.TcpConn>;
+  /** A UDP association's socket that moved nothing for this long is closed (ms); default 60 s. */
+  udpIdleMs?: number;
+  /** For debug lines of UDP associations. */
+  log?: Logger;
 }
 
 /** The session a stream belongs to, as the policy sees it. */
@@ -74,16 +79,16 @@ export class StreamPolicy {
       return;
     }
     const target = targetOf(req);
-    if (req.command !== "connect") {
-      const why = `${req.command} ${target} refused: only CONNECT`;
-      this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "only CONNECT", why);
+    if (req.command === "udp_associate") {
+      this.#associate(owner, id);
       return;
     }
-    const user = this.#o.users.get(owner.user);
-    if (
-      user === undefined ||
-      !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port })
-    ) {
+    if (req.command !== "connect") {
+      const why = `${req.command} ${target} refused: only CONNECT and UDP ASSOCIATE`;
+      this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "not supported", why);
+      return;
+    }
+    if (!this.routeAllowed(owner.user, "tcp", req.host, req.port)) {
       const why = `route tcp:${target} not allowed`;
       this.#refuse(owner, id, target, Reply.NOT_ALLOWED, "route not allowed", why);
       return;
@@ -111,6 +116,36 @@ export class StreamPolicy {
     // BND.ADDR stays 0.0.0.0:0: the server's outbound address is not the client's business.
     session.reply(id, encodeReply(Reply.SUCCEEDED));
     session.attach(id, conn);
+  }
+
+  /**
+   * The one route check for TCP streams and UDP datagrams alike: may `user`
+   * reach `host:port` over `proto`? Read at every OPEN and every datagram,
+   * so a users file reload applies at once.
+   */
+  routeAllowed(user: string, proto: "tcp" | "udp", host: string, port: number): boolean {
+    const u = this.#o.users.get(user);
+    return u !== undefined && matchRoute(u.routes, { proto, host, port });
+  }
+
+  /**
+   * A UDP ASSOCIATE OPEN: the association starts at once (BND 0.0.0.0:0; the
+   * client's relay socket is the application's address), and each datagram
+   * is checked against the `udp:` routes on its way out.
+   */
+  #associate(owner: StreamOwner, id: number): void {
+    const { session } = owner;
+    const association = new UdpAssociation({
+      session,
+      id,
+      allowed: (host, port) => this.routeAllowed(owner.user, "udp", host, port),
+      idleMs: this.#o.udpIdleMs ?? 60_000,
+      events: this.#o.events,
+      log: this.#o.log ?? silentLogger,
+    });
+    if (!association.start()) return;
+    this.#o.events.emit({ type: "udp_open", session: owner.no, stream: id, side: "server" });
+    session.reply(id, encodeReply(Reply.SUCCEEDED));
   }
 
   #refuse(
