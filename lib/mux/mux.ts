@@ -31,7 +31,7 @@ import {
   frameTypeName,
   INITIAL_SESSION_WINDOW,
   INITIAL_STREAM_WINDOW,
-  MAX_DATAGRAM_PAYLOAD,
+  MAX_DATAGRAM_DATA,
   MAX_FRAME_PAYLOAD,
   MAX_OPEN_PAYLOAD,
   MAX_RESET_MESSAGE_BYTES,
@@ -1146,7 +1146,8 @@ export class Mux {
     const len = address.length + data.length;
     const size = FRAME_HEADER_BYTES + len;
     if (
-      s === undefined || len > MAX_DATAGRAM_PAYLOAD || size > this.#maxRecord - ACK_FRAME_BYTES ||
+      s === undefined || data.length > MAX_DATAGRAM_DATA ||
+      size > this.#maxRecord - ACK_FRAME_BYTES ||
       datagramAddressLength(address) !== address.length
     ) {
       this.#dgDropped++;

@@ -81,6 +81,14 @@ export async function runAssociation(
   const local = control.localAddr as Deno.NetAddr;
   const remote = control.remoteAddr as Deno.NetAddr;
   let relay: Deno.DatagramConn;
+  if (typeof Deno.listenDatagram !== "function") {
+    log.warn(
+      "UDP ASSOCIATE refused: UDP sockets need Deno's --unstable-net flag (deno.json and the compiled binaries set it)",
+    );
+    await writeAll(control, encodeReply(Reply.COMMAND_NOT_SUPPORTED)).catch(() => {});
+    control.close();
+    return;
+  }
   try {
     relay = Deno.listenDatagram({ transport: "udp", hostname: local.hostname, port: 0 });
   } catch (e) {
