@@ -24,6 +24,16 @@ const PYTHON = (() => {
   }
 })();
 
+/** dnsmasq lives in /usr/sbin, which a user's PATH may lack. */
+const DNSMASQ = (() => {
+  try {
+    Deno.statSync("/usr/sbin/dnsmasq");
+    return "/usr/sbin/dnsmasq";
+  } catch {
+    return "dnsmasq";
+  }
+})();
+
 /** A UDP echo server on loopback; `seen` counts each payload's first 8 bytes (a tag). */
 interface UdpEcho extends AsyncDisposable {
   port: number;
