@@ -21,6 +21,7 @@ import {
   Reply,
   type Socks5Request,
   UDP_HEADER_PREFIX,
+  udpAddressLength,
 } from "../socks5/mod.ts";
 import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import { writeAll } from "../transport/types.ts";
@@ -166,7 +167,7 @@ export async function runAssociation(
       );
       packet[0] = packet[1] = packet[2] = 0;
       counters.in++;
-      counters.bytesIn += datagram.length;
+      counters.bytesIn += datagram.length - udpAddressLength(datagram);
       relay.send(packet, { transport: "udp", hostname: appHost, port: appPort }).catch(() => {
         counters.dropped++;
       });
