@@ -214,7 +214,7 @@ class ClientTunnelHandle implements Tunnel {
     const where = typeof hostname === "string" ? formatHostPort(hostname, port) : String(hostname);
     if (transport === "udp") {
       throw new Deno.errors.NotSupported(
-        `Cannot dial udp ${where}: datagrams are not supported by dial() yet ` +
+        `Cannot dial udp ${where}: datagrams through dial() are not supported yet ` +
           `(only "tcp" connections are); the client's SOCKS5 port relays UDP (UDP ASSOCIATE)`,
       );
     }
