@@ -14,7 +14,7 @@
 import { encodeReply, Reply, replyName } from "../socks5/mod.ts";
 import { describeError, EventHub } from "../observe/mod.ts";
 import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.ts";
-import { serveHttpConnect } from "./http_connect.ts";
+import { handleHttpProxy, serveHttpConnect } from "./http_connect.ts";
 import { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 import type { Session } from "./session.ts";
 import { runAssociation } from "./udp_associate.ts";
@@ -122,11 +122,15 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
   });
   const fronts: FrontEnd[] = [];
   const socksAuth = profile.socks5.users === undefined ? {} : { users: profile.socks5.users };
+  const httpLog = log.child("http");
   const socks = serveSocks(options.socks ?? profile.socks5.listen, {
     auth: socksAuth,
     connector,
     log: log.child("socks5"),
     events,
+    // The SOCKS5 port is also an HTTP proxy (mixed port), with the same logins.
+    http: (conn, initial) =>
+      handleHttpProxy(conn, { connector, log: httpLog, users: profile.socks5.users }, initial),
   });
   fronts.push(socks);
   let http: FrontEnd | undefined;

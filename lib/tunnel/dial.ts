@@ -13,6 +13,7 @@ import {
   type Socks5Auth,
   type Socks5Request,
   Socks5ServerHandshake,
+  SOCKS_VERSION,
 } from "../socks5/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
@@ -122,6 +123,11 @@ export function serveSocks(
     /** Hears `listening` (as `kind`, default "socks5"). */
     events?: EventSink;
     kind?: "socks5" | "direct";
+    /**
+     * A mixed port: a connection whose first byte is not 5 (SOCKS5's
+     * version) is handed here, with the bytes read so far.
+     */
+    http?: (conn: Deno.Conn, initial: Uint8Array) => Promise<void>;
   },
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
@@ -132,13 +138,34 @@ export function serveSocks(
 
 async function handleSocks(
   conn: Deno.Conn,
-  opts: { auth?: Socks5Auth; connector: Connector; log: Logger },
+  opts: {
+    auth?: Socks5Auth;
+    connector: Connector;
+    log: Logger;
+    http?: (conn: Deno.Conn, initial: Uint8Array) => Promise<void>;
+  },
 ): Promise<void> {
   if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+  const reader = new TimedReader(conn, 4096);
+  let initial: Uint8Array | undefined;
+  if (opts.http !== undefined) {
+    // Mixed port: SOCKS5 starts with its version byte 5; anything else is HTTP.
+    const first = await reader.next(SOCKS_HANDSHAKE_MS);
+    if (first === null || first === "timeout") {
+      conn.close();
+      return;
+    }
+    if (first[0] !== SOCKS_VERSION) {
+      await opts.http(conn, first);
+      return;
+    }
+    initial = first;
+  }
   const associate = opts.connector.associate?.bind(opts.connector);
   const hs = new Socks5ServerHandshake(opts.auth, { udpAssociate: associate !== undefined });
-  const r = await drive(conn, new TimedReader(conn, 4096), (c) => hs.push(c), {
+  const r = await drive(conn, reader, (c) => hs.push(c), {
     deadlineMs: SOCKS_HANDSHAKE_MS,
+    ...(initial === undefined ? {} : { initial }),
   });
   if ("stop" in r) {
     conn.close();

@@ -27,20 +27,31 @@ export function serveHttpConnect(
   },
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
-  const front = serveListener(listener, (conn) => handle(conn, opts), opts.log, "HTTP CONNECT");
+  const front = serveListener(
+    listener,
+    (conn) => handleHttpProxy(conn, opts, undefined),
+    opts.log,
+    "HTTP CONNECT",
+  );
   opts.events?.emit({ type: "listening", kind: "http", addr: front.addr });
   return front;
 }
 
-async function handle(
+/**
+ * Serves one HTTP proxy connection (the HTTP port's, or the SOCKS5 port's
+ * when its first byte was not 5); `initial` is what was already read.
+ */
+export async function handleHttpProxy(
   conn: Deno.Conn,
-  opts: { connector: Connector; log: Logger; users?: Map<string, string> },
+  opts: { connector: Connector; log: Logger; users?: Map<string, string> | undefined },
+  initial: Uint8Array | undefined,
 ): Promise<void> {
   const parser = new HttpConnectParser(
     opts.users === undefined ? {} : { auth: { users: opts.users } },
   );
   const r = await drive(conn, new TimedReader(conn, 8192), (c) => parser.push(c), {
     deadlineMs: HEADER_DEADLINE_MS,
+    ...(initial === undefined ? {} : { initial }),
   });
   if ("stop" in r) {
     conn.close();
