@@ -69,6 +69,8 @@ export {
   type UdpPacket,
 } from "./udp.ts";
 export {
+  ChunkedBodyEnd,
+  type HttpBody,
   type HttpConnectOptions,
   HttpConnectParser,
   httpConnectResponse,
@@ -77,4 +79,5 @@ export {
   httpStatusResponse,
   MAX_HTTP_HEADER_BYTES,
   parseHttpConnect,
+  rewriteResponseHead,
 } from "./http_connect.ts";

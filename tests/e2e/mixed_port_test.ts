@@ -66,3 +66,83 @@ test("the mixed port asks for the SOCKS5 users' credentials over HTTP too", asyn
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(new TextDecoder().decode(ok.stdout), "200");
 });
+
+test("curl -x http:// absolute-form on the SOCKS5 port: keep-alive across requests, exact bodies", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  const n = 300_000;
+  // Three URLs in one curl run: one client connection to the proxy, kept alive.
+  const r = await run("curl", [
+    "-sS",
+    "--max-time",
+    "60",
+    "-x",
+    `http://127.0.0.1:${pair.socksPort}`,
+    "-w",
+    "|%{http_code} %{num_connects}|",
+    `${target.url}/hello`,
+    `${target.url}/bytes/${n}`,
+    `${target.url}/hello`,
+  ], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const out = new TextDecoder("latin1").decode(r.stdout);
+  const parts = out.split("|");
+  assert.equal(parts[0], "hello from target\n");
+  assert.equal(parts[1], "200 1");
+  assert.equal(
+    await sha256(
+      r.stdout.subarray(
+        parts[0]!.length + parts[1]!.length + 2,
+        parts[0]!.length + parts[1]!.length + 2 + n,
+      ),
+    ),
+    expectedSha256(n),
+  );
+  // The second and third requests reused the first connection (num_connects 0).
+  assert.deepEqual(parts.filter((p) => /^\d{3} \d$/.test(p)), ["200 1", "200 0", "200 0"]);
+  // Every request went through the tunnel, origin-form, as its own stream.
+  assert.deepEqual(target.requests.map((q) => q.path), ["/hello", `/bytes/${n}`, "/hello"]);
+  assert.equal(pair.serverEvents.of("stream_open").length, 3);
+});
+
+test("curl -x http:// POSTs a chunked body through the mixed port and gets it back exact", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  const dir = await Deno.makeTempDir();
+  try {
+    const body = new Uint8Array(200_000).map((_, i) => (i * 31 + 7) & 0xff);
+    await Deno.writeFile(`${dir}/body`, body);
+    const r = await run("curl", [
+      "-sS",
+      "--max-time",
+      "60",
+      "-x",
+      `http://127.0.0.1:${pair.socksPort}`,
+      "-H",
+      "Transfer-Encoding: chunked",
+      "--data-binary",
+      `@${dir}/body`,
+      `${target.url}/echo`,
+      // A GET after the chunked body, on the same kept-alive connection.
+      "--next",
+      "-sS",
+      "-x",
+      `http://127.0.0.1:${pair.socksPort}`,
+      "-w",
+      "|%{num_connects}",
+      `${target.url}/hello`,
+    ], { timeoutMs: 90_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await sha256(r.stdout.subarray(0, body.length)), await sha256(body));
+    assert.equal(
+      new TextDecoder().decode(r.stdout.subarray(body.length)),
+      "hello from target\n|0",
+    );
+    assert.deepEqual(target.requests.map((q) => `${q.method} ${q.path}`), [
+      "POST /echo",
+      "GET /hello",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
