@@ -13,7 +13,6 @@ import {
   type Socks5Auth,
   type Socks5Request,
   Socks5ServerHandshake,
-  SOCKS_VERSION,
 } from "../socks5/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
@@ -124,8 +123,8 @@ export function serveSocks(
     events?: EventSink;
     kind?: "socks5" | "direct";
     /**
-     * A mixed port: a connection whose first byte is not 5 (SOCKS5's
-     * version) is handed here, with the bytes read so far.
+     * A mixed port: a connection whose first byte is a letter (an HTTP
+     * method) is handed here, with the bytes read so far.
      */
     http?: (conn: Deno.Conn, initial: Uint8Array) => Promise<void>;
   },
@@ -149,13 +148,15 @@ async function handleSocks(
   const reader = new TimedReader(conn, 4096);
   let initial: Uint8Array | undefined;
   if (opts.http !== undefined) {
-    // Mixed port: SOCKS5 starts with its version byte 5; anything else is HTTP.
+    // Mixed port: every HTTP method starts with a letter, SOCKS5 with its
+    // version byte 5; anything else (SOCKS4, noise) gets SOCKS5's refusal.
     const first = await reader.next(SOCKS_HANDSHAKE_MS);
     if (first === null || first === "timeout") {
       conn.close();
       return;
     }
-    if (first[0] !== SOCKS_VERSION) {
+    const b = first[0]!;
+    if ((b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)) {
       await opts.http(conn, first);
       return;
     }

@@ -1,6 +1,6 @@
 /**
  * The client's HTTP proxy: on the optional HTTP port, and on the SOCKS5
- * port when a connection's first byte is not 5 (a mixed port). CONNECT
+ * port when a connection's first byte is a letter (a mixed port). CONNECT
  * joins the connection to a tunnel stream; an absolute-form request
  * (`GET http://host/path`) is forwarded on a stream of its own and its
  * response relayed, and the connection is kept for the next request when
@@ -62,7 +62,7 @@ export function serveHttpConnect(
 
 /**
  * Serves one HTTP proxy connection (the HTTP port's, or the SOCKS5 port's
- * when its first byte was not 5); `initial` is what was already read.
+ * when its first byte was a letter); `initial` is what was already read.
  */
 export async function handleHttpProxy(
   conn: Deno.Conn,
