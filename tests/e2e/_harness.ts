@@ -113,6 +113,8 @@ export interface PairOptions {
   serverSession?: Record<string, string>;
   /** More top-level sections for server.yml, e.g. `admin:\n  listen: "127.0.0.1:0"`. */
   serverYaml?: string;
+  /** Edits server.yml's text as `init` wrote it (e.g. a value in `limits:`). */
+  serverEdit?: (text: string) => string;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
   clientSession?: Record<string, string>;
 }
@@ -188,6 +190,9 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
     if (opts.transport === "tcp") {
       const text = await Deno.readTextFile(serverYml);
       await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
+    }
+    if (opts.serverEdit !== undefined) {
+      await Deno.writeTextFile(serverYml, opts.serverEdit(await Deno.readTextFile(serverYml)));
     }
     await addSessionSettings(serverYml, opts.serverSession);
     if (opts.serverYaml !== undefined) {

@@ -422,3 +422,49 @@ test("a datagram flood into a stalled tunnel stays bounded: the oldest datagrams
     app.close();
   }
 });
+
+test("the server's UDP sockets expire after udp_idle_timeout, and only peers the client sent to get through", async () => {
+  // The echo records where each datagram came from: the association's NAT socket.
+  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const echoPort = (echo.addr as Deno.NetAddr).port;
+  const sources: Deno.NetAddr[] = [];
+  (async () => {
+    for (;;) {
+      const [d, from] = await echo.receive();
+      sources.push(from as Deno.NetAddr);
+      await echo.send(d, from);
+    }
+  })().catch(() => {});
+  const stranger = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  await using pair = await startPair({
+    transport: "tcp",
+    serverEdit: (t) => t.replace(/^  udp_idle_timeout: .*$/m, "  udp_idle_timeout: 1s"),
+  });
+  const app = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const enc = new TextEncoder();
+  try {
+    const { control, relay } = await associate(pair.socksPort);
+    await app.send(udpPacket(echoPort, enc.encode("one")), relay);
+    await withDeadline(app.receive(), 10_000, "the first echo");
+    const nat = sources[0]!;
+    // A peer the client never sent to: dropped at the server, never reaches the application.
+    await stranger.send(enc.encode("let me in"), nat);
+    assert.equal(await receiveWithin(app, 300), null);
+    // Idle past 1 s: the socket is closed; the next datagram leaves from a new one.
+    await new Promise((r) => setTimeout(r, 2_500));
+    await app.send(udpPacket(echoPort, enc.encode("two")), relay);
+    const [back] = await withDeadline(app.receive(), 10_000, "the echo after the idle time");
+    assert.equal(new TextDecoder().decode(back.subarray(10)), "two");
+    assert.equal(sources.length, 2);
+    assert.notEqual(sources[1]!.port, nat.port, "a new NAT socket after the idle timeout");
+    control.close();
+    const [closed] = await pair.serverEvents.waitFor("udp_close");
+    assert.equal(closed!.strangers, 1);
+    assert.equal(closed!.out, 2);
+    assert.equal(closed!.in, 2);
+  } finally {
+    app.close();
+    stranger.close();
+    echo.close();
+  }
+});
