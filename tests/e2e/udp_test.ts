@@ -438,7 +438,7 @@ test("the server's UDP sockets expire after udp_idle_timeout, and only peers the
   const stranger = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   await using pair = await startPair({
     transport: "tcp",
-    serverEdit: (t) => t.replace(/^  udp_idle_timeout: .*$/m, "  udp_idle_timeout: 1s"),
+    serverEdit: (t) => t.replace(/^ {2}udp_idle_timeout: .*$/m, "  udp_idle_timeout: 1s"),
   });
   const app = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const enc = new TextEncoder();
