@@ -43,6 +43,8 @@ export function compileArgs(target: string): string[] {
   return [
     "compile",
     ...PERMISSION_FLAGS,
+    // UDP sockets (SOCKS5 UDP ASSOCIATE) are behind Deno's unstable "net" flag; deno.json sets it too.
+    "--unstable-net",
     "--target",
     target,
     "--output",

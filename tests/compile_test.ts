@@ -20,6 +20,7 @@ test("compile builds every OS target with exactly the tested permission flags", 
     const flags = args.filter((a) => a.startsWith("--allow-"));
     assert.deepEqual(flags, [...PERMISSION_FLAGS], `target ${t}`);
     assert.ok(!args.includes("-A") && !args.includes("--allow-all"));
+    assert.ok(args.includes("--unstable-net"), "UDP ASSOCIATE needs Deno.listenDatagram");
     assert.equal(args[args.indexOf("--target") + 1], t);
     assert.ok(args.at(-1) === "main.ts");
     assert.match(

@@ -57,9 +57,9 @@ export interface DialOptions {
   /** The target's port, 1-65535. */
   port: number;
   /**
-   * "tcp" (default). "udp" is not available yet: datagrams need a frame
-   * of their own in the tunnel, so dialing "udp" rejects with
-   * `Deno.errors.NotSupported`.
+   * "tcp" (default). "udp" is not available from the library yet (the
+   * client's SOCKS5 port relays UDP with UDP ASSOCIATE), so dialing "udp"
+   * rejects with `Deno.errors.NotSupported`.
    */
   transport?: "tcp" | "udp";
   /** How long the server may take to reach the target and answer (ms). Default 30 000. */
@@ -214,8 +214,8 @@ class ClientTunnelHandle implements Tunnel {
     const where = typeof hostname === "string" ? formatHostPort(hostname, port) : String(hostname);
     if (transport === "udp") {
       throw new Deno.errors.NotSupported(
-        `Cannot dial udp ${where}: datagrams through the tunnel are not supported yet ` +
-          `(only "tcp" connections are)`,
+        `Cannot dial udp ${where}: datagrams through dial() are not supported yet ` +
+          `(only "tcp" connections are); the client's SOCKS5 port relays UDP (UDP ASSOCIATE)`,
       );
     }
     if (transport !== "tcp") {

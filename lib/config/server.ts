@@ -91,6 +91,8 @@ export interface ServerConfig {
     streamWindow: number;
     sessionWindow: number;
     idleTimeoutS: number;
+    /** A UDP association's socket that moved nothing for this long is closed (s). */
+    udpIdleTimeoutS: number;
     connectTimeoutS: number;
     maxTunnels: number;
   };
@@ -326,6 +328,7 @@ const serverSchema = object({
     max_streams_per_tunnel: withDefault(streamCount(), 1024),
     ...windowFields,
     idle_timeout: withDefault(duration(1, 7 * 86400), 300),
+    udp_idle_timeout: withDefault(duration(1, 86400), 60),
     connect_timeout: withDefault(duration(0.1, 300), 10),
     max_tunnels: withDefault(integer(1, 1_000_000), 256),
   })),
@@ -523,6 +526,7 @@ export function parseServerConfig(
       streamWindow: raw.limits.stream_window,
       sessionWindow: raw.limits.session_window,
       idleTimeoutS: raw.limits.idle_timeout,
+      udpIdleTimeoutS: raw.limits.udp_idle_timeout,
       connectTimeoutS: raw.limits.connect_timeout,
       maxTunnels: raw.limits.max_tunnels,
     },

@@ -16,8 +16,8 @@ import type { Writer } from "../wire/bytes.ts";
 
 /**
  * Frame types (section 2). `ACK`, `RELEASE` and `REKEY` belong to session
- * resumption (section 11) and are known only to a decoder that enables it;
- * 12 is reserved for `UDP`. Every unknown type is a protocol error.
+ * resumption (section 11) and are known only to a decoder that enables it.
+ * `DATAGRAM` (section 12) is always known. Every unknown type is a protocol error.
  *
  * @example
  * ```ts
@@ -38,6 +38,11 @@ export const FrameType = {
   GOAWAY: 10,
   /** Resumption: `received u64`, the counted payloads the sender has processed (section 11.3). */
   ACK: 11,
+  /**
+   * A UDP datagram of an association (section 12): `ATYP ‖ addr ‖ port ‖ data`
+   * on the association's stream; never counted, kept or resent, never credited.
+   */
+  DATAGRAM: 12,
   /** Resumption: an opaque graceful-release message built by `lib/session` (section 11.6). */
   RELEASE: 13,
   /** Resumption: an opaque re-key message built by `lib/session` (section 11.6). */
@@ -111,6 +116,12 @@ export const MAX_WINDOW = 1 << 30;
 export const ACK_FRAME_BYTES: number = FRAME_HEADER_BYTES + 8;
 /** Largest RELEASE or REKEY body (section 11.6). */
 export const MAX_SESSION_MESSAGE_BYTES = 256;
+/** Largest address in a DATAGRAM: ATYP ‖ length 255 ‖ 255 domain bytes ‖ port u16. */
+export const MAX_DATAGRAM_ADDRESS: number = 1 + 1 + 255 + 2;
+/** Largest UDP payload a DATAGRAM carries (a UDP datagram's length field is a u16). */
+export const MAX_DATAGRAM_DATA = 65535;
+/** Largest DATAGRAM payload: its address and its data (section 12.2). */
+export const MAX_DATAGRAM_PAYLOAD: number = MAX_DATAGRAM_ADDRESS + MAX_DATAGRAM_DATA;
 /** pull() needs room for the largest control frame. */
 export const MIN_PULL_BYTES: number = FRAME_HEADER_BYTES + MAX_OPEN_PAYLOAD;
 
@@ -128,7 +139,7 @@ const NAMES = [
   "PADDING",
   "GOAWAY",
   "ACK",
-  "", // 12: reserved for UDP
+  "DATAGRAM",
   "RELEASE",
   "REKEY",
 ];
@@ -181,6 +192,36 @@ function isSessionType(type: number): boolean {
 }
 
 /**
+ * Bytes of the address that starts a DATAGRAM payload (`ATYP ‖ addr ‖
+ * port`, RFC 1928 section 5 without RSV), or -1 when the payload does not
+ * start with a whole address of a known type (section 12.2).
+ *
+ * @example
+ * ```ts
+ * import { datagramAddressLength } from "./frame.ts";
+ * datagramAddressLength(new Uint8Array([1, 127, 0, 0, 1, 0, 53, 0xab])); // 7
+ * ```
+ */
+export function datagramAddressLength(payload: Uint8Array): number {
+  let n: number;
+  switch (payload[0]) {
+    case 1:
+      n = 1 + 4 + 2;
+      break;
+    case 4:
+      n = 1 + 16 + 2;
+      break;
+    case 3:
+      if (payload.length < 2 || payload[1] === 0) return -1;
+      n = 2 + payload[1]! + 2;
+      break;
+    default:
+      return -1;
+  }
+  return n <= payload.length ? n : -1;
+}
+
+/**
  * Checks the per-type rules of section 2.2 that need no session state:
  * which stream ids are allowed and how long the payload is. Returns an
  * error message, or undefined when the frame is well formed.
@@ -214,6 +255,11 @@ function frameProblem(
   }
   if (id === 0) return "stream id 0 is the session";
   switch (type) {
+    case FrameType.DATAGRAM:
+      if (len > MAX_DATAGRAM_PAYLOAD) {
+        return `length ${len} exceeds maximum ${MAX_DATAGRAM_PAYLOAD}`;
+      }
+      return datagramAddressLength(payload) < 0 ? "no valid address" : undefined;
     case FrameType.OPEN:
     case FrameType.REPLY:
       if (len === 0) return "empty payload";
@@ -265,7 +311,8 @@ export function encodeFrame(w: Writer, f: Frame): void {
 }
 
 function isKnownType(type: number, resume: boolean): boolean {
-  return (type >= FrameType.OPEN && type <= FrameType.GOAWAY) || (resume && isResumeType(type));
+  return (type >= FrameType.OPEN && type <= FrameType.GOAWAY) || type === FrameType.DATAGRAM ||
+    (resume && isResumeType(type));
 }
 
 /**
@@ -299,7 +346,7 @@ export function decodeFrames(recordPayload: Uint8Array, options: DecodeOptions =
     const id = ((b[o + 1]! << 24) | (b[o + 2]! << 16) | (b[o + 3]! << 8) | b[o + 4]!) >>> 0;
     const len = (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!;
     o += FRAME_HEADER_BYTES;
-    if ((type < FrameType.OPEN || type > FrameType.GOAWAY) && !(resume && isResumeType(type))) {
+    if (!isKnownType(type, resume)) {
       throw new ProtocolError(
         "UNSUPPORTED",
         `Cannot decode frame at offset ${o - FRAME_HEADER_BYTES}: unknown type ${type}`,

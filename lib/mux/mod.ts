@@ -17,6 +17,7 @@
  */
 export {
   ACK_FRAME_BYTES,
+  datagramAddressLength,
   decodeFrames,
   type DecodeOptions,
   encodeFrame,
@@ -26,6 +27,9 @@ export {
   frameTypeName,
   INITIAL_SESSION_WINDOW,
   INITIAL_STREAM_WINDOW,
+  MAX_DATAGRAM_ADDRESS,
+  MAX_DATAGRAM_DATA,
+  MAX_DATAGRAM_PAYLOAD,
   MAX_FRAME_PAYLOAD,
   MAX_OPEN_PAYLOAD,
   MAX_RESET_MESSAGE_BYTES,

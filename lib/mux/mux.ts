@@ -22,6 +22,7 @@ import {
 } from "./_stream.ts";
 import {
   ACK_FRAME_BYTES,
+  datagramAddressLength,
   decodeFrames,
   type DecodeOptions,
   type Frame,
@@ -30,6 +31,7 @@ import {
   frameTypeName,
   INITIAL_SESSION_WINDOW,
   INITIAL_STREAM_WINDOW,
+  MAX_DATAGRAM_DATA,
   MAX_FRAME_PAYLOAD,
   MAX_OPEN_PAYLOAD,
   MAX_RESET_MESSAGE_BYTES,
@@ -66,6 +68,12 @@ export interface MuxOptions {
   ackPayloads?: number;
   /** With resume: ACK at the latest after this many bytes of counted payloads, 1 KiB to 1 GiB (default 128 KiB). */
   ackBytes?: number;
+  /**
+   * DATAGRAM frames (section 12) queued and not yet pulled, in bytes with
+   * headers, 4 KiB to 64 MiB (default 256 KiB); past it, or past 1024
+   * datagrams, the oldest queued datagram is dropped (`datagramsDropped`).
+   */
+  datagramQueueBytes?: number;
 }
 
 /** Options of {@linkcode Mux.pull}. */
@@ -101,7 +109,14 @@ export type MuxEvent =
   /** A RELEASE frame's body (resume only); `id` is 0, the session. */
   | { type: "release"; id: 0; body: Uint8Array }
   /** A REKEY frame's body (resume only); `id` is 0, the session. */
-  | { type: "rekey"; id: 0; body: Uint8Array };
+  | { type: "rekey"; id: 0; body: Uint8Array }
+  /**
+   * A DATAGRAM frame's payload (`ATYP ‖ addr ‖ port ‖ data`) on stream `id`.
+   * The 3 bytes in front of it in its buffer held the frame's length and are
+   * no longer read: the receiver may overwrite them (the SOCKS5 UDP header
+   * `RSV RSV FRAG` then fits in front without a copy).
+   */
+  | { type: "datagram"; id: number; datagram: Uint8Array };
 
 /** A snapshot of the mux's counters, for logs and tests. */
 export interface MuxStats {
@@ -127,6 +142,23 @@ export interface MuxStats {
   unackedPayloads: number;
   /** Resume: bytes of kept payloads that pull() must return again after a resume. */
   resendBytes: number;
+  /** DATAGRAM frames queued and not yet pulled. */
+  datagramsQueued: number;
+  /** Bytes of those frames, headers included (at most `datagramQueueBytes`). */
+  datagramQueueBytes: number;
+  /** DATAGRAM frames pulled (sent), in this session. */
+  datagramsSent: number;
+  /** DATAGRAM frames received for an open stream. */
+  datagramsReceived: number;
+  /** Datagrams dropped before sending: oldest first when the queue was full, too large, or their stream gone. */
+  datagramsDropped: number;
+}
+
+/** A datagram waiting to be pulled: its frame is `DATAGRAM ‖ id ‖ len ‖ address ‖ data`. */
+interface QueuedDatagram {
+  s: Stream;
+  address: Uint8Array;
+  data: Uint8Array;
 }
 
 /** A control frame waiting in the queue; WINDOW_UPDATE amounts are read when pulled. */
@@ -199,6 +231,17 @@ const DEFAULT_ACK_PAYLOADS = 16;
  * costs at most one 16-byte ACK per 128 KiB received (0.01 %).
  */
 const DEFAULT_ACK_BYTES = 128 << 10;
+/**
+ * 256 KiB of queued datagrams: about 200 ms at 10 Mbit/s. Datagram traffic
+ * (DNS, QUIC, voice) would rather lose a packet than wait behind a long
+ * queue, and the bound holds memory per session whatever the application
+ * sends.
+ */
+const DEFAULT_DATAGRAM_QUEUE_BYTES = 256 << 10;
+const MIN_DATAGRAM_QUEUE_BYTES = 4 << 10;
+const MAX_DATAGRAM_QUEUE_BYTES = 64 << 20;
+/** Most datagrams queued at once, whatever their size (bounds the entries, not only bytes). */
+const MAX_QUEUED_DATAGRAMS = 1024;
 /** RELEASE and REKEY messages queued and not yet pulled; lib/session sends a handful per session. */
 const MAX_QUEUED_MESSAGES = 16;
 const EMPTY = new Uint8Array(0);
@@ -375,6 +418,16 @@ export class Mux {
   /** RELEASE and REKEY frames queued and not yet pulled. */
   #messages = 0;
 
+  readonly #dgLimit: number;
+  readonly #datagrams = new Deque<QueuedDatagram>();
+  /** Bytes of the queued DATAGRAM frames, headers included. */
+  #dgBytes = 0;
+  /** The last payload pulled held datagrams: streams go next if they have anything. */
+  #dgLast = false;
+  #dgSent = 0;
+  #dgReceived = 0;
+  #dgDropped = 0;
+
   /** A mux with no streams; throws `RangeError` for an option out of range. */
   constructor(opts: MuxOptions) {
     if (opts.role !== "client" && opts.role !== "server") {
@@ -432,6 +485,13 @@ export class Mux {
     if (typeof resume !== "boolean") {
       throw new TypeError(`Cannot create mux: resume ${String(resume)} is not a boolean`);
     }
+    this.#dgLimit = intOption(
+      "datagramQueueBytes",
+      opts.datagramQueueBytes,
+      DEFAULT_DATAGRAM_QUEUE_BYTES,
+      MIN_DATAGRAM_QUEUE_BYTES,
+      MAX_DATAGRAM_QUEUE_BYTES,
+    );
     this.#ledger = resume ? new Ledger(resendBytes, ackPayloads, ackBytes) : null;
     this.#decodeOptions = { resume };
     if (this.#sessionWindow > INITIAL_SESSION_WINDOW) {
@@ -441,13 +501,15 @@ export class Mux {
 
   /**
    * Bytes waiting to be pulled: control frames with headers, plus DATA
-   * payload, plus (resume) payloads owed again and an ACK owed. pull() may
-   * still return null: connection lost, or resend buffer full.
+   * payload, plus DATAGRAM frames, plus (resume) payloads owed again and an
+   * ACK owed. pull() may still return null: connection lost, or resend
+   * buffer full.
    */
   get pendingBytes(): number {
     const l = this.#ledger;
-    if (l === null) return this.#controlBytes + this.#queued;
-    return this.#controlBytes + this.#queued + l.resendBytes + (l.ackForced ? ACK_FRAME_BYTES : 0);
+    const own = this.#controlBytes + this.#queued + this.#dgBytes;
+    if (l === null) return own;
+    return own + l.resendBytes + (l.ackForced ? ACK_FRAME_BYTES : 0);
   }
 
   /**
@@ -845,10 +907,20 @@ export class Mux {
     const ev = this.#events;
     this.#events = [];
     let counted = false;
+    let datagrams = false;
     for (const f of frames) {
-      this.#onFrame(f, ev);
-      if (f.type !== FrameType.ACK && f.type !== FrameType.PADDING) counted = true;
+      if (f.type === FrameType.DATAGRAM) datagrams = true;
+      else if (f.type !== FrameType.ACK && f.type !== FrameType.PADDING) counted = true;
     }
+    if (datagrams && counted) {
+      // Such a payload would be kept and resent with its datagrams (section 12.3).
+      this.#events = ev;
+      throw new ProtocolError(
+        "MALFORMED",
+        "Cannot accept record: DATAGRAM frames share a record only with ACK and PADDING",
+      );
+    }
+    for (const f of frames) this.#onFrame(f, ev);
     if (l !== null && counted) l.onCounted(recordPayload.length);
     return ev;
   }
@@ -907,6 +979,18 @@ export class Mux {
       );
     }
     const l = this.#ledger;
+    if (this.#datagrams.length > 0 && (l === null || (!l.lost && !l.resending))) {
+      // Datagram payloads and stream payloads take turns while both wait.
+      const streams = this.#controlBytes > 0 || this.#queued > 0;
+      if (!this.#dgLast || !streams || (l !== null && l.free() < MIN_PULL_BYTES)) {
+        const out = this.#buildDatagrams(space, headroom);
+        if (out !== null) {
+          this.#dgLast = true;
+          return out;
+        }
+      }
+    }
+    this.#dgLast = false;
     if (l === null) return this.#build(space, false, headroom);
     if (l.lost) return null;
     if (l.resending) {
@@ -934,6 +1018,52 @@ export class Mux {
     if (ack) l.ackPulled();
     l.sent(out);
     return out;
+  }
+
+  /**
+   * A payload of DATAGRAM frames (and an owed ACK first): neither numbered
+   * nor kept, so never resent (section 12.3). Datagrams whose stream is gone
+   * are dropped here. null when none was left to send.
+   */
+  #buildDatagrams(space: number, headroom: number): Uint8Array | null {
+    const l = this.#ledger;
+    const ack = l !== null && l.ackDue;
+    if (ack) space -= ACK_FRAME_BYTES;
+    const q = this.#datagrams;
+    let total = 0;
+    let count = 0;
+    // Pass 1: how many fit; datagrams of closed streams are dropped on the way.
+    for (let i = 0; i < q.length; i++) {
+      const d = q.at(i)!;
+      const size = FRAME_HEADER_BYTES + d.address.length + d.data.length;
+      if (total + size > space) break;
+      total += size;
+      count++;
+    }
+    if (count === 0) return null;
+    const buf = new Uint8Array(headroom + (ack ? ACK_FRAME_BYTES : 0) + total);
+    let o = ack ? putAck(buf, headroom, l.received) : headroom;
+    let dropped = 0;
+    for (let i = 0; i < count; i++) {
+      const d = q.shift()!;
+      const len = d.address.length + d.data.length;
+      this.#dgBytes -= FRAME_HEADER_BYTES + len;
+      if (d.s.flags & FREED) {
+        dropped++;
+        continue;
+      }
+      o = putFrameHeader(buf, o, FrameType.DATAGRAM, d.s.id, len);
+      buf.set(d.address, o);
+      buf.set(d.data, o + d.address.length);
+      o += len;
+    }
+    this.#dgDropped += dropped;
+    this.#dgSent += count - dropped;
+    if (ack) l.ackPulled();
+    if (dropped === count && !ack) {
+      return this.#datagrams.length > 0 ? this.#buildDatagrams(space, headroom) : null;
+    }
+    return buf.subarray(headroom, o);
   }
 
   /** An ACK-only payload: neither numbered nor kept, so ACKs are never ACKed. */
@@ -1016,6 +1146,48 @@ export class Mux {
     return buf.subarray(headroom);
   }
 
+  /**
+   * Queues a UDP datagram on stream `id` (an association, section 12): a
+   * DATAGRAM frame `address ‖ data`, where `address` is `ATYP ‖ addr ‖
+   * port`. It spends no credit and is never kept for resending; it goes out
+   * in a payload of datagrams only, so it never waits behind stream data
+   * nor stream data behind it. When the queue is full the oldest queued
+   * datagram is dropped. Returns false (and counts a drop) when the frame
+   * could never fit one record or the stream is not open. The mux keeps
+   * views of both arrays until pull() copies them.
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client" });
+   * const id = client.open(new Uint8Array([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+   * client.sendDatagram(id, new Uint8Array([1, 127, 0, 0, 1, 0, 53]), new Uint8Array(12)); // true
+   * ```
+   */
+  sendDatagram(id: number, address: Uint8Array, data: Uint8Array): boolean {
+    const s = this.#streams.get(id);
+    const len = address.length + data.length;
+    const size = FRAME_HEADER_BYTES + len;
+    if (
+      s === undefined || data.length > MAX_DATAGRAM_DATA ||
+      size > this.#maxRecord - ACK_FRAME_BYTES ||
+      datagramAddressLength(address) !== address.length
+    ) {
+      this.#dgDropped++;
+      return false;
+    }
+    const q = this.#datagrams;
+    q.push({ s, address, data });
+    this.#dgBytes += size;
+    while (this.#dgBytes > this.#dgLimit || q.length > MAX_QUEUED_DATAGRAMS) {
+      const old = q.shift()!;
+      this.#dgBytes -= FRAME_HEADER_BYTES + old.address.length + old.data.length;
+      this.#dgDropped++;
+    }
+    this.#touch(s);
+    return true;
+  }
+
   /** Ids of streams with no frame sent or received for `idleMs` (the tunnel resets them with IDLE). */
   idleStreams(nowMs: number, idleMs: number): number[] {
     if (nowMs > this.#now) this.#now = nowMs;
@@ -1041,6 +1213,11 @@ export class Mux {
       unackedBytes: l === null ? 0 : l.unackedBytes,
       unackedPayloads: l === null ? 0 : l.unackedPayloads,
       resendBytes: l === null ? 0 : l.resendBytes,
+      datagramsQueued: this.#datagrams.length,
+      datagramQueueBytes: this.#dgBytes,
+      datagramsSent: this.#dgSent,
+      datagramsReceived: this.#dgReceived,
+      datagramsDropped: this.#dgDropped,
     };
   }
 
@@ -1113,6 +1290,14 @@ export class Mux {
         }
         return;
       }
+      case FrameType.DATAGRAM:
+        if (this.#client && !(s.flags & REPLIED)) {
+          throw this.#stateError(f, "DATAGRAM before REPLY");
+        }
+        this.#touch(s);
+        this.#dgReceived++;
+        ev.push({ type: "datagram", id, datagram: f.payload });
+        return;
       case FrameType.FIN:
         if (this.#client && !(s.flags & REPLIED)) throw this.#stateError(f, "FIN before REPLY");
         if (s.flags & REMOTE_FIN) throw this.#stateError(f, "duplicate FIN");

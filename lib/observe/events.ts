@@ -173,6 +173,44 @@ export type TunnelEventInit =
     user: string;
   }
   | {
+    /** A UDP ASSOCIATE was accepted: client, its relay socket; server, the association's stream. */
+    type: "udp_open";
+    session: number;
+    stream: number;
+    side: "client" | "server";
+    /** Client: where the application sends its datagrams. */
+    relay?: string;
+  }
+  | {
+    /** Server: a datagram to `target` was refused by the user's routes (reported once per target). */
+    type: "udp_refused";
+    session: number;
+    stream: number;
+    target: string;
+  }
+  | {
+    /** A UDP association ended; its counters. */
+    type: "udp_close";
+    session: number;
+    stream: number;
+    side: "client" | "server";
+    /** Datagrams sent on (client: into the tunnel; server: to destinations). */
+    out: number;
+    /** Datagrams delivered (client: to the application; server: into the tunnel). */
+    in: number;
+    bytesOut: number;
+    bytesIn: number;
+    /** Server: datagrams refused by routes. */
+    refused?: number;
+    /** Server: datagrams from peers the client never sent to; client: from other sources. */
+    strangers: number;
+    /** Client: fragments (FRAG ≠ 0), dropped as RFC 1928 section 7 allows. */
+    fragments?: number;
+    /** Malformed, unsendable, or refused by a full queue. */
+    dropped: number;
+    reason: string;
+  }
+  | {
     type: "stream_close";
     session: number;
     stream: number;

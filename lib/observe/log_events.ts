@@ -152,6 +152,21 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
       case "stream_refused":
         sessionLog(e.session).info(`stream ${e.stream}: ${e.reason}`);
         return;
+      case "udp_open":
+        sessionLog(e.session).debug(
+          `udp association ${e.stream} open${e.relay === undefined ? "" : ` on ${e.relay}`}`,
+        );
+        return;
+      case "udp_refused":
+        sessionLog(e.session).info(
+          `udp association ${e.stream}: route udp:${e.target} not allowed`,
+        );
+        return;
+      case "udp_close":
+        sessionLog(e.session).debug(
+          `udp association ${e.stream} closed (${e.reason}): ${e.out} out, ${e.in} in, ${e.dropped} dropped`,
+        );
+        return;
       case "kick": {
         const n = e.sessions === 1 ? "1 session" : `${e.sessions} sessions`;
         log.info(`user "${e.user}" kicked by ${e.by}: ${n} ended`);

@@ -96,6 +96,7 @@ limits:
   stream_window: 8MiB
   session_window: 64MiB
   idle_timeout: 5m
+  udp_idle_timeout: 60s
   connect_timeout: 10s
   max_tunnels: 256
 

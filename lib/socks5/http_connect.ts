@@ -22,7 +22,19 @@ export interface HttpConnectOptions {
   auth?: Socks5Auth;
   /** Limit on request line plus headers, default and maximum 8192 bytes. */
   maxHeaderBytes?: number;
+  /**
+   * Also accept absolute-form requests (`GET http://host/path HTTP/1.1`,
+   * RFC 9112 section 3.2.2) as `forward` steps; without it every method but
+   * CONNECT is 405.
+   */
+  absoluteForm?: boolean;
 }
+
+/** How a forwarded request's body is delimited (RFC 9112 section 6). */
+export type HttpBody =
+  | { kind: "none" }
+  | { kind: "length"; length: number }
+  | { kind: "chunked" };
 
 /** What the caller does next after {@linkcode HttpConnectParser.push}. */
 export type HttpConnectStep =
@@ -40,6 +52,25 @@ export type HttpConnectStep =
     rest: Uint8Array;
     headers: [name: string, value: string][];
   }
+  /**
+   * An absolute-form request (option `absoluteForm`): open a stream to
+   * `request`, send `head` (origin-form, `Proxy-*` and hop-by-hop headers
+   * removed, `Connection: close`) and the body as `body` delimits it, taking
+   * `rest` first; then relay the response (see {@linkcode rewriteResponseHead}).
+   */
+  | {
+    type: "forward";
+    request: Socks5Request;
+    raw: Uint8Array;
+    method: string;
+    head: Uint8Array;
+    body: HttpBody;
+    /** The client asked to keep its connection for more requests. */
+    keepAlive: boolean;
+    /** The client sent `Expect: 100-continue` (removed from `head`): answer 100 at once. */
+    expectContinue: boolean;
+    rest: Uint8Array;
+  }
   /** Send `send` (an HTTP error response), then close. */
   | { type: "fail"; status: number; send: Uint8Array; error: Socks5Error };
 
@@ -48,6 +79,7 @@ const REASONS: Record<number, string> = {
   400: "Bad Request",
   403: "Forbidden",
   405: "Method Not Allowed",
+  501: "Not Implemented",
   407: "Proxy Authentication Required",
   431: "Request Header Fields Too Large",
   502: "Bad Gateway",
@@ -60,6 +92,19 @@ const HEADER_LINE = /^([^:]*):[ \t]*(.*?)[ \t]*$/;
 // deno-lint-ignore no-control-regex
 const BAD_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/;
 const BASIC = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i;
+/** `http://authority[/path?query]`: the authority, then the origin-form target (RFC 9112 3.2). */
+const ABSOLUTE_HTTP = /^http:\/\/([^/?#@]+)([/?][^#]*)?$/i;
+/** Headers that belong to one connection, never forwarded (RFC 9110 section 7.6.1). */
+const HOP_BY_HOP = [
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "upgrade",
+];
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
@@ -149,6 +194,7 @@ export function httpConnectResponse(reply: number): Uint8Array {
 export class HttpConnectParser {
   #users: Map<string, string> | undefined;
   #max: number;
+  #absolute: boolean;
   #store: Uint8Array | undefined;
   #len = 0;
   #scanFrom = 0;
@@ -165,6 +211,7 @@ export class HttpConnectParser {
     if (opts.auth?.users !== undefined) validateUsers(opts.auth.users);
     this.#users = opts.auth?.users;
     this.#max = max;
+    this.#absolute = opts.absoluteForm === true;
   }
 
   /** Feeds bytes read from the client. */
@@ -261,7 +308,7 @@ export class HttpConnectParser {
         `Cannot parse HTTP CONNECT: version HTTP/${major}.${minor} is not supported`,
       );
     }
-    if (method !== "CONNECT") {
+    if (method !== "CONNECT" && !this.#absolute) {
       return this.#fail(405, `Cannot parse HTTP CONNECT: method ${quote(method)} is not allowed`);
     }
     const headers: [string, string][] = [];
@@ -275,11 +322,98 @@ export class HttpConnectParser {
     if (this.#users !== undefined && !this.#authorized(headers)) {
       return this.#fail(407, "Cannot parse HTTP CONNECT: missing or invalid proxy credentials");
     }
+    if (method !== "CONNECT") return this.#forward(method, target, minor, headers, rest);
     const request = parseAuthority(target);
     if (request === null) {
       return this.#fail(400, `Cannot parse HTTP CONNECT: target ${quote(target)} is not host:port`);
     }
     return { type: "request", request, raw: encodeRequest(request), rest, headers };
+  }
+
+  /** RFC 9112 section 3.2.2: an absolute-form request for the proxy to forward. */
+  #forward(
+    method: string,
+    target: string,
+    minor: string,
+    headers: [string, string][],
+    rest: Uint8Array,
+  ): HttpConnectStep {
+    const url = ABSOLUTE_HTTP.exec(target);
+    if (url === null) {
+      return this.#fail(
+        400,
+        `Cannot parse HTTP request: target ${
+          quote(target)
+        } is not an absolute http:// URI (use CONNECT for https)`,
+      );
+    }
+    const hp = splitHostPort(
+      url[1]!.includes(":") && !url[1]!.endsWith("]") ? url[1]! : `${url[1]}:80`,
+    );
+    const host = hp === undefined || hp.port < 1
+      ? null
+      : classifyHost(hp.bracketed ? `[${hp.host}]` : hp.host);
+    if (host === null || hp === undefined) {
+      return this.#fail(400, `Cannot parse HTTP request: host in ${quote(target)} is not valid`);
+    }
+    const get = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v);
+    const te = get("transfer-encoding");
+    const cl = get("content-length");
+    let body: HttpBody = { kind: "none" };
+    if (te.length > 0) {
+      // Both framings at once is how requests are smuggled past proxies: refused.
+      if (cl.length > 0) {
+        return this.#fail(
+          400,
+          "Cannot parse HTTP request: both Transfer-Encoding and Content-Length",
+        );
+      }
+      if (te.length !== 1 || te[0]!.toLowerCase() !== "chunked") {
+        return this.#fail(
+          501,
+          `Cannot parse HTTP request: transfer coding ${quote(te.join(", "))} is not supported`,
+        );
+      }
+      body = { kind: "chunked" };
+    } else if (cl.length > 0) {
+      if (!cl.every((v) => v === cl[0]) || !/^[0-9]{1,15}$/.test(cl[0]!)) {
+        return this.#fail(400, `Cannot parse HTTP request: bad Content-Length ${quote(cl[0]!)}`);
+      }
+      const length = Number(cl[0]);
+      if (length > 0) body = { kind: "length", length };
+    }
+    const connection = get("connection").concat(get("proxy-connection")).join(",").toLowerCase()
+      .split(",").map((t) => t.trim());
+    const keepAlive = minor === "1"
+      ? !connection.includes("close")
+      : connection.includes("keep-alive");
+    const expectContinue = get("expect").some((v) => v.toLowerCase() === "100-continue");
+    // Hop-by-hop headers (RFC 9110 section 7.6.1) and those the client named in Connection.
+    const drop = new Set([...HOP_BY_HOP, ...connection.filter((t) => t !== "")]);
+    let lines = `${method} ${url[2] || "/"} HTTP/1.${minor}\r\n`;
+    if (get("host").length === 0) lines += `Host: ${url[1]}\r\n`;
+    for (const [n, v] of headers) {
+      if (drop.has(n) || (n === "expect" && expectContinue)) continue;
+      lines += `${n}: ${v}\r\n`;
+    }
+    lines += "Connection: close\r\n\r\n";
+    const request: Socks5Request = {
+      command: "connect",
+      addressType: host.addressType,
+      host: host.host,
+      port: hp.port,
+    };
+    return {
+      type: "forward",
+      request,
+      raw: encodeRequest(request),
+      method,
+      head: Uint8Array.from(lines, (c) => c.charCodeAt(0)),
+      body,
+      keepAlive,
+      expectContinue,
+      rest,
+    };
   }
 
   #authorized(headers: [string, string][]): boolean {
@@ -332,4 +466,146 @@ function findBlankLine(b: Uint8Array, from: number, to: number): number {
 
 function quote(s: string): string {
   return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
+}
+
+/**
+ * A response head from a target, made ready for the client: `Connection`,
+ * `Keep-Alive` and `Proxy-Connection` removed, and `Connection: keep-alive`
+ * added when the response's end can be told without closing (a body
+ * delimited by Content-Length or chunked, or none: a HEAD request, 1xx, 204,
+ * 304), else `Connection: close`. null when `head` (without its blank line)
+ * is not an HTTP/1.x status line and headers.
+ *
+ * @example
+ * ```ts
+ * import { rewriteResponseHead } from "./http_connect.ts";
+ * const r = rewriteResponseHead("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close", "GET")!;
+ * r.keepAlive; // true
+ * ```
+ */
+export function rewriteResponseHead(
+  head: string,
+  method: string,
+): { head: Uint8Array; keepAlive: boolean } | null {
+  const lines = head.split("\r\n");
+  const status = /^HTTP\/1\.[01] ([0-9]{3})( .*)?$/.exec(lines[0]!);
+  if (status === null || BAD_CHARS.test(head.replaceAll("\r\n", ""))) return null;
+  const code = Number(status[1]);
+  let out = `${lines[0]}\r\n`;
+  let delimited = method === "HEAD" || (code >= 100 && code < 200) || code === 204 || code === 304;
+  for (const line of lines.slice(1)) {
+    const m = HEADER_LINE.exec(line);
+    if (m === null) return null;
+    const name = m[1]!.toLowerCase();
+    if (name === "connection" || name === "keep-alive" || name === "proxy-connection") continue;
+    if (name === "content-length" || (name === "transfer-encoding" && /chunked/i.test(m[2]!))) {
+      delimited = true;
+    }
+    out += `${line}\r\n`;
+  }
+  out += `Connection: ${delimited ? "keep-alive" : "close"}\r\n\r\n`;
+  return { head: Uint8Array.from(out, (c) => c.charCodeAt(0)), keepAlive: delimited };
+}
+
+/**
+ * Finds where a chunked body ends (RFC 9112 section 7.1), bytes pushed as
+ * they arrive: `push` returns how many bytes of the chunk belong to the
+ * body (all of them until the end is found). Sizes and trailer lines are
+ * bounded; a malformed body makes `push` return -1.
+ *
+ * @example
+ * ```ts
+ * import { ChunkedBodyEnd } from "./http_connect.ts";
+ * const end = new ChunkedBodyEnd();
+ * end.push(new TextEncoder().encode("2\r\nhi\r\n0\r\n\r\nGET")); // 15
+ * end.done; // true
+ * ```
+ */
+export class ChunkedBodyEnd {
+  /** size: reading a size line; data: chunk bytes; crlf: after data; trailer: trailer lines. */
+  #state: "size" | "data" | "crlf" | "trailer" = "size";
+  #line = 0;
+  #size = 0;
+  #sawDigit = false;
+  #inExt = false;
+  #left = 0;
+  #done = false;
+
+  /** True once the last chunk and the trailer's blank line went by. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Bytes of `b` that belong to the body, or -1 for a malformed body. */
+  push(b: Uint8Array): number {
+    let i = 0;
+    while (i < b.length && !this.#done) {
+      if (this.#state === "data") {
+        const n = Math.min(this.#left, b.length - i);
+        i += n;
+        this.#left -= n;
+        if (this.#left === 0) {
+          this.#state = "crlf";
+          this.#line = 0;
+        }
+        continue;
+      }
+      const c = b[i++]!;
+      if (++this.#line > 4096) return -1;
+      if (this.#state === "crlf") {
+        if (this.#line === 1 && c === 0x0d) continue;
+        if (this.#line === 2 && c === 0x0a) {
+          this.#startSize();
+          continue;
+        }
+        return -1;
+      }
+      if (c === 0x0a) {
+        // End of a line (its CR was taken as part of it).
+        if (this.#state === "size") {
+          if (!this.#sawDigit) return -1;
+          if (this.#size === 0) {
+            this.#state = "trailer";
+            this.#line = 0;
+          } else {
+            this.#state = "data";
+            this.#left = this.#size;
+          }
+        } else if (this.#line <= 2) {
+          this.#done = true; // the blank line after the trailers
+        } else {
+          this.#line = 0;
+        }
+        continue;
+      }
+      if (this.#state === "trailer" || c === 0x0d) continue;
+      if (this.#inExt) continue;
+      const d = hexDigit(c);
+      if (d >= 0) {
+        if (this.#size > 0xfffffffffff) return -1;
+        this.#size = this.#size * 16 + d;
+        this.#sawDigit = true;
+      } else if (c === 0x3b || c === 0x20 || c === 0x09) {
+        this.#inExt = true; // chunk extensions are ignored
+      } else {
+        return -1;
+      }
+    }
+    return i;
+  }
+
+  #startSize(): void {
+    this.#state = "size";
+    this.#line = 0;
+    this.#size = 0;
+    this.#sawDigit = false;
+    this.#inExt = false;
+  }
+}
+
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  return -1;
 }

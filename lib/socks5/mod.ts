@@ -60,6 +60,17 @@ export {
   type Socks5Step,
 } from "./server.ts";
 export {
+  decodeUdpAddress,
+  decodeUdpPacket,
+  encodeUdpAddress,
+  UDP_HEADER_PREFIX,
+  type UdpAddress,
+  udpAddressLength,
+  type UdpPacket,
+} from "./udp.ts";
+export {
+  ChunkedBodyEnd,
+  type HttpBody,
   type HttpConnectOptions,
   HttpConnectParser,
   httpConnectResponse,
@@ -68,4 +79,5 @@ export {
   httpStatusResponse,
   MAX_HTTP_HEADER_BYTES,
   parseHttpConnect,
+  rewriteResponseHead,
 } from "./http_connect.ts";

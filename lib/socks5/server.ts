@@ -15,6 +15,7 @@ import { checkCredentials, validateUsers } from "./_credentials.ts";
 import {
   ATYP_DOMAIN,
   CMD_CONNECT,
+  CMD_UDP_ASSOCIATE,
   decodeRequest,
   encodeReply,
   messageLength,
@@ -85,7 +86,8 @@ function hex(b: number): string {
  * The local SOCKS5 listener's handshake. Feed it every byte read from the
  * client; it never throws and never buffers more than one message
  * (at most 513 bytes) beyond the chunk just pushed. Only CONNECT is
- * accepted; BIND and UDP ASSOCIATE get reply 7.
+ * accepted, and UDP ASSOCIATE when the caller says it serves it; BIND (and
+ * otherwise UDP ASSOCIATE) get reply 7.
  *
  * Failures (each a `fail` step; the caller sends `send` and closes):
  * - greeting VER ≠ 5, NMETHODS = 0, or no acceptable method → `05 FF`
@@ -109,10 +111,17 @@ export class Socks5ServerHandshake {
   #buf: Uint8Array = EMPTY;
   #pending: Uint8Array[] = [];
 
-  /** Throws `RangeError` if a configured username or password is not 1..255 bytes. */
-  constructor(auth: Socks5Auth = {}) {
+  #udp: boolean;
+
+  /**
+   * Throws `RangeError` if a configured username or password is not 1..255
+   * bytes. With `options.udpAssociate`, UDP ASSOCIATE requests are returned
+   * as requests too (the caller runs the association).
+   */
+  constructor(auth: Socks5Auth = {}, options: { udpAssociate?: boolean } = {}) {
     if (auth.users !== undefined) validateUsers(auth.users);
     this.#users = auth.users;
+    this.#udp = options.udpAssociate === true;
   }
 
   /** True once a `request` or `fail` step was returned. */
@@ -262,7 +271,7 @@ export class Socks5ServerHandshake {
     if (b.length < 1) return "more";
     if (b[0] !== SOCKS_VERSION) return fail(Reply.GENERAL_FAILURE, `version ${b[0]}, expected 5`);
     if (b.length < 2) return "more";
-    if (b[1] !== CMD_CONNECT) {
+    if (b[1] !== CMD_CONNECT && !(this.#udp && b[1] === CMD_UDP_ASSOCIATE)) {
       const name = ["", "CONNECT", "BIND", "UDP ASSOCIATE"][b[1]!] ?? hex(b[1]!);
       return fail(Reply.COMMAND_NOT_SUPPORTED, `command ${name} is not supported`);
     }
@@ -282,11 +291,25 @@ export class Socks5ServerHandshake {
     try {
       request = decodeRequest(raw);
     } catch (e) {
+      // UDP ASSOCIATE names the client's own address, which only filters its
+      // datagrams: a domain there (PySocks sends "0") means "any address".
+      if (b[1] === CMD_UDP_ASSOCIATE && b[3] === ATYP_DOMAIN && e instanceof Socks5Error) {
+        request = {
+          command: "udp_associate",
+          addressType: "domain",
+          host: "",
+          port: (raw[total - 2]! << 8) | raw[total - 1]!,
+        };
+        return this.#done(request, raw, b.slice(total));
+      }
       const reply = e instanceof Socks5Error ? e.reply : Reply.GENERAL_FAILURE;
       const message = e instanceof Error ? e.message : String(e);
       return this.#fail(encodeReply(reply), reply, message);
     }
-    const rest = b.slice(total);
+    return this.#done(request, raw, b.slice(total));
+  }
+
+  #done(request: Socks5Request, raw: Uint8Array, rest: Uint8Array): Socks5Step {
     this.#state = "done";
     this.#buf = EMPTY;
     if (this.#pending.length === 0) return { type: "request", request, raw, rest };

@@ -29,6 +29,8 @@ export interface DriveOptions extends DriveLimits {
    * start): the server's probe gate has then passed.
    */
   afterSend?: DriveLimits;
+  /** Bytes already read from the peer (a front end that sniffed the protocol): pushed first. */
+  initial?: Uint8Array;
 }
 
 /** The step a machine returns when it needs more input. */
@@ -75,16 +77,22 @@ export async function drive<S extends { type: string }>(
 ): Promise<Driven<S>> {
   const start = Date.now();
   let sent = false;
+  let initial = options.initial;
   while (true) {
     const limits: DriveLimits = sent ? options.afterSend ?? options : options;
     const left = start + limits.deadlineMs - Date.now();
     if (left <= 0) return { stop: "timeout", sent };
     const byIdle = limits.idleMs !== undefined && limits.idleMs < left;
     let chunk;
-    try {
-      chunk = await reader.next(byIdle ? limits.idleMs : left);
-    } catch (error) {
-      return { stop: "error", error, sent };
+    if (initial !== undefined) {
+      chunk = initial;
+      initial = undefined;
+    } else {
+      try {
+        chunk = await reader.next(byIdle ? limits.idleMs : left);
+      } catch (error) {
+        return { stop: "error", error, sent };
+      }
     }
     if (chunk === null) return { stop: "closed", sent };
     if (chunk === "timeout") return { stop: byIdle ? "idle" : "timeout", sent };

@@ -46,6 +46,10 @@ export interface StreamCtx {
   onReply: ((reply: Uint8Array) => void) | undefined;
   onFail: ((e: Error) => void) | undefined;
   onWritable: (() => void) | undefined;
+  /** A UDP association's datagram arrived (`ATYP ‖ addr ‖ port ‖ data`, see MuxEvent "datagram"). */
+  onDatagram: ((datagram: Uint8Array) => void) | undefined;
+  /** The stream left the table (a UDP association closes its sockets). */
+  onClose: ((reason: string) => void) | undefined;
   /** Bytes written to the local socket. */
   bytesIn: number;
   /** Bytes read from the local socket. */
@@ -113,6 +117,8 @@ export class StreamTable {
       onReply: undefined,
       onFail: undefined,
       onWritable: undefined,
+      onDatagram: undefined,
+      onClose: undefined,
       bytesIn: 0,
       bytesOut: 0,
     };
@@ -199,6 +205,9 @@ export class StreamTable {
     } catch {
       // already closed
     }
+    const onClose = ctx.onClose;
+    ctx.onClose = ctx.onDatagram = undefined;
+    onClose?.(reason);
     this.#host.streamClosed(ctx, reason);
   }
 

@@ -15,9 +15,10 @@ import { encodeReply, Reply, replyName } from "../socks5/mod.ts";
 import { describeError, EventHub } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.ts";
-import { serveHttpConnect } from "./http_connect.ts";
+import { handleHttpProxy, serveHttpConnect } from "./http_connect.ts";
 import { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 import type { Session } from "./session.ts";
+import { runAssociation } from "./udp_associate.ts";
 
 export { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 export { connectLink, type NewLink, TunnelError } from "./link.ts";
@@ -65,9 +66,14 @@ function refusalText(code: number): string {
 /** The front ends' way into the tunnel: one stream per request, fast open when configured. */
 function tunnelConnector(
   tunnel: ClientTunnel,
-  opts: { fastOpen: boolean; openTimeoutMs: number; log: ClientOptions["log"] },
+  opts: {
+    fastOpen: boolean;
+    openTimeoutMs: number;
+    log: ClientOptions["log"];
+    events: EventHub;
+  },
 ): Connector {
-  const { fastOpen, openTimeoutMs, log } = opts;
+  const { fastOpen, openTimeoutMs, log, events } = opts;
   return {
     async open(req, raw): Promise<Opened> {
       const session = await tunnel.session();
@@ -92,6 +98,17 @@ function tunnelConnector(
       }
       return { reply, attach: (sock, early) => session.attach(id, sock, early) };
     },
+    associate(control, request) {
+      return runAssociation(control, request, {
+        async open(raw) {
+          const session = await tunnel.session();
+          const { id, reply } = await session.open(raw, openTimeoutMs);
+          return { session, id, reply };
+        },
+        events,
+        log,
+      });
+    },
   };
 }
 
@@ -113,14 +130,19 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
     fastOpen: profile.socks5.fastOpen,
     openTimeoutMs: options.openTimeoutMs ?? OPEN_TIMEOUT_MS,
     log,
+    events,
   });
   const fronts: FrontEnd[] = [];
   const socksAuth = profile.socks5.users === undefined ? {} : { users: profile.socks5.users };
+  const httpLog = log.child("http");
   const socks = serveSocks(options.socks ?? profile.socks5.listen, {
     auth: socksAuth,
     connector,
     log: log.child("socks5"),
     events,
+    // The SOCKS5 port is also an HTTP proxy (mixed port), with the same logins.
+    http: (conn, initial) =>
+      handleHttpProxy(conn, { connector, log: httpLog, users: profile.socks5.users }, initial),
   });
   fronts.push(socks);
   let http: FrontEnd | undefined;

@@ -37,6 +37,11 @@ export interface Opened {
 /** Reaches targets on behalf of a front end. */
 export interface Connector {
   open(request: Socks5Request, raw: Uint8Array): Promise<Opened>;
+  /**
+   * Runs a SOCKS5 UDP ASSOCIATE on its control connection, reply included,
+   * until it ends. Without it, UDP ASSOCIATE is answered 7 (not supported).
+   */
+  associate?(control: Deno.Conn, request: Socks5Request): Promise<void>;
 }
 
 /**
@@ -117,6 +122,11 @@ export function serveSocks(
     /** Hears `listening` (as `kind`, default "socks5"). */
     events?: EventSink;
     kind?: "socks5" | "direct";
+    /**
+     * A mixed port: a connection whose first byte is a letter (an HTTP
+     * method) is handed here, with the bytes read so far.
+     */
+    http?: (conn: Deno.Conn, initial: Uint8Array) => Promise<void>;
   },
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
@@ -127,12 +137,36 @@ export function serveSocks(
 
 async function handleSocks(
   conn: Deno.Conn,
-  opts: { auth?: Socks5Auth; connector: Connector; log: Logger },
+  opts: {
+    auth?: Socks5Auth;
+    connector: Connector;
+    log: Logger;
+    http?: (conn: Deno.Conn, initial: Uint8Array) => Promise<void>;
+  },
 ): Promise<void> {
   if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-  const hs = new Socks5ServerHandshake(opts.auth);
-  const r = await drive(conn, new TimedReader(conn, 4096), (c) => hs.push(c), {
+  const reader = new TimedReader(conn, 4096);
+  let initial: Uint8Array | undefined;
+  if (opts.http !== undefined) {
+    // Mixed port: every HTTP method starts with a letter, SOCKS5 with its
+    // version byte 5; anything else (SOCKS4, noise) gets SOCKS5's refusal.
+    const first = await reader.next(SOCKS_HANDSHAKE_MS);
+    if (first === null || first === "timeout") {
+      conn.close();
+      return;
+    }
+    const b = first[0]!;
+    if ((b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)) {
+      await opts.http(conn, first);
+      return;
+    }
+    initial = first;
+  }
+  const associate = opts.connector.associate?.bind(opts.connector);
+  const hs = new Socks5ServerHandshake(opts.auth, { udpAssociate: associate !== undefined });
+  const r = await drive(conn, reader, (c) => hs.push(c), {
     deadlineMs: SOCKS_HANDSHAKE_MS,
+    ...(initial === undefined ? {} : { initial }),
   });
   if ("stop" in r) {
     conn.close();
@@ -147,6 +181,10 @@ async function handleSocks(
     return;
   }
   if (step.send !== undefined) await writeAll(conn, step.send);
+  if (step.request.command === "udp_associate" && associate !== undefined) {
+    await associate(conn, step.request);
+    return;
+  }
   const opened = await openFor(opts.connector, step.request, step.raw, opts.log);
   if (opened.attach === undefined) {
     await writeAll(conn, opened.reply).catch(() => {});

@@ -114,6 +114,21 @@ export class Egress {
   }
 
   /**
+   * Whether `routes` and `egress.block` let `target` reach `addr` (an IP
+   * address text), with no lookup: for UDP datagrams, which the caller
+   * resolves itself. Without `addr`, an address `target.host` is judged as
+   * itself, and a name by whether any address could be allowed (check again
+   * with the address it resolves to).
+   */
+  allows(routes: readonly string[], target: RouteTarget, addr?: string): boolean {
+    const rules = routeSet(routes);
+    const host = target.host.replace(/^\[(.*)\]$/, "$1");
+    const ip = parseIp(addr ?? host);
+    if (ip === undefined) return addr === undefined && rules.mayAllowName(target);
+    return rules.check(target, ip, this.#block.blocks(ip) !== undefined).verdict === "allow";
+  }
+
+  /**
    * Dials `target` for a user with `routes` within `timeoutMs` (lookup
    * included). Throws what the lookup or the last connect threw when no
    * allowed address could be reached.

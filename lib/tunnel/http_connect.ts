@@ -1,12 +1,27 @@
 /**
- * The client's optional HTTP CONNECT proxy port: the same connector as the
- * SOCKS5 port behind an HTTP/1.1 CONNECT front end.
+ * The client's HTTP proxy: on the optional HTTP port, and on the SOCKS5
+ * port when a connection's first byte is a letter (a mixed port). CONNECT
+ * joins the connection to a tunnel stream; an absolute-form request
+ * (`GET http://host/path`) is forwarded on a stream of its own and its
+ * response relayed, and the connection is kept for the next request when
+ * both sides allow (keep-alive), with chunked request bodies.
  *
  * @module
  */
-import { HttpConnectParser, httpConnectResponse, Reply, replyName } from "../socks5/mod.ts";
-import { writeAll } from "../transport/types.ts";
+import {
+  ChunkedBodyEnd,
+  type HttpBody,
+  HttpConnectParser,
+  httpConnectResponse,
+  httpStatusResponse,
+  Reply,
+  replyName,
+  rewriteResponseHead,
+} from "../socks5/mod.ts";
+import { memoryPipe } from "../transport/memory_pipe.ts";
+import { type ByteStream, writeAll } from "../transport/types.ts";
 import { type Connector, openFor } from "./dial.ts";
+import type { HttpConnectStep } from "../socks5/mod.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";
 import type { EventSink, Logger } from "../observe/mod.ts";
 import { TimedReader } from "./reader.ts";
@@ -14,6 +29,14 @@ import { drive } from "./_drive.ts";
 
 /** The request headers must arrive within this. */
 const HEADER_DEADLINE_MS = 15_000;
+/** A kept-alive connection may wait this long for its next request. */
+const KEEP_ALIVE_IDLE_MS = 60_000;
+/** A request body must keep arriving: no byte for this long ends the connection. */
+const BODY_IDLE_MS = 60_000;
+/** Largest response head accepted from a target. */
+const MAX_RESPONSE_HEAD = 64 * 1024;
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
+const EMPTY = new Uint8Array(0);
 
 /** Serves HTTP CONNECT on `listen`, sending each request to `connector`. */
 export function serveHttpConnect(
@@ -27,32 +50,69 @@ export function serveHttpConnect(
   },
 ): FrontEnd {
   const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
-  const front = serveListener(listener, (conn) => handle(conn, opts), opts.log, "HTTP CONNECT");
+  const front = serveListener(
+    listener,
+    (conn) => handleHttpProxy(conn, opts, undefined),
+    opts.log,
+    "HTTP CONNECT",
+  );
   opts.events?.emit({ type: "listening", kind: "http", addr: front.addr });
   return front;
 }
 
-async function handle(
+/**
+ * Serves one HTTP proxy connection (the HTTP port's, or the SOCKS5 port's
+ * when its first byte was a letter); `initial` is what was already read.
+ */
+export async function handleHttpProxy(
   conn: Deno.Conn,
-  opts: { connector: Connector; log: Logger; users?: Map<string, string> },
+  opts: { connector: Connector; log: Logger; users?: Map<string, string> | undefined },
+  initial: Uint8Array | undefined,
 ): Promise<void> {
-  const parser = new HttpConnectParser(
-    opts.users === undefined ? {} : { auth: { users: opts.users } },
-  );
-  const r = await drive(conn, new TimedReader(conn, 8192), (c) => parser.push(c), {
-    deadlineMs: HEADER_DEADLINE_MS,
-  });
-  if ("stop" in r) {
-    conn.close();
-    if (r.stop === "error") throw r.error;
-    return;
+  const reader = new TimedReader(conn, 16 * 1024);
+  let leftover = initial;
+  for (let first = true;; first = false) {
+    const parser = new HttpConnectParser({
+      absoluteForm: true,
+      ...(opts.users === undefined ? {} : { auth: { users: opts.users } }),
+    });
+    const r = await drive(conn, reader, (c) => parser.push(c), {
+      deadlineMs: first ? HEADER_DEADLINE_MS : KEEP_ALIVE_IDLE_MS,
+      ...(leftover === undefined || leftover.length === 0 ? {} : { initial: leftover }),
+    });
+    if ("stop" in r) {
+      conn.close();
+      if (r.stop === "error" && first) throw r.error;
+      return;
+    }
+    const step = r.step;
+    if (step.type === "fail") {
+      await writeAll(conn, step.send).catch(() => {});
+      conn.close();
+      return;
+    }
+    if (step.type === "request") {
+      await connect(conn, opts, step);
+      return;
+    }
+    const next = await forward(conn, reader, opts, step).catch((e) => {
+      opts.log.debug(`${step.method} ${step.request.host}:${step.request.port}: ${e}`);
+      return null;
+    });
+    if (next === null) {
+      conn.close();
+      return;
+    }
+    leftover = next;
   }
-  const step = r.step;
-  if (step.type === "fail") {
-    await writeAll(conn, step.send).catch(() => {});
-    conn.close();
-    return;
-  }
+}
+
+/** CONNECT: the connection becomes the stream's. */
+async function connect(
+  conn: Deno.Conn,
+  opts: { connector: Connector; log: Logger },
+  step: Extract<HttpConnectStep, { type: "request" }>,
+): Promise<void> {
   const opened = await openFor(opts.connector, step.request, step.raw, opts.log);
   const code = opened.reply[1] ?? Reply.GENERAL_FAILURE;
   await writeAll(conn, httpConnectResponse(code));
@@ -62,4 +122,123 @@ async function handle(
     return;
   }
   opened.attach(conn, step.rest);
+}
+
+/**
+ * One absolute-form request: a stream of its own to the target (asked to
+ * close after its response), the request head and body sent on it, the
+ * response relayed with its head made ready for the client. Resolves with
+ * the bytes already read past the request body when the connection is
+ * kept for the next request, null when it must close.
+ */
+async function forward(
+  conn: Deno.Conn,
+  reader: TimedReader,
+  opts: { connector: Connector; log: Logger },
+  step: Extract<HttpConnectStep, { type: "forward" }>,
+): Promise<Uint8Array | null> {
+  const opened = await openFor(opts.connector, step.request, step.raw, opts.log);
+  const code = opened.reply[1] ?? Reply.GENERAL_FAILURE;
+  if (code !== Reply.SUCCEEDED || opened.attach === undefined) {
+    opts.log.debug(`${step.method} ${step.request.host}:${step.request.port}: ${replyName(code)}`);
+    await writeAll(conn, httpConnectResponse(code));
+    return null;
+  }
+  if (step.expectContinue) await writeAll(conn, CONTINUE);
+  const [mine, theirs] = memoryPipe();
+  opened.attach(theirs, EMPTY);
+  try {
+    await writeAll(mine, step.head);
+    const [rest, keep] = await Promise.all([
+      sendBody(mine, reader, step.body, step.rest),
+      relayResponse(mine, conn, step.method),
+    ]);
+    return keep && step.keepAlive && rest !== null ? rest : null;
+  } finally {
+    mine.close();
+  }
+}
+
+/**
+ * Sends the request body (`first`, then what the client sends) as `body`
+ * delimits it; resolves with the bytes read past its end (the next
+ * request's), or null when the client closed or sent a malformed body.
+ */
+async function sendBody(
+  to: ByteStream,
+  reader: TimedReader,
+  body: HttpBody,
+  first: Uint8Array,
+): Promise<Uint8Array | null> {
+  if (body.kind === "none") return first;
+  let chunk: Uint8Array = first;
+  let left = body.kind === "length" ? body.length : Infinity;
+  const chunked = body.kind === "chunked" ? new ChunkedBodyEnd() : undefined;
+  for (;;) {
+    if (chunk.length > 0) {
+      let n: number;
+      if (chunked !== undefined) {
+        n = chunked.push(chunk);
+        if (n < 0) return null;
+      } else {
+        n = Math.min(left, chunk.length);
+        left -= n;
+      }
+      await writeAll(to, chunk.subarray(0, n));
+      if (left === 0 || chunked?.done) return chunk.subarray(n);
+    }
+    const got = await reader.next(BODY_IDLE_MS);
+    if (got === null || got === "timeout") return null;
+    chunk = got;
+  }
+}
+
+/**
+ * Relays the target's response to the client: the head rewritten
+ * (rewriteResponseHead), then every byte until the target closes. Resolves
+ * with whether the client may keep the connection (the response's end is
+ * delimited), false when no valid head came (502 sent if nothing was).
+ */
+async function relayResponse(from: ByteStream, to: ByteStream, method: string): Promise<boolean> {
+  const buf = new Uint8Array(64 * 1024);
+  let head = new Uint8Array(0);
+  let end = -1;
+  while (end < 0) {
+    const n = await from.read(buf);
+    if (n === null) {
+      if (head.length === 0) {
+        await writeAll(to, httpStatusResponse(502, "the target closed without answering"));
+      }
+      return false;
+    }
+    const grown = new Uint8Array(head.length + n);
+    grown.set(head);
+    grown.set(buf.subarray(0, n), head.length);
+    head = grown;
+    end = blankLine(head);
+    if (end < 0 && head.length > MAX_RESPONSE_HEAD) {
+      await writeAll(to, httpStatusResponse(502, "the target's response head is too large"));
+      return false;
+    }
+  }
+  const ready = rewriteResponseHead(String.fromCharCode(...head.subarray(0, end)), method);
+  if (ready === null) {
+    await writeAll(to, httpStatusResponse(502, "the target's response is not HTTP/1.x"));
+    return false;
+  }
+  await writeAll(to, ready.head);
+  if (head.length > end + 4) await writeAll(to, head.subarray(end + 4));
+  for (;;) {
+    const n = await from.read(buf);
+    if (n === null) return ready.keepAlive;
+    await writeAll(to, buf.subarray(0, n));
+  }
+}
+
+/** Index of the first CRLF CRLF in `b`, or -1. */
+function blankLine(b: Uint8Array): number {
+  for (let i = 0; i + 3 < b.length; i++) {
+    if (b[i] === 0x0d && b[i + 1] === 0x0a && b[i + 2] === 0x0d && b[i + 3] === 0x0a) return i;
+  }
+  return -1;
 }

@@ -244,6 +244,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     policy: new StreamPolicy({
       users,
       connectTimeoutMs: options.limits.connectTimeoutS * 1000,
+      udpIdleMs: options.limits.udpIdleTimeoutS * 1000,
       events,
       block: new EgressBlock(
         options.egress?.block ?? DEFAULT_EGRESS_BLOCK,
@@ -255,6 +256,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
         ]),
       ),
       ...(resolve === undefined ? {} : { resolve }),
+      log: log.child("udp"),
     }),
     users,
     settings: options,

@@ -423,6 +423,49 @@ export class Session {
     return this.#streams.has(id);
   }
 
+  /** The session's local number in events. */
+  get no(): number {
+    return this.#no;
+  }
+
+  /**
+   * Makes stream `id` a UDP association (docs/PROTOCOL.md part 5 section
+   * 12): `onDatagram` hears each DATAGRAM for it (a view into the record,
+   * see the mux's "datagram" event), `onClose` once when the stream ends
+   * (reset by either side, idle, or the session ended). False when the
+   * stream is already gone (`onClose` is not called then).
+   */
+  bindAssociation(
+    id: number,
+    handlers: { onDatagram: (datagram: Uint8Array) => void; onClose: (reason: string) => void },
+  ): boolean {
+    const ctx = this.#streams.get(id);
+    if (ctx === undefined || this.#closed) return false;
+    ctx.onDatagram = handlers.onDatagram;
+    ctx.onClose = handlers.onClose;
+    return true;
+  }
+
+  /**
+   * Queues a UDP datagram on association `id`: `address` (`ATYP ‖ addr ‖
+   * port`) then `data`, both held as views until the writer pulls them. Never
+   * waits: when the session's datagram queue is full the oldest queued
+   * datagram is dropped (counted in muxStats().datagramsDropped). False when
+   * the datagram was refused (stream gone, too large for a record).
+   */
+  sendDatagram(id: number, address: Uint8Array, data: Uint8Array): boolean {
+    if (this.#closed) return false;
+    const ok = this.#mux.sendDatagram(id, address, data);
+    if (ok) this.#link?.writer.kick();
+    return ok;
+  }
+
+  /** Ends stream `id` at once (RESET CANCEL to the peer), e.g. a UDP association whose owner left. */
+  closeStream(id: number, message: string): void {
+    const ctx = this.#streams.get(id);
+    if (ctx !== undefined && !this.#closed) this.#streams.reset(ctx, ResetReason.CANCEL, message);
+  }
+
   /**
    * Joins stream `id` to a local socket: bytes flow both ways until both
    * sides finish; `early` is data the local side already sent.
@@ -665,6 +708,9 @@ export class Session {
         return;
       case "data":
         this.#streams.data(ev.id, ev.data);
+        return;
+      case "datagram":
+        this.#streams.get(ev.id)?.onDatagram?.(ev.datagram);
         return;
       case "fin":
         this.#streams.fin(ev.id);

@@ -16,11 +16,18 @@ import {
   Socks5Error,
   type Socks5Request,
 } from "../socks5/mod.ts";
-import { describeError, type EventSink, type RefusalCause } from "../observe/mod.ts";
+import {
+  describeError,
+  type EventSink,
+  type Logger,
+  type RefusalCause,
+  silentLogger,
+} from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { dialTarget } from "./dial.ts";
 import { Egress, type Resolve } from "./egress.ts";
 import type { Session } from "./session.ts";
+import { UdpAssociation } from "./udp_relay.ts";
 
 /** Options for {@linkcode StreamPolicy}. */
 export interface StreamPolicyOptions {
@@ -35,6 +42,10 @@ export interface StreamPolicyOptions {
   block?: EgressBlock;
   /** Resolves target names (default: the system resolver). */
   resolve?: Resolve;
+  /** A UDP association's socket that moved nothing for this long is closed (ms); default 60 s. */
+  udpIdleMs?: number;
+  /** For debug lines of UDP associations. */
+  log?: Logger;
 }
 
 /** The session a stream belongs to, as the policy sees it. */
@@ -86,9 +97,13 @@ export class StreamPolicy {
       return;
     }
     const target = targetOf(req);
+    if (req.command === "udp_associate") {
+      this.#associate(owner, id);
+      return;
+    }
     if (req.command !== "connect") {
-      const why = `${req.command} ${target} refused: only CONNECT`;
-      this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "only CONNECT", why, "command");
+      const why = `${req.command} ${target} refused: only CONNECT and UDP ASSOCIATE`;
+      this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "not supported", why, "command");
       return;
     }
     const user = this.#o.users.get(owner.user);
@@ -132,6 +147,38 @@ export class StreamPolicy {
     // BND.ADDR stays 0.0.0.0:0: the server's outbound address is not the client's business.
     session.reply(id, encodeReply(Reply.SUCCEEDED));
     session.attach(id, conn);
+  }
+
+  /**
+   * The route and egress check of UDP datagrams (TCP streams go through
+   * `Egress.dial`, which applies the same rules to every address it dials):
+   * may `user` send to `host:port`, or to `addr` when `host` is a name that
+   * resolved to it? Read at every datagram, so a users file reload applies
+   * at once.
+   */
+  routeAllowed(user: string, proto: "tcp" | "udp", host: string, port: number, addr?: string) {
+    const u = this.#o.users.get(user);
+    return u !== undefined && this.#egress.allows(u.routes, { proto, host, port }, addr);
+  }
+
+  /**
+   * A UDP ASSOCIATE OPEN: the association starts at once (BND 0.0.0.0:0; the
+   * client's relay socket is the application's address), and each datagram
+   * is checked against the `udp:` routes on its way out.
+   */
+  #associate(owner: StreamOwner, id: number): void {
+    const { session } = owner;
+    const association = new UdpAssociation({
+      session,
+      id,
+      allowed: (host, port, addr) => this.routeAllowed(owner.user, "udp", host, port, addr),
+      idleMs: this.#o.udpIdleMs ?? 60_000,
+      events: this.#o.events,
+      log: this.#o.log ?? silentLogger,
+    });
+    if (!association.start()) return;
+    this.#o.events.emit({ type: "udp_open", session: owner.no, stream: id, side: "server" });
+    session.reply(id, encodeReply(Reply.SUCCEEDED));
   }
 
   #refuse(

@@ -121,7 +121,7 @@ test("dial() to a closed port rejects with Socks5Error CONNECTION_REFUSED", asyn
   });
 });
 
-test("dial() with transport udp rejects with NotSupported (no datagram frame yet)", async () => {
+test("dial() with transport udp rejects with NotSupported (no datagram API in the library yet)", async () => {
   await using setup = await startServer();
   await step("a udp dial", async () => {
     await using tunnel = await connect(setup.profilePath);

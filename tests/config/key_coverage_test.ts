@@ -144,6 +144,14 @@ const SERVER_KEYS: Record<string, Use> = {
     reads: "sessionWindow: limits.sessionWindow",
     proof: LIMITS_PROOF,
   },
+  "limits.udp_idle_timeout": {
+    file: SERVER,
+    reads: "udpIdleMs: options.limits.udpIdleTimeoutS * 1000",
+    proof: [
+      "tests/e2e/udp_test.ts",
+      "the server's UDP sockets expire after udp_idle_timeout, and only peers the client sent to get through",
+    ],
+  },
   "limits.idle_timeout": {
     file: ACCEPTOR,
     reads: "tunnelIdleMs: limits.idleTimeoutS * 1000",

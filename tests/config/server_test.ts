@@ -26,6 +26,7 @@ Deno.test("parseServerConfig() applies every default to a minimal file", () => {
     streamWindow: 8 << 20,
     sessionWindow: 64 << 20,
     idleTimeoutS: 300,
+    udpIdleTimeoutS: 60,
     connectTimeoutS: 10,
     maxTunnels: 256,
   });
@@ -78,6 +79,7 @@ limits:
   stream_window: 256KiB
   session_window: 10MB
   idle_timeout: 1h30m
+  udp_idle_timeout: 2m
   connect_timeout: 500ms
 socks5_direct: {enabled: true, listen: "127.0.0.1:0"}
 log: {level: debug}
@@ -92,6 +94,7 @@ log: {level: debug}
   assert.equal(cfg.limits.streamWindow, 256 * 1024);
   assert.equal(cfg.limits.sessionWindow, 10_000_000);
   assert.equal(cfg.limits.idleTimeoutS, 5400);
+  assert.equal(cfg.limits.udpIdleTimeoutS, 120);
   assert.equal(cfg.limits.connectTimeoutS, 0.5);
   assert.deepEqual(cfg.socks5Direct, { enabled: true, listen: { host: "127.0.0.1", port: 0 } });
 });
@@ -153,6 +156,12 @@ Deno.test("parseServerConfig() refuses wrong types at the value's position", () 
       3,
       39,
       /Invalid session.dead_after: 45s is less than twice session.keepalive \(30s\)/,
+    ],
+    [
+      "limits: {udp_idle_timeout: 0s}\n",
+      3,
+      28,
+      /udp_idle_timeout: 0s is out of range 1s\.\.86400s/,
     ],
     [
       "limits: {stream_window: 1GiB, session_window: 1MiB}\n",

@@ -99,7 +99,7 @@ Deno.test("decodeFrames() inverts encodeFrame() for ACK, RELEASE and REKEY with 
   );
 });
 
-Deno.test("decodeFrames() treats ACK, RELEASE and REKEY as unknown without resume, and 12 always", () => {
+Deno.test("decodeFrames() treats ACK, RELEASE and REKEY as unknown without resume, and 15 always", () => {
   for (const t of [FrameType.ACK, FrameType.RELEASE, FrameType.REKEY]) {
     assertProtocolError(
       () => decodeFrames(rawFrame(t, 0, new Uint8Array(8))),
@@ -107,10 +107,11 @@ Deno.test("decodeFrames() treats ACK, RELEASE and REKEY as unknown without resum
       new RegExp(`^Cannot decode frame at offset 0: unknown type ${t}$`),
     );
   }
+  // 12 is DATAGRAM (section 12), known with or without resume: on stream 0 it is malformed.
   assertProtocolError(
     () => decodeFrames(rawFrame(12, 0), RESUME),
-    "UNSUPPORTED",
-    /unknown type 12$/,
+    "MALFORMED",
+    /DATAGRAM frame at offset 0: stream id 0 is the session$/,
   );
   assertProtocolError(
     () => decodeFrames(rawFrame(15, 0), RESUME),
@@ -159,7 +160,11 @@ Deno.test("encodeFrame() refuses malformed ACK, RELEASE and REKEY frames", () =>
       { type: FrameType.REKEY, streamId: 0, payload: new Uint8Array(257) },
       "REKEY frame: length 257 exceeds maximum 256",
     ],
-    [{ type: 12, streamId: 0, payload: new Uint8Array(0) }, "frame: unknown type 12"],
+    [{ type: 16, streamId: 0, payload: new Uint8Array(0) }, "frame: unknown type 16"],
+    [
+      { type: FrameType.DATAGRAM, streamId: 1, payload: new Uint8Array([1, 127, 0, 0, 1]) },
+      "DATAGRAM frame: no valid address",
+    ],
   ];
   for (const [f, why] of bad) {
     assertThrowsWith(() => encodeFrame(w, f), RangeError, `Cannot encode ${why}`);

@@ -151,7 +151,7 @@ Deno.test("decodeFrames() rejects a length beyond the record", () => {
 });
 
 Deno.test("decodeFrames() rejects unknown and reserved types", () => {
-  for (const t of [0, 11, 12, 13, 99, 255]) {
+  for (const t of [0, 11, 13, 15, 99, 255]) {
     assertProtocolError(
       () => decodeFrames(rawFrame(t, 1)),
       "UNSUPPORTED",

@@ -125,9 +125,9 @@ Deno.test("Mux.receive() reports malformed records from the codec", () => {
     /truncated header/,
   );
   assertProtocolError(
-    () => server().receive(rawFrame(12, 0, new Uint8Array(4)), 0),
+    () => server().receive(rawFrame(16, 0, new Uint8Array(4)), 0),
     "UNSUPPORTED",
-    /unknown type 12/,
+    /unknown type 16/,
   );
   assertProtocolError(
     () => server().receive(rawFrame(FrameType.OPEN, 1, REQUEST, 200), 0),

@@ -301,3 +301,40 @@ Deno.test("Socks5ServerHandshake: refuses configured credentials that could neve
     'Cannot use SOCKS5 user "u": password is 0 bytes, expected 1..255',
   );
 });
+
+Deno.test("Socks5ServerHandshake: UDP ASSOCIATE is a request when the caller serves it", () => {
+  const hs = new Socks5ServerHandshake({}, { udpAssociate: true });
+  hs.push(Uint8Array.of(5, 1, 0));
+  const step = hs.push(Uint8Array.of(5, 3, 0, 1, 127, 0, 0, 1, 0x30, 0x39));
+  assert.equal(step.type, "request");
+  if (step.type !== "request") return;
+  assert.deepEqual(step.request, {
+    command: "udp_associate",
+    addressType: "ipv4",
+    host: "127.0.0.1",
+    port: 12345,
+  });
+  // BIND stays refused.
+  const bind = new Socks5ServerHandshake({}, { udpAssociate: true });
+  bind.push(Uint8Array.of(5, 1, 0));
+  expectFail(
+    bind.push(Uint8Array.of(5, 2, 0, 1, 1, 2, 3, 4, 0, 80)),
+    encodeReply(7),
+    7,
+    /BIND is not supported/,
+  );
+});
+
+Deno.test('Socks5ServerHandshake: UDP ASSOCIATE naming a domain (PySocks sends "0") means any address, port kept', () => {
+  const hs = new Socks5ServerHandshake({}, { udpAssociate: true });
+  hs.push(Uint8Array.of(5, 1, 0));
+  const step = hs.push(Uint8Array.of(5, 3, 0, 3, 1, 0x30, 0x1f, 0x90));
+  assert.equal(step.type, "request");
+  if (step.type !== "request") return;
+  assert.deepEqual(step.request, {
+    command: "udp_associate",
+    addressType: "domain",
+    host: "",
+    port: 8080,
+  });
+});

@@ -1,0 +1,334 @@
+/**
+ * The server's side of a UDP association (docs/PROTOCOL.md part 5 section
+ * 12): datagrams from the client leave through the association's own UDP
+ * sockets (one per address family, opened on first use, closed after an
+ * idle time: a NAT mapping), each destination checked against the user's
+ * `udp:` routes; datagrams back are accepted only from peers the client has
+ * sent to (full cone per association) and go to the client as DATAGRAM
+ * frames with their source address.
+ *
+ * @module
+ */
+import { decodeUdpAddress, encodeUdpAddress, udpAddressLength } from "../socks5/mod.ts";
+import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
+import { formatHostPort } from "../wire/host_port.ts";
+import type { Session } from "./session.ts";
+
+/** Peers remembered per association for replies; the least recently sent to is forgotten first. */
+const MAX_PEERS = 4096;
+/** Destinations refused by routes that are reported (once each) per association. */
+const MAX_REFUSALS_REPORTED = 16;
+/** A resolved name is used this long before it is resolved again (ms). */
+const NAME_TTL_MS = 60_000;
+/** Names remembered per association. */
+const MAX_NAMES = 256;
+/** Names being resolved at once per association; datagrams to more are dropped. */
+const MAX_NAMES_RESOLVING = 16;
+/** Datagrams waiting for one name to resolve; more are dropped. */
+const MAX_WAITING_PER_NAME = 16;
+/** One receive buffer: the largest UDP payload. */
+const RECEIVE_BYTES = 65536;
+
+/**
+ * Says whether the user may send UDP to `host:port` (the server's one route
+ * and egress check). Without `addr`, judged as asked: an address fully, a
+ * name by whether any address it resolves to could be allowed. With `addr`
+ * (what a name resolved to), the address actually sent to.
+ */
+export type UdpRouteCheck = (host: string, port: number, addr?: string) => boolean;
+
+/** Options of a {@linkcode UdpAssociation}. */
+export interface UdpAssociationOptions {
+  session: Session;
+  /** The association's stream. */
+  id: number;
+  /** The user's route check for UDP destinations. */
+  allowed: UdpRouteCheck;
+  /** A socket that moved nothing for this long is closed, and its peers forgotten (ms). */
+  idleMs: number;
+  events: EventSink;
+  log: Logger;
+}
+
+/** Counters of one association, reported in its `udp_close` event. */
+export interface UdpCounters {
+  /** Datagrams sent on to destinations. */
+  out: number;
+  /** Datagrams from peers sent to the client. */
+  in: number;
+  /** Payload bytes sent on to destinations. */
+  bytesOut: number;
+  /** Payload bytes from peers sent to the client. */
+  bytesIn: number;
+  /** Datagrams to destinations the routes refuse. */
+  refused: number;
+  /** Datagrams from peers the client never sent to. */
+  strangers: number;
+  /** Datagrams that could not be sent or queued (bad address, send error, queue). */
+  dropped: number;
+}
+
+/** One address family's socket and the peers it has sent to. */
+interface Nat {
+  conn: Deno.DatagramConn;
+  /** "ip port" of every peer sent to, least recently used first. */
+  peers: Map<string, true>;
+  lastUse: number;
+  timer: ReturnType<typeof setInterval>;
+}
+
+/**
+ * One association on the server. Made by the stream policy when it accepts
+ * a UDP ASSOCIATE OPEN; lives until the stream ends.
+ *
+ * @example
+ * ```ts ignore
+ * const a = new UdpAssociation({ session, id, allowed, idleMs: 60_000, events, log });
+ * a.start(); // binds the stream's datagrams to it
+ * ```
+ */
+export class UdpAssociation {
+  readonly #o: UdpAssociationOptions;
+  readonly counters: UdpCounters = {
+    out: 0,
+    in: 0,
+    bytesOut: 0,
+    bytesIn: 0,
+    refused: 0,
+    strangers: 0,
+    dropped: 0,
+  };
+  #v4: Nat | undefined;
+  #v6: Nat | undefined;
+  #closed = false;
+  readonly #reported = new Set<string>();
+  /** Names resolved, oldest first: the address used (undefined when none) and when. */
+  readonly #names = new Map<string, Resolved & { at: number }>();
+  /** Names being resolved and the datagrams waiting for them. */
+  readonly #resolving = new Map<string, { port: number; data: Uint8Array }[]>();
+
+  constructor(options: UdpAssociationOptions) {
+    this.#o = options;
+  }
+
+  /** Binds the stream's datagrams here; false when the stream is already gone. */
+  start(): boolean {
+    return this.#o.session.bindAssociation(this.#o.id, {
+      onDatagram: (d) => this.#fromClient(d),
+      onClose: (reason) => this.#close(reason),
+    });
+  }
+
+  /** A DATAGRAM from the client: check the route, send it on. */
+  #fromClient(datagram: Uint8Array): void {
+    if (this.#closed) return;
+    const n = udpAddressLength(datagram);
+    const dst = n < 0 ? null : decodeUdpAddress(datagram.subarray(0, n));
+    if (dst === null || dst.port === 0) {
+      this.counters.dropped++;
+      return;
+    }
+    if (!this.#o.allowed(dst.host, dst.port)) {
+      this.#refused(dst.host, dst.port);
+      return;
+    }
+    const data = datagram.subarray(n);
+    if (dst.addressType !== "domain") {
+      this.#send(dst.addressType === "ipv6" ? 6 : 4, dst.host, dst.port, data);
+      return;
+    }
+    // A name is resolved here, so that its replies (from an IP) can be matched to it.
+    const known = this.#names.get(dst.host);
+    if (known !== undefined && Date.now() - known.at < NAME_TTL_MS) {
+      if (known.ip === undefined) this.counters.dropped++;
+      else if (!this.#o.allowed(dst.host, dst.port, known.ip)) this.#refused(dst.host, dst.port);
+      else this.#send(known.family, known.ip, dst.port, data);
+      return;
+    }
+    const waiting = this.#resolving.get(dst.host);
+    if (waiting !== undefined) {
+      if (waiting.length < MAX_WAITING_PER_NAME) waiting.push({ port: dst.port, data });
+      else this.counters.dropped++;
+      return;
+    }
+    if (this.#resolving.size >= MAX_NAMES_RESOLVING) {
+      this.counters.dropped++;
+      return;
+    }
+    this.#resolving.set(dst.host, [{ port: dst.port, data }]);
+    resolveName(dst.host).then((r) => {
+      const queued = this.#resolving.get(dst.host) ?? [];
+      this.#resolving.delete(dst.host);
+      if (this.#closed) return;
+      if (this.#names.size >= MAX_NAMES) this.#names.delete(this.#names.keys().next().value!);
+      this.#names.set(dst.host, { ...r, at: Date.now() });
+      for (const q of queued) {
+        if (r.ip === undefined) this.counters.dropped++;
+        else if (!this.#o.allowed(dst.host, q.port, r.ip)) this.#refused(dst.host, q.port);
+        else this.#send(r.family, r.ip, q.port, q.data);
+      }
+    });
+  }
+
+  /** Sends `data` to `ip:port` from the family's socket, allowing replies from there. */
+  /** Counts a refused datagram; the first few refused destinations are reported. */
+  #refused(host: string, port: number): void {
+    this.counters.refused++;
+    const target = formatHostPort(host, port);
+    if (this.#reported.size < MAX_REFUSALS_REPORTED && !this.#reported.has(target)) {
+      this.#reported.add(target);
+      this.#o.events.emit({
+        type: "udp_refused",
+        session: this.#o.session.no,
+        stream: this.#o.id,
+        target,
+      });
+    }
+  }
+
+  #send(family: 4 | 6, ip: string, port: number, data: Uint8Array): void {
+    const nat = this.#nat(family);
+    if (nat === undefined) {
+      this.counters.dropped++;
+      return;
+    }
+    nat.lastUse = Date.now();
+    this.counters.out++;
+    this.counters.bytesOut += data.length;
+    this.#allowPeer(nat, ip, port);
+    const addr: Deno.NetAddr = { transport: "udp", hostname: ip, port };
+    nat.conn.send(data, addr).catch((e) => {
+      this.counters.dropped++;
+      this.#o.log.debug(`udp ${this.#o.id}: send to ${ip}:${port}: ${describeError(e)}`);
+    });
+  }
+
+  #allowPeer(nat: Nat, host: string, port: number): void {
+    const key = `${host} ${port}`;
+    if (nat.peers.has(key)) {
+      nat.peers.delete(key);
+    } else if (nat.peers.size >= MAX_PEERS) {
+      nat.peers.delete(nat.peers.keys().next().value!);
+    }
+    nat.peers.set(key, true);
+  }
+
+  /** The socket for one address family, opened on first use. */
+  #nat(family: 4 | 6): Nat | undefined {
+    const have = family === 4 ? this.#v4 : this.#v6;
+    if (have !== undefined) return have;
+    let conn: Deno.DatagramConn;
+    try {
+      conn = Deno.listenDatagram({
+        transport: "udp",
+        hostname: family === 4 ? "0.0.0.0" : "::",
+        port: 0,
+      });
+    } catch (e) {
+      this.#o.log.debug(
+        `udp ${this.#o.id}: cannot open an IPv${family} socket: ${describeError(e)}`,
+      );
+      return undefined;
+    }
+    const idleMs = this.#o.idleMs;
+    const nat: Nat = {
+      conn,
+      peers: new Map(),
+      lastUse: Date.now(),
+      timer: setInterval(() => {
+        if (Date.now() - nat.lastUse >= idleMs) this.#closeNat(family);
+      }, Math.max(250, Math.min(idleMs / 4, 10_000))),
+    };
+    if (family === 4) this.#v4 = nat;
+    else this.#v6 = nat;
+    this.#receive(nat).catch(() => {});
+    return nat;
+  }
+
+  /** Datagrams from peers: only those the client sent to go back to it. */
+  async #receive(nat: Nat): Promise<void> {
+    const { session, id } = this.#o;
+    // One receive buffer; each datagram is copied out once, behind its address.
+    const buf = new Uint8Array(RECEIVE_BYTES);
+    for (;;) {
+      let got: [Uint8Array, Deno.Addr];
+      try {
+        got = await nat.conn.receive(buf);
+      } catch {
+        return; // closed
+      }
+      if (this.#closed) return;
+      const [data, from] = got;
+      const peer = from as Deno.NetAddr;
+      const host = unmapIpv4(peer.hostname);
+      if (!nat.peers.has(`${host} ${peer.port}`)) {
+        this.counters.strangers++;
+        continue;
+      }
+      nat.lastUse = Date.now();
+      const address = encodeUdpAddress(host, peer.port);
+      const frame = new Uint8Array(address.length + data.length);
+      frame.set(address);
+      frame.set(data, address.length);
+      // The session holds views until its writer pulls them: the copy, not `buf`.
+      const sent = session.sendDatagram(
+        id,
+        frame.subarray(0, address.length),
+        frame.subarray(address.length),
+      );
+      if (sent) {
+        this.counters.in++;
+        this.counters.bytesIn += data.length;
+      } else {
+        this.counters.dropped++;
+      }
+    }
+  }
+
+  #closeNat(family: 4 | 6): void {
+    const nat = family === 4 ? this.#v4 : this.#v6;
+    if (nat === undefined) return;
+    if (family === 4) this.#v4 = undefined;
+    else this.#v6 = undefined;
+    clearInterval(nat.timer);
+    try {
+      nat.conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  #close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeNat(4);
+    this.#closeNat(6);
+    this.#o.events.emit({
+      type: "udp_close",
+      session: this.#o.session.no,
+      stream: this.#o.id,
+      side: "server",
+      ...this.counters,
+      reason,
+    });
+  }
+}
+
+/** A name's address for sending: IPv4 first, as `Deno.connect` would. */
+interface Resolved {
+  family: 4 | 6;
+  ip: string | undefined;
+}
+
+/** Resolves a name (the hosts file first, then the system's resolver); never throws. */
+async function resolveName(host: string): Promise<Resolved> {
+  const v4 = await Deno.resolveDns(host, "A").catch(() => [] as string[]);
+  if (v4.length > 0) return { family: 4, ip: v4[0] };
+  const v6 = await Deno.resolveDns(host, "AAAA").catch(() => [] as string[]);
+  return { family: 6, ip: v6[0] };
+}
+
+/** `::ffff:a.b.c.d` (a dual-stack socket's view of an IPv4 peer) as `a.b.c.d`. */
+function unmapIpv4(host: string): string {
+  return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
+}

@@ -1,0 +1,148 @@
+/**
+ * The client's SOCKS5 port is also an HTTP proxy (a mixed port, sniffed
+ * from the first byte): curl with `-x http://` through CONNECT (`-p`) and
+ * with absolute-form requests, the same SOCKS5 users as Basic
+ * proxy credentials, and SOCKS5 still served on the same port.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { expectedSha256, startHttpTarget, toHex } from "../support/http_target.ts";
+import { run, startPair } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
+
+async function sha256(b: Uint8Array): Promise<string> {
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", b as Uint8Array<ArrayBuffer>)));
+}
+
+test("curl -p -x http:// on the SOCKS5 port: CONNECT through the tunnel, SOCKS5 still served", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  const n = 1024 * 1024 + 17;
+  const r = await run("curl", [
+    "-sS",
+    "--max-time",
+    "60",
+    "-p",
+    "-x",
+    `http://127.0.0.1:${pair.socksPort}`,
+    `${target.url}/bytes/${n}`,
+  ], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await sha256(r.stdout), expectedSha256(n));
+  const socks = await run("curl", [
+    "-sS",
+    "--max-time",
+    "60",
+    "--socks5-hostname",
+    `127.0.0.1:${pair.socksPort}`,
+    `${target.url}/bytes/1000`,
+  ], { timeoutMs: 90_000 });
+  assert.equal(socks.code, 0, socks.stderr);
+  assert.equal(await sha256(socks.stdout), expectedSha256(1000));
+  assert.equal(pair.serverEvents.of("stream_open").length, 2);
+});
+
+test("the mixed port asks for the SOCKS5 users' credentials over HTTP too", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair({ socksUsers: { carol: "pa55word" } });
+  const args = (user: string[]) => [
+    "-sS",
+    "--max-time",
+    "60",
+    "-p",
+    "-x",
+    `http://127.0.0.1:${pair.socksPort}`,
+    ...user,
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_connect}",
+    `${target.url}/bytes/10`,
+  ];
+  const none = await run("curl", args([]), { timeoutMs: 90_000 });
+  assert.equal(new TextDecoder().decode(none.stdout), "407");
+  const ok = await run("curl", args(["-U", "carol:pa55word"]), { timeoutMs: 90_000 });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(new TextDecoder().decode(ok.stdout), "200");
+});
+
+test("curl -x http:// absolute-form on the SOCKS5 port: keep-alive across requests, exact bodies", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  const n = 300_000;
+  // Three URLs in one curl run: one client connection to the proxy, kept alive.
+  const r = await run("curl", [
+    "-sS",
+    "--max-time",
+    "60",
+    "-x",
+    `http://127.0.0.1:${pair.socksPort}`,
+    "-w",
+    "|%{http_code} %{num_connects}|",
+    `${target.url}/hello`,
+    `${target.url}/bytes/${n}`,
+    `${target.url}/hello`,
+  ], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const out = new TextDecoder("latin1").decode(r.stdout);
+  const parts = out.split("|");
+  assert.equal(parts[0], "hello from target\n");
+  assert.equal(parts[1], "200 1");
+  assert.equal(
+    await sha256(
+      r.stdout.subarray(
+        parts[0]!.length + parts[1]!.length + 2,
+        parts[0]!.length + parts[1]!.length + 2 + n,
+      ),
+    ),
+    expectedSha256(n),
+  );
+  // The second and third requests reused the first connection (num_connects 0).
+  assert.deepEqual(parts.filter((p) => /^\d{3} \d$/.test(p)), ["200 1", "200 0", "200 0"]);
+  // Every request went through the tunnel, origin-form, as its own stream.
+  assert.deepEqual(target.requests.map((q) => q.path), ["/hello", `/bytes/${n}`, "/hello"]);
+  assert.equal(pair.serverEvents.of("stream_open").length, 3);
+});
+
+test("curl -x http:// POSTs a chunked body through the mixed port and gets it back exact", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  const dir = await Deno.makeTempDir();
+  try {
+    const body = new Uint8Array(200_000).map((_, i) => (i * 31 + 7) & 0xff);
+    await Deno.writeFile(`${dir}/body`, body);
+    const r = await run("curl", [
+      "-sS",
+      "--max-time",
+      "60",
+      "-x",
+      `http://127.0.0.1:${pair.socksPort}`,
+      "-H",
+      "Transfer-Encoding: chunked",
+      "--data-binary",
+      `@${dir}/body`,
+      `${target.url}/echo`,
+      // A GET after the chunked body, on the same kept-alive connection.
+      "--next",
+      "-sS",
+      "-x",
+      `http://127.0.0.1:${pair.socksPort}`,
+      "-w",
+      "|%{num_connects}",
+      `${target.url}/hello`,
+    ], { timeoutMs: 90_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await sha256(r.stdout.subarray(0, body.length)), await sha256(body));
+    assert.equal(
+      new TextDecoder().decode(r.stdout.subarray(body.length)),
+      "hello from target\n|0",
+    );
+    assert.deepEqual(target.requests.map((q) => `${q.method} ${q.path}`), [
+      "POST /echo",
+      "GET /hello",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
