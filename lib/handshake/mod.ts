@@ -92,6 +92,8 @@ export type {
   ClientResume,
   ClientStep,
   HandshakeTrace,
+  PasswordKeys,
+  PasswordVerifier,
   ResumableSession,
   ServerStep,
   SessionSecrets,

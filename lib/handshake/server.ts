@@ -15,6 +15,7 @@ import { ctEqual, hash, randomBytes, type RandomSource, wipe } from "../crypto/m
 import { representativeToPublicKey } from "../crypto/elligator.ts";
 import { ed25519Sign, x25519PublicKey, x25519SharedSecret } from "../crypto/keys.ts";
 import { verifyTotp } from "../crypto/totp.ts";
+import { SCRAM_KEY_BYTES, scramCheckProof } from "../crypto/scram.ts";
 import { concat } from "../wire/bytes.ts";
 import {
   AEAD_IDS,
@@ -67,6 +68,9 @@ import {
   mixKey,
   openFrame,
   paddingLength,
+  passwordAuthMessage,
+  passwordProofField,
+  passwordPsk,
   resumeBinder,
   resumePsk,
   sealFrame,
@@ -74,6 +78,7 @@ import {
 } from "./_schedule.ts";
 import type {
   HandshakeTrace,
+  PasswordVerifier,
   ResumableSession,
   ServerStep,
   SessionSecrets,
@@ -217,15 +222,62 @@ const RESUME_CT_MAX = RESUME_RESPONSE_BODY_MAX + AEAD_TAG_BYTES;
 const STAND_IN_SECRET = new Uint8Array(SECRET_BYTES);
 const TOTP_DIGITS = 6;
 
+interface StandIn {
+  publicKey: Uint8Array;
+  token: Uint8Array;
+  totpSecret: Uint8Array;
+  password: PasswordVerifier;
+}
+
 /** Stand-ins for an unknown user, so its Response costs the same work. */
-let dummy: { publicKey: Uint8Array; token: Uint8Array; totpSecret: Uint8Array } | undefined;
-function dummyUser(): { publicKey: Uint8Array; token: Uint8Array; totpSecret: Uint8Array } {
+let dummy: StandIn | undefined;
+function dummyUser(): StandIn {
+  const label = (s: string) => hash(new TextEncoder().encode(`NitroSocks v1 dummy ${s}`));
   dummy ??= {
-    publicKey: x25519PublicKey(hash(new TextEncoder().encode("NitroSocks v1 dummy client key"))),
+    publicKey: x25519PublicKey(label("client key")),
     token: new Uint8Array(TOKEN_BYTES),
     totpSecret: new Uint8Array(20),
+    password: { storedKey: label("stored key"), serverKey: label("server key") },
   };
   return dummy;
+}
+
+/**
+ * Checks the second factor's field both ways, token and password, whatever
+ * the user's factor (stand-ins for the one the user lacks), so the time taken
+ * tells nothing; returns ck4 for the user's factor and whether it verified.
+ * Wipes ck3. Spec: PROTOCOL.md part 2 sections 5 and 14.
+ */
+function checkSecondFactor(
+  record: UserRecord | undefined,
+  ck3: Uint8Array,
+  h3: Uint8Array,
+  field: Uint8Array,
+): { ck4: Uint8Array; ok: boolean; factor: "token" | "password" } {
+  const stand = dummyUser();
+  const token = record?.token?.length === TOKEN_BYTES ? record.token : undefined;
+  const pw = record?.password;
+  const password = pw !== undefined && pw.storedKey.length === SCRAM_KEY_BYTES &&
+      pw.serverKey.length === SCRAM_KEY_BYTES
+    ? pw
+    : undefined;
+  // Token: ck4 = Extract(ck3, token); the field is the token tag.
+  const ck4Token = mixKey(ck3.slice(), token ?? stand.token);
+  const tokenOk = ctEqual(transcriptMac(ck4Token, "token tag", h3), field) && token !== undefined;
+  // Password: unmask ClientProof, recover ClientKey, compare H(ClientKey) with StoredKey.
+  const verifier = password ?? stand.password;
+  const proof = passwordProofField(ck3, h3, field);
+  const check = scramCheckProof(verifier.storedKey, passwordAuthMessage(h3), proof);
+  const psk = passwordPsk(check.clientKey, verifier.serverKey);
+  const ck4Password = mixKey(ck3, psk);
+  wipe(proof, psk, check.clientKey);
+  const passwordOk = check.ok && password !== undefined;
+  if (password !== undefined) {
+    wipe(ck4Token);
+    return { ck4: ck4Password, ok: passwordOk, factor: "password" };
+  }
+  wipe(ck4Password);
+  return { ck4: ck4Token, ok: tokenOk, factor: "token" };
 }
 
 function probe(reason: string): Verdict {
@@ -440,10 +492,8 @@ function consumeResponse(
   // Every tag is computed and compared whatever the outcome, so the time taken does not tell.
   const keyMatches = ctEqual(transcriptMac(ck3, "key tag", h3), keyTag);
   const keyOk = keyUsable && keyMatches;
-  const tokenUsable = known && record.token.length === TOKEN_BYTES;
-  const ck4 = mixKey(ck3, tokenUsable ? record!.token : stand.token);
-  const tokenMatches = ctEqual(transcriptMac(ck4, "token tag", h3), tokenTag);
-  const tokenOk = tokenUsable && tokenMatches;
+  const second = checkSecondFactor(record, ck3, h3, tokenTag);
+  const ck4 = second.ck4;
   const secret = record?.totpSecret;
   const code = response.totpCode === undefined
     ? ""
@@ -455,7 +505,7 @@ function consumeResponse(
   let failure: string | undefined;
   if (!known) failure = `unknown user ${who}`;
   else if (!keyOk) failure = `wrong client key for user ${who}`;
-  else if (!tokenOk) failure = `wrong token for user ${who}`;
+  else if (!second.ok) failure = `wrong ${second.factor} for user ${who}`;
   else if (!totpOk) failure = `${code === "" ? "missing" : "wrong"} TOTP code for user ${who}`;
   if (failure !== undefined) {
     wipe(ck4);

@@ -6,26 +6,59 @@
  */
 import type { AeadId, KexId } from "./constants.ts";
 
-/** What a client profile holds to log in. */
+/**
+ * A password's SCRAM-SHA-256 keys as the client holds them (RFC 5802
+ * section 3), derived once from the password by `saltedPassword` and
+ * `scramClientKeys` (lib/crypto/scram.ts); the password itself is not needed
+ * per login.
+ */
+export interface PasswordKeys {
+  /** `HMAC(SaltedPassword, "Client Key")`, 32 bytes. */
+  clientKey: Uint8Array;
+  /** `HMAC(SaltedPassword, "Server Key")`, 32 bytes. */
+  serverKey: Uint8Array;
+}
+
+/** A password as the server holds it: SCRAM-SHA-256 `StoredKey` and `ServerKey`, never the password. */
+export interface PasswordVerifier {
+  /** `H(ClientKey)`, 32 bytes. */
+  storedKey: Uint8Array;
+  /** `HMAC(SaltedPassword, "Server Key")`, 32 bytes. */
+  serverKey: Uint8Array;
+}
+
+/**
+ * What a client profile holds to log in: the user id, the static key, and
+ * exactly one second factor (`token` or `password`), the one the user's
+ * record on the server has.
+ */
 export interface ClientCredentials {
   /** User id as in `users.yml` (UTF-8, 1..255 bytes). */
   userId: string;
   /** The client's X25519 private key (32 bytes). */
   clientKey: Uint8Array;
-  /** The 32-byte pre-shared token. */
-  token: Uint8Array;
+  /** The 32-byte pre-shared token (when the user's factor is a token). */
+  token?: Uint8Array;
+  /** SCRAM-SHA-256 keys of the user's password (when the user's factor is a password). */
+  password?: PasswordKeys;
   /** RFC 6238 secret; when present a 6-digit SHA-1 code is sent. */
   totpSecret?: Uint8Array;
 }
 
-/** What the server knows about one user. */
+/**
+ * What the server knows about one user: the static public key and exactly
+ * one second factor, `token` or `password` (a user with both is checked by
+ * password; with neither, every login fails).
+ */
 export interface UserRecord {
   /** The user id (1-255 bytes of UTF-8). */
   userId: string;
   /** The client's X25519 public key (32 bytes). */
   publicKey: Uint8Array;
-  /** The 32-byte pre-shared token. */
-  token: Uint8Array;
+  /** The 32-byte pre-shared token, when the user logs in with a token. */
+  token?: Uint8Array;
+  /** The password's SCRAM-SHA-256 verifier, when the user logs in with a password. */
+  password?: PasswordVerifier;
   /** When present, the Response must carry a valid TOTP code (±1 step). */
   totpSecret?: Uint8Array;
 }

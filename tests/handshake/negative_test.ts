@@ -11,6 +11,7 @@ import {
   SERVER_HELLO_MAX_BYTES,
   type ServerHandshake,
   type ServerStep,
+  type UserRecord,
 } from "../../lib/handshake/mod.ts";
 import { decodeServerHelloBody, encodeServerHelloBody } from "../../lib/handshake/messages.ts";
 import { hex } from "../crypto/_hex.ts";
@@ -22,6 +23,7 @@ import {
   handshake,
   makePair,
   type PairOptions,
+  passwordFixture,
   T0,
   type Transcript,
 } from "./_helpers.ts";
@@ -160,6 +162,10 @@ for (const suite of SUITES) {
 Deno.test("all authentication failures look the same on the wire", () => {
   const f = fixture("auth keys", true);
   const other = fixture("other keys", true);
+  const pw = passwordFixture("auth password");
+  const wrongPw = passwordFixture("another password");
+  const { token: _, ...withoutToken } = f.record;
+  const pwRecord: UserRecord = { ...withoutToken, password: pw.verifier };
   const cases: { name: string; opts: PairOptions; log: RegExp }[] = [
     {
       name: "unknown user",
@@ -181,6 +187,26 @@ Deno.test("all authentication failures look the same on the wire", () => {
       name: "missing TOTP",
       opts: { fixture: fixture("auth keys"), users: [f.record] },
       log: /missing TOTP/,
+    },
+    {
+      name: "wrong password",
+      opts: { credentials: { password: wrongPw.keys }, users: [pwRecord] },
+      log: /wrong password for user "alice"/,
+    },
+    {
+      name: "password sent to a token user",
+      opts: { credentials: { password: pw.keys } },
+      log: /wrong token for user "alice"/,
+    },
+    {
+      name: "token sent to a password user",
+      opts: { users: [pwRecord] },
+      log: /wrong password for user "alice"/,
+    },
+    {
+      name: "password of an unknown user",
+      opts: { credentials: { userId: "mallory", password: pw.keys }, users: [pwRecord] },
+      log: /unknown user "mallory"/,
     },
   ];
   const emitted: string[] = [];
