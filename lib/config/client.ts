@@ -5,6 +5,11 @@
  *
  * @module
  */
+import {
+  SCRAM_MAX_ITERATIONS,
+  SCRAM_MIN_ITERATIONS,
+  SCRAM_SALT_BYTES,
+} from "../crypto/scram.ts";
 import { ConfigError } from "../errors.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort, isHost } from "../wire/host_port.ts";
@@ -73,8 +78,14 @@ export interface ClientConfig {
   user: string;
   /** Client X25519 private key, 32 bytes. */
   key: Uint8Array;
-  /** The user's 32-byte token (a second factor the server checks). */
-  token: Uint8Array;
+  /** The user's 32-byte token, when the user's second factor is a token. */
+  token?: Uint8Array;
+  /**
+   * The user's password factor (SCRAM-SHA-256), when the user's second factor
+   * is a password: the salt and iteration count the server chose, and the
+   * password itself when the profile holds it (else the client asks for it).
+   */
+  password?: ClientPassword;
   /** The user's TOTP secret, when the server requires a TOTP code. */
   totpSecret?: Uint8Array;
   /**
@@ -108,6 +119,16 @@ export interface ClientConfig {
   };
   /** Which AEAD implementation seals and opens records (`crypto.backend`, `crypto.library`). */
   crypto: CryptoSettings;
+}
+
+/** A profile's password factor (`password:` in the profile). */
+export interface ClientPassword {
+  /** The salt the server chose (16 bytes; not secret). */
+  salt: Uint8Array;
+  /** PBKDF2 iteration count the server chose. */
+  iterations: number;
+  /** The password; absent when the client asks for it at start. Never logged. */
+  value?: string;
 }
 
 /** One way to reach the server. */
@@ -149,7 +170,14 @@ const clientSchema = object({
     string({ pattern: USER_NAME_PATTERN, what: "a user name (1-64 of A-Z a-z 0-9 . _ -)" }),
   ),
   key: required(key(32)),
-  token: required(key(32)),
+  token: optional(key(32)),
+  password: optional(object({
+    salt: required(key(SCRAM_SALT_BYTES)),
+    iterations: required(integer(SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS)),
+    value: optional(
+      string({ pattern: /^[\s\S]{1,1024}$/, what: "a password of 1-1024 characters", secret: true }),
+    ),
+  })),
   totp: optional(base32Secret(16, 64)),
   socks5: section(object({
     listen: withDefault(hostPort(0), { host: "127.0.0.1", port: 1080 }),
@@ -209,6 +237,17 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
     );
   }
+  if ((raw.token === undefined) === (raw.password === undefined)) {
+    throw configError(
+      { file, path: "" },
+      locate(root, []),
+      `Invalid profile: ${
+        raw.token === undefined ? "no second factor" : "both a token and a password"
+      }; give exactly one, token or password`,
+      "use the profile that `nitrosocks user add` wrote for this user",
+    );
+  }
+  const pw = raw.password;
   const cfg: ClientConfig = {
     file,
     server: raw.server,
@@ -218,7 +257,14 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
     ...(raw.ca === undefined ? {} : { caPem: raw.ca }),
     user: raw.user,
     key: raw.key,
-    token: raw.token,
+    ...(raw.token === undefined ? {} : { token: raw.token }),
+    ...(pw === undefined ? {} : {
+      password: {
+        salt: pw.salt,
+        iterations: pw.iterations,
+        ...(pw.value === undefined ? {} : { value: pw.value }),
+      },
+    }),
     ...(raw.totp === undefined ? {} : { totpSecret: raw.totp }),
     socks5: {
       listen: raw.socks5.listen,
@@ -272,6 +318,7 @@ export interface ClientProfile extends
     | "user"
     | "key"
     | "token"
+    | "password"
     | "totpSecret"
   > {
   /** The local SOCKS5 address; default 127.0.0.1:1080. */
@@ -313,11 +360,25 @@ export function formatClientProfile(p: ClientProfile): string {
   }
   lines.push(
     "",
-    "# This user's credentials: X25519 private key and pre-shared token.",
+    `# This user's credentials: X25519 private key and ${
+      p.password === undefined ? "pre-shared token" : "password (SCRAM-SHA-256)"
+    }.`,
     `user: ${JSON.stringify(p.user)}`,
     `key: ${JSON.stringify(toBase64Url(p.key))}`,
-    `token: ${JSON.stringify(toBase64Url(p.token))}`,
   );
+  if (p.token !== undefined) lines.push(`token: ${JSON.stringify(toBase64Url(p.token))}`);
+  if (p.password !== undefined) {
+    lines.push(
+      "# The password's salt and iteration count (from the server; not secret). The",
+      "# client asks for the password at start; or add `value: \"...\"` here.",
+      "password:",
+      `  salt: ${JSON.stringify(toBase64Url(p.password.salt))}`,
+      `  iterations: ${p.password.iterations}`,
+    );
+    if (p.password.value !== undefined) {
+      lines.push(`  value: ${JSON.stringify(p.password.value)}`);
+    }
+  }
   if (p.totpSecret !== undefined) {
     lines.push(
       "# TOTP secret (base32); also add it to an authenticator app if you like.",

@@ -30,6 +30,13 @@ import {
 import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_shared.ts";
 import { deleteYamlEntry, setYamlEntry } from "./_yaml.ts";
 import { encodeBase32 } from "./base32.ts";
+import {
+  SCRAM_KEY_BYTES,
+  SCRAM_MAX_ITERATIONS,
+  SCRAM_MIN_ITERATIONS,
+  SCRAM_SALT_BYTES,
+  type ScramVerifier,
+} from "../crypto/scram.ts";
 import { parseRoute } from "./routes.ts";
 
 /** One user of the server. */
@@ -38,8 +45,10 @@ export interface UserEntry {
   name: string;
   /** Client X25519 public key, 32 bytes. */
   publicKey: Uint8Array;
-  /** Pre-shared token, 32 bytes. */
-  token: Uint8Array;
+  /** Pre-shared token, 32 bytes: the second factor, unless the user has a `password`. */
+  token?: Uint8Array;
+  /** SCRAM-SHA-256 verifier of the user's password: the second factor, unless the user has a `token`. */
+  password?: ScramVerifier;
   /** RFC 6238 secret, when the user must also send a TOTP code. */
   totpSecret?: Uint8Array;
   /** Allowed route patterns (see `routes.ts`); default ["*"]. */
@@ -88,9 +97,17 @@ export const routePattern = () =>
     }
   });
 
+const passwordSchema = object({
+  salt: required(key(SCRAM_SALT_BYTES)),
+  iterations: required(integer(SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS)),
+  stored_key: required(key(SCRAM_KEY_BYTES)),
+  server_key: required(key(SCRAM_KEY_BYTES)),
+});
+
 const userSchema = object({
   public_key: required(key(32)),
-  token: required(key(32)),
+  token: optional(key(32)),
+  password: optional(passwordSchema),
   totp: optional(base32Secret(16, 64)),
   routes: withDefault(list(routePattern()), ["*"]),
   bandwidth: optional(rate(1024, 1e12)),
@@ -136,10 +153,31 @@ export function parseUsers(text: string, file: string): UsersConfig {
       );
     }
     byKey.set(pk, name);
+    if ((u.token === undefined) === (u.password === undefined)) {
+      throw configError(
+        { file, path: childPath("users", name) },
+        locate(root, ["users", name]),
+        `Invalid users.${name}: ${
+          u.token === undefined ? "no second factor" : "both a token and a password"
+        }; a user has exactly one, token or password`,
+        u.token === undefined
+          ? `add a token, or remove the user and run "nitrosocks user add ${name} --password"`
+          : "keep only one of token and password",
+      );
+    }
+    const pw = u.password;
     users.set(name, {
       name,
       publicKey: u.public_key,
-      token: u.token,
+      ...(u.token === undefined ? {} : { token: u.token }),
+      ...(pw === undefined ? {} : {
+        password: {
+          salt: pw.salt,
+          iterations: pw.iterations,
+          storedKey: pw.stored_key,
+          serverKey: pw.server_key,
+        },
+      }),
       ...(u.totp === undefined ? {} : { totpSecret: u.totp }),
       routes: u.routes,
       ...(u.bandwidth === undefined ? {} : { bandwidth: u.bandwidth }),
@@ -165,8 +203,10 @@ export interface NewUser {
   name: string;
   /** Client X25519 public key, 32 bytes. */
   publicKey: Uint8Array;
-  /** Pre-shared token, 32 bytes. */
-  token: Uint8Array;
+  /** Pre-shared token, 32 bytes (exactly one of `token` and `password`). */
+  token?: Uint8Array;
+  /** The password's SCRAM-SHA-256 verifier (exactly one of `token` and `password`). */
+  password?: ScramVerifier;
   /** RFC 6238 secret, when the user must also send a TOTP code. */
   totpSecret?: Uint8Array;
   /** Allowed route patterns; default ["*"]. */
@@ -205,10 +245,16 @@ export function addUserToYaml(text: string, file: string, user: NewUser): string
       hint: "choose another name or remove the user first",
     });
   }
-  const value: Record<string, unknown> = {
-    public_key: toBase64Url(user.publicKey),
-    token: toBase64Url(user.token),
-  };
+  const value: Record<string, unknown> = { public_key: toBase64Url(user.publicKey) };
+  if (user.token !== undefined) value.token = toBase64Url(user.token);
+  if (user.password !== undefined) {
+    value.password = {
+      salt: toBase64Url(user.password.salt),
+      iterations: user.password.iterations,
+      stored_key: toBase64Url(user.password.storedKey),
+      server_key: toBase64Url(user.password.serverKey),
+    };
+  }
   if (user.totpSecret !== undefined) value.totp = encodeBase32(user.totpSecret);
   value.routes = user.routes ?? ["*"];
   if (user.bandwidth !== undefined) value.bandwidth = user.bandwidth;

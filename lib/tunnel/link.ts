@@ -6,9 +6,11 @@
  * @module
  */
 import type { ClientConfig, Endpoint } from "../config/mod.ts";
+import { saltedPassword, scramClientKeys } from "../crypto/scram.ts";
 import {
   type ClientCredentials,
   ClientHandshake,
+  type PasswordKeys,
   type ClientResume,
   type SessionSecrets,
 } from "../handshake/mod.ts";
@@ -23,6 +25,43 @@ import { linkIdOf, type LinkParams } from "./session.ts";
 
 /** The whole handshake must finish within this. */
 export const HANDSHAKE_DEADLINE_MS = 15_000;
+
+/** SCRAM keys per profile, derived once (PBKDF2 is deliberately slow). */
+const passwordKeys = new WeakMap<ClientConfig, Promise<PasswordKeys>>();
+
+/**
+ * The handshake credentials of a profile: the static key and its second
+ * factor. A password is turned into its SCRAM-SHA-256 keys once per profile
+ * object; the password itself is not kept beyond the profile.
+ */
+export async function credentialsOf(config: ClientConfig): Promise<ClientCredentials> {
+  const credentials: ClientCredentials = { userId: config.user, clientKey: config.key };
+  if (config.totpSecret !== undefined) credentials.totpSecret = config.totpSecret;
+  const pw = config.password;
+  if (pw === undefined) {
+    if (config.token !== undefined) credentials.token = config.token;
+    return credentials;
+  }
+  const value = pw.value;
+  if (value === undefined) {
+    throw new TunnelError(
+      `Cannot log in as "${config.user}": the profile asks for a password and none was given: ` +
+        "run the client in a terminal to be asked for it, pipe it on standard input, " +
+        "or add password.value to the profile",
+    );
+  }
+  let keys = passwordKeys.get(config);
+  if (keys === undefined) {
+    keys = saltedPassword(value, pw.salt, pw.iterations).then((salted) => {
+      const k = scramClientKeys(salted);
+      salted.fill(0);
+      return k;
+    });
+    passwordKeys.set(config, keys);
+  }
+  credentials.password = await keys;
+  return credentials;
+}
 
 /** Raised when the tunnel cannot be established; the message says what to do. */
 export class TunnelError extends Error {
@@ -123,12 +162,7 @@ export async function connectLink(
     );
   }
   try {
-    const credentials: ClientCredentials = {
-      userId: config.user,
-      clientKey: config.key,
-      token: config.token,
-    };
-    if (config.totpSecret !== undefined) credentials.totpSecret = config.totpSecret;
+    const credentials = await credentialsOf(config);
     const hs = new ClientHandshake({
       serverPublicKey: config.serverKey,
       credentials,

@@ -97,7 +97,11 @@ export interface ServerHandle {
 }
 
 function toUserRecord(u: UserEntry): UserRecord {
-  const r: UserRecord = { userId: u.name, publicKey: u.publicKey, token: u.token };
+  const r: UserRecord = { userId: u.name, publicKey: u.publicKey };
+  if (u.token !== undefined) r.token = u.token;
+  if (u.password !== undefined) {
+    r.password = { storedKey: u.password.storedKey, serverKey: u.password.serverKey };
+  }
   if (u.totpSecret !== undefined) r.totpSecret = u.totpSecret;
   return r;
 }
