@@ -10,6 +10,7 @@ import { addUser, listUsers, removeUser } from "../provision/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { asUsageError, boolFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
+import { readPassword } from "./secret.ts";
 
 function status(u: UserEntry, now: Date): string {
   if (u.disabled) return "disabled";
@@ -33,7 +34,8 @@ export function formatUserTable(users: UserEntry[], now = new Date()): string {
 }
 
 const USAGE = `Usage:
-  nitrosocks user add NAME --dir DIR [--out FILE] [--server HOST:PORT] [--routes GLOB,...] [--totp] [--force]
+  nitrosocks user add NAME --dir DIR [--out FILE] [--server HOST:PORT] [--routes GLOB,...] [--totp]
+                     [--password [--iterations N]] [--force]
   nitrosocks user list --dir DIR
   nitrosocks user remove NAME --dir DIR
 
@@ -50,6 +52,11 @@ Options:
   --routes GLOB,...   allowed destinations, e.g. "tcp:*.example.com:443,10.0.0.*:22"
                       (default *); see docs/CONFIG.md for the pattern grammar
   --totp              also require a TOTP code (secret stored in both files)
+  --password          log in with a password instead of a token (SCRAM-SHA-256): asks for
+                      it twice with echo off, or reads the first line of standard input
+                      when it is not a terminal; never on the command line. users.yml
+                      keeps only the salt, iteration count, StoredKey and ServerKey
+  --iterations N      PBKDF2 iterations for --password (default 600000, at least 4096)
   --force             overwrite an existing profile file`;
 
 /** The `user` subcommand. */
@@ -65,11 +72,13 @@ export const userCommand: Command = {
       server: { type: "string" },
       routes: { type: "string" },
       totp: { type: "boolean" },
+      password: { type: "boolean" },
+      iterations: { type: "string" },
       force: { type: "boolean" },
     });
     const dir = stringFlag(p, "dir") ?? ".";
     const onlyFor = (allowed: string[]) => {
-      for (const f of ["out", "server", "routes", "totp", "force"]) {
+      for (const f of ["out", "server", "routes", "totp", "password", "iterations", "force"]) {
         if (!allowed.includes(f) && p.values[f] !== undefined) {
           throw new UsageError(`--${f} is not an option of "user ${sub}"`);
         }
@@ -91,7 +100,20 @@ export const userCommand: Command = {
         const routes = stringFlag(p, "routes")?.split(",").map((s) => s.trim()).filter((s) =>
           s !== ""
         );
+        const iterText = stringFlag(p, "iterations");
+        if (iterText !== undefined && !boolFlag(p, "password")) {
+          throw new UsageError("--iterations goes with --password");
+        }
+        const iterations = iterText === undefined ? undefined : Number(iterText);
+        if (iterations !== undefined && !Number.isSafeInteger(iterations)) {
+          throw new UsageError(`Invalid --iterations "${iterText}": expected a whole number`);
+        }
+        const password = boolFlag(p, "password")
+          ? await readPassword(`Password for "${name}"`, { confirm: true })
+          : undefined;
         const r = await asUsageError(addUser(name, {
+          ...(password === undefined ? {} : { password }),
+          ...(iterations === undefined ? {} : { iterations }),
           dir,
           ...(out === undefined ? {} : { out }),
           ...(server === undefined ? {} : { server }),
@@ -105,7 +127,9 @@ export const userCommand: Command = {
             `Added user "${name}" to ${r.usersFile} (routes: ${(routes ?? ["*"]).join(",")}).`,
             `Wrote client profile ${r.profilePath} (mode 0600).`,
             "",
-            `Share link (secret: it holds ${name}'s private key and token):`,
+            `Share link (secret: it holds ${name}'s private key${
+              password === undefined ? " and token" : "; the password is not in it"
+            }):`,
             r.link,
             "",
             "On the client machine:",

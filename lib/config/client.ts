@@ -5,11 +5,7 @@
  *
  * @module
  */
-import {
-  SCRAM_MAX_ITERATIONS,
-  SCRAM_MIN_ITERATIONS,
-  SCRAM_SALT_BYTES,
-} from "../crypto/scram.ts";
+import { SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS, SCRAM_SALT_BYTES } from "../crypto/scram.ts";
 import { ConfigError } from "../errors.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort, isHost } from "../wire/host_port.ts";
@@ -175,7 +171,11 @@ const clientSchema = object({
     salt: required(key(SCRAM_SALT_BYTES)),
     iterations: required(integer(SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS)),
     value: optional(
-      string({ pattern: /^[\s\S]{1,1024}$/, what: "a password of 1-1024 characters", secret: true }),
+      string({
+        pattern: /^[\s\S]{1,1024}$/,
+        what: "a password of 1-1024 characters",
+        secret: true,
+      }),
     ),
   })),
   totp: optional(base32Secret(16, 64)),
@@ -370,7 +370,7 @@ export function formatClientProfile(p: ClientProfile): string {
   if (p.password !== undefined) {
     lines.push(
       "# The password's salt and iteration count (from the server; not secret). The",
-      "# client asks for the password at start; or add `value: \"...\"` here.",
+      '# client asks for the password at start; or add `value: "..."` here.',
       "password:",
       `  salt: ${JSON.stringify(toBase64Url(p.password.salt))}`,
       `  iterations: ${p.password.iterations}`,

@@ -39,6 +39,7 @@ export {
 } from "./users.ts";
 export {
   type ClientConfig,
+  type ClientPassword,
   type ClientProfile,
   decodeShareLink,
   encodeShareLink,
@@ -49,6 +50,8 @@ export {
 } from "./client.ts";
 export { compileRoutes, matchRoute, parseRoute, type Route, type RouteTarget } from "./routes.ts";
 export { decodeBase32, encodeBase32 } from "./base32.ts";
+/** A password as users.yml stores it (SCRAM-SHA-256): salt, iterations, StoredKey, ServerKey. */
+export type { ScramVerifier } from "../crypto/scram.ts";
 export {
   AEAD_NAMES,
   type AeadName,

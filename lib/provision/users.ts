@@ -5,6 +5,12 @@
  *
  * @module
  */
+import {
+  SCRAM_DEFAULT_ITERATIONS,
+  SCRAM_SALT_BYTES,
+  type ScramVerifier,
+  scramVerifier,
+} from "../crypto/scram.ts";
 import { join } from "node:path";
 import { randomBytes } from "../crypto/mod.ts";
 import {
@@ -48,6 +54,14 @@ export interface AddUserOptions {
   routes?: string[];
   /** Also require a TOTP code. */
   totp?: boolean;
+  /**
+   * Log in with this password (SCRAM-SHA-256) instead of a token: users.yml
+   * gets a fresh salt, the iteration count, StoredKey and ServerKey (never
+   * the password); the profile gets the salt and count, not the password.
+   */
+  password?: string;
+  /** PBKDF2 iterations for `password`; default `SCRAM_DEFAULT_ITERATIONS` (600 000). */
+  iterations?: number;
   /** Overwrite an existing profile file. */
   force?: boolean;
 }
@@ -147,15 +161,29 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     );
   }
 
+  let password: ScramVerifier | undefined;
+  if (opts.password !== undefined) {
+    try {
+      password = await scramVerifier(
+        opts.password,
+        randomBytes(SCRAM_SALT_BYTES),
+        opts.iterations ?? SCRAM_DEFAULT_ITERATIONS,
+      );
+    } catch (e) {
+      throw new ProvisionInputError(e instanceof Error ? e.message : String(e), { cause: e });
+    }
+  }
+
   return await withLock(cfg.usersFile, async () => {
     const usersText = await Deno.readTextFile(cfg.usersFile);
     const client = generateClientKey();
-    const token = generateToken();
+    const token = password === undefined ? generateToken() : undefined;
     const totpSecret = opts.totp ? randomBytes(20) : undefined;
     const newUsers = addUserToYaml(usersText, cfg.usersFile, {
       name,
       publicKey: client.publicKey,
-      token,
+      ...(token === undefined ? {} : { token }),
+      ...(password === undefined ? {} : { password }),
       ...(totpSecret === undefined ? {} : { totpSecret }),
       routes,
     });
@@ -167,7 +195,10 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       ...(caPem === undefined ? {} : { caPem }),
       user: name,
       key: client.privateKey,
-      token,
+      ...(token === undefined ? {} : { token }),
+      ...(password === undefined
+        ? {}
+        : { password: { salt: password.salt, iterations: password.iterations } }),
       ...(totpSecret === undefined ? {} : { totpSecret }),
     });
     parseClientConfig(profileYaml, profilePath); // never hand out a profile that does not load

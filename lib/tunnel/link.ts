@@ -10,8 +10,8 @@ import { saltedPassword, scramClientKeys } from "../crypto/scram.ts";
 import {
   type ClientCredentials,
   ClientHandshake,
-  type PasswordKeys,
   type ClientResume,
+  type PasswordKeys,
   type SessionSecrets,
 } from "../handshake/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";

@@ -115,6 +115,12 @@ export interface PairOptions {
   serverYaml?: string;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
   clientSession?: Record<string, string>;
+  /**
+   * alice logs in with this password instead of a token (`user add
+   * --password`, 4096 iterations); her profile gets `password.value` = `typed`
+   * (default the same password), the way the client's prompt fills it in.
+   */
+  password?: { value: string; typed?: string };
 }
 
 /** A running server and client. */
@@ -204,6 +210,7 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
       out: profilePath,
       server: `127.0.0.1:${serverPort}`,
       routes: opts.routes ?? [...LOOPBACK_ROUTES],
+      ...(opts.password === undefined ? {} : { password: opts.password.value, iterations: 4096 }),
     });
     const extraProfiles = new Map<string, string>();
     for (const u of opts.extraUsers ?? []) {
@@ -218,7 +225,11 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
     }
     await reloadUsers(server, serverConfig.usersFile, serverLog);
     await editProfile(profilePath, opts);
-    const profile = await loadClientConfig(profilePath);
+    let profile = await loadClientConfig(profilePath);
+    if (opts.password !== undefined && profile.password !== undefined) {
+      const value = opts.password.typed ?? opts.password.value;
+      profile = { ...profile, password: { ...profile.password, value } };
+    }
     const caPath = join(dir, "tls", "ca.crt");
     via = await opts.via?.({
       port: serverPort,
