@@ -80,7 +80,11 @@ export interface ServerConfig {
     idleTimeoutS: number;
     connectTimeoutS: number;
     maxTunnels: number;
+    /** Per source address (IPv6: per /64): concurrent connections and new connections per second. */
+    perIp: { connections: number; handshakesPerSecond: number };
   };
+  /** Failed-login lockout per source address and per user (`auth.lockout`). */
+  auth: { lockout: { failures: number; windowS: number; durationS: number } };
   /** The server's own plain SOCKS5 port, for local tools. */
   socks5Direct: { enabled: boolean; listen: HostPort };
   /** Session timers and buffers, resumption and tickets. */
@@ -231,6 +235,17 @@ const serverSchema = object({
     idle_timeout: withDefault(duration(1, 7 * 86400), 300),
     connect_timeout: withDefault(duration(0.1, 300), 10),
     max_tunnels: withDefault(integer(1, 1_000_000), 256),
+    per_ip: section(object({
+      connections: withDefault(integer(1, 1_000_000), 64),
+      handshakes_per_second: withDefault(integer(1, 1_000_000), 20),
+    })),
+  })),
+  auth: section(object({
+    lockout: section(object({
+      failures: withDefault(integer(0, 1_000_000), 10),
+      window: withDefault(duration(1, 86400), 600),
+      duration: withDefault(duration(1, 7 * 86400), 900),
+    })),
   })),
   socks5_direct: section(object({
     enabled: withDefault(boolean(), false),
@@ -404,6 +419,17 @@ export function parseServerConfig(
       idleTimeoutS: raw.limits.idle_timeout,
       connectTimeoutS: raw.limits.connect_timeout,
       maxTunnels: raw.limits.max_tunnels,
+      perIp: {
+        connections: raw.limits.per_ip.connections,
+        handshakesPerSecond: raw.limits.per_ip.handshakes_per_second,
+      },
+    },
+    auth: {
+      lockout: {
+        failures: raw.auth.lockout.failures,
+        windowS: raw.auth.lockout.window,
+        durationS: raw.auth.lockout.duration,
+      },
     },
     socks5Direct: { enabled: raw.socks5_direct.enabled, listen: raw.socks5_direct.listen },
     session: {

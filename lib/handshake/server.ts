@@ -123,6 +123,12 @@ export interface ServerHandshakeOptions {
    * with them are accepted, and every Result carries a fresh ticket.
    */
   tickets?: TicketKeyring;
+  /**
+   * Asked for every full login, once the user id is known and whatever the
+   * credentials: a reason (for the log) refuses the login even with right
+   * credentials (a lockout), exactly as wrong credentials are refused.
+   */
+  allowLogin?: (userId: string) => string | undefined;
 }
 
 interface ServerContext {
@@ -139,6 +145,7 @@ interface ServerContext {
   trace: HandshakeTrace;
   lookupSession: ((sessionId: Uint8Array) => ResumableSession | undefined) | undefined;
   tickets: TicketKeyring | undefined;
+  allowLogin: ((userId: string) => string | undefined) | undefined;
 }
 
 /** Nothing read yet, or fewer than 34 bytes. */
@@ -209,7 +216,9 @@ type ServerState =
   | { kind: "probe" }
   | { kind: "reject" };
 
-type Verdict = { type: "probe"; reason: string } | { type: "reject"; reason: string };
+type Verdict =
+  | { type: "probe"; reason: string }
+  | { type: "reject"; reason: string; user?: string; credentials?: true };
 
 const SIGNATURE_PREFIX = new TextEncoder().encode(SIGNATURE_CONTEXT);
 const HELLO_CT_MIN = HELLO_BODY_MIN + AEAD_TAG_BYTES;
@@ -502,6 +511,8 @@ function consumeResponse(
     secret === undefined;
 
   const who = quote(response.userId);
+  // Asked whatever the outcome, so a locked-out login costs the same as any other.
+  const locked = ctx.allowLogin?.(response.userId);
   let failure: string | undefined;
   if (!known) failure = `unknown user ${who}`;
   else if (!keyOk) failure = `wrong client key for user ${who}`;
@@ -509,7 +520,17 @@ function consumeResponse(
   else if (!totpOk) failure = `${code === "" ? "missing" : "wrong"} TOTP code for user ${who}`;
   if (failure !== undefined) {
     wipe(ck4);
-    return reject(failure);
+    return {
+      type: "reject",
+      reason: failure,
+      ...(known ? { user: response.userId } : {}),
+      credentials: true,
+    };
+  }
+  if (locked !== undefined) {
+    // Right credentials, but refused: the same verdict (and bytes) as wrong ones.
+    wipe(ck4);
+    return { type: "reject", reason: `user ${who} refused: ${locked}`, user: response.userId };
   }
   const h4 = mixHash(h3, keyTag, tokenTag);
   ctx.trace("h4", h4);
@@ -734,6 +755,7 @@ export class ServerHandshake {
       trace: trace === undefined ? () => {} : (name, v) => trace(name, v.slice()),
       lookupSession: opts.lookupSession,
       tickets: opts.tickets,
+      allowLogin: opts.allowLogin,
     };
     this.#log = opts.log ?? (() => {});
   }

@@ -144,7 +144,14 @@ export type ServerStep =
    * Authentication failed after the gate; `reason` is for the server log
    * only. Close the connection without sending anything.
    */
-  | { type: "reject"; reason: string }
+  | {
+    type: "reject";
+    reason: string;
+    /** The user the failed login named, when the server knows that user (log and lockout). */
+    user?: string;
+    /** True when a full login's credentials were wrong (what a lockout counts). */
+    credentials?: true;
+  }
   | {
     type: "done";
     secrets: SessionSecrets;

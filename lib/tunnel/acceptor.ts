@@ -17,6 +17,7 @@ import type { ByteStream } from "../transport/types.ts";
 import { describeError, type EventSink, type Logger, type RefusalReason } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
 import { forwardToFallback } from "./fallback.ts";
+import { LoginGuard, PerIpLimiter } from "./login_guard.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
@@ -43,13 +44,19 @@ type Authenticated = Extract<ReturnType<ServerHandshake["push"]>, { type: "done"
 
 /** Options for {@linkcode ConnectionAcceptor}. */
 export interface AcceptorOptions {
-  /** A fresh handshake for one connection; `log` takes its detail lines. */
-  handshake: (log: (msg: string) => void) => ServerHandshake;
+  /**
+   * A fresh handshake for one connection; `log` takes its detail lines,
+   * `allowLogin` is its lockout hook (`ServerHandshakeOptions.allowLogin`).
+   */
+  handshake: (
+    log: (msg: string) => void,
+    allowLogin: (userId: string) => string | undefined,
+  ) => ServerHandshake;
   table: SessionTable;
   policy: StreamPolicy;
   /** The users (per-user stream limits). */
   users: UserSource;
-  settings: Pick<ServerConfig, "limits" | "session">;
+  settings: Pick<ServerConfig, "limits" | "session"> & { auth?: ServerConfig["auth"] };
   /** Where probes go; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
   log: Logger;
@@ -79,10 +86,16 @@ function closeQuietly(c: { close(): void }): void {
 export class ConnectionAcceptor {
   readonly #o: AcceptorOptions;
   readonly #open = new Set<ByteStream>();
+  readonly #guard: LoginGuard;
+  readonly #perIp: PerIpLimiter;
   #connSeq = 0;
 
   constructor(options: AcceptorOptions) {
     this.#o = options;
+    this.#guard = new LoginGuard(
+      options.settings.auth?.lockout ?? { failures: 0, windowS: 1, durationS: 1 },
+    );
+    this.#perIp = new PerIpLimiter(options.settings.limits.perIp);
   }
 
   /** Serves every connection `listener` accepts; resolves when the listener closes. */
@@ -103,8 +116,45 @@ export class ConnectionAcceptor {
     for (const c of this.#open) closeQuietly(c);
   }
 
-  #refuse(conn: number, remote: string, reason: RefusalReason, detail: string): void {
-    this.#o.events.emit({ type: "refusal", remote, reason, detail, conn });
+  #refuse(
+    conn: number,
+    remote: string,
+    reason: RefusalReason,
+    detail: string,
+    user?: string,
+  ): void {
+    this.#o.events.emit({
+      type: "refusal",
+      remote,
+      reason,
+      detail,
+      conn,
+      ...(user === undefined ? {} : { user }),
+    });
+  }
+
+  /** The lockout hook for a login from `remote`: a reason while it is locked out. */
+  #lockout(remote: string, user: string): string | undefined {
+    const lock = this.#guard.check(remote, user);
+    if (lock === undefined) return undefined;
+    const what = lock.by === "source" ? `source ${remote}` : `user ${JSON.stringify(user)}`;
+    return `${what} is locked out until ${new Date(lock.until).toISOString()} (auth.lockout)`;
+  }
+
+  /** Counts a failed login; a lock it starts is a `limit` event (one audit line). */
+  #failed(remote: string, user: string | undefined): void {
+    const { failures, windowS } = this.#o.settings.auth!.lockout;
+    for (const lock of this.#guard.failed(remote, user)) {
+      const what = lock.by === "source" ? `source ${remote}` : `user ${JSON.stringify(user)}`;
+      this.#o.events.emit({
+        type: "limit",
+        limit: "auth.lockout",
+        ...(lock.by === "user" && user !== undefined ? { user } : {}),
+        detail: `${what} locked out until ${
+          new Date(lock.until).toISOString()
+        } after ${failures} failed logins in ${windowS} s`,
+      });
+    }
   }
 
   async #handle(conn: ServerConn): Promise<void> {
@@ -114,9 +164,29 @@ export class ConnectionAcceptor {
     this.#open.add(conn);
     tuneTcp(conn);
     let joined = false;
+    const over = this.#perIp.admit(remote);
+    if (over !== undefined) {
+      // Over limits.per_ip: no handshake at all, the same treatment as a probe.
+      try {
+        this.#refuse(no, remote, "rate_limited", over);
+        await forwardToFallback(
+          conn,
+          new TimedReader(conn),
+          new Uint8Array(0),
+          this.#o.fallback,
+          clog,
+        );
+      } catch (e) {
+        clog.debug(`fallback for a connection over limits.per_ip: ${describeError(e)}`);
+      } finally {
+        this.#open.delete(conn);
+        closeQuietly(conn);
+      }
+      return;
+    }
     try {
       const reader = new TimedReader(conn);
-      const hs = this.#o.handshake((m) => clog.info(m));
+      const hs = this.#o.handshake((m) => clog.info(m), (user) => this.#lockout(remote, user));
       const r = await drive(conn, reader, (c) => hs.push(c), {
         deadlineMs: HELLO_DEADLINE_MS,
         idleMs: HELLO_IDLE_MS,
@@ -143,9 +213,13 @@ export class ConnectionAcceptor {
         return;
       }
       if (step.type === "reject") {
-        this.#refuse(no, remote, "auth_failed", step.reason);
+        if (step.credentials && this.#o.settings.auth !== undefined) {
+          this.#failed(remote, step.user);
+        }
+        this.#refuse(no, remote, "auth_failed", step.reason, step.user);
         return;
       }
+      if (!step.resumed) this.#guard.succeeded(step.userId);
       joined = true;
       const end = await this.#join(conn, step, no, remote, clog);
       clog.info(`connection ended: ${end}`);
@@ -153,6 +227,7 @@ export class ConnectionAcceptor {
       if (joined) clog.warn(`connection error: ${describeError(e)}`);
       else this.#refuse(no, remote, "error", describeError(e));
     } finally {
+      this.#perIp.release(remote);
       this.#open.delete(conn);
       closeQuietly(conn);
     }

@@ -44,18 +44,23 @@ export { SessionTable } from "./session_table.ts";
 export { StreamPolicy } from "./stream_policy.ts";
 
 /** The parts of a parsed `server.yml` the server uses. */
-export type ServerSettings = Pick<
-  ServerConfig,
-  | "listen"
-  | "transport"
-  | "tls"
-  | "identity"
-  | "fallback"
-  | "handshake"
-  | "limits"
-  | "socks5Direct"
-  | "session"
->;
+export type ServerSettings =
+  & Pick<
+    ServerConfig,
+    | "listen"
+    | "transport"
+    | "tls"
+    | "identity"
+    | "fallback"
+    | "handshake"
+    | "limits"
+    | "socks5Direct"
+    | "session"
+  >
+  & {
+    /** `auth:` of server.yml (failed-login lockout); lockout is off when absent. */
+    auth?: ServerConfig["auth"];
+  };
 
 /** Options for {@linkcode startServer}: the settings, the users, and where to report. */
 export interface ServerOptions extends ServerSettings {
@@ -209,8 +214,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     : undefined;
 
   const acceptor = new ConnectionAcceptor({
-    handshake: (hsLog) =>
+    handshake: (hsLog, allowLogin) =>
       new ServerHandshake({
+        allowLogin,
         identity,
         lookupUser,
         replay,

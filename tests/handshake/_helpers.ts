@@ -122,6 +122,8 @@ export interface PairOptions {
   /** Credentials override (defaults to the fixture's, with TOTP when the record has it). */
   credentials?: Partial<ClientHandshakeOptions["credentials"]>;
   users?: UserRecord[];
+  /** The server's lockout hook. */
+  allowLogin?: (userId: string) => string | undefined;
   trace?: { client?: Map<string, Uint8Array>; server?: Map<string, Uint8Array> };
 }
 
@@ -157,6 +159,7 @@ export function makePair(
     random: o.serverRandom ?? drbg("server random"),
     log: (m) => log.push(m),
   };
+  if (o.allowLogin) serverOpts.allowLogin = o.allowLogin;
   if (o.serverKex) serverOpts.kex = o.serverKex;
   if (o.serverAead) serverOpts.aead = o.serverAead;
   const st = o.trace?.server;

@@ -204,6 +204,11 @@ Deno.test("all authentication failures look the same on the wire", () => {
       log: /wrong password for user "alice"/,
     },
     {
+      name: "locked out, with the right credentials",
+      opts: { allowLogin: (id) => (id === "alice" ? "locked for the test" : undefined) },
+      log: /user "alice" refused: locked for the test/,
+    },
+    {
       name: "password of an unknown user",
       opts: { credentials: { userId: "mallory", password: pw.keys }, users: [pwRecord] },
       log: /unknown user "mallory"/,
