@@ -35,7 +35,7 @@ export function formatUserTable(users: UserEntry[], now = new Date()): string {
 
 const USAGE = `Usage:
   nitrosocks user add NAME --dir DIR [--out FILE] [--server HOST:PORT] [--routes GLOB,...] [--totp]
-                     [--password [--iterations N]] [--force]
+                     [--password [--iterations N]] [--client-cert] [--force]
   nitrosocks user list --dir DIR
   nitrosocks user remove NAME --dir DIR
 
@@ -57,6 +57,8 @@ Options:
                       when it is not a terminal; never on the command line. users.yml
                       keeps only the salt, iteration count, StoredKey and ServerKey
   --iterations N      PBKDF2 iterations for --password (default 600000, at least 4096)
+  --client-cert       also issue a TLS client certificate (CN = NAME) from DIR/tls/ca.crt
+                      into the profile, for a server with tls.client_ca: tls/ca.crt
   --force             overwrite an existing profile file`;
 
 /** The `user` subcommand. */
@@ -74,11 +76,23 @@ export const userCommand: Command = {
       totp: { type: "boolean" },
       password: { type: "boolean" },
       iterations: { type: "string" },
+      "client-cert": { type: "boolean" },
       force: { type: "boolean" },
     });
     const dir = stringFlag(p, "dir") ?? ".";
     const onlyFor = (allowed: string[]) => {
-      for (const f of ["out", "server", "routes", "totp", "password", "iterations", "force"]) {
+      for (
+        const f of [
+          "out",
+          "server",
+          "routes",
+          "totp",
+          "password",
+          "iterations",
+          "client-cert",
+          "force",
+        ]
+      ) {
         if (!allowed.includes(f) && p.values[f] !== undefined) {
           throw new UsageError(`--${f} is not an option of "user ${sub}"`);
         }
@@ -119,6 +133,7 @@ export const userCommand: Command = {
           ...(server === undefined ? {} : { server }),
           ...(routes === undefined ? {} : { routes }),
           totp: boolFlag(p, "totp"),
+          clientCert: boolFlag(p, "client-cert"),
           force: boolFlag(p, "force"),
         }));
         const prof = parseClientConfig(r.profileYaml, r.profilePath);

@@ -84,6 +84,8 @@ export interface ClientConfig {
   password?: ClientPassword;
   /** The user's TOTP secret, when the server requires a TOTP code. */
   totpSecret?: Uint8Array;
+  /** A TLS client certificate and key (PEM), for a server with `tls.client_ca`. */
+  tlsClient?: { certPem: string; keyPem: string };
   /**
    * `fastOpen`: answer CONNECT with success at once and send the
    * application's first bytes behind the OPEN (one round trip less); false
@@ -147,6 +149,14 @@ const pem = refine(
       : { detail: "not a PEM certificate", hint: "paste the CA certificate after ca: |" },
 );
 
+const privateKeyPem = refine(
+  string({ what: "a PEM private key", secret: true }),
+  (s) =>
+    /-----BEGIN (EC |RSA )?PRIVATE KEY-----[\s\S]+-----END (EC |RSA )?PRIVATE KEY-----/.test(s)
+      ? undefined
+      : { detail: "not a PEM private key", hint: "paste the key after key: |" },
+);
+
 /** `server_name`: the TLS name checked, a DNS name (or an IP address). */
 const serverName = optional(
   refine(
@@ -179,6 +189,7 @@ const clientSchema = object({
     ),
   })),
   totp: optional(base32Secret(16, 64)),
+  tls_client: optional(object({ cert: required(pem), key: required(privateKeyPem) })),
   socks5: section(object({
     listen: withDefault(hostPort(0), { host: "127.0.0.1", port: 1080 }),
     fast_open: withDefault(boolean(), true),
@@ -266,6 +277,9 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       },
     }),
     ...(raw.totp === undefined ? {} : { totpSecret: raw.totp }),
+    ...(raw.tls_client === undefined
+      ? {}
+      : { tlsClient: { certPem: raw.tls_client.cert, keyPem: raw.tls_client.key } }),
     socks5: {
       listen: raw.socks5.listen,
       fastOpen: raw.socks5.fast_open,
@@ -320,6 +334,7 @@ export interface ClientProfile extends
     | "token"
     | "password"
     | "totpSecret"
+    | "tlsClient"
   > {
   /** The local SOCKS5 address; default 127.0.0.1:1080. */
   socks5Listen?: HostPort;
@@ -384,6 +399,15 @@ export function formatClientProfile(p: ClientProfile): string {
       "# TOTP secret (base32); also add it to an authenticator app if you like.",
       `totp: ${JSON.stringify(encodeBase32(p.totpSecret))}`,
     );
+  }
+  if (p.tlsClient !== undefined) {
+    lines.push(
+      "",
+      "# TLS client certificate and key (the server has tls.client_ca).",
+      "tls_client:",
+    );
+    lines.push("  cert: |", ...p.tlsClient.certPem.trim().split(/\r?\n/).map((l) => `    ${l}`));
+    lines.push("  key: |", ...p.tlsClient.keyPem.trim().split(/\r?\n/).map((l) => `    ${l}`));
   }
   lines.push(
     "",

@@ -58,7 +58,16 @@ export interface ServerConfig {
   /** "tls" (looks like HTTPS) or "tcp" (plain TCP, e.g. behind a TLS-terminating proxy). */
   transport: "tls" | "tcp";
   /** Present when `transport` is "tls". */
-  tls?: { certPem: string; keyPem: string; alpn: string[] };
+  tls?: {
+    certPem: string;
+    keyPem: string;
+    alpn: string[];
+    /**
+     * `tls.client_ca`: CA certificate(s), PEM. When set, clients must present
+     * a TLS certificate it signed whose common name is the user logging in.
+     */
+    clientCaPem?: string;
+  };
   /** The 64-byte server private key (Ed25519 seed ‖ X25519 private key). */
   identity: Uint8Array;
   /** Path of the users file (resolved). */
@@ -215,6 +224,7 @@ const serverSchema = object({
       }),
       ["h2", "http/1.1"],
     ),
+    client_ca: optional(path()),
   })),
   identity: required(path()),
   users: withDefault(path(), "users.yml"),
@@ -388,6 +398,17 @@ export function parseServerConfig(
       );
     }
     tls = { certPem: cert.text, keyPem: key.text, alpn: raw.tls.alpn };
+    if (raw.tls.client_ca !== undefined) {
+      const ca = read(["tls", "client_ca"], raw.tls.client_ca, "client CA certificate");
+      if (!/-----BEGIN CERTIFICATE-----/.test(ca.text)) {
+        throw configError(
+          at("tls.client_ca"),
+          locate(root, ["tls", "client_ca"]),
+          `Invalid tls.client_ca: ${JSON.stringify(ca.path)} is not a PEM certificate`,
+        );
+      }
+      tls.clientCaPem = ca.text;
+    }
   }
 
   let ticketKeysText: string | undefined;

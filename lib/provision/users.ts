@@ -32,7 +32,7 @@ import {
   generateToken,
   serverPublicKey,
 } from "../handshake/mod.ts";
-import { certificateNames } from "../pki/mod.ts";
+import { certificateNames, issueClientCert } from "../pki/mod.ts";
 import {
   type HostPort,
   invalidHostPortMessage,
@@ -62,6 +62,12 @@ export interface AddUserOptions {
   password?: string;
   /** PBKDF2 iterations for `password`; default `SCRAM_DEFAULT_ITERATIONS` (600 000). */
   iterations?: number;
+  /**
+   * Also issue a TLS client certificate for the user (CN = name) from the
+   * server directory's CA (`tls/ca.crt`, `tls/ca.key`), for a server whose
+   * `tls.client_ca` is that CA; it goes into the profile.
+   */
+  clientCert?: boolean;
   /** Overwrite an existing profile file. */
   force?: boolean;
 }
@@ -154,6 +160,27 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     if (await exists(caPath)) caPem = await Deno.readTextFile(caPath);
   }
 
+  let tlsClient: { certPem: string; keyPem: string } | undefined;
+  if (opts.clientCert) {
+    const caCrt = join(cfg.dir, "tls", "ca.crt");
+    const caKey = join(cfg.dir, "tls", "ca.key");
+    const clientCa = cfg.tls?.clientCaPem;
+    if (clientCa === undefined || !(await exists(caCrt)) || !(await exists(caKey))) {
+      throw new ProvisionInputError(
+        "--client-cert needs tls.client_ca in server.yml and the CA that init wrote " +
+          `(${caCrt}, ${caKey})`,
+      );
+    }
+    const ca = { certPem: await Deno.readTextFile(caCrt), keyPem: await Deno.readTextFile(caKey) };
+    if (clientCa.trim() !== ca.certPem.trim()) {
+      throw new ProvisionInputError(
+        `--client-cert issues from ${caCrt}, but tls.client_ca names another CA: ` +
+          "issue the certificate with that CA instead",
+      );
+    }
+    tlsClient = await issueClientCert(ca, name);
+  }
+
   const profilePath = opts.out ?? `${name}.yml`;
   if (!opts.force && await exists(profilePath)) {
     throw new Error(
@@ -200,6 +227,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
         ? {}
         : { password: { salt: password.salt, iterations: password.iterations } }),
       ...(totpSecret === undefined ? {} : { totpSecret }),
+      ...(tlsClient === undefined ? {} : { tlsClient }),
     });
     parseClientConfig(profileYaml, profilePath); // never hand out a profile that does not load
 

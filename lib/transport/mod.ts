@@ -37,6 +37,7 @@ export {
 } from "./tls.ts";
 
 export {
+  type ClientCertificate,
   getTransport,
   registerTransport,
   type Transport,

@@ -13,6 +13,7 @@
  */
 import tls from "node:tls";
 import type { TlsListenOptions } from "./tls.ts";
+import type { ClientCertificate } from "./registry.ts";
 import type { ByteStream } from "./types.ts";
 
 /** Bytes buffered from the socket before it is paused (backpressure). */
@@ -24,6 +25,8 @@ export interface NodeTlsConn extends ByteStream {
   readonly localAddr: Deno.NetAddr;
   /** The ALPN protocol the client and server agreed on, if any. */
   readonly alpnProtocol: string | null;
+  /** With `clientCaPem`: the client's certificate, checked against it. */
+  readonly clientCertificate?: ClientCertificate;
 }
 
 /** A listener yielding {@link NodeTlsConn}s after their TLS handshake. */
@@ -43,8 +46,9 @@ class Conn implements NodeTlsConn {
   readonly remoteAddr: Deno.NetAddr;
   readonly localAddr: Deno.NetAddr;
   readonly alpnProtocol: string | null;
+  readonly clientCertificate?: ClientCertificate;
 
-  constructor(sock: tls.TLSSocket) {
+  constructor(sock: tls.TLSSocket, askedForCert = false) {
     this.#sock = sock;
     sock.setNoDelay(true);
     this.remoteAddr = {
@@ -58,6 +62,13 @@ class Conn implements NodeTlsConn {
       port: sock.localPort ?? 0,
     };
     this.alpnProtocol = typeof sock.alpnProtocol === "string" ? sock.alpnProtocol : null;
+    if (askedForCert) {
+      const cn = sock.authorized ? sock.getPeerCertificate()?.subject?.CN : undefined;
+      this.clientCertificate = {
+        authorized: sock.authorized === true,
+        ...(typeof cn === "string" ? { commonName: cn } : {}),
+      };
+    }
     sock.on("data", (d: Uint8Array) => {
       this.#chunks.push(d);
       this.#buffered += d.length;
@@ -146,12 +157,17 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
     ALPNProtocols: opts.alpn ?? ["h2", "http/1.1"],
     minVersion: "TLSv1.3",
     noDelay: true,
+    // An optional client certificate: the TLS handshake completes either way
+    // (a refusal here would set this server apart); the tunnel decides.
+    ...(opts.clientCaPem === undefined
+      ? {}
+      : { requestCert: true, rejectUnauthorized: false, ca: [opts.clientCaPem] }),
   } as tls.TlsOptions, (sock: tls.TLSSocket) => {
     if (closed) {
       sock.destroy();
       return;
     }
-    queue.push(new Conn(sock));
+    queue.push(new Conn(sock, opts.clientCaPem !== undefined));
     const w = waiter;
     waiter = undefined;
     w?.();

@@ -21,6 +21,20 @@ import type { ByteStream } from "./types.ts";
 export interface TransportConn extends ByteStream {
   readonly remoteAddr: Deno.Addr;
   readonly localAddr: Deno.Addr;
+  /**
+   * Accepted TLS connections when the listener asked for client
+   * certificates (`clientCaPem`): whether the client presented one the CA
+   * signed, and its subject common name.
+   */
+  readonly clientCertificate?: ClientCertificate;
+}
+
+/** What a server learned about a TLS client's certificate. */
+export interface ClientCertificate {
+  /** A certificate was presented and chains to the listener's `clientCaPem`. */
+  authorized: boolean;
+  /** The certificate's subject CN, when it is authorized. */
+  commonName?: string;
 }
 
 /** A listening transport: yields accepted connections until closed. */
@@ -40,6 +54,8 @@ export interface TransportListenOptions {
   keyPem?: string;
   /** ALPN protocols offered (TLS). */
   alpn?: string[];
+  /** TLS: ask clients for a certificate and check it against these CA certificates (PEM). */
+  clientCaPem?: string;
 }
 
 /** What a client asks a transport to dial with. */
@@ -52,6 +68,9 @@ export interface TransportDialOptions {
   caPems?: string[];
   /** TLS ALPN. */
   alpn?: string[];
+  /** TLS: a client certificate chain and its private key, PEM (for servers with `tls.client_ca`). */
+  clientCertPem?: string;
+  clientKeyPem?: string;
   /** Deadline for connect (and any handshake of the transport's own). */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -140,6 +159,7 @@ registerTransport({
       certPem: o.certPem,
       keyPem: o.keyPem,
       ...(o.alpn === undefined ? {} : { alpn: o.alpn }),
+      ...(o.clientCaPem === undefined ? {} : { clientCaPem: o.clientCaPem }),
     });
   },
   dial(o) {

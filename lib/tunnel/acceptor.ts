@@ -14,6 +14,7 @@ import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { deriveReleaseKey } from "../session/mod.ts";
 import { tuneTcp } from "../transport/mod.ts";
 import type { ByteStream } from "../transport/types.ts";
+import type { ClientCertificate } from "../transport/mod.ts";
 import { describeError, type EventSink, type Logger, type RefusalReason } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
 import { forwardToFallback } from "./fallback.ts";
@@ -31,7 +32,11 @@ const HELLO_IDLE_MS = 2_000;
 const HANDSHAKE_DEADLINE_MS = 15_000;
 
 /** An accepted connection: TLS (node:tls adapter) or plain TCP. */
-export type ServerConn = ByteStream & { readonly remoteAddr: Deno.Addr };
+export type ServerConn = ByteStream & {
+  readonly remoteAddr: Deno.Addr;
+  /** TLS with `tls.client_ca`: the client's certificate, as checked by the listener. */
+  readonly clientCertificate?: ClientCertificate;
+};
 
 /** What the acceptor accepts from. */
 export interface ServerListener extends AsyncIterable<ServerConn> {
@@ -57,6 +62,11 @@ export interface AcceptorOptions {
   /** The users (per-user stream limits). */
   users: UserSource;
   settings: Pick<ServerConfig, "limits" | "session"> & { auth?: ServerConfig["auth"] };
+  /**
+   * `tls.client_ca` is set: a connection without a client certificate the CA
+   * signed is a probe, and a login must be by the user the certificate names.
+   */
+  clientCertificates?: boolean;
   /** Where probes go; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
   log: Logger;
@@ -133,8 +143,16 @@ export class ConnectionAcceptor {
     });
   }
 
-  /** The lockout hook for a login from `remote`: a reason while it is locked out. */
-  #lockout(remote: string, user: string): string | undefined {
+  /**
+   * The login hook for a connection from `remote`: a reason to refuse while
+   * the source or user is locked out, or when the TLS client certificate
+   * names another user.
+   */
+  #lockout(remote: string, user: string, cert: ClientCertificate | undefined): string | undefined {
+    if (this.#o.clientCertificates && cert?.commonName !== user) {
+      return `the TLS client certificate names ${JSON.stringify(cert?.commonName ?? "")}, ` +
+        "not this user (tls.client_ca)";
+    }
     const lock = this.#guard.check(remote, user);
     if (lock === undefined) return undefined;
     const what = lock.by === "source" ? `source ${remote}` : `user ${JSON.stringify(user)}`;
@@ -165,10 +183,12 @@ export class ConnectionAcceptor {
     tuneTcp(conn);
     let joined = false;
     const over = this.#perIp.admit(remote);
-    if (over !== undefined) {
-      // Over limits.per_ip: no handshake at all, the same treatment as a probe.
+    const noCert = this.#o.clientCertificates && conn.clientCertificate?.authorized !== true;
+    if (over !== undefined || noCert) {
+      // Over limits.per_ip, or no client certificate: no handshake at all, as a probe.
       try {
-        this.#refuse(no, remote, "rate_limited", over);
+        if (over !== undefined) this.#refuse(no, remote, "rate_limited", over);
+        else this.#refuse(no, remote, "probe", "no TLS client certificate signed by tls.client_ca");
         await forwardToFallback(
           conn,
           new TimedReader(conn),
@@ -179,6 +199,7 @@ export class ConnectionAcceptor {
       } catch (e) {
         clog.debug(`fallback for a connection over limits.per_ip: ${describeError(e)}`);
       } finally {
+        if (over === undefined) this.#perIp.release(remote);
         this.#open.delete(conn);
         closeQuietly(conn);
       }
@@ -186,7 +207,10 @@ export class ConnectionAcceptor {
     }
     try {
       const reader = new TimedReader(conn);
-      const hs = this.#o.handshake((m) => clog.info(m), (user) => this.#lockout(remote, user));
+      const hs = this.#o.handshake(
+        (m) => clog.info(m),
+        (user) => this.#lockout(remote, user, conn.clientCertificate),
+      );
       const r = await drive(conn, reader, (c) => hs.push(c), {
         deadlineMs: HELLO_DEADLINE_MS,
         idleMs: HELLO_IDLE_MS,

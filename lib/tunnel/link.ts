@@ -148,6 +148,9 @@ export async function connectLink(
       port: endpoint.server.port,
       serverName: endpoint.serverName,
       ...(endpoint.caPem === undefined ? {} : { caPems: [endpoint.caPem] }),
+      ...(config.tlsClient === undefined
+        ? {}
+        : { clientCertPem: config.tlsClient.certPem, clientKeyPem: config.tlsClient.keyPem }),
       timeoutMs: config.limits.connectTimeoutS * 1000,
     });
   } catch (e) {

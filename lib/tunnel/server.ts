@@ -194,9 +194,12 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const listener: ServerListener = await getTransport(options.transport).listen({
     hostname: options.listen.host,
     port: options.listen.port,
-    ...(options.tls === undefined
-      ? {}
-      : { certPem: options.tls.certPem, keyPem: options.tls.keyPem, alpn: options.tls.alpn }),
+    ...(options.tls === undefined ? {} : {
+      certPem: options.tls.certPem,
+      keyPem: options.tls.keyPem,
+      alpn: options.tls.alpn,
+      ...(options.tls.clientCaPem === undefined ? {} : { clientCaPem: options.tls.clientCaPem }),
+    }),
   }).catch(async (e) => {
     await ops.close();
     throw e;
@@ -236,6 +239,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     }),
     users,
     settings: options,
+    clientCertificates: options.transport === "tls" && options.tls?.clientCaPem !== undefined,
     fallback,
     log,
     events,
