@@ -139,6 +139,13 @@ export function passwordPsk(clientKey: Uint8Array, serverKey: Uint8Array): Uint8
   return concat([clientKey, serverKey]);
 }
 
+const JWT_PSK_PREFIX = new TextEncoder().encode("NitroSocks v1 jwt\0");
+
+/** The PSK a JWT login mixes into ck4 in place of a token: SHA-256("NitroSocks v1 jwt" ‖ 0x00 ‖ token). */
+export function jwtPsk(token: string): Uint8Array {
+  return hash(concat([JWT_PSK_PREFIX, new TextEncoder().encode(token)]));
+}
+
 /** A padding length 0..max from one random byte (always draws the byte). */
 export function paddingLength(random: (n: number) => Uint8Array, max: number): number {
   const b = random(1)[0]!;

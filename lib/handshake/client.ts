@@ -15,6 +15,7 @@ import { generateHiddenKeyPair } from "../crypto/elligator.ts";
 import { ed25519Verify, x25519SharedSecret } from "../crypto/keys.ts";
 import { totp } from "../crypto/totp.ts";
 import { SCRAM_KEY_BYTES, scramClientProof } from "../crypto/scram.ts";
+import { JWT_MAX_BYTES } from "../crypto/jwt.ts";
 import { concat } from "../wire/bytes.ts";
 import {
   AEAD_IDS,
@@ -61,6 +62,7 @@ import {
   frameKeys,
   frameLength,
   INITIAL_CHAINING_KEY,
+  jwtPsk,
   mixHash,
   mixKey,
   openFrame,
@@ -333,6 +335,7 @@ function consumeServerHello(
       ? {}
       : { totpCode: Number(totp(creds.totpSecret, ctx.now())) }),
     paddingLength: paddingLength(ctx.random, ctx.paddingMax),
+    ...(creds.jwt === undefined ? {} : { jwt: creds.jwt }),
   });
   const sealed = sealFrame(frameKeys(ck2, "client hs", h2), h2, body);
   wipe(body);
@@ -384,8 +387,9 @@ function secondFactor(
     wipe(psk);
     return { ck4, tag };
   }
-  // Proof of the token: mixed as a PSK.
-  const ck4 = mixKey(ck3, creds.token!);
+  // Proof of the token (or of the JWT sent in the body): mixed as a PSK.
+  const psk = creds.jwt === undefined ? creds.token! : jwtPsk(creds.jwt);
+  const ck4 = mixKey(ck3, psk);
   return { ck4, tag: transcriptMac(ck4, "token tag", h3) };
 }
 
@@ -570,10 +574,14 @@ export class ClientHandshake {
     if (c.clientKey.length !== 32) {
       throw new RangeError(`Cannot use client key: length ${c.clientKey.length} is not 32`);
     }
-    if ((c.token === undefined) === (c.password === undefined)) {
+    const factors = [c.token, c.password, c.jwt].filter((f) => f !== undefined).length;
+    if (factors !== 1) {
       throw new TypeError(
-        "Cannot use credentials: give exactly one second factor, a token or a password",
+        "Cannot use credentials: give exactly one second factor, a token, a password or a JWT",
       );
+    }
+    if (c.jwt !== undefined && (c.jwt.length === 0 || c.jwt.length > JWT_MAX_BYTES)) {
+      throw new RangeError(`Cannot use JWT: length ${c.jwt.length} is outside 1..${JWT_MAX_BYTES}`);
     }
     if (c.token !== undefined && c.token.length !== TOKEN_BYTES) {
       throw new RangeError(`Cannot use token: length ${c.token.length} is not ${TOKEN_BYTES}`);

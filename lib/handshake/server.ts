@@ -13,9 +13,15 @@ import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { ProtocolError } from "../errors.ts";
 import { ctEqual, hash, randomBytes, type RandomSource, wipe } from "../crypto/mod.ts";
 import { representativeToPublicKey } from "../crypto/elligator.ts";
-import { ed25519Sign, x25519PublicKey, x25519SharedSecret } from "../crypto/keys.ts";
+import {
+  ed25519PublicKey,
+  ed25519Sign,
+  x25519PublicKey,
+  x25519SharedSecret,
+} from "../crypto/keys.ts";
 import { verifyTotp } from "../crypto/totp.ts";
 import { SCRAM_KEY_BYTES, scramCheckProof } from "../crypto/scram.ts";
+import { type JwtClaims, type JwtKeys, type JwtResult, verifyJwt } from "../crypto/jwt.ts";
 import { concat } from "../wire/bytes.ts";
 import {
   AEAD_IDS,
@@ -64,6 +70,7 @@ import {
   frameKeys,
   frameLength,
   INITIAL_CHAINING_KEY,
+  jwtPsk,
   mixHash,
   mixKey,
   openFrame,
@@ -204,6 +211,7 @@ interface ExpectFinish {
   expected: Uint8Array;
   userId: string;
   secrets: SessionSecrets;
+  jwt?: JwtClaims;
 }
 
 type ServerState =
@@ -236,6 +244,7 @@ interface StandIn {
   token: Uint8Array;
   totpSecret: Uint8Array;
   password: PasswordVerifier;
+  jwtKeys: JwtKeys;
 }
 
 /** Stand-ins for an unknown user, so its Response costs the same work. */
@@ -247,6 +256,7 @@ function dummyUser(): StandIn {
     token: new Uint8Array(TOKEN_BYTES),
     totpSecret: new Uint8Array(20),
     password: { storedKey: label("stored key"), serverKey: label("server key") },
+    jwtKeys: { hs256: [label("jwt secret")], ed25519: [ed25519PublicKey(label("jwt key"))] },
   };
   return dummy;
 }
@@ -262,9 +272,13 @@ function checkSecondFactor(
   ck3: Uint8Array,
   h3: Uint8Array,
   field: Uint8Array,
-): { ck4: Uint8Array; ok: boolean; factor: "token" | "password" } {
+  jwt: { token: string | undefined; ok: boolean },
+): { ck4: Uint8Array; ok: boolean; factor: "token" | "password" | "JWT" } {
   const stand = dummyUser();
-  const token = record?.token?.length === TOKEN_BYTES ? record.token : undefined;
+  // A JWT user's "token" is the PSK derived from the JWT in the Response (checked on its own).
+  const jwtUser = record?.jwt !== undefined && record.password === undefined;
+  const jwtKey = jwtUser && jwt.token !== undefined ? jwtPsk(jwt.token) : undefined;
+  const token = jwtUser ? jwtKey : record?.token?.length === TOKEN_BYTES ? record.token : undefined;
   const pw = record?.password;
   const password = pw !== undefined && pw.storedKey.length === SCRAM_KEY_BYTES &&
       pw.serverKey.length === SCRAM_KEY_BYTES
@@ -285,7 +299,8 @@ function checkSecondFactor(
     wipe(ck4Token);
     return { ck4: ck4Password, ok: passwordOk, factor: "password" };
   }
-  wipe(ck4Password);
+  wipe(ck4Password, jwtKey);
+  if (jwtUser) return { ck4: ck4Token, ok: tokenOk && jwt.ok, factor: "JWT" };
   return { ck4: ck4Token, ok: tokenOk, factor: "token" };
 }
 
@@ -501,7 +516,22 @@ function consumeResponse(
   // Every tag is computed and compared whatever the outcome, so the time taken does not tell.
   const keyMatches = ctEqual(transcriptMac(ck3, "key tag", h3), keyTag);
   const keyOk = keyUsable && keyMatches;
-  const second = checkSecondFactor(record, ck3, h3, tokenTag);
+  // A JWT in the Response is verified whatever the user (stand-in keys for a user without
+  // JWT keys): the work depends on the token the client sent, not on who the user is.
+  let jwtVerdict: JwtResult | undefined;
+  if (response.jwt !== undefined) {
+    const v = record?.jwt;
+    jwtVerdict = verifyJwt(response.jwt, v?.keys ?? stand.jwtKeys, {
+      subject: response.userId,
+      nowMs: clockMs(ctx.now),
+      ...(v?.audience === undefined ? {} : { audience: v.audience }),
+      ...(v?.leewayS === undefined ? {} : { leewayS: v.leewayS }),
+    });
+  }
+  const second = checkSecondFactor(record, ck3, h3, tokenTag, {
+    token: response.jwt,
+    ok: jwtVerdict?.ok === true,
+  });
   const ck4 = second.ck4;
   const secret = record?.totpSecret;
   const code = response.totpCode === undefined
@@ -516,7 +546,13 @@ function consumeResponse(
   let failure: string | undefined;
   if (!known) failure = `unknown user ${who}`;
   else if (!keyOk) failure = `wrong client key for user ${who}`;
-  else if (!second.ok) failure = `wrong ${second.factor} for user ${who}`;
+  else if (!second.ok && second.factor === "JWT") {
+    failure = jwtVerdict === undefined
+      ? `no JWT from user ${who}`
+      : jwtVerdict.ok
+      ? `wrong JWT for user ${who}`
+      : `JWT for user ${who} refused: ${jwtVerdict.reason}`;
+  } else if (!second.ok) failure = `wrong ${second.factor} for user ${who}`;
   else if (!totpOk) failure = `${code === "" ? "missing" : "wrong"} TOTP code for user ${who}`;
   if (failure !== undefined) {
     wipe(ck4);
@@ -535,7 +571,12 @@ function consumeResponse(
   const h4 = mixHash(h3, keyTag, tokenTag);
   ctx.trace("h4", h4);
   const sessionId = ctx.random(SESSION_ID_BYTES);
-  return createResult(ctx, s, ck4, h4, { sessionId, userId: response.userId, resumed: false });
+  return createResult(ctx, s, ck4, h4, {
+    sessionId,
+    userId: response.userId,
+    resumed: false,
+    ...(jwtVerdict?.ok && second.factor === "JWT" ? { jwt: jwtVerdict.claims } : {}),
+  });
 }
 
 /**
@@ -644,7 +685,7 @@ function createResult(
   negotiated: { version: number; kex: KexId; aead: AeadId },
   ck4: Uint8Array,
   h4: Uint8Array,
-  session: { sessionId: Uint8Array; userId: string; resumed: boolean },
+  session: { sessionId: Uint8Array; userId: string; resumed: boolean; jwt?: JwtClaims },
 ): { bytes: Uint8Array; state: ExpectFinish } {
   const tickets = ctx.tickets;
   const resumable = tickets !== undefined || ctx.lookupSession !== undefined;
@@ -686,7 +727,13 @@ function createResult(
   wipe(ck4);
   return {
     bytes: concat(parts),
-    state: { kind: "expect_finish", expected, userId: session.userId, secrets },
+    state: {
+      kind: "expect_finish",
+      expected,
+      userId: session.userId,
+      secrets,
+      ...(session.jwt === undefined ? {} : { jwt: session.jwt }),
+    },
   };
 }
 
@@ -844,6 +891,7 @@ export class ServerHandshake {
           userId: s.userId,
           rest: this.#in.rest(),
           resumed: out.secrets.resumed,
+          ...(s.jwt === undefined ? {} : { jwt: s.jwt }),
         };
       }
       default:

@@ -5,6 +5,7 @@
  * @module
  */
 import type { AeadId, KexId } from "./constants.ts";
+import type { JwtClaims, JwtKeys } from "../crypto/jwt.ts";
 
 /**
  * A password's SCRAM-SHA-256 keys as the client holds them (RFC 5802
@@ -27,10 +28,20 @@ export interface PasswordVerifier {
   serverKey: Uint8Array;
 }
 
+/** How the server verifies a user's JWT: the keys and the checks besides `sub` and `exp`. */
+export interface JwtVerifier {
+  /** HS256 secrets and Ed25519 public keys that may sign the user's tokens. */
+  keys: JwtKeys;
+  /** When set, the token's `aud` must contain it. */
+  audience?: string;
+  /** Clock leeway for `exp` and `nbf` (s); default 0. */
+  leewayS?: number;
+}
+
 /**
  * What a client profile holds to log in: the user id, the static key, and
- * exactly one second factor (`token` or `password`), the one the user's
- * record on the server has.
+ * exactly one second factor (`token`, `password` or `jwt`), the one the
+ * user's record on the server has.
  */
 export interface ClientCredentials {
   /** User id as in `users.yml` (UTF-8, 1..255 bytes). */
@@ -41,14 +52,16 @@ export interface ClientCredentials {
   token?: Uint8Array;
   /** SCRAM-SHA-256 keys of the user's password (when the user's factor is a password). */
   password?: PasswordKeys;
+  /** A JSON Web Token naming the user (when the user's factor is a JWT); sent sealed. */
+  jwt?: string;
   /** RFC 6238 secret; when present a 6-digit SHA-1 code is sent. */
   totpSecret?: Uint8Array;
 }
 
 /**
  * What the server knows about one user: the static public key and exactly
- * one second factor, `token` or `password` (a user with both is checked by
- * password; with neither, every login fails).
+ * one second factor, `token`, `password` or `jwt` (a user with several is
+ * checked by password, else JWT; with none, every login fails).
  */
 export interface UserRecord {
   /** The user id (1-255 bytes of UTF-8). */
@@ -59,6 +72,8 @@ export interface UserRecord {
   token?: Uint8Array;
   /** The password's SCRAM-SHA-256 verifier, when the user logs in with a password. */
   password?: PasswordVerifier;
+  /** How the user's JWT is verified, when the user logs in with a JWT. */
+  jwt?: JwtVerifier;
   /** When present, the Response must carry a valid TOTP code (±1 step). */
   totpSecret?: Uint8Array;
 }
@@ -159,6 +174,8 @@ export type ServerStep =
     rest: Uint8Array;
     /** True when the client resumed `secrets.sessionId` (no user credentials were checked). */
     resumed: boolean;
+    /** A JWT login's claims: when the session must end (`exp`), and routes that narrow the user's. */
+    jwt?: JwtClaims;
   };
 
 /** Receives named intermediate values (copies); for test vectors and debugging only. */

@@ -137,7 +137,9 @@ export function makePair(
   const credentials: ClientHandshakeOptions["credentials"] = {
     userId: f.userId,
     clientKey: f.clientKey.privateKey,
-    ...(o.credentials?.password === undefined ? { token: f.token } : {}),
+    ...(o.credentials?.password === undefined && o.credentials?.jwt === undefined
+      ? { token: f.token }
+      : {}),
     ...(f.record.totpSecret === undefined ? {} : { totpSecret: f.totpSecret }),
     ...o.credentials,
   };

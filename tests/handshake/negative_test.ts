@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { ProtocolError } from "../../lib/errors.ts";
 import { ed25519Sign } from "../../lib/crypto/keys.ts";
+import { signJwt } from "../../lib/crypto/jwt.ts";
 import { concat } from "../../lib/wire/bytes.ts";
 import {
   type ClientHandshake,
@@ -166,6 +167,8 @@ Deno.test("all authentication failures look the same on the wire", () => {
   const wrongPw = passwordFixture("another password");
   const { token: _, ...withoutToken } = f.record;
   const pwRecord: UserRecord = { ...withoutToken, password: pw.verifier };
+  const jwtSecret = new Uint8Array(32).fill(6);
+  const jwtRecord: UserRecord = { ...withoutToken, jwt: { keys: { hs256: [jwtSecret] } } };
   const cases: { name: string; opts: PairOptions; log: RegExp }[] = [
     {
       name: "unknown user",
@@ -202,6 +205,16 @@ Deno.test("all authentication failures look the same on the wire", () => {
       name: "token sent to a password user",
       opts: { users: [pwRecord] },
       log: /wrong password for user "alice"/,
+    },
+    {
+      name: "expired JWT",
+      opts: {
+        credentials: {
+          jwt: signJwt({ alg: "HS256", secret: jwtSecret }, { sub: "alice", exp: T0 / 1000 - 1 }),
+        },
+        users: [jwtRecord],
+      },
+      log: /JWT for user "alice" refused: expired/,
     },
     {
       name: "locked out, with the right credentials",
