@@ -41,6 +41,7 @@ import {
   MiB,
   parseWith,
   readConfigText,
+  resolveRef,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
 import { encodeBase32 } from "./base32.ts";
@@ -82,6 +83,12 @@ export interface ClientConfig {
    * password itself when the profile holds it (else the client asks for it).
    */
   password?: ClientPassword;
+  /**
+   * The user's JWT factor: the token itself (`jwt`), or the file it is read
+   * from at every login (`jwt_file`, resolved next to the profile), so a
+   * token renewed on disk is used by the next connection. Never logged.
+   */
+  jwt?: { token: string } | { file: string };
   /** The user's TOTP secret, when the server requires a TOTP code. */
   totpSecret?: Uint8Array;
   /** A TLS client certificate and key (PEM), for a server with `tls.client_ca`. */
@@ -149,6 +156,9 @@ const pem = refine(
       : { detail: "not a PEM certificate", hint: "paste the CA certificate after ca: |" },
 );
 
+/** A compact JWS: three base64url parts (the signature may be empty, and is then refused later). */
+const JWT_PATTERN = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 const privateKeyPem = refine(
   string({ what: "a PEM private key", secret: true }),
   (s) =>
@@ -188,6 +198,10 @@ const clientSchema = object({
       }),
     ),
   })),
+  jwt: optional(
+    string({ pattern: JWT_PATTERN, what: "a JWT (header.payload.signature)", secret: true }),
+  ),
+  jwt_file: optional(string({ what: "a file path" })),
   totp: optional(base32Secret(16, 64)),
   tls_client: optional(object({ cert: required(pem), key: required(privateKeyPem) })),
   socks5: section(object({
@@ -248,13 +262,19 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
     );
   }
-  if ((raw.token === undefined) === (raw.password === undefined)) {
+  const factors = [
+    raw.token === undefined ? undefined : "token",
+    raw.password === undefined ? undefined : "password",
+    raw.jwt === undefined ? undefined : "jwt",
+    raw.jwt_file === undefined ? undefined : "jwt_file",
+  ].filter((f) => f !== undefined);
+  if (factors.length !== 1) {
     throw configError(
       { file, path: "" },
       locate(root, []),
       `Invalid profile: ${
-        raw.token === undefined ? "no second factor" : "both a token and a password"
-      }; give exactly one, token or password`,
+        factors.length === 0 ? "no second factor" : `both ${factors.join(" and ")}`
+      }; give exactly one, token, password, jwt or jwt_file`,
       "use the profile that `nitrosocks user add` wrote for this user",
     );
   }
@@ -269,6 +289,8 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
     user: raw.user,
     key: raw.key,
     ...(raw.token === undefined ? {} : { token: raw.token }),
+    ...(raw.jwt === undefined ? {} : { jwt: { token: raw.jwt } }),
+    ...(raw.jwt_file === undefined ? {} : { jwt: { file: resolveRef(file, raw.jwt_file) } }),
     ...(pw === undefined ? {} : {
       password: {
         salt: pw.salt,
@@ -333,6 +355,7 @@ export interface ClientProfile extends
     | "key"
     | "token"
     | "password"
+    | "jwt"
     | "totpSecret"
     | "tlsClient"
   > {
@@ -376,12 +399,24 @@ export function formatClientProfile(p: ClientProfile): string {
   lines.push(
     "",
     `# This user's credentials: X25519 private key and ${
-      p.password === undefined ? "pre-shared token" : "password (SCRAM-SHA-256)"
+      p.password !== undefined
+        ? "password (SCRAM-SHA-256)"
+        : p.jwt !== undefined
+        ? "JWT"
+        : "pre-shared token"
     }.`,
     `user: ${JSON.stringify(p.user)}`,
     `key: ${JSON.stringify(toBase64Url(p.key))}`,
   );
   if (p.token !== undefined) lines.push(`token: ${JSON.stringify(toBase64Url(p.token))}`);
+  if (p.jwt !== undefined) {
+    lines.push(
+      "# The login's JSON Web Token (from whoever issues this user's tokens).",
+      "token" in p.jwt
+        ? `jwt: ${JSON.stringify(p.jwt.token)}`
+        : `jwt_file: ${JSON.stringify(p.jwt.file)}`,
+    );
+  }
   if (p.password !== undefined) {
     lines.push(
       "# The password's salt and iteration count (from the server; not secret). The",

@@ -15,17 +15,20 @@ import {
   duration,
   hostPort,
   integer,
+  key,
   list,
   locate,
   object,
   oneOf,
   optional,
   required,
+  secretBytes,
   section,
   size,
   string,
   withDefault,
 } from "./_schema.ts";
+import { JWT_MIN_SECRET_BYTES } from "../crypto/jwt.ts";
 import {
   AEAD_NAMES,
   type AeadName,
@@ -92,8 +95,12 @@ export interface ServerConfig {
     /** Per source address (IPv6: per /64): concurrent connections and new connections per second. */
     perIp: { connections: number; handshakesPerSecond: number };
   };
-  /** Failed-login lockout per source address and per user (`auth.lockout`). */
-  auth: { lockout: { failures: number; windowS: number; durationS: number } };
+  /** Failed-login lockout per source address and per user (`auth.lockout`); JWT keys (`auth.jwt`). */
+  auth: {
+    lockout: { failures: number; windowS: number; durationS: number };
+    /** Keys and checks for every JWT user's tokens (users may add their own keys). */
+    jwt: { secrets: Uint8Array[]; publicKeys: Uint8Array[]; audience?: string; leewayS: number };
+  };
   /** The server's own plain SOCKS5 port, for local tools. */
   socks5Direct: { enabled: boolean; listen: HostPort };
   /** Session timers and buffers, resumption and tickets. */
@@ -255,6 +262,12 @@ const serverSchema = object({
       failures: withDefault(integer(0, 1_000_000), 10),
       window: withDefault(duration(1, 86400), 600),
       duration: withDefault(duration(1, 7 * 86400), 900),
+    })),
+    jwt: section(object({
+      secrets: withDefault(list(secretBytes(JWT_MIN_SECRET_BYTES, 256), { min: 0 }), []),
+      public_keys: withDefault(list(key(32), { min: 0 }), []),
+      audience: optional(string({ pattern: /^[\x21-\x7e]{1,255}$/, what: "an audience string" })),
+      leeway: withDefault(duration(0, 300), 30),
     })),
   })),
   socks5_direct: section(object({
@@ -450,6 +463,12 @@ export function parseServerConfig(
         failures: raw.auth.lockout.failures,
         windowS: raw.auth.lockout.window,
         durationS: raw.auth.lockout.duration,
+      },
+      jwt: {
+        secrets: raw.auth.jwt.secrets,
+        publicKeys: raw.auth.jwt.public_keys,
+        ...(raw.auth.jwt.audience === undefined ? {} : { audience: raw.auth.jwt.audience }),
+        leewayS: raw.auth.jwt.leeway,
       },
     },
     socks5Direct: { enabled: raw.socks5_direct.enabled, listen: raw.socks5_direct.listen },

@@ -23,6 +23,7 @@ import {
   record,
   refine,
   required,
+  secretBytes,
   string,
   timestamp,
   withDefault,
@@ -30,6 +31,7 @@ import {
 import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_shared.ts";
 import { deleteYamlEntry, setYamlEntry } from "./_yaml.ts";
 import { encodeBase32 } from "./base32.ts";
+import { JWT_MIN_SECRET_BYTES } from "../crypto/jwt.ts";
 import {
   SCRAM_KEY_BYTES,
   SCRAM_MAX_ITERATIONS,
@@ -49,6 +51,12 @@ export interface UserEntry {
   token?: Uint8Array;
   /** SCRAM-SHA-256 verifier of the user's password: the second factor, unless the user has a `token`. */
   password?: ScramVerifier;
+  /**
+   * The user logs in with a JWT (`jwt:` in users.yml): the user's own HS256
+   * secret and Ed25519 public key, if any (the server-wide `auth.jwt` keys
+   * verify the user's tokens too).
+   */
+  jwt?: { secret?: Uint8Array; publicKey?: Uint8Array };
   /** RFC 6238 secret, when the user must also send a TOTP code. */
   totpSecret?: Uint8Array;
   /** Allowed route patterns (see `routes.ts`); default ["*"]. */
@@ -108,6 +116,10 @@ const userSchema = object({
   public_key: required(key(32)),
   token: optional(key(32)),
   password: optional(passwordSchema),
+  jwt: optional(object({
+    secret: optional(secretBytes(JWT_MIN_SECRET_BYTES, 256)),
+    public_key: optional(key(32)),
+  })),
   totp: optional(base32Secret(16, 64)),
   routes: withDefault(list(routePattern()), ["*"]),
   bandwidth: optional(rate(1024, 1e12)),
@@ -153,18 +165,24 @@ export function parseUsers(text: string, file: string): UsersConfig {
       );
     }
     byKey.set(pk, name);
-    if ((u.token === undefined) === (u.password === undefined)) {
+    const factors = [
+      u.token === undefined ? undefined : "token",
+      u.password === undefined ? undefined : "password",
+      u.jwt === undefined ? undefined : "jwt",
+    ].filter((f) => f !== undefined);
+    if (factors.length !== 1) {
       throw configError(
         { file, path: childPath("users", name) },
         locate(root, ["users", name]),
         `Invalid users.${name}: ${
-          u.token === undefined ? "no second factor" : "both a token and a password"
-        }; a user has exactly one, token or password`,
-        u.token === undefined
+          factors.length === 0 ? "no second factor" : `both ${factors.join(" and ")}`
+        }; a user has exactly one, token, password or jwt`,
+        factors.length === 0
           ? `add a token, or remove the user and run "nitrosocks user add ${name} --password"`
-          : "keep only one of token and password",
+          : "keep only one of them",
       );
     }
+    const jwt = u.jwt;
     const pw = u.password;
     users.set(name, {
       name,
@@ -176,6 +194,12 @@ export function parseUsers(text: string, file: string): UsersConfig {
           iterations: pw.iterations,
           storedKey: pw.stored_key,
           serverKey: pw.server_key,
+        },
+      }),
+      ...(jwt === undefined ? {} : {
+        jwt: {
+          ...(jwt.secret === undefined ? {} : { secret: jwt.secret }),
+          ...(jwt.public_key === undefined ? {} : { publicKey: jwt.public_key }),
         },
       }),
       ...(u.totp === undefined ? {} : { totpSecret: u.totp }),
@@ -205,8 +229,10 @@ export interface NewUser {
   publicKey: Uint8Array;
   /** Pre-shared token, 32 bytes (exactly one of `token` and `password`). */
   token?: Uint8Array;
-  /** The password's SCRAM-SHA-256 verifier (exactly one of `token` and `password`). */
+  /** The password's SCRAM-SHA-256 verifier (exactly one of `token`, `password` and `jwt`). */
   password?: ScramVerifier;
+  /** A JWT user: their own HS256 secret and/or Ed25519 public key (both may be absent). */
+  jwt?: { secret?: Uint8Array; publicKey?: Uint8Array };
   /** RFC 6238 secret, when the user must also send a TOTP code. */
   totpSecret?: Uint8Array;
   /** Allowed route patterns; default ["*"]. */
@@ -254,6 +280,12 @@ export function addUserToYaml(text: string, file: string, user: NewUser): string
       stored_key: toBase64Url(user.password.storedKey),
       server_key: toBase64Url(user.password.serverKey),
     };
+  }
+  if (user.jwt !== undefined) {
+    const j: Record<string, string> = {};
+    if (user.jwt.secret !== undefined) j.secret = toBase64Url(user.jwt.secret);
+    if (user.jwt.publicKey !== undefined) j.public_key = toBase64Url(user.jwt.publicKey);
+    value.jwt = j;
   }
   if (user.totpSecret !== undefined) value.totp = encodeBase32(user.totpSecret);
   value.routes = user.routes ?? ["*"];

@@ -48,7 +48,7 @@ export interface JwtCheck {
 export interface JwtClaims {
   /** `sub`. */
   subject: string;
-  /** `exp`, as ms since the Unix epoch. */
+  /** When the token stops being accepted: `exp` plus the leeway, as ms since the Unix epoch. */
   expiresMs: number;
   /** `routes`: route patterns that narrow the user's routes for this session, when present. */
   routes?: string[];
@@ -147,7 +147,7 @@ export function verifyJwt(token: string, keys: JwtKeys, check: JwtCheck): JwtRes
     const list = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
     if (!list.includes(check.audience)) return fail(`aud does not include the server's audience`);
   }
-  const out: JwtClaims = { subject: check.subject, expiresMs: exp * 1000 };
+  const out: JwtClaims = { subject: check.subject, expiresMs: exp * 1000 + leewayMs };
   const routes = claims.routes;
   if (routes !== undefined) {
     if (

@@ -112,6 +112,14 @@ auth:
     failures: 10
     window: 10m
     duration: 15m
+  # JWT logins (users added with --jwt): keys that may sign any JWT user's
+  # tokens, besides the user's own (base64url: HS256 secrets of 32+ bytes,
+  # Ed25519 public keys), and the clock leeway for exp and nbf. A session
+  # ends when its token stops being accepted (exp + leeway).
+  jwt:
+    secrets: []
+    public_keys: []
+    leeway: 30s
 
 # A plain SOCKS5 proxy on the server itself, for local tools; no auth, so
 # keep it on loopback.

@@ -11,7 +11,7 @@ import type { ServerConfig, UserSource } from "../config/mod.ts";
 import type { ServerHandshake } from "../handshake/mod.ts";
 import { Mux } from "../mux/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
-import { deriveReleaseKey } from "../session/mod.ts";
+import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
 import { tuneTcp } from "../transport/mod.ts";
 import type { ByteStream } from "../transport/types.ts";
 import type { ClientCertificate } from "../transport/mod.ts";
@@ -312,6 +312,10 @@ export class ConnectionAcceptor {
     events.emit({ ...login, session: no });
     const session = this.#newSession(step, no, releaseKey, clog.child(step.userId));
     releaseKey.fill(0);
+    // A JWT login lasts as long as its token: the session ends at exp.
+    const expiry = step.jwt === undefined
+      ? undefined
+      : this.#endAtExpiry(session, no, step.userId, step.jwt.expiresMs);
     table.add(secrets.sessionId, {
       session,
       no,
@@ -326,6 +330,7 @@ export class ConnectionAcceptor {
       ...(step.resumed ? { restarted: true } : {}),
     });
     session.run().then((end) => {
+      expiry?.cancel();
       table.remove(secrets.sessionId, session);
       events.emit({
         type: "session_end",
@@ -338,6 +343,33 @@ export class ConnectionAcceptor {
       });
     });
     return (await session.attachLink(link)).reason;
+  }
+
+  /** Ends `session` (NOTICE, then release) when its login's JWT expires. */
+  #endAtExpiry(
+    session: Session,
+    no: number,
+    user: string,
+    expiresMs: number,
+  ): { cancel(): void } {
+    // setTimeout holds at most 2^31-1 ms; a later expiry re-arms itself.
+    const arm = (): ReturnType<typeof setTimeout> =>
+      setTimeout(() => {
+        if (Date.now() < expiresMs) {
+          timer = arm();
+          return;
+        }
+        this.#o.events.emit({
+          type: "limit",
+          limit: "jwt.exp",
+          user,
+          session: no,
+          detail: `the login's JWT expired at ${new Date(expiresMs).toISOString()}; session ended`,
+        });
+        session.notifyAndClose("the login's JWT expired", ReleaseReason.REVOKED).catch(() => {});
+      }, Math.min(2 ** 31 - 1, Math.max(0, expiresMs - Date.now())));
+    let timer = arm();
+    return { cancel: () => clearTimeout(timer) };
   }
 
   #newSession(step: Authenticated, no: number, releaseKey: Uint8Array, log: Logger): Session {
@@ -374,7 +406,13 @@ export class ConnectionAcceptor {
         );
       },
     });
-    const owner: StreamOwner = { session, no, user: step.userId };
+    const routes = step.jwt?.routes;
+    const owner: StreamOwner = {
+      session,
+      no,
+      user: step.userId,
+      ...(routes === undefined ? {} : { routes }),
+    };
     return session;
   }
 }

@@ -37,6 +37,11 @@ const passwordKeys = new WeakMap<ClientConfig, Promise<PasswordKeys>>();
 export async function credentialsOf(config: ClientConfig): Promise<ClientCredentials> {
   const credentials: ClientCredentials = { userId: config.user, clientKey: config.key };
   if (config.totpSecret !== undefined) credentials.totpSecret = config.totpSecret;
+  const jwt = config.jwt;
+  if (jwt !== undefined) {
+    credentials.jwt = "token" in jwt ? jwt.token : await readJwtFile(config.user, jwt.file);
+    return credentials;
+  }
   const pw = config.password;
   if (pw === undefined) {
     if (config.token !== undefined) credentials.token = config.token;
@@ -61,6 +66,27 @@ export async function credentialsOf(config: ClientConfig): Promise<ClientCredent
   }
   credentials.password = await keys;
   return credentials;
+}
+
+/** The token in `file` (read at every login, so a renewed token is picked up). */
+async function readJwtFile(user: string, file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new TunnelError(
+      `Cannot log in as "${user}": cannot read jwt_file "${file}": ${describeError(e)}: ` +
+        "check the path in the profile",
+    );
+  }
+  const token = text.trim();
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) {
+    throw new TunnelError(
+      `Cannot log in as "${user}": jwt_file "${file}" does not hold a JWT ` +
+        "(header.payload.signature): write the token alone in it",
+    );
+  }
+  return token;
 }
 
 /** Raised when the tunnel cannot be established; the message says what to do. */

@@ -101,9 +101,24 @@ export interface ServerHandle {
   done: Promise<void>;
 }
 
-function toUserRecord(u: UserEntry): UserRecord {
+function toUserRecord(u: UserEntry, auth: ServerConfig["auth"] | undefined): UserRecord {
   const r: UserRecord = { userId: u.name, publicKey: u.publicKey };
   if (u.token !== undefined) r.token = u.token;
+  if (u.jwt !== undefined) {
+    // The user's own keys and the server-wide auth.jwt keys verify the user's tokens.
+    const j = auth?.jwt;
+    r.jwt = {
+      keys: {
+        hs256: [...(u.jwt.secret === undefined ? [] : [u.jwt.secret]), ...(j?.secrets ?? [])],
+        ed25519: [
+          ...(u.jwt.publicKey === undefined ? [] : [u.jwt.publicKey]),
+          ...(j?.publicKeys ?? []),
+        ],
+      },
+      ...(j?.audience === undefined ? {} : { audience: j.audience }),
+      leewayS: j?.leewayS ?? 0,
+    };
+  }
   if (u.password !== undefined) {
     r.password = { storedKey: u.password.storedKey, serverKey: u.password.serverKey };
   }
@@ -180,7 +195,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       log.info(`user "${name}" expired at ${u.expires.toISOString()}`);
       return undefined;
     }
-    return toUserRecord(u);
+    return toUserRecord(u, options.auth);
   }
 
   const decoy = options.fallback.mode === "decoy" ? startDecoy() : undefined;

@@ -38,6 +38,8 @@ export interface StreamOwner {
   /** Local number of the session (events). */
   no: number;
   user: string;
+  /** A JWT login's `routes` claim: a stream must match these too (they narrow the user's). */
+  routes?: readonly string[];
 }
 
 /** "host:port", IPv6 hosts in brackets. */
@@ -82,7 +84,9 @@ export class StreamPolicy {
     const user = this.#o.users.get(owner.user);
     if (
       user === undefined ||
-      !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port })
+      !matchRoute(user.routes, { proto: "tcp", host: req.host, port: req.port }) ||
+      (owner.routes !== undefined &&
+        !matchRoute(owner.routes, { proto: "tcp", host: req.host, port: req.port }))
     ) {
       const why = `route tcp:${target} not allowed`;
       this.#refuse(owner, id, target, Reply.NOT_ALLOWED, "route not allowed", why);

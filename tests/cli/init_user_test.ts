@@ -292,7 +292,7 @@ test("user list and user remove", async () => {
     await assertRejectsWith(
       run(userCommand, ["frob", "--dir", dir]),
       UsageError,
-      'unknown subcommand "frob": expected add, list or remove',
+      'unknown subcommand "frob": expected add, list, remove or token',
     );
     await assertRejectsWith(
       run(userCommand, ["list", "--dir", dir, "--totp"]),

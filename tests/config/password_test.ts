@@ -33,7 +33,7 @@ Deno.test("parseUsers() refuses a user with both factors, or neither, at the use
   const both = PASSWORD_USER.replace("    password:", `    token: ${k(32, 2)}\n    password:`);
   const e = configError(() => parseUsers(both, "users.yml"));
   assertAt(e, "users.yml", 3, 5);
-  assert.match(e.message, /both a token and a password; a user has exactly one/);
+  assert.match(e.message, /both token and password; a user has exactly one/);
   const neither = `users:\n  dave:\n    public_key: ${k(32, 1)}\n`;
   const e2 = configError(() => parseUsers(neither, "users.yml"));
   assert.match(e2.message, /Invalid users\.dave: no second factor/);
@@ -87,7 +87,7 @@ Deno.test("parseClientConfig() reads a password profile, with or without the pas
 
 Deno.test("parseClientConfig() refuses a profile with both factors and never echoes the password", () => {
   const e = configError(() => parseClientConfig(PROFILE + `token: ${k(32, 3)}\n`, "carol.yml"));
-  assert.match(e.message, /both a token and a password; give exactly one/);
+  assert.match(e.message, /both token and password; give exactly one/);
   const bad = configError(() => parseClientConfig(PROFILE + "  value: [hunter2]\n", "carol.yml"));
   assert.doesNotMatch(bad.message, /hunter2/);
 });
