@@ -24,7 +24,7 @@ export interface MetricsInput {
 }
 
 /** Refusal reasons always reported (0 until one happens). */
-const REFUSAL_REASONS = ["probe", "auth_failed", "timeout", "closed", "error"];
+const REFUSAL_REASONS = ["probe", "auth_failed", "rate_limited", "timeout", "closed", "error"];
 
 function keyed(map: ReadonlyMap<string, number>, label: string, always: string[]): Sample[] {
   const keys = new Set([...always, ...map.keys()]);

@@ -10,13 +10,16 @@ import { startClient } from "../tunnel/client.ts";
 import { createLogger } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import { useCryptoBackend } from "./crypto.ts";
+import { readPassword } from "./secret.ts";
 import type { Command } from "./mod.ts";
 
 const usage =
   `Usage: nitrosocks client --config FILE [--socks HOST:PORT] [--server HOST:PORT] [--ca FILE]
 
 Runs the local SOCKS5 proxy (default 127.0.0.1:1080) from a client profile made by
-'nitrosocks user add'. Point any program at it, e.g.
+'nitrosocks user add'. A password profile without password.value asks for the
+password (no echo), or reads the first line of standard input when it is not a
+terminal. Point any program at it, e.g.
   curl --socks5-hostname 127.0.0.1:1080 https://example.com/
 
 Options:
@@ -49,7 +52,12 @@ export const clientCommand: Command = {
     const socks = stringFlag(p, "socks");
     const server = stringFlag(p, "server");
     const caFile = stringFlag(p, "ca");
-    const config = await loadClientConfig(file);
+    let config = await loadClientConfig(file);
+    if (config.password !== undefined && config.password.value === undefined) {
+      // Asked once; the tunnel derives the SCRAM keys from it and never logs it.
+      const value = await readPassword(`Password for "${config.user}"`);
+      config = { ...config, password: { ...config.password, value } };
+    }
     let caPem: string | undefined;
     if (caFile !== undefined) {
       try {

@@ -349,6 +349,35 @@ export function key(length: number): Schema<Uint8Array> {
   };
 }
 
+/** A base64url-encoded secret of `minBytes`..`maxBytes` bytes. Never echoed. */
+export function secretBytes(minBytes: number, maxBytes: number): Schema<Uint8Array> {
+  const what = `${minBytes}..${maxBytes} bytes of unpadded base64url`;
+  return {
+    parse(node, at) {
+      const s = scalarText(node, at, what, true).trim();
+      let bytes: Uint8Array;
+      try {
+        bytes = fromBase64Url(s);
+      } catch {
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: expected ${what}, got characters outside A-Z a-z 0-9 - _`,
+        );
+      }
+      if (bytes.length < minBytes || bytes.length > maxBytes) {
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: expected ${what}, got ${bytes.length} bytes`,
+          "make one with: openssl rand 32 | basenc --base64url | tr -d =",
+        );
+      }
+      return bytes;
+    },
+  };
+}
+
 /** A base32 (RFC 4648) secret of at least `minBytes` bytes. Never echoed. */
 export function base32Secret(minBytes: number, maxBytes: number): Schema<Uint8Array> {
   const what = `a base32 secret of ${minBytes}..${maxBytes} bytes`;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS, SCRAM_SALT_BYTES } from "../crypto/scram.ts";
 import { ConfigError } from "../errors.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort, isHost } from "../wire/host_port.ts";
@@ -15,6 +16,7 @@ import {
   configError,
   duration,
   hostPort,
+  integer,
   key,
   list,
   locate,
@@ -39,6 +41,7 @@ import {
   type KexName,
   parseWith,
   readConfigText,
+  resolveRef,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
 import { encodeBase32 } from "./base32.ts";
@@ -83,10 +86,24 @@ export interface ClientConfig {
   user: string;
   /** Client X25519 private key, 32 bytes. */
   key: Uint8Array;
-  /** The user's 32-byte token (a second factor the server checks). */
-  token: Uint8Array;
+  /** The user's 32-byte token, when the user's second factor is a token. */
+  token?: Uint8Array;
+  /**
+   * The user's password factor (SCRAM-SHA-256), when the user's second factor
+   * is a password: the salt and iteration count the server chose, and the
+   * password itself when the profile holds it (else the client asks for it).
+   */
+  password?: ClientPassword;
+  /**
+   * The user's JWT factor: the token itself (`jwt`), or the file it is read
+   * from at every login (`jwt_file`, resolved next to the profile), so a
+   * token renewed on disk is used by the next connection. Never logged.
+   */
+  jwt?: { token: string } | { file: string };
   /** The user's TOTP secret, when the server requires a TOTP code. */
   totpSecret?: Uint8Array;
+  /** A TLS client certificate and key (PEM), for a server with `tls.client_ca`. */
+  tlsClient?: { certPem: string; keyPem: string };
   /**
    * `fastOpen`: answer CONNECT with success at once and send the
    * application's first bytes behind the OPEN (one round trip less); false
@@ -120,6 +137,16 @@ export interface ClientConfig {
   crypto: CryptoSettings;
 }
 
+/** A profile's password factor (`password:` in the profile). */
+export interface ClientPassword {
+  /** The salt the server chose (16 bytes; not secret). */
+  salt: Uint8Array;
+  /** PBKDF2 iteration count the server chose. */
+  iterations: number;
+  /** The password; absent when the client asks for it at start. Never logged. */
+  value?: string;
+}
+
 /** One way to reach the server. */
 export interface Endpoint {
   /** Where to dial. */
@@ -140,6 +167,17 @@ const pem = refine(
     /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(s)
       ? undefined
       : { detail: "not a PEM certificate", hint: "paste the CA certificate after ca: |" },
+);
+
+/** A compact JWS: three base64url parts (the signature may be empty, and is then refused later). */
+const JWT_PATTERN = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+const privateKeyPem = refine(
+  string({ what: "a PEM private key", secret: true }),
+  (s) =>
+    /-----BEGIN (EC |RSA )?PRIVATE KEY-----[\s\S]+-----END (EC |RSA )?PRIVATE KEY-----/.test(s)
+      ? undefined
+      : { detail: "not a PEM private key", hint: "paste the key after key: |" },
 );
 
 /** `server_name`: the TLS name checked, a DNS name (or an IP address). */
@@ -254,8 +292,24 @@ const clientSchema = object({
     string({ pattern: USER_NAME_PATTERN, what: "a user name (1-64 of A-Z a-z 0-9 . _ -)" }),
   ),
   key: required(key(32)),
-  token: required(key(32)),
+  token: optional(key(32)),
+  password: optional(object({
+    salt: required(key(SCRAM_SALT_BYTES)),
+    iterations: required(integer(SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS)),
+    value: optional(
+      string({
+        pattern: /^[\s\S]{1,1024}$/,
+        what: "a password of 1-1024 characters",
+        secret: true,
+      }),
+    ),
+  })),
+  jwt: optional(
+    string({ pattern: JWT_PATTERN, what: "a JWT (header.payload.signature)", secret: true }),
+  ),
+  jwt_file: optional(string({ what: "a file path" })),
   totp: optional(base32Secret(16, 64)),
+  tls_client: optional(object({ cert: required(pem), key: required(privateKeyPem) })),
   socks5: section(object({
     listen: withDefault(hostPort(0), { host: "127.0.0.1", port: 1080 }),
     fast_open: withDefault(boolean(), true),
@@ -303,6 +357,23 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
     at: { file, path: "transport" },
     pos: locate(root, raw.transport === undefined ? ["server"] : ["transport"]),
   });
+  const factors = [
+    raw.token === undefined ? undefined : "token",
+    raw.password === undefined ? undefined : "password",
+    raw.jwt === undefined ? undefined : "jwt",
+    raw.jwt_file === undefined ? undefined : "jwt_file",
+  ].filter((f) => f !== undefined);
+  if (factors.length !== 1) {
+    throw configError(
+      { file, path: "" },
+      locate(root, []),
+      `Invalid profile: ${
+        factors.length === 0 ? "no second factor" : `both ${factors.join(" and ")}`
+      }; give exactly one, token, password, jwt or jwt_file`,
+      "use the profile that `nitrosocks user add` wrote for this user",
+    );
+  }
+  const pw = raw.password;
   const cfg: ClientConfig = {
     file,
     server: raw.server.server,
@@ -313,8 +384,20 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
     ...(raw.ca === undefined ? {} : { caPem: raw.ca }),
     user: raw.user,
     key: raw.key,
-    token: raw.token,
+    ...(raw.token === undefined ? {} : { token: raw.token }),
+    ...(raw.jwt === undefined ? {} : { jwt: { token: raw.jwt } }),
+    ...(raw.jwt_file === undefined ? {} : { jwt: { file: resolveRef(file, raw.jwt_file) } }),
+    ...(pw === undefined ? {} : {
+      password: {
+        salt: pw.salt,
+        iterations: pw.iterations,
+        ...(pw.value === undefined ? {} : { value: pw.value }),
+      },
+    }),
     ...(raw.totp === undefined ? {} : { totpSecret: raw.totp }),
+    ...(raw.tls_client === undefined
+      ? {}
+      : { tlsClient: { certPem: raw.tls_client.cert, keyPem: raw.tls_client.key } }),
     socks5: {
       listen: raw.socks5.listen,
       fastOpen: raw.socks5.fast_open,
@@ -373,7 +456,10 @@ export interface ClientProfileFields extends
     | "user"
     | "key"
     | "token"
+    | "password"
+    | "jwt"
     | "totpSecret"
+    | "tlsClient"
   > {
   /** The local SOCKS5 address; default 127.0.0.1:1080. */
   socks5Listen?: HostPort;
@@ -420,16 +506,51 @@ export function formatClientProfile(p: ClientProfileFields): string {
   }
   lines.push(
     "",
-    "# This user's credentials: X25519 private key and pre-shared token.",
+    `# This user's credentials: X25519 private key and ${
+      p.password !== undefined
+        ? "password (SCRAM-SHA-256)"
+        : p.jwt !== undefined
+        ? "JWT"
+        : "pre-shared token"
+    }.`,
     `user: ${JSON.stringify(p.user)}`,
     `key: ${JSON.stringify(toBase64Url(p.key))}`,
-    `token: ${JSON.stringify(toBase64Url(p.token))}`,
   );
+  if (p.token !== undefined) lines.push(`token: ${JSON.stringify(toBase64Url(p.token))}`);
+  if (p.jwt !== undefined) {
+    lines.push(
+      "# The login's JSON Web Token (from whoever issues this user's tokens).",
+      "token" in p.jwt
+        ? `jwt: ${JSON.stringify(p.jwt.token)}`
+        : `jwt_file: ${JSON.stringify(p.jwt.file)}`,
+    );
+  }
+  if (p.password !== undefined) {
+    lines.push(
+      "# The password's salt and iteration count (from the server; not secret). The",
+      '# client asks for the password at start; or add `value: "..."` here.',
+      "password:",
+      `  salt: ${JSON.stringify(toBase64Url(p.password.salt))}`,
+      `  iterations: ${p.password.iterations}`,
+    );
+    if (p.password.value !== undefined) {
+      lines.push(`  value: ${JSON.stringify(p.password.value)}`);
+    }
+  }
   if (p.totpSecret !== undefined) {
     lines.push(
       "# TOTP secret (base32); also add it to an authenticator app if you like.",
       `totp: ${JSON.stringify(encodeBase32(p.totpSecret))}`,
     );
+  }
+  if (p.tlsClient !== undefined) {
+    lines.push(
+      "",
+      "# TLS client certificate and key (the server has tls.client_ca).",
+      "tls_client:",
+    );
+    lines.push("  cert: |", ...p.tlsClient.certPem.trim().split(/\r?\n/).map((l) => `    ${l}`));
+    lines.push("  key: |", ...p.tlsClient.keyPem.trim().split(/\r?\n/).map((l) => `    ${l}`));
   }
   lines.push(
     "",

@@ -43,6 +43,7 @@ export {
 } from "./users.ts";
 export {
   type ClientConfig,
+  type ClientPassword,
   type ClientProfileFields,
   decodeShareLink,
   encodeShareLink,
@@ -64,6 +65,8 @@ export {
 export { DEFAULT_EGRESS_BLOCK, EgressBlock, egressEntryError, SELF } from "./egress.ts";
 export { type Cidr, cidrContains, formatIp, type IpBytes, parseCidr, parseIp } from "../wire/ip.ts";
 export { decodeBase32, encodeBase32 } from "./base32.ts";
+/** A password as users.yml stores it (SCRAM-SHA-256): salt, iterations, StoredKey, ServerKey. */
+export type { ScramVerifier } from "../crypto/scram.ts";
 export {
   AEAD_NAMES,
   type AeadName,

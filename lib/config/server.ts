@@ -16,6 +16,7 @@ import {
   duration,
   hostPort,
   integer,
+  key,
   list,
   locate,
   object,
@@ -25,12 +26,14 @@ import {
   required,
   type Schema,
   schemaKeys,
+  secretBytes,
   section,
   size,
   string,
   withDefault,
 } from "./_schema.ts";
 import type { YamlNode } from "./_yaml.ts";
+import { JWT_MIN_SECRET_BYTES } from "../crypto/jwt.ts";
 import {
   AEAD_NAMES,
   type AeadName,
@@ -67,7 +70,16 @@ export interface ServerConfig {
    */
   transport: TransportName;
   /** Present when `transport` is "tls" or "wss". */
-  tls?: { certPem: string; keyPem: string; alpn: string[] };
+  tls?: {
+    certPem: string;
+    keyPem: string;
+    alpn: string[];
+    /**
+     * `tls.client_ca`: CA certificate(s), PEM. When set, clients must present
+     * a TLS certificate it signed whose common name is the user logging in.
+     */
+    clientCaPem?: string;
+  };
   /** `ws.path`: where the WebSocket is served; present when `transport` is "ws" or "wss". */
   ws?: { path: string };
   /** Read a PROXY v2 header from a TCP front (HAProxy `send-proxy-v2`) on every connection. */
@@ -95,6 +107,14 @@ export interface ServerConfig {
     udpIdleTimeoutS: number;
     connectTimeoutS: number;
     maxTunnels: number;
+    /** Per source address (IPv6: per /64): concurrent connections and new connections per second. */
+    perIp: { connections: number; handshakesPerSecond: number };
+  };
+  /** Failed-login lockout per source address and per user (`auth.lockout`); JWT keys (`auth.jwt`). */
+  auth: {
+    lockout: { failures: number; windowS: number; durationS: number };
+    /** Keys and checks for every JWT user's tokens (users may add their own keys). */
+    jwt: { secrets: Uint8Array[]; publicKeys: Uint8Array[]; audience?: string; leewayS: number };
   };
   /** The server's own plain SOCKS5 port, for local tools. */
   socks5Direct: { enabled: boolean; listen: HostPort };
@@ -311,6 +331,7 @@ const serverSchema = object({
       }),
       ["h2", "http/1.1"],
     ),
+    client_ca: optional(path()),
   })),
   identity: required(path()),
   users: withDefault(path(), "users.yml"),
@@ -331,6 +352,23 @@ const serverSchema = object({
     udp_idle_timeout: withDefault(duration(1, 86400), 60),
     connect_timeout: withDefault(duration(0.1, 300), 10),
     max_tunnels: withDefault(integer(1, 1_000_000), 256),
+    per_ip: section(object({
+      connections: withDefault(integer(1, 1_000_000), 64),
+      handshakes_per_second: withDefault(integer(1, 1_000_000), 20),
+    })),
+  })),
+  auth: section(object({
+    lockout: section(object({
+      failures: withDefault(integer(0, 1_000_000), 10),
+      window: withDefault(duration(1, 86400), 600),
+      duration: withDefault(duration(1, 7 * 86400), 900),
+    })),
+    jwt: section(object({
+      secrets: withDefault(list(secretBytes(JWT_MIN_SECRET_BYTES, 256), { min: 0 }), []),
+      public_keys: withDefault(list(key(32), { min: 0 }), []),
+      audience: optional(string({ pattern: /^[\x21-\x7e]{1,255}$/, what: "an audience string" })),
+      leeway: withDefault(duration(0, 300), 30),
+    })),
   })),
   socks5_direct: section(object({
     enabled: withDefault(boolean(), false),
@@ -495,6 +533,17 @@ export function parseServerConfig(
       );
     }
     tls = { certPem: cert.text, keyPem: key.text, alpn: raw.tls.alpn };
+    if (raw.tls.client_ca !== undefined) {
+      const ca = read(["tls", "client_ca"], raw.tls.client_ca, "client CA certificate");
+      if (!/-----BEGIN CERTIFICATE-----/.test(ca.text)) {
+        throw configError(
+          at("tls.client_ca"),
+          locate(root, ["tls", "client_ca"]),
+          `Invalid tls.client_ca: ${JSON.stringify(ca.path)} is not a PEM certificate`,
+        );
+      }
+      tls.clientCaPem = ca.text;
+    }
   }
 
   let ticketKeysText: string | undefined;
@@ -529,6 +578,23 @@ export function parseServerConfig(
       udpIdleTimeoutS: raw.limits.udp_idle_timeout,
       connectTimeoutS: raw.limits.connect_timeout,
       maxTunnels: raw.limits.max_tunnels,
+      perIp: {
+        connections: raw.limits.per_ip.connections,
+        handshakesPerSecond: raw.limits.per_ip.handshakes_per_second,
+      },
+    },
+    auth: {
+      lockout: {
+        failures: raw.auth.lockout.failures,
+        windowS: raw.auth.lockout.window,
+        durationS: raw.auth.lockout.duration,
+      },
+      jwt: {
+        secrets: raw.auth.jwt.secrets,
+        publicKeys: raw.auth.jwt.public_keys,
+        ...(raw.auth.jwt.audience === undefined ? {} : { audience: raw.auth.jwt.audience }),
+        leewayS: raw.auth.jwt.leeway,
+      },
     },
     socks5Direct: { enabled: raw.socks5_direct.enabled, listen: raw.socks5_direct.listen },
     session: {

@@ -13,6 +13,7 @@ import {
   boolean,
   childPath,
   configError,
+  integer,
   key,
   list,
   locate,
@@ -23,6 +24,7 @@ import {
   refine,
   required,
   schemaKeys,
+  secretBytes,
   string,
   timestamp,
   withDefault,
@@ -30,6 +32,14 @@ import {
 import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_shared.ts";
 import { deleteYamlEntry, setYamlEntry } from "./_yaml.ts";
 import { encodeBase32 } from "./base32.ts";
+import { JWT_MIN_SECRET_BYTES } from "../crypto/jwt.ts";
+import {
+  SCRAM_KEY_BYTES,
+  SCRAM_MAX_ITERATIONS,
+  SCRAM_MIN_ITERATIONS,
+  SCRAM_SALT_BYTES,
+  type ScramVerifier,
+} from "../crypto/scram.ts";
 import { parseRoute } from "./routes.ts";
 import { streamCount } from "./server.ts";
 
@@ -39,8 +49,16 @@ export interface UserEntry {
   name: string;
   /** Client X25519 public key, 32 bytes. */
   publicKey: Uint8Array;
-  /** Pre-shared token, 32 bytes. */
-  token: Uint8Array;
+  /** Pre-shared token, 32 bytes: the second factor, unless the user has a `password`. */
+  token?: Uint8Array;
+  /** SCRAM-SHA-256 verifier of the user's password: the second factor, unless the user has a `token`. */
+  password?: ScramVerifier;
+  /**
+   * The user logs in with a JWT (`jwt:` in users.yml): the user's own HS256
+   * secret and Ed25519 public key, if any (the server-wide `auth.jwt` keys
+   * verify the user's tokens too).
+   */
+  jwt?: { secret?: Uint8Array; publicKey?: Uint8Array };
   /** RFC 6238 secret, when the user must also send a TOTP code. */
   totpSecret?: Uint8Array;
   /** Allowed route patterns (see `routes.ts`); default ["*"]. */
@@ -89,9 +107,21 @@ export const routePattern = () =>
     }
   });
 
+const passwordSchema = object({
+  salt: required(key(SCRAM_SALT_BYTES)),
+  iterations: required(integer(SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS)),
+  stored_key: required(key(SCRAM_KEY_BYTES)),
+  server_key: required(key(SCRAM_KEY_BYTES)),
+});
+
 const userSchema = object({
   public_key: required(key(32)),
-  token: required(key(32)),
+  token: optional(key(32)),
+  password: optional(passwordSchema),
+  jwt: optional(object({
+    secret: optional(secretBytes(JWT_MIN_SECRET_BYTES, 256)),
+    public_key: optional(key(32)),
+  })),
   totp: optional(base32Secret(16, 64)),
   routes: withDefault(list(routePattern()), ["*"]),
   bandwidth: optional(rate(1024, 1e12)),
@@ -140,10 +170,43 @@ export function parseUsers(text: string, file: string): UsersConfig {
       );
     }
     byKey.set(pk, name);
+    const factors = [
+      u.token === undefined ? undefined : "token",
+      u.password === undefined ? undefined : "password",
+      u.jwt === undefined ? undefined : "jwt",
+    ].filter((f) => f !== undefined);
+    if (factors.length !== 1) {
+      throw configError(
+        { file, path: childPath("users", name) },
+        locate(root, ["users", name]),
+        `Invalid users.${name}: ${
+          factors.length === 0 ? "no second factor" : `both ${factors.join(" and ")}`
+        }; a user has exactly one, token, password or jwt`,
+        factors.length === 0
+          ? `add a token, or remove the user and run "nitrosocks user add ${name} --password"`
+          : "keep only one of them",
+      );
+    }
+    const jwt = u.jwt;
+    const pw = u.password;
     users.set(name, {
       name,
       publicKey: u.public_key,
-      token: u.token,
+      ...(u.token === undefined ? {} : { token: u.token }),
+      ...(pw === undefined ? {} : {
+        password: {
+          salt: pw.salt,
+          iterations: pw.iterations,
+          storedKey: pw.stored_key,
+          serverKey: pw.server_key,
+        },
+      }),
+      ...(jwt === undefined ? {} : {
+        jwt: {
+          ...(jwt.secret === undefined ? {} : { secret: jwt.secret }),
+          ...(jwt.public_key === undefined ? {} : { publicKey: jwt.public_key }),
+        },
+      }),
       ...(u.totp === undefined ? {} : { totpSecret: u.totp }),
       routes: u.routes,
       ...(u.bandwidth === undefined ? {} : { bandwidth: u.bandwidth }),
@@ -169,8 +232,12 @@ export interface NewUser {
   name: string;
   /** Client X25519 public key, 32 bytes. */
   publicKey: Uint8Array;
-  /** Pre-shared token, 32 bytes. */
-  token: Uint8Array;
+  /** Pre-shared token, 32 bytes (exactly one of `token` and `password`). */
+  token?: Uint8Array;
+  /** The password's SCRAM-SHA-256 verifier (exactly one of `token`, `password` and `jwt`). */
+  password?: ScramVerifier;
+  /** A JWT user: their own HS256 secret and/or Ed25519 public key (both may be absent). */
+  jwt?: { secret?: Uint8Array; publicKey?: Uint8Array };
   /** RFC 6238 secret, when the user must also send a TOTP code. */
   totpSecret?: Uint8Array;
   /** Allowed route patterns; default ["*"]. */
@@ -209,10 +276,22 @@ export function addUserToYaml(text: string, file: string, user: NewUser): string
       hint: "choose another name or remove the user first",
     });
   }
-  const value: Record<string, unknown> = {
-    public_key: toBase64Url(user.publicKey),
-    token: toBase64Url(user.token),
-  };
+  const value: Record<string, unknown> = { public_key: toBase64Url(user.publicKey) };
+  if (user.token !== undefined) value.token = toBase64Url(user.token);
+  if (user.password !== undefined) {
+    value.password = {
+      salt: toBase64Url(user.password.salt),
+      iterations: user.password.iterations,
+      stored_key: toBase64Url(user.password.storedKey),
+      server_key: toBase64Url(user.password.serverKey),
+    };
+  }
+  if (user.jwt !== undefined) {
+    const j: Record<string, string> = {};
+    if (user.jwt.secret !== undefined) j.secret = toBase64Url(user.jwt.secret);
+    if (user.jwt.publicKey !== undefined) j.public_key = toBase64Url(user.jwt.publicKey);
+    value.jwt = j;
+  }
   if (user.totpSecret !== undefined) value.totp = encodeBase32(user.totpSecret);
   value.routes = user.routes ?? ["*"];
   if (user.bandwidth !== undefined) value.bandwidth = user.bandwidth;

@@ -109,6 +109,43 @@ export function resumeBinder(
   return transcriptMac(resumptionSecret, "resume binder", mixHash(hc, bodyBeforeBinder));
 }
 
+const PASSWORD_AUTH_PREFIX = new TextEncoder().encode("NitroSocks v1 SCRAM-SHA-256\0");
+
+/**
+ * SCRAM's AuthMessage for a password login: utf8("NitroSocks v1
+ * SCRAM-SHA-256") ‖ 0x00 ‖ h3. The transcript hash h3 stands for RFC 5802's
+ * nonces and channel binding: it covers the server's public key, both
+ * nonces, both ephemeral keys, the server's signature and the user id.
+ */
+export function passwordAuthMessage(h3: Uint8Array): Uint8Array {
+  return concat([PASSWORD_AUTH_PREFIX, h3]);
+}
+
+/** The proof field: ClientProof XOR ExpandLabel(ck3, "password proof", h3, 32). */
+export function passwordProofField(
+  ck3: Uint8Array,
+  h3: Uint8Array,
+  proof: Uint8Array,
+): Uint8Array {
+  const mask = hkdfExpandLabel(ck3, "password proof", h3, SECRET_BYTES);
+  const out = new Uint8Array(SECRET_BYTES);
+  for (let i = 0; i < SECRET_BYTES; i++) out[i] = mask[i]! ^ (proof[i] ?? 0);
+  wipe(mask);
+  return out;
+}
+
+/** The PSK a password login mixes into ck4: ClientKey ‖ ServerKey (64 bytes). */
+export function passwordPsk(clientKey: Uint8Array, serverKey: Uint8Array): Uint8Array {
+  return concat([clientKey, serverKey]);
+}
+
+const JWT_PSK_PREFIX = new TextEncoder().encode("NitroSocks v1 jwt\0");
+
+/** The PSK a JWT login mixes into ck4 in place of a token: SHA-256("NitroSocks v1 jwt" ‖ 0x00 ‖ token). */
+export function jwtPsk(token: string): Uint8Array {
+  return hash(concat([JWT_PSK_PREFIX, new TextEncoder().encode(token)]));
+}
+
 /** A padding length 0..max from one random byte (always draws the byte). */
 export function paddingLength(random: (n: number) => Uint8Array, max: number): number {
   const b = random(1)[0]!;

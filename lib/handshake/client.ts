@@ -14,6 +14,8 @@ import { ctEqual, randomBytes, type RandomSource, wipe } from "../crypto/mod.ts"
 import { generateHiddenKeyPair } from "../crypto/elligator.ts";
 import { ed25519Verify, x25519SharedSecret } from "../crypto/keys.ts";
 import { totp } from "../crypto/totp.ts";
+import { SCRAM_KEY_BYTES, scramClientProof } from "../crypto/scram.ts";
+import { JWT_MAX_BYTES } from "../crypto/jwt.ts";
 import { concat } from "../wire/bytes.ts";
 import {
   AEAD_IDS,
@@ -60,10 +62,14 @@ import {
   frameKeys,
   frameLength,
   INITIAL_CHAINING_KEY,
+  jwtPsk,
   mixHash,
   mixKey,
   openFrame,
   paddingLength,
+  passwordAuthMessage,
+  passwordProofField,
+  passwordPsk,
   resumeBinder,
   resumePsk,
   sealFrame,
@@ -329,6 +335,7 @@ function consumeServerHello(
       ? {}
       : { totpCode: Number(totp(creds.totpSecret, ctx.now())) }),
     paddingLength: paddingLength(ctx.random, ctx.paddingMax),
+    ...(creds.jwt === undefined ? {} : { jwt: creds.jwt }),
   });
   const sealed = sealFrame(frameKeys(ck2, "client hs", h2), h2, body);
   wipe(body);
@@ -338,12 +345,11 @@ function consumeServerHello(
   const ck3 = mixKey(ck2, se);
   wipe(se);
   const keyTag = transcriptMac(ck3, "key tag", h3);
-  // Proof of the token: mixed as a PSK.
-  const ck4 = mixKey(ck3, creds.token);
-  const tokenTag = transcriptMac(ck4, "token tag", h3);
-  const h4 = mixHash(h3, keyTag, tokenTag);
+  // Traced before secondFactor wipes it.
   ctx.trace("h3", h3);
   ctx.trace("ck3", ck3);
+  const { ck4, tag: tokenTag } = secondFactor(creds, ck3, h3);
+  const h4 = mixHash(h3, keyTag, tokenTag);
   ctx.trace("ck4", ck4);
   ctx.trace("h4", h4);
   return {
@@ -357,6 +363,34 @@ function consumeServerHello(
       resumeSessionId: undefined,
     },
   };
+}
+
+/**
+ * The second factor's 32-byte field after the key tag, and ck4 with the
+ * factor mixed in (PROTOCOL.md part 2 sections 5 and 14). Token: ck4 =
+ * Extract(ck3, token), field = the token tag. Password (SCRAM-SHA-256):
+ * field = ClientProof over the transcript, masked under ck3; ck4 =
+ * Extract(ck3, ClientKey ‖ ServerKey). Wipes ck3.
+ */
+function secondFactor(
+  creds: ClientCredentials,
+  ck3: Uint8Array,
+  h3: Uint8Array,
+): { ck4: Uint8Array; tag: Uint8Array } {
+  const pw = creds.password;
+  if (pw !== undefined) {
+    const proof = scramClientProof(pw.clientKey, passwordAuthMessage(h3));
+    const tag = passwordProofField(ck3, h3, proof);
+    wipe(proof);
+    const psk = passwordPsk(pw.clientKey, pw.serverKey);
+    const ck4 = mixKey(ck3, psk);
+    wipe(psk);
+    return { ck4, tag };
+  }
+  // Proof of the token (or of the JWT sent in the body): mixed as a PSK.
+  const psk = creds.jwt === undefined ? creds.token! : jwtPsk(creds.jwt);
+  const ck4 = mixKey(ck3, psk);
+  return { ck4, tag: transcriptMac(ck4, "token tag", h3) };
 }
 
 /**
@@ -540,8 +574,24 @@ export class ClientHandshake {
     if (c.clientKey.length !== 32) {
       throw new RangeError(`Cannot use client key: length ${c.clientKey.length} is not 32`);
     }
-    if (c.token.length !== TOKEN_BYTES) {
+    const factors = [c.token, c.password, c.jwt].filter((f) => f !== undefined).length;
+    if (factors !== 1) {
+      throw new TypeError(
+        "Cannot use credentials: give exactly one second factor, a token, a password or a JWT",
+      );
+    }
+    if (c.jwt !== undefined && (c.jwt.length === 0 || c.jwt.length > JWT_MAX_BYTES)) {
+      throw new RangeError(`Cannot use JWT: length ${c.jwt.length} is outside 1..${JWT_MAX_BYTES}`);
+    }
+    if (c.token !== undefined && c.token.length !== TOKEN_BYTES) {
       throw new RangeError(`Cannot use token: length ${c.token.length} is not ${TOKEN_BYTES}`);
+    }
+    if (
+      c.password !== undefined &&
+      (c.password.clientKey.length !== SCRAM_KEY_BYTES ||
+        c.password.serverKey.length !== SCRAM_KEY_BYTES)
+    ) {
+      throw new RangeError(`Cannot use password keys: each must be ${SCRAM_KEY_BYTES} bytes`);
     }
     const trace = opts.trace;
     const resume = opts.resume === undefined ? undefined : checkResume(opts.resume);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { JWT_MAX_BYTES } from "../crypto/jwt.ts";
 
 /** Key exchange suites, in default preference order (hybrid first). */
 export type KexId = "x25519" | "x25519-mlkem768";
@@ -105,11 +106,11 @@ export const SERVER_HELLO_MAX_BYTES: number = LENGTH_BYTES + SERVER_HELLO_BODY_M
 
 /** Response plaintext, smallest: 1-byte user id, no padding. */
 export const RESPONSE_BODY_MIN = 1 + 1 + 4 + 1;
-/** Response plaintext, largest. */
-export const RESPONSE_BODY_MAX = 1 + MAX_USER_ID_BYTES + 4 + 1 + MAX_PADDING;
+/** Response plaintext, largest: with a JWT extension (section 14 of the spec) of the longest token. */
+export const RESPONSE_BODY_MAX = 1 + MAX_USER_ID_BYTES + 4 + 1 + MAX_PADDING + 3 + JWT_MAX_BYTES;
 /** Smallest whole Response (89): sealed body plus key tag and token tag. */
 export const RESPONSE_MIN_BYTES = LENGTH_BYTES + RESPONSE_BODY_MIN + AEAD_TAG_BYTES + 2 * MAC_BYTES;
-/** Largest whole Response (598). */
+/** Largest whole Response (2649). */
 export const RESPONSE_MAX_BYTES: number = LENGTH_BYTES + RESPONSE_BODY_MAX + AEAD_TAG_BYTES +
   2 * MAC_BYTES;
 
@@ -124,6 +125,8 @@ export const EXT_RESUME = 0x01;
 export const EXT_TICKET = 0x02;
 /** Result extension (empty): the server keeps this session resumable. */
 export const EXT_RESUMABLE = 0x03;
+/** Response extension: the login's JWT (compact form, ASCII), for a user whose factor is a JWT. */
+export const EXT_JWT = 0x04;
 /** Resume identity kind: the 16-byte session id (server keeps a session table). */
 export const RESUME_KIND_SESSION_ID = 0x01;
 /** Resume identity kind: an opaque ticket (stateless servers sharing a keyring). */
@@ -170,7 +173,7 @@ export const RESULT_MAX_BYTES: number = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TA
 /** Finish: one HMAC-SHA256. */
 export const FINISH_BYTES = MAC_BYTES;
 
-/** Largest handshake message of any kind (the Hello, 1565 bytes). */
+/** Largest handshake message of any kind (a Response with the longest JWT, 2649 bytes). */
 export const HANDSHAKE_MAX_MESSAGE: number = Math.max(
   HELLO_MAX_BYTES,
   SERVER_HELLO_MAX_BYTES,

@@ -7,11 +7,13 @@
  *
  * @module
  */
+import { JWT_MAX_BYTES } from "../crypto/jwt.ts";
 import { ProtocolError } from "../errors.ts";
 import { Reader, Writer } from "../wire/bytes.ts";
 import {
   BINDER_BYTES,
   DH_BYTES,
+  EXT_JWT,
   EXT_RESUMABLE,
   EXT_RESUME,
   EXT_TICKET,
@@ -98,6 +100,8 @@ export interface ResponseBody {
   /** TOTP code 0..999999, absent when the client has no TOTP secret. */
   totpCode?: number;
   paddingLength: number;
+  /** The login's JWT (compact form), as a JWT extension after the padding. */
+  jwt?: string;
 }
 
 /** Result plaintext (server → client, sealed under the server handshake key). */
@@ -470,6 +474,11 @@ export function encodeResponseBody(b: ResponseBody): Uint8Array {
     w.u32(b.totpCode);
   }
   writePadding(w, b.paddingLength);
+  if (b.jwt !== undefined) {
+    const t = encoder.encode(b.jwt);
+    checkRange("JWT length", t.length, 1, JWT_MAX_BYTES);
+    writeExtension(w, EXT_JWT, [t]);
+  }
   return w.finish().slice();
 }
 
@@ -503,6 +512,17 @@ export function decodeResponseBody(body: Uint8Array): ResponseBody {
       out.totpCode = code;
     }
     out.paddingLength = readPadding(r, "Response");
+    readExtensions(r, "Response", undefined, (type, data) => {
+      if (type !== EXT_JWT) return;
+      if (data.length === 0 || data.length > JWT_MAX_BYTES) {
+        throw malformed("Response", `JWT length ${data.length} is outside 1..${JWT_MAX_BYTES}`);
+      }
+      // A compact JWS is base64url parts and dots: ASCII.
+      if (data.some((b) => b < 0x21 || b > 0x7e)) {
+        throw malformed("Response", "JWT is not printable ASCII");
+      }
+      out.jwt = decoder.decode(data);
+    });
     return out;
   });
 }

@@ -92,11 +92,16 @@ export type {
   ClientResume,
   ClientStep,
   HandshakeTrace,
+  JwtVerifier,
+  PasswordKeys,
+  PasswordVerifier,
   ResumableSession,
   ServerStep,
   SessionSecrets,
   UserRecord,
 } from "./types.ts";
+/** JWT keys and claims (lib/crypto/jwt.ts), as `UserRecord.jwt` and a JWT login's result use them. */
+export type { JwtClaims, JwtKeys } from "../crypto/jwt.ts";
 /** Where handshakes take random bytes from (tests pass a seeded source). */
 export type { RandomSource } from "../crypto/mod.ts";
 /** What `ClientHandshake.closed()` reports, and its reasons. */

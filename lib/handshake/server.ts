@@ -13,8 +13,15 @@ import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { ProtocolError } from "../errors.ts";
 import { ctEqual, hash, randomBytes, type RandomSource, wipe } from "../crypto/mod.ts";
 import { representativeToPublicKey } from "../crypto/elligator.ts";
-import { ed25519Sign, x25519PublicKey, x25519SharedSecret } from "../crypto/keys.ts";
+import {
+  ed25519PublicKey,
+  ed25519Sign,
+  x25519PublicKey,
+  x25519SharedSecret,
+} from "../crypto/keys.ts";
 import { verifyTotp } from "../crypto/totp.ts";
+import { SCRAM_KEY_BYTES, scramCheckProof } from "../crypto/scram.ts";
+import { type JwtClaims, type JwtKeys, type JwtResult, verifyJwt } from "../crypto/jwt.ts";
 import { concat } from "../wire/bytes.ts";
 import {
   AEAD_IDS,
@@ -63,10 +70,14 @@ import {
   frameKeys,
   frameLength,
   INITIAL_CHAINING_KEY,
+  jwtPsk,
   mixHash,
   mixKey,
   openFrame,
   paddingLength,
+  passwordAuthMessage,
+  passwordProofField,
+  passwordPsk,
   resumeBinder,
   resumePsk,
   sealFrame,
@@ -74,6 +85,7 @@ import {
 } from "./_schedule.ts";
 import type {
   HandshakeTrace,
+  PasswordVerifier,
   ResumableSession,
   ServerStep,
   SessionSecrets,
@@ -118,6 +130,12 @@ export interface ServerHandshakeOptions {
    * with them are accepted, and every Result carries a fresh ticket.
    */
   tickets?: TicketKeyring;
+  /**
+   * Asked for every full login, once the user id is known and whatever the
+   * credentials: a reason (for the log) refuses the login even with right
+   * credentials (a lockout), exactly as wrong credentials are refused.
+   */
+  allowLogin?: (userId: string) => string | undefined;
 }
 
 interface ServerContext {
@@ -134,6 +152,7 @@ interface ServerContext {
   trace: HandshakeTrace;
   lookupSession: ((sessionId: Uint8Array) => ResumableSession | undefined) | undefined;
   tickets: TicketKeyring | undefined;
+  allowLogin: ((userId: string) => string | undefined) | undefined;
 }
 
 /** Nothing read yet, or fewer than 34 bytes. */
@@ -192,6 +211,7 @@ interface ExpectFinish {
   expected: Uint8Array;
   userId: string;
   secrets: SessionSecrets;
+  jwt?: JwtClaims;
 }
 
 type ServerState =
@@ -204,7 +224,9 @@ type ServerState =
   | { kind: "probe" }
   | { kind: "reject" };
 
-type Verdict = { type: "probe"; reason: string } | { type: "reject"; reason: string };
+type Verdict =
+  | { type: "probe"; reason: string }
+  | { type: "reject"; reason: string; user?: string; credentials?: true };
 
 const SIGNATURE_PREFIX = new TextEncoder().encode(SIGNATURE_CONTEXT);
 const HELLO_CT_MIN = HELLO_BODY_MIN + AEAD_TAG_BYTES;
@@ -217,15 +239,69 @@ const RESUME_CT_MAX = RESUME_RESPONSE_BODY_MAX + AEAD_TAG_BYTES;
 const STAND_IN_SECRET = new Uint8Array(SECRET_BYTES);
 const TOTP_DIGITS = 6;
 
+interface StandIn {
+  publicKey: Uint8Array;
+  token: Uint8Array;
+  totpSecret: Uint8Array;
+  password: PasswordVerifier;
+  jwtKeys: JwtKeys;
+}
+
 /** Stand-ins for an unknown user, so its Response costs the same work. */
-let dummy: { publicKey: Uint8Array; token: Uint8Array; totpSecret: Uint8Array } | undefined;
-function dummyUser(): { publicKey: Uint8Array; token: Uint8Array; totpSecret: Uint8Array } {
+let dummy: StandIn | undefined;
+function dummyUser(): StandIn {
+  const label = (s: string) => hash(new TextEncoder().encode(`NitroSocks v1 dummy ${s}`));
   dummy ??= {
-    publicKey: x25519PublicKey(hash(new TextEncoder().encode("NitroSocks v1 dummy client key"))),
+    publicKey: x25519PublicKey(label("client key")),
     token: new Uint8Array(TOKEN_BYTES),
     totpSecret: new Uint8Array(20),
+    password: { storedKey: label("stored key"), serverKey: label("server key") },
+    jwtKeys: { hs256: [label("jwt secret")], ed25519: [ed25519PublicKey(label("jwt key"))] },
   };
   return dummy;
+}
+
+/**
+ * Checks the second factor's field both ways, token and password, whatever
+ * the user's factor (stand-ins for the one the user lacks), so the time taken
+ * tells nothing; returns ck4 for the user's factor and whether it verified.
+ * Wipes ck3. Spec: PROTOCOL.md part 2 sections 5 and 14.
+ */
+function checkSecondFactor(
+  record: UserRecord | undefined,
+  ck3: Uint8Array,
+  h3: Uint8Array,
+  field: Uint8Array,
+  jwt: { token: string | undefined; ok: boolean },
+): { ck4: Uint8Array; ok: boolean; factor: "token" | "password" | "JWT" } {
+  const stand = dummyUser();
+  // A JWT user's "token" is the PSK derived from the JWT in the Response (checked on its own).
+  const jwtUser = record?.jwt !== undefined && record.password === undefined;
+  const jwtKey = jwtUser && jwt.token !== undefined ? jwtPsk(jwt.token) : undefined;
+  const token = jwtUser ? jwtKey : record?.token?.length === TOKEN_BYTES ? record.token : undefined;
+  const pw = record?.password;
+  const password = pw !== undefined && pw.storedKey.length === SCRAM_KEY_BYTES &&
+      pw.serverKey.length === SCRAM_KEY_BYTES
+    ? pw
+    : undefined;
+  // Token: ck4 = Extract(ck3, token); the field is the token tag.
+  const ck4Token = mixKey(ck3.slice(), token ?? stand.token);
+  const tokenOk = ctEqual(transcriptMac(ck4Token, "token tag", h3), field) && token !== undefined;
+  // Password: unmask ClientProof, recover ClientKey, compare H(ClientKey) with StoredKey.
+  const verifier = password ?? stand.password;
+  const proof = passwordProofField(ck3, h3, field);
+  const check = scramCheckProof(verifier.storedKey, passwordAuthMessage(h3), proof);
+  const psk = passwordPsk(check.clientKey, verifier.serverKey);
+  const ck4Password = mixKey(ck3, psk);
+  wipe(proof, psk, check.clientKey);
+  const passwordOk = check.ok && password !== undefined;
+  if (password !== undefined) {
+    wipe(ck4Token);
+    return { ck4: ck4Password, ok: passwordOk, factor: "password" };
+  }
+  wipe(ck4Password, jwtKey);
+  if (jwtUser) return { ck4: ck4Token, ok: tokenOk && jwt.ok, factor: "JWT" };
+  return { ck4: ck4Token, ok: tokenOk, factor: "token" };
 }
 
 function probe(reason: string): Verdict {
@@ -440,10 +516,23 @@ function consumeResponse(
   // Every tag is computed and compared whatever the outcome, so the time taken does not tell.
   const keyMatches = ctEqual(transcriptMac(ck3, "key tag", h3), keyTag);
   const keyOk = keyUsable && keyMatches;
-  const tokenUsable = known && record.token.length === TOKEN_BYTES;
-  const ck4 = mixKey(ck3, tokenUsable ? record!.token : stand.token);
-  const tokenMatches = ctEqual(transcriptMac(ck4, "token tag", h3), tokenTag);
-  const tokenOk = tokenUsable && tokenMatches;
+  // A JWT in the Response is verified whatever the user (stand-in keys for a user without
+  // JWT keys): the work depends on the token the client sent, not on who the user is.
+  let jwtVerdict: JwtResult | undefined;
+  if (response.jwt !== undefined) {
+    const v = record?.jwt;
+    jwtVerdict = verifyJwt(response.jwt, v?.keys ?? stand.jwtKeys, {
+      subject: response.userId,
+      nowMs: clockMs(ctx.now),
+      ...(v?.audience === undefined ? {} : { audience: v.audience }),
+      ...(v?.leewayS === undefined ? {} : { leewayS: v.leewayS }),
+    });
+  }
+  const second = checkSecondFactor(record, ck3, h3, tokenTag, {
+    token: response.jwt,
+    ok: jwtVerdict?.ok === true,
+  });
+  const ck4 = second.ck4;
   const secret = record?.totpSecret;
   const code = response.totpCode === undefined
     ? ""
@@ -452,19 +541,42 @@ function consumeResponse(
     secret === undefined;
 
   const who = quote(response.userId);
+  // Asked whatever the outcome, so a locked-out login costs the same as any other.
+  const locked = ctx.allowLogin?.(response.userId);
   let failure: string | undefined;
   if (!known) failure = `unknown user ${who}`;
   else if (!keyOk) failure = `wrong client key for user ${who}`;
-  else if (!tokenOk) failure = `wrong token for user ${who}`;
+  else if (!second.ok && second.factor === "JWT") {
+    failure = jwtVerdict === undefined
+      ? `no JWT from user ${who}`
+      : jwtVerdict.ok
+      ? `wrong JWT for user ${who}`
+      : `JWT for user ${who} refused: ${jwtVerdict.reason}`;
+  } else if (!second.ok) failure = `wrong ${second.factor} for user ${who}`;
   else if (!totpOk) failure = `${code === "" ? "missing" : "wrong"} TOTP code for user ${who}`;
   if (failure !== undefined) {
     wipe(ck4);
-    return reject(failure);
+    return {
+      type: "reject",
+      reason: failure,
+      ...(known ? { user: response.userId } : {}),
+      credentials: true,
+    };
+  }
+  if (locked !== undefined) {
+    // Right credentials, but refused: the same verdict (and bytes) as wrong ones.
+    wipe(ck4);
+    return { type: "reject", reason: `user ${who} refused: ${locked}`, user: response.userId };
   }
   const h4 = mixHash(h3, keyTag, tokenTag);
   ctx.trace("h4", h4);
   const sessionId = ctx.random(SESSION_ID_BYTES);
-  return createResult(ctx, s, ck4, h4, { sessionId, userId: response.userId, resumed: false });
+  return createResult(ctx, s, ck4, h4, {
+    sessionId,
+    userId: response.userId,
+    resumed: false,
+    ...(jwtVerdict?.ok && second.factor === "JWT" ? { jwt: jwtVerdict.claims } : {}),
+  });
 }
 
 /**
@@ -573,7 +685,7 @@ function createResult(
   negotiated: { version: number; kex: KexId; aead: AeadId },
   ck4: Uint8Array,
   h4: Uint8Array,
-  session: { sessionId: Uint8Array; userId: string; resumed: boolean },
+  session: { sessionId: Uint8Array; userId: string; resumed: boolean; jwt?: JwtClaims },
 ): { bytes: Uint8Array; state: ExpectFinish } {
   const tickets = ctx.tickets;
   const resumable = tickets !== undefined || ctx.lookupSession !== undefined;
@@ -615,7 +727,13 @@ function createResult(
   wipe(ck4);
   return {
     bytes: concat(parts),
-    state: { kind: "expect_finish", expected, userId: session.userId, secrets },
+    state: {
+      kind: "expect_finish",
+      expected,
+      userId: session.userId,
+      secrets,
+      ...(session.jwt === undefined ? {} : { jwt: session.jwt }),
+    },
   };
 }
 
@@ -684,6 +802,7 @@ export class ServerHandshake {
       trace: trace === undefined ? () => {} : (name, v) => trace(name, v.slice()),
       lookupSession: opts.lookupSession,
       tickets: opts.tickets,
+      allowLogin: opts.allowLogin,
     };
     this.#log = opts.log ?? (() => {});
   }
@@ -772,6 +891,7 @@ export class ServerHandshake {
           userId: s.userId,
           rest: this.#in.rest(),
           resumed: out.secrets.resumed,
+          ...(s.jwt === undefined ? {} : { jwt: s.jwt }),
         };
       }
       default:

@@ -5,27 +5,75 @@
  * @module
  */
 import type { AeadId, KexId } from "./constants.ts";
+import type { JwtClaims, JwtKeys } from "../crypto/jwt.ts";
 
-/** What a client profile holds to log in. */
+/**
+ * A password's SCRAM-SHA-256 keys as the client holds them (RFC 5802
+ * section 3), derived once from the password by `saltedPassword` and
+ * `scramClientKeys` (lib/crypto/scram.ts); the password itself is not needed
+ * per login.
+ */
+export interface PasswordKeys {
+  /** `HMAC(SaltedPassword, "Client Key")`, 32 bytes. */
+  clientKey: Uint8Array;
+  /** `HMAC(SaltedPassword, "Server Key")`, 32 bytes. */
+  serverKey: Uint8Array;
+}
+
+/** A password as the server holds it: SCRAM-SHA-256 `StoredKey` and `ServerKey`, never the password. */
+export interface PasswordVerifier {
+  /** `H(ClientKey)`, 32 bytes. */
+  storedKey: Uint8Array;
+  /** `HMAC(SaltedPassword, "Server Key")`, 32 bytes. */
+  serverKey: Uint8Array;
+}
+
+/** How the server verifies a user's JWT: the keys and the checks besides `sub` and `exp`. */
+export interface JwtVerifier {
+  /** HS256 secrets and Ed25519 public keys that may sign the user's tokens. */
+  keys: JwtKeys;
+  /** When set, the token's `aud` must contain it. */
+  audience?: string;
+  /** Clock leeway for `exp` and `nbf` (s); default 0. */
+  leewayS?: number;
+}
+
+/**
+ * What a client profile holds to log in: the user id, the static key, and
+ * exactly one second factor (`token`, `password` or `jwt`), the one the
+ * user's record on the server has.
+ */
 export interface ClientCredentials {
   /** User id as in `users.yml` (UTF-8, 1..255 bytes). */
   userId: string;
   /** The client's X25519 private key (32 bytes). */
   clientKey: Uint8Array;
-  /** The 32-byte pre-shared token. */
-  token: Uint8Array;
+  /** The 32-byte pre-shared token (when the user's factor is a token). */
+  token?: Uint8Array;
+  /** SCRAM-SHA-256 keys of the user's password (when the user's factor is a password). */
+  password?: PasswordKeys;
+  /** A JSON Web Token naming the user (when the user's factor is a JWT); sent sealed. */
+  jwt?: string;
   /** RFC 6238 secret; when present a 6-digit SHA-1 code is sent. */
   totpSecret?: Uint8Array;
 }
 
-/** What the server knows about one user. */
+/**
+ * What the server knows about one user: the static public key and exactly
+ * one second factor, `token`, `password` or `jwt` (a user with several is
+ * checked by password, else JWT; with none, every login fails).
+ */
 export interface UserRecord {
   /** The user id (1-255 bytes of UTF-8). */
   userId: string;
   /** The client's X25519 public key (32 bytes). */
   publicKey: Uint8Array;
-  /** The 32-byte pre-shared token. */
-  token: Uint8Array;
+  /** The 32-byte pre-shared token, when the user logs in with a token. */
+  token?: Uint8Array;
+  /** The password's SCRAM-SHA-256 verifier, when the user logs in with a password. */
+  password?: PasswordVerifier;
+  /** How the user's JWT is verified, when the user logs in with a JWT. */
+  jwt?: JwtVerifier;
   /** When present, the Response must carry a valid TOTP code (±1 step). */
   totpSecret?: Uint8Array;
 }
@@ -111,7 +159,14 @@ export type ServerStep =
    * Authentication failed after the gate; `reason` is for the server log
    * only. Close the connection without sending anything.
    */
-  | { type: "reject"; reason: string }
+  | {
+    type: "reject";
+    reason: string;
+    /** The user the failed login named, when the server knows that user (log and lockout). */
+    user?: string;
+    /** True when a full login's credentials were wrong (what a lockout counts). */
+    credentials?: true;
+  }
   | {
     type: "done";
     secrets: SessionSecrets;
@@ -119,6 +174,8 @@ export type ServerStep =
     rest: Uint8Array;
     /** True when the client resumed `secrets.sessionId` (no user credentials were checked). */
     resumed: boolean;
+    /** A JWT login's claims: when the session must end (`exp`), and routes that narrow the user's. */
+    jwt?: JwtClaims;
   };
 
 /** Receives named intermediate values (copies); for test vectors and debugging only. */

@@ -13,6 +13,8 @@ export type RefusalReason =
   | "probe"
   /** The first message was ours but the login failed (any factor: they look the same). */
   | "auth_failed"
+  /** Over `limits.per_ip` (connections or handshakes per second): handed to the fallback, as a probe. */
+  | "rate_limited"
   /** The handshake did not finish in time. */
   | "timeout"
   /** The peer closed during the handshake. */

@@ -87,6 +87,9 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           case "auth_failed":
             l.warn(`authentication failed from ${e.remote}: ${e.detail}`);
             return;
+          case "rate_limited":
+            l.info(`${e.remote} over limits.per_ip: ${e.detail}; handing to fallback`);
+            return;
           case "timeout":
             l.info(`handshake with ${e.remote} timed out`);
             return;

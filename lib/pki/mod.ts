@@ -156,6 +156,55 @@ export async function issueServerCert(
   return { certPem: cert.toString("pem") + "\n", keyPem: await exportKey(keys.privateKey) };
 }
 
+/** Longest validity of a client certificate (days). */
+export const MAX_CLIENT_CERT_DAYS = 825;
+
+/**
+ * Issues a TLS client certificate signed by `ca` whose subject CN is
+ * `user` (extended key usage: client authentication), for a server with
+ * `tls.client_ca`. Validity defaults to, and may not exceed, 825 days.
+ *
+ * @example
+ * ```ts
+ * import { generateCa, issueClientCert } from "./mod.ts";
+ * const ca = await generateCa("NitroSocks CA");
+ * const alice = await issueClientCert(ca, "alice");
+ * ```
+ */
+export async function issueClientCert(
+  ca: CertAndKey,
+  user: string,
+  opts: ValidityOptions = {},
+): Promise<CertAndKey> {
+  const days = opts.days ?? MAX_CLIENT_CERT_DAYS;
+  if (days > MAX_CLIENT_CERT_DAYS) {
+    throw new RangeError(`Invalid validity: ${days} days exceeds maximum ${MAX_CLIENT_CERT_DAYS}`);
+  }
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(user)) throw new TypeError(`Invalid user name "${user}"`);
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const caKey = await crypto.subtle.importKey("pkcs8", unpem(ca.keyPem, "PRIVATE KEY"), EC, false, [
+    "sign",
+  ]);
+  const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: [{ CN: [user] }],
+    issuer: caCert.subjectName,
+    ...validity({ ...opts, days }, MAX_CLIENT_CERT_DAYS),
+    publicKey: keys.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: SIGN,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(await caCert.publicKey.export()),
+    ],
+  });
+  return { certPem: cert.toString("pem") + "\n", keyPem: await exportKey(keys.privateKey) };
+}
+
 function normalizeIp(ip: string): string {
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(ip) && ip.split(".").every((o) => Number(o) <= 255)) return ip;
   if (/^[0-9A-Fa-f:.]+$/.test(ip) && ip.includes(":")) {

@@ -99,6 +99,28 @@ limits:
   udp_idle_timeout: 60s
   connect_timeout: 10s
   max_tunnels: 256
+  # Per source address (IPv6: per /64). A connection over either cap is handed
+  # to the fallback like a probe.
+  per_ip:
+    connections: 64
+    handshakes_per_second: 20
+
+# Failed logins: this many within the window lock out the source address and
+# the user for the duration (0 failures turns it off). A locked-out login
+# fails exactly like a wrong password; only this server's log says why.
+auth:
+  lockout:
+    failures: 10
+    window: 10m
+    duration: 15m
+  # JWT logins (users added with --jwt): keys that may sign any JWT user's
+  # tokens, besides the user's own (base64url: HS256 secrets of 32+ bytes,
+  # Ed25519 public keys), and the clock leeway for exp and nbf. A session
+  # ends when its token stops being accepted (exp + leeway).
+  jwt:
+    secrets: []
+    public_keys: []
+    leeway: 30s
 
 # A plain SOCKS5 proxy on the server itself, for local tools; no auth, so
 # keep it on loopback.
@@ -129,7 +151,8 @@ const USERS_YAML = `# NitroSocks users. Manage with:
 #   nitrosocks user add NAME --dir DIR     (writes the client profile)
 #   nitrosocks user list --dir DIR
 #   nitrosocks user remove NAME --dir DIR
-# Each user has a client public key and a token (both needed to connect), and
+# Each user has a client public key and one second factor, a token or a
+# password (user add --password; only its SCRAM verifier is stored), and
 # optionally: totp (base32), routes (default ["*"]), bandwidth ("10MB/s"),
 # max_streams, expires (2027-01-01T00:00:00Z), disabled. See docs/CONFIG.md.
 # This file holds secrets: keep it mode 0600.

@@ -22,6 +22,8 @@ export {
   type AddUserOptions,
   type AddUserResult,
   checkUserName,
+  type IssueTokenOptions,
+  issueUserToken,
   listUsers,
   removeUser,
 } from "./users.ts";

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { signJwt } from "../crypto/jwt.ts";
+import {
+  SCRAM_DEFAULT_ITERATIONS,
+  SCRAM_SALT_BYTES,
+  type ScramVerifier,
+  scramVerifier,
+} from "../crypto/scram.ts";
+import { basename, dirname, join } from "node:path";
 import { randomBytes } from "../crypto/mod.ts";
 import {
   addUserToYaml,
@@ -27,7 +34,7 @@ import {
   generateToken,
   serverPublicKey,
 } from "../handshake/mod.ts";
-import { certificateNames } from "../pki/mod.ts";
+import { certificateNames, issueClientCert } from "../pki/mod.ts";
 import {
   type HostPort,
   invalidHostPortMessage,
@@ -55,6 +62,30 @@ export interface AddUserOptions {
   routes?: string[];
   /** Also require a TOTP code. */
   totp?: boolean;
+  /**
+   * Log in with this password (SCRAM-SHA-256) instead of a token: users.yml
+   * gets a fresh salt, the iteration count, StoredKey and ServerKey (never
+   * the password); the profile gets the salt and count, not the password.
+   */
+  password?: string;
+  /** PBKDF2 iterations for `password`; default `SCRAM_DEFAULT_ITERATIONS` (600 000). */
+  iterations?: number;
+  /**
+   * Log in with a JWT instead of a token: `secret` makes a fresh HS256 secret
+   * for this user (kept in users.yml, returned once as `jwtSecret`, and used
+   * to write a first token), `publicKey` names an Ed25519 key whose tokens
+   * the server accepts; with neither, the server-wide `auth.jwt` keys verify
+   * the user's tokens. The profile reads its token from `jwtFile`.
+   */
+  jwt?: { secret?: boolean; publicKey?: Uint8Array };
+  /** Lifetime of the first token written with `jwt.secret` (s); default 86 400. */
+  jwtTtlS?: number;
+  /**
+   * Also issue a TLS client certificate for the user (CN = name) from the
+   * server directory's CA (`tls/ca.crt`, `tls/ca.key`), for a server whose
+   * `tls.client_ca` is that CA; it goes into the profile.
+   */
+  clientCert?: boolean;
   /** Overwrite an existing profile file. */
   force?: boolean;
 }
@@ -69,6 +100,10 @@ export interface AddUserResult {
   profileYaml: string;
   /** The profile as a `nitrosocks://` share link (secret: it holds the user's keys). */
   link: string;
+  /** JWT users: the file the profile reads its token from (next to the profile). */
+  jwtFile?: string;
+  /** JWT users with `jwt.secret`: the new HS256 secret, for whoever issues the user's tokens. */
+  jwtSecret?: Uint8Array;
 }
 
 /**
@@ -160,6 +195,27 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     if (await exists(caPath)) caPem = await Deno.readTextFile(caPath);
   }
 
+  let tlsClient: { certPem: string; keyPem: string } | undefined;
+  if (opts.clientCert) {
+    const caCrt = join(cfg.dir, "tls", "ca.crt");
+    const caKey = join(cfg.dir, "tls", "ca.key");
+    const clientCa = cfg.tls?.clientCaPem;
+    if (clientCa === undefined || !(await exists(caCrt)) || !(await exists(caKey))) {
+      throw new ProvisionInputError(
+        "--client-cert needs tls.client_ca in server.yml and the CA that init wrote " +
+          `(${caCrt}, ${caKey})`,
+      );
+    }
+    const ca = { certPem: await Deno.readTextFile(caCrt), keyPem: await Deno.readTextFile(caKey) };
+    if (clientCa.trim() !== ca.certPem.trim()) {
+      throw new ProvisionInputError(
+        `--client-cert issues from ${caCrt}, but tls.client_ca names another CA: ` +
+          "issue the certificate with that CA instead",
+      );
+    }
+    tlsClient = await issueClientCert(ca, name);
+  }
+
   const profilePath = opts.out ?? `${name}.yml`;
   if (!opts.force && await exists(profilePath)) {
     throw new Error(
@@ -167,15 +223,37 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     );
   }
 
+  let password: ScramVerifier | undefined;
+  if (opts.password !== undefined) {
+    try {
+      password = await scramVerifier(
+        opts.password,
+        randomBytes(SCRAM_SALT_BYTES),
+        opts.iterations ?? SCRAM_DEFAULT_ITERATIONS,
+      );
+    } catch (e) {
+      throw new ProvisionInputError(e instanceof Error ? e.message : String(e), { cause: e });
+    }
+  }
+
   return await withLock(cfg.usersFile, async () => {
     const usersText = await Deno.readTextFile(cfg.usersFile);
     const client = generateClientKey();
-    const token = generateToken();
+    const token = password === undefined && opts.jwt === undefined ? generateToken() : undefined;
+    const jwtSecret = opts.jwt?.secret ? randomBytes(32) : undefined;
+    const jwt = opts.jwt === undefined ? undefined : {
+      ...(jwtSecret === undefined ? {} : { secret: jwtSecret }),
+      ...(opts.jwt.publicKey === undefined ? {} : { publicKey: opts.jwt.publicKey }),
+    };
+    const jwtFileName = `${basename(profilePath).replace(/\.ya?ml$/, "")}.jwt`;
+    const jwtFile = join(dirname(profilePath), jwtFileName);
     const totpSecret = opts.totp ? randomBytes(20) : undefined;
     const newUsers = addUserToYaml(usersText, cfg.usersFile, {
       name,
       publicKey: client.publicKey,
-      token,
+      ...(token === undefined ? {} : { token }),
+      ...(password === undefined ? {} : { password }),
+      ...(jwt === undefined ? {} : { jwt }),
       ...(totpSecret === undefined ? {} : { totpSecret }),
       routes,
     });
@@ -188,13 +266,27 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       ...(caPem === undefined ? {} : { caPem }),
       user: name,
       key: client.privateKey,
-      token,
+      ...(token === undefined ? {} : { token }),
+      ...(password === undefined
+        ? {}
+        : { password: { salt: password.salt, iterations: password.iterations } }),
+      ...(jwt === undefined ? {} : { jwt: { file: jwtFileName } }),
       ...(totpSecret === undefined ? {} : { totpSecret }),
+      ...(tlsClient === undefined ? {} : { tlsClient }),
     });
     parseClientConfig(profileYaml, profilePath); // never hand out a profile that does not load
 
     await Deno.writeTextFile(profilePath, profileYaml, { mode: 0o600, createNew: !opts.force });
     if (opts.force) await Deno.chmod(profilePath, 0o600);
+    if (jwtSecret !== undefined) {
+      const first = signJwt({ alg: "HS256", secret: jwtSecret }, {
+        sub: name,
+        iat: Math.floor(Date.now() / 1000),
+        exp: Math.floor(Date.now() / 1000) + (opts.jwtTtlS ?? 86_400),
+      });
+      await Deno.writeTextFile(jwtFile, `${first}\n`, { mode: 0o600 });
+      await Deno.chmod(jwtFile, 0o600);
+    }
     try {
       await replaceFile(cfg.usersFile, newUsers);
     } catch (e) {
@@ -206,7 +298,65 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       profilePath,
       profileYaml,
       link: encodeShareLink(profileYaml),
+      ...(jwt === undefined ? {} : { jwtFile }),
+      ...(jwtSecret === undefined ? {} : { jwtSecret }),
     };
+  });
+}
+
+/** Options for {@link issueUserToken}. */
+export interface IssueTokenOptions {
+  /** Server directory holding server.yml. */
+  dir: string;
+  /** Lifetime (s); default 3600. */
+  ttlS?: number;
+  /** A `routes` claim narrowing the user's routes for sessions logged in with this token. */
+  routes?: string[];
+}
+
+/**
+ * Signs an HS256 JWT for JWT user `name` with the user's own secret, or
+ * else the first `auth.jwt.secrets` entry of server.yml. Throws
+ * `ProvisionInputError` for a user that does not log in with a JWT or when
+ * the server holds no HS256 secret for them (EdDSA tokens are issued by
+ * whoever holds the private key).
+ *
+ * @example
+ * ```ts ignore
+ * const token = await issueUserToken("dave", { dir: ".", ttlS: 3600 });
+ * ```
+ */
+export async function issueUserToken(name: string, opts: IssueTokenOptions): Promise<string> {
+  const cfg = await loadServerConfig(join(opts.dir, "server.yml"));
+  const user = (await loadUsers(cfg.usersFile)).users.get(name);
+  if (user === undefined) throw new ProvisionInputError(`No user "${name}" in ${cfg.usersFile}`);
+  if (user.jwt === undefined) {
+    throw new ProvisionInputError(
+      `User "${name}" does not log in with a JWT: add them with "user add ${name} --jwt-secret"`,
+    );
+  }
+  const secret = user.jwt.secret ?? cfg.auth.jwt.secrets[0];
+  if (secret === undefined) {
+    throw new ProvisionInputError(
+      `No HS256 secret for "${name}": neither users.${name}.jwt.secret nor auth.jwt.secrets is set`,
+    );
+  }
+  for (const r of opts.routes ?? []) {
+    try {
+      parseRoute(r);
+    } catch (e) {
+      throw new ProvisionInputError(e instanceof Error ? e.message : String(e), { cause: e });
+    }
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const ttl = opts.ttlS ?? 3600;
+  if (!(ttl >= 1)) throw new ProvisionInputError(`Invalid token lifetime ${ttl} s: at least 1 s`);
+  return signJwt({ alg: "HS256", secret }, {
+    sub: name,
+    iat: now,
+    exp: now + Math.ceil(ttl),
+    ...(cfg.auth.jwt.audience === undefined ? {} : { aud: cfg.auth.jwt.audience }),
+    ...(opts.routes === undefined ? {} : { routes: opts.routes }),
   });
 }
 

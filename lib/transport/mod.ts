@@ -48,6 +48,7 @@ export {
 } from "./ws.ts";
 export { acceptProxyV2, PROXY_HEADER_DEADLINE_MS } from "./proxy_protocol.ts";
 export {
+  type ClientCertificate,
   getTransport,
   registerTransport,
   type Transport,

@@ -17,6 +17,7 @@ import tls from "node:tls";
 import { MAX_PROXY_V2_BODY, parseProxyV2, PROXY_V2_FIXED } from "../fronting/mod.ts";
 import { PROXY_HEADER_DEADLINE_MS } from "./proxy_protocol.ts";
 import type { TlsListenOptions } from "./tls.ts";
+import type { ClientCertificate } from "./registry.ts";
 import type { ByteStream } from "./types.ts";
 
 /** Bytes buffered from the socket before it is paused (backpressure). */
@@ -28,6 +29,8 @@ export interface NodeTlsConn extends ByteStream {
   readonly localAddr: Deno.NetAddr;
   /** The ALPN protocol the client and server agreed on, if any. */
   readonly alpnProtocol: string | null;
+  /** With `clientCaPem`: the client's certificate, checked against it. */
+  readonly clientCertificate?: ClientCertificate;
 }
 
 /** A listener yielding {@link NodeTlsConn}s after their TLS handshake. */
@@ -48,15 +51,22 @@ class Conn implements NodeTlsConn {
   readonly localAddr: Deno.NetAddr;
   readonly alpnProtocol: string | null;
   readonly refused?: string;
+  readonly clientCertificate?: ClientCertificate;
 
   /**
    * `sock` is a TLS socket, or (PROXY v2 refused) the plain socket; `tcp`
-   * the socket under a TLS socket made over a stream, for its addresses.
+   * the socket under a TLS socket made over a stream, for its addresses;
+   * `askedForCert`: the server requested a client certificate (`tls.client_ca`).
    */
   constructor(
     sock: tls.TLSSocket | net.Socket,
-    opts: { tcp?: net.Socket; remoteAddr?: Deno.NetAddr; refused?: string; initial?: Uint8Array } =
-      {},
+    opts: {
+      tcp?: net.Socket;
+      remoteAddr?: Deno.NetAddr;
+      refused?: string;
+      initial?: Uint8Array;
+      askedForCert?: boolean;
+    } = {},
   ) {
     this.#sock = sock;
     if (opts.initial !== undefined && opts.initial.length > 0) {
@@ -79,6 +89,13 @@ class Conn implements NodeTlsConn {
       ? sock.alpnProtocol
       : null;
     if (opts.refused !== undefined) this.refused = opts.refused;
+    if (opts.askedForCert === true && sock instanceof tls.TLSSocket) {
+      const cn = sock.authorized ? sock.getPeerCertificate()?.subject?.CN : undefined;
+      this.clientCertificate = {
+        authorized: sock.authorized === true,
+        ...(typeof cn === "string" ? { commonName: cn } : {}),
+      };
+    }
     sock.on("data", (d: Uint8Array) => {
       this.#chunks.push(d);
       this.#buffered += d.length;
@@ -167,12 +184,17 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
     ALPNProtocols: opts.alpn ?? ["h2", "http/1.1"],
     minVersion: "TLSv1.3",
     noDelay: true,
+    // An optional client certificate: the TLS handshake completes either way
+    // (a refusal here would set this server apart); the tunnel decides.
+    ...(opts.clientCaPem === undefined
+      ? {}
+      : { requestCert: true, rejectUnauthorized: false, ca: [opts.clientCaPem] }),
   } as tls.TlsOptions, (sock: tls.TLSSocket) => {
     if (closed) {
       sock.destroy();
       return;
     }
-    queue.push(new Conn(sock));
+    queue.push(new Conn(sock, { askedForCert: opts.clientCaPem !== undefined }));
     const w = waiter;
     waiter = undefined;
     w?.();
@@ -228,6 +250,7 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
     key: opts.keyPem,
     cert: opts.certPem,
     minVersion: "TLSv1.3",
+    ...(opts.clientCaPem === undefined ? {} : { ca: [opts.clientCaPem] }),
   });
   const push = (c: NodeTlsConn) => {
     if (closed) {
@@ -292,6 +315,8 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
         isServer: true,
         secureContext: ctx,
         ALPNProtocols: opts.alpn ?? ["h2", "http/1.1"],
+        // As in listenNodeTls: an optional client certificate; the tunnel decides.
+        ...(opts.clientCaPem === undefined ? {} : { requestCert: true, rejectUnauthorized: false }),
       } as tls.TLSSocketOptions);
       const deadline = setTimeout(() => t.destroy(), TLS_HANDSHAKE_DEADLINE_MS);
       t.once("secure", () => {
@@ -299,7 +324,13 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
         const remoteAddr: Deno.NetAddr | undefined = v.source === undefined
           ? undefined
           : { transport: "tcp", hostname: v.source.hostname, port: v.source.port };
-        push(new Conn(t, { tcp: sock, ...(remoteAddr === undefined ? {} : { remoteAddr }) }));
+        push(
+          new Conn(t, {
+            tcp: sock,
+            askedForCert: opts.clientCaPem !== undefined,
+            ...(remoteAddr === undefined ? {} : { remoteAddr }),
+          }),
+        );
       });
       t.on("error", () => {
         clearTimeout(deadline);

@@ -36,6 +36,20 @@ export interface TransportConn extends ByteStream {
    * fallback web server), without a login.
    */
   readonly refused?: string;
+  /**
+   * Accepted TLS connections when the listener asked for client
+   * certificates (`clientCaPem`): whether the client presented one the CA
+   * signed, and its subject common name.
+   */
+  readonly clientCertificate?: ClientCertificate;
+}
+
+/** What a server learned about a TLS client's certificate. */
+export interface ClientCertificate {
+  /** A certificate was presented and chains to the listener's `clientCaPem`. */
+  authorized: boolean;
+  /** The certificate's subject CN, when it is authorized. */
+  commonName?: string;
 }
 
 /** A listening transport: yields accepted connections until closed. */
@@ -59,6 +73,8 @@ export interface TransportListenOptions {
   path?: string;
   /** Read a PROXY v2 header before anything else (the connection comes from a TCP front). */
   proxyProtocol?: boolean;
+  /** TLS: ask clients for a certificate and check it against these CA certificates (PEM). */
+  clientCaPem?: string;
 }
 
 /** What a client asks a transport to dial with. */
@@ -73,6 +89,9 @@ export interface TransportDialOptions {
   alpn?: string[];
   /** `ws`/`wss`: the WebSocket's path (the URL's path). */
   path?: string;
+  /** TLS: a client certificate chain and its private key, PEM (for servers with `tls.client_ca`). */
+  clientCertPem?: string;
+  clientKeyPem?: string;
   /** Deadline for connect (and any handshake of the transport's own). */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -169,6 +188,7 @@ function listenTlsFor(o: TransportListenOptions, what: string): Promise<Transpor
     certPem: o.certPem,
     keyPem: o.keyPem,
     ...(o.alpn === undefined ? {} : { alpn: o.alpn }),
+    ...(o.clientCaPem === undefined ? {} : { clientCaPem: o.clientCaPem }),
   };
   return o.proxyProtocol === true ? listenNodeTlsProxied(opts) : listenNodeTls(opts);
 }

@@ -23,6 +23,8 @@ export interface TlsListenOptions {
   keyPem: string;
   /** ALPN protocols, default `["h2", "http/1.1"]`. */
   alpn?: string[];
+  /** Request a client certificate and verify it against these CA certificates (PEM). */
+  clientCaPem?: string;
 }
 
 /** Options for {@linkcode dialTls}. */
@@ -35,6 +37,9 @@ export interface TlsDialOptions {
   caPems?: string[];
   /** ALPN protocols, default `["h2", "http/1.1"]`. */
   alpn?: string[];
+  /** A client certificate chain and private key, PEM, for servers that ask for one. */
+  clientCertPem?: string;
+  clientKeyPem?: string;
   /** Deadline for connect plus handshake, default 10 000 ms. */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -89,6 +94,23 @@ export function dialTls(opts: TlsDialOptions): Promise<Deno.TlsConn> {
     serverName,
     customCa: (opts.caPems?.length ?? 0) > 0,
   };
+  const { clientCertPem: cert, clientKeyPem: key } = opts;
+  if (cert !== undefined && key !== undefined) {
+    // Deno.startTls cannot present a client certificate; Deno.connectTls can.
+    return withDeadline(ctx, opts, async (_signal, track) => {
+      const tls = await Deno.connectTls({
+        hostname: opts.hostname,
+        port: opts.port,
+        caCerts: opts.caPems ?? [],
+        alpnProtocols: opts.alpn ?? [...DEFAULT_ALPN],
+        cert,
+        key,
+      });
+      track(tls);
+      await tls.handshake();
+      return tls;
+    });
+  }
   return withDeadline(ctx, opts, async (signal, track) => {
     const tcp = await Deno.connect({
       hostname: opts.hostname,

@@ -11,12 +11,14 @@ import type { ServerConfig, UserSource } from "../config/mod.ts";
 import type { ServerHandshake } from "../handshake/mod.ts";
 import { Mux } from "../mux/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
-import { deriveReleaseKey } from "../session/mod.ts";
+import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
 import { tuneTcp } from "../transport/mod.ts";
 import type { ByteStream } from "../transport/types.ts";
+import type { ClientCertificate } from "../transport/mod.ts";
 import { describeError, type EventSink, type Logger, type RefusalReason } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
 import { forwardToFallback } from "./fallback.ts";
+import { LoginGuard, PerIpLimiter } from "./login_guard.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
@@ -34,7 +36,12 @@ const HANDSHAKE_DEADLINE_MS = 15_000;
  * `refused`: the transport's own check failed (see `TransportConn`); such a
  * connection goes to the fallback without a handshake.
  */
-export type ServerConn = ByteStream & { readonly remoteAddr: Deno.Addr; readonly refused?: string };
+export type ServerConn = ByteStream & {
+  readonly remoteAddr: Deno.Addr;
+  readonly refused?: string;
+  /** TLS with `tls.client_ca`: the client's certificate, as checked by the listener. */
+  readonly clientCertificate?: ClientCertificate;
+};
 
 /** What the acceptor accepts from. */
 export interface ServerListener extends AsyncIterable<ServerConn> {
@@ -47,13 +54,24 @@ type Authenticated = Extract<ReturnType<ServerHandshake["push"]>, { type: "done"
 
 /** Options for {@linkcode ConnectionAcceptor}. */
 export interface AcceptorOptions {
-  /** A fresh handshake for one connection; `log` takes its detail lines. */
-  handshake: (log: (msg: string) => void) => ServerHandshake;
+  /**
+   * A fresh handshake for one connection; `log` takes its detail lines,
+   * `allowLogin` is its lockout hook (`ServerHandshakeOptions.allowLogin`).
+   */
+  handshake: (
+    log: (msg: string) => void,
+    allowLogin: (userId: string) => string | undefined,
+  ) => ServerHandshake;
   table: SessionTable;
   policy: StreamPolicy;
   /** The users (per-user stream limits). */
   users: UserSource;
-  settings: Pick<ServerConfig, "limits" | "session">;
+  settings: Pick<ServerConfig, "limits" | "session"> & { auth?: ServerConfig["auth"] };
+  /**
+   * `tls.client_ca` is set: a connection without a client certificate the CA
+   * signed is a probe, and a login must be by the user the certificate names.
+   */
+  clientCertificates?: boolean;
   /** Where probes go; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
   log: Logger;
@@ -83,10 +101,16 @@ function closeQuietly(c: { close(): void }): void {
 export class ConnectionAcceptor {
   readonly #o: AcceptorOptions;
   readonly #open = new Set<ByteStream>();
+  readonly #guard: LoginGuard;
+  readonly #perIp: PerIpLimiter;
   #connSeq = 0;
 
   constructor(options: AcceptorOptions) {
     this.#o = options;
+    this.#guard = new LoginGuard(
+      options.settings.auth?.lockout ?? { failures: 0, windowS: 1, durationS: 1 },
+    );
+    this.#perIp = new PerIpLimiter(options.settings.limits.perIp);
   }
 
   /** Serves every connection `listener` accepts; resolves when the listener closes. */
@@ -107,8 +131,53 @@ export class ConnectionAcceptor {
     for (const c of this.#open) closeQuietly(c);
   }
 
-  #refuse(conn: number, remote: string, reason: RefusalReason, detail: string): void {
-    this.#o.events.emit({ type: "refusal", remote, reason, detail, conn });
+  #refuse(
+    conn: number,
+    remote: string,
+    reason: RefusalReason,
+    detail: string,
+    user?: string,
+  ): void {
+    this.#o.events.emit({
+      type: "refusal",
+      remote,
+      reason,
+      detail,
+      conn,
+      ...(user === undefined ? {} : { user }),
+    });
+  }
+
+  /**
+   * The login hook for a connection from `remote`: a reason to refuse while
+   * the source or user is locked out, or when the TLS client certificate
+   * names another user.
+   */
+  #lockout(remote: string, user: string, cert: ClientCertificate | undefined): string | undefined {
+    if (this.#o.clientCertificates && cert?.commonName !== user) {
+      return `the TLS client certificate names ${JSON.stringify(cert?.commonName ?? "")}, ` +
+        "not this user (tls.client_ca)";
+    }
+    const lock = this.#guard.check(remote, user);
+    if (lock === undefined) return undefined;
+    const what = lock.by === "source" ? `source ${remote}` : `user ${JSON.stringify(user)}`;
+    return `${what} is locked out until ${new Date(lock.until).toISOString()} (auth.lockout)`;
+  }
+
+  /** Counts a failed login; a lock it starts is a `limit` event (one audit line). */
+  #failed(remote: string, user: string | undefined): void {
+    const { failures, windowS } = this.#o.settings.auth!.lockout;
+    for (const lock of this.#guard.failed(remote, user)) {
+      const what = lock.by === "source" ? `source ${remote}` : `user ${JSON.stringify(user)}`;
+      this.#o.events.emit({
+        type: "limit",
+        limit: "auth.lockout",
+        ...(lock.by === "user" && user !== undefined ? { user } : {}),
+        detail: `${what} locked out until ${
+          new Date(lock.until).toISOString()
+        } after ${failures} failed logins in ${windowS} s`,
+      });
+    }
   }
 
   async #handle(conn: ServerConn): Promise<void> {
@@ -118,6 +187,29 @@ export class ConnectionAcceptor {
     this.#open.add(conn);
     tuneTcp(conn);
     let joined = false;
+    const over = this.#perIp.admit(remote);
+    const noCert = this.#o.clientCertificates && conn.clientCertificate?.authorized !== true;
+    if (over !== undefined || noCert) {
+      // Over limits.per_ip, or no client certificate: no handshake at all, as a probe.
+      try {
+        if (over !== undefined) this.#refuse(no, remote, "rate_limited", over);
+        else this.#refuse(no, remote, "probe", "no TLS client certificate signed by tls.client_ca");
+        await forwardToFallback(
+          conn,
+          new TimedReader(conn),
+          new Uint8Array(0),
+          this.#o.fallback,
+          clog,
+        );
+      } catch (e) {
+        clog.debug(`fallback for a connection over limits.per_ip: ${describeError(e)}`);
+      } finally {
+        if (over === undefined) this.#perIp.release(remote);
+        this.#open.delete(conn);
+        closeQuietly(conn);
+      }
+      return;
+    }
     try {
       const reader = new TimedReader(conn);
       if (conn.refused !== undefined) {
@@ -125,7 +217,10 @@ export class ConnectionAcceptor {
         await forwardToFallback(conn, reader, new Uint8Array(0), this.#o.fallback, clog);
         return;
       }
-      const hs = this.#o.handshake((m) => clog.info(m));
+      const hs = this.#o.handshake(
+        (m) => clog.info(m),
+        (user) => this.#lockout(remote, user, conn.clientCertificate),
+      );
       const r = await drive(conn, reader, (c) => hs.push(c), {
         deadlineMs: HELLO_DEADLINE_MS,
         idleMs: HELLO_IDLE_MS,
@@ -152,9 +247,13 @@ export class ConnectionAcceptor {
         return;
       }
       if (step.type === "reject") {
-        this.#refuse(no, remote, "auth_failed", step.reason);
+        if (step.credentials && this.#o.settings.auth !== undefined) {
+          this.#failed(remote, step.user);
+        }
+        this.#refuse(no, remote, "auth_failed", step.reason, step.user);
         return;
       }
+      if (!step.resumed) this.#guard.succeeded(step.userId);
       joined = true;
       const end = await this.#join(conn, step, no, remote, clog);
       clog.info(`connection ended: ${end}`);
@@ -162,6 +261,7 @@ export class ConnectionAcceptor {
       if (joined) clog.warn(`connection error: ${describeError(e)}`);
       else this.#refuse(no, remote, "error", describeError(e));
     } finally {
+      this.#perIp.release(remote);
       this.#open.delete(conn);
       closeQuietly(conn);
     }
@@ -222,6 +322,10 @@ export class ConnectionAcceptor {
     events.emit({ ...login, session: no });
     const session = this.#newSession(step, no, releaseKey, clog.child(step.userId));
     releaseKey.fill(0);
+    // A JWT login lasts as long as its token: the session ends at exp.
+    const expiry = step.jwt === undefined
+      ? undefined
+      : this.#endAtExpiry(session, no, step.userId, step.jwt.expiresMs);
     table.add(secrets.sessionId, {
       session,
       no,
@@ -236,6 +340,7 @@ export class ConnectionAcceptor {
       ...(step.resumed ? { restarted: true } : {}),
     });
     session.run().then((end) => {
+      expiry?.cancel();
       table.remove(secrets.sessionId, session);
       events.emit({
         type: "session_end",
@@ -248,6 +353,33 @@ export class ConnectionAcceptor {
       });
     });
     return (await session.attachLink(link)).reason;
+  }
+
+  /** Ends `session` (NOTICE, then release) when its login's JWT expires. */
+  #endAtExpiry(
+    session: Session,
+    no: number,
+    user: string,
+    expiresMs: number,
+  ): { cancel(): void } {
+    // setTimeout holds at most 2^31-1 ms; a later expiry re-arms itself.
+    const arm = (): ReturnType<typeof setTimeout> =>
+      setTimeout(() => {
+        if (Date.now() < expiresMs) {
+          timer = arm();
+          return;
+        }
+        this.#o.events.emit({
+          type: "limit",
+          limit: "jwt.exp",
+          user,
+          session: no,
+          detail: `the login's JWT expired at ${new Date(expiresMs).toISOString()}; session ended`,
+        });
+        session.notifyAndClose("the login's JWT expired", ReleaseReason.REVOKED).catch(() => {});
+      }, Math.min(2 ** 31 - 1, Math.max(0, expiresMs - Date.now())));
+    let timer = arm();
+    return { cancel: () => clearTimeout(timer) };
   }
 
   #newSession(step: Authenticated, no: number, releaseKey: Uint8Array, log: Logger): Session {
@@ -284,7 +416,13 @@ export class ConnectionAcceptor {
         );
       },
     });
-    const owner: StreamOwner = { session, no, user: step.userId };
+    const routes = step.jwt?.routes;
+    const owner: StreamOwner = {
+      session,
+      no,
+      user: step.userId,
+      ...(routes === undefined ? {} : { routes }),
+    };
     return session;
   }
 }

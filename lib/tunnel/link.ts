@@ -6,10 +6,12 @@
  * @module
  */
 import type { ClientConfig, Endpoint } from "../config/mod.ts";
+import { saltedPassword, scramClientKeys } from "../crypto/scram.ts";
 import {
   type ClientCredentials,
   ClientHandshake,
   type ClientResume,
+  type PasswordKeys,
   type SessionSecrets,
 } from "../handshake/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
@@ -23,6 +25,69 @@ import { linkIdOf, type LinkParams } from "./session.ts";
 
 /** The whole handshake must finish within this. */
 export const HANDSHAKE_DEADLINE_MS = 15_000;
+
+/** SCRAM keys per profile, derived once (PBKDF2 is deliberately slow). */
+const passwordKeys = new WeakMap<ClientConfig, Promise<PasswordKeys>>();
+
+/**
+ * The handshake credentials of a profile: the static key and its second
+ * factor. A password is turned into its SCRAM-SHA-256 keys once per profile
+ * object; the password itself is not kept beyond the profile.
+ */
+export async function credentialsOf(config: ClientConfig): Promise<ClientCredentials> {
+  const credentials: ClientCredentials = { userId: config.user, clientKey: config.key };
+  if (config.totpSecret !== undefined) credentials.totpSecret = config.totpSecret;
+  const jwt = config.jwt;
+  if (jwt !== undefined) {
+    credentials.jwt = "token" in jwt ? jwt.token : await readJwtFile(config.user, jwt.file);
+    return credentials;
+  }
+  const pw = config.password;
+  if (pw === undefined) {
+    if (config.token !== undefined) credentials.token = config.token;
+    return credentials;
+  }
+  const value = pw.value;
+  if (value === undefined) {
+    throw new TunnelError(
+      `Cannot log in as "${config.user}": the profile asks for a password and none was given: ` +
+        "run the client in a terminal to be asked for it, pipe it on standard input, " +
+        "or add password.value to the profile",
+    );
+  }
+  let keys = passwordKeys.get(config);
+  if (keys === undefined) {
+    keys = saltedPassword(value, pw.salt, pw.iterations).then((salted) => {
+      const k = scramClientKeys(salted);
+      salted.fill(0);
+      return k;
+    });
+    passwordKeys.set(config, keys);
+  }
+  credentials.password = await keys;
+  return credentials;
+}
+
+/** The token in `file` (read at every login, so a renewed token is picked up). */
+async function readJwtFile(user: string, file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new TunnelError(
+      `Cannot log in as "${user}": cannot read jwt_file "${file}": ${describeError(e)}: ` +
+        "check the path in the profile",
+    );
+  }
+  const token = text.trim();
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) {
+    throw new TunnelError(
+      `Cannot log in as "${user}": jwt_file "${file}" does not hold a JWT ` +
+        "(header.payload.signature): write the token alone in it",
+    );
+  }
+  return token;
+}
 
 /**
  * Raised when the tunnel cannot be established; the message says what to
@@ -123,6 +188,9 @@ export async function connectLink(
       serverName: endpoint.serverName,
       ...(endpoint.caPem === undefined ? {} : { caPems: [endpoint.caPem] }),
       ...(endpoint.path === undefined ? {} : { path: endpoint.path }),
+      ...(config.tlsClient === undefined
+        ? {}
+        : { clientCertPem: config.tlsClient.certPem, clientKeyPem: config.tlsClient.keyPem }),
       timeoutMs: config.limits.connectTimeoutS * 1000,
     });
   } catch (e) {
@@ -137,12 +205,7 @@ export async function connectLink(
     );
   }
   try {
-    const credentials: ClientCredentials = {
-      userId: config.user,
-      clientKey: config.key,
-      token: config.token,
-    };
-    if (config.totpSecret !== undefined) credentials.totpSecret = config.totpSecret;
+    const credentials = await credentialsOf(config);
     const hs = new ClientHandshake({
       serverPublicKey: config.serverKey,
       credentials,

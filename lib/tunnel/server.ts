@@ -48,20 +48,25 @@ export { SessionTable } from "./session_table.ts";
 export { StreamPolicy } from "./stream_policy.ts";
 
 /** The parts of a parsed `server.yml` the server uses. */
-export type ServerSettings = Pick<
-  ServerConfig,
-  | "listen"
-  | "transport"
-  | "tls"
-  | "ws"
-  | "proxyProtocol"
-  | "identity"
-  | "fallback"
-  | "handshake"
-  | "limits"
-  | "socks5Direct"
-  | "session"
->;
+export type ServerSettings =
+  & Pick<
+    ServerConfig,
+    | "listen"
+    | "transport"
+    | "tls"
+    | "ws"
+    | "proxyProtocol"
+    | "identity"
+    | "fallback"
+    | "handshake"
+    | "limits"
+    | "socks5Direct"
+    | "session"
+  >
+  & {
+    /** `auth:` of server.yml (failed-login lockout); lockout is off when absent. */
+    auth?: ServerConfig["auth"];
+  };
 
 /** Options for {@linkcode startServer}: the settings, the users, and where to report. */
 export interface ServerOptions extends ServerSettings {
@@ -106,8 +111,27 @@ export interface ServerHandle {
   done: Promise<void>;
 }
 
-function toUserRecord(u: UserEntry): UserRecord {
-  const r: UserRecord = { userId: u.name, publicKey: u.publicKey, token: u.token };
+function toUserRecord(u: UserEntry, auth: ServerConfig["auth"] | undefined): UserRecord {
+  const r: UserRecord = { userId: u.name, publicKey: u.publicKey };
+  if (u.token !== undefined) r.token = u.token;
+  if (u.jwt !== undefined) {
+    // The user's own keys and the server-wide auth.jwt keys verify the user's tokens.
+    const j = auth?.jwt;
+    r.jwt = {
+      keys: {
+        hs256: [...(u.jwt.secret === undefined ? [] : [u.jwt.secret]), ...(j?.secrets ?? [])],
+        ed25519: [
+          ...(u.jwt.publicKey === undefined ? [] : [u.jwt.publicKey]),
+          ...(j?.publicKeys ?? []),
+        ],
+      },
+      ...(j?.audience === undefined ? {} : { audience: j.audience }),
+      leewayS: j?.leewayS ?? 0,
+    };
+  }
+  if (u.password !== undefined) {
+    r.password = { storedKey: u.password.storedKey, serverKey: u.password.serverKey };
+  }
   if (u.totpSecret !== undefined) r.totpSecret = u.totpSecret;
   return r;
 }
@@ -181,7 +205,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       log.info(`user "${name}" expired at ${u.expires.toISOString()}`);
       return undefined;
     }
-    return toUserRecord(u);
+    return toUserRecord(u, options.auth);
   }
 
   const decoy = options.fallback.mode === "decoy" ? startDecoy() : undefined;
@@ -196,9 +220,12 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const listener: ServerListener = await getTransport(options.transport).listen({
     hostname: options.listen.host,
     port: options.listen.port,
-    ...(options.tls === undefined
-      ? {}
-      : { certPem: options.tls.certPem, keyPem: options.tls.keyPem, alpn: options.tls.alpn }),
+    ...(options.tls === undefined ? {} : {
+      certPem: options.tls.certPem,
+      keyPem: options.tls.keyPem,
+      alpn: options.tls.alpn,
+      ...(options.tls.clientCaPem === undefined ? {} : { clientCaPem: options.tls.clientCaPem }),
+    }),
     ...(options.ws === undefined ? {} : { path: options.ws.path }),
     ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
   }).catch(async (e) => {
@@ -227,8 +254,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const resolver = options.egress?.resolver;
   const resolve = options.resolve ?? (resolver === undefined ? undefined : dnsResolve(resolver));
   const acceptor = new ConnectionAcceptor({
-    handshake: (hsLog) =>
+    handshake: (hsLog, allowLogin) =>
       new ServerHandshake({
+        allowLogin,
         identity,
         lookupUser,
         replay,
@@ -260,6 +288,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     }),
     users,
     settings: options,
+    clientCertificates: options.transport === "tls" && options.tls?.clientCaPem !== undefined,
     fallback,
     log,
     events,

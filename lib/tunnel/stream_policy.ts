@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DEFAULT_EGRESS_BLOCK, EgressBlock, type UserSource } from "../config/mod.ts";
+import { DEFAULT_EGRESS_BLOCK, EgressBlock, matchRoute, type UserSource } from "../config/mod.ts";
 import { ResetReason } from "../mux/mod.ts";
 import {
   decodeRequest,
@@ -54,6 +54,8 @@ export interface StreamOwner {
   /** Local number of the session (events). */
   no: number;
   user: string;
+  /** A JWT login's `routes` claim: a stream must match these too (they narrow the user's). */
+  routes?: readonly string[];
 }
 
 /** What the client is told when the rules refuse a stream (route or egress alike). */
@@ -107,8 +109,12 @@ export class StreamPolicy {
       return;
     }
     const user = this.#o.users.get(owner.user);
-    if (user === undefined) {
-      // The user was removed (or disabled) since the login: no routes at all.
+    if (
+      user === undefined ||
+      (owner.routes !== undefined &&
+        !matchRoute(owner.routes, { proto: "tcp", host: req.host, port: req.port }))
+    ) {
+      // The user was removed (or disabled) since the login, or a JWT's routes claim leaves it out.
       const why = `route tcp:${target} not allowed`;
       this.#refuse(owner, id, target, Reply.NOT_ALLOWED, NOT_ALLOWED_TEXT, why, "route");
       return;
@@ -171,7 +177,9 @@ export class StreamPolicy {
     const association = new UdpAssociation({
       session,
       id,
-      allowed: (host, port, addr) => this.routeAllowed(owner.user, "udp", host, port, addr),
+      allowed: (host, port, addr) =>
+        (owner.routes === undefined || matchRoute(owner.routes, { proto: "udp", host, port })) &&
+        this.routeAllowed(owner.user, "udp", host, port, addr),
       idleMs: this.#o.udpIdleMs ?? 60_000,
       events: this.#o.events,
       log: this.#o.log ?? silentLogger,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { initCommand } from "../../lib/cli/init.ts";
-import { userCommand } from "../../lib/cli/user.ts";
+import { formatUserTable, userCommand } from "../../lib/cli/user.ts";
 import { UsageError } from "../../lib/cli/args.ts";
 import { toBase64Url } from "../../lib/crypto/mod.ts";
 import {
@@ -281,8 +281,8 @@ test("user list and user remove", async () => {
       ]);
     }
     const list = (await run(userCommand, ["list", "--dir", dir])).out.split("\n");
-    assert.match(list[0]!, /^NAME\s+ROUTES\s+EXPIRES\s+STATUS$/);
-    assert.match(list[1]!, /^ann\s+\*:443\s+never\s+active$/);
+    assert.match(list[0]!, /^NAME\s+LOGIN\s+ROUTES\s+EXPIRES\s+STATUS$/);
+    assert.match(list[1]!, /^ann\s+token\s+\*:443\s+never\s+active$/);
     assert.match(list[2]!, /^ben\s+/);
     assert.equal((await run(userCommand, ["remove", "ann", "--dir", dir])).code, 0);
     const users = await loadUsers(join(dir, "users.yml"));
@@ -292,7 +292,7 @@ test("user list and user remove", async () => {
     await assertRejectsWith(
       run(userCommand, ["frob", "--dir", dir]),
       UsageError,
-      'unknown subcommand "frob": expected add, list or remove',
+      'unknown subcommand "frob": expected add, list, remove or token',
     );
     await assertRejectsWith(
       run(userCommand, ["list", "--dir", dir, "--totp"]),
@@ -346,4 +346,21 @@ test("user add --url writes the way in as a URL; a bad URL or --url with --serve
     );
     assert.equal(await Deno.readTextFile(join(dir, "users.yml")), before, "users.yml untouched");
   });
+});
+
+test("user list names each user's login: token, password with its iterations, jwt, and + totp", () => {
+  const base = { publicKey: new Uint8Array(32), routes: ["*"], disabled: false };
+  const k = new Uint8Array(32);
+  const table = formatUserTable([
+    { ...base, name: "tok", token: k },
+    {
+      ...base,
+      name: "pw",
+      password: { salt: new Uint8Array(16), iterations: 4096, storedKey: k, serverKey: k },
+    },
+    { ...base, name: "jw", jwt: { secret: k }, totpSecret: new Uint8Array(20) },
+  ]).split("\n");
+  assert.match(table[1]!, /^tok\s+token\s+\*/);
+  assert.match(table[2]!, /^pw\s+password \(4096 iterations\)\s+\*/);
+  assert.match(table[3]!, /^jw\s+jwt \+ totp\s+\*/);
 });

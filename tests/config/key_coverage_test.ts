@@ -63,6 +63,9 @@ const LIMITS_PROOF: [string, string] = [
  */
 const PENDING: Record<string, string> = {
   // issue 10 §2: limits.max_tunnels per server is not enforced yet.
+  // issue 10 §4 follow-up: kept so the stored credential is the whole RFC 5802 verifier; its
+  // reader will be re-issuing a lost profile from users.yml (the profile carries its own copy).
+  "users.yml users.*.password.salt": "issue 10 §4",
   "server.yml limits.max_tunnels": "issue 10 §2",
   // issue 10 §2: bandwidth per user is not enforced yet.
   "users.yml users.*.bandwidth": "issue 10 §2",
@@ -163,6 +166,70 @@ const SERVER_KEYS: Record<string, Use> = {
   "limits.connect_timeout": {
     file: SERVER,
     reads: "connectTimeoutMs: options.limits.connectTimeoutS * 1000",
+  },
+  "tls.client_ca": {
+    file: SERVER,
+    reads: "clientCaPem: options.tls.clientCaPem",
+    proof: [
+      "tests/e2e/mtls_test.ts",
+      "tls.client_ca: a client certificate for the user logs in; none, or another user's, does not",
+    ],
+  },
+  "limits.per_ip.connections": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "st.open >= this.#s.connections",
+    proof: [
+      "tests/e2e/lockout_test.ts",
+      "a connection over limits.per_ip.connections gets the fallback web server, like a probe",
+    ],
+  },
+  "limits.per_ip.handshakes_per_second": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "const rate = this.#s.handshakesPerSecond",
+  },
+  "auth.lockout.failures": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "const { failures, windowS, durationS } = this.#s;",
+    proof: [
+      "tests/e2e/lockout_test.ts",
+      "a locked-out login with the right token looks like any failed login: same bytes, alike time",
+    ],
+  },
+  "auth.lockout.window": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "const from = now - windowS * 1000;",
+    proof: [
+      "tests/e2e/lockout_test.ts",
+      "a locked-out login with the right token looks like any failed login: same bytes, alike time",
+    ],
+  },
+  "auth.lockout.duration": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "const { failures, windowS, durationS } = this.#s;",
+    proof: [
+      "tests/e2e/lockout_test.ts",
+      "a locked-out login with the right token looks like any failed login: same bytes, alike time",
+    ],
+  },
+  "auth.jwt.secrets": {
+    file: SERVER,
+    reads: "...(j?.secrets ?? [])",
+  },
+  "auth.jwt.public_keys": {
+    file: SERVER,
+    reads: "...(j?.publicKeys ?? [])",
+  },
+  "auth.jwt.audience": {
+    file: SERVER,
+    reads: "{ audience: j.audience }",
+  },
+  "auth.jwt.leeway": {
+    file: SERVER,
+    reads: "leewayS: j?.leewayS ?? 0",
+    proof: [
+      "tests/e2e/jwt_test.ts",
+      "a JWT login works, its session ends at exp, and a fresh token on disk gets back in",
+    ],
   },
   "socks5_direct.enabled": {
     file: SERVER,
@@ -283,7 +350,39 @@ const SERVER_KEYS: Record<string, Use> = {
 
 const USERS_KEYS: Record<string, Use> = {
   "users.*.public_key": { file: SERVER, reads: "publicKey: u.publicKey" },
-  "users.*.token": { file: SERVER, reads: "token: u.token" },
+  "users.*.token": { file: SERVER, reads: "r.token = u.token" },
+  "users.*.password.iterations": {
+    file: "lib/cli/user.ts",
+    reads: "u.password.iterations",
+  },
+  "users.*.password.stored_key": {
+    file: SERVER,
+    reads: "storedKey: u.password.storedKey",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "a wrong password is refused as auth_failed, a right one logs in; neither is logged",
+    ],
+  },
+  "users.*.password.server_key": {
+    file: SERVER,
+    reads: "serverKey: u.password.serverKey",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "a wrong password is refused as auth_failed, a right one logs in; neither is logged",
+    ],
+  },
+  "users.*.jwt.secret": {
+    file: SERVER,
+    reads: "[u.jwt.secret]",
+    proof: [
+      "tests/e2e/jwt_test.ts",
+      "a JWT login works, its session ends at exp, and a fresh token on disk gets back in",
+    ],
+  },
+  "users.*.jwt.public_key": {
+    file: SERVER,
+    reads: "[u.jwt.publicKey]",
+  },
   "users.*.totp": { file: SERVER, reads: "r.totpSecret = u.totpSecret" },
   "users.*.routes": {
     file: "lib/tunnel/stream_policy.ts",
@@ -324,7 +423,63 @@ const CLIENT_KEYS: Record<string, Use> = {
   },
   "user": { file: LINK, reads: "userId: config.user" },
   "key": { file: LINK, reads: "clientKey: config.key" },
-  "token": { file: LINK, reads: "token: config.token" },
+  "token": { file: LINK, reads: "credentials.token = config.token" },
+  "password.salt": {
+    file: LINK,
+    reads: "saltedPassword(value, pw.salt, pw.iterations)",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "a wrong password is refused as auth_failed, a right one logs in; neither is logged",
+    ],
+  },
+  "password.iterations": {
+    file: LINK,
+    reads: "saltedPassword(value, pw.salt, pw.iterations)",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "a wrong password is refused as auth_failed, a right one logs in; neither is logged",
+    ],
+  },
+  "password.value": {
+    file: LINK,
+    reads: "const value = pw.value;",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "a wrong password is refused as auth_failed, a right one logs in; neither is logged",
+    ],
+  },
+  "jwt": {
+    file: LINK,
+    reads: '"token" in jwt ? jwt.token',
+    proof: [
+      "tests/e2e/jwt_test.ts",
+      "a JWT login works, its session ends at exp, and a fresh token on disk gets back in",
+    ],
+  },
+  "jwt_file": {
+    file: LINK,
+    reads: "await readJwtFile(config.user, jwt.file)",
+    proof: [
+      "tests/e2e/jwt_test.ts",
+      "a JWT login works, its session ends at exp, and a fresh token on disk gets back in",
+    ],
+  },
+  "tls_client.cert": {
+    file: LINK,
+    reads: "clientCertPem: config.tlsClient.certPem",
+    proof: [
+      "tests/e2e/mtls_test.ts",
+      "tls.client_ca: a client certificate for the user logs in; none, or another user's, does not",
+    ],
+  },
+  "tls_client.key": {
+    file: LINK,
+    reads: "clientKeyPem: config.tlsClient.keyPem",
+    proof: [
+      "tests/e2e/mtls_test.ts",
+      "tls.client_ca: a client certificate for the user logs in; none, or another user's, does not",
+    ],
+  },
   "totp": { file: LINK, reads: "credentials.totpSecret = config.totpSecret" },
   "socks5.listen": { file: FRONT, reads: "options.socks ?? profile.socks5.listen" },
   "socks5.fast_open": { file: FRONT, reads: "fastOpen: profile.socks5.fastOpen" },

@@ -29,6 +29,11 @@ Deno.test("parseServerConfig() applies every default to a minimal file", () => {
     udpIdleTimeoutS: 60,
     connectTimeoutS: 10,
     maxTunnels: 256,
+    perIp: { connections: 64, handshakesPerSecond: 20 },
+  });
+  assert.deepEqual(cfg.auth, {
+    lockout: { failures: 10, windowS: 600, durationS: 900 },
+    jwt: { secrets: [], publicKeys: [], leewayS: 30 },
   });
   assert.deepEqual(cfg.socks5Direct, { enabled: false, listen: { host: "127.0.0.1", port: 1081 } });
   assert.deepEqual(cfg.crypto, { backend: "auto" });

@@ -133,6 +133,12 @@ export interface PairOptions {
   serverLimits?: Record<string, string>;
   /** A `limits:` section for alice's profile, e.g. `{ max_streams: "1" }`. */
   clientLimits?: Record<string, string>;
+  /**
+   * alice logs in with this password instead of a token (`user add
+   * --password`, 4096 iterations); her profile gets `password.value` = `typed`
+   * (default the same password), the way the client's prompt fills it in.
+   */
+  password?: { value: string; typed?: string };
 }
 
 /** A running server and client. */
@@ -240,6 +246,7 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
       out: profilePath,
       ...(url === undefined ? { server: `127.0.0.1:${serverPort}` } : { url }),
       routes: opts.routes ?? [...LOOPBACK_ROUTES],
+      ...(opts.password === undefined ? {} : { password: opts.password.value, iterations: 4096 }),
     });
     const extraProfiles = new Map<string, string>();
     for (const u of opts.extraUsers ?? []) {
@@ -254,7 +261,11 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
     }
     await reloadUsers(server, serverConfig.usersFile, serverLog);
     await editProfile(profilePath, opts);
-    const profile = await loadClientConfig(profilePath);
+    let profile = await loadClientConfig(profilePath);
+    if (opts.password !== undefined && profile.password !== undefined) {
+      const value = opts.password.typed ?? opts.password.value;
+      profile = { ...profile, password: { ...profile.password, value } };
+    }
     if (!opts.noClient) {
       const dialed = opts.client?.server ??
         (url === undefined ? { host: "127.0.0.1", port: via?.port ?? serverPort } : undefined);

@@ -359,6 +359,6 @@ test("audit lines: one each for a login, a probe refusal, a limit hit and a kick
   one(/\[server\] user "alice" kicked by the test: 1 session ended$/);
   assert.equal(pair.server.accountant.server().limits.get("max_tunnels"), 1);
   assert.equal(pair.server.accountant.server().refusals.get("probe"), 1);
-  const token = toBase64Url(pair.profile.token);
+  const token = toBase64Url(pair.profile.token!);
   assert.ok(!pair.logs.lines.some((l) => l.includes(token)), "the user's token is never logged");
 });

@@ -6,6 +6,7 @@
  */
 import { strict as assert } from "node:assert";
 import { hash, type RandomSource } from "../../lib/crypto/mod.ts";
+import { scramClientKeys, scramStoredKey } from "../../lib/crypto/scram.ts";
 import {
   type AeadId,
   ClientHandshake,
@@ -15,6 +16,8 @@ import {
   generateServerIdentity,
   generateToken,
   type KexId,
+  type PasswordKeys,
+  type PasswordVerifier,
   ReplayGuard,
   ServerHandshake,
   type ServerHandshakeOptions,
@@ -85,6 +88,22 @@ export function fixture(label = "nitrosocks test keys", withTotp = false): Fixtu
   };
 }
 
+/**
+ * SCRAM-SHA-256 keys for a password, fixed by a label (SaltedPassword =
+ * SHA-256(label), so no PBKDF2 run is needed), and the verifier the server
+ * stores for them.
+ */
+export function passwordFixture(label = "nitrosocks test password"): {
+  keys: PasswordKeys;
+  verifier: PasswordVerifier;
+} {
+  const keys = scramClientKeys(hash(new TextEncoder().encode(label)));
+  return {
+    keys,
+    verifier: { storedKey: scramStoredKey(keys.clientKey), serverKey: keys.serverKey },
+  };
+}
+
 /** A fixed clock. */
 export const T0 = 1_750_000_000_000;
 
@@ -103,6 +122,8 @@ export interface PairOptions {
   /** Credentials override (defaults to the fixture's, with TOTP when the record has it). */
   credentials?: Partial<ClientHandshakeOptions["credentials"]>;
   users?: UserRecord[];
+  /** The server's lockout hook. */
+  allowLogin?: (userId: string) => string | undefined;
   trace?: { client?: Map<string, Uint8Array>; server?: Map<string, Uint8Array> };
 }
 
@@ -113,10 +134,12 @@ export function makePair(
   const f = o.fixture ?? fixture();
   const log: string[] = [];
   const users = new Map((o.users ?? [f.record]).map((u) => [u.userId, u]));
-  const credentials = {
+  const credentials: ClientHandshakeOptions["credentials"] = {
     userId: f.userId,
     clientKey: f.clientKey.privateKey,
-    token: f.token,
+    ...(o.credentials?.password === undefined && o.credentials?.jwt === undefined
+      ? { token: f.token }
+      : {}),
     ...(f.record.totpSecret === undefined ? {} : { totpSecret: f.totpSecret }),
     ...o.credentials,
   };
@@ -138,6 +161,7 @@ export function makePair(
     random: o.serverRandom ?? drbg("server random"),
     log: (m) => log.push(m),
   };
+  if (o.allowLogin) serverOpts.allowLogin = o.allowLogin;
   if (o.serverKex) serverOpts.kex = o.serverKex;
   if (o.serverAead) serverOpts.aead = o.serverAead;
   const st = o.trace?.server;

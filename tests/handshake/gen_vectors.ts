@@ -15,7 +15,8 @@ import {
   serverPublicKey,
   type UserRecord,
 } from "../../lib/handshake/mod.ts";
-import { hex } from "../crypto/_hex.ts";
+import { scramClientKeys, scramStoredKey } from "../../lib/crypto/scram.ts";
+import { hex, unhex } from "../crypto/_hex.ts";
 import { drbg, fixture, makePair, runHandshake } from "./_helpers.ts";
 
 /** One vector case as stored. */
@@ -27,7 +28,10 @@ export interface HandshakeVectorCase {
     serverPublicKey: string;
     clientPrivateKey: string;
     clientPublicKey: string;
-    token: string;
+    /** The token, or null when the user logs in with a password. */
+    token: string | null;
+    /** The password login's SCRAM-SHA-256 values, or null when the user has a token. */
+    password: PasswordVectorInputs | null;
     totpSecret: string | null;
     userId: string;
     clientKex: KexId[];
@@ -60,6 +64,36 @@ export interface HandshakeVectorCase {
   trace: { client: Record<string, string>; server: Record<string, string> };
 }
 
+/** A password case's inputs: the password, salt and count, and every SCRAM key from them. */
+export interface PasswordVectorInputs {
+  password: string;
+  salt: string;
+  iterations: number;
+  /** PBKDF2-HMAC-SHA256(password, salt, iterations), 32 bytes (the test recomputes it). */
+  saltedPassword: string;
+  clientKey: string;
+  serverKey: string;
+  storedKey: string;
+}
+
+/** RFC 7677's password, salt and count, so the SCRAM keys can be checked against it too. */
+export const VECTOR_PASSWORD = {
+  password: "pencil",
+  salt: "5b6d99689d12358eeca04b141236fa81",
+  iterations: 4096,
+  saltedPassword: "c4a49510323ab4f952cac1fa99441939e78ea74d6be81ddf7096e87513dc615d",
+} as const;
+
+function passwordInputs(): PasswordVectorInputs {
+  const keys = scramClientKeys(unhex(VECTOR_PASSWORD.saltedPassword));
+  return {
+    ...VECTOR_PASSWORD,
+    clientKey: hex(keys.clientKey),
+    serverKey: hex(keys.serverKey),
+    storedKey: hex(scramStoredKey(keys.clientKey)),
+  };
+}
+
 /** The whole vector file. */
 export interface HandshakeVectorFile {
   description: string;
@@ -72,6 +106,7 @@ const CASES: {
   name: string;
   keys: string;
   totp: boolean;
+  password?: boolean;
   clientKex: KexId[];
   clientAead: AeadId[];
   serverKex: KexId[];
@@ -101,6 +136,18 @@ const CASES: {
     clientNowMs: 1_750_000_029_000,
     serverNowMs: 1_750_000_031_000,
   },
+  {
+    name: "x25519, aes-256-gcm, key + password (SCRAM-SHA-256)",
+    keys: "vector keys 3",
+    totp: false,
+    password: true,
+    clientKex: ["x25519"],
+    clientAead: ["aes-256-gcm"],
+    serverKex: ["x25519-mlkem768", "x25519"],
+    serverAead: ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"],
+    clientNowMs: 1_750_000_100_000,
+    serverNowMs: 1_750_000_100_000,
+  },
 ];
 
 function record(m: Map<string, Uint8Array>): Record<string, string> {
@@ -114,10 +161,22 @@ export function buildVectors(): HandshakeVectorFile {
     const clientRandom = `${c.keys} client`;
     const serverRandom = `${c.keys} server`;
     const traces = { client: new Map<string, Uint8Array>(), server: new Map<string, Uint8Array>() };
-    const users: UserRecord[] = [f.record];
+    const pw = c.password ? passwordInputs() : null;
+    const { token: _, ...withoutToken } = f.record;
+    const users: UserRecord[] = [
+      pw === null ? f.record : {
+        ...withoutToken,
+        password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) },
+      },
+    ];
     const { client, server } = makePair({
       fixture: f,
       users,
+      ...(pw === null ? {} : {
+        credentials: {
+          password: { clientKey: unhex(pw.clientKey), serverKey: unhex(pw.serverKey) },
+        },
+      }),
       clientKex: c.clientKex,
       clientAead: c.clientAead,
       serverKex: c.serverKex,
@@ -138,7 +197,8 @@ export function buildVectors(): HandshakeVectorFile {
         serverPublicKey: hex(serverPublicKey(f.identity)),
         clientPrivateKey: hex(f.clientKey.privateKey),
         clientPublicKey: hex(f.clientKey.publicKey),
-        token: hex(f.token),
+        token: pw === null ? hex(f.token) : null,
+        password: pw,
         totpSecret: c.totp ? hex(f.totpSecret) : null,
         userId: f.userId,
         clientKex: c.clientKex,

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { ProtocolError } from "../../lib/errors.ts";
 import { ed25519Sign } from "../../lib/crypto/keys.ts";
+import { signJwt } from "../../lib/crypto/jwt.ts";
 import { concat } from "../../lib/wire/bytes.ts";
 import {
   type ClientHandshake,
@@ -11,6 +12,7 @@ import {
   SERVER_HELLO_MAX_BYTES,
   type ServerHandshake,
   type ServerStep,
+  type UserRecord,
 } from "../../lib/handshake/mod.ts";
 import { decodeServerHelloBody, encodeServerHelloBody } from "../../lib/handshake/messages.ts";
 import { hex } from "../crypto/_hex.ts";
@@ -22,6 +24,7 @@ import {
   handshake,
   makePair,
   type PairOptions,
+  passwordFixture,
   T0,
   type Transcript,
 } from "./_helpers.ts";
@@ -160,6 +163,12 @@ for (const suite of SUITES) {
 Deno.test("all authentication failures look the same on the wire", () => {
   const f = fixture("auth keys", true);
   const other = fixture("other keys", true);
+  const pw = passwordFixture("auth password");
+  const wrongPw = passwordFixture("another password");
+  const { token: _, ...withoutToken } = f.record;
+  const pwRecord: UserRecord = { ...withoutToken, password: pw.verifier };
+  const jwtSecret = new Uint8Array(32).fill(6);
+  const jwtRecord: UserRecord = { ...withoutToken, jwt: { keys: { hs256: [jwtSecret] } } };
   const cases: { name: string; opts: PairOptions; log: RegExp }[] = [
     {
       name: "unknown user",
@@ -181,6 +190,41 @@ Deno.test("all authentication failures look the same on the wire", () => {
       name: "missing TOTP",
       opts: { fixture: fixture("auth keys"), users: [f.record] },
       log: /missing TOTP/,
+    },
+    {
+      name: "wrong password",
+      opts: { credentials: { password: wrongPw.keys }, users: [pwRecord] },
+      log: /wrong password for user "alice"/,
+    },
+    {
+      name: "password sent to a token user",
+      opts: { credentials: { password: pw.keys } },
+      log: /wrong token for user "alice"/,
+    },
+    {
+      name: "token sent to a password user",
+      opts: { users: [pwRecord] },
+      log: /wrong password for user "alice"/,
+    },
+    {
+      name: "expired JWT",
+      opts: {
+        credentials: {
+          jwt: signJwt({ alg: "HS256", secret: jwtSecret }, { sub: "alice", exp: T0 / 1000 - 1 }),
+        },
+        users: [jwtRecord],
+      },
+      log: /JWT for user "alice" refused: expired/,
+    },
+    {
+      name: "locked out, with the right credentials",
+      opts: { allowLogin: (id) => (id === "alice" ? "locked for the test" : undefined) },
+      log: /user "alice" refused: locked for the test/,
+    },
+    {
+      name: "password of an unknown user",
+      opts: { credentials: { userId: "mallory", password: pw.keys }, users: [pwRecord] },
+      log: /unknown user "mallory"/,
     },
   ];
   const emitted: string[] = [];

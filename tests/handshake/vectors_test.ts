@@ -5,6 +5,7 @@ import { hkdfExpandLabel, hkdfExtract } from "../../lib/crypto/mod.ts";
 import { representativeToPublicKey } from "../../lib/crypto/elligator.ts";
 import { ed25519Verify, x25519SharedSecret } from "../../lib/crypto/keys.ts";
 import { totp } from "../../lib/crypto/totp.ts";
+import { saltedPassword } from "../../lib/crypto/scram.ts";
 import {
   ClientHandshake,
   decodeServerIdentity,
@@ -37,7 +38,8 @@ Deno.test("handshake_v1.json equals a fresh run with the same keys, randomness a
     file,
     "regenerate only for a deliberate protocol change (see gen_vectors.ts)",
   );
-  assert.equal(file.cases.length, 2);
+  assert.equal(file.cases.length, 3);
+  assert.notEqual(file.cases[2]!.inputs.password, null);
   assert.equal(file.cases[1]!.secrets.kex, "x25519-mlkem768");
 });
 
@@ -47,10 +49,13 @@ function identityOf(c: HandshakeVectorCase) {
 
 for (const c of file.cases) {
   Deno.test(`[${c.name}] our server, alone, answers the vector's client messages byte for byte`, () => {
+    const pw = c.inputs.password;
     const user: UserRecord = {
       userId: c.inputs.userId,
       publicKey: unhex(c.inputs.clientPublicKey),
-      token: unhex(c.inputs.token),
+      ...(pw === null
+        ? { token: unhex(c.inputs.token!) }
+        : { password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) } }),
     };
     if (c.inputs.totpSecret !== null) user.totpSecret = unhex(c.inputs.totpSecret);
     const server = new ServerHandshake({
@@ -82,7 +87,12 @@ for (const c of file.cases) {
       credentials: {
         userId: c.inputs.userId,
         clientKey: unhex(c.inputs.clientPrivateKey),
-        token: unhex(c.inputs.token),
+        ...(c.inputs.password === null ? { token: unhex(c.inputs.token!) } : {
+          password: {
+            clientKey: unhex(c.inputs.password.clientKey),
+            serverKey: unhex(c.inputs.password.serverKey),
+          },
+        }),
         ...(c.inputs.totpSecret === null ? {} : { totpSecret: unhex(c.inputs.totpSecret) }),
       },
       kex: c.inputs.clientKex,
@@ -157,9 +167,28 @@ for (const c of file.cases) {
     const tag = (ck: Uint8Array, label: string, h: Uint8Array) =>
       hmac(sha256, hkdfExpandLabel(ck, label, new Uint8Array(0), 32), h);
     assertBytes(m.response.subarray(sealed.length, sealed.length + 32), tag(ck3, "key tag", h3));
-    const ck4 = hkdfExtract(ck3, unhex(c.inputs.token));
+    const pw = c.inputs.password;
+    let ck4: Uint8Array;
+    if (pw === null) {
+      ck4 = hkdfExtract(ck3, unhex(c.inputs.token!));
+      assertBytes(m.response.subarray(sealed.length + 32), tag(ck4, "token tag", h3));
+    } else {
+      // Section 14: ClientProof over AuthMessage = "NitroSocks v1 SCRAM-SHA-256" ‖ 0x00 ‖ h3,
+      // masked under ck3; ck4 = Extract(ck3, ClientKey ‖ ServerKey).
+      const salted = unhex(pw.saltedPassword);
+      const clientKey = hmac(sha256, salted, enc.encode("Client Key"));
+      const serverKey = hmac(sha256, salted, enc.encode("Server Key"));
+      assert.equal(hex(clientKey), pw.clientKey);
+      assert.equal(hex(serverKey), pw.serverKey);
+      assert.equal(hex(sha256(clientKey)), pw.storedKey);
+      const auth = new Uint8Array([...enc.encode("NitroSocks v1 SCRAM-SHA-256\0"), ...h3]);
+      const signature = hmac(sha256, sha256(clientKey), auth);
+      const mask = hkdfExpandLabel(ck3, "password proof", h3, 32);
+      const field = clientKey.map((b, i) => b ^ signature[i]! ^ mask[i]!);
+      assertBytes(m.response.subarray(sealed.length + 32), field);
+      ck4 = hkdfExtract(ck3, new Uint8Array([...clientKey, ...serverKey]));
+    }
     assertBytes(ck4, tc.ck4!);
-    assertBytes(m.response.subarray(sealed.length + 32), tag(ck4, "token tag", h3));
     const h4 = mixHash(h3, m.response.subarray(sealed.length));
     assertBytes(h4, tc.h4!);
     // Result and Finish.
@@ -177,3 +206,11 @@ for (const c of file.cases) {
     assert.equal(hex(hkdfExpandLabel(ck4, "resumption", h7, 32)), c.secrets.resumptionSecret);
   });
 }
+
+Deno.test("the password case's SaltedPassword is PBKDF2-HMAC-SHA256 of RFC 7677's password", async () => {
+  const pw = file.cases[2]!.inputs.password!;
+  assert.equal(
+    hex(await saltedPassword(pw.password, unhex(pw.salt), pw.iterations)),
+    pw.saltedPassword,
+  );
+});

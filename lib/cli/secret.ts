@@ -1,0 +1,80 @@
+/**
+ * Reading a password without putting it on the command line: from the
+ * terminal with echo off, or the first line of standard input when it is not
+ * a terminal (scripts: `printf '%s\n' "$PW" | nitrosocks user add …`).
+ *
+ * @module
+ */
+import { UsageError } from "./args.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** Longest password accepted (the profile schema's bound). */
+export const MAX_PASSWORD_CHARS = 1024;
+
+async function readLineRaw(prompt: string): Promise<string> {
+  await Deno.stderr.write(encoder.encode(prompt));
+  Deno.stdin.setRaw(true);
+  const chars: string[] = [];
+  const buf = new Uint8Array(64);
+  try {
+    for (;;) {
+      const n = await Deno.stdin.read(buf);
+      if (n === null) break;
+      const text = decoder.decode(buf.subarray(0, n));
+      for (const c of text) {
+        if (c === "\r" || c === "\n") return chars.join("");
+        if (c === "\u0003") throw new UsageError("Password entry interrupted");
+        if (c === "\u007f" || c === "\b") chars.pop();
+        else if (c >= " ") chars.push(c);
+      }
+    }
+    return chars.join("");
+  } finally {
+    Deno.stdin.setRaw(false);
+    await Deno.stderr.write(encoder.encode("\n"));
+  }
+}
+
+async function readFirstLine(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    chunks.push(chunk);
+    total += chunk.length;
+    if (chunk.includes(10) || total > 4 * MAX_PASSWORD_CHARS + 2) break;
+  }
+  const all = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    all.set(c, o);
+    o += c.length;
+  }
+  return decoder.decode(all).split("\n")[0]!.replace(/\r$/, "");
+}
+
+function check(pw: string): string {
+  if (pw.length === 0) throw new UsageError("Empty password: type one, or pipe it on stdin");
+  if (pw.length > MAX_PASSWORD_CHARS) {
+    throw new UsageError(`Password too long: at most ${MAX_PASSWORD_CHARS} characters`);
+  }
+  return pw;
+}
+
+/**
+ * Reads a password: prompts on a terminal (echo off), asking twice when
+ * `confirm`; otherwise takes the first line of standard input. Throws
+ * `UsageError` for an empty or mismatched password.
+ */
+export async function readPassword(
+  what: string,
+  opts: { confirm?: boolean } = {},
+): Promise<string> {
+  if (!Deno.stdin.isTerminal()) return check(await readFirstLine());
+  const pw = check(await readLineRaw(`${what}: `));
+  if (opts.confirm) {
+    const again = await readLineRaw(`${what} again: `);
+    if (again !== pw) throw new UsageError("The passwords do not match: run the command again");
+  }
+  return pw;
+}

@@ -1,0 +1,287 @@
+/**
+ * The server's login guards, kept apart from the sockets so they can be
+ * tested with a clock: the failed-login lockout per source address and per
+ * user (`auth.lockout`), and the per-source caps on concurrent connections
+ * and new connections per second (`limits.per_ip`). Neither ever changes
+ * what a peer sees on its own: a locked-out login is refused by the
+ * handshake exactly like wrong credentials, and a connection over the caps
+ * is handed to the fallback like any probe (docs/CONFIG.md).
+ *
+ * @module
+ */
+import { canonicalIpv6 } from "../wire/host_port.ts";
+
+/** Most sources (and users) each guard remembers; the oldest idle entry goes first. */
+export const GUARD_MAX_ENTRIES = 100_000;
+
+/**
+ * The key a source address is counted under: an IPv4 address as it is
+ * (IPv4-mapped IPv6 included), an IPv6 address by its /64, since one host
+ * usually holds a whole /64.
+ *
+ * @example
+ * ```ts
+ * import { sourceKey } from "./login_guard.ts";
+ * sourceKey("2001:db8:1:2:aaaa::1"); // "2001:db8:1:2::/64"
+ * sourceKey("::ffff:192.0.2.7"); // "192.0.2.7"
+ * ```
+ */
+export function sourceKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return mapped[1]!;
+  if (!address.includes(":")) return address;
+  const c = canonicalIpv6(address);
+  if (c === undefined) return address;
+  // Expand "::" to get the first four groups.
+  const [head = "", tail] = c.split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = tail === undefined
+    ? left
+    : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
+  return `${canonicalIpv6(`${groups.slice(0, 4).join(":")}::`) ?? c}/64`;
+}
+
+/** `auth.lockout` in server.yml. */
+export interface LockoutSettings {
+  /** Failed logins within `windowS` that lock the source or the user; 0 turns lockout off. */
+  failures: number;
+  /** The window the failures are counted in (s). */
+  windowS: number;
+  /** How long a lock lasts (s). */
+  durationS: number;
+}
+
+interface Counter {
+  /** Times of the recent failures (ms), oldest first, at most `failures`. */
+  times: number[];
+  /** Locked until this time (ms); 0 when not locked. */
+  until: number;
+}
+
+/** Failed logins counted per key, with a lock once there are too many. */
+class FailureCounter {
+  readonly #map = new Map<string, Counter>();
+  readonly #s: LockoutSettings;
+  readonly #max: number;
+
+  constructor(settings: LockoutSettings, max: number) {
+    this.#s = settings;
+    this.#max = max;
+  }
+
+  /** The lock's end (ms) if `key` is locked at `now`. */
+  lockedUntil(key: string, now: number): number | undefined {
+    const c = this.#map.get(key);
+    return c !== undefined && c.until > now ? c.until : undefined;
+  }
+
+  /** Counts a failure; returns the lock's end when this failure locks `key`. */
+  fail(key: string, now: number): number | undefined {
+    const { failures, windowS, durationS } = this.#s;
+    let c = this.#map.get(key);
+    if (c === undefined) {
+      this.#evict(now);
+      c = { times: [], until: 0 };
+    } else this.#map.delete(key); // re-inserted below: the map stays in order of last use
+    this.#map.set(key, c);
+    if (c.until > now) return undefined; // already locked; the lock is not extended
+    const from = now - windowS * 1000;
+    while (c.times.length > 0 && c.times[0]! <= from) c.times.shift();
+    c.times.push(now);
+    if (c.times.length < failures) return undefined;
+    c.times.length = 0;
+    c.until = now + durationS * 1000;
+    return c.until;
+  }
+
+  /** Forgets `key`'s failures (a successful login). */
+  clear(key: string): void {
+    this.#map.delete(key);
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  #evict(now: number): void {
+    if (this.#map.size < this.#max) return;
+    // Oldest first: drop entries that are not locked; a locked one is kept while there is room.
+    for (const [k, c] of this.#map) {
+      if (c.until <= now) this.#map.delete(k);
+      if (this.#map.size < this.#max) return;
+    }
+    const first = this.#map.keys().next();
+    if (!first.done) this.#map.delete(first.value);
+  }
+}
+
+/** What a lock refers to, for the server log. */
+export interface Lock {
+  by: "source" | "user";
+  until: number;
+}
+
+/**
+ * Failed-login lockout per source address and per user: `failures` failed
+ * logins within `windowS` lock the source (or the user) for `durationS`.
+ * While locked, every login from that source (or as that user) is refused
+ * even with the right credentials, by the handshake's `allowLogin` hook, so
+ * the refusal is byte for byte an ordinary failed login. Attempts while
+ * locked do not extend the lock; a successful login clears the user's
+ * count.
+ *
+ * @example
+ * ```ts
+ * import { LoginGuard } from "./login_guard.ts";
+ * let now = 0;
+ * const guard = new LoginGuard({ failures: 2, windowS: 60, durationS: 300 }, { now: () => now });
+ * guard.failed("192.0.2.7", "alice");
+ * guard.failed("192.0.2.7", "alice");
+ * guard.check("192.0.2.7", "bob")?.by; // "source"
+ * now += 300_000;
+ * guard.check("192.0.2.7", "bob"); // undefined
+ * ```
+ */
+export class LoginGuard {
+  readonly #sources: FailureCounter;
+  readonly #users: FailureCounter;
+  readonly #now: () => number;
+  readonly #on: boolean;
+
+  constructor(
+    settings: LockoutSettings,
+    opts: { now?: () => number; maxEntries?: number } = {},
+  ) {
+    const max = opts.maxEntries ?? GUARD_MAX_ENTRIES;
+    this.#sources = new FailureCounter(settings, max);
+    this.#users = new FailureCounter(settings, max);
+    this.#now = opts.now ?? Date.now;
+    this.#on = settings.failures > 0;
+  }
+
+  /** The lock that refuses a login by `user` from `address` now, if any. */
+  check(address: string, user: string): Lock | undefined {
+    if (!this.#on) return undefined;
+    const now = this.#now();
+    const s = this.#sources.lockedUntil(sourceKey(address), now);
+    if (s !== undefined) return { by: "source", until: s };
+    const u = this.#users.lockedUntil(user, now);
+    return u === undefined ? undefined : { by: "user", until: u };
+  }
+
+  /**
+   * Counts a failed login from `address`, naming `user` when the server
+   * knows that user (unknown names are not counted per user, so they cannot
+   * fill the table). Returns the locks this failure started.
+   */
+  failed(address: string, user?: string): Lock[] {
+    if (!this.#on) return [];
+    const now = this.#now();
+    const locks: Lock[] = [];
+    const s = this.#sources.fail(sourceKey(address), now);
+    if (s !== undefined) locks.push({ by: "source", until: s });
+    if (user !== undefined) {
+      const u = this.#users.fail(user, now);
+      if (u !== undefined) locks.push({ by: "user", until: u });
+    }
+    return locks;
+  }
+
+  /** A successful login: forgets the user's failures. */
+  succeeded(user: string): void {
+    this.#users.clear(user);
+  }
+
+  /** Sources and users remembered (for tests of the bound). */
+  get entries(): { sources: number; users: number } {
+    return { sources: this.#sources.size, users: this.#users.size };
+  }
+}
+
+/** `limits.per_ip` in server.yml. */
+export interface PerIpSettings {
+  /** Most connections open at once from one source. */
+  connections: number;
+  /** New connections per second from one source (a burst of one second's worth). */
+  handshakesPerSecond: number;
+}
+
+interface SourceState {
+  open: number;
+  tokens: number;
+  at: number;
+}
+
+/**
+ * Per-source caps: concurrent connections and new connections per second
+ * (a token bucket holding at most one second's worth). `admit` says whether
+ * a new connection may start its handshake; the caller hands a refused one
+ * to the fallback, exactly as a probe, and calls `release` when an admitted
+ * one closes.
+ *
+ * @example
+ * ```ts
+ * import { PerIpLimiter } from "./login_guard.ts";
+ * const limiter = new PerIpLimiter({ connections: 1, handshakesPerSecond: 10 }, { now: () => 0 });
+ * limiter.admit("192.0.2.7"); // undefined: admitted
+ * limiter.admit("192.0.2.7"); // "1 connections open (limits.per_ip.connections 1)"
+ * limiter.release("192.0.2.7");
+ * ```
+ */
+export class PerIpLimiter {
+  readonly #map = new Map<string, SourceState>();
+  readonly #s: PerIpSettings;
+  readonly #now: () => number;
+  readonly #max: number;
+
+  constructor(settings: PerIpSettings, opts: { now?: () => number; maxEntries?: number } = {}) {
+    this.#s = settings;
+    this.#now = opts.now ?? Date.now;
+    this.#max = opts.maxEntries ?? GUARD_MAX_ENTRIES;
+  }
+
+  /** Undefined when a connection from `address` may start; else why not (for the log). */
+  admit(address: string): string | undefined {
+    const key = sourceKey(address);
+    const now = this.#now();
+    const rate = this.#s.handshakesPerSecond;
+    let st = this.#map.get(key);
+    if (st === undefined) {
+      this.#evict();
+      st = { open: 0, tokens: rate, at: now };
+      this.#map.set(key, st);
+    } else {
+      st.tokens = Math.min(rate, st.tokens + ((now - st.at) / 1000) * rate);
+      st.at = now;
+    }
+    if (st.open >= this.#s.connections) {
+      return `${st.open} connections open (limits.per_ip.connections ${this.#s.connections})`;
+    }
+    if (st.tokens < 1) {
+      return `more than ${rate} new connections per second (limits.per_ip.handshakes_per_second)`;
+    }
+    st.tokens -= 1;
+    st.open++;
+    return undefined;
+  }
+
+  /** An admitted connection from `address` closed. */
+  release(address: string): void {
+    const st = this.#map.get(sourceKey(address));
+    if (st !== undefined && st.open > 0) st.open--;
+  }
+
+  /** Sources remembered (for tests of the bound). */
+  get size(): number {
+    return this.#map.size;
+  }
+
+  #evict(): void {
+    if (this.#map.size < this.#max) return;
+    for (const [k, st] of this.#map) {
+      if (st.open === 0) this.#map.delete(k);
+      if (this.#map.size < this.#max) return;
+    }
+  }
+}

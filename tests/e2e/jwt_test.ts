@@ -1,0 +1,230 @@
+/**
+ * JWT logins end to end: `nitrosocks user add --jwt-secret` and `user token`
+ * as the CLI runs them, a real server and client, a live connection ended
+ * when the token expires, a fresh token on disk letting the client back in,
+ * and a `routes` claim narrowing the user's routes.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
+import { EventHub, EventLog } from "../../lib/observe/mod.ts";
+import { initServerDir } from "../../lib/provision/mod.ts";
+import { reloadUsers } from "../../lib/cli/server_cmd.ts";
+import { type ClientHandle, startClient } from "../../lib/tunnel/client.ts";
+import type { ServerHandle } from "../../lib/tunnel/server.ts";
+import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
+import { socksConnect, SocksReplyError } from "../support/socks_client.ts";
+import { startEchoServer } from "../support/serve.ts";
+import { test, waitFor, withDeadline } from "../support/deadline.ts";
+import { Logs, run, startConfiguredServer, text } from "./_harness.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+function nitrosocks(args: string[]) {
+  return run(Deno.execPath(), ["run", "--quiet", ...PERMISSION_FLAGS, "main.ts", ...args], {
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    timeoutMs: 60_000,
+  });
+}
+
+interface Setup extends AsyncDisposable {
+  dir: string;
+  server: ServerHandle;
+  serverEvents: EventLog;
+  profilePath: string;
+  jwtFile: string;
+  logs: Logs;
+  startClient(): Promise<{ client: ClientHandle; events: EventLog }>;
+}
+
+/** A TCP server with dave, a JWT user added by the CLI (`user add dave --jwt-secret`). */
+async function setup(): Promise<Setup> {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-jwt-" });
+  const hub = new EventHub();
+  const serverEvents = new EventLog(hub);
+  const logs = new Logs();
+  const clients: { client: ClientHandle; events: EventLog }[] = [];
+  let server: ServerHandle | undefined;
+  const close = async () => {
+    for (const c of clients) {
+      await c.client.close();
+      c.events.close();
+    }
+    serverEvents.close();
+    await server?.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
+    const yml = join(dir, "server.yml");
+    const text0 = await Deno.readTextFile(yml);
+    await Deno.writeTextFile(
+      yml,
+      text0.replace(/^transport: tls$/m, "transport: tcp").replace("leeway: 30s", "leeway: 0s"),
+    );
+    const config = await loadServerConfig(yml);
+    server = await startConfiguredServer(config, logs.logger("server"), hub);
+    const profilePath = join(dir, "dave.yml");
+    const add = await nitrosocks([
+      "user",
+      "add",
+      "dave",
+      "--dir",
+      dir,
+      "--out",
+      profilePath,
+      "--server",
+      `127.0.0.1:${server.addr.port}`,
+      "--routes",
+      "127.0.0.1",
+      "--jwt-secret",
+    ]);
+    assert.equal(add.code, 0, add.stderr);
+    assert.match(text(add), /Wrote a first JWT \(valid 24 h\)/);
+    await reloadUsers(server, config.usersFile, logs.logger("server"));
+    const s = server;
+    return {
+      dir,
+      server: s,
+      serverEvents,
+      profilePath,
+      jwtFile: join(dir, "dave.jwt"),
+      logs,
+      async startClient() {
+        const hubC = new EventHub();
+        const events = new EventLog(hubC);
+        const client = await startClient({
+          profile: await loadClientConfig(profilePath),
+          log: logs.logger("client"),
+          events: hubC,
+          socks: { host: "127.0.0.1", port: 0 },
+        });
+        clients.push({ client, events });
+        return { client, events };
+      },
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+async function token(s: Setup, args: string[]): Promise<void> {
+  const r = await nitrosocks([
+    "user",
+    "token",
+    "dave",
+    "--dir",
+    s.dir,
+    "--out",
+    s.jwtFile,
+    ...args,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+async function echoOnce(conn: Deno.TcpConn, msg: string): Promise<string> {
+  await conn.write(new TextEncoder().encode(msg));
+  const buf = new Uint8Array(msg.length);
+  let got = 0;
+  while (got < buf.length) {
+    const n = await conn.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return new TextDecoder().decode(buf.subarray(0, got));
+}
+
+test.slow("a JWT login works, its session ends at exp, and a fresh token on disk gets back in", async () => {
+  await using s = await setup();
+  await using echo = startEchoServer();
+  const users = await Deno.readTextFile(join(s.dir, "users.yml"));
+  assert.match(users.slice(users.indexOf("dave:")), /jwt:\n\s+secret: /);
+  assert.match(await Deno.readTextFile(s.profilePath), /^jwt_file: "dave\.jwt"$/m);
+
+  // A token that expires in 2-3 s (exp has whole seconds).
+  await token(s, ["--ttl", "3s"]);
+  const { client } = await s.startClient();
+  const conn = await socksConnect(client.socksAddr.port, "127.0.0.1", echo.port);
+  try {
+    assert.equal(await echoOnce(conn, "hello"), "hello");
+    const [login] = await s.serverEvents.waitFor("login", { timeoutMs: 5_000 });
+    assert.equal(login!.user, "dave");
+    // The live session ends at exp: NOTICE, then release; the connection through it closes.
+    const [exp] = await s.serverEvents.waitFor("limit", {
+      match: (e) => e.limit === "jwt.exp",
+      timeoutMs: 10_000,
+    });
+    assert.equal(exp!.user, "dave");
+    const [end] = await s.serverEvents.waitFor("session_end", { timeoutMs: 5_000 });
+    assert.equal(end!.user, "dave");
+    const buf = new Uint8Array(16);
+    const n = await withDeadline(conn.read(buf).catch(() => null), 10_000, "the stream to end");
+    assert.equal(n, null, "the stream through the expired session ends");
+  } finally {
+    conn.close();
+  }
+
+  // The next request logs in again with whatever token is on disk: an expired one is refused...
+  const tryEcho = () =>
+    socksConnect(client.socksAddr.port, "127.0.0.1", echo.port).then(async (c) => {
+      try {
+        return await echoOnce(c, "x");
+      } finally {
+        c.close();
+      }
+    }, (e: unknown) => `failed: ${e}`);
+  assert.notEqual(await tryEcho(), "x");
+  await waitFor(
+    "the expired token's refusal",
+    () =>
+      s.serverEvents.of("refusal", (e) => e.reason === "auth_failed" && /expired/.test(e.detail))
+        .length > 0,
+    15_000,
+  );
+  // ...and a fresh one gets in (a new login, a new session).
+  await token(s, ["--ttl", "1h"]);
+  const again = await socksConnect(client.socksAddr.port, "127.0.0.1", echo.port);
+  try {
+    assert.equal(await echoOnce(again, "again"), "again");
+  } finally {
+    again.close();
+  }
+  assert.ok(!s.logs.lines.some((l) => l.includes((Deno.readTextFileSync(s.jwtFile)).trim())));
+});
+
+test("a routes claim narrows the user's routes for that session", async () => {
+  await using s = await setup();
+  await using echo = startEchoServer();
+  await using other = startEchoServer();
+  await token(s, ["--ttl", "1h", "--routes", `127.0.0.1:${echo.port}`]);
+  const { client } = await s.startClient();
+  const conn = await socksConnect(client.socksAddr.port, "127.0.0.1", echo.port);
+  try {
+    assert.equal(await echoOnce(conn, "in"), "in");
+  } finally {
+    conn.close();
+  }
+  // The user's own routes allow 127.0.0.1 on any port; the token's claim does not.
+  const profile = await loadClientConfig(s.profilePath);
+  assert.equal(profile.socks5.fastOpen, true);
+  const refused = await socksConnect(client.socksAddr.port, "127.0.0.1", other.port).then(
+    async (c) => {
+      // fast_open: the refusal shows as a closed connection.
+      const n = await c.read(new Uint8Array(4)).catch(() => null);
+      c.close();
+      return n === null ? "closed" : "open";
+    },
+    (e: unknown) => (e instanceof SocksReplyError ? "refused" : String(e)),
+  );
+  assert.notEqual(refused, "open");
+  await waitFor(
+    "the route refusal",
+    () => s.serverEvents.of("stream_refused").length > 0,
+    5_000,
+  );
+});

@@ -1,0 +1,97 @@
+import { strict as assert } from "node:assert";
+import { LoginGuard, PerIpLimiter, sourceKey } from "../../lib/tunnel/login_guard.ts";
+
+const LOCKOUT = { failures: 3, windowS: 60, durationS: 300 };
+
+Deno.test("sourceKey() counts IPv4 as is, IPv4-mapped as IPv4, IPv6 by its /64", () => {
+  assert.equal(sourceKey("192.0.2.7"), "192.0.2.7");
+  assert.equal(sourceKey("::ffff:192.0.2.7"), "192.0.2.7");
+  assert.equal(sourceKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+  assert.equal(sourceKey("2001:db8:1:2::ffff"), sourceKey("2001:0db8:0001:0002:1:2:3:4"));
+  assert.notEqual(sourceKey("2001:db8:1:2::1"), sourceKey("2001:db8:1:3::1"));
+  assert.equal(sourceKey("::1"), "::/64");
+});
+
+Deno.test("LoginGuard locks a source after N failures within the window, for the duration", () => {
+  let now = 1_000_000;
+  const g = new LoginGuard(LOCKOUT, { now: () => now });
+  assert.deepEqual(g.failed("192.0.2.7"), []);
+  now += 1_000;
+  assert.deepEqual(g.failed("192.0.2.7"), []);
+  assert.equal(g.check("192.0.2.7", "alice"), undefined);
+  now += 1_000;
+  const locks = g.failed("192.0.2.7");
+  assert.deepEqual(locks, [{ by: "source", until: now + 300_000 }]);
+  assert.equal(g.check("192.0.2.7", "alice")?.by, "source");
+  assert.equal(g.check("192.0.2.8", "alice"), undefined, "another source is not locked");
+  // Attempts while locked do not extend the lock.
+  now += 299_000;
+  assert.deepEqual(g.failed("192.0.2.7"), []);
+  now += 1_000;
+  assert.equal(g.check("192.0.2.7", "alice"), undefined);
+});
+
+Deno.test("LoginGuard forgets failures older than the window", () => {
+  let now = 0;
+  const g = new LoginGuard(LOCKOUT, { now: () => now });
+  g.failed("192.0.2.7");
+  g.failed("192.0.2.7");
+  now += 60_001;
+  assert.deepEqual(g.failed("192.0.2.7"), []);
+  assert.equal(g.check("192.0.2.7", "x"), undefined);
+});
+
+Deno.test("LoginGuard locks a user failing from many sources; success clears the user's count", () => {
+  let now = 0;
+  const g = new LoginGuard(LOCKOUT, { now: () => now });
+  g.failed("192.0.2.1", "alice");
+  g.failed("192.0.2.2", "alice");
+  g.succeeded("alice");
+  g.failed("192.0.2.3", "alice");
+  g.failed("192.0.2.4", "alice");
+  assert.equal(g.check("198.51.100.1", "alice"), undefined, "two since the success");
+  const locks = g.failed("192.0.2.5", "alice");
+  assert.deepEqual(locks, [{ by: "user", until: 300_000 }]);
+  assert.equal(g.check("198.51.100.1", "alice")?.by, "user");
+  assert.equal(g.check("198.51.100.1", "bob"), undefined);
+  now += 300_000;
+  assert.equal(g.check("198.51.100.1", "alice"), undefined);
+});
+
+Deno.test("LoginGuard with failures 0 never locks", () => {
+  const g = new LoginGuard({ failures: 0, windowS: 60, durationS: 300 }, { now: () => 0 });
+  for (let i = 0; i < 100; i++) g.failed("192.0.2.7", "alice");
+  assert.equal(g.check("192.0.2.7", "alice"), undefined);
+  assert.deepEqual(g.entries, { sources: 0, users: 0 });
+});
+
+Deno.test("LoginGuard keeps at most maxEntries sources, dropping unlocked ones first", () => {
+  const g = new LoginGuard(LOCKOUT, { now: () => 0, maxEntries: 10 });
+  for (let i = 0; i < 3; i++) g.failed("203.0.113.1");
+  for (let i = 0; i < 1000; i++) g.failed(`10.0.${i >> 8}.${i & 255}`);
+  assert.ok(g.entries.sources <= 10, `${g.entries.sources}`);
+  assert.equal(g.check("203.0.113.1", "x")?.by, "source", "the locked source is kept");
+});
+
+Deno.test("PerIpLimiter caps concurrent connections per source and releases them", () => {
+  const l = new PerIpLimiter({ connections: 2, handshakesPerSecond: 100 }, { now: () => 0 });
+  assert.equal(l.admit("192.0.2.7"), undefined);
+  assert.equal(l.admit("192.0.2.7"), undefined);
+  assert.match(l.admit("192.0.2.7")!, /2 connections open \(limits\.per_ip\.connections 2\)/);
+  assert.equal(l.admit("192.0.2.8"), undefined, "another source has its own count");
+  l.release("192.0.2.7");
+  assert.equal(l.admit("192.0.2.7"), undefined);
+});
+
+Deno.test("PerIpLimiter allows a burst of one second's worth, then the rate", () => {
+  let now = 0;
+  const l = new PerIpLimiter({ connections: 1000, handshakesPerSecond: 5 }, { now: () => now });
+  for (let i = 0; i < 5; i++) assert.equal(l.admit("192.0.2.7"), undefined, `burst ${i}`);
+  assert.match(l.admit("192.0.2.7")!, /more than 5 new connections per second/);
+  now += 200; // one token back
+  assert.equal(l.admit("192.0.2.7"), undefined);
+  assert.notEqual(l.admit("192.0.2.7"), undefined);
+  // A refused connection takes no token and holds no slot.
+  now += 1_000;
+  for (let i = 0; i < 5; i++) assert.equal(l.admit("192.0.2.7"), undefined);
+});
