@@ -59,6 +59,11 @@ export interface ServerConfig {
   transport: "tls" | "tcp";
   /** Present when `transport` is "tls". */
   tls?: { certPem: string; keyPem: string; alpn: string[] };
+  /**
+   * The resolved paths `tls.cert` and `tls.key` were read from (present with
+   * `tls`): the server watches them and reloads the certificate on change.
+   */
+  tlsFiles?: { cert: string; key: string };
   /** The 64-byte server private key (Ed25519 seed ‖ X25519 private key). */
   identity: Uint8Array;
   /** Path of the users file (resolved). */
@@ -347,6 +352,7 @@ export function parseServerConfig(
   }
 
   let tls: ServerConfig["tls"];
+  let tlsFiles: ServerConfig["tlsFiles"];
   if (raw.transport === "tls") {
     if (raw.tls === undefined) {
       throw configError(
@@ -373,6 +379,7 @@ export function parseServerConfig(
       );
     }
     tls = { certPem: cert.text, keyPem: key.text, alpn: raw.tls.alpn };
+    tlsFiles = { cert: cert.path, key: key.path };
   }
 
   let ticketKeysText: string | undefined;
@@ -385,6 +392,7 @@ export function parseServerConfig(
     listen: raw.listen,
     transport: raw.transport,
     ...(tls === undefined ? {} : { tls }),
+    ...(tlsFiles === undefined ? {} : { tlsFiles }),
     identity,
     usersFile: resolveRef(file, raw.users),
     fallback: {
