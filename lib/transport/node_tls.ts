@@ -11,9 +11,13 @@
  *
  * @module
  */
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import type { TlsListenOptions } from "./tls.ts";
 import type { ByteStream } from "./types.ts";
+
+/** The oldest TLS version accepted. */
+const MIN_VERSION = "TLSv1.3";
 
 /** Bytes buffered from the socket before it is paused (backpressure). */
 const HIGH_WATER = 1024 * 1024;
@@ -30,6 +34,11 @@ export interface NodeTlsConn extends ByteStream {
 export interface NodeTlsListener extends AsyncIterable<NodeTlsConn> {
   readonly addr: Deno.NetAddr;
   close(): void;
+  /**
+   * Serves this chain and key to new connections (connections already made
+   * keep theirs). Throws, keeping the old pair, when they do not load.
+   */
+  setCertificate(certPem: string, keyPem: string): void;
 }
 
 class Conn implements NodeTlsConn {
@@ -144,7 +153,7 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
     key: opts.keyPem,
     cert: opts.certPem,
     ALPNProtocols: opts.alpn ?? ["h2", "http/1.1"],
-    minVersion: "TLSv1.3",
+    minVersion: MIN_VERSION,
     noDelay: true,
   } as tls.TlsOptions, (sock: tls.TLSSocket) => {
     if (closed) {
@@ -168,6 +177,13 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
   const a = server.address() as { address: string; port: number };
   return {
     addr: { transport: "tcp", hostname: a.address, port: a.port },
+    setCertificate(certPem, keyPem) {
+      // Checked here: node:tls in Deno takes a key that is not the certificate's.
+      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) {
+        throw new TypeError("the private key is not the certificate's (a half-renewed pair?)");
+      }
+      server.setSecureContext({ cert: certPem, key: keyPem, minVersion: MIN_VERSION });
+    },
     close() {
       if (closed) return;
       closed = true;

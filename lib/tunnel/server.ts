@@ -7,8 +7,9 @@
  * `startServer` wires small parts together: the {@linkcode SessionTable}
  * (resumable sessions), the {@linkcode ConnectionAcceptor} (accept loop,
  * handshake, fallback) and the {@linkcode StreamPolicy} (route check and
- * dial). It reads no files: the caller passes the parsed settings and the
- * users.
+ * dial). It reads no files — the caller passes the parsed settings and the
+ * users — except that it watches the TLS certificate files (`tlsFiles`) and
+ * serves a changed pair to new connections (`cert_watch.ts`).
  *
  * @module
  */
@@ -33,6 +34,7 @@ import { getTransport } from "../transport/mod.ts";
 import { EventHub, logEvents, type Logger } from "../observe/mod.ts";
 import { ConnectionAcceptor, type ServerListener } from "./acceptor.ts";
 import { startDecoy } from "./fallback.ts";
+import { watchCertificate } from "./cert_watch.ts";
 import { serveDirectSocks } from "./dial.ts";
 import type { Session } from "./session.ts";
 import { SessionTable } from "./session_table.ts";
@@ -49,6 +51,7 @@ export type ServerSettings = Pick<
   | "listen"
   | "transport"
   | "tls"
+  | "tlsFiles"
   | "identity"
   | "fallback"
   | "handshake"
@@ -182,7 +185,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     : undefined;
 
   // The transport registry: node:tls for "tls" (accepted sockets get TCP_NODELAY), plain TCP.
-  const listener: ServerListener = await getTransport(options.transport).listen({
+  const listener = await getTransport(options.transport).listen({
     hostname: options.listen.host,
     port: options.listen.port,
     ...(options.tls === undefined
@@ -192,6 +195,15 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     await ops.close();
     throw e;
   });
+  const certWatch = options.tls !== undefined && options.tlsFiles !== undefined &&
+      listener.setCertificate !== undefined
+    ? watchCertificate({
+      files: options.tlsFiles,
+      current: options.tls,
+      apply: (certPem, keyPem) => listener.setCertificate!(certPem, keyPem),
+      events,
+    })
+    : undefined;
   const laddr = listener.addr as Deno.NetAddr;
   const addr = { hostname: laddr.hostname, port: laddr.port };
   events.emit({ type: "listening", kind: "tunnel", addr, transport: options.transport });
@@ -230,7 +242,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     log,
     events,
   });
-  const done = acceptor.serve(listener);
+  const done = acceptor.serve(listener as ServerListener);
 
   return {
     addr,
@@ -244,6 +256,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       users.replace(next);
     },
     async close() {
+      certWatch?.close();
       try {
         listener.close();
       } catch {
