@@ -16,14 +16,16 @@ import { tuneTcp } from "../transport/mod.ts";
 import type { ByteStream } from "../transport/types.ts";
 import { describeError, type EventSink, type Logger, type RefusalReason } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
+import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
+import { EarlyGate } from "./_gate.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
 import type { StreamOwner, StreamPolicy } from "./stream_policy.ts";
 
 /** How long a client may take to deliver its whole first message. */
-const HELLO_DEADLINE_MS = 10_000;
+export const HELLO_DEADLINE_MS = 10_000;
 /** A partial first message with no new bytes for this long goes to the fallback. */
 const HELLO_IDLE_MS = 2_000;
 /** The rest of the handshake must finish within this (counted from the start). */
@@ -50,8 +52,17 @@ export interface AcceptorOptions {
   /** The users (per-user stream limits). */
   users: UserSource;
   settings: Pick<ServerConfig, "limits" | "session">;
-  /** Where probes go; undefined closes them. */
+  /** Where probes go when there is no `decoy`; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
+  /** The built-in decoy site that takes probes (`fallback.mode: decoy`). */
+  decoy?: Decoy;
+  /**
+   * The transport delivers the client's first write in one read (TLS: one
+   * record, which the client's Hello always fits). Then a first read that
+   * is not a whole Hello is a probe at once, as a web server would answer
+   * it at once. False for plain TCP, which may split a Hello.
+   */
+  wholeFirstRead?: boolean;
   log: Logger;
   events: EventSink;
 }
@@ -115,20 +126,29 @@ export class ConnectionAcceptor {
     tuneTcp(conn);
     let joined = false;
     try {
+      const startedAt = Date.now();
       const reader = new TimedReader(conn);
       const hs = this.#o.handshake((m) => clog.info(m));
-      const r = await drive(conn, reader, (c) => hs.push(c), {
-        deadlineMs: HELLO_DEADLINE_MS,
+      // The gate decides as early as the bytes allow (_gate.ts).
+      const gate = new EarlyGate(hs, this.#o.wholeFirstRead === true);
+      const decoyHeaderMs = this.#o.decoy?.headerTimeoutMs;
+      const r = await drive(conn, reader, (c) => gate.push(c), {
+        deadlineMs: Math.min(HELLO_DEADLINE_MS, decoyHeaderMs ?? Infinity),
         idleMs: HELLO_IDLE_MS,
         afterSend: { deadlineMs: HANDSHAKE_DEADLINE_MS },
       });
+      const alpn = (conn as { alpnProtocol?: string | null }).alpnProtocol ?? null;
+      const toFallback = () =>
+        this.#o.decoy !== undefined
+          ? this.#o.decoy.serve(conn, reader, gate.received(), { startedAt, alpn, log: clog })
+          : forwardToFallback(conn, reader, gate.received(), this.#o.fallback, clog);
       if ("stop" in r) {
         if (r.stop === "error") throw r.error;
         if (!r.sent) {
           // Before the probe gate passed, nothing says this is a client.
           const how = r.stop === "closed" ? "closed" : "stalled";
           this.#refuse(no, remote, "probe", `${how} before a complete first message`);
-          await forwardToFallback(conn, reader, hs.received(), this.#o.fallback, clog);
+          await toFallback();
         } else if (r.stop === "closed") {
           this.#refuse(no, remote, "closed", "closed during the handshake");
         } else {
@@ -139,7 +159,7 @@ export class ConnectionAcceptor {
       const step = r.step;
       if (step.type === "probe") {
         this.#refuse(no, remote, "probe", step.reason);
-        await forwardToFallback(conn, reader, hs.received(), this.#o.fallback, clog);
+        await toFallback();
         return;
       }
       if (step.type === "reject") {

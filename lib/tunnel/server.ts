@@ -33,7 +33,7 @@ import { ReleaseReason } from "../session/mod.ts";
 import { getTransport } from "../transport/mod.ts";
 import { EventHub, logEvents, type Logger } from "../observe/mod.ts";
 import { ConnectionAcceptor, type ServerListener } from "./acceptor.ts";
-import { startDecoy } from "./fallback.ts";
+import { Decoy, type DecoyTimeouts } from "./decoy.ts";
 import { watchCertificate } from "./cert_watch.ts";
 import { serveDirectSocks } from "./dial.ts";
 import type { Session } from "./session.ts";
@@ -73,6 +73,8 @@ export interface ServerOptions extends ServerSettings {
   accounting?: AccountingSettings;
   /** Keeps the counters instead of the state file (e.g. a store shared by a fleet). */
   store?: AccountingStore;
+  /** The decoy's timers; default nginx's (tests shorten them to compare closes). */
+  decoyTimeouts?: Partial<DecoyTimeouts>;
 }
 
 /** A running server. */
@@ -177,10 +179,8 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     return toUserRecord(u);
   }
 
-  const decoy = options.fallback.mode === "decoy" ? startDecoy() : undefined;
-  const fallback = decoy !== undefined
-    ? { hostname: decoy.hostname, port: decoy.port }
-    : options.fallback.mode === "upstream" && options.fallback.upstream !== undefined
+  const decoy = options.fallback.mode === "decoy" ? Decoy.start(options.decoyTimeouts) : undefined;
+  const fallback = options.fallback.mode === "upstream" && options.fallback.upstream !== undefined
     ? { hostname: options.fallback.upstream.host, port: options.fallback.upstream.port }
     : undefined;
 
@@ -239,6 +239,8 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     users,
     settings: options,
     fallback,
+    ...(decoy === undefined ? {} : { decoy }),
+    wholeFirstRead: options.transport === "tls",
     log,
     events,
   });
