@@ -20,7 +20,7 @@ import { DECOY_PAGE } from "../../lib/tunnel/decoy_http.ts";
 import { step, test } from "../support/deadline.ts";
 import { startNginx } from "../support/nginx.ts";
 import { spawnWithDeadline } from "../support/process.ts";
-import { Logs } from "./_harness.ts";
+import { Logs, startPair } from "./_harness.ts";
 
 const HEADER_S = 3;
 const KEEPALIVE_S = 5;
@@ -329,5 +329,29 @@ test.slow("nmap -sV recognises the server's port as an nginx web server over TLS
   } finally {
     await ours.server.close();
     await Deno.remove(ours.dir, { recursive: true });
+  }
+});
+
+test("on plain TCP a complete short HTTP request is answered at once, not after the gate's idle wait", async () => {
+  await using pair = await startPair({ transport: "tcp", noClient: true });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: pair.serverPort });
+  try {
+    conn.setNoDelay(true);
+    // 27 bytes: fewer than the gate needs to judge a Hello (34).
+    const t0 = performance.now();
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    const ms = performance.now() - t0;
+    assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 OK\r\n/);
+    // The gate's idle wait for a partial Hello is 2 s: this answer must not have waited for it.
+    assert.ok(ms < 1500, `answered after ${ms.toFixed(0)} ms`);
+    assert.equal(
+      pair.serverEvents.of("refusal", (e) => /an HTTP\/1 request instead of a hello/.test(e.detail))
+        .length,
+      1,
+    );
+  } finally {
+    conn.close();
   }
 });

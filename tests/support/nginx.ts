@@ -78,7 +78,9 @@ http {
 }
 `;
   await Deno.writeTextFile(join(dir, "nginx.conf"), conf);
-  const child = new Deno.Command("nginx", {
+  // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+  const nginx = await Deno.stat("/usr/sbin/nginx").then(() => "/usr/sbin/nginx", () => "nginx");
+  const child = new Deno.Command(nginx, {
     args: ["-c", join(dir, "nginx.conf"), "-p", dir, "-e", join(dir, "error.log")],
     stdin: "null",
     stdout: "null",
