@@ -115,7 +115,11 @@ export class Decoy {
       );
       return;
     }
-    await this.#serveHttp1(conn, reader, received, c.startedAt);
+    try {
+      await this.#serveHttp1(conn, reader, received, c.startedAt);
+    } catch {
+      // The prober went away mid-answer; the caller closes the connection.
+    }
   }
 
   async #serveHttp1(

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { initCommand } from "../../lib/cli/init.ts";
+import { certCommand } from "../../lib/cli/cert_cmd.ts";
 import { userCommand } from "../../lib/cli/user.ts";
 import { UsageError } from "../../lib/cli/args.ts";
 import { toBase64Url } from "../../lib/crypto/mod.ts";
@@ -300,4 +301,51 @@ test("user list and user remove", async () => {
       '--totp is not an option of "user list"',
     );
   });
+});
+
+test("cert renew replaces the certificate init made; init --cert/--key names the user's files", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const srv = join(dir, "srv");
+    await run(initCommand, [srv, "--listen", "127.0.0.1:8443", "--name", "nitro.example"]);
+    const before = await Deno.readTextFile(join(srv, "tls", "server.crt"));
+    const r = await run(certCommand, ["renew", "--dir", srv, "--days", "30"]);
+    assert.equal(r.code, 0);
+    assert.match(
+      r.out,
+      /^Renewed .*server\.crt for nitro\.example, 127\.0\.0\.1, ::1, valid until /,
+    );
+    assert.notEqual(await Deno.readTextFile(join(srv, "tls", "server.crt")), before);
+    await assertRejectsWith(
+      run(certCommand, ["renew", "--dir", srv, "--days", "900"]),
+      UsageError,
+      "Invalid --days 900",
+    );
+    await assertRejectsWith(
+      run(certCommand, ["rotate"]),
+      UsageError,
+      'unknown sub-command "rotate"',
+    );
+
+    const own = join(dir, "own");
+    await run(initCommand, [
+      own,
+      "--cert",
+      join(srv, "tls", "server.crt"),
+      "--key",
+      join(srv, "tls", "server.key"),
+    ]);
+    const cfg = await loadServerConfig(join(own, "server.yml"));
+    assert.deepEqual(cfg.tlsFiles, {
+      cert: join(srv, "tls", "server.crt"),
+      key: join(srv, "tls", "server.key"),
+    });
+    await assertRejectsWith(
+      run(initCommand, [join(dir, "x"), "--cert", join(srv, "tls", "server.crt")]),
+      UsageError,
+      "--cert and --key go together",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
