@@ -84,6 +84,11 @@ function isLoopback(host: string): boolean {
   return host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** A path as a YAML scalar: bare when it is plain (the files init makes), else quoted. */
+function yamlPath(path: string): string {
+  return /^[A-Za-z0-9_./-]+$/.test(path) ? path : JSON.stringify(path);
+}
+
 function serverYaml(listen: string, tls: { cert: string; key: string }): string {
   return `# NitroSocks server configuration, written by "nitrosocks init".
 # Every key is described in docs/CONFIG.md; relative paths are relative to
@@ -98,8 +103,8 @@ transport: tls
 
 tls:
   # Reloaded when either file changes (new connections get the new one).
-  cert: ${JSON.stringify(tls.cert)}
-  key: ${JSON.stringify(tls.key)}
+  cert: ${yamlPath(tls.cert)}
+  key: ${yamlPath(tls.key)}
   # ALPN protocols offered, as an ordinary web server would.
   alpn: [h2, http/1.1]
 
