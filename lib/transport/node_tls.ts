@@ -1,5 +1,7 @@
 /**
- * A TLS 1.3 server listener built on `node:tls`, adapted to `ByteStream`.
+ * A TLS server listener built on `node:tls`, adapted to `ByteStream`. It
+ * accepts TLS 1.2 and 1.3, as nginx does (a 1.3-only server stands out to a
+ * scanner); NitroSocks clients always get 1.3.
  *
  * Why not `Deno.listenTls`: its accepted connections keep Nagle's algorithm
  * on and offer no `setNoDelay`, so two small records written back to back
@@ -16,8 +18,8 @@ import tls from "node:tls";
 import type { TlsListenOptions } from "./tls.ts";
 import type { ByteStream } from "./types.ts";
 
-/** The oldest TLS version accepted. */
-const MIN_VERSION = "TLSv1.3";
+/** The oldest TLS version accepted: 1.2, like nginx's default `ssl_protocols` in practice. */
+const MIN_VERSION = "TLSv1.2";
 
 /** Bytes buffered from the socket before it is paused (backpressure). */
 const HIGH_WATER = 1024 * 1024;
@@ -136,7 +138,7 @@ class Conn implements NodeTlsConn {
 }
 
 /**
- * Listens for TLS 1.3 on `hostname:port` with `TCP_NODELAY` on every
+ * Listens for TLS 1.2/1.3 on `hostname:port` with `TCP_NODELAY` on every
  * accepted connection.
  *
  * @example

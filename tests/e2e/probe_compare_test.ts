@@ -355,3 +355,26 @@ test("on plain TCP a complete short HTTP request is answered at once, not after 
     conn.close();
   }
 });
+
+test("a TLS 1.2-only client completes the handshake with both, as with nginx", async () => {
+  const logs = new Logs();
+  await using nginx = await startNginx({ page: DECOY_PAGE });
+  const ours = await startDecoyServer(logs);
+  try {
+    const protocol = async (port: number) => {
+      const out = await spawnWithDeadline("openssl", {
+        args: ["s_client", "-connect", `127.0.0.1:${port}`, "-tls1_2", "-servername", "localhost"],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }, 20_000).output;
+      return /^New, (TLSv1\.2), Cipher is (?!\(NONE\))/m.exec(new TextDecoder().decode(out.stdout))
+        ?.[1];
+    };
+    assert.equal(await protocol(nginx.port), "TLSv1.2");
+    assert.equal(await protocol(ours.server.addr.port), "TLSv1.2");
+  } finally {
+    await ours.server.close();
+    await Deno.remove(ours.dir, { recursive: true });
+  }
+});
