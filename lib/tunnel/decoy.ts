@@ -103,16 +103,15 @@ export class Decoy {
     received: Uint8Array,
     c: DecoyConnection,
   ): Promise<void> {
-    if (c.alpn === "h2" || startsWith(received, H2_PREFACE)) {
-      const addr = this.#h2.addr;
-      await forwardToFallback(
-        conn,
-        reader,
-        received,
-        { hostname: addr.hostname, port: addr.port },
-        c.log,
-        this.#timeouts.h2IdleMs,
-      );
+    // HTTP/2 when TLS chose it, or over plain TCP when the preface came (as
+    // nginx's `listen … http2`); with ALPN http/1.1 the preface is a bad
+    // HTTP/1 request (400), as nginx answers it.
+    if (c.alpn === "h2" || (c.alpn === null && startsWith(received, H2_PREFACE))) {
+      try {
+        await this.#serveHttp2(conn, reader, received, c);
+      } catch {
+        // The prober went away.
+      }
       return;
     }
     try {
@@ -120,6 +119,49 @@ export class Decoy {
     } catch {
       // The prober went away mid-answer; the caller closes the connection.
     }
+  }
+
+  /**
+   * nginx reads the client's 24-byte preface first: anything else gets its
+   * SETTINGS, WINDOW_UPDATE and a GOAWAY (PROTOCOL_ERROR), then close_notify.
+   * The preface goes to the loopback HTTP/2 server.
+   */
+  async #serveHttp2(
+    conn: ByteStream,
+    reader: TimedReader,
+    received: Uint8Array,
+    c: DecoyConnection,
+  ): Promise<void> {
+    let buf = received;
+    const deadline = c.startedAt + this.#timeouts.h2IdleMs;
+    while (buf.length < H2_PREFACE.length) {
+      const left = deadline - Date.now();
+      const chunk = left > 0 ? await reader.next(left) : "timeout";
+      if (chunk === null) return;
+      if (chunk === "timeout") {
+        await writeAll(conn, NGINX_H2_GOAWAY);
+        await conn.closeWrite();
+        return;
+      }
+      const next = new Uint8Array(buf.length + chunk.length);
+      next.set(buf);
+      next.set(chunk, buf.length);
+      buf = next;
+    }
+    if (!startsWith(buf, H2_PREFACE)) {
+      await writeAll(conn, NGINX_H2_GOAWAY);
+      await conn.closeWrite();
+      return;
+    }
+    const addr = this.#h2.addr;
+    await forwardToFallback(
+      conn,
+      reader,
+      buf,
+      { hostname: addr.hostname, port: addr.port },
+      c.log,
+      this.#timeouts.h2IdleMs,
+    );
   }
 
   async #serveHttp1(
@@ -181,6 +223,75 @@ export class Decoy {
     await this.#h2.shutdown();
   }
 }
+
+/**
+ * What nginx 1.22 sends an HTTP/2 client whose preface is wrong: its SETTINGS
+ * (MAX_CONCURRENT_STREAMS 128, INITIAL_WINDOW_SIZE 65536, MAX_FRAME_SIZE
+ * 16777215), a connection WINDOW_UPDATE of 2147418112, and GOAWAY (last
+ * stream 0, PROTOCOL_ERROR); captured on loopback.
+ */
+const NGINX_H2_GOAWAY = Uint8Array.from([
+  // SETTINGS
+  0x00,
+  0x00,
+  0x12,
+  0x04,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x03,
+  0x00,
+  0x00,
+  0x00,
+  0x80,
+  0x00,
+  0x04,
+  0x00,
+  0x01,
+  0x00,
+  0x00,
+  0x00,
+  0x05,
+  0x00,
+  0xff,
+  0xff,
+  0xff,
+  // WINDOW_UPDATE
+  0x00,
+  0x00,
+  0x04,
+  0x08,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x7f,
+  0xff,
+  0x00,
+  0x00,
+  // GOAWAY
+  0x00,
+  0x00,
+  0x08,
+  0x07,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x00,
+  0x01,
+]);
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;

@@ -17,6 +17,7 @@ import { EventHub, EventLog, type Logger } from "../../lib/observe/mod.ts";
 import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { type ServerHandle, startServer } from "../../lib/tunnel/server.ts";
 import { DECOY_PAGE } from "../../lib/tunnel/decoy_http.ts";
+import { H2_PREFACE } from "../../lib/tunnel/probe_shape.ts";
 import { step, test } from "../support/deadline.ts";
 import { startNginx } from "../support/nginx.ts";
 import { spawnWithDeadline } from "../support/process.ts";
@@ -43,13 +44,14 @@ async function observe(
   port: number,
   caPem: string,
   bytes: Uint8Array,
+  alpn = "http/1.1",
 ): Promise<Observation> {
   const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
   tcp.setNoDelay(true); // as curl and browsers do
   const conn = await Deno.startTls(tcp, {
     hostname: "localhost",
     caCerts: [caPem],
-    alpnProtocols: ["http/1.1"],
+    alpnProtocols: [alpn],
   });
   try {
     await conn.handshake();
@@ -104,7 +106,13 @@ function signature(o: Observation): Record<string, string> {
   const isHttp = /^HTTP\/1\.1 \d{3} /.test(lines[0] ?? "");
   return {
     answer: o.firstAt === undefined ? "none" : when(o.firstAt),
-    status: isHttp ? lines[0]! : o.text === "" ? "-" : "(no status line: HTTP/0.9 body)",
+    status: isHttp
+      ? lines[0]!
+      : o.text === ""
+      ? "-"
+      : o.text.startsWith("\x00\x00\x12\x04")
+      ? "(HTTP/2 SETTINGS … GOAWAY)"
+      : "(no status line: HTTP/0.9 body)",
     headers: isHttp ? lines.slice(1).map((l) => l.split(":")[0]).join(", ") : "-",
     body: isHttp ? rest.join("\r\n\r\n") : o.text,
     close: o.end === "open"
@@ -203,7 +211,7 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
     const first = await observe(ours.server.addr.port, ours.caPem, hello);
     assert.ok(first.firstAt !== undefined && !/^HTTP/.test(first.text), "a real Hello is answered");
 
-    const probes: [string, Uint8Array][] = [
+    const probes: [string, Uint8Array, string?][] = [
       ["HTTP/1.0 GET /", enc.encode("GET / HTTP/1.0\r\n\r\n")],
       ["HTTP/1.1 GET / (keep-alive)", enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")],
       [
@@ -230,13 +238,20 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
       ["replayed Hello", hello],
       ["partial request head", enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n")],
       ["nothing (silence)", new Uint8Array(0)],
+      ["HTTP/2 preface with ALPN http/1.1", H2_PREFACE],
+      [
+        "HTTP/1.1 request with ALPN h2",
+        enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        "h2",
+      ],
+      ["a wrong HTTP/2 preface with ALPN h2", enc.encode("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"), "h2"],
     ];
     const results = await step(
       "the probes to both servers",
-      Promise.all(probes.map(async ([name, bytes]) => {
+      Promise.all(probes.map(async ([name, bytes, alpn]) => {
         const [n, o] = await Promise.all([
-          observe(nginx.port, nginx.caPem, bytes),
-          observe(ours.server.addr.port, ours.caPem, bytes),
+          observe(nginx.port, nginx.caPem, bytes, alpn),
+          observe(ours.server.addr.port, ours.caPem, bytes, alpn),
         ]);
         return { name, nginx: signature(n), ours: signature(o) };
       })),
