@@ -133,13 +133,14 @@ export class Decoy {
     c: DecoyConnection,
   ): Promise<void> {
     let buf = received;
-    const deadline = c.startedAt + this.#timeouts.h2IdleMs;
+    // nginx waits for the preface as long as for an HTTP/1 head.
+    const deadline = c.startedAt + this.#timeouts.headerMs;
     while (buf.length < H2_PREFACE.length) {
       const left = deadline - Date.now();
       const chunk = left > 0 ? await reader.next(left) : "timeout";
       if (chunk === null) return;
       if (chunk === "timeout") {
-        await writeAll(conn, NGINX_H2_GOAWAY);
+        await writeAll(conn, nginxH2Goaway(buf.length === 0 ? 0 : 1));
         await conn.closeWrite();
         return;
       }
@@ -149,7 +150,7 @@ export class Decoy {
       buf = next;
     }
     if (!startsWith(buf, H2_PREFACE)) {
-      await writeAll(conn, NGINX_H2_GOAWAY);
+      await writeAll(conn, nginxH2Goaway(1));
       await conn.closeWrite();
       return;
     }
@@ -225,73 +226,19 @@ export class Decoy {
 }
 
 /**
- * What nginx 1.22 sends an HTTP/2 client whose preface is wrong: its SETTINGS
- * (MAX_CONCURRENT_STREAMS 128, INITIAL_WINDOW_SIZE 65536, MAX_FRAME_SIZE
- * 16777215), a connection WINDOW_UPDATE of 2147418112, and GOAWAY (last
- * stream 0, PROTOCOL_ERROR); captured on loopback.
+ * What nginx 1.22 sends an HTTP/2 client (ALPN h2) that does not send the
+ * preface: its SETTINGS (MAX_CONCURRENT_STREAMS 128, INITIAL_WINDOW_SIZE
+ * 65536, MAX_FRAME_SIZE 16777215), a connection WINDOW_UPDATE of 2147418112
+ * and GOAWAY (last stream 0) with `code`: PROTOCOL_ERROR (1) for wrong bytes,
+ * NO_ERROR (0) when the client sent nothing before the header timeout.
+ * Captured on loopback.
  */
-const NGINX_H2_GOAWAY = Uint8Array.from([
-  // SETTINGS
-  0x00,
-  0x00,
-  0x12,
-  0x04,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x03,
-  0x00,
-  0x00,
-  0x00,
-  0x80,
-  0x00,
-  0x04,
-  0x00,
-  0x01,
-  0x00,
-  0x00,
-  0x00,
-  0x05,
-  0x00,
-  0xff,
-  0xff,
-  0xff,
-  // WINDOW_UPDATE
-  0x00,
-  0x00,
-  0x04,
-  0x08,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x7f,
-  0xff,
-  0x00,
-  0x00,
-  // GOAWAY
-  0x00,
-  0x00,
-  0x08,
-  0x07,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x00,
-  0x01,
-]);
+function nginxH2Goaway(code: 0 | 1): Uint8Array {
+  const hex = "000012040000000000" + "000300000080" + "000400010000" + "000500ffffff" +
+    "000004080000000000" + "7fff0000" +
+    "000008070000000000" + "00000000" + `0000000${code}`;
+  return Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
+}
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;
