@@ -129,8 +129,10 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
     return i - lineStart > MAX_REQUEST_LINE ? { type: "bad", status: 414 } : NEED_MORE;
   }
   const target = ascii(b, targetStart, i);
-  const path = pathOf(target);
-  if (path === undefined) return BAD;
+  const rawPath = pathOf(target);
+  if (rawPath === undefined) return BAD;
+  // nginx resolves the path once the request line is complete: a bad one is 400 then.
+  const path = normalizePath(rawPath);
   if (b[i] === CR || b[i] === LF) {
     // HTTP/0.9: the request line is the whole request.
     if (b[i] === CR) {
@@ -138,6 +140,7 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
       if (b[i + 1] !== LF) return BAD;
       i++;
     }
+    if (path === undefined) return BAD;
     return {
       type: "request",
       request: {
@@ -188,6 +191,7 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
   }
   if (b[i] !== LF) return BAD;
   i++;
+  if (path === undefined) return BAD;
   const version = minor === 0 ? "1.0" : "1.1";
   // Header lines, until an empty one.
   let host = 0;
@@ -262,6 +266,40 @@ function pathOf(target: string): string | undefined {
   }
   const q = t.search(/[?#]/);
   return q < 0 ? t : t.slice(0, q);
+}
+
+/**
+ * The path as nginx resolves it: %XX decoded, "." and empty segments
+ * dropped, ".." applied; undefined (400) for a bad escape, a NUL, or a
+ * ".." above the root.
+ */
+function normalizePath(path: string): string | undefined {
+  let decoded = "";
+  for (let i = 0; i < path.length; i++) {
+    const ch = path[i]!;
+    if (ch !== "%") {
+      decoded += ch;
+      continue;
+    }
+    const hex = path.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return undefined;
+    const code = parseInt(hex, 16);
+    if (code === 0) return undefined;
+    decoded += String.fromCharCode(code);
+    i += 2;
+  }
+  const out: string[] = [];
+  const segments = decoded.split("/");
+  for (const seg of segments) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      if (out.length === 0) return undefined;
+      out.pop();
+    } else out.push(seg);
+  }
+  const last = segments[segments.length - 1];
+  const trailing = out.length > 0 && (last === "" || last === "." || last === "..");
+  return "/" + out.join("/") + (trailing ? "/" : "");
 }
 
 const STATUS_TEXT: Record<number, string> = {

@@ -241,6 +241,25 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
       ["partial request head", enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n")],
       ["nothing (silence)", new Uint8Array(0)],
       ["HTTP/2 preface with ALPN http/1.1", H2_PREFACE],
+      // nmap -sV's probes (nmap-service-probes) and path tricks.
+      ["nmap GenericLines", enc.encode("\r\n\r\n")],
+      ["nmap HTTPOptions", enc.encode("OPTIONS / HTTP/1.0\r\n\r\n")],
+      ["nmap RTSPRequest", enc.encode("OPTIONS / RTSP/1.0\r\n\r\n")],
+      ["nmap Help", enc.encode("HELP\r\n")],
+      [
+        "nmap FourOhFourRequest",
+        enc.encode("GET /nice%20ports%2C/Tri%6Eity.txt%2ebak HTTP/1.0\r\n\r\n"),
+      ],
+      ["escaped path to the page", enc.encode("GET /./a/../index%2ehtml HTTP/1.0\r\n\r\n")],
+      ["path above the root", enc.encode("GET /../etc/passwd HTTP/1.0\r\n\r\n")],
+      ["bad escape in the path", enc.encode("GET /%zz HTTP/1.0\r\n\r\n")],
+      ["absolute-form target", enc.encode("GET http://localhost/ HTTP/1.1\r\nHost: x\r\n\r\n")],
+      [
+        "two pipelined requests",
+        enc.encode(
+          "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        ),
+      ],
       [
         "HTTP/1.1 request with ALPN h2",
         enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),

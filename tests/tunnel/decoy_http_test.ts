@@ -42,6 +42,24 @@ test("parseRequestHead() decides where nginx does: bad at the first impossible b
     status: 400,
   });
   assert.deepEqual(parse(`GET /${"a".repeat(9000)}`), { type: "bad", status: 414 });
+  // A path above the root or with a bad escape is 400 once the request line is complete.
+  assert.deepEqual(parse("GET /../etc/passwd HTTP/1.0"), { type: "need_more" });
+  assert.deepEqual(parse("GET /../etc/passwd HTTP/1.0\r\n"), { type: "bad", status: 400 });
+  assert.deepEqual(parse("GET /%zz HTTP/1.0\r\n"), { type: "bad", status: 400 });
+  assert.deepEqual(parse("GET /%00 HTTP/1.0\r\n"), { type: "bad", status: 400 });
+});
+
+test("parseRequestHead() resolves the path as nginx does: escapes, dot segments, double slashes", () => {
+  const path = (target: string) => {
+    const p = parse(`GET ${target} HTTP/1.0\r\n\r\n`);
+    assert.equal(p.type, "request", target);
+    return (p as { request: DecoyRequest }).request.path;
+  };
+  assert.equal(path("/./a/../index%2ehtml"), "/index.html");
+  assert.equal(path("//index.html"), "/index.html");
+  assert.equal(path("/a/.."), "/");
+  assert.equal(path("/a/"), "/a/");
+  assert.equal(path("/index.html?q=1"), "/index.html");
 });
 
 test("parseRequestHead() reads versions, keep-alive, bodies and absolute-form targets", () => {
