@@ -5,6 +5,7 @@
  */
 import type { Command } from "./mod.ts";
 import { initCommand } from "./init.ts";
+import { certCommand } from "./cert_cmd.ts";
 import { userCommand } from "./user.ts";
 import { serverCommand } from "./server_cmd.ts";
 import { clientCommand } from "./client_cmd.ts";
@@ -15,6 +16,7 @@ import { kickCommand, statusCommand } from "./admin_cmd.ts";
 
 export const commands: Command[] = [
   initCommand,
+  certCommand,
   userCommand,
   serverCommand,
   statusCommand,

@@ -84,6 +84,11 @@ export interface ServerConfig {
   ws?: { path: string };
   /** Read a PROXY v2 header from a TCP front (HAProxy `send-proxy-v2`) on every connection. */
   proxyProtocol: boolean;
+  /**
+   * The resolved paths `tls.cert` and `tls.key` were read from (present with
+   * `transport: tls`): the server watches them and reloads the certificate on change.
+   */
+  tlsFiles?: { cert: string; key: string };
   /** The 64-byte server private key (Ed25519 seed ‖ X25519 private key). */
   identity: Uint8Array;
   /** Path of the users file (resolved). */
@@ -505,6 +510,7 @@ export function parseServerConfig(
     );
   }
   let tls: ServerConfig["tls"];
+  let tlsFiles: ServerConfig["tlsFiles"];
   if (raw.transport === "tls" || raw.transport === "wss") {
     if (raw.tls === undefined) {
       throw configError(
@@ -544,6 +550,7 @@ export function parseServerConfig(
       }
       tls.clientCaPem = ca.text;
     }
+    if (raw.transport === "tls") tlsFiles = { cert: cert.path, key: key.path };
   }
 
   let ticketKeysText: string | undefined;
@@ -558,6 +565,7 @@ export function parseServerConfig(
     ...(tls === undefined ? {} : { tls }),
     ...(raw.ws === undefined ? {} : { ws: { path: raw.ws.path } }),
     proxyProtocol: raw.proxy_protocol,
+    ...(tlsFiles === undefined ? {} : { tlsFiles }),
     identity,
     usersFile: resolveRef(file, raw.users),
     fallback: {

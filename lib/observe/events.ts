@@ -267,6 +267,19 @@ export type TunnelEventInit =
     by: string;
   }
   | {
+    /**
+     * Server: the TLS certificate files changed. "reloaded": new connections
+     * get the new certificate; "rejected": the files did not load (e.g. a
+     * key that is not the certificate's) and the previous one stays.
+     */
+    type: "certificate";
+    action: "reloaded" | "rejected";
+    /** The certificate file. */
+    file: string;
+    /** Why it was rejected, or the new certificate's subject and expiry. */
+    detail: string;
+  }
+  | {
     /** Server: a limit refused or ended something (a stream, a tunnel, a login, bytes). */
     type: "limit";
     /** Which limit, by its config key: "max_tunnels", "max_streams", "bandwidth", "quota", … */

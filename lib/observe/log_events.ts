@@ -175,6 +175,10 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
         log.info(`user "${e.user}" kicked by ${e.by}: ${n} ended`);
         return;
       }
+      case "certificate":
+        if (e.action === "reloaded") log.info(`TLS certificate ${e.file} reloaded: ${e.detail}`);
+        else log.error(`TLS certificate ${e.file} not reloaded, keeping the previous: ${e.detail}`);
+        return;
       case "limit": {
         const l = e.session === undefined ? log : sessionLog(e.session);
         const who = e.user === undefined || e.session !== undefined ? "" : ` user "${e.user}"`;

@@ -13,6 +13,12 @@ x509.cryptoProvider.set(crypto);
 
 /** Most days a server certificate may be valid (CA/Browser Forum, Apple). */
 export const MAX_SERVER_CERT_DAYS = 825;
+/**
+ * Default server certificate lifetime in days: what an ACME CA (Let's
+ * Encrypt) issues, so the certificate looks like any small site's. Renew
+ * with `nitrosocks cert renew`.
+ */
+export const DEFAULT_SERVER_CERT_DAYS = 90;
 /** Default CA lifetime in days. */
 export const DEFAULT_CA_DAYS = 3650;
 
@@ -26,6 +32,12 @@ export interface CertAndKey {
 export interface ValidityOptions {
   days?: number;
   now?: Date;
+}
+
+/** Options for {@linkcode generateCa}. */
+export interface CaOptions extends ValidityOptions {
+  /** The subject's organization (O), before the common name. */
+  organization?: string;
 }
 
 const EC = { name: "ECDSA", namedCurve: "P-256" } as const;
@@ -67,20 +79,24 @@ async function exportKey(key: CryptoKey): Promise<string> {
 }
 
 /**
- * Creates a self-signed CA (ECDSA P-256, SHA-256) named `name`.
+ * Creates a self-signed CA (ECDSA P-256, SHA-256) named `name` (the subject
+ * CN; `organization` adds an O before it): basicConstraints CA:TRUE with
+ * path length 0, keyUsage keyCertSign and cRLSign, subject key identifier.
  *
  * @example
  * ```ts
  * import { generateCa } from "./mod.ts";
- * const ca = await generateCa("NitroSocks CA");
+ * const ca = await generateCa("Example Issuing CA");
  * console.log(ca.certPem.startsWith("-----BEGIN CERTIFICATE-----")); // true
  * ```
  */
-export async function generateCa(name: string, opts: ValidityOptions = {}): Promise<CertAndKey> {
+export async function generateCa(name: string, opts: CaOptions = {}): Promise<CertAndKey> {
   const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
-    name: [{ CN: [name] }],
+    name: opts.organization === undefined
+      ? [{ CN: [name] }]
+      : [{ O: [opts.organization] }, { CN: [name] }],
     ...validity(opts, DEFAULT_CA_DAYS),
     keys,
     signingAlgorithm: SIGN,
@@ -103,15 +119,18 @@ export interface ServerNames {
 }
 
 /**
- * Issues a server certificate signed by `ca` for `dnsNames` and `ips`;
- * 127.0.0.1 and ::1 are always included so local connections verify. The
- * first DNS name (or "localhost") is the subject CN. Validity defaults to,
- * and may not exceed, 825 days.
+ * Issues a server certificate signed by `ca` for `dnsNames` and `ips` (at
+ * least one name; nothing else is added, so loopback addresses appear only
+ * when the caller passes them). The subject is the first DNS name (or the
+ * first IP) as CN and nothing else; the extensions are the usual ones:
+ * basicConstraints CA:FALSE, keyUsage digitalSignature, extKeyUsage
+ * serverAuth, subjectAltName, subject and authority key identifiers.
+ * Validity defaults to 90 days and may not exceed 825.
  *
  * @example
  * ```ts
  * import { generateCa, issueServerCert } from "./mod.ts";
- * const ca = await generateCa("NitroSocks CA");
+ * const ca = await generateCa("Example Issuing CA");
  * const server = await issueServerCert(ca, { dnsNames: ["nitro.example"] });
  * ```
  */
@@ -119,7 +138,7 @@ export async function issueServerCert(
   ca: CertAndKey,
   names: ServerNames & ValidityOptions,
 ): Promise<CertAndKey> {
-  const days = names.days ?? MAX_SERVER_CERT_DAYS;
+  const days = names.days ?? DEFAULT_SERVER_CERT_DAYS;
   if (days > MAX_SERVER_CERT_DAYS) {
     throw new RangeError(`Invalid validity: ${days} days exceeds maximum ${MAX_SERVER_CERT_DAYS}`);
   }
@@ -127,7 +146,10 @@ export async function issueServerCert(
   for (const n of dnsNames) {
     if (!DNS_NAME.test(n)) throw new TypeError(`Invalid DNS name "${n}"`);
   }
-  const ips = [...new Set([...(names.ips ?? []), "127.0.0.1", "::1"].map(normalizeIp))];
+  const ips = [...new Set((names.ips ?? []).map(normalizeIp))];
+  if (dnsNames.length === 0 && ips.length === 0) {
+    throw new TypeError("Cannot issue a server certificate without a DNS name or IP address");
+  }
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await crypto.subtle.importKey("pkcs8", unpem(ca.keyPem, "PRIVATE KEY"), EC, false, [
     "sign",
@@ -135,9 +157,9 @@ export async function issueServerCert(
   const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: [{ CN: [dnsNames[0] ?? "localhost"] }],
+    subject: [{ CN: [dnsNames[0] ?? ips[0]!] }],
     issuer: caCert.subjectName,
-    ...validity({ ...names, days }, MAX_SERVER_CERT_DAYS),
+    ...validity({ ...names, days }, DEFAULT_SERVER_CERT_DAYS),
     publicKey: keys.publicKey,
     signingKey: caKey,
     signingAlgorithm: SIGN,

@@ -1,22 +1,25 @@
 /**
  * `init`: makes a working server directory in one step — server key,
- * private CA and TLS certificate, commented `server.yml` and an empty
- * `users.yml`.
+ * private CA and TLS certificate (or the user's own certificate, e.g. from
+ * an ACME client), commented `server.yml` and an empty `users.yml`; and
+ * `renewServerCert`, which issues a fresh certificate from that CA.
  *
  * @module
  */
-import { join } from "node:path";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { join, resolve } from "node:path";
 import { toBase64Url } from "../crypto/mod.ts";
 import { loadServerConfig, loadUsers } from "../config/mod.ts";
 import { encodeServerIdentity, generateServerIdentity, serverPublicKey } from "../handshake/mod.ts";
-import { generateCa, issueServerCert } from "../pki/mod.ts";
 import {
-  formatHostPort,
-  invalidHostPortMessage,
-  isIpAddress,
-  parseHostPort,
-} from "../wire/host_port.ts";
-import { exists } from "./_files.ts";
+  certificateNames,
+  DEFAULT_SERVER_CERT_DAYS,
+  generateCa,
+  issueServerCert,
+  MAX_SERVER_CERT_DAYS,
+} from "../pki/mod.ts";
+import { formatHostPort, invalidHostPortMessage, parseHostPort } from "../wire/host_port.ts";
+import { exists, replaceFile } from "./_files.ts";
 import { ProvisionInputError } from "./errors.ts";
 
 /** Options for {@link initServerDir}. */
@@ -27,6 +30,14 @@ export interface InitOptions {
   name?: string;
   /** Replace existing files. */
   force?: boolean;
+  /**
+   * A certificate chain (PEM) the user already has, e.g. from an ACME
+   * client; with `keyFile`. No CA is made; `server.yml` names these files
+   * (absolute paths) and the server reloads them when they change.
+   */
+  certFile?: string;
+  /** The private key (PEM) of `certFile`. */
+  keyFile?: string;
 }
 
 /** What {@link initServerDir} made. */
@@ -37,7 +48,7 @@ export interface InitResult {
   serverPublicKey: Uint8Array;
 }
 
-/** The files `init` writes, relative to DIR, and their modes. */
+/** The files `init` writes, relative to DIR, and their modes (without `certFile`, all of them). */
 export const INIT_FILES: readonly { path: string; mode: number }[] = [
   { path: "server.yml", mode: 0o644 },
   { path: "users.yml", mode: 0o600 },
@@ -51,7 +62,34 @@ export const INIT_FILES: readonly { path: string; mode: number }[] = [
 const DNS_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-function serverYaml(listen: string): string {
+/** The CA and certificate files `init` leaves out when the user brings a certificate. */
+const OWN_CA_FILES = new Set(["tls/ca.crt", "tls/ca.key", "tls/server.crt", "tls/server.key"]);
+
+/**
+ * A CA name that says nothing about this software: "<Label> Issuing CA"
+ * with the organization "<Label>", the label taken from the server name
+ * (its registrable part: "vpn.example.co.uk" → "Example"), as a company's
+ * private CA would be called.
+ */
+export function neutralCaName(serverName: string): { name: string; organization: string } {
+  const labels = serverName.toLowerCase().split(".").filter((l) => l.length > 0);
+  let label = labels.length >= 2 ? labels[labels.length - 2]! : labels[0] ?? "local";
+  if (labels.length >= 3 && label.length <= 3) label = labels[labels.length - 3]!;
+  if (label === "localhost") label = "local";
+  const org = label.split("-").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ");
+  return { name: `${org} Issuing CA`, organization: org };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** A path as a YAML scalar: bare when it is plain (the files init makes), else quoted. */
+function yamlPath(path: string): string {
+  return /^[A-Za-z0-9_./-]+$/.test(path) ? path : JSON.stringify(path);
+}
+
+function serverYaml(listen: string, tls: { cert: string; key: string }): string {
   return `# NitroSocks server configuration, written by "nitrosocks init".
 # Every key is described in docs/CONFIG.md; relative paths are relative to
 # this file's directory.
@@ -64,8 +102,9 @@ listen: ${JSON.stringify(listen)}
 transport: tls
 
 tls:
-  cert: tls/server.crt
-  key: tls/server.key
+  # Reloaded when either file changes (new connections get the new one).
+  cert: ${yamlPath(tls.cert)}
+  key: ${yamlPath(tls.key)}
   # ALPN protocols offered, as an ordinary web server would.
   alpn: [h2, http/1.1]
 
@@ -185,40 +224,61 @@ export async function initServerDir(dir: string, opts: InitOptions = {}): Promis
       `Invalid name "${opts.name}": expected a DNS name such as nitro.example`,
     );
   }
+  if ((opts.certFile === undefined) !== (opts.keyFile === undefined)) {
+    throw new ProvisionInputError(
+      "--cert and --key go together: pass both the certificate chain and its private key",
+    );
+  }
+  const own = opts.certFile !== undefined && opts.keyFile !== undefined
+    ? await readOwnCertificate(opts.certFile, opts.keyFile)
+    : undefined;
+  const files = INIT_FILES.filter((f) => own === undefined || !OWN_CA_FILES.has(f.path));
   if (!opts.force) {
     const existing: string[] = [];
-    for (const f of INIT_FILES) {
+    for (const f of files) {
       if (await exists(join(dir, f.path))) existing.push(join(dir, f.path));
     }
     if (existing.length > 0) {
       throw new Error(
         `Refusing to overwrite ${existing.map((p) => `"${p}"`).join(", ")}: ${
           existing.length === 1 ? "it already exists" : "they already exist"
-        } (use --force to replace, which makes new keys and empties users.yml)`,
+        } (use --force to replace, which makes new keys and empties users.yml; ` +
+          `"nitrosocks cert renew" renews only the certificate)`,
       );
     }
   }
 
   const id = generateServerIdentity();
   const publicKey = serverPublicKey(id);
-  const ips = isIpAddress(listen.host) && listen.host !== "0.0.0.0" && listen.host !== "::"
-    ? [listen.host]
-    : [];
-  const ca = await generateCa(`NitroSocks CA for ${name}`);
-  const cert = await issueServerCert(ca, { dnsNames: [name], ips });
   const contents: Record<string, string> = {
-    "server.yml": serverYaml(formatHostPort(listen.host, listen.port)),
+    "server.yml": serverYaml(
+      formatHostPort(listen.host, listen.port),
+      own === undefined
+        ? { cert: "tls/server.crt", key: "tls/server.key" }
+        : { cert: own.certFile, key: own.keyFile },
+    ),
     "users.yml": USERS_YAML,
     "keys/server.key": toBase64Url(encodeServerIdentity(id)) + "\n",
-    "tls/ca.crt": ca.certPem,
-    "tls/ca.key": ca.keyPem,
-    "tls/server.crt": cert.certPem,
-    "tls/server.key": cert.keyPem,
   };
+  if (own === undefined) {
+    // Loopback names only for a server that is itself on loopback (a test,
+    // a local front): a public server's certificate names the server alone.
+    const local = isLoopback(listen.host) || name === "localhost";
+    const ips = local
+      ? [...new Set([isLoopback(listen.host) ? listen.host : "127.0.0.1", "::1"])]
+      : [];
+    const caName = neutralCaName(name);
+    const ca = await generateCa(caName.name, { organization: caName.organization });
+    const cert = await issueServerCert(ca, { dnsNames: [name], ips });
+    contents["tls/ca.crt"] = ca.certPem;
+    contents["tls/ca.key"] = ca.keyPem;
+    contents["tls/server.crt"] = cert.certPem;
+    contents["tls/server.key"] = cert.keyPem;
+  }
 
   await Deno.mkdir(join(dir, "keys"), { recursive: true, mode: 0o700 });
-  await Deno.mkdir(join(dir, "tls"), { recursive: true, mode: 0o700 });
-  for (const f of INIT_FILES) {
+  if (own === undefined) await Deno.mkdir(join(dir, "tls"), { recursive: true, mode: 0o700 });
+  for (const f of files) {
     const path = join(dir, f.path);
     await Deno.writeTextFile(path, contents[f.path]!, { mode: f.mode, createNew: !opts.force });
     if (opts.force) await Deno.chmod(path, f.mode);
@@ -226,5 +286,118 @@ export async function initServerDir(dir: string, opts: InitOptions = {}): Promis
   // What we wrote must load; if not, that is a bug worth failing loudly on.
   const cfg = await loadServerConfig(join(dir, "server.yml"));
   await loadUsers(cfg.usersFile);
-  return { files: INIT_FILES.map((f) => f.path), serverPublicKey: publicKey };
+  return { files: files.map((f) => f.path), serverPublicKey: publicKey };
+}
+
+/** Checks the user's own certificate and key before `init` names them. */
+async function readOwnCertificate(
+  certFile: string,
+  keyFile: string,
+): Promise<{ certFile: string; keyFile: string }> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      throw new ProvisionInputError(
+        `Cannot read the ${what} "${path}": ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  };
+  const certPem = await read(certFile, "certificate");
+  const keyPem = await read(keyFile, "private key");
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    throw new ProvisionInputError(
+      `Invalid --cert "${certFile}": not a PEM certificate (pass the full chain, leaf first)`,
+    );
+  }
+  let matches: boolean;
+  try {
+    matches = cert.checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    throw new ProvisionInputError(`Invalid --key "${keyFile}": not a PEM private key`);
+  }
+  if (!matches) {
+    throw new ProvisionInputError(
+      `--key "${keyFile}" is not the private key of --cert "${certFile}": pass the matching pair`,
+    );
+  }
+  return { certFile: resolve(certFile), keyFile: resolve(keyFile) };
+}
+
+/** Options for {@link renewServerCert}. */
+export interface RenewOptions {
+  /** Validity in days, default 90, at most 825. */
+  days?: number;
+  /** Issue as of this time (tests). */
+  now?: Date;
+}
+
+/** What {@link renewServerCert} wrote. */
+export interface RenewResult {
+  /** The certificate file replaced (as named by `server.yml`). */
+  certFile: string;
+  /** The names the new certificate carries (the old one's). */
+  dnsNames: string[];
+  ips: string[];
+  /** The new certificate's last day. */
+  notAfter: Date;
+}
+
+/**
+ * Issues a fresh server certificate (new key, same names) from the
+ * directory's own CA (`tls/ca.crt`, `tls/ca.key`) and replaces the files
+ * `server.yml` names, each atomically: a running server picks them up for
+ * new connections; clients keep trusting the same CA. Refuses for a
+ * directory made with `--cert` (renew that with its ACME client).
+ *
+ * @example
+ * ```ts
+ * import { initServerDir, renewServerCert } from "./init.ts";
+ * const dir = await Deno.makeTempDir();
+ * await initServerDir(dir, { name: "nitro.example" });
+ * const { dnsNames } = await renewServerCert(dir);
+ * console.log(dnsNames); // ["nitro.example"]
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function renewServerCert(dir: string, opts: RenewOptions = {}): Promise<RenewResult> {
+  const days = opts.days ?? DEFAULT_SERVER_CERT_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_SERVER_CERT_DAYS) {
+    throw new ProvisionInputError(
+      `Invalid --days ${days}: expected a whole number of days, 1..${MAX_SERVER_CERT_DAYS}`,
+    );
+  }
+  const cfg = await loadServerConfig(join(dir, "server.yml"));
+  if (cfg.tls === undefined || cfg.tlsFiles === undefined) {
+    throw new ProvisionInputError(
+      `"${join(dir, "server.yml")}" has no tls: section (transport is not tls): nothing to renew`,
+    );
+  }
+  const caCert = join(dir, "tls", "ca.crt");
+  const caKey = join(dir, "tls", "ca.key");
+  if (!(await exists(caCert)) || !(await exists(caKey))) {
+    throw new ProvisionInputError(
+      `"${dir}" has no tls/ca.crt and tls/ca.key: its certificate is your own ` +
+        "(init --cert); renew it with the tool that issued it, the server reloads it by itself",
+    );
+  }
+  const ca = { certPem: await Deno.readTextFile(caCert), keyPem: await Deno.readTextFile(caKey) };
+  const names = certificateNames(cfg.tls.certPem);
+  const cert = await issueServerCert(ca, {
+    ...names,
+    days,
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+  });
+  // Key first: a reload that sees the new certificate finds its key too.
+  await replaceFile(cfg.tlsFiles.key, cert.keyPem);
+  await replaceFile(cfg.tlsFiles.cert, cert.certPem);
+  await Deno.chmod(cfg.tlsFiles.cert, 0o644);
+  return {
+    certFile: cfg.tlsFiles.cert,
+    ...names,
+    notAfter: new Date(new X509Certificate(cert.certPem).validTo),
+  };
 }

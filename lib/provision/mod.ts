@@ -16,7 +16,16 @@
  *
  * @module
  */
-export { INIT_FILES, type InitOptions, type InitResult, initServerDir } from "./init.ts";
+export {
+  INIT_FILES,
+  type InitOptions,
+  type InitResult,
+  initServerDir,
+  neutralCaName,
+  type RenewOptions,
+  type RenewResult,
+  renewServerCert,
+} from "./init.ts";
 export {
   addUser,
   type AddUserOptions,

@@ -1,5 +1,7 @@
 /**
- * A TLS 1.3 server listener built on `node:tls`, adapted to `ByteStream`.
+ * A TLS server listener built on `node:tls`, adapted to `ByteStream`. It
+ * accepts TLS 1.2 and 1.3, as nginx does (a 1.3-only server stands out to a
+ * scanner); NitroSocks clients always get 1.3.
  *
  * Why not `Deno.listenTls`: its accepted connections keep Nagle's algorithm
  * on and offer no `setNoDelay`, so two small records written back to back
@@ -11,6 +13,7 @@
  *
  * @module
  */
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import net from "node:net";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
@@ -19,6 +22,9 @@ import { PROXY_HEADER_DEADLINE_MS } from "./proxy_protocol.ts";
 import type { TlsListenOptions } from "./tls.ts";
 import type { ClientCertificate } from "./registry.ts";
 import type { ByteStream } from "./types.ts";
+
+/** The oldest TLS version accepted: 1.2, like nginx's default `ssl_protocols` in practice. */
+const MIN_VERSION = "TLSv1.2";
 
 /** Bytes buffered from the socket before it is paused (backpressure). */
 const HIGH_WATER = 1024 * 1024;
@@ -37,6 +43,11 @@ export interface NodeTlsConn extends ByteStream {
 export interface NodeTlsListener extends AsyncIterable<NodeTlsConn> {
   readonly addr: Deno.NetAddr;
   close(): void;
+  /**
+   * Serves this chain and key to new connections (connections already made
+   * keep theirs). Throws, keeping the old pair, when they do not load.
+   */
+  setCertificate(certPem: string, keyPem: string): void;
 }
 
 class Conn implements NodeTlsConn {
@@ -165,7 +176,7 @@ class Conn implements NodeTlsConn {
 }
 
 /**
- * Listens for TLS 1.3 on `hostname:port` with `TCP_NODELAY` on every
+ * Listens for TLS 1.2/1.3 on `hostname:port` with `TCP_NODELAY` on every
  * accepted connection.
  *
  * @example
@@ -182,7 +193,7 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
     key: opts.keyPem,
     cert: opts.certPem,
     ALPNProtocols: opts.alpn ?? ["h2", "http/1.1"],
-    minVersion: "TLSv1.3",
+    minVersion: MIN_VERSION,
     noDelay: true,
     // An optional client certificate: the TLS handshake completes either way
     // (a refusal here would set this server apart); the tunnel decides.
@@ -211,6 +222,13 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
   const a = server.address() as { address: string; port: number };
   return {
     addr: { transport: "tcp", hostname: a.address, port: a.port },
+    setCertificate(certPem, keyPem) {
+      // Checked here: node:tls in Deno takes a key that is not the certificate's.
+      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) {
+        throw new TypeError("the private key is not the certificate's (a half-renewed pair?)");
+      }
+      server.setSecureContext({ cert: certPem, key: keyPem, minVersion: MIN_VERSION });
+    },
     close() {
       if (closed) return;
       closed = true;
@@ -246,12 +264,15 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
   const queue: NodeTlsConn[] = [];
   let waiter: (() => void) | undefined;
   let closed = false;
-  const ctx = tls.createSecureContext({
-    key: opts.keyPem,
-    cert: opts.certPem,
-    minVersion: "TLSv1.3",
-    ...(opts.clientCaPem === undefined ? {} : { ca: [opts.clientCaPem] }),
-  });
+  const context = (certPem: string, keyPem: string) =>
+    tls.createSecureContext({
+      key: keyPem,
+      cert: certPem,
+      minVersion: MIN_VERSION,
+      ...(opts.clientCaPem === undefined ? {} : { ca: [opts.clientCaPem] }),
+    });
+  // Replaced by setCertificate; connections whose TLS starts later use the new one.
+  let ctx = context(opts.certPem, opts.keyPem);
   const push = (c: NodeTlsConn) => {
     if (closed) {
       c.close();
@@ -360,6 +381,12 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
   const a = server.address() as { address: string; port: number };
   return {
     addr: { transport: "tcp", hostname: a.address, port: a.port },
+    setCertificate(certPem, keyPem) {
+      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) {
+        throw new TypeError("the private key is not the certificate's (a half-renewed pair?)");
+      }
+      ctx = context(certPem, keyPem);
+    },
     close() {
       if (closed) return;
       closed = true;

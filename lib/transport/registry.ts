@@ -57,6 +57,12 @@ export interface TransportListener extends AsyncIterable<TransportConn> {
   /** The address actually bound (port 0 resolves to the real port). */
   readonly addr: Deno.NetAddr;
   close(): void;
+  /**
+   * Transports that terminate TLS: serve this certificate chain and key to
+   * new connections from now on (throws, keeping the old pair, when they do
+   * not load).
+   */
+  setCertificate?(certPem: string, keyPem: string): void;
 }
 
 /** What a server asks a transport to listen with. */

@@ -17,15 +17,17 @@ import type { ByteStream } from "../transport/types.ts";
 import type { ClientCertificate } from "../transport/mod.ts";
 import { describeError, type EventSink, type Logger, type RefusalReason } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
+import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
 import { LoginGuard, PerIpLimiter } from "./login_guard.ts";
+import { EarlyGate } from "./_gate.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
 import type { StreamOwner, StreamPolicy } from "./stream_policy.ts";
 
 /** How long a client may take to deliver its whole first message. */
-const HELLO_DEADLINE_MS = 10_000;
+export const HELLO_DEADLINE_MS = 10_000;
 /** A partial first message with no new bytes for this long goes to the fallback. */
 const HELLO_IDLE_MS = 2_000;
 /** The rest of the handshake must finish within this (counted from the start). */
@@ -72,8 +74,17 @@ export interface AcceptorOptions {
    * signed is a probe, and a login must be by the user the certificate names.
    */
   clientCertificates?: boolean;
-  /** Where probes go; undefined closes them. */
+  /** Where probes go when there is no `decoy`; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
+  /** The built-in decoy site that takes probes (`fallback.mode: decoy`). */
+  decoy?: Decoy;
+  /**
+   * The transport delivers the client's first write in one read (TLS: one
+   * record, which the client's Hello always fits). Then a first read that
+   * is not a whole Hello is a probe at once, as a web server would answer
+   * it at once. False for plain TCP, which may split a Hello.
+   */
+  wholeFirstRead?: boolean;
   log: Logger;
   events: EventSink;
 }
@@ -187,6 +198,14 @@ export class ConnectionAcceptor {
     this.#open.add(conn);
     tuneTcp(conn);
     let joined = false;
+    const startedAt = Date.now();
+    const reader = new TimedReader(conn);
+    const alpn = (conn as { alpnProtocol?: string | null }).alpnProtocol ?? null;
+    // A probe goes to the decoy (on this connection) or the upstream web server.
+    const toFallback = (received: Uint8Array) =>
+      this.#o.decoy !== undefined
+        ? this.#o.decoy.serve(conn, reader, received, { startedAt, alpn, log: clog })
+        : forwardToFallback(conn, reader, received, this.#o.fallback, clog);
     const over = this.#perIp.admit(remote);
     const noCert = this.#o.clientCertificates && conn.clientCertificate?.authorized !== true;
     if (over !== undefined || noCert) {
@@ -194,15 +213,9 @@ export class ConnectionAcceptor {
       try {
         if (over !== undefined) this.#refuse(no, remote, "rate_limited", over);
         else this.#refuse(no, remote, "probe", "no TLS client certificate signed by tls.client_ca");
-        await forwardToFallback(
-          conn,
-          new TimedReader(conn),
-          new Uint8Array(0),
-          this.#o.fallback,
-          clog,
-        );
+        await toFallback(new Uint8Array(0));
       } catch (e) {
-        clog.debug(`fallback for a connection over limits.per_ip: ${describeError(e)}`);
+        clog.debug(`fallback for a connection refused before the handshake: ${describeError(e)}`);
       } finally {
         if (over === undefined) this.#perIp.release(remote);
         this.#open.delete(conn);
@@ -211,18 +224,21 @@ export class ConnectionAcceptor {
       return;
     }
     try {
-      const reader = new TimedReader(conn);
       if (conn.refused !== undefined) {
+        // The transport's own check failed (no WebSocket upgrade at the path, no PROXY header).
         this.#refuse(no, remote, "probe", conn.refused);
-        await forwardToFallback(conn, reader, new Uint8Array(0), this.#o.fallback, clog);
+        await toFallback(new Uint8Array(0));
         return;
       }
       const hs = this.#o.handshake(
         (m) => clog.info(m),
         (user) => this.#lockout(remote, user, conn.clientCertificate),
       );
-      const r = await drive(conn, reader, (c) => hs.push(c), {
-        deadlineMs: HELLO_DEADLINE_MS,
+      // The gate decides as early as the bytes allow (_gate.ts).
+      const gate = new EarlyGate(hs, this.#o.wholeFirstRead === true);
+      const decoyHeaderMs = this.#o.decoy?.headerTimeoutMs;
+      const r = await drive(conn, reader, (c) => gate.push(c), {
+        deadlineMs: Math.min(HELLO_DEADLINE_MS, decoyHeaderMs ?? Infinity),
         idleMs: HELLO_IDLE_MS,
         afterSend: { deadlineMs: HANDSHAKE_DEADLINE_MS },
       });
@@ -232,7 +248,7 @@ export class ConnectionAcceptor {
           // Before the probe gate passed, nothing says this is a client.
           const how = r.stop === "closed" ? "closed" : "stalled";
           this.#refuse(no, remote, "probe", `${how} before a complete first message`);
-          await forwardToFallback(conn, reader, hs.received(), this.#o.fallback, clog);
+          await toFallback(gate.received());
         } else if (r.stop === "closed") {
           this.#refuse(no, remote, "closed", "closed during the handshake");
         } else {
@@ -243,7 +259,7 @@ export class ConnectionAcceptor {
       const step = r.step;
       if (step.type === "probe") {
         this.#refuse(no, remote, "probe", step.reason);
-        await forwardToFallback(conn, reader, hs.received(), this.#o.fallback, clog);
+        await toFallback(gate.received());
         return;
       }
       if (step.type === "reject") {

@@ -7,8 +7,9 @@
  * `startServer` wires small parts together: the {@linkcode SessionTable}
  * (resumable sessions), the {@linkcode ConnectionAcceptor} (accept loop,
  * handshake, fallback) and the {@linkcode StreamPolicy} (route check and
- * dial). It reads no files: the caller passes the parsed settings and the
- * users.
+ * dial). It reads no files — the caller passes the parsed settings and the
+ * users — except that it watches the TLS certificate files (`tlsFiles`) and
+ * serves a changed pair to new connections (`cert_watch.ts`).
  *
  * @module
  */
@@ -35,7 +36,8 @@ import { ReleaseReason } from "../session/mod.ts";
 import { getTransport } from "../transport/mod.ts";
 import { EventHub, logEvents, type Logger } from "../observe/mod.ts";
 import { ConnectionAcceptor, type ServerListener } from "./acceptor.ts";
-import { startDecoy } from "./fallback.ts";
+import { Decoy, type DecoyTimeouts } from "./decoy.ts";
+import { watchCertificate } from "./cert_watch.ts";
 import { serveDirectSocks } from "./dial.ts";
 import type { Session } from "./session.ts";
 import { SessionTable } from "./session_table.ts";
@@ -54,6 +56,7 @@ export type ServerSettings =
     | "listen"
     | "transport"
     | "tls"
+    | "tlsFiles"
     | "ws"
     | "proxyProtocol"
     | "identity"
@@ -85,6 +88,8 @@ export interface ServerOptions extends ServerSettings {
   egress?: EgressSettings;
   /** Resolves target names instead of `egress.resolver` or the system (tests, embedders). */
   resolve?: Resolve;
+  /** The decoy's timers; default nginx's (tests shorten them to compare closes). */
+  decoyTimeouts?: Partial<DecoyTimeouts>;
 }
 
 /** A running server. */
@@ -208,16 +213,14 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     return toUserRecord(u, options.auth);
   }
 
-  const decoy = options.fallback.mode === "decoy" ? startDecoy() : undefined;
-  const fallback = decoy !== undefined
-    ? { hostname: decoy.hostname, port: decoy.port }
-    : options.fallback.mode === "upstream" && options.fallback.upstream !== undefined
+  const decoy = options.fallback.mode === "decoy" ? Decoy.start(options.decoyTimeouts) : undefined;
+  const fallback = options.fallback.mode === "upstream" && options.fallback.upstream !== undefined
     ? { hostname: options.fallback.upstream.host, port: options.fallback.upstream.port }
     : undefined;
 
   // The transport registry: node:tls for "tls" (accepted sockets get TCP_NODELAY), plain TCP,
   // WebSocket at ws.path ("ws", "wss"); the PROXY v2 header first when a TCP front sends one.
-  const listener: ServerListener = await getTransport(options.transport).listen({
+  const listener = await getTransport(options.transport).listen({
     hostname: options.listen.host,
     port: options.listen.port,
     ...(options.tls === undefined ? {} : {
@@ -232,6 +235,15 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     await ops.close();
     throw e;
   });
+  const certWatch = options.tls !== undefined && options.tlsFiles !== undefined &&
+      listener.setCertificate !== undefined
+    ? watchCertificate({
+      files: options.tlsFiles,
+      current: options.tls,
+      apply: (certPem, keyPem) => listener.setCertificate!(certPem, keyPem),
+      events,
+    })
+    : undefined;
   const laddr = listener.addr as Deno.NetAddr;
   const addr = { hostname: laddr.hostname, port: laddr.port };
   events.emit({
@@ -290,10 +302,12 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     settings: options,
     clientCertificates: options.transport === "tls" && options.tls?.clientCaPem !== undefined,
     fallback,
+    ...(decoy === undefined ? {} : { decoy }),
+    wholeFirstRead: options.transport === "tls",
     log,
     events,
   });
-  const done = acceptor.serve(listener);
+  const done = acceptor.serve(listener as ServerListener);
 
   return {
     addr,
@@ -307,6 +321,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       users.replace(next);
     },
     async close() {
+      certWatch?.close();
       try {
         listener.close();
       } catch {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { initCommand } from "../../lib/cli/init.ts";
+import { certCommand } from "../../lib/cli/cert_cmd.ts";
 import { formatUserTable, userCommand } from "../../lib/cli/user.ts";
 import { UsageError } from "../../lib/cli/args.ts";
 import { toBase64Url } from "../../lib/crypto/mod.ts";
@@ -92,7 +93,7 @@ test("init refuses to overwrite without --force, then --force replaces the keys"
   }
 });
 
-test("init puts --name and the listen IP in the certificate", async () => {
+test("init puts --name, and no listen or loopback IP of a public server, in the certificate", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await run(initCommand, [dir, "--listen", "10.1.2.3:443", "--name", "Nitro.Example"]);
@@ -100,7 +101,7 @@ test("init puts --name and the listen IP in the certificate", async () => {
     assert.deepEqual(cfg.listen, { host: "10.1.2.3", port: 443 });
     assert.deepEqual(certificateNames(cfg.tls!.certPem), {
       dnsNames: ["nitro.example"],
-      ips: ["10.1.2.3", "127.0.0.1", "::1"],
+      ips: [],
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -363,4 +364,51 @@ test("user list names each user's login: token, password with its iterations, jw
   assert.match(table[1]!, /^tok\s+token\s+\*/);
   assert.match(table[2]!, /^pw\s+password \(4096 iterations\)\s+\*/);
   assert.match(table[3]!, /^jw\s+jwt \+ totp\s+\*/);
+});
+
+test("cert renew replaces the certificate init made; init --cert/--key names the user's files", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const srv = join(dir, "srv");
+    await run(initCommand, [srv, "--listen", "127.0.0.1:8443", "--name", "nitro.example"]);
+    const before = await Deno.readTextFile(join(srv, "tls", "server.crt"));
+    const r = await run(certCommand, ["renew", "--dir", srv, "--days", "30"]);
+    assert.equal(r.code, 0);
+    assert.match(
+      r.out,
+      /^Renewed .*server\.crt for nitro\.example, 127\.0\.0\.1, ::1, valid until /,
+    );
+    assert.notEqual(await Deno.readTextFile(join(srv, "tls", "server.crt")), before);
+    await assertRejectsWith(
+      run(certCommand, ["renew", "--dir", srv, "--days", "900"]),
+      UsageError,
+      "Invalid --days 900",
+    );
+    await assertRejectsWith(
+      run(certCommand, ["rotate"]),
+      UsageError,
+      'unknown sub-command "rotate"',
+    );
+
+    const own = join(dir, "own");
+    await run(initCommand, [
+      own,
+      "--cert",
+      join(srv, "tls", "server.crt"),
+      "--key",
+      join(srv, "tls", "server.key"),
+    ]);
+    const cfg = await loadServerConfig(join(own, "server.yml"));
+    assert.deepEqual(cfg.tlsFiles, {
+      cert: join(srv, "tls", "server.crt"),
+      key: join(srv, "tls", "server.key"),
+    });
+    await assertRejectsWith(
+      run(initCommand, [join(dir, "x"), "--cert", join(srv, "tls", "server.crt")]),
+      UsageError,
+      "--cert and --key go together",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

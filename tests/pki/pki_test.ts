@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   certificateNames,
+  DEFAULT_SERVER_CERT_DAYS,
   generateCa,
   issueServerCert,
   MAX_SERVER_CERT_DAYS,
@@ -8,8 +9,11 @@ import {
 import { test } from "../support/deadline.ts";
 import { assertRejectsWith } from "../support/assert.ts";
 
-const ca = await generateCa("NitroSocks Test CA");
-const server = await issueServerCert(ca, { dnsNames: ["nitro.example"], ips: ["10.9.8.7"] });
+const ca = await generateCa("Example Issuing CA", { organization: "Example" });
+const server = await issueServerCert(ca, {
+  dnsNames: ["nitro.example"],
+  ips: ["10.9.8.7", "127.0.0.1", "::1"],
+});
 
 async function roundTrip(
   listenHost: string,
@@ -73,7 +77,9 @@ test("a client that does not trust the CA refuses the certificate", async () => 
   );
 });
 
-test("issueServerCert() puts names and loopback addresses in subjectAltName", () => {
+test("issueServerCert() puts the names it is given, and only those, in subjectAltName", async () => {
+  const publicOnly = await issueServerCert(ca, { dnsNames: ["nitro.example"] });
+  assert.deepEqual(certificateNames(publicOnly.certPem), { dnsNames: ["nitro.example"], ips: [] });
   assert.deepEqual(certificateNames(server.certPem), {
     dnsNames: ["nitro.example"],
     ips: ["10.9.8.7", "127.0.0.1", "::1"],
@@ -81,7 +87,7 @@ test("issueServerCert() puts names and loopback addresses in subjectAltName", ()
   assert.match(server.keyPem, /^-----BEGIN PRIVATE KEY-----\n/);
 });
 
-test("issueServerCert() caps validity at 825 days and refuses bad names", async () => {
+test("issueServerCert() lasts 90 days by default, caps validity at 825 and refuses bad names", async () => {
   await assertRejectsWith(
     issueServerCert(ca, { days: MAX_SERVER_CERT_DAYS + 1 }),
     RangeError,
@@ -98,10 +104,23 @@ test("issueServerCert() caps validity at 825 days and refuses bad names", async 
     'Invalid IP address "300.1.1.1"',
   );
   const now = new Date("2030-01-01T00:00:00Z");
-  const c = await issueServerCert(ca, { now });
+  const c = await issueServerCert(ca, { dnsNames: ["nitro.example"], now });
   const { X509Certificate } = await import("node:crypto");
   const x = new X509Certificate(c.certPem);
   const days = (Date.parse(x.validTo) - Date.parse(x.validFrom)) / 86400_000;
-  assert.equal(days, MAX_SERVER_CERT_DAYS);
+  assert.equal(days, DEFAULT_SERVER_CERT_DAYS);
   assert.ok(Date.parse(x.validFrom) < now.getTime());
+  const longest = new X509Certificate(
+    (await issueServerCert(ca, { dnsNames: ["nitro.example"], days: MAX_SERVER_CERT_DAYS }))
+      .certPem,
+  );
+  assert.equal(
+    (Date.parse(longest.validTo) - Date.parse(longest.validFrom)) / 86400_000,
+    MAX_SERVER_CERT_DAYS,
+  );
+  await assertRejectsWith(
+    issueServerCert(ca, {}),
+    TypeError,
+    "Cannot issue a server certificate without a DNS name or IP address",
+  );
 });

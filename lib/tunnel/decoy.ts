@@ -1,0 +1,282 @@
+/**
+ * The built-in decoy web site: what a connection that fails the probe gate
+ * talks to when `fallback.mode` is `decoy`. It imitates a default nginx
+ * install serving its welcome page, on the connection itself (no loopback
+ * hop, so the answer takes no longer than nginx's): HTTP/1.x through the
+ * nginx-like parser in `decoy_http.ts`, HTTP/2 (ALPN h2, or the preface)
+ * through a loopback `Deno.serve` in prior-knowledge mode that sends
+ * nginx's HTTP/2 headers in nginx's order.
+ *
+ * Timeouts and closes are nginx's defaults, measured on loopback:
+ * - nothing sent: closed after `client_header_timeout` (60 s) from accept,
+ *   with a TLS close_notify;
+ * - part of a request head: closed at the same 60 s without close_notify;
+ * - idle after an answer (keep-alive): closed after `keepalive_timeout`
+ *   (75 s) with close_notify;
+ * - a bad request: 400 with `Connection: close`, then close_notify at once.
+ *
+ * @module
+ */
+import { type ByteStream, writeAll } from "../transport/types.ts";
+import type { Logger } from "../observe/mod.ts";
+import {
+  answer,
+  DECOY_PAGE,
+  DECOY_SERVER,
+  type DecoyFile,
+  errorPage,
+  etagOf,
+  parseRequestHead,
+} from "./decoy_http.ts";
+import { forwardToFallback } from "./fallback.ts";
+import { H2_PREFACE } from "./probe_shape.ts";
+import type { TimedReader } from "./reader.ts";
+
+/** nginx's timers the decoy keeps (ms). */
+export interface DecoyTimeouts {
+  /** `client_header_timeout`: a request head must be complete this long after it began. */
+  headerMs: number;
+  /** `keepalive_timeout`: an idle kept-alive connection is closed after this. */
+  keepaliveMs: number;
+  /** `http2_idle_timeout` (nginx 1.22: 3 min). */
+  h2IdleMs: number;
+}
+
+/** nginx 1.22's defaults, as measured (tests/e2e/probe_compare_test.ts). */
+export const NGINX_TIMEOUTS: Readonly<DecoyTimeouts> = {
+  headerMs: 60_000,
+  keepaliveMs: 75_000,
+  h2IdleMs: 180_000,
+};
+
+/** What {@linkcode Decoy.serve} needs to know about the connection. */
+export interface DecoyConnection {
+  /** When the connection was accepted (`Date.now()`): nginx's header timer starts there. */
+  startedAt: number;
+  /** The ALPN protocol TLS agreed on, if any. */
+  alpn: string | null;
+  log: Logger;
+}
+
+/**
+ * The decoy site. One per server; `serve` takes each probing connection.
+ *
+ * @example
+ * ```ts ignore
+ * const decoy = Decoy.start();
+ * await decoy.serve(conn, reader, received, { startedAt, alpn: null, log });
+ * await decoy.close();
+ * ```
+ */
+export class Decoy {
+  readonly #file: DecoyFile;
+  readonly #timeouts: DecoyTimeouts;
+  readonly #h2: Deno.HttpServer<Deno.NetAddr>;
+
+  private constructor(timeouts: DecoyTimeouts) {
+    this.#timeouts = timeouts;
+    // Like a page installed when the server was: its time is the start's.
+    this.#file = { mtimeS: Math.floor(Date.now() / 1000), body: DECOY_PAGE };
+    this.#h2 = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (req) => h2Answer(req, this.#file),
+    );
+  }
+
+  /** Starts the decoy (its HTTP/2 side listens on an ephemeral loopback port). */
+  static start(timeouts: Partial<DecoyTimeouts> = {}): Decoy {
+    return new Decoy({ ...NGINX_TIMEOUTS, ...timeouts });
+  }
+
+  /** The header timeout: the probe gate hands an idle connection over before it. */
+  get headerTimeoutMs(): number {
+    return this.#timeouts.headerMs;
+  }
+
+  /**
+   * Serves one connection whose first bytes (`received`) the gate already
+   * read; resolves when the connection is done (the caller closes it).
+   */
+  async serve(
+    conn: ByteStream,
+    reader: TimedReader,
+    received: Uint8Array,
+    c: DecoyConnection,
+  ): Promise<void> {
+    // HTTP/2 when TLS chose it, or over plain TCP when the preface came (as
+    // nginx's `listen … http2`); with ALPN http/1.1 the preface is a bad
+    // HTTP/1 request (400), as nginx answers it.
+    if (c.alpn === "h2" || (c.alpn === null && startsWith(received, H2_PREFACE))) {
+      try {
+        await this.#serveHttp2(conn, reader, received, c);
+      } catch {
+        // The prober went away.
+      }
+      return;
+    }
+    try {
+      await this.#serveHttp1(conn, reader, received, c.startedAt);
+    } catch {
+      // The prober went away mid-answer; the caller closes the connection.
+    }
+  }
+
+  /**
+   * nginx reads the client's 24-byte preface first: anything else gets its
+   * SETTINGS, WINDOW_UPDATE and a GOAWAY (PROTOCOL_ERROR), then close_notify.
+   * The preface goes to the loopback HTTP/2 server.
+   */
+  async #serveHttp2(
+    conn: ByteStream,
+    reader: TimedReader,
+    received: Uint8Array,
+    c: DecoyConnection,
+  ): Promise<void> {
+    let buf = received;
+    // nginx waits for the preface as long as for an HTTP/1 head.
+    const deadline = c.startedAt + this.#timeouts.headerMs;
+    while (buf.length < H2_PREFACE.length) {
+      const left = deadline - Date.now();
+      const chunk = left > 0 ? await reader.next(left) : "timeout";
+      if (chunk === null) return;
+      if (chunk === "timeout") {
+        await writeAll(conn, nginxH2Goaway(buf.length === 0 ? 0 : 1));
+        await conn.closeWrite();
+        return;
+      }
+      const next = new Uint8Array(buf.length + chunk.length);
+      next.set(buf);
+      next.set(chunk, buf.length);
+      buf = next;
+    }
+    if (!startsWith(buf, H2_PREFACE)) {
+      await writeAll(conn, nginxH2Goaway(1));
+      await conn.closeWrite();
+      return;
+    }
+    const addr = this.#h2.addr;
+    await forwardToFallback(
+      conn,
+      reader,
+      buf,
+      { hostname: addr.hostname, port: addr.port },
+      c.log,
+      this.#timeouts.h2IdleMs,
+    );
+  }
+
+  async #serveHttp1(
+    conn: ByteStream,
+    reader: TimedReader,
+    received: Uint8Array,
+    startedAt: number,
+  ): Promise<void> {
+    let buf = received;
+    let pos = 0;
+    let deadline = startedAt + this.#timeouts.headerMs;
+    let idle = false; // between requests on a kept-alive connection
+    while (true) {
+      const p = pos < buf.length ? parseRequestHead(buf, pos) : { type: "need_more" } as const;
+      if (p.type === "bad") {
+        await writeAll(conn, answer({ status: p.status }, this.#file, new Date()).bytes);
+        await conn.closeWrite();
+        return;
+      }
+      if (p.type === "request" && pos + p.headBytes + p.request.bodyBytes <= buf.length) {
+        const a = answer(p.request, this.#file, new Date());
+        await writeAll(conn, a.bytes);
+        if (!a.keepAlive) {
+          await conn.closeWrite();
+          return;
+        }
+        pos += p.headBytes + p.request.bodyBytes;
+        if (pos === buf.length) {
+          buf = new Uint8Array(0);
+          pos = 0;
+          idle = true;
+          deadline = Date.now() + this.#timeouts.keepaliveMs;
+        }
+        continue;
+      }
+      const left = deadline - Date.now();
+      const chunk = left > 0 ? await reader.next(left) : "timeout";
+      if (chunk === null) return;
+      if (chunk === "timeout") {
+        // nginx: a connection with nothing pending is shut down cleanly; one
+        // in the middle of a request head is dropped without close_notify.
+        if (pos === buf.length) await conn.closeWrite();
+        return;
+      }
+      if (idle) {
+        idle = false;
+        deadline = Date.now() + this.#timeouts.headerMs;
+      }
+      const next = new Uint8Array(buf.length - pos + chunk.length);
+      next.set(buf.subarray(pos));
+      next.set(chunk, buf.length - pos);
+      buf = next;
+      pos = 0;
+    }
+  }
+
+  /** Stops the HTTP/2 side. */
+  async close(): Promise<void> {
+    await this.#h2.shutdown();
+  }
+}
+
+/**
+ * What nginx 1.22 sends an HTTP/2 client (ALPN h2) that does not send the
+ * preface: its SETTINGS (MAX_CONCURRENT_STREAMS 128, INITIAL_WINDOW_SIZE
+ * 65536, MAX_FRAME_SIZE 16777215), a connection WINDOW_UPDATE of 2147418112
+ * and GOAWAY (last stream 0) with `code`: PROTOCOL_ERROR (1) for wrong bytes,
+ * NO_ERROR (0) when the client sent nothing before the header timeout.
+ * Captured on loopback.
+ */
+function nginxH2Goaway(code: 0 | 1): Uint8Array {
+  const hex = "000012040000000000" + "000300000080" + "000400010000" + "000500ffffff" +
+    "000004080000000000" + "7fff0000" +
+    "000008070000000000" + "00000000" + `0000000${code}`;
+  return Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
+}
+
+function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
+  if (b.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (b[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** nginx's HTTP/2 answer for the static site: its header names, in its order. */
+function h2Answer(req: Request, file: DecoyFile): Response {
+  const path = new URL(req.url).pathname;
+  const served = path === "/" || path === "/index.html";
+  const date = new Date().toUTCString();
+  const head = req.method === "HEAD";
+  let status = 200;
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    status = served || req.method !== "POST" ? 405 : 404;
+  } else if (!served) status = 404;
+  if (status !== 200) {
+    const body = errorPage(status);
+    return new Response(head ? null : body, {
+      status,
+      headers: [
+        ["server", DECOY_SERVER],
+        ["date", date],
+        ["content-type", "text/html"],
+        ["content-length", String(body.length)],
+      ],
+    });
+  }
+  return new Response(head ? null : file.body, {
+    headers: [
+      ["server", DECOY_SERVER],
+      ["date", date],
+      ["content-type", "text/html"],
+      ["content-length", String(file.body.length)],
+      ["last-modified", new Date(file.mtimeS * 1000).toUTCString()],
+      ["etag", etagOf(file)],
+      ["accept-ranges", "bytes"],
+    ],
+  });
+}
