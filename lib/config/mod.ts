@@ -33,6 +33,8 @@ export {
   type NewUser,
   parseUsers,
   removeUserFromYaml,
+  updateUserInYaml,
+  type UserChanges,
   type UserEntry,
   type UsersConfig,
   type UserSource,
@@ -60,5 +62,11 @@ export {
   type KexName,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
-export { parseDuration, parseSize, type ParseSizeOptions } from "./units.ts";
+export {
+  parseDuration,
+  parseQuota,
+  parseSize,
+  type ParseSizeOptions,
+  type Quota,
+} from "./units.ts";
 export { isHost, isLoopbackHost } from "../wire/host_port.ts";

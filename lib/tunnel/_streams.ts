@@ -12,6 +12,7 @@
 import { type Mux, ResetReason } from "../mux/mod.ts";
 import { describeError, type Logger } from "../observe/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
+import type { UserPace } from "./pace.ts";
 
 /**
  * A local socket read starts at this size and grows (×4 per full read) up to
@@ -50,12 +51,19 @@ export interface StreamCtx {
   bytesIn: number;
   /** Bytes read from the local socket. */
   bytesOut: number;
+  /** Ends a bandwidth pause early (the stream is dropped). */
+  unpause: (() => void) | undefined;
 }
 
 /** What the stream table needs from its session. */
 export interface StreamHost {
   /** The session's mux (replaced when the peer lost the session). */
   readonly mux: Mux;
+  /**
+   * Server: the user's bandwidth buckets (`pace.ts`); undefined when the
+   * user has no `bandwidth`, and then pacing costs nothing.
+   */
+  readonly pace: UserPace | undefined;
   /** The session has ended. */
   readonly closed: boolean;
   readonly log: Logger;
@@ -115,6 +123,7 @@ export class StreamTable {
       onWritable: undefined,
       bytesIn: 0,
       bytesOut: 0,
+      unpause: undefined,
     };
     this.#streams.set(id, ctx);
     return ctx;
@@ -190,6 +199,7 @@ export class StreamTable {
   drop(ctx: StreamCtx, reason: string): void {
     if (!this.#streams.delete(ctx.id)) return;
     ctx.queue.length = 0;
+    ctx.unpause?.();
     const w = ctx.onWritable;
     ctx.onWritable = undefined;
     w?.();
@@ -237,6 +247,14 @@ export class StreamTable {
     (async () => {
       while (ctx.queue.length > 0) {
         const d = ctx.queue.shift()!;
+        const pace = this.#host.pace;
+        if (pace !== undefined) {
+          // Upload pacing: the write to the target (and so the credit the
+          // peer gets back) waits until the user's bucket has paid for it.
+          const wait = pace.up.take(d.length, performance.now());
+          if (wait > 0) await this.#pause(ctx, wait);
+          if (!this.#streams.has(ctx.id)) return;
+        }
         await writeAll(sock, d);
         if (!this.#streams.has(ctx.id)) return;
         ctx.bytesIn += d.length;
@@ -292,7 +310,10 @@ export class StreamTable {
         if (host.closed || !this.#streams.has(ctx.id)) return;
         credit = host.mux.credit(ctx.id);
       }
-      const want = Math.min(size, credit);
+      const pace = host.pace;
+      const want = pace === undefined
+        ? Math.min(size, credit)
+        : Math.min(size, credit, pace.down.slice);
       const pulled = sent - host.mux.queued(ctx.id);
       while (held.length > 0 && held[0]!.end <= pulled) free.push(held.shift()!.ref);
       let buf: Uint8Array | undefined;
@@ -321,7 +342,27 @@ export class StreamTable {
       const took = host.mux.send(ctx.id, data);
       host.kick();
       if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
+      if (pace !== undefined) {
+        // Download pacing: the next read from the target waits out the debt.
+        const wait = pace.down.take(n, performance.now());
+        if (wait > 0) await this.#pause(ctx, wait);
+      }
     }
+  }
+
+  /** Waits `ms` for the user's bandwidth, or until the stream is dropped. */
+  #pause(ctx: StreamCtx, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ctx.unpause = undefined;
+        resolve();
+      }, ms);
+      ctx.unpause = () => {
+        ctx.unpause = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /**

@@ -11,7 +11,7 @@ import type { ServerConfig, UserSource } from "../config/mod.ts";
 import type { ServerHandshake } from "../handshake/mod.ts";
 import { Mux } from "../mux/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
-import { deriveReleaseKey } from "../session/mod.ts";
+import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
 import { tuneTcp } from "../transport/mod.ts";
 import type { ByteStream } from "../transport/types.ts";
 import { describeError, type EventSink, type Logger, type RefusalReason } from "../observe/mod.ts";
@@ -21,6 +21,7 @@ import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
 import type { StreamOwner, StreamPolicy } from "./stream_policy.ts";
+import type { UserLimits } from "./user_limits.ts";
 
 /** How long a client may take to deliver its whole first message. */
 const HELLO_DEADLINE_MS = 10_000;
@@ -50,6 +51,8 @@ export interface AcceptorOptions {
   /** The users (per-user stream limits). */
   users: UserSource;
   settings: Pick<ServerConfig, "limits" | "session">;
+  /** Per-user limits (tunnel caps, bandwidth); none when absent (tests). */
+  limits?: UserLimits;
   /** Where probes go; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
   log: Logger;
@@ -209,6 +212,7 @@ export class ConnectionAcceptor {
     }
     // A resumption of a session this server does not hold starts it afresh.
     if (step.resumed) link.stateLost = true;
+    const over = this.#o.limits?.admitTunnel(step.userId);
     const no = table.nextNo();
     events.emit({ ...login, session: no });
     const session = this.#newSession(step, no, releaseKey, clog.child(step.userId));
@@ -238,13 +242,26 @@ export class ConnectionAcceptor {
         bytesOut: session.stats.bytesOut,
       });
     });
-    return (await session.attachLink(link)).reason;
+    const ended = session.attachLink(link);
+    if (over !== undefined) {
+      // Over a tunnel limit: the login was good, so say why (NOTICE LIMIT) and end it.
+      events.emit({
+        type: "limit",
+        limit: over.limit,
+        user: step.userId,
+        session: no,
+        detail: over.detail,
+      });
+      void session.notifyAndClose(over.detail, ReleaseReason.LIMIT);
+    }
+    return (await ended).reason;
   }
 
   #newSession(step: Authenticated, no: number, releaseKey: Uint8Array, log: Logger): Session {
     const { limits, session: s } = this.#o.settings;
     const secrets = step.secrets;
     const user = this.#o.users.get(step.userId);
+    const pace = this.#o.limits?.pace(step.userId);
     const makeMux = () =>
       new Mux({
         role: "server",
@@ -268,6 +285,7 @@ export class ConnectionAcceptor {
       keepaliveMs: s.keepaliveS * 1000,
       deadAfterMs: s.deadAfterS * 1000,
       streamIdleMs: limits.idleTimeoutS * 1000,
+      ...(pace === undefined ? {} : { pace }),
       rekey: { bytes: s.rekeyBytes, ms: s.rekeyIntervalS * 1000 },
       onOpen: (sid, request) => {
         this.#o.policy.open(owner, sid, request).catch((e) =>

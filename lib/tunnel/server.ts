@@ -38,6 +38,7 @@ import type { Session } from "./session.ts";
 import { SessionTable } from "./session_table.ts";
 import { StreamPolicy } from "./stream_policy.ts";
 import { startServerOps } from "./server_ops.ts";
+import { UserLimits } from "./user_limits.ts";
 
 export { ConnectionAcceptor } from "./acceptor.ts";
 export { SessionTable } from "./session_table.ts";
@@ -88,7 +89,11 @@ export interface ServerHandle {
   adminAddr: { hostname: string; port: number } | undefined;
   /** Ends `user`'s live sessions at once (what `nitrosocks kick` asks); resolves with how many. */
   kick(user: string, by?: string): Promise<number>;
-  /** Serves these users from now on (a reload); live sessions keep running. */
+  /**
+   * Serves these users from now on (a reload). Live sessions of users now
+   * removed, disabled, expired or over quota end (NOTICE, then release);
+   * the others get the new bandwidth at once.
+   */
   setUsers(users: UserSource): void;
   /** Stops listening and ends every tunnel. */
   close(): Promise<void>;
@@ -160,6 +165,15 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     store: options.store,
   });
 
+  const limits = new UserLimits({
+    table,
+    users,
+    events,
+    accountant: ops.accountant,
+    maxTunnels: options.limits.maxTunnels,
+    end: (user, reason, code) => ops.end(user, reason, code),
+  });
+
   function lookupUser(name: string): UserRecord | undefined {
     const u = users.get(name);
     if (u === undefined) return undefined;
@@ -189,6 +203,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       ? {}
       : { certPem: options.tls.certPem, keyPem: options.tls.keyPem, alpn: options.tls.alpn }),
   }).catch(async (e) => {
+    limits.close();
     await ops.close();
     throw e;
   });
@@ -223,8 +238,10 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       users,
       connectTimeoutMs: options.limits.connectTimeoutS * 1000,
       events,
+      admit: (user) => limits.admitStream(user),
     }),
     users,
+    limits,
     settings: options,
     fallback,
     log,
@@ -242,6 +259,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     kick: (user, by = "the server") => ops.kick(user, by),
     setUsers(next) {
       users.replace(next);
+      limits.check();
     },
     async close() {
       try {
@@ -258,6 +276,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await direct?.close();
       await decoy?.close();
       await done;
+      limits.close();
       await ops.close();
       stopLogging();
     },

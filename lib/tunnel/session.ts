@@ -39,6 +39,7 @@ import type { LinkState } from "./_link_state.ts";
 import { type LinkFailure, LinkReader, type ReaderHost } from "./_link_reader.ts";
 import { LinkWriter, type WriterHost } from "./_link_writer.ts";
 import { type StreamCtx, type StreamHost, StreamTable } from "./_streams.ts";
+import type { UserPace } from "./pace.ts";
 import { SessionTimers, type TimerHost } from "./_timers.ts";
 import { realScheduler, type Scheduler, type TimerId } from "./scheduler.ts";
 
@@ -114,6 +115,8 @@ export interface SessionOptions {
   deadAfterMs?: number;
   /** Reset a stream that moved no bytes for this long (ms). Default 5 min. */
   streamIdleMs?: number;
+  /** Server: the user's bandwidth buckets (lib/tunnel/pace.ts); none means unlimited. */
+  pace?: UserPace;
   /** The clock; default the scheduler's (`Date.now` for the real one). */
   now?: () => number;
   /** Timers and clock (tests pass a fake they advance by hand). Default: the real ones. */
@@ -200,6 +203,7 @@ export class Session {
   readonly #streams: StreamTable;
   readonly #timers: SessionTimers<Link>;
   #closed = false;
+  #pace: UserPace | undefined;
   #endResolve!: (e: SessionEnd) => void;
   readonly #ended: Promise<SessionEnd>;
   #link: Link | undefined;
@@ -250,6 +254,7 @@ export class Session {
       ...(opts.rekey === undefined ? {} : { rekey: opts.rekey }),
       ...(opts.releaseKey === undefined ? {} : { releaseKey: opts.releaseKey }),
     });
+    this.#pace = opts.pace;
     this.#host = this.#makeHost();
     this.#streams = new StreamTable(this.#host);
     this.#timers = new SessionTimers(this.#host, this.#scheduler, {
@@ -290,6 +295,11 @@ export class Session {
   run(): Promise<SessionEnd> {
     this.#timers.start();
     return this.#ended;
+  }
+
+  /** Server: paces the session's streams with these buckets from now on (undefined: unlimited). */
+  setPace(pace: UserPace | undefined): void {
+    this.#pace = pace;
   }
 
   /** Replaces the key of the release exchange (it changes with every resumption). */
@@ -510,6 +520,9 @@ export class Session {
       },
       get mux() {
         return self.#mux;
+      },
+      get pace() {
+        return self.#pace;
       },
       get link() {
         return self.#link;

@@ -20,6 +20,7 @@ import { describeError, type EventSink } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { dialTarget } from "./dial.ts";
 import type { Session } from "./session.ts";
+import type { LimitRefusal } from "./user_limits.ts";
 
 /** Options for {@linkcode StreamPolicy}. */
 export interface StreamPolicyOptions {
@@ -28,6 +29,11 @@ export interface StreamPolicyOptions {
   /** How long a target may take to accept (ms). */
   connectTimeoutMs: number;
   events: EventSink;
+  /**
+   * The user's stream limits (quota, `max_streams` over all tunnels): a
+   * refusal to send instead of dialing, or undefined to go on.
+   */
+  admit?: (user: string) => LimitRefusal | undefined;
   /** Dials a target (default {@linkcode dialTarget}). */
   dial?: (host: string, port: number, timeoutMs: number) => Promise<Deno.TcpConn>;
 }
@@ -77,6 +83,18 @@ export class StreamPolicy {
     if (req.command !== "connect") {
       const why = `${req.command} ${target} refused: only CONNECT`;
       this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "only CONNECT", why);
+      return;
+    }
+    const over = this.#o.admit?.(owner.user);
+    if (over !== undefined) {
+      this.#o.events.emit({
+        type: "limit",
+        limit: over.limit,
+        user: owner.user,
+        session: owner.no,
+        detail: over.detail,
+      });
+      this.#refuse(owner, id, target, Reply.NOT_ALLOWED, over.detail, over.detail);
       return;
     }
     const user = this.#o.users.get(owner.user);
