@@ -55,6 +55,9 @@ export interface ServerOps {
   close(): Promise<void>;
 }
 
+/** How long an ended session waits for its client to close the link after the NOTICE. */
+const NOTICE_LINGER_MS = 1_000;
+
 /** What `/status` shows of a session that the table does not hold. */
 interface SessionFacts {
   source: string;
@@ -136,7 +139,9 @@ class LiveSessions implements SessionDirectory {
   }
 
   async #endAll(victims: SessionEntry[], reason: string, code: number): Promise<void> {
-    await Promise.all(victims.map((e) => e.session.notifyAndClose(reason, code)));
+    await Promise.all(
+      victims.map((e) => e.session.notifyAndClose(reason, code, NOTICE_LINGER_MS)),
+    );
   }
 
   close(): void {

@@ -159,6 +159,8 @@ class Link implements LinkState {
   readonly reader: LinkReader<Link>;
   readonly writer: LinkWriter;
   readonly endResolve: (e: LinkEnd) => void;
+  /** Resolves when this link ends. */
+  ended: Promise<LinkEnd> | undefined;
 
   constructor(
     params: LinkParams,
@@ -323,6 +325,7 @@ export class Session {
     const ended = new Promise<LinkEnd>((r) => (endResolve = r));
     const now = this.#now();
     const link = new Link(params, params.linkId ?? ++this.#linkSeq, now, this.#host, endResolve);
+    link.ended = ended;
     this.#link = link;
     this.stats.links++;
     this.#ctl.linkUp(link.seq, now, this.stats.bytesOut + this.stats.bytesIn);
@@ -477,8 +480,18 @@ export class Session {
     this.#finish({ reason: "released", graceful: true });
   }
 
-  /** Tells the peer the session is over (NOTICE) and closes, e.g. on shutdown. */
-  async notifyAndClose(reason: string, code: number = ReleaseReason.SHUTDOWN): Promise<void> {
+  /**
+   * Tells the peer the session is over (NOTICE) and closes, e.g. on
+   * shutdown. With `lingerMs`, waits that long at most for the peer to close
+   * the link first: a connection closed while the peer's last frames are
+   * still unread is reset, and a reset can discard the NOTICE before the
+   * peer reads it.
+   */
+  async notifyAndClose(
+    reason: string,
+    code: number = ReleaseReason.SHUTDOWN,
+    lingerMs = 0,
+  ): Promise<void> {
     if (this.#closed) return;
     const link = this.#link;
     const notice = link?.alive && link.ready ? this.#ctl.notice(code) : undefined;
@@ -487,6 +500,14 @@ export class Session {
       this.#mux.sendRelease(notice);
       this.#kick();
       await this.#flush(500);
+      if (lingerMs > 0 && link?.alive && link.ended !== undefined) {
+        let timer: TimerId | undefined;
+        await Promise.race([
+          link.ended,
+          new Promise<void>((r) => (timer = this.#timers.flushTimeout(lingerMs, r))),
+        ]);
+        this.#timers.cancel(timer);
+      }
     }
     this.#finish({ reason, graceful: true });
   }

