@@ -251,3 +251,111 @@ test("max_tunnels: a login over the user's limit is ended with NOTICE LIMIT", as
     events.close();
   }
 });
+
+const RATE = 1_000_000;
+/** Bytes moved in each bandwidth check: 10 s at `RATE`. */
+const PACED_BYTES = 10 * RATE;
+/** curl's own figures: bytes moved and the whole transfer's time. */
+const CURL_FIGURES = "%{size_download} %{size_upload} %{time_total}\n";
+
+function figures(r: RunResult): { down: number; up: number; seconds: number } {
+  assert.equal(r.code, 0, r.stderr);
+  const [down, up, seconds] = new TextDecoder().decode(r.stdout).trim().split(/\s+/).map(Number);
+  return { down: down!, up: up!, seconds: seconds! };
+}
+
+function assertRate(what: string, bytes: number, seconds: number): number {
+  const rate = bytes / seconds;
+  const err = (rate - RATE) / RATE;
+  console.log(
+    `${what}: ${bytes} bytes in ${seconds.toFixed(2)} s = ${(rate / 1e6).toFixed(3)} MB/s (${
+      (err * 100).toFixed(1)
+    } % off 1 MB/s)`,
+  );
+  assert.ok(Math.abs(err) <= 0.10, `${what}: ${rate.toFixed(0)} B/s is not within 10 % of ${RATE}`);
+  return err;
+}
+
+test.slow("bandwidth: a curl download through the tunnel runs at 1 MB/s ±10 %", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  await editUser(pair, "alice", { bandwidth: "1MB/s" });
+  await pair.reloadUsers();
+  const r = await run(
+    "curl",
+    curlArgs(
+      pair.socksPort,
+      "-o",
+      "/dev/null",
+      "-w",
+      CURL_FIGURES,
+      `${target.url}/bytes/${PACED_BYTES}`,
+    ),
+    { timeoutMs: 60_000 },
+  );
+  const f = figures(r);
+  assert.equal(f.down, PACED_BYTES);
+  assertRate("download", f.down, f.seconds);
+});
+
+test.slow("bandwidth: a curl upload through the tunnel runs at 1 MB/s ±10 %", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  await editUser(pair, "alice", { bandwidth: "1MB/s" });
+  await pair.reloadUsers();
+  const file = join(pair.dir, "upload.bin");
+  await Deno.writeFile(file, new Uint8Array(PACED_BYTES).fill(0x5a));
+  const r = await run(
+    "curl",
+    curlArgs(
+      pair.socksPort,
+      "-H",
+      "Expect:",
+      "--data-binary",
+      `@${file}`,
+      "-o",
+      "/dev/null",
+      "-w",
+      CURL_FIGURES,
+      `${target.url}/echo`,
+    ),
+    { timeoutMs: 60_000 },
+  );
+  const f = figures(r);
+  assert.equal(f.up, PACED_BYTES);
+  assertRate("upload", f.up, f.seconds);
+});
+
+test.slow("bandwidth is shared by a user's tunnels, fairly: two curls each get half", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  await editUser(pair, "alice", { bandwidth: "1MB/s" });
+  await pair.reloadUsers();
+  const second = await startClient({
+    profile: await loadClientConfig(pair.profilePath),
+    log: pair.logs.logger("client2"),
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    socks: { host: "127.0.0.1", port: 0 },
+    lazy: false,
+  });
+  try {
+    const half = PACED_BYTES / 2;
+    const get = (port: number) =>
+      run(
+        "curl",
+        curlArgs(port, "-o", "/dev/null", "-w", CURL_FIGURES, `${target.url}/bytes/${half}`),
+        { timeoutMs: 60_000 },
+      );
+    const [a, b] = (await Promise.all([get(pair.socksPort), get(second.socksAddr.port)])).map(
+      figures,
+    );
+    assert.equal(pair.server.sessions.size, 2, "two tunnels");
+    // Together they moved PACED_BYTES in the time the slower one took.
+    assertRate("two tunnels together", a!.down + b!.down, Math.max(a!.seconds, b!.seconds));
+    // Fair: each ran about as long as the other.
+    const ratio = Math.min(a!.seconds, b!.seconds) / Math.max(a!.seconds, b!.seconds);
+    assert.ok(ratio > 0.85, `the two downloads took ${a!.seconds} s and ${b!.seconds} s`);
+  } finally {
+    await second.close();
+  }
+});
