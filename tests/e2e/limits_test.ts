@@ -12,11 +12,12 @@ import { join } from "node:path";
 import { updateUserInYaml, type UserChanges } from "../../lib/config/mod.ts";
 import { loadClientConfig } from "../../lib/config/mod.ts";
 import { startClient } from "../../lib/tunnel/client.ts";
-import { createLogger, EventHub, EventLog } from "../../lib/observe/mod.ts";
+import { watchUsers } from "../../lib/cli/server_cmd.ts";
+import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
 import { startHttpTarget } from "../support/http_target.ts";
 import { type Pair, run, type RunResult, startPair } from "./_harness.ts";
-import { step, test } from "../support/deadline.ts";
+import { step, test, waitFor } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 
@@ -357,5 +358,37 @@ test.slow("bandwidth is shared by a user's tunnels, fairly: two curls each get h
     assert.ok(ratio > 0.85, `the two downloads took ${a!.seconds} s and ${b!.seconds} s`);
   } finally {
     await second.close();
+  }
+});
+
+test("users.yml is watched: an editor's rename-replace applies within 2 s; a broken file changes nothing", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  const file = join(pair.dir, "users.yml");
+  const watch = watchUsers(pair.server, file, pair.logs.logger("server"));
+  try {
+    // A file that does not parse: nothing changes, the log names line and column.
+    const good = await Deno.readTextFile(file);
+    await Deno.writeTextFile(file, `${good}\n  broken: [\n`);
+    await waitFor(
+      "the parse error to be logged",
+      () => pair.logs.grep(/users\.yml not reloaded: .*users\.yml:\d+:\d+: /).length > 0,
+      5_000,
+    );
+    const ok = await run("curl", curlArgs(pair.socksPort, `${target.url}/hello`), {
+      timeoutMs: 30_000,
+    });
+    assert.equal(ok.code, 0, "alice still works after a broken file");
+    // Save the way editors do: write a new file, rename it over the old one.
+    const r = await cutDuringDownload(pair, async () => {
+      const tmp = `${file}.swp`;
+      await Deno.writeTextFile(tmp, updateUserInYaml(good, file, "alice", { disabled: true }));
+      await Deno.rename(tmp, file);
+    });
+    assert.match(r.reason, /is disabled/);
+    assert.ok(r.sessionMs < 2000, `session ended ${r.sessionMs.toFixed(0)} ms after the save`);
+    console.log(`file watch: session ended ${r.sessionMs.toFixed(0)} ms after the rename`);
+  } finally {
+    watch.close();
   }
 });
