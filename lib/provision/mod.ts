@@ -24,5 +24,6 @@ export {
   checkUserName,
   listUsers,
   removeUser,
+  setUser,
 } from "./users.ts";
 export { ProvisionInputError } from "./errors.ts";
