@@ -198,14 +198,19 @@ export interface NewUser {
  * `null` removes it (the default applies again), absent leaves it alone.
  */
 export interface UserChanges {
+  /** Allowed route patterns. */
   routes?: string[];
   /** A rate such as "10MB/s". */
   bandwidth?: string | null;
   /** A quota such as "50GB/30d". */
   quota?: string | null;
+  /** Most concurrent streams over all tunnels. */
   maxStreams?: number | null;
+  /** Most concurrent tunnels. */
   maxTunnels?: number | null;
+  /** The user is refused from this instant on. */
   expires?: Date | null;
+  /** Refuse the user (true) or let them in again (false). */
   disabled?: boolean;
 }
 
