@@ -113,6 +113,8 @@ export interface PairOptions {
   serverSession?: Record<string, string>;
   /** More top-level sections for server.yml, e.g. `admin:\n  listen: "127.0.0.1:0"`. */
   serverYaml?: string;
+  /** Values for keys of the `limits:` section `init` writes, e.g. `{ max_tunnels: "1" }`. */
+  serverLimits?: Record<string, string>;
   /** `session:` settings for alice's profile, e.g. `{ dead_after: "1s" }`. */
   clientSession?: Record<string, string>;
 }
@@ -190,6 +192,15 @@ async function pairUp(opts: PairOptions): Promise<Pair> {
       await Deno.writeTextFile(serverYml, text.replace(/^transport: tls$/m, "transport: tcp"));
     }
     await addSessionSettings(serverYml, opts.serverSession);
+    if (opts.serverLimits !== undefined) {
+      let text = await Deno.readTextFile(serverYml);
+      for (const [key, value] of Object.entries(opts.serverLimits)) {
+        const line = new RegExp(`^  ${key}: .*$`, "m");
+        if (!line.test(text)) throw new Error(`server.yml has no limits.${key} to set`);
+        text = text.replace(line, `  ${key}: ${value}`);
+      }
+      await Deno.writeTextFile(serverYml, text);
+    }
     if (opts.serverYaml !== undefined) {
       const text = await Deno.readTextFile(serverYml);
       await Deno.writeTextFile(serverYml, `${text.trimEnd()}\n\n${opts.serverYaml.trimEnd()}\n`);

@@ -227,6 +227,7 @@ test("max_tunnels: a login over the user's limit is ended with NOTICE LIMIT", as
   await using pair = await startPair();
   await editUser(pair, "alice", { maxTunnels: 1 });
   await pair.reloadUsers();
+  await pair.serverEvents.waitFor("session_start", { timeoutMs: 10_000 });
   const hub = new EventHub();
   const events = new EventLog(hub);
   const second = await startClient({
@@ -249,6 +250,39 @@ test("max_tunnels: a login over the user's limit is ended with NOTICE LIMIT", as
     assert.equal(pair.server.sessions.size, 1, "the first tunnel stays");
   } finally {
     await second.close();
+    events.close();
+  }
+});
+
+test("limits.max_tunnels: a login over the server's limit is ended with NOTICE LIMIT", async () => {
+  await using pair = await startPair({
+    serverLimits: { max_tunnels: "1" },
+    extraUsers: [{ name: "bob" }],
+  });
+  await pair.serverEvents.waitFor("session_start", { timeoutMs: 10_000 });
+  const hub = new EventHub();
+  const events = new EventLog(hub);
+  const bob = await startClient({
+    profile: await loadClientConfig(pair.extraProfiles.get("bob")!),
+    log: pair.logs.logger("bob"),
+    events: hub,
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    socks: { host: "127.0.0.1", port: 0 },
+    lazy: false,
+  });
+  try {
+    const [rel] = await events.waitFor("release", { timeoutMs: 10_000 });
+    assert.equal(rel!.notice, ReleaseReason.LIMIT);
+    const [l] = await pair.serverEvents.waitFor("limit", { timeoutMs: 5_000 });
+    assert.deepEqual([l!.limit, l!.user, l!.detail], [
+      "limits.max_tunnels",
+      "bob",
+      "too many tunnels on this server (max 1)",
+    ]);
+    await pair.serverEvents.waitFor("session_end", { timeoutMs: 5_000 });
+    assert.deepEqual([...pair.server.sessions].length, 1, "alice's tunnel stays");
+  } finally {
+    await bob.close();
     events.close();
   }
 });
