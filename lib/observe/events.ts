@@ -210,7 +210,11 @@ export type TunnelEventInit =
   | {
     /** Server: a limit refused or ended something (a stream, a tunnel, a login, bytes). */
     type: "limit";
-    /** Which limit, by its config key: "max_tunnels", "max_streams", "bandwidth", "quota", … */
+    /**
+     * Which limit, by its config key: "max_tunnels", "limits.max_tunnels",
+     * "max_streams", "quota", "disabled", "expires", or "removed" (the user
+     * left users.yml) for the revocations that end live sessions.
+     */
     limit: string;
     /** The user it applied to; absent for a server-wide limit hit before a login. */
     user?: string;

@@ -12,7 +12,7 @@
 import { type Mux, ResetReason } from "../mux/mod.ts";
 import { describeError, type Logger } from "../observe/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
-import type { UserPace } from "./pace.ts";
+import type { UserMeter } from "./pace.ts";
 
 /**
  * A local socket read starts at this size and grows (×4 per full read) up to
@@ -60,10 +60,10 @@ export interface StreamHost {
   /** The session's mux (replaced when the peer lost the session). */
   readonly mux: Mux;
   /**
-   * Server: the user's bandwidth buckets (`pace.ts`); undefined when the
-   * user has no `bandwidth`, and then pacing costs nothing.
+   * Server: the user's bandwidth buckets and quota budget (`pace.ts`);
+   * undefined when the user has neither, and then metering costs nothing.
    */
-  readonly pace: UserPace | undefined;
+  readonly meter: UserMeter | undefined;
   /** The session has ended. */
   readonly closed: boolean;
   readonly log: Logger;
@@ -247,11 +247,13 @@ export class StreamTable {
     (async () => {
       while (ctx.queue.length > 0) {
         const d = ctx.queue.shift()!;
-        const pace = this.#host.pace;
-        if (pace !== undefined) {
+        const m = this.#host.meter;
+        if (m !== undefined) {
+          const b = m.budget;
+          if (b !== undefined && (b.left -= d.length) <= 0) b.spent();
           // Upload pacing: the write to the target (and so the credit the
           // peer gets back) waits until the user's bucket has paid for it.
-          const wait = pace.up.take(d.length, performance.now());
+          const wait = m.up === undefined ? 0 : m.up.take(d.length, performance.now());
           if (wait > 0) await this.#pause(ctx, wait);
           if (!this.#streams.has(ctx.id)) return;
         }
@@ -310,10 +312,10 @@ export class StreamTable {
         if (host.closed || !this.#streams.has(ctx.id)) return;
         credit = host.mux.credit(ctx.id);
       }
-      const pace = host.pace;
-      const want = pace === undefined
+      const m = host.meter;
+      const want = m?.down === undefined
         ? Math.min(size, credit)
-        : Math.min(size, credit, pace.down.slice);
+        : Math.min(size, credit, m.down.slice);
       const pulled = sent - host.mux.queued(ctx.id);
       while (held.length > 0 && held[0]!.end <= pulled) free.push(held.shift()!.ref);
       let buf: Uint8Array | undefined;
@@ -335,16 +337,20 @@ export class StreamTable {
       sent += n;
       ctx.bytesOut += n;
       if (n === want) size = Math.min(size * 4, STREAM_READ_MAX);
-      else if (n < size >> 2) size = STREAM_READ_MIN;
+      // A paced stream keeps its full slice: streams that take smaller turns
+      // would get a smaller share of the user's rate.
+      else if (n < size >> 2 && m?.down === undefined) size = STREAM_READ_MIN;
       if (held.length < STREAM_READ_REUSE && buf.length === size) {
         held.push({ ref: new WeakRef(buf), end: sent });
       }
       const took = host.mux.send(ctx.id, data);
       host.kick();
       if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
-      if (pace !== undefined) {
+      if (m !== undefined) {
+        const b = m.budget;
+        if (b !== undefined && (b.left -= n) <= 0) b.spent();
         // Download pacing: the next read from the target waits out the debt.
-        const wait = pace.down.take(n, performance.now());
+        const wait = m.down === undefined ? 0 : m.down.take(n, performance.now());
         if (wait > 0) await this.#pause(ctx, wait);
       }
     }

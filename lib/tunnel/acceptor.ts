@@ -261,11 +261,15 @@ export class ConnectionAcceptor {
     const { limits, session: s } = this.#o.settings;
     const secrets = step.secrets;
     const user = this.#o.users.get(step.userId);
-    const pace = this.#o.limits?.pace(step.userId);
+    const meter = this.#o.limits?.meter(step.userId);
     const makeMux = () =>
       new Mux({
         role: "server",
-        maxStreams: Math.min(user?.maxStreams ?? Infinity, limits.maxStreamsPerTunnel),
+        // With UserLimits, the user's max_streams is counted over all their
+        // tunnels (and follows reloads); the mux holds the per-tunnel cap.
+        maxStreams: this.#o.limits === undefined
+          ? Math.min(user?.maxStreams ?? Infinity, limits.maxStreamsPerTunnel)
+          : limits.maxStreamsPerTunnel,
         streamWindow: limits.streamWindow,
         sessionWindow: limits.sessionWindow,
         resume: secrets.resumable,
@@ -285,7 +289,7 @@ export class ConnectionAcceptor {
       keepaliveMs: s.keepaliveS * 1000,
       deadAfterMs: s.deadAfterS * 1000,
       streamIdleMs: limits.idleTimeoutS * 1000,
-      ...(pace === undefined ? {} : { pace }),
+      ...(meter === undefined ? {} : { meter }),
       rekey: { bytes: s.rekeyBytes, ms: s.rekeyIntervalS * 1000 },
       onOpen: (sid, request) => {
         this.#o.policy.open(owner, sid, request).catch((e) =>

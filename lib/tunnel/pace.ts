@@ -94,6 +94,26 @@ export interface UserPace {
 }
 
 /**
+ * Bytes a user may still move before their quota must be checked: the
+ * streams subtract what they move and call `spent()` once `left` reaches 0.
+ */
+export interface ByteBudget {
+  left: number;
+  spent(): void;
+}
+
+/**
+ * What a server session's streams consult per chunk for a limited user:
+ * the bandwidth buckets and the quota budget, each absent when the user
+ * has no such limit. A session of a user with neither has no meter at all.
+ */
+export interface UserMeter {
+  down: TokenBucket | undefined;
+  up: TokenBucket | undefined;
+  budget: ByteBudget | undefined;
+}
+
+/**
  * The buckets of every user with a `bandwidth`, kept across reloads so a
  * user's live streams keep sharing the same ones.
  *

@@ -39,7 +39,7 @@ import type { LinkState } from "./_link_state.ts";
 import { type LinkFailure, LinkReader, type ReaderHost } from "./_link_reader.ts";
 import { LinkWriter, type WriterHost } from "./_link_writer.ts";
 import { type StreamCtx, type StreamHost, StreamTable } from "./_streams.ts";
-import type { UserPace } from "./pace.ts";
+import type { UserMeter } from "./pace.ts";
 import { SessionTimers, type TimerHost } from "./_timers.ts";
 import { realScheduler, type Scheduler, type TimerId } from "./scheduler.ts";
 
@@ -115,8 +115,8 @@ export interface SessionOptions {
   deadAfterMs?: number;
   /** Reset a stream that moved no bytes for this long (ms). Default 5 min. */
   streamIdleMs?: number;
-  /** Server: the user's bandwidth buckets (lib/tunnel/pace.ts); none means unlimited. */
-  pace?: UserPace;
+  /** Server: the user's bandwidth buckets and quota budget (lib/tunnel/pace.ts); none: unlimited. */
+  meter?: UserMeter;
   /** The clock; default the scheduler's (`Date.now` for the real one). */
   now?: () => number;
   /** Timers and clock (tests pass a fake they advance by hand). Default: the real ones. */
@@ -205,7 +205,7 @@ export class Session {
   readonly #streams: StreamTable;
   readonly #timers: SessionTimers<Link>;
   #closed = false;
-  #pace: UserPace | undefined;
+  #meter: UserMeter | undefined;
   #endResolve!: (e: SessionEnd) => void;
   readonly #ended: Promise<SessionEnd>;
   #link: Link | undefined;
@@ -256,7 +256,7 @@ export class Session {
       ...(opts.rekey === undefined ? {} : { rekey: opts.rekey }),
       ...(opts.releaseKey === undefined ? {} : { releaseKey: opts.releaseKey }),
     });
-    this.#pace = opts.pace;
+    this.#meter = opts.meter;
     this.#host = this.#makeHost();
     this.#streams = new StreamTable(this.#host);
     this.#timers = new SessionTimers(this.#host, this.#scheduler, {
@@ -299,9 +299,9 @@ export class Session {
     return this.#ended;
   }
 
-  /** Server: paces the session's streams with these buckets from now on (undefined: unlimited). */
-  setPace(pace: UserPace | undefined): void {
-    this.#pace = pace;
+  /** Server: meters the session's streams with this from now on (undefined: unlimited). */
+  setMeter(meter: UserMeter | undefined): void {
+    this.#meter = meter;
   }
 
   /** Replaces the key of the release exchange (it changes with every resumption). */
@@ -542,8 +542,8 @@ export class Session {
       get mux() {
         return self.#mux;
       },
-      get pace() {
-        return self.#pace;
+      get meter() {
+        return self.#meter;
       },
       get link() {
         return self.#link;

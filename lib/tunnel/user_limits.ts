@@ -15,7 +15,8 @@
  *   user's tunnel that has lost its link gives its place to a new login;
  * - `max_streams` over all of the user's tunnels: an OPEN over it is refused;
  * - `bandwidth`: the user's token buckets (`pace.ts`), handed to each of the
- *   user's sessions and replaced on reload.
+ *   user's sessions (in a `UserMeter`, with the quota budget) and updated on
+ *   reload.
  *
  * Every refusal and every session ended here is a `limit` event.
  *
@@ -25,10 +26,14 @@ import type { Accountant } from "../accounting/mod.ts";
 import type { Quota, UserEntry, UserSource } from "../config/mod.ts";
 import type { EventHub } from "../observe/mod.ts";
 import { ReleaseReason } from "../session/mod.ts";
-import { Pacers, type UserPace } from "./pace.ts";
+import { type ByteBudget, Pacers, type UserMeter } from "./pace.ts";
 import type { SessionTable } from "./session_table.ts";
 
-/** How often the live users' quotas are checked (ms), while any has one. */
+/**
+ * How often the live users' quotas are checked (ms), while any has one;
+ * between checks, a user's sessions check at once when the payload they
+ * move reaches what the last check left of the quota.
+ */
 export const QUOTA_CHECK_MS = 250;
 /** The longest a timer may wait (setTimeout's limit). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -94,6 +99,10 @@ function describeQuota(q: Quota): string {
 export class UserLimits {
   readonly #o: UserLimitsOptions;
   readonly #pacers = new Pacers(() => performance.now());
+  /** The meters of users with a bandwidth or a quota, shared by their sessions. */
+  readonly #meters = new Map<string, UserMeter>();
+  /** A quota check is due at once (a budget ran out). */
+  #checkSoon: ReturnType<typeof setTimeout> | undefined;
   /** Users whose quota ran out this period: when it ends (ms since the epoch). */
   readonly #exhausted = new Map<string, number>();
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -109,9 +118,43 @@ export class UserLimits {
     });
   }
 
-  /** The bandwidth buckets for a new session of `user` (undefined: unlimited). */
-  pace(user: string): UserPace | undefined {
-    return this.#pacers.update(user, this.#o.users.get(user)?.bandwidth);
+  /**
+   * The meter for `user`'s sessions (bandwidth buckets, quota budget),
+   * brought up to date with the current users; undefined when the user has
+   * neither limit.
+   */
+  meter(user: string): UserMeter | undefined {
+    const u = this.#o.users.get(user);
+    const pace = this.#pacers.update(user, u?.bandwidth);
+    if (pace === undefined && u?.quota === undefined) {
+      this.#meters.delete(user);
+      return undefined;
+    }
+    let m = this.#meters.get(user);
+    if (m === undefined) {
+      m = { down: undefined, up: undefined, budget: undefined };
+      this.#meters.set(user, m);
+    }
+    m.down = pace?.down;
+    m.up = pace?.up;
+    if (u?.quota === undefined) m.budget = undefined;
+    else m.budget ??= this.#budget();
+    return m;
+  }
+
+  /** A quota budget that asks for a check the moment it runs out. */
+  #budget(): ByteBudget {
+    // Until the first check sets it, the next few bytes trigger one.
+    return {
+      left: 0,
+      spent: () => {
+        if (this.#checkSoon !== undefined || this.#closed) return;
+        this.#checkSoon = setTimeout(() => {
+          this.#checkSoon = undefined;
+          this.#checkQuotas(Date.now());
+        }, 0);
+      },
+    };
   }
 
   /**
@@ -191,9 +234,13 @@ export class UserLimits {
         revoked.set(e.userId, r);
         continue;
       }
-      e.session.setPace(this.#pacers.update(e.userId, u?.bandwidth));
+      e.session.setMeter(this.meter(e.userId));
     }
     this.#pacers.retain((name) => users.get(name)?.bandwidth !== undefined);
+    for (const name of [...this.#meters.keys()]) {
+      const u = users.get(name);
+      if (u?.bandwidth === undefined && u?.quota === undefined) this.#meters.delete(name);
+    }
     for (const [user, r] of revoked) this.#endSessions(user, r, ReleaseReason.REVOKED);
     this.#checkQuotas(now);
     this.#schedule();
@@ -205,7 +252,8 @@ export class UserLimits {
     this.#stop();
     clearTimeout(this.#expiryTimer);
     clearInterval(this.#quotaTimer);
-    this.#expiryTimer = this.#quotaTimer = undefined;
+    clearTimeout(this.#checkSoon);
+    this.#expiryTimer = this.#quotaTimer = this.#checkSoon = undefined;
   }
 
   #endSessions(user: string, r: LimitRefusal, code: number): void {
@@ -241,6 +289,9 @@ export class UserLimits {
       if (!any) accountant.refresh();
       any = true;
       const { used, until } = this.#usage(user, q, now);
+      const budget = this.#meters.get(user)?.budget;
+      // Tunnel bytes (counted) are at least the payload bytes the budget sees.
+      if (budget !== undefined) budget.left = q.bytes - used;
       if (used < q.bytes) {
         this.#exhausted.delete(user);
       } else if (!this.#exhausted.has(user)) {
