@@ -212,6 +212,11 @@ export class StreamTable {
     this.#host.streamClosed(ctx, reason);
   }
 
+  /** Resets every stream (RESET frames; their queued data is dropped) and frees it. */
+  resetAll(reason: number, message: string): void {
+    for (const ctx of [...this.#streams.values()]) this.reset(ctx, reason, message);
+  }
+
   /** Fails and frees every stream (the session ended, or the peer lost them). */
   dropAll(failure: string, reason: string): void {
     for (const ctx of [...this.#streams.values()]) {

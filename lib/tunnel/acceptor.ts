@@ -252,7 +252,7 @@ export class ConnectionAcceptor {
         session: no,
         detail: over.detail,
       });
-      void session.notifyAndClose(over.detail, ReleaseReason.LIMIT, 1_000);
+      void session.notifyAndClose(over.detail, ReleaseReason.LIMIT, { lingerMs: 1_000 });
     }
     return (await ended).reason;
   }

@@ -140,7 +140,9 @@ class LiveSessions implements SessionDirectory {
 
   async #endAll(victims: SessionEntry[], reason: string, code: number): Promise<void> {
     await Promise.all(
-      victims.map((e) => e.session.notifyAndClose(reason, code, NOTICE_LINGER_MS)),
+      victims.map((e) =>
+        e.session.notifyAndClose(reason, code, { lingerMs: NOTICE_LINGER_MS, resetStreams: true })
+      ),
     );
   }
 

@@ -84,6 +84,21 @@ export interface LinkParams {
   linkId?: number;
 }
 
+/** Options for {@linkcode Session.notifyAndClose}. */
+export interface NotifyOptions {
+  /**
+   * Wait this long at most (ms) for the peer to close the link first: a
+   * connection closed while the peer's last frames are still unread is
+   * reset, and a reset can discard the NOTICE before the peer reads it.
+   */
+  lingerMs?: number;
+  /**
+   * Reset every stream before the NOTICE, dropping their queued data, so
+   * nothing more flows (a revocation or a used-up quota).
+   */
+  resetStreams?: boolean;
+}
+
 /** Options for {@link Session}. */
 export interface SessionOptions {
   role: "client" | "server";
@@ -482,17 +497,16 @@ export class Session {
 
   /**
    * Tells the peer the session is over (NOTICE) and closes, e.g. on
-   * shutdown. With `lingerMs`, waits that long at most for the peer to close
-   * the link first: a connection closed while the peer's last frames are
-   * still unread is reset, and a reset can discard the NOTICE before the
-   * peer reads it.
+   * shutdown; see {@linkcode NotifyOptions}.
    */
   async notifyAndClose(
     reason: string,
     code: number = ReleaseReason.SHUTDOWN,
-    lingerMs = 0,
+    options: NotifyOptions = {},
   ): Promise<void> {
     if (this.#closed) return;
+    const lingerMs = options.lingerMs ?? 0;
+    if (options.resetStreams) this.#streams.resetAll(ResetReason.CANCEL, reason);
     const link = this.#link;
     const notice = link?.alive && link.ready ? this.#ctl.notice(code) : undefined;
     if (notice !== undefined) {
