@@ -24,15 +24,37 @@ function status(u: UserEntry, now: Date): string {
   return "active";
 }
 
+/** "10MB", "1.5GB", "512kB": a byte count in SI units, as users.yml accepts it. */
+function bytesText(n: number): string {
+  const units: [number, string][] = [[1e12, "TB"], [1e9, "GB"], [1e6, "MB"], [1e3, "kB"]];
+  const [div, unit] = units.find(([d]) => n >= d) ?? [1, "B"];
+  return `${+(n / div).toFixed(2)}${unit}`;
+}
+
+/** The user's limits in users.yml's words, or "-". */
+function limitsText(u: UserEntry): string {
+  const parts: string[] = [];
+  if (u.bandwidth !== undefined) parts.push(`bandwidth ${bytesText(u.bandwidth)}/s`);
+  if (u.quota !== undefined) {
+    const d = u.quota.periodS / 86_400;
+    const period = Number.isInteger(d) ? `${d}d` : `${u.quota.periodS}s`;
+    parts.push(`quota ${bytesText(u.quota.bytes)}/${period}`);
+  }
+  if (u.maxTunnels !== undefined) parts.push(`max_tunnels ${u.maxTunnels}`);
+  if (u.maxStreams !== undefined) parts.push(`max_streams ${u.maxStreams}`);
+  return parts.length === 0 ? "-" : parts.join(", ");
+}
+
 /** Formats users as an aligned table. */
 export function formatUserTable(users: UserEntry[], now = new Date()): string {
   const rows = [
-    ["NAME", "ROUTES", "EXPIRES", "STATUS"],
+    ["NAME", "ROUTES", "EXPIRES", "STATUS", "LIMITS"],
     ...users.map((u) => [
       u.name,
       u.routes.length === 0 ? "(none)" : u.routes.join(","),
       u.expires?.toISOString() ?? "never",
       status(u, now),
+      limitsText(u),
     ]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -50,7 +72,7 @@ const USAGE = `Usage:
 add      makes a key pair and token for NAME, adds NAME to DIR's users.yml and
          writes the client profile (mode 0600) and a nitrosocks:// share link
 set      changes NAME's routes and limits, or disables/enables NAME
-list     shows names, routes, expiry and status
+list     shows names, routes, expiry, status and limits
 remove   deletes NAME from users.yml
 
 users.yml keeps its comments and other users. A running server applies the

@@ -281,8 +281,8 @@ test("user list and user remove", async () => {
       ]);
     }
     const list = (await run(userCommand, ["list", "--dir", dir])).out.split("\n");
-    assert.match(list[0]!, /^NAME\s+ROUTES\s+EXPIRES\s+STATUS$/);
-    assert.match(list[1]!, /^ann\s+\*:443\s+never\s+active$/);
+    assert.match(list[0]!, /^NAME\s+ROUTES\s+EXPIRES\s+STATUS\s+LIMITS$/);
+    assert.match(list[1]!, /^ann\s+\*:443\s+never\s+active\s+-$/);
     assert.match(list[2]!, /^ben\s+/);
     assert.equal((await run(userCommand, ["remove", "ann", "--dir", dir])).code, 0);
     const users = await loadUsers(join(dir, "users.yml"));
@@ -369,6 +369,11 @@ test("user add and user set write limits, keep comments and other users, and ref
       [true, 512_000, undefined, 1, 64, undefined],
     );
     assert.deepEqual(users.get("bob"), bobBefore, "bob is untouched");
+    const listed = (await run(userCommand, ["list", "--dir", dir])).out.split("\n");
+    assert.match(
+      listed.find((l) => l.startsWith("alice"))!,
+      /\bdisabled\s+bandwidth 512kB\/s, max_tunnels 1, max_streams 64$/,
+    );
     assert.equal((await run(userCommand, ["set", "alice", "--dir", dir, "--enable"])).code, 0);
     assert.equal((await loadUsers(usersFile)).users.get("alice")!.disabled, false);
 
