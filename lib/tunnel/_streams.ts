@@ -12,7 +12,7 @@
 import { type Mux, ResetReason } from "../mux/mod.ts";
 import { describeError, type Logger } from "../observe/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
-import type { UserMeter } from "./pace.ts";
+import type { ByteBudget, UserMeter } from "./pace.ts";
 
 /**
  * A local socket read starts at this size and grows (×4 per full read) up to
@@ -32,6 +32,9 @@ const STREAM_READ_MAX = 256 * 1024;
 const STREAM_READ_AHEAD = 4 * STREAM_READ_MAX;
 /** ...and it tracks that many (and two) for reuse once the mux has pulled their bytes. */
 const STREAM_READ_REUSE = STREAM_READ_AHEAD / STREAM_READ_MAX + 2;
+
+/** How often a stream whose user's quota budget is used up looks again (ms). */
+const BUDGET_RECHECK_MS = 10;
 
 /** One stream and its local socket. */
 export interface StreamCtx {
@@ -255,7 +258,10 @@ export class StreamTable {
         const m = this.#host.meter;
         if (m !== undefined) {
           const b = m.budget;
-          if (b !== undefined && (b.left -= d.length) <= 0) b.spent();
+          if (b !== undefined) {
+            if (!(await this.#awaitBudget(ctx, b))) return;
+            if ((b.left -= d.length) <= 0) b.spent();
+          }
           // Upload pacing: the write to the target (and so the credit the
           // peer gets back) waits until the user's bucket has paid for it.
           const wait = m.up === undefined ? 0 : m.up.take(d.length, performance.now());
@@ -318,9 +324,15 @@ export class StreamTable {
         credit = host.mux.credit(ctx.id);
       }
       const m = host.meter;
-      const want = m?.down === undefined
+      let want = m?.down === undefined
         ? Math.min(size, credit)
         : Math.min(size, credit, m.down.slice);
+      const b = m?.budget;
+      if (b !== undefined) {
+        // Quota: read no further than the last check left, then wait for the next one.
+        if (!(await this.#awaitBudget(ctx, b))) return;
+        want = Math.min(want, Math.max(b.left, STREAM_READ_MIN));
+      }
       const pulled = sent - host.mux.queued(ctx.id);
       while (held.length > 0 && held[0]!.end <= pulled) free.push(held.shift()!.ref);
       let buf: Uint8Array | undefined;
@@ -352,13 +364,26 @@ export class StreamTable {
       host.kick();
       if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
       if (m !== undefined) {
-        const b = m.budget;
         if (b !== undefined && (b.left -= n) <= 0) b.spent();
         // Download pacing: the next read from the target waits out the debt.
         const wait = m.down === undefined ? 0 : m.down.take(n, performance.now());
         if (wait > 0) await this.#pause(ctx, wait);
       }
     }
+  }
+
+  /**
+   * Waits while the user's quota budget is used up (a check is asked for
+   * and decides: more budget, or the session ends). False when the stream
+   * or the session ended meanwhile.
+   */
+  async #awaitBudget(ctx: StreamCtx, b: ByteBudget): Promise<boolean> {
+    while (b.left <= 0) {
+      b.spent();
+      await this.#pause(ctx, BUDGET_RECHECK_MS);
+      if (this.#host.closed || !this.#streams.has(ctx.id)) return false;
+    }
+    return true;
   }
 
   /** Waits `ms` for the user's bandwidth, or until the stream is dropped. */

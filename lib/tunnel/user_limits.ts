@@ -294,7 +294,12 @@ export class UserLimits {
       if (budget !== undefined) budget.left = q.bytes - used;
       if (used < q.bytes) {
         this.#exhausted.delete(user);
-      } else if (!this.#exhausted.has(user)) {
+        continue;
+      }
+      const first = !this.#exhausted.has(user);
+      // Sessions that started after the quota ran out stay up (their streams
+      // are refused with the reason); one still moving data ends too.
+      if (first || this.#movesData(user)) {
         this.#exhausted.set(user, until);
         const detail = `data quota used up until ${new Date(until).toISOString()} (${
           describeQuota(q)
@@ -303,6 +308,14 @@ export class UserLimits {
       }
     }
     return any;
+  }
+
+  /** Whether a live session of `user` has a stream open. */
+  #movesData(user: string): boolean {
+    for (const e of this.#o.table.entries()) {
+      if (e.userId === user && e.session.streamCount > 0) return true;
+    }
+    return false;
   }
 
   /** Sets the expiry timer for the earliest expiry among live users, and the quota checks. */
