@@ -311,6 +311,8 @@ export class StreamTable {
     const held: { ref: WeakRef<Uint8Array>; end: number }[] = [];
     const free: WeakRef<Uint8Array>[] = [];
     let sent = 0;
+    // Paced: bytes read in this turn, not yet paid to the user's bucket.
+    let turn = 0;
     while (!host.closed && this.#streams.has(ctx.id)) {
       while (host.mux.queued(ctx.id) >= STREAM_READ_AHEAD) {
         this.#readAhead.add(ctx);
@@ -326,7 +328,7 @@ export class StreamTable {
       const m = host.meter;
       let want = m?.down === undefined
         ? Math.min(size, credit)
-        : Math.min(size, credit, m.down.slice);
+        : Math.min(size, credit, Math.max(m.down.slice - turn, STREAM_READ_MIN));
       const b = m?.budget;
       if (b !== undefined) {
         // Quota: read no further than the last check left, then wait for the next one.
@@ -344,6 +346,7 @@ export class StreamTable {
       const n = await sock.read(want === size ? buf : buf.subarray(0, want));
       if (!this.#streams.has(ctx.id)) return;
       if (n === null) {
+        if (turn > 0) host.meter?.down?.take(turn, performance.now());
         ctx.sockReadDone = true;
         host.mux.finish(ctx.id);
         host.kick();
@@ -365,9 +368,14 @@ export class StreamTable {
       if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
       if (m !== undefined) {
         if (b !== undefined && (b.left -= n) <= 0) b.spent();
-        // Download pacing: the next read from the target waits out the debt.
-        const wait = m.down === undefined ? 0 : m.down.take(n, performance.now());
-        if (wait > 0) await this.#pause(ctx, wait);
+        // Download pacing: a turn is one slice (several reads when the target's
+        // come short); then the stream pays the bucket and waits out the debt,
+        // so every busy stream of the user moves the same bytes per turn.
+        if (m.down !== undefined && (turn += n) >= m.down.slice) {
+          const wait = m.down.take(turn, performance.now());
+          turn = 0;
+          if (wait > 0) await this.#pause(ctx, wait);
+        }
       }
     }
   }

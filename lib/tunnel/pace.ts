@@ -4,9 +4,9 @@
  * has just moved and waits out any debt before it moves more, so the rate
  * is enforced by delaying reads from the target (download) and writes to
  * it, with the mux credit returned only after them (upload); nothing is ever
- * dropped. Every stream waits for the whole debt ahead of it and moves at
- * most a slice per turn, so the user's busy streams share the rate about
- * equally.
+ * dropped. Every stream waits for the whole debt ahead of it, and a
+ * downloading stream moves one slice per turn, so the user's busy streams
+ * share the rate about equally.
  *
  * The bucket is pure arithmetic over a clock passed in; the waiting is the
  * stream table's (`_streams.ts`).
