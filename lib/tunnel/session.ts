@@ -221,6 +221,8 @@ export class Session {
   readonly #timers: SessionTimers<Link>;
   #closed = false;
   #meter: UserMeter | undefined;
+  /** The NOTICE-and-close in progress, once one was asked for. */
+  #notifying: Promise<void> | undefined;
   #endResolve!: (e: SessionEnd) => void;
   readonly #ended: Promise<SessionEnd>;
   #link: Link | undefined;
@@ -499,11 +501,17 @@ export class Session {
    * Tells the peer the session is over (NOTICE) and closes, e.g. on
    * shutdown; see {@linkcode NotifyOptions}.
    */
-  async notifyAndClose(
+  notifyAndClose(
     reason: string,
     code: number = ReleaseReason.SHUTDOWN,
     options: NotifyOptions = {},
   ): Promise<void> {
+    // One NOTICE per session: a second call (a reload during the linger) waits for the first.
+    this.#notifying ??= this.#notifyAndClose(reason, code, options);
+    return this.#notifying;
+  }
+
+  async #notifyAndClose(reason: string, code: number, options: NotifyOptions): Promise<void> {
     if (this.#closed) return;
     const lingerMs = options.lingerMs ?? 0;
     if (options.resetStreams) this.#streams.resetAll(ResetReason.CANCEL, reason);
