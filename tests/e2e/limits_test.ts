@@ -11,7 +11,7 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { updateUserInYaml, type UserChanges } from "../../lib/config/mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
-import { startClient } from "../../lib/tunnel/client.ts";
+import { connectLink, startClient } from "../../lib/tunnel/client.ts";
 import { watchUsers } from "../../lib/cli/server_cmd.ts";
 import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
@@ -324,6 +324,40 @@ test("max_tunnels: a login over the user's limit is ended with NOTICE LIMIT", as
   } finally {
     await second.close();
     events.close();
+  }
+});
+
+test("max_tunnels: a tunnel that lost its link gives its place to a new login", async () => {
+  await using pair = await startPair({ noClient: true });
+  await editUser(pair, "alice", { maxTunnels: 1 });
+  await pair.reloadUsers();
+  // A first tunnel whose connection then breaks: the server keeps it for resumption.
+  const first = await connectLink(pair.profile, {
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    serverName: pair.profile.serverName,
+    transport: pair.profile.transport,
+    ...(pair.profile.caPem === undefined ? {} : { caPem: pair.profile.caPem }),
+  });
+  const [started] = await pair.serverEvents.waitFor("session_start", { timeoutMs: 10_000 });
+  first.link.conn.close();
+  await pair.serverEvents.waitFor("link_down", { timeoutMs: 10_000 });
+  assert.equal(pair.server.sessions.size, 1, "kept for resumption");
+  const client = await startClient({
+    profile: pair.profile,
+    log: pair.logs.logger("client2"),
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    socks: { host: "127.0.0.1", port: 0 },
+    lazy: false,
+  });
+  try {
+    const [end] = await pair.serverEvents.waitFor("session_end", { timeoutMs: 10_000 });
+    assert.equal(end!.session, started!.session);
+    assert.equal(end!.reason, "replaced by a new login");
+    await pair.serverEvents.waitFor("session_start", { count: 2, timeoutMs: 10_000 });
+    assert.deepEqual(pair.serverEvents.of("limit"), [], "the new login was not refused");
+    assert.equal(pair.server.sessions.size, 1);
+  } finally {
+    await client.close();
   }
 });
 
