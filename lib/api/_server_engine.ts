@@ -20,7 +20,10 @@ export interface ServerEngineOptions {
 export interface ServerEngine {
   /** The address actually bound (port 0 resolves to the real port). */
   readonly addr: { hostname: string; port: number };
-  /** Re-reads the users file; live sessions keep running. */
+  /**
+   * Re-reads the users file; live sessions keep running, except those of
+   * users now removed, disabled, expired or over quota, which end.
+   */
   reloadUsers(): Promise<void>;
   /** Stops listening and ends every tunnel. */
   close(): Promise<void>;

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { loadServerConfig, loadUsers } from "../config/mod.ts";
+import { type FileWatch, loadServerConfig, loadUsers, watchFile } from "../config/mod.ts";
 import { describeCryptoBackend } from "../record/mod.ts";
 import { type ServerHandle, startServer } from "../tunnel/server.ts";
 import { createLogger, describeError, type Logger } from "../observe/mod.ts";
@@ -22,7 +22,10 @@ Options:
   --log-level LEVEL   debug, info, warn or error (default: the file's log.level)
   -h, --help          show this help
 
-Signals: SIGHUP reloads users.yml without dropping tunnels; SIGINT/SIGTERM stop.`;
+Users: changes to users.yml apply within 2 s (the file is watched; SIGHUP also
+reloads it). Users removed, disabled, expired or over quota lose their live
+tunnels; a file that does not parse changes nothing and the log says where.
+Signals: SIGHUP reloads users.yml; SIGINT/SIGTERM stop.`;
 
 /**
  * Re-reads the users file and gives the server the new users; live sessions
@@ -37,6 +40,25 @@ export async function reloadUsers(server: ServerHandle, file: string, log: Logge
   const { users } = await loadUsers(file);
   server.setUsers(users);
   log.info(`reloaded ${users.size} users from ${file}`);
+}
+
+/**
+ * Reloads the users whenever `file` changes (written, or replaced by a
+ * rename); a file that does not parse is logged with its line and column
+ * and changes nothing.
+ *
+ * @example
+ * ```ts ignore
+ * const watch = watchUsers(server, config.usersFile, log);
+ * watch.close();
+ * ```
+ */
+export function watchUsers(server: ServerHandle, file: string, log: Logger): FileWatch {
+  return watchFile(file, () => {
+    reloadUsers(server, file, log).catch((e) =>
+      log.error(`users.yml not reloaded: ${describeError(e)}`)
+    );
+  }, { onError: (e) => log.warn(`no longer watching ${file}: ${describeError(e)}`) });
 }
 
 export const serverCommand: Command = {
@@ -57,9 +79,11 @@ export const serverCommand: Command = {
     log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
     const { users } = await loadUsers(config.usersFile);
     const server = await startServer({ ...config, users, log });
+    const watch = watchUsers(server, config.usersFile, log);
     let closing: Promise<void> | undefined;
     const stop = () => {
       log.info("stopping");
+      watch.close();
       closing ??= server.close();
     };
     const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];

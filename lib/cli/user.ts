@@ -5,8 +5,15 @@
  *
  * @module
  */
-import { parseClientConfig, parseDuration, type UserEntry } from "../config/mod.ts";
-import { addUser, issueUserToken, listUsers, removeUser } from "../provision/mod.ts";
+import {
+  parseClientConfig,
+  parseDuration,
+  parseQuota,
+  parseSize,
+  type UserChanges,
+  type UserEntry,
+} from "../config/mod.ts";
+import { addUser, issueUserToken, listUsers, removeUser, setUser } from "../provision/mod.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { asUsageError, boolFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
@@ -29,16 +36,38 @@ function factorOf(u: UserEntry): string {
   return u.totpSecret === undefined ? f : `${f} + totp`;
 }
 
+/** "10MB", "1.5GB", "512kB": a byte count in SI units, as users.yml accepts it. */
+function bytesText(n: number): string {
+  const units: [number, string][] = [[1e12, "TB"], [1e9, "GB"], [1e6, "MB"], [1e3, "kB"]];
+  const [div, unit] = units.find(([d]) => n >= d) ?? [1, "B"];
+  return `${+(n / div).toFixed(2)}${unit}`;
+}
+
+/** The user's limits in users.yml's words, or "-". */
+function limitsText(u: UserEntry): string {
+  const parts: string[] = [];
+  if (u.bandwidth !== undefined) parts.push(`bandwidth ${bytesText(u.bandwidth)}/s`);
+  if (u.quota !== undefined) {
+    const d = u.quota.periodS / 86_400;
+    const period = Number.isInteger(d) ? `${d}d` : `${u.quota.periodS}s`;
+    parts.push(`quota ${bytesText(u.quota.bytes)}/${period}`);
+  }
+  if (u.maxTunnels !== undefined) parts.push(`max_tunnels ${u.maxTunnels}`);
+  if (u.maxStreams !== undefined) parts.push(`max_streams ${u.maxStreams}`);
+  return parts.length === 0 ? "-" : parts.join(", ");
+}
+
 /** Formats users as an aligned table. */
 export function formatUserTable(users: UserEntry[], now = new Date()): string {
   const rows = [
-    ["NAME", "LOGIN", "ROUTES", "EXPIRES", "STATUS"],
+    ["NAME", "LOGIN", "ROUTES", "EXPIRES", "STATUS", "LIMITS"],
     ...users.map((u) => [
       u.name,
       factorOf(u),
       u.routes.length === 0 ? "(none)" : u.routes.join(","),
       u.expires?.toISOString() ?? "never",
       status(u, now),
+      limitsText(u),
     ]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -49,16 +78,24 @@ const USAGE = `Usage:
   nitrosocks user add NAME --dir DIR [--out FILE] [--server HOST:PORT | --url URL] [--routes GLOB,...]
                      [--totp] [--password [--iterations N] | --jwt | --jwt-secret | --jwt-key KEY]
                      [--client-cert] [--force]
+                     [--bandwidth RATE] [--quota SIZE/PERIOD] [--max-tunnels N] [--max-streams N] [--expires WHEN]
+  nitrosocks user set NAME --dir DIR [--routes GLOB,...] [--bandwidth RATE] [--quota SIZE/PERIOD]
+                     [--max-tunnels N] [--max-streams N] [--expires WHEN] [--disable | --enable]
   nitrosocks user token NAME --dir DIR [--ttl DURATION] [--routes GLOB,...] [--out FILE]
   nitrosocks user list --dir DIR
   nitrosocks user remove NAME --dir DIR
 
 add      makes a key pair and token for NAME, adds NAME to DIR's users.yml and
          writes the client profile (mode 0600) and a nitrosocks:// share link
-list     shows names, routes, expiry and status
+set      changes NAME's routes and limits, or disables/enables NAME
+list     shows names, routes, expiry, status and limits
 remove   deletes NAME from users.yml
 token    signs a JWT for a JWT user with their HS256 secret (or auth.jwt's first
          secret) and prints it, or writes it to --out (mode 0600)
+
+users.yml keeps its comments and other users. A running server applies the
+change within 2 s: a user removed, disabled, expired or over quota loses
+their live tunnels at once.
 
 Options:
   --dir DIR           server directory holding server.yml (default .)
@@ -87,12 +124,92 @@ Options:
   --ttl DURATION      token: lifetime, e.g. 1h, 30m (default 1h)
   --client-cert       also issue a TLS client certificate (CN = NAME) from DIR/tls/ca.crt
                       into the profile, for a server with tls.client_ca: tls/ca.crt
-  --force             overwrite an existing profile file`;
+  --force             overwrite an existing profile file
+
+Limits (add and set; with set, "none" removes a limit):
+  --bandwidth RATE    each direction, shared by all the user's tunnels, e.g. 10MB/s
+  --quota SIZE/PERIOD bytes both ways per period, e.g. 50GB/30d (periods: m, h, d)
+  --max-tunnels N     most tunnels (clients) at once
+  --max-streams N     most connections at once over all the user's tunnels
+  --expires WHEN      refused from then on: 2027-01-01, 2027-01-01T12:00:00Z, or a
+                      duration from now such as 30d ("never" with set)
+  --disable, --enable (set) refuse the user / let them in again`;
+
+const LIMIT_FLAGS = ["bandwidth", "quota", "max-tunnels", "max-streams", "expires"];
+
+/** `--bandwidth`: a rate as users.yml takes it ("10MB/s"), or null for "none". */
+function rateFlag(text: string): string | null {
+  if (text === "none") return null;
+  const body = text.endsWith("/s") ? text.slice(0, -2) : text;
+  const n = parseSize(body, { loose: true });
+  if (n === undefined || n < 1024) {
+    throw new UsageError(
+      `Invalid --bandwidth "${text}": expected a rate of at least 1KiB/s such as 10MB/s`,
+    );
+  }
+  return parseSize(body) === undefined ? `${n}B/s` : `${body}/s`;
+}
+
+/** `--quota`: "50GB/30d" as users.yml takes it, or null for "none". */
+function quotaFlag(text: string): string | null {
+  if (text === "none") return null;
+  const q = parseQuota(text, { loose: true });
+  if (q === undefined || q.bytes < 1024 || q.periodS < 60) {
+    throw new UsageError(
+      `Invalid --quota "${text}": expected SIZE/PERIOD such as 50GB/30d (at least 1KiB per 1m)`,
+    );
+  }
+  return parseQuota(text) === undefined
+    ? `${q.bytes}B/${text.slice(text.lastIndexOf("/") + 1)}`
+    : text;
+}
+
+/** `--max-tunnels` / `--max-streams`: a positive integer, or null for "none". */
+function countFlag(name: string, text: string): number | null {
+  if (text === "none") return null;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 1_000_000) {
+    throw new UsageError(`Invalid --${name} "${text}": expected a whole number 1..1000000`);
+  }
+  return n;
+}
+
+/** `--expires`: a date, an RFC 3339 time or a duration from now; null for "never". */
+function expiresFlag(text: string, now = Date.now()): Date | null {
+  if (text === "never") return null;
+  const d = parseDuration(text);
+  if (d !== undefined) return new Date(now + d * 1000);
+  const t = /^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d))?$/.test(text)
+    ? Date.parse(text.length === 10 ? `${text}T00:00:00Z` : text)
+    : NaN;
+  if (Number.isNaN(t)) {
+    throw new UsageError(
+      `Invalid --expires "${text}": expected 2027-01-01, 2027-01-01T12:00:00Z or a duration such as 30d`,
+    );
+  }
+  return new Date(t);
+}
+
+/** The limit flags given, as changes to the user. */
+function limitChanges(p: ReturnType<typeof parseFlags>): UserChanges {
+  const c: UserChanges = {};
+  const bw = stringFlag(p, "bandwidth");
+  if (bw !== undefined) c.bandwidth = rateFlag(bw);
+  const q = stringFlag(p, "quota");
+  if (q !== undefined) c.quota = quotaFlag(q);
+  const mt = stringFlag(p, "max-tunnels");
+  if (mt !== undefined) c.maxTunnels = countFlag("max-tunnels", mt);
+  const ms = stringFlag(p, "max-streams");
+  if (ms !== undefined) c.maxStreams = countFlag("max-streams", ms);
+  const ex = stringFlag(p, "expires");
+  if (ex !== undefined) c.expires = expiresFlag(ex);
+  return c;
+}
 
 /** The `user` subcommand. */
 export const userCommand: Command = {
   name: "user",
-  summary: "Add, list or remove users; print a client profile link",
+  summary: "Add, change, list or remove users; print a client profile link",
   usage: USAGE,
   async run(args) {
     const [sub, ...rest] = args;
@@ -111,26 +228,35 @@ export const userCommand: Command = {
       "jwt-key": { type: "string" },
       ttl: { type: "string" },
       force: { type: "boolean" },
+      bandwidth: { type: "string" },
+      quota: { type: "string" },
+      "max-tunnels": { type: "string" },
+      "max-streams": { type: "string" },
+      expires: { type: "string" },
+      disable: { type: "boolean" },
+      enable: { type: "boolean" },
     });
     const dir = stringFlag(p, "dir") ?? ".";
     const onlyFor = (allowed: string[]) => {
-      for (
-        const f of [
-          "out",
-          "server",
-          "url",
-          "routes",
-          "totp",
-          "password",
-          "iterations",
-          "client-cert",
-          "jwt",
-          "jwt-secret",
-          "jwt-key",
-          "ttl",
-          "force",
-        ]
-      ) {
+      const all = [
+        "out",
+        "server",
+        "url",
+        "routes",
+        "totp",
+        "password",
+        "iterations",
+        "client-cert",
+        "jwt",
+        "jwt-secret",
+        "jwt-key",
+        "ttl",
+        "force",
+        ...LIMIT_FLAGS,
+        "disable",
+        "enable",
+      ];
+      for (const f of all) {
         if (!allowed.includes(f) && p.values[f] !== undefined) {
           throw new UsageError(`--${f} is not an option of "user ${sub}"`);
         }
@@ -146,7 +272,26 @@ export const userCommand: Command = {
     };
     switch (sub) {
       case "add": {
+        onlyFor([
+          "out",
+          "server",
+          "url",
+          "routes",
+          "totp",
+          "password",
+          "iterations",
+          "client-cert",
+          "jwt",
+          "jwt-secret",
+          "jwt-key",
+          "force",
+          ...LIMIT_FLAGS,
+        ]);
         const name = oneName();
+        const limits = limitChanges(p);
+        for (const [k, v] of Object.entries(limits)) {
+          if (v === null) throw new UsageError(`"none" and "never" are for "user set" (${k})`);
+        }
         const out = stringFlag(p, "out");
         const server = stringFlag(p, "server");
         const url = stringFlag(p, "url");
@@ -203,6 +348,11 @@ export const userCommand: Command = {
           totp: boolFlag(p, "totp"),
           clientCert: boolFlag(p, "client-cert"),
           force: boolFlag(p, "force"),
+          ...(limits.bandwidth == null ? {} : { bandwidth: limits.bandwidth }),
+          ...(limits.quota == null ? {} : { quota: limits.quota }),
+          ...(limits.maxTunnels == null ? {} : { maxTunnels: limits.maxTunnels }),
+          ...(limits.maxStreams == null ? {} : { maxStreams: limits.maxStreams }),
+          ...(limits.expires == null ? {} : { expires: limits.expires }),
         }));
         const prof = parseClientConfig(r.profileYaml, r.profilePath);
         console.log(
@@ -236,8 +386,37 @@ export const userCommand: Command = {
               formatHostPort(prof.socks5.listen.host, prof.socks5.listen.port)
             } https://example.com`,
             "",
-            "A running server picks the user up when it reloads users.yml.",
+            "A running server picks the user up within 2 s (it watches users.yml).",
           ].join("\n"),
+        );
+        return 0;
+      }
+      case "set": {
+        onlyFor(["routes", ...LIMIT_FLAGS, "disable", "enable"]);
+        const name = oneName();
+        const changes = limitChanges(p);
+        const routes = stringFlag(p, "routes");
+        if (routes !== undefined) {
+          changes.routes = routes.split(",").map((r) => r.trim()).filter((r) => r !== "");
+        }
+        if (boolFlag(p, "disable") && boolFlag(p, "enable")) {
+          throw new UsageError("--disable and --enable together: choose one");
+        }
+        if (boolFlag(p, "disable")) changes.disabled = true;
+        if (boolFlag(p, "enable")) changes.disabled = false;
+        if (Object.keys(changes).length === 0) {
+          throw new UsageError(
+            "nothing to change: give --routes, --bandwidth, --quota, --max-tunnels, --max-streams, --expires, --disable or --enable",
+          );
+        }
+        const file = await asUsageError(setUser(name, dir, changes));
+        const what = Object.entries(changes).map(([k, v]) =>
+          `${k} ${v === null ? "removed" : v instanceof Date ? v.toISOString() : String(v)}`
+        );
+        console.log(
+          `Changed user "${name}" in ${file}: ${
+            what.join(", ")
+          }. A running server applies it within 2 s.`,
         );
         return 0;
       }
@@ -289,9 +468,11 @@ export const userCommand: Command = {
         return 0;
       }
       case undefined:
-        throw new UsageError("missing subcommand: add, list, remove or token");
+        throw new UsageError("missing subcommand: add, set, list, remove or token");
       default:
-        throw new UsageError(`unknown subcommand "${sub}": expected add, list, remove or token`);
+        throw new UsageError(
+          `unknown subcommand "${sub}": expected add, set, list, remove or token`,
+        );
     }
   },
 };

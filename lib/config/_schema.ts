@@ -11,7 +11,7 @@ import { ConfigError } from "../errors.ts";
 import { fromBase64Url } from "../crypto/mod.ts";
 import type { Pos, YamlNode } from "./_yaml.ts";
 import { decodeBase32 } from "./base32.ts";
-import { parseDuration, parseSize } from "./units.ts";
+import { parseDuration, parseQuota, parseSize, type Quota } from "./units.ts";
 import { type HostPort, parseHostPort } from "../wire/host_port.ts";
 
 /** Where a node sits: file, dotted key path, and the position of its key. */
@@ -286,6 +286,28 @@ export function rate(min: number, max: number): Schema<number> {
     fromText: (s) => s.endsWith("/s") ? parseSize(s.slice(0, -2)) : undefined,
     range: (n) => `${n} bytes/s is out of range ${min}..${max}`,
   });
+}
+
+/**
+ * A byte quota over a period: "50GB/30d" (at least `minBytes` per at least
+ * `minPeriodS` seconds).
+ */
+export function quota(minBytes: number, minPeriodS: number): Schema<Quota> {
+  const what = 'a quota SIZE/PERIOD such as "50GB/30d" or "1GiB/1h"';
+  return {
+    parse(node, at) {
+      const q = parseQuota(scalarText(node, at, what));
+      if (q === undefined) throw invalid(node, at, what, "sizes: MB, GB, GiB…; periods: h, d");
+      if (q.bytes < minBytes || q.periodS < minPeriodS) {
+        throw configError(
+          at,
+          node.pos,
+          `Invalid ${nameOf(at)}: at least ${minBytes} bytes per at least ${minPeriodS}s`,
+        );
+      }
+      return q;
+    },
+  };
 }
 
 /** A duration in seconds: a number of seconds or "30s", "5m", "1h". */

@@ -197,3 +197,32 @@ export function deleteYamlEntry(text: string, file: string, path: string[]): str
   doc.deleteIn(path);
   return doc.toString({ lineWidth: 0 });
 }
+
+/** One change for {@link editYamlEntries}: set `path` to `value`, or delete it (`undefined`). */
+export interface YamlEdit {
+  path: string[];
+  value: unknown;
+}
+
+/**
+ * Applies several edits to existing entries and returns the new text,
+ * keeping comments and everything else. Each `path` must name an entry in an
+ * existing mapping (its last key may be new).
+ *
+ * @example
+ * ```ts
+ * import { editYamlEntries } from "./_yaml.ts";
+ * editYamlEntries("users:\n  bob: {routes: [\"*\"]} # bob\n", "users.yml", [
+ *   { path: ["users", "bob", "disabled"], value: true },
+ * ]);
+ * ```
+ */
+export function editYamlEntries(text: string, file: string, edits: YamlEdit[]): string {
+  const { doc } = loadDocument(text, file);
+  for (const e of edits) {
+    if (e.value === undefined) {
+      if (doc.hasIn(e.path)) doc.deleteIn(e.path);
+    } else doc.setIn(e.path, doc.createNode(e.value));
+  }
+  return doc.toString({ lineWidth: 0 });
+}

@@ -37,6 +37,8 @@ export {
   type NewUser,
   parseUsers,
   removeUserFromYaml,
+  updateUserInYaml,
+  type UserChanges,
   type UserEntry,
   type UsersConfig,
   type UserSource,
@@ -78,5 +80,12 @@ export {
   type KexName,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
-export { parseDuration, parseSize, type ParseSizeOptions } from "./units.ts";
+export {
+  parseDuration,
+  parseQuota,
+  parseSize,
+  type ParseSizeOptions,
+  type Quota,
+} from "./units.ts";
 export { isHost, isLoopbackHost } from "../wire/host_port.ts";
+export { type FileWatch, WATCH_DEBOUNCE_MS, watchFile, type WatchFileOptions } from "./watch.ts";

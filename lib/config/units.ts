@@ -89,3 +89,31 @@ export function parseDuration(text: string): number | undefined {
   }
   return total;
 }
+
+/** A byte quota over a period, as `parseQuota` returns it. */
+export interface Quota {
+  /** Bytes allowed per period (both directions together). */
+  bytes: number;
+  /** The period in seconds. */
+  periodS: number;
+}
+
+/**
+ * Parses a quota "SIZE/PERIOD" such as "50GB/30d" or "1GiB/1h" (a size as
+ * {@linkcode parseSize} reads it, a duration as {@linkcode parseDuration});
+ * undefined when malformed.
+ *
+ * @example
+ * ```ts
+ * import { parseQuota } from "./units.ts";
+ * parseQuota("50GB/30d"); // { bytes: 50_000_000_000, periodS: 2_592_000 }
+ * ```
+ */
+export function parseQuota(text: string, options?: ParseSizeOptions): Quota | undefined {
+  const slash = text.lastIndexOf("/");
+  if (slash < 0) return undefined;
+  const bytes = parseSize(text.slice(0, slash), options);
+  const periodS = parseDuration(text.slice(slash + 1));
+  if (bytes === undefined || periodS === undefined || periodS <= 0) return undefined;
+  return { bytes, periodS };
+}

@@ -19,6 +19,7 @@ import {
   locate,
   object,
   optional,
+  quota,
   rate,
   record,
   refine,
@@ -30,7 +31,7 @@ import {
   withDefault,
 } from "./_schema.ts";
 import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_shared.ts";
-import { deleteYamlEntry, setYamlEntry } from "./_yaml.ts";
+import { deleteYamlEntry, editYamlEntries, setYamlEntry, type YamlEdit } from "./_yaml.ts";
 import { encodeBase32 } from "./base32.ts";
 import { JWT_MIN_SECRET_BYTES } from "../crypto/jwt.ts";
 import {
@@ -42,6 +43,7 @@ import {
 } from "../crypto/scram.ts";
 import { parseRoute } from "./routes.ts";
 import { streamCount } from "./server.ts";
+import type { Quota } from "./units.ts";
 
 /** One user of the server. */
 export interface UserEntry {
@@ -63,10 +65,14 @@ export interface UserEntry {
   totpSecret?: Uint8Array;
   /** Allowed route patterns (see `routes.ts`); default ["*"]. */
   routes: string[];
-  /** Bandwidth limit in bytes per second, each direction. */
+  /** Bandwidth limit in bytes per second, each direction, shared by all the user's tunnels. */
   bandwidth?: number;
   /** Most concurrent streams this user may open over all tunnels. */
   maxStreams?: number;
+  /** Most concurrent tunnels (sessions) of this user. */
+  maxTunnels?: number;
+  /** Tunnel bytes (both directions) allowed per period. */
+  quota?: Quota;
   /** The user is refused from this instant on. */
   expires?: Date;
   /** The user is refused while set. */
@@ -126,6 +132,8 @@ const userSchema = object({
   routes: withDefault(list(routePattern()), ["*"]),
   bandwidth: optional(rate(1024, 1e12)),
   max_streams: optional(streamCount()),
+  max_tunnels: optional(integer(1, 1_000_000)),
+  quota: optional(quota(1024, 60)),
   expires: optional(timestamp()),
   disabled: withDefault(boolean(), false),
 });
@@ -211,6 +219,8 @@ export function parseUsers(text: string, file: string): UsersConfig {
       routes: u.routes,
       ...(u.bandwidth === undefined ? {} : { bandwidth: u.bandwidth }),
       ...(u.max_streams === undefined ? {} : { maxStreams: u.max_streams }),
+      ...(u.max_tunnels === undefined ? {} : { maxTunnels: u.max_tunnels }),
+      ...(u.quota === undefined ? {} : { quota: u.quota }),
       ...(u.expires === undefined ? {} : { expires: u.expires }),
       disabled: u.disabled,
     });
@@ -246,8 +256,33 @@ export interface NewUser {
   bandwidth?: string;
   /** Most concurrent streams over all tunnels. */
   maxStreams?: number;
+  /** Most concurrent tunnels. */
+  maxTunnels?: number;
+  /** A quota such as "50GB/30d". */
+  quota?: string;
   /** The user is refused from this instant on. */
   expires?: Date;
+}
+
+/**
+ * Changes to a user for {@link updateUserInYaml}: a value sets the key,
+ * `null` removes it (the default applies again), absent leaves it alone.
+ */
+export interface UserChanges {
+  /** Allowed route patterns. */
+  routes?: string[];
+  /** A rate such as "10MB/s". */
+  bandwidth?: string | null;
+  /** A quota such as "50GB/30d". */
+  quota?: string | null;
+  /** Most concurrent streams over all tunnels. */
+  maxStreams?: number | null;
+  /** Most concurrent tunnels. */
+  maxTunnels?: number | null;
+  /** The user is refused from this instant on. */
+  expires?: Date | null;
+  /** Refuse the user (true) or let them in again (false). */
+  disabled?: boolean;
 }
 
 /**
@@ -296,6 +331,8 @@ export function addUserToYaml(text: string, file: string, user: NewUser): string
   value.routes = user.routes ?? ["*"];
   if (user.bandwidth !== undefined) value.bandwidth = user.bandwidth;
   if (user.maxStreams !== undefined) value.max_streams = user.maxStreams;
+  if (user.maxTunnels !== undefined) value.max_tunnels = user.maxTunnels;
+  if (user.quota !== undefined) value.quota = user.quota;
   if (user.expires !== undefined) value.expires = user.expires.toISOString();
   value.disabled = false;
   const out = setYamlEntry(text, file, ["users", user.name], value);
@@ -314,6 +351,49 @@ export function removeUserFromYaml(text: string, file: string, name: string): st
   }
   const out = deleteYamlEntry(text, file, ["users", name]);
   if (out === undefined) throw new ConfigError(`No user ${JSON.stringify(name)}`, { file });
+  parseUsers(out, file);
+  return out;
+}
+
+/**
+ * Returns `text` with user `name`'s keys changed as `changes` says, keeping
+ * comments, the user's other keys and the other users. Throws `ConfigError`
+ * when the file is invalid, there is no such user, or the result would not
+ * parse (e.g. a malformed rate), naming the line and column.
+ *
+ * @example
+ * ```ts
+ * import { addUserToYaml, updateUserInYaml } from "./users.ts";
+ * const k = { publicKey: new Uint8Array(32).fill(1), token: new Uint8Array(32).fill(2) };
+ * const text = addUserToYaml("users: {}\n", "users.yml", { name: "bob", ...k });
+ * updateUserInYaml(text, "users.yml", "bob", { disabled: true, bandwidth: "1MB/s" });
+ * ```
+ */
+export function updateUserInYaml(
+  text: string,
+  file: string,
+  name: string,
+  changes: UserChanges,
+): string {
+  const current = parseUsers(text, file);
+  if (!current.users.has(name)) {
+    throw new ConfigError(`No user ${JSON.stringify(name)}`, {
+      file,
+      hint: "list the users with 'nitrosocks user list'",
+    });
+  }
+  const edits: YamlEdit[] = [];
+  const put = (key: string, v: unknown) => {
+    if (v !== undefined) edits.push({ path: ["users", name, key], value: v ?? undefined });
+  };
+  put("routes", changes.routes);
+  put("bandwidth", changes.bandwidth);
+  put("quota", changes.quota);
+  put("max_streams", changes.maxStreams);
+  put("max_tunnels", changes.maxTunnels);
+  put("expires", changes.expires === null ? null : changes.expires?.toISOString());
+  put("disabled", changes.disabled);
+  const out = editYamlEntries(text, file, edits);
   parseUsers(out, file);
   return out;
 }

@@ -282,7 +282,11 @@ export type TunnelEventInit =
   | {
     /** Server: a limit refused or ended something (a stream, a tunnel, a login, bytes). */
     type: "limit";
-    /** Which limit, by its config key: "max_tunnels", "max_streams", "bandwidth", "quota", … */
+    /**
+     * Which limit, by its config key: "max_tunnels", "limits.max_tunnels",
+     * "max_streams", "quota", "disabled", "expires", or "removed" (the user
+     * left users.yml) for the revocations that end live sessions.
+     */
     limit: string;
     /** The user it applied to; absent for a server-wide limit hit before a login. */
     user?: string;
@@ -296,7 +300,7 @@ export type TunnelEventInit =
  * other than CONNECT (`command`), the user's routes (`route`), the
  * `egress.block` list (`egress`), or the target could not be reached (`dial`).
  */
-export type RefusalCause = "request" | "command" | "route" | "egress" | "dial";
+export type RefusalCause = "request" | "command" | "route" | "egress" | "limit" | "dial";
 
 /** An event as observers see it: with the time it happened (ms since the epoch). */
 export type TunnelEvent = TunnelEventInit & { time: number };

@@ -199,8 +199,14 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           sessionLog(e.session).info("release not answered in time: sending a notice and closing");
         }
         return;
+      case "stream_close":
+        // The client shows why the server reset a stream (a limit, a route, a dial failure).
+        if (side === "client" && e.reason.startsWith("reset by peer: ")) {
+          sessionLog(e.session).info(`stream ${e.stream}: ${e.reason}`);
+        }
+        return;
       default:
-        // stream_close, bytes: for metrics; session_end logs the totals.
+        // bytes: for metrics; session_end logs the totals.
         return;
     }
   };

@@ -35,5 +35,6 @@ export {
   issueUserToken,
   listUsers,
   removeUser,
+  setUser,
 } from "./users.ts";
 export { ProvisionInputError } from "./errors.ts";

@@ -25,7 +25,9 @@ import {
   parseServerUrl,
   parseUsers,
   removeUserFromYaml,
+  updateUserInYaml,
   USER_NAME_PATTERN,
+  type UserChanges,
   type UserEntry,
 } from "../config/mod.ts";
 import {
@@ -88,6 +90,16 @@ export interface AddUserOptions {
   clientCert?: boolean;
   /** Overwrite an existing profile file. */
   force?: boolean;
+  /** Bandwidth each direction, e.g. "10MB/s" (users.yml `bandwidth`). */
+  bandwidth?: string;
+  /** Data quota, e.g. "50GB/30d" (users.yml `quota`). */
+  quota?: string;
+  /** Most concurrent tunnels (users.yml `max_tunnels`). */
+  maxTunnels?: number;
+  /** Most concurrent streams over all tunnels (users.yml `max_streams`). */
+  maxStreams?: number;
+  /** Refused from this instant on (users.yml `expires`). */
+  expires?: Date;
 }
 
 /** What {@link addUser} produced. */
@@ -256,6 +268,11 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       ...(jwt === undefined ? {} : { jwt }),
       ...(totpSecret === undefined ? {} : { totpSecret }),
       routes,
+      ...(opts.bandwidth === undefined ? {} : { bandwidth: opts.bandwidth }),
+      ...(opts.quota === undefined ? {} : { quota: opts.quota }),
+      ...(opts.maxTunnels === undefined ? {} : { maxTunnels: opts.maxTunnels }),
+      ...(opts.maxStreams === undefined ? {} : { maxStreams: opts.maxStreams }),
+      ...(opts.expires === undefined ? {} : { expires: opts.expires }),
     });
     const profileYaml = formatClientProfile({
       server,
@@ -358,6 +375,42 @@ export async function issueUserToken(name: string, opts: IssueTokenOptions): Pro
     ...(cfg.auth.jwt.audience === undefined ? {} : { aud: cfg.auth.jwt.audience }),
     ...(opts.routes === undefined ? {} : { routes: opts.routes }),
   });
+}
+
+/**
+ * Changes user `name` of the server in `dir` (limits, routes, disabled):
+ * comments, the user's other keys and the other users are kept; the write
+ * is atomic. A running server applies it within 2 s (it watches the file).
+ * Resolves to the users file's path; throws `ConfigError` for an unknown
+ * user or a value users.yml would refuse, `ProvisionInputError` for a bad
+ * route pattern.
+ *
+ * @example
+ * ```ts
+ * import { addUser, initServerDir, listUsers, setUser } from "./mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await initServerDir(dir);
+ * await addUser("alice", { dir, out: `${dir}/alice.yml`, server: "127.0.0.1:8443" });
+ * await setUser("alice", dir, { disabled: true, bandwidth: "1MB/s" });
+ * console.log((await listUsers(dir))[0]?.disabled); // true
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function setUser(name: string, dir: string, changes: UserChanges): Promise<string> {
+  checkUserName(name);
+  for (const r of changes.routes ?? []) {
+    try {
+      parseRoute(r);
+    } catch (e) {
+      throw new ProvisionInputError(e instanceof Error ? e.message : String(e), { cause: e });
+    }
+  }
+  const cfg = await loadServerConfig(join(dir, "server.yml"));
+  await withLock(cfg.usersFile, async () => {
+    const text = await Deno.readTextFile(cfg.usersFile);
+    await replaceFile(cfg.usersFile, updateUserInYaml(text, cfg.usersFile, name, changes));
+  });
+  return cfg.usersFile;
 }
 
 /**

@@ -44,7 +44,7 @@ import {
   encodeResumeFrame,
 } from "./frames.ts";
 import { RekeyState } from "./rekey.ts";
-import { ReleaseReason, ReleaseState } from "./release.ts";
+import { describeReleaseReason, ReleaseReason, ReleaseState } from "./release.ts";
 
 /** Options for {@linkcode SessionController}. */
 export interface SessionControllerOptions {
@@ -304,7 +304,9 @@ export class SessionController {
         ? "released"
         : action.reason === undefined
         ? "released by peer"
-        : `peer ended the session (notice ${action.reason})`;
+        : `peer ended the session (notice ${action.reason}: ${
+          describeReleaseReason(action.reason)
+        })`;
       const released: Released = by === "us" || action.reason === undefined
         ? { by, reason }
         : { by, reason, notice: action.reason };

@@ -62,7 +62,35 @@ export const ReleaseReason = {
   IDLE: 4,
   /** An internal error; the sender gives the session up. */
   ERROR: 5,
+  /** The user's data quota for the current period is used up. */
+  QUOTA: 6,
+  /** Over a tunnel limit (the user's `max_tunnels` or the server's `limits.max_tunnels`). */
+  LIMIT: 7,
 } as const;
+
+const RELEASE_REASON_TEXT: readonly string[] = [
+  "no reason given",
+  "no answer to a release request",
+  "shutting down",
+  "access revoked: the user was disabled, expired, removed or kicked",
+  "idle too long",
+  "internal error",
+  "the user's data quota is used up; ask the operator or wait for the next period",
+  "too many tunnels for this user or server; close another client first",
+];
+
+/**
+ * What a NOTICE reason code means, for the log of the side that receives it.
+ *
+ * @example
+ * ```ts
+ * import { describeReleaseReason } from "./release.ts";
+ * describeReleaseReason(2); // "shutting down"
+ * ```
+ */
+export function describeReleaseReason(code: number): string {
+  return RELEASE_REASON_TEXT[code] ?? `reason ${code}`;
+}
 
 /** Bytes of the request nonce. */
 export const RELEASE_NONCE_BYTES = 16;

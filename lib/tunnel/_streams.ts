@@ -12,6 +12,7 @@
 import { type Mux, ResetReason } from "../mux/mod.ts";
 import { describeError, type Logger } from "../observe/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
+import type { ByteBudget, UserMeter } from "./pace.ts";
 
 /**
  * A local socket read starts at this size and grows (×4 per full read) up to
@@ -31,6 +32,9 @@ const STREAM_READ_MAX = 256 * 1024;
 const STREAM_READ_AHEAD = 4 * STREAM_READ_MAX;
 /** ...and it tracks that many (and two) for reuse once the mux has pulled their bytes. */
 const STREAM_READ_REUSE = STREAM_READ_AHEAD / STREAM_READ_MAX + 2;
+
+/** How often a stream whose user's quota budget is used up looks again (ms). */
+const BUDGET_RECHECK_MS = 10;
 
 /** One stream and its local socket. */
 export interface StreamCtx {
@@ -54,12 +58,19 @@ export interface StreamCtx {
   bytesIn: number;
   /** Bytes read from the local socket. */
   bytesOut: number;
+  /** Ends a bandwidth pause early (the stream is dropped). */
+  unpause: (() => void) | undefined;
 }
 
 /** What the stream table needs from its session. */
 export interface StreamHost {
   /** The session's mux (replaced when the peer lost the session). */
   readonly mux: Mux;
+  /**
+   * Server: the user's bandwidth buckets and quota budget (`pace.ts`);
+   * undefined when the user has neither, and then metering costs nothing.
+   */
+  readonly meter: UserMeter | undefined;
   /** The session has ended. */
   readonly closed: boolean;
   readonly log: Logger;
@@ -121,6 +132,7 @@ export class StreamTable {
       onClose: undefined,
       bytesIn: 0,
       bytesOut: 0,
+      unpause: undefined,
     };
     this.#streams.set(id, ctx);
     return ctx;
@@ -196,6 +208,7 @@ export class StreamTable {
   drop(ctx: StreamCtx, reason: string): void {
     if (!this.#streams.delete(ctx.id)) return;
     ctx.queue.length = 0;
+    ctx.unpause?.();
     const w = ctx.onWritable;
     ctx.onWritable = undefined;
     w?.();
@@ -209,6 +222,11 @@ export class StreamTable {
     ctx.onClose = ctx.onDatagram = undefined;
     onClose?.(reason);
     this.#host.streamClosed(ctx, reason);
+  }
+
+  /** Resets every stream (RESET frames; their queued data is dropped) and frees it. */
+  resetAll(reason: number, message: string): void {
+    for (const ctx of [...this.#streams.values()]) this.reset(ctx, reason, message);
   }
 
   /** Fails and frees every stream (the session ended, or the peer lost them). */
@@ -246,6 +264,19 @@ export class StreamTable {
     (async () => {
       while (ctx.queue.length > 0) {
         const d = ctx.queue.shift()!;
+        const m = this.#host.meter;
+        if (m !== undefined) {
+          const b = m.budget;
+          if (b !== undefined) {
+            if (!(await this.#awaitBudget(ctx, b))) return;
+            if ((b.left -= d.length) <= 0) b.spent();
+          }
+          // Upload pacing: the write to the target (and so the credit the
+          // peer gets back) waits until the user's bucket has paid for it.
+          const wait = m.up === undefined ? 0 : m.up.take(d.length, performance.now());
+          if (wait > 0) await this.#pause(ctx, wait);
+          if (!this.#streams.has(ctx.id)) return;
+        }
         await writeAll(sock, d);
         if (!this.#streams.has(ctx.id)) return;
         ctx.bytesIn += d.length;
@@ -289,6 +320,8 @@ export class StreamTable {
     const held: { ref: WeakRef<Uint8Array>; end: number }[] = [];
     const free: WeakRef<Uint8Array>[] = [];
     let sent = 0;
+    // Paced: bytes read in this turn, not yet paid to the user's bucket.
+    let turn = 0;
     while (!host.closed && this.#streams.has(ctx.id)) {
       while (host.mux.queued(ctx.id) >= STREAM_READ_AHEAD) {
         this.#readAhead.add(ctx);
@@ -301,7 +334,16 @@ export class StreamTable {
         if (host.closed || !this.#streams.has(ctx.id)) return;
         credit = host.mux.credit(ctx.id);
       }
-      const want = Math.min(size, credit);
+      const m = host.meter;
+      let want = m?.down === undefined
+        ? Math.min(size, credit)
+        : Math.min(size, credit, Math.max(m.down.slice - turn, STREAM_READ_MIN));
+      const b = m?.budget;
+      if (b !== undefined) {
+        // Quota: read no further than the last check left, then wait for the next one.
+        if (!(await this.#awaitBudget(ctx, b))) return;
+        want = Math.min(want, Math.max(b.left, STREAM_READ_MIN));
+      }
       const pulled = sent - host.mux.queued(ctx.id);
       while (held.length > 0 && held[0]!.end <= pulled) free.push(held.shift()!.ref);
       let buf: Uint8Array | undefined;
@@ -313,6 +355,7 @@ export class StreamTable {
       const n = await sock.read(want === size ? buf : buf.subarray(0, want));
       if (!this.#streams.has(ctx.id)) return;
       if (n === null) {
+        if (turn > 0) host.meter?.down?.take(turn, performance.now());
         ctx.sockReadDone = true;
         host.mux.finish(ctx.id);
         host.kick();
@@ -323,14 +366,56 @@ export class StreamTable {
       sent += n;
       ctx.bytesOut += n;
       if (n === want) size = Math.min(size * 4, STREAM_READ_MAX);
-      else if (n < size >> 2) size = STREAM_READ_MIN;
+      // A paced stream keeps its full slice: streams that take smaller turns
+      // would get a smaller share of the user's rate.
+      else if (n < size >> 2 && m?.down === undefined) size = STREAM_READ_MIN;
       if (held.length < STREAM_READ_REUSE && buf.length === size) {
         held.push({ ref: new WeakRef(buf), end: sent });
       }
       const took = host.mux.send(ctx.id, data);
       host.kick();
       if (took < n && !(await this.#sendAll(ctx, data.subarray(took)))) return;
+      if (m !== undefined) {
+        if (b !== undefined && (b.left -= n) <= 0) b.spent();
+        // Download pacing: a turn is one slice (several reads when the target's
+        // come short); then the stream pays the bucket and waits out the debt,
+        // so every busy stream of the user moves the same bytes per turn.
+        if (m.down !== undefined && (turn += n) >= m.down.slice) {
+          const wait = m.down.take(turn, performance.now());
+          turn = 0;
+          if (wait > 0) await this.#pause(ctx, wait);
+        }
+      }
     }
+  }
+
+  /**
+   * Waits while the user's quota budget is used up (a check is asked for
+   * and decides: more budget, or the session ends). False when the stream
+   * or the session ended meanwhile.
+   */
+  async #awaitBudget(ctx: StreamCtx, b: ByteBudget): Promise<boolean> {
+    while (b.left <= 0) {
+      b.spent();
+      await this.#pause(ctx, BUDGET_RECHECK_MS);
+      if (this.#host.closed || !this.#streams.has(ctx.id)) return false;
+    }
+    return true;
+  }
+
+  /** Waits `ms` for the user's bandwidth, or until the stream is dropped. */
+  #pause(ctx: StreamCtx, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ctx.unpause = undefined;
+        resolve();
+      }, ms);
+      ctx.unpause = () => {
+        ctx.unpause = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /**

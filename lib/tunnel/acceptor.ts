@@ -25,6 +25,7 @@ import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
 import type { StreamOwner, StreamPolicy } from "./stream_policy.ts";
+import type { UserLimits } from "./user_limits.ts";
 
 /** How long a client may take to deliver its whole first message. */
 export const HELLO_DEADLINE_MS = 10_000;
@@ -74,6 +75,8 @@ export interface AcceptorOptions {
    * signed is a probe, and a login must be by the user the certificate names.
    */
   clientCertificates?: boolean;
+  /** Per-user limits (tunnel caps, bandwidth); none when absent (tests). */
+  limits?: UserLimits;
   /** Where probes go when there is no `decoy`; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
   /** The built-in decoy site that takes probes (`fallback.mode: decoy`). */
@@ -334,6 +337,7 @@ export class ConnectionAcceptor {
     }
     // A resumption of a session this server does not hold starts it afresh.
     if (step.resumed) link.stateLost = true;
+    const over = this.#o.limits?.admitTunnel(step.userId);
     const no = table.nextNo();
     events.emit({ ...login, session: no });
     const session = this.#newSession(step, no, releaseKey, clog.child(step.userId));
@@ -368,7 +372,19 @@ export class ConnectionAcceptor {
         bytesOut: session.stats.bytesOut,
       });
     });
-    return (await session.attachLink(link)).reason;
+    const ended = session.attachLink(link);
+    if (over !== undefined) {
+      // Over a tunnel limit: the login was good, so say why (NOTICE LIMIT) and end it.
+      events.emit({
+        type: "limit",
+        limit: over.limit,
+        user: step.userId,
+        session: no,
+        detail: over.detail,
+      });
+      void session.notifyAndClose(over.detail, ReleaseReason.LIMIT, { lingerMs: 1_000 });
+    }
+    return (await ended).reason;
   }
 
   /** Ends `session` (NOTICE, then release) when its login's JWT expires. */
@@ -402,10 +418,15 @@ export class ConnectionAcceptor {
     const { limits, session: s } = this.#o.settings;
     const secrets = step.secrets;
     const user = this.#o.users.get(step.userId);
+    const meter = this.#o.limits?.meter(step.userId);
     const makeMux = () =>
       new Mux({
         role: "server",
-        maxStreams: Math.min(user?.maxStreams ?? Infinity, limits.maxStreamsPerTunnel),
+        // With UserLimits, the user's max_streams is counted over all their
+        // tunnels (and follows reloads); the mux holds the per-tunnel cap.
+        maxStreams: this.#o.limits === undefined
+          ? Math.min(user?.maxStreams ?? Infinity, limits.maxStreamsPerTunnel)
+          : limits.maxStreamsPerTunnel,
         streamWindow: limits.streamWindow,
         sessionWindow: limits.sessionWindow,
         resume: secrets.resumable,
@@ -425,6 +446,7 @@ export class ConnectionAcceptor {
       keepaliveMs: s.keepaliveS * 1000,
       deadAfterMs: s.deadAfterS * 1000,
       tunnelIdleMs: limits.idleTimeoutS * 1000,
+      ...(meter === undefined ? {} : { meter }),
       rekey: { bytes: s.rekeyBytes, ms: s.rekeyIntervalS * 1000 },
       onOpen: (sid, request) => {
         this.#o.policy.open(owner, sid, request).catch((e) =>

@@ -44,6 +44,7 @@ import { SessionTable } from "./session_table.ts";
 import { StreamPolicy } from "./stream_policy.ts";
 import { dnsResolve, type Resolve, selfAddresses } from "./egress.ts";
 import { startServerOps } from "./server_ops.ts";
+import { UserLimits } from "./user_limits.ts";
 
 export { ConnectionAcceptor } from "./acceptor.ts";
 export { SessionTable } from "./session_table.ts";
@@ -108,7 +109,11 @@ export interface ServerHandle {
   adminAddr: { hostname: string; port: number } | undefined;
   /** Ends `user`'s live sessions at once (what `nitrosocks kick` asks); resolves with how many. */
   kick(user: string, by?: string): Promise<number>;
-  /** Serves these users from now on (a reload); live sessions keep running. */
+  /**
+   * Serves these users from now on (a reload). Live sessions of users now
+   * removed, disabled, expired or over quota end (NOTICE, then release);
+   * the others get the new bandwidth at once.
+   */
   setUsers(users: UserSource): void;
   /** Stops listening and ends every tunnel. */
   close(): Promise<void>;
@@ -199,6 +204,15 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     store: options.store,
   });
 
+  const limits = new UserLimits({
+    table,
+    users,
+    events,
+    accountant: ops.accountant,
+    maxTunnels: options.limits.maxTunnels,
+    end: (user, reason, code) => ops.end(user, reason, code),
+  });
+
   function lookupUser(name: string): UserRecord | undefined {
     const u = users.get(name);
     if (u === undefined) return undefined;
@@ -232,6 +246,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ...(options.ws === undefined ? {} : { path: options.ws.path }),
     ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
   }).catch(async (e) => {
+    limits.close();
     await ops.close();
     throw e;
   });
@@ -297,8 +312,10 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       ),
       ...(resolve === undefined ? {} : { resolve }),
       log: log.child("udp"),
+      admit: (user) => limits.admitStream(user),
     }),
     users,
+    limits,
     settings: options,
     clientCertificates: options.transport === "tls" && options.tls?.clientCaPem !== undefined,
     fallback,
@@ -319,6 +336,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     kick: (user, by = "the server") => ops.kick(user, by),
     setUsers(next) {
       users.replace(next);
+      limits.check();
     },
     async close() {
       certWatch?.close();
@@ -336,6 +354,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await direct?.close();
       await decoy?.close();
       await done;
+      limits.close();
       await ops.close();
       stopLogging();
     },

@@ -22,7 +22,7 @@ import {
 import type { AccountingSettings, AdminSettings } from "../config/mod.ts";
 import type { EventHub, Logger, TunnelEvent } from "../observe/mod.ts";
 import { ReleaseReason } from "../session/mod.ts";
-import type { SessionTable } from "./session_table.ts";
+import type { SessionEntry, SessionTable } from "./session_table.ts";
 
 /** Options for {@linkcode startServerOps}. */
 export interface ServerOpsOptions {
@@ -46,9 +46,17 @@ export interface ServerOps {
   adminAddr: { hostname: string; port: number } | undefined;
   /** Ends the user's live sessions (what `/kick` does). */
   kick(user: string, by: string): Promise<number>;
+  /**
+   * Ends the user's live sessions the way a kick does (NOTICE `code`, then
+   * release), for a revocation or a limit; resolves with how many.
+   */
+  end(user: string, reason: string, code: number): Promise<number>;
   /** Stops the admin listener, then writes the counters and closes the store. */
   close(): Promise<void>;
 }
+
+/** How long an ended session waits for its client to close the link after the NOTICE. */
+const NOTICE_LINGER_MS = 1_000;
 
 /** What `/status` shows of a session that the table does not hold. */
 interface SessionFacts {
@@ -119,10 +127,23 @@ class LiveSessions implements SessionDirectory {
   async kick(user: string, by: string): Promise<number> {
     const victims = [...this.#table.entries()].filter((e) => e.userId === user);
     this.#events.emit({ type: "kick", user, sessions: victims.length, by });
-    await Promise.all(
-      victims.map((e) => e.session.notifyAndClose("kicked by the operator", ReleaseReason.REVOKED)),
-    );
+    await this.#endAll(victims, "kicked by the operator", ReleaseReason.REVOKED);
     return victims.length;
+  }
+
+  /** Ends `user`'s live sessions with a NOTICE `code` (a revocation or a limit). */
+  async end(user: string, reason: string, code: number): Promise<number> {
+    const victims = [...this.#table.entries()].filter((e) => e.userId === user);
+    await this.#endAll(victims, reason, code);
+    return victims.length;
+  }
+
+  async #endAll(victims: SessionEntry[], reason: string, code: number): Promise<void> {
+    await Promise.all(
+      victims.map((e) =>
+        e.session.notifyAndClose(reason, code, { lingerMs: NOTICE_LINGER_MS, resetStreams: true })
+      ),
+    );
   }
 
   close(): void {
@@ -192,6 +213,7 @@ export async function startServerOps(options: ServerOpsOptions): Promise<ServerO
     accountant,
     adminAddr: admin?.addr,
     kick: (user, by) => live.kick(user, by),
+    end: (user, reason, code) => live.end(user, reason, code),
     close() {
       closed ??= (async () => {
         await admin?.close();

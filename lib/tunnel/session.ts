@@ -39,6 +39,7 @@ import type { LinkState } from "./_link_state.ts";
 import { type LinkFailure, LinkReader, type ReaderHost } from "./_link_reader.ts";
 import { LinkWriter, type WriterHost } from "./_link_writer.ts";
 import { type StreamCtx, type StreamHost, StreamTable } from "./_streams.ts";
+import type { UserMeter } from "./pace.ts";
 import { SessionTimers, type TimerHost } from "./_timers.ts";
 import { realScheduler, type Scheduler, type TimerId } from "./scheduler.ts";
 
@@ -83,6 +84,21 @@ export interface LinkParams {
   linkId?: number;
 }
 
+/** Options for {@linkcode Session.notifyAndClose}. */
+export interface NotifyOptions {
+  /**
+   * Wait this long at most (ms) for the peer to close the link first: a
+   * connection closed while the peer's last frames are still unread is
+   * reset, and a reset can discard the NOTICE before the peer reads it.
+   */
+  lingerMs?: number;
+  /**
+   * Reset every stream before the NOTICE, dropping their queued data, so
+   * nothing more flows (a revocation or a used-up quota).
+   */
+  resetStreams?: boolean;
+}
+
 /** Options for {@link Session}. */
 export interface SessionOptions {
   role: "client" | "server";
@@ -118,6 +134,8 @@ export interface SessionOptions {
    * Default: never. An open stream is never cut for being idle.
    */
   tunnelIdleMs?: number;
+  /** Server: the user's bandwidth buckets and quota budget (lib/tunnel/pace.ts); none: unlimited. */
+  meter?: UserMeter;
   /** The clock; default the scheduler's (`Date.now` for the real one). */
   now?: () => number;
   /** Timers and clock (tests pass a fake they advance by hand). Default: the real ones. */
@@ -160,6 +178,8 @@ class Link implements LinkState {
   readonly reader: LinkReader<Link>;
   readonly writer: LinkWriter;
   readonly endResolve: (e: LinkEnd) => void;
+  /** Resolves when this link ends. */
+  ended: Promise<LinkEnd> | undefined;
 
   constructor(
     params: LinkParams,
@@ -204,6 +224,9 @@ export class Session {
   readonly #streams: StreamTable;
   readonly #timers: SessionTimers<Link>;
   #closed = false;
+  #meter: UserMeter | undefined;
+  /** The NOTICE-and-close in progress, once one was asked for. */
+  #notifying: Promise<void> | undefined;
   #endResolve!: (e: SessionEnd) => void;
   readonly #ended: Promise<SessionEnd>;
   #link: Link | undefined;
@@ -256,6 +279,7 @@ export class Session {
       ...(opts.rekey === undefined ? {} : { rekey: opts.rekey }),
       ...(opts.releaseKey === undefined ? {} : { releaseKey: opts.releaseKey }),
     });
+    this.#meter = opts.meter;
     this.#host = this.#makeHost();
     this.#streams = new StreamTable(this.#host);
     this.#timers = new SessionTimers(this.#host, this.#scheduler, {
@@ -298,6 +322,11 @@ export class Session {
     return this.#ended;
   }
 
+  /** Server: meters the session's streams with this from now on (undefined: unlimited). */
+  setMeter(meter: UserMeter | undefined): void {
+    this.#meter = meter;
+  }
+
   /** Replaces the key of the release exchange (it changes with every resumption). */
   setReleaseKey(key: Uint8Array): void {
     this.#ctl.setReleaseKey(key);
@@ -319,6 +348,7 @@ export class Session {
     const ended = new Promise<LinkEnd>((r) => (endResolve = r));
     const now = this.#now();
     const link = new Link(params, params.linkId ?? ++this.#linkSeq, now, this.#host, endResolve);
+    link.ended = ended;
     this.#link = link;
     this.stats.links++;
     this.#ctl.linkUp(link.seq, now, this.stats.bytesOut + this.stats.bytesIn);
@@ -516,9 +546,24 @@ export class Session {
     this.#finish({ reason: "released", graceful: true });
   }
 
-  /** Tells the peer the session is over (NOTICE) and closes, e.g. on shutdown. */
-  async notifyAndClose(reason: string, code: number = ReleaseReason.SHUTDOWN): Promise<void> {
+  /**
+   * Tells the peer the session is over (NOTICE) and closes, e.g. on
+   * shutdown; see {@linkcode NotifyOptions}.
+   */
+  notifyAndClose(
+    reason: string,
+    code: number = ReleaseReason.SHUTDOWN,
+    options: NotifyOptions = {},
+  ): Promise<void> {
+    // One NOTICE per session: a second call (a reload during the linger) waits for the first.
+    this.#notifying ??= this.#notifyAndClose(reason, code, options);
+    return this.#notifying;
+  }
+
+  async #notifyAndClose(reason: string, code: number, options: NotifyOptions): Promise<void> {
     if (this.#closed) return;
+    const lingerMs = options.lingerMs ?? 0;
+    if (options.resetStreams) this.#streams.resetAll(ResetReason.CANCEL, reason);
     const link = this.#link;
     const notice = link?.alive && link.ready ? this.#ctl.notice(code) : undefined;
     if (notice !== undefined) {
@@ -526,6 +571,14 @@ export class Session {
       this.#mux.sendRelease(notice);
       this.#kick();
       await this.#flush(500);
+      if (lingerMs > 0 && link?.alive && link.ended !== undefined) {
+        let timer: TimerId | undefined;
+        await Promise.race([
+          link.ended,
+          new Promise<void>((r) => (timer = this.#timers.flushTimeout(lingerMs, r))),
+        ]);
+        this.#timers.cancel(timer);
+      }
     }
     this.#finish({ reason, graceful: true });
   }
@@ -559,6 +612,9 @@ export class Session {
       },
       get mux() {
         return self.#mux;
+      },
+      get meter() {
+        return self.#meter;
       },
       get link() {
         return self.#link;

@@ -28,6 +28,7 @@ import { dialTarget } from "./dial.ts";
 import { Egress, type Resolve } from "./egress.ts";
 import type { Session } from "./session.ts";
 import { UdpAssociation } from "./udp_relay.ts";
+import type { LimitRefusal } from "./user_limits.ts";
 
 /** Options for {@linkcode StreamPolicy}. */
 export interface StreamPolicyOptions {
@@ -36,6 +37,11 @@ export interface StreamPolicyOptions {
   /** How long a target may take to accept (ms). */
   connectTimeoutMs: number;
   events: EventSink;
+  /**
+   * The user's stream limits (quota, `max_streams` over all tunnels): a
+   * refusal to send instead of dialing, or undefined to go on.
+   */
+  admit?: (user: string) => LimitRefusal | undefined;
   /** Dials one resolved address (default {@linkcode dialTarget}). */
   dial?: (host: string, port: number, timeoutMs: number) => Promise<Deno.TcpConn>;
   /** `egress.block` with the server's own addresses (default: `DEFAULT_EGRESS_BLOCK`). */
@@ -99,6 +105,19 @@ export class StreamPolicy {
       return;
     }
     const target = targetOf(req);
+    // Quota and max_streams over all of the user's tunnels (a UDP association is a stream too).
+    const over = this.#o.admit?.(owner.user);
+    if (over !== undefined) {
+      this.#o.events.emit({
+        type: "limit",
+        limit: over.limit,
+        user: owner.user,
+        session: owner.no,
+        detail: over.detail,
+      });
+      this.#refuse(owner, id, target, Reply.NOT_ALLOWED, over.detail, over.detail, "limit");
+      return;
+    }
     if (req.command === "udp_associate") {
       this.#associate(owner, id);
       return;

@@ -282,8 +282,8 @@ test("user list and user remove", async () => {
       ]);
     }
     const list = (await run(userCommand, ["list", "--dir", dir])).out.split("\n");
-    assert.match(list[0]!, /^NAME\s+LOGIN\s+ROUTES\s+EXPIRES\s+STATUS$/);
-    assert.match(list[1]!, /^ann\s+token\s+\*:443\s+never\s+active$/);
+    assert.match(list[0]!, /^NAME\s+LOGIN\s+ROUTES\s+EXPIRES\s+STATUS\s+LIMITS$/);
+    assert.match(list[1]!, /^ann\s+token\s+\*:443\s+never\s+active\s+-$/);
     assert.match(list[2]!, /^ben\s+/);
     assert.equal((await run(userCommand, ["remove", "ann", "--dir", dir])).code, 0);
     const users = await loadUsers(join(dir, "users.yml"));
@@ -293,7 +293,7 @@ test("user list and user remove", async () => {
     await assertRejectsWith(
       run(userCommand, ["frob", "--dir", dir]),
       UsageError,
-      'unknown subcommand "frob": expected add, list, remove or token',
+      'unknown subcommand "frob": expected add, set, list, remove or token',
     );
     await assertRejectsWith(
       run(userCommand, ["list", "--dir", dir, "--totp"]),
@@ -407,6 +407,103 @@ test("cert renew replaces the certificate init made; init --cert/--key names the
       run(initCommand, [join(dir, "x"), "--cert", join(srv, "tls", "server.crt")]),
       UsageError,
       "--cert and --key go together",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("user add and user set write limits, keep comments and other users, and refuse bad values", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await run(initCommand, [dir, "--listen", "127.0.0.1:8443"]);
+    const usersFile = join(dir, "users.yml");
+    const add = (name: string, ...more: string[]) =>
+      run(userCommand, ["add", name, "--dir", dir, "--out", join(dir, `${name}.yml`), ...more]);
+    assert.equal((await add("bob")).code, 0);
+    const r = await add(
+      "alice",
+      "--routes",
+      "127.0.0.1:*",
+      "--bandwidth",
+      "10MB/s",
+      "--quota",
+      "50GB/30d",
+      "--max-tunnels",
+      "2",
+      "--max-streams",
+      "64",
+      "--expires",
+      "2030-01-01",
+    );
+    assert.equal(r.code, 0);
+    let users = (await loadUsers(usersFile)).users;
+    const a = users.get("alice")!;
+    assert.deepEqual(
+      [a.routes, a.bandwidth, a.quota, a.maxTunnels, a.maxStreams, a.expires?.toISOString()],
+      [
+        ["127.0.0.1:*"],
+        10e6,
+        { bytes: 50e9, periodS: 30 * 86_400 },
+        2,
+        64,
+        "2030-01-01T00:00:00.000Z",
+      ],
+    );
+    // A comment the operator wrote stays, and so does bob.
+    const text = await Deno.readTextFile(usersFile);
+    await Deno.writeTextFile(usersFile, `# our users, ask ops before editing\n${text}`);
+    const bobBefore = users.get("bob")!;
+    const set = await run(userCommand, [
+      "set",
+      "alice",
+      "--dir",
+      dir,
+      "--disable",
+      "--bandwidth",
+      "512k/s",
+      "--quota",
+      "none",
+      "--max-tunnels",
+      "1",
+      "--expires",
+      "never",
+    ]);
+    assert.equal(set.code, 0);
+    assert.match(set.out, /Changed user "alice"/);
+    const after = await Deno.readTextFile(usersFile);
+    assert.ok(after.startsWith("# our users, ask ops before editing\n"), after);
+    users = (await loadUsers(usersFile)).users;
+    const b = users.get("alice")!;
+    assert.deepEqual(
+      [b.disabled, b.bandwidth, b.quota, b.maxTunnels, b.maxStreams, b.expires],
+      [true, 512_000, undefined, 1, 64, undefined],
+    );
+    assert.deepEqual(users.get("bob"), bobBefore, "bob is untouched");
+    const listed = (await run(userCommand, ["list", "--dir", dir])).out.split("\n");
+    assert.match(
+      listed.find((l) => l.startsWith("alice"))!,
+      /\bdisabled\s+bandwidth 512kB\/s, max_tunnels 1, max_streams 64$/,
+    );
+    assert.equal((await run(userCommand, ["set", "alice", "--dir", dir, "--enable"])).code, 0);
+    assert.equal((await loadUsers(usersFile)).users.get("alice")!.disabled, false);
+
+    const bad: [string[], RegExp][] = [
+      [["set", "alice", "--dir", dir], /nothing to change/],
+      [["set", "alice", "--dir", dir, "--bandwidth", "fast"], /Invalid --bandwidth "fast"/],
+      [["set", "alice", "--dir", dir, "--quota", "50GB"], /Invalid --quota "50GB"/],
+      [["set", "alice", "--dir", dir, "--max-tunnels", "0"], /Invalid --max-tunnels "0"/],
+      [["set", "alice", "--dir", dir, "--expires", "soon"], /Invalid --expires "soon"/],
+      [["set", "alice", "--dir", dir, "--disable", "--enable"], /choose one/],
+      [["set", "alice", "--dir", dir, "--totp"], /--totp is not an option of "user set"/],
+      [["add", "carol", "--dir", dir, "--quota", "none"], /are for "user set"/],
+    ];
+    for (const [args, re] of bad) {
+      await assertRejectsWith(() => run(userCommand, args), UsageError, re);
+    }
+    await assert.rejects(
+      () => run(userCommand, ["set", "nobody", "--dir", dir, "--disable"]),
+      /No user "nobody"/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

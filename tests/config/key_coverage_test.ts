@@ -57,23 +57,14 @@ const LIMITS_PROOF: [string, string] = [
 ];
 
 /**
- * Pending, owned by issue 10 §2 (per-user limits, enforced live): keys parsed
- * today and not (fully) enforced yet. The lead empties this list at merge;
- * each key then needs a row in the tables below.
+ * Pending: keys parsed today that no runtime code reads yet, each with the
+ * issue that gives it a reader. A key here that gains a row fails the test,
+ * so the list only shrinks.
  */
 const PENDING: Record<string, string> = {
-  // issue 10 §2: limits.max_tunnels per server is not enforced yet.
   // issue 10 §4 follow-up: kept so the stored credential is the whole RFC 5802 verifier; its
   // reader will be re-issuing a lost profile from users.yml (the profile carries its own copy).
   "users.yml users.*.password.salt": "issue 10 §4",
-  "server.yml limits.max_tunnels": "issue 10 §2",
-  // issue 10 §2: bandwidth per user is not enforced yet.
-  "users.yml users.*.bandwidth": "issue 10 §2",
-  // issue 10 §2: max_streams is applied per tunnel today, not over all of the user's tunnels.
-  "users.yml users.*.max_streams": "issue 10 §2",
-  // issue 10 §2: expires and disabled are checked at login only, not for live sessions.
-  "users.yml users.*.expires": "issue 10 §2",
-  "users.yml users.*.disabled": "issue 10 §2",
 };
 
 const SERVER_KEYS: Record<string, Use> = {
@@ -256,6 +247,14 @@ const SERVER_KEYS: Record<string, Use> = {
     ],
   },
   "proxy_protocol": { file: SERVER, reads: "options.proxyProtocol ? { proxyProtocol: true }" },
+  "limits.max_tunnels": {
+    file: SERVER,
+    reads: "maxTunnels: options.limits.maxTunnels",
+    proof: [
+      "tests/e2e/user_limits_test.ts",
+      "limits.max_tunnels: a login over the server's limit is ended with NOTICE LIMIT",
+    ],
+  },
   "egress.block": {
     file: SERVER,
     reads: "options.egress?.block ?? DEFAULT_EGRESS_BLOCK",
@@ -382,6 +381,50 @@ const USERS_KEYS: Record<string, Use> = {
   "users.*.jwt.public_key": {
     file: SERVER,
     reads: "[u.jwt.publicKey]",
+  },
+  "users.*.bandwidth": {
+    file: "lib/tunnel/user_limits.ts",
+    reads: "this.#pacers.update(user, u?.bandwidth)",
+    proof: [
+      "tests/e2e/user_limits_test.ts",
+      "bandwidth: a curl download through the tunnel runs at 1 MB/s ±10 %",
+    ],
+  },
+  "users.*.quota": {
+    file: "lib/tunnel/user_limits.ts",
+    reads: "const { used, until } = this.#usage(user, u.quota, Date.now());",
+    proof: [
+      "tests/e2e/user_limits_test.ts",
+      "quota: the download that uses it up ends within 1 s; later streams say until when",
+    ],
+  },
+  "users.*.max_tunnels": {
+    file: "lib/tunnel/user_limits.ts",
+    reads: "this.#o.users.get(user)?.maxTunnels",
+    proof: [
+      "tests/e2e/user_limits_test.ts",
+      "max_tunnels: a login over the user's limit is ended with NOTICE LIMIT",
+    ],
+  },
+  "users.*.max_streams": {
+    file: "lib/tunnel/user_limits.ts",
+    reads: "if (n > u.maxStreams) {",
+    proof: [
+      "tests/e2e/user_limits_test.ts",
+      "max_streams counts streams over all of a user's tunnels",
+    ],
+  },
+  "users.*.expires": {
+    file: "lib/tunnel/user_limits.ts",
+    reads: "u.expires.getTime() <= now",
+    proof: [
+      "tests/e2e/user_limits_test.ts",
+      "an expiring user's live download ends within 1 s of `expires`, by the timer",
+    ],
+  },
+  "users.*.disabled": {
+    file: "lib/tunnel/user_limits.ts",
+    reads: "if (u.disabled) return",
   },
   "users.*.totp": { file: SERVER, reads: "r.totpSecret = u.totpSecret" },
   "users.*.routes": {

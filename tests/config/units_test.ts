@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { decodeBase32, encodeBase32, parseDuration, parseSize } from "../../lib/config/mod.ts";
+import {
+  decodeBase32,
+  encodeBase32,
+  parseDuration,
+  parseQuota,
+  parseSize,
+} from "../../lib/config/mod.ts";
 
 Deno.test("parseSize() reads decimal, binary and bit units", () => {
   const table: [string, number | undefined][] = [
@@ -112,4 +118,14 @@ Deno.test("base32 matches RFC 4648 section 10 vectors", () => {
   assert.equal(decodeBase32("M1"), undefined);
   assert.equal(decodeBase32("MZX"), undefined);
   assert.equal(decodeBase32("MZ"), undefined); // leftover bits must be zero
+});
+
+Deno.test("parseQuota() reads SIZE/PERIOD; loose sizes only when asked", () => {
+  assert.deepEqual(parseQuota("50GB/30d"), { bytes: 50e9, periodS: 30 * 86_400 });
+  assert.deepEqual(parseQuota("1GiB/1h30m"), { bytes: 1024 ** 3, periodS: 5_400 });
+  assert.equal(parseQuota("50gb/30d"), undefined);
+  assert.deepEqual(parseQuota("50gb/30d", { loose: true }), { bytes: 50e9, periodS: 2_592_000 });
+  for (const bad of ["50GB", "/30d", "50GB/", "50GB/30", "50GB/0d", "x/1d"]) {
+    assert.equal(parseQuota(bad), undefined, bad);
+  }
 });

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { addUserToYaml, loadUsers, parseUsers, removeUserFromYaml } from "../../lib/config/mod.ts";
+import {
+  addUserToYaml,
+  loadUsers,
+  parseUsers,
+  removeUserFromYaml,
+  updateUserInYaml,
+} from "../../lib/config/mod.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { assertAt, configError, k } from "./_helpers.ts";
 import { assertThrowsWith } from "../support/assert.ts";
@@ -214,4 +220,47 @@ Deno.test("parseUsers() returns a map that refuses changes", () => {
   );
   assertThrowsWith(() => cfg.users.clear(), TypeError, "Cannot modify a parsed configuration map");
   assert.equal(cfg.users.size, 1);
+});
+
+Deno.test("users.yml: quota and max_tunnels parse; a bad quota names its line and column", () => {
+  const text = `users:\n  a:\n    public_key: ${k(32)}\n    token: ${k(32)}\n` +
+    "    quota: 50GB/30d\n    max_tunnels: 2\n";
+  const a = parseUsers(text, "u.yml").users.get("a")!;
+  assert.deepEqual([a.quota, a.maxTunnels], [{ bytes: 50e9, periodS: 30 * 86_400 }, 2]);
+  const bad = (q: string) => configError(() => parseUsers(text.replace("50GB/30d", q), "u.yml"));
+  for (const q of ["50GB", "fifty/30d", "50GB/forever"]) {
+    const e = bad(q);
+    assertAt(e, "u.yml", 5, 12);
+    assert.match(e.message, /users\.a\.quota: expected a quota SIZE\/PERIOD/);
+  }
+  assert.match(bad("10B/1h").message, /at least 1024 bytes per at least 60s/);
+  assert.match(bad("1GB/10s").message, /at least 1024 bytes per at least 60s/);
+  const e = configError(() =>
+    parseUsers(text.replace("max_tunnels: 2", "max_tunnels: 0"), "u.yml")
+  );
+  assertAt(e, "u.yml", 6, 18);
+});
+
+Deno.test("updateUserInYaml() sets and removes keys, keeping comments and other users", () => {
+  const text = `# who may connect\nusers:\n  # the first user\n  a: {public_key: ${k(32)}, token: ${
+    k(32)
+  }, bandwidth: 1MB/s} # a\n  b: {public_key: ${k(32, 2)}, token: ${k(32, 2)}}\n`;
+  const out = updateUserInYaml(text, "u.yml", "a", {
+    bandwidth: null,
+    quota: "1GB/1d",
+    disabled: true,
+    expires: new Date("2030-01-01T00:00:00Z"),
+  });
+  assert.ok(out.startsWith("# who may connect\n"), out);
+  assert.ok(out.includes("# the first user"), out);
+  const users = parseUsers(out, "u.yml").users;
+  const a = users.get("a")!;
+  assert.deepEqual(
+    [a.bandwidth, a.quota, a.disabled, a.expires?.toISOString()],
+    [undefined, { bytes: 1e9, periodS: 86_400 }, true, "2030-01-01T00:00:00.000Z"],
+  );
+  assert.deepEqual(users.get("b"), parseUsers(text, "u.yml").users.get("b"));
+  assert.throws(() => updateUserInYaml(text, "u.yml", "zed", { disabled: true }), /No user "zed"/);
+  const e = configError(() => updateUserInYaml(text, "u.yml", "a", { bandwidth: "fast" }));
+  assert.match(e.message, /users\.a\.bandwidth/);
 });

@@ -255,7 +255,7 @@ Deno.test("release: unanswered, we send a NO_RESPONSE notice; the peer takes it;
   assert.equal(body.type === "notice" && body.reason, ReleaseReason.NO_RESPONSE);
   assert.deepEqual(server.onRelease(gaveUp.body).released, {
     by: "peer",
-    reason: "peer ended the session (notice 1)",
+    reason: "peer ended the session (notice 1: no answer to a release request)",
     notice: ReleaseReason.NO_RESPONSE,
   });
   // The request reaching the server only now is refused: it is already released.
@@ -272,7 +272,7 @@ Deno.test("release: a NOTICE (shutdown) releases the peer at once", () => {
   assert.deepEqual(client.onRelease(notice), {
     released: {
       by: "peer",
-      reason: "peer ended the session (notice 2)",
+      reason: "peer ended the session (notice 2: shutting down)",
       notice: ReleaseReason.SHUTDOWN,
     },
   });

@@ -325,7 +325,7 @@ Deno.test("session events: a shutdown NOTICE: from us on the server, by the peer
     });
     assert.deepEqual([client?.by, client?.reason, client?.notice], [
       "peer",
-      "peer ended the session (notice 2)",
+      "peer ended the session (notice 2: shutting down)",
       2,
     ]);
   } finally {
