@@ -140,7 +140,9 @@ export class LinkWriter {
     const link = this.#link;
     const host = this.#host;
     const sealer = link.sealer;
-    let batch = EMPTY_BATCH;
+    let batch: Uint8Array = EMPTY_BATCH;
+    // A large batch buffer set aside while the link idles, until the GC wants it.
+    let spare: WeakRef<Uint8Array> | undefined;
     while (!host.closed && link.alive) {
       this.#dirty = false;
       const mux = host.mux;
@@ -152,7 +154,12 @@ export class LinkWriter {
         if (payload === null) break;
         const need = bytes + sealer.maxSealedLength(payload.length);
         if (batch.length < need) {
-          const grown = new Uint8Array(Math.max(need, Math.min(2 * batch.length, TX_BATCH_MAX)));
+          // Small sizes while traffic is light; past them, the largest batch at once.
+          const kept = spare?.deref();
+          spare = undefined;
+          const grown = kept !== undefined && kept.length >= need
+            ? kept
+            : new Uint8Array(need <= TX_IDLE_BATCH_BYTES ? TX_IDLE_BATCH_BYTES : TX_BATCH_MAX);
           grown.set(batch.subarray(0, bytes));
           batch = grown;
         }
@@ -171,8 +178,13 @@ export class LinkWriter {
       if (count === 0) {
         host.writerIdle();
         if (!this.#dirty) {
-          // An idle link keeps a small batch buffer (the next short request reuses it).
-          if (batch.length > TX_IDLE_BATCH_BYTES) batch = EMPTY_BATCH;
+          // An idle link keeps a small batch buffer (the next short request
+          // reuses it) and only a weak reference to a large one: the next
+          // burst takes it back unless the GC has freed it meanwhile.
+          if (batch.length > TX_IDLE_BATCH_BYTES) {
+            spare = new WeakRef(batch);
+            batch = EMPTY_BATCH;
+          }
           await new Promise<void>((r) => (this.#wake = r));
         }
         continue;
