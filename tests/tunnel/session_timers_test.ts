@@ -283,3 +283,32 @@ for (const [be, backend] of BACKENDS) {
     }
   });
 }
+
+test("session timers: an OPEN without a REPLY times out at the first tick after its deadline", async () => {
+  const clock = new FakeScheduler();
+  const opened: number[] = [];
+  // The server hears the OPEN and never answers it.
+  const pair = await startPair(clock, { keepaliveMs: HOUR, deadAfterMs: HOUR }, {
+    keepaliveMs: HOUR,
+    deadAfterMs: HOUR,
+    onOpen: (id: number) => void opened.push(id),
+  });
+  try {
+    const raw = encodeRequest({ command: "connect", addressType: "domain", host: "x", port: 7 });
+    let outcome = "pending";
+    pair.client.open(raw, 2_000).then(
+      () => (outcome = "replied"),
+      (e: unknown) => (outcome = e instanceof Deno.errors.TimedOut ? "timed out" : String(e)),
+    );
+    await until("the server to hear the OPEN", () => opened.length === 1);
+    await clock.advance(1_900);
+    await settle(4);
+    assert.equal(outcome, "pending", "not before the deadline");
+    // The check runs at the session's tick (every 250 ms here): at most one tick late.
+    await clock.advance(350);
+    await until("the open to time out", () => outcome !== "pending");
+    assert.equal(outcome, "timed out");
+  } finally {
+    await pair.close();
+  }
+});
