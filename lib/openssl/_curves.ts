@@ -72,11 +72,10 @@ class OpenSslCurves implements CurveBackend {
     this.#s = s;
   }
 
-  #key(type: number, raw: Uint8Array, priv: boolean): Deno.PointerObject {
+  /** An `EVP_PKEY` from a raw 32-byte private key (OpenSSL derives its public key). */
+  #key(type: number, raw: Uint8Array): Deno.PointerObject {
     const s = this.#s;
-    const k = priv
-      ? s.EVP_PKEY_new_raw_private_key(type, null, raw, BigInt(raw.length))
-      : s.EVP_PKEY_new_raw_public_key(type, null, raw, BigInt(raw.length));
+    const k = s.EVP_PKEY_new_raw_private_key(type, null, raw, BigInt(raw.length));
     if (k === null) {
       s.ERR_clear_error();
       throw new Error("Cannot use key: OpenSSL refused it");
@@ -86,11 +85,16 @@ class OpenSslCurves implements CurveBackend {
 
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | undefined {
     const s = this.#s;
-    const mine = this.#key(EVP_PKEY_X25519, privateKey, true);
+    const mine = this.#key(EVP_PKEY_X25519, privateKey);
     let peer: Deno.PointerObject | null = null;
     let ctx: Deno.PointerObject | null = null;
     try {
-      peer = this.#key(EVP_PKEY_X25519, publicKey, false);
+      // OpenSSL takes any 32 bytes as an X25519 public key; should it refuse one, so do we.
+      peer = s.EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, null, publicKey, 32n);
+      if (peer === null) {
+        s.ERR_clear_error();
+        return undefined;
+      }
       ctx = s.EVP_PKEY_CTX_new(mine, null);
       const out = new Uint8Array(32);
       SIZE[0] = 32n;
@@ -113,7 +117,7 @@ class OpenSslCurves implements CurveBackend {
 
   x25519PublicKey(privateKey: Uint8Array): Uint8Array {
     const s = this.#s;
-    const k = this.#key(EVP_PKEY_X25519, privateKey, true);
+    const k = this.#key(EVP_PKEY_X25519, privateKey);
     try {
       const out = new Uint8Array(32);
       SIZE[0] = 32n;
@@ -129,7 +133,7 @@ class OpenSslCurves implements CurveBackend {
 
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
     const s = this.#s;
-    const k = this.#key(EVP_PKEY_ED25519, seed, true);
+    const k = this.#key(EVP_PKEY_ED25519, seed);
     const md = s.EVP_MD_CTX_new();
     try {
       const sig = new Uint8Array(64);
