@@ -2,7 +2,11 @@
  * Handshake throughput: whole handshakes (client + server in one thread),
  * the server's share alone, and the cost of turning away a probe.
  *
- *   deno bench --allow-read bench/handshake_bench.ts
+ *   deno bench --allow-read --allow-ffi bench/handshake_bench.ts
+ *
+ * The server's share runs twice: on `@noble/curves` and, with `--allow-ffi`,
+ * with X25519 and Ed25519 signing through OpenSSL (what the server uses
+ * with `crypto.backend: openssl`, or `auto` when OpenSSL loads).
  *
  * @module
  */
@@ -18,6 +22,16 @@ import {
   type ServerStep,
 } from "../lib/handshake/mod.ts";
 import { hash, type RandomSource } from "../lib/crypto/mod.ts";
+import { type CurveBackend, setCurveBackend } from "../lib/crypto/keys.ts";
+import { loadCryptoBackend, loadCurveBackend } from "../lib/openssl/mod.ts";
+
+const ffi = await Deno.permissions.query({ name: "ffi" });
+const opensslCurves = ffi.state === "granted"
+  ? loadCurveBackend(loadCryptoBackend("openssl"))
+  : undefined;
+if (opensslCurves === undefined) console.error("handshake_bench: no OpenSSL curves (--allow-ffi?)");
+const CURVES: [string, CurveBackend | undefined][] = [["noble", undefined]];
+if (opensslCurves !== undefined) CURVES.push(["openssl", opensslCurves]);
 
 const identity = generateServerIdentity();
 const spk = serverPublicKey(identity);
@@ -104,12 +118,19 @@ for (const kex of ["x25519", "x25519-mlkem768"] as const) {
 
   // One side alone: replay a recorded handshake with the same fixed randomness.
   const rec = record(kex);
-  Deno.bench(`server side only, ${kex}`, { group: "one side" }, () => {
-    const server = newServer(fixed("server"), new ReplayGuard());
-    bytesOf(server.push(rec.hello));
-    bytesOf(server.push(rec.response));
-    if (server.push(rec.finish).type !== "done") throw new Error("handshake failed");
-  });
+  for (const [be, curves] of CURVES) {
+    Deno.bench(`server side only, ${kex}, ${be} curves`, { group: "one side" }, () => {
+      const prev = setCurveBackend(curves);
+      try {
+        const server = newServer(fixed("server"), new ReplayGuard());
+        bytesOf(server.push(rec.hello));
+        bytesOf(server.push(rec.response));
+        if (server.push(rec.finish).type !== "done") throw new Error("handshake failed");
+      } finally {
+        setCurveBackend(prev);
+      }
+    });
+  }
   Deno.bench(`client side only, ${kex}`, { group: "one side" }, () => {
     const client = newClient(kex, fixed("client"));
     client.hello();

@@ -44,8 +44,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // `handshake` only for the negotiated AEAD's type (AeadId).
   record: ["wire", "crypto", "handshake"],
   mux: ["wire"],
-  // The record backend over the system's libcrypto (FFI); `record` for its interface.
-  openssl: ["record"],
+  // The record backend over the system's libcrypto (FFI); `record` for its interface,
+  // `crypto` for the curve backend's (X25519 and Ed25519 signing through the same library).
+  openssl: ["record", "crypto"],
   // Per-user byte and session counts and where they persist.
   accounting: ["observe"],
   // The admin HTTP endpoint: /metrics, /status, /kick.

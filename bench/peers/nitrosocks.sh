@@ -4,7 +4,9 @@
 # on 127.0.0.1:12210 (TLS 1.3 outside, NitroSocks inside) and a client whose
 # SOCKS5 port is 127.0.0.1:11010, both from this checkout, with throwaway keys
 # made in $PEER_STATE. Knobs: NS_AEAD (aes-256-gcm | aes-128-gcm |
-# chacha20-poly1305), NS_TRANSPORT (tls | tcp), NS_SERVER_PORT, NS_SOCKS_PORT.
+# chacha20-poly1305), NS_CRYPTO (record backend of both sides: openssl, the
+# default, which refuses to start without OpenSSL 3 | webcrypto | auto),
+# NS_TRANSPORT (tls | tcp), NS_SERVER_PORT, NS_SOCKS_PORT.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -16,6 +18,7 @@ SERVER_PORT=${NS_SERVER_PORT:-12210}
 SOCKS_PORT=${NS_SOCKS_PORT:-11010}
 AEAD=${NS_AEAD:-aes-256-gcm}
 TRANSPORT=${NS_TRANSPORT:-tls}
+CRYPTO=${NS_CRYPTO:-openssl}
 FLAGS=(--allow-net --allow-read --allow-write --allow-env=LOG_TOKENS,LOG_STREAM --allow-ffi)
 NS=(deno run "${FLAGS[@]}" "$ROOT/main.ts")
 
@@ -29,6 +32,9 @@ start_peer() {
     die "nitrosocks user add failed: $(tail -3 "$PEER_STATE/user.log")"
   sed -i "s/^transport: .*/transport: $TRANSPORT/" "$dir/server.yml" "$PEER_STATE/bench.yml"
   printf 'aead: [%s]\n' "$AEAD" >>"$PEER_STATE/bench.yml"
+  grep -q '^  backend: auto$' "$dir/server.yml" || die "server.yml has no 'crypto: backend: auto' line to set"
+  sed -i "s/^  backend: auto\$/  backend: $CRYPTO/" "$dir/server.yml"
+  printf 'crypto:\n  backend: %s\n' "$CRYPTO" >>"$PEER_STATE/bench.yml"
   "${NS[@]}" server --config "$dir/server.yml" --log-level warn >"$PEER_STATE/server.log" 2>&1 &
   record_pid server $!
   wait_listen "$SERVER_PORT" 30 $! || die "server did not start: $(tail -3 "$PEER_STATE/server.log")"
@@ -36,7 +42,7 @@ start_peer() {
     >"$PEER_STATE/client.log" 2>&1 &
   record_pid client $!
   wait_listen "$SOCKS_PORT" 30 $! || die "client did not start: $(tail -3 "$PEER_STATE/client.log")"
-  echo "nitrosocks $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo dev) deno $(deno --version | head -1 | cut -d' ' -f2) $TRANSPORT aead=$AEAD" >"$PEER_STATE/info"
+  echo "nitrosocks $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo dev) deno $(deno --version | head -1 | cut -d' ' -f2) $TRANSPORT aead=$AEAD crypto=$CRYPTO" >"$PEER_STATE/info"
   echo "127.0.0.1:$SOCKS_PORT"
 }
 

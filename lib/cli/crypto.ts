@@ -5,12 +5,15 @@
  * @module
  */
 import type { CryptoSettings } from "../config/mod.ts";
-import { loadCryptoBackend } from "../openssl/mod.ts";
+import { loadCryptoBackend, loadCurveBackend } from "../openssl/mod.ts";
+import { setCurveBackend } from "../crypto/keys.ts";
 import { type CryptoBackend, setCryptoBackend } from "../record/mod.ts";
 
 /**
  * Sets the process-wide record crypto backend from `crypto.backend` and
- * `crypto.library` and returns it. Throws when `openssl` is asked for and
+ * `crypto.library` and returns it; with `openssl`, X25519 and Ed25519
+ * signing run through the same library too (`setCurveBackend`), else on
+ * `@noble/curves`. Throws when `openssl` is asked for and
  * cannot load (the message says why, e.g. to grant `--allow-ffi`); `auto`
  * never throws.
  *
@@ -21,10 +24,12 @@ import { type CryptoBackend, setCryptoBackend } from "../record/mod.ts";
  * ```
  */
 export function useCryptoBackend(settings: CryptoSettings): CryptoBackend {
-  return setCryptoBackend(
+  const backend = setCryptoBackend(
     loadCryptoBackend(
       settings.backend,
       settings.library === undefined ? {} : { library: settings.library },
     ),
   );
+  setCurveBackend(loadCurveBackend(backend));
+  return backend;
 }

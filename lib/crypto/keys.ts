@@ -2,6 +2,14 @@
  * X25519 (RFC 7748) and Ed25519 (RFC 8032) key operations over
  * `@noble/curves`, with length checks and one error type for bad peer keys.
  *
+ * A faster implementation of the operations a server's handshake spends its
+ * time in (X25519, the X25519 public key, Ed25519 signing) may be set
+ * process-wide with `setCurveBackend` (the CLI sets OpenSSL's from
+ * `lib/openssl` when the record backend is `openssl`). These operations are
+ * deterministic, so both give the same bytes; the checks here run first
+ * either way. Ed25519 verification stays on `@noble/curves` (its strict
+ * RFC 8032 decoding is part of the protocol).
+ *
  * @module
  */
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
@@ -16,6 +24,54 @@ export const ED25519_SEED_BYTES = 32;
 export const ED25519_PUBLIC_BYTES = 32;
 /** Bytes in an Ed25519 signature (RFC 8032 section 5.1.6). */
 export const ED25519_SIGNATURE_BYTES = 64;
+
+/**
+ * Native curve operations with the same results as `@noble/curves`. Inputs
+ * are already checked (lengths, types) when these are called.
+ */
+export interface CurveBackend {
+  /** Who computes them, for logs (e.g. `openssl`). */
+  readonly name: string;
+  /** X25519(privateKey, publicKey), or undefined when the result is all zero. */
+  x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | undefined;
+  /** X25519(privateKey, 9). */
+  x25519PublicKey(privateKey: Uint8Array): Uint8Array;
+  /** The RFC 8032 Ed25519 signature of `message` with the 32-byte `seed`. */
+  ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+}
+
+let curves: CurveBackend | undefined;
+
+/**
+ * Sets (or, with undefined, clears) the process-wide curve backend used by
+ * `x25519SharedSecret`, `x25519PublicKey` and `ed25519Sign` instead of
+ * `@noble/curves`; returns the previous one.
+ *
+ * @example
+ * ```ts
+ * import { curveBackend, setCurveBackend } from "./keys.ts";
+ * setCurveBackend(undefined); // @noble/curves
+ * console.log(curveBackend()); // undefined
+ * ```
+ */
+export function setCurveBackend(backend: CurveBackend | undefined): CurveBackend | undefined {
+  const prev = curves;
+  curves = backend;
+  return prev;
+}
+
+/**
+ * The curve backend set by `setCurveBackend`, or undefined for `@noble/curves`.
+ *
+ * @example
+ * ```ts
+ * import { curveBackend } from "./keys.ts";
+ * console.log(curveBackend()?.name ?? "noble");
+ * ```
+ */
+export function curveBackend(): CurveBackend | undefined {
+  return curves;
+}
 
 function checkBytes(what: string, b: Uint8Array, n: number): void {
   if (!(b instanceof Uint8Array)) throw new TypeError(`Cannot use ${what}: not a Uint8Array`);
@@ -50,7 +106,9 @@ export function generateX25519PrivateKey(random: RandomSource = randomBytes): Ui
  */
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
   checkBytes("X25519 private key", privateKey, X25519_KEY_BYTES);
-  return x25519.getPublicKey(privateKey);
+  return curves !== undefined
+    ? curves.x25519PublicKey(privateKey)
+    : x25519.getPublicKey(privateKey);
 }
 
 /**
@@ -68,6 +126,13 @@ export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
 export function x25519SharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   checkBytes("X25519 private key", privateKey, X25519_KEY_BYTES);
   checkBytes("X25519 public key", publicKey, X25519_KEY_BYTES);
+  if (curves !== undefined) {
+    const s = curves.x25519(privateKey, publicKey);
+    if (s === undefined || s.every((b) => b === 0)) {
+      throw new ProtocolError("MALFORMED", "Cannot compute X25519: peer key has low order");
+    }
+    return s;
+  }
   try {
     return x25519.getSharedSecret(privateKey, publicKey);
   } catch (e) {
@@ -102,7 +167,10 @@ export function ed25519PublicKey(seed: Uint8Array): Uint8Array {
  */
 export function ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
   checkBytes("Ed25519 seed", seed, ED25519_SEED_BYTES);
-  return ed25519.sign(message, seed);
+  if (!(message instanceof Uint8Array)) {
+    throw new TypeError("Cannot sign with Ed25519: message is not a Uint8Array");
+  }
+  return curves !== undefined ? curves.ed25519Sign(seed, message) : ed25519.sign(message, seed);
 }
 
 /**

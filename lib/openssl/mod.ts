@@ -14,6 +14,8 @@
  * ```ts
  * import { loadCryptoBackend } from "./mod.ts";
  * import { describeCryptoBackend, setCryptoBackend } from "../record/mod.ts";
+import type { CurveBackend } from "../crypto/keys.ts";
+import { openCurves } from "./_curves.ts";
  * const backend = setCryptoBackend(loadCryptoBackend("auto"));
  * console.log(`crypto backend: ${describeCryptoBackend(backend)}`);
  * ```
@@ -27,6 +29,8 @@ import {
   type Libcrypto,
   webCryptoBackend,
 } from "../record/mod.ts";
+import type { CurveBackend } from "../crypto/keys.ts";
+import { openCurves } from "./_curves.ts";
 
 /** A configured choice (`crypto.backend`): a backend by name, or `auto`. */
 export type CryptoBackendChoice = "auto" | "openssl" | "webcrypto";
@@ -273,4 +277,34 @@ export function loadCryptoBackend(
     fallbackReason: r.reason,
     importKey: (aead, raw, use) => w.importKey(aead, raw, use),
   };
+}
+
+/** The curve backend of each loaded library (or why there is none). */
+const curvesLoaded = new Map<string, CurveBackend | string>();
+
+/**
+ * X25519 and Ed25519 signing through the same OpenSSL library as `backend`
+ * (the one `loadCryptoBackend` returned), for `setCurveBackend` in
+ * `lib/crypto/keys.ts`; undefined for any other backend, or when the
+ * library fails the curves' known answers (then `@noble/curves` stays in
+ * use, with the same results).
+ *
+ * @example
+ * ```ts
+ * import { loadCryptoBackend, loadCurveBackend } from "./mod.ts";
+ * console.log(loadCurveBackend(loadCryptoBackend("webcrypto"))); // undefined
+ * ```
+ */
+export function loadCurveBackend(backend: CryptoBackend): CurveBackend | undefined {
+  if (backend.name !== "openssl") return undefined;
+  for (const [name, b] of loaded) {
+    if (b !== backend) continue;
+    let c = curvesLoaded.get(name);
+    if (c === undefined) {
+      c = openCurves(name);
+      curvesLoaded.set(name, c);
+    }
+    return typeof c === "string" ? undefined : c;
+  }
+  return undefined;
 }

@@ -224,6 +224,60 @@ export class Opener {
     return { records, used: off };
   }
 
+  openWhole(bytes: Uint8Array, sink: (payload: Uint8Array) => void): number {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new TypeError("Cannot open records: bytes is not a Uint8Array");
+    }
+    if (typeof sink !== "function") {
+      throw new TypeError("Cannot open records: sink is not a function");
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+    if (this.#bodyLen >= 0 || this.#hdrFill > 0) {
+      throw new TypeError("Cannot open whole records: push() left an incomplete record");
+    }
+    const len = bytes.length;
+    let off = 0;
+    while (len - off >= RECORD_HEADER_BYTES) {
+      // Anything unsettled, failed or waiting goes through pushWhole's promises.
+      if (this.#pending !== 0 || this.#failed || this.#epoch.key?.sync !== true) break;
+      const h = ((bytes[off]! << 16) | (bytes[off + 1]! << 8) | bytes[off + 2]!) ^
+        this.#mask.mask(this.#seq);
+      const ctLen = h & HEADER_LENGTH_MASK;
+      if (ctLen <= MAX_RECORD_CIPHERTEXT && len - off - RECORD_HEADER_BYTES < ctLen) break;
+      if ((h & HEADER_REKEY_BIT) !== 0) {
+        // A re-key epoch opens at once only with its mixin known and the epoch bit flipped.
+        const flip = ((h & HEADER_EPOCH_BIT) !== 0) !== ((this.#epoch.n & 1) === 1);
+        if (!flip || this.#mixin === undefined) break;
+      }
+      this.#hdr[0] = bytes[off]!;
+      this.#hdr[1] = bytes[off + 1]!;
+      this.#hdr[2] = bytes[off + 2]!;
+      off += RECORD_HEADER_BYTES;
+      this.#beginRecord(h); // may throw TOO_LARGE / LIMIT before anything is read
+      const seq = this.#seq - 1;
+      const epoch = this.#epoch;
+      const key = epoch.key;
+      this.#bodyLen = -1;
+      const ct = bytes.subarray(off, off + ctLen);
+      off += ctLen;
+      let payload: Uint8Array;
+      try {
+        // A backend imports every key alike, so a ratchet's new key is synchronous too.
+        if (key === undefined || !key.sync) {
+          throw new TypeError("Cannot open record synchronously: the key is not ready");
+        }
+        if (ctLen < MIN_RECORD_CIPHERTEXT) throw decryptFailed();
+        const nonce = recordNonce(epoch.iv, seq, nonceScratch);
+        payload = stripPadding(openRecordBodySync(key, nonce, this.#hdr, ct, false));
+      } catch (e) {
+        this.#failed = true;
+        throw e;
+      }
+      sink(payload);
+    }
+    return off;
+  }
+
   /** Fails the record being framed (and so every later one) without killing framing. */
   #refuse(e: ProtocolError): void {
     if (!this.#failed) this.#refused = e;

@@ -54,6 +54,19 @@ export class Padder {
     this.#random = random;
   }
 
+  /** The most padding `padFor(n)` can return for a payload of `n` bytes. */
+  maxFor(n: number): number {
+    switch (this.#mode) {
+      case "none":
+        return 0;
+      case "random":
+        if (n >= RANDOM_PAD_BELOW || this.#max === 0) return 0;
+        return Math.max(0, Math.min(this.#max, MAX_RECORD_PAYLOAD - n));
+      case "bucket":
+        return Math.min(bucketFor(n) - n, this.#max);
+    }
+  }
+
   /** Padding bytes for a payload of `n` bytes. */
   padFor(n: number): number {
     switch (this.#mode) {

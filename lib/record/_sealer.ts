@@ -85,6 +85,11 @@ export interface SealPartsOptions {
   useHeadroom?: boolean;
 }
 
+/** Whether two views of one buffer share a byte. */
+function overlaps(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length;
+}
+
 function checkPayload(payload: Uint8Array): void {
   if (!(payload instanceof Uint8Array)) {
     throw new TypeError("Cannot seal record: payload is not a Uint8Array");
@@ -281,7 +286,17 @@ export class Sealer {
     );
   }
 
-  sealInto(payload: Uint8Array, out: Uint8Array, offset = 0): number {
+  maxSealedLength(payloadLength: number): number {
+    return RECORD_HEADER_BYTES + PAD_PREFIX_BYTES + payloadLength +
+      this.#padder.maxFor(payloadLength) + AEAD_TAG_BYTES;
+  }
+
+  sealInto(
+    payload: Uint8Array,
+    out: Uint8Array,
+    offset = 0,
+    options: SealPartsOptions = {},
+  ): number {
     checkPayload(payload);
     if (!this.#sync) {
       throw new TypeError(
@@ -294,6 +309,12 @@ export class Sealer {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > out.length) {
       throw new RangeError(`Cannot seal record: offset ${offset} is outside the output`);
     }
+    const useHeadroom = options.useHeadroom === true;
+    if (useHeadroom && payload.byteOffset < PAD_PREFIX_BYTES) {
+      throw new RangeError(
+        `Cannot seal record: payload offset ${payload.byteOffset} leaves no headroom of ${PAD_PREFIX_BYTES} bytes`,
+      );
+    }
     const n = payload.length;
     const pad = this.#padder.padFor(n);
     const innerLen = PAD_PREFIX_BYTES + n + pad;
@@ -305,21 +326,34 @@ export class Sealer {
         } bytes of output after offset ${offset}, record needs ${len}`,
       );
     }
-    const seq = this.#seq;
-    const h = this.#step(innerLen);
     const rec = out.subarray(offset, offset + len);
     const at = RECORD_HEADER_BYTES + PAD_PREFIX_BYTES;
+    const inPlace = payload.buffer === rec.buffer && payload.byteOffset === rec.byteOffset + at;
+    // With headroom and no padding, an unpadded payload outside `out` is
+    // encrypted from where it lies (pad_len written into its headroom):
+    // the AEAD's output is the only write into `out`, no copy first.
+    let inner: Uint8Array | undefined;
+    if (useHeadroom && pad === 0 && !inPlace) {
+      inner = new Uint8Array(payload.buffer, payload.byteOffset - PAD_PREFIX_BYTES, innerLen);
+      if (inner.buffer === rec.buffer && overlaps(inner, rec)) inner = undefined;
+    }
+    const seq = this.#seq;
+    const h = this.#step(innerLen);
     // A payload already where its plaintext goes is sealed where it lies;
     // any other is copied first, so header bytes never overwrite it unread.
-    if (payload.buffer !== rec.buffer || payload.byteOffset !== rec.byteOffset + at) {
-      rec.set(payload, at);
-    }
+    if (inner === undefined && !inPlace) rec.set(payload, at);
     rec[0] = h >>> 16;
     rec[1] = h >>> 8;
     rec[2] = h;
-    rec[3] = pad >>> 8;
-    rec[4] = pad;
-    if (pad > 0) rec.fill(0, at + n, at + n + pad);
+    if (inner === undefined) {
+      rec[3] = pad >>> 8;
+      rec[4] = pad;
+      if (pad > 0) rec.fill(0, at + n, at + n + pad);
+      inner = rec.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + innerLen);
+    } else {
+      inner[0] = 0;
+      inner[1] = 0;
+    }
     const key = this.#epoch.key;
     if (key === undefined || !key.sync) {
       throw new TypeError("Cannot seal record synchronously: the key is not ready");
@@ -327,7 +361,7 @@ export class Sealer {
     key.sealTo(
       recordNonce(this.#epoch.iv, seq, nonceScratch),
       rec.subarray(0, RECORD_HEADER_BYTES),
-      rec.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + innerLen),
+      inner,
       rec.subarray(RECORD_HEADER_BYTES),
     );
     return len;

@@ -143,9 +143,13 @@ export interface RecordSealer {
    * header ‖ ciphertext ‖ tag; same sequence numbers, keys and bytes as
    * `seal`) and returns its length. If `payload` already lies in `out` at
    * `offset + 5` (behind the header and `pad_len`), it is encrypted where
-   * it lies; any other payload is copied there first. Throws `TypeError`
-   * unless `synchronous`, `RangeError` if `out` lacks room (before a
-   * sequence number is taken), and like `seal` otherwise.
+   * it lies; any other payload is copied there first, except that with
+   * `options.useHeadroom` (as for `sealParts`) an unpadded payload outside
+   * `out` is encrypted from where it lies, `pad_len` written into its
+   * headroom, so the AEAD's output is the only write into `out`. Throws
+   * `TypeError` unless `synchronous`, `RangeError` if `out` lacks room
+   * (before a sequence number is taken; `maxSealedLength` is always
+   * enough), and like `seal` otherwise.
    *
    * @example
    * ```ts
@@ -158,7 +162,25 @@ export interface RecordSealer {
    * console.log(n, await opener.push(out.subarray(8, 8 + n))[0]); // 24 Uint8Array [1, 2, 3]
    * ```
    */
-  sealInto(payload: Uint8Array, out: Uint8Array, offset?: number): number;
+  sealInto(
+    payload: Uint8Array,
+    out: Uint8Array,
+    offset?: number,
+    options?: SealPartsOptions,
+  ): number;
+  /**
+   * The most bytes a record of `payloadLength` payload bytes can take on
+   * the wire with this sealer's padding (exact without padding): the room
+   * `sealInto` needs.
+   *
+   * @example
+   * ```ts
+   * import { createRecordSealer } from "./mod.ts";
+   * const sealer = await createRecordSealer("aes-256-gcm", new Uint8Array(32));
+   * console.log(sealer.maxSealedLength(100)); // 121: header 3 + pad_len 2 + 100 + tag 16
+   * ```
+   */
+  maxSealedLength(payloadLength: number): number;
   /** Records sealed so far (the next sequence number). */
   readonly recordsSealed: number;
   /** Key epoch of the last sealed record (0 before the first ratchet). */
@@ -262,6 +284,32 @@ export interface RecordOpener {
    * ```
    */
   pushWhole(bytes: Uint8Array): { records: Promise<Uint8Array>[]; used: number };
+  /**
+   * The synchronous form of `pushWhole`, for a backend that opens
+   * synchronously (OpenSSL, or ChaCha20-Poly1305 on Web Crypto): opens the
+   * records that lie whole at the start of `bytes` one by one, hands each
+   * payload (padding removed; a new array, never a view of `bytes`) to
+   * `sink` before framing the next, and returns the bytes they took. No
+   * promise is made. It stops early, leaving the rest for `pushWhole`,
+   * before any record it cannot open at once: while records handed out by
+   * `push`/`pushWhole` are unsettled, after a failure, at a DH re-key epoch
+   * whose mixin is not known yet, or when the key opens asynchronously.
+   * Throws what a record's promise would reject with (`DECRYPT_FAILED`,
+   * `MALFORMED`; later records then fail too) and what framing throws, and
+   * passes on whatever `sink` throws (the record is consumed).
+   *
+   * @example
+   * ```ts
+   * import { createRecordOpener, createRecordSealer } from "./mod.ts";
+   * const s = new Uint8Array(32);
+   * const sealer = await createRecordSealer("aes-256-gcm", s);
+   * const opener = await createRecordOpener("aes-256-gcm", s);
+   * const wire = await sealer.seal(new Uint8Array([1, 2, 3]));
+   * const got: Uint8Array[] = [];
+   * console.log(opener.openWhole(wire, (p) => got.push(p)), got); // 24 [ Uint8Array [1, 2, 3] ]
+   * ```
+   */
+  openWhole(bytes: Uint8Array, sink: (payload: Uint8Array) => void): number;
   /** Bytes of an incomplete record held. */
   readonly buffered: number;
   /** Key epoch of the last framed record (0 before the peer's first ratchet). */

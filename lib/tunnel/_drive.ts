@@ -77,32 +77,52 @@ export async function drive<S extends { type: string }>(
 ): Promise<Driven<S>> {
   const start = Date.now();
   let sent = false;
+  // Without an idle limit, one timer for the deadline serves every read of
+  // the drive (set for the limits in force; a new one once they change).
   let initial = options.initial;
-  while (true) {
-    const limits: DriveLimits = sent ? options.afterSend ?? options : options;
-    const left = start + limits.deadlineMs - Date.now();
-    if (left <= 0) return { stop: "timeout", sent };
-    const byIdle = limits.idleMs !== undefined && limits.idleMs < left;
-    let chunk;
-    if (initial !== undefined) {
-      chunk = initial;
-      initial = undefined;
-    } else {
+  let deadline:
+    | { limits: DriveLimits; at: Promise<"timeout">; timer: ReturnType<typeof setTimeout> }
+    | undefined;
+  try {
+    while (true) {
+      const limits: DriveLimits = sent ? options.afterSend ?? options : options;
+      const left = start + limits.deadlineMs - Date.now();
+      if (left <= 0) return { stop: "timeout", sent };
+      const byIdle = limits.idleMs !== undefined && limits.idleMs < left;
+      let chunk;
       try {
-        chunk = await reader.next(byIdle ? limits.idleMs : left);
+        if (initial !== undefined) {
+          // Bytes read before the drive (e.g. by the transport's own check) come first.
+          chunk = initial;
+          initial = undefined;
+        } else if (byIdle) {
+          chunk = await reader.next(limits.idleMs);
+        } else {
+          if (deadline?.limits !== limits) {
+            if (deadline !== undefined) clearTimeout(deadline.timer);
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            const at = new Promise<"timeout">((
+              r,
+            ) => (timer = setTimeout(() => r("timeout"), left)));
+            deadline = { limits, at, timer: timer! };
+          }
+          chunk = await reader.nextBefore(deadline.at);
+        }
       } catch (error) {
         return { stop: "error", error, sent };
       }
+      if (chunk === null) return { stop: "closed", sent };
+      if (chunk === "timeout") return { stop: byIdle ? "idle" : "timeout", sent };
+      const step = push(chunk);
+      if (step.type === "need_more") continue;
+      if (step.type === "send") {
+        sent = true;
+        await writeAll(conn, (step as unknown as SendStep).bytes);
+        continue;
+      }
+      return { step: step as Exclude<S, NeedMore | SendStep> };
     }
-    if (chunk === null) return { stop: "closed", sent };
-    if (chunk === "timeout") return { stop: byIdle ? "idle" : "timeout", sent };
-    const step = push(chunk);
-    if (step.type === "need_more") continue;
-    if (step.type === "send") {
-      sent = true;
-      await writeAll(conn, (step as unknown as SendStep).bytes);
-      continue;
-    }
-    return { step: step as Exclude<S, NeedMore | SendStep> };
+  } finally {
+    if (deadline !== undefined) clearTimeout(deadline.timer);
   }
 }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { MAX_RECORD_BYTES } from "../record/mod.ts";
+import { MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from "../record/mod.ts";
 import type { LinkState } from "./_link_state.ts";
 
 /** Most bytes read from the tunnel connection per read call (1 MiB: fewer, larger reads). */
@@ -62,6 +62,8 @@ export class LinkReader<L extends LinkState = LinkState> {
   #inflight = 0;
   /** Wakes the read loop waiting for room among the records in flight. */
   #space: (() => void) | undefined;
+  /** The session threw on a payload opened synchronously (set by `#deliver`). */
+  #sinkFailed = false;
 
   constructor(link: L, host: ReaderHost<L>) {
     this.#link = link;
@@ -132,6 +134,41 @@ export class LinkReader<L extends LinkState = LinkState> {
 
   /** Opens the whole records at the start of `bytes`; returns the bytes they took. */
   #onBytes(bytes: Uint8Array): number {
+    if (this.#inflight > 0) return this.#onBytesAsync(bytes);
+    // Nothing in flight: records the opener can open at once go straight to
+    // the session, without a promise each.
+    const link = this.#link;
+    let used: number;
+    this.#sinkFailed = false;
+    try {
+      used = link.opener.openWhole(bytes, this.#deliver);
+    } catch (e) {
+      this.#host.linkError(link, e, this.#sinkFailed ? "session" : "record");
+      return bytes.length;
+    }
+    // It stopped before the end: an incomplete record, or one that must wait (a re-key epoch).
+    if (bytes.length - used < RECORD_HEADER_BYTES || !link.alive || this.#host.closed) {
+      return used;
+    }
+    return used + this.#onBytesAsync(bytes.subarray(used));
+  }
+
+  /** Hands an opened record's payload to the session (synchronous opening). */
+  readonly #deliver = (payload: Uint8Array): void => {
+    const host = this.#host;
+    if (host.closed || !this.#link.alive) return;
+    host.stats.recordsIn++;
+    try {
+      host.onRecord(this.#link, payload);
+    } catch (e) {
+      // Thrown from an authenticated peer's frames: the session cannot go on.
+      this.#sinkFailed = true;
+      throw e;
+    }
+  };
+
+  /** Opens the whole records at the start of `bytes` through promises, in order. */
+  #onBytesAsync(bytes: Uint8Array): number {
     const link = this.#link;
     const host = this.#host;
     let records: Promise<Uint8Array>[];

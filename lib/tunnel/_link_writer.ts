@@ -11,7 +11,7 @@
  * @module
  */
 import type { Mux } from "../mux/mod.ts";
-import { PAD_PREFIX_BYTES } from "../record/mod.ts";
+import { MAX_RECORD_BYTES, MAX_RECORD_PAYLOAD, PAD_PREFIX_BYTES } from "../record/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import type { LinkState } from "./_link_state.ts";
 
@@ -29,6 +29,15 @@ const TX_COALESCE_BYTES = 64 * 1024;
  * (1 MiB: four full records; each write costs about as much as a record).
  */
 const TX_BATCH_BYTES = 1024 * 1024;
+/** The batch buffer's largest size: a batch may end with one whole record past `TX_BATCH_BYTES`. */
+const TX_BATCH_MAX = TX_BATCH_BYTES + MAX_RECORD_BYTES;
+/** An idle link keeps its batch buffer up to this size (synchronous sealing). */
+const TX_IDLE_BATCH_BYTES = 64 * 1024;
+/**
+ * Largest record payload the synchronous write loop pulls (the mux's own
+ * maximum: 256 KiB).
+ */
+const TX_RECORD_PAYLOAD = MAX_RECORD_PAYLOAD;
 const EMPTY_BATCH = new Uint8Array(0);
 /** Payloads are pulled with room for the record's pad_len prefix in front... */
 const PULL_HEADROOM = { headroom: PAD_PREFIX_BYTES };
@@ -115,7 +124,86 @@ export class LinkWriter {
   }
 
   /** The write loop. */
-  async run(): Promise<void> {
+  run(): Promise<void> {
+    return this.#link.sealer.synchronous ? this.#runSync() : this.#runAsync();
+  }
+
+  /**
+   * The write loop for a sealer that seals synchronously (OpenSSL, or
+   * ChaCha20-Poly1305 on Web Crypto): records are sealed straight into the
+   * batch buffer, one after another, until it holds `TX_BATCH_BYTES` or
+   * nothing is left, and the batch goes out in one write. No promise per
+   * record, no copy behind the AEAD; data that arrives during the write
+   * fills the next batch, so flowing data still leaves in large writes.
+   */
+  async #runSync(): Promise<void> {
+    const link = this.#link;
+    const host = this.#host;
+    const sealer = link.sealer;
+    let batch: Uint8Array = EMPTY_BATCH;
+    // A large batch buffer set aside while the link idles, until the GC wants it.
+    let spare: WeakRef<Uint8Array> | undefined;
+    while (!host.closed && link.alive) {
+      this.#dirty = false;
+      const mux = host.mux;
+      let bytes = 0;
+      let count = 0;
+      while (link.ready && bytes < TX_BATCH_BYTES) {
+        const payload = mux.pull(TX_RECORD_PAYLOAD, PULL_HEADROOM);
+        host.takeEvents();
+        if (payload === null) break;
+        const need = bytes + sealer.maxSealedLength(payload.length);
+        if (batch.length < need) {
+          // Small sizes while traffic is light; past them, the largest batch at once.
+          const kept = spare?.deref();
+          spare = undefined;
+          const grown = kept !== undefined && kept.length >= need
+            ? kept
+            : new Uint8Array(need <= TX_IDLE_BATCH_BYTES ? TX_IDLE_BATCH_BYTES : TX_BATCH_MAX);
+          grown.set(batch.subarray(0, bytes));
+          batch = grown;
+        }
+        // The AEAD reads the payload where it lies and writes the record into the batch.
+        bytes += sealer.sealInto(payload, batch, bytes, SEAL_IN_HEADROOM);
+        count++;
+        // Our re-key REPLY is in the record just sealed once no control message waits.
+        if (this.#sendMixin !== undefined && mux.queuedMessages === 0) {
+          sealer.rekey(this.#sendMixin);
+          this.#sendMixin.fill(0);
+          this.#sendMixin = undefined;
+        }
+      }
+      // Streams waiting to read ahead go on once pulls made room.
+      host.pulled(mux);
+      if (count === 0) {
+        host.writerIdle();
+        if (!this.#dirty) {
+          // An idle link keeps a small batch buffer (the next short request
+          // reuses it) and only a weak reference to a large one: the next
+          // burst takes it back unless the GC has freed it meanwhile.
+          if (batch.length > TX_IDLE_BATCH_BYTES) {
+            spare = new WeakRef(batch);
+            batch = EMPTY_BATCH;
+          }
+          await new Promise<void>((r) => (this.#wake = r));
+        }
+        continue;
+      }
+      host.writerBusy();
+      try {
+        await writeAll(link.conn, batch.subarray(0, bytes));
+      } catch (e) {
+        if (host.closed || !link.alive) return;
+        throw e;
+      }
+      link.lastSend = host.now();
+      host.stats.bytesOut += bytes;
+      host.stats.recordsOut += count;
+    }
+  }
+
+  /** The write loop for a sealer that seals asynchronously (Web Crypto AES-GCM). */
+  async #runAsync(): Promise<void> {
     const link = this.#link;
     const host = this.#host;
     // Seals in call order; `rec` (header, then ciphertext) is set when the seal resolves.

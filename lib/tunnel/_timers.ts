@@ -11,12 +11,15 @@
  * | tunnel idle     | no stream open for `tunnelIdleMs` (ready link) | the session says so and ends      |
  * | bytes           | at most once a second                         | a `bytes` event if any moved      |
  * | delayed ACK     | `ACK_FLUSH_MS` after an ACK became due        | the ACK leaves on its own         |
- * | open timeout    | no REPLY to an OPEN in time                   | the stream is reset               |
+ * | open timeout    | no REPLY to an OPEN in time (at a tick)       | the stream is reset               |
  * | release timeout | no answer to our release request in time      | a NOTICE, then close              |
  * | flush timeout   | queued messages not written in time           | close anyway                      |
  *
  * The periodic checks share one tick (a quarter of the shortest period, at
- * most 250 ms, at least 20 ms); the others are one-shot timers.
+ * most 250 ms, at least 20 ms). Open timeouts are checked at that tick too
+ * (so one fires up to a tick late), which saves a timer set and cleared per
+ * stream opened; release and flush timeouts and the delayed ACK are
+ * one-shot timers.
  *
  * @module
  */
@@ -39,6 +42,14 @@ export interface TimerSettings {
    */
   tunnelIdleMs: number;
   graceMs: number;
+}
+
+/** An OPEN waiting for its REPLY: `fn` runs at the first tick at or after `at`. */
+export interface OpenDeadline {
+  /** When the OPEN times out (the scheduler's clock, ms). */
+  readonly at: number;
+  /** Resets the stream and tells whoever opened it. */
+  readonly fn: () => void;
 }
 
 /** What the timers do to their session (`L`: the session's own link type). */
@@ -76,8 +87,8 @@ export interface TimerHost<L extends LinkState = LinkState> {
  * ```ts ignore
  * const timers = new SessionTimers(host, realScheduler, settings);
  * timers.start();
- * const id = timers.openTimeout(10_000, () => resetStream());
- * timers.cancel(id);
+ * const open = timers.openTimeout(10_000, () => resetStream());
+ * timers.cancelOpen(open);
  * timers.stop();
  * ```
  */
@@ -93,6 +104,8 @@ export class SessionTimers<L extends LinkState = LinkState> {
   #busyAt: number;
   #idleFired = false;
   #stopped = false;
+  /** OPENs waiting for their REPLY. */
+  readonly #opens = new Set<OpenDeadline>();
 
   constructor(host: TimerHost<L>, scheduler: Scheduler, settings: TimerSettings) {
     this.#host = host;
@@ -122,9 +135,19 @@ export class SessionTimers<L extends LinkState = LinkState> {
     this.#ackTimer = undefined;
   }
 
-  /** Open timeout: `fn` runs unless cancelled within `ms`. */
-  openTimeout(ms: number, fn: () => void): TimerId {
-    return this.#scheduler.setTimeout(fn, ms);
+  /**
+   * Open timeout: `fn` runs at the first tick `ms` or more from now unless
+   * `cancelOpen` is called first. No timer of its own.
+   */
+  openTimeout(ms: number, fn: () => void): OpenDeadline {
+    const d: OpenDeadline = { at: this.#scheduler.now() + ms, fn };
+    this.#opens.add(d);
+    return d;
+  }
+
+  /** The OPEN was answered (or failed): its timeout will not run. */
+  cancelOpen(d: OpenDeadline): void {
+    this.#opens.delete(d);
   }
 
   /** Release timeout: `fn` runs unless cancelled within `ms`. */
@@ -166,6 +189,8 @@ export class SessionTimers<L extends LinkState = LinkState> {
     const host = this.#host;
     if (host.closed) return;
     const now = this.#scheduler.now();
+    this.#openTimeouts(now);
+    if (host.closed) return;
     this.#bytes(now);
     const link = host.link;
     if (link === undefined || !link.alive) {
@@ -178,6 +203,16 @@ export class SessionTimers<L extends LinkState = LinkState> {
     this.#rekeyDue(now);
     this.#tunnelIdle(now);
   };
+
+  /** Open timeouts: OPENs past their deadline without a REPLY. */
+  #openTimeouts(now: number): void {
+    if (this.#opens.size === 0) return;
+    for (const d of this.#opens) {
+      if (d.at > now) continue;
+      this.#opens.delete(d);
+      d.fn();
+    }
+  }
 
   /** Bytes: at most one report a second, and only when bytes moved. */
   #bytes(now: number): void {

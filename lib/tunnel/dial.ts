@@ -48,35 +48,39 @@ export interface Connector {
  * Dials a TCP target with a deadline; names resolve through the system.
  * Throws `Deno.errors.TimedOut` after `timeoutMs`.
  */
-export async function dialTarget(
+export function dialTarget(
   host: string,
   port: number,
   timeoutMs: number,
 ): Promise<Deno.TcpConn> {
   const attempt = Deno.connect({ hostname: host, port });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new Deno.errors.TimedOut(
-            `Timed out after ${timeoutMs / 1000} s connecting to ${host}:${port}`,
-          ),
+  // One promise and one timer; whichever settles it first wins.
+  return new Promise<Deno.TcpConn>((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(
+        new Deno.errors.TimedOut(
+          `Timed out after ${timeoutMs / 1000} s connecting to ${host}:${port}`,
         ),
-      timeoutMs,
-    );
+      );
+    }, timeoutMs);
+    attempt.then((conn) => {
+      // A connect that finishes after the deadline must not leak.
+      if (late) return conn.close();
+      clearTimeout(timer);
+      try {
+        conn.setNoDelay(true);
+      } catch (e) {
+        conn.close();
+        return reject(e);
+      }
+      resolve(conn);
+    }, (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
   });
-  try {
-    const conn = await Promise.race([attempt, timeout]);
-    conn.setNoDelay(true);
-    return conn;
-  } catch (e) {
-    // A connect that finishes after the deadline must not leak.
-    attempt.then((c) => c.close(), () => {});
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A connector that dials targets directly from this machine. */

@@ -35,8 +35,8 @@ export class TimedReader {
     return this.#pending !== undefined;
   }
 
-  /** The next chunk (a copy), null at end of stream, or "timeout". */
-  next(timeoutMs?: number): Promise<ReadResult> {
+  /** The outstanding read, started if there is none. */
+  #read(): Promise<Uint8Array | null> {
     if (this.#pending === undefined) {
       this.#pending = this.#s.read(this.#buf).then((n) => {
         this.#pending = undefined;
@@ -48,10 +48,34 @@ export class TimedReader {
       // A read that outlives its caller's timeout must not become an unhandled rejection.
       this.#pending.catch(() => {});
     }
-    const p = this.#pending;
+    return this.#pending;
+  }
+
+  /** The next chunk (a copy), null at end of stream, or "timeout". */
+  next(timeoutMs?: number): Promise<ReadResult> {
+    const p = this.#read();
     if (timeoutMs === undefined) return p;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const t = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
-    return Promise.race([p, t]).finally(() => clearTimeout(timer));
+    return new Promise<ReadResult>((resolve, reject) => {
+      const timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      p.then((v) => {
+        clearTimeout(timer);
+        resolve(v);
+      }, (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  /**
+   * The next chunk, null at end of stream, or "timeout" once `deadline`
+   * settles: one deadline (and one timer) serves several reads.
+   */
+  nextBefore(deadline: Promise<"timeout">): Promise<ReadResult> {
+    const p = this.#read();
+    return new Promise<ReadResult>((resolve, reject) => {
+      p.then(resolve, reject);
+      deadline.then(resolve);
+    });
   }
 }

@@ -415,18 +415,18 @@ export class Session {
     const id = this.#mux.open(request, this.#now());
     const ctx = this.#newStream(id);
     this.#kick();
-    const timer = this.#timers.openTimeout(timeoutMs, () => {
+    const deadline = this.#timers.openTimeout(timeoutMs, () => {
       ctx.onReply = ctx.onFail = undefined;
       this.#streams.reset(ctx, ResetReason.CANCEL, "no reply in time");
       done({ timedOut: true });
     });
     ctx.onReply = (reply) => {
-      this.#timers.cancel(timer);
+      this.#timers.cancelOpen(deadline);
       ctx.onReply = ctx.onFail = undefined;
       done({ reply });
     };
     ctx.onFail = (error) => {
-      this.#timers.cancel(timer);
+      this.#timers.cancelOpen(deadline);
       ctx.onReply = ctx.onFail = undefined;
       done({ error });
     };

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../../lib/crypto/keys.ts";
 import { assertBytes, loadVector, unhex } from "./_hex.ts";
+import { CURVES, withCurves } from "../support/curves.ts";
 
 interface Ed25519Vectors {
   tests: {
@@ -13,13 +14,16 @@ interface Ed25519Vectors {
 }
 const v = loadVector<Ed25519Vectors>("rfc8032_ed25519.json");
 
-Deno.test("ed25519Sign() and ed25519PublicKey() match RFC 8032 section 7.1 tests 1-3", () => {
-  for (const t of v.tests) {
-    assertBytes(ed25519PublicKey(unhex(t.secretKey)), unhex(t.publicKey), t.name);
-    assertBytes(ed25519Sign(unhex(t.secretKey), unhex(t.message)), unhex(t.signature), t.name);
-    assert.ok(ed25519Verify(unhex(t.publicKey), unhex(t.message), unhex(t.signature)), t.name);
-  }
-});
+for (const [be, curves] of CURVES) {
+  Deno.test(`ed25519Sign() and ed25519PublicKey() match RFC 8032 section 7.1 tests 1-3 (${be})`, () =>
+    withCurves(curves, () => {
+      for (const t of v.tests) {
+        assertBytes(ed25519PublicKey(unhex(t.secretKey)), unhex(t.publicKey), t.name);
+        assertBytes(ed25519Sign(unhex(t.secretKey), unhex(t.message)), unhex(t.signature), t.name);
+        assert.ok(ed25519Verify(unhex(t.publicKey), unhex(t.message), unhex(t.signature)), t.name);
+      }
+    }));
+}
 
 Deno.test("ed25519Verify() refuses every single-bit change of a RFC 8032 signature", () => {
   const t = v.tests[2]!;

@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import { hmac } from "@noble/hashes/hmac.js";
+import { CURVES, withCurves } from "../support/curves.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hkdfExpandLabel, hkdfExtract } from "../../lib/crypto/mod.ts";
 import { representativeToPublicKey } from "../../lib/crypto/elligator.ts";
@@ -48,38 +49,41 @@ function identityOf(c: HandshakeVectorCase) {
 }
 
 for (const c of file.cases) {
-  Deno.test(`[${c.name}] our server, alone, answers the vector's client messages byte for byte`, () => {
-    const pw = c.inputs.password;
-    const user: UserRecord = {
-      userId: c.inputs.userId,
-      publicKey: unhex(c.inputs.clientPublicKey),
-      ...(pw === null
-        ? { token: unhex(c.inputs.token!) }
-        : { password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) } }),
-    };
-    if (c.inputs.totpSecret !== null) user.totpSecret = unhex(c.inputs.totpSecret);
-    const server = new ServerHandshake({
-      identity: identityOf(c),
-      lookupUser: (id) => (id === user.userId ? user : undefined),
-      replay: new ReplayGuard(),
-      now: () => c.inputs.serverNowMs,
-      random: drbg(c.inputs.serverRandom),
-      kex: c.inputs.serverKex,
-      aead: c.inputs.serverAead,
-    });
-    assert.equal(
-      hex(expectServer(server.push(unhex(c.messages.hello)), "send").bytes),
-      c.messages.serverHello,
-    );
-    assert.equal(
-      hex(expectServer(server.push(unhex(c.messages.response)), "send").bytes),
-      c.messages.result,
-    );
-    const done = expectServer(server.push(unhex(c.messages.finish)), "done");
-    assert.equal(hex(done.secrets.clientToServer), c.secrets.clientToServer);
-    assert.equal(hex(done.secrets.serverToClient), c.secrets.serverToClient);
-    assert.equal(hex(done.secrets.resumptionSecret), c.secrets.resumptionSecret);
-  });
+  for (const [be, curves] of CURVES) {
+    Deno.test(`[${c.name}] our server, alone, answers the vector's client messages byte for byte (${be} curves)`, () =>
+      withCurves(curves, () => {
+        const pw = c.inputs.password;
+        const user: UserRecord = {
+          userId: c.inputs.userId,
+          publicKey: unhex(c.inputs.clientPublicKey),
+          ...(pw === null
+            ? { token: unhex(c.inputs.token!) }
+            : { password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) } }),
+        };
+        if (c.inputs.totpSecret !== null) user.totpSecret = unhex(c.inputs.totpSecret);
+        const server = new ServerHandshake({
+          identity: identityOf(c),
+          lookupUser: (id) => (id === user.userId ? user : undefined),
+          replay: new ReplayGuard(),
+          now: () => c.inputs.serverNowMs,
+          random: drbg(c.inputs.serverRandom),
+          kex: c.inputs.serverKex,
+          aead: c.inputs.serverAead,
+        });
+        assert.equal(
+          hex(expectServer(server.push(unhex(c.messages.hello)), "send").bytes),
+          c.messages.serverHello,
+        );
+        assert.equal(
+          hex(expectServer(server.push(unhex(c.messages.response)), "send").bytes),
+          c.messages.result,
+        );
+        const done = expectServer(server.push(unhex(c.messages.finish)), "done");
+        assert.equal(hex(done.secrets.clientToServer), c.secrets.clientToServer);
+        assert.equal(hex(done.secrets.serverToClient), c.secrets.serverToClient);
+        assert.equal(hex(done.secrets.resumptionSecret), c.secrets.resumptionSecret);
+      }));
+  }
 
   Deno.test(`[${c.name}] our client, alone, produces the vector's client messages byte for byte`, () => {
     const client = new ClientHandshake({

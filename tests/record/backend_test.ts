@@ -111,10 +111,15 @@ for (const { be, backend, aead } of CASES) {
   });
 
   if (!sync) {
-    Deno.test(`${be} ${aead}: sealInto() refuses, taking no sequence number`, async () => {
+    Deno.test(`${be} ${aead}: sealInto() refuses, taking no sequence number; openWhole() leaves every record to pushWhole()`, async () => {
       const sealer = await createRecordSealer(aead, secretOf(72));
       assert.throws(() => sealer.sealInto(pattern(3), new Uint8Array(100)), TypeError);
       assert.equal(sealer.recordsSealed, 0);
+      // openWhole() opens nothing: every record goes through pushWhole()'s promises.
+      const opener = await createRecordOpener(aead, secretOf(72));
+      const wire = await (await createRecordSealer(aead, secretOf(72))).seal(pattern(3));
+      assert.equal(opener.openWhole(wire, () => assert.fail("opened")), 0);
+      assert.deepEqual(await opener.pushWhole(wire).records[0], pattern(3));
     });
     continue;
   }
@@ -181,6 +186,108 @@ for (const { be, backend, aead } of CASES) {
     const out = new Uint8Array(need);
     assert.equal(sealer.sealInto(pattern(100), out), need);
     assert.deepEqual(await opener.push(out)[0], pattern(100));
+  });
+
+  Deno.test(`${be} ${aead}: sealInto() with headroom seals from where the payload lies, byte-equal to seal()`, async () => {
+    for (const padding of POLICIES) {
+      const a = await createRecordSealer(aead, secretOf(77), { padding, random: u16Source(PADS) });
+      const b = await createRecordSealer(aead, secretOf(77), { padding, random: u16Source(PADS) });
+      const out = new Uint8Array(300000);
+      for (const [i, n] of SIZES.entries()) {
+        const want = await a.seal(pattern(n, i));
+        const src = new Uint8Array(PAD_PREFIX_BYTES + n + 1);
+        src.set(pattern(n, i), PAD_PREFIX_BYTES);
+        const payload = src.subarray(PAD_PREFIX_BYTES, PAD_PREFIX_BYTES + n);
+        const room = b.maxSealedLength(n);
+        assert.ok(room >= want.length, `maxSealedLength ${room} < ${want.length}`);
+        if (padding.mode === "none") assert.equal(room, want.length, "exact without padding");
+        out.fill(0xa5);
+        assert.equal(b.sealInto(payload, out, 7, { useHeadroom: true }), want.length);
+        assert.equal(hex(out.subarray(7, 7 + want.length)), hex(want), `record ${i}`);
+        assert.ok(out.subarray(7 + want.length).every((x) => x === 0xa5), "nothing after");
+        assert.deepEqual(payload, pattern(n, i), "the payload itself is never written");
+      }
+    }
+    const c = await createRecordSealer(aead, secretOf(77));
+    const noRoom = new Uint8Array(10).subarray(1, 5);
+    assert.throws(
+      () => c.sealInto(noRoom, new Uint8Array(100), 0, { useHeadroom: true }),
+      RangeError,
+    );
+    assert.equal(c.recordsSealed, 0);
+  });
+
+  Deno.test(`${be} ${aead}: openWhole() hands each whole record to the sink, in order, without promises`, async () => {
+    const sealer = await createRecordSealer(aead, secretOf(78));
+    const opener = await createRecordOpener(aead, secretOf(78));
+    const recs: Uint8Array[] = [];
+    for (let i = 0; i < 5; i++) {
+      if (i === 3) sealer.ratchetNow();
+      recs.push(await sealer.seal(pattern(100 + i * 1000, i)));
+    }
+    const wire = join(recs);
+    const cut = wire.length - 10; // the last record incomplete
+    const got: Uint8Array[] = [];
+    const used = opener.openWhole(wire.subarray(0, cut), (p) => got.push(p));
+    assert.equal(used, wire.length - recs[4]!.length);
+    assert.deepEqual(got, [0, 1, 2, 3].map((i) => pattern(100 + i * 1000, i)));
+    assert.equal(opener.epoch, 1, "followed the ratchet");
+    wire.fill(0, 0, used); // the payloads are not views of the input
+    assert.deepEqual(got[0], pattern(100, 0));
+    assert.equal(opener.openWhole(wire.subarray(used), (p) => got.push(p)), recs[4]!.length);
+    assert.deepEqual(got[4], pattern(4100, 4));
+    // A forged record throws DECRYPT_FAILED, and every later record fails.
+    const bad = await sealer.seal(pattern(9));
+    bad[bad.length - 1]! ^= 1;
+    const next = await sealer.seal(pattern(9));
+    assert.throws(
+      () => opener.openWhole(join([bad, next]), () => {}),
+      (e: unknown) => e instanceof ProtocolError && e.code === "DECRYPT_FAILED",
+    );
+    const [p] = opener.pushWhole(next).records;
+    await assert.rejects(p!, (e: unknown) => e instanceof ProtocolError);
+  });
+
+  Deno.test(`${be} ${aead}: openWhole() stops before a re-key epoch whose mixin is unknown; pushWhole() takes over`, async () => {
+    const mixin = new Uint8Array(32).fill(5);
+    const sealer = await createRecordSealer(aead, secretOf(79));
+    const opener = await createRecordOpener(aead, secretOf(79));
+    const first = await sealer.seal(pattern(10));
+    sealer.rekey(mixin);
+    const second = await sealer.seal(pattern(20, 1));
+    const wire = join([first, second]);
+    const got: Uint8Array[] = [];
+    const used = opener.openWhole(wire, (p) => got.push(p));
+    assert.equal(used, first.length, "stopped before the re-key record");
+    assert.deepEqual(got, [pattern(10)]);
+    const { records, used: rest } = opener.pushWhole(wire.subarray(used));
+    assert.equal(rest, second.length);
+    assert.equal(opener.awaitingMixin, true);
+    assert.equal(opener.openWhole(new Uint8Array(0), () => {}), 0);
+    opener.provideMixin(mixin);
+    assert.deepEqual(await records[0], pattern(20, 1));
+    // With the mixin known first, the re-key record opens at once.
+    const third = await sealer.seal(pattern(30, 2));
+    const m2 = new Uint8Array(32).fill(6);
+    opener.provideMixin(m2);
+    sealer.rekey(m2);
+    const fourth = await sealer.seal(pattern(40, 3));
+    assert.equal(
+      opener.openWhole(join([third, fourth]), (p) => got.push(p)),
+      third.length + fourth.length,
+    );
+    assert.deepEqual(got.slice(1), [pattern(30, 2), pattern(40, 3)]);
+  });
+
+  Deno.test(`${be} ${aead}: openWhole() passes on what the sink throws, the record consumed`, async () => {
+    const sealer = await createRecordSealer(aead, secretOf(80));
+    const opener = await createRecordOpener(aead, secretOf(80));
+    const wire = join([await sealer.seal(pattern(1)), await sealer.seal(pattern(2))]);
+    assert.throws(() =>
+      opener.openWhole(wire, () => {
+        throw new SyntaxError("bad frame");
+      }), SyntaxError);
+    assert.equal(opener.recordsReceived, 1);
   });
 
   Deno.test(`${be} ${aead}: push() gives settled promises when opening synchronously`, async () => {

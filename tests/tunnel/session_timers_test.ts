@@ -9,7 +9,13 @@
  */
 import { strict as assert } from "node:assert";
 import { Mux } from "../../lib/mux/mod.ts";
-import { createRecordOpener, createRecordSealer } from "../../lib/record/mod.ts";
+import {
+  createRecordOpener,
+  createRecordSealer,
+  type CryptoBackend,
+  webCryptoBackend,
+} from "../../lib/record/mod.ts";
+import { loadCryptoBackend } from "../../lib/openssl/mod.ts";
 import { encodeReply, encodeRequest, Reply } from "../../lib/socks5/mod.ts";
 import { type ByteStream, memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import { type LinkEnd, Session, type SessionOptions } from "../../lib/tunnel/session.ts";
@@ -23,6 +29,12 @@ const HOUR = 3_600_000;
 
 type Extra = Partial<Omit<SessionOptions, "role" | "mux" | "log" | "scheduler">>;
 
+/** The re-key test runs on both backends: asynchronous (Web Crypto AES) and synchronous (OpenSSL) loops. */
+const BACKENDS: [string, CryptoBackend][] = [
+  ["webcrypto", webCryptoBackend],
+  ["openssl", loadCryptoBackend("openssl")],
+];
+
 interface Keys {
   c2s: Uint8Array;
   s2c: Uint8Array;
@@ -35,20 +47,20 @@ function keys(): Keys {
   };
 }
 
-async function clientLink(conn: ByteStream, k: Keys) {
+async function clientLink(conn: ByteStream, k: Keys, be: { backend?: CryptoBackend } = {}) {
   return {
     conn,
-    sealer: await createRecordSealer(AEAD, k.c2s),
-    opener: await createRecordOpener(AEAD, k.s2c),
+    sealer: await createRecordSealer(AEAD, k.c2s, be),
+    opener: await createRecordOpener(AEAD, k.s2c, be),
     linkId: 7,
   };
 }
 
-async function serverLink(conn: ByteStream, k: Keys) {
+async function serverLink(conn: ByteStream, k: Keys, be: { backend?: CryptoBackend }) {
   return {
     conn,
-    sealer: await createRecordSealer(AEAD, k.s2c),
-    opener: await createRecordOpener(AEAD, k.c2s),
+    sealer: await createRecordSealer(AEAD, k.s2c, be),
+    opener: await createRecordOpener(AEAD, k.c2s, be),
     linkId: 7,
   };
 }
@@ -89,16 +101,26 @@ function newServer(clock: FakeScheduler, extra: Extra = {}): Session {
   return server;
 }
 
-/** A client and a server session joined by an in-memory pipe, both on `clock`. */
-async function startPair(clock: FakeScheduler, client: Extra, server: Extra) {
+/**
+ * A client and a server session joined by an in-memory pipe, both on
+ * `clock`, sealing and opening on `backend` (default the process-wide one,
+ * Web Crypto).
+ */
+async function startPair(
+  clock: FakeScheduler,
+  client: Extra,
+  server: Extra,
+  backend?: CryptoBackend,
+) {
+  const be = backend === undefined ? {} : { backend };
   const [cConn, sConn] = memoryPipe(1024 * KiB);
   const k = keys();
   const c = newClient(clock, client);
   const s = newServer(clock, server);
   c.run();
   s.run();
-  s.attachLink(await serverLink(sConn, k));
-  c.attachLink(await clientLink(cConn, k));
+  s.attachLink(await serverLink(sConn, k, be));
+  c.attachLink(await clientLink(cConn, k, be));
   return {
     client: c,
     server: s,
@@ -227,33 +249,65 @@ test("session timers: a session without a link ends after the grace time", async
   }
 });
 
-test("session timers: the server re-keys when rekey_interval has passed; data flows under the new keys", async () => {
-  const clock = new FakeScheduler();
-  const rekey = { bytes: 2 ** 40, ms: 60_000 };
-  const pair = await startPair(
-    clock,
-    { rekey, keepaliveMs: 15_000, deadAfterMs: HOUR },
-    { rekey, keepaliveMs: 15_000, deadAfterMs: HOUR },
-  );
-  try {
-    await echo(pair.client, 48 * KiB, 1);
-    await clock.advance(59_000);
-    await settle(4);
-    assert.equal(pair.server.stats.rekeys, 0, "not due yet");
-    assert.equal(pair.client.stats.rekeys, 0);
-    await clock.advance(1_250);
-    await until(
-      "both sides to re-key",
-      () => pair.server.stats.rekeys === 1 && pair.client.stats.rekeys === 1,
+for (const [be, backend] of BACKENDS) {
+  test(`session timers: the server re-keys when rekey_interval has passed; data flows under the new keys (${be})`, async () => {
+    const clock = new FakeScheduler();
+    const rekey = { bytes: 2 ** 40, ms: 60_000 };
+    const pair = await startPair(
+      clock,
+      { rekey, keepaliveMs: 15_000, deadAfterMs: HOUR },
+      { rekey, keepaliveMs: 15_000, deadAfterMs: HOUR },
+      backend,
     );
-    await echo(pair.client, 48 * KiB, 2);
-    // Not again until another interval has passed.
-    await clock.advance(50_000);
+    try {
+      await echo(pair.client, 48 * KiB, 1);
+      await clock.advance(59_000);
+      await settle(4);
+      assert.equal(pair.server.stats.rekeys, 0, "not due yet");
+      assert.equal(pair.client.stats.rekeys, 0);
+      await clock.advance(1_250);
+      await until(
+        "both sides to re-key",
+        () => pair.server.stats.rekeys === 1 && pair.client.stats.rekeys === 1,
+      );
+      await echo(pair.client, 48 * KiB, 2);
+      // Not again until another interval has passed.
+      await clock.advance(50_000);
+      await settle(4);
+      assert.equal(pair.server.stats.rekeys, 1);
+      await clock.advance(11_000);
+      await until("the second re-key", () => pair.client.stats.rekeys === 2);
+      await echo(pair.client, 16 * KiB, 3);
+    } finally {
+      await pair.close();
+    }
+  });
+}
+
+test("session timers: an OPEN without a REPLY times out at the first tick after its deadline", async () => {
+  const clock = new FakeScheduler();
+  const opened: number[] = [];
+  // The server hears the OPEN and never answers it.
+  const pair = await startPair(clock, { keepaliveMs: HOUR, deadAfterMs: HOUR }, {
+    keepaliveMs: HOUR,
+    deadAfterMs: HOUR,
+    onOpen: (id: number) => void opened.push(id),
+  });
+  try {
+    const raw = encodeRequest({ command: "connect", addressType: "domain", host: "x", port: 7 });
+    let outcome = "pending";
+    pair.client.open(raw, 2_000).then(
+      () => (outcome = "replied"),
+      (e: unknown) => (outcome = e instanceof Deno.errors.TimedOut ? "timed out" : String(e)),
+    );
+    await until("the server to hear the OPEN", () => opened.length === 1);
+    await clock.advance(1_900);
     await settle(4);
-    assert.equal(pair.server.stats.rekeys, 1);
-    await clock.advance(11_000);
-    await until("the second re-key", () => pair.client.stats.rekeys === 2);
-    await echo(pair.client, 16 * KiB, 3);
+    assert.equal(outcome, "pending", "not before the deadline");
+    // The check runs at the session's tick (every 250 ms here): at most one tick late.
+    await clock.advance(350);
+    await until("the open to time out", () => outcome !== "pending");
+    assert.equal(outcome, "timed out");
   } finally {
     await pair.close();
   }
