@@ -73,6 +73,10 @@ export class PrefixedConn implements TransportConn {
   readonly remoteAddr: Deno.Addr;
   readonly localAddr: Deno.Addr;
   readonly refused?: string;
+  /** The inner TLS connection's ALPN choice (null without TLS): the decoy answers h2 by it. */
+  readonly alpnProtocol: string | null;
+  /** The inner TLS connection's client certificate, when the listener asked for one. */
+  readonly clientCertificate?: NonNullable<TransportConn["clientCertificate"]>;
 
   constructor(
     inner: TransportConn,
@@ -89,6 +93,9 @@ export class PrefixedConn implements TransportConn {
     this.remoteAddr = opts.remoteAddr ?? inner.remoteAddr;
     this.localAddr = inner.localAddr;
     if (opts.refused !== undefined) this.refused = opts.refused;
+    const alpn = (inner as { alpnProtocol?: string | null }).alpnProtocol;
+    this.alpnProtocol = typeof alpn === "string" ? alpn : null;
+    if (inner.clientCertificate !== undefined) this.clientCertificate = inner.clientCertificate;
   }
 
   async read(p: Uint8Array): Promise<number | null> {
