@@ -176,6 +176,59 @@ class Conn implements NodeTlsConn {
 }
 
 /**
+ * Connections accepted in node:net/node:tls callbacks, handed to the one
+ * async iterator of a listener; a connection pushed after `close` is closed.
+ */
+class AcceptQueue {
+  readonly #queue: NodeTlsConn[] = [];
+  #waiter: (() => void) | undefined;
+  #closed = false;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  push(c: NodeTlsConn): void {
+    if (this.#closed) {
+      c.close();
+      return;
+    }
+    this.#queue.push(c);
+    this.#wake();
+  }
+
+  /** Ends the iterator once the queued connections are taken. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<NodeTlsConn> {
+    while (true) {
+      while (this.#queue.length === 0) {
+        if (this.#closed) return;
+        await new Promise<void>((r) => (this.#waiter = r));
+      }
+      yield this.#queue.shift()!;
+    }
+  }
+}
+
+/** Throws unless `keyPem` is the private key of `certPem` (node:tls in Deno would take it). */
+function checkKeyPair(certPem: string, keyPem: string): void {
+  if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) {
+    throw new TypeError("the private key is not the certificate's (a half-renewed pair?)");
+  }
+}
+
+/**
  * Listens for TLS 1.2/1.3 on `hostname:port` with `TCP_NODELAY` on every
  * accepted connection.
  *
@@ -186,9 +239,7 @@ class Conn implements NodeTlsConn {
  * ```
  */
 export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsListener> {
-  const queue: NodeTlsConn[] = [];
-  let waiter: (() => void) | undefined;
-  let closed = false;
+  const queue = new AcceptQueue();
   const server = tls.createServer({
     key: opts.keyPem,
     cert: opts.certPem,
@@ -201,14 +252,11 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
       ? {}
       : { requestCert: true, rejectUnauthorized: false, ca: [opts.clientCaPem] }),
   } as tls.TlsOptions, (sock: tls.TLSSocket) => {
-    if (closed) {
+    if (queue.closed) {
       sock.destroy();
       return;
     }
     queue.push(new Conn(sock, { askedForCert: opts.clientCaPem !== undefined }));
-    const w = waiter;
-    waiter = undefined;
-    w?.();
   });
   // A failed TLS handshake (a scanner, plain HTTP) is the client's problem.
   server.on("tlsClientError", (_e: Error, sock: { destroy(): void }) => sock.destroy());
@@ -223,29 +271,15 @@ export async function listenNodeTls(opts: TlsListenOptions): Promise<NodeTlsList
   return {
     addr: { transport: "tcp", hostname: a.address, port: a.port },
     setCertificate(certPem, keyPem) {
-      // Checked here: node:tls in Deno takes a key that is not the certificate's.
-      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) {
-        throw new TypeError("the private key is not the certificate's (a half-renewed pair?)");
-      }
+      checkKeyPair(certPem, keyPem);
       server.setSecureContext({ cert: certPem, key: keyPem, minVersion: MIN_VERSION });
     },
     close() {
-      if (closed) return;
-      closed = true;
+      if (queue.closed) return;
       server.close();
-      const w = waiter;
-      waiter = undefined;
-      w?.();
+      queue.close();
     },
-    async *[Symbol.asyncIterator]() {
-      while (true) {
-        while (queue.length === 0) {
-          if (closed) return;
-          await new Promise<void>((r) => (waiter = r));
-        }
-        yield queue.shift()!;
-      }
-    },
+    [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
   };
 }
 
@@ -261,9 +295,7 @@ const TLS_HANDSHAKE_DEADLINE_MS = 10_000;
  * bytes still to be read, for the fallback.
  */
 export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<NodeTlsListener> {
-  const queue: NodeTlsConn[] = [];
-  let waiter: (() => void) | undefined;
-  let closed = false;
+  const queue = new AcceptQueue();
   const context = (certPem: string, keyPem: string) =>
     tls.createSecureContext({
       key: keyPem,
@@ -273,16 +305,7 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
     });
   // Replaced by setCertificate; connections whose TLS starts later use the new one.
   let ctx = context(opts.certPem, opts.keyPem);
-  const push = (c: NodeTlsConn) => {
-    if (closed) {
-      c.close();
-      return;
-    }
-    queue.push(c);
-    const w = waiter;
-    waiter = undefined;
-    w?.();
-  };
+  const push = (c: NodeTlsConn) => queue.push(c);
   const server = net.createServer({ noDelay: true } as net.ServerOpts, (sock: net.Socket) => {
     let got = new Uint8Array(0);
     const timer = setTimeout(() => refuse("no complete header in time"), PROXY_HEADER_DEADLINE_MS);
@@ -382,27 +405,14 @@ export async function listenNodeTlsProxied(opts: TlsListenOptions): Promise<Node
   return {
     addr: { transport: "tcp", hostname: a.address, port: a.port },
     setCertificate(certPem, keyPem) {
-      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) {
-        throw new TypeError("the private key is not the certificate's (a half-renewed pair?)");
-      }
+      checkKeyPair(certPem, keyPem);
       ctx = context(certPem, keyPem);
     },
     close() {
-      if (closed) return;
-      closed = true;
+      if (queue.closed) return;
       server.close();
-      const w = waiter;
-      waiter = undefined;
-      w?.();
+      queue.close();
     },
-    async *[Symbol.asyncIterator]() {
-      while (true) {
-        while (queue.length === 0) {
-          if (closed) return;
-          await new Promise<void>((r) => (waiter = r));
-        }
-        yield queue.shift()!;
-      }
-    },
+    [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
   };
 }
