@@ -88,4 +88,10 @@ export {
   type Quota,
 } from "./units.ts";
 export { isHost, isLoopbackHost } from "../wire/host_port.ts";
-export { type FileWatch, WATCH_DEBOUNCE_MS, watchFile, type WatchFileOptions } from "./watch.ts";
+export {
+  type FileWatch,
+  WATCH_DEBOUNCE_MS,
+  watchFile,
+  type WatchFileOptions,
+  watchFiles,
+} from "./watch.ts";

@@ -43,15 +43,35 @@ export function watchFile(
   onChange: () => void,
   options: WatchFileOptions = {},
 ): FileWatch {
-  const full = resolve(path);
-  const name = basename(full);
+  return watchFiles([path], onChange, options);
+}
+
+/**
+ * {@linkcode watchFile} for several files at once (a certificate and its
+ * key): one call per burst of changes to any of them. Throws when a
+ * directory cannot be watched.
+ *
+ * @example
+ * ```ts ignore
+ * const watch = watchFiles(["tls/server.crt", "tls/server.key"], () => reload());
+ * watch.close();
+ * ```
+ */
+export function watchFiles(
+  paths: readonly string[],
+  onChange: () => void,
+  options: WatchFileOptions = {},
+): FileWatch {
+  const full = paths.map((p) => resolve(p));
+  const names = new Set(full.map((f) => basename(f)));
+  const dirs = [...new Set(full.map((f) => dirname(f)))];
   const debounceMs = options.debounceMs ?? WATCH_DEBOUNCE_MS;
-  const watcher = Deno.watchFs(dirname(full), { recursive: false });
+  const watcher = Deno.watchFs(dirs, { recursive: false });
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
   (async () => {
     for await (const ev of watcher) {
-      if (ev.kind === "access" || !ev.paths.some((p) => basename(p) === name)) continue;
+      if (ev.kind === "access" || !ev.paths.some((p) => names.has(basename(p)))) continue;
       clearTimeout(timer);
       timer = setTimeout(() => {
         timer = undefined;

@@ -15,7 +15,7 @@
  * @module
  */
 import { X509Certificate } from "node:crypto";
-import { dirname } from "node:path";
+import { type FileWatch, watchFiles } from "../config/mod.ts";
 import { describeError, type EventSink } from "../observe/mod.ts";
 
 /** How long the files must be quiet before they are re-read (ms). */
@@ -49,26 +49,8 @@ export interface CertificateWatchOptions {
  * ```
  */
 export function watchCertificate(o: CertificateWatchOptions): CertificateWatch {
-  const dirs = [...new Set([dirname(o.files.cert), dirname(o.files.key)])];
   let served = o.current;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
-  const quietMs = o.quietMs ?? CERT_RELOAD_QUIET_MS;
-  let watcher: Deno.FsWatcher;
-  try {
-    watcher = Deno.watchFs(dirs, { recursive: false });
-  } catch (e) {
-    o.events.emit({
-      type: "certificate",
-      action: "rejected",
-      file: o.files.cert,
-      detail: `cannot watch ${dirs.join(", ")} for changes (${
-        describeError(e)
-      }); restart the server after renewing`,
-    });
-    return { close() {} };
-  }
-
   const reload = async () => {
     let certPem: string;
     let keyPem: string;
@@ -102,26 +84,24 @@ export function watchCertificate(o: CertificateWatchOptions): CertificateWatch {
     if (!closed) o.events.emit({ type: "certificate", action, file: o.files.cert, detail });
   };
 
-  (async () => {
-    try {
-      for await (const _ of watcher) {
-        clearTimeout(timer);
-        timer = setTimeout(() => void reload(), quietMs);
-      }
-    } catch {
-      // the watcher was closed
-    }
-  })();
+  let watch: FileWatch;
+  try {
+    watch = watchFiles([o.files.cert, o.files.key], () => void reload(), {
+      debounceMs: o.quietMs ?? CERT_RELOAD_QUIET_MS,
+    });
+  } catch (e) {
+    report(
+      "rejected",
+      `cannot watch ${o.files.cert} and ${o.files.key} for changes (${
+        describeError(e)
+      }); restart the server after renewing`,
+    );
+    return { close() {} };
+  }
   return {
     close() {
-      if (closed) return;
       closed = true;
-      clearTimeout(timer);
-      try {
-        watcher.close();
-      } catch {
-        // already closed
-      }
+      watch.close();
     },
   };
 }
