@@ -54,6 +54,8 @@ export interface BenchOptions {
   noDirect?: boolean;
   /** Progress lines (stderr in the CLI). */
   progress?: (line: string) => void;
+  /** The record crypto backend this process runs on, as reported (e.g. "openssl (OpenSSL 3.0.19)"). */
+  cryptoBackend?: string;
 }
 
 /** Latency of new streams. */
@@ -92,6 +94,8 @@ export interface BenchReport {
   /** The profile's first AEAD and key exchange (what a NitroSocks server picks when it offers them). */
   aead: string;
   kex: string;
+  /** The record crypto backend of this process (the local pair's both sides, or the profile's client). */
+  cryptoBackend: string;
   settings: { bytes: number; streams: number; latencyCount: number; durationS: number };
   handshakeMs: { n: number; medianMs: number; maxMs: number };
   tunnel: PathResult;
@@ -371,6 +375,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       transport: config.transport,
       aead,
       kex,
+      cryptoBackend: o.cryptoBackend ?? "unknown",
       settings: {
         bytes: o.bytes,
         streams: o.streams,
@@ -415,6 +420,7 @@ export function formatReport(r: BenchReport): string {
   lines.push(
     "",
     `handshake: median ${r.handshakeMs.medianMs} ms of ${r.handshakeMs.n} (${r.kex}, ${r.aead}, ${r.transport})`,
+    `crypto backend: ${r.cryptoBackend}`,
     `memory: RSS ${mib(r.process.rssStartBytes)} at start, ${mib(r.process.rssPeakBytes)} peak` +
       (r.mode === "local-pair" ? " (server, client and target in this process)" : ""),
   );

@@ -5,7 +5,7 @@
  * @module
  */
 import { type BenchOptions, formatReport, runBench } from "../bench/mod.ts";
-import { parseSize } from "../config/mod.ts";
+import { type CryptoSettings, loadClientConfig, parseSize } from "../config/mod.ts";
 import { describeCryptoBackend } from "../record/mod.ts";
 import { useCryptoBackend } from "./crypto.ts";
 import { boolFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
@@ -36,6 +36,9 @@ Options:
   --config PROFILE    client profile (client.yml) of the server to measure
   --target HOST:PORT  a 'nitrosocks bench' target the server can reach
   --transport T       local pair only: tls (default) or tcp
+  --crypto B          local pair only: record crypto backend, auto (default),
+                      openssl or webcrypto; with --config the profile's
+                      crypto: section decides
   --bytes SIZE        bytes per bulk transfer, e.g. 256MiB (default 256MiB, at most 16GiB)
   --streams N         parallel streams (default 32, at most 1024)
   --latency-count N   new streams for the latency test (default 200, at most 10000)
@@ -64,6 +67,8 @@ function intFlag(
 export interface BenchArgs {
   options: BenchOptions;
   json: boolean;
+  /** `--crypto` of the local pair (undefined with --config: the profile's `crypto:` decides). */
+  crypto: CryptoSettings["backend"] | undefined;
 }
 
 /**
@@ -81,6 +86,7 @@ export function parseBenchArgs(args: string[]): BenchArgs {
     config: { type: "string" },
     target: { type: "string" },
     transport: { type: "string" },
+    crypto: { type: "string" },
     bytes: { type: "string" },
     streams: { type: "string" },
     "latency-count": { type: "string" },
@@ -106,6 +112,15 @@ export function parseBenchArgs(args: string[]): BenchArgs {
   if (config !== undefined && stringFlag(p, "transport") !== undefined) {
     throw new UsageError("--transport applies to the local pair only, not with --config");
   }
+  const crypto = stringFlag(p, "crypto");
+  if (crypto !== undefined && crypto !== "auto" && crypto !== "openssl" && crypto !== "webcrypto") {
+    throw new UsageError(`Invalid --crypto "${crypto}": expected auto, openssl or webcrypto`);
+  }
+  if (config !== undefined && crypto !== undefined) {
+    throw new UsageError(
+      "--crypto applies to the local pair only; with --config the profile's crypto: section decides",
+    );
+  }
   const targetText = stringFlag(p, "target");
   const options: BenchOptions = {
     transport,
@@ -117,7 +132,7 @@ export function parseBenchArgs(args: string[]): BenchArgs {
   };
   if (config !== undefined) options.profile = config;
   if (targetText !== undefined) options.target = parseHostPort(targetText, "target");
-  return { options, json: boolFlag(p, "json") };
+  return { options, json: boolFlag(p, "json"), crypto };
 }
 
 export const benchCommand: Command = {
@@ -125,11 +140,14 @@ export const benchCommand: Command = {
   summary: "measure a tunnel: latency, throughput, CPU, memory (local pair or a profile)",
   usage,
   async run(args) {
-    const { options, json } = parseBenchArgs(args);
-    // This process's records (the local pair, or the client of --config) use auto.
-    console.error(
-      `bench: crypto backend: ${describeCryptoBackend(useCryptoBackend({ backend: "auto" }))}`,
-    );
+    const { options, json, crypto } = parseBenchArgs(args);
+    // This process's records: the local pair's both sides run on --crypto (default auto), the
+    // client of --config on its profile's crypto: section, as `nitrosocks client` would.
+    const settings: CryptoSettings = options.profile === undefined
+      ? { backend: crypto ?? "auto" }
+      : (await loadClientConfig(options.profile)).crypto;
+    options.cryptoBackend = describeCryptoBackend(useCryptoBackend(settings));
+    console.error(`bench: crypto backend: ${options.cryptoBackend}`);
     const tty = Deno.stderr.isTerminal();
     options.progress = (line) => {
       const text = `bench: ${line}`;

@@ -6,6 +6,7 @@ import { formatReport, percentile, runBench } from "../../lib/bench/mod.ts";
 import { parseSize } from "../../lib/config/mod.ts";
 import { test } from "../support/deadline.ts";
 import { assertThrowsWith } from "../support/assert.ts";
+import { spawnWithDeadline } from "../support/process.ts";
 
 test("parseBenchArgs() gives bounded defaults", () => {
   const { options, json } = parseBenchArgs([]);
@@ -150,4 +151,50 @@ test({
     assert.match(table, /^metric\s+tunnel\s+direct\s+tunnel\/direct$/m);
     assert.match(table, /^4 parallel\s+\S+ MB\/s/m);
   },
+});
+
+test("parseBenchArgs() reads --crypto for the local pair and refuses it with --config", () => {
+  assert.equal(parseBenchArgs([]).crypto, undefined);
+  assert.equal(parseBenchArgs(["--crypto", "webcrypto"]).crypto, "webcrypto");
+  assertThrowsWith(
+    () => parseBenchArgs(["--crypto", "fast"]),
+    UsageError,
+    'Invalid --crypto "fast": expected auto, openssl or webcrypto',
+  );
+  assertThrowsWith(
+    () => parseBenchArgs(["--config", "a.yml", "--crypto", "openssl"]),
+    UsageError,
+    "with --config the profile's crypto: section decides",
+  );
+});
+
+/** `nitrosocks bench ARGS --json` as a process under the task's flags; its report and stderr. */
+async function benchProcess(
+  args: string[],
+): Promise<{ report: Record<string, unknown>; err: string }> {
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  const flags = ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi"];
+  const p = spawnWithDeadline(
+    Deno.execPath(),
+    {
+      args: ["run", ...flags, main, "bench", ...args, "--json"],
+      stdout: "piped",
+      stderr: "piped",
+    },
+    60_000,
+    "a small local-pair bench",
+  );
+  const out = await p.output;
+  const err = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, err);
+  return { report: JSON.parse(new TextDecoder().decode(out.stdout)), err };
+}
+
+test.slow("nitrosocks bench --crypto runs the local pair on that backend and reports it", async () => {
+  const small = ["--transport", "tcp", "--bytes", "1MiB", "--streams", "2", "--latency-count", "2"];
+  for (const backend of ["webcrypto", "openssl"]) {
+    const { report, err } = await benchProcess([...small, "--no-direct", "--crypto", backend]);
+    assert.match(String(report.cryptoBackend), new RegExp(`^${backend} `), JSON.stringify(report));
+    assert.match(err, new RegExp(`^bench: crypto backend: ${backend} `, "m"));
+  }
 });
