@@ -1,5 +1,5 @@
 /**
- * Draws the peer benchmark's TSV (`../shared/bench/run.sh` output, columns
+ * Draws the side-by-side peer harness's TSV (the files in docs/bench/, columns
  * `ts peer metric value unit n note`) as one SVG: four panels of
  * horizontal bars (bulk MB/s, 64-stream MB/s, new-connection latency ms,
  * CPU s/GiB), one bar per peer, NitroSocks highlighted. No dependencies.
