@@ -14,7 +14,7 @@
  */
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { ProtocolError } from "../errors.ts";
-import { randomBytes, type RandomSource } from "./mod.ts";
+import { randomBytes, type RandomSource, setWipeHook } from "./mod.ts";
 
 /** Bytes in an X25519 private or public key (RFC 7748 section 5). */
 export const X25519_KEY_BYTES = 32;
@@ -38,6 +38,11 @@ export interface CurveBackend {
   x25519PublicKey(privateKey: Uint8Array): Uint8Array;
   /** The RFC 8032 Ed25519 signature of `message` with the 32-byte `seed`. */
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  /**
+   * Drops anything kept for this private key buffer (a backend may keep a
+   * native key object per buffer); `wipe` calls it before zeroing.
+   */
+  forget?(privateKey: Uint8Array): void;
 }
 
 let curves: CurveBackend | undefined;
@@ -57,6 +62,7 @@ let curves: CurveBackend | undefined;
 export function setCurveBackend(backend: CurveBackend | undefined): CurveBackend | undefined {
   const prev = curves;
   curves = backend;
+  setWipeHook(backend?.forget === undefined ? undefined : (b) => backend.forget!(b));
   return prev;
 }
 

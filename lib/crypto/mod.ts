@@ -38,9 +38,23 @@ export function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
-/** Overwrites key material with zeros. */
+let wipeHook: ((buf: Uint8Array) => void) | undefined;
+
+/**
+ * Sets what `wipe` tells before zeroing a buffer (the curve backend's
+ * `forget`, set by `setCurveBackend` in `keys.ts`), or nothing.
+ */
+export function setWipeHook(hook: ((buf: Uint8Array) => void) | undefined): void {
+  wipeHook = hook;
+}
+
+/** Overwrites key material with zeros (and drops any native copy a backend keeps of it). */
 export function wipe(...bufs: (Uint8Array | undefined)[]): void {
-  for (const b of bufs) b?.fill(0);
+  for (const b of bufs) {
+    if (b === undefined) continue;
+    wipeHook?.(b);
+    b.fill(0);
+  }
 }
 
 /** SHA-256 of the input. */

@@ -9,6 +9,7 @@
  * @module
  */
 import type { CurveBackend } from "../crypto/keys.ts";
+import { ctEqual } from "../crypto/mod.ts";
 
 /** `EVP_PKEY_X25519` (= `NID_X25519`, openssl/obj_mac.h). */
 const EVP_PKEY_X25519 = 1034;
@@ -64,16 +65,51 @@ function same(a: Uint8Array | undefined, hex: string): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/**
+ * The most `EVP_PKEY`s held at once for callers' private keys; past it a key
+ * is made and freed per use, as without the cache.
+ */
+export const MAX_HELD_KEYS = 64;
+
+/** A private key's `EVP_PKEY`, held while the caller's buffer lives. */
+interface Held {
+  readonly type: number;
+  readonly pkey: Deno.PointerObject;
+  /** The bytes it was made from: a buffer changed in place is a new key. */
+  readonly copy: Uint8Array;
+}
+
 class OpenSslCurves implements CurveBackend {
   readonly name = "openssl";
   readonly #s: Lib;
+  /**
+   * Making an `EVP_PKEY` from raw private bytes costs a scalar multiplication
+   * (OpenSSL derives the public key), a third of the server's curve work per
+   * handshake. A key used again through the same buffer — the server's
+   * static X25519 key and signing seed on every handshake, its ephemeral key
+   * three times in one — reuses its `EVP_PKEY`. Entries are keyed by the
+   * buffer object (weakly), checked against a copy of its bytes (constant
+   * time) on every use, dropped by `forget` (which `wipe` calls) and freed
+   * when the buffer is collected.
+   */
+  readonly #held = new WeakMap<Uint8Array, Held>();
+  readonly #freed: FinalizationRegistry<Held>;
+  /** Every held entry, so `dispose` can free them before the library closes. */
+  readonly #all = new Set<Held>();
 
   constructor(s: Lib) {
     this.#s = s;
+    this.#freed = new FinalizationRegistry((h) => this.#release(h));
+  }
+
+  #release(h: Held): void {
+    if (!this.#all.delete(h)) return;
+    this.#s.EVP_PKEY_free(h.pkey);
+    h.copy.fill(0);
   }
 
   /** An `EVP_PKEY` from a raw 32-byte private key (OpenSSL derives its public key). */
-  #key(type: number, raw: Uint8Array): Deno.PointerObject {
+  #make(type: number, raw: Uint8Array): Deno.PointerObject {
     const s = this.#s;
     const k = s.EVP_PKEY_new_raw_private_key(type, null, raw, BigInt(raw.length));
     if (k === null) {
@@ -83,9 +119,58 @@ class OpenSslCurves implements CurveBackend {
     return k;
   }
 
+  /**
+   * Runs `use` with the `EVP_PKEY` of `raw`: the held one when `raw` is the
+   * same buffer with the same bytes, else a new one (held while there is room,
+   * freed after `use` otherwise).
+   */
+  #with<T>(type: number, raw: Uint8Array, use: (k: Deno.PointerObject) => T): T {
+    const h = this.#held.get(raw);
+    if (h !== undefined && h.type === type && ctEqual(h.copy, raw)) return use(h.pkey);
+    if (h !== undefined) this.forget(raw);
+    const pkey = this.#make(type, raw);
+    if (this.#all.size >= MAX_HELD_KEYS) {
+      try {
+        return use(pkey);
+      } finally {
+        this.#s.EVP_PKEY_free(pkey);
+      }
+    }
+    const held: Held = { type, pkey, copy: raw.slice() };
+    this.#held.set(raw, held);
+    this.#freed.register(raw, held, held);
+    this.#all.add(held);
+    return use(pkey);
+  }
+
+  /** Drops (and frees) what is held for `raw`, if anything. */
+  forget(raw: Uint8Array): void {
+    const h = this.#held.get(raw);
+    if (h === undefined) return;
+    this.#held.delete(raw);
+    this.#freed.unregister(h);
+    this.#release(h);
+  }
+
+  /** How many private keys are held now (for tests). */
+  get held(): number {
+    return this.#all.size;
+  }
+
+  /** Frees everything held (before the library is closed). */
+  dispose(): void {
+    for (const h of [...this.#all]) {
+      this.#freed.unregister(h);
+      this.#release(h);
+    }
+  }
+
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | undefined {
+    return this.#with(EVP_PKEY_X25519, privateKey, (mine) => this.#derive(mine, publicKey));
+  }
+
+  #derive(mine: Deno.PointerObject, publicKey: Uint8Array): Uint8Array | undefined {
     const s = this.#s;
-    const mine = this.#key(EVP_PKEY_X25519, privateKey);
     let peer: Deno.PointerObject | null = null;
     let ctx: Deno.PointerObject | null = null;
     try {
@@ -111,14 +196,12 @@ class OpenSslCurves implements CurveBackend {
     } finally {
       if (ctx !== null) s.EVP_PKEY_CTX_free(ctx);
       if (peer !== null) s.EVP_PKEY_free(peer);
-      s.EVP_PKEY_free(mine);
     }
   }
 
   x25519PublicKey(privateKey: Uint8Array): Uint8Array {
     const s = this.#s;
-    const k = this.#key(EVP_PKEY_X25519, privateKey);
-    try {
+    return this.#with(EVP_PKEY_X25519, privateKey, (k) => {
       const out = new Uint8Array(32);
       SIZE[0] = 32n;
       if (s.EVP_PKEY_get_raw_public_key(k, out, SIZE) !== 1 || SIZE[0] !== 32n) {
@@ -126,14 +209,15 @@ class OpenSslCurves implements CurveBackend {
         throw new Error("Cannot compute X25519 public key: OpenSSL failed");
       }
       return out;
-    } finally {
-      s.EVP_PKEY_free(k);
-    }
+    });
   }
 
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
+    return this.#with(EVP_PKEY_ED25519, seed, (k) => this.#sign(k, message));
+  }
+
+  #sign(k: Deno.PointerObject, message: Uint8Array): Uint8Array {
     const s = this.#s;
-    const k = this.#key(EVP_PKEY_ED25519, seed);
     const md = s.EVP_MD_CTX_new();
     try {
       const sig = new Uint8Array(64);
@@ -148,7 +232,6 @@ class OpenSslCurves implements CurveBackend {
       return sig;
     } finally {
       if (md !== null) s.EVP_MD_CTX_free(md);
-      s.EVP_PKEY_free(k);
     }
   }
 }
@@ -196,10 +279,12 @@ export function openCurves(name: string): CurveBackend | string {
       !same(c.ed25519Sign(unhex(ed25519.seed), unhex(ed25519.msg)), ed25519.sig) ||
       c.x25519(unhex(x25519.k), new Uint8Array(32)) !== undefined
     ) {
+      c.dispose();
       dl.close();
       return `${name}: X25519/Ed25519 failed their known answers`;
     }
   } catch (e) {
+    c.dispose();
     dl.close();
     return `${name}: ${e instanceof Error ? e.message : String(e)}`;
   }

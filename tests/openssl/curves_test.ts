@@ -21,6 +21,8 @@ import { loadCryptoBackend, loadCurveBackend } from "../../lib/openssl/mod.ts";
 import { useCryptoBackend } from "../../lib/cli/crypto.ts";
 import { cryptoBackend, setCryptoBackend } from "../../lib/record/mod.ts";
 import { CURVES, withCurves } from "../support/curves.ts";
+import { wipe } from "../../lib/crypto/mod.ts";
+import { MAX_HELD_KEYS } from "../../lib/openssl/_curves.ts";
 
 Deno.test("useCryptoBackend(): openssl sets OpenSSL's curves too, webcrypto clears them", () => {
   const prevRecord = cryptoBackend();
@@ -67,4 +69,64 @@ Deno.test("OpenSSL's X25519 and Ed25519 signatures equal @noble/curves' for rand
     ];
     assert.deepEqual(withCurves(openssl, run), withCurves(noble, run), `case ${i}`);
   }
+});
+
+/** The OpenSSL backend's count of held private keys (lib/openssl/_curves.ts). */
+function held(backend: CurveBackend): number {
+  return (backend as unknown as { held: number }).held;
+}
+
+Deno.test("a private key used again through its buffer reuses OpenSSL's key object, same bytes", () => {
+  const openssl = CURVES[1]![1]!;
+  withCurves(openssl, () => {
+    const k = generateX25519PrivateKey(), seed = generateX25519PrivateKey();
+    const before = held(openssl);
+    const peers = [0, 1, 2].map(() => x25519PublicKey(generateX25519PrivateKey()));
+    const afterPeers = held(openssl);
+    const pub1 = x25519PublicKey(k);
+    const shared = peers.map((p) => x25519SharedSecret(k, p));
+    ed25519Sign(seed, new Uint8Array([1]));
+    const sig = ed25519Sign(seed, new Uint8Array([2]));
+    // k and seed: one entry each, however often they are used.
+    assert.equal(
+      held(openssl) - afterPeers,
+      2,
+      `held ${before} → ${afterPeers} → ${held(openssl)}`,
+    );
+    withCurves(undefined, () => {
+      assert.deepEqual(pub1, x25519PublicKey(k));
+      peers.forEach((p, i) => assert.deepEqual(shared[i], x25519SharedSecret(k, p)));
+      assert.deepEqual(sig, ed25519Sign(seed, new Uint8Array([2])));
+    });
+  });
+});
+
+Deno.test("a key buffer changed in place is a new key, and wipe() drops what OpenSSL held for it", () => {
+  const openssl = CURVES[1]![1]!;
+  withCurves(openssl, () => {
+    const k = generateX25519PrivateKey();
+    const first = x25519PublicKey(k);
+    k.set(generateX25519PrivateKey());
+    const second = x25519PublicKey(k);
+    assert.notDeepEqual(second, first);
+    assert.deepEqual(second, withCurves(undefined, () => x25519PublicKey(k)));
+    const n = held(openssl);
+    wipe(k);
+    assert.equal(held(openssl), n - 1, "wipe() left the key held");
+    assert.ok(k.every((b) => b === 0));
+  });
+});
+
+Deno.test("past MAX_HELD_KEYS, keys are made per use and results stay right", () => {
+  const openssl = CURVES[1]![1]!;
+  withCurves(openssl, () => {
+    const keys = Array.from({ length: MAX_HELD_KEYS + 8 }, () => generateX25519PrivateKey());
+    const pubs = keys.map((k) => x25519PublicKey(k));
+    assert.ok(held(openssl) <= MAX_HELD_KEYS, `held ${held(openssl)}`);
+    withCurves(
+      undefined,
+      () => keys.forEach((k, i) => assert.deepEqual(pubs[i], x25519PublicKey(k))),
+    );
+    wipe(...keys);
+  });
 });
