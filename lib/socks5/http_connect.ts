@@ -28,6 +28,12 @@ export interface HttpConnectOptions {
    * CONNECT is 405.
    */
   absoluteForm?: boolean;
+  /**
+   * Origin-form paths the proxy answers itself (`GET /proxy.pac`), as
+   * `local` steps, before any `Proxy-Authorization` check: a browser
+   * fetches its proxy configuration without credentials.
+   */
+  localPaths?: readonly string[];
 }
 
 /** How a forwarded request's body is delimited (RFC 9112 section 6). */
@@ -71,6 +77,11 @@ export type HttpConnectStep =
     expectContinue: boolean;
     rest: Uint8Array;
   }
+  /**
+   * A GET or HEAD of one of `localPaths` (option): answer it from this
+   * proxy, then close the connection.
+   */
+  | { type: "local"; method: "GET" | "HEAD"; path: string }
   /** Send `send` (an HTTP error response), then close. */
   | { type: "fail"; status: number; send: Uint8Array; error: Socks5Error };
 
@@ -195,6 +206,7 @@ export class HttpConnectParser {
   #users: Map<string, string> | undefined;
   #max: number;
   #absolute: boolean;
+  #local: readonly string[];
   #store: Uint8Array | undefined;
   #len = 0;
   #scanFrom = 0;
@@ -212,6 +224,7 @@ export class HttpConnectParser {
     this.#users = opts.auth?.users;
     this.#max = max;
     this.#absolute = opts.absoluteForm === true;
+    this.#local = opts.localPaths ?? [];
   }
 
   /** Feeds bytes read from the client. */
@@ -308,7 +321,8 @@ export class HttpConnectParser {
         `Cannot parse HTTP CONNECT: version HTTP/${major}.${minor} is not supported`,
       );
     }
-    if (method !== "CONNECT" && !this.#absolute) {
+    const local = (method === "GET" || method === "HEAD") && this.#local.includes(target);
+    if (method !== "CONNECT" && !this.#absolute && !local) {
       return this.#fail(405, `Cannot parse HTTP CONNECT: method ${quote(method)} is not allowed`);
     }
     const headers: [string, string][] = [];
@@ -319,6 +333,7 @@ export class HttpConnectParser {
       }
       headers.push([m[1]!.toLowerCase(), m[2]!]);
     }
+    if (local) return { type: "local", method: method === "HEAD" ? "HEAD" : "GET", path: target };
     if (this.#users !== undefined && !this.#authorized(headers)) {
       return this.#fail(407, "Cannot parse HTTP CONNECT: missing or invalid proxy credentials");
     }

@@ -81,3 +81,4 @@ export {
   parseHttpConnect,
   rewriteResponseHead,
 } from "./http_connect.ts";
+export { PAC_MEDIA_TYPE, PAC_PATH, type PacOptions, pacResponse, proxyAutoConfig } from "./pac.ts";

@@ -142,7 +142,11 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
     events,
     // The SOCKS5 port is also an HTTP proxy (mixed port), with the same logins.
     http: (conn, initial) =>
-      handleHttpProxy(conn, { connector, log: httpLog, users: profile.socks5.users }, initial),
+      handleHttpProxy(
+        conn,
+        { connector, log: httpLog, users: profile.socks5.users, pac: true },
+        initial,
+      ),
   });
   fronts.push(socks);
   let http: FrontEnd | undefined;

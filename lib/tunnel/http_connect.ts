@@ -14,6 +14,8 @@ import {
   HttpConnectParser,
   httpConnectResponse,
   httpStatusResponse,
+  PAC_PATH,
+  pacResponse,
   Reply,
   replyName,
   rewriteResponseHead,
@@ -60,13 +62,26 @@ export function serveHttpConnect(
   return front;
 }
 
+/** Options of {@linkcode handleHttpProxy}. */
+export interface HttpProxyOptions {
+  connector: Connector;
+  log: Logger;
+  /** Proxy-Authorization users; absent: none asked for. */
+  users?: Map<string, string> | undefined;
+  /**
+   * Serve the PAC file at `/proxy.pac` (without credentials), pointing at
+   * the address the connection came in on: set on the mixed port.
+   */
+  pac?: boolean;
+}
+
 /**
  * Serves one HTTP proxy connection (the HTTP port's, or the SOCKS5 port's
  * when its first byte was a letter); `initial` is what was already read.
  */
 export async function handleHttpProxy(
   conn: Deno.Conn,
-  opts: { connector: Connector; log: Logger; users?: Map<string, string> | undefined },
+  opts: HttpProxyOptions,
   initial: Uint8Array | undefined,
 ): Promise<void> {
   const reader = new TimedReader(conn, 16 * 1024);
@@ -74,6 +89,7 @@ export async function handleHttpProxy(
   for (let first = true;; first = false) {
     const parser = new HttpConnectParser({
       absoluteForm: true,
+      ...(opts.pac ? { localPaths: [PAC_PATH] } : {}),
       ...(opts.users === undefined ? {} : { auth: { users: opts.users } }),
     });
     const r = await drive(conn, reader, (c) => parser.push(c), {
@@ -93,6 +109,15 @@ export async function handleHttpProxy(
     }
     if (step.type === "request") {
       await connect(conn, opts, step);
+      return;
+    }
+    if (step.type === "local") {
+      // The PAC file names the address this connection reached (a 0.0.0.0 listener's too).
+      const at = conn.localAddr as Deno.NetAddr;
+      const auth = opts.users !== undefined;
+      await writeAll(conn, pacResponse(step.method, { host: at.hostname, port: at.port, auth }))
+        .catch(() => {});
+      conn.close();
       return;
     }
     const next = await forward(conn, reader, opts, step).catch((e) => {

@@ -23,16 +23,28 @@ export async function hasChromium(): Promise<boolean> {
   }
 }
 
+/** Chromium's proxy flags for a pair: by default its SOCKS5 port, without the loopback bypass. */
+export type ProxyFlags = (pair: Pair) => string[];
+
+const SOCKS_FLAGS: ProxyFlags = (pair) => [
+  `--proxy-server=socks5://127.0.0.1:${pair.socksPort}`,
+  "--proxy-bypass-list=<-loopback>",
+];
+
 /**
  * Loads the target's `/page` at `host` in headless Chromium through the
- * SOCKS5 port of the pair `start` makes (default: a plain pair), and checks
- * that the page and its five images came through the server.
+ * SOCKS5 port of the pair `start` makes (default: a plain pair), or as
+ * `proxy` tells it (e.g. a PAC file), and checks that the page and its five
+ * images came through the server.
  */
 export async function loadPage(
   host: string,
   start: () => Promise<Pair> = () => startPair(),
+  proxy: ProxyFlags = SOCKS_FLAGS,
 ): Promise<void> {
-  await using target = await startHttpTarget();
+  await using target = await startHttpTarget({
+    hostname: host === "localhost" ? "127.0.0.1" : host,
+  });
   await using pair = await start();
   const profile = await Deno.makeTempDir({ prefix: "nitrosocks-chromium-" });
   try {
@@ -52,8 +64,7 @@ export async function loadPage(
       "--no-pings",
       "--metrics-recording-only",
       `--user-data-dir=${join(profile, "data")}`,
-      `--proxy-server=socks5://127.0.0.1:${pair.socksPort}`,
-      "--proxy-bypass-list=<-loopback>",
+      ...proxy(pair),
       "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
       "--virtual-time-budget=10000",
       "--dump-dom",

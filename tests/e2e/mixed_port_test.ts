@@ -2,14 +2,26 @@
  * The client's SOCKS5 port is also an HTTP proxy (a mixed port, sniffed
  * from the first byte): curl with `-x http://` through CONNECT (`-p`) and
  * with absolute-form requests, the same SOCKS5 users as Basic
- * proxy credentials, and SOCKS5 still served on the same port.
+ * proxy credentials, SOCKS5 still served on the same port, and `git clone`
+ * over git's dumb HTTP with `http_proxy=`.
  *
  * @module
  */
 import { strict as assert } from "node:assert";
 import { expectedSha256, startHttpTarget, toHex } from "../support/http_target.ts";
-import { run, startPair } from "./_harness.ts";
+import { freePort, run, startPair } from "./_harness.ts";
 import { test } from "../support/deadline.ts";
+import { type Spawned, spawnWithDeadline, waitListening } from "../support/process.ts";
+
+/** Debian's python3 (a pyenv one may lack its modules). */
+const PYTHON = (() => {
+  try {
+    Deno.statSync("/usr/bin/python3");
+    return "/usr/bin/python3";
+  } catch {
+    return "python3";
+  }
+})();
 
 async function sha256(b: Uint8Array): Promise<string> {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", b as Uint8Array<ArrayBuffer>)));
@@ -143,6 +155,76 @@ test("curl -x http:// POSTs a chunked body through the mixed port and gets it ba
       "GET /hello",
     ]);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test.slow("git clone http://… with http_proxy= on the mixed port fetches a repository through the tunnel", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-git-" });
+  const git = async (args: string[], cwd = dir, env: Record<string, string> = {}) => {
+    const r = await run("git", args, {
+      cwd,
+      timeoutMs: 90_000,
+      env: {
+        HOME: dir,
+        GIT_CONFIG_NOSYSTEM: "1",
+        GIT_TERMINAL_PROMPT: "0",
+        NO_PROXY: "",
+        no_proxy: "",
+        ...env,
+      },
+    });
+    assert.equal(r.code, 0, `git ${args.join(" ")}: ${r.stderr}`);
+    return new TextDecoder().decode(r.stdout);
+  };
+  const port = freePort();
+  let server: Spawned | undefined;
+  try {
+    // A repository with two commits, published as a bare one for git's dumb HTTP.
+    await git(["init", "-q", "-b", "main", "src"]);
+    const src = `${dir}/src`;
+    const id = ["-c", "user.name=T", "-c", "user.email=t@example.test"];
+    await Deno.writeTextFile(`${src}/README`, "first\n");
+    await git(["add", "README"], src);
+    await git([...id, "commit", "-q", "-m", "one"], src);
+    await Deno.writeTextFile(`${src}/data.bin`, "x".repeat(100_000));
+    await git(["add", "data.bin"], src);
+    await git([...id, "commit", "-q", "-m", "two"], src);
+    await git(["clone", "-q", "--bare", "src", "www/repo.git"]);
+    await git(["update-server-info"], `${dir}/www/repo.git`);
+    server = spawnWithDeadline(
+      PYTHON,
+      {
+        args: [
+          "-m",
+          "http.server",
+          "--bind",
+          "127.0.0.1",
+          "--directory",
+          `${dir}/www`,
+          String(port),
+        ],
+        stdout: "null",
+        stderr: "null",
+      },
+      120_000,
+      "python3 -m http.server, stopped by the test",
+    );
+    await waitListening("127.0.0.1", port, "python3 -m http.server");
+    await using pair = await startPair();
+    await git(["clone", "-q", `http://127.0.0.1:${port}/repo.git`, "out"], dir, {
+      http_proxy: `http://127.0.0.1:${pair.socksPort}`,
+    });
+    assert.equal(await Deno.readTextFile(`${dir}/out/README`), "first\n");
+    assert.equal((await Deno.readTextFile(`${dir}/out/data.bin`)).length, 100_000);
+    const log = await git(["log", "--format=%s"], `${dir}/out`);
+    assert.deepEqual(log.trim().split("\n"), ["two", "one"]);
+    // Every request git made went through the server (one stream per request).
+    const dialed = pair.serverEvents.of("stream_open", (e) => e.target === `127.0.0.1:${port}`);
+    assert.ok(dialed.length >= 3, `the server dialed the repository ${dialed.length} times`);
+  } finally {
+    server?.kill();
+    await server?.output.catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,18 +1,22 @@
 /**
  * The HTTP proxy's absolute-form side (lib/socks5/http_connect.ts): the
  * forward step and its rewritten head, the response head made ready for
- * keep-alive, and where a chunked body ends.
+ * keep-alive, where a chunked body ends, and the PAC file answered locally.
  */
 import { strict as assert } from "node:assert";
 import {
   ChunkedBodyEnd,
   HttpConnectParser,
   type HttpConnectStep,
+  pacResponse,
+  parseHttpConnect,
+  proxyAutoConfig,
   rewriteResponseHead,
 } from "../../lib/socks5/mod.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
+const enc = (s: string) => te.encode(s);
 
 function forward(text: string, users?: Map<string, string>): HttpConnectStep {
   return new HttpConnectParser({
@@ -128,4 +132,49 @@ Deno.test("ChunkedBodyEnd refuses malformed sizes and data without its CRLF", ()
   for (const bad of ["x\r\n", "\r\n", "2\r\nabX\r\n", "fffffffffffffff\r\n"]) {
     assert.equal(new ChunkedBodyEnd().push(te.encode(bad)), -1, JSON.stringify(bad));
   }
+});
+
+Deno.test("localPaths: a GET or HEAD of /proxy.pac is answered locally, before any credentials", () => {
+  const users = new Map([["carol", "pa55word"]]);
+  const opts = { absoluteForm: true, localPaths: ["/proxy.pac"], auth: { users } };
+  const get = parseHttpConnect(
+    enc("GET /proxy.pac HTTP/1.1\r\nHost: 127.0.0.1:1080\r\n\r\n"),
+    opts,
+  );
+  assert.deepEqual(get, { type: "local", method: "GET", path: "/proxy.pac" });
+  const head = parseHttpConnect(enc("HEAD /proxy.pac HTTP/1.0\r\n\r\n"), opts);
+  assert.deepEqual(head, { type: "local", method: "HEAD", path: "/proxy.pac" });
+  // Any other origin-form path, or another method, is not the proxy's to answer.
+  const other = parseHttpConnect(enc("GET /other HTTP/1.1\r\n\r\n"), opts);
+  assert.equal(other.type === "fail" && other.status, 407);
+  const post = parseHttpConnect(enc("POST /proxy.pac HTTP/1.1\r\n\r\n"), opts);
+  assert.equal(post.type === "fail" && post.status, 407);
+  // Without the option the path is an ordinary (refused) request.
+  const plain = parseHttpConnect(enc("GET /proxy.pac HTTP/1.1\r\n\r\n"));
+  assert.equal(plain.type === "fail" && plain.status, 405);
+  // Malformed headers are still refused.
+  const bad = parseHttpConnect(enc("GET /proxy.pac HTTP/1.1\r\nno colon\r\n\r\n"), opts);
+  assert.equal(bad.type === "fail" && bad.status, 400);
+});
+
+Deno.test("proxyAutoConfig() sends everything to the port, SOCKS5 first, HTTP only with credentials", () => {
+  const find = (pac: string) =>
+    new Function(`${pac}; return FindProxyForURL("http://a.example/", "a.example");`)();
+  assert.equal(
+    find(proxyAutoConfig({ host: "127.0.0.1", port: 1080 })),
+    "SOCKS5 127.0.0.1:1080; PROXY 127.0.0.1:1080",
+  );
+  assert.equal(find(proxyAutoConfig({ host: "::1", port: 8, auth: true })), "PROXY [::1]:8");
+  const r = new TextDecoder().decode(pacResponse("GET", { host: "127.0.0.1", port: 1080 }));
+  const [head, body] = r.split("\r\n\r\n");
+  assert.match(head!, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(head!, /\r\nContent-Type: application\/x-ns-proxy-autoconfig\r\n/);
+  assert.match(
+    head!,
+    new RegExp(`\r\nContent-Length: ${new TextEncoder().encode(body!).length}\r\n`),
+  );
+  assert.equal(
+    new TextDecoder().decode(pacResponse("HEAD", { host: "127.0.0.1", port: 1080 })),
+    `${head}\r\n\r\n`,
+  );
 });

@@ -4,12 +4,12 @@
  * `DeadlineError` naming the command line.
  *
  * Exports: `spawnWithDeadline(cmd, options, timeoutMs, meaning?)` →
- * `Spawned` (`child`, `output`, `what`, `kill()`), and
- * `describeCommand(cmd, args)`.
+ * `Spawned` (`child`, `output`, `what`, `kill()`),
+ * `describeCommand(cmd, args)`, and `waitListening(hostname, port, what)`.
  *
  * @module
  */
-import { DeadlineError, onTimeout, scaledMs, step } from "./deadline.ts";
+import { DeadlineError, onTimeout, scaledMs, step, waitFor } from "./deadline.ts";
 
 /** A spawned process and its output. */
 export interface Spawned {
@@ -81,4 +81,34 @@ export function spawnWithDeadline(
 export function describeCommand(cmd: string, args: readonly (string | URL)[]): string {
   const line = [cmd.split("/").at(-1) ?? cmd, ...args.map(String)].join(" ");
   return line.length <= 100 ? line : `${line.slice(0, 99)}…`;
+}
+
+/**
+ * Waits (bounded, see `waitFor`) until something accepts TCP connections
+ * on `hostname:port`, e.g. a server program just spawned.
+ *
+ * @example
+ * ```ts ignore
+ * await waitListening("127.0.0.1", port, "python3 -m http.server");
+ * ```
+ */
+export async function waitListening(
+  hostname: string,
+  port: number,
+  what: string,
+  ms = 30_000,
+): Promise<void> {
+  await waitFor(
+    `${what} to listen on ${hostname}:${port}`,
+    async () => {
+      try {
+        (await Deno.connect({ hostname, port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ms,
+    50,
+  );
 }
