@@ -20,6 +20,7 @@ export const PAC_MEDIA_TYPE = "application/x-ns-proxy-autoconfig";
 export interface PacOptions {
   /** The proxy's address, as the browser reached it. */
   host: string;
+  /** The proxy's port. */
   port: number;
   /** The port asks for credentials: name only the HTTP proxy. */
   auth?: boolean;

@@ -91,6 +91,7 @@ export function startDirectProxy(opts: DirectProxyOptions): DirectProxy {
         await writeAll(client, step.send);
         return;
       }
+      if (step.type === "local") return; // no localPaths here: never
       if ("send" in step && step.send !== undefined) await writeAll(client, step.send);
       const request = step.request;
       requests.push(request);
