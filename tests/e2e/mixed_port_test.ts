@@ -10,18 +10,9 @@
 import { strict as assert } from "node:assert";
 import { expectedSha256, startHttpTarget, toHex } from "../support/http_target.ts";
 import { freePort, run, startPair } from "./_harness.ts";
+import { PYTHON } from "../support/programs.ts";
 import { test } from "../support/deadline.ts";
 import { type Spawned, spawnWithDeadline, waitListening } from "../support/process.ts";
-
-/** Debian's python3 (a pyenv one may lack its modules). */
-const PYTHON = (() => {
-  try {
-    Deno.statSync("/usr/bin/python3");
-    return "/usr/bin/python3";
-  } catch {
-    return "python3";
-  }
-})();
 
 async function sha256(b: Uint8Array): Promise<string> {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", b as Uint8Array<ArrayBuffer>)));

@@ -12,27 +12,8 @@ import { strict as assert } from "node:assert";
 import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
 import { spawnWithDeadline } from "../support/process.ts";
 import { readExact } from "../support/socks_client.ts";
+import { DNSMASQ, PYTHON } from "../support/programs.ts";
 import { test, withDeadline } from "../support/deadline.ts";
-
-/** Debian's python3, which has python3-socks and python3-dnspython (a pyenv one may not). */
-const PYTHON = (() => {
-  try {
-    Deno.statSync("/usr/bin/python3");
-    return "/usr/bin/python3";
-  } catch {
-    return "python3";
-  }
-})();
-
-/** dnsmasq lives in /usr/sbin, which a user's PATH may lack. */
-const DNSMASQ = (() => {
-  try {
-    Deno.statSync("/usr/sbin/dnsmasq");
-    return "/usr/sbin/dnsmasq";
-  } catch {
-    return "dnsmasq";
-  }
-})();
 
 /** A UDP echo server on loopback; `seen` counts each payload's first 8 bytes (a tag). */
 interface UdpEcho extends AsyncDisposable {
