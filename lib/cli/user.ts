@@ -100,8 +100,9 @@ their live tunnels at once.
 Options:
   --dir DIR           server directory holding server.yml (default .)
   --out FILE          where to write the profile (default ./NAME.yml)
-  --server HOST:PORT  address clients dial (default the listen address;
-                      0.0.0.0 becomes 127.0.0.1)
+  --server HOST:PORT  address clients dial (default the listen address; for
+                      0.0.0.0 or ::, init's --name at the listen port, or
+                      loopback when the certificate names only localhost)
   --url URL           the way in as a URL instead: tls://HOST:PORT, tcp://HOST:PORT,
                       wss://HOST:PORT/PATH (e.g. a CDN or nginx in front), ws://…
   --routes GLOB,...   allowed destinations, first match wins, e.g.
@@ -359,6 +360,9 @@ export const userCommand: Command = {
           [
             `Added user "${name}" to ${r.usersFile} (routes: ${(routes ?? ["*"]).join(",")}).`,
             `Wrote client profile ${r.profilePath} (mode 0600).`,
+            `Clients dial ${
+              formatHostPort(r.dial.server.host, r.dial.server.port)
+            } (${r.dial.reason}).`,
             "",
             `Share link (secret: it holds ${name}'s private key${
               password !== undefined

@@ -31,6 +31,8 @@ export {
   type AddUserOptions,
   type AddUserResult,
   checkUserName,
+  type ClientAddress,
+  clientAddress,
   type IssueTokenOptions,
   issueUserToken,
   listUsers,

@@ -52,7 +52,11 @@ export interface AddUserOptions {
   dir: string;
   /** Profile path; default `./NAME.yml`. */
   out?: string;
-  /** HOST:PORT clients connect to; default the listen address (0.0.0.0 → 127.0.0.1). */
+  /**
+   * HOST:PORT clients connect to; default the listen address, or for a
+   * wildcard one the certificate's name at the listen port (see
+   * {@link clientAddress}).
+   */
   server?: string;
   /**
    * The way in as a URL (`wss://cdn.example/ws`, `tls://host:443`), e.g.
@@ -112,10 +116,52 @@ export interface AddUserResult {
   profileYaml: string;
   /** The profile as a `nitrosocks://` share link (secret: it holds the user's keys). */
   link: string;
+  /** The address clients dial, and why it was chosen. */
+  dial: ClientAddress;
   /** JWT users: the file the profile reads its token from (next to the profile). */
   jwtFile?: string;
   /** JWT users with `jwt.secret`: the new HS256 secret, for whoever issues the user's tokens. */
   jwtSecret?: Uint8Array;
+}
+
+/** The address a profile tells clients to dial, and why (`user add` prints both). */
+export interface ClientAddress {
+  server: HostPort;
+  /** "--url", "--server", or how it follows from server.yml and the certificate. */
+  reason: string;
+}
+
+/**
+ * The address clients dial when `user add` is given neither `--server` nor
+ * `--url`: the listen address when it names one host; for a wildcard listen
+ * address (0.0.0.0, ::), the certificate's name (`init --name`) at the
+ * listen port, since that is the name clients can resolve; loopback only
+ * when the certificate names nothing else (`localhost`), and then the
+ * reason says so.
+ *
+ * @example
+ * ```ts
+ * import { clientAddress } from "./users.ts";
+ * clientAddress({ host: "0.0.0.0", port: 8443 }, "vpn.example.org").server;
+ * // { host: "vpn.example.org", port: 8443 }
+ * ```
+ */
+export function clientAddress(listen: HostPort, certName: string | undefined): ClientAddress {
+  const wildcard = listen.host === "0.0.0.0" || listen.host === "::";
+  if (!wildcard) return { server: listen, reason: "server.yml's listen address" };
+  if (certName !== undefined && certName !== "localhost" && !certName.startsWith("*")) {
+    return {
+      server: { host: certName, port: listen.port },
+      reason: `the certificate's name (init --name) and server.yml's listen port; ` +
+        "pass --server HOST:PORT for another address",
+    };
+  }
+  return {
+    server: { host: listen.host === "::" ? "::1" : "127.0.0.1", port: listen.port },
+    reason: `server.yml listens on ${listen.host} and the certificate names only localhost: ` +
+      "this reaches the server from this machine only; pass --server HOST:PORT " +
+      "(or init --name NAME) for clients elsewhere",
+  };
 }
 
 /**
@@ -164,16 +210,20 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     }
   }
   const cfg = await loadServerConfig(join(opts.dir, "server.yml"));
-  let server: HostPort;
   let transport = cfg.transport;
   let path = cfg.ws?.path;
+  // The server's own certificate, also when a front (nginx, a CDN) serves it for a ws server.
+  const certPem = cfg.tls?.certPem ??
+    await Deno.readTextFile(join(cfg.dir, "tls", "server.crt")).catch(() => undefined);
+  const certName = certPem === undefined ? undefined : certificateNames(certPem).dnsNames[0];
+  let dial: ClientAddress;
   if (opts.url !== undefined) {
     if (opts.server !== undefined) {
       throw new ProvisionInputError("--url and --server both name the way in: give one of them");
     }
     const u = parseServerUrl(opts.url);
     if (typeof u === "string") throw new ProvisionInputError(`Invalid --url: ${u}`);
-    server = u.server;
+    dial = { server: u.server, reason: "--url" };
     transport = u.transport;
     path = u.path;
   } else if (opts.server !== undefined) {
@@ -181,15 +231,11 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     if (hp === undefined) {
       throw new ProvisionInputError(invalidHostPortMessage(opts.server, "server address"));
     }
-    server = hp;
+    dial = { server: hp, reason: "--server" };
   } else {
-    const host = cfg.listen.host === "0.0.0.0"
-      ? "127.0.0.1"
-      : cfg.listen.host === "::"
-      ? "::1"
-      : cfg.listen.host;
-    server = { host, port: cfg.listen.port };
+    dial = clientAddress(cfg.listen, certName);
   }
+  const server = dial.server;
   if (server.port === 0) {
     throw new ProvisionInputError("the server listens on port 0; pass --server HOST:PORT");
   }
@@ -197,12 +243,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
   let serverName = server.host;
   let caPem: string | undefined;
   if (transport === "tls" || transport === "wss") {
-    // The server's own certificate, also when a front (nginx, a CDN) serves it for a ws server.
-    const certPem = cfg.tls?.certPem ??
-      await Deno.readTextFile(join(cfg.dir, "tls", "server.crt")).catch(() => undefined);
-    if (certPem !== undefined && isIpAddress(server.host)) {
-      serverName = certificateNames(certPem).dnsNames[0] ?? server.host;
-    }
+    if (certName !== undefined && isIpAddress(server.host)) serverName = certName;
     const caPath = join(cfg.dir, "tls", "ca.crt");
     if (await exists(caPath)) caPem = await Deno.readTextFile(caPath);
   }
@@ -315,6 +356,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       profilePath,
       profileYaml,
       link: encodeShareLink(profileYaml),
+      dial,
       ...(jwt === undefined ? {} : { jwtFile }),
       ...(jwtSecret === undefined ? {} : { jwtSecret }),
     };

@@ -154,7 +154,7 @@ test("user add writes users.yml and a profile that loadClientConfig reads", asyn
     assert.deepEqual(alice.routes, ["tcp:*.example.com:443", "10.0.0.*:22"]);
     const profile = await loadClientConfig(out);
     assert.equal(profile.user, "alice");
-    assert.deepEqual(profile.server, { host: "127.0.0.1", port: 8443 });
+    assert.deepEqual(profile.server, { host: "nitro.example", port: 8443 });
     assert.equal(profile.serverName, "nitro.example");
     assert.deepEqual(profile.serverKey, serverPublicKey(decodeServerIdentity(server.identity)));
     assert.deepEqual(x25519.getPublicKey(profile.key), alice.publicKey);
@@ -176,7 +176,16 @@ test("user add writes users.yml and a profile that loadClientConfig reads", asyn
 test("user add profile reaches the server over TLS with its CA and server name", async () => {
   await withServer(async (dir) => {
     const out = join(dir, "bob.yml");
-    await run(userCommand, ["add", "bob", "--dir", dir, "--out", out]);
+    await run(userCommand, [
+      "add",
+      "bob",
+      "--dir",
+      dir,
+      "--out",
+      out,
+      "--server",
+      "127.0.0.1:8443",
+    ]);
     const server = await loadServerConfig(join(dir, "server.yml"));
     const profile = await loadClientConfig(out);
     const listener = Deno.listenTls({
@@ -249,6 +258,51 @@ test("user add refuses a taken name, an existing profile and a bad route", async
       "No such file or directory (os error 2): stat '",
     );
   });
+});
+
+test("user add names the address clients can reach: init's --name for a wildcard listen address, else what --server says", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await run(initCommand, [dir, "--listen", "0.0.0.0:8443", "--name", "vpn.example.org"]);
+    const a = await run(userCommand, ["add", "alice", "--dir", dir, "--out", join(dir, "a.yml")]);
+    assert.deepEqual((await loadClientConfig(join(dir, "a.yml"))).server, {
+      host: "vpn.example.org",
+      port: 8443,
+    });
+    assert.match(
+      a.out,
+      /^Clients dial vpn\.example\.org:8443 \(the certificate's name \(init --name\)/m,
+    );
+    const b = await run(userCommand, [
+      "add",
+      "bob",
+      "--dir",
+      dir,
+      "--out",
+      join(dir, "b.yml"),
+      "--server",
+      "203.0.113.7:443",
+    ]);
+    const bob = await loadClientConfig(join(dir, "b.yml"));
+    assert.deepEqual(bob.server, { host: "203.0.113.7", port: 443 });
+    assert.equal(bob.serverName, "vpn.example.org");
+    assert.match(b.out, /^Clients dial 203\.0\.113\.7:443 \(--server\)\.$/m);
+    // Only a certificate for localhost leaves loopback, and then the output says so.
+    const local = await Deno.makeTempDir();
+    try {
+      await run(initCommand, [local, "--listen", "[::]:9443"]);
+      const c = await run(userCommand, ["add", "c", "--dir", local, "--out", join(local, "c.yml")]);
+      assert.deepEqual((await loadClientConfig(join(local, "c.yml"))).server, {
+        host: "::1",
+        port: 9443,
+      });
+      assert.match(c.out, /^Clients dial \[::1\]:9443 \(.*from this machine only; pass --server/m);
+    } finally {
+      await Deno.remove(local, { recursive: true });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 test("user add writes ./NAME.yml by default and honours --server", async () => {
