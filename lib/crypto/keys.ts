@@ -14,7 +14,13 @@
  */
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { ProtocolError } from "../errors.ts";
-import { randomBytes, type RandomSource, setWipeHook } from "./mod.ts";
+import {
+  type HashBackend,
+  randomBytes,
+  type RandomSource,
+  setHashBackend,
+  setWipeHook,
+} from "./mod.ts";
 
 /** Bytes in an X25519 private or public key (RFC 7748 section 5). */
 export const X25519_KEY_BYTES = 32;
@@ -43,6 +49,8 @@ export interface CurveBackend {
    * native key object per buffer); `wipe` calls it before zeroing.
    */
   forget?(privateKey: Uint8Array): void;
+  /** SHA-256 and HMAC-SHA-256 from the same native library, set with the curves. */
+  readonly hashes?: HashBackend;
 }
 
 let curves: CurveBackend | undefined;
@@ -50,7 +58,8 @@ let curves: CurveBackend | undefined;
 /**
  * Sets (or, with undefined, clears) the process-wide curve backend used by
  * `x25519SharedSecret`, `x25519PublicKey` and `ed25519Sign` instead of
- * `@noble/curves`; returns the previous one.
+ * `@noble/curves` (and its `hashes`, if any, behind `hash`, HMAC and HKDF in
+ * `mod.ts`, instead of `@noble/hashes`); returns the previous one.
  *
  * @example
  * ```ts
@@ -63,6 +72,7 @@ export function setCurveBackend(backend: CurveBackend | undefined): CurveBackend
   const prev = curves;
   curves = backend;
   setWipeHook(backend?.forget === undefined ? undefined : (b) => backend.forget!(b));
+  setHashBackend(backend?.hashes);
   return prev;
 }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { expand, extract } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 
 const encoder = new TextEncoder();
@@ -57,14 +57,83 @@ export function wipe(...bufs: (Uint8Array | undefined)[]): void {
   }
 }
 
-/** SHA-256 of the input. */
-export function hash(data: Uint8Array): Uint8Array {
-  return sha256(data);
+/**
+ * Native SHA-256 and HMAC-SHA-256 with the same results as `@noble/hashes`
+ * (the OpenSSL curve backend carries one; `setCurveBackend` in `keys.ts`
+ * sets it with the curves).
+ */
+export interface HashBackend {
+  /** Who computes them, for logs (e.g. `openssl`). */
+  readonly name: string;
+  /** SHA-256(data). */
+  sha256(data: Uint8Array): Uint8Array;
+  /** HMAC-SHA-256(key, data) (RFC 2104). */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
 }
 
-/** HKDF-Extract with SHA-256 (RFC 5869 section 2.2). */
+let hashes: HashBackend | undefined;
+
+/**
+ * Sets (or, with undefined, clears) the process-wide SHA-256 / HMAC backend
+ * behind `hash`, `hmacSha256` and the HKDF functions; returns the previous one.
+ */
+export function setHashBackend(backend: HashBackend | undefined): HashBackend | undefined {
+  const prev = hashes;
+  hashes = backend;
+  return prev;
+}
+
+/** The hash backend in use, or undefined for `@noble/hashes`. */
+export function hashBackend(): HashBackend | undefined {
+  return hashes;
+}
+
+/** SHA-256 of the input. */
+export function hash(data: Uint8Array): Uint8Array {
+  return hashes !== undefined ? hashes.sha256(data) : sha256(data);
+}
+
+/** HMAC-SHA-256 (RFC 2104) of `data` under `key`. */
+export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  return hashes !== undefined ? hashes.hmacSha256(key, data) : hmac(sha256, key, data);
+}
+
+/**
+ * HKDF-Extract with SHA-256 (RFC 5869 section 2.2): HMAC(salt, ikm). An
+ * empty salt is the same key as HashLen zeros, as the RFC asks.
+ */
 export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Uint8Array {
-  return extract(sha256, ikm, salt);
+  return hmacSha256(salt, ikm);
+}
+
+/** The longest HKDF-Expand output with SHA-256 (RFC 5869 section 2.3: 255 × HashLen). */
+export const HKDF_MAX_BYTES = 255 * 32;
+
+/**
+ * HKDF-Expand with SHA-256 (RFC 5869 section 2.3): T(i) = HMAC(prk,
+ * T(i-1) ‖ info ‖ i), the first `length` bytes of T(1) ‖ T(2) ‖ …. The PRK
+ * must be at least 32 bytes (the RFC's HashLen), as `@noble/hashes` asks.
+ */
+export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (!Number.isSafeInteger(length) || length < 0 || length > HKDF_MAX_BYTES) {
+    throw new RangeError(`Cannot expand HKDF: length ${length} is not 0…${HKDF_MAX_BYTES}`);
+  }
+  if (prk.length < 32) throw new RangeError("Cannot expand HKDF: the PRK is shorter than 32 bytes");
+  const out = new Uint8Array(length);
+  const input = new Uint8Array(32 + info.length + 1);
+  let t: Uint8Array | undefined;
+  for (let i = 1, o = 0; o < length; i++, o += 32) {
+    // T(1) has no T(0) before info; later blocks start with the previous T.
+    const start = t === undefined ? 32 : 0;
+    if (t !== undefined) input.set(t);
+    input.set(info, 32);
+    input[32 + info.length] = i;
+    wipe(t);
+    t = hmacSha256(prk, input.subarray(start));
+    out.set(t.subarray(0, Math.min(32, length - o)), o);
+  }
+  wipe(t, input);
+  return out;
 }
 
 /**
@@ -81,7 +150,7 @@ export function hkdfExpandLabel(
   const info = new Uint8Array(l.length + context.length);
   info.set(l);
   info.set(context, l.length);
-  return expand(sha256, prk, info, length);
+  return hkdfExpand(prk, info, length);
 }
 
 /** Encodes bytes as unpadded base64url. */

@@ -7,10 +7,8 @@
  *
  * @module
  */
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { chachaOpen, chachaSeal } from "../crypto/chacha20_poly1305.ts";
-import { hash, hkdfExpandLabel, hkdfExtract, wipe } from "../crypto/mod.ts";
+import { hash, hkdfExpandLabel, hkdfExtract, hmacSha256, wipe } from "../crypto/mod.ts";
 import { concat } from "../wire/bytes.ts";
 import { PROTOCOL_NAME, SECRET_BYTES } from "./constants.ts";
 
@@ -72,7 +70,7 @@ export function openFrame(keys: FrameKeys, h: Uint8Array, frame: Uint8Array): Ui
 /** HMAC-SHA256(ExpandLabel(ck, label, "", 32), h). */
 export function transcriptMac(ck: Uint8Array, label: string, h: Uint8Array): Uint8Array {
   const k = hkdfExpandLabel(ck, label, EMPTY, 32);
-  const tag = hmac(sha256, k, h);
+  const tag = hmacSha256(k, h);
   wipe(k);
   return tag;
 }

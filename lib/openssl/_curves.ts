@@ -9,7 +9,9 @@
  * @module
  */
 import type { CurveBackend } from "../crypto/keys.ts";
-import { ctEqual } from "../crypto/mod.ts";
+import { ctEqual, type HashBackend } from "../crypto/mod.ts";
+import { openHashes } from "./_hashes.ts";
+import { openChecked, same, unhex } from "./_kat.ts";
 
 /** `EVP_PKEY_X25519` (= `NID_X25519`, openssl/obj_mac.h). */
 const EVP_PKEY_X25519 = 1034;
@@ -55,16 +57,6 @@ type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 /** A `size_t` in and out of C (64-bit on every platform Deno runs on). */
 const SIZE = new BigUint64Array(1);
 
-function unhex(h: string): Uint8Array {
-  return Uint8Array.from(h.match(/../g)!, (b) => parseInt(b, 16));
-}
-
-function same(a: Uint8Array | undefined, hex: string): boolean {
-  if (a === undefined) return false;
-  const b = unhex(hex);
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /**
  * The most `EVP_PKEY`s held at once for callers' private keys; past it a key
  * is made and freed per use, as without the cache.
@@ -81,6 +73,8 @@ interface Held {
 
 class OpenSslCurves implements CurveBackend {
   readonly name = "openssl";
+  /** SHA-256 and HMAC from the same library, when they pass their known answers. */
+  hashes?: HashBackend;
   readonly #s: Lib;
   /**
    * Making an `EVP_PKEY` from raw private bytes costs a scalar multiplication
@@ -264,29 +258,22 @@ const KAT = {
  * once it passes its known answers, or why not. Needs `--allow-ffi`.
  */
 export function openCurves(name: string): CurveBackend | string {
-  let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    dl = Deno.dlopen(name, SYMBOLS);
-  } catch (e) {
-    return `${name}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
-  }
-  const c = new OpenSslCurves(dl.symbols);
-  try {
-    const { x25519, x25519Public, ed25519 } = KAT;
-    if (
-      !same(c.x25519(unhex(x25519.k), unhex(x25519.u)), x25519.out) ||
-      !same(c.x25519PublicKey(unhex(x25519Public.k)), x25519Public.out) ||
-      !same(c.ed25519Sign(unhex(ed25519.seed), unhex(ed25519.msg)), ed25519.sig) ||
-      c.x25519(unhex(x25519.k), new Uint8Array(32)) !== undefined
-    ) {
-      c.dispose();
-      dl.close();
-      return `${name}: X25519/Ed25519 failed their known answers`;
-    }
-  } catch (e) {
-    c.dispose();
-    dl.close();
-    return `${name}: ${e instanceof Error ? e.message : String(e)}`;
-  }
+  const { x25519, x25519Public, ed25519 } = KAT;
+  const c = openChecked(
+    name,
+    SYMBOLS,
+    "X25519/Ed25519",
+    (s) => new OpenSslCurves(s),
+    (c) =>
+      same(c.x25519(unhex(x25519.k), unhex(x25519.u)), x25519.out) &&
+      same(c.x25519PublicKey(unhex(x25519Public.k)), x25519Public.out) &&
+      same(c.ed25519Sign(unhex(ed25519.seed), unhex(ed25519.msg)), ed25519.sig) &&
+      c.x25519(unhex(x25519.k), new Uint8Array(32)) === undefined,
+    (c) => c.dispose(),
+  );
+  if (typeof c === "string") return c;
+  // Without them (a library that fails their known answers), `@noble/hashes` stays in use.
+  const hashes = openHashes(name);
+  if (typeof hashes !== "string") c.hashes = hashes;
   return c;
 }

@@ -1,8 +1,18 @@
 import { strict as assert } from "node:assert";
 import { expand } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { hkdfExpandLabel, hkdfExtract } from "../../lib/crypto/mod.ts";
+import {
+  hash,
+  hashBackend,
+  HKDF_MAX_BYTES,
+  hkdfExpand,
+  hkdfExpandLabel,
+  hkdfExtract,
+  hmacSha256,
+} from "../../lib/crypto/mod.ts";
+import { hmac } from "@noble/hashes/hmac.js";
 import { assertBytes, loadVector, unhex } from "./_hex.ts";
+import { CURVES, withCurves } from "../support/curves.ts";
 
 interface HkdfVectors {
   tests: {
@@ -17,11 +27,52 @@ interface HkdfVectors {
 }
 const v = loadVector<HkdfVectors>("rfc5869_hkdf.json");
 
-Deno.test("hkdfExtract() and HKDF-Expand match RFC 5869 A.1-A.3", () => {
-  for (const t of v.tests) {
-    const prk = hkdfExtract(unhex(t.salt), unhex(t.ikm));
-    assertBytes(prk, unhex(t.prk), t.name);
-    assertBytes(expand(sha256, prk, unhex(t.info), t.length), unhex(t.okm), t.name);
+for (const [be, curves] of CURVES) {
+  Deno.test(`hkdfExtract() and hkdfExpand() match RFC 5869 A.1-A.3 (${be} hashes)`, () => {
+    withCurves(curves, () => {
+      assert.equal(hashBackend()?.name, curves === undefined ? undefined : "openssl");
+      for (const t of v.tests) {
+        const prk = hkdfExtract(unhex(t.salt), unhex(t.ikm));
+        assertBytes(prk, unhex(t.prk), t.name);
+        assertBytes(hkdfExpand(prk, unhex(t.info), t.length), unhex(t.okm), t.name);
+        assertBytes(expand(sha256, prk, unhex(t.info), t.length), unhex(t.okm), t.name);
+      }
+    });
+  });
+}
+
+Deno.test("SHA-256, HMAC and HKDF give @noble/hashes' bytes on OpenSSL for random inputs", () => {
+  const openssl = CURVES[1]![1]!;
+  const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  withCurves(openssl, () => {
+    for (let i = 0; i < 300; i++) {
+      const data = rnd(i * 7 % 1500), key = rnd(i % 150);
+      assertBytes(hash(data), sha256(data), `sha256 of ${data.length} bytes`);
+      assertBytes(hmacSha256(key, data), hmac(sha256, key, data), `hmac key ${key.length}`);
+      const len = (i * 13) % 200;
+      const prk = rnd(32 + (i % 40));
+      assertBytes(
+        hkdfExpand(prk, data.subarray(0, 40), len),
+        expand(sha256, prk, data.subarray(0, 40), len),
+      );
+    }
+  });
+});
+
+Deno.test("hkdfExpand() refuses lengths outside 0…255×32 and PRKs under 32 bytes on both backends", () => {
+  for (const [be, curves] of CURVES) {
+    withCurves(curves, () => {
+      assert.equal(hkdfExpand(new Uint8Array(32), new Uint8Array(0), 0).length, 0);
+      assert.equal(hkdfExpand(new Uint8Array(32), new Uint8Array(0), HKDF_MAX_BYTES).length, 8160);
+      for (const bad of [HKDF_MAX_BYTES + 1, -1, 1.5, NaN]) {
+        assert.throws(
+          () => hkdfExpand(new Uint8Array(32), new Uint8Array(0), bad),
+          RangeError,
+          `${be} ${bad}`,
+        );
+      }
+      assert.throws(() => hkdfExpand(new Uint8Array(31), new Uint8Array(0), 32), RangeError);
+    });
   }
 });
 
