@@ -62,6 +62,13 @@ import {
   windowFields,
 } from "./server.ts";
 import { formatServerUrl, parseServerUrl } from "./server_url.ts";
+import {
+  dnsSchema,
+  type DnsSettings,
+  type Forward,
+  forwardSettings,
+  forwardsSchema,
+} from "./forwards.ts";
 
 /** The parsed client profile. */
 export interface ClientConfig {
@@ -112,6 +119,10 @@ export interface ClientConfig {
   socks5: { listen: HostPort; fastOpen: boolean; users?: Map<string, string> };
   /** The local HTTP CONNECT listener, when enabled. */
   httpConnect?: { listen: HostPort };
+  /** Fixed local ports to fixed destinations through the tunnel (`forwards:`). */
+  forwards: Forward[];
+  /** The local DNS server (`dns:`), when enabled. */
+  dns?: DnsSettings;
   /** Key exchanges offered, in order of preference. */
   kex: KexName[];
   /** Record ciphers offered, in order of preference. */
@@ -322,6 +333,8 @@ const clientSchema = object({
     )),
   })),
   http_connect: optional(object({ listen: required(hostPort(0)) })),
+  forwards: withDefault(forwardsSchema, []),
+  dns: optional(dnsSchema),
   endpoints: withDefault(list(endpointItem(), { min: 0 }), []),
   session: section(object({
     ...sessionFields,
@@ -404,6 +417,8 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       ...(raw.socks5.users === undefined ? {} : { users: raw.socks5.users }),
     },
     ...(raw.http_connect === undefined ? {} : { httpConnect: { listen: raw.http_connect.listen } }),
+    forwards: forwardSettings(raw.forwards),
+    ...(raw.dns === undefined ? {} : { dns: raw.dns }),
     kex: raw.kex,
     aead: raw.aead,
     limits: {

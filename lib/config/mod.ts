@@ -30,6 +30,12 @@ export {
   TRANSPORT_NAMES,
   type TransportName,
 } from "./server.ts";
+export {
+  type DnsSettings,
+  type Forward,
+  type ForwardProtocol,
+  UDP_FORWARD_IDLE_S,
+} from "./forwards.ts";
 export { formatServerUrl, parseServerUrl, type ServerUrl } from "./server_url.ts";
 export {
   addUserToYaml,

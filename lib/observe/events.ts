@@ -35,8 +35,12 @@ export type TunnelEventInit =
   | {
     type: "listening";
     /** What listens there. */
-    kind: "tunnel" | "socks5" | "http" | "direct" | "relay" | "admin";
+    kind: "tunnel" | "socks5" | "http" | "direct" | "relay" | "admin" | "forward" | "dns";
     addr: EventAddr;
+    /** A forward's or the DNS server's protocol ("tcp" or "udp"). */
+    protocol?: "tcp" | "udp";
+    /** A forward's destination, the DNS server's upstream (HOST:PORT). */
+    to?: string;
     /** The tunnel port's transport ("tls", "tcp", "ws" or "wss"). */
     transport?: string;
     /** `ws`/`wss`: the WebSocket's path. */

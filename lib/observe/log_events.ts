@@ -60,7 +60,15 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           );
         } else if (e.kind === "http") log.child("http").info(`HTTP CONNECT listening on ${where}`);
         else if (e.kind === "relay") log.child("relay").info(`relay listening on ${where}`);
-        else if (e.kind === "admin") {
+        else if (e.kind === "forward") {
+          log.child("forward").info(
+            `${e.protocol} ${where} forwarded to ${e.to} through the tunnel`,
+          );
+        } else if (e.kind === "dns") {
+          log.child("dns").info(
+            `DNS (${e.protocol}) on ${where}, asking ${e.to} through the tunnel`,
+          );
+        } else if (e.kind === "admin") {
           const url = e.addr.hostname.includes(":")
             ? `http://[${e.addr.hostname}]:${e.addr.port}`
             : `http://${where}`;

@@ -22,3 +22,4 @@ export {
   type TunnelEventType,
 } from "./events.ts";
 export { logEvents, type LogSide } from "./log_events.ts";
+export { THROTTLE_INTERVAL_MS, ThrottledLog, type ThrottleOptions } from "./throttle.ts";

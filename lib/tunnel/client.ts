@@ -19,6 +19,8 @@ import { handleHttpProxy, serveHttpConnect } from "./http_connect.ts";
 import { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 import type { Session } from "./session.ts";
 import { runAssociation } from "./udp_associate.ts";
+import { type ForwardContext, startForward } from "./forwards.ts";
+import { startDnsServer } from "./dns.ts";
 
 export { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 export { connectLink, type NewLink, TunnelError } from "./link.ts";
@@ -44,6 +46,10 @@ export interface ClientOptions extends ClientTunnelOptions {
 export interface ClientHandle {
   socksAddr: { hostname: string; port: number };
   httpAddr: { hostname: string; port: number } | undefined;
+  /** The profile's `forwards:`, in order, with the addresses they listen on. */
+  forwards: { protocol: "tcp" | "udp"; addr: { hostname: string; port: number } }[];
+  /** The local DNS server's address (UDP and TCP), when `dns:` is set. */
+  dnsAddr: { hostname: string; port: number } | undefined;
   /** Listening ports, sessions, resumptions, path changes, lost links, failed connects. */
   readonly events: EventHub;
   /** The current session, opened if needed. */
@@ -126,13 +132,15 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
   const { profile, log } = options;
   const events = options.events ?? new EventHub();
   const tunnel = new ClientTunnel({ ...options, events });
+  const openTimeoutMs = options.openTimeoutMs ?? OPEN_TIMEOUT_MS;
   const connector = tunnelConnector(tunnel, {
     fastOpen: profile.socks5.fastOpen,
-    openTimeoutMs: options.openTimeoutMs ?? OPEN_TIMEOUT_MS,
+    openTimeoutMs,
     log,
     events,
   });
   const fronts: FrontEnd[] = [];
+  const closeAll = () => Promise.all(fronts.map((f) => f.close()));
   const socksAuth = profile.socks5.users === undefined ? {} : { users: profile.socks5.users };
   const httpLog = log.child("http");
   const socks = serveSocks(options.socks ?? profile.socks5.listen, {
@@ -159,6 +167,31 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
     });
     fronts.push(http);
   }
+  const forwards: ClientHandle["forwards"] = [];
+  let dns: FrontEnd | undefined;
+  try {
+    // Fixed ports: each forward, then the DNS server; a port that cannot be had stops the start.
+    const context: ForwardContext = {
+      connector,
+      session: () => tunnel.session(),
+      openTimeoutMs,
+      log,
+      events,
+    };
+    for (const forward of profile.forwards) {
+      const front = startForward(forward, context);
+      fronts.push(front);
+      forwards.push({ protocol: forward.protocol, addr: front.addr });
+    }
+    if (profile.dns !== undefined) {
+      dns = startDnsServer(profile.dns, context);
+      fronts.push(dns);
+    }
+  } catch (e) {
+    await closeAll();
+    await tunnel.close();
+    throw e;
+  }
   if (!options.lazy) {
     await tunnel.session().catch((e) =>
       log.warn(`${describeError(e)}; will retry on the first request`)
@@ -167,6 +200,8 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
   return {
     socksAddr: socks.addr,
     httpAddr: http?.addr,
+    forwards,
+    dnsAddr: dns?.addr,
     events,
     tunnel: () => tunnel.session(),
     get resumptions() {
@@ -176,7 +211,7 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
       tunnel.dropConnection(reason);
     },
     async close() {
-      await Promise.all(fronts.map((f) => f.close()));
+      await closeAll();
       await tunnel.close();
     },
   };

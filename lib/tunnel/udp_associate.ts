@@ -17,7 +17,6 @@
 import {
   decodeUdpPacket,
   encodeReply,
-  encodeRequest,
   Reply,
   type Socks5Request,
   UDP_HEADER_PREFIX,
@@ -27,16 +26,10 @@ import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import type { Session } from "./session.ts";
+import { ASSOCIATE_REQUEST } from "./association.ts";
 
 /** One receive buffer: the largest UDP payload. */
 const RECEIVE_BYTES = 65536;
-/** What the client asks the server for: an association; the app's own address is not its business. */
-const ASSOCIATE_REQUEST = encodeRequest({
-  command: "udp_associate",
-  addressType: "ipv4",
-  host: "0.0.0.0",
-  port: 0,
-});
 
 /** Options of {@linkcode runAssociation}. */
 export interface AssociationOptions {

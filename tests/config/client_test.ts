@@ -153,3 +153,71 @@ Deno.test("loadClientConfig() accepts a share link and reports a missing file", 
     /\/nonexistent\/alice.yml: Cannot read config file: file not found/,
   );
 });
+
+Deno.test("parseClientConfig() reads forwards: (defaults per protocol) and dns:", () => {
+  const none = parseClientConfig(MINIMAL, "a.yml");
+  assert.deepEqual(none.forwards, []);
+  assert.equal(none.dns, undefined);
+  const cfg = parseClientConfig(
+    `${MINIMAL}forwards:\n` +
+      `  - {listen: "127.0.0.1:2222", to: "git.example:22"}\n` +
+      `  - {listen: "[::1]:5060", to: "10.0.0.7:5060", protocol: udp}\n` +
+      `  - {listen: "127.0.0.1:0", to: "h.example:1", protocol: tcp, idle_timeout: 90s}\n` +
+      `  - {listen: "127.0.0.1:0", to: "h.example:2", protocol: udp, idle_timeout: 0}\n` +
+      `dns: {listen: "127.0.0.1:5353", upstream: "9.9.9.9:53"}\n`,
+    "a.yml",
+  );
+  assert.deepEqual(cfg.forwards, [
+    {
+      listen: { host: "127.0.0.1", port: 2222 },
+      to: { host: "git.example", port: 22 },
+      protocol: "tcp",
+      idleTimeoutS: 0,
+    },
+    {
+      listen: { host: "::1", port: 5060 },
+      to: { host: "10.0.0.7", port: 5060 },
+      protocol: "udp",
+      idleTimeoutS: 60,
+    },
+    {
+      listen: { host: "127.0.0.1", port: 0 },
+      to: { host: "h.example", port: 1 },
+      protocol: "tcp",
+      idleTimeoutS: 90,
+    },
+    {
+      listen: { host: "127.0.0.1", port: 0 },
+      to: { host: "h.example", port: 2 },
+      protocol: "udp",
+      idleTimeoutS: 0,
+    },
+  ]);
+  assert.deepEqual(cfg.dns, {
+    listen: { host: "127.0.0.1", port: 5353 },
+    upstream: { host: "9.9.9.9", port: 53 },
+  });
+});
+
+Deno.test("parseClientConfig() refuses bad forwards and dns, naming the key", () => {
+  const bad = (yaml: string) => configError(() => parseClientConfig(`${MINIMAL}${yaml}`, "a.yml"));
+  assert.equal(bad(`forwards:\n  - {to: "a.example:1"}\n`).key, "forwards[0].listen");
+  assert.equal(
+    bad(`forwards:\n  - {listen: "127.0.0.1:1", to: "a.example:0"}\n`).key,
+    "forwards[0].to",
+  );
+  assert.equal(
+    bad(`forwards:\n  - {listen: "127.0.0.1:1", to: "a.example:1", protocol: sctp}\n`).key,
+    "forwards[0].protocol",
+  );
+  assert.equal(
+    bad(`forwards:\n  - {listen: "127.0.0.1:1", to: "a.example:1", idle_timeout: soon}\n`).key,
+    "forwards[0].idle_timeout",
+  );
+  assert.equal(
+    bad(`forwards:\n  - {listen: "127.0.0.1:1", to: "a.example:1", port: 3}\n`).key,
+    "forwards[0].port",
+  );
+  assert.equal(bad(`dns: {listen: "127.0.0.1:53"}\n`).key, "dns.upstream");
+  assert.equal(bad(`dns: {upstream: "9.9.9.9:53"}\n`).key, "dns.listen");
+});

@@ -50,6 +50,16 @@ const OPS = "lib/tunnel/server_ops.ts";
 const CLIENT_TUNNEL = "lib/tunnel/client_tunnel.ts";
 const LINK = "lib/tunnel/link.ts";
 const FRONT = "lib/tunnel/client.ts";
+const FORWARDS = "lib/tunnel/forwards.ts";
+const DNS = "lib/tunnel/dns.ts";
+const UDP_FORWARD_PROOF: [string, string] = [
+  "tests/e2e/forwards_test.ts",
+  "a UDP forward: hundreds of datagrams from two sources, each gets exactly its own replies",
+];
+const DNS_PROOF: [string, string] = [
+  "tests/e2e/dns_test.ts",
+  "dig over UDP and over TCP asks dns.listen; the answers come from the upstream through the tunnel",
+];
 
 const LIMITS_PROOF: [string, string] = [
   "tests/e2e/limits_test.ts",
@@ -531,6 +541,42 @@ const CLIENT_KEYS: Record<string, Use> = {
     file: FRONT,
     reads: "serveHttpConnect(profile.httpConnect.listen",
     proof: ["tests/e2e/curl_test.ts", "curl -p -x through the client's HTTP CONNECT port"],
+  },
+  "forwards[].listen": {
+    file: FORWARDS,
+    reads: "Deno.listen({ hostname: listen.host, port: listen.port })",
+    proof: [
+      "tests/e2e/forwards_test.ts",
+      "ssh through a TCP forward logs in to a real sshd, dialed by the server",
+    ],
+  },
+  "forwards[].to": {
+    file: FORWARDS,
+    reads: "datagramAddress(to.host, to.port)",
+    proof: UDP_FORWARD_PROOF,
+  },
+  "forwards[].protocol": {
+    file: FORWARDS,
+    reads: 'forward.protocol === "tcp"',
+    proof: UDP_FORWARD_PROOF,
+  },
+  "forwards[].idle_timeout": {
+    file: FORWARDS,
+    reads: "forward.idleTimeoutS * 1000",
+    proof: [
+      "tests/e2e/forwards_test.ts",
+      "a TCP forward with idle_timeout closes a connection that moved nothing for that long",
+    ],
+  },
+  "dns.listen": {
+    file: DNS,
+    reads: 'Deno.listenDatagram({ transport: "udp", hostname: listen.host, port: listen.port })',
+    proof: DNS_PROOF,
+  },
+  "dns.upstream": {
+    file: DNS,
+    reads: "datagramAddress(upstream.host, upstream.port)",
+    proof: DNS_PROOF,
   },
   "endpoints[].server": {
     file: CLIENT_TUNNEL,

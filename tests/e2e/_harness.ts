@@ -133,6 +133,8 @@ export interface PairOptions {
   serverLimits?: Record<string, string>;
   /** A `limits:` section for alice's profile, e.g. `{ max_streams: "1" }`. */
   clientLimits?: Record<string, string>;
+  /** More top-level sections for alice's profile, e.g. `forwards:` or `dns:` (YAML text). */
+  profileYaml?: string;
   /**
    * alice logs in with this password instead of a token (`user add
    * --password`, 4096 iterations); her profile gets `password.value` = `typed`
@@ -381,6 +383,7 @@ async function editProfile(path: string, opts: PairOptions): Promise<void> {
   ].join("\n");
   text = text.replace(/^ {2}fast_open: .*\n/m, "").replace(/^socks5:\n {2}listen: .*$/m, socks);
   if (opts.httpConnect) text += 'http_connect:\n  listen: "127.0.0.1:0"\n';
+  if (opts.profileYaml !== undefined) text = `${text.trimEnd()}\n\n${opts.profileYaml.trimEnd()}\n`;
   await Deno.writeTextFile(path, text, { mode: 0o600 });
   await addSessionSettings(path, opts.clientSession);
   await addSection(path, "limits", opts.clientLimits);

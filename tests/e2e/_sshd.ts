@@ -7,8 +7,9 @@
  * - `startSshd()` → `Sshd`: sshd on 127.0.0.1 with fresh host and user keys
  *   (public key login as root only); `close()` stops it and removes its
  *   files, and resolves with its log.
- * - `sshVia(socksPort)`: ssh options with no config, no prompts, no known
- *   hosts, and `nc -X 5` through the SOCKS5 port as the ProxyCommand.
+ * - `SSH_OPTIONS`: ssh options with no config, no prompts, no known hosts;
+ *   `sshVia(socksPort)`: those and `nc -X 5` through the SOCKS5 port as the
+ *   ProxyCommand.
  *
  * @module
  */
@@ -124,18 +125,19 @@ export async function startSshd(extraConfig: string[] = []): Promise<Sshd> {
   }
 }
 
-/** ssh options: no config, no prompts, no known hosts, and `nc -X 5` through the SOCKS5 port. */
+/** ssh options: no config, no prompts, no known hosts. */
+export const SSH_OPTIONS: readonly string[] = [
+  "-F",
+  "/dev/null",
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  "StrictHostKeyChecking=no",
+  "-o",
+  "UserKnownHostsFile=/dev/null",
+];
+
+/** {@linkcode SSH_OPTIONS}, and `nc -X 5` through the SOCKS5 port. */
 export function sshVia(socksPort: number): string[] {
-  return [
-    "-F",
-    "/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    `ProxyCommand=nc -X 5 -x 127.0.0.1:${socksPort} %h %p`,
-  ];
+  return [...SSH_OPTIONS, "-o", `ProxyCommand=nc -X 5 -x 127.0.0.1:${socksPort} %h %p`];
 }

@@ -16,12 +16,12 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { run, startEchoServer, startPair, text } from "./_harness.ts";
 import { startHttpTarget } from "../support/http_target.ts";
 import { socksHandshake } from "../support/socks_client.ts";
 import { serveConnections } from "../support/serve.ts";
 import { test, waitFor } from "../support/deadline.ts";
-import { spawnWithDeadline } from "../support/process.ts";
+import { startDnsmasq } from "./_dnsmasq.ts";
 
 /** curl's exit code when the SOCKS5 proxy refuses (CURLE_PROXY). */
 const CURLE_PROXY = 97;
@@ -64,50 +64,6 @@ function startOn127_0_0_2() {
     port: served.port,
     accepted: () => served.accepted,
     [Symbol.asyncDispose]: served.close,
-  };
-}
-
-/** dnsmasq on a loopback port, answering only the given names and never forwarding. */
-async function startDnsmasq(records: Record<string, string[]>) {
-  const port = freePort();
-  const args = [
-    "--keep-in-foreground",
-    `--port=${port}`,
-    "--listen-address=127.0.0.1",
-    "--bind-interfaces",
-    "--no-resolv",
-    "--no-hosts",
-    "--no-poll",
-    "--conf-file=/dev/null",
-    "--pid-file=",
-    `--user=${Deno.env.get("USER") ?? "root"}`,
-    "--log-facility=-",
-  ];
-  for (const [name, addrs] of Object.entries(records)) {
-    for (const a of addrs) args.push(`--address=/${name}/${a}`);
-  }
-  const p = spawnWithDeadline("dnsmasq", { args, stdout: "null", stderr: "piped" }, 120_000);
-  // dnsmasq serves DNS over TCP on the same port: a refused connect fails at once, where a
-  // UDP query to a port nobody has bound yet would wait for the resolver's timeout.
-  await waitFor(
-    "dnsmasq to listen",
-    async () => {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    10_000,
-    50,
-  );
-  return {
-    port,
-    async [Symbol.asyncDispose]() {
-      p.kill();
-      await p.output.catch(() => {});
-    },
   };
 }
 

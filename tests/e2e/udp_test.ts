@@ -9,45 +9,12 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
-import { spawnWithDeadline } from "../support/process.ts";
+import { type Pair, run, startPair, text } from "./_harness.ts";
 import { readExact } from "../support/socks_client.ts";
-import { DNSMASQ, PYTHON } from "../support/programs.ts";
+import { PYTHON } from "../support/programs.ts";
+import { startDnsmasq } from "./_dnsmasq.ts";
+import { startUdpEcho } from "../support/udp_echo.ts";
 import { test, withDeadline } from "../support/deadline.ts";
-
-/** A UDP echo server on loopback; `seen` counts each payload's first 8 bytes (a tag). */
-interface UdpEcho extends AsyncDisposable {
-  port: number;
-  received: number;
-  seen: Map<string, number>;
-}
-
-function startUdpEcho(hostname = "127.0.0.1"): UdpEcho {
-  const conn = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
-  const echo: UdpEcho = {
-    port: (conn.addr as Deno.NetAddr).port,
-    received: 0,
-    seen: new Map(),
-    [Symbol.asyncDispose]: () => {
-      try {
-        conn.close();
-      } catch {
-        // closed
-      }
-      return Promise.resolve();
-    },
-  };
-  (async () => {
-    for (;;) {
-      const [data, from] = await conn.receive();
-      echo.received++;
-      const tag = new TextDecoder().decode(data.subarray(0, 8));
-      echo.seen.set(tag, (echo.seen.get(tag) ?? 0) + 1);
-      await conn.send(data, from);
-    }
-  })().catch(() => {});
-  return echo;
-}
 
 /** Runs a Python script (argv after it) with Debian's python3; its stdout. */
 async function python(script: string, args: string[], timeoutMs = 60_000): Promise<string> {
@@ -105,35 +72,13 @@ test.slow("PySocks UDP ASSOCIATE: hundreds of datagrams up to 1400 bytes come ba
 });
 
 test("dnspython through PySocks UDP ASSOCIATE asks a real dnsmasq on loopback", async () => {
-  const dnsPort = freePort();
-  const dnsmasq = spawnWithDeadline(
-    DNSMASQ,
-    {
-      args: [
-        "-k",
-        `--port=${dnsPort}`,
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--no-resolv",
-        "--no-hosts",
-        "--conf-file=/dev/null",
-        "--user=root",
-        "--pid-file=",
-        "--address=/example.test/10.1.2.3",
-        "--address=/example.test/fd00::1:2:3",
-      ],
-      stdout: "null",
-      stderr: "piped",
-    },
-    60_000,
-    "dnsmasq, stopped by the test",
-  );
-  try {
-    await using pair = await startPair({
-      transport: "tcp",
-      routes: ["tcp:127.0.0.1", `udp:127.0.0.1:${dnsPort}`],
-    });
-    const script = `
+  await using dns = await startDnsmasq({ "example.test": ["10.1.2.3", "fd00::1:2:3"] });
+  const dnsPort = dns.port;
+  await using pair = await startPair({
+    transport: "tcp",
+    routes: ["tcp:127.0.0.1", `udp:127.0.0.1:${dnsPort}`],
+  });
+  const script = `
 import socket, sys, socks, time
 import dns.message, dns.query, dns.rdatatype
 proxy_port, dns_port = int(sys.argv[1]), int(sys.argv[2])
@@ -152,16 +97,12 @@ for name, qtype in (("www.example.test", "A"), ("example.test", "AAAA"), ("a.b.e
     answers.append("%s %s %s" % (name, qtype, " ".join(sorted(rr.to_text() for rrset in r.answer for rr in rrset))))
 print("\\n".join(answers))
 `;
-    const out = await python(script, [String(pair.socksPort), String(dnsPort)]);
-    assert.deepEqual(out.trim().split("\n"), [
-      "www.example.test A 10.1.2.3",
-      "example.test AAAA fd00::1:2:3",
-      "a.b.example.test A 10.1.2.3",
-    ]);
-  } finally {
-    dnsmasq.kill();
-    await dnsmasq.output.catch(() => {});
-  }
+  const out = await python(script, [String(pair.socksPort), String(dnsPort)]);
+  assert.deepEqual(out.trim().split("\n"), [
+    "www.example.test A 10.1.2.3",
+    "example.test AAAA fd00::1:2:3",
+    "a.b.example.test A 10.1.2.3",
+  ]);
 });
 
 /**

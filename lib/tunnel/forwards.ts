@@ -1,0 +1,348 @@
+/**
+ * The client's `forwards:` (like `ssh -L`): a fixed local port whose
+ * traffic goes through the tunnel to a fixed destination.
+ *
+ * - TCP: each accepted connection is one tunnel stream to `to` (the same
+ *   OPEN as a SOCKS5 CONNECT, so routes and fast open apply).
+ * - UDP: each source address (IP and port) gets a UDP association of its
+ *   own, so replies go back to the source that asked, exactly as a NAT
+ *   would; an association idle for `idle_timeout` is closed. While one
+ *   opens, up to {@linkcode UDP_PENDING_MAX} datagrams wait; when it cannot
+ *   open, the source's datagrams are dropped (counted) for
+ *   {@linkcode UDP_RETRY_MS} before the next try, and the log says so at
+ *   most once per 5 s.
+ *
+ * @module
+ */
+import type { Forward } from "../config/mod.ts";
+import { classifyHost, encodeRequest, Reply, type Socks5Request } from "../socks5/mod.ts";
+import { describeError, type EventSink, type Logger, ThrottledLog } from "../observe/mod.ts";
+import type { ByteStream } from "../transport/types.ts";
+import { formatHostPort } from "../wire/host_port.ts";
+import { type Association, datagramAddress, openAssociation } from "./association.ts";
+import { type Connector, openFor } from "./dial.ts";
+import { type FrontEnd, serveListener } from "./listener.ts";
+import type { Session } from "./session.ts";
+
+/** Datagrams of one source held while its association opens. */
+export const UDP_PENDING_MAX = 64;
+/** After an association failed to open, its source's datagrams are dropped this long (ms). */
+export const UDP_RETRY_MS = 1_000;
+/** Sources with an association at once, per UDP forward; datagrams from more are dropped. */
+export const UDP_SOURCES_MAX = 1024;
+/** One receive buffer: the largest UDP payload. */
+const RECEIVE_BYTES = 65536;
+const EMPTY = new Uint8Array(0);
+
+/** What a forward needs from the client. */
+export interface ForwardContext {
+  /** TCP: opens streams (the SOCKS5 port's connector). */
+  connector: Connector;
+  /** UDP: the current session, opened if needed. */
+  session(): Promise<Session>;
+  /** How long an OPEN may wait for the server (ms). */
+  openTimeoutMs: number;
+  log: Logger;
+  events: EventSink;
+}
+
+/**
+ * Starts one forward: listening at once (a busy port throws
+ * `Deno.errors.AddrInUse` naming it), serving until `close()`.
+ *
+ * @example
+ * ```ts ignore
+ * const front = startForward({ listen, to, protocol: "tcp", idleTimeoutS: 0 }, context);
+ * await front.close();
+ * ```
+ */
+export function startForward(forward: Forward, context: ForwardContext): FrontEnd {
+  const front = forward.protocol === "tcp"
+    ? startTcpForward(forward, context)
+    : udpForward(forward, context);
+  context.events.emit({
+    type: "listening",
+    kind: "forward",
+    addr: front.addr,
+    protocol: forward.protocol,
+    to: formatHostPort(forward.to.host, forward.to.port),
+  });
+  return front;
+}
+
+/** Binds a listener, saying which address when it cannot. */
+export function bindOrExplain<T>(
+  what: string,
+  at: { host: string; port: number },
+  bind: () => T,
+): T {
+  try {
+    return bind();
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot listen for ${what} on ${formatHostPort(at.host, at.port)}: the address is in use ` +
+          `(pick another port in the profile, or stop what holds it)`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** The CONNECT request for a forward's destination. */
+export function connectRequest(to: { host: string; port: number }): Socks5Request {
+  const h = classifyHost(to.host);
+  if (h === null) throw new TypeError(`Cannot forward to "${to.host}": not a host name or IP`);
+  return { command: "connect", addressType: h.addressType, host: h.host, port: to.port };
+}
+
+/** A TCP forward (also the DNS server's TCP side), without its `listening` event. */
+export function startTcpForward(forward: Forward, context: ForwardContext): FrontEnd {
+  const { listen, to } = forward;
+  const where = formatHostPort(to.host, to.port);
+  const log = context.log.child(`forward ${formatHostPort(listen.host, listen.port)}`);
+  const request = connectRequest(to);
+  const raw = encodeRequest(request);
+  const idleMs = forward.idleTimeoutS * 1000;
+  const listener = bindOrExplain(
+    `forward to ${where}`,
+    listen,
+    () => Deno.listen({ hostname: listen.host, port: listen.port }),
+  );
+  return serveListener(
+    listener,
+    async (conn) => {
+      const opened = await openFor(context.connector, request, raw, log);
+      if (opened.reply[1] !== Reply.SUCCEEDED || opened.attach === undefined) {
+        conn.close();
+        return;
+      }
+      opened.attach(idleMs > 0 ? closedWhenIdle(conn, idleMs, log) : conn, EMPTY);
+    },
+    log,
+    "forward",
+  );
+}
+
+/**
+ * `conn` as a byte stream that closes itself after `ms` without a byte
+ * either way (the tunnel stream is then reset).
+ */
+function closedWhenIdle(conn: Deno.Conn, ms: number, log: Logger): ByteStream {
+  let last = performance.now();
+  let closed = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+  };
+  const check = () => {
+    const idle = performance.now() - last;
+    if (idle < ms) {
+      timer = setTimeout(check, ms - idle);
+      return;
+    }
+    log.debug(`connection idle for ${ms / 1000} s: closed`);
+    close();
+  };
+  timer = setTimeout(check, ms);
+  return {
+    async read(p) {
+      const n = await conn.read(p);
+      last = performance.now();
+      return n;
+    },
+    async write(p) {
+      const n = await conn.write(p);
+      last = performance.now();
+      return n;
+    },
+    closeWrite: () => conn.closeWrite(),
+    close,
+  };
+}
+
+/** One source of a UDP forward. */
+interface Flow {
+  /** Opening (datagrams wait in `pending`), open, or failed until `retryAt`. */
+  state: "opening" | "open" | "failed";
+  pending: Uint8Array[];
+  association?: Association;
+  last: number;
+  retryAt: number;
+  out: number;
+  in: number;
+  bytesOut: number;
+  bytesIn: number;
+  dropped: number;
+}
+
+function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
+  const { listen, to } = forward;
+  const target = formatHostPort(to.host, to.port);
+  const log = context.log.child(`forward ${formatHostPort(listen.host, listen.port)}`);
+  const throttled = new ThrottledLog(log);
+  const address = datagramAddress(to.host, to.port);
+  const idleMs = forward.idleTimeoutS * 1000;
+  const sock = bindOrExplain(
+    `UDP forward to ${target}`,
+    listen,
+    () => Deno.listenDatagram({ transport: "udp", hostname: listen.host, port: listen.port }),
+  );
+  const local = sock.addr as Deno.NetAddr;
+  const flows = new Map<string, Flow>();
+  let stopped = false;
+
+  const endFlow = (key: string, flow: Flow, reason: string) => {
+    if (flows.get(key) !== flow) return;
+    flows.delete(key);
+    const a = flow.association;
+    if (a === undefined) return;
+    a.close(reason);
+    context.events.emit({
+      type: "udp_close",
+      session: a.session.no,
+      stream: a.id,
+      side: "client",
+      out: flow.out,
+      in: flow.in,
+      bytesOut: flow.bytesOut,
+      bytesIn: flow.bytesIn,
+      strangers: 0,
+      dropped: flow.dropped,
+      reason,
+    });
+  };
+
+  const open = (key: string, flow: Flow, source: Deno.NetAddr) => {
+    openAssociation(() => context.session(), context.openTimeoutMs, {
+      onDatagram(data) {
+        if (flows.get(key) !== flow) return;
+        flow.last = performance.now();
+        flow.in++;
+        flow.bytesIn += data.length;
+        sock.send(data, source).catch(() => flow.dropped++);
+      },
+      onClose: (reason) => endFlow(key, flow, reason),
+    }).then((a) => {
+      if (stopped || flows.get(key) !== flow) {
+        a.close("forward closed");
+        return;
+      }
+      flow.association = a;
+      flow.state = "open";
+      context.events.emit({
+        type: "udp_open",
+        session: a.session.no,
+        stream: a.id,
+        side: "client",
+        relay: formatHostPort(local.hostname, local.port),
+      });
+      for (const d of flow.pending.splice(0)) send(flow, d);
+    }, (e) => {
+      if (flows.get(key) !== flow) return;
+      flow.state = "failed";
+      flow.retryAt = performance.now() + UDP_RETRY_MS;
+      flow.dropped += flow.pending.length;
+      flow.pending.length = 0;
+      throttled.warn(
+        "open",
+        `datagrams to ${target} dropped: cannot open a UDP association: ${describeError(e)}`,
+      );
+    });
+  };
+
+  const send = (flow: Flow, data: Uint8Array) => {
+    if (flow.association!.send(address, data)) {
+      flow.out++;
+      flow.bytesOut += data.length;
+    } else {
+      flow.dropped++;
+    }
+  };
+
+  // Idle associations close; sources that failed are forgotten once they may retry.
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const [key, flow] of flows) {
+      if (flow.state === "open" && idleMs > 0 && now - flow.last >= idleMs) {
+        endFlow(key, flow, `idle for ${forward.idleTimeoutS} s`);
+      } else if (flow.state === "failed" && now >= flow.retryAt) {
+        flows.delete(key);
+      }
+    }
+  }, idleMs > 0 ? Math.min(Math.max(idleMs / 4, 50), 5_000) : 5_000);
+
+  const done = (async () => {
+    const buf = new Uint8Array(RECEIVE_BYTES);
+    for (;;) {
+      let got: [Uint8Array, Deno.Addr];
+      try {
+        got = await sock.receive(buf);
+      } catch (e) {
+        if (!stopped) log.warn(`receive failed: ${describeError(e)}`);
+        return;
+      }
+      const [packet, from] = got;
+      const source = from as Deno.NetAddr;
+      const key = formatHostPort(source.hostname, source.port);
+      const now = performance.now();
+      let flow = flows.get(key);
+      if (flow !== undefined && flow.state === "failed" && now >= flow.retryAt) {
+        flows.delete(key);
+        flow = undefined;
+      }
+      if (flow === undefined) {
+        if (flows.size >= UDP_SOURCES_MAX) {
+          throttled.warn(
+            "sources",
+            `datagram from ${key} dropped: ${UDP_SOURCES_MAX} sources already`,
+          );
+          continue;
+        }
+        flow = {
+          state: "opening",
+          pending: [],
+          last: now,
+          retryAt: 0,
+          out: 0,
+          in: 0,
+          bytesOut: 0,
+          bytesIn: 0,
+          dropped: 0,
+        };
+        flows.set(key, flow);
+        open(key, flow, source);
+      }
+      flow.last = now;
+      // The session keeps views until its writer pulls them: a copy, not `buf`.
+      const data = packet.slice();
+      if (flow.state === "open") send(flow, data);
+      else if (flow.state === "opening" && flow.pending.length < UDP_PENDING_MAX) {
+        flow.pending.push(data);
+      } else flow.dropped++;
+    }
+  })();
+
+  return {
+    addr: { hostname: local.hostname, port: local.port },
+    done,
+    async close() {
+      stopped = true;
+      clearInterval(sweep);
+      for (const [key, flow] of flows) endFlow(key, flow, "forward closed");
+      try {
+        sock.close();
+      } catch {
+        // already closed
+      }
+      await done;
+    },
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * `forwards:` in the client profile, like `ssh -L`: ssh through a TCP
+ * forward to a real sshd; a UDP forward carrying hundreds of datagrams from
+ * two sources to a UDP echo, each source getting exactly its own replies,
+ * its association closed when idle; and a forward whose associations cannot
+ * open logs that at most once per 5 s however many datagrams arrive.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { test, waitFor, withDeadline } from "../support/deadline.ts";
+import { readExact } from "../support/socks_client.ts";
+import { startUdpEcho } from "../support/udp_echo.ts";
+import { freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { canRunSshd, SSH_OPTIONS, startSshd } from "./_sshd.ts";
+
+const sshd = await canRunSshd();
+
+test.slow({
+  name: "ssh through a TCP forward logs in to a real sshd, dialed by the server",
+  ignore: !sshd,
+  fn: async () => {
+    const server = await startSshd();
+    try {
+      await using pair = await startPair({
+        transport: "tcp",
+        profileYaml: `forwards:\n  - listen: "127.0.0.1:0"\n    to: "127.0.0.1:${server.port}"\n`,
+      });
+      const [forward] = pair.client!.forwards;
+      assert.equal(forward!.protocol, "tcp");
+      const r = await run("ssh", [
+        ...SSH_OPTIONS,
+        "-i",
+        server.identity,
+        "-p",
+        String(forward!.addr.port),
+        "root@127.0.0.1",
+        "echo through-the-forward-$((6 * 7)); head -c 300000 /dev/zero | wc -c",
+      ], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(text(r).trim().split("\n"), ["through-the-forward-42", "300000"]);
+      const opened = pair.serverEvents.of(
+        "stream_open",
+        (e) => e.target === `127.0.0.1:${server.port}`,
+      );
+      assert.equal(opened.length, 1, "one tunnel stream to sshd");
+    } finally {
+      await server.close();
+    }
+  },
+});
+
+/** `n` datagrams tagged `name`, sizes 9..1400, sent `window` at a time; the replies, in order. */
+async function exchange(
+  sock: Deno.DatagramConn,
+  to: Deno.NetAddr,
+  name: string,
+  n: number,
+  window = 16,
+): Promise<Uint8Array[]> {
+  const sent: Uint8Array[] = [];
+  const got: Uint8Array[] = [];
+  for (let i = 0; i < n; i += window) {
+    const batch = Math.min(window, n - i);
+    for (let k = i; k < i + batch; k++) {
+      const size = 9 + (k * 7919) % (1400 - 9 + 1);
+      const d = new Uint8Array(size).map((_, j) => (k + j) & 0xff);
+      d.set(new TextEncoder().encode(`${name}${String(k).padStart(7, "0")}`));
+      sent.push(d);
+      await sock.send(d, to);
+    }
+    for (let k = 0; k < batch; k++) {
+      const [d] = await withDeadline(sock.receive(), 10_000, `${name}'s reply ${got.length}`);
+      got.push(d);
+    }
+  }
+  const tag = (d: Uint8Array) => new TextDecoder().decode(d.subarray(0, 8));
+  got.sort((a, b) => tag(a).localeCompare(tag(b)));
+  assert.equal(got.length, sent.length);
+  for (let k = 0; k < n; k++) assert.deepEqual(got[k], sent[k], `${name}: datagram ${k}`);
+  return got;
+}
+
+test("a UDP forward: hundreds of datagrams from two sources, each gets exactly its own replies", async () => {
+  await using echo = startUdpEcho();
+  await using pair = await startPair({
+    transport: "tcp",
+    profileYaml: [
+      "forwards:",
+      '  - listen: "127.0.0.1:0"',
+      `    to: "127.0.0.1:${echo.port}"`,
+      "    protocol: udp",
+      "    idle_timeout: 1s",
+    ].join("\n"),
+  });
+  const [forward] = pair.client!.forwards;
+  assert.equal(forward!.protocol, "udp");
+  const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: forward!.addr.port };
+  const a = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const b = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    await Promise.all([exchange(a, to, "A", 300), exchange(b, to, "B", 300)]);
+    assert.equal(echo.received, 600);
+    // One association per source, each closed after 1 s without a datagram.
+    const opens = pair.clientEvents.of("udp_open");
+    assert.equal(opens.length, 2);
+    assert.ok(opens.every((e) => e.relay === `127.0.0.1:${forward!.addr.port}`));
+    const closes = await pair.clientEvents.waitFor("udp_close", { count: 2 });
+    assert.deepEqual(closes.map((e) => [e.out, e.in, e.dropped]), [[300, 300, 0], [300, 300, 0]]);
+    assert.ok(
+      closes.every((e) => /idle for 1 s/.test(e.reason)),
+      closes.map((e) => e.reason).join(),
+    );
+    await pair.serverEvents.waitFor("udp_close", { count: 2 });
+    // A source that comes back gets a new association.
+    await exchange(a, to, "C", 5);
+    assert.equal(pair.clientEvents.of("udp_open").length, 3);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test("a TCP forward with idle_timeout closes a connection that moved nothing for that long", async () => {
+  await using target = startEchoServer();
+  await using pair = await startPair({
+    transport: "tcp",
+    profileYaml: [
+      "forwards:",
+      '  - listen: "127.0.0.1:0"',
+      `    to: "127.0.0.1:${target.port}"`,
+      "    idle_timeout: 500ms",
+    ].join("\n"),
+  });
+  const port = pair.client!.forwards[0]!.addr.port;
+  using idle = await Deno.connect({ hostname: "127.0.0.1", port });
+  using busy = await Deno.connect({ hostname: "127.0.0.1", port });
+  const ping = async (c: Deno.Conn, s: string) => {
+    await c.write(new TextEncoder().encode(s));
+    assert.equal(new TextDecoder().decode(await readExact(c, s.length)), s);
+  };
+  await ping(idle, "first");
+  // The busy connection moves a byte every 100 ms for three idle periods and stays open.
+  for (let i = 0; i < 15; i++) {
+    await ping(busy, `b${i % 10}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // The idle one was closed: end of stream (or a reset) within the deadline.
+  const end = await withDeadline(
+    idle.read(new Uint8Array(8)).catch(() => null),
+    10_000,
+    "the idle connection to close",
+  );
+  assert.equal(end, null);
+  await ping(busy, "still open");
+});
+
+test("datagrams whose association cannot open are dropped, and say so in one log line per 5 s", async () => {
+  // The client's server is a closed port: no session, so no association.
+  await using pair = await startPair({
+    transport: "tcp",
+    lazy: true,
+    client: { server: { host: "127.0.0.1", port: freePort() } },
+    profileYaml: [
+      "forwards:",
+      '  - listen: "127.0.0.1:0"',
+      '    to: "127.0.0.1:9"',
+      "    protocol: udp",
+    ].join("\n"),
+  });
+  const to: Deno.NetAddr = {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: pair.client!.forwards[0]!.addr.port,
+  };
+  const sources = Array.from(
+    { length: 20 },
+    () => Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+  );
+  try {
+    const pattern = /datagrams to 127\.0\.0\.1:9 dropped: cannot open a UDP association/;
+    for (let round = 0; round < 10; round++) {
+      for (const s of sources) await s.send(new TextEncoder().encode(`q${round}`), to);
+    }
+    await waitFor("the first refusal in the log", () => pair.logs.grep(pattern).length > 0, 10_000);
+    // 200 datagrams from 20 sources, each source trying at most once a second: one line.
+    await new Promise((r) => setTimeout(r, 1_500));
+    for (const s of sources) await s.send(new TextEncoder().encode("again"), to);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(pair.logs.grep(pattern).length, 1, pair.logs.grep(pattern).join("\n"));
+    assert.equal(pair.serverStreams(), 0);
+  } finally {
+    for (const s of sources) s.close();
+  }
+});
