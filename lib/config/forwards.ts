@@ -18,6 +18,7 @@ export interface Forward {
   listen: HostPort;
   /** The destination, as the server reaches it (a name is resolved there). */
   to: HostPort;
+  /** "tcp": a stream per connection; "udp": an association per source. */
   protocol: ForwardProtocol;
   /**
    * Seconds without a byte (TCP) or a datagram (UDP, per source address)
