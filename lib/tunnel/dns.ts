@@ -21,7 +21,13 @@ import type { DnsSettings } from "../config/mod.ts";
 import { describeError, ThrottledLog } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { type Association, datagramAddress, openAssociation } from "./association.ts";
-import { bindOrExplain, type ForwardContext, startTcpForward, UDP_RETRY_MS } from "./forwards.ts";
+import {
+  bindOrExplain,
+  type ForwardContext,
+  receiveDatagrams,
+  startTcpForward,
+  UDP_RETRY_MS,
+} from "./forwards.ts";
 import type { FrontEnd } from "./listener.ts";
 
 /** Queries waiting for their answer at once; more are dropped (the application retries). */
@@ -30,8 +36,6 @@ export const DNS_PENDING_MAX = 4096;
 export const DNS_QUERY_TIMEOUT_MS = 10_000;
 /** The DNS header (RFC 1035 section 4.1.1): a shorter datagram is not a message. */
 const DNS_HEADER_BYTES = 12;
-/** One receive buffer: the largest UDP payload. */
-const RECEIVE_BYTES = 65536;
 /** Binding UDP and TCP to the same port number when `listen` asks for any port. */
 const BIND_ATTEMPTS = 8;
 
@@ -169,25 +173,12 @@ export function startDnsServer(settings: DnsSettings, context: ForwardContext): 
     for (const [id, p] of pending) if (p.at < old) pending.delete(id);
   }, 1_000);
 
-  const done = (async () => {
-    const buf = new Uint8Array(RECEIVE_BYTES);
-    for (;;) {
-      let got: [Uint8Array, Deno.Addr];
-      try {
-        got = await sock.receive(buf);
-      } catch (e) {
-        if (!stopped) log.warn(`receive failed: ${describeError(e)}`);
-        return;
-      }
-      const [packet, from] = got;
-      if (packet.length < DNS_HEADER_BYTES) {
-        counters.dropped++;
-        continue;
-      }
-      // The session keeps views until its writer pulls them: a copy, not `buf`.
-      query(packet.slice(), from as Deno.NetAddr);
-    }
-  })();
+  const done = receiveDatagrams(sock, (packet, from) => {
+    if (packet.length < DNS_HEADER_BYTES) counters.dropped++;
+    else query(packet, from);
+  }, (e) => {
+    if (!stopped) log.warn(`receive failed: ${describeError(e)}`);
+  });
 
   return {
     addr: { hostname: local.hostname, port: local.port },

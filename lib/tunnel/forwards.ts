@@ -96,6 +96,29 @@ export function connectRequest(to: { host: string; port: number }): Socks5Reques
   return { command: "connect", addressType: h.addressType, host: h.host, port: to.port };
 }
 
+/**
+ * Receives on `sock` until it closes, handing each datagram to `handle` as
+ * a copy of its own (the session keeps views until its writer pulls them);
+ * a failure other than the close goes to `failed`.
+ */
+export async function receiveDatagrams(
+  sock: Deno.DatagramConn,
+  handle: (data: Uint8Array, from: Deno.NetAddr) => void,
+  failed: (e: unknown) => void,
+): Promise<void> {
+  const buf = new Uint8Array(RECEIVE_BYTES);
+  for (;;) {
+    let got: [Uint8Array, Deno.Addr];
+    try {
+      got = await sock.receive(buf);
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    handle(got[0].slice(), got[1] as Deno.NetAddr);
+  }
+}
+
 /** A TCP forward (also the DNS server's TCP side), without its `listening` event. */
 export function startTcpForward(forward: Forward, context: ForwardContext): FrontEnd {
   const { listen, to } = forward;
@@ -279,56 +302,44 @@ function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
     }
   }, idleMs > 0 ? Math.min(Math.max(idleMs / 4, 50), 5_000) : 5_000);
 
-  const done = (async () => {
-    const buf = new Uint8Array(RECEIVE_BYTES);
-    for (;;) {
-      let got: [Uint8Array, Deno.Addr];
-      try {
-        got = await sock.receive(buf);
-      } catch (e) {
-        if (!stopped) log.warn(`receive failed: ${describeError(e)}`);
+  const done = receiveDatagrams(sock, (data, source) => {
+    const key = formatHostPort(source.hostname, source.port);
+    const now = performance.now();
+    let flow = flows.get(key);
+    if (flow !== undefined && flow.state === "failed" && now >= flow.retryAt) {
+      flows.delete(key);
+      flow = undefined;
+    }
+    if (flow === undefined) {
+      if (flows.size >= UDP_SOURCES_MAX) {
+        throttled.warn(
+          "sources",
+          `datagram from ${key} dropped: ${UDP_SOURCES_MAX} sources already`,
+        );
         return;
       }
-      const [packet, from] = got;
-      const source = from as Deno.NetAddr;
-      const key = formatHostPort(source.hostname, source.port);
-      const now = performance.now();
-      let flow = flows.get(key);
-      if (flow !== undefined && flow.state === "failed" && now >= flow.retryAt) {
-        flows.delete(key);
-        flow = undefined;
-      }
-      if (flow === undefined) {
-        if (flows.size >= UDP_SOURCES_MAX) {
-          throttled.warn(
-            "sources",
-            `datagram from ${key} dropped: ${UDP_SOURCES_MAX} sources already`,
-          );
-          continue;
-        }
-        flow = {
-          state: "opening",
-          pending: [],
-          last: now,
-          retryAt: 0,
-          out: 0,
-          in: 0,
-          bytesOut: 0,
-          bytesIn: 0,
-          dropped: 0,
-        };
-        flows.set(key, flow);
-        open(key, flow, source);
-      }
-      flow.last = now;
-      // The session keeps views until its writer pulls them: a copy, not `buf`.
-      const data = packet.slice();
-      if (flow.state === "open") send(flow, data);
-      else if (flow.state === "opening" && flow.pending.length < UDP_PENDING_MAX) {
-        flow.pending.push(data);
-      } else flow.dropped++;
+      flow = {
+        state: "opening",
+        pending: [],
+        last: now,
+        retryAt: 0,
+        out: 0,
+        in: 0,
+        bytesOut: 0,
+        bytesIn: 0,
+        dropped: 0,
+      };
+      flows.set(key, flow);
+      open(key, flow, source);
     }
-  })();
+    flow.last = now;
+    if (flow.state === "open") send(flow, data);
+    else if (flow.state === "opening" && flow.pending.length < UDP_PENDING_MAX) {
+      flow.pending.push(data);
+    } else flow.dropped++;
+  }, (e) => {
+    if (!stopped) log.warn(`receive failed: ${describeError(e)}`);
+  });
 
   return {
     addr: { hostname: local.hostname, port: local.port },

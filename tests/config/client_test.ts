@@ -167,32 +167,19 @@ Deno.test("parseClientConfig() reads forwards: (defaults per protocol) and dns:"
       `dns: {listen: "127.0.0.1:5353", upstream: "9.9.9.9:53"}\n`,
     "a.yml",
   );
+  const fwd = (listen: [string, number], to: [string, number], protocol: string, idle: number) => ({
+    listen: { host: listen[0], port: listen[1] },
+    to: { host: to[0], port: to[1] },
+    protocol,
+    idleTimeoutS: idle,
+  });
   assert.deepEqual(cfg.forwards, [
-    {
-      listen: { host: "127.0.0.1", port: 2222 },
-      to: { host: "git.example", port: 22 },
-      protocol: "tcp",
-      idleTimeoutS: 0,
-    },
-    {
-      listen: { host: "::1", port: 5060 },
-      to: { host: "10.0.0.7", port: 5060 },
-      protocol: "udp",
-      idleTimeoutS: 60,
-    },
-    {
-      listen: { host: "127.0.0.1", port: 0 },
-      to: { host: "h.example", port: 1 },
-      protocol: "tcp",
-      idleTimeoutS: 90,
-    },
-    {
-      listen: { host: "127.0.0.1", port: 0 },
-      to: { host: "h.example", port: 2 },
-      protocol: "udp",
-      idleTimeoutS: 0,
-    },
+    fwd(["127.0.0.1", 2222], ["git.example", 22], "tcp", 0),
+    fwd(["::1", 5060], ["10.0.0.7", 5060], "udp", 60),
+    fwd(["127.0.0.1", 0], ["h.example", 1], "tcp", 90),
+    fwd(["127.0.0.1", 0], ["h.example", 2], "udp", 0),
   ]);
+
   assert.deepEqual(cfg.dns, {
     listen: { host: "127.0.0.1", port: 5353 },
     upstream: { host: "9.9.9.9", port: 53 },

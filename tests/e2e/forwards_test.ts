@@ -16,6 +16,17 @@ import { canRunSshd, SSH_OPTIONS, startSshd } from "./_sshd.ts";
 
 const sshd = await canRunSshd();
 
+/** A profile's `forwards:` with one forward from 127.0.0.1:0 to `to`, with more `key: value` lines. */
+function forwardYaml(to: string, ...more: string[]): string {
+  return [
+    "forwards:",
+    '  - listen: "127.0.0.1:0"',
+    `    to: "${to}"`,
+    ...more.map((l) => `    ${l}`),
+  ]
+    .join("\n");
+}
+
 test.slow({
   name: "ssh through a TCP forward logs in to a real sshd, dialed by the server",
   ignore: !sshd,
@@ -24,7 +35,7 @@ test.slow({
     try {
       await using pair = await startPair({
         transport: "tcp",
-        profileYaml: `forwards:\n  - listen: "127.0.0.1:0"\n    to: "127.0.0.1:${server.port}"\n`,
+        profileYaml: forwardYaml(`127.0.0.1:${server.port}`),
       });
       const [forward] = pair.client!.forwards;
       assert.equal(forward!.protocol, "tcp");
@@ -85,13 +96,7 @@ test("a UDP forward: hundreds of datagrams from two sources, each gets exactly i
   await using echo = startUdpEcho();
   await using pair = await startPair({
     transport: "tcp",
-    profileYaml: [
-      "forwards:",
-      '  - listen: "127.0.0.1:0"',
-      `    to: "127.0.0.1:${echo.port}"`,
-      "    protocol: udp",
-      "    idle_timeout: 1s",
-    ].join("\n"),
+    profileYaml: forwardYaml(`127.0.0.1:${echo.port}`, "protocol: udp", "idle_timeout: 1s"),
   });
   const [forward] = pair.client!.forwards;
   assert.equal(forward!.protocol, "udp");
@@ -125,12 +130,7 @@ test("a TCP forward with idle_timeout closes a connection that moved nothing for
   await using target = startEchoServer();
   await using pair = await startPair({
     transport: "tcp",
-    profileYaml: [
-      "forwards:",
-      '  - listen: "127.0.0.1:0"',
-      `    to: "127.0.0.1:${target.port}"`,
-      "    idle_timeout: 500ms",
-    ].join("\n"),
+    profileYaml: forwardYaml(`127.0.0.1:${target.port}`, "idle_timeout: 500ms"),
   });
   const port = pair.client!.forwards[0]!.addr.port;
   using idle = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -161,12 +161,7 @@ test("datagrams whose association cannot open are dropped, and say so in one log
     transport: "tcp",
     lazy: true,
     client: { server: { host: "127.0.0.1", port: freePort() } },
-    profileYaml: [
-      "forwards:",
-      '  - listen: "127.0.0.1:0"',
-      '    to: "127.0.0.1:9"',
-      "    protocol: udp",
-    ].join("\n"),
+    profileYaml: forwardYaml("127.0.0.1:9", "protocol: udp"),
   });
   const to: Deno.NetAddr = {
     transport: "udp",
