@@ -9,6 +9,7 @@ import { certCommand } from "./cert_cmd.ts";
 import { userCommand } from "./user.ts";
 import { serverCommand } from "./server_cmd.ts";
 import { clientCommand } from "./client_cmd.ts";
+import { profileCommand } from "./profile_cmd.ts";
 import { demoCommand } from "./demo.ts";
 import { relayCommand } from "./relay_cmd.ts";
 import { benchCommand } from "./bench.ts";
@@ -22,6 +23,7 @@ export const commands: Command[] = [
   statusCommand,
   kickCommand,
   clientCommand,
+  profileCommand,
   relayCommand,
   demoCommand,
   benchCommand,

@@ -36,13 +36,13 @@ async function readLineRaw(prompt: string): Promise<string> {
   }
 }
 
-async function readFirstLine(): Promise<string> {
+async function readFirstLine(limit = 4 * MAX_PASSWORD_CHARS + 2): Promise<string> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of Deno.stdin.readable) {
     chunks.push(chunk);
     total += chunk.length;
-    if (chunk.includes(10) || total > 4 * MAX_PASSWORD_CHARS + 2) break;
+    if (chunk.includes(10) || total > limit) break;
   }
   const all = new Uint8Array(total);
   let o = 0;
@@ -77,4 +77,24 @@ export async function readPassword(
     if (again !== pw) throw new UsageError("The passwords do not match: run the command again");
   }
   return pw;
+}
+
+/** Longest share link read from standard input (characters). */
+const MAX_LINK_CHARS = 32 * 1024;
+
+/**
+ * Reads a share link from standard input, never from the command line
+ * (where `ps` shows it): on a terminal it asks for it with echo off (the
+ * link is a secret), otherwise it takes the first line. Throws `UsageError`
+ * when nothing was given.
+ */
+export async function readLink(): Promise<string> {
+  const line = Deno.stdin.isTerminal()
+    ? await readLineRaw("Paste the nitrosocks:// link (not shown), then Enter: ")
+    : await readFirstLine(MAX_LINK_CHARS);
+  const link = line.trim();
+  if (link === "") {
+    throw new UsageError("No link on standard input: paste it, or pipe it in (… | nitrosocks …)");
+  }
+  return link;
 }

@@ -18,6 +18,7 @@ import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { asUsageError, boolFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
+import { terminalQr } from "./qr.ts";
 import { readPassword } from "./secret.ts";
 
 function status(u: UserEntry, now: Date): string {
@@ -77,7 +78,7 @@ export function formatUserTable(users: UserEntry[], now = new Date()): string {
 const USAGE = `Usage:
   nitrosocks user add NAME --dir DIR [--out FILE] [--server HOST:PORT | --url URL] [--routes GLOB,...]
                      [--totp] [--password [--iterations N] | --jwt | --jwt-secret | --jwt-key KEY]
-                     [--client-cert] [--force]
+                     [--client-cert] [--force] [--qr]
                      [--bandwidth RATE] [--quota SIZE/PERIOD] [--max-tunnels N] [--max-streams N] [--expires WHEN]
   nitrosocks user set NAME --dir DIR [--routes GLOB,...] [--bandwidth RATE] [--quota SIZE/PERIOD]
                      [--max-tunnels N] [--max-streams N] [--expires WHEN] [--disable | --enable]
@@ -126,6 +127,7 @@ Options:
   --client-cert       also issue a TLS client certificate (CN = NAME) from DIR/tls/ca.crt
                       into the profile, for a server with tls.client_ca: tls/ca.crt
   --force             overwrite an existing profile file
+  --qr                also print the share link as a QR code (for a phone's camera)
 
 Limits (add and set; with set, "none" removes a limit):
   --bandwidth RATE    each direction, shared by all the user's tunnels, e.g. 10MB/s
@@ -229,6 +231,7 @@ export const userCommand: Command = {
       "jwt-key": { type: "string" },
       ttl: { type: "string" },
       force: { type: "boolean" },
+      qr: { type: "boolean" },
       bandwidth: { type: "string" },
       quota: { type: "string" },
       "max-tunnels": { type: "string" },
@@ -253,6 +256,7 @@ export const userCommand: Command = {
         "jwt-key",
         "ttl",
         "force",
+        "qr",
         ...LIMIT_FLAGS,
         "disable",
         "enable",
@@ -286,6 +290,7 @@ export const userCommand: Command = {
           "jwt-secret",
           "jwt-key",
           "force",
+          "qr",
           ...LIMIT_FLAGS,
         ]);
         const name = oneName();
@@ -373,6 +378,7 @@ export const userCommand: Command = {
             }):`,
             r.link,
             "",
+            ...(boolFlag(p, "qr") ? [terminalQr(r.link), ""] : []),
             ...(r.jwtFile === undefined ? [] : [
               r.jwtSecret === undefined
                 ? `The profile reads its JWT from ${r.jwtFile}: write a token signed with auth.jwt's keys there (sub: "${name}").`

@@ -1,13 +1,13 @@
 /**
  * `client.yml`, the profile `nitrosocks user add` writes: which server, its
  * pinned key, the user's credentials, and the local SOCKS5/HTTP listeners.
- * Also the `nitrosocks://` share link that carries a profile.
+ * A `nitrosocks://` share link (`share_link.ts`) loads as the profile it carries.
  *
  * @module
  */
 import { SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS, SCRAM_SALT_BYTES } from "../crypto/scram.ts";
 import { ConfigError } from "../errors.ts";
-import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
+import { toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort, isHost } from "../wire/host_port.ts";
 import {
   type At,
@@ -69,6 +69,7 @@ import {
   forwardSettings,
   forwardsSchema,
 } from "./forwards.ts";
+import { decodeShareLink, SHARE_SCHEME, type SharedProfile } from "./share_link.ts";
 
 /** The parsed client profile. */
 export interface ClientConfig {
@@ -448,14 +449,41 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
 }
 
 /**
+ * The profile text a share link carries, as `user add` would have written
+ * it. A link that names the CA by its hash needs the CA itself (`caPem`,
+ * fetched from the server and checked against the hash by
+ * `resolveShareLink` in `lib/tunnel/profile_source.ts`); without it this
+ * throws `ConfigError` saying how to load such a link.
+ *
+ * @example
+ * ```ts ignore
+ * const yaml = shareLinkProfile(decodeShareLink(link));
+ * ```
+ */
+export function shareLinkProfile(shared: SharedProfile, caPem?: string): string {
+  if (shared.caSha256 !== undefined && caPem === undefined) {
+    throw new ConfigError(
+      "This share link names the server's CA by its SHA-256: the CA is fetched from the server",
+      { hint: "use nitrosocks profile import, or nitrosocks client --link -" },
+    );
+  }
+  return formatClientProfile({ ...shared.profile, ...(caPem === undefined ? {} : { caPem }) });
+}
+
+/**
  * Reads and parses a client profile. `path` may also be a `nitrosocks://`
- * share link.
+ * share link, or a file holding one (a link that names the CA by its hash
+ * needs `resolveShareLink` of `lib/tunnel/profile_source.ts` instead).
  */
 export async function loadClientConfig(path: string): Promise<ClientConfig> {
   if (path.startsWith(SHARE_SCHEME)) {
-    return parseClientConfig(decodeShareLink(path), "<share link>");
+    return parseClientConfig(shareLinkProfile(decodeShareLink(path)), "<share link>");
   }
-  return parseClientConfig(await readConfigText(path), path);
+  const text = await readConfigText(path);
+  if (text.trimStart().startsWith(SHARE_SCHEME)) {
+    return parseClientConfig(shareLinkProfile(decodeShareLink(text)), path);
+  }
+  return parseClientConfig(text, path);
 }
 
 /** What {@link formatClientProfile} writes. */
@@ -582,37 +610,4 @@ export function formatClientProfile(p: ClientProfileFields): string {
     "",
   );
   return lines.join("\n");
-}
-
-const SHARE_SCHEME = "nitrosocks://";
-
-/**
- * Encodes profile text as a `nitrosocks://` link (base64url of the UTF-8
- * YAML). The link is as secret as the profile.
- *
- * @example
- * ```ts
- * import { decodeShareLink, encodeShareLink } from "./client.ts";
- * decodeShareLink(encodeShareLink("user: alice\n")); // "user: alice\n"
- * ```
- */
-export function encodeShareLink(profileYaml: string): string {
-  return SHARE_SCHEME + toBase64Url(new TextEncoder().encode(profileYaml));
-}
-
-/** Decodes a `nitrosocks://` link back to profile text; `ConfigError` when malformed. */
-export function decodeShareLink(link: string): string {
-  const body = link.trim();
-  if (!body.startsWith(SHARE_SCHEME)) {
-    throw new ConfigError(`Invalid share link: expected it to start with "${SHARE_SCHEME}"`);
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(
-      fromBase64Url(body.slice(SHARE_SCHEME.length)),
-    );
-  } catch {
-    throw new ConfigError("Invalid share link: not base64url-encoded UTF-8", {
-      hint: "copy the whole link",
-    });
-  }
 }

@@ -53,13 +53,24 @@ export {
   type ClientConfig,
   type ClientPassword,
   type ClientProfileFields,
-  decodeShareLink,
-  encodeShareLink,
   type Endpoint,
   formatClientProfile,
   loadClientConfig,
   parseClientConfig,
+  shareLinkProfile,
 } from "./client.ts";
+export {
+  certificateHashes,
+  decodeShareLink,
+  derToPem,
+  encodeShareLink,
+  type EncodeShareLinkOptions,
+  MAX_SHARE_LINK_BYTES,
+  SHARE_LINK_VERSION,
+  SHARE_SCHEME,
+  type SharedProfile,
+  ShareTag,
+} from "./share_link.ts";
 export {
   compileRoutes,
   matchRoute,
@@ -84,6 +95,7 @@ export {
   DEFAULT_KEX,
   KEX_NAMES,
   type KexName,
+  readConfigText,
   USER_NAME_PATTERN,
 } from "./_shared.ts";
 export {

@@ -272,7 +272,7 @@ export async function initServerDir(dir: string, opts: InitOptions = {}): Promis
     const cert = await issueServerCert(ca, { dnsNames: [name], ips });
     contents["tls/ca.crt"] = ca.certPem;
     contents["tls/ca.key"] = ca.keyPem;
-    contents["tls/server.crt"] = cert.certPem;
+    contents["tls/server.crt"] = serverChain(cert.certPem, ca.certPem);
     contents["tls/server.key"] = cert.keyPem;
   }
 
@@ -287,6 +287,16 @@ export async function initServerDir(dir: string, opts: InitOptions = {}): Promis
   const cfg = await loadServerConfig(join(dir, "server.yml"));
   await loadUsers(cfg.usersFile);
   return { files: files.map((f) => f.path), serverPublicKey: publicKey };
+}
+
+/**
+ * The chain the server sends: its certificate, then the CA's. A share link
+ * can then name the CA by its SHA-256 alone, and the client fetch the CA
+ * from the handshake (docs/CONFIG.md, "Share links"); an ACME client's
+ * fullchain.pem is sent the same way.
+ */
+function serverChain(leafPem: string, caPem: string): string {
+  return `${leafPem.trimEnd()}\n${caPem.trimEnd()}\n`;
 }
 
 /** Checks the user's own certificate and key before `init` names them. */
@@ -393,7 +403,7 @@ export async function renewServerCert(dir: string, opts: RenewOptions = {}): Pro
   });
   // Key first: a reload that sees the new certificate finds its key too.
   await replaceFile(cfg.tlsFiles.key, cert.keyPem);
-  await replaceFile(cfg.tlsFiles.cert, cert.certPem);
+  await replaceFile(cfg.tlsFiles.cert, serverChain(cert.certPem, ca.certPem));
   await Deno.chmod(cfg.tlsFiles.cert, 0o644);
   return {
     certFile: cfg.tlsFiles.cert,

@@ -13,9 +13,11 @@ import {
   scramVerifier,
 } from "../crypto/scram.ts";
 import { basename, dirname, join } from "node:path";
-import { randomBytes } from "../crypto/mod.ts";
+import { ctEqual, randomBytes } from "../crypto/mod.ts";
 import {
   addUserToYaml,
+  certificateHashes,
+  type ClientProfileFields,
   encodeShareLink,
   formatClientProfile,
   loadServerConfig,
@@ -247,6 +249,10 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     const caPath = join(cfg.dir, "tls", "ca.crt");
     if (await exists(caPath)) caPem = await Deno.readTextFile(caPath);
   }
+  // The link may name the CA by its hash when the server itself sends it in its TLS chain.
+  const caHash = caPem === undefined ? undefined : certificateHashes(caPem);
+  const caInChain = transport === "tls" && certPem !== undefined && caHash?.length === 1 &&
+    certificateHashes(certPem).slice(1).some((h) => ctEqual(h, caHash[0]!));
 
   let tlsClient: { certPem: string; keyPem: string } | undefined;
   if (opts.clientCert) {
@@ -315,7 +321,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       ...(opts.maxStreams === undefined ? {} : { maxStreams: opts.maxStreams }),
       ...(opts.expires === undefined ? {} : { expires: opts.expires }),
     });
-    const profileYaml = formatClientProfile({
+    const fields: ClientProfileFields = {
       server,
       serverName,
       transport,
@@ -331,7 +337,8 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       ...(jwt === undefined ? {} : { jwt: { file: jwtFileName } }),
       ...(totpSecret === undefined ? {} : { totpSecret }),
       ...(tlsClient === undefined ? {} : { tlsClient }),
-    });
+    };
+    const profileYaml = formatClientProfile(fields);
     parseClientConfig(profileYaml, profilePath); // never hand out a profile that does not load
 
     await Deno.writeTextFile(profilePath, profileYaml, { mode: 0o600, createNew: !opts.force });
@@ -355,7 +362,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       usersFile: cfg.usersFile,
       profilePath,
       profileYaml,
-      link: encodeShareLink(profileYaml),
+      link: encodeShareLink(fields, { pinCa: caInChain }),
       dial,
       ...(jwt === undefined ? {} : { jwtFile }),
       ...(jwtSecret === undefined ? {} : { jwtSecret }),

@@ -47,6 +47,7 @@ export {
   wsListener,
 } from "./ws.ts";
 export { acceptProxyV2, PROXY_HEADER_DEADLINE_MS } from "./proxy_protocol.ts";
+export { fetchPeerChain, type PeerChainOptions } from "./peer_chain.ts";
 export {
   type ClientCertificate,
   getTransport,

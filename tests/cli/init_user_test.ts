@@ -7,14 +7,17 @@ import { formatUserTable, userCommand } from "../../lib/cli/user.ts";
 import { UsageError } from "../../lib/cli/args.ts";
 import { toBase64Url } from "../../lib/crypto/mod.ts";
 import {
+  certificateHashes,
   decodeShareLink,
   loadClientConfig,
   loadServerConfig,
   loadUsers,
+  shareLinkProfile,
 } from "../../lib/config/mod.ts";
 import { decodeServerIdentity, serverPublicKey } from "../../lib/handshake/mod.ts";
 import { certificateNames } from "../../lib/pki/mod.ts";
 import { test } from "../support/deadline.ts";
+import decodeQR from "@paulmillr/qr/decode.js";
 import { assertRejectsWith } from "../support/assert.ts";
 import { readToEnd, writeAll } from "../support/io.ts";
 import { serveConnections } from "../support/serve.ts";
@@ -164,7 +167,11 @@ test("user add writes users.yml and a profile that loadClientConfig reads", asyn
     assert.equal(await mode(out), 0o600);
     assert.equal(await mode(server.usersFile), 0o600);
     const link = r.out.split("\n").find((l) => l.startsWith("nitrosocks://"))!;
-    assert.equal(decodeShareLink(link), await Deno.readTextFile(out));
+    // The server sends its CA in its chain, so the link names it by hash: ≤ 400 characters.
+    const shared = decodeShareLink(link);
+    assert.deepEqual(shared.caSha256, certificateHashes(profile.caPem!)[0]);
+    assert.ok(link.length <= 400, `${link.length} characters`);
+    assert.equal(shareLinkProfile(shared, profile.caPem), await Deno.readTextFile(out));
     assert.ok(r.out.includes("--socks5-hostname 127.0.0.1:1080"));
     assert.ok(
       (await Deno.readTextFile(server.usersFile)).startsWith("# NitroSocks users."),
@@ -317,6 +324,62 @@ test("user add writes ./NAME.yml by default and honours --server", async () => {
     } finally {
       Deno.chdir(cwd);
     }
+  });
+});
+
+/** The QR code `terminalQr` drew (half blocks, light modules drawn) as an RGBA image. */
+function qrImage(text: string): { height: number; width: number; data: Uint8Array } {
+  const rows = text.split("\n").filter((l) => l.length > 0);
+  const cols = Math.max(...rows.map((r) => [...r].length));
+  const light: boolean[][] = [];
+  for (const r of rows) {
+    const cs = [...r.padEnd(cols, " ")];
+    light.push(cs.map((c) => c === "█" || c === "▀"));
+    light.push(cs.map((c) => c === "█" || c === "▄"));
+  }
+  const scale = 4, pad = 8;
+  const w = cols * scale + 2 * pad * scale, h = light.length * scale + 2 * pad * scale;
+  const data = new Uint8Array(w * h * 4).fill(255);
+  light.forEach((row, y) =>
+    row.forEach((isLight, x) => {
+      if (isLight) return;
+      for (let dy = 0; dy < scale; dy++) {
+        for (let dx = 0; dx < scale; dx++) {
+          const i = (((y + pad) * scale + dy) * w + (x + pad) * scale + dx) * 4;
+          data[i] = data[i + 1] = data[i + 2] = 0;
+        }
+      }
+    })
+  );
+  return { height: h, width: w, data };
+}
+
+test("user add --qr prints a QR code that decodes back to the share link", async () => {
+  await withServer(async (dir) => {
+    const r = await run(userCommand, [
+      "add",
+      "qr",
+      "--dir",
+      dir,
+      "--out",
+      join(dir, "q.yml"),
+      "--qr",
+    ]);
+    const lines = r.out.split("\n");
+    const at = lines.findIndex((l) => l.startsWith("nitrosocks://"));
+    const link = lines[at]!;
+    const qr = lines.slice(at + 2).filter((l) => /^[█▀▄ ]+$/.test(l));
+    assert.ok(qr.length > 20, "a QR code follows the link");
+    assert.equal(decodeQR(qrImage(qr.join("\n"))), link);
+    const plain = await run(userCommand, [
+      "add",
+      "noqr",
+      "--dir",
+      dir,
+      "--out",
+      join(dir, "n.yml"),
+    ]);
+    assert.ok(!plain.out.includes("▀"), "no QR code without --qr");
   });
 });
 

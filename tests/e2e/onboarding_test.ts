@@ -1,0 +1,159 @@
+/**
+ * One-paste onboarding with the real programs: `user add` prints a short
+ * link; `profile import` and `client --link -` take it on standard input,
+ * fetch the server's CA and check it against the link's hash, and curl
+ * gets a page through the tunnel. A server that sends another CA is
+ * refused.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startHttpTarget } from "../support/http_target.ts";
+import { createTlsFixture } from "../support/certs.ts";
+import { startNitrosocks } from "../support/nitro_process.ts";
+import { step, test } from "../support/deadline.ts";
+import { freePort, run, text } from "./_harness.ts";
+
+/** Runs a short nitrosocks command to completion; returns its exit code and output. */
+async function nitrosocks(args: string[], opts: { stdin?: string; cwd?: string } = {}) {
+  const p = startNitrosocks(args, opts);
+  const status = await step(`nitrosocks ${args.slice(0, 2).join(" ")} to finish`, p.status);
+  await p.close();
+  return { code: status.code, out: p.output() };
+}
+
+/** A server directory on loopback named vpn.example.org, a running server, alice's link. */
+async function serverWithAlice(dir: string) {
+  const port = freePort();
+  const srv = join(dir, "srv");
+  const init = await nitrosocks([
+    "init",
+    srv,
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--name",
+    "vpn.example.org",
+  ]);
+  assert.equal(init.code, 0, init.out);
+  const add = await nitrosocks([
+    "user",
+    "add",
+    "alice",
+    "--dir",
+    srv,
+    "--out",
+    join(dir, "alice.yml"),
+    "--routes",
+    "127.0.0.1:*",
+  ]);
+  assert.equal(add.code, 0, add.out);
+  const link = /^(nitrosocks:\/\/\S+)$/m.exec(add.out)![1]!;
+  const server = startNitrosocks(["server", "--config", join(srv, "server.yml")]);
+  await server.waitForOutput(/listening on/, "the server to listen");
+  return { srv, port, link, server };
+}
+
+test.slow(
+  "a share link on stdin: profile import writes a 0600 profile, client --link - carries curl",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    await using target = await startHttpTarget();
+    const { srv, link, server } = await serverWithAlice(dir);
+    try {
+      assert.ok(link.length <= 400, `the link is ${link.length} characters`);
+
+      const imported = join(dir, "imported.yml");
+      const imp = await nitrosocks(["profile", "import", "--out", imported], {
+        stdin: `${link}\n`,
+      });
+      assert.equal(imp.code, 0, imp.out);
+      assert.match(imp.out, /Wrote client profile .*imported\.yml \(mode 0600\)/);
+      assert.equal((await Deno.stat(imported)).mode! & 0o777, 0o600);
+      const profile = await Deno.readTextFile(imported);
+      const ca = (await Deno.readTextFile(join(srv, "tls/ca.crt"))).trim().split("\n");
+      for (const line of ca) assert.ok(profile.includes(`  ${line}`), "the fetched CA is in it");
+
+      // The link itself, on stdin: nothing secret in the client's argv.
+      await using client = startNitrosocks(
+        ["client", "--link", "-", "--socks", "127.0.0.1:0"],
+        { stdin: `${link}\n` },
+      );
+      const ready = await client.waitForOutput(
+        /SOCKS5 proxy ready on [^\s]+:(\d+)/,
+        "the client to be ready",
+      );
+      const curl = await run("curl", [
+        "-sS",
+        "--max-time",
+        "20",
+        "--socks5-hostname",
+        `127.0.0.1:${ready[1]}`,
+        `${target.url}/hello`,
+      ]);
+      assert.equal(curl.code, 0, curl.stderr);
+      assert.ok(text(curl).length > 0);
+      assert.ok(target.requests.some((r) => r.path === "/hello"), "the request reached the target");
+
+      // The imported profile and a file holding the link work the same way.
+      const linkFile = join(dir, "alice.link");
+      await Deno.writeTextFile(linkFile, `${link}\n`, { mode: 0o600 });
+      for (const config of [imported, linkFile]) {
+        await using c = startNitrosocks(["client", "--config", config, "--socks", "127.0.0.1:0"]);
+        const r = await c.waitForOutput(/SOCKS5 proxy ready on [^\s]+:(\d+)/, `client ${config}`);
+        const got = await run("curl", [
+          "-sS",
+          "--max-time",
+          "20",
+          "--socks5-hostname",
+          `127.0.0.1:${r[1]}`,
+          `${target.url}/again`,
+        ]);
+        assert.equal(got.code, 0, `${config}: ${got.stderr}\n${c.output()}`);
+      }
+    } finally {
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+test.slow("a share link whose server sends another CA is refused, and nothing is written", async () => {
+  const dir = await Deno.makeTempDir();
+  const { link, server } = await serverWithAlice(dir);
+  const { server: other } = await createTlsFixture(["vpn.example.org", "127.0.0.1"]);
+  const impostor = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: other.chainPem,
+    key: other.keyPem,
+  });
+  const accepting = (async () => {
+    for await (const c of impostor) c.handshake().catch(() => {}).finally(() => c.close());
+  })();
+  try {
+    const out = join(dir, "x.yml");
+    const r = await nitrosocks([
+      "profile",
+      "import",
+      "--out",
+      out,
+      "--server",
+      `127.0.0.1:${impostor.addr.port}`,
+    ], { stdin: `${link}\n` });
+    assert.equal(r.code, 1);
+    assert.match(r.out, /did not send the CA this share link names/);
+    await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+    // A damaged link is refused before anything is dialed.
+    const bad = await nitrosocks(["profile", "import", "--out", out], {
+      stdin: `${link.slice(0, -3)}\n`,
+    });
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /Invalid share link: /);
+  } finally {
+    impostor.close();
+    await accepting;
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
