@@ -48,6 +48,12 @@ export type YamlNode =
 
 /** Upper bound on nodes reached through aliases, so expansion cannot blow up. */
 const MAX_ALIASED_NODES = 10_000;
+/**
+ * Upper bound on aliases in one file: the library finds each alias's anchor
+ * by walking the document, so many aliases would cost time quadratic in the
+ * file's size (found by `deno task fuzz`).
+ */
+export const MAX_ALIASES = 100;
 const MAX_DEPTH = 64;
 
 function firstLine(message: string): string {
@@ -56,7 +62,9 @@ function firstLine(message: string): string {
 
 function loadDocument(text: string, file: string): { doc: Document.Parsed; lc: LineCounter } {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  // prettyErrors off: the library would format context for every error (thousands in a bad
+  // file; 3-5x the parse time, found by `deno task fuzz`); the position comes from `lc`.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const err = doc.errors[0];
   if (err !== undefined) {
     const lp = err.linePos?.[0] ?? lc.linePos(err.pos[0]);
@@ -84,6 +92,7 @@ function loadDocument(text: string, file: string): { doc: Document.Parsed; lc: L
 export function parseYaml(text: string, file: string): YamlNode {
   const { doc, lc } = loadDocument(text, file);
   let budget = MAX_ALIASED_NODES;
+  let aliases = 0;
   const posAt = (n: YNode | null | undefined, fallback: Pos): Pos => {
     const off = n?.range?.[0];
     if (off === undefined) return fallback;
@@ -110,7 +119,20 @@ export function parseYaml(text: string, file: string): YamlNode {
   };
   const convert = (n: unknown, fallback: Pos, depth: number, aliased = false): YamlNode => {
     if ((aliased && --budget < 0) || depth > MAX_DEPTH) throw tooDeep(fallback);
-    if (isAlias(n)) return convert(n.resolve(doc), posAt(n, fallback), depth + 1, true);
+    if (isAlias(n)) {
+      const at = posAt(n, fallback);
+      if (++aliases > MAX_ALIASES) {
+        throw new ConfigError(
+          `Cannot parse YAML: alias expansion too large: more than ${MAX_ALIASES} aliases`,
+          {
+            file,
+            line: at.line,
+            column: at.column,
+          },
+        );
+      }
+      return convert(n.resolve(doc), at, depth + 1, true);
+    }
     const pos = posAt(n as YNode | null, fallback);
     if (isMap(n)) {
       const entries: YamlEntry[] = [];

@@ -27,6 +27,8 @@ const DEFAULT_PORTS: Record<TransportName, number | undefined> = {
   wss: 443,
 };
 
+/** The longest server URL read (a host name is at most 253, a path 255 characters). */
+export const MAX_URL_LENGTH = 1024;
 const URL_FORM = /^([a-z]+):\/\/([^/?#]*)([^?#]*)$/;
 const PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]{0,254}$/;
 
@@ -46,7 +48,11 @@ const PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]{0,254}$/;
  * ```
  */
 export function parseServerUrl(text: string): ServerUrl | string {
-  const m = URL_FORM.exec(text);
+  if (text.length > MAX_URL_LENGTH) {
+    return `the URL is ${text.length} characters long; at most ${MAX_URL_LENGTH} are accepted`;
+  }
+  // Checked before the pattern, whose two runs would otherwise backtrack over a "?" or "#".
+  const m = /[?#]/.test(text) ? null : URL_FORM.exec(text);
   if (m === null) {
     return `${
       JSON.stringify(text)
