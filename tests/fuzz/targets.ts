@@ -47,12 +47,12 @@ import { parseRequestHead } from "../../lib/tunnel/decoy_http.ts";
 import { recognizeProbe } from "../../lib/tunnel/probe_shape.ts";
 import {
   decodeShareLink,
-  encodeShareLink,
   parseClientConfig,
   parseRoute,
   parseServerConfig,
   parseServerUrl,
   parseUsers,
+  shareLinkProfile,
 } from "../../lib/config/mod.ts";
 import { parseDuration, parseQuota, parseSize } from "../../lib/config/units.ts";
 import { chunksOf } from "./_mutate.ts";
@@ -134,7 +134,9 @@ function outcome(step: { type: string; reason?: string; status?: number }): stri
 export function errorSignature(e: unknown): string {
   if (e instanceof ProtocolError) return `ProtocolError:${e.code}`;
   if (e instanceof Socks5Error) return `Socks5Error:${e.reply}`;
-  if (e instanceof ConfigError) return `ConfigError:${e.key ?? ""}`;
+  if (e instanceof ConfigError) {
+    return `ConfigError:${e.key ?? e.message.replace(/"[^"]*"|\d+/g, "").slice(0, 50)}`;
+  }
   if (e instanceof Error) {
     const frame = (e.stack ?? "").split("\n").find((l) => /\/(lib|tests)\//.test(l));
     return `${e.name}@${frame?.replace(/^.*\/(lib|tests)\//, "$1/").replace(/\)$/, "") ?? "?"}`;
@@ -726,11 +728,13 @@ const configValues: FuzzTarget = {
 const shareLinks: FuzzTarget = {
   name: "share_link",
   async seeds() {
-    return [utf8(encodeShareLink(dec.decode(await exampleText("client.yml"))))];
+    const v = await vectors("share_link_v1.json");
+    const links = [...(v.valid as { link: string }[]), ...(v.invalid as { link: string }[])];
+    return links.map((x) => utf8(x.link));
   },
   run(input) {
-    const profile = decodeShareLink(dec.decode(input));
-    parseClientConfig(profile, "share link");
+    // What `client --link` does with a link: decode it, make the profile, parse that.
+    parseClientConfig(shareLinkProfile(decodeShareLink(dec.decode(input))), "<share link>");
     return "ok";
   },
   refusal: isConfig,
