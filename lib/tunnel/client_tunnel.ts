@@ -9,12 +9,21 @@
  */
 import type { ClientConfig, Endpoint } from "../config/mod.ts";
 import { Mux } from "../mux/mod.ts";
-import { deriveReleaseKey } from "../session/mod.ts";
+import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
 import { describeError, EventHub, logEvents, type Logger } from "../observe/mod.ts";
 import { connectLink, HANDSHAKE_DEADLINE_MS, TunnelError } from "./link.ts";
 import { PathSelector, where } from "./path_selector.ts";
-import { RECONNECT_GIVE_UP_MS, Reconnector } from "./reconnector.ts";
+import { RECONNECT_GIVE_UP_MS, Reconnector, sleep } from "./reconnector.ts";
+import { FailureLog } from "./failure_log.ts";
 import { type LinkEnd, Session } from "./session.ts";
+
+/**
+ * After the server said it is shutting down (NOTICE 2): the first wait
+ * before dialing it again and the cap of the doubling waits (ms). Requests
+ * meanwhile wait for that reconnection (up to `limits.connect_timeout`)
+ * instead of each dialing a server that is not there.
+ */
+export const SERVER_STOPPED_BACKOFF = { firstMs: 1_000, maxMs: 30_000 } as const;
 
 /** Options for {@linkcode ClientTunnel}. */
 export interface ClientTunnelOptions {
@@ -27,6 +36,8 @@ export interface ClientTunnelOptions {
   server?: { host: string; port: number };
   /** Trust this CA PEM for TLS instead of the profile's. */
   caPem?: string;
+  /** Waits after a shutdown notice (ms); default {@linkcode SERVER_STOPPED_BACKOFF}. */
+  serverStoppedBackoff?: { firstMs: number; maxMs: number };
 }
 
 /**
@@ -55,6 +66,12 @@ export class ClientTunnel {
   #closed = false;
   #resumptions = 0;
   #rotateTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The session the server ended with a shutdown notice, if it did. */
+  #stoppedSession = 0;
+  /** Reconnecting in the background after a shutdown notice. */
+  #waiting: Promise<Session> | undefined;
+  readonly #stoppedBackoff: { firstMs: number; maxMs: number };
+  readonly #stopWatching: () => void;
 
   constructor(options: ClientTunnelOptions) {
     const { profile, log } = options;
@@ -62,6 +79,12 @@ export class ClientTunnel {
     this.#log = log;
     this.events = options.events ?? new EventHub();
     this.#stopLogging = logEvents(this.events, log, "client");
+    this.#stoppedBackoff = options.serverStoppedBackoff ?? SERVER_STOPPED_BACKOFF;
+    this.#stopWatching = this.events.subscribe((e) => {
+      if (e.type === "release" && e.by === "peer" && e.notice === ReleaseReason.SHUTDOWN) {
+        this.#stoppedSession = e.session;
+      }
+    });
     const caPem = options.caPem ?? profile.caPem;
     const first: Endpoint = {
       server: options.server ?? profile.server,
@@ -91,6 +114,7 @@ export class ClientTunnel {
     if (this.#current !== undefined && !this.#current.isClosed) {
       return Promise.resolve(this.#current);
     }
+    if (this.#waiting !== undefined) return this.#awaitServer(this.#waiting);
     this.#connecting ??= this.#open().finally(() => (this.#connecting = undefined));
     return this.#connecting;
   }
@@ -105,6 +129,7 @@ export class ClientTunnel {
     if (this.#closed) return;
     this.#closed = true;
     this.#stop.abort();
+    this.#stopWatching();
     if (this.#rotateTimer !== undefined) clearTimeout(this.#rotateTimer);
     const s = this.#current;
     this.#current = undefined;
@@ -169,9 +194,58 @@ export class ClientTunnel {
         bytesOut: session.stats.bytesOut,
       });
       if (this.#current === session) this.#current = undefined;
+      if (this.#stoppedSession === no && !this.#closed) this.#waitForServer();
     });
     this.#scheduleRotation(session);
     return session;
+  }
+
+  /**
+   * The server said it is shutting down: dial it again only with doubling
+   * waits, in the background, with rate-limited warnings, until it is back.
+   */
+  #waitForServer(): void {
+    const { firstMs, maxMs } = this.#stoppedBackoff;
+    this.#log.info(
+      `the server is shutting down (it said so): reconnecting in about ${firstMs / 1000} s, ` +
+        `then with waits doubling up to ${maxMs / 1000} s`,
+    );
+    const failures = new FailureLog(this.#log);
+    const waiting = (async () => {
+      let delay = firstMs;
+      for (;;) {
+        await sleep(delay * (0.5 + Math.random()), this.#stop.signal);
+        if (this.#closed) throw new TunnelError("Client is shutting down");
+        try {
+          const session = await this.#open();
+          failures.recovered("the server is back");
+          return session;
+        } catch (e) {
+          failures.failed(`the server is still down: ${describeError(e)}`);
+          delay = Math.min(delay * 2, maxMs);
+        }
+      }
+    })();
+    this.#waiting = waiting;
+    waiting.catch(() => {}).finally(() => {
+      if (this.#waiting === waiting) this.#waiting = undefined;
+    });
+  }
+
+  /** A request while the server is away: wait for it, up to the profile's connect timeout. */
+  #awaitServer(waiting: Promise<Session>): Promise<Session> {
+    const ms = this.#profile.limits.connectTimeoutS * 1000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() =>
+        reject(
+          new TunnelError(
+            `the server said it was shutting down and is not back after ${ms / 1000} s more; ` +
+              "the client keeps reconnecting with backoff",
+          ),
+        ), ms);
+    });
+    return Promise.race([waiting, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** The session reported `link_down` itself (it has our events); here: avoid and resume. */

@@ -10,13 +10,14 @@
 import type { Endpoint } from "../config/mod.ts";
 import type { ClientResume, SessionSecrets } from "../handshake/mod.ts";
 import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
+import { FailureLog } from "./failure_log.ts";
 import { type NewLink, TunnelError } from "./link.ts";
 import type { PathSelector, PathState } from "./path_selector.ts";
 import type { Session } from "./session.ts";
 
 /** Reconnect backoff: first delay, cap, and how long to keep trying. */
-const BACKOFF_FIRST_MS = 50;
-const BACKOFF_MAX_MS = 5_000;
+export const BACKOFF_FIRST_MS = 50;
+export const BACKOFF_MAX_MS = 5_000;
 /** How long the client keeps trying to resume a session (ms). */
 export const RECONNECT_GIVE_UP_MS = 5 * 60_000;
 
@@ -32,6 +33,8 @@ export interface ReconnectorOptions {
   signal?: AbortSignal;
   /** Give up after this long (ms); default 5 min. */
   giveUpMs?: number;
+  /** Backoff between attempts (ms): first delay and cap; default 50 and 5 000. */
+  backoff?: { firstMs: number; maxMs: number };
 }
 
 /** A link that resumed the session, for the caller to attach. */
@@ -42,7 +45,8 @@ export interface Resumed {
   afterMs: number;
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const done = () => {
@@ -110,7 +114,9 @@ export class Reconnector {
     const { log, paths, events } = this.#o;
     const giveUpMs = this.#o.giveUpMs ?? RECONNECT_GIVE_UP_MS;
     const start = Date.now();
-    let delay = BACKOFF_FIRST_MS;
+    let delay = this.#o.backoff?.firstMs ?? BACKOFF_FIRST_MS;
+    const maxDelay = this.#o.backoff?.maxMs ?? BACKOFF_MAX_MS;
+    const failures = new FailureLog(log);
     while (wanted() && !session.isClosed) {
       let tried: Endpoint | undefined;
       try {
@@ -123,6 +129,7 @@ export class Reconnector {
           return undefined;
         }
         this.#remember(link.secrets);
+        failures.recovered("reconnected");
         return { link, path, afterMs: Date.now() - start };
       } catch (e) {
         if (e instanceof TunnelError && e.kind === "session_gone") {
@@ -146,9 +153,9 @@ export class Reconnector {
           session.close("could not reconnect", false);
           return undefined;
         }
-        log.warn(`reconnect failed: ${describeError(e)}; retrying in ${delay} ms`);
+        failures.failed(`reconnect failed: ${describeError(e)}; retrying with backoff`);
         await sleep(delay * (0.5 + Math.random()), this.#o.signal);
-        delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+        delay = Math.min(delay * 2, maxDelay);
       }
     }
     return undefined;
