@@ -66,5 +66,5 @@ test("Reconnector reports 20 failed attempts in 5 lines, then how many failed si
   const warns = lines.filter((l) => l.startsWith("warn"));
   assert.equal(warns.length, 5, lines.join("\n"));
   assert.match(warns[0]!, /reconnect failed: connection refused by 127\.0\.0\.1:1; retrying/);
-  assert.match(lines.at(-1)!, /^info  \[t\] reconnected: 20 attempts failed since \d{4}-/);
+  assert.match(lines.at(-1)!, /^info {2}\[t\] reconnected: 20 attempts failed since \d{4}-/);
 });
