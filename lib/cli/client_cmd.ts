@@ -5,9 +5,11 @@
  * @module
  */
 import { describeCryptoBackend } from "../record/mod.ts";
-import { startClient } from "../tunnel/client.ts";
+import { type ClientConfig, watchFile } from "../config/mod.ts";
+import { toBase64Url } from "../crypto/mod.ts";
+import { type ClientHandle, startClient } from "../tunnel/client.ts";
 import { loadProfile } from "../tunnel/profile_source.ts";
-import { createLogger } from "../observe/mod.ts";
+import { createLogger, describeError } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import { useCryptoBackend } from "./crypto.ts";
 import { readLink, readPassword } from "./secret.ts";
@@ -21,6 +23,10 @@ Runs the local SOCKS5 proxy (default 127.0.0.1:1080) from a client profile made 
 password (no echo), or reads the first line of standard input when it is not a
 terminal. Point any program at it, e.g.
   curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+
+The client reloads a --config profile when the file changes and on SIGHUP: a
+changed profile restarts the tunnel and listeners with it; one that does not
+load changes nothing (the log says why).
 
 Options:
   --config FILE       the client profile, or a file holding its share link
@@ -90,14 +96,76 @@ export const clientCommand: Command = {
     const log = createLogger(level, "client");
     const backend = useCryptoBackend(config.crypto);
     log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
-    const client = await startClient({
-      profile: config,
+    const overrides = {
       log,
       ...(socks === undefined ? {} : { socks: parseHostPort(socks, "--socks address") }),
       ...(serverAddr === undefined ? {} : { server: serverAddr }),
       ...(caPem === undefined ? {} : { caPem }),
-    });
-    console.log(`SOCKS5 proxy ready on ${client.socksAddr.hostname}:${client.socksAddr.port}`);
+    };
+    let client = await startClient({ ...overrides, profile: config });
+    const ready = (c: ClientHandle) =>
+      console.log(`SOCKS5 proxy ready on ${c.socksAddr.hostname}:${c.socksAddr.port}`);
+    ready(client);
+    let lastText = file === undefined ? undefined : await Deno.readTextFile(file).catch(() => "");
+    /**
+     * Loads the profile again; a changed one restarts the tunnel and the
+     * listeners with it, one that does not load changes nothing.
+     */
+    const reload = async (why: string) => {
+      if (file === undefined) {
+        log.warn(`${why}: the profile came from a link on standard input; nothing to reload`);
+        return;
+      }
+      let next: ClientConfig;
+      let text: string;
+      try {
+        text = await Deno.readTextFile(file);
+        if (text === lastText) {
+          log.info(`${why}: profile ${file} unchanged`);
+          return;
+        }
+        next = await loadProfile(file, serverAddr === undefined ? {} : { server: serverAddr });
+      } catch (e) {
+        log.error(
+          `${why}: profile ${file} not reloaded, keeping the running one: ${describeError(e)}`,
+        );
+        return;
+      }
+      if (next.password !== undefined && next.password.value === undefined) {
+        // The password typed at start, when the salt is the same.
+        const had = config.password;
+        if (had?.value === undefined || toBase64Url(had.salt) !== toBase64Url(next.password.salt)) {
+          log.error(
+            `${why}: profile ${file} not reloaded: it needs a password; restart the client`,
+          );
+          return;
+        }
+        next = { ...next, password: { ...next.password, value: had.value } };
+      }
+      log.info(`${why}: profile ${file} changed; restarting the tunnel and listeners with it`);
+      await client.close();
+      try {
+        client = await startClient({ ...overrides, profile: next });
+        config = next;
+        lastText = text;
+      } catch (e) {
+        log.error(`the new profile did not start (${describeError(e)}); back to the previous one`);
+        client = await startClient({ ...overrides, profile: config });
+      }
+      ready(client);
+    };
+    let reloading = Promise.resolve();
+    const queueReload = (why: string) => {
+      reloading = reloading.then(() => reload(why)).catch((e) =>
+        log.error(`reload failed: ${describeError(e)}`)
+      );
+    };
+    const watch = file === undefined
+      ? undefined
+      : watchFile(file, () => queueReload("file changed"), {
+        onError: (e) => log.warn(`no longer watching ${file}: ${describeError(e)}`),
+      });
+    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", () => queueReload("SIGHUP"));
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       const signals: Deno.Signal[] = Deno.build.os === "windows"
@@ -105,6 +173,8 @@ export const clientCommand: Command = {
         : ["SIGINT", "SIGTERM"];
       for (const s of signals) Deno.addSignalListener(s, stop);
     });
+    watch?.close();
+    await reloading;
     log.info("stopping");
     await client.close();
     return 0;
