@@ -20,6 +20,8 @@ import { ClientTunnel } from "./_client_tunnel.ts";
 import { checkTimeout, createConn } from "./_conn.ts";
 import { abortable, resolveLog } from "./_options.ts";
 import type { TunnelConn } from "./conn.ts";
+import { dialDatagram } from "./_datagram.ts";
+import type { TunnelDatagramConn } from "./datagram.ts";
 
 /** How long the server may take to reach a target and answer, by default. */
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
@@ -57,17 +59,19 @@ export interface DialOptions {
   /** The target's port, 1-65535. */
   port: number;
   /**
-   * "tcp" (default). "udp" is not available from the library yet (the
-   * client's SOCKS5 port relays UDP with UDP ASSOCIATE), so dialing "udp"
-   * rejects with `Deno.errors.NotSupported`.
+   * "tcp" (default): a `TunnelConn`. "udp": a `TunnelDatagramConn`, whose
+   * datagrams ride a UDP association (as the SOCKS5 port's UDP ASSOCIATE).
    */
   transport?: "tcp" | "udp";
-  /** How long the server may take to reach the target and answer (ms). Default 30 000. */
+  /**
+   * How long the server may take to reach the target (TCP) or to open the
+   * association (UDP) and answer (ms). Default 30 000.
+   */
   timeoutMs?: number;
   /**
-   * A write the tunnel cannot take within this many milliseconds, because
-   * the peer stopped reading and the flow-control credit ran out, fails
-   * with `PeerSlowError`. Default: writes wait as long as it takes.
+   * TCP: a write the tunnel cannot take within this many milliseconds,
+   * because the peer stopped reading and the flow-control credit ran out,
+   * fails with `PeerSlowError`. Default: writes wait as long as it takes.
    */
   writeTimeoutMs?: number;
   /** Aborting it cancels the dial (not the connection it made). */
@@ -96,15 +100,23 @@ export interface Tunnel extends AsyncDisposable {
   /** True once `close()` was called (or the signal aborted). */
   readonly closed: boolean;
   /**
+   * Opens a UDP association for datagrams to and from `hostname:port`
+   * through the tunnel (`transport: "udp"`). The server checks every
+   * datagram against the user's `udp:` routes and drops what they refuse.
+   * Rejects with `Socks5Error` when the server refuses the association
+   * (e.g. `Reply.NOT_ALLOWED` past the user's `max_streams`), with
+   * `Deno.errors.TimedOut` when it did not answer in `timeoutMs`.
+   */
+  dial(options: DialOptions & { transport: "udp" }): Promise<TunnelDatagramConn>;
+  /**
    * Opens a TCP connection to `hostname:port` through the tunnel, as seen
    * from the server. Rejects with `Socks5Error` carrying the server's
    * SOCKS5 reply code when the target is refused (`Reply.NOT_ALLOWED`: the
    * user's routes do not allow it; `Reply.CONNECTION_REFUSED`,
    * `Reply.HOST_UNREACHABLE`, ...: the server could not reach it); with
-   * `Deno.errors.NotSupported` for `transport: "udp"`; with
    * `Deno.errors.TimedOut` when the server did not answer in `timeoutMs`.
    */
-  dial(options: DialOptions): Promise<TunnelConn>;
+  dial(options: DialOptions & { transport?: "tcp" }): Promise<TunnelConn>;
   /** Ends the session gracefully (its connections are reset) and releases everything. */
   close(): Promise<void>;
 }
@@ -208,17 +220,13 @@ class ClientTunnelHandle implements Tunnel {
     return this.#closing !== undefined;
   }
 
-  async dial(options: DialOptions): Promise<TunnelConn> {
+  dial(options: DialOptions & { transport: "udp" }): Promise<TunnelDatagramConn>;
+  dial(options: DialOptions & { transport?: "tcp" }): Promise<TunnelConn>;
+  async dial(options: DialOptions): Promise<TunnelConn | TunnelDatagramConn> {
     const { hostname, port } = options;
     const transport = options.transport ?? "tcp";
     const where = typeof hostname === "string" ? formatHostPort(hostname, port) : String(hostname);
-    if (transport === "udp") {
-      throw new Deno.errors.NotSupported(
-        `Cannot dial udp ${where}: datagrams through dial() are not supported yet ` +
-          `(only "tcp" connections are); the client's SOCKS5 port relays UDP (UDP ASSOCIATE)`,
-      );
-    }
-    if (transport !== "tcp") {
+    if (transport !== "tcp" && transport !== "udp") {
       throw new TypeError(`Cannot dial ${where}: transport "${transport}" is not "tcp" or "udp"`);
     }
     const host = typeof hostname === "string" ? classifyHost(hostname) : null;
@@ -235,6 +243,17 @@ class ClientTunnelHandle implements Tunnel {
     }
     const signal = options.signal;
     signal?.throwIfAborted();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    if (transport === "udp") {
+      const dialing = dialDatagram(() => this.#client.session(), { hostname, port }, timeoutMs);
+      try {
+        return await abortable(dialing, signal);
+      } catch (e) {
+        // Abandoned: an association that opens after all is closed at once.
+        dialing.then((c) => c.close(), () => {});
+        throw e;
+      }
+    }
     const request = encodeRequest({
       command: "connect",
       addressType: host.addressType,
@@ -242,7 +261,7 @@ class ClientTunnelHandle implements Tunnel {
       port,
     });
     const session = await abortable(this.#client.session(), signal);
-    const opening = session.open(request, options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+    const opening = session.open(request, timeoutMs);
     let opened: { id: number; reply: Uint8Array };
     try {
       opened = await abortable(opening, signal);

@@ -13,6 +13,12 @@ export {
   type Tunnel,
 } from "./connect.ts";
 export type { ReadFullOptions, TunnelConn } from "./conn.ts";
+export {
+  DATAGRAM_QUEUE_MAX,
+  MAX_DATAGRAM_BYTES,
+  type ReceiveOptions,
+  type TunnelDatagramConn,
+} from "./datagram.ts";
 export { PeerSlowError, type PeerSlowErrorOptions, type PeerSlowOperation } from "./errors.ts";
 export { listen, type ListenOptions, type TunnelServer } from "./listen.ts";
 export { TunnelError } from "../tunnel/client.ts";

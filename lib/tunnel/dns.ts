@@ -29,6 +29,7 @@ import {
   UDP_RETRY_MS,
 } from "./forwards.ts";
 import type { FrontEnd } from "./listener.ts";
+import { DatagramSender } from "./udp_sender.ts";
 
 /** Queries waiting for their answer at once; more are dropped (the application retries). */
 export const DNS_PENDING_MAX = 4096;
@@ -81,6 +82,7 @@ export function startDnsServer(settings: DnsSettings, context: ForwardContext): 
   const throttled = new ThrottledLog(log);
   const { sock, tcp } = bindBoth(settings, context);
   const local = sock.addr as Deno.NetAddr;
+  const sender = new DatagramSender(sock, () => counters.dropped++);
   for (const protocol of ["udp", "tcp"] as const) {
     context.events.emit({
       type: "listening",
@@ -114,7 +116,7 @@ export function startDnsServer(settings: DnsSettings, context: ForwardContext): 
     answer[0] = p.id >> 8;
     answer[1] = p.id & 0xff;
     counters.answers++;
-    sock.send(answer, p.to).catch(() => counters.dropped++);
+    if (!sender.send(answer, p.to)) counters.dropped++;
   };
 
   /** The shared association: open, opening, or undefined while it cannot open. */

@@ -23,6 +23,7 @@ import { type Association, datagramAddress, openAssociation } from "./associatio
 import { type Connector, openFor } from "./dial.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";
 import type { Session } from "./session.ts";
+import { DatagramSender } from "./udp_sender.ts";
 
 /** Datagrams of one source held while its association opens. */
 export const UDP_PENDING_MAX = 64;
@@ -219,6 +220,7 @@ function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
     () => Deno.listenDatagram({ transport: "udp", hostname: listen.host, port: listen.port }),
   );
   const local = sock.addr as Deno.NetAddr;
+  const sender = new DatagramSender(sock, (e) => log.debug(`send failed: ${describeError(e)}`));
   const flows = new Map<string, Flow>();
   let stopped = false;
 
@@ -250,7 +252,7 @@ function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
         flow.last = performance.now();
         flow.in++;
         flow.bytesIn += data.length;
-        sock.send(data, source).catch(() => flow.dropped++);
+        if (!sender.send(data, source)) flow.dropped++;
       },
       onClose: (reason) => endFlow(key, flow, reason),
     }).then((a) => {

@@ -27,6 +27,7 @@ import { writeAll } from "../transport/types.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import type { Session } from "./session.ts";
 import { ASSOCIATE_REQUEST } from "./association.ts";
+import { DatagramSender } from "./udp_sender.ts";
 
 /** One receive buffer: the largest UDP payload. */
 const RECEIVE_BYTES = 65536;
@@ -146,6 +147,7 @@ export async function runAssociation(
       reason,
     });
   };
+  const sender = new DatagramSender(relay, () => counters.dropped++);
   const bound = session.bindAssociation(id, {
     onDatagram(datagram) {
       if (closed || appPort === 0) {
@@ -161,9 +163,9 @@ export async function runAssociation(
       packet[0] = packet[1] = packet[2] = 0;
       counters.in++;
       counters.bytesIn += datagram.length - udpAddressLength(datagram);
-      relay.send(packet, { transport: "udp", hostname: appHost, port: appPort }).catch(() => {
+      if (!sender.send(packet, { transport: "udp", hostname: appHost, port: appPort })) {
         counters.dropped++;
-      });
+      }
     },
     onClose: (reason) => close(`stream ended: ${reason}`),
   });

@@ -13,6 +13,7 @@ import { decodeUdpAddress, encodeUdpAddress, udpAddressLength } from "../socks5/
 import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import type { Session } from "./session.ts";
+import { DatagramSender } from "./udp_sender.ts";
 
 /** Peers remembered per association for replies; the least recently sent to is forgotten first. */
 const MAX_PEERS = 4096;
@@ -71,6 +72,8 @@ export interface UdpCounters {
 /** One address family's socket and the peers it has sent to. */
 interface Nat {
   conn: Deno.DatagramConn;
+  /** Sends on `conn` in order. */
+  sender: DatagramSender;
   /** "ip port" of every peer sent to, least recently used first. */
   peers: Map<string, true>;
   lastUse: number;
@@ -197,10 +200,7 @@ export class UdpAssociation {
     this.counters.bytesOut += data.length;
     this.#allowPeer(nat, ip, port);
     const addr: Deno.NetAddr = { transport: "udp", hostname: ip, port };
-    nat.conn.send(data, addr).catch((e) => {
-      this.counters.dropped++;
-      this.#o.log.debug(`udp ${this.#o.id}: send to ${ip}:${port}: ${describeError(e)}`);
-    });
+    if (!nat.sender.send(data, addr)) this.counters.dropped++;
   }
 
   #allowPeer(nat: Nat, host: string, port: number): void {
@@ -233,6 +233,10 @@ export class UdpAssociation {
     const idleMs = this.#o.idleMs;
     const nat: Nat = {
       conn,
+      sender: new DatagramSender(conn, (e) => {
+        this.counters.dropped++;
+        this.#o.log.debug(`udp ${this.#o.id}: send: ${describeError(e)}`);
+      }),
       peers: new Map(),
       lastUse: Date.now(),
       timer: setInterval(() => {

@@ -35,6 +35,8 @@ export interface SetupOptions {
   editServer?: (text: string) => string;
   /** Text appended to alice's profile. */
   profileYaml?: string;
+  /** alice's routes; default {@linkcode LOOPBACK_ROUTES}. */
+  routes?: string[];
 }
 
 /** A server from a directory on disk and alice's profile for it. */
@@ -77,7 +79,7 @@ async function setUp(opts: SetupOptions): Promise<Setup> {
       dir,
       out: profilePath,
       server: `127.0.0.1:${server.addr.port}`,
-      routes: [...LOOPBACK_ROUTES],
+      routes: opts.routes ?? [...LOOPBACK_ROUTES],
     });
     if (opts.profileYaml !== undefined) {
       const p = await Deno.readTextFile(profilePath);

@@ -121,14 +121,19 @@ test("dial() to a closed port rejects with Socks5Error CONNECTION_REFUSED", asyn
   });
 });
 
-test("dial() with transport udp rejects with NotSupported (no datagram API in the library yet)", async () => {
+test("dial() refuses a port out of range, a host that is not one, and an unknown transport", async () => {
   await using setup = await startServer();
-  await step("a udp dial", async () => {
+  await step("bad dials", async () => {
     await using tunnel = await connect(setup.profilePath);
-    await assert.rejects(
-      tunnel.dial({ hostname: "127.0.0.1", port: 53, transport: "udp" }),
-      (e: unknown) =>
-        e instanceof Deno.errors.NotSupported && /datagrams .* not supported yet/.test(e.message),
+    await assertRejectsWith(
+      tunnel.dial({ hostname: "127.0.0.1", port: 53, transport: "sctp" as "udp" }),
+      TypeError,
+      'Cannot dial 127.0.0.1:53: transport "sctp" is not "tcp" or "udp"',
+    );
+    await assertRejectsWith(
+      tunnel.dial({ hostname: "127.0.0.1", port: 0, transport: "udp" }),
+      RangeError,
+      "Cannot dial 127.0.0.1:0: port 0 is not in 1-65535",
     );
     await assertRejectsWith(
       tunnel.dial({ hostname: "127.0.0.1", port: 0 }),
