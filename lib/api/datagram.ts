@@ -27,6 +27,11 @@ export interface ReceiveOptions {
  * `close()` (or `using`) ends the association; if the tunnel ends it
  * first, `receive` rejects with `Deno.errors.ConnectionReset`.
  *
+ * The server relays datagrams from sockets on the wildcard address
+ * (`0.0.0.0`, `::`): a server run with `--allow-net` scoped to hosts needs
+ * those too (`deno task test:doc` runs this example with
+ * `--allow-net=127.0.0.1,0.0.0.0`).
+ *
  * @example A datagram to a UDP echo server and its echo
  * ```ts
  * import { connect, listen } from "../../mod.ts";
