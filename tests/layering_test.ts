@@ -49,6 +49,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   openssl: ["record", "crypto"],
   // Per-user byte and session counts and where they persist.
   accounting: ["observe"],
+  // State a fleet of servers shares through Redis: replay cache, leases, kicks, counters.
+  fleet: ["accounting"],
   // The admin HTTP endpoint: /metrics, /status, /kick.
   admin: ["accounting", "config", "crypto", "observe"],
   // Resume, release and re-key; `record` for the re-key mix-in size.
@@ -73,6 +75,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "observe",
     "accounting",
     "admin",
+    "fleet",
   ],
   // The public API (mod.ts) over the tunnel layer.
   api: ["wire", "socks5", "transport", "config", "observe", "tunnel"],
@@ -94,6 +97,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "config",
     "accounting",
     "admin",
+    "fleet",
     "provision",
     "tunnel",
     "api",

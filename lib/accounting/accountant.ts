@@ -173,6 +173,7 @@ export class Accountant {
       this.#pending = emptyBatch();
       try {
         await this.#o.store.add(batch);
+        await this.#adopt();
         if (this.#failing) {
           this.#failing = false;
           this.#o.onStoreError?.(undefined, true);
@@ -186,6 +187,27 @@ export class Accountant {
     });
     this.#flushing = run;
     return run;
+  }
+
+  /**
+   * With a shared store: takes the fleet's counters of the users with a
+   * live session here, plus what this server gathered since the last batch.
+   */
+  async #adopt(): Promise<void> {
+    const read = this.#o.store.users;
+    if (read === undefined) return;
+    const names = new Set<string>();
+    for (const t of this.#sessions.values()) names.add(t.user);
+    if (names.size === 0) return;
+    const fleet = await read.call(this.#o.store, [...names]);
+    for (const [name, shared] of fleet) {
+      const mine = this.#totals.users.get(name);
+      if (mine === undefined) continue;
+      shared.sessionsLive = mine.sessionsLive;
+      const pending = this.#pending.users.get(name);
+      if (pending !== undefined) applyUserDelta(shared, { ...pending, sessionsLive: 0 });
+      this.#totals.users.set(name, shared);
+    }
   }
 
   /** Stops counting, writes what is pending, and closes the store. */

@@ -21,6 +21,45 @@ export interface MetricsInput {
   now: number;
   /** The process's memory (bytes). */
   memory: { rss: number; heapUsed: number };
+  /** The shared store of a fleet (`store:` in server.yml), when there is one. */
+  store?: StoreState;
+}
+
+/** A fleet's shared store as the metrics show it. */
+export interface StoreState {
+  /** Which store (`redis`). */
+  kind: string;
+  /** True while it answers. */
+  up: boolean;
+  /** Times it went down since the server started. */
+  outages: number;
+  /** Hellos refused as probes because the store could not be asked (fail closed). */
+  unchecked: number;
+}
+
+function storeMetrics(st: StoreState | undefined): MetricFamily[] {
+  if (st === undefined) return [];
+  const labels = { store: st.kind };
+  return [
+    {
+      name: "nitrosocks_store_up",
+      help: "1 while the fleet's shared store answers, 0 while it does not.",
+      type: "gauge",
+      samples: [{ labels, value: st.up ? 1 : 0 }],
+    },
+    {
+      name: "nitrosocks_store_outages_total",
+      help: "Times the connection to the shared store went down.",
+      type: "counter",
+      samples: [{ labels, value: st.outages }],
+    },
+    {
+      name: "nitrosocks_store_unchecked_hellos_total",
+      help: "Hellos refused as probes because the shared store could not check their nonce.",
+      type: "counter",
+      samples: [{ labels, value: st.unchecked }],
+    },
+  ];
 }
 
 /** Refusal reasons always reported (0 until one happens). */
@@ -195,5 +234,6 @@ export function serverMetrics(input: MetricsInput): MetricFamily[] {
       type: "gauge",
       samples: [{ value: input.memory.heapUsed }],
     },
+    ...storeMetrics(input.store),
   ];
 }

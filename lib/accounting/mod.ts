@@ -23,7 +23,7 @@ export {
 export { type AccountingStore, MemoryStore } from "./store.ts";
 export { FileStore, type FileStoreOptions, StateFileError } from "./file_store.ts";
 export { Accountant, type AccountantOptions, type SessionBytes } from "./accountant.ts";
-export { type MetricsInput, serverMetrics } from "./metrics.ts";
+export { type MetricsInput, serverMetrics, type StoreState } from "./metrics.ts";
 export {
   escapeLabelValue,
   EXPOSITION_CONTENT_TYPE,

@@ -38,6 +38,13 @@ export interface AccountingStore {
   forget(names: readonly string[]): Promise<void>;
   /** Finishes pending writes and releases what the store holds. */
   close(): Promise<void>;
+  /**
+   * A store shared by a fleet has it: these users' counters as the whole
+   * fleet has them now (users it has none for are left out). The
+   * `Accountant` reads them after each batch, so quotas count every
+   * server's bytes.
+   */
+  users?(names: readonly string[]): Promise<Map<string, UserCounters>>;
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   EXPOSITION_CONTENT_TYPE,
   renderExposition,
   serverMetrics,
+  type StoreState,
 } from "../accounting/mod.ts";
 import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
 import type { KickReport, SessionDirectory, StatusReport } from "./types.ts";
@@ -35,6 +36,8 @@ export interface AdminOptions {
   sessions: SessionDirectory;
   /** The users (their number is a metric). */
   users: { readonly size: number };
+  /** The shared store's state (`store:` of server.yml), when the server has one. */
+  store?: () => StoreState;
   log: Logger;
   /** Where the `listening` event goes. */
   events?: EventSink;
@@ -110,6 +113,7 @@ export function startAdmin(options: AdminOptions): AdminHandle {
       snapshot: options.accountant.snapshot(),
       users: options.users.size,
       streamsLive: options.sessions.streamsLive(),
+      ...(options.store === undefined ? {} : { store: options.store() }),
       startedAt,
       now: now(),
       memory: { rss: mem.rss, heapUsed: mem.heapUsed },

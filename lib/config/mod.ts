@@ -27,6 +27,7 @@ export {
   parseServerConfig,
   type ServerConfig,
   type SessionSettings,
+  type StoreSettings,
   TRANSPORT_NAMES,
   type TransportName,
 } from "./server.ts";

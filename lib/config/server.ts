@@ -140,7 +140,26 @@ export interface ServerConfig {
   accounting: AccountingSettings;
   /** Which addresses tunnels may not reach, and how target names are resolved. */
   egress: EgressSettings;
+  /** Where state shared by a fleet of servers lives (`store:`): this process, or one Redis. */
+  store: StoreSettings;
 }
+
+/**
+ * `store:` in server.yml: `file` keeps everything in this process and its
+ * state file; a Redis URL shares the replay cache, tunnel leases, kicks and
+ * counters with every server that names the same Redis and prefix.
+ */
+export type StoreSettings =
+  | { kind: "file" }
+  | {
+    kind: "redis";
+    /** `redis://HOST:PORT[/DB]`, without a password. */
+    url: string;
+    /** The password (`store.password_file`), when Redis asks for one. Never logged. */
+    password?: string;
+    /** Prepended to every key and channel, so fleets can share one Redis. */
+    prefix: string;
+  };
 
 /** `egress:` in server.yml. */
 export interface EgressSettings {
@@ -407,6 +426,24 @@ const serverSchema = object({
   })),
   ws: optional(object({ path: required(wsPathSchema()) })),
   proxy_protocol: withDefault(boolean(), false),
+  store: section(object({
+    url: withDefault(
+      string({
+        pattern: /^(file|redis:\/\/[A-Za-z0-9.\-\[\]:]+(\/[0-9]{1,2})?)$/,
+        what: '"file" or a Redis URL "redis://HOST:PORT[/DB]" (no password in it)',
+        hint: 'e.g. "redis://10.0.0.5:6379/0"; put a password in store.password_file',
+      }),
+      "file",
+    ),
+    password_file: optional(path()),
+    prefix: withDefault(
+      string({
+        pattern: /^[A-Za-z0-9_.:-]{1,64}$/,
+        what: "a key prefix of 1 to 64 [A-Za-z0-9_.:-]",
+      }),
+      "nitrosocks:",
+    ),
+  })),
 });
 
 /** Every key path `server.yml` accepts, e.g. `limits.stream_window` (see `schemaKeys`). */
@@ -553,6 +590,28 @@ export function parseServerConfig(
     if (raw.transport === "tls") tlsFiles = { cert: cert.path, key: key.path };
   }
 
+  let store: StoreSettings = { kind: "file" };
+  if (raw.store.url !== "file") {
+    let password: string | undefined;
+    if (raw.store.password_file !== undefined) {
+      password = read(["store", "password_file"], raw.store.password_file, "Redis password").text
+        .replace(/\r?\n$/, "");
+    }
+    store = {
+      kind: "redis",
+      url: raw.store.url,
+      ...(password === undefined ? {} : { password }),
+      prefix: raw.store.prefix,
+    };
+  } else if (raw.store.password_file !== undefined) {
+    throw configError(
+      at("store.password_file"),
+      locate(root, ["store", "password_file"]),
+      'Invalid store.password_file: store.url is "file"',
+      'set store.url to your Redis ("redis://HOST:PORT"), or remove password_file',
+    );
+  }
+
   let ticketKeysText: string | undefined;
   if (raw.session.ticket_keys !== undefined) {
     ticketKeysText = read(["session", "ticket_keys"], raw.session.ticket_keys, "ticket keys").text;
@@ -624,6 +683,7 @@ export function parseServerConfig(
       block: raw.egress.block,
       ...(raw.egress.resolver === undefined ? {} : { resolver: raw.egress.resolver }),
     },
+    store,
   };
   return deepFreeze(cfg);
 }

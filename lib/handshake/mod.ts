@@ -92,6 +92,7 @@ export type {
   ClientResume,
   ClientStep,
   HandshakeTrace,
+  HelloSeen,
   JwtVerifier,
   PasswordKeys,
   PasswordVerifier,

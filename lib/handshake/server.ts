@@ -85,6 +85,7 @@ import {
 } from "./_schedule.ts";
 import type {
   HandshakeTrace,
+  HelloSeen,
   PasswordVerifier,
   ResumableSession,
   ServerStep,
@@ -354,7 +355,7 @@ function consumeHello(
   s: ReadingHello,
   frame: Uint8Array,
   log: (msg: string) => void,
-): { bytes: Uint8Array; state: ExpectResponse | ExpectResumeResponse } | Verdict {
+): { bytes: Uint8Array; state: ExpectResponse | ExpectResumeResponse; hello: HelloSeen } | Verdict {
   let plain: Uint8Array;
   try {
     plain = openFrame(s.keys, s.hc, frame);
@@ -446,6 +447,7 @@ function consumeHello(
     wipe(ephemeral);
     return {
       bytes: sealed,
+      hello: { nonce: hello.nonce, timestampMs: hello.timestampMs },
       state: {
         kind: "expect_resume_response",
         ck: ck2,
@@ -460,6 +462,7 @@ function consumeHello(
   }
   return {
     bytes: sealed,
+    hello: { nonce: hello.nonce, timestampMs: hello.timestampMs },
     state: {
       kind: "expect_response",
       ck: ck2,
@@ -848,7 +851,7 @@ export class ServerHandshake {
         const out = consumeHello(this.#ctx, s, frame, this.#log);
         if ("type" in out) return out;
         this.#state = out.state;
-        return { type: "send", bytes: out.bytes };
+        return { type: "send", bytes: out.bytes, hello: out.hello };
       }
       case "expect_response": {
         if (this.#in.length < LENGTH_BYTES) return { type: "need_more" };

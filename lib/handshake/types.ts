@@ -145,7 +145,13 @@ export type ClientStep =
     rest: Uint8Array;
   };
 
-/** What the server should do after `push`. */
+/** A Hello's nonce and timestamp, once its MAC verified and the local replay guard took it. */
+export interface HelloSeen {
+  nonce: Uint8Array;
+  timestampMs: number;
+}
+
+/** What {@linkcode ServerHandshake} asks the caller to do next. */
 export type ServerStep =
   | { type: "need_more" }
   /**
@@ -153,8 +159,12 @@ export type ServerStep =
    * clock): forward `received()` to the fallback and send nothing ourselves.
    */
   | { type: "probe"; reason: string }
-  /** Send these bytes (ServerHello, later Result). */
-  | { type: "send"; bytes: Uint8Array }
+  /**
+   * Send these bytes (ServerHello, later Result). With the ServerHello,
+   * `hello` names the Hello this server's replay guard just accepted, so a
+   * fleet can check it against a shared cache before the bytes go out.
+   */
+  | { type: "send"; bytes: Uint8Array; hello?: HelloSeen }
   /**
    * Authentication failed after the gate; `reason` is for the server log
    * only. Close the connection without sending anything.

@@ -23,7 +23,13 @@ export interface DriveLimits {
 }
 
 /** Options for {@linkcode drive}. */
-export interface DriveOptions extends DriveLimits {
+export interface DriveOptions<S = unknown> extends DriveLimits {
+  /**
+   * Asked before each "send" step is written: a final step to stop with
+   * instead (the server's fleet-wide replay check turns a ServerHello into
+   * a probe), or undefined to send.
+   */
+  beforeSend?: (step: S) => Promise<Exclude<S, NeedMore | SendStep> | undefined>;
   /**
    * The limits once the machine has sent something (still counted from the
    * start): the server's probe gate has then passed.
@@ -73,7 +79,7 @@ export async function drive<S extends { type: string }>(
   conn: ByteStream,
   reader: TimedReader,
   push: (chunk: Uint8Array) => S,
-  options: DriveOptions,
+  options: DriveOptions<S>,
 ): Promise<Driven<S>> {
   const start = Date.now();
   let sent = false;
@@ -116,6 +122,8 @@ export async function drive<S extends { type: string }>(
       const step = push(chunk);
       if (step.type === "need_more") continue;
       if (step.type === "send") {
+        const instead = await options.beforeSend?.(step);
+        if (instead !== undefined) return { step: instead };
         sent = true;
         await writeAll(conn, (step as unknown as SendStep).bytes);
         continue;

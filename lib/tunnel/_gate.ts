@@ -41,9 +41,9 @@ export class EarlyGate {
     this.#wholeFirstRead = wholeFirstRead;
   }
 
-  /** The bytes read before the gate decided (all of them, for a probe). */
+  /** Every byte read so far (all of them, for a probe). */
   received(): Uint8Array {
-    return concat(this.#chunks);
+    return this.#passed ? this.#hs.received() : concat(this.#chunks);
   }
 
   /** Pushes a chunk: the machine's step, or an early "probe". */

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ServerConfig, UserSource } from "../config/mod.ts";
-import type { ServerHandshake } from "../handshake/mod.ts";
+import type { HelloSeen, ServerHandshake } from "../handshake/mod.ts";
 import { Mux } from "../mux/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
@@ -26,6 +26,7 @@ import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
 import type { StreamOwner, StreamPolicy } from "./stream_policy.ts";
 import type { UserLimits } from "./user_limits.ts";
+import type { FleetTunnels } from "./fleet_tunnels.ts";
 
 /** How long a client may take to deliver its whole first message. */
 export const HELLO_DEADLINE_MS = 10_000;
@@ -77,6 +78,15 @@ export interface AcceptorOptions {
   clientCertificates?: boolean;
   /** Per-user limits (tunnel caps, bandwidth); none when absent (tests). */
   limits?: UserLimits;
+  /**
+   * A fleet's replay cache: asked for every Hello this server's own replay
+   * guard accepted, before the ServerHello goes out; a reason makes the
+   * connection a probe (the Hello was seen by another server, or the shared
+   * store could not say).
+   */
+  claimHello?: (hello: HelloSeen) => Promise<string | undefined>;
+  /** A fleet's tunnel leases (`max_tunnels` over every server). */
+  fleetTunnels?: FleetTunnels | undefined;
   /** Where probes go when there is no `decoy`; undefined closes them. */
   fallback: { hostname: string; port: number } | undefined;
   /** The built-in decoy site that takes probes (`fallback.mode: decoy`). */
@@ -244,6 +254,12 @@ export class ConnectionAcceptor {
         deadlineMs: Math.min(HELLO_DEADLINE_MS, decoyHeaderMs ?? Infinity),
         idleMs: HELLO_IDLE_MS,
         afterSend: { deadlineMs: HANDSHAKE_DEADLINE_MS },
+        beforeSend: async (step) => {
+          const claim = this.#o.claimHello;
+          if (step.type !== "send" || step.hello === undefined || claim === undefined) return;
+          const why = await claim(step.hello);
+          return why === undefined ? undefined : { type: "probe" as const, reason: why };
+        },
       });
       if ("stop" in r) {
         if (r.stop === "error") throw r.error;
@@ -333,12 +349,16 @@ export class ConnectionAcceptor {
         via: remote,
         conn: connNo,
       });
-      return (await live.session.attachLink(link)).reason;
+      const ended = live.session.attachLink(link);
+      this.#o.fleetTunnels?.resumed(live.no);
+      return (await ended).reason;
     }
     // A resumption of a session this server does not hold starts it afresh.
     if (step.resumed) link.stateLost = true;
-    const over = this.#o.limits?.admitTunnel(step.userId);
+    const replaced: number[] = [];
     const no = table.nextNo();
+    const over = this.#o.limits?.admitTunnel(step.userId, (n) => replaced.push(n)) ??
+      await this.#o.fleetTunnels?.admit(step.userId, no, replaced);
     events.emit({ ...login, session: no });
     const session = this.#newSession(step, no, releaseKey, clog.child(step.userId));
     releaseKey.fill(0);
@@ -362,6 +382,7 @@ export class ConnectionAcceptor {
     session.run().then((end) => {
       expiry?.cancel();
       table.remove(secrets.sessionId, session);
+      this.#o.fleetTunnels?.ended(no);
       events.emit({
         type: "session_end",
         session: no,

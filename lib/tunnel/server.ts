@@ -20,6 +20,7 @@ import {
   EgressBlock,
   type EgressSettings,
   type ServerConfig,
+  type StoreSettings,
   type UserEntry,
   type UserSource,
 } from "../config/mod.ts";
@@ -45,6 +46,8 @@ import { StreamPolicy } from "./stream_policy.ts";
 import { dnsResolve, type Resolve, selfAddresses } from "./egress.ts";
 import { startServerOps } from "./server_ops.ts";
 import { UserLimits } from "./user_limits.ts";
+import { connectFleet } from "./fleet_store.ts";
+import { FleetTunnels } from "./fleet_tunnels.ts";
 
 export { ConnectionAcceptor } from "./acceptor.ts";
 export { SessionTable } from "./session_table.ts";
@@ -83,8 +86,10 @@ export interface ServerOptions extends ServerSettings {
   admin?: AdminSettings;
   /** `accounting:` of server.yml: the state file; counters stay in memory when absent. */
   accounting?: AccountingSettings;
-  /** Keeps the counters instead of the state file (e.g. a store shared by a fleet). */
-  store?: AccountingStore;
+  /** Keeps the counters instead of the state file (tests). */
+  accountingStore?: AccountingStore;
+  /** `store:` of server.yml: `file` (this process only, the default) or the fleet's Redis. */
+  store?: StoreSettings;
   /** `egress:` of server.yml; default: the default block list and the system resolver. */
   egress?: EgressSettings;
   /** Resolves target names instead of `egress.resolver` or the system (tests, embedders). */
@@ -194,6 +199,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     { lifetimeMs: Math.max(graceMs, 3_600_000) },
   );
   const table = new SessionTable();
+  const fleet = options.store?.kind === "redis"
+    ? await connectFleet(options.store, log.child("store"))
+    : undefined;
   const ops = await startServerOps({
     table,
     events,
@@ -201,8 +209,23 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     log,
     admin: options.admin,
     accounting: options.accounting,
-    store: options.store,
+    store: options.accountingStore,
+    fleet: fleet?.fleet,
+    storeStatus: fleet?.status,
+  }).catch(async (e) => {
+    await fleet?.fleet.close();
+    throw e;
   });
+  const fleetTunnels = fleet === undefined
+    ? undefined
+    : new FleetTunnels(fleet.fleet, table, users);
+  // Redis back: leases put back at once, counters gathered meanwhile written.
+  fleet?.onRecover(() => {
+    void fleetTunnels?.renew();
+    void ops.accountant.flush();
+  });
+  // The fleet's replay cache keeps a nonce while its Hello could still pass the clock check.
+  const replayTtlMs = 2 * options.handshake.clockWindowS * 1000;
 
   const limits = new UserLimits({
     table,
@@ -247,7 +270,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
   }).catch(async (e) => {
     limits.close();
+    await fleetTunnels?.close();
     await ops.close();
+    await fleet?.fleet.close();
     throw e;
   });
   const certWatch = options.tls !== undefined && options.tlsFiles !== undefined &&
@@ -316,6 +341,10 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     }),
     users,
     limits,
+    ...(fleet === undefined ? {} : {
+      claimHello: (hello) => fleet.claim(hello.nonce, replayTtlMs),
+      fleetTunnels,
+    }),
     settings: options,
     clientCertificates: options.transport === "tls" && options.tls?.clientCaPem !== undefined,
     fallback,
@@ -355,7 +384,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await decoy?.close();
       await done;
       limits.close();
+      await fleetTunnels?.close();
       await ops.close();
+      await fleet?.fleet.close();
       stopLogging();
     },
     done,

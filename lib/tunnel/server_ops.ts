@@ -20,6 +20,8 @@ import {
   startAdmin,
 } from "../admin/mod.ts";
 import type { AccountingSettings, AdminSettings } from "../config/mod.ts";
+import { type Fleet, FleetCounters } from "../fleet/mod.ts";
+import type { StoreStatus } from "./fleet_store.ts";
 import type { EventHub, Logger, TunnelEvent } from "../observe/mod.ts";
 import { ReleaseReason } from "../session/mod.ts";
 import type { SessionEntry, SessionTable } from "./session_table.ts";
@@ -35,8 +37,15 @@ export interface ServerOpsOptions {
   admin?: AdminSettings | undefined;
   /** `accounting:` of server.yml: the state file and how often it is written. */
   accounting?: AccountingSettings | undefined;
-  /** Keeps the counters instead of the state file (e.g. a store shared by a fleet). */
+  /** Keeps the counters instead of the state file (tests). */
   store?: AccountingStore | undefined;
+  /**
+   * The fleet's shared store (`store:` of server.yml): users' counters go
+   * there, and kicks and revocations reach every server of the fleet.
+   */
+  fleet?: Fleet | undefined;
+  /** The shared store's state, for `/metrics`. */
+  storeStatus?: (() => StoreStatus) | undefined;
 }
 
 /** The running operations side. */
@@ -165,10 +174,12 @@ class LiveSessions implements SessionDirectory {
  */
 export async function startServerOps(options: ServerOpsOptions): Promise<ServerOps> {
   const { log } = options;
-  const store = options.store ??
+  const local = options.store ??
     (options.accounting === undefined
       ? new MemoryStore()
       : await FileStore.open(options.accounting.stateFile));
+  const fleet = options.fleet;
+  const store = fleet === undefined ? local : new FleetCounters(fleet, local);
   const live = new LiveSessions(options.table, options.events);
   let accountant: Accountant;
   try {
@@ -199,6 +210,7 @@ export async function startServerOps(options: ServerOpsOptions): Promise<ServerO
         accountant,
         sessions: live,
         users: options.users,
+        ...(options.storeStatus === undefined ? {} : { store: options.storeStatus }),
         log: log.child("admin"),
         events: options.events,
       });
@@ -208,14 +220,31 @@ export async function startServerOps(options: ServerOpsOptions): Promise<ServerO
       throw e;
     }
   }
+  // A kick or revocation on one server ends the user's sessions on every server.
+  const share = (user: string, reason: string, code: number) => {
+    fleet?.publishKick({ user, reason, code }).then((ok) => {
+      if (!ok) log.warn(`kick of "${user}" not shared with the fleet: the store did not answer`);
+    });
+  };
+  const stopKicks = fleet?.onKick((k) => {
+    options.events.emit({ type: "limit", limit: "fleet", user: k.user, detail: k.reason });
+    void live.end(k.user, k.reason, k.code);
+  });
   let closed: Promise<void> | undefined;
   return {
     accountant,
     adminAddr: admin?.addr,
-    kick: (user, by) => live.kick(user, by),
-    end: (user, reason, code) => live.end(user, reason, code),
+    kick(user, by) {
+      share(user, "kicked by the operator", ReleaseReason.REVOKED);
+      return live.kick(user, by);
+    },
+    end(user, reason, code) {
+      share(user, reason, code);
+      return live.end(user, reason, code);
+    },
     close() {
       closed ??= (async () => {
+        stopKicks?.();
         await admin?.close();
         live.close();
         // Closing goes on when the last write fails (its directory may be

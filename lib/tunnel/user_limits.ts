@@ -159,9 +159,10 @@ export class UserLimits {
 
   /**
    * Whether `user` may start one more tunnel. A tunnel of theirs that has
-   * lost its link (waiting to be resumed) gives its place: it is closed.
+   * lost its link (waiting to be resumed) gives its place: it is closed,
+   * and `replaced` is told its number.
    */
-  admitTunnel(user: string): LimitRefusal | undefined {
+  admitTunnel(user: string, replaced?: (no: number) => void): LimitRefusal | undefined {
     const { table, maxTunnels } = this.#o;
     let all = 0;
     const mine = [];
@@ -176,7 +177,10 @@ export class UserLimits {
       if (idle.length < over) {
         return { limit: "max_tunnels", detail: `too many tunnels for this user (max ${max})` };
       }
-      for (const e of idle.slice(0, over)) e.session.close("replaced by a new login", false);
+      for (const e of idle.slice(0, over)) {
+        e.session.close("replaced by a new login", false);
+        replaced?.(e.no);
+      }
       all -= over;
     }
     if (all >= maxTunnels) {

@@ -1,0 +1,248 @@
+/**
+ * What the servers of a fleet share through one Redis (`store:` in
+ * server.yml), and what each does when Redis does not answer:
+ *
+ * | shared                | Redis                                 | when Redis does not answer          |
+ * | --------------------- | ------------------------------------- | ----------------------------------- |
+ * | replay cache          | `SET replay:NONCE NX PX 2×window`      | fail closed: the Hello is a probe   |
+ * | tunnels per user      | lease set `tunnels:USER` (expiring)    | fail open: local caps only          |
+ * | kicks and revocations | channel `kick`                        | this server only; not replayed      |
+ * | user counters, quota  | hash `user:USER` (`user_counters.ts`) | kept locally, written when back     |
+ *
+ * Keys and channels start with `store.prefix`. Lease expiry uses Redis's own
+ * clock (`TIME` in the scripts), so servers' clocks need not agree for it.
+ *
+ * @module
+ */
+import { type RedisLink, StoreUnavailableError } from "./redis.ts";
+
+/** How long a tunnel lease lives without renewal (ms): a crashed server's leases vanish after it. */
+export const LEASE_TTL_MS = 15_000;
+/** How often a server renews the leases of its connected tunnels (ms). */
+export const LEASE_RENEW_MS = 5_000;
+
+/** What a fleet-wide replay check says. */
+export type ClaimVerdict = "ok" | "replay" | "unavailable";
+
+/** What a fleet-wide tunnel admission says. */
+export type LeaseVerdict = "ok" | "over" | "unavailable";
+
+/** A kick or revocation published to the fleet. */
+export interface FleetKick {
+  user: string;
+  /** What the ended sessions' NOTICE says. */
+  reason: string;
+  /** The NOTICE's release code. */
+  code: number;
+}
+
+/** One lease: the user and the lease's id (unique in the fleet). */
+export interface Lease {
+  user: string;
+  id: string;
+}
+
+// ZSET of lease id -> expiry (ms, Redis clock). KEYS[1] the user's set; ARGV: lease id, max
+// (-1: none), ttl ms, then lease ids to drop first (this server's tunnels that gave their place).
+const ACQUIRE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+local max = tonumber(ARGV[2])
+if max >= 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= max then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+// KEYS: the users' sets; ARGV[1] ttl ms, then one lease id per key.
+const RENEW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now + ttl, ARGV[i + 1])
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return #KEYS
+`;
+
+function hex(b: Uint8Array): string {
+  let s = "";
+  for (const x of b) s += x.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** Options for {@linkcode Fleet}. */
+export interface FleetOptions {
+  link: RedisLink;
+  /** `store.prefix`. */
+  prefix: string;
+  /** Distinguishes this process's leases and messages from the other servers'. */
+  serverId: string;
+}
+
+/**
+ * The fleet's shared state, over a {@linkcode RedisLink}.
+ *
+ * @example
+ * ```ts ignore
+ * const fleet = new Fleet({ link, prefix: "nitrosocks:", serverId: "a1b2" });
+ * await fleet.claimNonce(nonce, 240_000); // "ok" once fleet-wide, then "replay"
+ * ```
+ */
+export class Fleet {
+  readonly #link: RedisLink;
+  readonly #prefix: string;
+  /** This process's id in lease ids and messages. */
+  readonly serverId: string;
+  #kickHandlers = new Set<(k: FleetKick) => void>();
+
+  constructor(options: FleetOptions) {
+    this.#link = options.link;
+    this.#prefix = options.prefix;
+    this.serverId = options.serverId;
+  }
+
+  /** True while Redis answers. */
+  get up(): boolean {
+    return this.#link.up;
+  }
+
+  /** The underlying connection (for the counters' store). */
+  get link(): RedisLink {
+    return this.#link;
+  }
+
+  /** The key `name` under the prefix. */
+  key(name: string): string {
+    return this.#prefix + name;
+  }
+
+  /**
+   * Claims a Hello nonce for the whole fleet: "ok" the first time any server
+   * asks, "replay" after, "unavailable" when Redis does not answer (the
+   * caller refuses the Hello: a replay cache it cannot consult could let a
+   * replayed Hello through). The key lives `ttlMs`, which must cover the
+   * clock window on both sides of now.
+   */
+  async claimNonce(nonce: Uint8Array, ttlMs: number): Promise<ClaimVerdict> {
+    try {
+      const r = await this.#link.run((c) =>
+        c.set(this.key(`replay:${hex(nonce)}`), "1", { NX: true, PX: Math.max(1, ttlMs) })
+      );
+      return r === null ? "replay" : "ok";
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) return "unavailable";
+      throw e;
+    }
+  }
+
+  /**
+   * Takes a tunnel lease for `lease.user` if they hold fewer than `max`
+   * (undefined: no cap, the lease is only counted). `drop` names leases of
+   * this server to remove first (tunnels that just gave their place).
+   */
+  async acquire(lease: Lease, max: number | undefined, drop: string[] = []): Promise<LeaseVerdict> {
+    try {
+      const r = await this.#link.run((c) =>
+        c.eval(ACQUIRE, {
+          keys: [this.key(`tunnels:${lease.user}`)],
+          arguments: [lease.id, String(max ?? -1), String(LEASE_TTL_MS), ...drop],
+        })
+      );
+      return r === 1 ? "ok" : "over";
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) return "unavailable";
+      throw e;
+    }
+  }
+
+  /** Renews these leases (and puts back any Redis lost); false when Redis did not answer. */
+  async renew(leases: readonly Lease[]): Promise<boolean> {
+    if (leases.length === 0) return true;
+    try {
+      await this.#link.run((c) =>
+        c.eval(RENEW, {
+          keys: leases.map((l) => this.key(`tunnels:${l.user}`)),
+          arguments: [String(LEASE_TTL_MS), ...leases.map((l) => l.id)],
+        })
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) return false;
+      throw e;
+    }
+  }
+
+  /** Gives a lease back; one Redis cannot take now expires by itself. */
+  async release(lease: Lease): Promise<void> {
+    await this.#link.run((c) => c.zRem(this.key(`tunnels:${lease.user}`), lease.id)).catch(
+      () => {},
+    );
+  }
+
+  /** How many live leases `user` holds fleet-wide (undefined when Redis does not answer). */
+  async leases(user: string): Promise<number | undefined> {
+    try {
+      return await this.#link.run(async (c) => {
+        const k = this.key(`tunnels:${user}`);
+        const [t] = await c.time() as unknown as [string, string];
+        return await c.zCount(k, Number(t) * 1000, "+inf");
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Publishes a kick to the other servers; resolves false when Redis did
+   * not take it (the kick then ends this server's sessions only).
+   */
+  async publishKick(kick: FleetKick): Promise<boolean> {
+    const msg = JSON.stringify({ ...kick, from: this.serverId });
+    try {
+      await this.#link.run((c) => c.publish(this.key("kick"), msg));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Calls `handler` for every kick another server publishes; returns the unsubscribe. */
+  onKick(handler: (k: FleetKick) => void): () => void {
+    this.#kickHandlers.add(handler);
+    return () => this.#kickHandlers.delete(handler);
+  }
+
+  /** Starts listening to the kick channel. */
+  async listen(): Promise<void> {
+    await this.#link.subscribe(this.key("kick"), (m) => {
+      let k: unknown;
+      try {
+        k = JSON.parse(m);
+      } catch {
+        return;
+      }
+      if (!isKick(k) || k.from === this.serverId) return;
+      for (const h of this.#kickHandlers) h({ user: k.user, reason: k.reason, code: k.code });
+    });
+  }
+
+  /** Closes the connection. */
+  close(): Promise<void> {
+    this.#kickHandlers.clear();
+    return this.#link.close();
+  }
+}
+
+function isKick(k: unknown): k is FleetKick & { from: string } {
+  if (typeof k !== "object" || k === null) return false;
+  const o = k as Record<string, unknown>;
+  return typeof o.user === "string" && typeof o.reason === "string" &&
+    typeof o.code === "number" && Number.isInteger(o.code) && o.code >= 0 && o.code <= 255 &&
+    typeof o.from === "string";
+}
