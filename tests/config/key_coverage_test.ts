@@ -355,6 +355,30 @@ const SERVER_KEYS: Record<string, Use> = {
     file: OPS,
     reads: "options.accounting.flushIntervalS * 1000",
   },
+  "store.url": {
+    file: "lib/tunnel/fleet_store.ts",
+    reads: "url: settings.url",
+    proof: [
+      "tests/e2e/fleet_test.ts",
+      "a Hello recorded on one server and replayed to another server of the fleet gets the decoy",
+    ],
+  },
+  "store.password_file": {
+    file: "lib/tunnel/fleet_store.ts",
+    reads: "password: settings.password",
+    proof: [
+      "tests/e2e/fleet_test.ts",
+      "store.password_file: a fleet logs in to a Redis that asks for a password; a wrong one stops the server",
+    ],
+  },
+  "store.prefix": {
+    file: "lib/tunnel/fleet_store.ts",
+    reads: "prefix: settings.prefix",
+    proof: [
+      "tests/fleet/fleet_test.ts",
+      "two prefixes on one Redis are two fleets: nonces and leases do not mix",
+    ],
+  },
 };
 
 const USERS_KEYS: Record<string, Use> = {

@@ -1,0 +1,199 @@
+/**
+ * lib/fleet against a real redis-server (tests/support/redis.ts): the
+ * replay cache's set-if-absent with expiry, tunnel leases (cap, drop,
+ * expiry, renewal that puts back what Redis lost), prefixes that keep two
+ * fleets apart, the answer while Redis is down, and users' counters that
+ * wait during an outage and reconcile after it.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { Fleet, FleetCounters, RedisLink, StoreUnavailableError } from "../../lib/fleet/mod.ts";
+import { MemoryStore } from "../../lib/accounting/mod.ts";
+import { hasRedis, type RedisServer, startRedis } from "../support/redis.ts";
+import { test, waitFor } from "../support/deadline.ts";
+
+const ignore = !(await hasRedis());
+
+async function fleetOn(redis: RedisServer, prefix = "t:", id = "s1"): Promise<Fleet> {
+  const link = await RedisLink.connect({ url: redis.url });
+  const f = new Fleet({ link, prefix, serverId: id });
+  await f.listen();
+  return f;
+}
+
+test("claimNonce() says ok once fleet-wide, then replay, until the key expires", {
+  ignore,
+}, async () => {
+  await using redis = await startRedis();
+  const a = await fleetOn(redis, "t:", "a");
+  const b = await fleetOn(redis, "t:", "b");
+  try {
+    const nonce = crypto.getRandomValues(new Uint8Array(32));
+    assert.equal(await a.claimNonce(nonce, 300), "ok");
+    assert.equal(await b.claimNonce(nonce, 300), "replay");
+    assert.equal(await a.claimNonce(nonce, 300), "replay");
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(await b.claimNonce(nonce, 300), "ok", "gone after its TTL");
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test("acquire() caps a user's leases across servers; drop and release free places; leases expire", {
+  ignore,
+}, async () => {
+  await using redis = await startRedis();
+  const a = await fleetOn(redis, "t:", "a");
+  const b = await fleetOn(redis, "t:", "b");
+  try {
+    assert.equal(await a.acquire({ user: "u", id: "a:1" }, 2), "ok");
+    assert.equal(await b.acquire({ user: "u", id: "b:1" }, 2), "ok");
+    assert.equal(await b.acquire({ user: "u", id: "b:2" }, 2), "over");
+    assert.equal(await a.acquire({ user: "u", id: "a:1" }, 2), "ok", "a lease held is renewed");
+    assert.equal(await b.leases("u"), 2);
+    // A tunnel that gave its place on b: its lease goes first.
+    assert.equal(await b.acquire({ user: "u", id: "b:2" }, 2, ["b:1"]), "ok");
+    await a.release({ user: "u", id: "a:1" });
+    assert.equal(await b.leases("u"), 1);
+    assert.equal(await b.acquire({ user: "other", id: "b:9" }, undefined), "ok", "no cap");
+    // Redis lost the leases (a flush): renewal puts them back.
+    await a.link.run((c) => c.flushAll());
+    assert.equal(await b.leases("u"), 0);
+    assert.ok(await b.renew([{ user: "u", id: "b:2" }]));
+    assert.equal(await a.leases("u"), 1);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test("two prefixes on one Redis are two fleets: nonces and leases do not mix", {
+  ignore,
+}, async () => {
+  await using redis = await startRedis();
+  const one = await fleetOn(redis, "one:", "a");
+  const two = await fleetOn(redis, "two:", "b");
+  try {
+    const nonce = crypto.getRandomValues(new Uint8Array(32));
+    assert.equal(await one.claimNonce(nonce, 10_000), "ok");
+    assert.equal(await two.claimNonce(nonce, 10_000), "ok");
+    assert.equal(await one.acquire({ user: "u", id: "a:1" }, 1), "ok");
+    assert.equal(await two.acquire({ user: "u", id: "b:1" }, 1), "ok");
+    const keys = await one.link.run((c) => c.keys("*"));
+    assert.ok(keys.length >= 4);
+    assert.ok(keys.every((k) => k.startsWith("one:") || k.startsWith("two:")), keys.join(" "));
+    // Kicks stay within a prefix too.
+    const got: string[] = [];
+    two.onKick((k) => got.push(k.user));
+    assert.ok(await one.publishKick({ user: "u", reason: "test", code: 3 }));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(got, []);
+  } finally {
+    await one.close();
+    await two.close();
+  }
+});
+
+test("kicks reach the other servers, not the one that published", { ignore }, async () => {
+  await using redis = await startRedis();
+  const a = await fleetOn(redis, "t:", "a");
+  const b = await fleetOn(redis, "t:", "b");
+  try {
+    const atA: string[] = [];
+    const atB: string[] = [];
+    a.onKick((k) => atA.push(`${k.user}/${k.code}/${k.reason}`));
+    b.onKick((k) => atB.push(`${k.user}/${k.code}/${k.reason}`));
+    assert.ok(await a.publishKick({ user: "alice", reason: "kicked", code: 3 }));
+    await waitFor("b to get the kick", () => atB.length === 1, 2_000);
+    assert.deepEqual(atB, ["alice/3/kicked"]);
+    assert.deepEqual(atA, []);
+    // Garbage on the channel is ignored.
+    await a.link.run((c) => c.publish("t:kick", "{not json"));
+    await a.link.run((c) => c.publish("t:kick", JSON.stringify({ user: 1, from: "x" })));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(atB.length, 1);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test("with Redis down: nonces are unavailable at once, leases too; both work again after", {
+  ignore,
+}, async () => {
+  await using redis = await startRedis();
+  const states: boolean[] = [];
+  const link = await RedisLink.connect({ url: redis.url, onState: (up) => states.push(up) });
+  const f = new Fleet({ link, prefix: "t:", serverId: "a" });
+  try {
+    await redis.stop({ kill: true });
+    await waitFor("the link to see Redis gone", () => !f.up, 5_000);
+    const t0 = performance.now();
+    assert.equal(await f.claimNonce(new Uint8Array(32), 1000), "unavailable");
+    assert.equal(await f.acquire({ user: "u", id: "a:1" }, 1), "unavailable");
+    assert.ok(performance.now() - t0 < 2_000, "no waiting on a dead store");
+    await assert.rejects(f.link.run((c) => c.ping()), StoreUnavailableError);
+    await redis.start();
+    await waitFor("the link to reconnect", () => f.up, 10_000);
+    assert.equal(await f.claimNonce(new Uint8Array(32).fill(7), 1000), "ok");
+    assert.deepEqual(states, [true, false, true], "connected, lost, back");
+  } finally {
+    await f.close();
+  }
+});
+
+test("users' counters: increments wait while Redis is down and are all there after", {
+  ignore,
+}, async () => {
+  await using redis = await startRedis();
+  const a = await fleetOn(redis, "t:", "a");
+  const b = await fleetOn(redis, "t:", "b");
+  const local = new MemoryStore();
+  const ca = new FleetCounters(a, local);
+  const cb = new FleetCounters(b, new MemoryStore());
+  try {
+    const period = 1_700_000_000_000;
+    await ca.add({
+      server: { loginsOk: 1 },
+      users: new Map([["alice", { bytesIn: 100, bytesOut: 1000, periodStart: period }]]),
+    });
+    await cb.add({ server: {}, users: new Map([["alice", { bytesOut: 500, loginsOk: 1 }]]) });
+    let u = await cb.user("alice");
+    assert.equal(u?.bytesOut, 1500);
+    assert.equal(u?.loginsOk, 1);
+    assert.deepEqual(u?.period, { start: period, bytesIn: 100, bytesOut: 1500 });
+    assert.equal((await local.snapshot()).server.loginsOk, 1, "server counters stay local");
+    assert.equal((await cb.snapshot()).server.loginsOk, 0);
+
+    await redis.stop({ kill: true });
+    await waitFor("a to see Redis gone", () => !a.up, 5_000);
+    await assert.rejects(
+      ca.add({ server: {}, users: new Map([["alice", { bytesOut: 7 }]]) }),
+      StoreUnavailableError,
+    );
+    await assert.rejects(ca.add({ server: {}, users: new Map([["alice", { bytesOut: 3 }]]) }));
+    await redis.start();
+    await waitFor("a to reconnect", () => a.up, 10_000);
+    await ca.add({ server: {}, users: new Map() }); // the retry carries what waited
+    u = await cb.user("alice");
+    assert.equal(u?.bytesOut, 1510);
+    // A new period resets the period's bytes, once, for every server.
+    await ca.add({
+      server: {},
+      users: new Map([["alice", { bytesIn: 1, periodStart: period + 1 }]]),
+    });
+    await cb.add({
+      server: {},
+      users: new Map([["alice", { bytesIn: 2, periodStart: period + 1 }]]),
+    });
+    u = await ca.user("alice");
+    assert.deepEqual(u?.period, { start: period + 1, bytesIn: 3, bytesOut: 0 });
+  } finally {
+    await ca.close();
+    await cb.close();
+    await a.close();
+    await b.close();
+  }
+});
