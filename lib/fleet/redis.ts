@@ -86,10 +86,17 @@ export class RedisLink {
     const sub = newClient(options);
     const link = new RedisLink(cmd, sub, options.onState ?? (() => {}));
     let lastError = "";
+    // A refused password will not get better by retrying: connect() fails at once.
+    let refused: (e: Error) => void = () => {};
+    const authRefused = new Promise<never>((_, reject) => refused = reject);
+    authRefused.catch(() => {}); // settled by the race below, or never looked at after it
     for (const c of [cmd, sub]) {
       c.on("error", (e: unknown) => {
         lastError = describe(e);
         if (c === cmd) link.#set(false, lastError);
+        if (/WRONGPASS|NOAUTH|invalid password|AUTH failed/i.test(lastError)) {
+          refused(new StoreUnavailableError(`cannot connect to ${options.url}: ${lastError}`));
+        }
       });
     }
     cmd.on("ready", () => link.#set(true, "connected"));
@@ -98,6 +105,7 @@ export class RedisLink {
     try {
       await Promise.race([
         Promise.all([cmd.connect(), sub.connect()]),
+        authRefused,
         new Promise((_, reject) => {
           timer = setTimeout(
             () =>

@@ -12,12 +12,12 @@
  *
  * @module
  */
-import {
-  type AccountingBatch,
-  type AccountingSnapshot,
-  type AccountingStore,
-  type UserCounters,
-  type UserDelta,
+import type {
+  AccountingBatch,
+  AccountingSnapshot,
+  AccountingStore,
+  UserCounters,
+  UserDelta,
 } from "../accounting/mod.ts";
 import type { Fleet } from "./fleet.ts";
 

@@ -147,7 +147,9 @@ export type ClientStep =
 
 /** A Hello's nonce and timestamp, once its MAC verified and the local replay guard took it. */
 export interface HelloSeen {
+  /** The Hello's `nonce_c` (32 bytes). */
   nonce: Uint8Array;
+  /** The Hello's timestamp (ms since the epoch). */
   timestampMs: number;
 }
 

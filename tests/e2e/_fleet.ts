@@ -69,6 +69,8 @@ export interface FleetOptions {
   serverYaml?: string;
   /** Extra lines of the `store:` section (e.g. `  password_file: redis.pass`). */
   storeYaml?: string;
+  /** Files to write in the server directory first (name → text), e.g. a password file. */
+  files?: Record<string, string>;
 }
 
 /**
@@ -102,6 +104,9 @@ async function fleetUp(redis: RedisServer, opts: FleetOptions): Promise<Fleet> {
   const forget = onTimeout(close);
   try {
     await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
+    for (const [name, text] of Object.entries(opts.files ?? {})) {
+      await Deno.writeTextFile(join(dir, name), text, { mode: 0o600 });
+    }
     const yml = join(dir, "server.yml");
     const store = `store:\n  url: ${JSON.stringify(redis.url)}\n${opts.storeYaml ?? ""}`;
     await Deno.writeTextFile(

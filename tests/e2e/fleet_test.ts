@@ -9,7 +9,11 @@
  * @module
  */
 import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { loadServerConfig, loadUsers } from "../../lib/config/mod.ts";
 import { connectLink } from "../../lib/tunnel/client.ts";
+import { startServer } from "../../lib/tunnel/server.ts";
+import { createLogger } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
 import { startMitmRelay } from "../support/mitm_relay.ts";
 import { exchange } from "../support/io.ts";
@@ -189,3 +193,38 @@ test("a quota is spent across the servers of the fleet", { ignore }, async () =>
   };
   await waitFor("both servers to see the fleet's bytes", () => bytes(b) >= 12e6, 5_000);
 });
+
+test(
+  "store.password_file: a fleet logs in to a Redis that asks for a password; a wrong one stops the server",
+  {
+    ignore,
+  },
+  async () => {
+    const password = "fleet-test-password-1234";
+    await using redis = await startRedis({ password });
+    await using fleet = await startFleet(redis, {
+      servers: 1,
+      files: { "redis.pass": `${password}\n` },
+      storeYaml: "  password_file: redis.pass\n",
+    });
+    await fleet.client("alice", 0);
+    await fleet.servers[0]!.events.waitFor("session_start", { timeoutMs: 10_000 });
+
+    // The same server.yml with a wrong password in the file: the server does not start.
+    await Deno.writeTextFile(join(fleet.dir, "redis.pass"), "not-the-password\n");
+    const config = await loadServerConfig(join(fleet.dir, "server.yml"));
+    const { users } = await loadUsers(config.usersFile);
+    await assert.rejects(
+      startServer({ ...config, users, log: createLogger("error", "wrong") }),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          /^Shared store unavailable: cannot connect to redis:\/\/127\.0\.0\.1:\d+/,
+        );
+        assert.match(e.message, /WRONGPASS|invalid username-password/i);
+        assert.doesNotMatch(e.message, /not-the-password/);
+        return true;
+      },
+    );
+  },
+);
