@@ -12,6 +12,8 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { loadServerConfig, loadUsers } from "../../lib/config/mod.ts";
 import { connectLink } from "../../lib/tunnel/client.ts";
+import { RedisLink } from "../../lib/fleet/mod.ts";
+import { promtoolCheck } from "../support/promtool.ts";
 import { startServer } from "../../lib/tunnel/server.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
@@ -226,5 +228,94 @@ test(
         return true;
       },
     );
+  },
+);
+
+/** The server's /metrics text. */
+async function metrics(port: number): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return await r.text();
+}
+
+test.slow(
+  "Redis stopped for 10 s and restarted: live tunnels go on, logins wait, counters reconcile",
+  {
+    ignore,
+  },
+  async () => {
+    await using redis = await startRedis();
+    await using target = await startHttpTarget();
+    await using fleet = await startFleet(redis, {
+      servers: 2,
+      serverYaml: 'accounting:\n  flush_interval: 200ms\n\nadmin:\n  listen: "127.0.0.1:0"',
+    });
+    const [a, b] = fleet.servers;
+    const adminA = a!.handle.adminAddr!.port;
+    const live = await fleet.client("alice", 0);
+    await a!.events.waitFor("session_start", { timeoutMs: 10_000 });
+    assert.match(await metrics(adminA), /^nitrosocks_store_up\{store="redis"\} 1$/m);
+    const profile = await fleet.profile("alice");
+    const login = (port: number) =>
+      connectLink(profile, {
+        server: { host: "127.0.0.1", port },
+        serverName: profile.serverName,
+        transport: profile.transport,
+        caPem: fleet.caPem,
+      });
+
+    const stoppedAt = performance.now();
+    await redis.stop();
+    await waitFor(
+      "server A to see the store down",
+      async () => /^nitrosocks_store_up\{store="redis"\} 0$/m.test(await metrics(adminA)),
+      5_000,
+      100,
+    );
+    const text = await metrics(adminA);
+    const lint = await promtoolCheck(text);
+    if (lint !== undefined) assert.equal(lint.code, 0, lint.output);
+
+    // The live tunnel goes on: a download through it while Redis is down.
+    const n = 4 * MiB;
+    const r = await curl(live.socksPort, `${target.url}/bytes/${n}`);
+    assert.equal(r.code, 0, r.stderr);
+    // A new login is answered as a probe (fail closed), on any server.
+    await assert.rejects(login(b!.port));
+    await b!.events.waitFor("refusal", {
+      timeoutMs: 5_000,
+      match: (e) => e.reason === "probe" && /could not be checked \(fail closed\)/.test(e.detail),
+    });
+    assert.equal(b!.events.of("login").length, 0);
+
+    // Redis back after about 10 s.
+    const left = 10_000 - (performance.now() - stoppedAt);
+    if (left > 0) await new Promise((res) => setTimeout(res, left));
+    await redis.start();
+    await waitFor(
+      "server B to see the store back",
+      async () =>
+        /^nitrosocks_store_up\{store="redis"\} 1$/m.test(await metrics(b!.handle.adminAddr!.port)),
+      10_000,
+      100,
+    );
+    assert.match(await metrics(adminA), /^nitrosocks_store_outages_total\{store="redis"\} 1$/m);
+    const { link } = await login(b!.port);
+    link.conn.close();
+    // The bytes moved during the outage reached Redis once it was back.
+    const check = await RedisLink.connect({ url: redis.url });
+    try {
+      await waitFor(
+        "the outage's bytes in Redis",
+        async () => {
+          const out = Number(await check.run((c) => c.hGet("nitrosocks:user:alice", "bytesOut")));
+          return out >= n;
+        },
+        5_000,
+        100,
+      );
+    } finally {
+      await check.close();
+    }
+    assert.equal(live.events.of("session_end").length, 0, "the live tunnel never ended");
   },
 );
