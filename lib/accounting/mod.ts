@@ -17,6 +17,7 @@ export {
   type ServerCounters,
   type ServerDelta,
   type UsagePeriod,
+  USER_COUNTER_NAMES,
   type UserCounters,
   type UserDelta,
 } from "./counters.ts";

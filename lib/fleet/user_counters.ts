@@ -12,12 +12,13 @@
  *
  * @module
  */
-import type {
-  AccountingBatch,
-  AccountingSnapshot,
-  AccountingStore,
-  UserCounters,
-  UserDelta,
+import {
+  type AccountingBatch,
+  type AccountingSnapshot,
+  type AccountingStore,
+  USER_COUNTER_NAMES,
+  type UserCounters,
+  type UserDelta,
 } from "../accounting/mod.ts";
 import type { Fleet } from "./fleet.ts";
 
@@ -41,16 +42,7 @@ return 1
 `;
 
 /** The counters Redis keeps per user (`sessionsLive` is local). */
-const SHARED_FIELDS = [
-  "bytesIn",
-  "bytesOut",
-  "streamsOpened",
-  "streamsRefused",
-  "loginsOk",
-  "loginsResumed",
-  "loginsFailed",
-  "kicks",
-] as const;
+const SHARED_FIELDS = USER_COUNTER_NAMES.filter((n) => n !== "sessionsLive");
 
 function mergeUsers(into: Map<string, UserDelta>, from: Map<string, UserDelta>): void {
   for (const [name, d] of from) {

@@ -57,7 +57,9 @@ export interface Fleet extends AsyncDisposable {
 }
 
 /** A user of the fleet: its name and limits (`user add` flags). */
-export type FleetUser = { name: string } & Pick<AddUserOptions, "maxTunnels" | "quota">;
+export type FleetUser =
+  & { name: string }
+  & Pick<AddUserOptions, "maxTunnels" | "quota" | "bandwidth">;
 
 /** Options for {@linkcode startFleet}. */
 export interface FleetOptions {
@@ -123,6 +125,7 @@ async function fleetUp(redis: RedisServer, opts: FleetOptions): Promise<Fleet> {
         routes: [...LOOPBACK_ROUTES],
         ...(u.maxTunnels === undefined ? {} : { maxTunnels: u.maxTunnels }),
         ...(u.quota === undefined ? {} : { quota: u.quota }),
+        ...(u.bandwidth === undefined ? {} : { bandwidth: u.bandwidth }),
       });
     }
     const config = await loadServerConfig(yml);

@@ -22,60 +22,63 @@ async function fleetOn(redis: RedisServer, prefix = "t:", id = "s1"): Promise<Fl
   return f;
 }
 
+/** Runs `fn` with two servers' fleets (ids "a" and "b") on a new Redis, closed after. */
+async function withTwo(
+  fn: (a: Fleet, b: Fleet) => Promise<void>,
+  prefixes: [string, string] = ["t:", "t:"],
+): Promise<void> {
+  await using redis = await startRedis();
+  const a = await fleetOn(redis, prefixes[0], "a");
+  const b = await fleetOn(redis, prefixes[1], "b");
+  try {
+    await fn(a, b);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
 test("claimNonce() says ok once fleet-wide, then replay, until the key expires", {
   ignore,
-}, async () => {
-  await using redis = await startRedis();
-  const a = await fleetOn(redis, "t:", "a");
-  const b = await fleetOn(redis, "t:", "b");
-  try {
+}, () =>
+  withTwo(async (a, b) => {
     const nonce = crypto.getRandomValues(new Uint8Array(32));
     assert.equal(await a.claimNonce(nonce, 300), "ok");
     assert.equal(await b.claimNonce(nonce, 300), "replay");
     assert.equal(await a.claimNonce(nonce, 300), "replay");
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(await b.claimNonce(nonce, 300), "ok", "gone after its TTL");
-  } finally {
-    await a.close();
-    await b.close();
-  }
-});
+  }));
 
-test("acquire() caps a user's leases across servers; drop and release free places; leases expire", {
-  ignore,
-}, async () => {
-  await using redis = await startRedis();
-  const a = await fleetOn(redis, "t:", "a");
-  const b = await fleetOn(redis, "t:", "b");
-  try {
-    assert.equal(await a.acquire({ user: "u", id: "a:1" }, 2), "ok");
-    assert.equal(await b.acquire({ user: "u", id: "b:1" }, 2), "ok");
-    assert.equal(await b.acquire({ user: "u", id: "b:2" }, 2), "over");
-    assert.equal(await a.acquire({ user: "u", id: "a:1" }, 2), "ok", "a lease held is renewed");
-    assert.equal(await b.leases("u"), 2);
-    // A tunnel that gave its place on b: its lease goes first.
-    assert.equal(await b.acquire({ user: "u", id: "b:2" }, 2, ["b:1"]), "ok");
-    await a.release({ user: "u", id: "a:1" });
-    assert.equal(await b.leases("u"), 1);
-    assert.equal(await b.acquire({ user: "other", id: "b:9" }, undefined), "ok", "no cap");
-    // Redis lost the leases (a flush): renewal puts them back.
-    await a.link.run((c) => c.flushAll());
-    assert.equal(await b.leases("u"), 0);
-    assert.ok(await b.renew([{ user: "u", id: "b:2" }]));
-    assert.equal(await a.leases("u"), 1);
-  } finally {
-    await a.close();
-    await b.close();
-  }
-});
+test(
+  "acquire() caps a user's leases across servers; drop and release free places; renewal puts back what Redis lost",
+  {
+    ignore,
+  },
+  () =>
+    withTwo(async (a, b) => {
+      assert.equal(await a.acquire({ user: "u", id: "a:1" }, 2), "ok");
+      assert.equal(await b.acquire({ user: "u", id: "b:1" }, 2), "ok");
+      assert.equal(await b.acquire({ user: "u", id: "b:2" }, 2), "over");
+      assert.equal(await a.acquire({ user: "u", id: "a:1" }, 2), "ok", "a lease held is renewed");
+      assert.equal(await b.leases("u"), 2);
+      // A tunnel that gave its place on b: its lease goes first.
+      assert.equal(await b.acquire({ user: "u", id: "b:2" }, 2, ["b:1"]), "ok");
+      await a.release({ user: "u", id: "a:1" });
+      assert.equal(await b.leases("u"), 1);
+      assert.equal(await b.acquire({ user: "other", id: "b:9" }, undefined), "ok", "no cap");
+      // Redis lost the leases (a flush): renewal puts them back.
+      await a.link.run((c) => c.flushAll());
+      assert.equal(await b.leases("u"), 0);
+      assert.ok(await b.renew([{ user: "u", id: "b:2" }]));
+      assert.equal(await a.leases("u"), 1);
+    }),
+);
 
 test("two prefixes on one Redis are two fleets: nonces and leases do not mix", {
   ignore,
-}, async () => {
-  await using redis = await startRedis();
-  const one = await fleetOn(redis, "one:", "a");
-  const two = await fleetOn(redis, "two:", "b");
-  try {
+}, () =>
+  withTwo(async (one, two) => {
     const nonce = crypto.getRandomValues(new Uint8Array(32));
     assert.equal(await one.claimNonce(nonce, 10_000), "ok");
     assert.equal(await two.claimNonce(nonce, 10_000), "ok");
@@ -90,35 +93,28 @@ test("two prefixes on one Redis are two fleets: nonces and leases do not mix", {
     assert.ok(await one.publishKick({ user: "u", reason: "test", code: 3 }));
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(got, []);
-  } finally {
-    await one.close();
-    await two.close();
-  }
-});
+  }, ["one:", "two:"]));
 
-test("kicks reach the other servers, not the one that published", { ignore }, async () => {
-  await using redis = await startRedis();
-  const a = await fleetOn(redis, "t:", "a");
-  const b = await fleetOn(redis, "t:", "b");
-  try {
-    const atA: string[] = [];
-    const atB: string[] = [];
-    a.onKick((k) => atA.push(`${k.user}/${k.code}/${k.reason}`));
-    b.onKick((k) => atB.push(`${k.user}/${k.code}/${k.reason}`));
-    assert.ok(await a.publishKick({ user: "alice", reason: "kicked", code: 3 }));
-    await waitFor("b to get the kick", () => atB.length === 1, 2_000);
-    assert.deepEqual(atB, ["alice/3/kicked"]);
-    assert.deepEqual(atA, []);
-    // Garbage on the channel is ignored.
-    await a.link.run((c) => c.publish("t:kick", "{not json"));
-    await a.link.run((c) => c.publish("t:kick", JSON.stringify({ user: 1, from: "x" })));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(atB.length, 1);
-  } finally {
-    await a.close();
-    await b.close();
-  }
-});
+test(
+  "kicks reach the other servers, not the one that published",
+  { ignore },
+  () =>
+    withTwo(async (a, b) => {
+      const atA: string[] = [];
+      const atB: string[] = [];
+      a.onKick((k) => atA.push(`${k.user}/${k.code}/${k.reason}`));
+      b.onKick((k) => atB.push(`${k.user}/${k.code}/${k.reason}`));
+      assert.ok(await a.publishKick({ user: "alice", reason: "kicked", code: 3 }));
+      await waitFor("b to get the kick", () => atB.length === 1, 2_000);
+      assert.deepEqual(atB, ["alice/3/kicked"]);
+      assert.deepEqual(atA, []);
+      // Garbage on the channel is ignored.
+      await a.link.run((c) => c.publish("t:kick", "{not json"));
+      await a.link.run((c) => c.publish("t:kick", JSON.stringify({ user: 1, from: "x" })));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(atB.length, 1);
+    }),
+);
 
 test("with Redis down: nonces are unavailable at once, leases too; both work again after", {
   ignore,
