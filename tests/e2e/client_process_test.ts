@@ -2,7 +2,8 @@
  * The real `nitrosocks client` program (main.ts under the shipped
  * permissions) with `forwards:` and `dns:` in its profile: a TCP forward to
  * an echo server, a UDP forward to a UDP echo and the DNS server asking a
- * real dnsmasq, all through a real server.
+ * real dnsmasq, all through a real server; a forward added to the profile
+ * listens once the client has reloaded it.
  *
  * @module
  */
@@ -96,6 +97,21 @@ test.slow("nitrosocks client with forwards: and dns: in its profile serves all t
     assert.ok(targets.includes(`127.0.0.1:${tcpTarget.port}`), targets.join());
     assert.ok(targets.includes(`127.0.0.1:${upstream.port}`), targets.join());
     assert.equal(pair.serverEvents.of("udp_open").length, 2);
+
+    // A forward added to the profile is listening after the client reloads it (file watch).
+    const added = freePort();
+    const yaml = await Deno.readTextFile(pair.profilePath);
+    await Deno.writeTextFile(
+      pair.profilePath,
+      yaml.replace(
+        "forwards:\n",
+        `forwards:\n  - {listen: "127.0.0.1:${added}", to: "127.0.0.1:${tcpTarget.port}"}\n`,
+      ),
+    );
+    await waitListening("127.0.0.1", added, "the forward added by a reload");
+    using again = await Deno.connect({ hostname: "127.0.0.1", port: added });
+    await again.write(new TextEncoder().encode("after reload"));
+    assert.equal(new TextDecoder().decode(await readExact(again, 12)), "after reload");
   } finally {
     client.child.kill("SIGTERM");
   }
