@@ -34,7 +34,8 @@ export function nitrosocks(args: string[], debug: boolean): Deno.Command {
 
 /**
  * `nitrosocks init SRV` (listening on 127.0.0.1:`port`) and `nitrosocks
- * user add bench`, writing the profile to `profile`.
+ * user add bench` (routes `127.0.0.1:*`: the targets), writing the profile
+ * to `profile`.
  *
  * @example
  * ```ts ignore
@@ -48,8 +49,19 @@ export async function provision(
   debug: boolean,
 ): Promise<void> {
   await nitrosocks(["init", srv, "--listen", `127.0.0.1:${port}`, "--force"], debug).output();
-  await nitrosocks(["user", "add", "bench", "--dir", srv, "--out", profile, "--force"], debug)
-    .output();
+  // The targets are on loopback, which the server's egress.block keeps out of routes `*`.
+  await nitrosocks([
+    "user",
+    "add",
+    "bench",
+    "--dir",
+    srv,
+    "--out",
+    profile,
+    "--force",
+    "--routes",
+    "127.0.0.1:*",
+  ], debug).output();
 }
 
 /**
