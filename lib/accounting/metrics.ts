@@ -63,7 +63,15 @@ function storeMetrics(st: StoreState | undefined): MetricFamily[] {
 }
 
 /** Refusal reasons always reported (0 until one happens). */
-const REFUSAL_REASONS = ["probe", "auth_failed", "rate_limited", "timeout", "closed", "error"];
+const REFUSAL_REASONS = [
+  "probe",
+  "auth_failed",
+  "rate_limited",
+  "timeout",
+  "evicted",
+  "closed",
+  "error",
+];
 
 function keyed(map: ReadonlyMap<string, number>, label: string, always: string[]): Sample[] {
   const keys = new Set([...always, ...map.keys()]);

@@ -114,6 +114,13 @@ export interface ServerConfig {
     maxTunnels: number;
     /** Per source address (IPv6: per /64): concurrent connections and new connections per second. */
     perIp: { connections: number; handshakesPerSecond: number };
+    /** From accept to a finished login (s); a handshake still running then is closed. */
+    handshakeTimeoutS: number;
+    /**
+     * Connections that have not logged in (handshakes, probes at the fallback) at once: in all
+     * (`max`) and per source address (`perIp`); one more evicts the oldest.
+     */
+    preLogin: { max: number; perIp: number };
   };
   /** Failed-login lockout per source address and per user (`auth.lockout`); JWT keys (`auth.jwt`). */
   auth: {
@@ -379,6 +386,11 @@ const serverSchema = object({
     per_ip: section(object({
       connections: withDefault(integer(1, 1_000_000), 64),
       handshakes_per_second: withDefault(integer(1, 1_000_000), 20),
+    })),
+    handshake_timeout: withDefault(duration(1, 300), 15),
+    pre_login: section(object({
+      max: withDefault(integer(1, 1_000_000), 4096),
+      per_ip: withDefault(integer(1, 1_000_000), 32),
     })),
   })),
   auth: section(object({
@@ -649,6 +661,8 @@ export function parseServerConfig(
         connections: raw.limits.per_ip.connections,
         handshakesPerSecond: raw.limits.per_ip.handshakes_per_second,
       },
+      handshakeTimeoutS: raw.limits.handshake_timeout,
+      preLogin: { max: raw.limits.pre_login.max, perIp: raw.limits.pre_login.per_ip },
     },
     auth: {
       lockout: {

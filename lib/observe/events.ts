@@ -15,8 +15,10 @@ export type RefusalReason =
   | "auth_failed"
   /** Over `limits.per_ip` (connections or handshakes per second): handed to the fallback, as a probe. */
   | "rate_limited"
-  /** The handshake did not finish in time. */
+  /** The handshake did not finish in time (`limits.handshake_timeout`). */
   | "timeout"
+  /** Closed before logging in to make room: the oldest over `limits.pre_login`. */
+  | "evicted"
   /** The peer closed during the handshake. */
   | "closed"
   /** Anything else (a socket error). */

@@ -101,6 +101,9 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           case "timeout":
             l.info(`handshake with ${e.remote} timed out`);
             return;
+          case "evicted":
+            l.info(`closed ${e.remote} before a login: ${e.detail}`);
+            return;
           case "closed":
             l.info(`handshake with ${e.remote} closed`);
             return;

@@ -143,6 +143,13 @@ limits:
   per_ip:
     connections: 64
     handshakes_per_second: 20
+  # From accept to a finished login; a handshake still running then is closed.
+  handshake_timeout: 15s
+  # Connections that have not logged in (handshakes, probes the fallback is
+  # answering), in all and per source; one more closes the oldest of them.
+  pre_login:
+    max: 4096
+    per_ip: 32
 
 # Failed logins: this many within the window lock out the source address and
 # the user for the duration (0 failures turns it off). A locked-out login

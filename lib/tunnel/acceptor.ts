@@ -19,7 +19,7 @@ import { describeError, type EventSink, type Logger, type RefusalReason } from "
 import { drive } from "./_drive.ts";
 import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
-import { LoginGuard, PerIpLimiter } from "./login_guard.ts";
+import { LoginGuard, PerIpLimiter, PreLoginTable } from "./login_guard.ts";
 import { EarlyGate } from "./_gate.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
@@ -32,8 +32,6 @@ import type { FleetTunnels } from "./fleet_tunnels.ts";
 export const HELLO_DEADLINE_MS = 10_000;
 /** A partial first message with no new bytes for this long goes to the fallback. */
 const HELLO_IDLE_MS = 2_000;
-/** The rest of the handshake must finish within this (counted from the start). */
-const HANDSHAKE_DEADLINE_MS = 15_000;
 
 /**
  * An accepted connection: TLS (node:tls adapter), plain TCP or WebSocket.
@@ -127,6 +125,7 @@ export class ConnectionAcceptor {
   readonly #open = new Set<ByteStream>();
   readonly #guard: LoginGuard;
   readonly #perIp: PerIpLimiter;
+  readonly #preLogin: PreLoginTable;
   #connSeq = 0;
 
   constructor(options: AcceptorOptions) {
@@ -135,6 +134,12 @@ export class ConnectionAcceptor {
       options.settings.auth?.lockout ?? { failures: 0, windowS: 1, durationS: 1 },
     );
     this.#perIp = new PerIpLimiter(options.settings.limits.perIp);
+    this.#preLogin = new PreLoginTable(options.settings.limits.preLogin);
+  }
+
+  /** Connections not logged in yet, and how many were evicted (`limits.pre_login`). */
+  get preLogin(): { open: number; evicted: number } {
+    return { open: this.#preLogin.size, evicted: this.#preLogin.evictions };
   }
 
   /** Serves every connection `listener` accepts; resolves when the listener closes. */
@@ -210,6 +215,19 @@ export class ConnectionAcceptor {
     const remote = (conn.remoteAddr as Deno.NetAddr).hostname;
     this.#open.add(conn);
     tuneTcp(conn);
+    // Counted until it logs in; evicted (closed) if it is the oldest when a cap is reached.
+    // One refusal per connection: a probe evicted while the fallback answers it was reported
+    // as a probe, and the close an eviction causes is not reported again.
+    let refused = false;
+    const refuse = (reason: RefusalReason, detail: string, user?: string) => {
+      if (!refused) this.#refuse(no, remote, reason, detail, user);
+      refused = true;
+    };
+    const preLogin = this.#preLogin.admit(remote, (why) => {
+      if (refused) clog.debug(`evicted: ${why}`);
+      refuse("evicted", why);
+      closeQuietly(conn);
+    });
     let joined = false;
     const startedAt = Date.now();
     const reader = new TimedReader(conn);
@@ -224,13 +242,14 @@ export class ConnectionAcceptor {
     if (over !== undefined || noCert) {
       // Over limits.per_ip, or no client certificate: no handshake at all, as a probe.
       try {
-        if (over !== undefined) this.#refuse(no, remote, "rate_limited", over);
-        else this.#refuse(no, remote, "probe", "no TLS client certificate signed by tls.client_ca");
+        if (over !== undefined) refuse("rate_limited", over);
+        else refuse("probe", "no TLS client certificate signed by tls.client_ca");
         await toFallback(new Uint8Array(0));
       } catch (e) {
         clog.debug(`fallback for a connection refused before the handshake: ${describeError(e)}`);
       } finally {
         if (over === undefined) this.#perIp.release(remote);
+        preLogin.done();
         this.#open.delete(conn);
         closeQuietly(conn);
       }
@@ -239,7 +258,7 @@ export class ConnectionAcceptor {
     try {
       if (conn.refused !== undefined) {
         // The transport's own check failed (no WebSocket upgrade at the path, no PROXY header).
-        this.#refuse(no, remote, "probe", conn.refused);
+        refuse("probe", conn.refused);
         await toFallback(new Uint8Array(0));
         return;
       }
@@ -250,10 +269,11 @@ export class ConnectionAcceptor {
       // The gate decides as early as the bytes allow (_gate.ts).
       const gate = new EarlyGate(hs, this.#o.wholeFirstRead === true);
       const decoyHeaderMs = this.#o.decoy?.headerTimeoutMs;
+      const handshakeMs = this.#o.settings.limits.handshakeTimeoutS * 1000;
       const r = await drive(conn, reader, (c) => gate.push(c), {
-        deadlineMs: Math.min(HELLO_DEADLINE_MS, decoyHeaderMs ?? Infinity),
+        deadlineMs: Math.min(HELLO_DEADLINE_MS, decoyHeaderMs ?? Infinity, handshakeMs),
         idleMs: HELLO_IDLE_MS,
-        afterSend: { deadlineMs: HANDSHAKE_DEADLINE_MS },
+        afterSend: { deadlineMs: handshakeMs },
         beforeSend: async (step) => {
           const claim = this.#o.claimHello;
           if (step.type !== "send" || step.hello === undefined || claim === undefined) return;
@@ -266,18 +286,22 @@ export class ConnectionAcceptor {
         if (!r.sent) {
           // Before the probe gate passed, nothing says this is a client.
           const how = r.stop === "closed" ? "closed" : "stalled";
-          this.#refuse(no, remote, "probe", `${how} before a complete first message`);
+          refuse("probe", `${how} before a complete first message`);
           await toFallback(gate.received());
         } else if (r.stop === "closed") {
-          this.#refuse(no, remote, "closed", "closed during the handshake");
+          refuse("closed", "closed during the handshake");
         } else {
-          this.#refuse(no, remote, "timeout", "the handshake did not finish in time");
+          refuse(
+            "timeout",
+            `the handshake did not finish within ${this.#o.settings.limits.handshakeTimeoutS} s ` +
+              "(limits.handshake_timeout)",
+          );
         }
         return;
       }
       const step = r.step;
       if (step.type === "probe") {
-        this.#refuse(no, remote, "probe", step.reason);
+        refuse("probe", step.reason);
         await toFallback(gate.received());
         return;
       }
@@ -285,17 +309,19 @@ export class ConnectionAcceptor {
         if (step.credentials && this.#o.settings.auth !== undefined) {
           this.#failed(remote, step.user);
         }
-        this.#refuse(no, remote, "auth_failed", step.reason, step.user);
+        refuse("auth_failed", step.reason, step.user);
         return;
       }
       if (!step.resumed) this.#guard.succeeded(step.userId);
       joined = true;
+      preLogin.done();
       const end = await this.#join(conn, step, no, remote, clog);
       clog.info(`connection ended: ${end}`);
     } catch (e) {
       if (joined) clog.warn(`connection error: ${describeError(e)}`);
-      else this.#refuse(no, remote, "error", describeError(e));
+      else refuse("error", describeError(e));
     } finally {
+      preLogin.done();
       this.#perIp.release(remote);
       this.#open.delete(conn);
       closeQuietly(conn);

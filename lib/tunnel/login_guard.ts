@@ -285,3 +285,99 @@ export class PerIpLimiter {
     }
   }
 }
+
+/** `limits.pre_login` in server.yml. */
+export interface PreLoginSettings {
+  /** Pre-login connections at once, in all. */
+  max: number;
+  /** Pre-login connections at once from one source (IPv6: its /64). */
+  perIp: number;
+}
+
+interface PreLoginEntry {
+  readonly key: string;
+  readonly evict: (why: string) => void;
+}
+
+/**
+ * The connections that have not logged in yet (handshakes in progress, and
+ * probes the fallback web server is answering), capped in all and per
+ * source address. A new connection over a cap evicts the oldest one (of its
+ * source, or of all): the newcomer always gets its turn, so a flood of idle
+ * connections only shortens how long each of them lives, and a real client
+ * needs to be no faster than one round trip ahead of the flood.
+ *
+ * @example
+ * ```ts
+ * import { PreLoginTable } from "./login_guard.ts";
+ * const table = new PreLoginTable({ max: 2, perIp: 2 });
+ * const a = table.admit("192.0.2.1", (why) => console.log("evicted:", why));
+ * table.admit("192.0.2.2", () => {});
+ * table.admit("192.0.2.3", () => {}); // evicts the first: "evicted: …"
+ * a.done(); // nothing left to do: it was evicted
+ * ```
+ */
+export class PreLoginTable {
+  readonly #s: PreLoginSettings;
+  /** Insertion order is age order: the first entry is the oldest. */
+  readonly #all = new Set<PreLoginEntry>();
+  readonly #bySource = new Map<string, Set<PreLoginEntry>>();
+  #evictions = 0;
+
+  constructor(settings: PreLoginSettings) {
+    this.#s = settings;
+  }
+
+  /** Connections counted now. */
+  get size(): number {
+    return this.#all.size;
+  }
+
+  /** Connections evicted so far. */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
+  /**
+   * Counts a new connection from `address`, first evicting the oldest one of
+   * its source or of all if a cap is reached (their `evict` is called with
+   * the reason). Call `done()` when this one logs in or closes.
+   */
+  admit(address: string, evict: (why: string) => void): { done(): void } {
+    const key = sourceKey(address);
+    let mine = this.#bySource.get(key);
+    if (mine !== undefined && mine.size >= this.#s.perIp) {
+      this.#evict(
+        mine.values().next().value!,
+        `the oldest of ${mine.size} pre-login connections from its source ` +
+          `(limits.pre_login.per_ip ${this.#s.perIp})`,
+      );
+    }
+    if (this.#all.size >= this.#s.max) {
+      this.#evict(
+        this.#all.values().next().value!,
+        `the oldest of ${this.#all.size} pre-login connections ` +
+          `(limits.pre_login.max ${this.#s.max})`,
+      );
+    }
+    const entry: PreLoginEntry = { key, evict };
+    this.#all.add(entry);
+    mine = this.#bySource.get(key);
+    if (mine === undefined) this.#bySource.set(key, mine = new Set());
+    mine.add(entry);
+    return { done: () => this.#remove(entry) };
+  }
+
+  #evict(entry: PreLoginEntry, why: string): void {
+    this.#remove(entry);
+    this.#evictions++;
+    entry.evict(why);
+  }
+
+  #remove(entry: PreLoginEntry): void {
+    if (!this.#all.delete(entry)) return;
+    const mine = this.#bySource.get(entry.key)!;
+    mine.delete(entry);
+    if (mine.size === 0) this.#bySource.delete(entry.key);
+  }
+}

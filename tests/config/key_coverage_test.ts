@@ -184,6 +184,30 @@ const SERVER_KEYS: Record<string, Use> = {
       "a connection over limits.per_ip.connections gets the fallback web server, like a probe",
     ],
   },
+  "limits.handshake_timeout": {
+    file: ACCEPTOR,
+    reads: "const handshakeMs = this.#o.settings.limits.handshakeTimeoutS * 1000;",
+    proof: [
+      "tests/e2e/hostile_test.ts",
+      "limits.handshake_timeout: a client that stalls after the ServerHello is closed when it passes",
+    ],
+  },
+  "limits.pre_login.max": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "if (this.#all.size >= this.#s.max)",
+    proof: [
+      "tests/e2e/hostile_test.ts",
+      "limits.pre_login.max: 500 idle connections keep 200, the oldest 300 are closed, and a client still logs in",
+    ],
+  },
+  "limits.pre_login.per_ip": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "mine.size >= this.#s.perIp",
+    proof: [
+      "tests/e2e/hostile_test.ts",
+      "limits.pre_login.per_ip: 120 idle connections from one source keep 50, the oldest closed first, and a client from it still logs in",
+    ],
+  },
   "limits.per_ip.handshakes_per_second": {
     file: "lib/tunnel/login_guard.ts",
     reads: "const rate = this.#s.handshakesPerSecond",

@@ -30,6 +30,8 @@ Deno.test("parseServerConfig() applies every default to a minimal file", () => {
     connectTimeoutS: 10,
     maxTunnels: 256,
     perIp: { connections: 64, handshakesPerSecond: 20 },
+    handshakeTimeoutS: 15,
+    preLogin: { max: 4096, perIp: 32 },
   });
   assert.deepEqual(cfg.auth, {
     lockout: { failures: 10, windowS: 600, durationS: 900 },

@@ -1,0 +1,156 @@
+/**
+ * Hostile load on a real server: idle connections that never log in are
+ * capped (`limits.pre_login`, in all and per source) and the oldest is
+ * closed to make room, so hundreds of them stay bounded and a real client
+ * still logs in and carries a request while the table is full; a handshake
+ * that does not finish in `limits.handshake_timeout` is closed.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { ClientHandshake } from "../../lib/handshake/mod.ts";
+import { credentialsOf } from "../../lib/tunnel/link.ts";
+import { test, withDeadline } from "../support/deadline.ts";
+import { readExact, socksConnect } from "../support/socks_client.ts";
+import { type Pair, startEchoServer, startPair } from "./_harness.ts";
+
+const enc = new TextEncoder();
+
+/** Opens `n` TCP connections to `port`, one after another (so the server accepts them in order). */
+async function openIdle(port: number, n: number): Promise<Deno.TcpConn[]> {
+  const conns: Deno.TcpConn[] = [];
+  for (let i = 0; i < n; i++) conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+  return conns;
+}
+
+/** Which of `conns` the server closed: a read sees the end (or a reset) within `ms`. */
+async function closedByServer(conns: Deno.TcpConn[], ms: number): Promise<boolean[]> {
+  return await Promise.all(conns.map(async (c) => {
+    const buf = new Uint8Array(64);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"open">((r) => timer = setTimeout(() => r("open"), ms));
+    const read = c.read(buf).then((n) => (n === null ? "closed" : "data"), () => "closed");
+    const r = await Promise.race([read, timeout]);
+    clearTimeout(timer);
+    return r === "closed";
+  }));
+}
+
+/** A request through alice's tunnel to an echo server: the login and a stream work. */
+async function echoThroughTunnel(pair: Pair): Promise<void> {
+  await using echo = startEchoServer();
+  const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+  try {
+    await conn.write(enc.encode("still here"));
+    assert.deepEqual(await readExact(conn, 10), enc.encode("still here"));
+  } finally {
+    conn.close();
+  }
+}
+
+/** `text` with each `[from, to]` replaced; throws if a `from` is not there. */
+function replaceAll(text: string, edits: [string, string][]): string {
+  for (const [from, to] of edits) {
+    if (!text.includes(from)) throw new Error(`server.yml has no ${JSON.stringify(from)}`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
+
+async function evictionScenario(
+  o: { preLogin: string; open: number; cap: number },
+): Promise<void> {
+  await using pair = await startPair({
+    transport: "tcp",
+    lazy: true,
+    editServer: (text) =>
+      replaceAll(text, [
+        ["    max: 4096\n    per_ip: 32\n", o.preLogin],
+        ["    connections: 64\n", "    connections: 100000\n"],
+        ["    handshakes_per_second: 20\n", "    handshakes_per_second: 100000\n"],
+      ]),
+  });
+  const conns = await withDeadline(
+    openIdle(pair.serverPort, o.open),
+    30_000,
+    `${o.open} idle connections to open`,
+  );
+  try {
+    const over = o.open - o.cap;
+    // Oldest first: exactly the first `over` connections are closed by the server.
+    await withDeadline(
+      Promise.all(conns.slice(0, over).map((c) => c.read(new Uint8Array(64)).catch(() => null))),
+      20_000,
+      `the oldest ${over} connections to be closed`,
+    );
+    const closed = await closedByServer(conns, 1_500);
+    assert.deepEqual(
+      closed.map((c, i) => (c ? i : -1)).filter((i) => i >= 0),
+      Array.from({ length: over }, (_, i) => i),
+      "exactly the oldest connections were closed",
+    );
+    // Each eviction is a refusal "evicted" unless the connection was refused before (a silent
+    // one is handed to the fallback as a probe after 2 s), numbered in accept order.
+    const evicted = pair.serverEvents.of("refusal", (e) => e.reason === "evicted");
+    assert.ok(evicted.length > 0);
+    assert.ok(evicted.every((e) => (e.conn ?? Infinity) <= over), JSON.stringify(evicted[0]));
+    assert.match(evicted[0]!.detail, /limits\.pre_login/);
+
+    // The table is full of idle connections: a real client logs in and its stream works.
+    await withDeadline(
+      echoThroughTunnel(pair),
+      20_000,
+      "a request through the tunnel while the pre-login table is full",
+    );
+    assert.equal(pair.serverEvents.of("login").length, 1);
+    // Its login took the place of the oldest idle connection left.
+    assert.equal((await closedByServer([conns[over]!], 1_500))[0], true);
+    assert.equal((await closedByServer(conns.slice(over + 1), 500)).some((c) => c), false);
+  } finally {
+    for (const c of conns) c.close();
+  }
+}
+
+test.slow(
+  "limits.pre_login.max: 500 idle connections keep 200, the oldest 300 are closed, and a client still logs in",
+  () => evictionScenario({ preLogin: "    max: 200\n    per_ip: 100000\n", open: 500, cap: 200 }),
+);
+
+test.slow(
+  "limits.pre_login.per_ip: 120 idle connections from one source keep 50, the oldest closed first, and a client from it still logs in",
+  () => evictionScenario({ preLogin: "    max: 100000\n    per_ip: 50\n", open: 120, cap: 50 }),
+);
+
+test("limits.handshake_timeout: a client that stalls after the ServerHello is closed when it passes", async () => {
+  await using pair = await startPair({
+    transport: "tcp",
+    lazy: true,
+    serverLimits: { handshake_timeout: "1s" },
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: pair.serverPort });
+  try {
+    const hs = new ClientHandshake({
+      serverPublicKey: pair.profile.serverKey,
+      credentials: await credentialsOf(pair.profile),
+      now: Date.now,
+    });
+    const started = Date.now();
+    await conn.write(hs.hello());
+    const buf = new Uint8Array(65536);
+    for (let step = hs.push(new Uint8Array(0)); step.type !== "send";) {
+      const n = await withDeadline(conn.read(buf), 10_000, "the ServerHello");
+      assert.notEqual(n, null, "the server closed before its ServerHello");
+      step = hs.push(buf.subarray(0, n!));
+    }
+    // The Response is never sent.
+    const [closed] = await closedByServer([conn], 10_000);
+    assert.equal(closed, true);
+    const [refusal] = await pair.serverEvents.waitFor("refusal", { timeoutMs: 5_000 });
+    assert.equal(refusal!.reason, "timeout");
+    assert.match(refusal!.detail, /within 1 s \(limits\.handshake_timeout\)/);
+    // 1 s after the accept, not the default 15 s.
+    assert.ok(Date.now() - started < 8_000, `closed after ${Date.now() - started} ms`);
+  } finally {
+    conn.close();
+  }
+});
