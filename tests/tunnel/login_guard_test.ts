@@ -1,5 +1,10 @@
 import { strict as assert } from "node:assert";
-import { LoginGuard, PerIpLimiter, sourceKey } from "../../lib/tunnel/login_guard.ts";
+import {
+  LoginGuard,
+  PerIpLimiter,
+  PreLoginTable,
+  sourceKey,
+} from "../../lib/tunnel/login_guard.ts";
 
 const LOCKOUT = { failures: 3, windowS: 60, durationS: 300 };
 
@@ -94,4 +99,27 @@ Deno.test("PerIpLimiter allows a burst of one second's worth, then the rate", ()
   // A refused connection takes no token and holds no slot.
   now += 1_000;
   for (let i = 0; i < 5; i++) assert.equal(l.admit("192.0.2.7"), undefined);
+});
+
+Deno.test("PreLoginTable evicts the oldest, of its source first, then of all; done() frees a place", () => {
+  const evicted: string[] = [];
+  const t = new PreLoginTable({ max: 4, perIp: 2 });
+  const add = (name: string, ip: string) => t.admit(ip, (why) => evicted.push(`${name}: ${why}`));
+  const a1 = add("a1", "192.0.2.1");
+  add("a2", "192.0.2.1");
+  add("a3", "192.0.2.1"); // a's third: its oldest (a1) goes
+  assert.equal(evicted.length, 1);
+  assert.match(evicted[0]!, /^a1: .*limits\.pre_login\.per_ip 2/);
+  a1.done(); // already gone: nothing happens
+  const b1 = add("b1", "2001:db8:1:2::1");
+  add("b2", "2001:db8:1:2::99"); // same /64: counted as one source
+  assert.equal(t.size, 4);
+  b1.done();
+  assert.equal(t.size, 3);
+  add("c1", "198.51.100.7");
+  add("c2", "198.51.100.8"); // over max 4: the oldest of all (a2) goes
+  assert.deepEqual(evicted.map((e) => e.split(":")[0]), ["a1", "a2"]);
+  assert.match(evicted[1]!, /limits\.pre_login\.max 4/);
+  assert.equal(t.size, 4);
+  assert.equal(t.evictions, 2);
 });
