@@ -71,7 +71,11 @@ export function startForward(forward: Forward, context: ForwardContext): FrontEn
   return front;
 }
 
-/** Binds a listener, saying which address when it cannot. */
+/**
+ * Binds a listener; when it cannot, the error names the address and what
+ * to do: a port in use, a port below 1024 the system keeps for root, or a
+ * Deno without `--allow-net`.
+ */
 export function bindOrExplain<T>(
   what: string,
   at: { host: string; port: number },
@@ -80,10 +84,18 @@ export function bindOrExplain<T>(
   try {
     return bind();
   } catch (e) {
+    const where = `Cannot listen for ${what} on ${formatHostPort(at.host, at.port)}`;
     if (e instanceof Deno.errors.AddrInUse) {
       throw new Deno.errors.AddrInUse(
-        `Cannot listen for ${what} on ${formatHostPort(at.host, at.port)}: the address is in use ` +
-          `(pick another port in the profile, or stop what holds it)`,
+        `${where}: the address is in use (pick another port in the profile, or stop what holds it)`,
+      );
+    }
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new Deno.errors.NotCapable(`${where}: Deno was not given --allow-net`);
+    }
+    if (e instanceof Deno.errors.PermissionDenied && at.port > 0 && at.port < 1024) {
+      throw new Deno.errors.PermissionDenied(
+        `${where}: ports below 1024 need root (or CAP_NET_BIND_SERVICE); pick a port from 1024 up`,
       );
     }
     throw e;

@@ -188,3 +188,60 @@ test("datagrams whose association cannot open are dropped, and say so in one log
     for (const s of sources) s.close();
   }
 });
+
+test("a UDP forward's association survives a resumption: the same one carries datagrams after it", async () => {
+  await using echo = startUdpEcho();
+  await using pair = await startPair({
+    transport: "tcp",
+    profileYaml: forwardYaml(`127.0.0.1:${echo.port}`, "protocol: udp"),
+  });
+  const to: Deno.NetAddr = {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: pair.client!.forwards[0]!.addr.port,
+  };
+  const a = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    await exchange(a, to, "A", 20);
+    pair.client!.dropConnection("test: drop the link");
+    await pair.clientEvents.waitFor("resume");
+    await exchange(a, to, "B", 20);
+    assert.equal(pair.clientEvents.of("udp_open").length, 1, "one association throughout");
+    assert.equal(pair.serverEvents.of("udp_open").length, 1);
+  } finally {
+    a.close();
+  }
+});
+
+test("a forward or dns.listen on a port in use stops the start with an error naming the address", async () => {
+  using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (busy.addr as Deno.NetAddr).port;
+  await assert.rejects(
+    startPair({
+      transport: "tcp",
+      profileYaml: forwardYaml("127.0.0.1:9").replace(":0", `:${port}`),
+    }),
+    (e: unknown) =>
+      e instanceof Deno.errors.AddrInUse &&
+      e.message ===
+        `Cannot listen for forward to 127.0.0.1:9 on 127.0.0.1:${port}: the address is in use ` +
+          "(pick another port in the profile, or stop what holds it)",
+  );
+  const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const udpPort = (udp.addr as Deno.NetAddr).port;
+    await assert.rejects(
+      startPair({
+        transport: "tcp",
+        profileYaml: `dns:\n  listen: "127.0.0.1:${udpPort}"\n  upstream: "127.0.0.1:53"\n`,
+      }),
+      (e: unknown) =>
+        e instanceof Deno.errors.AddrInUse &&
+        e.message.startsWith(
+          `Cannot listen for DNS (UDP) on 127.0.0.1:${udpPort}: the address is in use`,
+        ),
+    );
+  } finally {
+    udp.close();
+  }
+});
