@@ -53,6 +53,12 @@ export class ThrottledLog {
     if (line !== undefined) this.#log.warn(line);
   }
 
+  /** Logs `msg` at debug level unless a line of `key` went out within the interval. */
+  debug(key: string, msg: string): void {
+    const line = this.#take(key, msg);
+    if (line !== undefined) this.#log.debug(line);
+  }
+
   /** Logs `msg` at info level unless a line of `key` went out within the interval. */
   info(key: string, msg: string): void {
     const line = this.#take(key, msg);

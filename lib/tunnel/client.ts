@@ -12,7 +12,7 @@
  * @module
  */
 import { encodeReply, Reply, replyName } from "../socks5/mod.ts";
-import { describeError, EventHub } from "../observe/mod.ts";
+import { describeError, EventHub, ThrottledLog } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { type Connector, type FrontEnd, type Opened, serveSocks } from "./dial.ts";
 import { handleHttpProxy, serveHttpConnect } from "./http_connect.ts";
@@ -80,6 +80,7 @@ function tunnelConnector(
   },
 ): Connector {
   const { fastOpen, openTimeoutMs, log, events } = opts;
+  const throttled = new ThrottledLog(log);
   return {
     async open(req, raw): Promise<Opened> {
       const session = await tunnel.session();
@@ -113,6 +114,7 @@ function tunnelConnector(
         },
         events,
         log,
+        throttled,
       });
     },
   };

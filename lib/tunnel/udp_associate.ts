@@ -22,7 +22,7 @@ import {
   UDP_HEADER_PREFIX,
   udpAddressLength,
 } from "../socks5/mod.ts";
-import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger, type ThrottledLog } from "../observe/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import type { Session } from "./session.ts";
@@ -38,6 +38,11 @@ export interface AssociationOptions {
   open(request: Uint8Array): Promise<{ session: Session; id: number; reply: Uint8Array }>;
   events: EventSink;
   log: Logger;
+  /**
+   * For the lines an application that asks again and again would repeat
+   * (no tunnel, no UDP sockets): shared by the client's associations.
+   */
+  throttled: ThrottledLog;
 }
 
 /** Counters of one association on the client. */
@@ -77,7 +82,8 @@ export async function runAssociation(
   const remote = control.remoteAddr as Deno.NetAddr;
   let relay: Deno.DatagramConn;
   if (typeof Deno.listenDatagram !== "function") {
-    log.warn(
+    options.throttled.warn(
+      "unstable",
       "UDP ASSOCIATE refused: UDP sockets need Deno's --unstable-net flag (deno.json and the compiled binaries set it)",
     );
     await writeAll(control, encodeReply(Reply.COMMAND_NOT_SUPPORTED)).catch(() => {});
@@ -87,7 +93,10 @@ export async function runAssociation(
   try {
     relay = Deno.listenDatagram({ transport: "udp", hostname: local.hostname, port: 0 });
   } catch (e) {
-    log.warn(`UDP ASSOCIATE: cannot open a UDP socket on ${local.hostname}: ${describeError(e)}`);
+    options.throttled.warn(
+      "socket",
+      `UDP ASSOCIATE: cannot open a UDP socket on ${local.hostname}: ${describeError(e)}`,
+    );
     await writeAll(control, encodeReply(Reply.GENERAL_FAILURE)).catch(() => {});
     control.close();
     return;
@@ -96,7 +105,7 @@ export async function runAssociation(
   try {
     opened = await options.open(ASSOCIATE_REQUEST);
   } catch (e) {
-    log.info(`UDP ASSOCIATE: ${describeError(e)}`);
+    options.throttled.info("open", `UDP ASSOCIATE: ${describeError(e)}`);
     relay.close();
     await writeAll(control, encodeReply(Reply.GENERAL_FAILURE)).catch(() => {});
     control.close();

@@ -10,7 +10,7 @@
  * @module
  */
 import { decodeUdpAddress, encodeUdpAddress, udpAddressLength } from "../socks5/mod.ts";
-import { describeError, type EventSink, type Logger } from "../observe/mod.ts";
+import { describeError, type EventSink, type Logger, ThrottledLog } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import type { Session } from "./session.ts";
 import { DatagramSender } from "./udp_sender.ts";
@@ -110,8 +110,12 @@ export class UdpAssociation {
   /** Names being resolved and the datagrams waiting for them. */
   readonly #resolving = new Map<string, { port: number; data: Uint8Array }[]>();
 
+  /** Lines that would come once per datagram (a socket that cannot open, a send that fails). */
+  readonly #throttled: ThrottledLog;
+
   constructor(options: UdpAssociationOptions) {
     this.#o = options;
+    this.#throttled = new ThrottledLog(options.log);
   }
 
   /** Binds the stream's datagrams here; false when the stream is already gone. */
@@ -225,7 +229,8 @@ export class UdpAssociation {
         port: 0,
       });
     } catch (e) {
-      this.#o.log.debug(
+      this.#throttled.debug(
+        `socket${family}`,
         `udp ${this.#o.id}: cannot open an IPv${family} socket: ${describeError(e)}`,
       );
       return undefined;
@@ -235,7 +240,7 @@ export class UdpAssociation {
       conn,
       sender: new DatagramSender(conn, (e) => {
         this.counters.dropped++;
-        this.#o.log.debug(`udp ${this.#o.id}: send: ${describeError(e)}`);
+        this.#throttled.debug("send", `udp ${this.#o.id}: send: ${describeError(e)}`);
       }),
       peers: new Map(),
       lastUse: Date.now(),

@@ -9,7 +9,7 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { type Pair, run, startPair, text } from "./_harness.ts";
+import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
 import { readExact } from "../support/socks_client.ts";
 import { PYTHON } from "../support/programs.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
@@ -425,4 +425,26 @@ test("the server's UDP sockets expire after udp_idle_timeout, and only peers the
     stranger.close();
     echo.close();
   }
+});
+
+test("UDP ASSOCIATE while the tunnel is down: each is refused, and the log says so once per 5 s", async () => {
+  // The client's server is a closed port: no session, so no association.
+  await using pair = await startPair({
+    transport: "tcp",
+    lazy: true,
+    client: { server: { host: "127.0.0.1", port: freePort() } },
+  });
+  for (let i = 0; i < 20; i++) {
+    const control = await Deno.connect({ hostname: "127.0.0.1", port: pair.socksPort });
+    try {
+      await control.write(Uint8Array.of(5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0));
+      assert.deepEqual(await readExact(control, 2), Uint8Array.of(5, 0));
+      const reply = await readExact(control, 10);
+      assert.equal(reply[1], 1, "general failure");
+    } finally {
+      control.close();
+    }
+  }
+  const lines = pair.logs.grep(/UDP ASSOCIATE: /);
+  assert.equal(lines.length, 1, lines.join("\n"));
 });
