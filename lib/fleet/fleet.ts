@@ -36,7 +36,7 @@ export interface FleetKick {
   code: number;
 }
 
-/** One lease: the user and the lease's id (unique in the fleet). */
+/** One lease: the user and the lease's id (the tunnel's session id, unique in the fleet). */
 export interface Lease {
   user: string;
   id: string;
@@ -81,7 +81,7 @@ export interface FleetOptions {
   link: RedisLink;
   /** `store.prefix`. */
   prefix: string;
-  /** Distinguishes this process's leases and messages from the other servers'. */
+  /** Distinguishes this process's kick messages from the other servers'. */
   serverId: string;
 }
 

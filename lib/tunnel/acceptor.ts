@@ -384,7 +384,7 @@ export class ConnectionAcceptor {
     const replaced: number[] = [];
     const no = table.nextNo();
     const over = this.#o.limits?.admitTunnel(step.userId, (n) => replaced.push(n)) ??
-      await this.#o.fleetTunnels?.admit(step.userId, no, replaced);
+      await this.#o.fleetTunnels?.admit(step.userId, no, secrets.sessionId, replaced);
     events.emit({ ...login, session: no });
     const session = this.#newSession(step, no, releaseKey, clog.child(step.userId));
     releaseKey.fill(0);

@@ -18,13 +18,19 @@ import type { UserSource } from "../config/mod.ts";
 import type { SessionTable } from "./session_table.ts";
 import type { LimitRefusal } from "./user_limits.ts";
 
+function hex(b: Uint8Array): string {
+  let s = "";
+  for (const x of b) s += x.toString(16).padStart(2, "0");
+  return s;
+}
+
 /**
  * This server's tunnel leases.
  *
  * @example
  * ```ts ignore
  * const tunnels = new FleetTunnels(fleet, table, users);
- * const over = await tunnels.admit("alice", 7, []);
+ * const over = await tunnels.admit("alice", 7, sessionId, []);
  * tunnels.ended(7);
  * ```
  */
@@ -42,19 +48,27 @@ export class FleetTunnels {
     this.#timer = setInterval(() => void this.renew(), LEASE_RENEW_MS);
   }
 
-  #lease(user: string, no: number): Lease {
-    return { user, id: `${this.#fleet.serverId}:${no}` };
-  }
-
   /**
-   * Takes a lease for session `no` of `user`; a refusal when the user's
-   * leases fleet-wide are at `max_tunnels`. `replaced` are this server's
-   * sessions of the user that just gave their place (their leases go first).
+   * Takes a lease for session `no` (id `sessionId`) of `user`; a refusal
+   * when the user's leases fleet-wide are at `max_tunnels`. The lease is
+   * named by the session id, which a ticket carries to another server: a
+   * session resumed there after its server died keeps its place. `replaced`
+   * are this server's sessions of the user that just gave their place
+   * (their leases go first).
    */
-  async admit(user: string, no: number, replaced: number[]): Promise<LimitRefusal | undefined> {
-    const lease = this.#lease(user, no);
-    const drop = replaced.map((n) => this.#lease(user, n).id);
-    for (const n of replaced) this.#leases.delete(n);
+  async admit(
+    user: string,
+    no: number,
+    sessionId: Uint8Array,
+    replaced: number[],
+  ): Promise<LimitRefusal | undefined> {
+    const lease = { user, id: hex(sessionId) };
+    const drop: string[] = [];
+    for (const n of replaced) {
+      const l = this.#leases.get(n);
+      if (l !== undefined) drop.push(l.id);
+      this.#leases.delete(n);
+    }
     const max = this.#users.get(user)?.maxTunnels;
     const v = await this.#fleet.acquire(lease, max, drop);
     if (v === "over") {

@@ -73,6 +73,8 @@ export interface FleetOptions {
   storeYaml?: string;
   /** Files to write in the server directory first (name → text), e.g. a password file. */
   files?: Record<string, string>;
+  /** Edits server.yml's text as `init` wrote it (for keys `init` already wrote). */
+  editServer?: (text: string) => string;
 }
 
 /**
@@ -111,9 +113,10 @@ async function fleetUp(redis: RedisServer, opts: FleetOptions): Promise<Fleet> {
     }
     const yml = join(dir, "server.yml");
     const store = `store:\n  url: ${JSON.stringify(redis.url)}\n${opts.storeYaml ?? ""}`;
+    const edit = opts.editServer ?? ((t: string) => t);
     await Deno.writeTextFile(
       yml,
-      `${(await Deno.readTextFile(yml)).trimEnd()}\n\n${store.trimEnd()}\n${
+      `${edit(await Deno.readTextFile(yml)).trimEnd()}\n\n${store.trimEnd()}\n${
         opts.serverYaml === undefined ? "" : `\n${opts.serverYaml.trimEnd()}\n`
       }`,
     );

@@ -14,6 +14,7 @@ import { loadServerConfig, loadUsers } from "../../lib/config/mod.ts";
 import { connectLink } from "../../lib/tunnel/client.ts";
 import { RedisLink } from "../../lib/fleet/mod.ts";
 import { promtoolCheck } from "../support/promtool.ts";
+import { hasProgram, startHaproxy } from "../support/fronts.ts";
 import { startServer } from "../../lib/tunnel/server.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
@@ -319,5 +320,131 @@ test.slow(
       await check.close();
     }
     assert.equal(live.events.of("session_end").length, 0, "the live tunnel never ended");
+  },
+);
+
+/** The commands a server sends (a script's own commands run inside Redis and are not trips). */
+const TRIP_COMMANDS = ["set", "eval", "evalsha", "exec", "publish", "zrem", "zcount", "smembers"];
+
+/** Calls per command since Redis started (`INFO commandstats`), e.g. `{ set: 120, eval: 130 }`. */
+async function commandCalls(link: RedisLink): Promise<Record<string, number>> {
+  const info = await link.run((c) => c.info("commandstats"));
+  const out: Record<string, number> = {};
+  for (const m of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+test.slow(
+  "a bounded load run: 120 logins through HAProxy (PROXY v2) over three servers, with Redis round trips per login",
+  {
+    ignore: ignore || !(await hasProgram("haproxy")),
+  },
+  async () => {
+    await using redis = await startRedis();
+    await using fleet = await startFleet(redis, {
+      serverYaml: "proxy_protocol: true",
+      editServer: (t) => t.replace(/handshakes_per_second: 20$/m, "handshakes_per_second: 10000"),
+    });
+    const ports = fleet.servers.map((s) => s.port);
+    await using haproxy = await startHaproxy({
+      upstreamPort: ports[0]!,
+      moreUpstreamPorts: ports.slice(1),
+    });
+    const profile = await fleet.profile("alice");
+    const login = async () => {
+      const { link } = await connectLink(profile, {
+        server: { host: "127.0.0.1", port: haproxy.port },
+        serverName: profile.serverName,
+        transport: profile.transport,
+        caPem: fleet.caPem,
+      });
+      link.conn.close();
+    };
+    await login(); // warm up: every path compiled once
+    const stats = await RedisLink.connect({ url: redis.url });
+    try {
+      const before = await commandCalls(stats);
+      const n = 120;
+      const concurrency = 6;
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          next++;
+          await login();
+        }
+      }));
+      const seconds = (performance.now() - t0) / 1000;
+      // The last lease is taken just after its client saw the login finish.
+      let after = await commandCalls(stats);
+      await waitFor(
+        "the last logins' leases",
+        async () => {
+          after = await commandCalls(stats);
+          return (after.eval ?? 0) - (before.eval ?? 0) >= n;
+        },
+        5_000,
+        50,
+      );
+      const delta = (c: string) => (after[c] ?? 0) - (before[c] ?? 0);
+      // Round trips: commands the servers sent (a script's own commands run inside Redis).
+      const trips = TRIP_COMMANDS.reduce((t, c) => t + delta(c), 0);
+      console.log(
+        `${n} logins in ${seconds.toFixed(2)} s = ${(n / seconds).toFixed(1)} logins/s ` +
+          `(3 servers behind HAProxy, ${concurrency} clients at a time, hybrid key exchange); ` +
+          `Redis round trips: ${delta("set")} SET NX + ${delta("eval")} EVAL (lease), ` +
+          `${trips} in all = ${(trips / n).toFixed(2)} per login`,
+      );
+      assert.equal(delta("set"), n, "one replay claim per login");
+      assert.ok(trips / n < 2.5, `${(trips / n).toFixed(2)} Redis round trips per login`);
+      // Round-robin: every server took its share, and saw the client's own address (PROXY v2).
+      for (const s of fleet.servers) {
+        const logins = s.events.of("login");
+        assert.ok(logins.length >= n / 3 - 1, `a server took ${logins.length} logins`);
+        assert.ok(logins.every((e) => e.remote === "127.0.0.1"));
+      }
+    } finally {
+      await stats.close();
+    }
+  },
+);
+
+test.slow(
+  "Redis round trips per GiB: a 256 MiB download costs a few counter batches, not a round trip per record",
+  {
+    ignore,
+  },
+  async () => {
+    await using redis = await startRedis();
+    await using target = await startHttpTarget();
+    await using fleet = await startFleet(redis, {
+      servers: 1,
+      serverYaml: "accounting:\n  flush_interval: 1s",
+    });
+    const client = await fleet.client("alice", 0);
+    await fleet.servers[0]!.events.waitFor("session_start", { timeoutMs: 10_000 });
+    const stats = await RedisLink.connect({ url: redis.url });
+    try {
+      const before = await commandCalls(stats);
+      const n = 256 * MiB;
+      const t0 = performance.now();
+      const r = await curl(client.socksPort, `${target.url}/bytes/${n}`);
+      const seconds = (performance.now() - t0) / 1000;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(Number(text(r)), n);
+      const after = await commandCalls(stats);
+      const delta = (c: string) => (after[c] ?? 0) - (before[c] ?? 0);
+      const trips = TRIP_COMMANDS.reduce((t, c) => t + delta(c), 0);
+      const perGiB = trips / (n / (1024 * MiB));
+      console.log(
+        `256 MiB in ${seconds.toFixed(2)} s (${(n / MiB / seconds).toFixed(0)} MiB/s): ` +
+          `${trips} Redis round trips = ${perGiB.toFixed(1)} per GiB at this speed ` +
+          "(one counter batch per flush_interval, one lease renewal per 5 s)",
+      );
+      // Time-bound, not byte-bound: at most a batch per second and a renewal per 5 s, plus slack.
+      assert.ok(trips <= 2 * Math.ceil(seconds) + 4, `${trips} round trips in ${seconds} s`);
+    } finally {
+      await stats.close();
+    }
   },
 );

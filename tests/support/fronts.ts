@@ -249,11 +249,14 @@ export interface HaproxyOptions {
   hostname?: string;
   /** The NitroSocks server on 127.0.0.1. */
   upstreamPort: number;
+  /** More servers on 127.0.0.1 (a fleet): connections go round-robin over all of them. */
+  moreUpstreamPorts?: number[];
 }
 
 /**
  * Starts HAProxy in TCP mode (`haproxy -f conf -db`, foreground) on a free
- * loopback port, forwarding to the server with `send-proxy-v2`.
+ * loopback port, forwarding to the server (or round-robin to the servers)
+ * with `send-proxy-v2`.
  */
 export async function startHaproxy(opts: HaproxyOptions): Promise<Front> {
   const prefix = await makePrefix("haproxy");
@@ -274,8 +277,11 @@ frontend tunnel
   bind ${bind}
   default_backend nitrosocks
 backend nitrosocks
-  server s1 127.0.0.1:${opts.upstreamPort} send-proxy-v2
-`,
+  balance roundrobin
+${
+      [opts.upstreamPort, ...(opts.moreUpstreamPorts ?? [])]
+        .map((p, i) => `  server s${i + 1} 127.0.0.1:${p} send-proxy-v2\n`).join("")
+    }`,
   );
   await handOver(prefix);
   const proc = spawnFront("haproxy", ["-f", conf, "-db"]);
