@@ -94,3 +94,15 @@ test("dnspython over UDP and TCP, and two applications using the same query ID a
     "same-id b.test 4242 10.0.0.2",
   ]);
 });
+
+test("after the session carrying the shared association ends, the next query opens a new one", async () => {
+  await using upstream = await startDnsmasq({ "again.test": ["10.7.7.7"] });
+  await using pair = await startDnsPair(upstream.port);
+  const port = pair.client!.dnsAddr!.port;
+  assert.equal(await dig(port, "again.test"), "10.7.7.7");
+  // Kicked: the session and its association end; the client opens a new session.
+  assert.equal(await pair.server.kick("alice"), 1);
+  await pair.serverEvents.waitFor("udp_close");
+  assert.equal(await dig(port, "again.test"), "10.7.7.7");
+  assert.equal(pair.serverEvents.of("udp_open").length, 2);
+});
