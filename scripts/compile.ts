@@ -13,20 +13,9 @@
  * @module
  */
 
-/** The permissions the product needs, and no more: network (it is a proxy
- * that dials arbitrary targets and listens locally), reading its config and
- * key files, writing them for `init` and `user add`, and loading the
- * system's OpenSSL `libcrypto` for the `openssl` crypto backend (`auto`
- * uses it when it loads; docs/CONFIG.md `crypto.backend`). */
-export const PERMISSION_FLAGS: readonly string[] = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  // The npm yaml parser reads these two variables on every parse.
-  "--allow-env=LOG_TOKENS,LOG_STREAM",
-  // Not scoped to a path: libcrypto's location differs by OS and distribution.
-  "--allow-ffi",
-];
+import { PERMISSION_FLAGS, UNSTABLE_FLAGS } from "../lib/cli/permissions.ts";
+
+export { PERMISSION_FLAGS, UNSTABLE_FLAGS };
 
 /** Every target `deno compile` supports that we ship. */
 export const TARGETS: readonly string[] = [
@@ -44,7 +33,7 @@ export function compileArgs(target: string): string[] {
     "compile",
     ...PERMISSION_FLAGS,
     // UDP sockets (SOCKS5 UDP ASSOCIATE) are behind Deno's unstable "net" flag; deno.json sets it too.
-    "--unstable-net",
+    ...UNSTABLE_FLAGS,
     "--target",
     target,
     "--output",
@@ -77,7 +66,10 @@ async function main(): Promise<number> {
       .status;
     if (code !== 0) {
       console.error(
-        `compile: ${t} failed (exit ${code}); if denort cannot be downloaded here, set DENORT_BIN`,
+        `compile: ${t} failed (exit ${code}). deno compile downloads Deno's denort runtime for ` +
+          "each target; where it cannot (offline, behind a proxy), fetch " +
+          `denort-${t}.zip of Deno ${Deno.version.deno} on another machine, unzip it here and run: ` +
+          `DENORT_BIN=./denort deno task compile --target ${t}`,
       );
       return code;
     }

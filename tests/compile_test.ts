@@ -62,3 +62,41 @@ test("compile with DENORT_BIN passes it on to deno compile for one target", asyn
   // (Not just "DENORT_BIN": the task names it in every failure, passed through or not.)
   assert.match(err, /Could not find denort at '\/nonexistent\/denort'/, err);
 });
+
+test.slow("compile offline (denort unreachable, none cached) fails saying how to use DENORT_BIN", async () => {
+  const denoDir = await Deno.makeTempDir();
+  try {
+    const out = await spawnWithDeadline(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write=dist",
+        "--allow-env=DENORT_BIN",
+        "--allow-run",
+        "scripts/compile.ts",
+        "--target",
+        "x86_64-unknown-linux-gnu",
+      ],
+      // An empty Deno cache and every proxy pointing at a closed port: nothing downloads.
+      env: {
+        DENO_DIR: denoDir,
+        HTTPS_PROXY: "http://127.0.0.1:9",
+        HTTP_PROXY: "http://127.0.0.1:9",
+        https_proxy: "http://127.0.0.1:9",
+        http_proxy: "http://127.0.0.1:9",
+        DENO_NO_UPDATE_CHECK: "1",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }, 120_000).output;
+    assert.notEqual(out.code, 0);
+    const err = new TextDecoder().decode(out.stderr);
+    assert.match(
+      err,
+      /compile: x86_64-unknown-linux-gnu failed \(exit \d+\)\. .*fetch denort-x86_64-unknown-linux-gnu\.zip of Deno \d+\.\d+\.\d+ on another machine, unzip it here and run: DENORT_BIN=\.\/denort deno task compile --target x86_64-unknown-linux-gnu/,
+      err,
+    );
+  } finally {
+    await Deno.remove(denoDir, { recursive: true });
+  }
+});

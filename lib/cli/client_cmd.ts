@@ -13,6 +13,7 @@ import { createLogger, describeError } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import { useCryptoBackend } from "./crypto.ts";
 import { readLink, readPassword } from "./secret.ts";
+import { warnIfExposed } from "./file_modes.ts";
 import type { Command } from "./mod.ts";
 
 const usage =
@@ -94,6 +95,11 @@ export const clientCommand: Command = {
       }
     }
     const log = createLogger(level, "client");
+    if (file !== undefined) await warnIfExposed(file, `user "${config.user}"'s private key`, log);
+    const jwt = config.jwt;
+    if (jwt !== undefined && "file" in jwt) {
+      await warnIfExposed(jwt.file, `user "${config.user}"'s JWT`, log);
+    }
     const backend = useCryptoBackend(config.crypto);
     log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
     const overrides = {

@@ -5,6 +5,7 @@
  * @module
  */
 import { UsageError } from "./args.ts";
+import { explainPermissionError } from "./permissions.ts";
 
 /** A subcommand. */
 export interface Command {
@@ -65,7 +66,8 @@ export async function runCli(args: string[]): Promise<number> {
       console.error(`nitrosocks ${cmd.name}: ${e.message}\n\n${cmd.usage}`);
       return 2;
     }
-    console.error(`nitrosocks ${cmd.name}: ${e instanceof Error ? e.message : String(e)}`);
+    const message = explainPermissionError(e) ?? (e instanceof Error ? e.message : String(e));
+    console.error(`nitrosocks ${cmd.name}: ${message}`);
     return 1;
   }
 }

@@ -9,6 +9,7 @@ import { type ServerHandle, startServer } from "../tunnel/server.ts";
 import { createLogger, describeError, type Logger } from "../observe/mod.ts";
 import { logLevelFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
 import { useCryptoBackend } from "./crypto.ts";
+import { warnIfExposed } from "./file_modes.ts";
 import type { Command } from "./mod.ts";
 
 const usage = `Usage: nitrosocks server --config FILE [--log-level LEVEL]
@@ -75,6 +76,11 @@ export const serverCommand: Command = {
     const config = await loadServerConfig(file);
     const level = logLevelFlag(p, config.log.level);
     const log = createLogger(level, "server");
+    await warnIfExposed(config.identityFile, "the server's private key", log);
+    await warnIfExposed(config.usersFile, "the users' tokens and verifiers", log);
+    if (config.tlsFiles !== undefined) {
+      await warnIfExposed(config.tlsFiles.key, "the TLS certificate's private key", log);
+    }
     const backend = useCryptoBackend(config.crypto);
     log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
     const { users } = await loadUsers(config.usersFile);

@@ -91,6 +91,8 @@ export interface ServerConfig {
   tlsFiles?: { cert: string; key: string };
   /** The 64-byte server private key (Ed25519 seed ‖ X25519 private key). */
   identity: Uint8Array;
+  /** Path of the identity file (resolved). */
+  identityFile: string;
   /** Path of the users file (resolved). */
   usersFile: string;
   /** Where a connection that is not a NitroSocks client is handed. */
@@ -638,6 +640,7 @@ export function parseServerConfig(
     proxyProtocol: raw.proxy_protocol,
     ...(tlsFiles === undefined ? {} : { tlsFiles }),
     identity,
+    identityFile: resolveRef(file, raw.identity),
     usersFile: resolveRef(file, raw.users),
     fallback: {
       mode: raw.fallback.mode,

@@ -19,7 +19,7 @@ import {
   x25519PublicKey,
   x25519SharedSecret,
 } from "../crypto/keys.ts";
-import { verifyTotp } from "../crypto/totp.ts";
+import { TOTP_PERIOD_SECONDS, TOTP_WINDOW_STEPS, verifyTotp } from "../crypto/totp.ts";
 import { SCRAM_KEY_BYTES, scramCheckProof } from "../crypto/scram.ts";
 import { type JwtClaims, type JwtKeys, type JwtResult, verifyJwt } from "../crypto/jwt.ts";
 import { concat } from "../wire/bytes.ts";
@@ -556,7 +556,14 @@ function consumeResponse(
       ? `wrong JWT for user ${who}`
       : `JWT for user ${who} refused: ${jwtVerdict.reason}`;
   } else if (!second.ok) failure = `wrong ${second.factor} for user ${who}`;
-  else if (!totpOk) failure = `${code === "" ? "missing" : "wrong"} TOTP code for user ${who}`;
+  else if (!totpOk) {
+    failure = code === ""
+      ? `missing TOTP code for user ${who}`
+      : `wrong TOTP code for user ${who}: codes are accepted within ${
+        TOTP_WINDOW_STEPS * TOTP_PERIOD_SECONDS
+      } s of this server's clock, so a clock off on the client or here is the likely cause ` +
+        "(compare both with an NTP source)";
+  }
   if (failure !== undefined) {
     wipe(ck4);
     return {

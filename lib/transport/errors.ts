@@ -68,6 +68,7 @@ function errMessage(e: unknown): string {
  * | `InvalidData` "UnknownIssuer"/"BadSignature" | "TLS certificate not trusted by the profile's CA: …" |
  * | `InvalidData` "not valid for name" | "TLS certificate not valid for server name "x": …" |
  * | `InvalidData` "expired" / "not valid yet" | "TLS certificate expired: …" / "TLS certificate not yet valid: …" |
+ * | `InvalidData` "InvalidContentType" (a reply that is not TLS) | "127.0.0.1:8443 does not speak TLS: …" |
  * | other `InvalidData`, `UnexpectedEof`, `ConnectionReset` in TLS | "TLS handshake with … failed: …" |
  *
  * Anything else is returned unchanged.
@@ -122,6 +123,16 @@ export function explainDialError(e: unknown, ctx: DialContext): Error {
       return new Deno.errors.InvalidData(`TLS certificate not yet valid: ${detail}`, cause);
     }
     return new Deno.errors.InvalidData(`TLS certificate rejected for ${addr}: ${detail}`, cause);
+  }
+  if (
+    tls &&
+    /InvalidContentType|corrupt message|wrong version number|packet length too long/i.test(msg)
+  ) {
+    return new Deno.errors.InvalidData(
+      `${addr} does not speak TLS: it answered the TLS handshake with something else ` +
+        "(a plain TCP, HTTP or other service on that port)",
+      cause,
+    );
   }
   if (tls && (name === "InvalidData" || name === "UnexpectedEof" || name === "ConnectionReset")) {
     const E = Deno.errors[name];

@@ -20,6 +20,7 @@ import { pipeBoth } from "./pipe.ts";
 import { TimedReader } from "./reader.ts";
 import { drive } from "./_drive.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";
+import { listenTcp } from "../transport/tcp.ts";
 
 export type { FrontEnd } from "./listener.ts";
 
@@ -133,7 +134,7 @@ export function serveSocks(
     http?: (conn: Deno.Conn, initial: Uint8Array) => Promise<void>;
   },
 ): FrontEnd {
-  const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
+  const listener = listenTcp({ hostname: listenAddr.host, port: listenAddr.port });
   const front = serveListener(listener, (conn) => handleSocks(conn, opts), opts.log, "SOCKS5");
   opts.events?.emit({ type: "listening", kind: opts.kind ?? "socks5", addr: front.addr });
   return front;

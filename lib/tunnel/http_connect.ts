@@ -25,6 +25,7 @@ import { type ByteStream, writeAll } from "../transport/types.ts";
 import { type Connector, openFor } from "./dial.ts";
 import type { HttpConnectStep } from "../socks5/mod.ts";
 import { type FrontEnd, serveListener } from "./listener.ts";
+import { listenTcp } from "../transport/tcp.ts";
 import type { EventSink, Logger } from "../observe/mod.ts";
 import { TimedReader } from "./reader.ts";
 import { drive } from "./_drive.ts";
@@ -51,7 +52,7 @@ export function serveHttpConnect(
     events?: EventSink;
   },
 ): FrontEnd {
-  const listener = Deno.listen({ hostname: listenAddr.host, port: listenAddr.port });
+  const listener = listenTcp({ hostname: listenAddr.host, port: listenAddr.port });
   const front = serveListener(
     listener,
     (conn) => handleHttpProxy(conn, opts, undefined),

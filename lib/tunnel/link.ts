@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { TOTP_PERIOD_SECONDS, TOTP_WINDOW_STEPS } from "../crypto/totp.ts";
 import type { ClientConfig, Endpoint } from "../config/mod.ts";
 import { saltedPassword, scramClientKeys } from "../crypto/scram.ts";
 import {
@@ -120,7 +121,7 @@ export class TunnelError extends Error {
  * (it did not accept our first message: wrong server key, clock off, or not
  * NitroSocks), and a login refused after our credentials.
  */
-function explainFailure(e: unknown, where: string): TunnelError {
+function explainFailure(e: unknown, where: string, totp: boolean): TunnelError {
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof ProtocolError && e.code === "AUTH_FAILED") {
     switch (e.authFailure) {
@@ -139,7 +140,12 @@ function explainFailure(e: unknown, where: string): TunnelError {
       case "login_refused":
         return new TunnelError(
           `The server at ${where} refused the login: check the profile's user id, key, token and TOTP ` +
-            `secret (ask the server's admin for a fresh profile) and this machine's clock`,
+            `secret (ask the server's admin for a fresh profile) and this machine's clock` +
+            (totp
+              ? ": this profile sends TOTP codes, which the server accepts only within " +
+                `${TOTP_WINDOW_STEPS * TOTP_PERIOD_SECONDS} s of its clock, so a clock off here ` +
+                "or on the server is the likely cause"
+              : ""),
           { cause: e },
         );
       default:
@@ -196,7 +202,10 @@ export async function connectLink(
   } catch (e) {
     const msg = describeError(e);
     throw new TunnelError(
-      /TLS|certificate/i.test(msg)
+      /does not speak TLS/.test(msg)
+        ? `Cannot reach the server at ${where}: ${msg}: check the profile's server address and port ` +
+          `(and that the server's transport is tls)`
+        : /TLS|certificate/i.test(msg)
         ? `Cannot reach the server at ${where}: ${msg}: check the profile's ca and server_name, or pass ` +
           `an inspecting proxy's CA with --ca`
         : `Cannot reach the server at ${where}: ${msg}: check that the NitroSocks server is running and ` +
@@ -221,7 +230,7 @@ export async function connectLink(
       try {
         return hs.push(chunk);
       } catch (e) {
-        throw explainFailure(e, where);
+        throw explainFailure(e, where, config.totpSecret !== undefined);
       }
     };
     const r = await drive(conn, new TimedReader(conn), push, {
@@ -244,7 +253,7 @@ export async function connectLink(
         );
       }
       // Closed, or a read error: a TLS connection cut without close_notify is an end of stream here.
-      throw explainFailure(hs.closed(), where);
+      throw explainFailure(hs.closed(), where, config.totpSecret !== undefined);
     }
     const step = r.step;
     await writeAll(conn, step.send);

@@ -243,7 +243,11 @@ test("dial() TLS to a plain TCP server explains the failed handshake", async () 
     const e = await rejection(
       dial({ transport: "tls", hostname: "127.0.0.1", port: plain.port }),
     );
-    assert.match(e.message, /^TLS handshake with 127\.0\.0\.1:\d+ failed: /);
+    assert.ok(e instanceof Deno.errors.InvalidData, String(e));
+    assert.match(
+      e.message,
+      /^127\.0\.0\.1:\d+ does not speak TLS: it answered the TLS handshake with something else \(a plain TCP, HTTP or other service on that port\)$/,
+    );
   } finally {
     await plain.close();
   }
