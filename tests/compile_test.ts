@@ -30,8 +30,8 @@ test("compile builds every OS target with exactly the tested permission flags", 
   }
 });
 
-/** Runs `scripts/compile.ts ARGS` with DENORT_BIN naming a runtime that does not exist. */
-function compileWithMissingDenort(...args: string[]): Promise<Deno.CommandOutput> {
+/** Runs `scripts/compile.ts ARGS` under the task's permissions with `env` added. */
+function runCompile(env: Record<string, string>, ...args: string[]): Promise<Deno.CommandOutput> {
   return spawnWithDeadline(Deno.execPath(), {
     args: [
       "run",
@@ -42,10 +42,15 @@ function compileWithMissingDenort(...args: string[]): Promise<Deno.CommandOutput
       "scripts/compile.ts",
       ...args,
     ],
-    env: { DENORT_BIN: "/nonexistent/denort" },
+    env,
     stdout: "piped",
     stderr: "piped",
-  }, 50_000).output;
+  }, 120_000).output;
+}
+
+/** `runCompile` with DENORT_BIN naming a runtime that does not exist. */
+function compileWithMissingDenort(...args: string[]): Promise<Deno.CommandOutput> {
+  return runCompile({ DENORT_BIN: "/nonexistent/denort" }, ...args);
 }
 
 test("compile refuses DENORT_BIN with several targets and explains", async () => {
@@ -66,19 +71,9 @@ test("compile with DENORT_BIN passes it on to deno compile for one target", asyn
 test.slow("compile offline (denort unreachable, none cached) fails saying how to use DENORT_BIN", async () => {
   const denoDir = await Deno.makeTempDir();
   try {
-    const out = await spawnWithDeadline(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-write=dist",
-        "--allow-env=DENORT_BIN",
-        "--allow-run",
-        "scripts/compile.ts",
-        "--target",
-        "x86_64-unknown-linux-gnu",
-      ],
-      // An empty Deno cache and every proxy pointing at a closed port: nothing downloads.
-      env: {
+    // An empty Deno cache and every proxy pointing at a closed port: nothing downloads.
+    const out = await runCompile(
+      {
         DENO_DIR: denoDir,
         HTTPS_PROXY: "http://127.0.0.1:9",
         HTTP_PROXY: "http://127.0.0.1:9",
@@ -86,9 +81,9 @@ test.slow("compile offline (denort unreachable, none cached) fails saying how to
         http_proxy: "http://127.0.0.1:9",
         DENO_NO_UPDATE_CHECK: "1",
       },
-      stdout: "piped",
-      stderr: "piped",
-    }, 120_000).output;
+      "--target",
+      "x86_64-unknown-linux-gnu",
+    );
     assert.notEqual(out.code, 0);
     const err = new TextDecoder().decode(out.stderr);
     assert.match(

@@ -9,37 +9,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startHttpTarget } from "../support/http_target.ts";
-import { startNitrosocks } from "../support/nitro_process.ts";
-import { step, test } from "../support/deadline.ts";
-import { freePort, run } from "./_harness.ts";
+import { setUpServer, socksCurl, startNitrosocks } from "../support/nitro_process.ts";
+import { test } from "../support/deadline.ts";
+import { freePort } from "./_harness.ts";
 
-function curl(port: number, url: string) {
-  return run("curl", [
-    "-sS",
-    "--max-time",
-    "20",
-    "--socks5-hostname",
-    `127.0.0.1:${port}`,
-    url,
-  ], { timeoutMs: 30_000 });
-}
+const curl = (port: number, url: string) => socksCurl(`127.0.0.1:${port}`, url);
 
 test.slow("client reloads its profile on SIGHUP and on change; a broken one changes nothing", async () => {
   const dir = await Deno.makeTempDir();
   await using target = await startHttpTarget();
-  const port = freePort();
-  const srv = join(dir, "srv");
-  const profile = join(dir, "alice.yml");
-  for (
-    const args of [
-      ["init", srv, "--listen", `127.0.0.1:${port}`, "--name", "vpn.example.org"],
-      ["user", "add", "alice", "--dir", srv, "--out", profile, "--routes", "127.0.0.1:*"],
-    ]
-  ) {
-    const p = startNitrosocks(args);
-    assert.equal((await step(`nitrosocks ${args[0]}`, p.status)).code, 0, p.output());
-    await p.close();
-  }
+  const { srv, profile } = await setUpServer(dir, "--routes", "127.0.0.1:*");
   const original = await Deno.readTextFile(profile);
   const [a, b] = [freePort(), freePort()];
   const listenAt = (p: number) =>

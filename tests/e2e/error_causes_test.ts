@@ -11,34 +11,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodeBase32 } from "../../lib/config/mod.ts";
 import { startHttpTarget } from "../support/http_target.ts";
-import { startNitrosocks } from "../support/nitro_process.ts";
+import { clientReady, setUpServer, startNitrosocks } from "../support/nitro_process.ts";
 import { step, test } from "../support/deadline.ts";
-import { freePort, run } from "./_harness.ts";
+import { run } from "./_harness.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-/** A server directory on loopback and alice's profile (extra `user add` flags allowed). */
-async function setUp(dir: string, ...addFlags: string[]) {
-  const port = freePort();
-  const srv = join(dir, "srv");
-  const profile = join(dir, "alice.yml");
-  for (
-    const args of [
-      ["init", srv, "--listen", `127.0.0.1:${port}`, "--name", "vpn.example.org"],
-      ["user", "add", "alice", "--dir", srv, "--out", profile, ...addFlags],
-    ]
-  ) {
-    const p = startNitrosocks(args);
-    assert.equal((await step(`nitrosocks ${args[0]}`, p.status)).code, 0, p.output());
-    await p.close();
-  }
-  return { port, srv, profile };
-}
 
 test.slow("secret files open to others are warned about with the chmod that fixes them", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const { srv, profile } = await setUp(dir);
+    const { srv, profile } = await setUpServer(dir);
     {
       // As init and user add wrote them (0600): no warning.
       await using server = startNitrosocks(["server", "--config", join(srv, "server.yml")]);
@@ -50,7 +32,7 @@ test.slow("secret files open to others are warned about with the chmod that fixe
         "--socks",
         "127.0.0.1:0",
       ]);
-      await client.waitForOutput(/SOCKS5 proxy ready/, "the client");
+      await clientReady(client);
       assert.doesNotMatch(server.output() + client.output(), /chmod 600/);
     }
     for (const f of ["keys/server.key", "users.yml", "tls/server.key"]) {
@@ -75,7 +57,7 @@ test.slow("secret files open to others are warned about with the chmod that fixe
       );
     }
     await using client = startNitrosocks(["client", "--config", profile, "--socks", "127.0.0.1:0"]);
-    await client.waitForOutput(/SOCKS5 proxy ready/, "the client");
+    await clientReady(client);
     assert.match(
       client.output(),
       /alice\.yml is open to its group \(mode 0640\): it holds user "alice"'s private key; run: chmod 600 /,
@@ -88,7 +70,7 @@ test.slow("secret files open to others are warned about with the chmod that fixe
 test.slow("a wrong TOTP code names clock skew in the server's log and the client's", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const { srv, profile } = await setUp(dir, "--totp");
+    const { srv, profile } = await setUpServer(dir, "--totp");
     const text = await Deno.readTextFile(profile);
     // Another secret: every code the client makes is wrong, as with a clock minutes off.
     const other = encodeBase32(new Uint8Array(20).fill(9));
@@ -113,7 +95,7 @@ test.slow("a port that is not TLS, a busy port and a missing permission are name
   const dir = await Deno.makeTempDir();
   await using web = await startHttpTarget();
   try {
-    const { profile } = await setUp(dir);
+    const { profile } = await setUpServer(dir);
     // The profile pointed at a plain HTTP server.
     await using client = startNitrosocks([
       "client",

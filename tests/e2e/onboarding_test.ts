@@ -11,9 +11,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startHttpTarget } from "../support/http_target.ts";
 import { createTlsFixture } from "../support/certs.ts";
-import { startNitrosocks } from "../support/nitro_process.ts";
+import { clientReady, setUpServer, socksCurl, startNitrosocks } from "../support/nitro_process.ts";
 import { step, test } from "../support/deadline.ts";
-import { freePort, run, text } from "./_harness.ts";
 
 /** Runs a short nitrosocks command to completion; returns its exit code and output. */
 async function nitrosocks(args: string[], opts: { stdin?: string; cwd?: string } = {}) {
@@ -25,30 +24,8 @@ async function nitrosocks(args: string[], opts: { stdin?: string; cwd?: string }
 
 /** A server directory on loopback named vpn.example.org, a running server, alice's link. */
 async function serverWithAlice(dir: string) {
-  const port = freePort();
-  const srv = join(dir, "srv");
-  const init = await nitrosocks([
-    "init",
-    srv,
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--name",
-    "vpn.example.org",
-  ]);
-  assert.equal(init.code, 0, init.out);
-  const add = await nitrosocks([
-    "user",
-    "add",
-    "alice",
-    "--dir",
-    srv,
-    "--out",
-    join(dir, "alice.yml"),
-    "--routes",
-    "127.0.0.1:*",
-  ]);
-  assert.equal(add.code, 0, add.out);
-  const link = /^(nitrosocks:\/\/\S+)$/m.exec(add.out)![1]!;
+  const { srv, port, added } = await setUpServer(dir, "--routes", "127.0.0.1:*");
+  const link = /^(nitrosocks:\/\/\S+)$/m.exec(added)![1]!;
   const server = startNitrosocks(["server", "--config", join(srv, "server.yml")]);
   await server.waitForOutput(/listening on/, "the server to listen");
   return { srv, port, link, server };
@@ -79,20 +56,9 @@ test.slow(
         ["client", "--link", "-", "--socks", "127.0.0.1:0"],
         { stdin: `${link}\n` },
       );
-      const ready = await client.waitForOutput(
-        /SOCKS5 proxy ready on [^\s]+:(\d+)/,
-        "the client to be ready",
-      );
-      const curl = await run("curl", [
-        "-sS",
-        "--max-time",
-        "20",
-        "--socks5-hostname",
-        `127.0.0.1:${ready[1]}`,
-        `${target.url}/hello`,
-      ]);
+      const curl = await socksCurl(await clientReady(client), `${target.url}/hello`);
       assert.equal(curl.code, 0, curl.stderr);
-      assert.ok(text(curl).length > 0);
+      assert.ok(curl.body.length > 0);
       assert.ok(target.requests.some((r) => r.path === "/hello"), "the request reached the target");
 
       // The imported profile and a file holding the link work the same way.
@@ -100,15 +66,7 @@ test.slow(
       await Deno.writeTextFile(linkFile, `${link}\n`, { mode: 0o600 });
       for (const config of [imported, linkFile]) {
         await using c = startNitrosocks(["client", "--config", config, "--socks", "127.0.0.1:0"]);
-        const r = await c.waitForOutput(/SOCKS5 proxy ready on [^\s]+:(\d+)/, `client ${config}`);
-        const got = await run("curl", [
-          "-sS",
-          "--max-time",
-          "20",
-          "--socks5-hostname",
-          `127.0.0.1:${r[1]}`,
-          `${target.url}/again`,
-        ]);
+        const got = await socksCurl(await clientReady(c), `${target.url}/again`);
         assert.equal(got.code, 0, `${config}: ${got.stderr}\n${c.output()}`);
       }
     } finally {

@@ -10,33 +10,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startHttpTarget } from "../support/http_target.ts";
 import { startFaultRelay } from "../support/fault_relay.ts";
-import { startNitrosocks } from "../support/nitro_process.ts";
+import { clientReady, setUpServer, socksCurl, startNitrosocks } from "../support/nitro_process.ts";
 import { step, test } from "../support/deadline.ts";
-import { freePort, run, text } from "./_harness.ts";
-
-async function curl(socks: string, url: string, maxS: number) {
-  return await run("curl", ["-sS", "--max-time", `${maxS}`, "--socks5-hostname", socks, url], {
-    timeoutMs: (maxS + 10) * 1000,
-  });
-}
 
 test.slow("a stopping server's NOTICE makes the client back off, not dial per request", async () => {
   const dir = await Deno.makeTempDir();
   await using target = await startHttpTarget();
-  const port = freePort();
-  const srv = join(dir, "srv");
-  const profile = join(dir, "alice.yml");
+  const { port, srv, profile } = await setUpServer(dir, "--routes", "127.0.0.1:*");
   // The client dials through a relay that counts its connections.
   const relay = startFaultRelay({ port });
-  const steps = [
-    ["init", srv, "--listen", `127.0.0.1:${port}`, "--name", "vpn.example.org"],
-    ["user", "add", "alice", "--dir", srv, "--out", profile, "--routes", "127.0.0.1:*"],
-  ];
-  for (const args of steps) {
-    const p = startNitrosocks(args);
-    assert.equal((await step(`nitrosocks ${args[0]}`, p.status)).code, 0, p.output());
-    await p.close();
-  }
   const config = join(srv, "server.yml");
   let server = startNitrosocks(["server", "--config", config]);
   await using client = startNitrosocks([
@@ -50,10 +32,8 @@ test.slow("a stopping server's NOTICE makes the client back off, not dial per re
   ]);
   try {
     await server.waitForOutput(/listening on/, "the server to listen");
-    const socks = `127.0.0.1:${
-      (await client.waitForOutput(/SOCKS5 proxy ready on [^\s]+:(\d+)/, "the client"))[1]
-    }`;
-    const first = await curl(socks, `${target.url}/before`, 20);
+    const socks = await clientReady(client);
+    const first = await socksCurl(socks, `${target.url}/before`, 20);
     assert.equal(first.code, 0, first.stderr + client.output());
 
     server.signal("SIGTERM");
@@ -67,7 +47,7 @@ test.slow("a stopping server's NOTICE makes the client back off, not dial per re
     const dialsBefore = relay.connections;
     const started = performance.now();
     const during = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => curl(socks, `${target.url}/during${i}`, 3)),
+      Array.from({ length: 20 }, (_, i) => socksCurl(socks, `${target.url}/during${i}`, 3)),
     );
     const seconds = (performance.now() - started) / 1000;
     assert.ok(during.every((r) => r.code !== 0), "nothing is served while the server is down");
@@ -78,9 +58,9 @@ test.slow("a stopping server's NOTICE makes the client back off, not dial per re
     server = startNitrosocks(["server", "--config", config]);
     await server.waitForOutput(/listening on/, "the server to listen again");
     // The request waits for the client's next attempt (at most 30 s away) and goes through.
-    const after = await curl(socks, `${target.url}/after`, 45);
+    const after = await socksCurl(socks, `${target.url}/after`, 45);
     assert.equal(after.code, 0, after.stderr + client.output());
-    assert.ok(text(after).length > 0);
+    assert.ok(after.body.length > 0);
     const out = client.output();
     assert.match(out, /the server is back: \d+ attempts? failed since \d{4}-/);
     const downLines = out.match(/the server is still down/g)?.length ?? 0;

@@ -8,6 +8,7 @@
  */
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
 import { onTimeout, scaledMs, waitFor } from "./deadline.ts";
+import { spawnWithDeadline } from "./process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -110,4 +111,81 @@ export function startNitrosocks(args: string[], opts: NitroProcessOptions = {}):
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** What {@linkcode setUpServer} made. */
+export interface ServerSetUp {
+  /** The port server.yml listens on (127.0.0.1). */
+  port: number;
+  /** The server directory. */
+  srv: string;
+  /** alice's profile. */
+  profile: string;
+  /** What `user add` printed (the share link among it). */
+  added: string;
+}
+
+/**
+ * `nitrosocks init DIR/srv --listen 127.0.0.1:PORT --name vpn.example.org`
+ * and `user add alice --out DIR/alice.yml ...addFlags` as processes.
+ *
+ * @example
+ * ```ts ignore
+ * const { srv, profile } = await setUpServer(dir, "--routes", "127.0.0.1:*");
+ * ```
+ */
+export async function setUpServer(dir: string, ...addFlags: string[]): Promise<ServerSetUp> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  const srv = `${dir}/srv`;
+  const profile = `${dir}/alice.yml`;
+  let added = "";
+  for (
+    const args of [
+      ["init", srv, "--listen", `127.0.0.1:${port}`, "--name", "vpn.example.org"],
+      ["user", "add", "alice", "--dir", srv, "--out", profile, ...addFlags],
+    ]
+  ) {
+    const p = startNitrosocks(args);
+    const { code } = await p.status;
+    await p.close();
+    if (code !== 0) {
+      throw new Error(`nitrosocks ${args.slice(0, 2).join(" ")} failed:\n${p.output()}`);
+    }
+    added = p.output();
+  }
+  return { port, srv, profile, added };
+}
+
+/** Waits (bounded) for a client process to say it is ready; resolves to its "127.0.0.1:PORT". */
+export async function clientReady(client: NitroProcess): Promise<string> {
+  const m = await client.waitForOutput(
+    /SOCKS5 proxy ready on ([^\s]+:\d+)/,
+    "nitrosocks client to be ready",
+  );
+  return m[1]!;
+}
+
+/**
+ * `curl -sS --max-time S --socks5-hostname SOCKS URL` to completion (a
+ * deadline of S + 10 s): exit code, body and errors.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await socksCurl(await clientReady(client), `${target.url}/hello`);
+ * ```
+ */
+export async function socksCurl(
+  socks: string,
+  url: string,
+  maxS = 20,
+): Promise<{ code: number; body: string; stderr: string }> {
+  const out = await spawnWithDeadline("curl", {
+    args: ["-sS", "--max-time", `${maxS}`, "--socks5-hostname", socks, url],
+    stdout: "piped",
+    stderr: "piped",
+  }, (maxS + 10) * 1000).output;
+  const dec = new TextDecoder();
+  return { code: out.code, body: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
