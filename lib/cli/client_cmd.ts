@@ -24,6 +24,10 @@ Runs the local SOCKS5 proxy (default 127.0.0.1:1080) from a client profile made 
 password (no echo), or reads the first line of standard input when it is not a
 terminal. Point any program at it, e.g.
   curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+The same port is an HTTP proxy (http_proxy=http://127.0.0.1:1080) and serves a
+PAC file for browsers at http://127.0.0.1:1080/proxy.pac. The profile's
+forwards: (fixed local TCP/UDP ports, like ssh -L) and dns: (a local DNS server
+asking a resolver through the tunnel) start with it; see docs/CONFIG.md.
 
 The client reloads a --config profile when the file changes and on SIGHUP: a
 changed profile restarts the tunnel and listeners with it; one that does not
