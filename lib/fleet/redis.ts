@@ -31,6 +31,8 @@ function newClient(options: RedisLinkOptions) {
     url: options.url,
     ...(options.password === undefined ? {} : { password: options.password }),
     disableOfflineQueue: true,
+    // Redis Enterprise maintenance hints are not used (and their debug switch reads the environment).
+    maintNotifications: "disabled",
     socket: {
       connectTimeout: 2_000,
       reconnectStrategy: (retries: number) => Math.min(50 * (retries + 1), MAX_RECONNECT_DELAY_MS),
