@@ -117,6 +117,8 @@ export interface Tunnel extends AsyncDisposable {
    * `Deno.errors.TimedOut` when the server did not answer in `timeoutMs`.
    */
   dial(options: DialOptions & { transport?: "tcp" }): Promise<TunnelConn>;
+  /** Either, as `options.transport` says (for a transport only known at run time). */
+  dial(options: DialOptions): Promise<TunnelConn | TunnelDatagramConn>;
   /** Ends the session gracefully (its connections are reset) and releases everything. */
   close(): Promise<void>;
 }
@@ -222,6 +224,7 @@ class ClientTunnelHandle implements Tunnel {
 
   dial(options: DialOptions & { transport: "udp" }): Promise<TunnelDatagramConn>;
   dial(options: DialOptions & { transport?: "tcp" }): Promise<TunnelConn>;
+  dial(options: DialOptions): Promise<TunnelConn | TunnelDatagramConn>;
   async dial(options: DialOptions): Promise<TunnelConn | TunnelDatagramConn> {
     const { hostname, port } = options;
     const transport = options.transport ?? "tcp";

@@ -5,7 +5,12 @@
  * connection.
  */
 import { strict as assert } from "node:assert";
-import { connect, DATAGRAM_QUEUE_MAX, type TunnelDatagramConn } from "../../mod.ts";
+import {
+  connect,
+  DATAGRAM_QUEUE_MAX,
+  type DialOptions,
+  type TunnelDatagramConn,
+} from "../../mod.ts";
 import { EventLog } from "../../lib/observe/mod.ts";
 import { randomBytes } from "../../lib/crypto/mod.ts";
 import { startUdpEcho } from "../support/udp_echo.ts";
@@ -114,4 +119,17 @@ test("a udp dial ends with its tunnel: receive rejects with ConnectionReset, ite
   assert.deepEqual(got, ["one"]);
   await assertRejectsWith(conn.receive(), Deno.errors.ConnectionReset, /ended/);
   conn.close();
+});
+
+test("dial() with a transport known only at run time gives the matching kind of connection", async () => {
+  await using setup = await startServer({ transport: "tcp" });
+  await using echo = startUdpEcho();
+  await step("a dial from a DialOptions value", async () => {
+    await using tunnel = await connect(setup.profilePath);
+    const options: DialOptions = { hostname: "127.0.0.1", port: echo.port, transport: "udp" };
+    using conn = await tunnel.dial(options);
+    assert.ok("receive" in conn && !("readFull" in conn));
+    await conn.send(new TextEncoder().encode("any"));
+    assert.equal(new TextDecoder().decode(await conn.receive({ timeoutMs: 10_000 })), "any");
+  });
 });
