@@ -36,4 +36,9 @@ Deno.test("examples/client.yml parses", async () => {
   assert.ok(cfg.caPem?.includes("BEGIN CERTIFICATE"));
   assert.deepEqual(cfg.httpConnect, { listen: { host: "127.0.0.1", port: 8118 } });
   assert.equal(cfg.socks5.users?.get("browser"), "correct horse battery staple");
+  assert.deepEqual(cfg.forwards.map((f) => [f.protocol, f.to.port, f.idleTimeoutS]), [
+    ["tcp", 22, 0],
+    ["udp", 5060, 300],
+  ]);
+  assert.deepEqual(cfg.dns?.upstream, { host: "9.9.9.9", port: 53 });
 });
