@@ -73,10 +73,12 @@ export {
   ShareTag,
 } from "./share_link.ts";
 export {
+  allRoutes,
   compileRoutes,
   matchRoute,
   parseRoute,
   type Route,
+  type RouteRules,
   RouteSet,
   routeSet,
   type RouteTarget,

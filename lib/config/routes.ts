@@ -219,16 +219,27 @@ function cidrRoute(
   return { ...base, hostKind: "cidr", host: /^$/, cidr, explicit, ...ports };
 }
 
+/**
+ * What judges destinations: one {@linkcode RouteSet}, or several that must
+ * all allow ({@linkcode allRoutes}).
+ */
+export interface RouteRules {
+  /** Judges dialling `addr` for `target`; `blocked`: `addr` is in `egress.block`. */
+  check(target: RouteTarget, addr: IpBytes, blocked: boolean): RouteVerdict;
+  /** False when no address `target`'s name could resolve to would be allowed. */
+  mayAllowName(target: RouteTarget): boolean;
+}
+
 /** How the rules judged one destination. */
 export type RouteVerdict =
   /** A rule allows it. */
   | { verdict: "allow"; rule: string }
   /** A `!` rule refuses it. */
-  | { verdict: "deny"; rule: string }
+  | { verdict: "deny"; rule: string; layer?: string }
   /** The address is blocked and only non-explicit rules would allow it. */
-  | { verdict: "blocked"; rule: string }
+  | { verdict: "blocked"; rule: string; layer?: string }
   /** No rule matches. */
-  | { verdict: "unlisted" };
+  | { verdict: "unlisted"; layer?: string };
 
 /**
  * Compiled routes: first match wins, over the name asked for and the
@@ -245,7 +256,7 @@ export type RouteVerdict =
  * routes.check(to("db.corp"), parseIp("192.168.0.5")!, true).verdict; // "blocked"
  * ```
  */
-export class RouteSet {
+export class RouteSet implements RouteRules {
   readonly #routes: Route[];
 
   /** Throws `TypeError` on a bad pattern. */
@@ -326,6 +337,47 @@ export class RouteSet {
     }
     return false;
   }
+}
+
+/**
+ * Rules that allow a destination only when every one of `layers` allows it
+ * (the user's routes, then a JWT's `routes` claim narrowing them for one
+ * session). Each layer judges every address the same way, `egress.block`
+ * included: a blocked address passes only when every layer names it
+ * explicitly. The verdict is the first layer's that does not allow, its
+ * `rule` prefixed with the layer's `name` when it has one.
+ *
+ * @example
+ * ```ts
+ * import { allRoutes, RouteSet } from "./routes.ts";
+ * import { parseIp } from "../wire/ip.ts";
+ * const rules = allRoutes(
+ *   { rules: new RouteSet(["127.0.0.1:*"]) },
+ *   { rules: new RouteSet(["*.example:443"]), name: "the JWT routes claim" },
+ * );
+ * const to = { proto: "tcp" as const, host: "www.example", port: 443 };
+ * rules.check(to, parseIp("127.0.0.1")!, true).verdict; // "blocked": the claim names no address
+ * ```
+ */
+export function allRoutes(...layers: { rules: RouteRules; name?: string }[]): RouteRules {
+  return {
+    check(target, addr, blocked) {
+      let allowed: RouteVerdict = { verdict: "unlisted" };
+      for (const { rules, name } of layers) {
+        const v = rules.check(target, addr, blocked);
+        if (v.verdict === "allow") {
+          allowed = v;
+          continue;
+        }
+        if (name === undefined) return v;
+        return v.verdict === "unlisted"
+          ? { verdict: "unlisted", layer: name }
+          : { ...v, layer: name };
+      }
+      return allowed;
+    },
+    mayAllowName: (target) => layers.every(({ rules }) => rules.mayAllowName(target)),
+  };
 }
 
 function protoPort(r: Route, t: RouteTarget): boolean {

@@ -42,7 +42,21 @@ export interface JwtCheck {
   audience?: string;
   /** Clock leeway for `exp` and `nbf` (s); default 0. */
   leewayS?: number;
+  /**
+   * Why a `routes` claim pattern is not a route (the route grammar's
+   * error), or undefined when it is one. Without it any string is kept.
+   */
+  routeError?: (pattern: string) => string | undefined;
 }
+
+/**
+ * Latest NumericDate accepted for `exp`, `nbf` and `iat` (s):
+ * 9999-12-31T23:59:59Z. Later values, like negative ones, are refused, so
+ * every accepted date is a valid `Date` and its ms fit a safe integer.
+ */
+export const JWT_MAX_NUMERIC_DATE = 253_402_300_799;
+/** Most patterns in a `routes` claim. */
+export const JWT_MAX_ROUTES = 256;
 
 /** The claims a login uses. */
 export interface JwtClaims {
@@ -72,6 +86,34 @@ function parsePart(part: string, what: string): Record<string, unknown> | string
     return `the ${what} is not a JSON object`;
   }
   return json as Record<string, unknown>;
+}
+
+/** A claim value for the log: JSON, cut to 60 characters. */
+function describe(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = String(v);
+  }
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/**
+ * A NumericDate claim (RFC 7519 section 2: seconds since the epoch, a
+ * fraction allowed) in 0..{@linkcode JWT_MAX_NUMERIC_DATE}; undefined when
+ * absent, the reason (a string) when it is not such a number.
+ */
+function numericDate(claims: Record<string, unknown>, name: string): number | undefined | string {
+  const v = claims[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    return `${name} ${describe(v)} is not a NumericDate (a number of seconds)`;
+  }
+  if (v < 0 || v > JWT_MAX_NUMERIC_DATE) {
+    return `${name} ${v} is outside 0..${JWT_MAX_NUMERIC_DATE} (1970 to 9999)`;
+  }
+  return v;
 }
 
 /**
@@ -128,19 +170,20 @@ export function verifyJwt(token: string, keys: JwtKeys, check: JwtCheck): JwtRes
   if (typeof claims === "string") return fail(claims);
   const leewayMs = (check.leewayS ?? 0) * 1000;
   if (claims.sub !== check.subject) {
-    return fail(`sub ${JSON.stringify(claims.sub)} is not the user`);
+    return fail(`sub ${describe(claims.sub)} is not the user`);
   }
-  const exp = claims.exp;
-  if (typeof exp !== "number" || !Number.isFinite(exp)) return fail("exp is missing");
-  if (exp * 1000 + leewayMs <= check.nowMs) {
+  const exp = numericDate(claims, "exp");
+  if (typeof exp === "string") return fail(exp);
+  if (exp === undefined) return fail("exp is missing");
+  const nbf = numericDate(claims, "nbf");
+  if (typeof nbf === "string") return fail(nbf);
+  const iat = numericDate(claims, "iat");
+  if (typeof iat === "string") return fail(iat);
+  if (!(check.nowMs < exp * 1000 + leewayMs)) {
     return fail(`expired at ${new Date(exp * 1000).toISOString()}`);
   }
-  const nbf = claims.nbf;
-  if (nbf !== undefined) {
-    if (typeof nbf !== "number" || !Number.isFinite(nbf)) return fail("nbf is not a number");
-    if (nbf * 1000 - leewayMs > check.nowMs) {
-      return fail(`not valid before ${new Date(nbf * 1000).toISOString()}`);
-    }
+  if (nbf !== undefined && nbf * 1000 - leewayMs > check.nowMs) {
+    return fail(`not valid before ${new Date(nbf * 1000).toISOString()}`);
   }
   if (check.audience !== undefined) {
     const aud = claims.aud;
@@ -151,10 +194,14 @@ export function verifyJwt(token: string, keys: JwtKeys, check: JwtCheck): JwtRes
   const routes = claims.routes;
   if (routes !== undefined) {
     if (
-      !Array.isArray(routes) || routes.length > 256 ||
+      !Array.isArray(routes) || routes.length > JWT_MAX_ROUTES ||
       !routes.every((r) => typeof r === "string" && r.length <= 300)
     ) {
       return fail("routes is not a list of route patterns");
+    }
+    for (const r of routes as string[]) {
+      const why = check.routeError?.(r);
+      if (why !== undefined) return fail(`routes claim pattern ${describe(r)} is refused: ${why}`);
     }
     out.routes = routes as string[];
   }

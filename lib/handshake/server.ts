@@ -529,6 +529,7 @@ function consumeResponse(
       nowMs: clockMs(ctx.now),
       ...(v?.audience === undefined ? {} : { audience: v.audience }),
       ...(v?.leewayS === undefined ? {} : { leewayS: v.leewayS }),
+      ...(v?.routeError === undefined ? {} : { routeError: v.routeError }),
     });
   }
   const second = checkSecondFactor(record, ck3, h3, tokenTag, {

@@ -36,6 +36,11 @@ export interface JwtVerifier {
   audience?: string;
   /** Clock leeway for `exp` and `nbf` (s); default 0. */
   leewayS?: number;
+  /**
+   * Why a `routes` claim pattern is not a route, or undefined when it is:
+   * a token with one is refused like a bad signature (`JwtCheck.routeError`).
+   */
+  routeError?: (pattern: string) => string | undefined;
 }
 
 /**

@@ -501,7 +501,8 @@ export class ConnectionAcceptor {
         );
       },
     });
-    const routes = step.jwt?.routes;
+    // Frozen, so its compiled rules are cached (routeSet, lib/config/routes.ts).
+    const routes = step.jwt?.routes === undefined ? undefined : Object.freeze([...step.jwt.routes]);
     const owner: StreamOwner = {
       session,
       no,

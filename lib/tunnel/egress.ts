@@ -11,7 +11,13 @@
  * @module
  */
 import { lookup } from "node:dns/promises";
-import { type EgressBlock, routeSet, type RouteTarget } from "../config/mod.ts";
+import {
+  type EgressBlock,
+  type RouteRules,
+  routeSet,
+  type RouteTarget,
+  type RouteVerdict,
+} from "../config/mod.ts";
 import { describeError } from "../observe/mod.ts";
 import { formatHostPort, type HostPort } from "../wire/host_port.ts";
 import { formatIp, type IpBytes, isIpv4, parseIp } from "../wire/ip.ts";
@@ -58,6 +64,22 @@ export function dnsResolve(server: HostPort): Resolve {
     }
     return out;
   };
+}
+
+/**
+ * The rules a destination must pass: route patterns (a user's `routes`),
+ * or compiled rules, e.g. the user's routes narrowed by a JWT's `routes`
+ * claim (`allRoutes`, lib/config/routes.ts).
+ */
+export type EgressRoutes = readonly string[] | RouteRules;
+
+function rulesOf(routes: EgressRoutes): RouteRules {
+  return Array.isArray(routes) ? routeSet(routes as readonly string[]) : routes as RouteRules;
+}
+
+/** " of the JWT routes claim" when a narrowing layer decided, else "". */
+function layerOf(v: RouteVerdict): string {
+  return "layer" in v && v.layer !== undefined ? ` of ${v.layer}` : "";
 }
 
 /** Dials one address with the time left. */
@@ -120,8 +142,8 @@ export class Egress {
    * itself, and a name by whether any address could be allowed (check again
    * with the address it resolves to).
    */
-  allows(routes: readonly string[], target: RouteTarget, addr?: string): boolean {
-    const rules = routeSet(routes);
+  allows(routes: EgressRoutes, target: RouteTarget, addr?: string): boolean {
+    const rules = rulesOf(routes);
     const host = target.host.replace(/^\[(.*)\]$/, "$1");
     const ip = parseIp(addr ?? host);
     if (ip === undefined) return addr === undefined && rules.mayAllowName(target);
@@ -134,11 +156,11 @@ export class Egress {
    * allowed address could be reached.
    */
   async dial(
-    routes: readonly string[],
+    routes: EgressRoutes,
     target: RouteTarget,
     timeoutMs: number,
   ): Promise<EgressResult> {
-    const rules = routeSet(routes);
+    const rules = rulesOf(routes);
     const wanted = formatHostPort(target.host, target.port);
     const host = target.host.replace(/^\[(.*)\]$/, "$1");
     const deadline = Date.now() + timeoutMs;
@@ -160,11 +182,11 @@ export class Egress {
       const v = rules.check(target, a, entry !== undefined);
       const text = formatIp(a);
       if (v.verdict === "allow") allowed.push(a);
-      else if (v.verdict === "deny") why.push(`${text} denied by route "${v.rule}"`);
-      else if (v.verdict === "unlisted") why.push(`${text} matches no route`);
+      else if (v.verdict === "deny") why.push(`${text} denied by route "${v.rule}"${layerOf(v)}`);
+      else if (v.verdict === "unlisted") why.push(`${text} matches no route${layerOf(v)}`);
       else {
         blocked = true;
-        why.push(`${text} is in egress.block (${entry}) and no route names it`);
+        why.push(`${text} is in egress.block (${entry}) and no route${layerOf(v)} names it`);
       }
     }
     if (allowed.length === 0) {

@@ -19,6 +19,7 @@ import {
   DEFAULT_EGRESS_BLOCK,
   EgressBlock,
   type EgressSettings,
+  parseRoute,
   type ServerConfig,
   type StoreSettings,
   type UserEntry,
@@ -35,7 +36,7 @@ import {
 } from "../handshake/mod.ts";
 import { ReleaseReason } from "../session/mod.ts";
 import { getTransport } from "../transport/mod.ts";
-import { EventHub, logEvents, type Logger } from "../observe/mod.ts";
+import { describeError, EventHub, logEvents, type Logger } from "../observe/mod.ts";
 import { ConnectionAcceptor, type ServerListener } from "./acceptor.ts";
 import { Decoy, type DecoyTimeouts } from "./decoy.ts";
 import { watchCertificate } from "./cert_watch.ts";
@@ -126,6 +127,16 @@ export interface ServerHandle {
   done: Promise<void>;
 }
 
+/** Why `pattern` is not a route (users.yml grammar), for a JWT's `routes` claim. */
+function routeError(pattern: string): string | undefined {
+  try {
+    parseRoute(pattern);
+    return undefined;
+  } catch (e) {
+    return describeError(e);
+  }
+}
+
 function toUserRecord(u: UserEntry, auth: ServerConfig["auth"] | undefined): UserRecord {
   const r: UserRecord = { userId: u.name, publicKey: u.publicKey };
   if (u.token !== undefined) r.token = u.token;
@@ -142,6 +153,7 @@ function toUserRecord(u: UserEntry, auth: ServerConfig["auth"] | undefined): Use
       },
       ...(j?.audience === undefined ? {} : { audience: j.audience }),
       leewayS: j?.leewayS ?? 0,
+      routeError,
     };
   }
   if (u.password !== undefined) {

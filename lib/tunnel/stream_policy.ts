@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { DEFAULT_EGRESS_BLOCK, EgressBlock, matchRoute, type UserSource } from "../config/mod.ts";
+import {
+  allRoutes,
+  DEFAULT_EGRESS_BLOCK,
+  EgressBlock,
+  routeSet,
+  type UserSource,
+} from "../config/mod.ts";
 import { ResetReason } from "../mux/mod.ts";
 import {
   decodeRequest,
@@ -25,7 +31,7 @@ import {
 } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { dialTarget } from "./dial.ts";
-import { Egress, type Resolve } from "./egress.ts";
+import { Egress, type EgressRoutes, type Resolve } from "./egress.ts";
 import type { Session } from "./session.ts";
 import { UdpAssociation } from "./udp_relay.ts";
 import type { LimitRefusal } from "./user_limits.ts";
@@ -60,9 +66,16 @@ export interface StreamOwner {
   /** Local number of the session (events). */
   no: number;
   user: string;
-  /** A JWT login's `routes` claim: a stream must match these too (they narrow the user's). */
+  /**
+   * A JWT login's `routes` claim: every address a stream or datagram goes
+   * to must pass these too, under the same egress check as the user's
+   * routes (they narrow the user's).
+   */
   routes?: readonly string[];
 }
+
+/** What names the claim's layer in refusal reasons (the server log). */
+const CLAIM_LAYER = "the JWT routes claim";
 
 /** What the client is told when the rules refuse a stream (route or egress alike). */
 const NOT_ALLOWED_TEXT = "not allowed by the server's routes";
@@ -127,13 +140,9 @@ export class StreamPolicy {
       this.#refuse(owner, id, target, Reply.COMMAND_NOT_SUPPORTED, "not supported", why, "command");
       return;
     }
-    const user = this.#o.users.get(owner.user);
-    if (
-      user === undefined ||
-      (owner.routes !== undefined &&
-        !matchRoute(owner.routes, { proto: "tcp", host: req.host, port: req.port }))
-    ) {
-      // The user was removed (or disabled) since the login, or a JWT's routes claim leaves it out.
+    const rules = this.#rules(owner);
+    if (rules === undefined) {
+      // The user was removed (or disabled) since the login.
       const why = `route tcp:${target} not allowed`;
       this.#refuse(owner, id, target, Reply.NOT_ALLOWED, NOT_ALLOWED_TEXT, why, "route");
       return;
@@ -141,7 +150,7 @@ export class StreamPolicy {
     let conn: Deno.TcpConn;
     try {
       const r = await this.#egress.dial(
-        user.routes,
+        rules,
         { proto: "tcp", host: req.host, port: req.port },
         this.#o.connectTimeoutMs,
       );
@@ -175,15 +184,18 @@ export class StreamPolicy {
   }
 
   /**
-   * The route and egress check of UDP datagrams (TCP streams go through
-   * `Egress.dial`, which applies the same rules to every address it dials):
-   * may `user` send to `host:port`, or to `addr` when `host` is a name that
-   * resolved to it? Read at every datagram, so a users file reload applies
-   * at once.
+   * The rules `owner`'s streams go by, read at every use (a users file
+   * reload applies at once): the user's routes, narrowed by the login's JWT
+   * `routes` claim when it has one; undefined when the user is gone.
    */
-  routeAllowed(user: string, proto: "tcp" | "udp", host: string, port: number, addr?: string) {
-    const u = this.#o.users.get(user);
-    return u !== undefined && this.#egress.allows(u.routes, { proto, host, port }, addr);
+  #rules(owner: Pick<StreamOwner, "user" | "routes">): EgressRoutes | undefined {
+    const u = this.#o.users.get(owner.user);
+    if (u === undefined) return undefined;
+    if (owner.routes === undefined) return u.routes;
+    return allRoutes({ rules: routeSet(u.routes) }, {
+      rules: routeSet(owner.routes),
+      name: CLAIM_LAYER,
+    });
   }
 
   /**
@@ -196,9 +208,15 @@ export class StreamPolicy {
     const association = new UdpAssociation({
       session,
       id,
-      allowed: (host, port, addr) =>
-        (owner.routes === undefined || matchRoute(owner.routes, { proto: "udp", host, port })) &&
-        this.routeAllowed(owner.user, "udp", host, port, addr),
+      // The route and egress check of each datagram (TCP streams go through
+      // Egress.dial, which applies the same rules to every address it dials):
+      // may it go to `host:port`, or to `addr` when `host` is a name that
+      // resolved to it? Read at every datagram, so a users file reload applies at once.
+      allowed: (host, port, addr) => {
+        const rules = this.#rules(owner);
+        return rules !== undefined &&
+          this.#egress.allows(rules, { proto: "udp", host, port }, addr);
+      },
       idleMs: this.#o.udpIdleMs ?? 60_000,
       events: this.#o.events,
       log: this.#o.log ?? silentLogger,

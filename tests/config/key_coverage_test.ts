@@ -487,7 +487,7 @@ const USERS_KEYS: Record<string, Use> = {
   "users.*.totp": { file: SERVER, reads: "r.totpSecret = u.totpSecret" },
   "users.*.routes": {
     file: "lib/tunnel/stream_policy.ts",
-    reads: "user.routes,",
+    reads: "return u.routes;",
     proof: [
       "tests/api/connect_test.ts",
       "dial() to a target the routes do not allow rejects with Socks5Error NOT_ALLOWED",

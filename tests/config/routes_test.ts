@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { compileRoutes, matchRoute, parseIp, parseRoute, RouteSet } from "../../lib/config/mod.ts";
+import {
+  allRoutes,
+  compileRoutes,
+  matchRoute,
+  parseIp,
+  parseRoute,
+  RouteSet,
+} from "../../lib/config/mod.ts";
 import { assertThrowsWith } from "../support/assert.ts";
 
 type Row = [patterns: string[], proto: "tcp" | "udp", host: string, port: number, want: boolean];
@@ -179,4 +186,44 @@ Deno.test("parseRoute() reads deny, CIDR and explicitness", () => {
   for (const bad of ["!", "10.0.0.1/8", "10.0.0.0/33", "[fd00::/129]", "10.0.*.0/8", "!bad host"]) {
     assertThrowsWith(() => parseRoute(bad), TypeError, `Invalid route ${JSON.stringify(bad)}: `);
   }
+});
+
+Deno.test("allRoutes(): every layer judges every address; the first that does not allow decides", () => {
+  const claim = "the JWT routes claim";
+  const rules = (user: string[], narrow: string[]) =>
+    allRoutes({ rules: new RouteSet(user) }, { rules: new RouteSet(narrow), name: claim });
+  const at = (r: ReturnType<typeof rules>, host: string, addr: string, blocked: boolean) =>
+    r.check({ proto: "tcp", host, port: 443 }, parseIp(addr)!, blocked);
+  // A name glob in the claim never reaches a blocked address, even one the user's routes name.
+  const glob = rules(["127.0.0.1:*", "*"], ["*.example:443"]);
+  assert.deepEqual(at(glob, "www.example", "127.0.0.1", true), {
+    verdict: "blocked",
+    rule: "*.example:443",
+    layer: claim,
+  });
+  assert.equal(at(glob, "www.example", "192.0.2.1", false).verdict, "allow");
+  assert.deepEqual(at(glob, "other.test", "192.0.2.1", false), {
+    verdict: "unlisted",
+    layer: claim,
+  });
+  // CIDR and deny forms in the claim, as in users.yml.
+  const cidr = rules(["*"], ["!10.1.2.3", "10.0.0.0/8:443"]);
+  assert.deepEqual(at(cidr, "db.corp", "10.1.2.3", false), {
+    verdict: "deny",
+    rule: "!10.1.2.3",
+    layer: claim,
+  });
+  assert.equal(at(cidr, "db.corp", "10.1.2.4", false).verdict, "allow");
+  // Blocked: the user's `*` does not reach it, whatever the claim names.
+  assert.deepEqual(at(cidr, "db.corp", "10.1.2.4", true), { verdict: "blocked", rule: "*" });
+  // The user's own refusal comes first and carries no layer name.
+  assert.deepEqual(at(rules(["!*.example"], ["*"]), "www.example", "192.0.2.1", false), {
+    verdict: "deny",
+    rule: "!*.example",
+  });
+  // Before a lookup: a name either layer rules out is not resolved.
+  const to = (host: string) => ({ proto: "tcp" as const, host, port: 443 });
+  assert.equal(glob.mayAllowName(to("www.example")), true);
+  assert.equal(glob.mayAllowName(to("other.test")), false);
+  assert.equal(rules(["*.corp"], ["*"]).mayAllowName(to("www.example")), false);
 });

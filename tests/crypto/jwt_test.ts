@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
+import fc from "fast-check";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { signJwt, verifyJwt } from "../../lib/crypto/jwt.ts";
+import { JWT_MAX_NUMERIC_DATE, signJwt, verifyJwt } from "../../lib/crypto/jwt.ts";
 import { ed25519PublicKey } from "../../lib/crypto/keys.ts";
 import { toBase64Url } from "../../lib/crypto/mod.ts";
 
@@ -109,4 +110,106 @@ Deno.test("verifyJwt() refuses malformed tokens and crit headers without throwin
   assert.match(reason(verifyJwt(t, { hs256: [SECRET] }, check)), /crit/);
   const bad = signJwt({ alg: "HS256", secret: SECRET }, { sub: "alice", exp: EXP, routes: "*" });
   assert.match(reason(verifyJwt(bad, { hs256: [SECRET] }, check)), /routes is not a list/);
+});
+
+Deno.test("verifyJwt() refuses a routes claim whose patterns routeError refuses, naming it", () => {
+  const routeError = (p: string) => (p.includes("!!") ? "not a route" : undefined);
+  const sign = (routes: unknown) =>
+    signJwt({ alg: "HS256", secret: SECRET }, { sub: "alice", exp: EXP, routes });
+  const good = verifyJwt(sign(["10.0.0.0/8:22"]), { hs256: [SECRET] }, { ...check, routeError });
+  assert.equal(good.ok, true);
+  assert.match(
+    reason(verifyJwt(sign(["*", "bad!!host"]), { hs256: [SECRET] }, { ...check, routeError })),
+    /routes claim pattern "bad!!host" is refused: not a route/,
+  );
+  // Without a routeError hook any strings are kept (the grammar lives in lib/config).
+  assert.equal(verifyJwt(sign(["bad!!host"]), { hs256: [SECRET] }, check).ok, true);
+  assert.match(
+    reason(verifyJwt(sign(Array(257).fill("*")), { hs256: [SECRET] }, check)),
+    /routes is not a list/,
+  );
+});
+
+Deno.test("verifyJwt() refuses NumericDates that are not numbers, negative or past year 9999", () => {
+  const sign = (claims: Record<string, unknown>) =>
+    signJwt({ alg: "HS256", secret: SECRET }, { sub: "alice", exp: EXP, ...claims });
+  const refused = (claims: Record<string, unknown>, re: RegExp) =>
+    assert.match(reason(verifyJwt(sign(claims), { hs256: [SECRET] }, check)), re);
+  refused({ exp: 1e300 }, /exp 1e\+300 is outside 0\.\.253402300799/);
+  refused({ exp: -1e300 }, /exp -1e\+300 is outside/);
+  refused({ exp: JWT_MAX_NUMERIC_DATE + 1 }, /exp 253402300800 is outside/);
+  refused({ exp: "2000000000" }, /exp "2000000000" is not a NumericDate/);
+  refused({ exp: null }, /exp null is not a NumericDate/);
+  refused({ nbf: 1e300 }, /nbf 1e\+300 is outside/);
+  refused({ nbf: -1 }, /nbf -1 is outside/);
+  refused({ nbf: [1] }, /nbf \[1\] is not a NumericDate/);
+  refused({ iat: 1e300 }, /iat 1e\+300 is outside/);
+  refused({ iat: { a: 1 } }, /iat \{"a":1\} is not a NumericDate/);
+  // 1e400 parses as Infinity: not a NumericDate either.
+  const part = (o: string) => toBase64Url(enc.encode(o));
+  const h = part(JSON.stringify({ alg: "HS256" }));
+  const p = part(`{"sub":"alice","exp":1e400}`);
+  const t = `${h}.${p}.${toBase64Url(hmac(sha256, SECRET, enc.encode(`${h}.${p}`)))}`;
+  assert.match(reason(verifyJwt(t, { hs256: [SECRET] }, check)), /exp null is not a NumericDate/);
+  // Fractions are NumericDates (RFC 7519 section 2); the latest date is accepted.
+  assert.equal(verifyJwt(sign({ exp: EXP + 0.5, iat: 0.25 }), { hs256: [SECRET] }, check).ok, true);
+  const last = verifyJwt(sign({ exp: JWT_MAX_NUMERIC_DATE }), { hs256: [SECRET] }, check);
+  assert.deepEqual(last, {
+    ok: true,
+    claims: { subject: "alice", expiresMs: JWT_MAX_NUMERIC_DATE * 1000 },
+  });
+});
+
+Deno.test("verifyJwt() property: any exp, nbf, iat and leeway give a verdict, never a throw", () => {
+  const date = fc.oneof(
+    fc.double(),
+    fc.integer(),
+    fc.constantFrom(0, -0, JWT_MAX_NUMERIC_DATE, JWT_MAX_NUMERIC_DATE + 1, 2 ** 53, -(2 ** 53)),
+    fc.constantFrom(NOW / 1000, NOW / 1000 + 1e-9, NOW / 1000 - 1e-9),
+    fc.jsonValue(),
+    fc.constant(undefined),
+  );
+  fc.assert(
+    fc.property(date, date, date, fc.integer({ min: 0, max: 3600 }), (exp, nbf, iat, leewayS) => {
+      const claims: Record<string, unknown> = { sub: "alice", exp, nbf, iat };
+      const token = signJwt({ alg: "HS256", secret: SECRET }, claims);
+      const r = verifyJwt(token, { hs256: [SECRET] }, { ...check, leewayS });
+      // What went over the wire, as the verifier read it (undefined drops out, -0 becomes 0).
+      const sent = JSON.parse(JSON.stringify(claims)) as Record<string, unknown>;
+      const isDate = (v: unknown) =>
+        typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= JWT_MAX_NUMERIC_DATE;
+      const valid = isDate(sent.exp) && (sent.nbf === undefined || isDate(sent.nbf)) &&
+        (sent.iat === undefined || isDate(sent.iat)) &&
+        NOW < (sent.exp as number) * 1000 + leewayS * 1000 &&
+        (sent.nbf === undefined || (sent.nbf as number) * 1000 - leewayS * 1000 <= NOW);
+      assert.equal(r.ok, valid, JSON.stringify(r));
+      if (r.ok) {
+        assert.ok(Number.isSafeInteger(Math.floor(r.claims.expiresMs)));
+        assert.ok(r.claims.expiresMs > NOW);
+      } else assert.equal(typeof r.reason, "string");
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("verifyJwt() property: arbitrary tokens and payloads are refused, never thrown", () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 3000 }), (t) => {
+      assert.equal(typeof verifyJwt(t, { hs256: [SECRET], ed25519: [PUB] }, check).ok, "boolean");
+    }),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.jsonValue(), (payload, header) => {
+      const part = (o: unknown) => toBase64Url(enc.encode(JSON.stringify(o) ?? "null"));
+      const h = part(header);
+      const p = part(payload);
+      const t = `${h}.${p}.${toBase64Url(hmac(sha256, SECRET, enc.encode(`${h}.${p}`)))}`;
+      const r = verifyJwt(t, { hs256: [SECRET] }, check);
+      assert.equal(typeof r.ok, "boolean");
+      // Signed with the right key under a header that is not HS256: never accepted.
+      if (r.ok) assert.equal((header as { alg?: unknown }).alg, "HS256");
+    }),
+    { numRuns: 500 },
+  );
 });

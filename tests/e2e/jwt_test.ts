@@ -2,7 +2,8 @@
  * JWT logins end to end: `nitrosocks user add --jwt-secret` and `user token`
  * as the CLI runs them, a real server and client, a live connection ended
  * when the token expires, a fresh token on disk letting the client back in,
- * and a `routes` claim narrowing the user's routes.
+ * and a `routes` claim narrowing the user's routes on every address dialled
+ * (TCP by address and by name, UDP datagrams).
  *
  * @module
  */
@@ -17,6 +18,8 @@ import type { ServerHandle } from "../../lib/tunnel/server.ts";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
 import { socksConnect, SocksReplyError } from "../support/socks_client.ts";
 import { startEchoServer } from "../support/serve.ts";
+import { associate, receiveWithin, udpPacket } from "../support/socks_udp.ts";
+import { startUdpEcho } from "../support/udp_echo.ts";
 import { test, waitFor, withDeadline } from "../support/deadline.ts";
 import { Logs, run, startConfiguredServer, text } from "./_harness.ts";
 
@@ -227,4 +230,84 @@ test("a routes claim narrows the user's routes for that session", async () => {
     () => s.serverEvents.of("stream_refused").length > 0,
     5_000,
   );
+});
+
+/** Opens `host:port` through the client: "open" when it echoes, "refused" or "closed" when not. */
+async function tryTcp(client: ClientHandle, host: string, port: number): Promise<string> {
+  try {
+    const c = await socksConnect(client.socksAddr.port, host, port);
+    try {
+      return await echoOnce(c, "hi").then(
+        (got) => (got === "hi" ? "open" : "closed"),
+        () => "closed",
+      );
+    } finally {
+      c.close();
+    }
+  } catch (e) {
+    return e instanceof SocksReplyError ? "refused" : String(e);
+  }
+}
+
+test("a hostname routes claim goes through the egress check on the address the name resolves to", async () => {
+  await using s = await setup();
+  await using echo = startEchoServer();
+  // The user's routes name 127.0.0.1 explicitly; the claim names only a host name. The name
+  // resolves to 127.0.0.1 (/etc/hosts), which is in egress.block: a name glob never reaches it.
+  await token(s, ["--ttl", "1h", "--routes", `localhost:${echo.port}`]);
+  const { client } = await s.startClient();
+  assert.notEqual(await tryTcp(client, "localhost", echo.port), "open");
+  const [refused] = await s.serverEvents.waitFor("stream_refused", { timeoutMs: 5_000 });
+  assert.equal(refused!.cause, "egress");
+  assert.match(
+    refused!.reason,
+    /^egress tcp:localhost:\d+ refused: localhost resolved to .*127\.0\.0\.1 is in egress\.block \(127\.0\.0\.0\/8\) and no route of the JWT routes claim names it/,
+  );
+  assert.equal(echo.accepted(), 0, "nothing was dialled");
+});
+
+test("an address routes claim lets a name through to that address, and its deny rules hold", async () => {
+  await using s = await setup();
+  await using echo = startEchoServer();
+  await using other = startEchoServer();
+  // An address claim matches the address a name resolved to, CIDR and deny forms as in users.yml.
+  await token(s, ["--ttl", "1h", "--routes", `!127.0.0.1:${other.port},127.0.0.0/8`]);
+  const { client } = await s.startClient();
+  assert.equal(await tryTcp(client, "localhost", echo.port), "open");
+  assert.notEqual(await tryTcp(client, "localhost", other.port), "open");
+  const [refused] = await s.serverEvents.waitFor("stream_refused", { timeoutMs: 5_000 });
+  assert.match(refused!.reason, /denied by route "!127\.0\.0\.1:\d+" of the JWT routes claim/);
+  assert.equal(other.accepted(), 0);
+});
+
+test("a udp: routes claim narrows every datagram, by address and by name", async () => {
+  await using s = await setup();
+  await using allowed = startUdpEcho();
+  await using blocked = startUdpEcho();
+  await token(s, ["--ttl", "1h", "--routes", `udp:127.0.0.1:${allowed.port},udp:localhost:*`]);
+  const { client } = await s.startClient();
+  const app = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const { control, relay } = await associate(client.socksAddr.port);
+  try {
+    const send = (port: number, tag: string, host?: string) =>
+      app.send(udpPacket(port, new TextEncoder().encode(tag), 0, host), relay);
+    // The claim's address: through, and back.
+    await send(allowed.port, "allowed1");
+    const back = await withDeadline(app.receive(), 10_000, "the echo of the allowed datagram");
+    assert.match(new TextDecoder().decode(back[0]), /allowed1$/);
+    // Another port of the same address, which the user's routes allow: dropped by the claim.
+    await send(blocked.port, "blocked1");
+    // `udp:localhost:*` names a host, not an address: localhost's 127.0.0.1 is in egress.block.
+    await send(blocked.port, "byname01", "localhost");
+    assert.equal(await receiveWithin(app, 1_000), null);
+    // The claim's address rule matches the address the name resolved to: through.
+    await send(allowed.port, "byname02", "localhost");
+    const byName = await withDeadline(app.receive(), 10_000, "the echo of the datagram by name");
+    assert.match(new TextDecoder().decode(byName[0]), /byname02$/);
+  } finally {
+    control.close();
+    app.close();
+  }
+  assert.equal(blocked.received, 0, "no datagram reached the other port");
+  assert.equal(allowed.received, 2);
 });

@@ -10,7 +10,7 @@
  */
 import { strict as assert } from "node:assert";
 import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
-import { readExact } from "../support/socks_client.ts";
+import { associate, receiveWithin, udpPacket } from "../support/socks_udp.ts";
 import { PYTHON } from "../support/programs.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
 import { startUdpEcho } from "../support/udp_echo.ts";
@@ -149,43 +149,6 @@ function startPausingRelay(port: number, after: number): { port: number; close()
       return Promise.resolve();
     },
   };
-}
-
-/** A hand-made SOCKS5 UDP client: the control connection and its relay address. */
-async function associate(
-  socksPort: number,
-  dst = Uint8Array.of(1, 0, 0, 0, 0, 0, 0),
-): Promise<{ control: Deno.TcpConn; relay: Deno.NetAddr }> {
-  const control = await Deno.connect({ hostname: "127.0.0.1", port: socksPort });
-  await control.write(Uint8Array.of(5, 1, 0));
-  assert.deepEqual(await readExact(control, 2), Uint8Array.of(5, 0));
-  await control.write(Uint8Array.of(5, 3, 0, ...dst));
-  const head = await readExact(control, 4);
-  assert.equal(head[1], 0, `UDP ASSOCIATE answered ${head[1]}`);
-  assert.equal(head[3], 1);
-  const rest = await readExact(control, 6);
-  const relay: Deno.NetAddr = {
-    transport: "udp",
-    hostname: rest.subarray(0, 4).join("."),
-    port: (rest[4]! << 8) | rest[5]!,
-  };
-  return { control, relay };
-}
-
-/** RSV RSV FRAG ‖ IPv4 127.0.0.1:port ‖ data. */
-function udpPacket(port: number, data: Uint8Array, frag = 0): Uint8Array {
-  return Uint8Array.of(0, 0, frag, 1, 127, 0, 0, 1, port >> 8, port & 0xff, ...data);
-}
-
-async function receiveWithin(sock: Deno.DatagramConn, ms: number): Promise<Uint8Array | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)));
-  try {
-    const got = await Promise.race([sock.receive().then(([d]) => d), late]);
-    return got;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 test("UDP ASSOCIATE: fragments and other sources are dropped and counted; the association ends with its control connection", async () => {

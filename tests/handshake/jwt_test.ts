@@ -1,5 +1,6 @@
 /** JWT logins in the handshake: docs/PROTOCOL.md part 2 (handshake) section 14. */
 import { strict as assert } from "node:assert";
+import { parseRoute } from "../../lib/config/mod.ts";
 import { signJwt } from "../../lib/crypto/jwt.ts";
 import { ed25519PublicKey } from "../../lib/crypto/keys.ts";
 import type { UserRecord } from "../../lib/handshake/mod.ts";
@@ -112,4 +113,34 @@ Deno.test("JWT logins are refused for expiry, nbf, wrong key, wrong sub, and a t
   // A JWT user sending a token: no JWT.
   const none = attempt({ fixture: f, users: [record] });
   assert.match((none as { reason: string }).reason, /no JWT from user "alice"/);
+});
+
+Deno.test("a JWT whose routes claim does not parse is refused at login like a wrong key", () => {
+  const routeError = (p: string) => {
+    try {
+      parseRoute(p);
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  const { f, record } = jwtUser("jwt bad routes", { keys: { hs256: [SECRET] }, routeError });
+  const sign = (routes: string[], secret = SECRET) =>
+    signJwt({ alg: "HS256", secret }, { sub: "alice", exp: EXP, routes });
+  const bad = attempt({ fixture: f, users: [record], credentials: { jwt: sign(["10.0.0.1/8"]) } });
+  assert.equal(bad.type, "reject");
+  assert.match(
+    (bad as { reason: string }).reason,
+    /JWT for user "alice" refused: routes claim pattern "10\.0\.0\.1\/8" is refused: Invalid route/,
+  );
+  // The same step and verdict as a token signed with the wrong key: nothing else to tell apart.
+  const wrong = attempt({
+    fixture: f,
+    users: [record],
+    credentials: { jwt: sign(["10.0.0.0/8"], new Uint8Array(32).fill(5)) },
+  });
+  assert.deepEqual(Object.keys(bad).sort(), Object.keys(wrong).sort());
+  assert.equal(wrong.type, "reject");
+  const good = attempt({ fixture: f, users: [record], credentials: { jwt: sign(["10.0.0.0/8"]) } });
+  assert.equal(good.type, "send");
 });

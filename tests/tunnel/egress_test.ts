@@ -8,7 +8,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { DEFAULT_EGRESS_BLOCK, EgressBlock, parseIp } from "../../lib/config/mod.ts";
+import {
+  allRoutes,
+  DEFAULT_EGRESS_BLOCK,
+  EgressBlock,
+  parseIp,
+  RouteSet,
+} from "../../lib/config/mod.ts";
 import { dialTarget } from "../../lib/tunnel/dial.ts";
 import { Egress, type EgressResult, selfAddresses } from "../../lib/tunnel/egress.ts";
 import { serveConnections } from "../support/serve.ts";
@@ -128,6 +134,44 @@ test("Egress refuses a name resolving only to blocked addresses, saying which an
   );
   assert.deepEqual(asked, ["rebind.test"]);
   assert.equal(l.on1() + l.on2(), 0);
+});
+
+test("Egress judges every resolved address under a narrowing layer too (a JWT routes claim)", async () => {
+  await using l = twoListeners();
+  const claim = (narrow: string[]) =>
+    allRoutes({ rules: new RouteSet(["127.0.0.0/8:*"]) }, {
+      rules: new RouteSet(narrow),
+      name: "the JWT routes claim",
+    });
+  const target = { proto: "tcp" as const, host: "www.example", port: l.port };
+  // The user may reach loopback explicitly; a name glob in the claim may not reach it via DNS.
+  const { e, asked } = egress([...DEFAULT_EGRESS_BLOCK], ["127.0.0.2", "127.0.0.1"]);
+  const r = await e.dial(claim([`*.example:${l.port}`]), target, 5_000);
+  assert.ok("refused" in r);
+  assert.equal(r.refused, "egress");
+  assert.match(
+    r.reason,
+    /127\.0\.0\.2 is in egress\.block \(127\.0\.0\.0\/8\) and no route of the JWT routes claim names it/,
+  );
+  assert.deepEqual(asked, ["www.example"]);
+  // CIDR and deny forms in the claim, on the address each name resolved to.
+  const only1 = connected(await e.dial(claim(["!127.0.0.2", "127.0.0.0/8"]), target, 5_000));
+  assert.equal(only1.addr, "127.0.0.1");
+  only1.conn.close();
+  const denied = await e.dial(claim(["!127.0.0.0/30", "*"]), target, 5_000);
+  assert.ok("refused" in denied && denied.refused === "route");
+  assert.match(denied.reason, /127\.0\.0\.1 denied by route "!127\.0\.0\.0\/30" of the JWT/);
+  // A name the claim rules out is never looked up.
+  const other = await e.dial(claim(["*.example:1"]), target, 5_000);
+  assert.ok("refused" in other && other.refused === "route");
+  assert.equal(asked.length, 3);
+  assert.equal(l.on2(), 0, "the claim's deny kept 127.0.0.2 undialled");
+  assert.equal(l.on1(), 1);
+  // Datagrams go by the same rules, with the address the caller resolved.
+  const udp = { proto: "udp" as const, host: "www.example", port: 53 };
+  assert.equal(e.allows(claim(["udp:*.example:53"]), udp, "127.0.0.1"), false);
+  assert.equal(e.allows(claim(["udp:127.0.0.1:53"]), udp, "127.0.0.1"), true);
+  assert.equal(e.allows(claim(["udp:127.0.0.1:53"]), udp, "127.0.0.2"), false);
 });
 
 test("Egress does not look up a name that no route could allow", async () => {
