@@ -10,6 +10,7 @@
  */
 import { strict as assert } from "node:assert";
 import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
+import { readExact } from "../support/socks_client.ts";
 import { associate, receiveWithin, udpPacket } from "../support/socks_udp.ts";
 import { PYTHON } from "../support/programs.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
