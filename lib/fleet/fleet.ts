@@ -70,6 +70,25 @@ end
 return #KEYS
 `;
 
+// KEYS: the users' sets of servers moving their traffic; ARGV[1] this server, ARGV[2] ttl ms.
+// Marks this server active for each user and returns how many servers are.
+const ACTIVE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local out = {}
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  redis.call('ZADD', KEYS[i], now + ttl, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], ttl)
+  out[i] = redis.call('ZCARD', KEYS[i])
+end
+return out
+`;
+
+/** How long a server counts as moving a user's traffic after it last said so (ms). */
+export const ACTIVE_TTL_MS = 1_000;
+
 function hex(b: Uint8Array): string {
   let s = "";
   for (const x of b) s += x.toString(16).padStart(2, "0");
@@ -183,6 +202,27 @@ export class Fleet {
     await this.#link.run((c) => c.zRem(this.key(`tunnels:${lease.user}`), lease.id)).catch(
       () => {},
     );
+  }
+
+  /**
+   * Says that this server moves `users`' traffic now, and learns over how
+   * many servers each one's traffic goes (this one included); undefined
+   * when Redis does not answer.
+   */
+  async active(users: readonly string[]): Promise<Map<string, number> | undefined> {
+    if (users.length === 0) return new Map();
+    try {
+      const counts = await this.#link.run((c) =>
+        c.eval(ACTIVE, {
+          keys: users.map((u) => this.key(`bandwidth:${u}`)),
+          arguments: [this.serverId, String(ACTIVE_TTL_MS)],
+        })
+      ) as number[];
+      return new Map(users.map((u, i) => [u, Math.max(1, Number(counts[i] ?? 1))]));
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) return undefined;
+      throw e;
+    }
   }
 
   /** How many live leases `user` holds fleet-wide (undefined when Redis does not answer). */

@@ -13,6 +13,7 @@ export {
   StoreUnavailableError,
 } from "./redis.ts";
 export {
+  ACTIVE_TTL_MS,
   type ClaimVerdict,
   Fleet,
   type FleetKick,

@@ -49,6 +49,7 @@ import { startServerOps } from "./server_ops.ts";
 import { UserLimits } from "./user_limits.ts";
 import { connectFleet } from "./fleet_store.ts";
 import { FleetTunnels } from "./fleet_tunnels.ts";
+import { FleetPace } from "./fleet_pace.ts";
 
 export { ConnectionAcceptor } from "./acceptor.ts";
 export { SessionTable } from "./session_table.ts";
@@ -247,6 +248,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     maxTunnels: options.limits.maxTunnels,
     end: (user, reason, code) => ops.end(user, reason, code),
   });
+  const fleetPace = fleet === undefined
+    ? undefined
+    : new FleetPace(fleet.fleet, table, users, limits);
 
   function lookupUser(name: string): UserRecord | undefined {
     const u = users.get(name);
@@ -282,6 +286,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
   }).catch(async (e) => {
     limits.close();
+    fleetPace?.close();
     await fleetTunnels?.close();
     await ops.close();
     await fleet?.fleet.close();
@@ -396,6 +401,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await decoy?.close();
       await done;
       limits.close();
+      fleetPace?.close();
       await fleetTunnels?.close();
       await ops.close();
       await fleet?.fleet.close();

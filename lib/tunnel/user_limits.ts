@@ -99,6 +99,11 @@ function describeQuota(q: Quota): string {
 export class UserLimits {
   readonly #o: UserLimitsOptions;
   readonly #pacers = new Pacers(() => performance.now());
+  /**
+   * In a fleet: how many servers move each user's traffic now; this server
+   * paces the user at `bandwidth` divided by it (`fleet_pace.ts`).
+   */
+  readonly #shares = new Map<string, number>();
   /** The meters of users with a bandwidth or a quota, shared by their sessions. */
   readonly #meters = new Map<string, UserMeter>();
   /** A quota check is due at once (a budget ran out). */
@@ -125,7 +130,7 @@ export class UserLimits {
    */
   meter(user: string): UserMeter | undefined {
     const u = this.#o.users.get(user);
-    const pace = this.#pacers.update(user, u?.bandwidth);
+    const pace = this.#pacers.update(user, this.#rate(user, u));
     if (pace === undefined && u?.quota === undefined) {
       this.#meters.delete(user);
       return undefined;
@@ -140,6 +145,31 @@ export class UserLimits {
     if (u?.quota === undefined) m.budget = undefined;
     else m.budget ??= this.#budget();
     return m;
+  }
+
+  /** `u`'s bandwidth on this server: all of it, or its share in a fleet. */
+  #rate(user: string, u: UserEntry | undefined): number | undefined {
+    const bw = u?.bandwidth;
+    return bw === undefined ? undefined : bw / (this.#shares.get(user) ?? 1);
+  }
+
+  /**
+   * The users whose `bandwidth` is split over several servers of a fleet,
+   * and over how many (users not named get all of it again); their live
+   * sessions' buckets change rate at once.
+   */
+  setShares(shares: ReadonlyMap<string, number>): void {
+    for (const user of [...this.#shares.keys()]) {
+      if (!shares.has(user)) {
+        this.#shares.delete(user);
+        this.#pacers.update(user, this.#rate(user, this.#o.users.get(user)));
+      }
+    }
+    for (const [user, n] of shares) {
+      if (this.#shares.get(user) === n) continue;
+      this.#shares.set(user, n);
+      this.#pacers.update(user, this.#rate(user, this.#o.users.get(user)));
+    }
   }
 
   /** A quota budget that asks for a check the moment it runs out. */

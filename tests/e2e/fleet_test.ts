@@ -448,3 +448,39 @@ test.slow(
     }
   },
 );
+
+test.slow("a 4 MB/s user downloading through two servers at once gets 4 MB/s in total (±15 %)", {
+  ignore,
+}, async () => {
+  await using redis = await startRedis();
+  await using target = await startHttpTarget();
+  await using fleet = await startFleet(redis, {
+    servers: 2,
+    users: [{ name: "alice", bandwidth: "4MB/s" }],
+  });
+  const one = await fleet.client("alice", 0);
+  const two = await fleet.client("alice", 1);
+  await waitFor(
+    "a tunnel on each server",
+    () => fleet.servers.every((s) => s.handle.sessions.size === 1),
+    10_000,
+  );
+  const n = 12 * MiB;
+  const t0 = performance.now();
+  const [r1, r2] = await Promise.all([
+    curl(one.socksPort, `${target.url}/bytes/${n}`),
+    curl(two.socksPort, `${target.url}/bytes/${n}`),
+  ]);
+  const seconds = (performance.now() - t0) / 1000;
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(Number(text(r1)) + Number(text(r2)), 2 * n);
+  const rate = 2 * n / seconds;
+  console.log(
+    `two downloads of ${n / MiB} MiB through two servers: ${seconds.toFixed(2)} s, ` +
+      `${(rate / 1e6).toFixed(2)} MB/s in total for a 4 MB/s user (${
+        ((rate / 4e6 - 1) * 100).toFixed(1)
+      } %)`,
+  );
+  assert.ok(Math.abs(rate / 4e6 - 1) <= 0.15, `${(rate / 1e6).toFixed(2)} MB/s`);
+});

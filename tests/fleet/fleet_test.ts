@@ -8,7 +8,13 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { Fleet, FleetCounters, RedisLink, StoreUnavailableError } from "../../lib/fleet/mod.ts";
+import {
+  ACTIVE_TTL_MS,
+  Fleet,
+  FleetCounters,
+  RedisLink,
+  StoreUnavailableError,
+} from "../../lib/fleet/mod.ts";
 import { MemoryStore } from "../../lib/accounting/mod.ts";
 import { hasRedis, type RedisServer, startRedis } from "../support/redis.ts";
 import { test, waitFor } from "../support/deadline.ts";
@@ -193,3 +199,18 @@ test("users' counters: increments wait while Redis is down and are all there aft
     await b.close();
   }
 });
+
+test(
+  "active() counts the servers moving a user's traffic; one that stops drops out after ACTIVE_TTL_MS",
+  {
+    ignore,
+  },
+  () =>
+    withTwo(async (a, b) => {
+      assert.deepEqual(await a.active(["u", "v"]), new Map([["u", 1], ["v", 1]]));
+      assert.deepEqual(await b.active(["u"]), new Map([["u", 2]]));
+      assert.deepEqual(await a.active(["u"]), new Map([["u", 2]]), "renewing does not count twice");
+      await new Promise((r) => setTimeout(r, ACTIVE_TTL_MS + 200));
+      assert.deepEqual(await b.active(["u"]), new Map([["u", 1]]));
+    }),
+);

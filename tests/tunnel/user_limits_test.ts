@@ -66,3 +66,16 @@ Deno.test("UserLimits: tunnel and stream admission with no live sessions", async
   users.set("a", user("a", { quota: { bytes: 1024, periodS: 60 } }));
   assert.equal(s.limits.admitStream("a"), undefined, "nothing used yet");
 });
+
+Deno.test("UserLimits.setShares(): a user's live buckets run at bandwidth / servers, and at all of it again", async () => {
+  const users = new Map([["alice", user("alice", { bandwidth: 4_000_000 })]]);
+  await using s = await setup(users);
+  const m = s.limits.meter("alice")!;
+  assert.equal(m.down!.rate, 4_000_000);
+  s.limits.setShares(new Map([["alice", 2]]));
+  assert.equal(m.down!.rate, 2_000_000, "the same bucket, at half the rate");
+  assert.equal(m.up!.rate, 2_000_000);
+  assert.equal(s.limits.meter("alice")!.down, m.down);
+  s.limits.setShares(new Map());
+  assert.equal(m.down!.rate, 4_000_000);
+});
