@@ -442,7 +442,7 @@ const USERS_KEYS: Record<string, Use> = {
   },
   "users.*.bandwidth": {
     file: "lib/tunnel/user_limits.ts",
-    reads: "this.#pacers.update(user, u?.bandwidth)",
+    reads: "const bw = u?.bandwidth",
     proof: [
       "tests/e2e/user_limits_test.ts",
       "bandwidth: a curl download through the tunnel runs at 1 MB/s ±10 %",
