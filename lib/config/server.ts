@@ -519,6 +519,20 @@ export function parseServerConfig(
     );
   }
 
+  // The direct SOCKS5 port has no authentication: beyond loopback it is an open proxy.
+  const direct = raw.socks5_direct.listen;
+  if (!isLoopbackHost(direct.host)) {
+    throw configError(
+      at("socks5_direct.listen"),
+      locate(root, ["socks5_direct", "listen"]),
+      `Invalid socks5_direct.listen: ${
+        JSON.stringify(direct.host)
+      } is not a loopback address, and the direct SOCKS5 port has no authentication`,
+      `listen on "127.0.0.1:${direct.port}" (or "[::1]:${direct.port}"); ` +
+        "give other machines a user in users.yml and a tunnel instead",
+    );
+  }
+
   // Identity: base64url of the 64 private bytes.
   const id = read(["identity"], raw.identity, "identity file");
   let identity: Uint8Array;

@@ -285,3 +285,23 @@ Deno.test("parseServerConfig() refuses files that are not PEM", () => {
   assertAt(e, "server.yml", 2, 13);
   assert.match(e.message, /is not a PEM certificate/);
 });
+
+Deno.test("socks5_direct.listen beyond loopback is refused at its line, with what to do", () => {
+  const parse = (extra: string) =>
+    parseServerConfig(MINIMAL + extra, "etc/server.yml", SERVER_FILES);
+  for (const [host, column] of [["0.0.0.0", 11], ["192.0.2.7", 11], ["[::]", 11]] as const) {
+    const e = configError(() =>
+      parse(`socks5_direct:\n  enabled: true\n  listen: "${host}:1081"\n`)
+    );
+    assertAt(e, "etc/server.yml", 5, column);
+    assert.match(e.message, /is not a loopback address, and the direct SOCKS5 port has no auth/);
+    assert.match(e.hint ?? "", /listen on "127\.0\.0\.1:1081"/);
+  }
+  // Also when not enabled: the key has no other use, and turning it on later must not open it.
+  const off = configError(() => parse('socks5_direct: {listen: "0.0.0.0:1081"}\n'));
+  assertAt(off, "etc/server.yml", 3, 25);
+  for (const ok of ["127.0.0.2:1081", "[::1]:0", "localhost:1081"]) {
+    const cfg = parse(`socks5_direct: {enabled: true, listen: "${ok}"}\n`);
+    assert.equal(cfg.socks5Direct.enabled, true);
+  }
+});
