@@ -6,6 +6,7 @@
  * @module
  */
 import { parseClientConfig } from "../config/mod.ts";
+import { writeNewFile } from "../provision/mod.ts";
 import { resolveShareLink } from "../tunnel/profile_source.ts";
 import { boolFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
 import type { Command } from "./mod.ts";
@@ -60,7 +61,7 @@ export const profileCommand: Command = {
     const out = stringFlag(p, "out") ?? `${config.user}.yml`;
     const force = boolFlag(p, "force");
     try {
-      await Deno.writeTextFile(out, yaml, { mode: 0o600, createNew: !force });
+      await writeNewFile(out, yaml, { overwrite: force });
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) {
         throw new Error(

@@ -13,7 +13,14 @@ import {
   type UserChanges,
   type UserEntry,
 } from "../config/mod.ts";
-import { addUser, issueUserToken, listUsers, removeUser, setUser } from "../provision/mod.ts";
+import {
+  addUser,
+  issueUserToken,
+  listUsers,
+  removeUser,
+  setUser,
+  writeNewFile,
+} from "../provision/mod.ts";
 import { fromBase64Url, toBase64Url } from "../crypto/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
 import { asUsageError, boolFlag, parseFlags, stringFlag, UsageError } from "./args.ts";
@@ -118,7 +125,8 @@ Options:
                       keeps only the salt, iteration count, StoredKey and ServerKey
   --iterations N      PBKDF2 iterations for --password (default 600000, at least 4096)
   --jwt               log in with a JWT instead of a token, verified with server.yml's
-                      auth.jwt keys; the profile reads the token from NAME.jwt next to it
+                      auth.jwt keys (refused while it has none); the profile reads the
+                      token from NAME.jwt next to it
   --jwt-secret        --jwt with a fresh per-user HS256 secret (printed once, kept in
                       users.yml); a first token valid for a day is written to NAME.jwt
   --jwt-key KEY       --jwt accepting EdDSA tokens signed by this Ed25519 public key
@@ -471,8 +479,7 @@ export const userCommand: Command = {
         const out = stringFlag(p, "out");
         if (out === undefined) console.log(token);
         else {
-          await Deno.writeTextFile(out, `${token}\n`, { mode: 0o600 });
-          await Deno.chmod(out, 0o600);
+          await writeNewFile(out, `${token}\n`, { overwrite: true });
           console.log(`Wrote a JWT for "${name}" valid ${ttlText} to ${out} (mode 0600).`);
         }
         return 0;

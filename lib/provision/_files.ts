@@ -37,16 +37,37 @@ export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T
   }
 }
 
-/** Replaces `path` atomically (temp file + rename), mode 0600. */
-export async function replaceFile(path: string, text: string): Promise<void> {
+/**
+ * Replaces `path` atomically (temp file + rename) with a file of `mode`
+ * (default 0600), whatever mode the file it replaces had and whatever the
+ * umask: the text is never readable under another mode, not even briefly.
+ */
+export async function replaceFile(path: string, text: string, mode = 0o600): Promise<void> {
   const tmp = `${path}.tmp-${
     Array.from(randomBytes(6), (b) => b.toString(16).padStart(2, "0")).join("")
   }`;
   await Deno.writeTextFile(tmp, text, { mode: 0o600, createNew: true });
   try {
+    await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * Writes a new file of `mode` (default 0600); with `overwrite`, replaces an
+ * existing one atomically ({@linkcode replaceFile}), so an overwritten file
+ * ends with `mode` too, never with the old file's.
+ */
+export async function writeNewFile(
+  path: string,
+  text: string,
+  opts: { overwrite?: boolean; mode?: number } = {},
+): Promise<void> {
+  const mode = opts.mode ?? 0o600;
+  if (opts.overwrite) return await replaceFile(path, text, mode);
+  await Deno.writeTextFile(path, text, { mode, createNew: true });
+  await Deno.chmod(path, mode);
 }

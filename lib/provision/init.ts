@@ -19,7 +19,7 @@ import {
   MAX_SERVER_CERT_DAYS,
 } from "../pki/mod.ts";
 import { formatHostPort, invalidHostPortMessage, parseHostPort } from "../wire/host_port.ts";
-import { exists, replaceFile } from "./_files.ts";
+import { exists, replaceFile, writeNewFile } from "./_files.ts";
 import { ProvisionInputError } from "./errors.ts";
 
 /** Options for {@link initServerDir}. */
@@ -50,7 +50,7 @@ export interface InitResult {
 
 /** The files `init` writes, relative to DIR, and their modes (without `certFile`, all of them). */
 export const INIT_FILES: readonly { path: string; mode: number }[] = [
-  { path: "server.yml", mode: 0o644 },
+  { path: "server.yml", mode: 0o600 },
   { path: "users.yml", mode: 0o600 },
   { path: "keys/server.key", mode: 0o600 },
   { path: "tls/ca.crt", mode: 0o644 },
@@ -287,8 +287,7 @@ export async function initServerDir(dir: string, opts: InitOptions = {}): Promis
   if (own === undefined) await Deno.mkdir(join(dir, "tls"), { recursive: true, mode: 0o700 });
   for (const f of files) {
     const path = join(dir, f.path);
-    await Deno.writeTextFile(path, contents[f.path]!, { mode: f.mode, createNew: !opts.force });
-    if (opts.force) await Deno.chmod(path, f.mode);
+    await writeNewFile(path, contents[f.path]!, { overwrite: opts.force === true, mode: f.mode });
   }
   // What we wrote must load; if not, that is a bug worth failing loudly on.
   const cfg = await loadServerConfig(join(dir, "server.yml"));

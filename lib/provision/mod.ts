@@ -16,6 +16,7 @@
  *
  * @module
  */
+export { writeNewFile } from "./_files.ts";
 export {
   INIT_FILES,
   type InitOptions,

@@ -45,7 +45,7 @@ import {
   isIpAddress,
   parseHostPort,
 } from "../wire/host_port.ts";
-import { exists, replaceFile, withLock } from "./_files.ts";
+import { exists, replaceFile, withLock, writeNewFile } from "./_files.ts";
 import { ProvisionInputError } from "./errors.ts";
 
 /** Options for {@link addUser}. */
@@ -212,6 +212,15 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     }
   }
   const cfg = await loadServerConfig(join(opts.dir, "server.yml"));
+  const jwtKeys = cfg.auth.jwt.secrets.length + cfg.auth.jwt.publicKeys.length;
+  if (opts.jwt !== undefined && !opts.jwt.secret && opts.jwt.publicKey === undefined && !jwtKeys) {
+    // Nothing would verify the user's tokens: every login would fail.
+    throw new ProvisionInputError(
+      `Cannot add "${name}" with --jwt: ${cfg.file} has no auth.jwt keys to verify the ` +
+        "user's tokens; add auth.jwt.secrets (HS256) or auth.jwt.public_keys (Ed25519) there, " +
+        "or use --jwt-secret (a secret for this user) or --jwt-key KEY",
+    );
+  }
   let transport = cfg.transport;
   let path = cfg.ws?.path;
   // The server's own certificate, also when a front (nginx, a CDN) serves it for a ws server.
@@ -341,16 +350,14 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     const profileYaml = formatClientProfile(fields);
     parseClientConfig(profileYaml, profilePath); // never hand out a profile that does not load
 
-    await Deno.writeTextFile(profilePath, profileYaml, { mode: 0o600, createNew: !opts.force });
-    if (opts.force) await Deno.chmod(profilePath, 0o600);
+    await writeNewFile(profilePath, profileYaml, { overwrite: opts.force === true });
     if (jwtSecret !== undefined) {
       const first = signJwt({ alg: "HS256", secret: jwtSecret }, {
         sub: name,
         iat: Math.floor(Date.now() / 1000),
         exp: Math.floor(Date.now() / 1000) + (opts.jwtTtlS ?? 86_400),
       });
-      await Deno.writeTextFile(jwtFile, `${first}\n`, { mode: 0o600 });
-      await Deno.chmod(jwtFile, 0o600);
+      await writeNewFile(jwtFile, `${first}\n`, { overwrite: true });
     }
     try {
       await replaceFile(cfg.usersFile, newUsers);

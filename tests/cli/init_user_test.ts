@@ -42,7 +42,7 @@ async function mode(path: string): Promise<number> {
   return (await Deno.stat(path)).mode! & 0o777;
 }
 
-const SECRET_FILES = ["users.yml", "keys/server.key", "tls/ca.key", "tls/server.key"];
+const SECRET_FILES = ["server.yml", "users.yml", "keys/server.key", "tls/ca.key", "tls/server.key"];
 
 test("init writes a loadable server directory with private files at 0600", async () => {
   const dir = await Deno.makeTempDir();
@@ -91,6 +91,61 @@ test("init refuses to overwrite without --force, then --force replaces the keys"
     assert.notEqual(await Deno.readTextFile(join(dir, "keys/server.key")), "precious");
     assert.equal(await mode(join(dir, "keys/server.key")), 0o600);
     await loadServerConfig(join(dir, "server.yml"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("init --force and user add --force leave every file they replace at mode 0600", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.equal((await run(initCommand, [dir])).code, 0);
+    const profile = join(dir, "p.yml");
+    const jwtFile = join(dir, "p.jwt");
+    // Files a careless operator (or an editor) left readable by everyone.
+    await Deno.writeTextFile(profile, "old\n", { mode: 0o644 });
+    await Deno.writeTextFile(jwtFile, "old\n", { mode: 0o644 });
+    const all = [...SECRET_FILES.map((f) => join(dir, f)), profile, jwtFile];
+    for (const f of all) await Deno.chmod(f, 0o644);
+    const add = ["add", "--dir", dir, "--out", profile, "--server", "127.0.0.1:8443", "--force"];
+    assert.equal((await run(userCommand, [...add.slice(0, 1), "erin", ...add.slice(1)])).code, 0);
+    assert.equal(await mode(profile), 0o600, "profile");
+    await Deno.chmod(profile, 0o644);
+    await Deno.chmod(join(dir, "users.yml"), 0o644);
+    const jwt = [...add.slice(0, 1), "fay", ...add.slice(1), "--jwt-secret"];
+    assert.equal((await run(userCommand, jwt)).code, 0);
+    assert.equal(await mode(profile), 0o600, "profile");
+    assert.equal(await mode(jwtFile), 0o600, "JWT file");
+    assert.equal(await mode(join(dir, "users.yml")), 0o600, "users.yml");
+    for (const f of SECRET_FILES) await Deno.chmod(join(dir, f), 0o644);
+    assert.equal((await run(initCommand, [dir, "--force"])).code, 0);
+    for (const f of SECRET_FILES) assert.equal(await mode(join(dir, f)), 0o600, f);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("user add --jwt without auth.jwt keys in server.yml is refused with what to configure", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.equal((await run(initCommand, [dir])).code, 0);
+    const out = join(dir, "g.yml");
+    const args = ["add", "gil", "--dir", dir, "--out", out, "--server", "127.0.0.1:8443", "--jwt"];
+    await assert.rejects(run(userCommand, args), (e: Error) => {
+      assert.match(e.message, /has no auth\.jwt keys to verify the user's tokens/);
+      assert.match(e.message, /add auth\.jwt\.secrets \(HS256\) or auth\.jwt\.public_keys/);
+      assert.match(e.message, /--jwt-secret .*or --jwt-key KEY/);
+      return true;
+    });
+    await assertRejectsWith(Deno.stat(out), Deno.errors.NotFound, "No such file");
+    const server = await loadServerConfig(join(dir, "server.yml"));
+    assert.equal((await loadUsers(server.usersFile)).users.size, 0, "nothing was added");
+    // With a server-wide key, the same command works.
+    const yml = join(dir, "server.yml");
+    const secret = toBase64Url(new Uint8Array(32).fill(5));
+    const text = await Deno.readTextFile(yml);
+    await Deno.writeTextFile(yml, text.replace(/secrets: \[\]/, `secrets: [${secret}]`));
+    assert.equal((await run(userCommand, args)).code, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
