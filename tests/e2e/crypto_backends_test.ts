@@ -23,7 +23,7 @@ import {
 import { startClient } from "../../lib/tunnel/client.ts";
 import { readExact, socksConnect } from "../support/socks_client.ts";
 import { freePort, Logs, LOOPBACK_ROUTES, run, startEchoServer } from "./_harness.ts";
-import { test } from "../support/deadline.ts";
+import { onTimeout, step, test, withDeadline } from "../support/deadline.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 // Loaded before any test, as the CLI does at start-up: a library stays loaded for the process.
@@ -75,9 +75,7 @@ async function startServerProcess(
       if (/listening on tls:\/\//.test(text)) listening();
     }
   })();
-  let timer: ReturnType<typeof setTimeout> | undefined;
   const stop = async () => {
-    clearTimeout(timer);
     try {
       child.kill("SIGTERM");
     } catch {
@@ -90,63 +88,56 @@ async function startServerProcess(
         // already exited
       }
     }, 10_000);
-    await child.status;
+    await step("the server process to exit", child.status);
     clearTimeout(killer);
     await drained;
   };
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`server did not start:\n${text}`)), 60_000);
-  });
+  // A test that fails or runs out of time does not leave the process behind.
+  const forget = onTimeout(() => child.kill("SIGKILL"));
   try {
-    await Promise.race([
-      up,
-      deadline,
-      child.status.then(() => {
-        throw new Error(`server exited:\n${text}`);
-      }),
-    ]);
+    await withDeadline(
+      Promise.race([
+        up,
+        child.status.then(() => {
+          throw new Error(`server exited:\n${text}`);
+        }),
+      ]),
+      60_000,
+      "the server process to log its listening line",
+    );
   } catch (e) {
     await stop();
+    forget();
     throw e;
   }
-  clearTimeout(timer);
-  return { log: () => text, stop };
-}
-
-/** `p`, or a rejection once `ms` have passed (the caller's `finally` then cleans up). */
-async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return {
+    log: () => text,
+    stop: async () => {
+      await stop();
+      forget();
+    },
+  };
 }
 
 /** Sends `n` bytes through the client's SOCKS5 port to the echo server and checks them. */
 async function echoThrough(socksPort: number, echoPort: number, n: number): Promise<void> {
-  const conn = await within(
-    30_000,
-    "SOCKS5 CONNECT",
+  const conn = await withDeadline(
     socksConnect(socksPort, "127.0.0.1", echoPort),
+    30_000,
+    "the SOCKS5 CONNECT reply",
   );
   try {
     const sent = new Uint8Array(n);
     for (let i = 0; i < n; i += 65536) crypto.getRandomValues(sent.subarray(i, i + 65536));
-    const [, got] = await within(
-      30_000,
-      "the echo",
+    const [, got] = await withDeadline(
       Promise.all([
         (async () => {
           for (let o = 0; o < n;) o += await conn.write(sent.subarray(o, o + 65536));
         })(),
         readExact(conn, n),
       ]),
+      30_000,
+      `${n} bytes echoed through the tunnel`,
     );
     assert.ok(got.length === n && got.every((b, i) => b === sent[i]), "echo differs");
   } finally {
@@ -160,7 +151,7 @@ const PAIRS: [CryptoBackendName, CryptoBackendName][] = [["webcrypto", "openssl"
 ]];
 
 for (const [serverBackend, clientBackend] of PAIRS) {
-  Deno.test(`a client on ${clientBackend} and a server process on ${serverBackend} carry data both ways over TLS`, async () => {
+  test.slow(`a client on ${clientBackend} and a server process on ${serverBackend} carry data both ways over TLS`, async () => {
     await using echo = startEchoServer();
     const { dir, profile } = await serverDir(serverBackend);
     const before = cryptoBackend();
@@ -185,7 +176,7 @@ for (const [serverBackend, clientBackend] of PAIRS) {
         );
         const client = await startClient({ profile: config, log: logs.logger("client") });
         try {
-          const session = await within(30_000, "the tunnel", client.tunnel());
+          const session = await withDeadline(client.tunnel(), 30_000, `the tunnel (${aead})`);
           await echoThrough(client.socksAddr.port, echo.port, 3 << 20);
           assert.ok(session.stats.recordsIn > 10 && session.stats.recordsOut > 10);
         } finally {
