@@ -86,6 +86,8 @@ export interface UserEntry {
 export interface UserSource {
   /** The user called `name`, if any. */
   get(name: string): UserEntry | undefined;
+  /** Every user's name (a `Map` of users is a source as it is). */
+  keys(): Iterable<string>;
   /** How many users there are. */
   readonly size: number;
 }

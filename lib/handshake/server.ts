@@ -227,7 +227,7 @@ type ServerState =
 
 type Verdict =
   | { type: "probe"; reason: string }
-  | { type: "reject"; reason: string; user?: string; credentials?: true };
+  | { type: "reject"; reason: string; user?: string; failed?: "source" | "user" };
 
 const SIGNATURE_PREFIX = new TextEncoder().encode(SIGNATURE_CONTEXT);
 const HELLO_CT_MIN = HELLO_BODY_MIN + AEAD_TAG_BYTES;
@@ -547,10 +547,19 @@ function consumeResponse(
   const who = quote(response.userId);
   // Asked whatever the outcome, so a locked-out login costs the same as any other.
   const locked = ctx.allowLogin?.(response.userId);
+  const inactive = record?.inactive;
   let failure: string | undefined;
-  if (!known) failure = `unknown user ${who}`;
-  else if (!keyOk) failure = `wrong client key for user ${who}`;
-  else if (!second.ok && second.factor === "JWT") {
+  // Only a client that proved the user's static key may count against the user.
+  let failed: "source" | "user" = "user";
+  if (!known) {
+    failure = `unknown user ${who}`;
+    failed = "source";
+  } else if (!keyOk) {
+    failure = `wrong client key for user ${who}`;
+    failed = "source";
+  } else if (inactive?.removed) {
+    // Only the key is remembered: nothing more to check.
+  } else if (!second.ok && second.factor === "JWT") {
     failure = jwtVerdict === undefined
       ? `no JWT from user ${who}`
       : jwtVerdict.ok
@@ -570,9 +579,14 @@ function consumeResponse(
     return {
       type: "reject",
       reason: failure,
-      ...(known ? { user: response.userId } : {}),
-      credentials: true,
+      ...(failed === "user" ? { user: response.userId } : {}),
+      failed,
     };
+  }
+  if (inactive !== undefined) {
+    // The user's own client, reconnecting: refused, the same bytes, but no failed login.
+    wipe(ck4);
+    return { type: "reject", reason: `user ${who} refused: ${inactive.reason}` };
   }
   if (locked !== undefined) {
     // Right credentials, but refused: the same verdict (and bytes) as wrong ones.

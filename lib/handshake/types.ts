@@ -81,6 +81,16 @@ export interface UserRecord {
   jwt?: JwtVerifier;
   /** When present, the Response must carry a valid TOTP code (±1 step). */
   totpSecret?: Uint8Array;
+  /**
+   * Set when the user may not log in now (disabled, expired, removed):
+   * every login is refused, like wrong credentials on the wire, but one
+   * whose client proved this user's static key (and second factor, when
+   * the record still holds it) is not a failed login, so a device that
+   * keeps reconnecting does not lock its address out for others. `reason`
+   * is for the server log; `removed`: only the key is remembered, so no
+   * second factor is checked.
+   */
+  inactive?: { reason: string; removed?: boolean };
 }
 
 /**
@@ -179,10 +189,22 @@ export type ServerStep =
   | {
     type: "reject";
     reason: string;
-    /** The user the failed login named, when the server knows that user (log and lockout). */
+    /**
+     * The user whose static key the client proved (log, per-user counters
+     * and lockout); absent when the client did not prove a known user's key.
+     */
     user?: string;
-    /** True when a full login's credentials were wrong (what a lockout counts). */
-    credentials?: true;
+    /**
+     * What the failed login counts against (`auth.lockout`): "source" when
+     * the client did not prove a known user's static key (unknown user,
+     * wrong key): its address only, never the named user, or anyone could
+     * lock a user out by name; "user" when it proved the key but not the
+     * second factor (token, password, JWT, TOTP): the address and the user.
+     * Absent when the refusal is no failed login (a locked-out or inactive
+     * user's right credentials, a resumption). Never on the wire: every
+     * refusal looks the same there.
+     */
+    failed?: "source" | "user";
   }
   | {
     type: "done";

@@ -72,8 +72,9 @@ export type TunnelEventInit =
     /** Server: local number of the connection. */
     conn?: number;
     /**
-     * Server, `auth_failed`: the user the failed login named, when the server
-     * knows that user (for per-user counters and lockout; never shown to the peer).
+     * Server, `auth_failed`: the user whose static key the client proved (for
+     * per-user counters and lockout; never shown to the peer). Absent for an
+     * unknown user or a wrong key, so a guess at a name never counts against it.
      */
     user?: string;
   }

@@ -306,8 +306,8 @@ export class ConnectionAcceptor {
         return;
       }
       if (step.type === "reject") {
-        if (step.credentials && this.#o.settings.auth !== undefined) {
-          this.#failed(remote, step.user);
+        if (step.failed !== undefined && this.#o.settings.auth !== undefined) {
+          this.#failed(remote, step.failed === "user" ? step.user : undefined);
         }
         refuse("auth_failed", step.reason, step.user);
         return;

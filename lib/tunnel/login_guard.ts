@@ -171,9 +171,10 @@ export class LoginGuard {
   }
 
   /**
-   * Counts a failed login from `address`, naming `user` when the server
-   * knows that user (unknown names are not counted per user, so they cannot
-   * fill the table). Returns the locks this failure started.
+   * Counts a failed login from `address`, and against `user` when the
+   * client proved that user's static key (a wrong key or an unknown name
+   * counts against the source only: a guess at a name must not lock that
+   * user out, nor fill the table). Returns the locks this failure started.
    */
   failed(address: string, user?: string): Lock[] {
     if (!this.#on) return [];

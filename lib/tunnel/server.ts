@@ -164,20 +164,47 @@ function toUserRecord(u: UserEntry, auth: ServerConfig["auth"] | undefined): Use
   return r;
 }
 
-/** The users, replaceable as a whole while the parts that look them up keep a reference. */
+/** Most removed users whose static keys a running server remembers (never across a restart). */
+export const REMEMBERED_REMOVED_USERS = 10_000;
+
+/**
+ * The users, replaceable as a whole while the parts that look them up keep
+ * a reference. Remembers the public keys of users a reload removed (at most
+ * {@linkcode REMEMBERED_REMOVED_USERS}, the oldest removal forgotten first),
+ * so that a removed user's client reconnecting is told apart from a guess.
+ */
 class CurrentUsers implements UserSource {
   #source: UserSource;
+  readonly #removed = new Map<string, Uint8Array>();
 
   constructor(source: UserSource) {
     this.#source = source;
   }
 
   replace(source: UserSource): void {
+    for (const name of this.#source.keys()) {
+      const gone = this.#source.get(name);
+      if (gone === undefined || source.get(name) !== undefined) continue;
+      this.#removed.delete(name);
+      this.#removed.set(name, gone.publicKey);
+      if (this.#removed.size > REMEMBERED_REMOVED_USERS) {
+        this.#removed.delete(this.#removed.keys().next().value!);
+      }
+    }
     this.#source = source;
   }
 
   get(name: string): UserEntry | undefined {
     return this.#source.get(name);
+  }
+
+  keys(): Iterable<string> {
+    return this.#source.keys();
+  }
+
+  /** The static public key of `name` when a reload removed that user (and it is not back). */
+  removedKey(name: string): Uint8Array | undefined {
+    return this.#source.get(name) === undefined ? this.#removed.get(name) : undefined;
   }
 
   get size(): number {
@@ -252,18 +279,25 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ? undefined
     : new FleetPace(fleet.fleet, table, users, limits);
 
+  // Disabled, expired and removed users are refused, but their own clients' reconnects
+  // are not failed logins (UserRecord.inactive).
   function lookupUser(name: string): UserRecord | undefined {
     const u = users.get(name);
-    if (u === undefined) return undefined;
-    if (u.disabled) {
-      log.info(`user "${name}" is disabled`);
-      return undefined;
+    if (u === undefined) {
+      const publicKey = users.removedKey(name);
+      if (publicKey === undefined) return undefined;
+      return {
+        userId: name,
+        publicKey,
+        inactive: { reason: "removed from users.yml", removed: true },
+      };
     }
-    if (u.expires !== undefined && u.expires.getTime() < Date.now()) {
-      log.info(`user "${name}" expired at ${u.expires.toISOString()}`);
-      return undefined;
+    const record = toUserRecord(u, options.auth);
+    if (u.disabled) record.inactive = { reason: "disabled in users.yml" };
+    else if (u.expires !== undefined && u.expires.getTime() < Date.now()) {
+      record.inactive = { reason: `expired at ${u.expires.toISOString()}` };
     }
-    return toUserRecord(u, options.auth);
+    return record;
   }
 
   const decoy = options.fallback.mode === "decoy" ? Decoy.start(options.decoyTimeouts) : undefined;

@@ -169,42 +169,63 @@ Deno.test("all authentication failures look the same on the wire", () => {
   const pwRecord: UserRecord = { ...withoutToken, password: pw.verifier };
   const jwtSecret = new Uint8Array(32).fill(6);
   const jwtRecord: UserRecord = { ...withoutToken, jwt: { keys: { hs256: [jwtSecret] } } };
-  const cases: { name: string; opts: PairOptions; log: RegExp }[] = [
+  const disabled: UserRecord = { ...f.record, inactive: { reason: "disabled in users.yml" } };
+  const removed: UserRecord = {
+    userId: "alice",
+    publicKey: f.record.publicKey,
+    inactive: { reason: "removed from users.yml", removed: true },
+  };
+  // `counts`: what the refusal counts against (ServerStep "reject": user and failed).
+  const SOURCE = { failed: "source" };
+  const USER = { user: "alice", failed: "user" };
+  const cases: { name: string; opts: PairOptions; log: RegExp; counts: object }[] = [
     {
       name: "unknown user",
       opts: { credentials: { userId: "mallory" } },
       log: /unknown user "mallory"/,
+      counts: SOURCE,
     },
     {
       name: "wrong client key",
       opts: { credentials: { clientKey: other.clientKey.privateKey } },
       log: /wrong client key/,
+      counts: SOURCE,
     },
-    { name: "wrong token", opts: { credentials: { token: other.token } }, log: /wrong token/ },
+    {
+      name: "wrong token",
+      opts: { credentials: { token: other.token } },
+      log: /wrong token/,
+      counts: USER,
+    },
     {
       name: "wrong TOTP",
       opts: { credentials: { totpSecret: other.totpSecret } },
       log: /wrong TOTP/,
+      counts: USER,
     },
     {
       name: "missing TOTP",
       opts: { fixture: fixture("auth keys"), users: [f.record] },
       log: /missing TOTP/,
+      counts: USER,
     },
     {
       name: "wrong password",
       opts: { credentials: { password: wrongPw.keys }, users: [pwRecord] },
       log: /wrong password for user "alice"/,
+      counts: USER,
     },
     {
       name: "password sent to a token user",
       opts: { credentials: { password: pw.keys } },
       log: /wrong token for user "alice"/,
+      counts: USER,
     },
     {
       name: "token sent to a password user",
       opts: { users: [pwRecord] },
       log: /wrong password for user "alice"/,
+      counts: USER,
     },
     {
       name: "expired JWT",
@@ -215,16 +236,49 @@ Deno.test("all authentication failures look the same on the wire", () => {
         users: [jwtRecord],
       },
       log: /JWT for user "alice" refused: expired/,
+      counts: USER,
     },
     {
       name: "locked out, with the right credentials",
       opts: { allowLogin: (id) => (id === "alice" ? "locked for the test" : undefined) },
       log: /user "alice" refused: locked for the test/,
+      counts: { user: "alice" },
     },
     {
       name: "password of an unknown user",
       opts: { credentials: { userId: "mallory", password: pw.keys }, users: [pwRecord] },
       log: /unknown user "mallory"/,
+      counts: SOURCE,
+    },
+    {
+      name: "disabled user, right credentials: refused, not a failed login",
+      opts: { users: [disabled] },
+      log: /user "alice" refused: disabled in users\.yml/,
+      counts: {},
+    },
+    {
+      name: "disabled user, wrong token",
+      opts: { credentials: { token: other.token }, users: [disabled] },
+      log: /wrong token for user "alice"/,
+      counts: USER,
+    },
+    {
+      name: "disabled user, wrong client key",
+      opts: { credentials: { clientKey: other.clientKey.privateKey }, users: [disabled] },
+      log: /wrong client key for user "alice"/,
+      counts: SOURCE,
+    },
+    {
+      name: "removed user, right key (and any token): refused, not a failed login",
+      opts: { credentials: { token: other.token }, users: [removed] },
+      log: /user "alice" refused: removed from users\.yml/,
+      counts: {},
+    },
+    {
+      name: "removed user, wrong client key",
+      opts: { credentials: { clientKey: other.clientKey.privateKey }, users: [removed] },
+      log: /wrong client key for user "alice"/,
+      counts: SOURCE,
     },
   ];
   const emitted: string[] = [];
@@ -239,7 +293,9 @@ Deno.test("all authentication failures look the same on the wire", () => {
     if (s2.type === "send") wire.push(hex(s2.bytes));
     emitted.push(wire.join("|"));
     assert.equal(s2.type, "reject", c.name);
-    assert.match((s2 as { reason: string }).reason, c.log, c.name);
+    const { type: _t, reason, ...counts } = s2 as { type: "reject"; reason: string };
+    assert.match(reason, c.log, c.name);
+    assert.deepEqual(counts, c.counts, c.name);
     const closed = client.closed();
     assert.equal(closed.code, "AUTH_FAILED");
     assert.equal(closed.authFailure, "login_refused");
