@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type ClientConfig, loadClientConfig } from "../config/mod.ts";
+import type { ClientConfig } from "../config/mod.ts";
+import { loadProfile } from "../tunnel/profile_source.ts";
 import type { EventHub, Logger, LogLevel } from "../observe/mod.ts";
 import {
   classifyHost,
@@ -124,8 +125,10 @@ export interface Tunnel extends AsyncDisposable {
 }
 
 /**
- * Opens a tunnel with a client profile: a path to its YAML file (or a
- * `nitrosocks://` share link), or a profile already parsed. Resolves once
+ * Opens a tunnel with a client profile: a path to its YAML file, a
+ * `nitrosocks://` share link or a file holding one (a link that names the
+ * server's CA by its hash fetches the CA and checks it first), or a profile
+ * already parsed. Resolves once
  * the server has been reached and the login accepted; rejects with a
  * `TunnelError` saying what to check (server down, wrong key, login
  * refused), a `ConfigError` for a bad profile, or the signal's reason.
@@ -173,7 +176,7 @@ export async function connect(
 ): Promise<Tunnel> {
   const signal = options.signal;
   signal?.throwIfAborted();
-  const config = typeof profile === "string" ? await loadClientConfig(profile) : profile;
+  const config = typeof profile === "string" ? await loadProfile(profile) : profile;
   const client = new ClientTunnel({
     profile: config,
     log: resolveLog(options.log, "nitrosocks client"),

@@ -36,21 +36,36 @@ async function readLineRaw(prompt: string): Promise<string> {
   }
 }
 
+/** Standard input read so far but not yet taken, and its one reader (never cancelled). */
+let stdinReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+let stdinPending = new Uint8Array(0);
+
+/**
+ * The next line of standard input (without its end of line), at most
+ * `limit` bytes; what follows stays for the next call, so a link and then a
+ * password can be piped in one after the other.
+ */
 async function readFirstLine(limit = 4 * MAX_PASSWORD_CHARS + 2): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of Deno.stdin.readable) {
-    chunks.push(chunk);
-    total += chunk.length;
-    if (chunk.includes(10) || total > limit) break;
+  stdinReader ??= Deno.stdin.readable.getReader();
+  for (;;) {
+    const nl = stdinPending.indexOf(10);
+    if (nl >= 0 || stdinPending.length > limit) {
+      const end = nl >= 0 ? nl : stdinPending.length;
+      const line = stdinPending.subarray(0, end);
+      stdinPending = stdinPending.slice(Math.min(end + 1, stdinPending.length));
+      return decoder.decode(line).replace(/\r$/, "");
+    }
+    const { value, done } = await stdinReader.read();
+    if (done) {
+      const rest = stdinPending;
+      stdinPending = new Uint8Array(0);
+      return decoder.decode(rest).replace(/\r$/, "");
+    }
+    const next = new Uint8Array(stdinPending.length + value.length);
+    next.set(stdinPending);
+    next.set(value, stdinPending.length);
+    stdinPending = next;
   }
-  const all = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  return decoder.decode(all).split("\n")[0]!.replace(/\r$/, "");
 }
 
 function check(pw: string): string {

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { connect } from "../../mod.ts";
 import { startHttpTarget } from "../support/http_target.ts";
 import { createTlsFixture } from "../support/certs.ts";
 import { clientReady, setUpServer, socksCurl, startNitrosocks } from "../support/nitro_process.ts";
@@ -61,6 +62,17 @@ test.slow(
       assert.ok(curl.body.length > 0);
       assert.ok(target.requests.some((r) => r.path === "/hello"), "the request reached the target");
 
+      // The library takes the link as well (connect() fetches and checks the CA the same way).
+      {
+        await using tunnel = await connect(link);
+        using conn = await tunnel.dial({ hostname: "127.0.0.1", port: target.port });
+        await conn.write(new TextEncoder().encode("GET /lib HTTP/1.0\r\nHost: x\r\n\r\n"));
+        const head = new Uint8Array(7);
+        await conn.readFull(head, { timeoutMs: 10_000 });
+        assert.equal(new TextDecoder().decode(head), "HTTP/1.");
+        assert.ok(target.requests.some((r) => r.path === "/lib"), "the target got it");
+      }
+
       // The imported profile and a file holding the link work the same way.
       const linkFile = join(dir, "alice.link");
       await Deno.writeTextFile(linkFile, `${link}\n`, { mode: 0o600 });
@@ -111,6 +123,43 @@ test.slow("a share link whose server sends another CA is refused, and nothing is
   } finally {
     impostor.close();
     await accepting;
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test.slow("a password user's link and password both on stdin: client --link - reads one line each", async () => {
+  const dir = await Deno.makeTempDir();
+  await using target = await startHttpTarget();
+  const { srv } = await setUpServer(dir, "--routes", "127.0.0.1:*");
+  const pw = "correct horse battery staple";
+  const add = startNitrosocks([
+    "user",
+    "add",
+    "pat",
+    "--dir",
+    srv,
+    "--out",
+    join(dir, "pat.yml"),
+    "--routes",
+    "127.0.0.1:*",
+    "--password",
+    "--iterations",
+    "4096",
+  ], { stdin: `${pw}\n` });
+  assert.equal((await step("user add --password", add.status)).code, 0, add.output());
+  await add.close();
+  const link = /^(nitrosocks:\/\/\S+)$/m.exec(add.output())![1]!;
+  await using server = startNitrosocks(["server", "--config", join(srv, "server.yml")]);
+  await server.waitForOutput(/listening on/, "the server to listen");
+  try {
+    await using client = startNitrosocks(["client", "--link", "-", "--socks", "127.0.0.1:0"], {
+      stdin: `${link}\n${pw}\n`,
+    });
+    const got = await socksCurl(await clientReady(client), `${target.url}/pat`);
+    assert.equal(got.code, 0, got.stderr + client.output());
+    assert.ok(target.requests.some((r) => r.path === "/pat"));
+  } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });
   }
