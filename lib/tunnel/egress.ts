@@ -17,6 +17,7 @@ import {
   routeSet,
   type RouteTarget,
   type RouteVerdict,
+  SELF,
 } from "../config/mod.ts";
 import { describeError } from "../observe/mod.ts";
 import { formatHostPort, type HostPort } from "../wire/host_port.ts";
@@ -97,6 +98,13 @@ export interface EgressOptions {
   resolve?: Resolve;
   /** Dials one resolved address. */
   connect: ConnectAddress;
+  /**
+   * Whether an address is one of this machine's own, for a server that
+   * listens on a wildcard address (every address of the machine is then a
+   * listening address, `self`); see {@linkcode LocalAddresses}. Asked only
+   * when `block` names `self` and no other entry blocks the address.
+   */
+  isLocal?: (addr: IpBytes) => boolean;
 }
 
 /** What {@linkcode Egress.dial} decided. */
@@ -128,11 +136,18 @@ export class Egress {
   readonly #block: EgressBlock;
   readonly #resolve: Resolve;
   readonly #connect: ConnectAddress;
+  readonly #isLocal: ((addr: IpBytes) => boolean) | undefined;
 
   constructor(options: EgressOptions) {
     this.#block = options.block;
     this.#resolve = options.resolve ?? systemResolve;
     this.#connect = options.connect;
+    this.#isLocal = options.block.hasSelf ? options.isLocal : undefined;
+  }
+
+  /** The `egress.block` entry that blocks `addr` (`self` for any address of a wildcard server). */
+  #blocks(addr: IpBytes): string | undefined {
+    return this.#block.blocks(addr) ?? (this.#isLocal?.(addr) ? SELF : undefined);
   }
 
   /**
@@ -147,7 +162,7 @@ export class Egress {
     const host = target.host.replace(/^\[(.*)\]$/, "$1");
     const ip = parseIp(addr ?? host);
     if (ip === undefined) return addr === undefined && rules.mayAllowName(target);
-    return rules.check(target, ip, this.#block.blocks(ip) !== undefined).verdict === "allow";
+    return rules.check(target, ip, this.#blocks(ip) !== undefined).verdict === "allow";
   }
 
   /**
@@ -172,13 +187,13 @@ export class Egress {
       if (!rules.mayAllowName(target)) {
         return { refused: "route", reason: `route ${target.proto}:${wanted} not allowed` };
       }
-      addrs = await this.#lookup(host, timeoutMs);
+      addrs = await this.lookup(host, timeoutMs);
     }
     const allowed: IpBytes[] = [];
     const why: string[] = [];
     let blocked = false;
     for (const a of addrs) {
-      const entry = this.#block.blocks(a);
+      const entry = this.#blocks(a);
       const v = rules.check(target, a, entry !== undefined);
       const text = formatIp(a);
       if (v.verdict === "allow") allowed.push(a);
@@ -278,7 +293,14 @@ export class Egress {
     return l !== undefined && r !== undefined && l.every((b, i) => b === r[i]);
   }
 
-  async #lookup(name: string, timeoutMs: number): Promise<IpBytes[]> {
+  /**
+   * Resolves `name` with the egress resolver (`egress.resolver`, or the
+   * system's) within `timeoutMs`: its addresses in the resolver's order, each
+   * once, zone indexes dropped. Throws `NotFound` when it has none, `TimedOut`
+   * when the resolver took too long. TCP streams and UDP datagrams alike go
+   * to names through here, and every address it gives is judged.
+   */
+  async lookup(name: string, timeoutMs: number): Promise<IpBytes[]> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -310,13 +332,19 @@ export class Egress {
   }
 }
 
+/** Whether `host` (an address text, IPv6 maybe in brackets) is a wildcard: `0.0.0.0` or `::`. */
+export function isWildcard(host: string): boolean {
+  const a = parseIp(host.replace(/^\[(.*)\]$/, "$1"));
+  return a !== undefined && a.every((b, i) => b === 0 || (isIpv4(a) && (i === 10 || i === 11)));
+}
+
 /**
  * The addresses this server listens on, for `self` in `egress.block`: each
  * listening address, and for a wildcard (`0.0.0.0`, `::`) every address of
  * every interface when the `sys` permission for network interfaces is
- * granted. Without it a wildcard adds nothing here, and `self` is still
- * caught after connecting (a connection whose local and remote addresses
- * are one is a connection to this machine).
+ * granted. Without it a wildcard adds nothing here; a wildcard server asks
+ * {@linkcode LocalAddresses} besides (the server does), which needs no
+ * permission and sees interfaces added later too.
  */
 export function selfAddresses(listens: readonly string[]): IpBytes[] {
   const out: IpBytes[] = [];
@@ -324,7 +352,7 @@ export function selfAddresses(listens: readonly string[]): IpBytes[] {
   for (const h of listens) {
     const a = parseIp(h.replace(/^\[(.*)\]$/, "$1"));
     if (a === undefined) continue;
-    if (a.every((b, i) => b === 0 || (isIpv4(a) && (i === 10 || i === 11)))) wildcard = true;
+    if (isWildcard(h)) wildcard = true;
     else out.push(a);
   }
   if (wildcard) {
@@ -337,4 +365,67 @@ export function selfAddresses(listens: readonly string[]): IpBytes[] {
     }
   }
   return out;
+}
+
+/** How long an answer of {@linkcode LocalAddresses} is kept (ms): interfaces come and go. */
+export const LOCAL_ANSWER_MS = 5_000;
+/** Answers {@linkcode LocalAddresses} keeps; the oldest is forgotten first. */
+const LOCAL_ANSWERS = 1024;
+
+/**
+ * Binds a UDP socket (port 0) to `hostname` and closes it: true when that
+ * works, so the address is one of this machine's; false when the system
+ * says no such address here, or the `net` permission does not cover it.
+ * Any other failure counts as local (refused, the safe side).
+ */
+export function bindProbe(hostname: string): boolean {
+  try {
+    const s = typeof Deno.listenDatagram === "function"
+      ? Deno.listenDatagram({ transport: "udp", hostname, port: 0 })
+      : Deno.listen({ hostname, port: 0 });
+    s.close();
+    return true;
+  } catch (e) {
+    return !(e instanceof Deno.errors.AddrNotAvailable ||
+      e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied);
+  }
+}
+
+/**
+ * Which addresses are this machine's own, found by binding a socket to
+ * them ({@linkcode bindProbe}): what `self` means for a server listening on
+ * a wildcard address, without the `sys` permission and for interfaces
+ * added after the start. Answers are kept {@linkcode LOCAL_ANSWER_MS}, so a
+ * stream of datagrams costs one bind per address every few seconds.
+ *
+ * @example
+ * ```ts ignore
+ * const local = new LocalAddresses();
+ * local.has(parseIp("127.0.0.1")!); // true
+ * local.has(parseIp("203.0.113.1")!); // false, unless this machine has it
+ * ```
+ */
+export class LocalAddresses {
+  readonly #answers = new Map<string, { local: boolean; at: number }>();
+  readonly #probe: (hostname: string) => boolean;
+
+  /** `probe` says whether an address text can be bound (default {@linkcode bindProbe}). */
+  constructor(probe: (hostname: string) => boolean = bindProbe) {
+    this.#probe = probe;
+  }
+
+  /** True when `addr` is an address of this machine. */
+  has(addr: IpBytes): boolean {
+    const text = formatIp(addr);
+    const now = Date.now();
+    const known = this.#answers.get(text);
+    if (known !== undefined && now - known.at < LOCAL_ANSWER_MS) return known.local;
+    const local = this.#probe(text);
+    this.#answers.delete(text);
+    if (this.#answers.size >= LOCAL_ANSWERS) {
+      this.#answers.delete(this.#answers.keys().next().value!);
+    }
+    this.#answers.set(text, { local, at: now });
+    return local;
+  }
 }

@@ -44,7 +44,7 @@ import { serveDirectSocks } from "./dial.ts";
 import type { Session } from "./session.ts";
 import { SessionTable } from "./session_table.ts";
 import { StreamPolicy } from "./stream_policy.ts";
-import { dnsResolve, type Resolve, selfAddresses } from "./egress.ts";
+import { dnsResolve, isWildcard, LocalAddresses, type Resolve, selfAddresses } from "./egress.ts";
 import { startServerOps } from "./server_ops.ts";
 import { UserLimits } from "./user_limits.ts";
 import { connectFleet } from "./fleet_store.ts";
@@ -354,6 +354,13 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     })
     : undefined;
 
+  const listens = [
+    addr.hostname,
+    options.listen.host,
+    ...(direct === undefined ? [] : [direct.addr.hostname]),
+    ...(ops.adminAddr === undefined ? [] : [ops.adminAddr.hostname]),
+  ];
+  const local = new LocalAddresses();
   const resolver = options.egress?.resolver;
   const resolve = options.resolve ?? (resolver === undefined ? undefined : dnsResolve(resolver));
   const acceptor = new ConnectionAcceptor({
@@ -377,15 +384,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       connectTimeoutMs: options.limits.connectTimeoutS * 1000,
       udpIdleMs: options.limits.udpIdleTimeoutS * 1000,
       events,
-      block: new EgressBlock(
-        options.egress?.block ?? DEFAULT_EGRESS_BLOCK,
-        selfAddresses([
-          addr.hostname,
-          options.listen.host,
-          ...(direct === undefined ? [] : [direct.addr.hostname]),
-          ...(ops.adminAddr === undefined ? [] : [ops.adminAddr.hostname]),
-        ]),
-      ),
+      block: new EgressBlock(options.egress?.block ?? DEFAULT_EGRESS_BLOCK, selfAddresses(listens)),
+      // On a wildcard address every address of this machine is a listening one (`self`).
+      ...(listens.some(isWildcard) ? { isLocal: (a) => local.has(a) } : {}),
       ...(resolve === undefined ? {} : { resolve }),
       log: log.child("udp"),
       admit: (user) => limits.admitStream(user),

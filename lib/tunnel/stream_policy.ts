@@ -30,6 +30,7 @@ import {
   silentLogger,
 } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
+import { formatIp, type IpBytes } from "../wire/ip.ts";
 import { dialTarget } from "./dial.ts";
 import { Egress, type EgressRoutes, type Resolve } from "./egress.ts";
 import type { Session } from "./session.ts";
@@ -52,8 +53,13 @@ export interface StreamPolicyOptions {
   dial?: (host: string, port: number, timeoutMs: number) => Promise<Deno.TcpConn>;
   /** `egress.block` with the server's own addresses (default: `DEFAULT_EGRESS_BLOCK`). */
   block?: EgressBlock;
-  /** Resolves target names (default: the system resolver). */
+  /** Resolves target names, for streams and datagrams alike (default: the system resolver). */
   resolve?: Resolve;
+  /**
+   * Whether an address is this machine's own (`self` for a server on a
+   * wildcard address; `EgressOptions.isLocal` in lib/tunnel/egress.ts).
+   */
+  isLocal?: (addr: IpBytes) => boolean;
   /** A UDP association's socket that moved nothing for this long is closed (ms); default 60 s. */
   udpIdleMs?: number;
   /** For debug lines of UDP associations. */
@@ -104,6 +110,7 @@ export class StreamPolicy {
       block: options.block ?? new EgressBlock(DEFAULT_EGRESS_BLOCK),
       connect: options.dial ?? dialTarget,
       ...(options.resolve === undefined ? {} : { resolve: options.resolve }),
+      ...(options.isLocal === undefined ? {} : { isLocal: options.isLocal }),
     });
   }
 
@@ -217,6 +224,9 @@ export class StreamPolicy {
         return rules !== undefined &&
           this.#egress.allows(rules, { proto: "udp", host, port }, addr);
       },
+      // Names go through the same resolver as a TCP stream's, and every address is judged.
+      resolve: async (name) =>
+        (await this.#egress.lookup(name, this.#o.connectTimeoutMs)).map(formatIp),
       idleMs: this.#o.udpIdleMs ?? 60_000,
       events: this.#o.events,
       log: this.#o.log ?? silentLogger,

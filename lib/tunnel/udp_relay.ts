@@ -3,7 +3,8 @@
  * 12): datagrams from the client leave through the association's own UDP
  * sockets (one per address family, opened on first use, closed after an
  * idle time: a NAT mapping), each destination checked against the user's
- * `udp:` routes; datagrams back are accepted only from peers the client has
+ * `udp:` routes and `egress.block` like a TCP stream's (a name resolved by
+ * the same egress resolver, every address it gives judged); datagrams back are accepted only from peers the client has
  * sent to (full cone per association) and go to the client as DATAGRAM
  * frames with their source address.
  *
@@ -45,6 +46,11 @@ export interface UdpAssociationOptions {
   id: number;
   /** The user's route check for UDP destinations. */
   allowed: UdpRouteCheck;
+  /**
+   * Resolves a destination name to its addresses (the server's egress
+   * resolver, as for TCP streams); rejects when it has none.
+   */
+  resolve: (name: string) => Promise<string[]>;
   /** A socket that moved nothing for this long is closed, and its peers forgotten (ms). */
   idleMs: number;
   events: EventSink;
@@ -86,7 +92,7 @@ interface Nat {
  *
  * @example
  * ```ts ignore
- * const a = new UdpAssociation({ session, id, allowed, idleMs: 60_000, events, log });
+ * const a = new UdpAssociation({ session, id, allowed, resolve, idleMs: 60_000, events, log });
  * a.start(); // binds the stream's datagrams to it
  * ```
  */
@@ -105,8 +111,8 @@ export class UdpAssociation {
   #v6: Nat | undefined;
   #closed = false;
   readonly #reported = new Set<string>();
-  /** Names resolved, oldest first: the address used (undefined when none) and when. */
-  readonly #names = new Map<string, Resolved & { at: number }>();
+  /** Names resolved, oldest first: their addresses (none when the lookup failed) and when. */
+  readonly #names = new Map<string, { addrs: readonly string[]; at: number }>();
   /** Names being resolved and the datagrams waiting for them. */
   readonly #resolving = new Map<string, { port: number; data: Uint8Array }[]>();
 
@@ -147,9 +153,7 @@ export class UdpAssociation {
     // A name is resolved here, so that its replies (from an IP) can be matched to it.
     const known = this.#names.get(dst.host);
     if (known !== undefined && Date.now() - known.at < NAME_TTL_MS) {
-      if (known.ip === undefined) this.counters.dropped++;
-      else if (!this.#o.allowed(dst.host, dst.port, known.ip)) this.#refused(dst.host, dst.port);
-      else this.#send(known.family, known.ip, dst.port, data);
+      this.#sendToName(dst.host, known.addrs, dst.port, data);
       return;
     }
     const waiting = this.#resolving.get(dst.host);
@@ -163,21 +167,33 @@ export class UdpAssociation {
       return;
     }
     this.#resolving.set(dst.host, [{ port: dst.port, data }]);
-    resolveName(dst.host).then((r) => {
+    this.#o.resolve(dst.host).catch(() => [] as string[]).then((addrs) => {
       const queued = this.#resolving.get(dst.host) ?? [];
       this.#resolving.delete(dst.host);
       if (this.#closed) return;
       if (this.#names.size >= MAX_NAMES) this.#names.delete(this.#names.keys().next().value!);
-      this.#names.set(dst.host, { ...r, at: Date.now() });
-      for (const q of queued) {
-        if (r.ip === undefined) this.counters.dropped++;
-        else if (!this.#o.allowed(dst.host, q.port, r.ip)) this.#refused(dst.host, q.port);
-        else this.#send(r.family, r.ip, q.port, q.data);
-      }
+      this.#names.set(dst.host, { addrs, at: Date.now() });
+      for (const q of queued) this.#sendToName(dst.host, addrs, q.port, q.data);
     });
   }
 
-  /** Sends `data` to `ip:port` from the family's socket, allowing replies from there. */
+  /**
+   * Sends a datagram addressed to the name `host` to the first of its
+   * addresses `addrs` the rules allow, IPv4 before IPv6 (there is no
+   * fallback once a datagram left): every address is judged, as a TCP
+   * stream's are. Dropped when the name has none, refused when none is allowed.
+   */
+  #sendToName(host: string, addrs: readonly string[], port: number, data: Uint8Array): void {
+    if (addrs.length === 0) {
+      this.counters.dropped++;
+      return;
+    }
+    const allowed = addrs.filter((a) => this.#o.allowed(host, port, a));
+    const ip = allowed.find((a) => !a.includes(":")) ?? allowed[0];
+    if (ip === undefined) this.#refused(host, port);
+    else this.#send(ip.includes(":") ? 6 : 4, ip, port, data);
+  }
+
   /** Counts a refused datagram; the first few refused destinations are reported. */
   #refused(host: string, port: number): void {
     this.counters.refused++;
@@ -193,6 +209,7 @@ export class UdpAssociation {
     }
   }
 
+  /** Sends `data` to `ip:port` from the family's socket, allowing replies from there. */
   #send(family: 4 | 6, ip: string, port: number, data: Uint8Array): void {
     const nat = this.#nat(family);
     if (nat === undefined) {
@@ -321,20 +338,6 @@ export class UdpAssociation {
       reason,
     });
   }
-}
-
-/** A name's address for sending: IPv4 first, as `Deno.connect` would. */
-interface Resolved {
-  family: 4 | 6;
-  ip: string | undefined;
-}
-
-/** Resolves a name (the hosts file first, then the system's resolver); never throws. */
-async function resolveName(host: string): Promise<Resolved> {
-  const v4 = await Deno.resolveDns(host, "A").catch(() => [] as string[]);
-  if (v4.length > 0) return { family: 4, ip: v4[0] };
-  const v6 = await Deno.resolveDns(host, "AAAA").catch(() => [] as string[]);
-  return { family: 6, ip: v6[0] };
 }
 
 /** `::ffff:a.b.c.d` (a dual-stack socket's view of an IPv4 peer) as `a.b.c.d`. */

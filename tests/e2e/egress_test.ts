@@ -355,3 +355,31 @@ test("egress.block from server.yml: [self] blocks only the server's own address"
     `egress tcp:127.0.0.1:${pair.serverPort} refused: 127.0.0.1 is in egress.block (self) and no route names it`,
   ]);
 });
+
+const canUnshare = (await run("unshare", ["-n", "true"], { timeoutMs: 10_000 }).catch(() => null))
+  ?.code === 0;
+
+test({
+  name:
+    "a server on 0.0.0.0 refuses its own addresses, also one added after it started (TCP and UDP)",
+  ignore: !canUnshare,
+  async fn() {
+    // In a network namespace of its own, without --allow-sys (no interface list): the server
+    // finds out by binding that 198.51.100.7 is this machine's, before any packet goes there.
+    const r = await run("unshare", [
+      "-n",
+      "sh",
+      "-c",
+      'ip link set lo up && exec "$0" run --allow-net --allow-read --allow-write --allow-env --allow-run=ip "$1"',
+      Deno.execPath(),
+      new URL("./_netns_self.ts", import.meta.url).pathname,
+    ], { timeoutMs: 60_000, cwd: new URL("../..", import.meta.url).pathname });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(text(r));
+    assert.equal(out.reply, 2, "SOCKS5 reply 2 for the server's own address");
+    assert.equal(out.accepted, 0, "refused before dialling");
+    assert.equal(out.received, 0, "no datagram reached the server's own address");
+    assert.deepEqual(out.refusedStreams.map((s: string[]) => s[1]), ["egress"]);
+    assert.match(out.refusedDatagrams[0], /^198\.51\.100\.7:\d+$/);
+  },
+});

@@ -252,6 +252,47 @@ test("egress.block applies to UDP: with routes `*` loopback is refused, by addre
   }
 });
 
+test("UDP names resolve through egress.resolver, and every address they resolve to is judged", async () => {
+  await using dns = await startDnsmasq({
+    "echo.test": ["127.0.0.2"],
+    "both.test": ["127.0.0.1", "127.0.0.2"],
+    "loop.test": ["127.0.0.1"],
+  });
+  await using echo1 = startUdpEcho("127.0.0.1");
+  await using echo2 = startUdpEcho("127.0.0.2");
+  // Names only dnsmasq knows; 127.0.0.2 named by a route, 127.0.0.1 only by `udp:*`.
+  await using pair = await startPair({
+    transport: "tcp",
+    routes: ["tcp:127.0.0.1", "udp:127.0.0.2:*", "udp:*"],
+    serverYaml: `egress:\n  resolver: "127.0.0.1:${dns.port}"`,
+  });
+  const app = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const { control, relay } = await associate(pair.socksPort);
+    const send = (name: string, port: number, tag: string) =>
+      app.send(udpPacket(port, new TextEncoder().encode(tag), 0, name), relay);
+    for (const [name, tag] of [["echo.test", "echo-one"], ["both.test", "both-one"]]) {
+      await send(name!, echo2.port, tag!);
+      const back = await withDeadline(app.receive(), 10_000, `the echo of ${name}`);
+      // ATYP 1 127.0.0.2: the reply came from the one address the routes allow.
+      assert.deepEqual([...back[0].subarray(3, 8)], [1, 127, 0, 0, 2]);
+      assert.equal(new TextDecoder().decode(back[0].subarray(10)), tag);
+    }
+    assert.equal(echo2.received, 2);
+    await send("loop.test", echo1.port, "loop-one");
+    await pair.serverEvents.waitFor("udp_refused", {
+      match: (e) => e.target === `loop.test:${echo1.port}`,
+    });
+    control.close();
+    const [closed] = await pair.serverEvents.waitFor("udp_close");
+    assert.equal(closed!.refused, 1);
+    assert.equal(closed!.out, 2);
+    assert.equal(echo1.received, 0, "nothing reached 127.0.0.1, which only `udp:*` covers");
+  } finally {
+    app.close();
+  }
+});
+
 test("a UDP association survives a resumption; datagrams are never resent", async () => {
   await using echo = startUdpEcho();
   await using pair = await startPair({ transport: "tcp" });

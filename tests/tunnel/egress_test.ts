@@ -3,7 +3,9 @@
  * fixed answers: every address a name resolves to is judged and only the
  * allowed ones are dialled, in order, falling back past one that fails; a
  * connection to the server's own address is caught after connecting when
- * the address list did not know it; a name no route allows is not looked up.
+ * the address list did not know it, and before dialling on a wildcard
+ * server (a bind says the address is this machine's); a name no route
+ * allows is not looked up.
  *
  * @module
  */
@@ -16,9 +18,15 @@ import {
   RouteSet,
 } from "../../lib/config/mod.ts";
 import { dialTarget } from "../../lib/tunnel/dial.ts";
-import { Egress, type EgressResult, selfAddresses } from "../../lib/tunnel/egress.ts";
+import {
+  Egress,
+  type EgressResult,
+  isWildcard,
+  LocalAddresses,
+  selfAddresses,
+} from "../../lib/tunnel/egress.ts";
 import { serveConnections } from "../support/serve.ts";
-import { test, withDeadline } from "../support/deadline.ts";
+import { test, waitFor, withDeadline } from "../support/deadline.ts";
 
 /** Listeners on 127.0.0.1 and 127.0.0.2 on one port, counting what each accepts. */
 function twoListeners() {
@@ -227,4 +235,61 @@ Deno.test("selfAddresses() lists specific listen addresses; a wildcard adds the 
   if (granted.state === "granted") {
     assert.ok(all.some((a) => a.every((b, i) => b === parseIp("127.0.0.1")![i])));
   } else assert.deepEqual(all, []);
+});
+
+Deno.test("isWildcard() knows 0.0.0.0 and :: in their spellings, nothing else", () => {
+  for (const w of ["0.0.0.0", "::", "[::]", "::ffff:0.0.0.0"]) assert.ok(isWildcard(w), w);
+  for (const n of ["127.0.0.1", "::1", "localhost", "0.0.0.1"]) assert.ok(!isWildcard(n), n);
+});
+
+Deno.test("LocalAddresses: a bind says which addresses are this machine's, answers kept a while", () => {
+  const local = new LocalAddresses();
+  assert.ok(local.has(parseIp("127.0.0.1")!));
+  assert.ok(local.has(parseIp("127.0.0.2")!), "all of 127.0.0.0/8 is this machine's on Linux");
+  assert.ok(local.has(parseIp("::1")!));
+  // TEST-NET-3 is on no interface of a test machine.
+  assert.ok(!local.has(parseIp("203.0.113.1")!));
+  const asked: string[] = [];
+  const counted = new LocalAddresses((h) => (asked.push(h), h === "198.51.100.7"));
+  assert.ok(counted.has(parseIp("198.51.100.7")!));
+  assert.ok(counted.has(parseIp("::ffff:198.51.100.7")!), "the IPv4-mapped form is the same");
+  assert.ok(!counted.has(parseIp("198.51.100.8")!));
+  assert.deepEqual(asked, ["198.51.100.7", "198.51.100.8"]);
+});
+
+test("Egress on a wildcard server: this machine's own address is refused before dialling", async () => {
+  await using l = twoListeners();
+  const local = new LocalAddresses();
+  const e = new Egress({
+    // `self` knows no address (a wildcard listener): the bind says 127.0.0.2 is this machine's.
+    block: new EgressBlock(["self"], []),
+    connect: dialTarget,
+    isLocal: (a) => local.has(a),
+    resolve: () => Promise.resolve(["127.0.0.2"]),
+  });
+  const target = { proto: "tcp", host: "127.0.0.2", port: l.port } as const;
+  const r = await e.dial(["*"], target, 5_000);
+  assert.ok("refused" in r);
+  assert.equal(
+    r.reason,
+    `egress tcp:127.0.0.2:${l.port} refused: 127.0.0.2 is in egress.block (self) and no route names it`,
+  );
+  const byName = await e.dial(["*"], { ...target, host: "own.test" }, 5_000);
+  assert.ok("refused" in byName);
+  assert.equal(l.on2(), 0, "never dialled");
+  // The datagram check (UDP) says the same.
+  assert.ok(!e.allows(["udp:*"], { ...target, proto: "udp" }));
+  assert.ok(!e.allows(["udp:*"], { ...target, proto: "udp", host: "own.test" }, "127.0.0.2"));
+  assert.ok(e.allows(["udp:127.0.0.2:*"], { ...target, proto: "udp" }));
+  // A route naming it reaches it.
+  connected(await e.dial(["127.0.0.2:*"], target, 5_000)).conn.close();
+  await waitFor("the allowed connection on 127.0.0.2", () => l.on2() === 1, 5_000);
+});
+
+test("Egress.lookup: the resolver's addresses in its order, each once, zones dropped", async () => {
+  const { e, asked } = egress([], ["::1", "127.0.0.1", "::1", "fe80::1%lo", "not an address"]);
+  const got = await e.lookup("many.test", 5_000);
+  assert.deepEqual(got, ["::1", "127.0.0.1", "fe80::1"].map((a) => parseIp(a)!));
+  assert.deepEqual(asked, ["many.test"]);
+  await assert.rejects(egress([], []).e.lookup("none.test", 5_000), Deno.errors.NotFound);
 });
