@@ -13,8 +13,9 @@ import { initServerDir } from "../../lib/provision/mod.ts";
 import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { connectLink, TunnelError } from "../../lib/tunnel/client.ts";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
+import { clientReady, startNitrosocks } from "../support/nitro_process.ts";
 import { startHttpTarget } from "../support/http_target.ts";
-import { onTimeout, scaledMs, step, test, waitFor, withDeadline } from "../support/deadline.ts";
+import { test, waitFor, withDeadline } from "../support/deadline.ts";
 import { Logs, run, startConfiguredServer, startPair, text } from "./_harness.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -28,90 +29,6 @@ function nitrosocks(args: string[], stdin?: string) {
     timeoutMs: 60_000,
     ...(stdin === undefined ? {} : { stdin: enc.encode(stdin) }),
   });
-}
-
-/** `nitrosocks client` as a process, the password piped on stdin; resolves once it is ready. */
-async function startClientProcess(profile: string, password: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      ...PERMISSION_FLAGS,
-      "main.ts",
-      "client",
-      "--config",
-      profile,
-      "--socks",
-      "127.0.0.1:0",
-    ],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const kill = () => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-  };
-  const forget = onTimeout(kill);
-  let out = "";
-  let err = "";
-  const errDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void (err += s) }),
-  ).catch(() => {});
-  const w = child.stdin.getWriter();
-  await w.write(enc.encode(`${password}\n`));
-  await w.close();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const timer = setTimeout(kill, scaledMs(30_000));
-  let port: number | undefined;
-  try {
-    await step("nitrosocks client to say it is ready", async () => {
-      while (port === undefined) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        out += value;
-        const m = /SOCKS5 proxy ready on [^\s]+:(\d+)/.exec(out);
-        if (m !== null) port = Number(m[1]);
-      }
-    });
-  } finally {
-    clearTimeout(timer);
-  }
-  const outDone = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read().catch(() => ({ value: "", done: true }));
-      if (done) break;
-      out += value;
-    }
-  })();
-  if (port === undefined) {
-    kill();
-    await child.status;
-    await errDone;
-    forget();
-    throw new Error(`nitrosocks client did not start:\n${out}\n${err}`);
-  }
-  return {
-    port,
-    output: () => out + err,
-    async close() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already exited
-      }
-      const t = setTimeout(kill, scaledMs(5_000));
-      await child.status;
-      clearTimeout(t);
-      await Promise.all([errDone, outDone]);
-      forget();
-    },
-  };
 }
 
 test.slow(
@@ -160,14 +77,17 @@ test.slow(
       const { reloadUsers } = await import("../../lib/cli/server_cmd.ts");
       await reloadUsers(server, config.usersFile, logs.logger("server"));
 
-      const client = await startClientProcess(profile, PASSWORD);
+      // The password piped on stdin: the client reads it there.
+      const client = startNitrosocks(["client", "--config", profile, "--socks", "127.0.0.1:0"], {
+        stdin: `${PASSWORD}\n`,
+      });
       try {
         const r = await run("curl", [
           "-sS",
           "--max-time",
           "30",
           "--socks5-hostname",
-          `127.0.0.1:${client.port}`,
+          await clientReady(client),
           `${target.url}/bytes/1000`,
         ]);
         assert.equal(r.code, 0, `${r.stderr}\n${client.output()}`);
