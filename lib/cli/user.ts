@@ -89,13 +89,15 @@ const USAGE = `Usage:
                      [--bandwidth RATE] [--quota SIZE/PERIOD] [--max-tunnels N] [--max-streams N] [--expires WHEN]
   nitrosocks user set NAME --dir DIR [--routes GLOB,...] [--bandwidth RATE] [--quota SIZE/PERIOD]
                      [--max-tunnels N] [--max-streams N] [--expires WHEN] [--disable | --enable]
+                     [--password]
   nitrosocks user token NAME --dir DIR [--ttl DURATION] [--routes GLOB,...] [--out FILE]
   nitrosocks user list --dir DIR
   nitrosocks user remove NAME --dir DIR
 
 add      makes a key pair and token for NAME, adds NAME to DIR's users.yml and
          writes the client profile (mode 0600) and a nitrosocks:// share link
-set      changes NAME's routes and limits, or disables/enables NAME
+set      changes NAME's routes and limits, disables/enables NAME, or gives a
+         password user a new password (--password)
 list     shows names, routes, expiry, status and limits
 remove   deletes NAME from users.yml
 token    signs a JWT for a JWT user with their HS256 secret (or auth.jwt's first
@@ -122,7 +124,10 @@ Options:
   --password          log in with a password instead of a token (SCRAM-SHA-256): asks for
                       it twice with echo off, or reads the first line of standard input
                       when it is not a terminal; never on the command line. users.yml
-                      keeps only the salt, iteration count, StoredKey and ServerKey
+                      keeps only the salt, iteration count, StoredKey and ServerKey.
+                      With set: a new password for a password user, read the same way
+                      and derived with the salt and iteration count users.yml holds,
+                      so the user's profile keeps working (give them the new password)
   --iterations N      PBKDF2 iterations for --password (default 600000, at least 4096)
   --jwt               log in with a JWT instead of a token, verified with server.yml's
                       auth.jwt keys (refused while it has none); the profile reads the
@@ -410,9 +415,9 @@ export const userCommand: Command = {
         return 0;
       }
       case "set": {
-        onlyFor(["routes", ...LIMIT_FLAGS, "disable", "enable"]);
+        onlyFor(["routes", ...LIMIT_FLAGS, "disable", "enable", "password"]);
         const name = oneName();
-        const changes = limitChanges(p);
+        const changes: UserChanges & { password?: string } = limitChanges(p);
         const routes = stringFlag(p, "routes");
         if (routes !== undefined) {
           changes.routes = routes.split(",").map((r) => r.trim()).filter((r) => r !== "");
@@ -422,15 +427,19 @@ export const userCommand: Command = {
         }
         if (boolFlag(p, "disable")) changes.disabled = true;
         if (boolFlag(p, "enable")) changes.disabled = false;
-        if (Object.keys(changes).length === 0) {
+        if (Object.keys(changes).length === 0 && !boolFlag(p, "password")) {
           throw new UsageError(
-            "nothing to change: give --routes, --bandwidth, --quota, --max-tunnels, --max-streams, --expires, --disable or --enable",
+            "nothing to change: give --routes, --bandwidth, --quota, --max-tunnels, --max-streams, --expires, --disable, --enable or --password",
           );
         }
-        const file = await asUsageError(setUser(name, dir, changes));
         const what = Object.entries(changes).map(([k, v]) =>
           `${k} ${v === null ? "removed" : v instanceof Date ? v.toISOString() : String(v)}`
         );
+        if (boolFlag(p, "password")) {
+          changes.password = await readPassword(`New password for "${name}"`, { confirm: true });
+          what.push("password (same salt and iterations: the profile stays valid)");
+        }
+        const file = await asUsageError(setUser(name, dir, changes));
         console.log(
           `Changed user "${name}" in ${file}: ${
             what.join(", ")

@@ -285,6 +285,11 @@ export interface UserChanges {
   expires?: Date | null;
   /** Refuse the user (true) or let them in again (false). */
   disabled?: boolean;
+  /**
+   * A password user's new StoredKey and ServerKey, derived with the salt and
+   * iteration count already in the file (which stay as they are).
+   */
+  passwordKeys?: { storedKey: Uint8Array; serverKey: Uint8Array };
 }
 
 /**
@@ -395,6 +400,19 @@ export function updateUserInYaml(
   put("max_tunnels", changes.maxTunnels);
   put("expires", changes.expires === null ? null : changes.expires?.toISOString());
   put("disabled", changes.disabled);
+  const keys = changes.passwordKeys;
+  if (keys !== undefined) {
+    if (current.users.get(name)!.password === undefined) {
+      throw new ConfigError(`User ${JSON.stringify(name)} does not log in with a password`, {
+        file,
+        hint: `remove the user and run "nitrosocks user add ${name} --password"`,
+      });
+    }
+    edits.push(
+      { path: ["users", name, "password", "stored_key"], value: toBase64Url(keys.storedKey) },
+      { path: ["users", name, "password", "server_key"], value: toBase64Url(keys.serverKey) },
+    );
+  }
   const out = editYamlEntries(text, file, edits);
   parseUsers(out, file);
   return out;

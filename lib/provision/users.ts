@@ -434,7 +434,9 @@ export async function issueUserToken(name: string, opts: IssueTokenOptions): Pro
 }
 
 /**
- * Changes user `name` of the server in `dir` (limits, routes, disabled):
+ * Changes user `name` of the server in `dir` (limits, routes, disabled, and
+ * a password user's password: re-derived with the salt and iteration count
+ * users.yml holds, so the user's profile stays valid):
  * comments, the user's other keys and the other users are kept; the write
  * is atomic. A running server applies it within 2 s (it watches the file).
  * Resolves to the users file's path; throws `ConfigError` for an unknown
@@ -452,8 +454,13 @@ export async function issueUserToken(name: string, opts: IssueTokenOptions): Pro
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function setUser(name: string, dir: string, changes: UserChanges): Promise<string> {
+export async function setUser(
+  name: string,
+  dir: string,
+  changes: UserChanges & { password?: string },
+): Promise<string> {
   checkUserName(name);
+  const { password, ...rest } = changes;
   for (const r of changes.routes ?? []) {
     try {
       parseRoute(r);
@@ -464,7 +471,23 @@ export async function setUser(name: string, dir: string, changes: UserChanges): 
   const cfg = await loadServerConfig(join(dir, "server.yml"));
   await withLock(cfg.usersFile, async () => {
     const text = await Deno.readTextFile(cfg.usersFile);
-    await replaceFile(cfg.usersFile, updateUserInYaml(text, cfg.usersFile, name, changes));
+    let edit: UserChanges = rest;
+    if (password !== undefined) {
+      const current = parseUsers(text, cfg.usersFile).users.get(name)?.password;
+      if (current === undefined) {
+        throw new ProvisionInputError(
+          `User "${name}" does not log in with a password (or is not in ${cfg.usersFile}): ` +
+            `remove the user and run "nitrosocks user add ${name} --password"`,
+        );
+      }
+      // The salt and iteration count stay: every copy of the user's profile carries them,
+      // so the profile keeps working and only the password the client is given changes.
+      const v = await scramVerifier(password, current.salt, current.iterations).catch((e) => {
+        throw new ProvisionInputError(e instanceof Error ? e.message : String(e), { cause: e });
+      });
+      edit = { ...rest, passwordKeys: { storedKey: v.storedKey, serverKey: v.serverKey } };
+    }
+    await replaceFile(cfg.usersFile, updateUserInYaml(text, cfg.usersFile, name, edit));
   });
   return cfg.usersFile;
 }

@@ -71,11 +71,7 @@ const LIMITS_PROOF: [string, string] = [
  * issue that gives it a reader. A key here that gains a row fails the test,
  * so the list only shrinks.
  */
-const PENDING: Record<string, string> = {
-  // issue 10 §4 follow-up: kept so the stored credential is the whole RFC 5802 verifier; its
-  // reader will be re-issuing a lost profile from users.yml (the profile carries its own copy).
-  "users.yml users.*.password.salt": "issue 10 §4",
-};
+const PENDING: Record<string, string> = {};
 
 const SERVER_KEYS: Record<string, Use> = {
   "listen": {
@@ -408,6 +404,14 @@ const SERVER_KEYS: Record<string, Use> = {
 const USERS_KEYS: Record<string, Use> = {
   "users.*.public_key": { file: SERVER, reads: "publicKey: u.publicKey" },
   "users.*.token": { file: SERVER, reads: "r.token = u.token" },
+  "users.*.password.salt": {
+    file: "lib/provision/users.ts",
+    reads: "scramVerifier(password, current.salt, current.iterations)",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "user set --password re-derives with the stored salt: the same profile logs in with the new password only",
+    ],
+  },
   "users.*.password.iterations": {
     file: "lib/cli/user.ts",
     reads: "u.password.iterations",

@@ -8,8 +8,9 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { loadServerConfig } from "../../lib/config/mod.ts";
-import { initServerDir } from "../../lib/provision/mod.ts";
+import { loadServerConfig, loadUsers } from "../../lib/config/mod.ts";
+import { scramVerifier } from "../../lib/crypto/scram.ts";
+import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { connectLink, TunnelError } from "../../lib/tunnel/client.ts";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
@@ -142,3 +143,57 @@ test("a wrong password is refused as auth_failed, a right one logs in; neither i
   assert.equal(pair.serverEvents.of("login").length, 1, "only the right password logged in");
   assert.ok(!pair.logs.lines.some((l) => l.includes("correct horse")), "no password is logged");
 });
+
+test.slow(
+  "user set --password re-derives with the stored salt: the same profile logs in with the new password only",
+  async () => {
+    await using pair = await startPair({ transport: "tcp", password: { value: PASSWORD } });
+    const usersFile = join(pair.dir, "users.yml");
+    const pw = async () => (await loadUsers(usersFile)).users.get("alice")!.password!;
+    const before = await pw();
+    const NEW = "tr0ub4dor & 3, but longer";
+    const set = await nitrosocks(
+      ["user", "set", "alice", "--dir", pair.dir, "--password"],
+      `${NEW}\n`,
+    );
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(text(set), /password \(same salt and iterations: the profile stays valid\)/);
+    assert.ok(!text(set).includes(NEW) && !(await Deno.readTextFile(usersFile)).includes(NEW));
+    const after = await pw();
+    // The salt (read from users.yml) and the count stay; the keys are the new password's.
+    assert.deepEqual([after.salt, after.iterations], [before.salt, before.iterations]);
+    assert.notDeepEqual(after.storedKey, before.storedKey);
+    const expected = await scramVerifier(NEW, before.salt, before.iterations);
+    assert.deepEqual([after.storedKey, after.serverKey], [expected.storedKey, expected.serverKey]);
+    await pair.reloadUsers();
+
+    // alice's profile file is untouched: with the new password typed it logs in, the old one not.
+    const login = (value: string) =>
+      withDeadline(
+        connectLink({ ...pair.profile, password: { ...pair.profile.password!, value } }, {
+          server: { host: "127.0.0.1", port: pair.serverPort },
+          serverName: pair.profile.serverName,
+          transport: "tcp",
+        }).then((l) => {
+          l.link.conn.close();
+          return undefined;
+        }, (e: unknown) => e),
+        10_000,
+        "a login",
+      );
+    assert.equal(await login(NEW), undefined);
+    assert.ok(await login(PASSWORD) instanceof TunnelError, "the old password is refused");
+    const refused = () => pair.serverEvents.of("refusal", (e) => e.reason === "auth_failed");
+    await waitFor("the server's refusal", () => refused().length === 1, 5_000);
+    assert.match(refused()[0]!.detail, /wrong password for user "alice"/);
+
+    // A token user has no salt to keep: refused, saying what to do instead.
+    await addUser("tom", { dir: pair.dir, out: join(pair.dir, "tom.yml"), server: "127.0.0.1:1" });
+    const token = await nitrosocks(["user", "set", "tom", "--dir", pair.dir, "--password"], "x\n");
+    assert.notEqual(token.code, 0);
+    assert.match(
+      token.stderr,
+      /User "tom" does not log in with a password .*user add tom --password/,
+    );
+  },
+);
