@@ -166,6 +166,8 @@ export type StoreSettings =
     url: string;
     /** The password (`store.password_file`), when Redis asks for one. Never logged. */
     password?: string;
+    /** `rediss://`: the CA certificate(s) Redis's certificate must chain to (`store.tls_ca`); default the system's. */
+    tlsCaPem?: string;
     /** Prepended to every key and channel, so fleets can share one Redis. */
     prefix: string;
   };
@@ -443,13 +445,17 @@ const serverSchema = object({
   store: section(object({
     url: withDefault(
       string({
-        pattern: /^(file|redis:\/\/[A-Za-z0-9.\-\[\]:]+(\/[0-9]{1,2})?)$/,
-        what: '"file" or a Redis URL "redis://HOST:PORT[/DB]" (no password in it)',
+        pattern: /^(file|rediss?:\/\/[A-Za-z0-9.\-\[\]:]+(\/[0-9]{1,2})?)$/,
+        what:
+          '"file" or a Redis URL "redis://HOST:PORT[/DB]" or "rediss://…" (TLS), no password in it',
         hint: 'e.g. "redis://10.0.0.5:6379/0"; put a password in store.password_file',
+        // Not quoted back: a URL with a password in it would show it.
+        secret: true,
       }),
       "file",
     ),
     password_file: optional(path()),
+    tls_ca: optional(path()),
     prefix: withDefault(
       string({
         pattern: /^[A-Za-z0-9_.:-]{1,64}$/,
@@ -625,19 +631,43 @@ export function parseServerConfig(
       password = read(["store", "password_file"], raw.store.password_file, "Redis password").text
         .replace(/\r?\n$/, "");
     }
+    let tlsCaPem: string | undefined;
+    if (raw.store.tls_ca !== undefined) {
+      if (!raw.store.url.startsWith("rediss://")) {
+        throw configError(
+          at("store.tls_ca"),
+          locate(root, ["store", "tls_ca"]),
+          "Invalid store.tls_ca: store.url is not a rediss:// (TLS) URL",
+          'use "rediss://HOST:PORT" to reach Redis over TLS, or remove tls_ca',
+        );
+      }
+      const ca = read(["store", "tls_ca"], raw.store.tls_ca, "Redis CA certificate");
+      if (!/-----BEGIN CERTIFICATE-----/.test(ca.text)) {
+        throw configError(
+          at("store.tls_ca"),
+          locate(root, ["store", "tls_ca"]),
+          `Invalid store.tls_ca: ${JSON.stringify(ca.path)} is not a PEM certificate`,
+        );
+      }
+      tlsCaPem = ca.text;
+    }
     store = {
       kind: "redis",
       url: raw.store.url,
       ...(password === undefined ? {} : { password }),
+      ...(tlsCaPem === undefined ? {} : { tlsCaPem }),
       prefix: raw.store.prefix,
     };
-  } else if (raw.store.password_file !== undefined) {
-    throw configError(
-      at("store.password_file"),
-      locate(root, ["store", "password_file"]),
-      'Invalid store.password_file: store.url is "file"',
-      'set store.url to your Redis ("redis://HOST:PORT"), or remove password_file',
-    );
+  } else {
+    for (const key of ["password_file", "tls_ca"] as const) {
+      if (raw.store[key] === undefined) continue;
+      throw configError(
+        at(`store.${key}`),
+        locate(root, ["store", key]),
+        `Invalid store.${key}: store.url is "file"`,
+        `set store.url to your Redis ("redis://HOST:PORT"), or remove ${key}`,
+      );
+    }
   }
 
   let ticketKeysText: string | undefined;

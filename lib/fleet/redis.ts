@@ -22,6 +22,8 @@ export interface RedisLinkOptions {
   url: string;
   /** AUTH password; never logged. */
   password?: string;
+  /** `rediss://`: CA certificate(s) (PEM) Redis's certificate must chain to; default the system's. */
+  tlsCaPem?: string;
   /** Told each time the command connection comes up or goes down. */
   onState?: (up: boolean, detail: string) => void;
 }
@@ -34,6 +36,12 @@ function newClient(options: RedisLinkOptions) {
     // Redis Enterprise maintenance hints are not used (and their debug switch reads the environment).
     maintNotifications: "disabled",
     socket: {
+      ...(options.url.startsWith("rediss://")
+        ? {
+          tls: true as const,
+          ...(options.tlsCaPem === undefined ? {} : { ca: [options.tlsCaPem] }),
+        }
+        : {}),
       connectTimeout: 2_000,
       reconnectStrategy: (retries: number) => Math.min(50 * (retries + 1), MAX_RECONNECT_DELAY_MS),
     },
@@ -88,7 +96,7 @@ export class RedisLink {
     const sub = newClient(options);
     const link = new RedisLink(cmd, sub, options.onState ?? (() => {}));
     let lastError = "";
-    // A refused password will not get better by retrying: connect() fails at once.
+    // A refused password or certificate will not get better by retrying: connect() fails at once.
     let refused: (e: Error) => void = () => {};
     const authRefused = new Promise<never>((_, reject) => refused = reject);
     authRefused.catch(() => {}); // settled by the race below, or never looked at after it
@@ -96,7 +104,9 @@ export class RedisLink {
       c.on("error", (e: unknown) => {
         lastError = describe(e);
         if (c === cmd) link.#set(false, lastError);
-        if (/WRONGPASS|NOAUTH|invalid password|AUTH failed/i.test(lastError)) {
+        if (
+          /WRONGPASS|NOAUTH|invalid password|AUTH failed|certificate|self.signed/i.test(lastError)
+        ) {
           refused(new StoreUnavailableError(`cannot connect to ${options.url}: ${lastError}`));
         }
       });

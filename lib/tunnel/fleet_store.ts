@@ -58,6 +58,7 @@ export async function connectFleet(
   const link = await RedisLink.connect({
     url: settings.url,
     ...(settings.password === undefined ? {} : { password: settings.password }),
+    ...(settings.tlsCaPem === undefined ? {} : { tlsCaPem: settings.tlsCaPem }),
     onState(up, detail) {
       st.up = up;
       if (!up) {

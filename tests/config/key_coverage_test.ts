@@ -391,6 +391,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "store.password_file: a fleet logs in to a Redis that asks for a password; a wrong one stops the server",
     ],
   },
+  "store.tls_ca": {
+    file: "lib/tunnel/fleet_store.ts",
+    reads: "tlsCaPem: settings.tlsCaPem",
+    proof: [
+      "tests/e2e/fleet_test.ts",
+      "store.tls_ca: a fleet reaches Redis over TLS (rediss://) through its own CA; another CA stops the server",
+    ],
+  },
   "store.prefix": {
     file: "lib/tunnel/fleet_store.ts",
     reads: "prefix: settings.prefix",

@@ -305,3 +305,56 @@ Deno.test("socks5_direct.listen beyond loopback is refused at its line, with wha
     assert.equal(cfg.socks5Direct.enabled, true);
   }
 });
+
+Deno.test("parseServerConfig() reads store: file by default, a Redis URL with its password and CA files", () => {
+  assert.deepEqual(parseServerConfig(MINIMAL, "etc/server.yml", SERVER_FILES).store, {
+    kind: "file",
+  });
+  const read = files({
+    "etc/keys/server.key": k(64, 7),
+    "etc/tls/server.crt": CERT,
+    "etc/tls/server.key": KEY,
+    "etc/redis.pass": "s3cret-pass\n",
+    "etc/redis-ca.crt": CERT,
+  });
+  const cfg = parseServerConfig(
+    `${MINIMAL}store:\n  url: "rediss://10.0.0.5:6380/2"\n  password_file: redis.pass\n` +
+      `  tls_ca: redis-ca.crt\n  prefix: "fleet-a:"\n`,
+    "etc/server.yml",
+    read,
+  );
+  assert.deepEqual(cfg.store, {
+    kind: "redis",
+    url: "rediss://10.0.0.5:6380/2",
+    password: "s3cret-pass",
+    tlsCaPem: CERT,
+    prefix: "fleet-a:",
+  });
+});
+
+Deno.test("parseServerConfig() refuses a store URL with a password, and Redis options without Redis", () => {
+  const withPassword = configError(() =>
+    parseServerConfig(
+      `${MINIMAL}store:\n  url: "redis://:hunter2@10.0.0.5:6379"\n`,
+      "etc/server.yml",
+      SERVER_FILES,
+    )
+  );
+  assert.equal(withPassword.key, "store.url");
+  assert.doesNotMatch(withPassword.message, /hunter2/);
+  assert.match(withPassword.hint ?? "", /store\.password_file/);
+  const noRedis = configError(() =>
+    parseServerConfig(`${MINIMAL}store:\n  password_file: x\n`, "etc/server.yml", SERVER_FILES)
+  );
+  assert.equal(noRedis.key, "store.password_file");
+  assert.match(noRedis.message, /store\.url is "file"/);
+  const plainCa = configError(() =>
+    parseServerConfig(
+      `${MINIMAL}store:\n  url: "redis://10.0.0.5:6379"\n  tls_ca: ca.crt\n`,
+      "etc/server.yml",
+      SERVER_FILES,
+    )
+  );
+  assert.equal(plainCa.key, "store.tls_ca");
+  assert.match(plainCa.hint ?? "", /rediss:\/\//);
+});

@@ -15,6 +15,7 @@ import { connectLink } from "../../lib/tunnel/client.ts";
 import { RedisLink } from "../../lib/fleet/mod.ts";
 import { promtoolCheck } from "../support/promtool.ts";
 import { hasProgram, startHaproxy } from "../support/fronts.ts";
+import { createCa, issueCert } from "../support/certs.ts";
 import { startServer } from "../../lib/tunnel/server.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
@@ -484,3 +485,41 @@ test.slow("a 4 MB/s user downloading through two servers at once gets 4 MB/s in 
   );
   assert.ok(Math.abs(rate / 4e6 - 1) <= 0.15, `${(rate / 1e6).toFixed(2)} MB/s`);
 });
+
+test(
+  "store.tls_ca: a fleet reaches Redis over TLS (rediss://) through its own CA; another CA stops the server",
+  {
+    ignore,
+  },
+  async () => {
+    const ca = await createCa({ commonName: "Redis test CA" });
+    const leaf = await issueCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+    await using redis = await startRedis({ tls: { certPem: leaf.certPem, keyPem: leaf.keyPem } });
+    assert.match(redis.url, /^rediss:\/\//);
+    await using fleet = await startFleet(redis, {
+      servers: 1,
+      files: { "redis-ca.crt": ca.certPem },
+      storeYaml: "  tls_ca: redis-ca.crt\n",
+    });
+    await fleet.client("alice", 0);
+    await fleet.servers[0]!.events.waitFor("session_start", { timeoutMs: 10_000 });
+    // The shared state really is in that Redis: the login's Hello nonce was claimed over TLS.
+    const check = await RedisLink.connect({ url: redis.url, tlsCaPem: ca.certPem });
+    try {
+      assert.ok((await check.run((c) => c.keys("nitrosocks:replay:*"))).length >= 1);
+    } finally {
+      await check.close();
+    }
+
+    // The same server.yml with a CA that did not sign Redis's certificate: the server does not start.
+    await Deno.writeTextFile(join(fleet.dir, "redis-ca.crt"), (await createCa()).certPem);
+    const config = await loadServerConfig(join(fleet.dir, "server.yml"));
+    const { users } = await loadUsers(config.usersFile);
+    const t0 = performance.now();
+    await assert.rejects(
+      startServer({ ...config, users, log: createLogger("error", "wrong-ca") }),
+      /^StoreUnavailableError: Shared store unavailable: cannot connect to rediss:\/\/127\.0\.0\.1:\d+.*certificate/i,
+    );
+    assert.ok(performance.now() - t0 < 4_000, "a certificate error fails at once");
+  },
+);

@@ -24,7 +24,7 @@ import { onTimeout, step, withDeadline } from "./deadline.ts";
 export interface RedisServer extends AsyncDisposable {
   /** The loopback port it listens on (kept across stop and start). */
   readonly port: number;
-  /** `redis://127.0.0.1:PORT` (the password, when set, is not in it). */
+  /** `redis://127.0.0.1:PORT`, `rediss://…` with TLS (the password, when set, is not in it). */
   readonly url: string;
   /** Its working directory (append-only file, log). */
   readonly dir: string;
@@ -42,6 +42,11 @@ export interface RedisServer extends AsyncDisposable {
 export interface RedisOptions {
   /** `requirepass`: clients must AUTH with it. */
   password?: string;
+  /**
+   * Serve TLS only (`tls-port`, no plain port) with this certificate chain
+   * and key (PEM); clients need no certificate of their own.
+   */
+  tls?: { certPem: string; keyPem: string };
 }
 
 /** True when `redis-server` runs here. */
@@ -84,11 +89,26 @@ async function listening(port: number): Promise<boolean> {
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-redis-" });
   const port = freePort();
+  const tls = opts.tls;
+  if (tls !== undefined) {
+    await Deno.writeTextFile(`${dir}/tls.crt`, tls.certPem);
+    await Deno.writeTextFile(`${dir}/tls.key`, tls.keyPem, { mode: 0o600 });
+  }
   const args = [
     "--bind",
     "127.0.0.1",
-    "--port",
-    String(port),
+    ...(tls === undefined ? ["--port", String(port)] : [
+      "--port",
+      "0",
+      "--tls-port",
+      String(port),
+      "--tls-cert-file",
+      `${dir}/tls.crt`,
+      "--tls-key-file",
+      `${dir}/tls.key`,
+      "--tls-auth-clients",
+      "no",
+    ]),
     "--dir",
     dir,
     "--save",
@@ -162,7 +182,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
   }
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls === undefined ? "redis" : "rediss"}://127.0.0.1:${port}`,
     dir,
     get running() {
       return child !== undefined;
