@@ -500,6 +500,18 @@ export function parseServerConfig(
       );
     }
   };
+  /** Reads a file that must hold PEM certificates. */
+  const readCerts = (key: string[], ref: string, what: string): { text: string; path: string } => {
+    const f = read(key, ref, what);
+    if (!/-----BEGIN CERTIFICATE-----/.test(f.text)) {
+      throw configError(
+        at(key.join(".")),
+        locate(root, key),
+        `Invalid ${key.join(".")}: ${JSON.stringify(f.path)} is not a PEM certificate`,
+      );
+    }
+    return f;
+  };
 
   if (raw.fallback.mode === "upstream" && raw.fallback.upstream === undefined) {
     throw configError(
@@ -593,14 +605,7 @@ export function parseServerConfig(
         }`,
       );
     }
-    const cert = read(["tls", "cert"], raw.tls.cert, "certificate");
-    if (!/-----BEGIN CERTIFICATE-----/.test(cert.text)) {
-      throw configError(
-        at("tls.cert"),
-        locate(root, ["tls", "cert"]),
-        `Invalid tls.cert: ${JSON.stringify(cert.path)} is not a PEM certificate`,
-      );
-    }
+    const cert = readCerts(["tls", "cert"], raw.tls.cert, "certificate");
     const key = read(["tls", "key"], raw.tls.key, "private key");
     if (!/-----BEGIN (EC |RSA )?PRIVATE KEY-----/.test(key.text)) {
       throw configError(
@@ -611,15 +616,8 @@ export function parseServerConfig(
     }
     tls = { certPem: cert.text, keyPem: key.text, alpn: raw.tls.alpn };
     if (raw.tls.client_ca !== undefined) {
-      const ca = read(["tls", "client_ca"], raw.tls.client_ca, "client CA certificate");
-      if (!/-----BEGIN CERTIFICATE-----/.test(ca.text)) {
-        throw configError(
-          at("tls.client_ca"),
-          locate(root, ["tls", "client_ca"]),
-          `Invalid tls.client_ca: ${JSON.stringify(ca.path)} is not a PEM certificate`,
-        );
-      }
-      tls.clientCaPem = ca.text;
+      tls.clientCaPem = readCerts(["tls", "client_ca"], raw.tls.client_ca, "client CA certificate")
+        .text;
     }
     if (raw.transport === "tls") tlsFiles = { cert: cert.path, key: key.path };
   }
@@ -641,15 +639,7 @@ export function parseServerConfig(
           'use "rediss://HOST:PORT" to reach Redis over TLS, or remove tls_ca',
         );
       }
-      const ca = read(["store", "tls_ca"], raw.store.tls_ca, "Redis CA certificate");
-      if (!/-----BEGIN CERTIFICATE-----/.test(ca.text)) {
-        throw configError(
-          at("store.tls_ca"),
-          locate(root, ["store", "tls_ca"]),
-          `Invalid store.tls_ca: ${JSON.stringify(ca.path)} is not a PEM certificate`,
-        );
-      }
-      tlsCaPem = ca.text;
+      tlsCaPem = readCerts(["store", "tls_ca"], raw.store.tls_ca, "Redis CA certificate").text;
     }
     store = {
       kind: "redis",
