@@ -656,8 +656,16 @@ function resolveResume(
     failure = `resume binder for session ${short(sessionId)} does not verify ` +
       "(not this session's current resumption secret)";
   }
-  if (failure === undefined && ctx.lookupUser(userId) === undefined) {
-    failure = `user ${quote(userId)} of session ${short(sessionId)} no longer exists`;
+  if (failure === undefined) {
+    const user = ctx.lookupUser(userId);
+    if (user === undefined) {
+      failure = `user ${quote(userId)} of session ${short(sessionId)} no longer exists`;
+    } else if (user.inactive !== undefined) {
+      // Disabled, expired or removed since the login: no way back in by resuming either.
+      failure = `user ${quote(userId)} of session ${
+        short(sessionId)
+      } refused: ${user.inactive.reason}`;
+    }
   }
   return { psk, sessionId, userId, failure };
 }

@@ -346,6 +346,12 @@ Deno.test("a refused resumption looks on the wire exactly like a refused login",
       log: /user "alice" of session .* no longer exists/,
       setup: () => d.users.clear(),
     },
+    {
+      name: "user disabled since",
+      resume: resumeOf(s0),
+      log: /user "alice" of session .* refused: disabled/,
+      setup: () => d.users.set("alice", { ...f.record, inactive: { reason: "disabled" } }),
+    },
   ];
   for (const c of cases) {
     clock.t = T0;
