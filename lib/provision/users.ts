@@ -160,7 +160,8 @@ export function clientAddress(listen: HostPort, certName: string | undefined): C
   }
   return {
     server: { host: listen.host === "::" ? "::1" : "127.0.0.1", port: listen.port },
-    reason: `server.yml listens on ${listen.host} and the certificate names only localhost: ` +
+    reason:
+      `server.yml listens on ${listen.host} and the certificate names no host but localhost: ` +
       "this reaches the server from this machine only; pass --server HOST:PORT " +
       "(or init --name NAME) for clients elsewhere",
   };

@@ -17,8 +17,16 @@ import { realSetUpBlocks } from "./_readme_setup.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-const canUnshare = (await run("unshare", ["-n", "-m", "-p", "-f", "true"], { timeoutMs: 10_000 })
-  .catch(() => null))?.code === 0;
+/** Namespaces of each kind the test makes, and a veth pair inside one. */
+const canUnshare = (await run("unshare", [
+  "-n",
+  "-m",
+  "-p",
+  "-f",
+  "sh",
+  "-c",
+  "ip link add v0 type veth peer name v1",
+], { timeoutMs: 10_000 }).catch(() => null))?.code === 0;
 
 test("README's real set-up names vpn.example.org and has the commands this test runs", async () => {
   const blocks = realSetUpBlocks(await Deno.readTextFile(`${ROOT}/README.md`));
