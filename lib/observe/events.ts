@@ -191,11 +191,16 @@ export type TunnelEventInit =
     relay?: string;
   }
   | {
-    /** Server: a datagram to `target` was refused by the user's routes (reported once per target). */
+    /**
+     * Server: a datagram to `target` was refused by the user's routes or
+     * `egress.block` (reported once per target).
+     */
     type: "udp_refused";
     session: number;
     stream: number;
     target: string;
+    /** What refused it, as a refused stream's reason says (no secrets: names and rules). */
+    reason: string;
   }
   | {
     /** A UDP association ended; its counters. */

@@ -172,9 +172,7 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
         );
         return;
       case "udp_refused":
-        sessionLog(e.session).info(
-          `udp association ${e.stream}: route udp:${e.target} not allowed`,
-        );
+        sessionLog(e.session).info(`udp association ${e.stream}: ${e.reason}`);
         return;
       case "udp_close":
         sessionLog(e.session).debug(

@@ -107,6 +107,14 @@ export interface EgressOptions {
   isLocal?: (addr: IpBytes) => boolean;
 }
 
+/** A destination the rules refuse. */
+export interface EgressRefusal {
+  /** Refused by the routes, or by `egress.block`; nothing was dialled (or a `self` connection was closed). */
+  refused: "route" | "egress";
+  /** For the log: what was refused and by which rule or block entry. */
+  reason: string;
+}
+
 /** What {@linkcode Egress.dial} decided. */
 export type EgressResult =
   | {
@@ -115,12 +123,10 @@ export type EgressResult =
     /** The address dialled. */
     addr: string;
   }
-  | {
-    /** Refused by the rules; nothing was dialled (or a `self` connection was closed). */
-    refused: "route" | "egress";
-    /** For the log: what was refused and by which rule or block entry. */
-    reason: string;
-  };
+  | EgressRefusal;
+
+/** What {@linkcode Egress.judge} decided: the allowed addresses (at least one), or a refusal. */
+export type EgressJudgement = { allowed: IpBytes[] } | EgressRefusal;
 
 /**
  * Resolves, judges and dials targets for the server's streams.
@@ -152,43 +158,38 @@ export class Egress {
 
   /**
    * Whether `routes` and `egress.block` let `target` reach `addr` (an IP
-   * address text), with no lookup: for UDP datagrams, which the caller
-   * resolves itself. Without `addr`, an address `target.host` is judged as
-   * itself, and a name by whether any address could be allowed (check again
-   * with the address it resolves to).
+   * address text), with no lookup. Without `addr`, an address `target.host`
+   * is judged as itself, and a name by whether any address could be allowed
+   * (check again with the address it resolves to).
    */
   allows(routes: EgressRoutes, target: RouteTarget, addr?: string): boolean {
-    const rules = rulesOf(routes);
     const host = target.host.replace(/^\[(.*)\]$/, "$1");
     const ip = parseIp(addr ?? host);
-    if (ip === undefined) return addr === undefined && rules.mayAllowName(target);
-    return rules.check(target, ip, this.#blocks(ip) !== undefined).verdict === "allow";
+    if (ip === undefined) {
+      return addr === undefined && this.nameRefusal(routes, target) === undefined;
+    }
+    return "allowed" in this.judge(routes, target, [ip]);
   }
 
   /**
-   * Dials `target` for a user with `routes` within `timeoutMs` (lookup
-   * included). Throws what the lookup or the last connect threw when no
-   * allowed address could be reached.
+   * Before a name is looked up: the refusal when no address it could
+   * resolve to may be allowed (a deny or no rule decides on the name alone,
+   * so it is not looked up at all); undefined to go on.
    */
-  async dial(
-    routes: EgressRoutes,
-    target: RouteTarget,
-    timeoutMs: number,
-  ): Promise<EgressResult> {
-    const rules = rulesOf(routes);
+  nameRefusal(routes: EgressRoutes, target: RouteTarget): EgressRefusal | undefined {
+    if (rulesOf(routes).mayAllowName(target)) return undefined;
     const wanted = formatHostPort(target.host, target.port);
-    const host = target.host.replace(/^\[(.*)\]$/, "$1");
-    const deadline = Date.now() + timeoutMs;
-    let addrs: IpBytes[];
-    const literal = parseIp(host);
-    if (literal !== undefined) {
-      addrs = [literal];
-    } else {
-      if (!rules.mayAllowName(target)) {
-        return { refused: "route", reason: `route ${target.proto}:${wanted} not allowed` };
-      }
-      addrs = await this.lookup(host, timeoutMs);
-    }
+    return { refused: "route", reason: `route ${target.proto}:${wanted} not allowed` };
+  }
+
+  /**
+   * Judges every one of `addrs` for `target` (its host as asked: a name
+   * and what it resolved to, or an address and `[that address]`) under
+   * `routes` and `egress.block`: the allowed ones in the order given, or,
+   * when none is, the refusal with what refused each.
+   */
+  judge(routes: EgressRoutes, target: RouteTarget, addrs: readonly IpBytes[]): EgressJudgement {
+    const rules = rulesOf(routes);
     const allowed: IpBytes[] = [];
     const why: string[] = [];
     let blocked = false;
@@ -204,23 +205,51 @@ export class Egress {
         why.push(`${text} is in egress.block (${entry}) and no route${layerOf(v)} names it`);
       }
     }
-    if (allowed.length === 0) {
-      // "route tcp:10.0.0.1:80 not allowed", with what decided it when that says more.
-      const head = blocked
-        ? `egress ${target.proto}:${wanted} refused`
-        : `route ${target.proto}:${wanted} not allowed`;
-      const plain = literal !== undefined && why[0] === `${formatIp(literal)} matches no route`;
-      const resolved = literal === undefined
-        ? `${host} resolved to ${addrs.map(formatIp).join(", ")}; `
-        : "";
-      return {
-        refused: blocked ? "egress" : "route",
-        reason: plain ? head : `${head}: ${resolved}${why.join("; ")}`,
-      };
+    if (allowed.length > 0) return { allowed };
+    // "route tcp:10.0.0.1:80 not allowed", with what decided it when that says more.
+    const wanted = formatHostPort(target.host, target.port);
+    const host = target.host.replace(/^\[(.*)\]$/, "$1");
+    const literal = parseIp(host);
+    const head = blocked
+      ? `egress ${target.proto}:${wanted} refused`
+      : `route ${target.proto}:${wanted} not allowed`;
+    const plain = literal !== undefined && why[0] === `${formatIp(literal)} matches no route`;
+    const resolved = literal === undefined
+      ? `${host} resolved to ${addrs.map(formatIp).join(", ")}; `
+      : "";
+    return {
+      refused: blocked ? "egress" : "route",
+      reason: plain ? head : `${head}: ${resolved}${why.join("; ")}`,
+    };
+  }
+
+  /**
+   * Dials `target` for a user with `routes` within `timeoutMs` (lookup
+   * included). Throws what the lookup or the last connect threw when no
+   * allowed address could be reached.
+   */
+  async dial(
+    routes: EgressRoutes,
+    target: RouteTarget,
+    timeoutMs: number,
+  ): Promise<EgressResult> {
+    const wanted = formatHostPort(target.host, target.port);
+    const host = target.host.replace(/^\[(.*)\]$/, "$1");
+    const deadline = Date.now() + timeoutMs;
+    let addrs: IpBytes[];
+    const literal = parseIp(host);
+    if (literal !== undefined) {
+      addrs = [literal];
+    } else {
+      const refusal = this.nameRefusal(routes, target);
+      if (refusal !== undefined) return refusal;
+      addrs = await this.lookup(host, timeoutMs);
     }
-    const { conn, addr } = await this.#connectAny(allowed, target.port, deadline, wanted);
+    const judged = this.judge(routes, target, addrs);
+    if ("refused" in judged) return judged;
+    const { conn, addr } = await this.#connectAny(judged.allowed, target.port, deadline, wanted);
     const text = formatIp(addr);
-    if (this.#isSelf(conn) && rules.check(target, addr, true).verdict !== "allow") {
+    if (this.#isSelf(conn) && rulesOf(routes).check(target, addr, true).verdict !== "allow") {
       conn.close();
       return {
         refused: "egress",

@@ -30,11 +30,11 @@ import {
   silentLogger,
 } from "../observe/mod.ts";
 import { formatHostPort } from "../wire/host_port.ts";
-import { formatIp, type IpBytes } from "../wire/ip.ts";
+import { formatIp, type IpBytes, isIpv4, parseIp } from "../wire/ip.ts";
 import { dialTarget } from "./dial.ts";
 import { Egress, type EgressRoutes, type Resolve } from "./egress.ts";
 import type { Session } from "./session.ts";
-import { UdpAssociation } from "./udp_relay.ts";
+import { UdpAssociation, type UdpVerdict } from "./udp_relay.ts";
 import type { LimitRefusal } from "./user_limits.ts";
 
 /** Options for {@linkcode StreamPolicy}. */
@@ -215,15 +215,9 @@ export class StreamPolicy {
     const association = new UdpAssociation({
       session,
       id,
-      // The route and egress check of each datagram (TCP streams go through
-      // Egress.dial, which applies the same rules to every address it dials):
-      // may it go to `host:port`, or to `addr` when `host` is a name that
-      // resolved to it? Read at every datagram, so a users file reload applies at once.
-      allowed: (host, port, addr) => {
-        const rules = this.#rules(owner);
-        return rules !== undefined &&
-          this.#egress.allows(rules, { proto: "udp", host, port }, addr);
-      },
+      // The route and egress check of each datagram, read at every datagram (a users file
+      // reload applies at once): the same Egress judgement as a TCP stream's.
+      allowed: (host, port, addrs) => this.#datagramTo(owner, host, port, addrs),
       // Names go through the same resolver as a TCP stream's, and every address is judged.
       resolve: async (name) =>
         (await this.#egress.lookup(name, this.#o.connectTimeoutMs)).map(formatIp),
@@ -234,6 +228,31 @@ export class StreamPolicy {
     if (!association.start()) return;
     this.#o.events.emit({ type: "udp_open", session: owner.no, stream: id, side: "server" });
     session.reply(id, encodeReply(Reply.SUCCEEDED));
+  }
+
+  /**
+   * Where a datagram of `owner`'s to `host:port` goes (see `UdpRouteCheck`
+   * in lib/tunnel/udp_relay.ts): among the allowed addresses the first
+   * IPv4 one, else the first IPv6 one (a datagram has no fallback).
+   */
+  #datagramTo(
+    owner: StreamOwner,
+    host: string,
+    port: number,
+    addrs: readonly string[] | undefined,
+  ): UdpVerdict {
+    const target = { proto: "udp", host, port } as const;
+    const rules = this.#rules(owner);
+    if (rules === undefined) {
+      return { refused: "route", reason: `route udp:${formatHostPort(host, port)} not allowed` };
+    }
+    const literal = parseIp(host.replace(/^\[(.*)\]$/, "$1"));
+    let judged;
+    if (literal !== undefined) judged = this.#egress.judge(rules, target, [literal]);
+    else if (addrs === undefined) return this.#egress.nameRefusal(rules, target);
+    else judged = this.#egress.judge(rules, target, addrs.flatMap((a) => parseIp(a) ?? []));
+    if ("refused" in judged) return judged;
+    return { to: formatIp(judged.allowed.find(isIpv4) ?? judged.allowed[0]!) };
   }
 
   #refuse(

@@ -32,12 +32,23 @@ const MAX_WAITING_PER_NAME = 16;
 const RECEIVE_BYTES = 65536;
 
 /**
- * Says whether the user may send UDP to `host:port` (the server's one route
- * and egress check). Without `addr`, judged as asked: an address fully, a
- * name by whether any address it resolves to could be allowed. With `addr`
- * (what a name resolved to), the address actually sent to.
+ * Where a datagram may go: the address to send it to, or the refusal (for
+ * the log: which rule or `egress.block` entry refused what); undefined
+ * for a name that may be allowed once it is resolved.
  */
-export type UdpRouteCheck = (host: string, port: number, addr?: string) => boolean;
+export type UdpVerdict =
+  | { to: string }
+  | { refused: "route" | "egress"; reason: string }
+  | undefined;
+
+/**
+ * The server's one route and egress check of a datagram's destination
+ * `host:port`. An address is judged as itself. A name without `addrs` is
+ * refused when no address it could resolve to may be allowed, else
+ * undefined (resolve it); with `addrs` (what it resolved to) every address
+ * is judged and one allowed is chosen.
+ */
+export type UdpRouteCheck = (host: string, port: number, addrs?: readonly string[]) => UdpVerdict;
 
 /** Options of a {@linkcode UdpAssociation}. */
 export interface UdpAssociationOptions {
@@ -141,13 +152,15 @@ export class UdpAssociation {
       this.counters.dropped++;
       return;
     }
-    if (!this.#o.allowed(dst.host, dst.port)) {
-      this.#refused(dst.host, dst.port);
+    const verdict = this.#o.allowed(dst.host, dst.port);
+    if (verdict !== undefined && "refused" in verdict) {
+      this.#refused(dst.host, dst.port, verdict.reason);
       return;
     }
     const data = datagram.subarray(n);
-    if (dst.addressType !== "domain") {
-      this.#send(dst.addressType === "ipv6" ? 6 : 4, dst.host, dst.port, data);
+    if (verdict !== undefined) {
+      // An address (also one sent as a name): no lookup.
+      this.#send(verdict.to, dst.port, data);
       return;
     }
     // A name is resolved here, so that its replies (from an IP) can be matched to it.
@@ -178,24 +191,24 @@ export class UdpAssociation {
   }
 
   /**
-   * Sends a datagram addressed to the name `host` to the first of its
-   * addresses `addrs` the rules allow, IPv4 before IPv6 (there is no
-   * fallback once a datagram left): every address is judged, as a TCP
-   * stream's are. Dropped when the name has none, refused when none is allowed.
+   * Sends a datagram addressed to the name `host` to the address of
+   * `addrs` (what it resolved to) that the check chooses among those the
+   * rules allow: every address is judged, as a TCP stream's are. Dropped
+   * when the name has none, refused when none is allowed.
    */
   #sendToName(host: string, addrs: readonly string[], port: number, data: Uint8Array): void {
     if (addrs.length === 0) {
       this.counters.dropped++;
       return;
     }
-    const allowed = addrs.filter((a) => this.#o.allowed(host, port, a));
-    const ip = allowed.find((a) => !a.includes(":")) ?? allowed[0];
-    if (ip === undefined) this.#refused(host, port);
-    else this.#send(ip.includes(":") ? 6 : 4, ip, port, data);
+    const verdict = this.#o.allowed(host, port, addrs);
+    if (verdict === undefined) this.counters.dropped++;
+    else if ("refused" in verdict) this.#refused(host, port, verdict.reason);
+    else this.#send(verdict.to, port, data);
   }
 
-  /** Counts a refused datagram; the first few refused destinations are reported. */
-  #refused(host: string, port: number): void {
+  /** Counts a refused datagram; the first few refused destinations are reported, with why. */
+  #refused(host: string, port: number, reason: string): void {
     this.counters.refused++;
     const target = formatHostPort(host, port);
     if (this.#reported.size < MAX_REFUSALS_REPORTED && !this.#reported.has(target)) {
@@ -205,13 +218,14 @@ export class UdpAssociation {
         session: this.#o.session.no,
         stream: this.#o.id,
         target,
+        reason,
       });
     }
   }
 
-  /** Sends `data` to `ip:port` from the family's socket, allowing replies from there. */
-  #send(family: 4 | 6, ip: string, port: number, data: Uint8Array): void {
-    const nat = this.#nat(family);
+  /** Sends `data` to `ip:port` from its family's socket, allowing replies from there. */
+  #send(ip: string, port: number, data: Uint8Array): void {
+    const nat = this.#nat(ip.includes(":") ? 6 : 4);
     if (nat === undefined) {
       this.counters.dropped++;
       return;

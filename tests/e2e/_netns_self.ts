@@ -8,7 +8,7 @@
  * and a UDP echo on it. Prints, as JSON, the SOCKS5 reply code of the TCP
  * request, how many connections the listener accepted, how many datagrams
  * the echo received and the server's refusals (`[target, cause]` of
- * streams, targets of datagrams).
+ * streams, target and reason of the datagram).
  *
  * @module
  */
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     accepted: served.accepted,
     received: echo.received,
     refusedStreams: pair.serverEvents.of("stream_refused").map((e) => [e.target, e.cause]),
-    refusedDatagrams: [refusedDatagram!.target],
+    refusedDatagrams: [refusedDatagram!.target, refusedDatagram!.reason],
   };
   await served.close();
   console.log(JSON.stringify(out));

@@ -380,6 +380,11 @@ test({
     assert.equal(out.accepted, 0, "refused before dialling");
     assert.equal(out.received, 0, "no datagram reached the server's own address");
     assert.deepEqual(out.refusedStreams.map((s: string[]) => s[1]), ["egress"]);
-    assert.match(out.refusedDatagrams[0], /^198\.51\.100\.7:\d+$/);
+    const [to, why] = out.refusedDatagrams;
+    assert.match(to, /^198\.51\.100\.7:\d+$/);
+    assert.equal(
+      why,
+      `egress udp:${to} refused: 198.51.100.7 is in egress.block (self) and no route names it`,
+    );
   },
 });

@@ -203,6 +203,7 @@ test("UDP to a destination the routes do not allow is refused, others on the sam
     await app.send(udpPacket(refused.port, new TextEncoder().encode("no")), relay);
     const [ev] = await pair.serverEvents.waitFor("udp_refused");
     assert.equal(ev!.target, `127.0.0.1:${refused.port}`);
+    assert.equal(ev!.reason, `route udp:127.0.0.1:${refused.port} not allowed`);
     await app.send(udpPacket(allowed.port, new TextEncoder().encode("yes")), relay);
     const [packet] = await withDeadline(app.receive(), 10_000, "the allowed echo");
     assert.equal(new TextDecoder().decode(packet.subarray(10)), "yes");
@@ -280,9 +281,19 @@ test("UDP names resolve through egress.resolver, and every address they resolve 
     }
     assert.equal(echo2.received, 2);
     await send("loop.test", echo1.port, "loop-one");
-    await pair.serverEvents.waitFor("udp_refused", {
+    const [refused] = await pair.serverEvents.waitFor("udp_refused", {
       match: (e) => e.target === `loop.test:${echo1.port}`,
     });
+    // The same reason, and log line, a refused TCP stream gets.
+    const reason = `egress udp:loop.test:${echo1.port} refused: loop.test resolved to 127.0.0.1; ` +
+      "127.0.0.1 is in egress.block (127.0.0.0/8) and no route names it";
+    assert.equal(refused!.reason, reason);
+    assert.equal(
+      pair.logs.lines.filter((l) => l.endsWith(`udp association ${refused!.stream}: ${reason}`))
+        .length,
+      1,
+      pair.logs.lines.join("\n"),
+    );
     control.close();
     const [closed] = await pair.serverEvents.waitFor("udp_close");
     assert.equal(closed!.refused, 1);
