@@ -86,6 +86,30 @@ end
 return out
 `;
 
+// KEYS[1] the failure count, KEYS[2] the lock; ARGV: failures, window ms, duration ms.
+// Counts a failed login (fixed window from the first failure); returns the lock's end (ms, Redis
+// clock) when this failure starts a lock, else 0.
+const FAILED = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n < tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+local t = redis.call('TIME')
+local untilMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
+redis.call('SET', KEYS[2], untilMs, 'PX', ARGV[3])
+return untilMs
+`;
+
+/** A failed-login lock published to the fleet (`auth.lockout`). */
+export interface FleetLock {
+  by: "source" | "user";
+  /** The source key (an address, or an IPv6 /64) or the user name. */
+  key: string;
+  /** When the lock ends (ms since the epoch). */
+  until: number;
+}
+
 /** How long a server counts as moving a user's traffic after it last said so (ms). */
 export const ACTIVE_TTL_MS = 1_000;
 
@@ -119,6 +143,7 @@ export class Fleet {
   /** This process's id in lease ids and messages. */
   readonly serverId: string;
   #kickHandlers = new Set<(k: FleetKick) => void>();
+  #lockHandlers = new Set<(l: FleetLock) => void>();
 
   constructor(options: FleetOptions) {
     this.#link = options.link;
@@ -239,6 +264,49 @@ export class Fleet {
   }
 
   /**
+   * Counts a failed login against a source or a user fleet-wide; when it
+   * reaches `failures` within `windowMs`, locks it for `durationMs`,
+   * publishes the lock to the other servers and returns it. Undefined
+   * otherwise, and when Redis does not answer (each server's own count
+   * still locks).
+   */
+  async failedLogin(
+    by: "source" | "user",
+    key: string,
+    limits: { failures: number; windowMs: number; durationMs: number },
+  ): Promise<FleetLock | undefined> {
+    try {
+      const until = Number(
+        await this.#link.run((c) =>
+          c.eval(FAILED, {
+            keys: [this.key(`failed:${by}:${key}`), this.key(`locked:${by}:${key}`)],
+            arguments: [
+              String(limits.failures),
+              String(limits.windowMs),
+              String(limits.durationMs),
+            ],
+          })
+        ),
+      );
+      if (!(until > 0)) return undefined;
+      const lock: FleetLock = { by, key, until };
+      await this.#link.run((c) =>
+        c.publish(this.key("lock"), JSON.stringify({ ...lock, from: this.serverId }))
+      );
+      return lock;
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) return undefined;
+      throw e;
+    }
+  }
+
+  /** Calls `handler` for every lock another server publishes; returns the unsubscribe. */
+  onLock(handler: (l: FleetLock) => void): () => void {
+    this.#lockHandlers.add(handler);
+    return () => this.#lockHandlers.delete(handler);
+  }
+
+  /**
    * Publishes a kick to the other servers; resolves false when Redis did
    * not take it (the kick then ends this server's sessions only).
    */
@@ -258,15 +326,15 @@ export class Fleet {
     return () => this.#kickHandlers.delete(handler);
   }
 
-  /** Starts listening to the kick channel. */
+  /** Starts listening to the kick and lock channels. */
   async listen(): Promise<void> {
+    await this.#link.subscribe(this.key("lock"), (m) => {
+      const l = parseJson(m);
+      if (!isLock(l) || l.from === this.serverId) return;
+      for (const h of this.#lockHandlers) h({ by: l.by, key: l.key, until: l.until });
+    });
     await this.#link.subscribe(this.key("kick"), (m) => {
-      let k: unknown;
-      try {
-        k = JSON.parse(m);
-      } catch {
-        return;
-      }
+      const k = parseJson(m);
       if (!isKick(k) || k.from === this.serverId) return;
       for (const h of this.#kickHandlers) h({ user: k.user, reason: k.reason, code: k.code });
     });
@@ -275,8 +343,25 @@ export class Fleet {
   /** Closes the connection. */
   close(): Promise<void> {
     this.#kickHandlers.clear();
+    this.#lockHandlers.clear();
     return this.#link.close();
   }
+}
+
+function parseJson(m: string): unknown {
+  try {
+    return JSON.parse(m);
+  } catch {
+    return undefined;
+  }
+}
+
+function isLock(l: unknown): l is FleetLock & { from: string } {
+  if (typeof l !== "object" || l === null) return false;
+  const o = l as Record<string, unknown>;
+  return (o.by === "source" || o.by === "user") && typeof o.key === "string" &&
+    o.key.length <= 256 && typeof o.until === "number" && Number.isFinite(o.until) &&
+    typeof o.from === "string";
 }
 
 function isKick(k: unknown): k is FleetKick & { from: string } {

@@ -17,6 +17,7 @@ export {
   type ClaimVerdict,
   Fleet,
   type FleetKick,
+  type FleetLock,
   type FleetOptions,
   type Lease,
   LEASE_RENEW_MS,

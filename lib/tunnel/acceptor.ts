@@ -19,7 +19,7 @@ import { describeError, type EventSink, type Logger, type RefusalReason } from "
 import { drive } from "./_drive.ts";
 import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
-import { LoginGuard, PerIpLimiter, PreLoginTable } from "./login_guard.ts";
+import { type LockoutSettings, LoginGuard, PerIpLimiter, PreLoginTable } from "./login_guard.ts";
 import { EarlyGate } from "./_gate.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
@@ -83,6 +83,10 @@ export interface AcceptorOptions {
    * store could not say).
    */
   claimHello?: (hello: HelloSeen) => Promise<string | undefined>;
+  /** The failed-login lockout (made here when absent); a fleet shares it with `onFailedLogin`. */
+  guard?: LoginGuard;
+  /** Told of every failed login the lockout counts (a fleet counts it fleet-wide too). */
+  onFailedLogin?: (remote: string, user: string | undefined) => void;
   /** A fleet's tunnel leases (`max_tunnels` over every server). */
   fleetTunnels?: FleetTunnels | undefined;
   /** Where probes go when there is no `decoy`; undefined closes them. */
@@ -98,6 +102,11 @@ export interface AcceptorOptions {
   wholeFirstRead?: boolean;
   log: Logger;
   events: EventSink;
+}
+
+/** `auth.lockout` of server.yml, or a lockout that never locks when there is none. */
+export function lockoutSettings(auth: ServerConfig["auth"] | undefined): LockoutSettings {
+  return auth?.lockout ?? { failures: 0, windowS: 1, durationS: 1 };
 }
 
 function closeQuietly(c: { close(): void }): void {
@@ -130,9 +139,7 @@ export class ConnectionAcceptor {
 
   constructor(options: AcceptorOptions) {
     this.#o = options;
-    this.#guard = new LoginGuard(
-      options.settings.auth?.lockout ?? { failures: 0, windowS: 1, durationS: 1 },
-    );
+    this.#guard = options.guard ?? new LoginGuard(lockoutSettings(options.settings.auth));
     this.#perIp = new PerIpLimiter(options.settings.limits.perIp);
     this.#preLogin = new PreLoginTable(options.settings.limits.preLogin);
   }
@@ -195,6 +202,7 @@ export class ConnectionAcceptor {
 
   /** Counts a failed login; a lock it starts is a `limit` event (one audit line). */
   #failed(remote: string, user: string | undefined): void {
+    this.#o.onFailedLogin?.(remote, user);
     const { failures, windowS } = this.#o.settings.auth!.lockout;
     for (const lock of this.#guard.failed(remote, user)) {
       const what = lock.by === "source" ? `source ${remote}` : `user ${JSON.stringify(user)}`;

@@ -95,6 +95,17 @@ class FailureCounter {
     return c.until;
   }
 
+  /** Locks `key` until `until` (ms), e.g. for a lock another server of a fleet started. */
+  lock(key: string, until: number): void {
+    const c = this.#map.get(key);
+    if (c !== undefined) {
+      c.until = Math.max(c.until, until);
+      return;
+    }
+    this.#evict(until - 1);
+    this.#map.set(key, { times: [], until });
+  }
+
   /** Forgets `key`'s failures (a successful login). */
   clear(key: string): void {
     this.#map.delete(key);
@@ -187,6 +198,15 @@ export class LoginGuard {
       if (u !== undefined) locks.push({ by: "user", until: u });
     }
     return locks;
+  }
+
+  /**
+   * Locks a source (its {@linkcode sourceKey}) or a user until `until`
+   * (ms): a lock another server of a fleet started.
+   */
+  lock(by: "source" | "user", key: string, until: number): void {
+    if (!this.#on) return;
+    (by === "source" ? this.#sources : this.#users).lock(key, until);
   }
 
   /** A successful login: forgets the user's failures. */

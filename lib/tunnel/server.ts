@@ -50,6 +50,9 @@ import { UserLimits } from "./user_limits.ts";
 import { connectFleet } from "./fleet_store.ts";
 import { FleetTunnels } from "./fleet_tunnels.ts";
 import { FleetPace } from "./fleet_pace.ts";
+import { shareLockout } from "./fleet_lockout.ts";
+import { LoginGuard } from "./login_guard.ts";
+import { lockoutSettings } from "./acceptor.ts";
 
 export { ConnectionAcceptor } from "./acceptor.ts";
 export { SessionTable } from "./session_table.ts";
@@ -278,6 +281,11 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const fleetPace = fleet === undefined
     ? undefined
     : new FleetPace(fleet.fleet, table, users, limits);
+  const lockout = lockoutSettings(options.auth);
+  const guard = new LoginGuard(lockout);
+  const sharedLockout = fleet === undefined
+    ? undefined
+    : shareLockout(fleet.fleet, guard, lockout, events);
 
   // Disabled, expired and removed users are refused, but their own clients' reconnects
   // are not failed logins (UserRecord.inactive).
@@ -321,6 +329,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   }).catch(async (e) => {
     limits.close();
     fleetPace?.close();
+    sharedLockout?.close();
     await fleetTunnels?.close();
     await ops.close();
     await fleet?.fleet.close();
@@ -393,10 +402,12 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     }),
     users,
     limits,
+    guard,
     ...(fleet === undefined ? {} : {
       claimHello: (hello) => fleet.claim(hello.nonce, replayTtlMs),
       fleetTunnels,
     }),
+    ...(sharedLockout === undefined ? {} : { onFailedLogin: sharedLockout.failed }),
     settings: options,
     clientCertificates: options.transport === "tls" && options.tls?.clientCaPem !== undefined,
     fallback,
@@ -437,6 +448,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await done;
       limits.close();
       fleetPace?.close();
+      sharedLockout?.close();
       await fleetTunnels?.close();
       await ops.close();
       await fleet?.fleet.close();

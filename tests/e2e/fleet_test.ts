@@ -523,3 +523,50 @@ test(
     assert.ok(performance.now() - t0 < 4_000, "a certificate error fails at once");
   },
 );
+
+test(
+  "auth.lockout counts failed logins across the fleet: 3 failures spread over two servers lock the source on both",
+  {
+    ignore,
+  },
+  async () => {
+    await using redis = await startRedis();
+    await using fleet = await startFleet(redis, {
+      servers: 2,
+      editServer: (t) => t.replace(/^( {4}failures:) 10$/m, "$1 3"),
+    });
+    const [a, b] = fleet.servers;
+    const profile = await fleet.profile("alice");
+    const login = (port: number, token = profile.token!) =>
+      connectLink({ ...profile, token }, {
+        server: { host: "127.0.0.1", port },
+        serverName: profile.serverName,
+        transport: profile.transport,
+        caPem: fleet.caPem,
+      });
+    const wrong = new Uint8Array(32).fill(9);
+    // Two failures on A, one on B: neither server alone reaches 3.
+    for (const port of [a!.port, b!.port, a!.port]) await assert.rejects(login(port, wrong));
+    await a!.events.waitFor("limit", {
+      timeoutMs: 5_000,
+      match: (e) => e.limit === "auth.lockout" && /on every server of the fleet/.test(e.detail),
+    });
+    // The right token is refused on B too, exactly like a wrong one (the lock came through Redis).
+    await waitFor(
+      "B to learn the lock",
+      async () => {
+        try {
+          const { link } = await login(b!.port);
+          link.conn.close();
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      5_000,
+      100,
+    );
+    assert.equal(b!.events.of("limit", (e) => e.limit === "auth.lockout").length, 0, "B counted 1");
+    assert.equal(b!.events.of("login", (e) => !e.resumed).length, 0, "no login on B");
+  },
+);

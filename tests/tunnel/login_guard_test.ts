@@ -123,3 +123,19 @@ Deno.test("PreLoginTable evicts the oldest, of its source first, then of all; do
   assert.equal(t.size, 4);
   assert.equal(t.evictions, 2);
 });
+
+Deno.test("LoginGuard.lock(): a lock from elsewhere refuses at once, ends on time, and never shortens one", () => {
+  let now = 1_000;
+  const guard = new LoginGuard({ failures: 3, windowS: 60, durationS: 300 }, { now: () => now });
+  guard.lock("source", sourceKey("2001:db8:1:2::9"), 5_000);
+  assert.equal(guard.check("2001:db8:1:2::77", "bob")?.by, "source", "the whole /64");
+  guard.lock("user", "alice", 3_000);
+  assert.deepEqual(guard.check("192.0.2.1", "alice"), { by: "user", until: 3_000 });
+  guard.lock("user", "alice", 2_000);
+  assert.equal(guard.check("192.0.2.1", "alice")?.until, 3_000, "not shortened");
+  now = 3_000;
+  assert.equal(guard.check("192.0.2.1", "alice"), undefined);
+  const off = new LoginGuard({ failures: 0, windowS: 60, durationS: 300 }, { now: () => now });
+  off.lock("user", "alice", 9_000);
+  assert.equal(off.check("192.0.2.1", "alice"), undefined, "lockout off: nothing locks");
+});
