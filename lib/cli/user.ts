@@ -391,6 +391,14 @@ export const userCommand: Command = {
             }):`,
             r.link,
             "",
+            ...(r.linkCa === "whole" && prof.transport === "tls"
+              ? [
+                `(The link carries the CA whole, ${r.link.length} characters: the server does not send ` +
+                `its CA after its certificate. "nitrosocks cert renew --dir ${dir}" writes that chain; ` +
+                "links made after it name the CA by its hash and stay under 400 characters.)",
+                "",
+              ]
+              : []),
             ...(boolFlag(p, "qr") ? [terminalQr(r.link), ""] : []),
             ...(r.jwtFile === undefined ? [] : [
               r.jwtSecret === undefined

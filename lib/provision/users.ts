@@ -120,6 +120,12 @@ export interface AddUserResult {
   link: string;
   /** The address clients dial, and why it was chosen. */
   dial: ClientAddress;
+  /**
+   * How the link carries the server's CA: by its SHA-256 (the server sends
+   * the CA in its chain), whole (it does not: the link is longer), or not at
+   * all (no private CA).
+   */
+  linkCa: "hash" | "whole" | "none";
   /** JWT users: the file the profile reads its token from (next to the profile). */
   jwtFile?: string;
   /** JWT users with `jwt.secret`: the new HS256 secret, for whoever issues the user's tokens. */
@@ -372,6 +378,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       profileYaml,
       link: encodeShareLink(fields, { pinCa: caInChain }),
       dial,
+      linkCa: caPem === undefined ? "none" : caInChain ? "hash" : "whole",
       ...(jwt === undefined ? {} : { jwtFile }),
       ...(jwtSecret === undefined ? {} : { jwtSecret }),
     };

@@ -409,6 +409,25 @@ function qrImage(text: string): { height: number; width: number; data: Uint8Arra
   return { height: h, width: w, data };
 }
 
+test("a server whose chain lacks its CA gets long links and the advice that cert renew shortens them", async () => {
+  await withServer(async (dir) => {
+    // A directory from before the chain: server.crt holds the server's certificate alone.
+    const crt = join(dir, "tls/server.crt");
+    const chain = await Deno.readTextFile(crt);
+    await Deno.writeTextFile(crt, chain.slice(0, chain.indexOf("-----END CERTIFICATE-----") + 26));
+    const long = await run(userCommand, ["add", "old", "--dir", dir, "--out", join(dir, "o.yml")]);
+    const longLink = /^nitrosocks:\/\/\S+$/m.exec(long.out)![0];
+    assert.ok(longLink.length > 600, `${longLink.length}`);
+    assert.equal(decodeShareLink(longLink).caSha256, undefined, "the CA travels whole");
+    assert.match(long.out, /carries the CA whole, \d+ characters: .*nitrosocks cert renew --dir /);
+    await run(certCommand, ["renew", "--dir", dir]);
+    const short = await run(userCommand, ["add", "new", "--dir", dir, "--out", join(dir, "n.yml")]);
+    const shortLink = /^nitrosocks:\/\/\S+$/m.exec(short.out)![0];
+    assert.ok(shortLink.length <= 400, `${shortLink.length}`);
+    assert.doesNotMatch(short.out, /carries the CA whole/);
+  });
+});
+
 test("user add --qr prints a QR code that decodes back to the share link", async () => {
   await withServer(async (dir) => {
     const r = await run(userCommand, [
