@@ -220,6 +220,53 @@ export class LoginGuard {
   }
 }
 
+/** Most removed users whose static keys a running server remembers (never across a restart). */
+export const REMEMBERED_REMOVED_USERS = 10_000;
+
+/**
+ * The static public keys of users a reload removed, so that a removed
+ * user's client that keeps reconnecting (and proves that key) is refused
+ * without counting as a failed login (`UserRecord.inactive` in
+ * lib/handshake/types.ts). Holds at most `max` users; the oldest removal is
+ * forgotten first. Kept in memory only: after a restart a removed user is
+ * an unknown name.
+ *
+ * @example
+ * ```ts
+ * import { RemovedUsers } from "./login_guard.ts";
+ * const removed = new RemovedUsers({ max: 1 });
+ * removed.add("alice", new Uint8Array(32).fill(1));
+ * removed.add("bob", new Uint8Array(32).fill(2));
+ * removed.key("alice"); // undefined: forgotten for bob
+ * removed.key("bob")?.[0]; // 2
+ * ```
+ */
+export class RemovedUsers {
+  readonly #keys = new Map<string, Uint8Array>();
+  readonly #max: number;
+
+  constructor(opts: { max?: number } = {}) {
+    this.#max = opts.max ?? REMEMBERED_REMOVED_USERS;
+  }
+
+  /** Remembers that `name`, whose static public key is `publicKey`, was removed. */
+  add(name: string, publicKey: Uint8Array): void {
+    this.#keys.delete(name); // re-inserted: the map stays in order of removal
+    this.#keys.set(name, publicKey);
+    if (this.#keys.size > this.#max) this.#keys.delete(this.#keys.keys().next().value!);
+  }
+
+  /** The static public key of removed user `name`, if remembered. */
+  key(name: string): Uint8Array | undefined {
+    return this.#keys.get(name);
+  }
+
+  /** Users remembered (for tests of the bound). */
+  get size(): number {
+    return this.#keys.size;
+  }
+}
+
 /** `limits.per_ip` in server.yml. */
 export interface PerIpSettings {
   /** Most connections open at once from one source. */

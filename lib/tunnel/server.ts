@@ -47,6 +47,7 @@ import { StreamPolicy } from "./stream_policy.ts";
 import { dnsResolve, isWildcard, LocalAddresses, type Resolve, selfAddresses } from "./egress.ts";
 import { startServerOps } from "./server_ops.ts";
 import { UserLimits } from "./user_limits.ts";
+import { RemovedUsers } from "./login_guard.ts";
 import { connectFleet } from "./fleet_store.ts";
 import { FleetTunnels } from "./fleet_tunnels.ts";
 import { FleetPace } from "./fleet_pace.ts";
@@ -167,18 +168,15 @@ function toUserRecord(u: UserEntry, auth: ServerConfig["auth"] | undefined): Use
   return r;
 }
 
-/** Most removed users whose static keys a running server remembers (never across a restart). */
-export const REMEMBERED_REMOVED_USERS = 10_000;
-
 /**
  * The users, replaceable as a whole while the parts that look them up keep
- * a reference. Remembers the public keys of users a reload removed (at most
- * {@linkcode REMEMBERED_REMOVED_USERS}, the oldest removal forgotten first),
- * so that a removed user's client reconnecting is told apart from a guess.
+ * a reference. Remembers the public keys of users a reload removed
+ * ({@linkcode RemovedUsers}), so that a removed user's client reconnecting
+ * is told apart from a guess.
  */
 class CurrentUsers implements UserSource {
   #source: UserSource;
-  readonly #removed = new Map<string, Uint8Array>();
+  readonly #removed = new RemovedUsers();
 
   constructor(source: UserSource) {
     this.#source = source;
@@ -187,11 +185,8 @@ class CurrentUsers implements UserSource {
   replace(source: UserSource): void {
     for (const name of this.#source.keys()) {
       const gone = this.#source.get(name);
-      if (gone === undefined || source.get(name) !== undefined) continue;
-      this.#removed.delete(name);
-      this.#removed.set(name, gone.publicKey);
-      if (this.#removed.size > REMEMBERED_REMOVED_USERS) {
-        this.#removed.delete(this.#removed.keys().next().value!);
+      if (gone !== undefined && source.get(name) === undefined) {
+        this.#removed.add(name, gone.publicKey);
       }
     }
     this.#source = source;
@@ -207,7 +202,7 @@ class CurrentUsers implements UserSource {
 
   /** The static public key of `name` when a reload removed that user (and it is not back). */
   removedKey(name: string): Uint8Array | undefined {
-    return this.#source.get(name) === undefined ? this.#removed.get(name) : undefined;
+    return this.#source.get(name) === undefined ? this.#removed.key(name) : undefined;
   }
 
   get size(): number {

@@ -3,6 +3,8 @@ import {
   LoginGuard,
   PerIpLimiter,
   PreLoginTable,
+  REMEMBERED_REMOVED_USERS,
+  RemovedUsers,
   sourceKey,
 } from "../../lib/tunnel/login_guard.ts";
 
@@ -138,4 +140,20 @@ Deno.test("LoginGuard.lock(): a lock from elsewhere refuses at once, ends on tim
   const off = new LoginGuard({ failures: 0, windowS: 60, durationS: 300 }, { now: () => now });
   off.lock("user", "alice", 9_000);
   assert.equal(off.check("192.0.2.1", "alice"), undefined, "lockout off: nothing locks");
+});
+
+Deno.test("RemovedUsers remembers at most 10,000 removed users' keys, the oldest removal going first", () => {
+  assert.equal(REMEMBERED_REMOVED_USERS, 10_000);
+  const removed = new RemovedUsers();
+  const key = (i: number) => new Uint8Array(32).fill(i & 0xff);
+  for (let i = 0; i <= REMEMBERED_REMOVED_USERS; i++) removed.add(`u${i}`, key(i));
+  assert.equal(removed.size, REMEMBERED_REMOVED_USERS);
+  assert.equal(removed.key("u0"), undefined, "the oldest removal is forgotten");
+  assert.deepEqual(removed.key("u1"), key(1));
+  assert.deepEqual(removed.key(`u${REMEMBERED_REMOVED_USERS}`), key(REMEMBERED_REMOVED_USERS));
+  // Removed again (re-added and removed since): it counts as the newest.
+  removed.add("u1", key(7));
+  removed.add("another", key(8));
+  assert.deepEqual(removed.key("u1"), key(7));
+  assert.equal(removed.key("u2"), undefined);
 });
