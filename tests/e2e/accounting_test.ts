@@ -10,7 +10,7 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { loadServerConfig } from "../../lib/config/mod.ts";
+import { loadServerConfig, updateUserInYaml } from "../../lib/config/mod.ts";
 import { fetchStatus, kickUser } from "../../lib/admin/mod.ts";
 import { toBase64Url } from "../../lib/crypto/mod.ts";
 import { startClient } from "../../lib/tunnel/client.ts";
@@ -22,9 +22,11 @@ import {
   run,
   type RunResult,
   startConfiguredServer,
+  startEchoServer,
   startPair,
   text,
 } from "./_harness.ts";
+import { socksConnect } from "../support/socks_client.ts";
 import { test } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
@@ -329,11 +331,35 @@ test("deno run main.ts server writes the final counters when stopped by SIGINT",
   }
 });
 
-test("audit lines: one each for a login, a probe refusal, a limit hit and a kick, no secrets", async () => {
-  await using pair = await startPair({ serverYaml: ADMIN_AUTO });
+test("audit lines: one each for a login, a failed login, a probe refusal, a limit hit and a kick, no secrets", async () => {
+  await using echo = startEchoServer();
+  await using pair = await startPair({ serverYaml: ADMIN_AUTO, fastOpen: false });
+  const users = join(pair.dir, "users.yml");
+  await Deno.writeTextFile(
+    users,
+    updateUserInYaml(await Deno.readTextFile(users), users, "alice", { maxStreams: 1 }),
+  );
+  await pair.reloadUsers();
   await pair.client!.tunnel();
+  // A login with the wrong token: the same client key, another second factor.
+  const wrongToken = new Uint8Array(32).fill(7);
+  const wrong = await startClient({
+    profile: { ...pair.profile, token: wrongToken },
+    log: pair.logs.logger("wrong"),
+    server: { host: "127.0.0.1", port: pair.serverPort },
+    socks: { host: "127.0.0.1", port: 0 },
+    lazy: true,
+  });
+  try {
+    await assert.rejects(wrong.tunnel());
+  } finally {
+    await wrong.close();
+  }
   // A browser-like probe of the tunnel port is refused and handed to the fallback site.
-  const refused = pair.server.events.next("refusal", { timeoutMs: 20_000 });
+  const refused = pair.server.events.next("refusal", {
+    match: (e) => e.reason === "probe",
+    timeoutMs: 20_000,
+  });
   const probe = await run("curl", [
     "-sk",
     "--max-time",
@@ -343,22 +369,31 @@ test("audit lines: one each for a login, a probe refusal, a limit hit and a kick
     `https://127.0.0.1:${pair.serverPort}/`,
   ]);
   assert.equal(probe.code, 0, probe.stderr);
-  assert.equal((await refused).reason, "probe");
-  pair.server.events.emit({
-    type: "limit",
-    limit: "max_tunnels",
-    user: "alice",
-    detail: "3 tunnels open, 3 allowed",
-  });
+  await refused;
+  // A real limit hit: alice's one stream is open, a second is refused.
+  const held = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+  try {
+    const second = await socksConnect(pair.socksPort, "127.0.0.1", echo.port).then(
+      (c) => (c.close(), "connected"),
+      () => "refused",
+    );
+    assert.equal(second, "refused");
+  } finally {
+    held.close();
+  }
   await pair.server.kick("alice", "the test");
   const one = (re: RegExp) =>
     assert.equal(pair.logs.grep(re).length, 1, `${re}\n${pair.logs.lines.join("\n")}`);
   one(/\[server conn \d+\] user "alice" connected from 127\.0\.0\.1 \(/);
+  one(/\[server conn \d+\] authentication failed from 127\.0\.0\.1: wrong token for user "alice"$/);
   one(/\[server conn \d+\] probe from 127\.0\.0\.1: .*; handing to fallback$/);
-  one(/\[server\] limit max_tunnels user "alice": 3 tunnels open, 3 allowed$/);
+  one(
+    /\[server conn \d+ alice\] limit max_streams: too many streams for this user \(max 1 over all tunnels\)$/,
+  );
   one(/\[server\] user "alice" kicked by the test: 1 session ended$/);
-  assert.equal(pair.server.accountant.server().limits.get("max_tunnels"), 1);
+  assert.equal(pair.server.accountant.server().limits.get("max_streams"), 1);
   assert.equal(pair.server.accountant.server().refusals.get("probe"), 1);
-  const token = toBase64Url(pair.profile.token!);
-  assert.ok(!pair.logs.lines.some((l) => l.includes(token)), "the user's token is never logged");
+  for (const secret of [toBase64Url(pair.profile.token!), toBase64Url(wrongToken)]) {
+    assert.ok(!pair.logs.lines.some((l) => l.includes(secret)), "no token is ever logged");
+  }
 });
