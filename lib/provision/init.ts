@@ -409,8 +409,7 @@ export async function renewServerCert(dir: string, opts: RenewOptions = {}): Pro
   });
   // Key first: a reload that sees the new certificate finds its key too.
   await replaceFile(cfg.tlsFiles.key, cert.keyPem);
-  await replaceFile(cfg.tlsFiles.cert, serverChain(cert.certPem, ca.certPem));
-  await Deno.chmod(cfg.tlsFiles.cert, 0o644);
+  await replaceFile(cfg.tlsFiles.cert, serverChain(cert.certPem, ca.certPem), 0o644);
   return {
     certFile: cfg.tlsFiles.cert,
     ...names,

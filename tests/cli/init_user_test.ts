@@ -570,6 +570,9 @@ test("cert renew replaces the certificate init made; init --cert/--key names the
       /^Renewed .*server\.crt for nitro\.example, 127\.0\.0\.1, ::1, valid until /,
     );
     assert.notEqual(await Deno.readTextFile(join(srv, "tls", "server.crt")), before);
+    // The modes init gives them: the key private, the certificate chain not.
+    assert.equal(await mode(join(srv, "tls", "server.key")), 0o600);
+    assert.equal(await mode(join(srv, "tls", "server.crt")), 0o644);
     await assertRejectsWith(
       run(certCommand, ["renew", "--dir", srv, "--days", "900"]),
       UsageError,
