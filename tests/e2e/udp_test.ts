@@ -217,8 +217,9 @@ test("UDP to a destination the routes do not allow is refused, others on the sam
   }
 });
 
-test("egress.block applies to UDP: with routes `*` loopback is refused, by address and by a name resolving to it", async () => {
+test("egress.block applies to UDP: with routes `*` loopback is refused, by address, in IPv6 forms and by a name resolving to it", async () => {
   await using echo = startUdpEcho();
+  await using echo6 = startUdpEcho("::1");
   await using pair = await startPair({ transport: "tcp", routes: ["tcp:127.0.0.1:*", "udp:*"] });
   const app = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   try {
@@ -243,11 +244,20 @@ test("egress.block applies to UDP: with routes `*` loopback is refused, by addre
     await pair.serverEvents.waitFor("udp_refused", {
       match: (e) => e.target === `localhost:${echo.port}`,
     });
+    // ATYP 4: ::1, and 127.0.0.1 IPv4-mapped (::ffff:127.0.0.1) and IPv4-compatible (::127.0.0.1).
+    const v6 = (addr: number[], port: number) =>
+      Uint8Array.of(0, 0, 0, 4, ...addr, port >> 8, port & 0xff, ...new TextEncoder().encode("v6"));
+    const zeros = (n: number) => new Array<number>(n).fill(0);
+    await app.send(v6([...zeros(15), 1], echo6.port), relay);
+    await app.send(v6([...zeros(10), 0xff, 0xff, 127, 0, 0, 1], echo.port), relay);
+    await app.send(v6([...zeros(12), 127, 0, 0, 1], echo.port), relay);
+    await pair.serverEvents.waitFor("udp_refused", { count: 5 });
     control.close();
     const [closed] = await pair.serverEvents.waitFor("udp_close");
-    assert.equal(closed!.refused, 2);
+    assert.equal(closed!.refused, 5);
     assert.equal(closed!.out, 0);
     assert.equal(echo.received, 0, "nothing reached the loopback echo");
+    assert.equal(echo6.received, 0, "nothing reached the ::1 echo");
   } finally {
     app.close();
   }
