@@ -268,6 +268,11 @@ function dummyUser(): StandIn {
  * tells nothing; returns ck4 for the user's factor and whether it verified.
  * Wipes ck3. Spec: PROTOCOL.md part 2 sections 5 and 14.
  */
+/** The user logs in with a JWT (a password wins over a JWT, as in checkSecondFactor). */
+function isJwtUser(record: UserRecord | undefined): boolean {
+  return record?.jwt !== undefined && record.password === undefined;
+}
+
 function checkSecondFactor(
   record: UserRecord | undefined,
   ck3: Uint8Array,
@@ -277,7 +282,7 @@ function checkSecondFactor(
 ): { ck4: Uint8Array; ok: boolean; factor: "token" | "password" | "JWT" } {
   const stand = dummyUser();
   // A JWT user's "token" is the PSK derived from the JWT in the Response (checked on its own).
-  const jwtUser = record?.jwt !== undefined && record.password === undefined;
+  const jwtUser = isJwtUser(record);
   const jwtKey = jwtUser && jwt.token !== undefined ? jwtPsk(jwt.token) : undefined;
   const token = jwtUser ? jwtKey : record?.token?.length === TOKEN_BYTES ? record.token : undefined;
   const pw = record?.password;
@@ -656,8 +661,8 @@ function resolveResume(
     failure = `resume binder for session ${short(sessionId)} does not verify ` +
       "(not this session's current resumption secret)";
   }
+  const user = ctx.lookupUser(userId);
   if (failure === undefined) {
-    const user = ctx.lookupUser(userId);
     if (user === undefined) {
       failure = `user ${quote(userId)} of session ${short(sessionId)} no longer exists`;
     } else if (user.inactive !== undefined) {
@@ -666,6 +671,11 @@ function resolveResume(
         short(sessionId)
       } refused: ${user.inactive.reason}`;
     }
+  }
+  if (failure === undefined && ext.kind === "ticket" && isJwtUser(user)) {
+    // A ticket would carry neither the token's exp nor its routes claim (section 14.6).
+    failure = `ticket for session ${short(sessionId)} of user ${quote(userId)}, ` +
+      "who logs in with a JWT: JWT sessions resume by session id only";
   }
   return { psk, sessionId, userId, failure };
 }
@@ -720,7 +730,9 @@ function createResult(
   h4: Uint8Array,
   session: { sessionId: Uint8Array; userId: string; resumed: boolean; jwt?: JwtClaims },
 ): { bytes: Uint8Array; state: ExpectFinish } {
-  const tickets = ctx.tickets;
+  // No ticket for a JWT user's session (section 14.6): it resumes by session id only, on the
+  // server that holds it, which keeps its end at exp and its routes claim.
+  const tickets = isJwtUser(ctx.lookupUser(session.userId)) ? undefined : ctx.tickets;
   const resumable = tickets !== undefined || ctx.lookupSession !== undefined;
   const body = encodeResultBody({
     sessionId: session.sessionId,

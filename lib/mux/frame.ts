@@ -15,7 +15,7 @@ import { ProtocolError } from "../errors.ts";
 import type { Writer } from "../wire/bytes.ts";
 
 /**
- * Frame types (section 2). `ACK`, `RELEASE` and `REKEY` belong to session
+ * Frame types (section 2). `ACK`, `RELEASE`, `REKEY` and `RENEW` belong to session
  * resumption (section 11) and are known only to a decoder that enables it.
  * `DATAGRAM` (section 12) is always known. Every unknown type is a protocol error.
  *
@@ -47,6 +47,11 @@ export const FrameType = {
   RELEASE: 13,
   /** Resumption: an opaque re-key message built by `lib/session` (section 11.6). */
   REKEY: 14,
+  /**
+   * Resumption, client to server: a fresh JWT for the session's login
+   * (section 11.6; 15 is the RESUME frame of lib/session, never a mux frame).
+   */
+  RENEW: 16,
 } as const;
 
 /**
@@ -116,6 +121,8 @@ export const MAX_WINDOW = 1 << 30;
 export const ACK_FRAME_BYTES: number = FRAME_HEADER_BYTES + 8;
 /** Largest RELEASE or REKEY body (section 11.6). */
 export const MAX_SESSION_MESSAGE_BYTES = 256;
+/** Largest RENEW body: the longest JWT a login accepts (lib/crypto/jwt.ts `JWT_MAX_BYTES`). */
+export const MAX_RENEW_BYTES = 2048;
 /** Largest address in a DATAGRAM: ATYP ‖ length 255 ‖ 255 domain bytes ‖ port u16. */
 export const MAX_DATAGRAM_ADDRESS: number = 1 + 1 + 255 + 2;
 /** Largest UDP payload a DATAGRAM carries (a UDP datagram's length field is a u16). */
@@ -142,6 +149,8 @@ const NAMES = [
   "DATAGRAM",
   "RELEASE",
   "REKEY",
+  "",
+  "RENEW",
 ];
 
 /**
@@ -174,7 +183,7 @@ export function resetReasonName(reason: number): string {
 /** Options of {@linkcode decodeFrames}. */
 export interface DecodeOptions {
   /**
-   * Accept the resumption types ACK, RELEASE and REKEY (section 11). Off by
+   * Accept the resumption types ACK, RELEASE, REKEY and RENEW (section 11). Off by
    * default: a session that did not negotiate resumption treats them as
    * unknown types.
    */
@@ -183,7 +192,8 @@ export interface DecodeOptions {
 
 /** Types of section 11: stream 0 only, known only with resumption on. */
 function isResumeType(type: number): boolean {
-  return type === FrameType.ACK || type === FrameType.RELEASE || type === FrameType.REKEY;
+  return type === FrameType.ACK || type === FrameType.RELEASE || type === FrameType.REKEY ||
+    type === FrameType.RENEW;
 }
 
 /** Stream 0 carries only these types; every other type needs a stream. */
@@ -250,6 +260,9 @@ function frameProblem(
       (type === FrameType.RELEASE || type === FrameType.REKEY) && len > MAX_SESSION_MESSAGE_BYTES
     ) {
       return `length ${len} exceeds maximum ${MAX_SESSION_MESSAGE_BYTES}`;
+    }
+    if (type === FrameType.RENEW && (len === 0 || len > MAX_RENEW_BYTES)) {
+      return `length ${len} is outside 1..${MAX_RENEW_BYTES}`;
     }
     return undefined;
   }
@@ -319,8 +332,8 @@ function isKnownType(type: number, resume: boolean): boolean {
  * Splits a record payload into frames. Every frame must be whole and well
  * formed (known type, stream id and length allowed for its type); otherwise
  * throws `ProtocolError` (`TRUNCATED`, `UNSUPPORTED` or `MALFORMED`) and
- * returns nothing. Payloads are views into `recordPayload`. ACK, RELEASE
- * and REKEY are unknown types unless `options.resume` is set.
+ * returns nothing. Payloads are views into `recordPayload`. ACK, RELEASE,
+ * REKEY and RENEW are unknown types unless `options.resume` is set.
  *
  * @example
  * ```ts

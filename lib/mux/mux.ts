@@ -34,6 +34,7 @@ import {
   MAX_DATAGRAM_DATA,
   MAX_FRAME_PAYLOAD,
   MAX_OPEN_PAYLOAD,
+  MAX_RENEW_BYTES,
   MAX_RESET_MESSAGE_BYTES,
   MAX_SESSION_MESSAGE_BYTES,
   MAX_WINDOW,
@@ -110,6 +111,8 @@ export type MuxEvent =
   | { type: "release"; id: 0; body: Uint8Array }
   /** A REKEY frame's body (resume only); `id` is 0, the session. */
   | { type: "rekey"; id: 0; body: Uint8Array }
+  /** A RENEW frame's body, a fresh JWT (resume only, server side); `id` is 0, the session. */
+  | { type: "renew"; id: 0; body: Uint8Array }
   /**
    * A DATAGRAM frame's payload (`ATYP ‖ addr ‖ port ‖ data`) on stream `id`.
    * The 3 bytes in front of it in its buffer held the frame's length and are
@@ -792,6 +795,31 @@ export class Mux {
   }
 
   /**
+   * Resume, client only: queues a RENEW frame carrying `token` (a fresh
+   * JWT's bytes, copied, 1..2048) with control priority; the server gets a
+   * renew event. Throws like sendRelease(), and `TypeError` on a server or
+   * for a frame larger than this mux's records (`maxRecordPayload`).
+   *
+   * @example
+   * ```ts
+   * import { Mux } from "./mux.ts";
+   * const client = new Mux({ role: "client", resume: true });
+   * const server = new Mux({ role: "server", resume: true });
+   * client.sendRenew(new TextEncoder().encode("e30.e30.sig"));
+   * server.receive(client.pull()!, 0); // [{ type: "renew", id: 0, body: Uint8Array(11) }]
+   * ```
+   */
+  sendRenew(token: Uint8Array): void {
+    if (!this.#client) throw new TypeError("Cannot send RENEW: only a client renews its login");
+    if (FRAME_HEADER_BYTES + token.length > this.#maxRecord) {
+      throw new TypeError(
+        `Cannot send RENEW: a ${token.length}-byte token does not fit records of ${this.#maxRecord} bytes`,
+      );
+    }
+    this.#queueMessage(FrameType.RENEW, token);
+  }
+
+  /**
    * Resume: true when a counted payload arrived since the last ACK was
    * pulled; the tunnel calls flushAck() a little later unless one rode
    * along meanwhile. False without resume.
@@ -1249,6 +1277,15 @@ export class Mux {
       case FrameType.REKEY:
         ev.push({ type: "rekey", id: 0, body: f.payload });
         return;
+      case FrameType.RENEW:
+        if (this.#client) {
+          throw new ProtocolError(
+            "BAD_STATE",
+            "Cannot accept RENEW: only a client renews its login",
+          );
+        }
+        ev.push({ type: "renew", id: 0, body: f.payload });
+        return;
       case FrameType.OPEN:
         this.#onOpen(f, ev);
         return;
@@ -1523,10 +1560,12 @@ export class Mux {
     if (!(body instanceof Uint8Array)) {
       throw new TypeError(`Cannot ${what}: body is not a Uint8Array`);
     }
-    if (body.length > MAX_SESSION_MESSAGE_BYTES) {
-      throw new RangeError(
-        `Cannot ${what}: length ${body.length} exceeds maximum ${MAX_SESSION_MESSAGE_BYTES}`,
-      );
+    const max = type === FrameType.RENEW ? MAX_RENEW_BYTES : MAX_SESSION_MESSAGE_BYTES;
+    if (body.length > max) {
+      throw new RangeError(`Cannot ${what}: length ${body.length} exceeds maximum ${max}`);
+    }
+    if (type === FrameType.RENEW && body.length === 0) {
+      throw new RangeError(`Cannot ${what}: the token is empty`);
     }
     if (this.#messages >= MAX_QUEUED_MESSAGES) {
       throw new ProtocolError(
@@ -1569,7 +1608,9 @@ export class Mux {
       this.#pong = null;
     } else if (c.type === FrameType.PING) {
       this.#pingQueued = false;
-    } else if (c.type === FrameType.RELEASE || c.type === FrameType.REKEY) {
+    } else if (
+      c.type === FrameType.RELEASE || c.type === FrameType.REKEY || c.type === FrameType.RENEW
+    ) {
       this.#messages--;
     }
     if (c.induced) this.#induced--;

@@ -6,6 +6,7 @@
  * RESUME frame   = 0F | 00000000 | 000009 | received u64 | flags u8    (flags bit 0: STATE_LOST)
  * REKEY payload  = link_id u32 ‖ REKEY body (lib/session/rekey.ts)
  * link_id        = first 4 bytes (big-endian) of the link's handshake transcript hash
+ * RENEW payload  = a JWT's compact form, 1..2048 bytes of printable ASCII (0x21..0x7E)
  * ```
  *
  * The RESUME frame is the first and only frame of the first record each
@@ -22,7 +23,7 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
-import { FRAME_HEADER_BYTES } from "../mux/frame.ts";
+import { FRAME_HEADER_BYTES, MAX_RENEW_BYTES } from "../mux/frame.ts";
 import { Reader, Writer } from "../wire/bytes.ts";
 
 /** Frame type of RESUME (part 6 section 2); the mux never sees it. */
@@ -153,4 +154,48 @@ export function decodeRekeyPayload(
   if (payload.length < REKEY_LINK_ID_BYTES) return undefined;
   const linkId = new DataView(payload.buffer, payload.byteOffset, REKEY_LINK_ID_BYTES).getUint32(0);
   return { linkId, body: payload.subarray(REKEY_LINK_ID_BYTES) };
+}
+
+const PRINTABLE = /^[\x21-\x7e]+$/;
+
+/**
+ * A RENEW frame's payload (docs/PROTOCOL.md part 2 section 14.7): the
+ * fresh JWT's bytes. Throws `RangeError` for a token that is not 1..2048
+ * characters of printable ASCII (no JWT is anything else).
+ *
+ * @example
+ * ```ts
+ * import { encodeRenewPayload } from "./frames.ts";
+ * encodeRenewPayload("e30.e30.c2ln").length; // 11
+ * ```
+ */
+export function encodeRenewPayload(token: string): Uint8Array {
+  if (typeof token !== "string" || token.length > MAX_RENEW_BYTES || !PRINTABLE.test(token)) {
+    throw new RangeError(
+      `Cannot encode RENEW payload: the token is not 1..${MAX_RENEW_BYTES} printable ASCII characters`,
+    );
+  }
+  return new TextEncoder().encode(token);
+}
+
+/**
+ * The JWT in a RENEW frame's payload. Throws `ProtocolError` `MALFORMED`
+ * when it is not 1..2048 bytes of printable ASCII.
+ *
+ * @example
+ * ```ts
+ * import { decodeRenewPayload, encodeRenewPayload } from "./frames.ts";
+ * decodeRenewPayload(encodeRenewPayload("e30.e30.c2ln")); // "e30.e30.c2ln"
+ * ```
+ */
+export function decodeRenewPayload(payload: Uint8Array): string {
+  const ok = payload.length >= 1 && payload.length <= MAX_RENEW_BYTES &&
+    payload.every((b) => b >= 0x21 && b <= 0x7e);
+  if (!ok) {
+    throw new ProtocolError(
+      "MALFORMED",
+      `Cannot decode RENEW payload: ${payload.length} bytes, not 1..${MAX_RENEW_BYTES} of printable ASCII`,
+    );
+  }
+  return new TextDecoder().decode(payload);
 }

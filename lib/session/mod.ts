@@ -5,7 +5,8 @@
  * - `rekey.ts`: ephemeral X25519 exchange whose mixin drives the record
  *   layer's DH re-key (`sealer.rekey`, `opener.provideMixin`).
  * - `release.ts`: three-step graceful release and one-way NOTICE.
- * - `frames.ts`: the RESUME frame and the REKEY payload's link-id wrapper.
+ * - `frames.ts`: the RESUME frame, the REKEY payload's link-id wrapper and the
+ *   RENEW payload (a fresh JWT).
  * - `controller.ts`: a session's resume, re-key and release decisions over them.
  *
  * None does I/O or sets timers: the caller carries the bodies in frames,

@@ -31,7 +31,12 @@
  */
 import { type Mux, type MuxEvent, ResetReason } from "../mux/mod.ts";
 import type { RecordOpener, RecordSealer } from "../record/mod.ts";
-import { type Released, ReleaseReason, SessionController } from "../session/mod.ts";
+import {
+  encodeRenewPayload,
+  type Released,
+  ReleaseReason,
+  SessionController,
+} from "../session/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { ProtocolError } from "../errors.ts";
 import { describeError, type EventSink, type Logger, NO_EVENTS } from "../observe/mod.ts";
@@ -112,6 +117,8 @@ export interface SessionOptions {
   user?: string;
   /** Server: the peer opened stream `id` with a raw SOCKS5 request. */
   onOpen?: (id: number, request: Uint8Array) => void;
+  /** Server: the client sent a RENEW frame (a fresh JWT; lib/session `decodeRenewPayload`). */
+  onRenew?: (payload: Uint8Array) => void;
   /** A link broke without a release; the session waits for `attachLink`. */
   onLinkDown?: (end: LinkEnd) => void;
   /** Broken links may be replaced (the handshake said the session is resumable). */
@@ -510,6 +517,17 @@ export class Session {
   }
 
   /**
+   * Client: sends a fresh JWT for this session's login in a RENEW frame
+   * (docs/PROTOCOL.md part 2 section 14.7). Throws `RangeError` for a token
+   * a RENEW cannot carry, `TypeError` when the session is not resumable.
+   */
+  renew(token: string): void {
+    if (this.#closed) return;
+    this.#mux.sendRenew(encodeRenewPayload(token));
+    this.#kick();
+  }
+
+  /**
    * Ends the session gracefully with seed 000's three-step release
    * (Release_Request → Release_Challenge → Release_Confirm); when the peer
    * does not answer within `timeoutMs`, sends a best-effort NOTICE (seed 001
@@ -791,6 +809,10 @@ export class Session {
         return;
       case "rekey":
         this.#onRekey(ev.body);
+        return;
+      case "renew":
+        if (this.#o.onRenew === undefined) this.#o.log.warn("ignoring a RENEW: not a JWT login");
+        else this.#o.onRenew(ev.body);
         return;
     }
   }

@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import { ProtocolError } from "../../lib/errors.ts";
+import { signJwt } from "../../lib/crypto/jwt.ts";
 import { concat } from "../../lib/wire/bytes.ts";
 import {
   ClientHandshake,
@@ -95,14 +96,14 @@ class Deployment {
 
 function client(
   f: Fixture,
-  o: { resume?: ClientResume; label?: string; kex?: KexId[]; userId?: string } = {},
+  o: { resume?: ClientResume; label?: string; kex?: KexId[]; userId?: string; jwt?: string } = {},
 ): ClientHandshake {
   return new ClientHandshake({
     serverPublicKey: f.serverPublicKey,
     credentials: {
       userId: o.userId ?? f.userId,
       clientKey: f.clientKey.privateKey,
-      token: f.token,
+      ...(o.jwt === undefined ? { token: f.token } : { jwt: o.jwt }),
     },
     now,
     random: drbg(o.label ?? "client"),
@@ -379,6 +380,35 @@ Deno.test("a refused resumption looks on the wire exactly like a refused login",
     const step = expectServer(s.push(expectClient(cl.push(sh.bytes), "send").bytes), "reject");
     assert.match(step.reason, c.log, c.name);
   }
+});
+
+Deno.test("a JWT user's session gets no ticket, resumes by session id, and a ticket of theirs is refused", () => {
+  clock.t = T0;
+  const f = fixture("jwt ticket keys");
+  const ring = keyring("jwt ring");
+  const d = new Deployment(f, { kex: X, tickets: () => ring });
+  // While alice logs in with a token, her sessions get tickets.
+  const byToken = d.run(client(f, { kex: X })).client;
+  assert.ok(byToken.ticket !== undefined);
+  // Now she logs in with JWTs: her sessions get none (exp and routes would not travel in one).
+  const secret = new Uint8Array(32).fill(6);
+  const { token: _, ...rest } = f.record;
+  d.users.set(f.userId, { ...rest, jwt: { keys: { hs256: [secret] } } });
+  const jwt = signJwt({ alg: "HS256", secret }, { sub: f.userId, exp: T0 / 1000 + 3600 });
+  const first = d.run(client(f, { kex: X, jwt, label: "jwt" }), "s-jwt");
+  assert.equal(first.client.ticket, undefined);
+  assert.equal(first.server.ticket, undefined);
+  assert.equal(first.client.resumable, true, "the session table still resumes it");
+  // By session id, on the server that holds the session (its exp timer and routes stay there).
+  const again = d.run(client(f, { kex: X, resume: resumeOf(first.client), label: "j2" }), "s-j2");
+  assertResumed(first.client, again);
+  assert.equal(again.client.ticket, undefined);
+  // A ticket of hers, from the token days, is refused like any failed resumption.
+  const c = client(f, { kex: X, resume: resumeOf(byToken), label: "old ticket" });
+  const s = d.server("s-old");
+  const sh = expectServer(s.push(c.hello()), "send");
+  const step = expectServer(s.push(expectClient(c.push(sh.bytes), "send").bytes), "reject");
+  assert.match(step.reason, /of user "alice", who logs in with a JWT: JWT sessions resume by/);
 });
 
 Deno.test("a server with no table and no keyring refuses every resumption like a failed login", () => {

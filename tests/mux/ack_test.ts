@@ -14,6 +14,7 @@ import {
   FrameType,
   INITIAL_SESSION_WINDOW,
   INITIAL_STREAM_WINDOW,
+  MAX_RENEW_BYTES,
   MAX_SESSION_MESSAGE_BYTES,
   MIN_PULL_BYTES,
   Mux,
@@ -100,7 +101,7 @@ Deno.test("decodeFrames() inverts encodeFrame() for ACK, RELEASE and REKEY with 
 });
 
 Deno.test("decodeFrames() treats ACK, RELEASE and REKEY as unknown without resume, and 15 always", () => {
-  for (const t of [FrameType.ACK, FrameType.RELEASE, FrameType.REKEY]) {
+  for (const t of [FrameType.ACK, FrameType.RELEASE, FrameType.REKEY, FrameType.RENEW]) {
     assertProtocolError(
       () => decodeFrames(rawFrame(t, 0, new Uint8Array(8))),
       "UNSUPPORTED",
@@ -139,6 +140,18 @@ Deno.test("decodeFrames() rejects malformed ACK, RELEASE and REKEY frames", () =
       rawFrame(FrameType.REKEY, 3, new Uint8Array(1)),
       /^Cannot decode REKEY frame at offset 0: stream id 3 must be 0$/,
     ],
+    [
+      rawFrame(FrameType.RENEW, 1, new Uint8Array(5)),
+      /^Cannot decode RENEW frame at offset 0: stream id 1 must be 0$/,
+    ],
+    [
+      rawFrame(FrameType.RENEW, 0, new Uint8Array(0)),
+      /^Cannot decode RENEW frame at offset 0: length 0 is outside 1\.\.2048$/,
+    ],
+    [
+      rawFrame(FrameType.RENEW, 0, new Uint8Array(MAX_RENEW_BYTES + 1)),
+      /^Cannot decode RENEW frame at offset 0: length 2049 is outside 1\.\.2048$/,
+    ],
   ];
   for (const [record, message] of cases) {
     assertProtocolError(() => decodeFrames(record, RESUME), "MALFORMED", message);
@@ -160,7 +173,11 @@ Deno.test("encodeFrame() refuses malformed ACK, RELEASE and REKEY frames", () =>
       { type: FrameType.REKEY, streamId: 0, payload: new Uint8Array(257) },
       "REKEY frame: length 257 exceeds maximum 256",
     ],
-    [{ type: 16, streamId: 0, payload: new Uint8Array(0) }, "frame: unknown type 16"],
+    [
+      { type: FrameType.RENEW, streamId: 0, payload: new Uint8Array(2049) },
+      "RENEW frame: length 2049 is outside 1..2048",
+    ],
+    [{ type: 17, streamId: 0, payload: new Uint8Array(0) }, "frame: unknown type 17"],
     [
       { type: FrameType.DATAGRAM, streamId: 1, payload: new Uint8Array([1, 127, 0, 0, 1]) },
       "DATAGRAM frame: no valid address",
@@ -406,6 +423,45 @@ Deno.test("Mux refuses oversized or too many queued RELEASE and REKEY messages",
   );
   client.pull();
   client.sendRekey(body); // room again once pulled
+});
+
+Deno.test("Mux carries a RENEW token from client to server only, as a counted control frame", () => {
+  const { client, server } = pair(QUIET);
+  const token = new TextEncoder().encode("e30.eyJleHAiOjF9.c2ln");
+  client.sendRenew(token);
+  client.sendRenew(new Uint8Array(MAX_RENEW_BYTES));
+  assert.equal(client.queuedMessages, 2);
+  const p = client.pull()!;
+  assert.deepEqual(typesOf(p), [FrameType.RENEW, FrameType.RENEW]);
+  const evs = server.receive(p, 0);
+  assert.deepEqual(
+    evs.map((e) => (e.type === "renew" ? [e.type, e.id, e.body.length] : [e.type])),
+    [["renew", 0, token.length], ["renew", 0, MAX_RENEW_BYTES]],
+  );
+  assert.equal(server.resumeState().received, 1n, "counted, so kept and resent on resumption");
+  assertThrowsWith(() => server.sendRenew(token), TypeError, "only a client renews its login");
+  assertProtocolError(
+    () => client.receive(rawFrame(FrameType.RENEW, 0, token), 0),
+    "BAD_STATE",
+    /^Cannot accept RENEW: only a client renews its login$/,
+  );
+  assertThrowsWith(() => client.sendRenew(new Uint8Array(0)), RangeError, "the token is empty");
+  assertThrowsWith(
+    () => client.sendRenew(new Uint8Array(MAX_RENEW_BYTES + 1)),
+    RangeError,
+    "Cannot send RENEW: length 2049 exceeds maximum 2048",
+  );
+  const small = new Mux({ ...QUIET, role: "client", maxRecordPayload: MIN_PULL_BYTES });
+  assertThrowsWith(
+    () => small.sendRenew(new Uint8Array(1000)),
+    TypeError,
+    "does not fit records of 520 bytes",
+  );
+  assertThrowsWith(
+    () => new Mux({ role: "client" }).sendRenew(token),
+    TypeError,
+    "created without the resume option",
+  );
 });
 
 // ---- the resend buffer ------------------------------------------------------------------------
