@@ -270,6 +270,21 @@ export type TunnelEventInit =
     idleMs: number;
   }
   | {
+    /**
+     * Server: the client of a JWT login sent a fresh token in-band (a RENEW
+     * frame): taken, so the session now ends at the new `exp`, or refused,
+     * so it still ends at the old one.
+     */
+    type: "jwt_renewal";
+    session: number;
+    user: string;
+    ok: boolean;
+    /** When the session ends now (`exp` plus the leeway), ms since the Unix epoch. */
+    expiresMs: number;
+    /** Why it was refused, or what was taken (no token, no secrets). */
+    detail: string;
+  }
+  | {
     /** Server: an operator ended a user's live sessions (`nitrosocks kick`). */
     type: "kick";
     user: string;

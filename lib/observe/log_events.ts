@@ -197,6 +197,12 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
       case "rekey":
         sessionLog(e.session).debug("re-keyed with fresh X25519");
         return;
+      case "jwt_renewal": {
+        const at = new Date(e.expiresMs).toISOString();
+        if (e.ok) sessionLog(e.session).info(`JWT renewed in-band: ${e.detail}; ends at ${at}`);
+        else sessionLog(e.session).warn(`JWT renewal refused: ${e.detail}; still ends at ${at}`);
+        return;
+      }
       case "tunnel_idle":
         sessionLog(e.session).info(
           `no stream for ${e.idleMs / 1000} s (limits.idle_timeout): closing the idle tunnel`,

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ServerConfig, UserSource } from "../config/mod.ts";
-import type { HelloSeen, ServerHandshake } from "../handshake/mod.ts";
+import type { HelloSeen, JwtVerifier, ServerHandshake } from "../handshake/mod.ts";
 import { Mux } from "../mux/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
@@ -21,6 +21,7 @@ import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
 import { type LockoutSettings, LoginGuard, PerIpLimiter, PreLoginTable } from "./login_guard.ts";
 import { EarlyGate } from "./_gate.ts";
+import { JwtLifetime } from "./jwt_session.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams, Session } from "./session.ts";
 import type { SessionTable } from "./session_table.ts";
@@ -74,6 +75,11 @@ export interface AcceptorOptions {
    * signed is a probe, and a login must be by the user the certificate names.
    */
   clientCertificates?: boolean;
+  /**
+   * A user's current JWT keys and checks, for in-band renewals of JWT
+   * sessions (none: every renewal is refused).
+   */
+  jwtVerifier?: (user: string) => JwtVerifier | undefined;
   /** Per-user limits (tunnel caps, bandwidth); none when absent (tests). */
   limits?: UserLimits;
   /**
@@ -394,12 +400,8 @@ export class ConnectionAcceptor {
     const over = this.#o.limits?.admitTunnel(step.userId, (n) => replaced.push(n)) ??
       await this.#o.fleetTunnels?.admit(step.userId, no, secrets.sessionId, replaced);
     events.emit({ ...login, session: no });
-    const session = this.#newSession(step, no, releaseKey, clog.child(step.userId));
+    const { session, expiry } = this.#newSession(step, no, releaseKey, clog.child(step.userId));
     releaseKey.fill(0);
-    // A JWT login lasts as long as its token: the session ends at exp.
-    const expiry = step.jwt === undefined
-      ? undefined
-      : this.#endAtExpiry(session, no, step.userId, step.jwt.expiresMs);
     table.add(secrets.sessionId, {
       session,
       no,
@@ -442,36 +444,19 @@ export class ConnectionAcceptor {
     return (await ended).reason;
   }
 
-  /** Ends `session` (NOTICE, then release) when its login's JWT expires. */
-  #endAtExpiry(
-    session: Session,
+  /**
+   * The session of a new login; for a JWT login also its end at the
+   * token's expiry, moved by in-band renewals (jwt_session.ts).
+   */
+  #newSession(
+    step: Authenticated,
     no: number,
-    user: string,
-    expiresMs: number,
-  ): { cancel(): void } {
-    // setTimeout holds at most 2^31-1 ms; a later expiry re-arms itself.
-    const arm = (): ReturnType<typeof setTimeout> =>
-      setTimeout(() => {
-        if (Date.now() < expiresMs) {
-          timer = arm();
-          return;
-        }
-        this.#o.events.emit({
-          type: "limit",
-          limit: "jwt.exp",
-          user,
-          session: no,
-          detail: `the login's JWT expired at ${new Date(expiresMs).toISOString()}; session ended`,
-        });
-        session.notifyAndClose("the login's JWT expired", ReleaseReason.REVOKED).catch(() => {});
-      }, Math.min(2 ** 31 - 1, Math.max(0, expiresMs - Date.now())));
-    let timer = arm();
-    return { cancel: () => clearTimeout(timer) };
-  }
-
-  #newSession(step: Authenticated, no: number, releaseKey: Uint8Array, log: Logger): Session {
+    releaseKey: Uint8Array,
+    log: Logger,
+  ): { session: Session; expiry: JwtLifetime | undefined } {
     const { limits, session: s } = this.#o.settings;
     const secrets = step.secrets;
+    const jwt = step.jwt;
     const user = this.#o.users.get(step.userId);
     const meter = this.#o.limits?.meter(step.userId);
     const makeMux = () =>
@@ -508,15 +493,27 @@ export class ConnectionAcceptor {
           log.warn(`stream ${sid}: ${describeError(e)}`)
         );
       },
+      ...(jwt === undefined ? {} : { onRenew: (payload) => expiry?.renew(payload) }),
+    });
+    // A JWT login lasts as long as its token (or the last one renewed in-band).
+    const expiry = jwt === undefined ? undefined : new JwtLifetime({
+      session: no,
+      user: step.userId,
+      claims: jwt,
+      verifier: () => this.#o.jwtVerifier?.(step.userId),
+      end: () =>
+        void session.notifyAndClose("the login's JWT expired", ReleaseReason.REVOKED)
+          .catch(() => {}),
+      events: this.#o.events,
     });
     // Frozen, so its compiled rules are cached (routeSet, lib/config/routes.ts).
-    const routes = step.jwt?.routes === undefined ? undefined : Object.freeze([...step.jwt.routes]);
+    const routes = jwt?.routes === undefined ? undefined : Object.freeze([...jwt.routes]);
     const owner: StreamOwner = {
       session,
       no,
       user: step.userId,
       ...(routes === undefined ? {} : { routes }),
     };
-    return session;
+    return { session, expiry };
   }
 }

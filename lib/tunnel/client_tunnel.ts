@@ -15,6 +15,7 @@ import { connectLink, HANDSHAKE_DEADLINE_MS, TunnelError } from "./link.ts";
 import { PathSelector, where } from "./path_selector.ts";
 import { RECONNECT_GIVE_UP_MS, Reconnector, sleep } from "./reconnector.ts";
 import { FailureLog } from "./failure_log.ts";
+import { JwtRenewer } from "./jwt_session.ts";
 import { type LinkEnd, Session } from "./session.ts";
 
 /**
@@ -183,7 +184,9 @@ export class ClientTunnel {
       aead: secrets.aead,
     });
     session.attachLink(link.link);
+    const renewer = this.#renewer(session, link.jwt, secrets.resumable);
     session.run().then((end) => {
+      renewer?.stop();
       this.events.emit({
         type: "session_end",
         session: no,
@@ -198,6 +201,29 @@ export class ClientTunnel {
     });
     this.#scheduleRotation(session);
     return session;
+  }
+
+  /**
+   * For a JWT login whose profile reads the token from `jwt_file`: sends a
+   * fresh token from the file shortly before the login's expires, so the
+   * server keeps the session (jwt_session.ts). An inline `jwt` cannot be
+   * renewed; neither can a session without resumption (no RENEW frame).
+   */
+  #renewer(
+    session: Session,
+    token: string | undefined,
+    resumable: boolean,
+  ): JwtRenewer | undefined {
+    const jwt = this.#profile.jwt;
+    if (token === undefined || jwt === undefined || !("file" in jwt) || !resumable) {
+      return undefined;
+    }
+    return new JwtRenewer({
+      file: jwt.file,
+      token,
+      send: (t) => session.renew(t),
+      log: this.#log,
+    });
   }
 
   /**

@@ -174,6 +174,8 @@ function explainFailure(e: unknown, where: string, totp: boolean): TunnelError {
 export interface NewLink {
   link: LinkParams;
   secrets: SessionSecrets;
+  /** The JWT a full login sent (a JWT user's), for renewing it in-band later. */
+  jwt?: string;
 }
 
 /**
@@ -271,6 +273,7 @@ export async function connectLink(
         linkId: linkIdOf(secrets.transcriptHash),
       },
       secrets,
+      ...(credentials.jwt === undefined || resume !== undefined ? {} : { jwt: credentials.jwt }),
     };
   } catch (e) {
     try {

@@ -396,6 +396,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       admit: (user) => limits.admitStream(user),
     }),
     users,
+    jwtVerifier: (name) => lookupUser(name)?.jwt,
     limits,
     guard,
     ...(fleet === undefined ? {} : {

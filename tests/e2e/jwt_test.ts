@@ -2,8 +2,10 @@
  * JWT logins end to end: `nitrosocks user add --jwt-secret` and `user token`
  * as the CLI runs them, a real server and client, a live connection ended
  * when the token expires, a fresh token on disk letting the client back in,
- * and a `routes` claim narrowing the user's routes on every address dialled
- * (TCP by address and by name, UDP datagrams).
+ * a `routes` claim narrowing the user's routes on every address dialled
+ * (TCP by address and by name, UDP datagrams), and a short-lived token
+ * renewed in-band from the client's `jwt_file` while a download runs
+ * across its expiry (and a renewal the server refuses).
  *
  * @module
  */
@@ -11,7 +13,7 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { EventHub, EventLog } from "../../lib/observe/mod.ts";
-import { initServerDir } from "../../lib/provision/mod.ts";
+import { initServerDir, issueUserToken } from "../../lib/provision/mod.ts";
 import { reloadUsers } from "../../lib/cli/server_cmd.ts";
 import { type ClientHandle, startClient } from "../../lib/tunnel/client.ts";
 import type { ServerHandle } from "../../lib/tunnel/server.ts";
@@ -22,6 +24,8 @@ import { associate, receiveWithin, udpPacket } from "../support/socks_udp.ts";
 import { startUdpEcho } from "../support/udp_echo.ts";
 import { test, waitFor, withDeadline } from "../support/deadline.ts";
 import { Logs, run, startConfiguredServer, text } from "./_harness.ts";
+import { curlDownload } from "./_resume.ts";
+import { expectedSha256, startHttpTarget } from "../support/http_target.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -310,4 +314,74 @@ test("a udp: routes claim narrows every datagram, by address and by name", async
   }
   assert.equal(blocked.received, 0, "no datagram reached the other port");
   assert.equal(allowed.received, 2);
+});
+
+/** Writes a token for dave to the profile's jwt_file as `user token` does (in-process: timing). */
+async function writeToken(s: Setup, ttlS: number, routes?: string[]): Promise<void> {
+  const t = await issueUserToken("dave", {
+    dir: s.dir,
+    ttlS,
+    ...(routes === undefined ? {} : { routes }),
+  });
+  await Deno.writeTextFile(s.jwtFile, `${t}\n`);
+}
+
+/**
+ * A JWT session for dave (a first token valid `ttlS`) and a download of `n`
+ * bytes through it, sent by the target at 300 kB/s (so it lasts n / 300 000 s).
+ */
+async function downloadWithToken(s: Setup, ttlS: number, n: number) {
+  const target = await startHttpTarget();
+  await writeToken(s, ttlS);
+  const { client } = await s.startClient();
+  const download = curlDownload(client.socksAddr.port, `${target.url}/bytes/${n}?rate=300000`, {
+    timeoutMs: 60_000,
+  }).finally(() => target.close());
+  const [login] = await s.serverEvents.waitFor("login", { timeoutMs: 10_000 });
+  return { download, login: login! };
+}
+
+test.slow("a short-lived JWT renewed in-band from jwt_file keeps a download running across its old exp", async () => {
+  await using s = await setup();
+  // 2.4 MB at 300 kB/s: about 8 s, well past the first token's exp (4-5 s from now).
+  const n = 2_400_000;
+  const { download, login } = await downloadWithToken(s, 5, n);
+  const firstExp = (await Deno.readTextFile(s.jwtFile)).trim();
+  // While the download runs, a fresh token lands in the file (as a renewal job would put it).
+  await writeToken(s, 3600);
+  const [renewal] = await s.serverEvents.waitFor("jwt_renewal", { timeoutMs: 10_000 });
+  assert.equal(renewal!.ok, true, renewal!.detail);
+  assert.equal(renewal!.session, login.session);
+  assert.ok(renewal!.expiresMs > Date.now() + 3_000_000, "the session now ends at the new exp");
+  const r = await download;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.sha256, expectedSha256(n));
+  assert.ok(r.ms > 6_000, `the download ran across the old exp (${r.ms} ms)`);
+  // One login, one session, never ended at the old exp.
+  assert.equal(s.serverEvents.of("login").length, 1);
+  assert.equal(s.serverEvents.of("limit", (e) => e.limit === "jwt.exp").length, 0);
+  assert.equal(s.serverEvents.of("session_end").length, 0);
+  assert.ok(s.logs.lines.some((l) => /sent a fresh JWT from ".*dave\.jwt"/.test(l)));
+  assert.ok(s.logs.lines.some((l) => /JWT renewed in-band: exp moved from/.test(l)));
+  assert.ok(!s.logs.lines.some((l) => l.includes(firstExp)), "no token in the logs");
+});
+
+test.slow("a refused in-band renewal is logged and the session still ends at the old exp", async () => {
+  await using s = await setup();
+  // About 10 s at 300 kB/s: cut at the old exp (3-4 s from now).
+  const { download } = await downloadWithToken(s, 4, 3_000_000);
+  // A later exp, but another routes claim: a renewal keeps the login's routes.
+  await writeToken(s, 3600, ["127.0.0.1:*"]);
+  const [renewal] = await s.serverEvents.waitFor("jwt_renewal", { timeoutMs: 10_000 });
+  assert.equal(renewal!.ok, false);
+  assert.match(renewal!.detail, /its routes claim differs from the login's \(null\)/);
+  const [exp] = await s.serverEvents.waitFor("limit", {
+    match: (e) => e.limit === "jwt.exp",
+    timeoutMs: 10_000,
+  });
+  assert.equal(exp!.user, "dave");
+  assert.ok(renewal!.expiresMs <= Date.now(), "it ended at the old exp");
+  const r = await download;
+  assert.notEqual(r.code, 0, "the download was cut with the session");
+  assert.ok(s.logs.lines.some((l) => /JWT renewal refused: its routes claim differs/.test(l)));
 });

@@ -1,7 +1,9 @@
 /**
  * tests/vectors/session_frames_v1.json: the RESUME frame, the link id and
  * the REKEY payload's link-id wrapper (docs/PROTOCOL.md part 6 (sessions
- * over links) sections 2 and 3), checked against `lib/session/frames.ts`.
+ * over links) sections 2 and 3), and the RENEW frame of an in-band JWT
+ * renewal (part 2 section 14.7), checked against `lib/session/frames.ts`
+ * and `lib/mux`.
  *
  * The reference below writes the bytes by hand from the layouts in the
  * spec, sharing no code with `lib/`. Regenerate with
@@ -14,11 +16,16 @@ import assert from "node:assert/strict";
 import { ProtocolError } from "../../lib/errors.ts";
 import {
   decodeRekeyPayload,
+  decodeRenewPayload,
   decodeResumeFrame,
   encodeRekeyPayload,
+  encodeRenewPayload,
   encodeResumeFrame,
   linkIdOf,
 } from "../../lib/session/mod.ts";
+import { decodeFrames, encodeFrame, FrameType } from "../../lib/mux/mod.ts";
+import { Writer } from "../../lib/wire/bytes.ts";
+import { signJwt } from "../../lib/crypto/jwt.ts";
 
 function hex(b: Uint8Array): string {
   return Array.from(b, (v) => v.toString(16).padStart(2, "0")).join("");
@@ -95,6 +102,41 @@ const REKEY_PAYLOADS = [
   { link_id: 0x01020304, body: "" },
 ].map((v) => ({ ...v, payload: be(BigInt(v.link_id), 4) + v.body }));
 
+/** Part 2 section 14.7: type 10, stream 0, length u24, the token's ASCII bytes. */
+function refRenew(token: string): string {
+  const bytes = new TextEncoder().encode(token);
+  return "10" + "00000000" + be(BigInt(bytes.length), 3) + hex(bytes);
+}
+
+const RENEW_SECRET = "07".repeat(32);
+const RENEW_TOKENS = [
+  {
+    why: "HS256, secret 07 × 32, sub alice, exp 2000000000",
+    token: signJwt({ alg: "HS256", secret: unhex(RENEW_SECRET) }, { sub: "alice", exp: 2e9 }),
+  },
+  {
+    why: "EdDSA, seed 09 × 32, sub alice, exp 2000003600, a routes claim",
+    token: signJwt({ alg: "EdDSA", seed: unhex("09".repeat(32)) }, {
+      sub: "alice",
+      exp: 2000003600,
+      routes: ["10.0.0.0/8:22", "!10.1.2.3"],
+    }),
+  },
+  {
+    why: "the longest payload (2048 bytes; not a JWT, the frame does not care)",
+    token: "a".repeat(2048),
+  },
+].map((v) => ({ ...v, frame: refRenew(v.token) }));
+
+const RENEW_INVALID = [
+  { why: "empty", payload: "" },
+  { why: "a space", payload: hex(new TextEncoder().encode("e30.e30 .sig")) },
+  { why: "a newline at the end", payload: hex(new TextEncoder().encode("e30.e30.sig\n")) },
+  { why: "DEL (0x7f)", payload: "7f" },
+  { why: "a byte above ASCII", payload: "e30e" + "c3a9" },
+  { why: "2049 bytes", payload: "61".repeat(2049) },
+];
+
 const doc = {
   description:
     "NitroSocks session frames (docs/PROTOCOL.md part 6 (sessions over links) sections 2 and 3). " +
@@ -102,7 +144,10 @@ const doc = {
     "'resume_invalid': first records on a resumed link that must be refused with ProtocolError 'code'. " +
     "'link_ids': link id = first 4 bytes (big-endian) of the transcript hash. " +
     "'rekey_payloads': REKEY frame payload = link_id u32 || body; " +
-    "'rekey_payloads_short': payloads too short to carry a link id (ignored).",
+    "'rekey_payloads_short': payloads too short to carry a link id (ignored). " +
+    "'renew': RENEW frames (docs/PROTOCOL.md part 2 section 14.7: type 10, stream 0, length u24, " +
+    "a JWT's 1..2048 printable ASCII bytes) for the tokens shown ('renew_secret' is the HS256 " +
+    "secret of the first); 'renew_invalid': RENEW payloads refused with ProtocolError MALFORMED.",
   resume: RESUME_VALID.map((v) => ({
     received: v.received.toString(),
     state_lost: v.state_lost,
@@ -112,6 +157,9 @@ const doc = {
   link_ids: LINK_IDS,
   rekey_payloads: REKEY_PAYLOADS,
   rekey_payloads_short: ["", "00", "000000"],
+  renew_secret: RENEW_SECRET,
+  renew: RENEW_TOKENS,
+  renew_invalid: RENEW_INVALID,
 };
 
 const path = new URL("../vectors/session_frames_v1.json", import.meta.url);
@@ -160,6 +208,28 @@ if (import.meta.main) {
     }
     for (const p of stored.rekey_payloads_short) {
       assert.equal(decodeRekeyPayload(unhex(p)), undefined, `"${p}"`);
+    }
+  });
+
+  Deno.test("session_frames_v1.json: RENEW frames encode and decode through lib/mux and lib/session", () => {
+    assert.ok(stored.renew.length >= 3);
+    for (const v of stored.renew) {
+      const w = new Writer();
+      encodeFrame(w, { type: FrameType.RENEW, streamId: 0, payload: encodeRenewPayload(v.token) });
+      assert.equal(hex(w.finish()), v.frame, v.why);
+      const [f, ...rest] = decodeFrames(unhex(v.frame), { resume: true });
+      assert.equal(rest.length, 0);
+      assert.equal(f!.type, FrameType.RENEW);
+      assert.equal(decodeRenewPayload(f!.payload), v.token);
+    }
+    for (const v of stored.renew_invalid) {
+      assert.throws(
+        () => decodeRenewPayload(unhex(v.payload)),
+        (e: unknown) => e instanceof ProtocolError && e.code === "MALFORMED",
+        v.why,
+      );
+      const text = new TextDecoder().decode(unhex(v.payload));
+      assert.throws(() => encodeRenewPayload(text), RangeError, v.why);
     }
   });
 }

@@ -8,7 +8,8 @@
  *   `Deno.serve` on 127.0.0.1 (or `::1`), ephemeral port. Routes:
  *   - `GET /hello` → "hello from target\n"
  *   - `GET /bytes/N` → N bytes of `patternBytes(0, N)`, streamed, with
- *     Content-Length (N ≤ 1 GiB); check with `expectedSha256(N)`
+ *     Content-Length (N ≤ 1 GiB); check with `expectedSha256(N)`;
+ *     `?rate=R` paces them at R bytes per second (a download that lasts)
  *   - `POST /echo` → the request body, streamed back
  *   - `GET /page` → HTML with 5 `<img src="/img/K.png">`, K = 1..5
  *   - `GET /img/K.png` → `pngImage(K)`, a valid 8×8 PNG (K = 1..5)
@@ -222,8 +223,11 @@ function text(body: string, status = 200): Response {
   return new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }
 
-function bytesResponse(n: number, closing: AbortSignal): Response {
+function bytesResponse(n: number, closing: AbortSignal, rate?: number): Response {
   let offset = 0;
+  const started = performance.now();
+  // Paced: chunks of a tenth of a second's worth, each sent when its time comes.
+  const chunk = rate === undefined ? CHUNK : Math.max(1, Math.min(CHUNK, Math.floor(rate / 10)));
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       // On close(), fail the body so a stalled client cannot hold shutdown.
@@ -235,12 +239,17 @@ function bytesResponse(n: number, closing: AbortSignal): Response {
         }
       }, { once: true });
     },
-    pull(controller) {
+    async pull(controller) {
       if (offset >= n) {
         controller.close();
         return;
       }
-      const len = Math.min(CHUNK, n - offset);
+      if (rate !== undefined) {
+        const wait = started + (offset / rate) * 1000 - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (closing.aborted) return;
+      }
+      const len = Math.min(chunk, n - offset);
       controller.enqueue(patternBytes(offset, len));
       offset += len;
     },
@@ -289,7 +298,11 @@ export function startHttpTarget(opts: HttpTargetOptions = {}): Promise<HttpTarge
     if (bytes) {
       const n = Number(bytes[1]);
       if (n > MAX_TARGET_BYTES) return text(`at most ${MAX_TARGET_BYTES} bytes\n`, 400);
-      return bytesResponse(n, closing.signal);
+      const rate = url.searchParams.get("rate");
+      if (rate !== null && !/^[1-9][0-9]{0,9}$/.test(rate)) {
+        return text("rate is bytes per second, 1..9999999999\n", 400);
+      }
+      return bytesResponse(n, closing.signal, rate === null ? undefined : Number(rate));
     }
     const img = /^\/img\/([1-5])\.png$/.exec(path);
     if (img) {
