@@ -396,7 +396,11 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       admit: (user) => limits.admitStream(user),
     }),
     users,
-    jwtVerifier: (name) => lookupUser(name)?.jwt,
+    jwtVerifier: (name) => {
+      // A disabled, expired or removed user renews nothing (their sessions end anyway).
+      const r = lookupUser(name);
+      return r?.inactive === undefined ? r?.jwt : undefined;
+    },
     limits,
     guard,
     ...(fleet === undefined ? {} : {
