@@ -177,7 +177,7 @@ test("users' counters: increments wait while Redis is down and are all there aft
     );
     await assert.rejects(ca.add({ server: {}, users: new Map([["alice", { bytesOut: 3 }]]) }));
     await redis.start();
-    await waitFor("a to reconnect", () => a.up, 10_000);
+    await waitFor("both to reconnect", () => a.up && b.up, 10_000);
     await ca.add({ server: {}, users: new Map() }); // the retry carries what waited
     u = await cb.user("alice");
     assert.equal(u?.bytesOut, 1510);
