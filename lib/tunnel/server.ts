@@ -297,7 +297,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     }
     const record = toUserRecord(u, options.auth);
     if (u.disabled) record.inactive = { reason: "disabled in users.yml" };
-    else if (u.expires !== undefined && u.expires.getTime() < Date.now()) {
+    else if (u.expires !== undefined && u.expires.getTime() <= Date.now()) {
       record.inactive = { reason: `expired at ${u.expires.toISOString()}` };
     }
     return record;
