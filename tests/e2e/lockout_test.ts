@@ -218,17 +218,22 @@ test("a wrong second factor after a proven key counts against the user and the s
   assert.match(s.events.of("refusal").at(-1)?.detail ?? "", /user "alice" is locked out until/);
 });
 
-test("a disabled or removed user's reconnects are refused without locking their address out", async () => {
+test("a disabled, expired or removed user's reconnects are refused without locking their address out", async () => {
   await using s = await startServer(3);
   await setUser("alice", s.dir, { disabled: true });
   await s.reload();
   await refused(s, 5, "127.0.0.1", s.alice);
   const disabled = s.events.of("refusal", (e) => e.reason === "auth_failed");
   assert.ok(disabled.every((e) => /user "alice" refused: disabled in users\.yml/.test(e.detail)));
+  await setUser("alice", s.dir, { disabled: false, expires: new Date(Date.now() - 1_000) });
+  await s.reload();
+  await refused(s, 5, "127.0.0.1", s.alice);
+  const expired = s.events.of("refusal", (e) => e.reason === "auth_failed").slice(5);
+  assert.ok(expired.every((e) => /user "alice" refused: expired at /.test(e.detail)));
   await removeUser("alice", s.dir);
   await s.reload();
   await refused(s, 5, "127.0.0.1", s.alice);
-  const removed = s.events.of("refusal", (e) => e.reason === "auth_failed").slice(5);
+  const removed = s.events.of("refusal", (e) => e.reason === "auth_failed").slice(10);
   assert.ok(removed.every((e) => /user "alice" refused: removed from users\.yml/.test(e.detail)));
   assert.equal(lockouts(s).length, 0, "no lockout");
   assert.equal(s.server.accountant.user("alice")?.loginsFailed ?? 0, 0);
