@@ -6,7 +6,9 @@
  * it, with the mux credit returned only after them (upload); nothing is ever
  * dropped. Every stream waits for the whole debt ahead of it, and a
  * downloading stream moves one slice per turn, so the user's busy streams
- * share the rate about equally.
+ * share the rate about equally. UDP datagrams, which have no flow control
+ * to delay, are policed by the same buckets instead (`admit`): one that
+ * finds its bucket in debt is dropped.
  *
  * The bucket is pure arithmetic over a clock passed in; the waiting is the
  * stream table's (`_streams.ts`).
@@ -61,6 +63,20 @@ export class TokenBucket {
     this.#rate = rate;
     this.#burst = burstOf(rate);
     this.#tokens = Math.min(this.#tokens, this.#burst);
+  }
+
+  /**
+   * For a datagram, which cannot wait: takes `n` bytes at `now` (ms) and
+   * returns true while the bucket is not in debt, else takes nothing and
+   * returns false (drop it, as a router's policer would). Streams and
+   * datagrams share the bucket: a datagram goes whenever the streams have
+   * paid their debt, and its bytes are debt they wait out in turn.
+   */
+  admit(n: number, now: number): boolean {
+    this.#refill(now);
+    if (this.#tokens <= 0) return false;
+    this.#tokens -= n;
+    return true;
   }
 
   /** Takes `n` bytes at `now` (ms); returns the ms to wait before moving more (0: none). */

@@ -334,6 +334,11 @@ export class Session {
     this.#meter = meter;
   }
 
+  /** Server: the user's meter as it is now (UDP associations police datagrams with it). */
+  get meter(): UserMeter | undefined {
+    return this.#meter;
+  }
+
   /** Replaces the key of the release exchange (it changes with every resumption). */
   setReleaseKey(key: Uint8Array): void {
     this.#ctl.setReleaseKey(key);

@@ -82,7 +82,10 @@ export interface UdpCounters {
   refused: number;
   /** Datagrams from peers the client never sent to. */
   strangers: number;
-  /** Datagrams that could not be sent or queued (bad address, send error, queue). */
+  /**
+   * Datagrams that could not be sent or queued (bad address, send error,
+   * queue), or that the user's `bandwidth` or quota did not admit.
+   */
   dropped: number;
 }
 
@@ -230,6 +233,10 @@ export class UdpAssociation {
       this.counters.dropped++;
       return;
     }
+    if (!this.#metered("up", data.length)) {
+      this.counters.dropped++;
+      return;
+    }
     nat.lastUse = Date.now();
     this.counters.out++;
     this.counters.bytesOut += data.length;
@@ -306,6 +313,10 @@ export class UdpAssociation {
         continue;
       }
       nat.lastUse = Date.now();
+      if (!this.#metered("down", data.length)) {
+        this.counters.dropped++;
+        continue;
+      }
       const address = encodeUdpAddress(host, peer.port);
       const frame = new Uint8Array(address.length + data.length);
       frame.set(address);
@@ -323,6 +334,27 @@ export class UdpAssociation {
         this.counters.dropped++;
       }
     }
+  }
+
+  /**
+   * Whether the user's limits admit a datagram of `n` bytes going `way`
+   * (`up`: to a destination, `down`: back to the client): the quota budget
+   * (spent bytes are counted; none left: dropped, and a check is asked for)
+   * and the bandwidth bucket, which a datagram cannot wait for (`admit` in
+   * lib/tunnel/pace.ts).
+   */
+  #metered(way: "up" | "down", n: number): boolean {
+    const m = this.#o.session.meter;
+    if (m === undefined) return true;
+    const b = m.budget;
+    if (b !== undefined && b.left <= 0) {
+      b.spent();
+      return false;
+    }
+    const bucket = m[way];
+    if (bucket !== undefined && !bucket.admit(n, performance.now())) return false;
+    if (b !== undefined && (b.left -= n) <= 0) b.spent();
+    return true;
   }
 
   #closeNat(family: 4 | 6): void {

@@ -9,6 +9,8 @@
  * @module
  */
 import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { updateUserInYaml } from "../../lib/config/mod.ts";
 import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
 import { readExact } from "../support/socks_client.ts";
 import { associate, receiveWithin, udpPacket } from "../support/socks_udp.ts";
@@ -473,4 +475,83 @@ test("UDP ASSOCIATE while the tunnel is down: each is refused, and the log says 
   }
   const lines = pair.logs.grep(/UDP ASSOCIATE: /);
   assert.equal(lines.length, 1, lines.join("\n"));
+});
+
+/** A UDP peer on 127.0.0.1 counting the payload bytes it receives, sending nothing back. */
+function startUdpSink() {
+  const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const sink = { port: (conn.addr as Deno.NetAddr).port, bytes: 0, close: () => conn.close() };
+  (async () => {
+    for (;;) sink.bytes += (await conn.receive())[0].length;
+  })().catch(() => {});
+  return sink;
+}
+
+/** Calls `send` `n` times, 5 at a time every 10 ms (1000-byte datagrams: 500 kB/s). */
+async function offer(n: number, send: () => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < n; i += 5) {
+    for (let k = 0; k < 5; k++) await send();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test("bandwidth applies to UDP: datagrams over the user's rate are dropped, each way", async () => {
+  const RATE = 100_000;
+  /** The bucket's burst: 100 ms of the rate. */
+  const BURST = RATE / 10;
+  const DATAGRAM = 1000;
+  await using pair = await startPair({
+    transport: "tcp",
+    routes: ["tcp:127.0.0.1", "udp:127.0.0.1:*"],
+  });
+  const users = join(pair.dir, "users.yml");
+  await Deno.writeTextFile(
+    users,
+    updateUserInYaml(await Deno.readTextFile(users), users, "alice", { bandwidth: "100KB/s" }),
+  );
+  await pair.reloadUsers();
+  const sink = startUdpSink();
+  // A peer that answers a datagram with 1000 datagrams of 1000 bytes at 500 kB/s.
+  const blaster = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  (async () => {
+    const [, from] = await blaster.receive();
+    await offer(1000, () => blaster.send(new Uint8Array(DATAGRAM), from));
+  })().catch(() => {});
+  const app = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const { control, relay } = await associate(pair.socksPort);
+    // Up: 1000 datagrams at five times the rate.
+    const t0 = performance.now();
+    await offer(1000, () => app.send(udpPacket(sink.port, new Uint8Array(DATAGRAM)), relay));
+    await new Promise((r) => setTimeout(r, 500));
+    const upSeconds = (performance.now() - t0) / 1000;
+    console.log(
+      `UDP up at 100KB/s: ${sink.bytes} of ${1000 * DATAGRAM} bytes in ${upSeconds.toFixed(2)} s`,
+    );
+    assert.ok(sink.bytes <= RATE * upSeconds + BURST + DATAGRAM, `${sink.bytes} bytes went up`);
+    assert.ok(sink.bytes >= 0.5 * RATE * (upSeconds - 0.5), `only ${sink.bytes} bytes went up`);
+    // Down: the blaster's 1000 datagrams, counted for as long as they come.
+    let down = 0;
+    const t1 = performance.now();
+    const blasterPort = (blaster.addr as Deno.NetAddr).port;
+    await app.send(udpPacket(blasterPort, new Uint8Array(8)), relay);
+    for (;;) {
+      const d = await receiveWithin(app, 1000);
+      if (d === null) break;
+      down += d.length - 10;
+    }
+    const downSeconds = (performance.now() - t1) / 1000;
+    console.log(
+      `UDP down at 100KB/s: ${down} of ${1000 * DATAGRAM} bytes in ${downSeconds.toFixed(2)} s`,
+    );
+    assert.ok(down <= RATE * downSeconds + BURST + DATAGRAM, `${down} bytes came down`);
+    assert.ok(down >= 0.5 * RATE * (downSeconds - 1), `only ${down} bytes came down`);
+    control.close();
+    const [closed] = await pair.serverEvents.waitFor("udp_close");
+    assert.ok(closed!.dropped >= 1000, `the server dropped ${closed!.dropped} datagrams`);
+  } finally {
+    app.close();
+    blaster.close();
+    sink.close();
+  }
 });

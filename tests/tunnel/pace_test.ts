@@ -49,3 +49,19 @@ Deno.test("Pacers: one pair of buckets per limited user, kept across reloads", (
   pacers.retain(() => false);
   assert.notEqual(pacers.update("alice", 2_000_000), p, "forgotten, then made anew");
 });
+
+Deno.test("TokenBucket.admit: datagrams pass while the bucket is not in debt, and share it with streams", () => {
+  const b = new TokenBucket(100_000, 0); // a burst of 10 kB
+  let passed = 0;
+  // 1000-byte datagrams offered at 1 MB/s for 10 s: one per ms.
+  for (let now = 0; now < 10_000; now++) if (b.admit(1000, now)) passed++;
+  // Ten times the rate offered: what passes is the rate, plus the burst.
+  const expected = (100_000 * 10 + 10_000) / 1000;
+  assert.ok(Math.abs(passed - expected) <= 2, `${passed} datagrams passed, ${expected} expected`);
+  // A stream's debt shuts datagrams out until it is paid, and a datagram's bytes are debt too.
+  const s = new TokenBucket(100_000, 0);
+  assert.equal(s.take(20_000, 0), 100);
+  assert.equal(s.admit(1000, 50), false);
+  assert.equal(s.admit(1000, 101), true);
+  assert.equal(s.take(1000, 101), 19); // 100 - 1000 - 1000 bytes: 19 ms of debt
+});
