@@ -11,13 +11,13 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { updateUserInYaml } from "../../lib/config/mod.ts";
-import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
-import { readExact } from "../support/socks_client.ts";
+import { freePort, type Pair, run, startEchoServer, startPair, text } from "./_harness.ts";
+import { readExact, socksConnect } from "../support/socks_client.ts";
 import { associate, receiveWithin, udpPacket } from "../support/socks_udp.ts";
 import { PYTHON } from "../support/programs.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
 import { startUdpEcho } from "../support/udp_echo.ts";
-import { test, withDeadline } from "../support/deadline.ts";
+import { test, waitFor, withDeadline } from "../support/deadline.ts";
 
 /** Runs a Python script (argv after it) with Debian's python3; its stdout. */
 async function python(script: string, args: string[], timeoutMs = 60_000): Promise<string> {
@@ -553,5 +553,35 @@ test("bandwidth applies to UDP: datagrams over the user's rate are dropped, each
     app.close();
     blaster.close();
     sink.close();
+  }
+});
+
+test("a UDP ASSOCIATE over the user's max_streams gets reply 2, and the client logs why", async () => {
+  await using echo = startEchoServer();
+  await using pair = await startPair({ transport: "tcp", fastOpen: false });
+  const users = join(pair.dir, "users.yml");
+  await Deno.writeTextFile(
+    users,
+    updateUserInYaml(await Deno.readTextFile(users), users, "alice", { maxStreams: 1 }),
+  );
+  await pair.reloadUsers();
+  const held = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+  const control = await Deno.connect({ hostname: "127.0.0.1", port: pair.socksPort });
+  try {
+    await control.write(Uint8Array.of(5, 1, 0));
+    assert.deepEqual(await readExact(control, 2), Uint8Array.of(5, 0));
+    await control.write(Uint8Array.of(5, 3, 0, 1, 0, 0, 0, 0, 0, 0));
+    const reply = await readExact(control, 2);
+    assert.equal(reply[1], 2, "SOCKS5 reply 2, not allowed by ruleset");
+    await waitFor(
+      "the client's log line saying why",
+      () =>
+        pair.logs.grep(/\[client.*too many streams for this user \(max 1 over all tunnels\)/)
+          .length === 1,
+      5_000,
+    );
+  } finally {
+    control.close();
+    held.close();
   }
 });
