@@ -169,3 +169,85 @@ export async function stop(p: Deno.ChildProcess): Promise<void> {
     // already gone
   }
 }
+
+/**
+ * The resident memory of process `pid` (KiB, from /proc).
+ *
+ * @example
+ * ```ts ignore
+ * const kib = rssKiB(server.pid);
+ * ```
+ */
+export function rssKiB(pid: number): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN);
+}
+
+/**
+ * The CPU time process `pid` has used, user plus system (s, from /proc).
+ *
+ * @example
+ * ```ts ignore
+ * const before = cpuSeconds(server.pid);
+ * ```
+ */
+export function cpuSeconds(pid: number): number {
+  const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+  // Fields 14 and 15 (utime, stime) counted from the state, the 3rd field.
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/**
+ * Reads exactly `b.length` bytes; throws when the peer closes first.
+ *
+ * @example
+ * ```ts ignore
+ * await readFull(conn, new Uint8Array(10));
+ * ```
+ */
+export async function readFull(c: Deno.Conn, b: Uint8Array): Promise<void> {
+  let got = 0;
+  while (got < b.length) {
+    const n = await c.read(b.subarray(got));
+    if (n === null) throw new Error("closed");
+    got += n;
+  }
+}
+
+/**
+ * A SOCKS5 CONNECT (no authentication) to 127.0.0.1:`port` through the
+ * proxy on `socks`, then one byte echoed: the stream is open and works.
+ *
+ * @example
+ * ```ts ignore
+ * const conn = await socksOpen(cport, echoPort);
+ * ```
+ */
+export async function socksOpen(socks: number, port: number): Promise<Deno.TcpConn> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: socks });
+  try {
+    const b = new Uint8Array(10);
+    await c.write(new Uint8Array([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]));
+    await readFull(c, b.subarray(0, 2));
+    await readFull(c, b);
+    if (b[1] !== 0) throw new Error(`SOCKS5 reply ${b[1]}`);
+    await c.write(new Uint8Array([42]));
+    await readFull(c, b.subarray(0, 1));
+    return c;
+  } catch (e) {
+    c.close();
+    throw e;
+  }
+}
+
+/** A loopback TCP echo server for `spawnTarget`: prints its port, echoes every connection. */
+export const ECHO_TARGET_SRC = `
+const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(l.addr.port);
+for await (const c of l) {
+  (async () => {
+    const b = new Uint8Array(64);
+    try { for (;;) { const n = await c.read(b); if (n === null) break; await c.write(b.subarray(0, n)); } } catch {}
+    try { c.close(); } catch {}
+  })();
+}`;

@@ -13,49 +13,18 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { freePort, provision, spawnPair, spawnTarget, stop, waitPort } from "./_procs.ts";
-
-const TARGET_SRC = `
-const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-console.log(l.addr.port);
-for await (const c of l) {
-  (async () => {
-    const b = new Uint8Array(64);
-    try { for (;;) { const n = await c.read(b); if (n === null) break; await c.write(b.subarray(0, n)); } } catch {}
-    try { c.close(); } catch {}
-  })();
-}`;
-
-function rssKiB(pid: number): number {
-  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN);
-}
-
-async function readFull(c: Deno.Conn, b: Uint8Array): Promise<void> {
-  let got = 0;
-  while (got < b.length) {
-    const n = await c.read(b.subarray(got));
-    if (n === null) throw new Error("closed");
-    got += n;
-  }
-}
-
-async function socksOpen(socks: number, port: number): Promise<Deno.TcpConn> {
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: socks });
-  try {
-    const b = new Uint8Array(10);
-    await c.write(new Uint8Array([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]));
-    await readFull(c, b.subarray(0, 2));
-    await readFull(c, b);
-    if (b[1] !== 0) throw new Error(`SOCKS5 reply ${b[1]}`);
-    await c.write(new Uint8Array([42]));
-    await readFull(c, b.subarray(0, 1));
-    return c;
-  } catch (e) {
-    c.close();
-    throw e;
-  }
-}
+import {
+  ECHO_TARGET_SRC,
+  freePort,
+  provision,
+  readFull,
+  rssKiB,
+  socksOpen,
+  spawnPair,
+  spawnTarget,
+  stop,
+  waitPort,
+} from "./_procs.ts";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -88,7 +57,7 @@ async function main(): Promise<number> {
     );
     await Deno.writeTextFile(profile, `limits:\n  max_streams: ${n + 64}\n`, { append: true });
 
-    const { child: target, port: tport } = await spawnTarget(TARGET_SRC);
+    const { child: target, port: tport } = await spawnTarget(ECHO_TARGET_SRC);
     procs.push(target);
     const { server, client } = spawnPair(yml, profile, cport, debug);
     procs.push(server, client);

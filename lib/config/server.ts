@@ -123,6 +123,8 @@ export interface ServerConfig {
      * (`max`) and per source address (`perIp`); one more evicts the oldest.
      */
     preLogin: { max: number; perIp: number };
+    /** More handshakes than this in progress: Hellos must carry a cookie (section 15). */
+    cookieAfter: number;
   };
   /** Failed-login lockout per source address and per user (`auth.lockout`); JWT keys (`auth.jwt`). */
   auth: {
@@ -392,6 +394,7 @@ const serverSchema = object({
       handshakes_per_second: withDefault(integer(1, 1_000_000), 20),
     })),
     handshake_timeout: withDefault(duration(1, 300), 15),
+    cookie_after: withDefault(integer(0, 1_000_000), 64),
     pre_login: section(object({
       max: withDefault(integer(1, 1_000_000), 4096),
       per_ip: withDefault(integer(1, 1_000_000), 32),
@@ -700,6 +703,7 @@ export function parseServerConfig(
       },
       handshakeTimeoutS: raw.limits.handshake_timeout,
       preLogin: { max: raw.limits.pre_login.max, perIp: raw.limits.pre_login.per_ip },
+      cookieAfter: raw.limits.cookie_after,
     },
     auth: {
       lockout: {

@@ -45,6 +45,15 @@ import {
 } from "./constants.ts";
 import { SERVER_PUBLIC_KEY_BYTES } from "./identity.ts";
 import {
+  COOKIE_BYTES,
+  COOKIE_REPLY_BYTES,
+  cookieKeys,
+  helloMac1,
+  helloMac2,
+  openCookieReply,
+} from "./cookie.ts";
+
+import {
   decodeResultBody,
   decodeServerHelloBody,
   encodeHelloBody,
@@ -109,6 +118,12 @@ export interface ClientHandshakeOptions {
    * `resume`.
    */
   resume?: ClientResume;
+  /**
+   * The cookie from the server's last cookie reply (a `cookie` step,
+   * section 15): the Hello's mac2 is made with it, so a server under load
+   * goes on with the handshake.
+   */
+  cookie?: Uint8Array;
 }
 
 const SIGNATURE_PREFIX = new TextEncoder().encode(SIGNATURE_CONTEXT);
@@ -127,6 +142,8 @@ interface ClientContext {
   paddingMax: number;
   trace: HandshakeTrace;
   resume: ClientResume | undefined;
+  cookie: Uint8Array | undefined;
+  cookieKeys: { mac1: Uint8Array; reply: Uint8Array };
 }
 
 /** A resumption in progress: the PSK to mix and the session it must name. */
@@ -144,6 +161,8 @@ interface ExpectServerHello {
   ephemeral: Uint8Array;
   mlkemSecret: Uint8Array | undefined;
   resume: PendingResume | undefined;
+  /** The Hello's mac1: a cookie reply is sealed to it. */
+  mac1: Uint8Array;
 }
 
 /** Response sent; waiting for the Result. */
@@ -233,8 +252,17 @@ function createHello(ctx: ClientContext): { bytes: Uint8Array; state: ExpectServ
   const h1 = mixHash(hc, frame);
   ctx.trace("ck1", ck1);
   ctx.trace("h1", h1);
+  // Section 15: the MACs are outside the transcript; mac1 proves we know the server's key.
+  const maskedLen = frame.subarray(0, LENGTH_BYTES);
+  const mac1 = helloMac1(ctx.cookieKeys.mac1, eph.representative, maskedLen);
+  const mac2 = helloMac2(
+    ctx.cookie === undefined ? { ephemeralPrivate: eph.privateKey } : { cookie: ctx.cookie },
+    eph.representative,
+    maskedLen,
+    mac1,
+  );
   return {
-    bytes: concat([eph.representative, frame]),
+    bytes: concat([eph.representative, mac1, mac2, frame]),
     state: {
       kind: "expect_server_hello",
       ck: ck1,
@@ -243,6 +271,7 @@ function createHello(ctx: ClientContext): { bytes: Uint8Array; state: ExpectServ
       ephemeral: eph.privateKey,
       mlkemSecret: mlkem?.secretKey,
       resume,
+      mac1,
     },
   };
 }
@@ -595,8 +624,13 @@ export class ClientHandshake {
     }
     const trace = opts.trace;
     const resume = opts.resume === undefined ? undefined : checkResume(opts.resume);
+    if (opts.cookie !== undefined && opts.cookie.length !== COOKIE_BYTES) {
+      throw new RangeError(`Cannot use cookie: it must be ${COOKIE_BYTES} bytes`);
+    }
     this.#ctx = {
       resume,
+      cookie: opts.cookie?.slice(),
+      cookieKeys: cookieKeys(spk),
       serverPublicKey: spk.slice(),
       signPublic: spk.slice(0, 32),
       dhPublic: spk.slice(32, 64),
@@ -657,6 +691,14 @@ export class ClientHandshake {
    */
   closed(): ProtocolError {
     const k = this.#state.kind;
+    const s = this.#state;
+    if (s.kind === "expect_server_hello" && this.#cookieReply(s) !== undefined) {
+      return new ProtocolError(
+        "CLOSED",
+        "Cannot finish handshake: the server is under load and answered with a cookie; " +
+          "connect again with it (push() returns it as a cookie step)",
+      );
+    }
     if (k === "expect_result" && this.#ctx.resume !== undefined) {
       return new ProtocolError(
         "AUTH_FAILED",
@@ -689,6 +731,12 @@ export class ClientHandshake {
     );
   }
 
+  /** The cookie, when exactly a cookie reply to our Hello is buffered. */
+  #cookieReply(s: ExpectServerHello): Uint8Array | undefined {
+    if (this.#in.length !== COOKIE_REPLY_BYTES) return undefined;
+    return openCookieReply(this.#ctx.cookieKeys.reply, this.#in.peek(COOKIE_REPLY_BYTES), s.mac1);
+  }
+
   #onServerHello(s: ExpectServerHello): ClientStep {
     if (this.#in.length < LENGTH_BYTES) return { type: "need_more" };
     const ctLen = frameLength(s.keys, this.#in.peek(LENGTH_BYTES));
@@ -698,6 +746,12 @@ export class ClientHandshake {
       const head = this.#in.peek(HTTP_PREFIX.length);
       if (startsWith(head, HTTP_PREFIX) && head.length < HTTP_PREFIX.length) {
         return { type: "need_more" };
+      }
+      // A cookie reply (section 15) is shorter than any ServerHello and ends the connection.
+      if (!startsWith(head, HTTP_PREFIX)) {
+        if (this.#in.length < COOKIE_REPLY_BYTES) return { type: "need_more" };
+        const cookie = this.#cookieReply(s);
+        if (cookie !== undefined) return { type: "cookie", cookie };
       }
       if (head.length === HTTP_PREFIX.length && startsWith(head, HTTP_PREFIX)) {
         throw authFailedFor(head, undefined);

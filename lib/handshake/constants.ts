@@ -86,11 +86,13 @@ export const HELLO_BODY_MIN = 1 + 2 + 1 + 1 + 1 + 1 + NONCE_BYTES + TIMESTAMP_BY
 export const HELLO_BODY_MAX = 1 + 2 * MAX_LIST_ENTRIES + 1 + MAX_LIST_ENTRIES + 1 +
   MAX_LIST_ENTRIES + NONCE_BYTES + TIMESTAMP_BYTES + MLKEM768_ENCAPSULATION_KEY_BYTES + 1 +
   MAX_PADDING;
-/** Bytes before the Hello ciphertext: representative ‖ masked length. */
-export const HELLO_HEADER_BYTES = REPRESENTATIVE_BYTES + LENGTH_BYTES;
-/** Smallest whole Hello on the wire (98). */
+/** mac1 ‖ mac2 after the representative (section 15, `cookie.ts`). */
+export const HELLO_MACS_BYTES = 32;
+/** Bytes before the Hello ciphertext: representative ‖ mac1 ‖ mac2 ‖ masked length. */
+export const HELLO_HEADER_BYTES = REPRESENTATIVE_BYTES + HELLO_MACS_BYTES + LENGTH_BYTES;
+/** Smallest whole Hello on the wire (130). */
 export const HELLO_MIN_BYTES: number = HELLO_HEADER_BYTES + HELLO_BODY_MIN + AEAD_TAG_BYTES;
-/** Largest whole Hello on the wire (1565). */
+/** Largest whole Hello on the wire (1597). */
 export const HELLO_MAX_BYTES: number = HELLO_HEADER_BYTES + HELLO_BODY_MAX + AEAD_TAG_BYTES;
 
 /** ServerHello plaintext, smallest (X25519, no padding). */

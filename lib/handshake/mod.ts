@@ -86,7 +86,19 @@ export {
   type TicketState,
 } from "./ticket.ts";
 export { ClientHandshake, type ClientHandshakeOptions } from "./client.ts";
-export { DEFAULT_CLOCK_WINDOW_MS, ServerHandshake, type ServerHandshakeOptions } from "./server.ts";
+export {
+  COOKIE_BYTES,
+  COOKIE_REPLY_BYTES,
+  COOKIE_SECRET_MS,
+  CookieJar,
+  type CookieJarOptions,
+} from "./cookie.ts";
+export {
+  DEFAULT_CLOCK_WINDOW_MS,
+  type HelloMacs,
+  ServerHandshake,
+  type ServerHandshakeOptions,
+} from "./server.ts";
 export type {
   ClientCredentials,
   ClientResume,

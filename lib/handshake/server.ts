@@ -52,6 +52,7 @@ import {
   TOKEN_BYTES,
 } from "./constants.ts";
 import { type ServerIdentity, serverPublicKey } from "./identity.ts";
+import { COOKIE_MAC_BYTES, cookieKeys, helloMac1 } from "./cookie.ts";
 import {
   decodeHelloBody,
   decodeResponseBody,
@@ -137,6 +138,25 @@ export interface ServerHandshakeOptions {
    * credentials (a lockout), exactly as wrong credentials are refused.
    */
   allowLogin?: (userId: string) => string | undefined;
+  /**
+   * Asked for each Hello whose mac1 verified, before any public-key work
+   * (section 15): under load, a cookie reply to send instead of going on
+   * (the step is then `cookie`), or undefined to go on. `mac2` must be made
+   * with the cookie of the connection's source.
+   */
+  cookie?: (hello: HelloMacs) => Uint8Array | undefined;
+}
+
+/** The parts of a Hello that its MACs cover (section 15). */
+export interface HelloMacs {
+  /** The Hello's first 32 bytes: the representative. */
+  repr: Uint8Array;
+  /** The masked length (2 bytes). */
+  maskedLen: Uint8Array;
+  /** mac1 (16 bytes), already checked. */
+  mac1: Uint8Array;
+  /** mac2 (16 bytes): a cookie's MAC, or filler. */
+  mac2: Uint8Array;
 }
 
 interface ServerContext {
@@ -154,6 +174,8 @@ interface ServerContext {
   lookupSession: ((sessionId: Uint8Array) => ResumableSession | undefined) | undefined;
   tickets: TicketKeyring | undefined;
   allowLogin: ((userId: string) => string | undefined) | undefined;
+  mac1Key: Uint8Array;
+  cookie: ((hello: HelloMacs) => Uint8Array | undefined) | undefined;
 }
 
 /** Nothing read yet, or fewer than 34 bytes. */
@@ -332,8 +354,20 @@ function detail(e: unknown): string {
 }
 
 /** The first 34 bytes: decode the representative, compute es, unmask the length. */
-function consumeHelloHeader(ctx: ServerContext, header: Uint8Array): ReadingHello | Verdict {
+function consumeHelloHeader(
+  ctx: ServerContext,
+  header: Uint8Array,
+): ReadingHello | Verdict | { type: "cookie"; bytes: Uint8Array } {
   const repr = header.subarray(0, REPRESENTATIVE_BYTES);
+  const mac1 = header.subarray(REPRESENTATIVE_BYTES, REPRESENTATIVE_BYTES + COOKIE_MAC_BYTES);
+  const mac2 = header.subarray(REPRESENTATIVE_BYTES + COOKIE_MAC_BYTES, HELLO_HEADER_BYTES - 2);
+  const maskedLen = header.subarray(HELLO_HEADER_BYTES - LENGTH_BYTES, HELLO_HEADER_BYTES);
+  // Section 15: one HMAC says whether the sender knows our public key, before any X25519.
+  if (!ctEqual(helloMac1(ctx.mac1Key, repr, maskedLen), mac1)) {
+    return probe("hello mac1 does not verify");
+  }
+  const reply = ctx.cookie?.({ repr, maskedLen, mac1, mac2 });
+  if (reply !== undefined) return { type: "cookie", bytes: reply };
   const clientEphemeral = representativeToPublicKey(repr);
   let es: Uint8Array;
   try {
@@ -346,7 +380,7 @@ function consumeHelloHeader(ctx: ServerContext, header: Uint8Array): ReadingHell
   const ck = mixKey(ck0, es);
   wipe(es);
   const keys = frameKeys(ck, "hello", hc);
-  const ctLen = frameLength(keys, header.subarray(REPRESENTATIVE_BYTES));
+  const ctLen = frameLength(keys, maskedLen);
   if (ctLen < HELLO_CT_MIN || ctLen > HELLO_CT_MAX) {
     wipe(ck, keys.key);
     return probe(`hello length ${ctLen} is outside ${HELLO_CT_MIN}..${HELLO_CT_MAX}`);
@@ -848,6 +882,8 @@ export class ServerHandshake {
       lookupSession: opts.lookupSession,
       tickets: opts.tickets,
       allowLogin: opts.allowLogin,
+      mac1Key: cookieKeys(serverPublicKey(opts.identity)).mac1,
+      cookie: opts.cookie,
     };
     this.#log = opts.log ?? (() => {});
   }
@@ -874,6 +910,7 @@ export class ServerHandshake {
     this.#in.push(chunk);
     const step = this.#step();
     if (step.type === "probe" || step.type === "reject") this.#end(step.type);
+    if (step.type === "cookie") this.#end("probe");
     return step;
   }
 
@@ -889,7 +926,7 @@ export class ServerHandshake {
       case "reading_hello": {
         const total = HELLO_HEADER_BYTES + s.ctLen;
         if (this.#in.length < total) return { type: "need_more" };
-        const frame = this.#in.take(total).subarray(REPRESENTATIVE_BYTES);
+        const frame = this.#in.take(total).subarray(HELLO_HEADER_BYTES - LENGTH_BYTES);
         const out = consumeHello(this.#ctx, s, frame, this.#log);
         if ("type" in out) return out;
         this.#state = out.state;

@@ -158,7 +158,12 @@ export type ClientStep =
     secrets: SessionSecrets;
     /** Bytes received after the Result (the first records, if any). */
     rest: Uint8Array;
-  };
+  }
+  /**
+   * The server is under load and answered with a cookie (section 15):
+   * close, and connect again with `cookie` in the options.
+   */
+  | { type: "cookie"; cookie: Uint8Array };
 
 /** A Hello's nonce and timestamp, once its MAC verified and the local replay guard took it. */
 export interface HelloSeen {
@@ -176,6 +181,11 @@ export type ServerStep =
    * clock): forward `received()` to the fallback and send nothing ourselves.
    */
   | { type: "probe"; reason: string }
+  /**
+   * Under load, a Hello without a valid cookie (section 15): send these
+   * bytes (a cookie reply) and close. No public-key work was done.
+   */
+  | { type: "cookie"; bytes: Uint8Array }
   /**
    * Send these bytes (ServerHello, later Result). With the ServerHello,
    * `hello` names the Hello this server's replay guard just accepted, so a

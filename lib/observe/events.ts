@@ -19,6 +19,8 @@ export type RefusalReason =
   | "timeout"
   /** Closed before logging in to make room: the oldest over `limits.pre_login`. */
   | "evicted"
+  /** Under load (`limits.cookie_after`), a Hello without this source's cookie: a cookie reply. */
+  | "cookie"
   /** The peer closed during the handshake. */
   | "closed"
   /** Anything else (a socket error). */

@@ -101,6 +101,9 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           case "timeout":
             l.info(`handshake with ${e.remote} timed out`);
             return;
+          case "cookie":
+            l.debug(`cookie reply to ${e.remote}: ${e.detail}`);
+            return;
           case "evicted":
             l.info(`closed ${e.remote} before a login: ${e.detail}`);
             return;

@@ -150,6 +150,9 @@ limits:
   pre_login:
     max: 4096
     per_ip: 32
+  # More handshakes than this in progress at once: clients must first fetch a
+  # cookie for their address (one more round trip, done by the client itself).
+  cookie_after: 64
 
 # Failed logins: this many within the window lock out the source address and
 # the user for the duration (0 failures turns it off). A locked-out login

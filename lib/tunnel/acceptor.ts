@@ -8,18 +8,30 @@
  * @module
  */
 import type { ServerConfig, UserSource } from "../config/mod.ts";
-import type { HelloSeen, JwtVerifier, ServerHandshake } from "../handshake/mod.ts";
+import type {
+  CookieJar,
+  HelloMacs,
+  HelloSeen,
+  JwtVerifier,
+  ServerHandshake,
+} from "../handshake/mod.ts";
 import { Mux } from "../mux/mod.ts";
 import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
 import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
 import { tuneTcp } from "../transport/mod.ts";
-import type { ByteStream } from "../transport/types.ts";
+import { type ByteStream, writeAll } from "../transport/types.ts";
 import type { ClientCertificate } from "../transport/mod.ts";
 import { describeError, type EventSink, type Logger, type RefusalReason } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
 import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
-import { type LockoutSettings, LoginGuard, PerIpLimiter, PreLoginTable } from "./login_guard.ts";
+import {
+  type LockoutSettings,
+  LoginGuard,
+  PerIpLimiter,
+  PreLoginTable,
+  sourceKey,
+} from "./login_guard.ts";
 import { EarlyGate } from "./_gate.ts";
 import { JwtLifetime } from "./jwt_session.ts";
 import { TimedReader } from "./reader.ts";
@@ -64,7 +76,10 @@ export interface AcceptorOptions {
   handshake: (
     log: (msg: string) => void,
     allowLogin: (userId: string) => string | undefined,
+    cookie: (hello: HelloMacs) => Uint8Array | undefined,
   ) => ServerHandshake;
+  /** The cookies Hellos must carry under load (`limits.cookie_after`; PROTOCOL.md part 2 section 15). */
+  cookies?: CookieJar;
   table: SessionTable;
   policy: StreamPolicy;
   /** The users (per-user stream limits). */
@@ -141,6 +156,8 @@ export class ConnectionAcceptor {
   readonly #guard: LoginGuard;
   readonly #perIp: PerIpLimiter;
   readonly #preLogin: PreLoginTable;
+  /** Connections in the handshake now (accepted, not yet logged in, refused or at the fallback). */
+  #handshaking = 0;
   #connSeq = 0;
 
   constructor(options: AcceptorOptions) {
@@ -204,6 +221,23 @@ export class ConnectionAcceptor {
     if (lock === undefined) return undefined;
     const what = lock.by === "source" ? `source ${remote}` : `user ${JSON.stringify(user)}`;
     return `${what} is locked out until ${new Date(lock.until).toISOString()} (auth.lockout)`;
+  }
+
+  /**
+   * Section 15: while more than `limits.cookie_after` handshakes are in
+   * progress (this one included), a Hello whose mac2 is not made with the
+   * cookie of its source gets a cookie reply instead of the handshake.
+   */
+  #cookieReply(remote: string, hello: HelloMacs): Uint8Array | undefined {
+    const jar = this.#o.cookies;
+    if (jar === undefined || this.#handshaking <= this.#o.settings.limits.cookieAfter) {
+      return undefined;
+    }
+    const source = sourceKey(remote);
+    if (jar.checkMac2(source, hello.repr, hello.maskedLen, hello.mac1, hello.mac2)) {
+      return undefined;
+    }
+    return jar.reply(source, hello.mac1);
   }
 
   /** Counts a failed login; a lock it starts is a `limit` event (one audit line). */
@@ -279,11 +313,13 @@ export class ConnectionAcceptor {
       const hs = this.#o.handshake(
         (m) => clog.info(m),
         (user) => this.#lockout(remote, user, conn.clientCertificate),
+        (hello) => this.#cookieReply(remote, hello),
       );
       // The gate decides as early as the bytes allow (_gate.ts).
       const gate = new EarlyGate(hs, this.#o.wholeFirstRead === true);
       const decoyHeaderMs = this.#o.decoy?.headerTimeoutMs;
       const handshakeMs = this.#o.settings.limits.handshakeTimeoutS * 1000;
+      this.#handshaking++;
       const r = await drive(conn, reader, (c) => gate.push(c), {
         deadlineMs: Math.min(HELLO_DEADLINE_MS, decoyHeaderMs ?? Infinity, handshakeMs),
         idleMs: HELLO_IDLE_MS,
@@ -294,7 +330,7 @@ export class ConnectionAcceptor {
           const why = await claim(step.hello);
           return why === undefined ? undefined : { type: "probe" as const, reason: why };
         },
-      });
+      }).finally(() => this.#handshaking--);
       if ("stop" in r) {
         if (r.stop === "error") throw r.error;
         if (!r.sent) {
@@ -314,6 +350,12 @@ export class ConnectionAcceptor {
         return;
       }
       const step = r.step;
+      if (step.type === "cookie") {
+        // Under load: the cookie reply, then close; the client comes back with the cookie.
+        refuse("cookie", `${this.#handshaking + 1} handshakes in progress (limits.cookie_after)`);
+        await writeAll(conn, step.bytes);
+        return;
+      }
       if (step.type === "probe") {
         refuse("probe", step.reason);
         await toFallback(gate.received());

@@ -12,6 +12,7 @@ import {
   type ClientCredentials,
   ClientHandshake,
   type ClientResume,
+  COOKIE_SECRET_MS,
   type PasswordKeys,
   type SessionSecrets,
 } from "../handshake/mod.ts";
@@ -188,6 +189,39 @@ export async function connectLink(
   resume?: ClientResume,
 ): Promise<NewLink> {
   const where = `${endpoint.server.host}:${endpoint.server.port}`;
+  const kept = cookies.get(where);
+  const first = await attemptLink(
+    config,
+    endpoint,
+    where,
+    resume,
+    kept !== undefined && kept.until > Date.now() ? kept.cookie : undefined,
+  );
+  if ("link" in first) return first;
+  // The server is under load and sent a cookie (PROTOCOL.md part 2 section 15): again, with it.
+  if (cookies.size >= MAX_KEPT_COOKIES) cookies.clear();
+  cookies.set(where, { cookie: first.cookie, until: Date.now() + COOKIE_SECRET_MS });
+  const again = await attemptLink(config, endpoint, where, resume, first.cookie);
+  if ("link" in again) return again;
+  throw new TunnelError(
+    `The server at ${where} asked for a cookie twice in a row: it is overloaded or its clock ` +
+      `jumped; try again later`,
+  );
+}
+
+/** Cookies from servers under load, by endpoint, until their secret may have changed. */
+const cookies = new Map<string, { cookie: Uint8Array; until: number }>();
+/** The most endpoints whose cookies are kept. */
+const MAX_KEPT_COOKIES = 64;
+
+/** One connection and handshake; a cookie step returns the cookie instead of a link. */
+async function attemptLink(
+  config: ClientConfig,
+  endpoint: Endpoint,
+  where: string,
+  resume: ClientResume | undefined,
+  cookie: Uint8Array | undefined,
+): Promise<NewLink | { cookie: Uint8Array }> {
   let conn;
   try {
     conn = await getTransport(endpoint.transport).dial({
@@ -224,6 +258,7 @@ export async function connectLink(
       aead: config.aead,
       now: Date.now,
       ...(resume === undefined ? {} : { resume }),
+      ...(cookie === undefined ? {} : { cookie }),
     });
     await writeAll(conn, hs.hello());
     // A connection silent for dead_after is dead, during the handshake as after it.
@@ -258,6 +293,10 @@ export async function connectLink(
       throw explainFailure(hs.closed(), where, config.totpSecret !== undefined);
     }
     const step = r.step;
+    if (step.type === "cookie") {
+      conn.close();
+      return { cookie: step.cookie };
+    }
     await writeAll(conn, step.send);
     const secrets = step.secrets;
     const sealer = await createRecordSealer(secrets.aead, secrets.clientToServer);

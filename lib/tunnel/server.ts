@@ -27,10 +27,12 @@ import {
 } from "../config/mod.ts";
 import type { Accountant, AccountingStore } from "../accounting/mod.ts";
 import {
+  CookieJar,
   decodeServerIdentity,
   decodeTicketKeys,
   ReplayGuard,
   ServerHandshake,
+  serverPublicKey,
   TicketKeyring,
   type UserRecord,
 } from "../handshake/mod.ts";
@@ -368,9 +370,11 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const resolver = options.egress?.resolver;
   const resolve = options.resolve ?? (resolver === undefined ? undefined : dnsResolve(resolver));
   const acceptor = new ConnectionAcceptor({
-    handshake: (hsLog, allowLogin) =>
+    cookies: new CookieJar(serverPublicKey(identity)),
+    handshake: (hsLog, allowLogin, cookie) =>
       new ServerHandshake({
         allowLogin,
+        cookie,
         identity,
         lookupUser,
         replay,

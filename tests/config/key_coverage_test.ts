@@ -204,6 +204,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "limits.pre_login.per_ip: 120 idle connections from one source keep 50, the oldest closed first, and a client from it still logs in",
     ],
   },
+  "limits.cookie_after": {
+    file: ACCEPTOR,
+    reads: "this.#handshaking <= this.#o.settings.limits.cookieAfter",
+    proof: [
+      "tests/e2e/hostile_test.ts",
+      "limits.cookie_after: a real client behind a Hello flood logs in through the cookie; probers still see the web server",
+    ],
+  },
   "limits.per_ip.handshakes_per_second": {
     file: "lib/tunnel/login_guard.ts",
     reads: "const rate = this.#s.handshakesPerSecond",

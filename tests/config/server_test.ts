@@ -32,6 +32,7 @@ Deno.test("parseServerConfig() applies every default to a minimal file", () => {
     perIp: { connections: 64, handshakesPerSecond: 20 },
     handshakeTimeoutS: 15,
     preLogin: { max: 4096, perIp: 32 },
+    cookieAfter: 64,
   });
   assert.deepEqual(cfg.auth, {
     lockout: { failures: 10, windowS: 600, durationS: 900 },

@@ -8,11 +8,11 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { ClientHandshake } from "../../lib/handshake/mod.ts";
+import { ClientHandshake, COOKIE_REPLY_BYTES } from "../../lib/handshake/mod.ts";
 import { credentialsOf } from "../../lib/tunnel/link.ts";
 import { test, withDeadline } from "../support/deadline.ts";
 import { readExact, socksConnect } from "../support/socks_client.ts";
-import { type Pair, startEchoServer, startPair } from "./_harness.ts";
+import { type Pair, run, startEchoServer, startPair } from "./_harness.ts";
 
 const enc = new TextEncoder();
 
@@ -154,3 +154,119 @@ test("limits.handshake_timeout: a client that stalls after the ServerHello is cl
     conn.close();
   }
 });
+
+/** What a web client sees on the server's port: curl's status line and Server header. */
+async function curlSees(port: number): Promise<string> {
+  const r = await run("curl", ["-s", "-i", "--max-time", "10", `http://127.0.0.1:${port}/`], {
+    timeoutMs: 20_000,
+  });
+  const head = new TextDecoder().decode(r.stdout).split("\r\n\r\n")[0]!;
+  const lines = head.split("\r\n");
+  return `${lines[0]} | ${lines.find((l) => /^server:/i.test(l)) ?? "no Server header"}`;
+}
+
+/** The server's answer to `bytes` sent as a first message (until it closes, at most 4 KiB). */
+async function answerTo(port: number, bytes: Uint8Array): Promise<Uint8Array> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await c.write(bytes);
+    const out: number[] = [];
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      const n = await withDeadline(c.read(buf), 15_000, "the server's answer");
+      if (n === null) break;
+      out.push(...buf.subarray(0, n));
+      if (out.length >= 4096) break;
+    }
+    return Uint8Array.from(out);
+  } finally {
+    c.close();
+  }
+}
+
+test.slow(
+  "limits.cookie_after: 0 asks every Hello for a cookie: the client fetches one by itself and logs in; probers see the web server",
+  async () => {
+    await using pair = await startPair({
+      transport: "tcp",
+      lazy: true,
+      editServer: (text) => replaceAll(text, [["  cookie_after: 64\n", "  cookie_after: 0\n"]]),
+    });
+    await withDeadline(echoThroughTunnel(pair), 20_000, "a request through the tunnel");
+    const cookies = pair.serverEvents.of("refusal", (e) => e.reason === "cookie");
+    assert.equal(cookies.length, 1, "one cookie reply: the client's first Hello");
+    assert.equal(pair.serverEvents.of("login").length, 1);
+    // Probers get the decoy web server, not a cookie reply.
+    assert.equal(await curlSees(pair.serverPort), "HTTP/1.1 200 OK | Server: nginx");
+    const junk = await answerTo(pair.serverPort, crypto.getRandomValues(new Uint8Array(200)));
+    assert.match(new TextDecoder().decode(junk), /^HTTP\/1\.1 400 Bad Request\r\nServer: nginx/);
+    assert.equal(pair.serverEvents.of("refusal", (e) => e.reason === "cookie").length, 1);
+  },
+);
+
+test.slow(
+  "limits.cookie_after: a real client behind a Hello flood logs in through the cookie; probers still see the web server",
+  async () => {
+    await using pair = await startPair({
+      transport: "tcp",
+      lazy: true,
+      editServer: (text) =>
+        replaceAll(text, [
+          ["  cookie_after: 64\n", "  cookie_after: 4\n"],
+          ["    connections: 64\n", "    connections: 100000\n"],
+          ["    handshakes_per_second: 20\n", "    handshakes_per_second: 100000\n"],
+          ["    max: 4096\n    per_ip: 32\n", "    max: 100000\n    per_ip: 100000\n"],
+        ]),
+    });
+    // The flooding peer knows the server's key: real Hellos, each on its own connection,
+    // never answered (so each handshake stays pending) and never retried with a cookie.
+    const credentials = await credentialsOf(pair.profile);
+    const hellos = Array.from(
+      { length: 200 },
+      () =>
+        new ClientHandshake({ serverPublicKey: pair.profile.serverKey, credentials, now: Date.now })
+          .hello(),
+    );
+    const held: Deno.TcpConn[] = [];
+    let cookieReplies = 0, serverHellos = 0;
+    const flood = Promise.all(hellos.map(async (hello) => {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: pair.serverPort });
+      held.push(c);
+      await c.write(hello);
+      const buf = new Uint8Array(4096);
+      let got = 0;
+      for (;;) {
+        const n = await c.read(buf).catch(() => null);
+        if (n === null) break;
+        got += n;
+        if (got > COOKIE_REPLY_BYTES) break;
+      }
+      if (got === COOKIE_REPLY_BYTES) cookieReplies++;
+      else if (got > COOKIE_REPLY_BYTES) serverHellos++;
+    }));
+    try {
+      // Wait until the flood holds more pending handshakes than the threshold.
+      await pair.serverEvents.waitFor("refusal", {
+        match: (e) => e.reason === "cookie",
+        timeoutMs: 20_000,
+      });
+      const before = pair.serverEvents.of("refusal", (e) => e.reason === "cookie").length;
+      await withDeadline(
+        echoThroughTunnel(pair),
+        20_000,
+        "a request through the tunnel under the flood",
+      );
+      assert.equal(pair.serverEvents.of("login").length, 1);
+      assert.ok(
+        pair.serverEvents.of("refusal", (e) => e.reason === "cookie").length > before,
+        "the client's first Hello got a cookie reply too",
+      );
+      assert.equal(await curlSees(pair.serverPort), "HTTP/1.1 200 OK | Server: nginx");
+    } finally {
+      for (const c of held) c.close();
+      await withDeadline(flood, 20_000, "the flood to end");
+    }
+    assert.ok(cookieReplies > 0, `cookie replies to the flood: ${cookieReplies}`);
+    assert.ok(serverHellos <= 10, `ServerHellos to the flood: ${serverHellos}`);
+  },
+);

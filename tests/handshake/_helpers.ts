@@ -7,6 +7,7 @@
 import { strict as assert } from "node:assert";
 import { hash, type RandomSource } from "../../lib/crypto/mod.ts";
 import { scramClientKeys, scramStoredKey } from "../../lib/crypto/scram.ts";
+import { cookieKeys, helloMac1 } from "../../lib/handshake/cookie.ts";
 import {
   type AeadId,
   ClientHandshake,
@@ -223,4 +224,25 @@ export function runHandshake(client: ClientHandshake, server: ServerHandshake): 
 export function handshake(o: PairOptions = {}): Transcript {
   const { client, server } = makePair(o);
   return runHandshake(client, server);
+}
+
+/**
+ * A Hello on the wire from its representative and its frame (masked length
+ * ‖ ciphertext), with a correct mac1 for `serverPublicKey` and a mac2 of
+ * `mac2Fill` bytes (section 15): what a forger who knows the server's public
+ * key, or a test that rewrote the frame, sends.
+ */
+export function helloWithMacs(
+  repr: Uint8Array,
+  frame: Uint8Array,
+  serverPublicKey: Uint8Array,
+  mac2Fill = 0,
+): Uint8Array {
+  const mac1 = helloMac1(cookieKeys(serverPublicKey).mac1, repr, frame.subarray(0, 2));
+  const out = new Uint8Array(repr.length + 32 + frame.length);
+  out.set(repr);
+  out.set(mac1, repr.length);
+  out.fill(mac2Fill, repr.length + 16, repr.length + 32);
+  out.set(frame, repr.length + 32);
+  return out;
 }

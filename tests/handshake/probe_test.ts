@@ -8,9 +8,10 @@ import {
   ServerHandshake,
 } from "../../lib/handshake/mod.ts";
 import { hex } from "../crypto/_hex.ts";
-import { drbg, expectServer, fixture, makePair, T0 } from "./_helpers.ts";
+import { drbg, expectServer, fixture, helloWithMacs, makePair, T0 } from "./_helpers.ts";
 
-const HEADER = 34;
+/** Representative, mac1, mac2, masked length (PROTOCOL.md part 2 sections 4.1 and 15). */
+const HEADER = 66;
 const enc = new TextEncoder();
 
 function server(): ServerHandshake {
@@ -23,34 +24,36 @@ function server(): ServerHandshake {
   });
 }
 
-/** A real Hello with its masked length rewritten to stand for `ctLen`. */
+/** A real Hello with its masked length rewritten to stand for `ctLen` (and mac1 made anew). */
 function helloWithLength(ctLen: number): Uint8Array {
   const { client } = makePair({ clientKex: ["x25519"] });
   const hello = client.hello();
   const real = hello.length - HEADER;
-  const mask = ((hello[32]! << 8) | hello[33]!) ^ real;
-  const out = hello.slice();
-  out[32] = ((ctLen ^ mask) >> 8) & 0xff;
-  out[33] = (ctLen ^ mask) & 0xff;
-  return out;
+  const mask = ((hello[64]! << 8) | hello[65]!) ^ real;
+  const frame = hello.slice(64);
+  frame[0] = ((ctLen ^ mask) >> 8) & 0xff;
+  frame[1] = (ctLen ^ mask) & 0xff;
+  return helloWithMacs(hello.subarray(0, 32), frame, fixture().serverPublicKey);
 }
 
-Deno.test("server waits for 34 bytes before judging a connection", () => {
+Deno.test("server waits for 66 bytes before judging a connection", () => {
   const s = server();
-  const get = enc.encode("GET / HTTP/1.1\r\nHost: a.example\r\n");
-  assert.equal(get.length, 33);
+  const get = enc.encode(
+    "GET / HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\nUser-Agent: curl1\r\n",
+  );
+  assert.equal(get.length, 65);
   expectServer(s.push(get), "need_more");
   assert.equal(hex(s.received()), hex(get));
 });
 
-Deno.test("an HTTP request is a probe as soon as its 34th byte arrives", () => {
+Deno.test("an HTTP request is a probe as soon as its 66th byte arrives, by mac1 alone", () => {
   const s = server();
   const get = enc.encode(
-    "GET /index.html HTTP/1.1\r\nHost: www.example.com\r\nAccept: */*\r\n\r\n",
+    "GET /index.html HTTP/1.1\r\nHost: www.example.com\r\nAccept: */*\r\nUser-Agent: curl\r\n\r\n",
   );
-  expectServer(s.push(get.subarray(0, 33)), "need_more");
-  const step = expectServer(s.push(get.subarray(33)), "probe");
-  assert.match(step.reason, /hello length \d+ is outside 64\.\.1531/);
+  expectServer(s.push(get.subarray(0, 65)), "need_more");
+  const step = expectServer(s.push(get.subarray(65)), "probe");
+  assert.match(step.reason, /hello mac1 does not verify/);
   assert.equal(hex(s.received()), hex(get), "every byte is kept for the fallback");
 });
 

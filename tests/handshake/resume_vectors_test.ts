@@ -402,7 +402,7 @@ for (const c of file.cases) {
     const es = x25519SharedSecret(id.dhPrivate, representativeToPublicKey(repr));
     const ck1 = hkdfExtract(CK0, es);
     const hc = mixHash(mixHash(CK0, spk), repr);
-    const body = openSpecFrame(ck1, "hello", hc, m.hello.subarray(32));
+    const body = openSpecFrame(ck1, "hello", hc, m.hello.subarray(64));
     const identity = unhex(i.mode === "ticket" ? i.ticket! : i.sessionId);
     const extStart = body.length - 4 - identity.length - 32;
     const extLen = 1 + identity.length + 32;
@@ -425,7 +425,7 @@ for (const c of file.cases) {
           hex(new Uint8Array([uid.length])) + hex(uid),
       );
     }
-    const h1 = mixHash(hc, m.hello.subarray(32));
+    const h1 = mixHash(hc, m.hello.subarray(64));
     assertBytes(h1, tc.h1!);
     // ServerHello: unchanged by resumption (fresh ephemeral, signature over h1).
     const sh = decodeServerHelloBody(openSpecFrame(ck1, "server hello", h1, m.serverHello));

@@ -131,11 +131,11 @@ for (const c of file.cases) {
     const ck1 = hkdfExtract(CK0, es);
     assertBytes(ck1, tc.ck1!);
     const hc = mixHash(mixHash(CK0, spk), repr);
-    const hello = decodeHelloBody(openSpecFrame(ck1, "hello", hc, m.hello.subarray(32)));
+    const hello = decodeHelloBody(openSpecFrame(ck1, "hello", hc, m.hello.subarray(64)));
     assert.deepEqual(hello.versions, [1]);
     assert.equal(hello.timestampMs, c.inputs.clientNowMs);
     assert.deepEqual(hello.kex, c.inputs.clientKex.map((k) => (k === "x25519" ? 1 : 2)));
-    const h1 = mixHash(hc, m.hello.subarray(32));
+    const h1 = mixHash(hc, m.hello.subarray(64));
     assertBytes(h1, tc.h1!);
     // ServerHello: opens under es, signed with the pinned Ed25519 key.
     const sh = decodeServerHelloBody(openSpecFrame(ck1, "server hello", h1, m.serverHello));

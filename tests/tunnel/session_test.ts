@@ -160,6 +160,7 @@ async function handshakeOver(
         await writeAll(clientConn, step.bytes);
         continue;
       }
+      if (step.type === "cookie") throw new Error("a cookie reply from a server not under load");
       await writeAll(clientConn, step.send);
       return { secrets: step.secrets, rest: step.rest };
     }
