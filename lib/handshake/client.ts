@@ -739,6 +739,12 @@ export class ClientHandshake {
 
   #onServerHello(s: ExpectServerHello): ClientStep {
     if (this.#in.length < LENGTH_BYTES) return { type: "need_more" };
+    // A cookie reply (section 15) is 56 bytes, shorter than any ServerHello; its first two
+    // bytes may unmask to any length, so 56 bytes that open as one are one.
+    if (this.#in.length === COOKIE_REPLY_BYTES) {
+      const cookie = this.#cookieReply(s);
+      if (cookie !== undefined) return { type: "cookie", cookie };
+    }
     const ctLen = frameLength(s.keys, this.#in.peek(LENGTH_BYTES));
     const min = SERVER_HELLO_BODY_MIN + AEAD_TAG_BYTES,
       max = SERVER_HELLO_BODY_MAX + AEAD_TAG_BYTES;
@@ -747,11 +753,9 @@ export class ClientHandshake {
       if (startsWith(head, HTTP_PREFIX) && head.length < HTTP_PREFIX.length) {
         return { type: "need_more" };
       }
-      // A cookie reply (section 15) is shorter than any ServerHello and ends the connection.
-      if (!startsWith(head, HTTP_PREFIX)) {
-        if (this.#in.length < COOKIE_REPLY_BYTES) return { type: "need_more" };
-        const cookie = this.#cookieReply(s);
-        if (cookie !== undefined) return { type: "cookie", cookie };
+      // Perhaps the start of a cookie reply (section 15): wait for its 56 bytes.
+      if (!startsWith(head, HTTP_PREFIX) && this.#in.length < COOKIE_REPLY_BYTES) {
+        return { type: "need_more" };
       }
       if (head.length === HTTP_PREFIX.length && startsWith(head, HTTP_PREFIX)) {
         throw authFailedFor(head, undefined);
