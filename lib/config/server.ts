@@ -172,6 +172,11 @@ export type StoreSettings =
     tlsCaPem?: string;
     /** Prepended to every key and channel, so fleets can share one Redis. */
     prefix: string;
+    /**
+     * `store.ticket_rotation`: the fleet keeps its ticket keys in Redis and
+     * makes a new one this often (s), instead of `session.ticket_keys`.
+     */
+    ticketRotationS?: number;
   };
 
 /** `egress:` in server.yml. */
@@ -459,6 +464,7 @@ const serverSchema = object({
     ),
     password_file: optional(path()),
     tls_ca: optional(path()),
+    ticket_rotation: optional(duration(1, 30 * 86400)),
     prefix: withDefault(
       string({
         pattern: /^[A-Za-z0-9_.:-]{1,64}$/,
@@ -644,15 +650,26 @@ export function parseServerConfig(
       }
       tlsCaPem = readCerts(["store", "tls_ca"], raw.store.tls_ca, "Redis CA certificate").text;
     }
+    if (raw.store.ticket_rotation !== undefined && raw.session.ticket_keys !== undefined) {
+      throw configError(
+        at("store.ticket_rotation"),
+        locate(root, ["store", "ticket_rotation"]),
+        "Invalid store.ticket_rotation: session.ticket_keys is set too",
+        "keep the ticket keys in one place: remove session.ticket_keys or store.ticket_rotation",
+      );
+    }
     store = {
       kind: "redis",
       url: raw.store.url,
       ...(password === undefined ? {} : { password }),
       ...(tlsCaPem === undefined ? {} : { tlsCaPem }),
       prefix: raw.store.prefix,
+      ...(raw.store.ticket_rotation === undefined
+        ? {}
+        : { ticketRotationS: raw.store.ticket_rotation }),
     };
   } else {
-    for (const key of ["password_file", "tls_ca"] as const) {
+    for (const key of ["password_file", "tls_ca", "ticket_rotation"] as const) {
       if (raw.store[key] === undefined) continue;
       throw configError(
         at(`store.${key}`),

@@ -101,6 +101,30 @@ redis.call('SET', KEYS[2], untilMs, 'PX', ARGV[3])
 return untilMs
 `;
 
+// KEYS[1] the list of ticket keys, newest first; ARGV: id, key (base64url), rotate ms, keep,
+// channel. Pushes the new key when the list is empty or its newest key is older than the rotation
+// interval, keeps the newest `keep`, and tells the servers; returns 1 if it rotated.
+const ROTATE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local top = redis.call('LINDEX', KEYS[1], 0)
+if top and now - tonumber(cjson.decode(top).created) < tonumber(ARGV[3]) then return 0 end
+redis.call('LPUSH', KEYS[1], cjson.encode({ id = tonumber(ARGV[1]), key = ARGV[2], created = now }))
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+redis.call('PUBLISH', ARGV[5], 'rotated')
+return 1
+`;
+
+/** A ticket key as the fleet keeps it. */
+export interface StoredTicketKey {
+  /** The key id (u32). */
+  id: number;
+  /** 32 bytes, base64url. */
+  key: string;
+  /** When it was made (ms since the epoch, Redis clock). */
+  created: number;
+}
+
 /** A failed-login lock published to the fleet (`auth.lockout`). */
 export interface FleetLock {
   by: "source" | "user";
@@ -144,6 +168,7 @@ export class Fleet {
   readonly serverId: string;
   #kickHandlers = new Set<(k: FleetKick) => void>();
   #lockHandlers = new Set<(l: FleetLock) => void>();
+  #rotatedHandlers = new Set<() => void>();
 
   constructor(options: FleetOptions) {
     this.#link = options.link;
@@ -300,6 +325,40 @@ export class Fleet {
     }
   }
 
+  /**
+   * Adds `key` as the fleet's newest ticket key if the newest is older than
+   * `rotateMs` (or there is none), keeping the newest `keep`; true when it
+   * did. Rejects with `StoreUnavailableError` when Redis does not answer.
+   */
+  async rotateTickets(key: StoredTicketKey, rotateMs: number, keep: number): Promise<boolean> {
+    const r = await this.#link.run((c) =>
+      c.eval(ROTATE, {
+        keys: [this.key("tickets")],
+        arguments: [String(key.id), key.key, String(rotateMs), String(keep), this.key("rotated")],
+      })
+    );
+    return r === 1;
+  }
+
+  /** The fleet's ticket keys, newest first (rejects when Redis does not answer). */
+  async ticketKeys(): Promise<StoredTicketKey[]> {
+    const items = await this.#link.run((c) => c.lRange(this.key("tickets"), 0, -1));
+    const out: StoredTicketKey[] = [];
+    for (const item of items) {
+      const k = parseJson(item) as Partial<StoredTicketKey> | undefined;
+      if (
+        typeof k?.id === "number" && typeof k.key === "string" && typeof k.created === "number"
+      ) out.push({ id: k.id, key: k.key, created: k.created });
+    }
+    return out;
+  }
+
+  /** Calls `handler` whenever a server rotated the ticket keys; returns the unsubscribe. */
+  onTicketsRotated(handler: () => void): () => void {
+    this.#rotatedHandlers.add(handler);
+    return () => this.#rotatedHandlers.delete(handler);
+  }
+
   /** Calls `handler` for every lock another server publishes; returns the unsubscribe. */
   onLock(handler: (l: FleetLock) => void): () => void {
     this.#lockHandlers.add(handler);
@@ -328,6 +387,9 @@ export class Fleet {
 
   /** Starts listening to the kick and lock channels. */
   async listen(): Promise<void> {
+    await this.#link.subscribe(this.key("rotated"), () => {
+      for (const h of this.#rotatedHandlers) h();
+    });
     await this.#link.subscribe(this.key("lock"), (m) => {
       const l = parseJson(m);
       if (!isLock(l) || l.from === this.serverId) return;
@@ -344,6 +406,7 @@ export class Fleet {
   close(): Promise<void> {
     this.#kickHandlers.clear();
     this.#lockHandlers.clear();
+    this.#rotatedHandlers.clear();
     return this.#link.close();
   }
 }

@@ -23,5 +23,6 @@ export {
   LEASE_RENEW_MS,
   LEASE_TTL_MS,
   type LeaseVerdict,
+  type StoredTicketKey,
 } from "./fleet.ts";
 export { FleetCounters } from "./user_counters.ts";

@@ -142,6 +142,18 @@ export class TicketKeyring {
     this.#random = opts.random ?? randomBytes;
   }
 
+  /**
+   * Replaces the keys (a rotation another server of a fleet made): seals
+   * with the first from now on, opens with any. Throws `RangeError` for bad
+   * keys, and then keeps the old ones.
+   */
+  setKeys(keys: TicketKey[]): void {
+    checkKeys(keys);
+    this.#keys = new Map(keys.map((k) => [k.id, k.key.slice()]));
+    this.#sealId = keys[0]!.id;
+    this.#sealKey = this.#keys.get(this.#sealId)!;
+  }
+
   /** How long a ticket stays valid after it was issued, in ms. */
   get lifetimeMs(): number {
     return this.#lifetimeMs;

@@ -54,6 +54,7 @@ import { connectFleet } from "./fleet_store.ts";
 import { FleetTunnels } from "./fleet_tunnels.ts";
 import { FleetPace } from "./fleet_pace.ts";
 import { shareLockout } from "./fleet_lockout.ts";
+import { startFleetTickets } from "./fleet_tickets.ts";
 import { LoginGuard } from "./login_guard.ts";
 import { lockoutSettings } from "./acceptor.ts";
 
@@ -234,14 +235,28 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     capacity: options.handshake.replayCache,
   });
   const graceMs = options.session.resumeGraceS * 1000;
-  const tickets = options.session.ticketKeysText === undefined ? undefined : new TicketKeyring(
-    decodeTicketKeys(options.session.ticketKeysText, { file: "session.ticket_keys" }),
-    { lifetimeMs: Math.max(graceMs, 3_600_000) },
-  );
+  const ticketLifetimeMs = Math.max(graceMs, 3_600_000);
   const table = new SessionTable();
   const fleet = options.store?.kind === "redis"
     ? await connectFleet(options.store, log.child("store"))
     : undefined;
+  // The fleet's own rotated ticket keys (store.ticket_rotation), or the ticket keys file.
+  const rotation = options.store?.kind === "redis" ? options.store.ticketRotationS : undefined;
+  const fleetTickets = fleet === undefined || rotation === undefined
+    ? undefined
+    : await startFleetTickets(fleet.fleet, {
+      rotateMs: rotation * 1000,
+      lifetimeMs: ticketLifetimeMs,
+      log: log.child("store"),
+    }).catch(async (e) => {
+      await fleet.fleet.close();
+      throw e;
+    });
+  const tickets = fleetTickets?.keyring ??
+    (options.session.ticketKeysText === undefined ? undefined : new TicketKeyring(
+      decodeTicketKeys(options.session.ticketKeysText, { file: "session.ticket_keys" }),
+      { lifetimeMs: ticketLifetimeMs },
+    ));
   const ops = await startServerOps({
     table,
     events,
@@ -253,6 +268,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     fleet: fleet?.fleet,
     storeStatus: fleet?.status,
   }).catch(async (e) => {
+    fleetTickets?.close();
     await fleet?.fleet.close();
     throw e;
   });
@@ -327,6 +343,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     limits.close();
     fleetPace?.close();
     sharedLockout?.close();
+    fleetTickets?.close();
     await fleetTunnels?.close();
     await ops.close();
     await fleet?.fleet.close();
@@ -453,6 +470,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       limits.close();
       fleetPace?.close();
       sharedLockout?.close();
+      fleetTickets?.close();
       await fleetTunnels?.close();
       await ops.close();
       await fleet?.fleet.close();

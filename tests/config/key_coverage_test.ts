@@ -407,6 +407,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "store.tls_ca: a fleet reaches Redis over TLS (rediss://) through its own CA; another CA stops the server",
     ],
   },
+  "store.ticket_rotation": {
+    file: SERVER,
+    reads: "options.store.ticketRotationS",
+    proof: [
+      "tests/e2e/fleet_test.ts",
+      "store.ticket_rotation: the fleet's own ticket keys resume a login on another server, across a rotation",
+    ],
+  },
   "store.prefix": {
     file: "lib/tunnel/fleet_store.ts",
     reads: "prefix: settings.prefix",

@@ -359,3 +359,24 @@ Deno.test("parseServerConfig() refuses a store URL with a password, and Redis op
   assert.equal(plainCa.key, "store.tls_ca");
   assert.match(plainCa.hint ?? "", /rediss:\/\//);
 });
+
+Deno.test("parseServerConfig() reads store.ticket_rotation, and refuses it beside session.ticket_keys", () => {
+  const read = files({
+    "etc/keys/server.key": k(64, 7),
+    "etc/tls/server.crt": CERT,
+    "etc/tls/server.key": KEY,
+    "etc/ticket.keys": "1:" + k(32) + "\n",
+  });
+  const store = 'store:\n  url: "redis://10.0.0.5:6379"\n  ticket_rotation: 12h\n';
+  const cfg = parseServerConfig(MINIMAL + store, "etc/server.yml", read);
+  assert.equal(cfg.store.kind === "redis" ? cfg.store.ticketRotationS : 0, 43_200);
+  const both = configError(() =>
+    parseServerConfig(
+      `${MINIMAL}${store}session:\n  ticket_keys: ticket.keys\n`,
+      "etc/server.yml",
+      read,
+    )
+  );
+  assert.equal(both.key, "store.ticket_rotation");
+  assert.match(both.hint ?? "", /keep the ticket keys in one place/);
+});

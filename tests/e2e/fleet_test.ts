@@ -16,6 +16,7 @@ import { RedisLink } from "../../lib/fleet/mod.ts";
 import { promtoolCheck } from "../support/promtool.ts";
 import { hasProgram, startHaproxy } from "../support/fronts.ts";
 import { createCa, issueCert } from "../support/certs.ts";
+import { startTcpBalancer } from "../support/tcp_balancer.ts";
 import { startServer } from "../../lib/tunnel/server.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
@@ -580,5 +581,48 @@ test(
     );
     assert.equal(b!.events.of("limit", (e) => e.limit === "auth.lockout").length, 0, "B counted 1");
     assert.equal(b!.events.of("login", (e) => !e.resumed).length, 0, "no login on B");
+  },
+);
+
+test(
+  "store.ticket_rotation: the fleet's own ticket keys resume a login on another server, across a rotation",
+  {
+    ignore,
+  },
+  async () => {
+    await using redis = await startRedis();
+    await using fleet = await startFleet(redis, {
+      servers: 3,
+      storeYaml: "  ticket_rotation: 2s\n",
+    });
+    const [a, b, c] = fleet.servers;
+    // Round robin: the login goes to A, the first reconnect to B, the second to C.
+    await using lb = startTcpBalancer([{ port: a!.port }, { port: b!.port }, { port: c!.port }]);
+    const client = await fleet.client("alice", { port: lb.port });
+    await a!.events.waitFor("session_start", { timeoutMs: 10_000 });
+    const check = await RedisLink.connect({ url: redis.url });
+    try {
+      const ids = async () =>
+        (await check.run((c) => c.lRange("nitrosocks:tickets", 0, -1))).map((k) =>
+          JSON.parse(k).id
+        );
+      const first = await ids();
+      assert.equal(first.length, 1, "one key, made by whichever server started first");
+      // The path breaks: the reconnect lands on B, which opens the ticket A sealed.
+      lb.dropAll();
+      await waitFor("a resumption on B", () => client.handle.resumptions >= 1, 10_000);
+      await b!.events.waitFor("login", { timeoutMs: 5_000, match: (e) => e.resumed });
+      // A rotation: a newer key seals from now on; the ticket B sealed before it still opens.
+      await waitFor("a rotation", async () => (await ids()).length >= 2, 10_000, 100);
+      await new Promise((r) => setTimeout(r, 300)); // the servers reload on the rotation message
+      lb.dropAll();
+      await waitFor("a second resumption, on C", () => client.handle.resumptions >= 2, 10_000);
+      await c!.events.waitFor("login", { timeoutMs: 5_000, match: (e) => e.resumed });
+      const full = fleet.servers.flatMap((s) => s.events.of("login")).filter((e) => !e.resumed);
+      assert.equal(full.length, 1, "one full login in all");
+      assert.notEqual((await ids())[0], first[0], "a new key seals");
+    } finally {
+      await check.close();
+    }
   },
 );
