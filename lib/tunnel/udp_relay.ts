@@ -4,9 +4,10 @@
  * sockets (one per address family, opened on first use, closed after an
  * idle time: a NAT mapping), each destination checked against the user's
  * `udp:` routes and `egress.block` like a TCP stream's (a name resolved by
- * the same egress resolver, every address it gives judged); datagrams back are accepted only from peers the client has
- * sent to (full cone per association) and go to the client as DATAGRAM
- * frames with their source address.
+ * the same egress resolver, every address it gives judged); datagrams back
+ * are accepted only from peers the client has sent to (full cone per
+ * association) and go to the client as DATAGRAM frames with their source
+ * address. The user's `bandwidth` and quota police datagrams both ways.
  *
  * @module
  */
@@ -228,12 +229,8 @@ export class UdpAssociation {
 
   /** Sends `data` to `ip:port` from its family's socket, allowing replies from there. */
   #send(ip: string, port: number, data: Uint8Array): void {
-    const nat = this.#nat(ip.includes(":") ? 6 : 4);
+    const nat = this.#metered("up", data.length) ? this.#nat(ip.includes(":") ? 6 : 4) : undefined;
     if (nat === undefined) {
-      this.counters.dropped++;
-      return;
-    }
-    if (!this.#metered("up", data.length)) {
       this.counters.dropped++;
       return;
     }
