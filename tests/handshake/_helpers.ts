@@ -26,6 +26,7 @@ import {
   serverPublicKey,
   type ServerStep,
   type SessionSecrets,
+  type TicketKeyring,
   type UserRecord,
 } from "../../lib/handshake/mod.ts";
 
@@ -125,6 +126,10 @@ export interface PairOptions {
   users?: UserRecord[];
   /** The server's lockout hook. */
   allowLogin?: (userId: string) => string | undefined;
+  /** The server's ticket keyring (section 13). */
+  tickets?: TicketKeyring;
+  /** The server's session table (section 13): the Result then says `resumable`. */
+  lookupSession?: ServerHandshakeOptions["lookupSession"];
   trace?: { client?: Map<string, Uint8Array>; server?: Map<string, Uint8Array> };
 }
 
@@ -163,6 +168,8 @@ export function makePair(
     log: (m) => log.push(m),
   };
   if (o.allowLogin) serverOpts.allowLogin = o.allowLogin;
+  if (o.tickets) serverOpts.tickets = o.tickets;
+  if (o.lookupSession) serverOpts.lookupSession = o.lookupSession;
   if (o.serverKex) serverOpts.kex = o.serverKex;
   if (o.serverAead) serverOpts.aead = o.serverAead;
   const st = o.trace?.server;

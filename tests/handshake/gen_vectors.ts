@@ -11,10 +11,13 @@
  */
 import {
   type AeadId,
+  decodeTicketKeys,
   type KexId,
   serverPublicKey,
+  TicketKeyring,
   type UserRecord,
 } from "../../lib/handshake/mod.ts";
+import { signJwt } from "../../lib/crypto/jwt.ts";
 import { scramClientKeys, scramStoredKey } from "../../lib/crypto/scram.ts";
 import { hex, unhex } from "../crypto/_hex.ts";
 import { drbg, fixture, makePair, runHandshake } from "./_helpers.ts";
@@ -28,8 +31,18 @@ export interface HandshakeVectorCase {
     serverPublicKey: string;
     clientPrivateKey: string;
     clientPublicKey: string;
-    /** The token, or null when the user logs in with a password. */
+    /** The token, or null when the user logs in with a password or a JWT. */
     token: string | null;
+    /**
+     * A JWT login (section 14.6): the compact token and the HS256 secret that
+     * signed it (the user's record holds the secret); null otherwise.
+     */
+    jwt: { token: string; hs256Secret: string } | null;
+    /**
+     * The server's ticket keyring (section 13.6 key file) and session table,
+     * or null when it has neither. A JWT login gets no ticket from it.
+     */
+    serverResumption: { ticketKeys: string; sessionTable: true } | null;
     /** The password login's SCRAM-SHA-256 values, or null when the user has a token. */
     password: PasswordVectorInputs | null;
     totpSecret: string | null;
@@ -102,11 +115,16 @@ export interface HandshakeVectorFile {
   cases: HandshakeVectorCase[];
 }
 
+/** The JWT case's HS256 secret (32 bytes of 0x4a) and its token's claims. */
+const VECTOR_JWT_SECRET = "4a".repeat(32);
+const VECTOR_TICKET_KEYS = "7:" + "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA" + "\n";
+
 const CASES: {
   name: string;
   keys: string;
   totp: boolean;
   password?: boolean;
+  jwt?: boolean;
   clientKex: KexId[];
   clientAead: AeadId[];
   serverKex: KexId[];
@@ -148,7 +166,28 @@ const CASES: {
     clientNowMs: 1_750_000_100_000,
     serverNowMs: 1_750_000_100_000,
   },
+  {
+    name: "x25519, aes-256-gcm, key + JWT (HS256) to a server with a ticket keyring: no ticket",
+    keys: "vector keys 4",
+    totp: false,
+    jwt: true,
+    clientKex: ["x25519"],
+    clientAead: ["aes-256-gcm"],
+    serverKex: ["x25519-mlkem768", "x25519"],
+    serverAead: ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"],
+    clientNowMs: 1_750_000_200_000,
+    serverNowMs: 1_750_000_200_000,
+  },
 ];
+
+/** The JWT case's token: sub = the fixture's user, exp one hour after the case's clock. */
+function vectorJwt(userId: string, nowMs: number): string {
+  return signJwt({ alg: "HS256", secret: unhex(VECTOR_JWT_SECRET) }, {
+    sub: userId,
+    exp: nowMs / 1000 + 3600,
+    routes: ["10.0.0.0/8:22"],
+  });
+}
 
 function record(m: Map<string, Uint8Array>): Record<string, string> {
   return Object.fromEntries([...m].map(([k, v]) => [k, hex(v)]));
@@ -162,13 +201,23 @@ export function buildVectors(): HandshakeVectorFile {
     const serverRandom = `${c.keys} server`;
     const traces = { client: new Map<string, Uint8Array>(), server: new Map<string, Uint8Array>() };
     const pw = c.password ? passwordInputs() : null;
+    const jwt = c.jwt
+      ? { token: vectorJwt(f.userId, c.clientNowMs), hs256Secret: VECTOR_JWT_SECRET }
+      : null;
     const { token: _, ...withoutToken } = f.record;
     const users: UserRecord[] = [
-      pw === null ? f.record : {
-        ...withoutToken,
-        password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) },
-      },
+      pw !== null
+        ? {
+          ...withoutToken,
+          password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) },
+        }
+        : jwt !== null
+        ? { ...withoutToken, jwt: { keys: { hs256: [unhex(jwt.hs256Secret)] } } }
+        : f.record,
     ];
+    const resumption = jwt === null
+      ? null
+      : { ticketKeys: VECTOR_TICKET_KEYS, sessionTable: true as const };
     const { client, server } = makePair({
       fixture: f,
       users,
@@ -176,6 +225,14 @@ export function buildVectors(): HandshakeVectorFile {
         credentials: {
           password: { clientKey: unhex(pw.clientKey), serverKey: unhex(pw.serverKey) },
         },
+      }),
+      ...(jwt === null ? {} : { credentials: { jwt: jwt.token } }),
+      ...(resumption === null ? {} : {
+        tickets: new TicketKeyring(decodeTicketKeys(resumption.ticketKeys), {
+          now: () => c.serverNowMs,
+          random: drbg(`${c.keys} ticket nonces`),
+        }),
+        lookupSession: () => undefined,
       }),
       clientKex: c.clientKex,
       clientAead: c.clientAead,
@@ -197,7 +254,9 @@ export function buildVectors(): HandshakeVectorFile {
         serverPublicKey: hex(serverPublicKey(f.identity)),
         clientPrivateKey: hex(f.clientKey.privateKey),
         clientPublicKey: hex(f.clientKey.publicKey),
-        token: pw === null ? hex(f.token) : null,
+        token: pw === null && jwt === null ? hex(f.token) : null,
+        jwt,
+        serverResumption: resumption,
         password: pw,
         totpSecret: c.totp ? hex(f.totpSecret) : null,
         userId: f.userId,

@@ -10,8 +10,10 @@ import { saltedPassword } from "../../lib/crypto/scram.ts";
 import {
   ClientHandshake,
   decodeServerIdentity,
+  decodeTicketKeys,
   ReplayGuard,
   ServerHandshake,
+  TicketKeyring,
   type UserRecord,
 } from "../../lib/handshake/mod.ts";
 import {
@@ -39,8 +41,9 @@ Deno.test("handshake_v1.json equals a fresh run with the same keys, randomness a
     file,
     "regenerate only for a deliberate protocol change (see gen_vectors.ts)",
   );
-  assert.equal(file.cases.length, 3);
+  assert.equal(file.cases.length, 4);
   assert.notEqual(file.cases[2]!.inputs.password, null);
+  assert.notEqual(file.cases[3]!.inputs.jwt, null);
   assert.equal(file.cases[1]!.secrets.kex, "x25519-mlkem768");
 });
 
@@ -53,13 +56,17 @@ for (const c of file.cases) {
     Deno.test(`[${c.name}] our server, alone, answers the vector's client messages byte for byte (${be} curves)`, () =>
       withCurves(curves, () => {
         const pw = c.inputs.password;
+        const jwt = c.inputs.jwt;
         const user: UserRecord = {
           userId: c.inputs.userId,
           publicKey: unhex(c.inputs.clientPublicKey),
-          ...(pw === null
-            ? { token: unhex(c.inputs.token!) }
-            : { password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) } }),
+          ...(pw !== null
+            ? { password: { storedKey: unhex(pw.storedKey), serverKey: unhex(pw.serverKey) } }
+            : jwt !== null
+            ? { jwt: { keys: { hs256: [unhex(jwt.hs256Secret)] } } }
+            : { token: unhex(c.inputs.token!) }),
         };
+        const resumption = c.inputs.serverResumption;
         if (c.inputs.totpSecret !== null) user.totpSecret = unhex(c.inputs.totpSecret);
         const server = new ServerHandshake({
           identity: identityOf(c),
@@ -69,6 +76,10 @@ for (const c of file.cases) {
           random: drbg(c.inputs.serverRandom),
           kex: c.inputs.serverKex,
           aead: c.inputs.serverAead,
+          ...(resumption === null ? {} : {
+            tickets: new TicketKeyring(decodeTicketKeys(resumption.ticketKeys)),
+            lookupSession: () => undefined,
+          }),
         });
         assert.equal(
           hex(expectServer(server.push(unhex(c.messages.hello)), "send").bytes),
@@ -79,6 +90,7 @@ for (const c of file.cases) {
           c.messages.result,
         );
         const done = expectServer(server.push(unhex(c.messages.finish)), "done");
+        assert.equal(done.secrets.ticket, undefined, "a keyring seals no ticket for a JWT login");
         assert.equal(hex(done.secrets.clientToServer), c.secrets.clientToServer);
         assert.equal(hex(done.secrets.serverToClient), c.secrets.serverToClient);
         assert.equal(hex(done.secrets.resumptionSecret), c.secrets.resumptionSecret);
@@ -91,12 +103,16 @@ for (const c of file.cases) {
       credentials: {
         userId: c.inputs.userId,
         clientKey: unhex(c.inputs.clientPrivateKey),
-        ...(c.inputs.password === null ? { token: unhex(c.inputs.token!) } : {
-          password: {
-            clientKey: unhex(c.inputs.password.clientKey),
-            serverKey: unhex(c.inputs.password.serverKey),
-          },
-        }),
+        ...(c.inputs.password !== null
+          ? {
+            password: {
+              clientKey: unhex(c.inputs.password.clientKey),
+              serverKey: unhex(c.inputs.password.serverKey),
+            },
+          }
+          : c.inputs.jwt !== null
+          ? { jwt: c.inputs.jwt.token }
+          : { token: unhex(c.inputs.token!) }),
         ...(c.inputs.totpSecret === null ? {} : { totpSecret: unhex(c.inputs.totpSecret) }),
       },
       kex: c.inputs.clientKex,
@@ -172,8 +188,17 @@ for (const c of file.cases) {
       hmac(sha256, hkdfExpandLabel(ck, label, new Uint8Array(0), 32), h);
     assertBytes(m.response.subarray(sealed.length, sealed.length + 32), tag(ck3, "key tag", h3));
     const pw = c.inputs.password;
+    const jwt = c.inputs.jwt;
+    assert.equal(response.jwt, jwt?.token, "a JWT login carries its token in extension 4");
     let ck4: Uint8Array;
-    if (pw === null) {
+    if (jwt !== null) {
+      // Section 14.6: jwt_psk = SHA-256("NitroSocks v1 jwt" ‖ 0x00 ‖ token) in place of the token.
+      const psk = sha256(
+        new Uint8Array([...enc.encode("NitroSocks v1 jwt\0"), ...enc.encode(jwt.token)]),
+      );
+      ck4 = hkdfExtract(ck3, psk);
+      assertBytes(m.response.subarray(sealed.length + 32), tag(ck4, "token tag", h3));
+    } else if (pw === null) {
       ck4 = hkdfExtract(ck3, unhex(c.inputs.token!));
       assertBytes(m.response.subarray(sealed.length + 32), tag(ck4, "token tag", h3));
     } else {
@@ -199,6 +224,10 @@ for (const c of file.cases) {
     const rSealed = m.result.subarray(0, m.result.length - 32);
     const result = decodeResultBody(openSpecFrame(ck4, "server hs", h4, rSealed));
     assert.equal(hex(result.sessionId), c.secrets.sessionId);
+    // Section 14.6: a JWT login's Result says resumable (session table) but announces no ticket,
+    // though the server has a keyring; and nothing follows the Result MAC.
+    assert.equal(result.resumable, c.inputs.serverResumption === null ? undefined : true);
+    assert.equal(result.ticketFollows, undefined);
     const h5 = mixHash(h4, rSealed);
     assertBytes(m.result.subarray(rSealed.length), tag(ck4, "server finished", h5));
     const h6 = mixHash(h5, m.result.subarray(rSealed.length));
