@@ -11,7 +11,8 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
+import { loadClientConfig, loadServerConfig, loadUsers } from "../../lib/config/mod.ts";
+import { signJwt } from "../../lib/crypto/jwt.ts";
 import { EventHub, EventLog } from "../../lib/observe/mod.ts";
 import { initServerDir, issueUserToken } from "../../lib/provision/mod.ts";
 import { reloadUsers } from "../../lib/cli/server_cmd.ts";
@@ -384,4 +385,31 @@ test.slow("a refused in-band renewal is logged and the session still ends at the
   const r = await download;
   assert.notEqual(r.code, 0, "the download was cut with the session");
   assert.ok(s.logs.lines.some((l) => /JWT renewal refused: its routes claim differs/.test(l)));
+});
+
+test("a token whose routes claim does not parse is refused at login, the log naming the pattern", async () => {
+  await using s = await setup();
+  await using echo = startEchoServer();
+  // `user token` would refuse to sign it; a token from elsewhere may still carry one.
+  const config = await loadServerConfig(join(s.dir, "server.yml"));
+  const secret = (await loadUsers(config.usersFile)).users.get("dave")!.jwt!.secret!;
+  const bad = signJwt({ alg: "HS256", secret }, {
+    sub: "dave",
+    exp: Math.floor(Date.now() / 1000) + 3600,
+    routes: [`127.0.0.1:${echo.port}`, "10.0.0.1/8"],
+  });
+  await Deno.writeTextFile(s.jwtFile, `${bad}\n`);
+  const { client } = await s.startClient();
+  assert.notEqual(await tryTcp(client, "127.0.0.1", echo.port), "open");
+  const [refusal] = await s.serverEvents.waitFor("refusal", {
+    match: (e) => e.reason === "auth_failed",
+    timeoutMs: 10_000,
+  });
+  assert.match(
+    refusal!.detail,
+    /^JWT for user "dave" refused: routes claim pattern "10\.0\.0\.1\/8" is refused: Invalid route/,
+  );
+  // The client sees an ordinary refused login, nothing about why.
+  assert.ok(s.logs.lines.some((l) => /refused the login/.test(l)));
+  assert.equal(echo.accepted(), 0);
 });
