@@ -1,6 +1,6 @@
 /**
- * A user's `bandwidth` across a fleet: every {@linkcode PACE_SYNC_MS}, this
- * server tells the shared store which users' traffic it moves now (users
+ * A user's `bandwidth` across a fleet: every {@linkcode PACE_SYNC_MS} (and at
+ * once when a limited user's traffic starts here), this server tells the shared store which users' traffic it moves now (users
  * with a bandwidth and an open stream here) and learns over how many
  * servers each one's traffic goes; it then paces the user at `bandwidth`
  * divided by that number (`UserLimits.setShares`). The rate is split ahead
@@ -17,6 +17,7 @@ import type { UserSource } from "../config/mod.ts";
 import type { Fleet } from "../fleet/mod.ts";
 import type { SessionTable } from "./session_table.ts";
 import type { UserLimits } from "./user_limits.ts";
+import type { EventHub } from "../observe/mod.ts";
 
 /** How often the split is renewed (ms). */
 export const PACE_SYNC_MS = 250;
@@ -26,7 +27,7 @@ export const PACE_SYNC_MS = 250;
  *
  * @example
  * ```ts ignore
- * const pace = new FleetPace(fleet, table, users, limits);
+ * const pace = new FleetPace(fleet, table, users, limits, events);
  * pace.close();
  * ```
  */
@@ -36,15 +37,31 @@ export class FleetPace {
   readonly #users: UserSource;
   readonly #limits: UserLimits;
   readonly #timer: ReturnType<typeof setInterval>;
+  readonly #stop: () => void;
+  /** The users this server said it moves, at the last sync. */
+  #active = new Set<string>();
   #busy = false;
   #split = false;
 
-  constructor(fleet: Fleet, table: SessionTable, users: UserSource, limits: UserLimits) {
+  constructor(
+    fleet: Fleet,
+    table: SessionTable,
+    users: UserSource,
+    limits: UserLimits,
+    events: EventHub,
+  ) {
     this.#fleet = fleet;
     this.#table = table;
     this.#users = users;
     this.#limits = limits;
     this.#timer = setInterval(() => void this.sync(), PACE_SYNC_MS);
+    // A limited user's traffic starting here: split at once, not at the next tick.
+    this.#stop = events.subscribe((e) => {
+      if (
+        e.type === "stream_open" && e.user !== undefined && !this.#active.has(e.user) &&
+        this.#users.get(e.user)?.bandwidth !== undefined
+      ) void this.sync();
+    });
   }
 
   /** Renews the split now (the timer calls it). */
@@ -61,6 +78,7 @@ export class FleetPace {
       if (active.size === 0 && !this.#split) return;
       const counts = await this.#fleet.active([...active]);
       if (counts === undefined) return;
+      this.#active = active;
       this.#limits.setShares(counts);
       this.#split = counts.size > 0;
     } finally {
@@ -71,5 +89,6 @@ export class FleetPace {
   /** Stops renewing. */
   close(): void {
     clearInterval(this.#timer);
+    this.#stop();
   }
 }

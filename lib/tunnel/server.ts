@@ -293,7 +293,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   });
   const fleetPace = fleet === undefined
     ? undefined
-    : new FleetPace(fleet.fleet, table, users, limits);
+    : new FleetPace(fleet.fleet, table, users, limits, events);
   const lockout = lockoutSettings(options.auth);
   const guard = new LoginGuard(lockout);
   const sharedLockout = fleet === undefined
