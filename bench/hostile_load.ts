@@ -23,7 +23,10 @@
  *
  * Usage:
  *   deno run -A bench/hostile_load.ts [--idle 5000] [--requests 200] [--slowloris 2000]
- *     [--flood-seconds 15] [--cookies] [--json]
+ *     [--flood-seconds 15] [--cookie-after 64] [--json]
+ *
+ * `--cookie-after` is server.yml's `limits.cookie_after` (default as `init` writes it): `0`
+ * answers every Hello without a cookie with a cookie reply, `1000000` never does.
  *
  * @module
  */
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
       requests: { type: "string", default: "200" },
       slowloris: { type: "string", default: "2000" },
       "flood-seconds": { type: "string", default: "15" },
-      cookies: { type: "boolean", default: false },
+      "cookie-after": { type: "string", default: "64" },
       json: { type: "boolean", default: false },
     },
     strict: true,
@@ -180,7 +183,7 @@ async function main(): Promise<void> {
       .replace(/^ {4}handshakes_per_second: 20$/m, "    handshakes_per_second: 1000000")
       .replace(/^ {4}max: 4096$/m, `    max: ${idle + 1000}`)
       .replace(/^ {4}per_ip: 32$/m, "    per_ip: 1000000");
-    if (values.cookies) text = text.replace(/^ {2}cookie_after: \d+$/m, "  cookie_after: 0");
+    text = text.replace(/^ {2}cookie_after: \d+$/m, `  cookie_after: ${values["cookie-after"]}`);
     await Deno.writeTextFile(yml, text);
     const prof = await Deno.readTextFile(profile);
     await Deno.writeTextFile(profile, prof.replace(/"tls:\/\//, '"tcp://'));
@@ -235,7 +238,7 @@ async function main(): Promise<void> {
     const floodS = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
     const result = {
-      cookies: values.cookies,
+      cookieAfter: Number(values["cookie-after"]),
       memory,
       latencyMs: {
         requests: n,

@@ -43,6 +43,11 @@ import type { FleetTunnels } from "./fleet_tunnels.ts";
 
 /** How long a client may take to deliver its whole first message. */
 export const HELLO_DEADLINE_MS = 10_000;
+/**
+ * The read buffer of a connection before its login (a Hello is at most 1597
+ * bytes, a Response 2649): what each idle pre-login connection holds.
+ */
+export const PRE_LOGIN_READ_BYTES = 4096;
 /** A partial first message with no new bytes for this long goes to the fallback. */
 const HELLO_IDLE_MS = 2_000;
 
@@ -278,7 +283,7 @@ export class ConnectionAcceptor {
     });
     let joined = false;
     const startedAt = Date.now();
-    const reader = new TimedReader(conn);
+    const reader = new TimedReader(conn, PRE_LOGIN_READ_BYTES);
     const alpn = (conn as { alpnProtocol?: string | null }).alpnProtocol ?? null;
     // A probe goes to the decoy (on this connection) or the upstream web server.
     const toFallback = (received: Uint8Array) =>
