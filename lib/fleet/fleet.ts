@@ -134,6 +134,28 @@ export interface FleetLock {
   until: number;
 }
 
+// KEYS: the users' hashes of streams per server; ARGV[1] this server, ARGV[2] ttl ms, then this
+// server's count per key. Records this server's counts, drops stale ones, returns the others' sums.
+const STREAMS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local out = {}
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], ARGV[1], ARGV[i + 2] .. ':' .. (now + ttl))
+  redis.call('PEXPIRE', KEYS[i], ttl)
+  local all = redis.call('HGETALL', KEYS[i])
+  local others = 0
+  for j = 1, #all, 2 do
+    local n, exp = string.match(all[j + 1], '^(%d+):(%d+)$')
+    if not exp or tonumber(exp) <= now then redis.call('HDEL', KEYS[i], all[j])
+    elseif all[j] ~= ARGV[1] then others = others + tonumber(n) end
+  end
+  out[i] = others
+end
+return out
+`;
+
 /** How long a server counts as moving a user's traffic after it last said so (ms). */
 export const ACTIVE_TTL_MS = 1_000;
 
@@ -269,6 +291,32 @@ export class Fleet {
         })
       ) as number[];
       return new Map(users.map((u, i) => [u, Math.max(1, Number(counts[i] ?? 1))]));
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Records how many streams each of `counts`' users has open on this
+   * server, and learns how many they have on the other servers (counts
+   * older than `ACTIVE_TTL_MS` dropped); undefined when Redis does not answer.
+   */
+  async streams(counts: ReadonlyMap<string, number>): Promise<Map<string, number> | undefined> {
+    const users = [...counts.keys()];
+    if (users.length === 0) return new Map();
+    try {
+      const others = await this.#link.run((c) =>
+        c.eval(STREAMS, {
+          keys: users.map((u) => this.key(`streams:${u}`)),
+          arguments: [
+            this.serverId,
+            String(ACTIVE_TTL_MS),
+            ...users.map((u) => String(counts.get(u))),
+          ],
+        })
+      ) as number[];
+      return new Map(users.map((u, i) => [u, Number(others[i] ?? 0)]));
     } catch (e) {
       if (e instanceof StoreUnavailableError) return undefined;
       throw e;

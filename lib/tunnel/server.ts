@@ -53,6 +53,7 @@ import { RemovedUsers } from "./login_guard.ts";
 import { connectFleet } from "./fleet_store.ts";
 import { FleetTunnels } from "./fleet_tunnels.ts";
 import { FleetPace } from "./fleet_pace.ts";
+import { shareStreamCounts } from "./fleet_streams.ts";
 import { shareLockout } from "./fleet_lockout.ts";
 import { startFleetTickets } from "./fleet_tickets.ts";
 import { LoginGuard } from "./login_guard.ts";
@@ -294,6 +295,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const fleetPace = fleet === undefined
     ? undefined
     : new FleetPace(fleet.fleet, table, users, limits, events);
+  const fleetStreams = fleet === undefined
+    ? undefined
+    : shareStreamCounts(fleet.fleet, table, users, limits);
   const lockout = lockoutSettings(options.auth);
   const guard = new LoginGuard(lockout);
   const sharedLockout = fleet === undefined
@@ -342,6 +346,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   }).catch(async (e) => {
     limits.close();
     fleetPace?.close();
+    fleetStreams?.close();
     sharedLockout?.close();
     fleetTickets?.close();
     await fleetTunnels?.close();
@@ -469,6 +474,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await done;
       limits.close();
       fleetPace?.close();
+      fleetStreams?.close();
       sharedLockout?.close();
       fleetTickets?.close();
       await fleetTunnels?.close();

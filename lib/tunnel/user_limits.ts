@@ -99,6 +99,8 @@ function describeQuota(q: Quota): string {
 export class UserLimits {
   readonly #o: UserLimitsOptions;
   readonly #pacers = new Pacers(() => performance.now());
+  /** In a fleet: the streams each user has open on the other servers (as last told). */
+  readonly #remoteStreams = new Map<string, number>();
   /**
    * In a fleet: how many servers move each user's traffic now; this server
    * paces the user at `bandwidth` divided by it (`fleet_pace.ts`).
@@ -172,6 +174,22 @@ export class UserLimits {
     }
   }
 
+  /** The streams `user` has open on this server, over all their tunnels. */
+  streamsOf(user: string): number {
+    let n = 0;
+    for (const e of this.#o.table.entries()) if (e.userId === user) n += e.session.streamCount;
+    return n;
+  }
+
+  /**
+   * In a fleet: the streams users have open on the other servers, which
+   * their `max_streams` counts too (users not named have none there).
+   */
+  setRemoteStreams(counts: ReadonlyMap<string, number>): void {
+    this.#remoteStreams.clear();
+    for (const [user, n] of counts) if (n > 0) this.#remoteStreams.set(user, n);
+  }
+
   /** A quota budget that asks for a check the moment it runs out. */
   #budget(): ByteBudget {
     // Until the first check sets it, the next few bytes trigger one.
@@ -238,8 +256,7 @@ export class UserLimits {
       }
     }
     if (u.maxStreams !== undefined) {
-      let n = 0;
-      for (const e of this.#o.table.entries()) if (e.userId === user) n += e.session.streamCount;
+      const n = this.streamsOf(user) + (this.#remoteStreams.get(user) ?? 0);
       if (n > u.maxStreams) {
         return {
           limit: "max_streams",

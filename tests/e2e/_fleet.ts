@@ -59,7 +59,7 @@ export interface Fleet extends AsyncDisposable {
 /** A user of the fleet: its name and limits (`user add` flags). */
 export type FleetUser =
   & { name: string }
-  & Pick<AddUserOptions, "maxTunnels" | "quota" | "bandwidth">;
+  & Pick<AddUserOptions, "maxTunnels" | "maxStreams" | "quota" | "bandwidth">;
 
 /** Options for {@linkcode startFleet}. */
 export interface FleetOptions {
@@ -129,6 +129,7 @@ async function fleetUp(redis: RedisServer, opts: FleetOptions): Promise<Fleet> {
         ...(u.maxTunnels === undefined ? {} : { maxTunnels: u.maxTunnels }),
         ...(u.quota === undefined ? {} : { quota: u.quota }),
         ...(u.bandwidth === undefined ? {} : { bandwidth: u.bandwidth }),
+        ...(u.maxStreams === undefined ? {} : { maxStreams: u.maxStreams }),
       });
     }
     const config = await loadServerConfig(yml);

@@ -17,6 +17,8 @@ import { promtoolCheck } from "../support/promtool.ts";
 import { hasProgram, startHaproxy } from "../support/fronts.ts";
 import { createCa, issueCert } from "../support/certs.ts";
 import { startTcpBalancer } from "../support/tcp_balancer.ts";
+import { socksConnect, SocksReplyError } from "../support/socks_client.ts";
+import { startEchoServer } from "./_harness.ts";
 import { startServer } from "../../lib/tunnel/server.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { ReleaseReason } from "../../lib/session/mod.ts";
@@ -626,3 +628,47 @@ test(
     }
   },
 );
+
+test("max_streams counts a user's streams on every server of the fleet", { ignore }, async () => {
+  await using redis = await startRedis();
+  await using echo = startEchoServer();
+  await using fleet = await startFleet(redis, {
+    servers: 2,
+    users: [{ name: "alice", maxStreams: 4 }],
+  });
+  const [a, b] = fleet.servers;
+  const one = await fleet.client("alice", 0);
+  const two = await fleet.client("alice", 1);
+  await waitFor(
+    "a tunnel on each server",
+    () => fleet.servers.every((s) => s.handle.sessions.size === 1),
+    10_000,
+  );
+  const limits = () => b!.events.of("limit", (e) => e.limit === "max_streams").length;
+  const open: Deno.TcpConn[] = [];
+  // (The client answers SOCKS5 at once (fast open); the server's refusal is its limit event.)
+  const stream = async (port: number) => {
+    open.push(await socksConnect(port, "127.0.0.1", echo.port));
+  };
+  try {
+    for (let i = 0; i < 3; i++) await stream(one.socksPort);
+    await a!.events.waitFor("stream_open", { count: 3, timeoutMs: 5_000 });
+    // B learns A's three within a sync (250 ms); one more fits, the fifth does not.
+    await new Promise((r) => setTimeout(r, 700));
+    await stream(two.socksPort);
+    await b!.events.waitFor("stream_open", { timeoutMs: 5_000 });
+    await stream(two.socksPort);
+    await b!.events.waitFor("limit", { timeoutMs: 5_000 });
+    assert.equal(limits(), 1, "the fifth stream, over 4 across the fleet");
+    assert.equal(b!.events.of("stream_open").length, 1);
+    assert.equal(a!.events.of("limit").length, 0);
+    // A's streams close: B's places come back once the counts travel.
+    for (const c of open.splice(0, 3)) c.close();
+    await new Promise((r) => setTimeout(r, 700));
+    await stream(two.socksPort);
+    await b!.events.waitFor("stream_open", { count: 2, timeoutMs: 5_000 });
+    assert.equal(limits(), 1);
+  } finally {
+    for (const c of open) c.close();
+  }
+});
