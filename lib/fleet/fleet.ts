@@ -42,11 +42,14 @@ export interface Lease {
   id: string;
 }
 
+/** Lua: `now`, the time in ms by Redis's clock (so the servers' clocks need not agree). */
+const NOW =
+  "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
+
 // ZSET of lease id -> expiry (ms, Redis clock). KEYS[1] the user's set; ARGV: lease id, max
 // (-1: none), ttl ms, then lease ids to drop first (this server's tunnels that gave their place).
 const ACQUIRE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 local max = tonumber(ARGV[2])
@@ -60,8 +63,7 @@ return 1
 
 // KEYS: the users' sets; ARGV[1] ttl ms, then one lease id per key.
 const RENEW = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW}
 local ttl = tonumber(ARGV[1])
 for i = 1, #KEYS do
   redis.call('ZADD', KEYS[i], now + ttl, ARGV[i + 1])
@@ -73,8 +75,7 @@ return #KEYS
 // KEYS: the users' sets of servers moving their traffic; ARGV[1] this server, ARGV[2] ttl ms.
 // Marks this server active for each user and returns how many servers are.
 const ACTIVE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW}
 local ttl = tonumber(ARGV[2])
 local out = {}
 for i = 1, #KEYS do
@@ -95,8 +96,8 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if n < tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
-local t = redis.call('TIME')
-local untilMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
+${NOW}
+local untilMs = now + tonumber(ARGV[3])
 redis.call('SET', KEYS[2], untilMs, 'PX', ARGV[3])
 return untilMs
 `;
@@ -105,8 +106,7 @@ return untilMs
 // channel. Pushes the new key when the list is empty or its newest key is older than the rotation
 // interval, keeps the newest `keep`, and tells the servers; returns 1 if it rotated.
 const ROTATE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW}
 local top = redis.call('LINDEX', KEYS[1], 0)
 if top and now - tonumber(cjson.decode(top).created) < tonumber(ARGV[3]) then return 0 end
 redis.call('LPUSH', KEYS[1], cjson.encode({ id = tonumber(ARGV[1]), key = ARGV[2], created = now }))
@@ -137,8 +137,7 @@ export interface FleetLock {
 // KEYS: the users' hashes of streams per server; ARGV[1] this server, ARGV[2] ttl ms, then this
 // server's count per key. Records this server's counts, drops stale ones, returns the others' sums.
 const STREAMS = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW}
 local ttl = tonumber(ARGV[2])
 local out = {}
 for i = 1, #KEYS do

@@ -17,7 +17,7 @@ import { promtoolCheck } from "../support/promtool.ts";
 import { hasProgram, startHaproxy } from "../support/fronts.ts";
 import { createCa, issueCert } from "../support/certs.ts";
 import { startTcpBalancer } from "../support/tcp_balancer.ts";
-import { socksConnect, SocksReplyError } from "../support/socks_client.ts";
+import { socksConnect } from "../support/socks_client.ts";
 import { startEchoServer } from "./_harness.ts";
 import { startServer } from "../../lib/tunnel/server.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
