@@ -27,7 +27,7 @@ import { exchange } from "../support/io.ts";
 import { startHttpTarget } from "../support/http_target.ts";
 import { hasRedis, startRedis } from "../support/redis.ts";
 import { run, text } from "./_harness.ts";
-import { type Fleet, startFleet } from "./_fleet.ts";
+import { type Fleet, type FleetClient, startFleet } from "./_fleet.ts";
 import { test, waitFor } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
@@ -237,6 +237,18 @@ test(
     );
   },
 );
+
+/** A client of `user` on each server of a two-server fleet, once each holds its tunnel. */
+async function clientOnEach(fleet: Fleet, user: string): Promise<[FleetClient, FleetClient]> {
+  const clients: FleetClient[] = [];
+  for (let i = 0; i < fleet.servers.length; i++) clients.push(await fleet.client(user, i));
+  await waitFor(
+    "a tunnel on each server",
+    () => fleet.servers.every((s) => s.handle.sessions.size === 1),
+    10_000,
+  );
+  return [clients[0]!, clients[1]!];
+}
 
 /** The server's /metrics text. */
 async function metrics(port: number): Promise<string> {
@@ -474,13 +486,7 @@ test.slow("a 4 MB/s user downloading through two servers at once gets 4 MB/s in 
     servers: 2,
     users: [{ name: "alice", bandwidth: "4MB/s" }],
   });
-  const one = await fleet.client("alice", 0);
-  const two = await fleet.client("alice", 1);
-  await waitFor(
-    "a tunnel on each server",
-    () => fleet.servers.every((s) => s.handle.sessions.size === 1),
-    10_000,
-  );
+  const [one, two] = await clientOnEach(fleet, "alice");
   const n = 12 * MiB;
   const t0 = performance.now();
   const [r1, r2] = await Promise.all([
@@ -637,13 +643,7 @@ test("max_streams counts a user's streams on every server of the fleet", { ignor
     users: [{ name: "alice", maxStreams: 4 }],
   });
   const [a, b] = fleet.servers;
-  const one = await fleet.client("alice", 0);
-  const two = await fleet.client("alice", 1);
-  await waitFor(
-    "a tunnel on each server",
-    () => fleet.servers.every((s) => s.handle.sessions.size === 1),
-    10_000,
-  );
+  const [one, two] = await clientOnEach(fleet, "alice");
   const limits = () => b!.events.of("limit", (e) => e.limit === "max_streams").length;
   const open: Deno.TcpConn[] = [];
   // (The client answers SOCKS5 at once (fast open); the server's refusal is its limit event.)
