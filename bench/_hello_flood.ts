@@ -17,8 +17,11 @@ import { credentialsOf } from "../lib/tunnel/link.ts";
 
 /** A ServerHello is at least this long; a cookie reply is shorter. */
 const SERVER_HELLO_MIN = 159;
-/** Hellos made before the flood starts (each used once: a Hello's nonce is single-use). */
-const POOL = 3000;
+/**
+ * Hellos made before the flood starts (each used once: a Hello's nonce is single-use);
+ * `HELLO_FLOOD_POOL` in the environment changes it.
+ */
+const POOL = Number(Deno.env.get("HELLO_FLOOD_POOL") ?? 6000);
 
 async function main(): Promise<void> {
   const [portArg, profilePath, secondsArg, concArg] = Deno.args;

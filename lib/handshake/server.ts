@@ -178,12 +178,12 @@ interface ServerContext {
   cookie: ((hello: HelloMacs) => Uint8Array | undefined) | undefined;
 }
 
-/** Nothing read yet, or fewer than 34 bytes. */
+/** Nothing read yet, or fewer than 66 bytes. */
 interface ExpectHello {
   kind: "expect_hello";
 }
 
-/** The Hello's first 34 bytes are in: es is known and the length unmasked. */
+/** The Hello's first 66 bytes are in: mac1 checked, es known and the length unmasked. */
 interface ReadingHello {
   kind: "reading_hello";
   ck: Uint8Array;
@@ -353,7 +353,7 @@ function detail(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** The first 34 bytes: decode the representative, compute es, unmask the length. */
+/** The first 66 bytes: check mac1 (and, under load, the cookie), then es and the length. */
 function consumeHelloHeader(
   ctx: ServerContext,
   header: Uint8Array,

@@ -1,6 +1,6 @@
 /**
  * Bytes that say "not a Hello" before the probe gate could: the gate reads
- * a Hello's first 34 bytes before it can judge them, and a short request
+ * a Hello's first 66 bytes before it can judge them, and a short request
  * (`GET / HTTP/1.1\r\nHost: a\r\n\r\n` is 27 bytes) would otherwise wait for
  * bytes that never come while a web server answers at once. Pure.
  *
