@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { loadUsers, type ServerConfig } from "../config/mod.ts";
+import { loadUsers, reloadUsersFile, type ServerConfig } from "../config/mod.ts";
 import type { EventHub, Logger } from "../observe/mod.ts";
 import { startServer } from "../tunnel/server.ts";
 
@@ -52,7 +52,7 @@ export async function startServerEngine(
     done: server.done,
     close: () => server.close(),
     async reloadUsers() {
-      server.setUsers((await loadUsers(config.usersFile)).users);
+      server.setUsers((await reloadUsersFile(config.usersFile)).users);
     },
   };
 }

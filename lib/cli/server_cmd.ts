@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { type FileWatch, loadServerConfig, loadUsers, watchFile } from "../config/mod.ts";
+import {
+  type FileWatch,
+  loadServerConfig,
+  loadUsers,
+  reloadUsersFile,
+  watchFile,
+} from "../config/mod.ts";
 import { describeCryptoBackend } from "../record/mod.ts";
 import { type ServerHandle, startServer } from "../tunnel/server.ts";
 import { createLogger, describeError, type Logger } from "../observe/mod.ts";
@@ -25,12 +31,14 @@ Options:
 
 Users: changes to users.yml apply within 2 s (the file is watched; SIGHUP also
 reloads it). Users removed, disabled, expired or over quota lose their live
-tunnels; a file that does not parse changes nothing and the log says where.
+tunnels; a file that does not parse, or has no users: key (empty: caught
+half-written), changes nothing and the log says where.
 Signals: SIGHUP reloads users.yml; SIGINT/SIGTERM stop.`;
 
 /**
  * Re-reads the users file and gives the server the new users; live sessions
- * keep running. A file that does not parse changes nothing (ConfigError).
+ * keep running. A file that does not parse or has no `users:` key changes
+ * nothing (ConfigError, see `reloadUsersFile`).
  *
  * @example
  * ```ts ignore
@@ -38,7 +46,7 @@ Signals: SIGHUP reloads users.yml; SIGINT/SIGTERM stop.`;
  * ```
  */
 export async function reloadUsers(server: ServerHandle, file: string, log: Logger): Promise<void> {
-  const { users } = await loadUsers(file);
+  const { users } = await reloadUsersFile(file);
   server.setUsers(users);
   log.info(`reloaded ${users.size} users from ${file}`);
 }

@@ -43,6 +43,7 @@ export {
   loadUsers,
   type NewUser,
   parseUsers,
+  reloadUsersFile,
   removeUserFromYaml,
   updateUserInYaml,
   type UserChanges,

@@ -31,7 +31,13 @@ import {
   withDefault,
 } from "./_schema.ts";
 import { deepFreeze, parseWith, readConfigText, USER_NAME_PATTERN } from "./_shared.ts";
-import { deleteYamlEntry, editYamlEntries, setYamlEntry, type YamlEdit } from "./_yaml.ts";
+import {
+  deleteYamlEntry,
+  editYamlEntries,
+  parseYaml,
+  setYamlEntry,
+  type YamlEdit,
+} from "./_yaml.ts";
 import { encodeBase32 } from "./base32.ts";
 import { JWT_MIN_SECRET_BYTES } from "../crypto/jwt.ts";
 import {
@@ -236,6 +242,30 @@ export function parseUsers(text: string, file: string): UsersConfig {
  */
 export async function loadUsers(path: string): Promise<UsersConfig> {
   return parseUsers(await readConfigText(path), path);
+}
+
+/**
+ * Reads `users.yml` again for a running server, like {@link loadUsers}, but
+ * refuses a file with no `users:` key (empty, or only comments): that is a
+ * file caught half-written (truncated, not yet filled), and taking it would
+ * end every user's live sessions. `users: {}` removes every user.
+ *
+ * @example
+ * ```ts ignore
+ * server.setUsers((await reloadUsersFile(config.usersFile)).users);
+ * ```
+ */
+export async function reloadUsersFile(path: string): Promise<UsersConfig> {
+  const text = await readConfigText(path);
+  const cfg = parseUsers(text, path);
+  const root = parseYaml(text, path);
+  if (root.kind !== "map" || !root.entries.some((e) => e.key === "users")) {
+    throw new ConfigError("No users: key in the file (empty, or caught half-written)", {
+      file: path,
+      hint: 'write "users: {}" to remove every user',
+    });
+  }
+  return cfg;
 }
 
 /** A user to add with {@link addUserToYaml}. */

@@ -3,6 +3,7 @@ import {
   addUserToYaml,
   loadUsers,
   parseUsers,
+  reloadUsersFile,
   removeUserFromYaml,
   updateUserInYaml,
 } from "../../lib/config/mod.ts";
@@ -40,6 +41,29 @@ Deno.test("parseUsers() reads every field and applies defaults", () => {
   assert.ok(!("totpSecret" in bob) && !("bandwidth" in bob) && !("expires" in bob));
   assert.deepEqual([...cfg.users.keys()], ["alice", "bob"]);
   assert.ok(Object.isFrozen(alice) && Object.isFrozen(alice.routes));
+});
+
+Deno.test("reloadUsersFile() refuses a file with no users: key, takes users: {}", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nitrosocks-reload-" });
+  try {
+    const file = `${dir}/users.yml`;
+    for (const text of ["", "\n", "# users being rewritten\n"]) {
+      await Deno.writeTextFile(file, text);
+      const e = await reloadUsersFile(file).then(() => undefined, (e: unknown) => e);
+      assert.ok(e instanceof ConfigError, `${JSON.stringify(text)}: ${String(e)}`);
+      assert.match(
+        e.message,
+        /No users: key in the file .*write "users: \{\}" to remove every user/,
+      );
+      assert.equal((await loadUsers(file)).users.size, 0, "at start-up it is an empty list");
+    }
+    for (const text of ["users: {}\n", "# nobody\nusers:\n", "{users: {}}\n"]) {
+      await Deno.writeTextFile(file, text);
+      assert.equal((await reloadUsersFile(file)).users.size, 0, text);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("parseUsers() accepts an empty file, an empty map and a bare key", () => {

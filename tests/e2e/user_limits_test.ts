@@ -521,6 +521,24 @@ test("users.yml is watched: an editor's rename-replace applies within 2 s; a bro
       timeoutMs: 30_000,
     });
     assert.equal(ok.code, 0, "alice still works after a broken file");
+    // A file caught half-written by an editor that truncates, then writes: empty,
+    // it would remove every user; it changes nothing and alice's tunnel stays up.
+    const live = [...pair.server.sessions][0]!;
+    await Deno.writeTextFile(file, "");
+    await waitFor(
+      "the empty file to be refused in the log",
+      () => pair.logs.grep(/users\.yml not reloaded: .*No users: key in the file/).length > 0,
+      5_000,
+    );
+    assert.ok(!live.isClosed, "alice's live session survived the empty file");
+    assert.equal(pair.serverEvents.of("limit").length, 0, "no user was removed");
+    await Deno.writeTextFile(file, good);
+    await waitFor(
+      "the good file to be reloaded",
+      () => pair.logs.grep(/reloaded 1 users/).length > 0,
+      5_000,
+    );
+    assert.ok(!live.isClosed);
     // Save the way editors do: write a new file, rename it over the old one.
     const r = await cutDuringDownload(pair, async () => {
       const tmp = `${file}.swp`;
