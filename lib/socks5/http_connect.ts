@@ -391,7 +391,15 @@ export class HttpConnectParser {
       }
       body = { kind: "chunked" };
     } else if (cl.length > 0) {
-      if (!cl.every((v) => v === cl[0]) || !/^[0-9]{1,15}$/.test(cl[0]!)) {
+      if (!cl.every((v) => v === cl[0])) {
+        return this.#fail(
+          400,
+          `Cannot parse HTTP request: Content-Length given ${cl.length} times with different values (${
+            cl.map(quote).join(", ")
+          })`,
+        );
+      }
+      if (!/^[0-9]{1,15}$/.test(cl[0]!)) {
         return this.#fail(400, `Cannot parse HTTP request: bad Content-Length ${quote(cl[0]!)}`);
       }
       const length = Number(cl[0]);

@@ -173,29 +173,53 @@ async function forward(
   if (step.expectContinue) await writeAll(conn, CONTINUE);
   const [mine, theirs] = memoryPipe();
   opened.attach(theirs, EMPTY);
+  let open = true;
+  const shut = () => {
+    if (open) mine.close();
+    open = false;
+  };
+  // What the client gets instead of a response when its body ends the request early.
+  let unanswered: Uint8Array | undefined;
   try {
     await writeAll(mine, step.head);
     const [rest, keep] = await Promise.all([
-      sendBody(mine, reader, step.body, step.rest),
-      relayResponse(mine, conn, step.method),
+      sendBody(mine, reader, step.body, step.rest).then((sent) => {
+        if (sent instanceof Uint8Array) return sent;
+        // The target must not wait for a body that will never be whole: the stream ends now.
+        opts.log.debug(`${step.method} ${step.request.host}:${step.request.port}: body ${sent}`);
+        unanswered = BODY_ENDS[sent];
+        shut();
+        return null;
+      }),
+      relayResponse(mine, conn, step.method, () => unanswered),
     ]);
     return keep && step.keepAlive && rest !== null ? rest : null;
   } finally {
-    mine.close();
+    shut();
   }
 }
+
+/** The answer when a request body ends the request before the target answered. */
+const BODY_ENDS: Record<BodyEnd, Uint8Array> = {
+  malformed: httpStatusResponse(400, "the chunked request body is malformed"),
+  stalled: httpStatusResponse(400, "the request body stopped arriving"),
+  closed: EMPTY,
+};
+
+/** Why a request body ended early: bad chunked framing, no byte for BODY_IDLE_MS, EOF. */
+type BodyEnd = "malformed" | "stalled" | "closed";
 
 /**
  * Sends the request body (`first`, then what the client sends) as `body`
  * delimits it; resolves with the bytes read past its end (the next
- * request's), or null when the client closed or sent a malformed body.
+ * request's), or why the body ended before it was whole.
  */
 async function sendBody(
   to: ByteStream,
   reader: TimedReader,
   body: HttpBody,
   first: Uint8Array,
-): Promise<Uint8Array | null> {
+): Promise<Uint8Array | BodyEnd> {
   if (body.kind === "none") return first;
   let chunk: Uint8Array = first;
   let left = body.kind === "length" ? body.length : Infinity;
@@ -205,7 +229,7 @@ async function sendBody(
       let n: number;
       if (chunked !== undefined) {
         n = chunked.push(chunk);
-        if (n < 0) return null;
+        if (n < 0) return "malformed";
       } else {
         n = Math.min(left, chunk.length);
         left -= n;
@@ -214,7 +238,8 @@ async function sendBody(
       if (left === 0 || chunked?.done) return chunk.subarray(n);
     }
     const got = await reader.next(BODY_IDLE_MS);
-    if (got === null || got === "timeout") return null;
+    if (got === null) return "closed";
+    if (got === "timeout") return "stalled";
     chunk = got;
   }
 }
@@ -223,9 +248,15 @@ async function sendBody(
  * Relays the target's response to the client: the head rewritten
  * (rewriteResponseHead), then every byte until the target closes. Resolves
  * with whether the client may keep the connection (the response's end is
- * delimited), false when no valid head came (502 sent if nothing was).
+ * delimited), false when no valid head came (502 sent if nothing was, or
+ * what `unanswered` gives when the request itself ended it).
  */
-async function relayResponse(from: ByteStream, to: ByteStream, method: string): Promise<boolean> {
+async function relayResponse(
+  from: ByteStream,
+  to: ByteStream,
+  method: string,
+  unanswered: () => Uint8Array | undefined,
+): Promise<boolean> {
   const buf = new Uint8Array(64 * 1024);
   let head = new Uint8Array(0);
   let end = -1;
@@ -233,7 +264,10 @@ async function relayResponse(from: ByteStream, to: ByteStream, method: string): 
     const n = await from.read(buf);
     if (n === null) {
       if (head.length === 0) {
-        await writeAll(to, httpStatusResponse(502, "the target closed without answering"));
+        await writeAll(
+          to,
+          unanswered() ?? httpStatusResponse(502, "the target closed without answering"),
+        );
       }
       return false;
     }

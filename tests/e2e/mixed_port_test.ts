@@ -11,7 +11,8 @@ import { strict as assert } from "node:assert";
 import { expectedSha256, startHttpTarget, toHex } from "../support/http_target.ts";
 import { freePort, run, startPair } from "./_harness.ts";
 import { PYTHON } from "../support/programs.ts";
-import { test } from "../support/deadline.ts";
+import { test, waitFor } from "../support/deadline.ts";
+import { readToEnd, writeAll } from "../support/io.ts";
 import { type Spawned, spawnWithDeadline, waitListening } from "../support/process.ts";
 
 async function sha256(b: Uint8Array): Promise<string> {
@@ -148,6 +149,30 @@ test("curl -x http:// POSTs a chunked body through the mixed port and gets it ba
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+test("a malformed chunked body gets 400 at once and ends its stream; the target waits for nothing", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair();
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: pair.socksPort });
+  // A good first chunk, then a size line that is not hex. The target (Deno.serve) has no body
+  // timeout: without the 400 the answer would wait for it forever.
+  await writeAll(
+    conn,
+    new TextEncoder().encode(
+      `POST ${target.url}/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n` +
+        "3\r\nabc\r\nzz\r\nabc\r\n0\r\n\r\n",
+    ),
+  );
+  const answer = new TextDecoder().decode(
+    await readToEnd(conn, { ms: 20_000, what: "the answer to a malformed chunked body" }),
+  );
+  assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.match(answer, /\r\n\r\n400 Bad Request: the chunked request body is malformed\n$/);
+  await waitFor("the server to open and close the request's stream", () => {
+    return pair.serverEvents.of("stream_close").length === 1;
+  }, 10_000);
+  assert.equal(pair.serverEvents.of("stream_open").length, 1);
 });
 
 test.slow("git clone http://… with http_proxy= on the mixed port fetches a repository through the tunnel", async () => {

@@ -82,6 +82,12 @@ Deno.test("absolute-form refusals: https, smuggling framings, unknown codings, c
     const s = forward(text);
     assert.equal(s.type === "fail" ? s.status : s.type, status, text);
   }
+  // Two different lengths name both, not only the first as if it were the bad one.
+  const twice = forward(cases[3]![0]);
+  assert.match(
+    twice.type === "fail" ? td.decode(twice.send) : twice.type,
+    /Content-Length given 2 times with different values \("3", "4"\)/,
+  );
   const noAuth = forward("GET http://h.test/ HTTP/1.1\r\n\r\n", new Map([["u", "p"]]));
   assert.equal(noAuth.type === "fail" ? noAuth.status : noAuth.type, 407);
   // Without the option, CONNECT only.
