@@ -215,6 +215,10 @@ const SERVER_KEYS: Record<string, Use> = {
   "limits.per_ip.handshakes_per_second": {
     file: "lib/tunnel/login_guard.ts",
     reads: "const rate = this.#s.handshakesPerSecond",
+    proof: [
+      "tests/e2e/lockout_test.ts",
+      "a source over limits.per_ip.handshakes_per_second gets the fallback web server, like a probe",
+    ],
   },
   "auth.lockout.failures": {
     file: "lib/tunnel/login_guard.ts",

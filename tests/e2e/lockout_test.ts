@@ -307,3 +307,31 @@ test("a connection over limits.per_ip.connections gets the fallback web server, 
     first.close();
   }
 });
+
+test("a source over limits.per_ip.handshakes_per_second gets the fallback web server, like a probe", async () => {
+  await using s = await startServer(
+    10,
+    (yml) => yml.replace(/handshakes_per_second: 1000/, "handshakes_per_second: 2"),
+  );
+  const port = s.server.addr.port;
+  // Two new connections use up this second's budget; the third is handed on.
+  const held: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      held.push(c);
+      await c.write(new Uint8Array([1]));
+    }
+    const third = await Deno.connect({ hostname: "127.0.0.1", port });
+    held.push(third);
+    await third.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const buf = new Uint8Array(64);
+    const n = await withDeadline(third.read(buf), 10_000, "the fallback's answer");
+    assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 /);
+    const over = s.events.of("refusal", (e) => e.reason === "rate_limited");
+    assert.equal(over.length, 1);
+    assert.match(over[0]!.detail, /more than 2 new connections per second/);
+  } finally {
+    for (const c of held) c.close();
+  }
+});
