@@ -10,6 +10,9 @@ import {
   KEX_IDS,
   KEX_WIRE_IDS,
   type KexId,
+  PADDING_MODES,
+  PADDING_WIRE_IDS,
+  type PaddingMode,
 } from "./constants.ts";
 
 /** The KexId for a wire id, if we know it. */
@@ -20,6 +23,32 @@ export function kexFromWire(id: number): KexId | undefined {
 /** The AeadId for a wire id, if we know it. */
 export function aeadFromWire(id: number): AeadId | undefined {
   return AEAD_IDS.find((a) => AEAD_WIRE_IDS[a] === id);
+}
+
+/** The PaddingMode for a wire id, if we know it. */
+export function paddingFromWire(id: number): PaddingMode | undefined {
+  return PADDING_MODES.find((m) => PADDING_WIRE_IDS[m] === id);
+}
+
+/**
+ * The record padding a session uses (section 4.7): the stronger of what the
+ * client asks for and what the server is set to (none < random < bucket).
+ * An unknown mode from the client counts as none.
+ */
+export function agreePadding(clientWire: number, server: PaddingMode | undefined): PaddingMode {
+  const rank = (m: PaddingMode | undefined) => m === undefined ? 0 : PADDING_MODES.indexOf(m);
+  const client = paddingFromWire(clientWire);
+  return rank(client) >= rank(server) ? client ?? "none" : server!;
+}
+
+/** Checks a caller's padding mode (undefined passes: no extension). */
+export function checkPaddingMode(v: PaddingMode | undefined): PaddingMode | undefined {
+  if (v !== undefined && !PADDING_MODES.includes(v)) {
+    throw new TypeError(
+      `Cannot use record padding "${String(v)}": not one of ${PADDING_MODES.join(", ")}`,
+    );
+  }
+  return v;
 }
 
 /** Checks a caller's list: non-empty, known names, no duplicates; returns a copy. */

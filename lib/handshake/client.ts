@@ -31,6 +31,8 @@ import {
   MAC_BYTES,
   MAX_PADDING,
   MAX_USER_ID_BYTES,
+  PADDING_WIRE_IDS,
+  type PaddingMode,
   RESULT_BODY_MAX,
   RESULT_BODY_MIN,
   SECRET_BYTES,
@@ -63,7 +65,15 @@ import {
   type ResumeExtension,
   resumeExtensionLength,
 } from "./messages.ts";
-import { aeadFromWire, checkList, checkPaddingMax, clockMs, kexFromWire } from "./_negotiate.ts";
+import {
+  aeadFromWire,
+  checkList,
+  checkPaddingMax,
+  checkPaddingMode,
+  clockMs,
+  kexFromWire,
+  paddingFromWire,
+} from "./_negotiate.ts";
 import {
   ByteQueue,
   finalSecrets,
@@ -108,6 +118,12 @@ export interface ClientHandshakeOptions {
   random?: RandomSource;
   /** Most padding bytes per message, 0..255; default 255. */
   paddingMax?: number;
+  /**
+   * The record padding mode to ask for (a padding extension in the Hello,
+   * section 4.7); the session then uses the mode the Result names. Absent:
+   * no extension, and `SessionSecrets.recordPadding` stays unset.
+   */
+  recordPadding?: PaddingMode;
   /** Receives intermediate secrets; for test vectors only. */
   trace?: HandshakeTrace;
   /**
@@ -140,6 +156,7 @@ interface ClientContext {
   now: () => number;
   random: RandomSource;
   paddingMax: number;
+  recordPadding: PaddingMode | undefined;
   trace: HandshakeTrace;
   resume: ClientResume | undefined;
   cookie: Uint8Array | undefined;
@@ -222,9 +239,12 @@ function createHello(ctx: ClientContext): { bytes: Uint8Array; state: ExpectServ
     timestampMs: clockMs(ctx.now),
     ...(mlkem === undefined ? {} : { mlkemKey: mlkem.publicKey }),
     paddingLength: 0,
+    ...(ctx.recordPadding === undefined
+      ? {}
+      : { recordPadding: PADDING_WIRE_IDS[ctx.recordPadding] }),
   };
   const r = ctx.resume;
-  let padMax = ctx.paddingMax;
+  let padMax = Math.min(ctx.paddingMax, HELLO_BODY_MAX - encodeHelloBody(fields).length);
   if (r !== undefined) {
     const ext = resumeExtension(fields, r);
     fields.resume = ext.resume;
@@ -479,6 +499,7 @@ function consumeResult(
     });
   }
   const result = decodeResultBody(plain);
+  const recordPadding = agreedPadding(ctx, result.recordPadding);
   const h5 = mixHash(s.h, sealed);
   const expected = transcriptMac(s.ck, "server finished", h5);
   if (!ctEqual(expected, mac)) throw authFailed("Result MAC does not match the transcript");
@@ -499,12 +520,32 @@ function consumeResult(
     transcriptHash: h7,
     resumed: s.resumeSessionId !== undefined,
     resumable: result.resumable === true,
+    ...(recordPadding === undefined ? {} : { recordPadding }),
   };
   const ticket = result.ticketFollows === true
     ? { keys: frameKeys(s.ck, "ticket", h7), h: h7 }
     : undefined;
   wipe(s.ck);
   return ticket === undefined ? { finish, secrets } : { finish, secrets, ticket };
+}
+
+/**
+ * The record padding mode from the Result's padding extension (section 4.7):
+ * present only in answer to ours, and one of the modes we know; without it
+ * (a server that predates the extension), our own.
+ */
+function agreedPadding(ctx: ClientContext, wire: number | undefined): PaddingMode | undefined {
+  if (wire === undefined) return ctx.recordPadding;
+  const mode = paddingFromWire(wire);
+  if (ctx.recordPadding === undefined || mode === undefined) {
+    throw new ProtocolError(
+      "MALFORMED",
+      ctx.recordPadding === undefined
+        ? "Cannot decode Result: a padding extension answers no request of ours"
+        : `Cannot decode Result: padding mode ${wire} is unknown`,
+    );
+  }
+  return mode;
 }
 
 function checkResume(r: ClientResume): ClientResume {
@@ -640,6 +681,7 @@ export class ClientHandshake {
       now: opts.now,
       random: opts.random ?? randomBytes,
       paddingMax: checkPaddingMax(opts.paddingMax, MAX_PADDING),
+      recordPadding: checkPaddingMode(opts.recordPadding),
       trace: trace === undefined ? () => {} : (name, v) => trace(name, v.slice()),
     };
   }

@@ -39,6 +39,21 @@ export const AEAD_WIRE_IDS: Readonly<Record<AeadId, number>> = Object.freeze({
   "chacha20-poly1305": 0x03,
 });
 
+/**
+ * Record padding modes a session can use (docs/PROTOCOL.md part 3 (record
+ * layer) section 8), weakest first; negotiated by the padding extension
+ * (part 2 (handshake) section 4.7).
+ */
+export type PaddingMode = "none" | "random" | "bucket";
+/** Every padding mode, weakest first (the order the negotiation ranks them in). */
+export const PADDING_MODES: readonly PaddingMode[] = Object.freeze(["none", "random", "bucket"]);
+/** Wire ids (u8) of the padding modes. */
+export const PADDING_WIRE_IDS: Readonly<Record<PaddingMode, number>> = Object.freeze({
+  "none": 0x00,
+  "random": 0x01,
+  "bucket": 0x02,
+});
+
 /** Most entries in one offered list (versions, KEX, AEAD). */
 export const MAX_LIST_ENTRIES = 8;
 /** Bytes of the client and server nonces. */
@@ -129,6 +144,14 @@ export const EXT_TICKET = 0x02;
 export const EXT_RESUMABLE = 0x03;
 /** Response extension: the login's JWT (compact form, ASCII), for a user whose factor is a JWT. */
 export const EXT_JWT = 0x04;
+/**
+ * Hello and Result extension: the record padding mode, one byte (a
+ * `PADDING_WIRE_IDS` value). In a Hello, the mode the client asks for; in
+ * the Result, the mode both directions use.
+ */
+export const EXT_PADDING = 0x05;
+/** Bytes a padding extension adds to a body: header 3, mode 1. */
+export const PADDING_EXTENSION_BYTES = 4;
 /** Resume identity kind: the 16-byte session id (server keeps a session table). */
 export const RESUME_KIND_SESSION_ID = 0x01;
 /** Resume identity kind: an opaque ticket (stateless servers sharing a keyring). */
@@ -159,15 +182,16 @@ export const RESUME_RESPONSE_MAX_BYTES: number = LENGTH_BYTES + RESUME_RESPONSE_
 
 /** Result plaintext, smallest. */
 export const RESULT_BODY_MIN = SESSION_ID_BYTES + 1;
-/** Result plaintext, largest: full padding and the two (empty) extensions. */
-export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING + 2 * EXTENSION_HEADER_BYTES;
+/** Result plaintext, largest: full padding, the two empty extensions and the padding extension. */
+export const RESULT_BODY_MAX = RESULT_BODY_MIN + MAX_PADDING + 2 * EXTENSION_HEADER_BYTES +
+  PADDING_EXTENSION_BYTES;
 /** Smallest ticket frame: masked_len ‖ sealed ticket. */
 export const TICKET_FRAME_MIN_BYTES = LENGTH_BYTES + TICKET_MIN_BYTES + AEAD_TAG_BYTES;
 /** Largest ticket frame (362). */
 export const TICKET_FRAME_MAX_BYTES: number = LENGTH_BYTES + TICKET_MAX_BYTES + AEAD_TAG_BYTES;
 /** Smallest whole Result (67). */
 export const RESULT_MIN_BYTES = LENGTH_BYTES + RESULT_BODY_MIN + AEAD_TAG_BYTES + MAC_BYTES;
-/** Largest whole Result (690), a ticket frame included. */
+/** Largest whole Result (694), a ticket frame included. */
 export const RESULT_MAX_BYTES: number = LENGTH_BYTES + RESULT_BODY_MAX + AEAD_TAG_BYTES +
   MAC_BYTES +
   TICKET_FRAME_MAX_BYTES;

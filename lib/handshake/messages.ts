@@ -14,6 +14,7 @@ import {
   BINDER_BYTES,
   DH_BYTES,
   EXT_JWT,
+  EXT_PADDING,
   EXT_RESUMABLE,
   EXT_RESUME,
   EXT_TICKET,
@@ -69,6 +70,12 @@ export interface HelloBody {
   mlkemKey?: Uint8Array;
   /** Zero bytes of padding, 0..255. */
   paddingLength: number;
+  /**
+   * The record padding mode the client asks for, as a wire id (kept as a
+   * number so an unknown mode survives decoding); a padding extension
+   * after the padding, before any resume extension.
+   */
+  recordPadding?: number;
   /** Present when the client resumes a session; encoded after the padding, last. */
   resume?: ResumeExtension;
 }
@@ -115,6 +122,11 @@ export interface ResultBody {
   ticketFollows?: boolean;
   /** True when the server keeps the session resumable (an empty resumable extension). */
   resumable?: boolean;
+  /**
+   * The record padding mode both directions use, as a wire id (a padding
+   * extension); sent only in answer to a Hello's padding extension.
+   */
+  recordPadding?: number;
 }
 
 /** Response plaintext when resuming: padding only (the resume tag follows the seal). */
@@ -225,6 +237,19 @@ function readExtensions(
   }
 }
 
+function writePaddingMode(w: Writer, mode: number | undefined): void {
+  if (mode === undefined) return;
+  checkRange("padding mode", mode, 0, 0xff);
+  writeExtension(w, EXT_PADDING, [new Uint8Array([mode])]);
+}
+
+function readPaddingMode(what: string, data: Uint8Array): number {
+  if (data.length !== 1) {
+    throw malformed(what, `padding extension length ${data.length} is not 1`);
+  }
+  return data[0]!;
+}
+
 function readTimestamp(r: Reader, what: string): number {
   const t = r.u64();
   if (t > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(what, `timestamp ${t} is too large`);
@@ -267,6 +292,7 @@ export function encodeHelloBody(b: HelloBody): Uint8Array {
     w.bytes(b.mlkemKey);
   }
   writePadding(w, b.paddingLength);
+  writePaddingMode(w, b.recordPadding);
   if (b.resume !== undefined) {
     const { kind, identity, binder } = b.resume;
     if (kind === "session_id") checkLength("resume session id", identity, SESSION_ID_BYTES);
@@ -347,6 +373,7 @@ export function decodeHelloBody(body: Uint8Array): HelloBody {
     out.paddingLength = readPadding(r, "Hello");
     readExtensions(r, "Hello", EXT_RESUME, (type, data) => {
       if (type === EXT_RESUME) out.resume = readResume(data);
+      else if (type === EXT_PADDING) out.recordPadding = readPaddingMode("Hello", data);
     });
     return out;
   });
@@ -543,6 +570,7 @@ export function encodeResultBody(b: ResultBody): Uint8Array {
   writePadding(w, b.paddingLength);
   if (b.ticketFollows === true) writeExtension(w, EXT_TICKET, []);
   if (b.resumable === true) writeExtension(w, EXT_RESUMABLE, []);
+  writePaddingMode(w, b.recordPadding);
   return w.finish().slice();
 }
 
@@ -560,6 +588,7 @@ export function decodeResultBody(body: Uint8Array): ResultBody {
     const sessionId = r.take(SESSION_ID_BYTES).slice();
     const out: ResultBody = { sessionId, paddingLength: readPadding(r, "Result") };
     readExtensions(r, "Result", undefined, (type, data) => {
+      if (type === EXT_PADDING) out.recordPadding = readPaddingMode("Result", data);
       if (type !== EXT_TICKET && type !== EXT_RESUMABLE) return;
       if (data.length !== 0) {
         throw malformed("Result", `extension ${type} length ${data.length} is not 0`);

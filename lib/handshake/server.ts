@@ -40,6 +40,8 @@ import {
   LENGTH_BYTES,
   MAC_BYTES,
   MAX_PADDING,
+  PADDING_WIRE_IDS,
+  type PaddingMode,
   REPRESENTATIVE_BYTES,
   RESPONSE_BODY_MAX,
   RESPONSE_BODY_MIN,
@@ -61,7 +63,13 @@ import {
   encodeServerHelloFields,
   type ResumeExtension,
 } from "./messages.ts";
-import { checkList, checkPaddingMax, clockMs } from "./_negotiate.ts";
+import {
+  agreePadding,
+  checkList,
+  checkPaddingMax,
+  checkPaddingMode,
+  clockMs,
+} from "./_negotiate.ts";
 import type { ReplayGuard } from "./replay.ts";
 import type { TicketKeyring } from "./ticket.ts";
 import {
@@ -119,6 +127,12 @@ export interface ServerHandshakeOptions {
   log?: (msg: string) => void;
   /** Most padding bytes per message, 0..255; default 255. */
   paddingMax?: number;
+  /**
+   * This server's record padding mode (section 4.7): a client that asks
+   * for a mode gets the stronger of the two in the Result; with one that
+   * does not ask, the server's records use this mode alone.
+   */
+  recordPadding?: PaddingMode;
   /** Receives intermediate secrets; for test vectors only. */
   trace?: HandshakeTrace;
   /**
@@ -170,6 +184,7 @@ interface ServerContext {
   aead: AeadId[];
   clockWindowMs: number;
   paddingMax: number;
+  recordPadding: PaddingMode | undefined;
   trace: HandshakeTrace;
   lookupSession: ((sessionId: Uint8Array) => ResumableSession | undefined) | undefined;
   tickets: TicketKeyring | undefined;
@@ -202,7 +217,8 @@ interface ExpectResponse {
   ephemeral: Uint8Array;
   version: number;
   kex: KexId;
-  aead: AeadId;
+  aead: AeadId; /** The Hello's padding extension (a wire id), if it had one. */
+  recordPadding: number | undefined;
 }
 
 /**
@@ -225,7 +241,8 @@ interface ExpectResumeResponse {
   version: number;
   kex: KexId;
   aead: AeadId;
-  resume: ServerResume;
+  resume: ServerResume; /** The Hello's padding extension (a wire id), if it had one. */
+  recordPadding: number | undefined;
 }
 
 /** Result sent; waiting for the Finish. Secrets are derived (the ticket needed them). */
@@ -496,6 +513,7 @@ function consumeHello(
         kex,
         aead,
         resume,
+        recordPadding: hello.recordPadding,
       },
     };
   }
@@ -511,6 +529,7 @@ function consumeHello(
       version,
       kex,
       aead,
+      recordPadding: hello.recordPadding,
     },
   };
 }
@@ -759,7 +778,7 @@ function consumeResumeResponse(
  */
 function createResult(
   ctx: ServerContext,
-  negotiated: { version: number; kex: KexId; aead: AeadId },
+  negotiated: { version: number; kex: KexId; aead: AeadId; recordPadding: number | undefined },
   ck4: Uint8Array,
   h4: Uint8Array,
   session: { sessionId: Uint8Array; userId: string; resumed: boolean; jwt?: JwtClaims },
@@ -768,11 +787,16 @@ function createResult(
   // server that holds it, which keeps its end at exp and its routes claim.
   const tickets = isJwtUser(ctx.lookupUser(session.userId)) ? undefined : ctx.tickets;
   const resumable = tickets !== undefined || ctx.lookupSession !== undefined;
+  const asked = negotiated.recordPadding;
+  const recordPadding = asked === undefined
+    ? ctx.recordPadding
+    : agreePadding(asked, ctx.recordPadding);
   const body = encodeResultBody({
     sessionId: session.sessionId,
     paddingLength: paddingLength(ctx.random, ctx.paddingMax),
     ...(tickets === undefined ? {} : { ticketFollows: true }),
     ...(resumable ? { resumable } : {}),
+    ...(asked === undefined ? {} : { recordPadding: PADDING_WIRE_IDS[recordPadding!] }),
   });
   const resultSealed = sealFrame(frameKeys(ck4, "server hs", h4), h4, body);
   const h5 = mixHash(h4, resultSealed);
@@ -790,6 +814,7 @@ function createResult(
     transcriptHash: h7,
     resumed: session.resumed,
     resumable,
+    ...(recordPadding === undefined ? {} : { recordPadding }),
   };
   const parts = [resultSealed, mac];
   if (tickets !== undefined) {
@@ -878,6 +903,7 @@ export class ServerHandshake {
       aead: checkList("AEAD", opts.aead, AEAD_IDS),
       clockWindowMs,
       paddingMax: checkPaddingMax(opts.paddingMax, MAX_PADDING),
+      recordPadding: checkPaddingMode(opts.recordPadding),
       trace: trace === undefined ? () => {} : (name, v) => trace(name, v.slice()),
       lookupSession: opts.lookupSession,
       tickets: opts.tickets,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AeadId, KexId } from "./constants.ts";
+import type { AeadId, KexId, PaddingMode } from "./constants.ts";
 import type { JwtClaims, JwtKeys } from "../crypto/jwt.ts";
 
 /**
@@ -143,6 +143,12 @@ export interface SessionSecrets {
    * acknowledgements and resend buffer.
    */
   resumable: boolean;
+  /**
+   * The record padding mode this side's records use: the one the Result
+   * named when the client asked for one (section 4.7), else this side's
+   * own `recordPadding` option; absent when neither says.
+   */
+  recordPadding?: PaddingMode;
   /** A ticket for `resumptionSecret`, when the server has a ticket keyring (opaque to the client). */
   ticket?: Uint8Array;
 }

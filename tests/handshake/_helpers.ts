@@ -17,6 +17,7 @@ import {
   generateServerIdentity,
   generateToken,
   type KexId,
+  type PaddingMode,
   type PasswordKeys,
   type PasswordVerifier,
   ReplayGuard,
@@ -130,6 +131,10 @@ export interface PairOptions {
   tickets?: TicketKeyring;
   /** The server's session table (section 13): the Result then says `resumable`. */
   lookupSession?: ServerHandshakeOptions["lookupSession"];
+  /** The record padding mode the client asks for (section 4.7). */
+  clientRecordPadding?: PaddingMode;
+  /** The server's own record padding mode. */
+  serverRecordPadding?: PaddingMode;
   trace?: { client?: Map<string, Uint8Array>; server?: Map<string, Uint8Array> };
 }
 
@@ -157,6 +162,7 @@ export function makePair(
   };
   if (o.clientKex) clientOpts.kex = o.clientKex;
   if (o.clientAead) clientOpts.aead = o.clientAead;
+  if (o.clientRecordPadding) clientOpts.recordPadding = o.clientRecordPadding;
   const ct = o.trace?.client;
   if (ct) clientOpts.trace = (n, v) => ct.set(n, v);
   const serverOpts: ServerHandshakeOptions = {
@@ -172,6 +178,7 @@ export function makePair(
   if (o.lookupSession) serverOpts.lookupSession = o.lookupSession;
   if (o.serverKex) serverOpts.kex = o.serverKex;
   if (o.serverAead) serverOpts.aead = o.serverAead;
+  if (o.serverRecordPadding) serverOpts.recordPadding = o.serverRecordPadding;
   const st = o.trace?.server;
   if (st) serverOpts.trace = (n, v) => st.set(n, v);
   return { client: new ClientHandshake(clientOpts), server: new ServerHandshake(serverOpts), log };

@@ -13,6 +13,7 @@ import {
   type AeadId,
   decodeTicketKeys,
   type KexId,
+  type PaddingMode,
   serverPublicKey,
   TicketKeyring,
   type UserRecord,
@@ -46,6 +47,12 @@ export interface HandshakeVectorCase {
     /** The password login's SCRAM-SHA-256 values, or null when the user has a token. */
     password: PasswordVectorInputs | null;
     totpSecret: string | null;
+    /**
+     * The record padding modes (section 4.7): the one the client asks for in
+     * its Hello and the server's own; null when neither side sets one (no
+     * padding extension in either message).
+     */
+    recordPadding: { client: PaddingMode; server: PaddingMode } | null;
     userId: string;
     clientKex: KexId[];
     clientAead: AeadId[];
@@ -73,6 +80,8 @@ export interface HandshakeVectorCase {
     serverToClient: string;
     resumptionSecret: string;
     transcriptHash: string;
+    /** The record padding mode the Result names, or null without a padding extension. */
+    recordPadding: PaddingMode | null;
   };
   trace: { client: Record<string, string>; server: Record<string, string> };
 }
@@ -125,6 +134,7 @@ const CASES: {
   totp: boolean;
   password?: boolean;
   jwt?: boolean;
+  recordPadding?: { client: PaddingMode; server: PaddingMode };
   clientKex: KexId[];
   clientAead: AeadId[];
   serverKex: KexId[];
@@ -177,6 +187,19 @@ const CASES: {
     serverAead: ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"],
     clientNowMs: 1_750_000_200_000,
     serverNowMs: 1_750_000_200_000,
+  },
+  {
+    name: "x25519, aes-256-gcm, key + token, record padding: the client asks random, the server " +
+      "is set to bucket, the Result names bucket",
+    keys: "vector keys 5",
+    totp: false,
+    recordPadding: { client: "random", server: "bucket" },
+    clientKex: ["x25519"],
+    clientAead: ["aes-256-gcm"],
+    serverKex: ["x25519-mlkem768", "x25519"],
+    serverAead: ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"],
+    clientNowMs: 1_750_000_300_000,
+    serverNowMs: 1_750_000_300_000,
   },
 ];
 
@@ -234,6 +257,10 @@ export function buildVectors(): HandshakeVectorFile {
         }),
         lookupSession: () => undefined,
       }),
+      ...(c.recordPadding === undefined ? {} : {
+        clientRecordPadding: c.recordPadding.client,
+        serverRecordPadding: c.recordPadding.server,
+      }),
       clientKex: c.clientKex,
       clientAead: c.clientAead,
       serverKex: c.serverKex,
@@ -259,6 +286,7 @@ export function buildVectors(): HandshakeVectorFile {
         serverResumption: resumption,
         password: pw,
         totpSecret: c.totp ? hex(f.totpSecret) : null,
+        recordPadding: c.recordPadding ?? null,
         userId: f.userId,
         clientKex: c.clientKex,
         clientAead: c.clientAead,
@@ -286,6 +314,7 @@ export function buildVectors(): HandshakeVectorFile {
         serverToClient: hex(s.serverToClient),
         resumptionSecret: hex(s.resumptionSecret),
         transcriptHash: hex(s.transcriptHash),
+        recordPadding: s.recordPadding ?? null,
       },
       trace: { client: record(traces.client), server: record(traces.server) },
     };

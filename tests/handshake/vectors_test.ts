@@ -41,7 +41,9 @@ Deno.test("handshake_v1.json equals a fresh run with the same keys, randomness a
     file,
     "regenerate only for a deliberate protocol change (see gen_vectors.ts)",
   );
-  assert.equal(file.cases.length, 4);
+  assert.equal(file.cases.length, 5);
+  assert.deepEqual(file.cases[4]!.inputs.recordPadding, { client: "random", server: "bucket" });
+  assert.equal(file.cases[4]!.secrets.recordPadding, "bucket");
   assert.notEqual(file.cases[2]!.inputs.password, null);
   assert.notEqual(file.cases[3]!.inputs.jwt, null);
   assert.equal(file.cases[1]!.secrets.kex, "x25519-mlkem768");
@@ -76,6 +78,9 @@ for (const c of file.cases) {
           random: drbg(c.inputs.serverRandom),
           kex: c.inputs.serverKex,
           aead: c.inputs.serverAead,
+          ...(c.inputs.recordPadding === null
+            ? {}
+            : { recordPadding: c.inputs.recordPadding.server }),
           ...(resumption === null ? {} : {
             tickets: new TicketKeyring(decodeTicketKeys(resumption.ticketKeys)),
             lookupSession: () => undefined,
@@ -94,6 +99,7 @@ for (const c of file.cases) {
         assert.equal(hex(done.secrets.clientToServer), c.secrets.clientToServer);
         assert.equal(hex(done.secrets.serverToClient), c.secrets.serverToClient);
         assert.equal(hex(done.secrets.resumptionSecret), c.secrets.resumptionSecret);
+        assert.equal(done.secrets.recordPadding ?? null, c.secrets.recordPadding);
       }));
   }
 
@@ -117,6 +123,7 @@ for (const c of file.cases) {
       },
       kex: c.inputs.clientKex,
       aead: c.inputs.clientAead,
+      ...(c.inputs.recordPadding === null ? {} : { recordPadding: c.inputs.recordPadding.client }),
       now: () => c.inputs.clientNowMs,
       random: drbg(c.inputs.clientRandom),
     });
@@ -128,6 +135,7 @@ for (const c of file.cases) {
     const done = expectClient(client.push(unhex(c.messages.result)), "done");
     assert.equal(hex(done.send), c.messages.finish);
     assert.equal(hex(done.secrets.transcriptHash), c.secrets.transcriptHash);
+    assert.equal(done.secrets.recordPadding ?? null, c.secrets.recordPadding);
   });
 
   Deno.test(`[${c.name}] the vector follows the written key schedule (independent re-derivation)`, () => {
@@ -228,6 +236,20 @@ for (const c of file.cases) {
     // though the server has a keyring; and nothing follows the Result MAC.
     assert.equal(result.resumable, c.inputs.serverResumption === null ? undefined : true);
     assert.equal(result.ticketFollows, undefined);
+    // Section 4.7: the padding extension, 05 0001 mode, ends the Hello body (no resume extension
+    // here) and the Result body; absent from both when the case sets no modes.
+    const helloBody = openSpecFrame(ck1, "hello", hc, m.hello.subarray(64));
+    const resultBody = openSpecFrame(ck4, "server hs", h4, rSealed);
+    const modeId = { none: 0, random: 1, bucket: 2 } as const;
+    const rp = c.inputs.recordPadding;
+    if (rp === null) {
+      assert.equal(hello.recordPadding, undefined);
+      assert.equal(result.recordPadding, undefined);
+    } else {
+      assert.equal(hex(helloBody.subarray(-4)), `050001${hex(new Uint8Array([modeId[rp.client]]))}`);
+      const agreed = c.secrets.recordPadding!;
+      assert.equal(hex(resultBody.subarray(-4)), `050001${hex(new Uint8Array([modeId[agreed]]))}`);
+    }
     const h5 = mixHash(h4, rSealed);
     assertBytes(m.result.subarray(rSealed.length), tag(ck4, "server finished", h5));
     const h6 = mixHash(h5, m.result.subarray(rSealed.length));
