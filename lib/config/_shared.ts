@@ -22,6 +22,17 @@ export const CRYPTO_BACKEND_NAMES = ["auto", "openssl", "webcrypto"] as const;
 /** A `crypto.backend` value. */
 export type CryptoBackendName = typeof CRYPTO_BACKEND_NAMES[number];
 
+/**
+ * Record padding modes (`padding:`), weakest first: docs/PROTOCOL.md part 3
+ * (record layer) section 8; the session uses the stronger of the client's
+ * and the server's (part 2 (handshake) section 4.7).
+ */
+export const PADDING_NAMES = ["none", "random", "bucket"] as const;
+/** A `padding:` value. */
+export type PaddingName = typeof PADDING_NAMES[number];
+/** Padding is on unless a config turns it off. */
+export const DEFAULT_PADDING: PaddingName = "random";
+
 /** Default key-exchange preference. */
 export const DEFAULT_KEX: readonly KexName[] = ["x25519-mlkem768", "x25519"];
 /** Default AEAD preference. */

@@ -39,6 +39,7 @@ import {
   DEFAULT_AEAD,
   DEFAULT_KEX,
   type KexName,
+  type PaddingName,
   parseWith,
   readConfigText,
   resolveRef,
@@ -53,6 +54,7 @@ import {
   cryptoSettings,
   type HostPort,
   kexList,
+  paddingField,
   sessionFields,
   type SessionSettings,
   sessionSettings,
@@ -147,6 +149,11 @@ export interface ClientConfig {
   };
   /** Which AEAD implementation seals and opens records (`crypto.backend`, `crypto.library`). */
   crypto: CryptoSettings;
+  /**
+   * The record padding mode to ask for (`padding:`); the session uses the
+   * stronger of this and the server's.
+   */
+  padding: PaddingName;
 }
 
 /** A profile's password factor (`password:` in the profile). */
@@ -342,6 +349,7 @@ const clientSchema = object({
     rotate: withDefault(duration(0, 7 * 86400), 0),
   })),
   crypto: section(object(cryptoFields)),
+  padding: paddingField,
   kex: withDefault(kexList(), [...DEFAULT_KEX]),
   aead: withDefault(aeadList(), [...DEFAULT_AEAD]),
   limits: section(object({
@@ -444,6 +452,7 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
     }),
     session: { ...sessionSettings(raw.session), rotateS: raw.session.rotate },
     crypto: cryptoSettings(raw.crypto, file),
+    padding: raw.padding,
   };
   return deepFreeze(cfg);
 }

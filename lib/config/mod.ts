@@ -97,8 +97,11 @@ export {
   type CryptoBackendName,
   DEFAULT_AEAD,
   DEFAULT_KEX,
+  DEFAULT_PADDING,
   KEX_NAMES,
   type KexName,
+  PADDING_NAMES,
+  type PaddingName,
   readConfigText,
   USER_NAME_PATTERN,
 } from "./_shared.ts";

@@ -14,6 +14,7 @@ import {
   boolean,
   configError,
   duration,
+  type Field,
   hostPort,
   integer,
   key,
@@ -42,11 +43,14 @@ import {
   deepFreeze,
   DEFAULT_AEAD,
   DEFAULT_KEX,
+  DEFAULT_PADDING,
   GiB,
   ioReason,
   KEX_NAMES,
   type KexName,
   MiB,
+  PADDING_NAMES,
+  type PaddingName,
   parseWith,
   readConfigText,
   resolveRef,
@@ -143,6 +147,11 @@ export interface ServerConfig {
   };
   /** Which AEAD implementation seals and opens records (`crypto.backend`, `crypto.library`). */
   crypto: CryptoSettings;
+  /**
+   * Record padding of the server's records (`padding:`): a client that asks
+   * for a mode gets the stronger of the two, both ways.
+   */
+  padding: PaddingName;
   /** The least severe log level written. */
   log: { level: "debug" | "info" | "warn" | "error" };
   /** The admin HTTP listener (`/metrics`, `/status`, `/kick`). */
@@ -220,6 +229,12 @@ export interface CryptoSettings {
    */
   library?: string;
 }
+
+/** `padding:`, shared with the client profile. */
+export const paddingField: Field<PaddingName> = withDefault(
+  oneOf(PADDING_NAMES),
+  DEFAULT_PADDING,
+);
 
 /** The `crypto:` section's schema fields, shared with the client profile. */
 export const cryptoFields = {
@@ -428,6 +443,7 @@ const serverSchema = object({
     ticket_keys: optional(path()),
   })),
   crypto: section(object(cryptoFields)),
+  padding: paddingField,
   log: section(object({
     level: withDefault(oneOf(["debug", "info", "warn", "error"] as const), "info"),
   })),
@@ -742,6 +758,7 @@ export function parseServerConfig(
       ...(ticketKeysText === undefined ? {} : { ticketKeysText }),
     },
     crypto: cryptoSettings(raw.crypto, file),
+    padding: raw.padding,
     log: { level: raw.log.level },
     admin: {
       ...(admin.listen === undefined ? {} : { listen: admin.listen }),

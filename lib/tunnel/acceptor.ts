@@ -402,7 +402,9 @@ export class ConnectionAcceptor {
   ): Promise<string> {
     const { table, events } = this.#o;
     const secrets = step.secrets;
-    const sealer = await createRecordSealer(secrets.aead, secrets.serverToClient);
+    const sealer = await createRecordSealer(secrets.aead, secrets.serverToClient, {
+      padding: { mode: secrets.recordPadding ?? "none" },
+    });
     const opener = await createRecordOpener(secrets.aead, secrets.clientToServer);
     const releaseKey = deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId);
     const link: LinkParams = {

@@ -256,6 +256,7 @@ async function attemptLink(
       credentials,
       kex: config.kex,
       aead: config.aead,
+      recordPadding: config.padding,
       now: Date.now,
       ...(resume === undefined ? {} : { resume }),
       ...(cookie === undefined ? {} : { cookie }),
@@ -299,7 +300,9 @@ async function attemptLink(
     }
     await writeAll(conn, step.send);
     const secrets = step.secrets;
-    const sealer = await createRecordSealer(secrets.aead, secrets.clientToServer);
+    const sealer = await createRecordSealer(secrets.aead, secrets.clientToServer, {
+      padding: { mode: secrets.recordPadding ?? "none" },
+    });
     const opener = await createRecordOpener(secrets.aead, secrets.serverToClient);
     return {
       link: {

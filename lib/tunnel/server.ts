@@ -17,6 +17,7 @@ import {
   type AccountingSettings,
   type AdminSettings,
   DEFAULT_EGRESS_BLOCK,
+  DEFAULT_PADDING,
   EgressBlock,
   type EgressSettings,
   parseRoute,
@@ -83,6 +84,8 @@ export type ServerSettings =
   & {
     /** `auth:` of server.yml (failed-login lockout); lockout is off when absent. */
     auth?: ServerConfig["auth"];
+    /** `padding:` of server.yml: this server's record padding; `random` when absent. */
+    padding?: ServerConfig["padding"];
   };
 
 /** Options for {@linkcode startServer}: the settings, the users, and where to report. */
@@ -404,6 +407,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
         kex: options.handshake.kex,
         aead: options.handshake.aead,
         clockWindowMs: options.handshake.clockWindowS * 1000,
+        recordPadding: options.padding ?? DEFAULT_PADDING,
         log: hsLog,
         lookupSession: (id) => table.lookup(id),
         ...(tickets === undefined ? {} : { tickets }),

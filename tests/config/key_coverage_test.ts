@@ -127,6 +127,14 @@ const SERVER_KEYS: Record<string, Use> = {
   "fallback.upstream": { file: SERVER, reads: "hostname: options.fallback.upstream.host" },
   "handshake.clock_window": { file: SERVER, reads: "windowMs: options.handshake.clockWindowS" },
   "handshake.replay_cache": { file: SERVER, reads: "capacity: options.handshake.replayCache" },
+  "padding": {
+    file: SERVER,
+    reads: "recordPadding: options.padding ?? DEFAULT_PADDING",
+    proof: [
+      "tests/e2e/padding_test.ts",
+      "the session pads with the stronger of the two settings, both ways; random when neither says",
+    ],
+  },
   "handshake.kex": { file: SERVER, reads: "kex: options.handshake.kex" },
   "handshake.aead": { file: SERVER, reads: "aead: options.handshake.aead" },
   "limits.max_streams_per_tunnel": {
@@ -701,6 +709,14 @@ const CLIENT_KEYS: Record<string, Use> = {
   },
   "crypto.backend": { file: "lib/cli/client_cmd.ts", reads: "useCryptoBackend(config.crypto)" },
   "crypto.library": { file: "lib/cli/crypto.ts", reads: "library: settings.library" },
+  "padding": {
+    file: LINK,
+    reads: "recordPadding: config.padding",
+    proof: [
+      "tests/e2e/padding_test.ts",
+      "the session pads with the stronger of the two settings, both ways; random when neither says",
+    ],
+  },
   "kex": { file: LINK, reads: "kex: config.kex" },
   "aead": { file: LINK, reads: "aead: config.aead" },
   "limits.stream_window": {

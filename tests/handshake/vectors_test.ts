@@ -246,7 +246,10 @@ for (const c of file.cases) {
       assert.equal(hello.recordPadding, undefined);
       assert.equal(result.recordPadding, undefined);
     } else {
-      assert.equal(hex(helloBody.subarray(-4)), `050001${hex(new Uint8Array([modeId[rp.client]]))}`);
+      assert.equal(
+        hex(helloBody.subarray(-4)),
+        `050001${hex(new Uint8Array([modeId[rp.client]]))}`,
+      );
       const agreed = c.secrets.recordPadding!;
       assert.equal(hex(resultBody.subarray(-4)), `050001${hex(new Uint8Array([modeId[agreed]]))}`);
     }

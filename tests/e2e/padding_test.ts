@@ -1,0 +1,112 @@
+/**
+ * Record padding on the wire (`padding:` in server.yml and the profile;
+ * docs/PROTOCOL.md part 2 (handshake) section 4.7, part 3 (record layer)
+ * section 8), seen the way an observer of the TLS connection sees it: a
+ * relay between client and server parses the TLS record headers while a
+ * SOCKS client exchanges many small messages with an echo server.
+ *
+ * @module
+ */
+import { strict as assert } from "node:assert";
+import { readExact, socksConnect } from "../support/socks_client.ts";
+import { startTcpRelay } from "../support/mitm_relay.ts";
+import { TlsRecordTap } from "../support/tls_tap.ts";
+import { startEchoServer, startPair } from "./_harness.ts";
+import { test } from "../support/deadline.ts";
+
+const MESSAGES = 80;
+/** TLS 1.3 record body around one NitroSocks record: content type 1 + tag 16. */
+const TLS_OVERHEAD = 17;
+/** A NitroSocks record around payload + padding: header 3, pad_len 2, tag 16. */
+const RECORD_OVERHEAD = 21;
+
+/** What the observer saw of MESSAGES 12-byte echoes, each way, with these padding settings. */
+async function echoRecords(
+  server: string | undefined,
+  client: string | undefined,
+): Promise<{ up: number[]; down: number[] }> {
+  await using echo = startEchoServer();
+  const tap = new TlsRecordTap();
+  await using pair = await startPair({
+    ...(server === undefined ? {} : { serverYaml: `padding: ${server}` }),
+    ...(client === undefined ? {} : { profileYaml: `padding: ${client}` }),
+    via: (s) =>
+      startTcpRelay({ upstream: { hostname: "127.0.0.1", port: s.port }, tamper: tap.tamper }),
+  });
+  await pair.client!.tunnel();
+  const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+  try {
+    // Warm up (the OPEN, the first window updates), then measure.
+    await conn.write(new TextEncoder().encode("warm up 1234"));
+    await readExact(conn, 12);
+    await new Promise((r) => setTimeout(r, 100));
+    tap.clear();
+    for (let i = 0; i < MESSAGES; i++) {
+      const msg = new TextEncoder().encode(`message ${String(i).padStart(4, "0")}`);
+      await conn.write(msg);
+      assert.deepEqual(await readExact(conn, msg.length), msg);
+    }
+  } finally {
+    conn.close();
+  }
+  return {
+    up: tap.appData("client_to_server").map((r) => r.length),
+    down: tap.appData("server_to_client").map((r) => r.length),
+  };
+}
+
+function distinct(xs: number[]): number {
+  return new Set(xs).size;
+}
+
+/** The bucket sizes payload + padding is rounded up to, up to 16 KiB. */
+const BUCKETS = new Set([64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]);
+
+function inBuckets(lengths: number[]): boolean {
+  return lengths.every((n) => BUCKETS.has(n - TLS_OVERHEAD - RECORD_OVERHEAD));
+}
+
+function show(name: string, r: { up: number[]; down: number[] }): void {
+  console.log(
+    `${name}: ${r.up.length} records up (${distinct(r.up)} sizes: ${r.up.slice(0, 8)} ...), ` +
+      `${r.down.length} down (${distinct(r.down)} sizes: ${r.down.slice(0, 8)} ...)`,
+  );
+}
+
+test("padding: none, random and bucket give different record sizes on the wire", async () => {
+  const none = await echoRecords("none", "none");
+  const random = await echoRecords("random", "random");
+  const bucket = await echoRecords("bucket", "bucket");
+  show("none", none);
+  show("random", random);
+  show("bucket", bucket);
+  for (const r of [none, random, bucket]) {
+    assert.ok(r.up.length >= MESSAGES && r.down.length >= MESSAGES, "a record per message");
+  }
+  // none: every echo is the same few sizes, the message length plain to see.
+  assert.ok(distinct(none.up) <= 3 && distinct(none.down) <= 3);
+  assert.ok(!inBuckets(none.up) && !inBuckets(none.down));
+  // random: 0..255 bytes more on each small record, so sizes spread.
+  assert.ok(distinct(random.up) >= MESSAGES / 2, `random up: ${distinct(random.up)} sizes`);
+  assert.ok(distinct(random.down) >= MESSAGES / 2, `random down: ${distinct(random.down)} sizes`);
+  // bucket: every record is a bucket, here the smallest (64 bytes of payload and padding).
+  assert.ok(inBuckets(bucket.up) && inBuckets(bucket.down));
+  assert.equal(distinct(bucket.up), 1);
+  assert.equal(bucket.up[0], 64 + RECORD_OVERHEAD + TLS_OVERHEAD);
+});
+
+test("the session pads with the stronger of the two settings, both ways; random when neither says", async () => {
+  // The server is set to bucket, the client asks for none: both directions use buckets.
+  const serverWins = await echoRecords("bucket", "none");
+  show("server bucket, client none", serverWins);
+  assert.ok(inBuckets(serverWins.up) && inBuckets(serverWins.down));
+  // The client asks for bucket from a server set to none.
+  const clientWins = await echoRecords("none", "bucket");
+  show("server none, client bucket", clientWins);
+  assert.ok(inBuckets(clientWins.up) && inBuckets(clientWins.down));
+  // Neither file names padding: the default, random, both ways.
+  const defaults = await echoRecords(undefined, undefined);
+  show("defaults", defaults);
+  assert.ok(distinct(defaults.up) >= MESSAGES / 2, `default up: ${distinct(defaults.up)} sizes`);
+  assert.ok(distinct(defaults.down) >= MESSAGES / 2);
+});
