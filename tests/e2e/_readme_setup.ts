@@ -135,8 +135,15 @@ async function main(work: string): Promise<void> {
   const running: ReturnType<typeof background>[] = [web];
   try {
     // The veth's far end goes into the web server's namespace: setsid, sh and unshare exec
-    // one another, so the process we spawned is the one in that namespace.
+    // one another, so the process we spawned is the one in that namespace, once unshare ran
+    // (before that, `netns PID` would put v1 in this namespace, where the loop never sees it).
     const webPid = `${web.pid}`;
+    const ours = await Deno.readLink("/proc/self/ns/net");
+    for (const end = Date.now() + 30_000;;) {
+      if (await Deno.readLink(`/proc/${webPid}/ns/net`).catch(() => ours) !== ours) break;
+      if (Date.now() > end) throw new Error(`the web server's unshare -n did not run in 30 s`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     for (
       const cmd of [
         ["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", webPid],
