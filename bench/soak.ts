@@ -21,7 +21,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { freePort, provision, rssKiB, spawnPair, spawnTarget, stop, waitPort } from "./_procs.ts";
-import { readExact, socksAssociate, socksConnect } from "./_socks.ts";
+import { socksAssociate, socksConnect } from "./_socks.ts";
 
 /** Reads a 4-byte length, sends that many bytes, closes. */
 const TCP_TARGET_SRC = `
