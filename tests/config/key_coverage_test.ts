@@ -255,14 +255,26 @@ const SERVER_KEYS: Record<string, Use> = {
   "auth.jwt.secrets": {
     file: SERVER,
     reads: "...(j?.secrets ?? [])",
+    proof: [
+      "tests/e2e/jwt_keys_test.ts",
+      "auth.jwt.secrets: an HS256 token signed with the server's secret logs in; another secret does not",
+    ],
   },
   "auth.jwt.public_keys": {
     file: SERVER,
     reads: "...(j?.publicKeys ?? [])",
+    proof: [
+      "tests/e2e/jwt_keys_test.ts",
+      "auth.jwt.public_keys: an EdDSA token signed by the server-wide key logs in any JWT user",
+    ],
   },
   "auth.jwt.audience": {
     file: SERVER,
     reads: "{ audience: j.audience }",
+    proof: [
+      "tests/e2e/jwt_keys_test.ts",
+      "auth.jwt.audience: a token whose aud lacks the server's audience is refused; one with it logs in",
+    ],
   },
   "auth.jwt.leeway": {
     file: SERVER,
@@ -479,6 +491,10 @@ const USERS_KEYS: Record<string, Use> = {
   "users.*.jwt.public_key": {
     file: SERVER,
     reads: "[u.jwt.publicKey]",
+    proof: [
+      "tests/e2e/jwt_keys_test.ts",
+      "users.*.jwt.public_key: a user's own Ed25519 key logs in that user only",
+    ],
   },
   "users.*.bandwidth": {
     file: "lib/tunnel/user_limits.ts",
@@ -523,6 +539,10 @@ const USERS_KEYS: Record<string, Use> = {
   "users.*.disabled": {
     file: "lib/tunnel/user_limits.ts",
     reads: "if (u.disabled) return",
+    proof: [
+      "tests/e2e/user_limits_test.ts",
+      "a disabled user's live download ends within 1 s (NOTICE REVOKED)",
+    ],
   },
   "users.*.totp": { file: SERVER, reads: "r.totpSecret = u.totpSecret" },
   "users.*.routes": {

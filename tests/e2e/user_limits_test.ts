@@ -9,7 +9,7 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { updateUserInYaml, type UserChanges } from "../../lib/config/mod.ts";
+import { removeUserFromYaml, updateUserInYaml, type UserChanges } from "../../lib/config/mod.ts";
 import { loadClientConfig, loadServerConfig } from "../../lib/config/mod.ts";
 import { connectLink, startClient } from "../../lib/tunnel/client.ts";
 import { watchUsers } from "../../lib/cli/server_cmd.ts";
@@ -96,45 +96,52 @@ function assertEndedInTime(
   assert.ok(r.curlMs < 2000, `${what}: curl exited after ${r.curlMs.toFixed(0)} ms`);
 }
 
-for (
-  const c of [
-    {
-      name: "disabled",
-      act: (p: Pair) => editUser(p, "alice", { disabled: true }).then(() => p.reloadUsers()),
-      reason: /is disabled/,
-      limit: "disabled",
-    },
-    {
-      name: "removed",
-      act: async (p: Pair) => {
-        const file = join(p.dir, "users.yml");
-        const { removeUserFromYaml } = await import("../../lib/config/mod.ts");
-        await Deno.writeTextFile(
-          file,
-          removeUserFromYaml(await Deno.readTextFile(file), file, "alice"),
-        );
-        await p.reloadUsers();
-      },
-      reason: /removed/,
-      limit: "removed",
-    },
-  ]
-) {
-  test(`a ${c.name} user's live download ends within 1 s (NOTICE REVOKED)`, async () => {
-    await using pair = await startPair();
-    const notice = pair.clientEvents.waitFor("release", { timeoutMs: 10_000 });
-    const r = await cutDuringDownload(pair, () => c.act(pair));
-    assert.notEqual(r.curl.code, 0, "curl saw its download cut");
-    assert.match(r.reason, c.reason);
-    assertEndedInTime(c.name, r);
-    const [n] = await notice;
-    assert.equal(n!.notice, ReleaseReason.REVOKED);
-    assert.equal(n!.by, "peer");
-    const [l] = pair.serverEvents.of("limit");
-    assert.equal(l?.limit, c.limit);
-    assert.equal(pair.server.sessions.size, 0);
-  });
+/** A user made inactive during a live download: how it is done and what the server says. */
+interface Revocation {
+  name: string;
+  act: (p: Pair) => Promise<void>;
+  reason: RegExp;
+  limit: string;
 }
+
+/** Runs `c.act` during a download; the session ends within 1 s with NOTICE REVOKED. */
+async function revokedDuringDownload(c: Revocation): Promise<void> {
+  await using pair = await startPair();
+  const notice = pair.clientEvents.waitFor("release", { timeoutMs: 10_000 });
+  const r = await cutDuringDownload(pair, () => c.act(pair));
+  assert.notEqual(r.curl.code, 0, "curl saw its download cut");
+  assert.match(r.reason, c.reason);
+  assertEndedInTime(c.name, r);
+  const [n] = await notice;
+  assert.equal(n!.notice, ReleaseReason.REVOKED);
+  assert.equal(n!.by, "peer");
+  const [l] = pair.serverEvents.of("limit");
+  assert.equal(l?.limit, c.limit);
+  assert.equal(pair.server.sessions.size, 0);
+}
+
+test("a disabled user's live download ends within 1 s (NOTICE REVOKED)", () =>
+  revokedDuringDownload({
+    name: "disabled",
+    act: (p) => editUser(p, "alice", { disabled: true }).then(() => p.reloadUsers()),
+    reason: /is disabled/,
+    limit: "disabled",
+  }));
+
+test("a removed user's live download ends within 1 s (NOTICE REVOKED)", () =>
+  revokedDuringDownload({
+    name: "removed",
+    act: async (p) => {
+      const file = join(p.dir, "users.yml");
+      await Deno.writeTextFile(
+        file,
+        removeUserFromYaml(await Deno.readTextFile(file), file, "alice"),
+      );
+      await p.reloadUsers();
+    },
+    reason: /removed/,
+    limit: "removed",
+  }));
 
 test("an expiring user's live download ends within 1 s of `expires`, by the timer", async () => {
   await using pair = await startPair();
