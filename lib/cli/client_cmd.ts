@@ -19,10 +19,11 @@ import type { Command } from "./mod.ts";
 const usage =
   `Usage: nitrosocks client (--config FILE | --link -) [--socks HOST:PORT] [--server HOST:PORT] [--ca FILE]
 
-Runs the local SOCKS5 proxy (default 127.0.0.1:1080) from a client profile made by
-'nitrosocks user add', or from its nitrosocks:// share link. A password profile without password.value asks for the
-password (no echo), or reads the first line of standard input when it is not a
-terminal. Point any program at it, e.g.
+Runs the local SOCKS5 proxy (default 127.0.0.1:1080) from a client profile made
+by 'nitrosocks user add', or from its nitrosocks:// share link. A password
+profile without password.value asks for the password (no echo), or reads the
+first line of standard input when it is not a terminal. Point any program at
+it, e.g.
   curl --socks5-hostname 127.0.0.1:1080 https://example.com/
 The same port is an HTTP proxy (http_proxy=http://127.0.0.1:1080) and serves a
 PAC file for browsers at http://127.0.0.1:1080/proxy.pac. The profile's

@@ -276,7 +276,7 @@ async function relayResponse(
     grown.set(buf.subarray(0, n), head.length);
     head = grown;
     end = blankLine(head);
-    if (end < 0 && head.length > MAX_RESPONSE_HEAD) {
+    if ((end < 0 ? head.length : end) > MAX_RESPONSE_HEAD) {
       await writeAll(to, httpStatusResponse(502, "the target's response head is too large"));
       return false;
     }

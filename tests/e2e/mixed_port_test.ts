@@ -13,6 +13,7 @@ import { freePort, run, startPair } from "./_harness.ts";
 import { PYTHON } from "../support/programs.ts";
 import { test, waitFor } from "../support/deadline.ts";
 import { readToEnd, writeAll } from "../support/io.ts";
+import { serveConnections } from "../support/serve.ts";
 import { type Spawned, spawnWithDeadline, waitListening } from "../support/process.ts";
 
 async function sha256(b: Uint8Array): Promise<string> {
@@ -173,6 +174,38 @@ test("a malformed chunked body gets 400 at once and ends its stream; the target 
     return pair.serverEvents.of("stream_close").length === 1;
   }, 10_000);
   assert.equal(pair.serverEvents.of("stream_open").length, 1);
+});
+
+test("a target's response head over 64 KiB gets 502, also when its end comes in the read that crosses 64 KiB", async () => {
+  // 60 KiB of header first; then, once the proxy has read them, 10 KiB more and the end of the
+  // head: a check made only while no end was seen would pass this 70 KiB head on.
+  const first = `HTTP/1.1 200 OK\r\nX-A: ${"a".repeat(60 * 1024)}\r\n`;
+  const rest = `X-B: ${"b".repeat(10 * 1024)}\r\nContent-Length: 2\r\n\r\nhi`;
+  await using target = serveConnections(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    async (c) => {
+      await c.read(new Uint8Array(4096));
+      await writeAll(c, new TextEncoder().encode(first));
+      await new Promise((r) => setTimeout(r, 300));
+      await writeAll(c, new TextEncoder().encode(rest));
+    },
+  );
+  await using pair = await startPair();
+  const r = await run("curl", [
+    "-sS",
+    "--max-time",
+    "30",
+    "-x",
+    `http://127.0.0.1:${pair.socksPort}`,
+    "-w",
+    "|%{http_code}",
+    `http://127.0.0.1:${target.port}/`,
+  ], { timeoutMs: 60_000 });
+  assert.equal(
+    new TextDecoder().decode(r.stdout),
+    "502 Bad Gateway: the target's response head is too large\n|502",
+    r.stderr,
+  );
 });
 
 test.slow("git clone http://… with http_proxy= on the mixed port fetches a repository through the tunnel", async () => {
