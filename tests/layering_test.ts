@@ -59,8 +59,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   socks5: ["wire", "crypto"],
   // `mux` for the window and stream-count bounds it owns (MUX_LIMITS): one source.
   config: ["wire", "crypto", "mux"],
-  // Server directory and users: init, user add/list/remove.
-  provision: ["wire", "crypto", "config", "handshake", "pki"],
+  // Server directory and users: init, user add/list/remove; `fleet` for users kept in the
+  // fleet's Redis (`store.users`).
+  provision: ["wire", "crypto", "config", "handshake", "pki", "fleet"],
   // The I/O layer: links, sessions, server and client.
   tunnel: [
     "wire",

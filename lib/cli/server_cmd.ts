@@ -32,7 +32,9 @@ Options:
 Users: changes to users.yml apply within 2 s (the file is watched; SIGHUP also
 reloads it). Users removed, disabled, expired or over quota lose their live
 tunnels; a file that does not parse, or has no users: key (empty: caught
-half-written), changes nothing and the log says where.
+half-written), changes nothing and the log says where. With store.users: true
+the users come from the fleet's Redis instead (changed with 'nitrosocks user'),
+applied within 2 s on every server.
 Signals: SIGHUP reloads users.yml; SIGINT/SIGTERM stop.`;
 
 /**
@@ -93,17 +95,23 @@ export const serverCommand: Command = {
     log.info(`crypto backend: ${describeCryptoBackend(backend)}`);
     const { users } = await loadUsers(config.usersFile);
     const server = await startServer({ ...config, users, log });
-    const watch = watchUsers(server, config.usersFile, log);
+    // store.users: the server follows the fleet's store, not users.yml.
+    const fromStore = config.store.kind === "redis" && config.store.users;
+    const watch = fromStore ? undefined : watchUsers(server, config.usersFile, log);
     let closing: Promise<void> | undefined;
     const stop = () => {
       log.info("stopping");
-      watch.close();
+      watch?.close();
       closing ??= server.close();
     };
     const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
     for (const s of signals) Deno.addSignalListener(s, stop);
     if (Deno.build.os !== "windows") {
       Deno.addSignalListener("SIGHUP", () => {
+        if (fromStore) {
+          log.info("users come from the fleet's store (store.users): nothing to reload");
+          return;
+        }
         reloadUsers(server, config.usersFile, log).catch((e) =>
           log.error(`users.yml not reloaded: ${describeError(e)}`)
         );

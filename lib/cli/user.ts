@@ -105,7 +105,10 @@ token    signs a JWT for a JWT user with their HS256 secret (or auth.jwt's first
 
 users.yml keeps its comments and other users. A running server applies the
 change within 2 s: a user removed, disabled, expired or over quota loses
-their live tunnels at once.
+their live tunnels at once. When DIR's server.yml says store.users: true, the
+users live in the fleet's Redis instead: the commands read and write there
+(the first change copies DIR's users.yml there), and every server of the
+fleet applies a change within 2 s.
 
 Options:
   --dir DIR           server directory holding server.yml (default .)
@@ -417,7 +420,9 @@ export const userCommand: Command = {
               formatHostPort(prof.socks5.listen.host, prof.socks5.listen.port)
             } https://example.com`,
             "",
-            "A running server picks the user up within 2 s (it watches users.yml).",
+            `A running server picks the user up within 2 s (${
+              r.inStore ? "every server of the fleet" : "it watches users.yml"
+            }).`,
           ].join("\n"),
         );
         return 0;
@@ -475,7 +480,7 @@ export const userCommand: Command = {
         const name = oneName();
         const file = await asUsageError(removeUser(name, dir));
         console.log(
-          `Removed user "${name}" from ${file}. Their profile no longer connects once the server reloads users.yml.`,
+          `Removed user "${name}" from ${file}. Their profile no longer connects once the server reloads its users (within 2 s).`,
         );
         return 0;
       }

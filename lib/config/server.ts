@@ -186,6 +186,11 @@ export type StoreSettings =
      * makes a new one this often (s), instead of `session.ticket_keys`.
      */
     ticketRotationS?: number;
+    /**
+     * `store.users`: the users live in Redis (one users.yml document the
+     * servers reload when it changes) instead of each server's users.yml.
+     */
+    users: boolean;
   };
 
 /** `egress:` in server.yml. */
@@ -488,6 +493,7 @@ const serverSchema = object({
       }),
       "nitrosocks:",
     ),
+    users: withDefault(boolean(), false),
   })),
 });
 
@@ -683,6 +689,7 @@ export function parseServerConfig(
       ...(raw.store.ticket_rotation === undefined
         ? {}
         : { ticketRotationS: raw.store.ticket_rotation }),
+      users: raw.store.users,
     };
   } else {
     for (const key of ["password_file", "tls_ca", "ticket_rotation"] as const) {
@@ -692,6 +699,14 @@ export function parseServerConfig(
         locate(root, ["store", key]),
         `Invalid store.${key}: store.url is "file"`,
         `set store.url to your Redis ("redis://HOST:PORT"), or remove ${key}`,
+      );
+    }
+    if (raw.store.users) {
+      throw configError(
+        at("store.users"),
+        locate(root, ["store", "users"]),
+        'Invalid store.users: store.url is "file"',
+        'set store.url to your Redis ("redis://HOST:PORT") to share users, or remove users',
       );
     }
   }

@@ -2,7 +2,8 @@
  * A fleet of servers sharing state through one Redis (`store:` in
  * server.yml): the connection (`redis.ts`), the fleet-wide replay cache,
  * tunnel leases and kick channel (`fleet.ts`), and the users' counters
- * (`user_counters.ts`). docs/DEPLOY.md says what is shared and what is not.
+ * (`user_counters.ts`), and the users themselves with `store.users`
+ * (`fleet_users.ts`). docs/DEPLOY.md says what is shared and what is not.
  *
  * @module
  */
@@ -26,3 +27,4 @@ export {
   type StoredTicketKey,
 } from "./fleet.ts";
 export { FleetCounters } from "./user_counters.ts";
+export { FleetUsersDoc, USERS_POLL_MS, type UsersDoc } from "./fleet_users.ts";

@@ -21,7 +21,6 @@ import {
   encodeShareLink,
   formatClientProfile,
   loadServerConfig,
-  loadUsers,
   parseClientConfig,
   parseRoute,
   parseServerUrl,
@@ -45,7 +44,8 @@ import {
   isIpAddress,
   parseHostPort,
 } from "../wire/host_port.ts";
-import { exists, replaceFile, withLock, writeNewFile } from "./_files.ts";
+import { exists, writeNewFile } from "./_files.ts";
+import { editUsersText, readUsers, usersInStore, usersPlace } from "./_users_place.ts";
 import { ProvisionInputError } from "./errors.ts";
 
 /** Options for {@link addUser}. */
@@ -110,8 +110,13 @@ export interface AddUserOptions {
 
 /** What {@link addUser} produced. */
 export interface AddUserResult {
-  /** The users file the user was added to. */
+  /**
+   * The users file the user was added to, or, with `store.users`, the
+   * fleet's store (`the fleet's users in redis://… (PREFIX users)`).
+   */
   usersFile: string;
+  /** True when the user went to the fleet's store (`store.users`), not to users.yml. */
+  inStore: boolean;
   /** Where the client profile was written. */
   profilePath: string;
   /** The client profile's text. */
@@ -311,8 +316,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     }
   }
 
-  return await withLock(cfg.usersFile, async () => {
-    const usersText = await Deno.readTextFile(cfg.usersFile);
+  return await editUsersText(cfg, async (usersText, save) => {
     const client = generateClientKey();
     const token = password === undefined && opts.jwt === undefined ? generateToken() : undefined;
     const jwtSecret = opts.jwt?.secret ? randomBytes(32) : undefined;
@@ -323,7 +327,7 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
     const jwtFileName = `${basename(profilePath).replace(/\.ya?ml$/, "")}.jwt`;
     const jwtFile = join(dirname(profilePath), jwtFileName);
     const totpSecret = opts.totp ? randomBytes(20) : undefined;
-    const newUsers = addUserToYaml(usersText, cfg.usersFile, {
+    const newUsers = addUserToYaml(usersText, usersPlace(cfg), {
       name,
       publicKey: client.publicKey,
       ...(token === undefined ? {} : { token }),
@@ -367,13 +371,14 @@ export async function addUser(name: string, opts: AddUserOptions): Promise<AddUs
       await writeNewFile(jwtFile, `${first}\n`, { overwrite: true });
     }
     try {
-      await replaceFile(cfg.usersFile, newUsers);
+      await save(newUsers);
     } catch (e) {
       await Deno.remove(profilePath).catch(() => {});
       throw e;
     }
     return {
-      usersFile: cfg.usersFile,
+      usersFile: usersPlace(cfg),
+      inStore: usersInStore(cfg),
       profilePath,
       profileYaml,
       link: encodeShareLink(fields, { pinCa: caInChain }),
@@ -409,8 +414,8 @@ export interface IssueTokenOptions {
  */
 export async function issueUserToken(name: string, opts: IssueTokenOptions): Promise<string> {
   const cfg = await loadServerConfig(join(opts.dir, "server.yml"));
-  const user = (await loadUsers(cfg.usersFile)).users.get(name);
-  if (user === undefined) throw new ProvisionInputError(`No user "${name}" in ${cfg.usersFile}`);
+  const user = (await readUsers(cfg)).users.get(name);
+  if (user === undefined) throw new ProvisionInputError(`No user "${name}" in ${usersPlace(cfg)}`);
   if (user.jwt === undefined) {
     throw new ProvisionInputError(
       `User "${name}" does not log in with a JWT: add them with "user add ${name} --jwt-secret"`,
@@ -477,14 +482,14 @@ export async function setUser(
     }
   }
   const cfg = await loadServerConfig(join(dir, "server.yml"));
-  await withLock(cfg.usersFile, async () => {
-    const text = await Deno.readTextFile(cfg.usersFile);
+  const place = usersPlace(cfg);
+  await editUsersText(cfg, async (text, save) => {
     let edit: UserChanges = rest;
     if (password !== undefined) {
-      const current = parseUsers(text, cfg.usersFile).users.get(name)?.password;
+      const current = parseUsers(text, place).users.get(name)?.password;
       if (current === undefined) {
         throw new ProvisionInputError(
-          `User "${name}" does not log in with a password (or is not in ${cfg.usersFile}): ` +
+          `User "${name}" does not log in with a password (or is not in ${place}): ` +
             `remove the user and run "nitrosocks user add ${name} --password"`,
         );
       }
@@ -495,9 +500,9 @@ export async function setUser(
       });
       edit = { ...rest, passwordKeys: { storedKey: v.storedKey, serverKey: v.serverKey } };
     }
-    await replaceFile(cfg.usersFile, updateUserInYaml(text, cfg.usersFile, name, edit));
+    await save(updateUserInYaml(text, place, name, edit));
   });
-  return cfg.usersFile;
+  return place;
 }
 
 /**
@@ -514,7 +519,7 @@ export async function setUser(
  */
 export async function listUsers(dir: string): Promise<UserEntry[]> {
   const cfg = await loadServerConfig(join(dir, "server.yml"));
-  return [...(await loadUsers(cfg.usersFile)).users.values()];
+  return [...(await readUsers(cfg)).users.values()];
 }
 
 /**
@@ -535,11 +540,11 @@ export async function listUsers(dir: string): Promise<UserEntry[]> {
 export async function removeUser(name: string, dir: string): Promise<string> {
   checkUserName(name);
   const cfg = await loadServerConfig(join(dir, "server.yml"));
-  await withLock(cfg.usersFile, async () => {
-    const text = await Deno.readTextFile(cfg.usersFile);
-    const out = removeUserFromYaml(text, cfg.usersFile, name);
-    parseUsers(out, cfg.usersFile);
-    await replaceFile(cfg.usersFile, out);
+  const place = usersPlace(cfg);
+  await editUsersText(cfg, async (text, save) => {
+    const out = removeUserFromYaml(text, place, name);
+    parseUsers(out, place);
+    await save(out);
   });
-  return cfg.usersFile;
+  return place;
 }

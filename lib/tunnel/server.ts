@@ -57,6 +57,7 @@ import { FleetPace } from "./fleet_pace.ts";
 import { shareStreamCounts } from "./fleet_streams.ts";
 import { shareLockout } from "./fleet_lockout.ts";
 import { startFleetTickets } from "./fleet_tickets.ts";
+import { shareUsers } from "./fleet_users.ts";
 import { LoginGuard } from "./login_guard.ts";
 import { lockoutSettings } from "./acceptor.ts";
 
@@ -130,7 +131,8 @@ export interface ServerHandle {
   /**
    * Serves these users from now on (a reload). Live sessions of users now
    * removed, disabled, expired or over quota end (NOTICE, then release);
-   * the others get the new bandwidth at once.
+   * the others get the new bandwidth at once. Ignored (and logged) with
+   * `store.users` once the fleet's store holds users: they come from there.
    */
   setUsers(users: UserSource): void;
   /** Stops listening and ends every tunnel. */
@@ -244,6 +246,22 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const fleet = options.store?.kind === "redis"
     ? await connectFleet(options.store, log.child("store"))
     : undefined;
+  // store.users: the users come from the fleet's Redis (users.yml until it holds some).
+  let checkLimits = () => {};
+  const sharedUsers = fleet === undefined || options.store?.kind !== "redis" ||
+      !options.store.users
+    ? undefined
+    : await shareUsers(fleet.fleet, {
+      apply(next) {
+        users.replace(next);
+        checkLimits();
+      },
+      log: log.child("store"),
+      url: options.store.url,
+    }).catch(async (e) => {
+      await fleet.fleet.close();
+      throw e;
+    });
   // The fleet's own rotated ticket keys (store.ticket_rotation), or the ticket keys file.
   const rotation = options.store?.kind === "redis" ? options.store.ticketRotationS : undefined;
   const fleetTickets = fleet === undefined || rotation === undefined
@@ -253,6 +271,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       lifetimeMs: ticketLifetimeMs,
       log: log.child("store"),
     }).catch(async (e) => {
+      sharedUsers?.close();
       await fleet.fleet.close();
       throw e;
     });
@@ -272,6 +291,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     fleet: fleet?.fleet,
     storeStatus: fleet?.status,
   }).catch(async (e) => {
+    sharedUsers?.close();
     fleetTickets?.close();
     await fleet?.fleet.close();
     throw e;
@@ -283,6 +303,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   fleet?.onRecover(() => {
     void fleetTunnels?.renew();
     void ops.accountant.flush();
+    void sharedUsers?.reload();
   });
   // The fleet's replay cache keeps a nonce while its Hello could still pass the clock check.
   const replayTtlMs = 2 * options.handshake.clockWindowS * 1000;
@@ -295,6 +316,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     maxTunnels: options.limits.maxTunnels,
     end: (user, reason, code) => ops.end(user, reason, code),
   });
+  checkLimits = () => limits.check();
   const fleetPace = fleet === undefined
     ? undefined
     : new FleetPace(fleet.fleet, table, users, limits, events);
@@ -352,6 +374,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     fleetStreams?.close();
     sharedLockout?.close();
     fleetTickets?.close();
+    sharedUsers?.close();
     await fleetTunnels?.close();
     await ops.close();
     await fleet?.fleet.close();
@@ -457,6 +480,10 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     adminAddr: ops.adminAddr,
     kick: (user, by = "the server") => ops.kick(user, by),
     setUsers(next) {
+      if (sharedUsers !== undefined && sharedUsers.version > 0) {
+        log.warn("users not replaced: they come from the fleet's store (store.users)");
+        return;
+      }
       users.replace(next);
       limits.check();
     },
@@ -481,6 +508,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       fleetStreams?.close();
       sharedLockout?.close();
       fleetTickets?.close();
+      sharedUsers?.close();
       await fleetTunnels?.close();
       await ops.close();
       await fleet?.fleet.close();

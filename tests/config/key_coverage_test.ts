@@ -439,6 +439,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "store.ticket_rotation: the fleet's own ticket keys resume a login on another server, across a rotation",
     ],
   },
+  "store.users": {
+    file: SERVER,
+    reads: "!options.store.users",
+    proof: [
+      "tests/e2e/fleet_users_test.ts",
+      "store.users: user set --disable ends the user's tunnels on every server, and the next login is refused on every server",
+    ],
+  },
   "store.prefix": {
     file: "lib/tunnel/fleet_store.ts",
     reads: "prefix: settings.prefix",

@@ -330,6 +330,7 @@ Deno.test("parseServerConfig() reads store: file by default, a Redis URL with it
     password: "s3cret-pass",
     tlsCaPem: CERT,
     prefix: "fleet-a:",
+    users: false,
   });
 });
 
@@ -379,4 +380,18 @@ Deno.test("parseServerConfig() reads store.ticket_rotation, and refuses it besid
   );
   assert.equal(both.key, "store.ticket_rotation");
   assert.match(both.hint ?? "", /keep the ticket keys in one place/);
+});
+
+Deno.test("parseServerConfig() reads store.users, and refuses it without Redis", () => {
+  const cfg = parseServerConfig(
+    `${MINIMAL}store:\n  url: "redis://10.0.0.5:6379"\n  users: true\n`,
+    "etc/server.yml",
+    SERVER_FILES,
+  );
+  assert.equal(cfg.store.kind === "redis" && cfg.store.users, true);
+  const noRedis = configError(() =>
+    parseServerConfig(`${MINIMAL}store:\n  users: true\n`, "etc/server.yml", SERVER_FILES)
+  );
+  assert.equal(noRedis.key, "store.users");
+  assert.match(noRedis.message, /store\.url is "file"/);
 });
