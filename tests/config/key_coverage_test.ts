@@ -171,6 +171,10 @@ const SERVER_KEYS: Record<string, Use> = {
   "limits.connect_timeout": {
     file: SERVER,
     reads: "connectTimeoutMs: options.limits.connectTimeoutS * 1000",
+    proof: [
+      "tests/e2e/connect_timeout_test.ts",
+      "limits.connect_timeout: a name slower to resolve than it is refused (reply 4); a longer timeout reaches it",
+    ],
   },
   "tls.client_ca": {
     file: SERVER,
