@@ -410,6 +410,10 @@ const SERVER_KEYS: Record<string, Use> = {
   "accounting.flush_interval": {
     file: OPS,
     reads: "options.accounting.flushIntervalS * 1000",
+    proof: [
+      "tests/e2e/accounting_test.ts",
+      "accounting.flush_interval: 200ms puts a live stream in the state file while the server runs; 1h does not",
+    ],
   },
   "store.url": {
     file: "lib/tunnel/fleet_store.ts",

@@ -27,7 +27,7 @@ import {
   text,
 } from "./_harness.ts";
 import { socksConnect } from "../support/socks_client.ts";
-import { test } from "../support/deadline.ts";
+import { test, waitFor } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -165,6 +165,57 @@ test("counters survive a restart: the state file is written at shutdown and coun
   assert.ok(after.bytesOut >= before.bytesOut + n, `${after.bytesOut} after ${before.bytesOut}`);
   const leftovers = [...Deno.readDirSync(pair.dir)].filter((e) => e.name.endsWith(".tmp"));
   assert.deepEqual(leftovers, [], "no temporary file is left");
+});
+
+/** alice's `streamsOpened` in the pair's state file as it is on disk now (0 when absent). */
+async function streamsOnDisk(dir: string): Promise<number> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(dir, "state.json"));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+  return JSON.parse(text).users?.alice?.streamsOpened ?? 0;
+}
+
+/** One echoed byte through the pair's client: alice's stream, counted by the accountant. */
+async function oneStream(socksPort: number, echoPort: number): Promise<void> {
+  const conn = await socksConnect(socksPort, "127.0.0.1", echoPort);
+  try {
+    await conn.write(new Uint8Array([7]));
+    assert.equal(await conn.read(new Uint8Array(1)), 1);
+  } finally {
+    conn.close();
+  }
+}
+
+test("accounting.flush_interval: 200ms puts a live stream in the state file while the server runs; 1h does not", async () => {
+  await using echo = startEchoServer();
+  {
+    await using pair = await startPair({ serverYaml: "accounting:\n  flush_interval: 200ms" });
+    await oneStream(pair.socksPort, echo.port);
+    await waitFor(
+      "alice's stream in state.json",
+      async () => await streamsOnDisk(pair.dir) === 1,
+      3_000,
+    );
+  }
+  {
+    await using pair = await startPair({ serverYaml: "accounting:\n  flush_interval: 1h" });
+    await oneStream(pair.socksPort, echo.port);
+    await waitFor(
+      "alice's stream counted",
+      () => pair.server.accountant.user("alice")?.streamsOpened === 1,
+      10_000,
+    );
+    // Longer than the default interval (5 s): only the configured hour keeps the file as it was.
+    await new Promise((r) => setTimeout(r, 6_000));
+    assert.equal(await streamsOnDisk(pair.dir), 0, "no write before the hour is up");
+    await pair.client!.close();
+    await pair.server.close();
+    assert.equal(await streamsOnDisk(pair.dir), 1, "the write at shutdown");
+  }
 });
 
 test("/status shows the live session; kick ends a live download within 1 s", async () => {
