@@ -10,7 +10,7 @@
  */
 import { strict as assert } from "node:assert";
 import { startEchoServer, startPair } from "./_harness.ts";
-import { socksHandshake } from "../support/socks_client.ts";
+import { socksReplyFor } from "../support/socks_client.ts";
 import { test, waitFor } from "../support/deadline.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
 
@@ -68,16 +68,6 @@ function startSlowResolver(upstreamPort: number, delayMs: number): SlowResolver 
   };
 }
 
-/** The SOCKS5 reply for `host:port` through the client (fast open off). */
-async function replyFor(socksPort: number, host: string, port: number): Promise<number> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: socksPort });
-  try {
-    return (await socksHandshake(conn, host, port, { allowFailure: true })).reply;
-  } finally {
-    conn.close();
-  }
-}
-
 test("limits.connect_timeout: a name slower to resolve than it is refused (reply 4); a longer timeout reaches it", async () => {
   await using echo = startEchoServer();
   await using dns = await startDnsmasq({ "slow.test": ["127.0.0.1"] });
@@ -89,7 +79,7 @@ test("limits.connect_timeout: a name slower to resolve than it is refused (reply
       serverYaml,
       serverLimits: { connect_timeout: "1s" },
     });
-    assert.equal(await replyFor(pair.socksPort, "slow.test", echo.port), 4);
+    assert.equal(await socksReplyFor(pair.socksPort, "slow.test", echo.port), 4);
     const [refused] = pair.serverEvents.of("stream_refused");
     assert.match(
       refused?.reason ?? "",
@@ -103,7 +93,7 @@ test("limits.connect_timeout: a name slower to resolve than it is refused (reply
       serverYaml,
       serverLimits: { connect_timeout: "10s" },
     });
-    assert.equal(await replyFor(pair.socksPort, "slow.test", echo.port), 0);
+    assert.equal(await socksReplyFor(pair.socksPort, "slow.test", echo.port), 0);
     assert.equal(pair.serverEvents.of("stream_refused").length, 0);
   }
   // Every held answer has gone out, so no lookup of the server's is left waiting.

@@ -18,23 +18,13 @@
 import { strict as assert } from "node:assert";
 import { run, startEchoServer, startPair, text } from "./_harness.ts";
 import { startHttpTarget } from "../support/http_target.ts";
-import { socksHandshake } from "../support/socks_client.ts";
+import { socksReplyFor } from "../support/socks_client.ts";
 import { serveConnections } from "../support/serve.ts";
 import { test, waitFor } from "../support/deadline.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
 
 /** curl's exit code when the SOCKS5 proxy refuses (CURLE_PROXY). */
 const CURLE_PROXY = 97;
-
-/** The SOCKS5 reply code for `host:port` through the client (fast open must be off). */
-async function replyFor(socksPort: number, host: string, port: number): Promise<number> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: socksPort });
-  try {
-    return (await socksHandshake(conn, host, port, { allowFailure: true })).reply;
-  } finally {
-    conn.close();
-  }
-}
 
 function curl(socksPort: number, url: string, opts: { remoteDns?: boolean } = {}) {
   return run("curl", [
@@ -96,11 +86,11 @@ test("SOCKS5 with routes `*`: loopback in every form and the server's own ports 
     ["127.0.0.1", direct.port],
   ];
   for (const [host, port] of asks) {
-    assert.equal(await replyFor(pair.socksPort, host, port), 2, `${host}:${port}`);
+    assert.equal(await socksReplyFor(pair.socksPort, host, port), 2, `${host}:${port}`);
   }
   // Other spellings of 127.0.0.1 are not host names; they are refused before any lookup.
   for (const host of ["127.1", "2130706433", "0x7f.1"]) {
-    assert.notEqual(await replyFor(pair.socksPort, host, target.port), 0, host);
+    assert.notEqual(await socksReplyFor(pair.socksPort, host, target.port), 0, host);
   }
   assert.equal(target.requests.length + target6.requests.length + other.accepted(), 0);
   const refused = pair.serverEvents.of("stream_refused");
@@ -220,7 +210,11 @@ test("routes: explicit addresses and ranges, ports, deny rules and first-match o
   for (const [routes, asks] of cases) {
     await using pair = await startPair({ routes, fastOpen: false });
     for (const [host, port, want] of asks) {
-      assert.equal(await replyFor(pair.socksPort, host, port), want, `${routes} ${host}:${port}`);
+      assert.equal(
+        await socksReplyFor(pair.socksPort, host, port),
+        want,
+        `${routes} ${host}:${port}`,
+      );
     }
     const causes = pair.serverEvents.of("stream_refused").map((e) => e.cause);
     const wanted = asks.filter(([, , w]) => w === 2).length;
@@ -285,7 +279,7 @@ test("a name that resolves to loopback is refused after resolution (no DNS-rebin
   {
     // A name glob does not name the address; an address rule does, for the name too.
     await using pair = await startPair({ routes: ["*.test"], fastOpen: false, serverYaml });
-    assert.equal(await replyFor(pair.socksPort, "rebind.test", target.port), 2);
+    assert.equal(await socksReplyFor(pair.socksPort, "rebind.test", target.port), 2);
   }
   {
     await using pair = await startPair({ routes: ["127.0.0.1:*"], fastOpen: false, serverYaml });
@@ -344,9 +338,9 @@ test("egress.block from server.yml: [self] blocks only the server's own address"
     fastOpen: false,
     serverYaml: "egress:\n  block: [self]",
   });
-  assert.equal(await replyFor(pair.socksPort, "127.0.0.2", other.port), 0);
-  assert.equal(await replyFor(pair.socksPort, "127.0.0.1", echo.port), 2);
-  assert.equal(await replyFor(pair.socksPort, "127.0.0.1", pair.serverPort), 2);
+  assert.equal(await socksReplyFor(pair.socksPort, "127.0.0.2", other.port), 0);
+  assert.equal(await socksReplyFor(pair.socksPort, "127.0.0.1", echo.port), 2);
+  assert.equal(await socksReplyFor(pair.socksPort, "127.0.0.1", pair.serverPort), 2);
   assert.equal(other.accepted(), 1);
   assert.equal(echo.accepted(), 0);
   const reasons = pair.serverEvents.of("stream_refused").map((e) => e.reason);

@@ -227,6 +227,30 @@ export function socksConnect(
 }
 
 /**
+ * The SOCKS5 reply code a proxy on 127.0.0.1:`proxyPort` gives for
+ * `host:port` (with the client's fast open off, the server's own answer);
+ * the connection is closed after the reply.
+ *
+ * @example
+ * ```ts ignore
+ * import { socksReplyFor } from "./socks_client.ts";
+ * assert.equal(await socksReplyFor(pair.socksPort, "10.0.0.1", 80), 2);
+ * ```
+ */
+export async function socksReplyFor(
+  proxyPort: number,
+  host: string,
+  port: number,
+): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxyPort });
+  try {
+    return (await socksHandshake(conn, host, port, { allowFailure: true })).reply;
+  } finally {
+    conn.close();
+  }
+}
+
+/**
  * Connects to an HTTP CONNECT proxy on `proxyPort` and asks for `host:port`.
  *
  * @example
