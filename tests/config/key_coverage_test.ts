@@ -477,8 +477,12 @@ const USERS_KEYS: Record<string, Use> = {
     ],
   },
   "users.*.password.iterations": {
-    file: "lib/cli/user.ts",
-    reads: "u.password.iterations",
+    file: "lib/provision/users.ts",
+    reads: "scramVerifier(password, current.salt, current.iterations)",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "user set --password re-derives with the stored salt: the same profile logs in with the new password only",
+    ],
   },
   "users.*.password.stored_key": {
     file: SERVER,
