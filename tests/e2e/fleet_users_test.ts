@@ -11,7 +11,7 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { LOOPBACK_ROUTES, startEchoServer } from "./_harness.ts";
-import { startFleet } from "./_fleet.ts";
+import { type Fleet, startFleet } from "./_fleet.ts";
 import { hasRedis, startRedis } from "../support/redis.ts";
 import { startNitrosocks } from "../support/nitro_process.ts";
 import { socksConnect } from "../support/socks_client.ts";
@@ -45,6 +45,16 @@ function addWithCli(dir: string, name: string): Promise<string> {
     "--routes",
     LOOPBACK_ROUTES.join(","),
   ]);
+}
+
+/** Adds bob with the CLI to a two-server fleet (alice alone before) and waits for both to serve him. */
+async function addBob(fleet: Fleet): Promise<void> {
+  await addWithCli(fleet.dir, "bob");
+  await waitFor(
+    "both servers to reload bob",
+    () => fleet.logs.grep(/reloaded 2 users from the fleet's users/).length >= 2,
+    5_000,
+  );
 }
 
 /** Runs the real `redis-cli` against `port`; resolves with its output (exit 0 asserted). */
@@ -190,12 +200,7 @@ test.slow(
     await using redis = await startRedis();
     await using fleet = await startFleet(redis, { servers: 2, storeYaml: STORE_USERS });
     const [a] = fleet.servers;
-    await addWithCli(fleet.dir, "bob");
-    await waitFor(
-      "both servers to reload bob",
-      () => fleet.logs.grep(/reloaded 2 users from the fleet's users/).length >= 2,
-      5_000,
-    );
+    await addBob(fleet);
     const bob = await fleet.client("bob", 0);
     await a!.events.waitFor("session_start", { timeoutMs: 10_000 });
     await using echo = await startEchoServer();
@@ -232,12 +237,7 @@ test.slow(
     await using redis = await startRedis();
     await using fleet = await startFleet(redis, { servers: 2, storeYaml: STORE_USERS });
     const [a, b] = fleet.servers;
-    await addWithCli(fleet.dir, "bob");
-    await waitFor(
-      "both servers to reload bob",
-      () => fleet.logs.grep(/reloaded 2 users from the fleet's users/).length >= 2,
-      5_000,
-    );
+    await addBob(fleet);
     await fleet.client("bob", 0);
     await fleet.client("bob", 1);
     await waitFor(
