@@ -67,6 +67,7 @@ import { formatServerUrl, parseServerUrl } from "./server_url.ts";
 import {
   dnsSchema,
   type DnsSettings,
+  dnsSettings,
   type Forward,
   forwardSettings,
   forwardsSchema,
@@ -426,8 +427,8 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       ...(raw.socks5.users === undefined ? {} : { users: raw.socks5.users }),
     },
     ...(raw.http_connect === undefined ? {} : { httpConnect: { listen: raw.http_connect.listen } }),
-    forwards: forwardSettings(raw.forwards),
-    ...(raw.dns === undefined ? {} : { dns: raw.dns }),
+    forwards: forwardSettings(raw.forwards, { file, root, maxStreams: raw.limits.max_streams }),
+    ...(raw.dns === undefined ? {} : { dns: dnsSettings(raw.dns) }),
     kex: raw.kex,
     aead: raw.aead,
     limits: {

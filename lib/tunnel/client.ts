@@ -19,7 +19,7 @@ import { handleHttpProxy, serveHttpConnect } from "./http_connect.ts";
 import { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
 import type { Session } from "./session.ts";
 import { runAssociation } from "./udp_associate.ts";
-import { type ForwardContext, startForward } from "./forwards.ts";
+import { type ForwardContext, startForward, type UdpForwardCounters } from "./forwards.ts";
 import { startDnsServer } from "./dns.ts";
 
 export { ClientTunnel, type ClientTunnelOptions } from "./client_tunnel.ts";
@@ -47,7 +47,12 @@ export interface ClientHandle {
   socksAddr: { hostname: string; port: number };
   httpAddr: { hostname: string; port: number } | undefined;
   /** The profile's `forwards:`, in order, with the addresses they listen on. */
-  forwards: { protocol: "tcp" | "udp"; addr: { hostname: string; port: number } }[];
+  forwards: {
+    protocol: "tcp" | "udp";
+    addr: { hostname: string; port: number };
+    /** A UDP forward's counters (sources held, evicted, refused). */
+    counters?: Readonly<UdpForwardCounters>;
+  }[];
   /** The local DNS server's address (UDP and TCP), when `dns:` is set. */
   dnsAddr: { hostname: string; port: number } | undefined;
   /** Listening ports, sessions, resumptions, path changes, lost links, failed connects. */
@@ -183,7 +188,11 @@ export async function startClient(options: ClientOptions): Promise<ClientHandle>
     for (const forward of profile.forwards) {
       const front = startForward(forward, context);
       fronts.push(front);
-      forwards.push({ protocol: forward.protocol, addr: front.addr });
+      forwards.push({
+        protocol: forward.protocol,
+        addr: front.addr,
+        ...(front.counters === undefined ? {} : { counters: front.counters }),
+      });
     }
     if (profile.dns !== undefined) {
       dns = startDnsServer(profile.dns, context);

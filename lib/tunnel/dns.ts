@@ -12,8 +12,14 @@
  *   their own answers, and an answer nobody waits for (late, or never
  *   asked) is dropped. At most {@linkcode DNS_PENDING_MAX} queries wait at
  *   once, each for at most {@linkcode DNS_QUERY_TIMEOUT_MS}.
+ *   This shared association is the UDP side's only tunnel stream, however
+ *   many applications ask: a flood of queries cannot take the streams
+ *   other applications need.
  * - TCP: each connection is one tunnel stream to the upstream (a TCP
- *   forward), on the same port number as UDP.
+ *   forward), on the same port number as UDP. A connection that moves no
+ *   byte for `dns.idle_timeout` (default 10 s) is closed and its stream
+ *   reset, so an idle client does not hold a stream until the upstream
+ *   gives up on it.
  *
  * @module
  */
@@ -210,7 +216,13 @@ export function startDnsServer(settings: DnsSettings, context: ForwardContext): 
       const port = (udp.addr as Deno.NetAddr).port;
       try {
         const front = startTcpForward(
-          { listen: { host: listen.host, port }, to: s.upstream, protocol: "tcp", idleTimeoutS: 0 },
+          {
+            listen: { host: listen.host, port },
+            to: s.upstream,
+            protocol: "tcp",
+            idleTimeoutS: s.idleTimeoutS,
+            maxSources: 0,
+          },
           { ...c, log: c.log.child("dns") },
         );
         return { sock: udp, tcp: front };

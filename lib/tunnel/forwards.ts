@@ -6,7 +6,12 @@
  *   OPEN as a SOCKS5 CONNECT, so routes and fast open apply).
  * - UDP: each source address (IP and port) gets a UDP association of its
  *   own, so replies go back to the source that asked, exactly as a NAT
- *   would; an association idle for `idle_timeout` is closed. While one
+ *   would; an association idle for `idle_timeout` is closed. At most
+ *   `max_sources` sources hold one at once (each is a tunnel stream, and
+ *   the session's streams are shared with every other application): a new
+ *   source past it takes the place of the source idle longest, whose
+ *   association is closed (counted, logged at most once per 5 s); when
+ *   every place is still opening, the datagram is dropped. While one
  *   opens, up to {@linkcode UDP_PENDING_MAX} datagrams wait; when it cannot
  *   open, the source's datagrams are dropped (counted) for
  *   {@linkcode UDP_RETRY_MS} before the next try, and the log says so at
@@ -29,11 +34,26 @@ import { DatagramSender } from "./udp_sender.ts";
 export const UDP_PENDING_MAX = 64;
 /** After an association failed to open, its source's datagrams are dropped this long (ms). */
 export const UDP_RETRY_MS = 1_000;
-/** Sources with an association at once, per UDP forward; datagrams from more are dropped. */
-export const UDP_SOURCES_MAX = 1024;
 /** One receive buffer: the largest UDP payload. */
 const RECEIVE_BYTES = 65536;
 const EMPTY = new Uint8Array(0);
+
+/** Counters of a UDP forward. */
+export interface UdpForwardCounters {
+  /** Sources holding a place now (an association open or opening, or waiting to retry). */
+  sources: number;
+  /** Most sources held at once so far. */
+  peakSources: number;
+  /** Sources whose association was closed to make room for a new source. */
+  evicted: number;
+  /** Datagrams from new sources dropped because every place was still opening. */
+  refused: number;
+}
+
+/** A running forward; a UDP one has counters. */
+export interface ForwardFront extends FrontEnd {
+  readonly counters?: Readonly<UdpForwardCounters>;
+}
 
 /** What a forward needs from the client. */
 export interface ForwardContext {
@@ -53,11 +73,11 @@ export interface ForwardContext {
  *
  * @example
  * ```ts ignore
- * const front = startForward({ listen, to, protocol: "tcp", idleTimeoutS: 0 }, context);
+ * const front = startForward({ listen, to, protocol: "tcp", idleTimeoutS: 0, maxSources: 0 }, context);
  * await front.close();
  * ```
  */
-export function startForward(forward: Forward, context: ForwardContext): FrontEnd {
+export function startForward(forward: Forward, context: ForwardContext): ForwardFront {
   const front = forward.protocol === "tcp"
     ? startTcpForward(forward, context)
     : udpForward(forward, context);
@@ -219,7 +239,7 @@ interface Flow {
   dropped: number;
 }
 
-function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
+function udpForward(forward: Forward, context: ForwardContext): ForwardFront {
   const { listen, to } = forward;
   const target = formatHostPort(to.host, to.port);
   const log = context.log.child(`forward ${formatHostPort(listen.host, listen.port)}`);
@@ -234,7 +254,45 @@ function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
   const local = sock.addr as Deno.NetAddr;
   const sender = new DatagramSender(sock, (e) => log.debug(`send failed: ${describeError(e)}`));
   const flows = new Map<string, Flow>();
+  const counters: UdpForwardCounters = {
+    get sources() {
+      return flows.size;
+    },
+    peakSources: 0,
+    evicted: 0,
+    refused: 0,
+  };
+  const max = forward.maxSources;
   let stopped = false;
+
+  /** Makes room for one more source: false when every place is still opening. */
+  const makeRoom = (newcomer: string): boolean => {
+    let oldest: [string, Flow] | undefined;
+    for (const entry of flows) {
+      if (
+        entry[1].state !== "opening" && (oldest === undefined || entry[1].last < oldest[1].last)
+      ) {
+        oldest = entry;
+      }
+    }
+    if (oldest === undefined) {
+      counters.refused++;
+      throttled.warn(
+        "full",
+        `datagram from ${newcomer} dropped: all ${max} sources (max_sources) are opening`,
+      );
+      return false;
+    }
+    counters.evicted++;
+    throttled.warn(
+      "evict",
+      `${max} sources (max_sources) reached: the source idle longest gives up its association ` +
+        `(${counters.evicted} so far)`,
+    );
+    if (oldest[1].state === "failed") flows.delete(oldest[0]);
+    else endFlow(oldest[0], oldest[1], `evicted: ${max} sources (max_sources) reached`);
+    return true;
+  };
 
   const endFlow = (key: string, flow: Flow, reason: string) => {
     if (flows.get(key) !== flow) return;
@@ -325,13 +383,7 @@ function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
       flow = undefined;
     }
     if (flow === undefined) {
-      if (flows.size >= UDP_SOURCES_MAX) {
-        throttled.warn(
-          "sources",
-          `datagram from ${key} dropped: ${UDP_SOURCES_MAX} sources already`,
-        );
-        return;
-      }
+      if (flows.size >= max && !makeRoom(key)) return;
       flow = {
         state: "opening",
         pending: [],
@@ -344,6 +396,7 @@ function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
         dropped: 0,
       };
       flows.set(key, flow);
+      if (flows.size > counters.peakSources) counters.peakSources = flows.size;
       open(key, flow, source);
     }
     flow.last = now;
@@ -357,6 +410,7 @@ function udpForward(forward: Forward, context: ForwardContext): FrontEnd {
 
   return {
     addr: { hostname: local.hostname, port: local.port },
+    counters,
     done,
     async close() {
       stopped = true;

@@ -166,26 +166,44 @@ Deno.test("parseClientConfig() reads forwards: (defaults per protocol) and dns:"
       `  - {listen: "[::1]:5060", to: "10.0.0.7:5060", protocol: udp}\n` +
       `  - {listen: "127.0.0.1:0", to: "h.example:1", protocol: tcp, idle_timeout: 90s}\n` +
       `  - {listen: "127.0.0.1:0", to: "h.example:2", protocol: udp, idle_timeout: 0}\n` +
+      `  - {listen: "127.0.0.1:0", to: "h.example:3", protocol: udp, max_sources: 1000}\n` +
       `dns: {listen: "127.0.0.1:5353", upstream: "9.9.9.9:53"}\n`,
     "a.yml",
   );
-  const fwd = (listen: [string, number], to: [string, number], protocol: string, idle: number) => ({
+  const fwd = (
+    listen: [string, number],
+    to: [string, number],
+    protocol: string,
+    idle: number,
+    maxSources: number,
+  ) => ({
     listen: { host: listen[0], port: listen[1] },
     to: { host: to[0], port: to[1] },
     protocol,
     idleTimeoutS: idle,
+    maxSources,
   });
   assert.deepEqual(cfg.forwards, [
-    fwd(["127.0.0.1", 2222], ["git.example", 22], "tcp", 0),
-    fwd(["::1", 5060], ["10.0.0.7", 5060], "udp", 60),
-    fwd(["127.0.0.1", 0], ["h.example", 1], "tcp", 90),
-    fwd(["127.0.0.1", 0], ["h.example", 2], "udp", 0),
+    fwd(["127.0.0.1", 2222], ["git.example", 22], "tcp", 0, 0),
+    fwd(["::1", 5060], ["10.0.0.7", 5060], "udp", 60, 256),
+    fwd(["127.0.0.1", 0], ["h.example", 1], "tcp", 90, 0),
+    fwd(["127.0.0.1", 0], ["h.example", 2], "udp", 0, 256),
+    fwd(["127.0.0.1", 0], ["h.example", 3], "udp", 60, 1000),
   ]);
 
   assert.deepEqual(cfg.dns, {
     listen: { host: "127.0.0.1", port: 5353 },
     upstream: { host: "9.9.9.9", port: 53 },
+    idleTimeoutS: 10,
   });
+  // max_sources defaults to a quarter of a lower limits.max_streams.
+  const low = parseClientConfig(
+    `${MINIMAL}limits: {max_streams: 40}\nforwards:\n  - {listen: "127.0.0.1:0", to: "h.example:2", protocol: udp}\n` +
+      `dns: {listen: "127.0.0.1:0", upstream: "9.9.9.9:53", idle_timeout: 2m}\n`,
+    "a.yml",
+  );
+  assert.equal(low.forwards[0]!.maxSources, 10);
+  assert.equal(low.dns!.idleTimeoutS, 120);
 });
 
 Deno.test("parseClientConfig() refuses bad forwards and dns, naming the key", () => {
@@ -206,6 +224,20 @@ Deno.test("parseClientConfig() refuses bad forwards and dns, naming the key", ()
   assert.equal(
     bad(`forwards:\n  - {listen: "127.0.0.1:1", to: "a.example:1", port: 3}\n`).key,
     "forwards[0].port",
+  );
+  const tcpSources = bad(
+    `forwards:\n  - {listen: "127.0.0.1:1", to: "a.example:1", max_sources: 9}\n`,
+  );
+  assert.equal(tcpSources.key, "forwards[0].max_sources");
+  assert.match(tcpSources.message, /max_sources applies to UDP forwards only/);
+  const all = bad(
+    `limits: {max_streams: 100}\nforwards:\n  - {listen: "127.0.0.1:1", to: "a.example:1", protocol: udp, max_sources: 100}\n`,
+  );
+  assert.equal(all.key, "forwards[0].max_sources");
+  assert.match(all.message, /max_sources 100 is not below limits\.max_streams 100/);
+  assert.equal(
+    bad(`dns: {listen: "127.0.0.1:53", upstream: "9.9.9.9:53", idle_timeout: 0}\n`).key,
+    "dns.idle_timeout",
   );
   assert.equal(bad(`dns: {listen: "127.0.0.1:53"}\n`).key, "dns.upstream");
   assert.equal(bad(`dns: {upstream: "9.9.9.9:53"}\n`).key, "dns.listen");

@@ -696,6 +696,14 @@ const CLIENT_KEYS: Record<string, Use> = {
       "a TCP forward with idle_timeout closes a connection that moved nothing for that long",
     ],
   },
+  "forwards[].max_sources": {
+    file: FORWARDS,
+    reads: "const max = forward.maxSources",
+    proof: [
+      "tests/e2e/forwards_test.ts",
+      "a UDP forward flooded by 400 sources holds at most max_sources streams; curl through SOCKS5 still works",
+    ],
+  },
   "dns.listen": {
     file: DNS,
     reads: 'Deno.listenDatagram({ transport: "udp", hostname: listen.host, port: listen.port })',
@@ -705,6 +713,14 @@ const CLIENT_KEYS: Record<string, Use> = {
     file: DNS,
     reads: "datagramAddress(upstream.host, upstream.port)",
     proof: DNS_PROOF,
+  },
+  "dns.idle_timeout": {
+    file: DNS,
+    reads: "idleTimeoutS: s.idleTimeoutS",
+    proof: [
+      "tests/e2e/dns_test.ts",
+      "dns.idle_timeout closes a TCP DNS connection idle that long, and its tunnel stream",
+    ],
   },
   "endpoints[].server": {
     file: CLIENT_TUNNEL,

@@ -3,12 +3,13 @@
  * the tunnel (DATAGRAM frames for UDP, a stream for TCP) to a real dnsmasq
  * that answers names nobody else knows. Asked by `dig` over UDP and TCP and
  * by dnspython, including two applications that pick the same query ID at
- * the same time.
+ * the same time; an idle TCP connection closed after `dns.idle_timeout`.
  *
  * @module
  */
 import { strict as assert } from "node:assert";
-import { test } from "../support/deadline.ts";
+import { test, withDeadline } from "../support/deadline.ts";
+import { readExact } from "../support/socks_client.ts";
 import { PYTHON } from "../support/programs.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
 import { type Pair, run, startPair, text } from "./_harness.ts";
@@ -105,4 +106,43 @@ test("after the session carrying the shared association ends, the next query ope
   await pair.serverEvents.waitFor("udp_close");
   assert.equal(await dig(port, "again.test"), "10.7.7.7");
   assert.equal(pair.serverEvents.of("udp_open").length, 2);
+});
+
+/** A DNS query for `name`, type A, with ID `id`, framed for TCP (RFC 1035 section 4.2.2). */
+function tcpQuery(id: number, name: string): Uint8Array {
+  const labels = name.split(".").flatMap((l) => [l.length, ...new TextEncoder().encode(l)]);
+  const msg = [id >> 8, id & 0xff, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, ...labels, 0, 0, 1, 0, 1];
+  return new Uint8Array([msg.length >> 8, msg.length & 0xff, ...msg]);
+}
+
+test("dns.idle_timeout closes a TCP DNS connection idle that long, and its tunnel stream", async () => {
+  await using upstream = await startDnsmasq({ "idle.test": ["10.6.6.6"] });
+  await using pair = await startPair({
+    transport: "tcp",
+    profileYaml: `dns:\n  listen: "127.0.0.1:0"\n  upstream: "127.0.0.1:${upstream.port}"\n` +
+      `  idle_timeout: 1s\n`,
+  });
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: pair.client!.dnsAddr!.port });
+  // Queries every 300 ms for three idle periods: each answered, the connection stays open.
+  for (let i = 0; i < 10; i++) {
+    await conn.write(tcpQuery(0x4200 + i, "idle.test"));
+    const head = await readExact(conn, 2);
+    const answer = await readExact(conn, (head[0]! << 8) | head[1]!);
+    assert.deepEqual([...answer.subarray(0, 2)], [0x42, i]);
+    assert.deepEqual([...answer.subarray(answer.length - 4)], [10, 6, 6, 6]);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  // Then idle: closed (end of stream or a reset) well before the default 10 s, let alone dnsmasq's own.
+  const end = await withDeadline(
+    conn.read(new Uint8Array(8)).catch(() => null),
+    6_000,
+    "the idle DNS connection to close",
+  );
+  assert.equal(end, null);
+  const tcp = pair.serverEvents.of("stream_open", (e) => e.target === `127.0.0.1:${upstream.port}`);
+  assert.equal(tcp.length, 1, "one stream for all ten queries");
+  // The tunnel stream ended with it: the server closed its side to the upstream.
+  await pair.serverEvents.waitFor("stream_close", {
+    match: (e) => e.session === tcp[0]!.session && e.stream === tcp[0]!.stream,
+  });
 });

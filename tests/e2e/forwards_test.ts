@@ -3,13 +3,16 @@
  * forward to a real sshd; a UDP forward carrying hundreds of datagrams from
  * two sources to a UDP echo, each source getting exactly its own replies,
  * its association closed when idle; and a forward whose associations cannot
- * open logs that at most once per 5 s however many datagrams arrive.
+ * open logs that at most once per 5 s however many datagrams arrive; a flood
+ * from 400 source ports holds at most `max_sources` streams while curl
+ * through the SOCKS5 port still gets its answers.
  *
  * @module
  */
 import { strict as assert } from "node:assert";
 import { test, waitFor, withDeadline } from "../support/deadline.ts";
 import { readExact } from "../support/socks_client.ts";
+import { patternBytes, startHttpTarget } from "../support/http_target.ts";
 import { startUdpEcho } from "../support/udp_echo.ts";
 import { freePort, run, startEchoServer, startPair, text } from "./_harness.ts";
 import { canRunSshd, SSH_OPTIONS, startSshd } from "./_sshd.ts";
@@ -244,4 +247,71 @@ test("a forward or dns.listen on a port in use stops the start with an error nam
   } finally {
     udp.close();
   }
+});
+
+test("a UDP forward flooded by 400 sources holds at most max_sources streams; curl through SOCKS5 still works", async () => {
+  await using echo = startUdpEcho();
+  await using target = await startHttpTarget();
+  // 64 streams for the whole client; without max_sources the flood would take them all.
+  await using pair = await startPair({
+    transport: "tcp",
+    clientLimits: { max_streams: "64" },
+    profileYaml: forwardYaml(`127.0.0.1:${echo.port}`, "protocol: udp", "max_sources: 8"),
+  });
+  const forward = pair.client!.forwards[0]!;
+  const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: forward.addr.port };
+  const sources = Array.from(
+    { length: 400 },
+    () => Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+  );
+  let flooding = true;
+  let rounds = 0;
+  const flood = (async () => {
+    const d = new TextEncoder().encode("flood");
+    while (flooding || rounds < 3) {
+      for (const s of sources) await s.send(d, to);
+      rounds++;
+    }
+  })();
+  try {
+    await waitFor("the forward to reach max_sources", () => forward.counters!.sources >= 8, 10_000);
+    for (let i = 0; i < 5; i++) {
+      const r = await run("curl", [
+        "-sS",
+        "--max-time",
+        "30",
+        "--socks5-hostname",
+        `127.0.0.1:${pair.socksPort}`,
+        "-w",
+        " %{http_code}",
+        `${target.url}/bytes/1000`,
+      ], { timeoutMs: 40_000 });
+      assert.equal(r.code, 0, `curl ${i} during the flood: ${r.stderr}`);
+      assert.match(text(r), / 200$/);
+      assert.deepEqual(r.stdout.subarray(0, 1000), patternBytes(0, 1000));
+    }
+  } finally {
+    flooding = false;
+    await withDeadline(flood, 30_000, "the flood to stop");
+    for (const s of sources) s.close();
+  }
+  const c = forward.counters!;
+  assert.ok(rounds >= 3, `${rounds} rounds of 400 datagrams`);
+  assert.equal(c.peakSources, 8);
+  assert.ok(c.evicted > 0, "new sources took the places of idle ones");
+  // On the server, associations open at once never passed 8 either.
+  let open = 0;
+  let peak = 0;
+  for (const e of pair.serverEvents.events) {
+    if (e.type === "udp_open") peak = Math.max(peak, ++open);
+    else if (e.type === "udp_close") open--;
+  }
+  assert.ok(peak >= 1 && peak <= 8, `${peak} associations at once on the server`);
+  // Evictions are logged at most once per 5 s.
+  const lines = pair.logs.grep(/8 sources \(max_sources\) reached: the source idle longest/);
+  assert.ok(lines.length >= 1 && lines.length <= 4, lines.join("\n"));
+  console.log(
+    `flood: ${rounds} rounds x 400 sources, ${c.evicted} evicted, ${c.refused} refused, ` +
+      `peak ${c.peakSources} sources, ${pair.serverEvents.of("udp_open").length} associations`,
+  );
 });
