@@ -8,8 +8,8 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { test, withDeadline } from "../support/deadline.ts";
-import { readExact } from "../support/socks_client.ts";
+import { test } from "../support/deadline.ts";
+import { expectClosed, readExact } from "../support/socks_client.ts";
 import { PYTHON } from "../support/programs.ts";
 import { startDnsmasq } from "./_dnsmasq.ts";
 import { type Pair, run, startPair, text } from "./_harness.ts";
@@ -133,12 +133,7 @@ test("dns.idle_timeout closes a TCP DNS connection idle that long, and its tunne
     await new Promise((r) => setTimeout(r, 300));
   }
   // Then idle: closed (end of stream or a reset) well before the default 10 s, let alone dnsmasq's own.
-  const end = await withDeadline(
-    conn.read(new Uint8Array(8)).catch(() => null),
-    6_000,
-    "the idle DNS connection to close",
-  );
-  assert.equal(end, null);
+  await expectClosed(conn, 6_000, "the idle DNS connection to close");
   const tcp = pair.serverEvents.of("stream_open", (e) => e.target === `127.0.0.1:${upstream.port}`);
   assert.equal(tcp.length, 1, "one stream for all ten queries");
   // The tunnel stream ended with it: the server closed its side to the upstream.

@@ -14,6 +14,8 @@
  * - `httpConnect(proxyPort, host, port, opts?)` → `Deno.TcpConn` after
  *   "200"; throws `HttpConnectError` (`.status`, `.head`) otherwise.
  * - `readExact(stream, n)` → exactly n bytes (throws on early EOF).
+ * - `expectClosed(stream, ms, what)`: the peer closes (end of stream or a
+ *   reset) within `ms`, sending nothing more.
  *
  * Options: `username`/`password` (RFC 1929 or Basic), `proxyHostname`
  * (default "127.0.0.1"), `methods` (override offered SOCKS methods).
@@ -26,7 +28,7 @@
  *
  * @module
  */
-import { step } from "./deadline.ts";
+import { step, withDeadline } from "./deadline.ts";
 
 /** A stream the handshakes can run over. */
 export interface HandshakeStream {
@@ -87,6 +89,15 @@ export async function readExact(s: HandshakeStream, n: number): Promise<Uint8Arr
     o += r;
   }
   return out;
+}
+
+/**
+ * Waits at most `ms` for the peer to close `s` (end of stream or a reset);
+ * throws if data arrives instead, or a `DeadlineError` naming `what`.
+ */
+export async function expectClosed(s: HandshakeStream, ms: number, what: string): Promise<void> {
+  const n = await withDeadline(s.read(new Uint8Array(8)).catch(() => null), ms, what);
+  if (n !== null) throw new Error(`Expected ${what}, but ${n} bytes arrived`);
 }
 
 function ipv4Bytes(h: string): Uint8Array | null {
