@@ -50,7 +50,12 @@ export {
 } from "./_backend.ts";
 export { createOpenSslBackend, type EvpAeadApi, type Libcrypto } from "./_openssl.ts";
 export { WEBCRYPTO_BACKEND as webCryptoBackend } from "./_webcrypto.ts";
-export type { PaddingPolicy } from "./_padding.ts";
+export {
+  FIRST_FLIGHT,
+  FIRST_FLIGHT_RECORDS,
+  type PaddingPolicy,
+  tunnelPadding,
+} from "./_padding.ts";
 export type { OpenerOptions } from "./_opener.ts";
 export type { RatchetPolicy, SealerOptions, SealPartsOptions } from "./_sealer.ts";
 export {

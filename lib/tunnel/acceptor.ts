@@ -16,7 +16,7 @@ import type {
   ServerHandshake,
 } from "../handshake/mod.ts";
 import { Mux } from "../mux/mod.ts";
-import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
+import { createRecordOpener, createRecordSealer, tunnelPadding } from "../record/mod.ts";
 import { deriveReleaseKey, ReleaseReason } from "../session/mod.ts";
 import { tuneTcp } from "../transport/mod.ts";
 import { type ByteStream, writeAll } from "../transport/types.ts";
@@ -402,9 +402,11 @@ export class ConnectionAcceptor {
   ): Promise<string> {
     const { table, events } = this.#o;
     const secrets = step.secrets;
-    const sealer = await createRecordSealer(secrets.aead, secrets.serverToClient, {
-      padding: { mode: secrets.recordPadding ?? "none" },
-    });
+    const sealer = await createRecordSealer(
+      secrets.aead,
+      secrets.serverToClient,
+      { padding: tunnelPadding(secrets.recordPadding, "server") },
+    );
     const opener = await createRecordOpener(secrets.aead, secrets.clientToServer);
     const releaseKey = deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId);
     const link: LinkParams = {

@@ -16,7 +16,7 @@ import {
   type PasswordKeys,
   type SessionSecrets,
 } from "../handshake/mod.ts";
-import { createRecordOpener, createRecordSealer } from "../record/mod.ts";
+import { createRecordOpener, createRecordSealer, tunnelPadding } from "../record/mod.ts";
 import { ProtocolError } from "../errors.ts";
 import { getTransport } from "../transport/mod.ts";
 import { writeAll } from "../transport/types.ts";
@@ -300,9 +300,11 @@ async function attemptLink(
     }
     await writeAll(conn, step.send);
     const secrets = step.secrets;
-    const sealer = await createRecordSealer(secrets.aead, secrets.clientToServer, {
-      padding: { mode: secrets.recordPadding ?? "none" },
-    });
+    const sealer = await createRecordSealer(
+      secrets.aead,
+      secrets.clientToServer,
+      { padding: tunnelPadding(secrets.recordPadding, "client") },
+    );
     const opener = await createRecordOpener(secrets.aead, secrets.serverToClient);
     return {
       link: {

@@ -17,6 +17,8 @@ import { onTimeout, waitFor } from "./deadline.ts";
 export interface NginxOptions {
   /** The page served at `/` (index.html). */
   page: string;
+  /** More files under the document root, by path (e.g. `img/1.png`). */
+  files?: Record<string, Uint8Array>;
   /** `client_header_timeout`, seconds (nginx default 60). */
   headerTimeoutS?: number;
   /** `keepalive_timeout`, seconds (nginx default 75). */
@@ -48,6 +50,10 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
   const cert = await issueServerCert(ca, { dnsNames: ["localhost"], ips: ["127.0.0.1"] });
   await Deno.mkdir(join(dir, "html"));
   await Deno.writeTextFile(join(dir, "html", "index.html"), opts.page);
+  for (const [path, bytes] of Object.entries(opts.files ?? {})) {
+    await Deno.mkdir(join(dir, "html", path, ".."), { recursive: true });
+    await Deno.writeFile(join(dir, "html", path), bytes);
+  }
   await Deno.writeTextFile(join(dir, "cert.pem"), cert.certPem);
   await Deno.writeTextFile(join(dir, "key.pem"), cert.keyPem);
   const conf = `
@@ -58,7 +64,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 events { worker_connections 128; }
 http {
-  types { text/html html; }
+  types { text/html html; text/css css; application/javascript js; image/png png; }
   default_type application/octet-stream;
   access_log off;
   server_tokens off;

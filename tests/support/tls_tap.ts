@@ -1,10 +1,9 @@
 /**
  * What an on-path observer of a TLS connection sees: the sequence of TLS
- * records, each with its direction, content type, length (the 5-byte record
- * header is in the clear) and the time it passed. `TlsRecordTap.tamper` is
- * a {@linkcode Tamper} for `startTcpRelay` (tests/support/mitm_relay.ts):
- * it forwards every byte unchanged and parses the headers as they go by.
- * One connection at a time (a new connection resets the parsers).
+ * records, each with its connection, direction, content type, length (the
+ * 5-byte record header is in the clear) and the time it passed.
+ * `startTlsTap(upstream)` is a TCP relay on 127.0.0.1 that forwards every
+ * byte unchanged and parses the headers as they go by.
  *
  * Also: `ksStatistic`, the two-sample Kolmogorov–Smirnov statistic (the
  * largest gap between two empirical distribution functions), for comparing
@@ -12,11 +11,18 @@
  *
  * @module
  */
-import type { RelayDirection, Tamper } from "./mitm_relay.ts";
+import type { ByteStream } from "../../lib/transport/mod.ts";
+import { closeQuietly, writeAll } from "./io.ts";
+import { serveConnections } from "./serve.ts";
+
+/** Which way bytes were going. */
+export type TapDirection = "client_to_server" | "server_to_client";
 
 /** One TLS record as the observer saw it. */
 export interface SeenRecord {
-  dir: RelayDirection;
+  /** The connection, numbered from 0 in the order the tap accepted them. */
+  conn: number;
+  dir: TapDirection;
   /** Content type: 22 handshake, 20 change_cipher_spec, 23 application data, 21 alert. */
   type: number;
   /** The header's length field (the record's body bytes). */
@@ -30,10 +36,6 @@ class Parser {
   #header = new Uint8Array(5);
   #have = 0;
   #skip = 0;
-  reset(): void {
-    this.#have = 0;
-    this.#skip = 0;
-  }
   push(chunk: Uint8Array, emit: (type: number, length: number) => void): void {
     let i = 0;
     while (i < chunk.length) {
@@ -53,39 +55,78 @@ class Parser {
   }
 }
 
+/** A running tap. */
+export interface TlsTap extends AsyncDisposable {
+  readonly port: number;
+  /** Every record seen so far, in the order their headers passed. */
+  readonly records: SeenRecord[];
+  /** Forgets what was seen so far (e.g. before the part of a run that is measured). */
+  clear(): void;
+  /** Application-data records (type 23) of one connection (default the first), optionally one way. */
+  appData(dir?: TapDirection, conn?: number): SeenRecord[];
+  close(): Promise<void>;
+}
+
 /**
- * Parses the TLS records passing through a relay.
+ * Starts a tap on 127.0.0.1 (a free port) in front of `upstream`.
  *
  * @example
  * ```ts ignore
- * const tap = new TlsRecordTap();
- * await using relay = startTcpRelay({ upstream, tamper: tap.tamper });
- * // ... run a client through relay.port ...
- * tap.records.filter((r) => r.type === 23).map((r) => r.length);
+ * await using tap = startTlsTap({ hostname: "127.0.0.1", port: serverPort });
+ * // ... run a client through tap.port ...
+ * tap.appData("server_to_client").map((r) => r.length);
  * ```
  */
-export class TlsRecordTap {
-  readonly records: SeenRecord[] = [];
-  readonly #parsers = { client_to_server: new Parser(), server_to_client: new Parser() };
-
-  /** Forwards `chunk` unchanged, recording the records whose headers it completes. */
-  readonly tamper: Tamper = (dir, chunk, offset) => {
-    const p = this.#parsers[dir];
-    if (offset === 0) p.reset();
-    const atMs = performance.now();
-    p.push(chunk, (type, length) => this.records.push({ dir, type, length, atMs }));
-    return chunk;
+export function startTlsTap(upstream: { hostname: string; port: number }): TlsTap {
+  const records: SeenRecord[] = [];
+  let next = 0;
+  const pump = async (from: ByteStream, to: ByteStream, conn: number, dir: TapDirection) => {
+    const parser = new Parser();
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      const chunk = buf.subarray(0, n);
+      const atMs = performance.now();
+      parser.push(chunk, (type, length) => records.push({ conn, dir, type, length, atMs }));
+      await writeAll(to, chunk);
+    }
+    await to.closeWrite().catch(() => {});
   };
-
-  /** Forgets what was seen so far (e.g. before the part of a run that is measured). */
-  clear(): void {
-    this.records.length = 0;
-  }
-
-  /** Application-data records (type 23), optionally of one direction. */
-  appData(dir?: RelayDirection): SeenRecord[] {
-    return this.records.filter((r) => r.type === 23 && (dir === undefined || r.dir === dir));
-  }
+  const served = serveConnections(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    async (client, track) => {
+      const conn = next++;
+      let up: Deno.Conn;
+      try {
+        up = await Deno.connect(upstream);
+      } catch {
+        return;
+      }
+      const untrack = track(up);
+      const cut = () => {
+        closeQuietly(client);
+        closeQuietly(up);
+      };
+      await Promise.all([
+        pump(client, up, conn, "client_to_server").catch(cut),
+        pump(up, client, conn, "server_to_client").catch(cut),
+      ]);
+      closeQuietly(up);
+      untrack();
+    },
+  );
+  return {
+    port: served.port,
+    records,
+    clear: () => void (records.length = 0),
+    appData: (dir, conn = 0) =>
+      records.filter((r) =>
+        r.type === 23 && r.conn === conn && (dir === undefined || r.dir === dir)
+      ),
+    close: served.close,
+    [Symbol.asyncDispose]: served.close,
+  };
 }
 
 /**
