@@ -5,7 +5,7 @@
  * user may only reach loopback anyway. Used by browser_test.ts and
  * fronts_test.ts.
  *
- * Exports: `hasChromium()`, `loadPage(host, start?)`.
+ * Exports: `hasChromium()`, `chromiumFlags(profile)`, `loadPage(host, start?)`.
  *
  * @module
  */
@@ -21,6 +21,31 @@ export async function hasChromium(): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Headless Chromium's flags for a run with its profile in `profile`: no
+ * sandbox or GPU, no QUIC, no background services, nothing but what the
+ * test asks for.
+ */
+export function chromiumFlags(profile: string): string[] {
+  return [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--no-pings",
+    "--metrics-recording-only",
+    `--user-data-dir=${join(profile, "data")}`,
+  ];
 }
 
 /** Chromium's proxy flags for a pair: by default its SOCKS5 port, without the loopback bypass. */
@@ -49,21 +74,7 @@ export async function loadPage(
   const profile = await Deno.makeTempDir({ prefix: "nitrosocks-chromium-" });
   try {
     const r = await run("chromium", [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-default-apps",
-      "--disable-extensions",
-      "--disable-domain-reliability",
-      "--disable-client-side-phishing-detection",
-      "--no-pings",
-      "--metrics-recording-only",
-      `--user-data-dir=${join(profile, "data")}`,
+      ...chromiumFlags(profile),
       ...proxy(pair),
       "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
       "--virtual-time-budget=10000",

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { startNginx } from "../support/nginx.ts";
 import { ksStatistic, type SeenRecord, startTlsTap } from "../support/tls_tap.ts";
 import { test } from "../support/deadline.ts";
-import { hasChromium } from "./_browser.ts";
+import { chromiumFlags, hasChromium } from "./_browser.ts";
 import { run, startPair, text } from "./_harness.ts";
 
 /** Records compared per page load. */
@@ -65,22 +65,8 @@ async function chromiumLoads(url: string, socksPort?: number): Promise<void> {
   const profile = await Deno.makeTempDir({ prefix: "nitrosocks-chromium-" });
   try {
     const r = await run("chromium", [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-default-apps",
-      "--disable-extensions",
-      "--disable-domain-reliability",
-      "--disable-client-side-phishing-detection",
-      "--no-pings",
-      "--metrics-recording-only",
+      ...chromiumFlags(profile),
       "--ignore-certificate-errors",
-      `--user-data-dir=${join(profile, "data")}`,
       ...(socksPort === undefined ? [] : [
         `--proxy-server=socks5://127.0.0.1:${socksPort}`,
         "--proxy-bypass-list=<-loopback>",
