@@ -23,10 +23,12 @@
  *
  * Usage:
  *   deno run -A bench/hostile_load.ts [--idle 5000] [--requests 200] [--slowloris 2000]
- *     [--flood-seconds 15] [--cookie-after 64] [--json]
+ *     [--flood-seconds 15] [--cookie-after 64] [--min-age 5s] [--json]
  *
  * `--cookie-after` is server.yml's `limits.cookie_after` (default as `init` writes it): `0`
- * answers every Hello without a cookie with a cookie reply, `1000000` never does.
+ * answers every Hello without a cookie with a cookie reply, `1000000` never does. `--min-age` is
+ * `limits.pre_login.min_age` (default as `init` writes it): `0s` evicts the oldest for every
+ * newcomer at `limits.pre_login.max`, as before that key existed.
  *
  * @module
  */
@@ -164,6 +166,7 @@ async function main(): Promise<void> {
       slowloris: { type: "string", default: "2000" },
       "flood-seconds": { type: "string", default: "15" },
       "cookie-after": { type: "string", default: "64" },
+      "min-age": { type: "string", default: "5s" },
       json: { type: "boolean", default: false },
     },
     strict: true,
@@ -183,7 +186,8 @@ async function main(): Promise<void> {
       .replace(/^ {4}handshakes_per_second: 20$/m, "    handshakes_per_second: 1000000")
       .replace(/^ {4}max: 4096$/m, `    max: ${idle + 1000}`)
       .replace(/^ {4}per_ip: 32$/m, "    per_ip: 1000000");
-    text = text.replace(/^ {2}cookie_after: \d+$/m, `  cookie_after: ${values["cookie-after"]}`);
+    text = text.replace(/^ {2}cookie_after: \d+$/m, `  cookie_after: ${values["cookie-after"]}`)
+      .replace(/^ {4}min_age: 5s$/m, `    min_age: ${values["min-age"]}`);
     await Deno.writeTextFile(yml, text);
     const prof = await Deno.readTextFile(profile);
     await Deno.writeTextFile(profile, prof.replace(/"tls:\/\//, '"tcp://'));
@@ -243,6 +247,7 @@ async function main(): Promise<void> {
     const cpu = cpuSeconds(server.pid) - cpu0;
     const result = {
       cookieAfter: Number(values["cookie-after"]),
+      minAge: values["min-age"],
       memory,
       latencyMs: {
         idleRequests: n,

@@ -69,6 +69,7 @@ const REFUSAL_REASONS = [
   "rate_limited",
   "timeout",
   "evicted",
+  "full",
   "cookie",
   "closed",
   "error",

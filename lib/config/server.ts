@@ -124,9 +124,10 @@ export interface ServerConfig {
     handshakeTimeoutS: number;
     /**
      * Connections that have not logged in (handshakes, probes at the fallback) at once: in all
-     * (`max`) and per source address (`perIp`); one more evicts the oldest.
+     * (`max`) and per source address (`perIp`); one more evicts the oldest, at `max` only one
+     * at least `minAgeMs` old (or the busiest source's), else it is refused.
      */
-    preLogin: { max: number; perIp: number };
+    preLogin: { max: number; perIp: number; minAgeMs: number };
     /** More handshakes than this in progress: Hellos must carry a cookie (section 15). */
     cookieAfter: number;
   };
@@ -423,6 +424,7 @@ const serverSchema = object({
     pre_login: section(object({
       max: withDefault(integer(1, 1_000_000), 4096),
       per_ip: withDefault(integer(1, 1_000_000), 32),
+      min_age: withDefault(duration(0, 300), 5),
     })),
   })),
   auth: section(object({
@@ -750,7 +752,11 @@ export function parseServerConfig(
         handshakesPerSecond: raw.limits.per_ip.handshakes_per_second,
       },
       handshakeTimeoutS: raw.limits.handshake_timeout,
-      preLogin: { max: raw.limits.pre_login.max, perIp: raw.limits.pre_login.per_ip },
+      preLogin: {
+        max: raw.limits.pre_login.max,
+        perIp: raw.limits.pre_login.per_ip,
+        minAgeMs: raw.limits.pre_login.min_age * 1000,
+      },
       cookieAfter: raw.limits.cookie_after,
     },
     auth: {

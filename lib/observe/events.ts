@@ -19,6 +19,8 @@ export type RefusalReason =
   | "timeout"
   /** Closed before logging in to make room: the oldest over `limits.pre_login`. */
   | "evicted"
+  /** At `limits.pre_login.max` with nothing it may evict (`min_age`): closed before reading. */
+  | "full"
   /** Under load (`limits.cookie_after`), a Hello without this source's cookie: a cookie reply. */
   | "cookie"
   /** The peer closed during the handshake. */

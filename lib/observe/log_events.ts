@@ -107,6 +107,9 @@ export function logEvents(hub: EventHub, log: Logger, side: LogSide): () => void
           case "evicted":
             l.info(`closed ${e.remote} before a login: ${e.detail}`);
             return;
+          case "full":
+            l.debug(`refused ${e.remote} at once: ${e.detail}`);
+            return;
           case "closed":
             l.info(`handshake with ${e.remote} closed`);
             return;

@@ -146,10 +146,13 @@ limits:
   # From accept to a finished login; a handshake still running then is closed.
   handshake_timeout: 15s
   # Connections that have not logged in (handshakes, probes the fallback is
-  # answering), in all and per source; one more closes the oldest of them.
+  # answering), in all and per source; one more closes the oldest of them. At
+  # max, only one at least min_age old (or the busiest address's, for a quieter
+  # one); else the newcomer is closed at once.
   pre_login:
     max: 4096
     per_ip: 32
+    min_age: 5s
   # More handshakes than this in progress at once: clients must first fetch a
   # cookie for their address (one more round trip, done by the client itself).
   cookie_after: 64

@@ -172,9 +172,13 @@ export class ConnectionAcceptor {
     this.#preLogin = new PreLoginTable(options.settings.limits.preLogin);
   }
 
-  /** Connections not logged in yet, and how many were evicted (`limits.pre_login`). */
-  get preLogin(): { open: number; evicted: number } {
-    return { open: this.#preLogin.size, evicted: this.#preLogin.evictions };
+  /** Connections not logged in yet, how many were evicted and refused (`limits.pre_login`). */
+  get preLogin(): { open: number; evicted: number; refused: number } {
+    return {
+      open: this.#preLogin.size,
+      evicted: this.#preLogin.evictions,
+      refused: this.#preLogin.refusals,
+    };
   }
 
   /** Serves every connection `listener` accepts; resolves when the listener closes. */
@@ -281,6 +285,13 @@ export class ConnectionAcceptor {
       refuse("evicted", why);
       closeQuietly(conn);
     });
+    if (preLogin.refused !== undefined) {
+      // The table is full and nothing in it may be evicted: closed before reading a byte.
+      refuse("full", preLogin.refused);
+      this.#open.delete(conn);
+      closeQuietly(conn);
+      return;
+    }
     let joined = false;
     const startedAt = Date.now();
     const reader = new TimedReader(conn, PRE_LOGIN_READ_BYTES);

@@ -360,25 +360,39 @@ export interface PreLoginSettings {
   max: number;
   /** Pre-login connections at once from one source (IPv6: its /64). */
   perIp: number;
+  /** At `max`, only a connection at least this old (ms) is closed for any newcomer. */
+  minAgeMs: number;
 }
 
 interface PreLoginEntry {
   readonly key: string;
+  readonly since: number;
   readonly evict: (why: string) => void;
+}
+
+/** What {@link PreLoginTable.admit} answers: a place, or why there is none (then `done()` does nothing). */
+export interface PreLoginAdmission {
+  /** This connection logged in or closed: its place is free. */
+  done(): void;
+  /** Set when the newcomer was refused, saying why. */
+  refused?: string;
 }
 
 /**
  * The connections that have not logged in yet (handshakes in progress, and
  * probes the fallback web server is answering), capped in all and per
- * source address. A new connection over a cap evicts the oldest one (of its
- * source, or of all): the newcomer always gets its turn, so a flood of idle
- * connections only shortens how long each of them lives, and a real client
- * needs to be no faster than one round trip ahead of the flood.
+ * source address. A new connection over its source's cap closes that
+ * source's oldest. At the cap in all, a newcomer closes the oldest
+ * connection if that one is at least `minAgeMs` old; otherwise the oldest
+ * of the busiest source if that source holds at least two more than the
+ * newcomer's (a fair share: a client from a quiet address gets in at once);
+ * otherwise the newcomer is refused. So connections that come straight back
+ * when closed cannot turn the table over faster than `max` per `minAgeMs`.
  *
  * @example
  * ```ts
  * import { PreLoginTable } from "./login_guard.ts";
- * const table = new PreLoginTable({ max: 2, perIp: 2 });
+ * const table = new PreLoginTable({ max: 2, perIp: 2, minAgeMs: 0 });
  * const a = table.admit("192.0.2.1", (why) => console.log("evicted:", why));
  * table.admit("192.0.2.2", () => {});
  * table.admit("192.0.2.3", () => {}); // evicts the first: "evicted: …"
@@ -387,13 +401,19 @@ interface PreLoginEntry {
  */
 export class PreLoginTable {
   readonly #s: PreLoginSettings;
+  readonly #now: () => number;
   /** Insertion order is age order: the first entry is the oldest. */
   readonly #all = new Set<PreLoginEntry>();
   readonly #bySource = new Map<string, Set<PreLoginEntry>>();
+  /** Sources by how many connections each has (1 and up), to find the busiest at once. */
+  readonly #bySize = new Map<number, Set<string>>();
+  #busiest = 0;
   #evictions = 0;
+  #refusals = 0;
 
-  constructor(settings: PreLoginSettings) {
+  constructor(settings: PreLoginSettings, opts: { now?: () => number } = {}) {
     this.#s = settings;
+    this.#now = opts.now ?? Date.now;
   }
 
   /** Connections counted now. */
@@ -406,14 +426,20 @@ export class PreLoginTable {
     return this.#evictions;
   }
 
+  /** Newcomers refused so far (at the cap, nothing old enough or unfairly many to evict). */
+  get refusals(): number {
+    return this.#refusals;
+  }
+
   /**
-   * Counts a new connection from `address`, first evicting the oldest one of
-   * its source or of all if a cap is reached (their `evict` is called with
-   * the reason). Call `done()` when this one logs in or closes.
+   * Counts a new connection from `address`, first evicting one (their
+   * `evict` is called with the reason) if a cap is reached, as the class
+   * says; or refuses it. Call `done()` when an admitted one logs in or closes.
    */
-  admit(address: string, evict: (why: string) => void): { done(): void } {
+  admit(address: string, evict: (why: string) => void): PreLoginAdmission {
     const key = sourceKey(address);
-    let mine = this.#bySource.get(key);
+    const now = this.#now();
+    const mine = this.#bySource.get(key);
     if (mine !== undefined && mine.size >= this.#s.perIp) {
       this.#evict(
         mine.values().next().value!,
@@ -422,17 +448,37 @@ export class PreLoginTable {
       );
     }
     if (this.#all.size >= this.#s.max) {
-      this.#evict(
-        this.#all.values().next().value!,
-        `the oldest of ${this.#all.size} pre-login connections ` +
-          `(limits.pre_login.max ${this.#s.max})`,
-      );
+      const oldest = this.#all.values().next().value!;
+      const have = this.#bySource.get(key)?.size ?? 0;
+      if (now - oldest.since >= this.#s.minAgeMs) {
+        this.#evict(
+          oldest,
+          `the oldest of ${this.#all.size} pre-login connections ` +
+            `(limits.pre_login.max ${this.#s.max})`,
+        );
+      } else if (this.#busiest >= have + 2) {
+        const source = this.#bySize.get(this.#busiest)!.values().next().value!;
+        this.#evict(
+          this.#bySource.get(source)!.values().next().value!,
+          `the oldest of the busiest source's ${this.#busiest} pre-login connections, for a ` +
+            `source with ${have} (limits.pre_login.max ${this.#s.max})`,
+        );
+      } else {
+        this.#refusals++;
+        return {
+          done: () => {},
+          refused: `${this.#all.size} pre-login connections, none older than ` +
+            `${this.#s.minAgeMs / 1000} s (limits.pre_login.min_age) and none of a source ` +
+            `with 2 more than this one's ${have} (limits.pre_login.max ${this.#s.max})`,
+        };
+      }
     }
-    const entry: PreLoginEntry = { key, evict };
+    const entry: PreLoginEntry = { key, since: now, evict };
     this.#all.add(entry);
-    mine = this.#bySource.get(key);
-    if (mine === undefined) this.#bySource.set(key, mine = new Set());
-    mine.add(entry);
+    let set = this.#bySource.get(key);
+    if (set === undefined) this.#bySource.set(key, set = new Set());
+    set.add(entry);
+    this.#resize(key, set.size - 1, set.size);
     return { done: () => this.#remove(entry) };
   }
 
@@ -447,5 +493,20 @@ export class PreLoginTable {
     const mine = this.#bySource.get(entry.key)!;
     mine.delete(entry);
     if (mine.size === 0) this.#bySource.delete(entry.key);
+    this.#resize(entry.key, mine.size + 1, mine.size);
+  }
+
+  /** Moves source `key` from the bucket of sources with `from` connections to `to`'s. */
+  #resize(key: string, from: number, to: number): void {
+    const old = this.#bySize.get(from);
+    old?.delete(key);
+    if (old?.size === 0) this.#bySize.delete(from);
+    if (to > 0) {
+      let bucket = this.#bySize.get(to);
+      if (bucket === undefined) this.#bySize.set(to, bucket = new Set());
+      bucket.add(key);
+    }
+    if (to > this.#busiest) this.#busiest = to;
+    else if (from === this.#busiest && !this.#bySize.has(from)) this.#busiest = to;
   }
 }

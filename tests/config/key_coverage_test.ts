@@ -216,6 +216,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "limits.pre_login.per_ip: 120 idle connections from one source keep 50, the oldest closed first, and a client from it still logs in",
     ],
   },
+  "limits.pre_login.min_age": {
+    file: "lib/tunnel/login_guard.ts",
+    reads: "now - oldest.since >= this.#s.minAgeMs",
+    proof: [
+      "tests/e2e/hostile_test.ts",
+      "limits.pre_login.min_age: 250 connections reconnecting from 5 addresses for 4 s evict a bounded number, and a client still logs in",
+    ],
+  },
   "limits.cookie_after": {
     file: ACCEPTOR,
     reads: "this.#handshaking <= this.#o.settings.limits.cookieAfter",

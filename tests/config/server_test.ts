@@ -31,7 +31,7 @@ Deno.test("parseServerConfig() applies every default to a minimal file", () => {
     maxTunnels: 256,
     perIp: { connections: 64, handshakesPerSecond: 20 },
     handshakeTimeoutS: 15,
-    preLogin: { max: 4096, perIp: 32 },
+    preLogin: { max: 4096, perIp: 32, minAgeMs: 5000 },
     cookieAfter: 64,
   });
   assert.deepEqual(cfg.auth, {

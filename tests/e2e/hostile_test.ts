@@ -8,6 +8,7 @@
  * @module
  */
 import { strict as assert } from "node:assert";
+import * as net from "node:net";
 import { ClientHandshake, COOKIE_REPLY_BYTES } from "../../lib/handshake/mod.ts";
 import { credentialsOf } from "../../lib/tunnel/link.ts";
 import { test, withDeadline } from "../support/deadline.ts";
@@ -65,7 +66,7 @@ async function evictionScenario(
     lazy: true,
     editServer: (text) =>
       replaceAll(text, [
-        ["    max: 4096\n    per_ip: 32\n", o.preLogin],
+        ["    max: 4096\n    per_ip: 32\n    min_age: 5s\n", o.preLogin],
         ["    connections: 64\n", "    connections: 100000\n"],
         ["    handshakes_per_second: 20\n", "    handshakes_per_second: 100000\n"],
       ]),
@@ -113,12 +114,22 @@ async function evictionScenario(
 
 test.slow(
   "limits.pre_login.max: 500 idle connections keep 200, the oldest 300 are closed, and a client still logs in",
-  () => evictionScenario({ preLogin: "    max: 200\n    per_ip: 100000\n", open: 500, cap: 200 }),
+  () =>
+    evictionScenario({
+      preLogin: "    max: 200\n    per_ip: 100000\n    min_age: 0s\n",
+      open: 500,
+      cap: 200,
+    }),
 );
 
 test.slow(
   "limits.pre_login.per_ip: 120 idle connections from one source keep 50, the oldest closed first, and a client from it still logs in",
-  () => evictionScenario({ preLogin: "    max: 100000\n    per_ip: 50\n", open: 120, cap: 50 }),
+  () =>
+    evictionScenario({
+      preLogin: "    max: 100000\n    per_ip: 50\n    min_age: 5s\n",
+      open: 120,
+      cap: 50,
+    }),
 );
 
 test("limits.handshake_timeout: a client that stalls after the ServerHello is closed when it passes", async () => {
@@ -268,5 +279,98 @@ test.slow(
     }
     assert.ok(cookieReplies > 0, `cookie replies to the flood: ${cookieReplies}`);
     assert.ok(serverHellos <= 10, `ServerHellos to the flood: ${serverHellos}`);
+  },
+);
+
+/**
+ * `loops` TCP connections to `port` from the sources `from` (round robin), each opened again
+ * 50 ms after the server closes it, until `stop()`: how many times they connected in all.
+ */
+function reconnectLoops(
+  port: number,
+  from: string[],
+  loops: number,
+): { stop(): Promise<number> } {
+  let running = true;
+  let connects = 0;
+  const open: net.Socket[] = [];
+  const one = async (source: string) => {
+    while (running) {
+      await new Promise<void>((done) => {
+        const s = net.connect({ host: "127.0.0.1", port, localAddress: source });
+        open.push(s);
+        s.on("connect", () => connects++);
+        s.on("data", () => {});
+        s.on("error", () => {});
+        s.on("close", () => {
+          open.splice(open.indexOf(s), 1);
+          done();
+        });
+      });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const all = Promise.all(Array.from({ length: loops }, (_, i) => one(from[i % from.length]!)));
+  return {
+    async stop() {
+      running = false;
+      for (const s of [...open]) s.destroy();
+      await all;
+      return connects;
+    },
+  };
+}
+
+test.slow(
+  "limits.pre_login.min_age: 250 connections reconnecting from 5 addresses for 4 s evict a bounded number, and a client still logs in",
+  async () => {
+    const max = 100, minAgeS = 2, seconds = 4;
+    await using pair = await startPair({
+      transport: "tcp",
+      lazy: true,
+      editServer: (text) =>
+        replaceAll(text, [
+          [
+            "    max: 4096\n    per_ip: 32\n    min_age: 5s\n",
+            `    max: ${max}\n    per_ip: 100000\n    min_age: ${minAgeS}s\n`,
+          ],
+          ["    connections: 64\n", "    connections: 100000\n"],
+          ["    handshakes_per_second: 20\n", "    handshakes_per_second: 100000\n"],
+        ]),
+    });
+    const sources = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"];
+    const started = Date.now();
+    const loops = reconnectLoops(pair.serverPort, sources, 250);
+    let connects = 0;
+    try {
+      // The table fills and newcomers are refused.
+      await pair.serverEvents.waitFor("refusal", {
+        match: (e) => e.reason === "full",
+        timeoutMs: 20_000,
+      });
+      // A client from another address gets in at once: the busiest source gives up a place.
+      await withDeadline(
+        echoThroughTunnel(pair),
+        20_000,
+        "a request through the tunnel while connections reconnect",
+      );
+      assert.equal(pair.serverEvents.of("login").length, 1);
+      const left = started + seconds * 1000 - Date.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+    } finally {
+      connects = await withDeadline(loops.stop(), 20_000, "the reconnecting connections to stop");
+    }
+    const ran = (Date.now() - started) / 1000;
+    const evicted = pair.serverEvents.of("refusal", (e) => e.reason === "evicted");
+    const full = pair.serverEvents.of("refusal", (e) => e.reason === "full");
+    const seen = `${connects} connects in ${ran.toFixed(1)} s, ${evicted.length} evicted, ` +
+      `${full.length} refused at once`;
+    // Without min_age every reconnect evicts one (thousands). With it: at most `max` per
+    // `min_age` by age, plus the few fair-share evictions (the client's among them).
+    assert.ok(connects > 2_000, `the loops reconnected: ${seen}`);
+    assert.ok(evicted.length <= max * (Math.ceil(ran / minAgeS) + 1) + 50, seen);
+    assert.ok(full.length > connects / 2, seen);
+    assert.match(full[0]!.detail, /limits\.pre_login\.min_age/);
+    console.log(`  ${seen}`);
   },
 );

@@ -105,7 +105,7 @@ Deno.test("PerIpLimiter allows a burst of one second's worth, then the rate", ()
 
 Deno.test("PreLoginTable evicts the oldest, of its source first, then of all; done() frees a place", () => {
   const evicted: string[] = [];
-  const t = new PreLoginTable({ max: 4, perIp: 2 });
+  const t = new PreLoginTable({ max: 4, perIp: 2, minAgeMs: 0 });
   const add = (name: string, ip: string) => t.admit(ip, (why) => evicted.push(`${name}: ${why}`));
   const a1 = add("a1", "192.0.2.1");
   add("a2", "192.0.2.1");
@@ -124,6 +124,33 @@ Deno.test("PreLoginTable evicts the oldest, of its source first, then of all; do
   assert.match(evicted[1]!, /limits\.pre_login\.max 4/);
   assert.equal(t.size, 4);
   assert.equal(t.evictions, 2);
+});
+
+Deno.test("PreLoginTable at max: evicts only one min_age old, or the busiest source's for a quieter one, else refuses", () => {
+  let now = 0;
+  const evicted: string[] = [];
+  const t = new PreLoginTable({ max: 4, perIp: 100, minAgeMs: 1_000 }, { now: () => now });
+  const add = (name: string, ip: string) => t.admit(ip, () => evicted.push(name));
+  add("a1", "192.0.2.1");
+  add("a2", "192.0.2.1");
+  add("b1", "192.0.2.2");
+  add("b2", "192.0.2.2");
+  now = 999;
+  // Full, nothing 1 s old, no source 2 ahead of a's 2: refused, nothing evicted.
+  const r = add("a3", "192.0.2.1");
+  assert.match(r.refused ?? "", /none older than 1 s \(limits\.pre_login\.min_age\)/);
+  assert.deepEqual([evicted, t.size, t.refusals, t.evictions], [[], 4, 1, 0]);
+  // A quiet source (none yet) takes the busiest source's oldest even though it is young.
+  assert.equal(add("c1", "198.51.100.9").refused, undefined);
+  assert.deepEqual(evicted, ["a1"]);
+  // Now a 1, b 2, c 1: b is busiest but only 1 ahead of a or c: refused.
+  assert.notEqual(add("a4", "192.0.2.1").refused, undefined);
+  assert.notEqual(add("c2", "198.51.100.9").refused, undefined);
+  // Once the oldest (a2) is 1 s old, any newcomer evicts it.
+  now = 1_000;
+  assert.equal(add("a5", "192.0.2.1").refused, undefined);
+  assert.deepEqual(evicted, ["a1", "a2"]);
+  assert.deepEqual([t.size, t.refusals, t.evictions], [4, 3, 2]);
 });
 
 Deno.test("LoginGuard.lock(): a lock from elsewhere refuses at once, ends on time, and never shortens one", () => {
