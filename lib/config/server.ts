@@ -274,6 +274,8 @@ export interface SessionSettings {
   rekeyBytes: number;
   /** Bound on sent-but-unacknowledged data kept for resending (bytes). */
   resendBuffer: number;
+  /** Mean quiet time before cover traffic (s); 0 = none. */
+  coverTrafficS: number;
 }
 
 /** Window and stream-count bounds, from the mux that enforces them (shared with the client). */
@@ -292,6 +294,9 @@ export const windowFields = {
 export const streamCount = (): Schema<number> =>
   integer(MUX_LIMITS.maxStreams.min, MUX_LIMITS.maxStreams.max);
 
+/** Shortest mean quiet time before cover traffic that `session.cover_traffic` accepts (s). */
+export const MIN_COVER_TRAFFIC_S = 0.1;
+
 /** The `session:` section's schema fields, shared with the client profile. */
 export const sessionFields = {
   keepalive: withDefault(duration(0.05, 3600), 15),
@@ -302,6 +307,7 @@ export const sessionFields = {
     size(MUX_LIMITS.resendBufferBytes.min, MUX_LIMITS.resendBufferBytes.max),
     8 * MiB,
   ),
+  cover_traffic: withDefault(duration(0, 3600), 0),
 };
 
 /**
@@ -312,7 +318,7 @@ export const sessionFields = {
 export function checkLimits(
   raw: {
     limits: { stream_window: number; session_window: number };
-    session: { keepalive: number; dead_after: number };
+    session: { keepalive: number; dead_after: number; cover_traffic: number };
   },
   root: YamlNode,
   file: string,
@@ -324,7 +330,15 @@ export function checkLimits(
       `Invalid limits.session_window: ${raw.limits.session_window} is smaller than limits.stream_window ${raw.limits.stream_window}`,
     );
   }
-  const { keepalive, dead_after } = raw.session;
+  const { keepalive, dead_after, cover_traffic } = raw.session;
+  if (cover_traffic > 0 && cover_traffic < MIN_COVER_TRAFFIC_S) {
+    throw configError(
+      { file, path: "session.cover_traffic" },
+      locate(root, ["session", "cover_traffic"]),
+      `Invalid session.cover_traffic: ${cover_traffic}s is below ${MIN_COVER_TRAFFIC_S}s`,
+      "give 0 (no cover traffic) or a mean quiet time such as 30s",
+    );
+  }
   if (dead_after < 2 * keepalive) {
     throw configError(
       { file, path: "session.dead_after" },
@@ -342,6 +356,7 @@ export function sessionSettings(raw: {
   rekey_interval: number;
   rekey_bytes: number;
   resend_buffer: number;
+  cover_traffic: number;
 }): SessionSettings {
   return {
     keepaliveS: raw.keepalive,
@@ -349,6 +364,7 @@ export function sessionSettings(raw: {
     rekeyIntervalS: raw.rekey_interval,
     rekeyBytes: raw.rekey_bytes,
     resendBuffer: raw.resend_buffer,
+    coverTrafficS: raw.cover_traffic,
   };
 }
 

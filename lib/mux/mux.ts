@@ -214,6 +214,8 @@ const COALESCE_BYTES = 1024;
 const OWN_BYTES = 4096;
 /** Unanswered PINGs remembered for RTT; older ones are forgotten. */
 const MAX_PINGS = 4;
+/** Largest body of a cover PADDING frame (`cover`). */
+const MAX_COVER_BYTES = 16384;
 /** RESETs for refused OPENs waiting to be pulled; more means the peer floods without reading. */
 const MAX_INDUCED = 4096;
 const MAX_STREAM_ID = 0xffffffff;
@@ -411,6 +413,8 @@ export class Mux {
 
   readonly #pings: number[] = [];
   #pingQueued = false;
+  /** Body bytes of the cover PADDING frame waiting for a quiet pull; -1: none. */
+  #cover = -1;
   #pong: Ctl | null = null;
   #goawaySent = false;
   #goawayReceived = false;
@@ -739,6 +743,22 @@ export class Mux {
   }
 
   /**
+   * Queues cover traffic for a quiet link: the next `pull` that finds
+   * nothing else to send returns a payload of one PADDING frame with a body
+   * of `bytes` zero bytes (0..16384). The peer ignores it; like an ACK-only
+   * payload it is neither numbered nor kept, so never resent. A later call
+   * replaces a cover payload still waiting.
+   */
+  cover(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_COVER_BYTES) {
+      throw new RangeError(
+        `Cannot queue cover traffic: ${bytes} bytes is not an integer in 0..${MAX_COVER_BYTES}`,
+      );
+    }
+    this.#cover = bytes;
+  }
+
+  /**
    * Queues GOAWAY: no new streams from now on. Server: later OPENs are
    * answered with RESET GOING_AWAY; lastId is the highest stream it took.
    * Client: lastId is 0 and open() throws. Idempotent.
@@ -1007,6 +1027,7 @@ export class Mux {
       );
     }
     const l = this.#ledger;
+    if (this.#cover >= 0 && this.#idle(l)) return this.#coverOnly(space, headroom);
     if (this.#datagrams.length > 0 && (l === null || (!l.lost && !l.resending))) {
       // Datagram payloads and stream payloads take turns while both wait.
       const streams = this.#controlBytes > 0 || this.#queued > 0;
@@ -1092,6 +1113,21 @@ export class Mux {
       return this.#datagrams.length > 0 ? this.#buildDatagrams(space, headroom) : null;
     }
     return buf.subarray(headroom, o);
+  }
+
+  /** Nothing to send but what `cover` asked for (and the connection is up). */
+  #idle(l: Ledger | null): boolean {
+    return this.#controlBytes === 0 && this.#queued === 0 && this.#datagrams.length === 0 &&
+      (l === null || (!l.lost && !l.resending && !l.ackForced));
+  }
+
+  /** A cover payload: one PADDING frame, neither numbered nor kept (the peer does not count it). */
+  #coverOnly(space: number, headroom: number): Uint8Array {
+    const n = Math.min(this.#cover, space - FRAME_HEADER_BYTES);
+    this.#cover = -1;
+    const buf = new Uint8Array(headroom + FRAME_HEADER_BYTES + n);
+    putFrameHeader(buf, headroom, FrameType.PADDING, 0, n);
+    return buf.subarray(headroom);
   }
 
   /** An ACK-only payload: neither numbered nor kept, so ACKs are never ACKed. */

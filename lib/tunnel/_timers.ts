@@ -6,7 +6,8 @@
  * | --------------- | --------------------------------------------- | --------------------------------- |
  * | resume grace    | no link for `graceMs`                         | the session ends                  |
  * | dead link       | nothing received for `deadAfterMs`            | the link is dropped               |
- * | keepalive       | nothing sent or received for `keepaliveMs`    | a PING                            |
+ * | keepalive       | nothing sent or received for a drawn time     | a PING                            |
+ * | cover traffic   | nothing sent for a drawn time (`coverMs` > 0) | a PADDING frame of drawn size     |
  * | re-key due      | every tick on a ready link                    | the controller may start a re-key |
  * | tunnel idle     | no stream open for `tunnelIdleMs` (ready link) | the session says so and ends      |
  * | bytes           | at most once a second                         | a `bytes` event if any moved      |
@@ -14,6 +15,10 @@
  * | open timeout    | no REPLY to an OPEN in time (at a tick)       | the stream is reset               |
  * | release timeout | no answer to our release request in time      | a NOTICE, then close              |
  * | flush timeout   | queued messages not written in time           | close anyway                      |
+ *
+ * The keepalive waits a time drawn uniformly in [keepaliveMs/2, keepaliveMs]
+ * anew after each PING, and cover traffic an exponential time of mean
+ * `coverMs` (`_shaping.ts`), so neither comes at a fixed period.
  *
  * The periodic checks share one tick (a quarter of the shortest period, at
  * most 250 ms, at least 20 ms). Open timeouts are checked at that tick too
@@ -25,6 +30,7 @@
  */
 import type { Scheduler, TimerId } from "./scheduler.ts";
 import type { LinkState } from "./_link_state.ts";
+import { coverBytes, coverGap, keepaliveAfter, uniform } from "./_shaping.ts";
 
 /** How often pending acknowledgements are flushed (ms). */
 export const ACK_FLUSH_MS = 25;
@@ -42,6 +48,13 @@ export interface TimerSettings {
    */
   tunnelIdleMs: number;
   graceMs: number;
+  /**
+   * Cover traffic: a link that sent nothing for an exponential time of this
+   * mean (ms) sends a PADDING frame; 0 or absent: none.
+   */
+  coverMs?: number;
+  /** Uniform draws in [0, 1) for the keepalive and cover timing; default the CSPRNG. */
+  random?: () => number;
 }
 
 /** An OPEN waiting for its REPLY: `fn` runs at the first tick at or after `at`. */
@@ -66,6 +79,8 @@ export interface TimerHost<L extends LinkState = LinkState> {
   linkDead(link: L, reason: string): void;
   /** Keepalive: queue a PING. */
   ping(now: number): void;
+  /** Cover traffic: queue a PADDING frame with a body of `bytes` bytes. */
+  cover(bytes: number): void;
   /** Re-key due: start one if the controller says so. */
   rekeyCheck(now: number): void;
   /** Streams open now. */
@@ -97,6 +112,11 @@ export class SessionTimers<L extends LinkState = LinkState> {
   readonly #scheduler: Scheduler;
   readonly #s: TimerSettings;
   readonly #period: number;
+  readonly #random: () => number;
+  /** Quiet time before the next PING (drawn). */
+  #keepaliveAfter: number;
+  /** Quiet time before the next cover frame (drawn); Infinity: no cover traffic. */
+  #coverAfter: number;
   #tickTimer: TimerId | undefined;
   #ackTimer: TimerId | undefined;
   #bytesAt = -Infinity;
@@ -112,8 +132,15 @@ export class SessionTimers<L extends LinkState = LinkState> {
     this.#scheduler = scheduler;
     this.#s = settings;
     const { keepaliveMs, deadAfterMs, tunnelIdleMs } = settings;
-    this.#period = Math.max(20, Math.min(keepaliveMs, deadAfterMs, tunnelIdleMs, 1000) / 4);
+    const coverMs = settings.coverMs ?? 0;
+    this.#period = Math.max(
+      20,
+      Math.min(keepaliveMs, deadAfterMs, tunnelIdleMs, coverMs > 0 ? coverMs : Infinity, 1000) / 4,
+    );
     this.#busyAt = scheduler.now();
+    this.#random = settings.random ?? uniform;
+    this.#keepaliveAfter = keepaliveAfter(keepaliveMs, this.#random());
+    this.#coverAfter = coverMs > 0 ? coverGap(coverMs, this.#random()) : Infinity;
   }
 
   /** True once the periodic checks run. */
@@ -200,6 +227,7 @@ export class SessionTimers<L extends LinkState = LinkState> {
     if (this.#deadLink(link, now)) return;
     if (!link.ready) return;
     this.#keepalive(link, now);
+    this.#cover(link, now);
     this.#rekeyDue(now);
     this.#tunnelIdle(now);
   };
@@ -235,10 +263,19 @@ export class SessionTimers<L extends LinkState = LinkState> {
     return true;
   }
 
-  /** Keepalive: a PING when nothing was sent or received for `keepaliveMs`. */
+  /** Keepalive: a PING when nothing was sent or received for the drawn time; then a new draw. */
   #keepalive(link: L, now: number): void {
-    const ka = this.#s.keepaliveMs;
-    if (now - link.lastSend > ka || now - link.lastRecv > ka) this.#host.ping(now);
+    const ka = this.#keepaliveAfter;
+    if (now - link.lastSend <= ka && now - link.lastRecv <= ka) return;
+    this.#host.ping(now);
+    this.#keepaliveAfter = keepaliveAfter(this.#s.keepaliveMs, this.#random());
+  }
+
+  /** Cover traffic: a PADDING frame when nothing was sent for the drawn time; then a new draw. */
+  #cover(link: L, now: number): void {
+    if (now - link.lastSend <= this.#coverAfter) return;
+    this.#host.cover(coverBytes(this.#random()));
+    this.#coverAfter = coverGap(this.#s.coverMs!, this.#random());
   }
 
   /** Re-key due: the controller decides (server, by bytes or time). */

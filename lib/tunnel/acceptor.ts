@@ -546,6 +546,7 @@ export class ConnectionAcceptor {
       releaseKey,
       graceMs: s.resumeGraceS * 1000,
       keepaliveMs: s.keepaliveS * 1000,
+      coverMs: s.coverTrafficS * 1000,
       deadAfterMs: s.deadAfterS * 1000,
       tunnelIdleMs: limits.idleTimeoutS * 1000,
       ...(meter === undefined ? {} : { meter }),

@@ -17,6 +17,7 @@ import { RECONNECT_GIVE_UP_MS, Reconnector, sleep } from "./reconnector.ts";
 import { FailureLog } from "./failure_log.ts";
 import { JwtRenewer } from "./jwt_session.ts";
 import { type LinkEnd, Session } from "./session.ts";
+import { rotationLifetime, uniform } from "./_shaping.ts";
 
 /**
  * After the server said it is shutting down (NOTICE 2): the first wait
@@ -169,6 +170,7 @@ export class ClientTunnel {
       resumable: secrets.resumable,
       releaseKey: deriveReleaseKey(secrets.resumptionSecret, secrets.sessionId),
       keepaliveMs: profile.session.keepaliveS * 1000,
+      coverMs: profile.session.coverTrafficS * 1000,
       deadAfterMs: profile.session.deadAfterS * 1000,
       graceMs: RECONNECT_GIVE_UP_MS + HANDSHAKE_DEADLINE_MS,
       rekey: { bytes: profile.session.rekeyBytes, ms: profile.session.rekeyIntervalS * 1000 },
@@ -309,7 +311,7 @@ export class ClientTunnel {
     if (this.#rotateTimer !== undefined) clearTimeout(this.#rotateTimer);
     const s = this.#profile.session.rotateS;
     if (s <= 0) return;
-    const ms = s * 1000 * (0.5 + Math.random());
+    const ms = rotationLifetime(s * 1000, uniform(), uniform());
     this.#rotateTimer = setTimeout(() => {
       if (this.#current === session && !session.isClosed) {
         this.#log.info("rotating to a fresh connection");

@@ -131,8 +131,18 @@ export interface SessionOptions {
   releaseKey?: Uint8Array;
   /** Full re-key with fresh DH after this many bytes or ms (server starts it). */
   rekey?: { bytes: number; ms: number };
-  /** Send a PING when nothing was sent for this long (ms). Default 15 s. */
+  /**
+   * Send a PING when nothing was sent or received for a time drawn in
+   * [keepaliveMs/2, keepaliveMs] (ms). Default 15 s.
+   */
   keepaliveMs?: number;
+  /**
+   * Cover traffic: after a quiet time of this mean (ms, exponential) send a
+   * PADDING frame of 0..1024 bytes. Default 0: none.
+   */
+  coverMs?: number;
+  /** Uniform draws in [0, 1) for the keepalive and cover timing (tests); default the CSPRNG. */
+  jitter?: () => number;
   /** A link silent this long is dead (ms). Default 45 s. */
   deadAfterMs?: number;
   /**
@@ -294,6 +304,8 @@ export class Session {
       deadAfterMs: opts.deadAfterMs ?? 45_000,
       tunnelIdleMs: opts.tunnelIdleMs ?? Infinity,
       graceMs: opts.graceMs ?? 300_000,
+      coverMs: opts.coverMs ?? 0,
+      ...(opts.jitter === undefined ? {} : { random: opts.jitter }),
     });
     this.#ended = new Promise((r) => (this.#endResolve = r));
   }
@@ -679,6 +691,10 @@ export class Session {
       linkDead: (link, reason) => self.#linkFailed(link, reason, undefined, false),
       ping: (now) => {
         self.#mux.ping(now);
+        self.#kick();
+      },
+      cover: (bytes) => {
+        self.#mux.cover(bytes);
         self.#kick();
       },
       rekeyCheck: (now) => {

@@ -45,6 +45,10 @@ interface Use {
 }
 
 const SERVER = "lib/tunnel/server.ts";
+const KEEPALIVE_PROOF: [string, string] = [
+  "tests/tunnel/session_timers_test.ts",
+  "session timers: keepalive PINGs wait a drawn time in [keepalive/2, keepalive], anew each time",
+];
 const ACCEPTOR = "lib/tunnel/acceptor.ts";
 const OPS = "lib/tunnel/server_ops.ts";
 const CLIENT_TUNNEL = "lib/tunnel/client_tunnel.ts";
@@ -345,7 +349,19 @@ const SERVER_KEYS: Record<string, Use> = {
       "a name that resolves to loopback is refused after resolution (no DNS-rebinding bypass)",
     ],
   },
-  "session.keepalive": { file: ACCEPTOR, reads: "keepaliveMs: s.keepaliveS * 1000" },
+  "session.keepalive": {
+    file: ACCEPTOR,
+    reads: "keepaliveMs: s.keepaliveS * 1000",
+    proof: KEEPALIVE_PROOF,
+  },
+  "session.cover_traffic": {
+    file: ACCEPTOR,
+    reads: "coverMs: s.coverTrafficS * 1000",
+    proof: [
+      "tests/tunnel/session_timers_test.ts",
+      "session timers: cover traffic: a quiet link sends a PADDING record after each drawn gap, which the peer ignores",
+    ],
+  },
   "session.dead_after": { file: ACCEPTOR, reads: "deadAfterMs: s.deadAfterS * 1000" },
   "session.rekey_interval": {
     file: ACCEPTOR,
@@ -741,7 +757,19 @@ const CLIENT_KEYS: Record<string, Use> = {
   "endpoints[].server_name": { file: LINK, reads: "serverName: endpoint.serverName" },
   "endpoints[].transport": { file: LINK, reads: "getTransport(endpoint.transport)" },
   "endpoints[].ca": { file: LINK, reads: "caPems: [endpoint.caPem]" },
-  "session.keepalive": { file: CLIENT_TUNNEL, reads: "keepaliveMs: profile.session.keepaliveS" },
+  "session.keepalive": {
+    file: CLIENT_TUNNEL,
+    reads: "keepaliveMs: profile.session.keepaliveS",
+    proof: KEEPALIVE_PROOF,
+  },
+  "session.cover_traffic": {
+    file: CLIENT_TUNNEL,
+    reads: "coverMs: profile.session.coverTrafficS * 1000",
+    proof: [
+      "tests/e2e/cover_traffic_test.ts",
+      "session.cover_traffic 200ms: a quiet client sends records of varied size at varied gaps; the server stays silent",
+    ],
+  },
   "session.dead_after": {
     file: CLIENT_TUNNEL,
     reads: "deadAfterMs: profile.session.deadAfterS",

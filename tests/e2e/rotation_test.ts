@@ -33,7 +33,8 @@ test.slow("connection rotation: session.rotate 1s moves a live transfer across f
   const tmp = await Deno.makeTempDir({ prefix: "nitrosocks-rotate-" });
   try {
     const session = await client.tunnel();
-    // About 6-8 s at curl's 8M limit; a rotation comes every 0.5-1.5 s, so at least 3 in 4.5 s.
+    // About 6-8 s at curl's 8M limit; each connection lives a log-normal time (median 1 s,
+    // between 1/3 s and 3 s; lib/tunnel/_shaping.ts), so 3 or more rotations in the transfer.
     const n = 64 * MiB;
     const out = join(tmp, "body");
     const before = client.resumptions;

@@ -536,3 +536,29 @@ Deno.test("Mux charges each kept payload an overhead, so tiny payloads cannot pi
   assert.ok(pulled < 10_000, "stalled before 10,000 one-byte payloads");
   assert.ok(st.unackedPayloads * 128 + st.unackedBytes <= limit);
 });
+
+Deno.test("Mux.cover() sends one PADDING frame when nothing else waits, neither kept nor counted", () => {
+  const { client, server } = pair(QUIET);
+  client.open(REQUEST);
+  client.cover(300);
+  // The OPEN goes first; the cover payload waits for a pull with nothing else to send.
+  const open = client.pull()!;
+  assert.deepEqual(typesOf(open), [FrameType.OPEN]);
+  server.receive(open, 0);
+  const cover = client.pull()!;
+  assert.deepEqual(typesOf(cover), [FrameType.PADDING]);
+  assert.equal(cover.length, 8 + 300, "frame header and the body asked for");
+  assert.equal(client.pull(), null, "one cover payload per call");
+  assert.equal(client.stats().unackedPayloads, 1, "the OPEN is kept; the cover payload is not");
+  assert.deepEqual(server.receive(cover, 0), []);
+  assert.equal(server.resumeState().received, 1n, "the peer does not count it");
+  // A later call replaces one still waiting; out of range is refused.
+  client.cover(10);
+  client.cover(20);
+  assert.equal(client.pull()!.length, 8 + 20);
+  assertThrowsWith(
+    () => client.cover(16385),
+    RangeError,
+    "Cannot queue cover traffic: 16385 bytes is not an integer in 0..16384",
+  );
+});

@@ -161,7 +161,8 @@ test("session timers: a link idle for keepalive gets a PING (and the peer's PONG
   const clock = new FakeScheduler();
   const pair = await startPair(
     clock,
-    { keepaliveMs: 15_000, deadAfterMs: HOUR },
+    // Every draw at the top of [keepalive/2, keepalive]: the PING waits the whole keepalive time.
+    { keepaliveMs: 15_000, deadAfterMs: HOUR, jitter: () => 1 },
     { keepaliveMs: 10 * 60_000, deadAfterMs: HOUR },
   );
   try {
@@ -192,6 +193,114 @@ test("session timers: a link idle for keepalive gets a PING (and the peer's PONG
     await clock.advance(1_000);
     // (Its PONG's delayed ACK may have left too by now.)
     await until("the second PING", () => pair.client.stats.recordsOut >= sent0 + 3);
+  } finally {
+    await pair.close();
+  }
+});
+
+/** The timing's uniform source: `first` in order, then `cycle` over and over. */
+function draws(first: number[], cycle: number[]): () => number {
+  let i = 0;
+  return () => {
+    const k = i++;
+    return k < first.length ? first[k]! : cycle[(k - first.length) % cycle.length]!;
+  };
+}
+
+/** The idle client's records out at each tick for `ms` of fake time: when each one left. */
+async function sendTimes(
+  pair: { client: Session },
+  clock: FakeScheduler,
+  ms: number,
+): Promise<number[]> {
+  const times: number[] = [];
+  let seen = pair.client.stats.recordsOut;
+  for (let t = 0; t < ms; t += 250) {
+    await clock.advance(250);
+    await settle(4);
+    const n = pair.client.stats.recordsOut;
+    for (; seen < n; seen++) times.push(t + 250);
+  }
+  return times;
+}
+
+test("session timers: keepalive PINGs wait a drawn time in [keepalive/2, keepalive], anew each time", async () => {
+  const clock = new FakeScheduler();
+  const pair = await startPair(
+    clock,
+    // Draws: 0 (7.5 s), 0.5 (11.25 s), then 1 (15 s) for every later PING.
+    { keepaliveMs: 15_000, deadAfterMs: HOUR, jitter: draws([0, 0.5], [1]) },
+    { keepaliveMs: HOUR, deadAfterMs: 2 * HOUR },
+  );
+  try {
+    await settle(4);
+    await clock.advance(100);
+    await settle(4);
+    const pings = () => pair.client.stats.rttMs;
+    assert.equal(pings(), undefined);
+    // The first draw (0) was taken at start: a PING after 7.5 s of silence, not 15 s.
+    const times = await sendTimes(pair, clock, 7_000);
+    assert.deepEqual(times, [], "nothing before 7.5 s");
+    await clock.advance(750);
+    await until("the first PING's PONG", () => pings() !== undefined);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("session timers: with the CSPRNG's draws, PINGs on an idle link come at varied gaps, never over keepalive", async () => {
+  const clock = new FakeScheduler();
+  const pair = await startPair(
+    clock,
+    { keepaliveMs: 4_000, deadAfterMs: HOUR },
+    { keepaliveMs: HOUR, deadAfterMs: 2 * HOUR },
+  );
+  try {
+    await settle(4);
+    await clock.advance(100);
+    await settle(4);
+    // Each PING is followed by the ACK of its PONG at the next tick: count the PINGs only.
+    const times = (await sendTimes(pair, clock, 120_000)).filter((t, i, all) =>
+      i === 0 || t - all[i - 1]! > 500
+    );
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    assert.ok(gaps.length >= 25, `only ${gaps.length} PINGs in 120 s`);
+    // The tick is 1 s / 4 = 250 ms: a PING leaves at the first tick past its drawn time.
+    for (const g of gaps) assert.ok(g >= 2_000 && g <= 4_250, `gap ${g} ms`);
+    assert.ok(new Set(gaps).size >= 4, `gaps ${gaps.join(", ")}: not varied`);
+  } finally {
+    await pair.close();
+  }
+});
+
+test("session timers: cover traffic: a quiet link sends a PADDING record after each drawn gap, which the peer ignores", async () => {
+  const clock = new FakeScheduler();
+  const pair = await startPair(
+    clock,
+    // At start the keepalive draws 1 (the full hour) and the cover gap 1 - 1/e (its mean,
+    // 10 s); after each cover record, its size 0.25 (256 bytes) and the next gap.
+    {
+      keepaliveMs: HOUR,
+      deadAfterMs: 2 * HOUR,
+      coverMs: 10_000,
+      jitter: draws([1, 1 - Math.exp(-1)], [0.25, 1 - Math.exp(-1)]),
+    },
+    { keepaliveMs: HOUR, deadAfterMs: 2 * HOUR },
+  );
+  try {
+    await settle(4);
+    await clock.advance(100);
+    await settle(4);
+    const out0 = pair.client.stats.recordsOut;
+    const serverIn0 = pair.server.stats.recordsIn;
+    const times = await sendTimes(pair, clock, 60_000);
+    // One cover record every 10 s (the first tick past it), nothing else: no PING, no ACK.
+    assert.deepEqual(times, [10_250, 20_500, 30_750, 41_000, 51_250]);
+    assert.equal(pair.client.stats.recordsOut - out0, 5);
+    assert.equal(pair.server.stats.recordsIn - serverIn0, 5, "the server read and ignored them");
+    assert.equal(pair.client.stats.rttMs, undefined, "no PING");
+    // The session still works.
+    await echo(pair.client, 1000, 3);
   } finally {
     await pair.close();
   }
