@@ -19,6 +19,8 @@ import { loadCryptoBackend } from "../../lib/openssl/mod.ts";
 import { encodeReply, encodeRequest, Reply } from "../../lib/socks5/mod.ts";
 import { type ByteStream, memoryPipe, writeAll } from "../../lib/transport/mod.ts";
 import { type LinkEnd, Session, type SessionOptions } from "../../lib/tunnel/session.ts";
+import { SessionTimers } from "../../lib/tunnel/_timers.ts";
+import type { LinkState } from "../../lib/tunnel/_link_state.ts";
 import { silentLogger } from "../../lib/observe/mod.ts";
 import { FakeScheduler, settle, until } from "../support/fake_scheduler.ts";
 import { test } from "../support/deadline.ts";
@@ -224,18 +226,24 @@ async function sendTimes(
   return times;
 }
 
-test("session timers: keepalive PINGs wait a drawn time in [keepalive/2, keepalive], anew each time", async () => {
+/** A pair whose first records each way (and the delayed ACK for them) are out: an idle link. */
+async function idlePair(clock: FakeScheduler, client: Extra, server: Extra) {
+  const pair = await startPair(clock, client, server);
+  await settle(4);
+  await clock.advance(100);
+  await settle(4);
+  return pair;
+}
+
+test("session timers: keepalive PINGs wait a drawn time in [keepalive/2, keepalive]: a draw of 0 pings after half", async () => {
   const clock = new FakeScheduler();
-  const pair = await startPair(
+  const pair = await idlePair(
     clock,
     // Draws: 0 (7.5 s), 0.5 (11.25 s), then 1 (15 s) for every later PING.
     { keepaliveMs: 15_000, deadAfterMs: HOUR, jitter: draws([0, 0.5], [1]) },
     { keepaliveMs: HOUR, deadAfterMs: 2 * HOUR },
   );
   try {
-    await settle(4);
-    await clock.advance(100);
-    await settle(4);
     const pings = () => pair.client.stats.rttMs;
     assert.equal(pings(), undefined);
     // The first draw (0) was taken at start: a PING after 7.5 s of silence, not 15 s.
@@ -248,34 +256,66 @@ test("session timers: keepalive PINGs wait a drawn time in [keepalive/2, keepali
   }
 });
 
-test("session timers: with the CSPRNG's draws, PINGs on an idle link come at varied gaps, never over keepalive", async () => {
+/**
+ * SessionTimers alone for `ms` of fake time, on a host whose peer answers
+ * every PING at once: when the PINGs went out.
+ */
+async function pingTimes(
+  ms: number,
+  settings: { keepaliveMs: number; random?: () => number },
+): Promise<number[]> {
   const clock = new FakeScheduler();
-  const pair = await startPair(
-    clock,
-    { keepaliveMs: 4_000, deadAfterMs: HOUR },
-    { keepaliveMs: HOUR, deadAfterMs: 2 * HOUR },
-  );
-  try {
-    await settle(4);
-    await clock.advance(100);
-    await settle(4);
-    // Each PING is followed by the ACK of its PONG at the next tick: count the PINGs only.
-    const times = (await sendTimes(pair, clock, 120_000)).filter((t, i, all) =>
-      i === 0 || t - all[i - 1]! > 500
-    );
-    const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    assert.ok(gaps.length >= 25, `only ${gaps.length} PINGs in 120 s`);
-    // The tick is 1 s / 4 = 250 ms: a PING leaves at the first tick past its drawn time.
-    for (const g of gaps) assert.ok(g >= 2_000 && g <= 4_250, `gap ${g} ms`);
-    assert.ok(new Set(gaps).size >= 4, `gaps ${gaps.join(", ")}: not varied`);
-  } finally {
-    await pair.close();
-  }
+  const link = { alive: true, ready: true, lastSend: clock.now(), lastRecv: clock.now() };
+  const t0 = clock.now();
+  const pings: number[] = [];
+  const host = {
+    closed: false,
+    link: link as unknown as LinkState,
+    linkDownSince: 0,
+    graceExpired() {},
+    linkDead() {},
+    ping(now: number) {
+      pings.push(now - t0);
+      link.lastSend = link.lastRecv = now;
+    },
+    cover() {},
+    rekeyCheck() {},
+    openStreams: 1,
+    lastStreamOpened: 0,
+    tunnelIdle() {},
+    reportBytes: () => false,
+    flushAck() {},
+  };
+  const timers = new SessionTimers(host, clock, {
+    deadAfterMs: HOUR,
+    tunnelIdleMs: Infinity,
+    graceMs: HOUR,
+    ...settings,
+  });
+  timers.start();
+  await clock.advance(ms);
+  timers.stop();
+  return pings;
+}
+
+test("session timers: each keepalive draw sets the next PING: draws 0, 1/2, 1 give 7.5 s, 11.25 s, 15 s", async () => {
+  // The tick is 250 ms: each PING leaves at the first tick past its drawn time.
+  const pings = await pingTimes(50_000, { keepaliveMs: 15_000, random: draws([0, 0.5], [1]) });
+  assert.deepEqual(pings, [7_750, 19_250, 34_500, 49_750]);
+});
+
+test("session timers: with the CSPRNG's draws, PINGs on an idle link come at varied gaps, never over keepalive", async () => {
+  const pings = await pingTimes(120_000, { keepaliveMs: 4_000 });
+  const gaps = pings.slice(1).map((t, i) => t - pings[i]!);
+  assert.ok(gaps.length >= 28, `only ${gaps.length} PINGs in 120 s`);
+  // The tick is 1 s / 4 = 250 ms: a PING leaves at the first tick past its drawn time.
+  for (const g of gaps) assert.ok(g >= 2_000 && g <= 4_250, `gap ${g} ms`);
+  assert.ok(new Set(gaps).size >= 5, `gaps ${gaps.join(", ")}: not varied`);
 });
 
 test("session timers: cover traffic: a quiet link sends a PADDING record after each drawn gap, which the peer ignores", async () => {
   const clock = new FakeScheduler();
-  const pair = await startPair(
+  const pair = await idlePair(
     clock,
     // At start the keepalive draws 1 (the full hour) and the cover gap 1 - 1/e (its mean,
     // 10 s); after each cover record, its size 0.25 (256 bytes) and the next gap.
@@ -288,9 +328,6 @@ test("session timers: cover traffic: a quiet link sends a PADDING record after e
     { keepaliveMs: HOUR, deadAfterMs: 2 * HOUR },
   );
   try {
-    await settle(4);
-    await clock.advance(100);
-    await settle(4);
     const out0 = pair.client.stats.recordsOut;
     const serverIn0 = pair.server.stats.recordsIn;
     const times = await sendTimes(pair, clock, 60_000);
