@@ -8,8 +8,7 @@
  * @module
  */
 import { strict as assert } from "node:assert";
-import { startTcpRelay } from "../support/mitm_relay.ts";
-import { type SeenRecord, TlsRecordTap } from "../support/tls_tap.ts";
+import { type SeenRecord, startTlsTap, type TlsTap } from "../support/tls_tap.ts";
 import { startPair } from "./_harness.ts";
 import { test } from "../support/deadline.ts";
 
@@ -19,22 +18,17 @@ const WATCH_MS = 3_000;
 
 /** Application-data records each way while a tunnel sits idle for `WATCH_MS`. */
 async function idleRecords(cover: string): Promise<{ up: SeenRecord[]; down: SeenRecord[] }> {
-  const tap = new TlsRecordTap();
+  let tap: TlsTap | undefined;
   await using pair = await startPair({
-    via: (s) =>
-      startTcpRelay({ upstream: { hostname: "127.0.0.1", port: s.port }, tamper: tap.tamper }),
+    via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),
     clientSession: { ...QUIET, cover_traffic: cover },
     serverSession: QUIET,
   });
   await pair.client!.tunnel();
   await new Promise((r) => setTimeout(r, 300)); // the login's last records and ACKs
-  const from = tap.records.length;
+  tap!.clear();
   await new Promise((r) => setTimeout(r, WATCH_MS));
-  const seen = tap.records.slice(from).filter((r) => r.type === 23);
-  return {
-    up: seen.filter((r) => r.dir === "client_to_server"),
-    down: seen.filter((r) => r.dir === "server_to_client"),
-  };
+  return { up: tap!.appData("client_to_server"), down: tap!.appData("server_to_client") };
 }
 
 test("session.cover_traffic 200ms: a quiet client sends records of varied size at varied gaps; the server stays silent", async () => {
