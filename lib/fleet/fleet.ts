@@ -4,7 +4,7 @@
  *
  * | shared                | Redis                                 | when Redis does not answer          |
  * | --------------------- | ------------------------------------- | ----------------------------------- |
- * | replay cache          | `SET replay:NONCE NX PX 2×window`      | fail closed: the Hello is a probe   |
+ * | replay cache          | `replay:NONCE` (NX, PX 2×window) and `replay_epoch` | fail closed: the Hello is a probe |
  * | tunnels per user      | lease set `tunnels:USER` (expiring)    | fail open: local caps only          |
  * | kicks and revocations | channel `kick`                        | this server only; not replayed      |
  * | user counters, quota  | hash `user:USER` (`user_counters.ts`) | kept locally, written when back     |
@@ -21,8 +21,21 @@ export const LEASE_TTL_MS = 15_000;
 /** How often a server renews the leases of its connected tunnels (ms). */
 export const LEASE_RENEW_MS = 5_000;
 
-/** What a fleet-wide replay check says. */
-export type ClaimVerdict = "ok" | "replay" | "unavailable";
+/**
+ * What a fleet-wide replay check says: "ok" (first claim), "replay" (claimed
+ * before), "before_epoch" (stamped before Redis's replay epoch, within a clock
+ * window of it: Redis may have forgotten its nonce), "unavailable".
+ */
+export type ClaimVerdict = "ok" | "replay" | "before_epoch" | "unavailable";
+
+/** A claim's verdict with the fleet's replay epoch (ms, Redis clock) and whether this claim set it. */
+export interface Claim {
+  verdict: ClaimVerdict;
+  /** The replay epoch; 0 when Redis did not answer. */
+  epoch: number;
+  /** True when the epoch marker was missing and this claim wrote it. */
+  created: boolean;
+}
 
 /** What a fleet-wide tunnel admission says. */
 export type LeaseVerdict = "ok" | "over" | "unavailable";
@@ -115,6 +128,27 @@ redis.call('PUBLISH', ARGV[5], 'rotated')
 return 1
 `;
 
+// The replay claim and the replay epoch in one round trip. KEYS[1] the epoch marker, KEYS[2] the
+// nonce's key (absent: only check the marker); ARGV: clock window ms, the Hello's timestamp (ms),
+// the nonce key's ttl ms. The marker (no expiry) holds the time Redis's replay cache was last
+// known to start empty: written at first use and whenever it is missing (Redis lost its data).
+// Within one clock window of it, a Hello stamped before it is refused: its nonce may have been
+// claimed before the loss. Returns { 1 ok | 0 replay | -1 before the epoch, epoch, created }.
+const CLAIM = `
+${NOW}
+local epoch = tonumber(redis.call('GET', KEYS[1]))
+local created = 0
+if not epoch then
+  epoch = now
+  created = 1
+  redis.call('SET', KEYS[1], epoch)
+end
+if #KEYS < 2 then return { 1, epoch, created } end
+if now < epoch + tonumber(ARGV[1]) and tonumber(ARGV[2]) < epoch then return { -1, epoch, created } end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return { 1, epoch, created } end
+return { 0, epoch, created }
+`;
+
 /** A ticket key as the fleet keeps it. */
 export interface StoredTicketKey {
   /** The key id (u32). */
@@ -179,7 +213,7 @@ export interface FleetOptions {
  * @example
  * ```ts ignore
  * const fleet = new Fleet({ link, prefix: "nitrosocks:", serverId: "a1b2" });
- * await fleet.claimNonce(nonce, 240_000); // "ok" once fleet-wide, then "replay"
+ * await fleet.claimNonce(nonce, Date.now(), 120_000); // "ok" once fleet-wide, then "replay"
  * ```
  */
 export class Fleet {
@@ -214,19 +248,39 @@ export class Fleet {
 
   /**
    * Claims a Hello nonce for the whole fleet: "ok" the first time any server
-   * asks, "replay" after, "unavailable" when Redis does not answer (the
-   * caller refuses the Hello: a replay cache it cannot consult could let a
-   * replayed Hello through). The key lives `ttlMs`, which must cover the
-   * clock window on both sides of now.
+   * asks, "replay" after, "before_epoch" when Redis lost its data less than
+   * `windowMs` ago and the Hello is stamped (`timestampMs`) before it noticed,
+   * "unavailable" when Redis does not answer (the caller refuses the Hello: a
+   * replay cache it cannot consult could let a replayed Hello through). The
+   * nonce's key lives 2 × `windowMs` (the clock window on both sides of now).
+   * One round trip (a script), which also checks the replay epoch.
    */
-  async claimNonce(nonce: Uint8Array, ttlMs: number): Promise<ClaimVerdict> {
+  async claimNonce(nonce: Uint8Array, timestampMs: number, windowMs: number): Promise<Claim> {
+    return await this.#claim(
+      [this.key("replay_epoch"), this.key(`replay:${hex(nonce)}`)],
+      [String(windowMs), String(Math.floor(timestampMs)), String(Math.max(1, 2 * windowMs))],
+    );
+  }
+
+  /**
+   * Checks the replay epoch marker alone (at connect and on every
+   * reconnect), writing it when missing: a Redis that lost its data is
+   * noticed before the next Hello.
+   */
+  async checkEpoch(): Promise<Claim> {
+    return await this.#claim([this.key("replay_epoch")], []);
+  }
+
+  async #claim(keys: string[], args: string[]): Promise<Claim> {
     try {
-      const r = await this.#link.run((c) =>
-        c.set(this.key(`replay:${hex(nonce)}`), "1", { NX: true, PX: Math.max(1, ttlMs) })
-      );
-      return r === null ? "replay" : "ok";
+      const r = await this.#link.run((c) => c.eval(CLAIM, { keys, arguments: args })) as number[];
+      const code = Number(r[0]);
+      const verdict = code === 1 ? "ok" : code === -1 ? "before_epoch" : "replay";
+      return { verdict, epoch: Number(r[1]), created: Number(r[2]) === 1 };
     } catch (e) {
-      if (e instanceof StoreUnavailableError) return "unavailable";
+      if (e instanceof StoreUnavailableError) {
+        return { verdict: "unavailable", epoch: 0, created: false };
+      }
       throw e;
     }
   }

@@ -15,6 +15,7 @@ export {
 } from "./redis.ts";
 export {
   ACTIVE_TTL_MS,
+  type Claim,
   type ClaimVerdict,
   Fleet,
   type FleetKick,

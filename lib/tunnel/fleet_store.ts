@@ -3,13 +3,15 @@
  * at start (a server does not start without it: its replay cache would be
  * missing), logs each outage and recovery, and answers the acceptor's
  * replay question with the fail-closed rule: a Hello that the shared cache
- * cannot vouch for is a probe.
+ * cannot vouch for is a probe. It checks the replay epoch at connect and on
+ * every reconnect, and logs when Redis had lost it (docs/DEPLOY.md).
  *
  * @module
  */
 import type { StoreSettings } from "../config/mod.ts";
 import { randomBytes } from "../crypto/mod.ts";
-import { Fleet, RedisLink } from "../fleet/mod.ts";
+import { type Claim, Fleet, RedisLink } from "../fleet/mod.ts";
+import type { HelloSeen } from "../handshake/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 
 /** The shared store's state, for `/metrics`. */
@@ -27,8 +29,11 @@ export interface StoreStatus {
 /** A connected fleet store. */
 export interface FleetStore {
   fleet: Fleet;
-  /** A reason to treat the Hello as a probe, or undefined when the fleet has not seen it. */
-  claim(nonce: Uint8Array, ttlMs: number): Promise<string | undefined>;
+  /**
+   * A reason to treat the Hello as a probe, or undefined when the fleet has
+   * not seen it; `windowMs` is `handshake.clock_window`.
+   */
+  claim(hello: HelloSeen, windowMs: number): Promise<string | undefined>;
   /** The store's state now. */
   status(): StoreStatus;
   /** Calls `fn` each time the connection comes back (to put leases back). */
@@ -55,6 +60,16 @@ export async function connectFleet(
   const st: StoreStatus = { kind: "redis", up: false, outages: 0, unchecked: 0 };
   const recovered: (() => void)[] = [];
   let since = 0;
+  const noted = (c: Claim) => {
+    if (!c.created) return;
+    const iso = (ms: number) => new Date(ms).toISOString();
+    log.warn(
+      `shared store had no replay epoch (first use, or Redis lost its data): set to ${
+        iso(c.epoch)
+      }; Hellos stamped before it are probes for one clock window`,
+    );
+  };
+  let fleet: Fleet | undefined;
   const link = await RedisLink.connect({
     url: settings.url,
     ...(settings.password === undefined ? {} : { password: settings.password }),
@@ -70,6 +85,7 @@ export async function connectFleet(
         );
         return;
       }
+      if (fleet !== undefined) void fleet.checkEpoch().then(noted);
       if (since === 0) {
         log.info(`shared store ${settings.url} connected`);
         return;
@@ -83,17 +99,26 @@ export async function connectFleet(
     },
   });
   st.up = link.up;
-  const fleet = new Fleet({ link, prefix: settings.prefix, serverId: hex(randomBytes(6)) });
-  await fleet.listen().catch(async (e) => {
-    await fleet.close();
+  const f = new Fleet({ link, prefix: settings.prefix, serverId: hex(randomBytes(6)) });
+  fleet = f;
+  await f.listen().catch(async (e) => {
+    await f.close();
     throw e;
   });
+  noted(await f.checkEpoch());
   return {
-    fleet,
-    async claim(nonce, ttlMs) {
-      const v = await fleet.claimNonce(nonce, ttlMs);
-      if (v === "ok") return undefined;
-      if (v === "replay") return "replayed hello nonce (seen by another server of the fleet)";
+    fleet: f,
+    async claim(hello, windowMs) {
+      const c = await f.claimNonce(hello.nonce, hello.timestampMs, windowMs);
+      noted(c);
+      if (c.verdict === "ok") return undefined;
+      if (c.verdict === "replay") {
+        return "replayed hello nonce (seen by another server of the fleet)";
+      }
+      if (c.verdict === "before_epoch") {
+        return "hello stamped before the shared store's replay epoch " +
+          `${new Date(c.epoch).toISOString()} (Redis lost its data; its nonce may have been seen)`;
+      }
       st.unchecked++;
       return "the shared store did not answer, so the hello's nonce could not be checked (fail closed)";
     },

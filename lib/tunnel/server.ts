@@ -305,8 +305,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     void ops.accountant.flush();
     void sharedUsers?.reload();
   });
-  // The fleet's replay cache keeps a nonce while its Hello could still pass the clock check.
-  const replayTtlMs = 2 * options.handshake.clockWindowS * 1000;
+  // The fleet's replay cache keeps a nonce while its Hello could still pass the clock check
+  // (twice the window) and refuses Hellos stamped before its replay epoch for one window.
+  const clockWindowMs = options.handshake.clockWindowS * 1000;
 
   const limits = new UserLimits({
     table,
@@ -457,7 +458,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     limits,
     guard,
     ...(fleet === undefined ? {} : {
-      claimHello: (hello) => fleet.claim(hello.nonce, replayTtlMs),
+      claimHello: (hello) => fleet.claim(hello, clockWindowMs),
       fleetTunnels,
     }),
     ...(sharedLockout === undefined ? {} : { onFailedLogin: sharedLockout.failed }),

@@ -48,13 +48,46 @@ test("claimNonce() says ok once fleet-wide, then replay, until the key expires",
   ignore,
 }, () =>
   withTwo(async (a, b) => {
+    await a.checkEpoch();
     const nonce = crypto.getRandomValues(new Uint8Array(32));
-    assert.equal(await a.claimNonce(nonce, 300), "ok");
-    assert.equal(await b.claimNonce(nonce, 300), "replay");
-    assert.equal(await a.claimNonce(nonce, 300), "replay");
+    const t = Date.now();
+    assert.equal((await a.claimNonce(nonce, t, 150)).verdict, "ok");
+    assert.equal((await b.claimNonce(nonce, t, 150)).verdict, "replay");
+    assert.equal((await a.claimNonce(nonce, t, 150)).verdict, "replay");
     await new Promise((r) => setTimeout(r, 400));
-    assert.equal(await b.claimNonce(nonce, 300), "ok", "gone after its TTL");
+    assert.equal((await b.claimNonce(nonce, t, 150)).verdict, "ok", "gone after its TTL");
   }));
+
+test(
+  "the replay epoch: written once at first use; after Redis lost its data, Hellos stamped before the new epoch are refused for one clock window",
+  { ignore },
+  () =>
+    withTwo(async (a, b) => {
+      const first = await a.checkEpoch();
+      assert.ok(first.created && first.epoch > 0);
+      assert.deepEqual(await b.checkEpoch(), { ...first, created: false }, "kept, not rewritten");
+      const window = 1_000;
+      const nonce = crypto.getRandomValues(new Uint8Array(32));
+      const stamped = Date.now();
+      assert.equal((await a.claimNonce(nonce, stamped, window)).verdict, "ok");
+
+      // Redis loses its data (as a restart without persistence): the claim notices and refuses.
+      await a.link.run((c) => c.flushAll());
+      const lost = await b.claimNonce(nonce, stamped, window);
+      assert.equal(lost.verdict, "before_epoch");
+      assert.ok(lost.created && lost.epoch >= stamped);
+      assert.equal((await a.claimNonce(nonce, stamped, window)).verdict, "before_epoch");
+      // The refusal claimed nothing; a Hello stamped now passes, once.
+      const fresh = crypto.getRandomValues(new Uint8Array(32));
+      const now = Date.now();
+      assert.equal((await a.claimNonce(fresh, now, window)).verdict, "ok");
+      assert.equal((await b.claimNonce(fresh, now, window)).verdict, "replay");
+      // One clock window later the epoch no longer matters (the clock check refuses such stamps).
+      await new Promise((r) => setTimeout(r, window + 100));
+      const later = await b.claimNonce(nonce, stamped, window);
+      assert.deepEqual(later, { verdict: "ok", epoch: lost.epoch, created: false });
+    }),
+);
 
 test(
   "acquire() caps a user's leases across servers; drop and release free places; renewal puts back what Redis lost",
@@ -86,8 +119,11 @@ test("two prefixes on one Redis are two fleets: nonces and leases do not mix", {
 }, () =>
   withTwo(async (one, two) => {
     const nonce = crypto.getRandomValues(new Uint8Array(32));
-    assert.equal(await one.claimNonce(nonce, 10_000), "ok");
-    assert.equal(await two.claimNonce(nonce, 10_000), "ok");
+    await one.checkEpoch();
+    await two.checkEpoch();
+    const t = Date.now();
+    assert.equal((await one.claimNonce(nonce, t, 5_000)).verdict, "ok");
+    assert.equal((await two.claimNonce(nonce, t, 5_000)).verdict, "ok");
     assert.equal(await one.acquire({ user: "u", id: "a:1" }, 1), "ok");
     assert.equal(await two.acquire({ user: "u", id: "b:1" }, 1), "ok");
     const keys = await one.link.run((c) => c.keys("*"));
@@ -133,7 +169,7 @@ test("with Redis down: nonces are unavailable at once, leases too; both work aga
     await redis.stop({ kill: true });
     await waitFor("the link to see Redis gone", () => !f.up, 5_000);
     const t0 = performance.now();
-    assert.equal(await f.claimNonce(new Uint8Array(32), 1000), "unavailable");
+    assert.equal((await f.claimNonce(new Uint8Array(32), Date.now(), 500)).verdict, "unavailable");
     assert.equal(await f.acquire({ user: "u", id: "a:1" }, 1), "unavailable");
     assert.ok(performance.now() - t0 < 2_000, "no waiting on a dead store");
     await assert.rejects(f.link.run((c) => c.ping()), StoreUnavailableError);
@@ -143,7 +179,8 @@ test("with Redis down: nonces are unavailable at once, leases too; both work aga
     let fill = 0;
     await waitFor(
       "a nonce claimed again",
-      async () => await f.claimNonce(new Uint8Array(32).fill(++fill), 1000) === "ok",
+      async () =>
+        (await f.claimNonce(new Uint8Array(32).fill(++fill), Date.now(), 500)).verdict === "ok",
       5_000,
       50,
     );

@@ -47,6 +47,11 @@ export interface RedisOptions {
    * and key (PEM); clients need no certificate of their own.
    */
   tls?: { certPem: string; keyPem: string };
+  /**
+   * False: no persistence at all (no append-only file, no snapshots), so a
+   * stop and a start lose every key, like a Redis restarted without it.
+   */
+  persist?: boolean;
 }
 
 /** True when `redis-server` runs here. */
@@ -113,10 +118,9 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     dir,
     "--save",
     "",
-    "--appendonly",
-    "yes",
-    "--appendfsync",
-    "always",
+    ...(opts.persist === false
+      ? ["--appendonly", "no"]
+      : ["--appendonly", "yes", "--appendfsync", "always"]),
     "--daemonize",
     "no",
     "--logfile",
