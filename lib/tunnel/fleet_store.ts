@@ -69,7 +69,8 @@ export async function connectFleet(
       }; Hellos stamped before it are probes for one clock window`,
     );
   };
-  let fleet: Fleet | undefined;
+  // Set once the fleet exists: each reconnect checks the replay epoch (docs/DEPLOY.md).
+  const made: { fleet?: Fleet } = {};
   const link = await RedisLink.connect({
     url: settings.url,
     ...(settings.password === undefined ? {} : { password: settings.password }),
@@ -85,7 +86,7 @@ export async function connectFleet(
         );
         return;
       }
-      if (fleet !== undefined) void fleet.checkEpoch().then(noted);
+      void made.fleet?.checkEpoch().then(noted, () => {});
       if (since === 0) {
         log.info(`shared store ${settings.url} connected`);
         return;
@@ -100,7 +101,7 @@ export async function connectFleet(
   });
   st.up = link.up;
   const f = new Fleet({ link, prefix: settings.prefix, serverId: hex(randomBytes(6)) });
-  fleet = f;
+  made.fleet = f;
   await f.listen().catch(async (e) => {
     await f.close();
     throw e;
