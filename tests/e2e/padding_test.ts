@@ -9,6 +9,7 @@
  */
 import { strict as assert } from "node:assert";
 import { readExact, socksConnect } from "../support/socks_client.ts";
+import { writeAll } from "../support/io.ts";
 import { startTlsTap, type TlsTap } from "../support/tls_tap.ts";
 import { FIRST_FLIGHT_RECORDS } from "../../lib/record/mod.ts";
 import { startEchoServer, startPair } from "./_harness.ts";
@@ -111,4 +112,65 @@ test("the session pads with the stronger of the two settings, both ways; random 
   show("defaults", defaults);
   assert.ok(distinct(defaults.up) >= MESSAGES / 2, `default up: ${distinct(defaults.up)} sizes`);
   assert.ok(distinct(defaults.down) >= MESSAGES / 2);
+});
+
+/** Wire bytes (TLS records, headers included) and time of a session through the tap. */
+async function cost(padding: string, exchanges: number, bulk: number) {
+  await using echo = startEchoServer();
+  let tap: TlsTap | undefined;
+  await using pair = await startPair({
+    serverYaml: `padding: ${padding}`,
+    profileYaml: `padding: ${padding}`,
+    via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),
+  });
+  await pair.client!.tunnel();
+  const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+  const wire = () => tap!.records.reduce((n, r) => n + 5 + r.length, 0);
+  let flight = 0, interactive = 0, bulkMs = 0, bulkWire = 0;
+  try {
+    for (let i = 0; i < exchanges; i++) {
+      if (i === FIRST_FLIGHT_RECORDS + 8) flight = wire();
+      const msg = new TextEncoder().encode(`keystroke ${String(i).padStart(4, "0")}`);
+      await conn.write(msg);
+      await readExact(conn, msg.length);
+    }
+    interactive = wire();
+    const chunk = new Uint8Array(64 * 1024).fill(7);
+    const t0 = performance.now();
+    const writing = (async () => {
+      for (let sent = 0; sent < bulk; sent += chunk.length) await writeAll(conn, chunk);
+    })();
+    await readExact(conn, bulk);
+    await writing;
+    bulkMs = performance.now() - t0;
+    bulkWire = wire() - interactive;
+  } finally {
+    conn.close();
+  }
+  return { flight, interactive, bulkWire, bulkMs };
+}
+
+test.slow("what padding costs: wire bytes of small exchanges and of bulk, and bulk time, by mode", async () => {
+  const exchanges = 300, bulk = 32 << 20;
+  const r: Record<string, Awaited<ReturnType<typeof cost>>> = {};
+  await cost("none", 10, bulk); // warm up (the first run is the JIT's)
+  const steady = exchanges - FIRST_FLIGHT_RECORDS - 8;
+  for (const mode of ["none", "random", "bucket"]) {
+    r[mode] = await cost(mode, exchanges, bulk);
+    const x = r[mode]!;
+    const after = (x.interactive - x.flight) / steady;
+    console.log(
+      `${mode.padEnd(6)} login + first ${FIRST_FLIGHT_RECORDS + 8} exchanges: ${x.flight} B; ` +
+        `then ${after.toFixed(0)} B per 14 B exchange (${
+          (after / ((r.none!.interactive - r.none!.flight) / steady)).toFixed(2)
+        }× none); ${bulk >> 20} MiB each way: ${x.bulkWire} B (${
+          ((x.bulkWire / r.none!.bulkWire - 1) * 100).toFixed(2)
+        }% over none) at ${(2 * bulk / 1e6 / (x.bulkMs / 1000)).toFixed(0)} MB/s`,
+    );
+  }
+  // random pads small records only, so bulk costs at most the first flight more than none.
+  assert.ok(r.random!.bulkWire < r.none!.bulkWire * 1.03, "random: bulk within 3% of none");
+  // Small exchanges cost more with padding on, and bucket's smallest bucket is 64 bytes.
+  assert.ok(r.random!.interactive > r.none!.interactive);
+  assert.ok(r.bucket!.interactive > r.none!.interactive);
 });
