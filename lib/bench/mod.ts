@@ -20,7 +20,7 @@
  */
 import { join } from "node:path";
 import { loadClientConfig, loadServerConfig, loadUsers } from "../config/mod.ts";
-import type { ClientConfig } from "../config/mod.ts";
+import type { ClientConfig, PaddingName } from "../config/mod.ts";
 import { addUser, initServerDir } from "../provision/mod.ts";
 import { type ClientHandle, startClient } from "../tunnel/client.ts";
 import { type ServerHandle, startServer } from "../tunnel/server.ts";
@@ -40,6 +40,8 @@ export interface BenchOptions {
   target?: { host: string; port: number };
   /** Local pair transport; default "tls". */
   transport?: "tls" | "tcp";
+  /** Local pair record padding (`padding:` of both sides); default the configs' default. */
+  padding?: PaddingName;
   /** Bytes per bulk transfer (each direction, and in total for the parallel phase). */
   bytes: number;
   /** Streams of the parallel phase. */
@@ -64,6 +66,8 @@ export interface LatencyResult {
   failed: number;
   medianMs: number;
   p99Ms: number;
+  /** Tunnel only: record bytes on the tunnel's connection per new stream, both ways. */
+  wireBytesPerStream?: number;
 }
 
 /** One transfer phase. */
@@ -76,10 +80,28 @@ export interface TransferResult {
   capped: boolean;
   /** CPU seconds this process used per GiB moved in the phase. */
   cpuSecondsPerGiB: number;
+  /**
+   * Tunnel only: record bytes on the tunnel's connection (both ways: data,
+   * acknowledgements, padding) over the bytes moved, less 1, in percent.
+   */
+  wireOverheadPct?: number;
 }
+
+/**
+ * New streams opened before the latency phase, so that it measures a
+ * connection past its start: 20 short streams take about 60 records each
+ * way, past the 32 a connection's first flight shapes
+ * (docs/PROTOCOL.md part 3 section 8).
+ */
+export const WARMUP_STREAMS = 20;
 
 /** A measured path: through the tunnel or direct. */
 export interface PathResult {
+  /**
+   * The `WARMUP_STREAMS` new streams at the connection's start (tunnel: its
+   * record bytes both ways then, the first flight included).
+   */
+  warmup: LatencyResult;
   latency: LatencyResult;
   download: TransferResult;
   upload: TransferResult;
@@ -96,6 +118,8 @@ export interface BenchReport {
   kex: string;
   /** The record crypto backend of this process (the local pair's both sides, or the profile's client). */
   cryptoBackend: string;
+  /** The record padding the client asked for (its profile's `padding:`). */
+  padding: string;
   settings: { bytes: number; streams: number; latencyCount: number; durationS: number };
   handshakeMs: { n: number; medianMs: number; maxMs: number };
   tunnel: PathResult;
@@ -120,6 +144,8 @@ interface Env {
   port: number;
   deadline: () => number;
   rss: () => void;
+  /** Record bytes the tunnel's session moved so far, both ways; undefined when direct. */
+  wire?: () => number;
 }
 
 /** Opens a new stream, sends one byte through an echo and waits for it back. */
@@ -129,6 +155,7 @@ async function latencyPhase(env: Env, count: number): Promise<LatencyResult> {
   const one = new Uint8Array([1]);
   const back = new Uint8Array(1);
   const stop = env.deadline();
+  const w0 = env.wire?.();
   for (let i = 0; i < count && performance.now() < stop; i++) {
     const t0 = performance.now();
     let conn: Deno.TcpConn | undefined;
@@ -148,11 +175,13 @@ async function latencyPhase(env: Env, count: number): Promise<LatencyResult> {
       }
     }
   }
+  const wire = w0 === undefined || times.length === 0 ? undefined : env.wire!() - w0;
   return {
     n: times.length,
     failed,
     medianMs: round(percentile(times, 50), 3),
     p99Ms: round(percentile(times, 99), 3),
+    ...(wire === undefined ? {} : { wireBytesPerStream: Math.round(wire / times.length) }),
   };
 }
 
@@ -200,6 +229,7 @@ async function transferPhase(
 ): Promise<TransferResult> {
   const per = Math.max(1, Math.floor(total / streams));
   const c0 = processCpuSeconds();
+  const w0 = env.wire?.();
   const t0 = performance.now();
   const stop = env.deadline();
   let failed = 0;
@@ -214,6 +244,7 @@ async function transferPhase(
   const cpu = processCpuSeconds() - c0;
   env.rss();
   const bytes = done.reduce((a, b) => a + b, 0);
+  const wire = w0 === undefined || bytes === 0 ? undefined : env.wire!() - w0;
   return {
     bytes,
     seconds: round(seconds, 3),
@@ -221,11 +252,14 @@ async function transferPhase(
     failed,
     capped: bytes < per * streams && failed === 0,
     cpuSecondsPerGiB: bytes > 0 ? round(cpu / (bytes / GIB), 2) : NaN,
+    ...(wire === undefined ? {} : { wireOverheadPct: round((wire / bytes - 1) * 100, 2) }),
   };
 }
 
 async function measurePath(env: Env, o: BenchOptions, label: string): Promise<PathResult> {
   const say = o.progress ?? (() => {});
+  say(`${label}: ${WARMUP_STREAMS} new streams to warm up…`);
+  const warmup = await latencyPhase(env, WARMUP_STREAMS);
   say(`${label}: latency of ${o.latencyCount} new streams…`);
   const latency = await latencyPhase(env, o.latencyCount);
   say(`${label}: latency median ${latency.medianMs} ms, p99 ${latency.p99Ms} ms`);
@@ -238,7 +272,7 @@ async function measurePath(env: Env, o: BenchOptions, label: string): Promise<Pa
   say(`${label}: ${o.streams} parallel downloads, ${fmtBytes(o.bytes)} in total…`);
   const par = await transferPhase(env, o.streams, o.bytes, download);
   say(`${label}: parallel ${par.MBps} MB/s${par.failed ? ` (${par.failed} failed)` : ""}`);
-  return { latency, download: dl, upload: ul, parallel: par };
+  return { warmup, latency, download: dl, upload: ul, parallel: par };
 }
 
 /** Formats a byte count the way the table shows it. */
@@ -257,16 +291,22 @@ interface LocalPair {
   close(): Promise<void>;
 }
 
-async function startLocalPair(transport: "tls" | "tcp"): Promise<LocalPair> {
+async function startLocalPair(
+  transport: "tls" | "tcp",
+  padding: PaddingName | undefined,
+): Promise<LocalPair> {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-bench-" });
   let server: ServerHandle | undefined;
   try {
     await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
     const yml = join(dir, "server.yml");
-    if (transport === "tcp") {
-      const text = await Deno.readTextFile(yml);
-      await Deno.writeTextFile(yml, text.replace(/^transport: tls$/m, "transport: tcp"));
-    }
+    const withPadding = (text: string) =>
+      padding === undefined ? text : `${text.trimEnd()}\npadding: ${padding}\n`;
+    const text = await Deno.readTextFile(yml);
+    await Deno.writeTextFile(
+      yml,
+      withPadding(transport === "tcp" ? text.replace(/^transport: tls$/m, "transport: tcp") : text),
+    );
     const serverConfig = await loadServerConfig(yml);
     const { users } = await loadUsers(serverConfig.usersFile);
     server = await startServer({ ...serverConfig, users, log: silentLogger });
@@ -279,6 +319,7 @@ async function startLocalPair(transport: "tls" | "tcp"): Promise<LocalPair> {
       routes: ["127.0.0.1:*", "[::1]:*"],
     });
     server.setUsers((await loadUsers(serverConfig.usersFile)).users);
+    await Deno.writeTextFile(out, withPadding(await Deno.readTextFile(out)), { mode: 0o600 });
     const config = await loadClientConfig(out);
     const caPem = transport === "tls"
       ? await Deno.readTextFile(join(dir, "tls", "ca.crt"))
@@ -321,7 +362,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     let caPem: string | undefined;
     if (o.profile === undefined) {
       say(`starting a local server and client (${o.transport ?? "tls"}, throwaway keys)…`);
-      pair = await startLocalPair(o.transport ?? "tls");
+      pair = await startLocalPair(o.transport ?? "tls", o.padding);
       config = pair.config;
       server = pair.serverAddr;
       caPem = pair.caPem;
@@ -358,8 +399,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     }
     say(`handshake median ${round(percentile(hs, 50), 1)} ms (${kex}, ${aead})`);
     const deadline = () => performance.now() + o.durationS * 1000;
+    const session = await client!.tunnel();
+    const wire = () => session.stats.bytesIn + session.stats.bytesOut;
     const tunnel = await measurePath(
-      { socks: client!.socksAddr, host, port, deadline, rss },
+      { socks: client!.socksAddr, host, port, deadline, rss, wire },
       o,
       "tunnel",
     );
@@ -376,6 +419,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       aead,
       kex,
       cryptoBackend: o.cryptoBackend ?? "unknown",
+      padding: config.padding,
       settings: {
         bytes: o.bytes,
         streams: o.streams,
@@ -421,6 +465,12 @@ export function formatReport(r: BenchReport): string {
     "",
     `handshake: median ${r.handshakeMs.medianMs} ms of ${r.handshakeMs.n} (${r.kex}, ${r.aead}, ${r.transport})`,
     `crypto backend: ${r.cryptoBackend}`,
+    `padding: ${r.padding}; on the tunnel's connection (records both ways): ` +
+      `${r.tunnel.warmup.wireBytesPerStream ?? "?"} B per new stream for the first ` +
+      `${r.tunnel.warmup.n}, then ${r.tunnel.latency.wireBytesPerStream ?? "?"} B; bytes moved + ` +
+      [r.tunnel.download, r.tunnel.upload, r.tunnel.parallel]
+        .map((p) => `${p.wireOverheadPct ?? "?"} %`).join(" / ") +
+      " (download / upload / parallel)",
     `memory: RSS ${mib(r.process.rssStartBytes)} at start, ${mib(r.process.rssPeakBytes)} peak` +
       (r.mode === "local-pair" ? " (server, client and target in this process)" : ""),
   );

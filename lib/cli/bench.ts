@@ -5,7 +5,13 @@
  * @module
  */
 import { type BenchOptions, formatReport, runBench } from "../bench/mod.ts";
-import { type CryptoSettings, loadClientConfig, parseSize } from "../config/mod.ts";
+import {
+  type CryptoSettings,
+  loadClientConfig,
+  PADDING_NAMES,
+  type PaddingName,
+  parseSize,
+} from "../config/mod.ts";
 import { describeCryptoBackend } from "../record/mod.ts";
 import { useCryptoBackend } from "./crypto.ts";
 import { boolFlag, parseFlags, parseHostPort, stringFlag, UsageError } from "./args.ts";
@@ -36,6 +42,9 @@ Options:
   --config PROFILE    client profile (client.yml) of the server to measure
   --target HOST:PORT  a 'nitrosocks bench' target the server can reach
   --transport T       local pair only: tls (default) or tcp
+  --padding MODE      local pair only: record padding of both sides, none,
+                      random (the default) or bucket; with --config the
+                      profile's padding: key decides
   --crypto B          local pair only: record crypto backend, auto (default),
                       openssl or webcrypto; with --config the profile's
                       crypto: section decides
@@ -86,6 +95,7 @@ export function parseBenchArgs(args: string[]): BenchArgs {
     config: { type: "string" },
     target: { type: "string" },
     transport: { type: "string" },
+    padding: { type: "string" },
     crypto: { type: "string" },
     bytes: { type: "string" },
     streams: { type: "string" },
@@ -112,6 +122,15 @@ export function parseBenchArgs(args: string[]): BenchArgs {
   if (config !== undefined && stringFlag(p, "transport") !== undefined) {
     throw new UsageError("--transport applies to the local pair only, not with --config");
   }
+  const padding = stringFlag(p, "padding");
+  if (padding !== undefined && !(PADDING_NAMES as readonly string[]).includes(padding)) {
+    throw new UsageError(`Invalid --padding "${padding}": expected ${PADDING_NAMES.join(", ")}`);
+  }
+  if (config !== undefined && padding !== undefined) {
+    throw new UsageError(
+      "--padding applies to the local pair only; with --config the profile's padding: key decides",
+    );
+  }
   const crypto = stringFlag(p, "crypto");
   if (crypto !== undefined && crypto !== "auto" && crypto !== "openssl" && crypto !== "webcrypto") {
     throw new UsageError(`Invalid --crypto "${crypto}": expected auto, openssl or webcrypto`);
@@ -131,6 +150,7 @@ export function parseBenchArgs(args: string[]): BenchArgs {
     noDirect: boolFlag(p, "no-direct"),
   };
   if (config !== undefined) options.profile = config;
+  if (padding !== undefined) options.padding = padding as PaddingName;
   if (targetText !== undefined) options.target = parseHostPort(targetText, "target");
   return { options, json: boolFlag(p, "json"), crypto };
 }

@@ -198,3 +198,56 @@ test.slow("nitrosocks bench --crypto runs the local pair on that backend and rep
     assert.match(err, new RegExp(`^bench: crypto backend: ${backend} `, "m"));
   }
 });
+
+test("parseBenchArgs() reads --padding for the local pair and refuses it with --config", () => {
+  assert.equal(parseBenchArgs([]).options.padding, undefined);
+  assert.equal(parseBenchArgs(["--padding", "bucket"]).options.padding, "bucket");
+  assertThrowsWith(
+    () => parseBenchArgs(["--padding", "lots"]),
+    UsageError,
+    'Invalid --padding "lots": expected none, random, bucket',
+  );
+  assertThrowsWith(
+    () => parseBenchArgs(["--config", "a.yml", "--padding", "none"]),
+    UsageError,
+    "with --config the profile's padding: key decides",
+  );
+});
+
+test.slow("nitrosocks bench --padding: the report's wire bytes per new stream grow none < random < bucket", async () => {
+  const small = [
+    "--transport",
+    "tcp",
+    "--bytes",
+    "1MiB",
+    "--streams",
+    "2",
+    "--latency-count",
+    "40",
+  ];
+  const perStream: Record<string, number> = {};
+  const atStart: Record<string, number> = {};
+  for (const padding of ["none", "random", "bucket"]) {
+    const { report } = await benchProcess([...small, "--no-direct", "--padding", padding]);
+    assert.equal(report.padding, padding);
+    const tunnel = report.tunnel as {
+      warmup: { wireBytesPerStream: number };
+      latency: { wireBytesPerStream: number };
+      download: { wireOverheadPct: number };
+    };
+    perStream[padding] = tunnel.latency.wireBytesPerStream;
+    atStart[padding] = tunnel.warmup.wireBytesPerStream;
+    // Bulk records are 16 KiB and more: padding adds little to a download.
+    assert.ok(tunnel.download.wireOverheadPct < 5, JSON.stringify(tunnel.download));
+  }
+  console.log(
+    `record bytes per new stream: ${JSON.stringify(perStream)}, first 20 ${
+      JSON.stringify(atStart)
+    }`,
+  );
+  // The first flight (a connection's first 32 records each way) is shaped only with padding on.
+  assert.ok(atStart.random! > 4 * atStart.none!, JSON.stringify(atStart));
+  assert.ok(perStream.none! > 0);
+  assert.ok(perStream.random! > perStream.none! + 200, JSON.stringify(perStream));
+  assert.ok(perStream.bucket! > perStream.none!, JSON.stringify(perStream));
+});
