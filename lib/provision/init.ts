@@ -121,6 +121,12 @@ fallback:
   mode: decoy
   # upstream: "127.0.0.1:8080"
 
+# Record padding: none, random (small records get 0..255 bytes more, and the
+# first records of each connection are sized like a page load's) or bucket
+# (records rounded up to 64, 128, ... 16384 bytes). A client asking for more
+# gets more: the session uses the stronger of the two settings.
+padding: random
+
 handshake:
   # How far a client's clock may be off.
   clock_window: 120s

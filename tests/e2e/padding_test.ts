@@ -174,3 +174,43 @@ test.slow("what padding costs: wire bytes of small exchanges and of bulk, and bu
   assert.ok(r.random!.interactive > r.none!.interactive);
   assert.ok(r.bucket!.interactive > r.none!.interactive);
 });
+
+test("the first flight on the wire: the server's first records include whole 16 KiB TLS records, even for 14-byte echoes", async () => {
+  for (const padding of ["random", "none"]) {
+    await using echo = startEchoServer();
+    let tap: TlsTap | undefined;
+    await using pair = await startPair({
+      serverYaml: `padding: ${padding}`,
+      profileYaml: `padding: ${padding}`,
+      via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),
+    });
+    await pair.client!.tunnel();
+    const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
+    try {
+      for (let i = 0; i < 40; i++) {
+        const msg = new TextEncoder().encode(`keystroke ${String(i).padStart(4, "0")}`);
+        await conn.write(msg);
+        assert.deepEqual(await readExact(conn, msg.length), msg);
+      }
+    } finally {
+      conn.close();
+    }
+    const down = tap!.appData("server_to_client").map((r) => r.length);
+    const up = tap!.appData("client_to_server").map((r) => r.length);
+    // 16363 + 21 record bytes + 17 TLS bytes: a whole TLS record (16384 bytes of plaintext).
+    const whole = down.filter((n) => n === 16384 + TLS_OVERHEAD).length;
+    console.log(
+      `${padding}: ${whole} whole TLS records down of ${down.length}; up ${up.slice(0, 12)}`,
+    );
+    if (padding === "none") {
+      assert.equal(whole, 0, "nothing pads a 14-byte echo to 16 KiB");
+    } else {
+      // The server's deck deals 12 whole records among its first 32 (its handshake messages are
+      // not records, so all 12 fall among the echoes' answers); records written together may
+      // make one more.
+      assert.ok(whole >= 12 && whole <= 16, `server records: ${down}`);
+      // The client's deck is small records: none above 2000 + 21 + 17 bytes.
+      assert.ok(up.every((n) => n <= 2000 + RECORD_OVERHEAD + TLS_OVERHEAD), `client: ${up}`);
+    }
+  }
+});

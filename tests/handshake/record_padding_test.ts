@@ -6,7 +6,13 @@
  */
 import { strict as assert } from "node:assert";
 import { ProtocolError } from "../../lib/errors.ts";
-import { ClientHandshake, type PaddingMode } from "../../lib/handshake/mod.ts";
+import {
+  ClientHandshake,
+  type PaddingMode,
+  ReplayGuard,
+  ServerHandshake,
+  type SessionSecrets,
+} from "../../lib/handshake/mod.ts";
 import { agreePadding } from "../../lib/handshake/_negotiate.ts";
 import {
   decodeHelloBody,
@@ -15,7 +21,7 @@ import {
   encodeResultBody,
 } from "../../lib/handshake/messages.ts";
 import { hex } from "../crypto/_hex.ts";
-import { drbg, handshake, T0 } from "./_helpers.ts";
+import { drbg, fixture, handshake, runHandshake, T0 } from "./_helpers.ts";
 import { assertThrowsWith } from "../support/assert.ts";
 
 const MODES: PaddingMode[] = ["none", "random", "bucket"];
@@ -111,4 +117,42 @@ Deno.test("a client refuses an unknown record padding mode", () => {
     TypeError,
     /Cannot use record padding "loud": not one of none, random, bucket/,
   );
+});
+
+Deno.test("a resumption asks again and gets the stronger mode again (by session id)", () => {
+  const f = fixture("padding resume");
+  const table = new Map<string, { resumptionSecret: Uint8Array; userId: string }>();
+  const server = (label: string, own: PaddingMode) =>
+    new ServerHandshake({
+      identity: f.identity,
+      lookupUser: (id) => (id === f.userId ? f.record : undefined),
+      replay,
+      now: () => T0,
+      random: drbg(label),
+      recordPadding: own,
+      lookupSession: (id) => table.get(hex(id)),
+    });
+  const client = (label: string, mode: PaddingMode, resume?: SessionSecrets) =>
+    new ClientHandshake({
+      serverPublicKey: f.serverPublicKey,
+      credentials: { userId: f.userId, clientKey: f.clientKey.privateKey, token: f.token },
+      now: () => T0,
+      random: drbg(label),
+      recordPadding: mode,
+      ...(resume === undefined
+        ? {}
+        : { resume: { sessionId: resume.sessionId, resumptionSecret: resume.resumptionSecret } }),
+    });
+  const replay = new ReplayGuard();
+  const first = runHandshake(client("c1", "random"), server("s1", "none"));
+  assert.equal(first.client.recordPadding, "random");
+  table.set(hex(first.server.sessionId), {
+    resumptionSecret: first.server.resumptionSecret,
+    userId: first.serverUserId,
+  });
+  // The server is now set to bucket: the resumed session pads with bucket, both sides.
+  const again = runHandshake(client("c2", "random", first.client), server("s2", "bucket"));
+  assert.equal(again.client.resumed, true);
+  assert.equal(again.client.recordPadding, "bucket");
+  assert.equal(again.server.recordPadding, "bucket");
 });
