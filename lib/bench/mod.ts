@@ -300,8 +300,14 @@ async function startLocalPair(
   try {
     await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
     const yml = join(dir, "server.yml");
+    // init's server.yml names the default (padding: random): --padding replaces that line, and
+    // is added to the profile, which has none.
     const withPadding = (text: string) =>
-      padding === undefined ? text : `${text.trimEnd()}\npadding: ${padding}\n`;
+      padding === undefined
+        ? text
+        : /^padding: /m.test(text)
+        ? text.replace(/^padding: \w+$/m, `padding: ${padding}`)
+        : `${text.trimEnd()}\npadding: ${padding}\n`;
     const text = await Deno.readTextFile(yml);
     await Deno.writeTextFile(
       yml,

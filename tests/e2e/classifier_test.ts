@@ -119,7 +119,7 @@ async function tunnelCapture(nginxPort: number, padding?: string): Promise<SeenR
   let tap: ReturnType<typeof startTlsTap> | undefined;
   await using pair = await startPair({
     ...(padding === undefined ? {} : {
-      serverYaml: `padding: ${padding}`,
+      editServer: (t: string) => t.replace(/^padding: random$/m, `padding: ${padding}`),
       profileYaml: `padding: ${padding}`,
     }),
     via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),

@@ -12,7 +12,7 @@ import { readExact, socksConnect } from "../support/socks_client.ts";
 import { writeAll } from "../support/io.ts";
 import { startTlsTap, type TlsTap } from "../support/tls_tap.ts";
 import { FIRST_FLIGHT_RECORDS } from "../../lib/record/mod.ts";
-import { startEchoServer, startPair } from "./_harness.ts";
+import { type Pair, startEchoServer, startPair } from "./_harness.ts";
 import { test } from "../support/deadline.ts";
 
 const MESSAGES = 80;
@@ -21,19 +21,34 @@ const TLS_OVERHEAD = 17;
 /** A NitroSocks record around payload + padding: header 3, pad_len 2, tag 16. */
 const RECORD_OVERHEAD = 21;
 
+/**
+ * A pair with a TLS tap between client and server. `server` replaces the
+ * `padding:` line init wrote (undefined removes it: the default); `client`
+ * adds one to the profile.
+ */
+async function tappedPair(
+  server: string | undefined,
+  client: string | undefined,
+): Promise<{ pair: Pair; tap: TlsTap } & AsyncDisposable> {
+  let tap: TlsTap | undefined;
+  const pair = await startPair({
+    editServer: (t) =>
+      t.replace(/^padding: random\n/m, server === undefined ? "" : `padding: ${server}\n`),
+    ...(client === undefined ? {} : { profileYaml: `padding: ${client}` }),
+    via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),
+  });
+  await pair.client!.tunnel();
+  return { pair, tap: tap!, [Symbol.asyncDispose]: () => pair.close() };
+}
+
 /** What the observer saw of MESSAGES 12-byte echoes, each way, with these padding settings. */
 async function echoRecords(
   server: string | undefined,
   client: string | undefined,
 ): Promise<{ up: number[]; down: number[] }> {
   await using echo = startEchoServer();
-  let tap: TlsTap | undefined;
-  await using pair = await startPair({
-    ...(server === undefined ? {} : { serverYaml: `padding: ${server}` }),
-    ...(client === undefined ? {} : { profileYaml: `padding: ${client}` }),
-    via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),
-  });
-  await pair.client!.tunnel();
+  await using t = await tappedPair(server, client);
+  const { pair, tap } = t;
   const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
   try {
     // Warm up past the OPEN, the first window updates and the first flight (whose sizes the
@@ -43,7 +58,7 @@ async function echoRecords(
       await readExact(conn, 12);
     }
     await new Promise((r) => setTimeout(r, 100));
-    tap!.clear();
+    tap.clear();
     for (let i = 0; i < MESSAGES; i++) {
       const msg = new TextEncoder().encode(`message ${String(i).padStart(4, "0")}`);
       await conn.write(msg);
@@ -53,8 +68,8 @@ async function echoRecords(
     conn.close();
   }
   return {
-    up: tap!.appData("client_to_server").map((r) => r.length),
-    down: tap!.appData("server_to_client").map((r) => r.length),
+    up: tap.appData("client_to_server").map((r) => r.length),
+    down: tap.appData("server_to_client").map((r) => r.length),
   };
 }
 
@@ -117,15 +132,10 @@ test("the session pads with the stronger of the two settings, both ways; random 
 /** Wire bytes (TLS records, headers included) and time of a session through the tap. */
 async function cost(padding: string, exchanges: number, bulk: number) {
   await using echo = startEchoServer();
-  let tap: TlsTap | undefined;
-  await using pair = await startPair({
-    serverYaml: `padding: ${padding}`,
-    profileYaml: `padding: ${padding}`,
-    via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),
-  });
-  await pair.client!.tunnel();
+  await using t = await tappedPair(padding, padding);
+  const { pair, tap } = t;
   const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
-  const wire = () => tap!.records.reduce((n, r) => n + 5 + r.length, 0);
+  const wire = () => tap.records.reduce((n, r) => n + 5 + r.length, 0);
   let flight = 0, interactive = 0, bulkMs = 0, bulkWire = 0;
   try {
     for (let i = 0; i < exchanges; i++) {
@@ -178,13 +188,8 @@ test.slow("what padding costs: wire bytes of small exchanges and of bulk, and bu
 test("the first flight on the wire: the server's first records include whole 16 KiB TLS records, even for 14-byte echoes", async () => {
   for (const padding of ["random", "none"]) {
     await using echo = startEchoServer();
-    let tap: TlsTap | undefined;
-    await using pair = await startPair({
-      serverYaml: `padding: ${padding}`,
-      profileYaml: `padding: ${padding}`,
-      via: (s) => (tap = startTlsTap({ hostname: "127.0.0.1", port: s.port })),
-    });
-    await pair.client!.tunnel();
+    await using t = await tappedPair(padding, padding);
+    const { pair, tap } = t;
     const conn = await socksConnect(pair.socksPort, "127.0.0.1", echo.port);
     try {
       for (let i = 0; i < 40; i++) {
@@ -195,8 +200,8 @@ test("the first flight on the wire: the server's first records include whole 16 
     } finally {
       conn.close();
     }
-    const down = tap!.appData("server_to_client").map((r) => r.length);
-    const up = tap!.appData("client_to_server").map((r) => r.length);
+    const down = tap.appData("server_to_client").map((r) => r.length);
+    const up = tap.appData("client_to_server").map((r) => r.length);
     // 16363 + 21 record bytes + 17 TLS bytes: a whole TLS record (16384 bytes of plaintext).
     const whole = down.filter((n) => n === 16384 + TLS_OVERHEAD).length;
     console.log(
