@@ -268,11 +268,17 @@ test.slow(
     assert.ok(ms < 3_500, `${ms} ms`);
     assert.equal(ea!.user, "bob");
     assert.equal(eb!.user, "bob");
+    // A server logs its reload after it has ended the sessions it revoked: wait for both lines.
+    const reloadedNew = new RegExp(
+      `reloaded 2 users from the fleet's users .*\\(version ${version + 1}\\)`,
+    );
+    await waitFor(
+      "both servers' log lines for the reload of the new version",
+      () => fleet.logs.grep(reloadedNew).length >= 2,
+      3_000,
+    );
     assert.equal(
-      fleet.logs.grep(
-        new RegExp(`reloaded 2 users from the fleet's users .*\\(version ${version + 1}\\)`),
-      )
-        .length,
+      fleet.logs.grep(reloadedNew).length,
       2,
       "each server reloaded the new version once",
     );
