@@ -25,7 +25,7 @@ import { run, startPair, text } from "./_harness.ts";
 /** Records compared per page load. */
 const FIRST = 50;
 /** Page loads per configuration, pooled (one load's 50 records are a noisy sample). */
-const LOADS = 4;
+const LOADS = 5;
 
 /** Bytes from a seeded xorshift, so every run serves the same files. */
 function seeded(n: number, seed: number): Uint8Array {
