@@ -25,7 +25,7 @@ import {
   DECOY_SERVER,
   type DecoyFile,
   errorPage,
-  etagOf,
+  pageAnswer,
   parseRequestHead,
 } from "./decoy_http.ts";
 import { forwardToFallback } from "./fallback.ts";
@@ -72,6 +72,9 @@ export class Decoy {
   readonly #file: DecoyFile;
   readonly #timeouts: DecoyTimeouts;
   readonly #h2: Deno.HttpServer<Deno.NetAddr>;
+  /** Multipart answers so far (nginx numbers their boundaries from 1, over both protocols). */
+  #multiparts = 0;
+  readonly #boundary = (): number => ++this.#multiparts;
 
   private constructor(timeouts: DecoyTimeouts) {
     this.#timeouts = timeouts;
@@ -79,7 +82,7 @@ export class Decoy {
     this.#file = { mtimeS: Math.floor(Date.now() / 1000), body: DECOY_PAGE };
     this.#h2 = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
-      (req) => h2Answer(req, this.#file),
+      (req) => h2Answer(req, this.#file, this.#boundary),
     );
   }
 
@@ -183,7 +186,7 @@ export class Decoy {
         return;
       }
       if (p.type === "request" && pos + p.headBytes + p.request.bodyBytes <= buf.length) {
-        const a = answer(p.request, this.#file, new Date());
+        const a = answer(p.request, this.#file, new Date(), this.#boundary);
         await writeAll(conn, a.bytes);
         if (!a.keepAlive) {
           await conn.closeWrite();
@@ -246,11 +249,14 @@ function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   return true;
 }
 
-/** nginx's HTTP/2 answer for the static site: its header names, in its order. */
-function h2Answer(req: Request, file: DecoyFile): Response {
+/**
+ * nginx's HTTP/2 answer for the static site: its header names, in its
+ * order, and for GET and HEAD of the page the same validators and ranges as
+ * over HTTP/1.x (`pageAnswer`).
+ */
+function h2Answer(req: Request, file: DecoyFile, boundary: () => number): Response {
   const path = new URL(req.url).pathname;
   const served = path === "/" || path === "/index.html";
-  const date = new Date().toUTCString();
   const head = req.method === "HEAD";
   let status = 200;
   if (req.method !== "GET" && req.method !== "HEAD") {
@@ -262,21 +268,25 @@ function h2Answer(req: Request, file: DecoyFile): Response {
       status,
       headers: [
         ["server", DECOY_SERVER],
-        ["date", date],
+        ["date", new Date().toUTCString()],
         ["content-type", "text/html"],
         ["content-length", String(body.length)],
       ],
     });
   }
-  return new Response(head ? null : file.body, {
-    headers: [
-      ["server", DECOY_SERVER],
-      ["date", date],
-      ["content-type", "text/html"],
-      ["content-length", String(file.body.length)],
-      ["last-modified", new Date(file.mtimeS * 1000).toUTCString()],
-      ["etag", etagOf(file)],
-      ["accept-ranges", "bytes"],
-    ],
+  const h = req.headers;
+  const a = pageAnswer(
+    file,
+    {
+      ifNoneMatch: h.get("if-none-match") ?? undefined,
+      range: h.get("range") ?? undefined,
+      ifRange: h.get("if-range") ?? undefined,
+    },
+    new Date(),
+    boundary,
+  );
+  return new Response(head || a.status === 304 ? null : a.body, {
+    status: a.status,
+    headers: a.headers.map(([n, v]) => [n.toLowerCase(), v]),
   });
 }

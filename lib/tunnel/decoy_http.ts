@@ -12,7 +12,11 @@
  * - it waits for the rest of a request that is valid so far (a head without
  *   its blank line), up to `client_header_timeout`;
  * - a request line without a version is HTTP/0.9: the body alone, then close;
- * - HTTP/1.1 without Host is 400; a major version above 1 is 505.
+ * - HTTP/1.1 without Host is 400; a major version above 1 is 505;
+ * - a `Range: bytes=…` request gets its range filter's answer: 206 with one
+ *   range, `multipart/byteranges` with several, 416 when none fits, the
+ *   whole page when the ranges overlap past its size or `If-Range` does not
+ *   match (`parseByteRanges`).
  *
  * @module
  */
@@ -66,6 +70,10 @@ export interface DecoyRequest {
   chunked: boolean;
   /** If-None-Match, when sent. */
   ifNoneMatch: string | undefined;
+  /** Range, when sent (the first one, as nginx keeps). */
+  range?: string;
+  /** If-Range, when sent (the first one). */
+  ifRange?: string;
 }
 
 /** What {@linkcode parseRequestHead} found at the start of the bytes. */
@@ -199,6 +207,8 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
   let ifNoneMatch: string | undefined;
+  let range: string | undefined;
+  let ifRange: string | undefined;
   while (true) {
     const lf = b.indexOf(LF, i);
     if (lf < 0) return end - start > MAX_HEAD ? BAD : NEED_MORE;
@@ -221,6 +231,8 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
         contentLength = value;
       } else if (name === "transfer-encoding") transferEncoding = value.toLowerCase();
       else if (name === "if-none-match") ifNoneMatch = value;
+      else if (name === "range") range ??= value;
+      else if (name === "if-range") ifRange ??= value;
     } // else: an invalid header name is ignored (ignore_invalid_headers on)
     i = lf + 1;
     if (i - start > MAX_HEAD) return BAD;
@@ -244,6 +256,8 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
       bodyBytes: contentLength === undefined ? 0 : Number(contentLength),
       chunked: transferEncoding !== undefined,
       ifNoneMatch,
+      ...(range === undefined ? {} : { range }),
+      ...(ifRange === undefined ? {} : { ifRange }),
     },
     headBytes: i - start,
   };
@@ -304,11 +318,13 @@ function normalizePath(path: string): string | undefined {
 
 const STATUS_TEXT: Record<number, string> = {
   200: "OK",
+  206: "Partial Content",
   304: "Not Modified",
   400: "Bad Request",
   404: "Not Found",
   405: "Not Allowed",
   414: "Request-URI Too Large",
+  416: "Requested Range Not Satisfiable",
   505: "HTTP Version Not Supported",
 };
 
@@ -332,6 +348,95 @@ export function etagOf(file: DecoyFile): string {
   return `"${file.mtimeS.toString(16)}-${file.body.length.toString(16)}"`;
 }
 
+/** One byte range of the page: `start` inclusive, `end` exclusive. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** Range values at or above this are refused (nginx: past its largest file offset). */
+const MAX_RANGE_VALUE = 1e18;
+
+/**
+ * What nginx 1.22's range filter makes of a `Range` header for a file of
+ * `length` bytes (`ngx_http_range_parse`, unlimited `max_ranges`):
+ * `undefined` to send the whole file (not a `bytes=` range, or ranges that
+ * add up to more than the file), `"unsatisfiable"` for 416 (a syntax error,
+ * or no range that starts inside the file), else the ranges in the order
+ * given, each cut to the file.
+ *
+ * @example
+ * ```ts
+ * import { parseByteRanges } from "./decoy_http.ts";
+ * parseByteRanges("bytes=0-9", 615); // [{ start: 0, end: 10 }]
+ * parseByteRanges("bytes=-5", 615); // [{ start: 610, end: 615 }]
+ * parseByteRanges("bytes=700-", 615); // "unsatisfiable"
+ * parseByteRanges("chars=0-9", 615); // undefined
+ * ```
+ */
+export function parseByteRanges(
+  value: string,
+  length: number,
+): ByteRange[] | "unsatisfiable" | undefined {
+  if (value.length < 7 || value.slice(0, 6).toLowerCase() !== "bytes=") return undefined;
+  let i = 6;
+  const at = () => value[i] ?? "";
+  const digit = () => at() >= "0" && at() <= "9";
+  const spaces = () => {
+    while (at() === " ") i++;
+  };
+  const number = (): number | undefined => {
+    let n = 0;
+    while (digit()) {
+      n = n * 10 + value.charCodeAt(i++) - 0x30;
+      if (n >= MAX_RANGE_VALUE) return undefined;
+    }
+    return n;
+  };
+  const ranges: ByteRange[] = [];
+  let size = 0;
+  for (;;) {
+    let start = 0;
+    let end: number | undefined;
+    let suffix = false;
+    spaces();
+    if (at() !== "-") {
+      if (!digit()) return "unsatisfiable";
+      const n = number();
+      if (n === undefined) return "unsatisfiable";
+      start = n;
+      spaces();
+      if (value[i++] !== "-") return "unsatisfiable";
+      spaces();
+      if (at() === "," || at() === "") end = length; // "start-": to the end
+    } else {
+      suffix = true;
+      i++;
+    }
+    if (end === undefined) {
+      if (!digit()) return "unsatisfiable";
+      const n = number();
+      if (n === undefined) return "unsatisfiable";
+      spaces();
+      if (at() !== "," && at() !== "") return "unsatisfiable";
+      end = n;
+      if (suffix) {
+        // "-N": the last N bytes.
+        start = end < length ? length - end : 0;
+        end = length - 1;
+      }
+      end = end >= length ? length : end + 1;
+    }
+    if (start < end) {
+      ranges.push({ start, end });
+      size += end - start;
+    } else if (start === 0) return undefined;
+    if (value[i++] !== ",") break;
+  }
+  if (ranges.length === 0) return "unsatisfiable";
+  return size > length ? undefined : ranges;
+}
+
 /** An answer: the bytes to send and whether the connection stays open after. */
 export interface DecoyAnswer {
   bytes: Uint8Array;
@@ -340,10 +445,118 @@ export interface DecoyAnswer {
 
 const enc = new TextEncoder();
 
+/** The validators and range of a request for the page (HTTP/1.x and HTTP/2 alike). */
+export interface PageConditions {
+  ifNoneMatch?: string | undefined;
+  range?: string | undefined;
+  ifRange?: string | undefined;
+}
+
+/**
+ * nginx's answer to a GET or HEAD of the page, before the connection's own
+ * headers: status, headers in nginx's order (the HTTP/1.x `Connection`
+ * header goes after `Last-Modified`, or after `Content-Length` where there
+ * is none) and body. 304 when If-None-Match names the page's ETag; else
+ * the range filter's answer (`parseByteRanges`; If-Range must name the
+ * ETag or the Last-Modified time); else 200 with `Accept-Ranges`.
+ * `boundary` numbers a multipart answer (nginx counts them from 1).
+ *
+ * @example
+ * ```ts
+ * import { pageAnswer } from "./decoy_http.ts";
+ * const a = pageAnswer({ mtimeS: 0, body: "hello" }, { range: "bytes=1-3" }, new Date(0), () => 1);
+ * console.log(a.status, a.body); // 206 "ell"
+ * ```
+ */
+export function pageAnswer(
+  file: DecoyFile,
+  c: PageConditions,
+  now: Date,
+  boundary: () => number,
+): { status: number; headers: [string, string][]; body: string } {
+  const etag = etagOf(file);
+  const modified = new Date(file.mtimeS * 1000).toUTCString();
+  const base: [string, string][] = [["Server", DECOY_SERVER], ["Date", now.toUTCString()]];
+  if (c.ifNoneMatch !== undefined && c.ifNoneMatch === etag) {
+    return {
+      status: 304,
+      headers: [...base, ["Last-Modified", modified], ["ETag", etag]],
+      body: "",
+    };
+  }
+  const length = file.body.length;
+  const ranges = c.range === undefined || !ifRangeMatches(c.ifRange, etag, file.mtimeS)
+    ? undefined
+    : parseByteRanges(c.range, length);
+  if (ranges === "unsatisfiable") {
+    const body = errorPage(416);
+    return {
+      status: 416,
+      headers: [
+        ...base,
+        ["Content-Type", "text/html"],
+        ["Content-Length", String(body.length)],
+        ["Content-Range", `bytes */${length}`],
+      ],
+      body,
+    };
+  }
+  const page = (type: string, body: string, last?: [string, string]) => ({
+    status: ranges === undefined ? 200 : 206,
+    headers: [
+      ...base,
+      ["Content-Type", type],
+      ["Content-Length", String(body.length)],
+      ["Last-Modified", modified],
+      ["ETag", etag],
+      ...(last === undefined ? [] : [last]),
+    ] as [string, string][],
+    body,
+  });
+  if (ranges === undefined) return page("text/html", file.body, ["Accept-Ranges", "bytes"]);
+  const span = (r: ByteRange) => `bytes ${r.start}-${r.end - 1}/${length}`;
+  if (ranges.length === 1) {
+    const r = ranges[0]!;
+    return page("text/html", file.body.slice(r.start, r.end), ["Content-Range", span(r)]);
+  }
+  // ngx_http_range_multipart_header: a 20-digit boundary, each part's own headers.
+  const b = String(boundary()).padStart(20, "0");
+  const parts = ranges.map((r) =>
+    `\r\n--${b}\r\nContent-Type: text/html\r\nContent-Range: ${span(r)}\r\n\r\n` +
+    file.body.slice(r.start, r.end)
+  );
+  const body = `${parts.join("")}\r\n--${b}--\r\n`;
+  return page(`multipart/byteranges; boundary=${b}`, body);
+}
+
+/** If-Range (absent, the ETag exactly, or the Last-Modified time) lets the range filter work. */
+function ifRangeMatches(ifRange: string | undefined, etag: string, mtimeS: number): boolean {
+  if (ifRange === undefined) return true;
+  if (ifRange.length >= 2 && ifRange.endsWith('"')) return ifRange === etag;
+  const t = Date.parse(ifRange);
+  return Number.isFinite(t) && t / 1000 === mtimeS;
+}
+
+/** HTTP/1.1 bytes of a `pageAnswer` (or error) head and body. */
+function http1(
+  a: { status: number; headers: [string, string][]; body: string },
+  keepAlive: boolean,
+  head: boolean,
+): Uint8Array {
+  const lines = [`HTTP/1.1 ${a.status} ${STATUS_TEXT[a.status] ?? ""}`];
+  const after = a.headers.some(([n]) => n === "Last-Modified") ? "Last-Modified" : "Content-Length";
+  for (const [name, value] of a.headers) {
+    lines.push(`${name}: ${value}`);
+    if (name === after) lines.push(`Connection: ${keepAlive ? "keep-alive" : "close"}`);
+  }
+  return enc.encode(`${lines.join("\r\n")}\r\n\r\n${head ? "" : a.body}`);
+}
+
 /**
  * The answer nginx gives `req` (static site: `/` and `/index.html` are the
  * page, anything else 404; only GET and HEAD are served, other methods 405),
- * or to a bad request (`status`, then close). `now` is the Date header.
+ * or to a bad request (`status`, then close). `now` is the Date header;
+ * `boundary` numbers multipart answers (see `pageAnswer`).
  *
  * @example
  * ```ts
@@ -359,6 +572,7 @@ export function answer(
   req: DecoyRequest | { status: number },
   file: DecoyFile,
   now: Date,
+  boundary: () => number = () => 1,
 ): DecoyAnswer {
   if ("status" in req) return errorAnswer(req.status, false, false, now);
   const served = req.path === "/" || req.path === "/index.html";
@@ -376,38 +590,16 @@ export function answer(
     };
   }
   if (status !== 200) return errorAnswer(status, keepAlive, head, now);
-  const etag = etagOf(file);
-  const modified = new Date(file.mtimeS * 1000).toUTCString();
-  const conn = keepAlive ? "keep-alive" : "close";
-  if (req.ifNoneMatch !== undefined && req.ifNoneMatch === etag) {
-    return {
-      bytes: enc.encode(
-        `HTTP/1.1 304 Not Modified\r\nServer: ${DECOY_SERVER}\r\nDate: ${now.toUTCString()}\r\n` +
-          `Last-Modified: ${modified}\r\nConnection: ${conn}\r\nETag: ${etag}\r\n\r\n`,
-      ),
-      keepAlive,
-    };
-  }
-  return {
-    bytes: enc.encode(
-      `HTTP/1.1 200 OK\r\nServer: ${DECOY_SERVER}\r\nDate: ${now.toUTCString()}\r\n` +
-        `Content-Type: text/html\r\nContent-Length: ${file.body.length}\r\n` +
-        `Last-Modified: ${modified}\r\nConnection: ${conn}\r\nETag: ${etag}\r\n` +
-        `Accept-Ranges: bytes\r\n\r\n${head ? "" : file.body}`,
-    ),
-    keepAlive,
-  };
+  return { bytes: http1(pageAnswer(file, req, now, boundary), keepAlive, head), keepAlive };
 }
 
 function errorAnswer(status: number, keepAlive: boolean, head: boolean, now: Date): DecoyAnswer {
   const body = errorPage(status);
-  return {
-    bytes: enc.encode(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ""}\r\nServer: ${DECOY_SERVER}\r\n` +
-        `Date: ${now.toUTCString()}\r\nContent-Type: text/html\r\n` +
-        `Content-Length: ${body.length}\r\nConnection: ${keepAlive ? "keep-alive" : "close"}\r\n` +
-        `\r\n${head ? "" : body}`,
-    ),
-    keepAlive,
-  };
+  const headers: [string, string][] = [
+    ["Server", DECOY_SERVER],
+    ["Date", now.toUTCString()],
+    ["Content-Type", "text/html"],
+    ["Content-Length", String(body.length)],
+  ];
+  return { bytes: http1({ status, headers, body }, keepAlive, head), keepAlive };
 }

@@ -229,6 +229,25 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
         ),
       ],
       ["HTTP/1.1 without Host", enc.encode("GET / HTTP/1.1\r\n\r\n")],
+      // Range requests: the page's Accept-Ranges promises them (one multipart probe only: nginx
+      // numbers multipart boundaries in the order it answers them).
+      ...([
+        ["one range", "Range: bytes=0-9"],
+        ["a suffix range", "Range: bytes=-5"],
+        ["two ranges (multipart)", "Range: bytes=0-9,20-29"],
+        ["an unsatisfiable range", "Range: bytes=700-"],
+        ["a range past a stale If-Range", 'Range: bytes=0-9\r\nIf-Range: "stale"'],
+        ["overlapping ranges past the size", "Range: bytes=0-700,5-6"],
+      ] as const).map(([name, header]): [string, Uint8Array] => [
+        `GET / with ${name}`,
+        enc.encode(`GET / HTTP/1.1\r\nHost: localhost\r\n${header}\r\nConnection: close\r\n\r\n`),
+      ]),
+      [
+        "HEAD / with a range",
+        enc.encode(
+          "HEAD / HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-9\r\nConnection: close\r\n\r\n",
+        ),
+      ],
       ["HTTP/2.0 in a request line", enc.encode("GET / HTTP/2.0\r\nHost: localhost\r\n\r\n")],
       ["HTTP/0.9 GET /", enc.encode("GET /\r\n")],
       ["garbage line", enc.encode("hello world\r\n")],
@@ -317,8 +336,14 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
   }
 });
 
-/** curl's view of an HTTP/2 answer: the status line and header names, in order. */
-async function h2Head(port: number, caPem: string, dir: string, path: string): Promise<string> {
+/** curl's view of an HTTP/2 answer's head (`-D -`), for `path` with these request headers. */
+async function h2Raw(
+  port: number,
+  caPem: string,
+  dir: string,
+  path: string,
+  headers: string[] = [],
+): Promise<string> {
   const ca = join(dir, `ca-${port}.pem`);
   await Deno.writeTextFile(ca, caPem);
   const out = await spawnWithDeadline("curl", {
@@ -329,6 +354,7 @@ async function h2Head(port: number, caPem: string, dir: string, path: string): P
       ca,
       "--resolve",
       `localhost:${port}:127.0.0.1`,
+      ...headers.flatMap((h) => ["-H", h]),
       "-D",
       "-",
       "-o",
@@ -339,7 +365,12 @@ async function h2Head(port: number, caPem: string, dir: string, path: string): P
     stderr: "piped",
   }, 30_000).output;
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\r\n");
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** The status line and header names of an HTTP/2 answer, in order. */
+async function h2Head(...request: Parameters<typeof h2Raw>): Promise<string> {
+  const lines = (await h2Raw(...request)).trim().split("\r\n");
   return [lines[0]!.trim(), ...lines.slice(1).map((l) => l.split(":")[0])].join(" | ");
 }
 
@@ -352,6 +383,34 @@ test("HTTP/2 (ALPN h2) gets nginx's status and header names in nginx's order", a
       const want = await h2Head(nginx.port, nginx.caPem, ours.dir, path);
       assert.match(want, /^HTTP\/2 (200|404) \| server \| date/);
       assert.equal(await h2Head(ours.server.addr.port, ours.caPem, ours.dir, path), want, path);
+    }
+    // Validators and ranges over HTTP/2 too.
+    const etagOf = async (port: number, caPem: string) => {
+      const head = await h2Raw(port, caPem, ours.dir, "/");
+      return /^etag: (.*)$/m.exec(head)![1]!.trim();
+    };
+    const cases: [string, (etag: string) => string[], RegExp][] = [
+      ["one range", () => ["Range: bytes=0-9"], /^HTTP\/2 206 /],
+      ["two ranges", () => ["Range: bytes=0-9,20-29"], /^HTTP\/2 206 /],
+      ["an unsatisfiable range", () => ["Range: bytes=700-"], /^HTTP\/2 416 /],
+      ["a stale If-Range", () => ["Range: bytes=0-9", 'If-Range: "stale"'], /^HTTP\/2 200 /],
+      ["If-None-Match of the page", (etag) => [`If-None-Match: ${etag}`], /^HTTP\/2 304 /],
+    ];
+    const tags = {
+      nginx: await etagOf(nginx.port, nginx.caPem),
+      ours: await etagOf(ours.server.addr.port, ours.caPem),
+    };
+    for (const [name, headers, status] of cases) {
+      const want = await h2Head(nginx.port, nginx.caPem, ours.dir, "/", headers(tags.nginx));
+      assert.match(want, status, name);
+      const got = await h2Head(
+        ours.server.addr.port,
+        ours.caPem,
+        ours.dir,
+        "/",
+        headers(tags.ours),
+      );
+      assert.equal(got, want, name);
     }
   } finally {
     await ours.server.close();

@@ -10,9 +10,11 @@ import {
 } from "../../lib/handshake/mod.ts";
 import {
   answer,
+  type ByteRange,
   DECOY_PAGE,
   type DecoyRequest,
   etagOf,
+  parseByteRanges,
   parseRequestHead,
 } from "../../lib/tunnel/decoy_http.ts";
 import { EarlyGate } from "../../lib/tunnel/_gate.ts";
@@ -126,6 +128,85 @@ test("answer() sends nginx's status lines, header names in nginx's order, and er
   assert.match(text({ ...req, method: "HEAD" }), /Content-Length: 615\r\n[\s\S]*\r\n\r\n$/);
   assert.match(text({ ...req, ifNoneMatch: etagOf(file) }), /^HTTP\/1\.1 304 Not Modified\r\n/);
   assert.equal(text({ ...req, version: "0.9", keepAlive: false }), DECOY_PAGE);
+});
+
+test("parseByteRanges() decides as nginx 1.22's range filter did on each of these headers", () => {
+  // Each row: the Range header, and what nginx answered for the 615-byte page (measured).
+  const table: [string, ByteRange[] | "unsatisfiable" | undefined][] = [
+    ["bytes=0-9", [{ start: 0, end: 10 }]],
+    ["BYTES=0-9", [{ start: 0, end: 10 }]],
+    ["bytes=600-", [{ start: 600, end: 615 }]],
+    ["bytes=0-", [{ start: 0, end: 615 }]],
+    ["bytes=-5", [{ start: 610, end: 615 }]],
+    ["bytes=0-9,20-29", [{ start: 0, end: 10 }, { start: 20, end: 30 }]],
+    ["bytes= 0-9 , 3-4", [{ start: 0, end: 10 }, { start: 3, end: 5 }]],
+    ["bytes=0-0,-1", [{ start: 0, end: 1 }, { start: 614, end: 615 }]],
+    ["bytes=0-9,0-9", [{ start: 0, end: 10 }, { start: 0, end: 10 }]],
+    ["bytes=0-999", [{ start: 0, end: 615 }]],
+    ["bytes=700-800", "unsatisfiable"],
+    ["bytes=5-2", "unsatisfiable"],
+    ["bytes=-0", "unsatisfiable"],
+    ["bytes=0-9,", "unsatisfiable"],
+    ["bytes=x", "unsatisfiable"],
+    ["bytes=1-2-3", "unsatisfiable"],
+    ["bytes=99999999999999999999-", "unsatisfiable"],
+    ["bytes=", undefined],
+    ["chars=0-9", undefined],
+    ["bytes=0-700,5-6", undefined], // more than the file in all: the whole page
+  ];
+  for (const [value, want] of table) assert.deepEqual(parseByteRanges(value, 615), want, value);
+});
+
+test("answer() gives a range nginx's 206, multipart/byteranges and 416 answers, byte for byte", () => {
+  const file = { mtimeS: 0x6b11200a, body: DECOY_PAGE };
+  const now = new Date("2026-12-03T07:53:47Z");
+  const get = (headers: string, boundary = () => 1) => {
+    const p = parseRequestHead(enc.encode(`GET / HTTP/1.1\r\nHost: a\r\n${headers}\r\n`));
+    assert.equal(p.type, "request");
+    return dec.decode(answer((p as { request: DecoyRequest }).request, file, now, boundary).bytes);
+  };
+  const common = "Server: nginx\r\nDate: Thu, 03 Dec 2026 07:53:47 GMT\r\n";
+  const validators = "Last-Modified: Thu, 03 Dec 2026 07:53:46 GMT\r\nConnection: keep-alive\r\n" +
+    'ETag: "6b11200a-267"\r\n';
+  assert.equal(
+    get("Range: bytes=0-9\r\n"),
+    `HTTP/1.1 206 Partial Content\r\n${common}Content-Type: text/html\r\nContent-Length: 10\r\n` +
+      `${validators}Content-Range: bytes 0-9/615\r\n\r\n<!DOCTYPE `,
+  );
+  // Two ranges: nginx's 216 bytes for this page, boundary numbered by the decoy.
+  const multi = get("Range: bytes=0-9,20-29\r\n", () => 7);
+  const b = "00000000000000000007";
+  assert.equal(
+    multi,
+    `HTTP/1.1 206 Partial Content\r\n${common}` +
+      `Content-Type: multipart/byteranges; boundary=${b}\r\nContent-Length: 216\r\n` +
+      `${validators}\r\n` +
+      `\r\n--${b}\r\nContent-Type: text/html\r\nContent-Range: bytes 0-9/615\r\n\r\n<!DOCTYPE ` +
+      `\r\n--${b}\r\nContent-Type: text/html\r\nContent-Range: bytes 20-29/615\r\n\r\nl>\n<head>\n` +
+      `\r\n--${b}--\r\n`,
+  );
+  assert.equal(multi.split("\r\n\r\n").slice(1).join("\r\n\r\n").length, 216);
+  assert.equal(
+    get("Range: bytes=700-\r\n"),
+    `HTTP/1.1 416 Requested Range Not Satisfiable\r\n${common}Content-Type: text/html\r\n` +
+      "Content-Length: 190\r\nConnection: keep-alive\r\nContent-Range: bytes */615\r\n\r\n" +
+      "<html>\r\n<head><title>416 Requested Range Not Satisfiable</title></head>\r\n<body>\r\n" +
+      "<center><h1>416 Requested Range Not Satisfiable</h1></center>\r\n" +
+      "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+  );
+  // If-Range: the ETag or the Last-Modified time lets the range through; anything else, the page.
+  assert.match(get('Range: bytes=0-9\r\nIf-Range: "6b11200a-267"\r\n'), /^HTTP\/1\.1 206 /);
+  assert.match(
+    get("Range: bytes=0-9\r\nIf-Range: Thu, 03 Dec 2026 07:53:46 GMT\r\n"),
+    /^HTTP\/1\.1 206 /,
+  );
+  assert.match(get('Range: bytes=0-9\r\nIf-Range: "x"\r\n'), /^HTTP\/1\.1 200 OK\r\n/);
+  // The first Range header counts; If-None-Match wins over a range.
+  assert.match(get("Range: bytes=0-9\r\nRange: bytes=3-4\r\n"), /Content-Range: bytes 0-9\/615/);
+  assert.match(
+    get('Range: bytes=0-9\r\nIf-None-Match: "6b11200a-267"\r\n'),
+    /^HTTP\/1\.1 304 Not Modified\r\n/,
+  );
 });
 
 function realHello(): { hello: Uint8Array; server: ServerHandshake } {
