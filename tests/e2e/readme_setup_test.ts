@@ -57,6 +57,9 @@ test.slow({
         "--mount",
         "--pid",
         "--fork",
+        // Its own /proc: the web server's PID (from inside this PID namespace) must name the same
+        // process in /proc/PID/ns/net and in `ip link … netns PID`, not a host process.
+        "--mount-proc",
         "--kill-child",
         "sh",
         "-c",
