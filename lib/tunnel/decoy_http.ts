@@ -74,6 +74,12 @@ export interface DecoyRequest {
   range?: string;
   /** If-Range, when sent (the first one). */
   ifRange?: string;
+  /** If-Modified-Since, when sent (the first one). */
+  ifModifiedSince?: string;
+  /** If-Match, when sent (the first one). */
+  ifMatch?: string;
+  /** If-Unmodified-Since, when sent (the first one). */
+  ifUnmodifiedSince?: string;
 }
 
 /** What {@linkcode parseRequestHead} found at the start of the bytes. */
@@ -81,6 +87,16 @@ export type HeadParse =
   | { type: "need_more" }
   | { type: "request"; request: DecoyRequest; headBytes: number }
   | { type: "bad"; status: 400 | 414 | 505 };
+
+/** Request headers the validators and the range filter read, by the field they fill. */
+const CONDITION_HEADERS: Readonly<Record<string, Exclude<keyof PageConditions, "ifNoneMatch">>> =
+  Object.freeze({
+    "range": "range",
+    "if-range": "ifRange",
+    "if-modified-since": "ifModifiedSince",
+    "if-match": "ifMatch",
+    "if-unmodified-since": "ifUnmodifiedSince",
+  });
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -207,8 +223,7 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
   let ifNoneMatch: string | undefined;
-  let range: string | undefined;
-  let ifRange: string | undefined;
+  const conditions: Partial<Record<keyof PageConditions, string>> = {};
   while (true) {
     const lf = b.indexOf(LF, i);
     if (lf < 0) return end - start > MAX_HEAD ? BAD : NEED_MORE;
@@ -231,8 +246,7 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
         contentLength = value;
       } else if (name === "transfer-encoding") transferEncoding = value.toLowerCase();
       else if (name === "if-none-match") ifNoneMatch = value;
-      else if (name === "range") range ??= value;
-      else if (name === "if-range") ifRange ??= value;
+      else if (CONDITION_HEADERS[name] !== undefined) conditions[CONDITION_HEADERS[name]] ??= value;
     } // else: an invalid header name is ignored (ignore_invalid_headers on)
     i = lf + 1;
     if (i - start > MAX_HEAD) return BAD;
@@ -256,8 +270,7 @@ export function parseRequestHead(b: Uint8Array, start = 0): HeadParse {
       bodyBytes: contentLength === undefined ? 0 : Number(contentLength),
       chunked: transferEncoding !== undefined,
       ifNoneMatch,
-      ...(range === undefined ? {} : { range }),
-      ...(ifRange === undefined ? {} : { ifRange }),
+      ...conditions,
     },
     headBytes: i - start,
   };
@@ -323,6 +336,7 @@ const STATUS_TEXT: Record<number, string> = {
   400: "Bad Request",
   404: "Not Found",
   405: "Not Allowed",
+  412: "Precondition Failed",
   414: "Request-URI Too Large",
   416: "Requested Range Not Satisfiable",
   505: "HTTP Version Not Supported",
@@ -450,15 +464,22 @@ export interface PageConditions {
   ifNoneMatch?: string | undefined;
   range?: string | undefined;
   ifRange?: string | undefined;
+  ifModifiedSince?: string | undefined;
+  ifMatch?: string | undefined;
+  ifUnmodifiedSince?: string | undefined;
 }
 
 /**
  * nginx's answer to a GET or HEAD of the page, before the connection's own
  * headers: status, headers in nginx's order (the HTTP/1.x `Connection`
  * header goes after `Last-Modified`, or after `Content-Length` where there
- * is none) and body. 304 when If-None-Match names the page's ETag; else
- * the range filter's answer (`parseByteRanges`; If-Range must name the
- * ETag or the Last-Modified time); else 200 with `Accept-Ranges`.
+ * is none) and body. In nginx's order (`ngx_http_not_modified_filter`):
+ * 412 when If-Unmodified-Since is not at or after the page's time (or is
+ * not a date) or If-Match names no ETag of the page; 304 when
+ * If-Modified-Since is exactly the page's time and If-None-Match, if sent,
+ * names its ETag (`*`, a list, `W/` allowed), or when If-None-Match alone
+ * does; else the range filter's answer (`parseByteRanges`; If-Range must
+ * name the ETag or the Last-Modified time); else 200 with `Accept-Ranges`.
  * `boundary` numbers a multipart answer (nginx counts them from 1).
  *
  * @example
@@ -477,12 +498,28 @@ export function pageAnswer(
   const etag = etagOf(file);
   const modified = new Date(file.mtimeS * 1000).toUTCString();
   const base: [string, string][] = [["Server", DECOY_SERVER], ["Date", now.toUTCString()]];
-  if (c.ifNoneMatch !== undefined && c.ifNoneMatch === etag) {
+  const failed = (c.ifUnmodifiedSince !== undefined &&
+    !((parseHttpTime(c.ifUnmodifiedSince) ?? -1) >= file.mtimeS)) ||
+    (c.ifMatch !== undefined && !etagListMatches(c.ifMatch, etag, false));
+  if (failed) {
+    const body = errorPage(412);
     return {
-      status: 304,
-      headers: [...base, ["Last-Modified", modified], ["ETag", etag]],
-      body: "",
+      status: 412,
+      headers: [...base, ["Content-Type", "text/html"], ["Content-Length", String(body.length)]],
+      body,
     };
+  }
+  if (c.ifModifiedSince !== undefined || c.ifNoneMatch !== undefined) {
+    const modifiedSince = c.ifModifiedSince !== undefined &&
+      parseHttpTime(c.ifModifiedSince) !== file.mtimeS;
+    const noneMatch = c.ifNoneMatch !== undefined && !etagListMatches(c.ifNoneMatch, etag, true);
+    if (!modifiedSince && !noneMatch) {
+      return {
+        status: 304,
+        headers: [...base, ["Last-Modified", modified], ["ETag", etag]],
+        body: "",
+      };
+    }
   }
   const length = file.body.length;
   const ranges = c.range === undefined || !ifRangeMatches(c.ifRange, etag, file.mtimeS)
@@ -533,8 +570,57 @@ export function pageAnswer(
 function ifRangeMatches(ifRange: string | undefined, etag: string, mtimeS: number): boolean {
   if (ifRange === undefined) return true;
   if (ifRange.length >= 2 && ifRange.endsWith('"')) return ifRange === etag;
-  const t = Date.parse(ifRange);
-  return Number.isFinite(t) && t / 1000 === mtimeS;
+  return parseHttpTime(ifRange) === mtimeS;
+}
+
+/**
+ * Whether an If-Match / If-None-Match list names `etag` (`ngx_http_test_if_match`):
+ * `*`, or one of the comma-separated entries, with a `W/` prefix allowed when `weak`.
+ */
+function etagListMatches(list: string, etag: string, weak: boolean): boolean {
+  if (list === "*") return true;
+  return list.split(",").some((entry) => {
+    const e = entry.replace(/^[ \t]+|[ \t]+$/g, "");
+    return (weak && e.startsWith("W/") ? e.slice(2) : e) === etag;
+  });
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const RFC1123 = /^[A-Za-z]+, (\d\d) ([A-Za-z]{3}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT$/;
+const RFC850 = /^[A-Za-z]+, (\d\d)-([A-Za-z]{3})-(\d\d) (\d\d):(\d\d):(\d\d) GMT$/;
+const ASCTIME = /^[A-Za-z]{3} ([A-Za-z]{3}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})$/;
+
+/**
+ * An HTTP date in seconds since the epoch, undefined when it is none of the
+ * three forms nginx's `ngx_parse_http_time` reads: RFC 1123
+ * (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850 (`Sunday, 06-Nov-94 08:49:37
+ * GMT`, years below 70 in this century) and asctime (`Sun Nov  6 08:49:37
+ * 1994`).
+ *
+ * @example
+ * ```ts
+ * import { parseHttpTime } from "./decoy_http.ts";
+ * parseHttpTime("Sun, 06 Nov 1994 08:49:37 GMT"); // 784111777
+ * parseHttpTime("Sunday, 06-Nov-94 08:49:37 GMT"); // 784111777
+ * parseHttpTime("yesterday"); // undefined
+ * ```
+ */
+export function parseHttpTime(value: string): number | undefined {
+  let day: string, month: string, year: number, clock: string[];
+  let m: RegExpExecArray | null;
+  if ((m = RFC1123.exec(value))) {
+    [day, month, year, clock] = [m[1]!, m[2]!, Number(m[3]), m.slice(4, 7)];
+  } else if ((m = RFC850.exec(value))) {
+    const yy = Number(m[3]);
+    [day, month, year, clock] = [m[1]!, m[2]!, yy < 70 ? 2000 + yy : 1900 + yy, m.slice(4, 7)];
+  } else if ((m = ASCTIME.exec(value))) {
+    [month, day, clock, year] = [m[1]!, m[2]!.trim(), m.slice(3, 6), Number(m[6])];
+  } else return undefined;
+  const mon = MONTHS.indexOf(month);
+  const [h, mi, s] = clock.map(Number) as [number, number, number];
+  const d = Number(day);
+  if (mon < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return undefined;
+  return Date.UTC(year, mon, d, h, mi, s) / 1000;
 }
 
 /** HTTP/1.1 bytes of a `pageAnswer` (or error) head and body. */
