@@ -356,6 +356,18 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ? { hostname: options.fallback.upstream.host, port: options.fallback.upstream.port }
     : undefined;
 
+  /** Stops the limits, the fleet's shared parts and the operations (start-up failure or close). */
+  const closeShared = async () => {
+    limits.close();
+    fleetPace?.close();
+    fleetStreams?.close();
+    sharedLockout?.close();
+    fleetTickets?.close();
+    sharedUsers?.close();
+    await fleetTunnels?.close();
+    await ops.close();
+    await fleet?.fleet.close();
+  };
   // The transport registry: node:tls for "tls" (accepted sockets get TCP_NODELAY), plain TCP,
   // WebSocket at ws.path ("ws", "wss"); the PROXY v2 header first when a TCP front sends one.
   const listener = await getTransport(options.transport).listen({
@@ -370,15 +382,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     ...(options.ws === undefined ? {} : { path: options.ws.path }),
     ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
   }).catch(async (e) => {
-    limits.close();
-    fleetPace?.close();
-    fleetStreams?.close();
-    sharedLockout?.close();
-    fleetTickets?.close();
-    sharedUsers?.close();
-    await fleetTunnels?.close();
-    await ops.close();
-    await fleet?.fleet.close();
+    await closeShared();
     throw e;
   });
   const certWatch = options.tls !== undefined && options.tlsFiles !== undefined &&
@@ -504,15 +508,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       await direct?.close();
       await decoy?.close();
       await done;
-      limits.close();
-      fleetPace?.close();
-      fleetStreams?.close();
-      sharedLockout?.close();
-      fleetTickets?.close();
-      sharedUsers?.close();
-      await fleetTunnels?.close();
-      await ops.close();
-      await fleet?.fleet.close();
+      await closeShared();
       stopLogging();
     },
     done,
