@@ -25,6 +25,7 @@ import { describeError, type EventSink, type Logger, type RefusalReason } from "
 import { drive } from "./_drive.ts";
 import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
+import { BackendPrefaceFilter, H2_SERVER_PREFACE } from "./h2_preface.ts";
 import {
   type LockoutSettings,
   LoginGuard,
@@ -296,11 +297,42 @@ export class ConnectionAcceptor {
     const startedAt = Date.now();
     const reader = new TimedReader(conn, PRE_LOGIN_READ_BYTES);
     const alpn = (conn as { alpnProtocol?: string | null }).alpnProtocol ?? null;
-    // A probe goes to the decoy (on this connection) or the upstream web server.
-    const toFallback = (received: Uint8Array) =>
-      this.#o.decoy !== undefined
-        ? this.#o.decoy.serve(conn, reader, received, { startedAt, alpn, log: clog })
-        : forwardToFallback(conn, reader, received, this.#o.fallback, clog);
+    // TLS chose h2: a web server speaks first, with its SETTINGS; so does this one, before it
+    // knows what the peer is (docs/PROTOCOL.md part 2 section 6.2.2). A client drops them.
+    const prefaceSent = alpn === "h2";
+    if (prefaceSent) {
+      try {
+        await writeAll(conn, H2_SERVER_PREFACE);
+      } catch (e) {
+        refuse("closed", `closed before the handshake: ${describeError(e)}`);
+        preLogin.done();
+        this.#open.delete(conn);
+        closeQuietly(conn);
+        return;
+      }
+    }
+    // A probe goes to the decoy (on this connection) or the upstream web server, which
+    // over h2 must not send a second preface.
+    const toFallback = (received: Uint8Array) => {
+      if (this.#o.decoy !== undefined) {
+        return this.#o.decoy.serve(conn, reader, received, {
+          startedAt,
+          alpn,
+          prefaceSent,
+          log: clog,
+        });
+      }
+      const filter = prefaceSent ? new BackendPrefaceFilter() : undefined;
+      return forwardToFallback(
+        conn,
+        reader,
+        received,
+        this.#o.fallback,
+        clog,
+        undefined,
+        filter === undefined ? undefined : (chunk) => filter.push(chunk),
+      );
+    };
     const over = this.#perIp.admit(remote);
     const noCert = this.#o.clientCertificates && conn.clientCertificate?.authorized !== true;
     if (over !== undefined || noCert) {

@@ -5,7 +5,10 @@
  * hop, so the answer takes no longer than nginx's): HTTP/1.x through the
  * nginx-like parser in `decoy_http.ts`, HTTP/2 (ALPN h2, or the preface)
  * through a loopback `Deno.serve` in prior-knowledge mode that sends
- * nginx's HTTP/2 headers in nginx's order.
+ * nginx's HTTP/2 headers in nginx's order. Over ALPN h2 the prober already
+ * has nginx's SETTINGS (the server preface, `h2_preface.ts`, sent by the
+ * acceptor as the TLS handshake ends); the loopback server's own preface is
+ * dropped on the way back.
  *
  * Timeouts and closes are nginx's defaults, measured on loopback:
  * - nothing sent: closed after `client_header_timeout` (60 s) from accept,
@@ -13,7 +16,8 @@
  * - part of a request head: closed at the same 60 s without close_notify;
  * - idle after an answer (keep-alive): closed after `keepalive_timeout`
  *   (75 s) with close_notify;
- * - a bad request: 400 with `Connection: close`, then close_notify at once.
+ * - a bad request: 400 with `Connection: close`, then close_notify at once;
+ * - HTTP/2: the same two timers, each ending in a GOAWAY (`decoy_h2.ts`).
  *
  * @module
  */
@@ -28,7 +32,8 @@ import {
   pageAnswer,
   parseRequestHead,
 } from "./decoy_http.ts";
-import { forwardToFallback } from "./fallback.ts";
+import { serveH2 } from "./decoy_h2.ts";
+import { H2_SERVER_PREFACE } from "./h2_preface.ts";
 import { H2_PREFACE } from "./probe_shape.ts";
 import type { TimedReader } from "./reader.ts";
 
@@ -38,15 +43,12 @@ export interface DecoyTimeouts {
   headerMs: number;
   /** `keepalive_timeout`: an idle kept-alive connection is closed after this. */
   keepaliveMs: number;
-  /** `http2_idle_timeout` (nginx 1.22: 3 min). */
-  h2IdleMs: number;
 }
 
 /** nginx 1.22's defaults, as measured (tests/e2e/probe_compare_test.ts). */
 export const NGINX_TIMEOUTS: Readonly<DecoyTimeouts> = {
   headerMs: 60_000,
   keepaliveMs: 75_000,
-  h2IdleMs: 180_000,
 };
 
 /** What {@linkcode Decoy.serve} needs to know about the connection. */
@@ -55,6 +57,8 @@ export interface DecoyConnection {
   startedAt: number;
   /** The ALPN protocol TLS agreed on, if any. */
   alpn: string | null;
+  /** True when the connection already carried the HTTP/2 server preface ({@linkcode H2_SERVER_PREFACE}). */
+  prefaceSent: boolean;
   log: Logger;
 }
 
@@ -125,9 +129,10 @@ export class Decoy {
   }
 
   /**
-   * nginx reads the client's 24-byte preface first: anything else gets its
-   * SETTINGS, WINDOW_UPDATE and a GOAWAY (PROTOCOL_ERROR), then close_notify.
-   * The preface goes to the loopback HTTP/2 server.
+   * nginx sends its SETTINGS and WINDOW_UPDATE first (the server preface),
+   * then reads the client's 24-byte preface: anything else gets a GOAWAY
+   * (PROTOCOL_ERROR), then close_notify. The preface goes to the loopback
+   * HTTP/2 server, whose own SETTINGS and WINDOW_UPDATE are dropped.
    */
   async #serveHttp2(
     conn: ByteStream,
@@ -135,6 +140,7 @@ export class Decoy {
     received: Uint8Array,
     c: DecoyConnection,
   ): Promise<void> {
+    if (!c.prefaceSent) await writeAll(conn, H2_SERVER_PREFACE);
     let buf = received;
     // nginx waits for the preface as long as for an HTTP/1 head.
     const deadline = c.startedAt + this.#timeouts.headerMs;
@@ -158,14 +164,15 @@ export class Decoy {
       return;
     }
     const addr = this.#h2.addr;
-    await forwardToFallback(
-      conn,
-      reader,
-      buf,
-      { hostname: addr.hostname, port: addr.port },
-      c.log,
-      this.#timeouts.h2IdleMs,
-    );
+    await serveH2(conn, reader, buf, {
+      backend: { hostname: addr.hostname, port: addr.port },
+      startedAt: c.startedAt,
+      headerMs: this.#timeouts.headerMs,
+      keepaliveMs: this.#timeouts.keepaliveMs,
+      // nginx's client_body_timeout and send_timeout (60 s, as client_header_timeout).
+      activeIdleMs: this.#timeouts.headerMs,
+      log: c.log,
+    });
   }
 
   async #serveHttp1(
@@ -229,17 +236,13 @@ export class Decoy {
 }
 
 /**
- * What nginx 1.22 sends an HTTP/2 client (ALPN h2) that does not send the
- * preface: its SETTINGS (MAX_CONCURRENT_STREAMS 128, INITIAL_WINDOW_SIZE
- * 65536, MAX_FRAME_SIZE 16777215), a connection WINDOW_UPDATE of 2147418112
- * and GOAWAY (last stream 0) with `code`: PROTOCOL_ERROR (1) for wrong bytes,
- * NO_ERROR (0) when the client sent nothing before the header timeout.
- * Captured on loopback.
+ * What nginx 1.22 sends, after its server preface, an HTTP/2 client (ALPN
+ * h2) that does not send the client preface: GOAWAY (last stream 0) with
+ * `code`: PROTOCOL_ERROR (1) for wrong bytes, NO_ERROR (0) when the client
+ * sent nothing before the header timeout. Captured on loopback.
  */
 function nginxH2Goaway(code: 0 | 1): Uint8Array {
-  const hex = "000012040000000000" + "000300000080" + "000400010000" + "000500ffffff" +
-    "000004080000000000" + "7fff0000" +
-    "000008070000000000" + "00000000" + `0000000${code}`;
+  const hex = "000008070000000000" + "00000000" + `0000000${code}`;
   return Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
 }
 

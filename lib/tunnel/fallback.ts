@@ -14,7 +14,9 @@ import { describeError, type Logger } from "../observe/mod.ts";
 /**
  * Forwards a probing connection to the fallback: first the bytes it already
  * sent, then everything both ways. Closes `conn` when done. `target`
- * undefined means "close": the connection is simply closed.
+ * undefined means "close": the connection is simply closed. `fromBackend`
+ * rewrites the web server's bytes on their way to the prober (the HTTP/2
+ * preface filter of `h2_preface.ts`).
  */
 export async function forwardToFallback(
   conn: ByteStream,
@@ -23,6 +25,7 @@ export async function forwardToFallback(
   target: { hostname: string; port: number } | undefined,
   log: Logger,
   idleMs = 120_000,
+  fromBackend?: (chunk: Uint8Array) => Uint8Array,
 ): Promise<void> {
   if (target === undefined) {
     conn.close();
@@ -43,5 +46,5 @@ export async function forwardToFallback(
     conn.close();
     return;
   }
-  await pipeBoth(reader, conn, up, idleMs);
+  await pipeBoth(reader, conn, up, idleMs, fromBackend);
 }

@@ -22,6 +22,7 @@ import { getTransport } from "../transport/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import { describeError } from "../observe/mod.ts";
 import { drive } from "./_drive.ts";
+import { isGoawayHeader, ServerPrefaceSkipper } from "./h2_preface.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams } from "./session.ts";
 
@@ -264,11 +265,32 @@ async function attemptLink(
     await writeAll(conn, hs.hello());
     // A connection silent for dead_after is dead, during the handshake as after it.
     const silentMs = config.session.deadAfterS * 1000;
+    // Over ALPN h2 the server sends an HTTP/2 server preface first (PROTOCOL.md part 2 6.2.2);
+    // it is dropped wherever it comes (a front may have chosen the ALPN), and never required.
+    const preface = new ServerPrefaceSkipper();
+    // After a preface, an HTTP/2 GOAWAY is a web server's refusal of our Hello: the decoy's.
+    let goaway = false;
+    const explain = (e: unknown) =>
+      goaway
+        ? explainFailure(
+          new ProtocolError("AUTH_FAILED", "answered with an HTTP/2 GOAWAY", {
+            cause: e,
+            authFailure: "decoy",
+          }),
+          where,
+          false,
+        )
+        : explainFailure(e, where, config.totpSecret !== undefined);
     const push = (chunk: Uint8Array) => {
       try {
+        if (!preface.done) {
+          chunk = preface.push(chunk);
+          if (!preface.done) return { type: "need_more" as const };
+          goaway = preface.skipped && isGoawayHeader(chunk);
+        }
         return hs.push(chunk);
       } catch (e) {
-        throw explainFailure(e, where, config.totpSecret !== undefined);
+        throw explain(e);
       }
     };
     const r = await drive(conn, new TimedReader(conn), push, {
@@ -291,7 +313,7 @@ async function attemptLink(
         );
       }
       // Closed, or a read error: a TLS connection cut without close_notify is an end of stream here.
-      throw explainFailure(hs.closed(), where, config.totpSecret !== undefined);
+      throw explain(hs.closed());
     }
     const step = r.step;
     if (step.type === "cookie") {

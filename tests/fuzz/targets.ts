@@ -56,6 +56,8 @@ import {
 } from "../../lib/config/mod.ts";
 import { parseDuration, parseQuota, parseSize } from "../../lib/config/units.ts";
 import { chunksOf } from "./_mutate.ts";
+import { BackendPrefaceFilter, ServerPrefaceSkipper } from "../../lib/tunnel/h2_preface.ts";
+import { FrameScanner, StreamWatch } from "../../lib/tunnel/decoy_h2.ts";
 import { makePair, T0 } from "../handshake/_helpers.ts";
 
 /** One thing the fuzzer drives. */
@@ -550,6 +552,59 @@ const httpHeads: FuzzTarget = {
   dictionary: ["\r\n", "HTTP/1.1", "HTTP/9.9", "Host:", "%", "..", "/", "Upgrade: websocket"],
 };
 
+/** Concatenates what `push` returns for each chunk, as hex. */
+function pushAll(push: (c: Uint8Array) => Uint8Array, chunks: Uint8Array[]): string {
+  return chunks.map((c) => Array.from(push(c), (x) => x.toString(16).padStart(2, "0")).join(""))
+    .join("");
+}
+
+/**
+ * The HTTP/2 preface code (docs/PROTOCOL.md part 2 section 6.2.2) on one
+ * byte stream: the client's skipper must pass on a suffix of its input and
+ * the fallback's filter a subsequence of whole frames, the same however the
+ * input is cut; the decoy's frame scanner and stream watch must not throw.
+ */
+const h2Preface: FuzzTarget = {
+  name: "h2.preface",
+  seeds: async () => {
+    const v = await vectors("h2_preface_v1.json") as {
+      skipper: { input: string }[];
+      filter: { input: string }[];
+    };
+    return [...v.skipper, ...v.filter].map((c) => hex(c.input));
+  },
+  run(input) {
+    const chunks = chunksOf(input);
+    const skipper = new ServerPrefaceSkipper();
+    const skipped = pushAll((c) => skipper.push(c), chunks);
+    const whole = new ServerPrefaceSkipper();
+    const hexInput = Array.from(input, (x) => x.toString(16).padStart(2, "0")).join("");
+    const once = pushAll((c) => whole.push(c), [input]);
+    if (skipped !== once) throw new Error("the skipper's output depends on how reads split");
+    const held = Array.from(skipper.held, (x) => x.toString(16).padStart(2, "0")).join("");
+    if (!hexInput.endsWith(skipped + held)) {
+      throw new Error("the skipper passed on bytes that are not a suffix of its input");
+    }
+    const filter = new BackendPrefaceFilter();
+    const filtered = pushAll((c) => filter.push(c), chunks);
+    const filteredOnce = pushAll((c) => new BackendPrefaceFilter().push(c), [input]);
+    if (filtered !== filteredOnce) throw new Error("the filter's output depends on the split");
+    if (filtered.length > hexInput.length) throw new Error("the filter made bytes");
+    const scanner = new FrameScanner();
+    const watch = new StreamWatch();
+    let frames = 0;
+    for (const c of chunks) {
+      for (const f of scanner.push(c)) {
+        frames++;
+        if (f.stream % 2 === 1) watch.fromClient(f, frames);
+        else watch.fromServer(f, frames);
+      }
+    }
+    return `${skipper.skipped ? "skipped" : "kept"},${frames > 0},${watch.open > 0}`;
+  },
+  refusal: never,
+};
+
 const proxyV2: FuzzTarget = {
   name: "proxy_v2",
   seeds: () => [
@@ -765,6 +820,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   sessionFrames,
   wsFrames,
   httpHeads,
+  h2Preface,
   proxyV2,
   configServer,
   configClient,

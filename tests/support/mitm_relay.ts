@@ -73,6 +73,8 @@ export interface MitmRelayOptions extends RelayCommonOptions {
   serverName?: string;
   /** ALPN offered to the client and to the upstream, default ["h2", "http/1.1"]. */
   alpn?: string[];
+  /** ALPN offered to the upstream instead, as an interceptor that negotiates each side alone. */
+  upstreamAlpn?: string[];
 }
 
 /** A running relay. */
@@ -242,7 +244,7 @@ export async function startMitmRelay(opts: MitmRelayOptions): Promise<MitmRelay>
     const tls = await Deno.startTls(tcp, {
       hostname: up.serverName ?? up.hostname,
       caCerts: up.caPem === undefined ? [] : [up.caPem],
-      alpnProtocols: alpn,
+      alpnProtocols: opts.upstreamAlpn ?? alpn,
     });
     await tls.handshake();
     return tls;

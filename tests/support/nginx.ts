@@ -1,5 +1,6 @@
 /**
- * A real nginx on loopback for side-by-side tests: TLS with a certificate
+ * A real nginx on loopback for side-by-side tests: TLS (or, with `h2c`,
+ * plain-TCP HTTP/2 as a fallback upstream) with a certificate
  * from `lib/pki`, HTTP/2 on, `server_tokens off`, serving one static page
  * (the decoy's, so bodies compare byte for byte), with the timers the test
  * chooses. Runs as one process (`master_process off`) in a temp directory;
@@ -23,6 +24,8 @@ export interface NginxOptions {
   headerTimeoutS?: number;
   /** `keepalive_timeout`, seconds (nginx default 75). */
   keepaliveTimeoutS?: number;
+  /** Plain-TCP HTTP/2 with prior knowledge (`listen … http2` without ssl), as a fallback upstream. */
+  h2c?: boolean;
 }
 
 /** A running nginx. */
@@ -76,9 +79,13 @@ http {
   client_header_timeout ${opts.headerTimeoutS ?? 60}s;
   keepalive_timeout ${opts.keepaliveTimeoutS ?? 75}s;
   server {
-    listen 127.0.0.1:${port} ssl http2;
+${
+    opts.h2c === true
+      ? `    listen 127.0.0.1:${port} http2;`
+      : `    listen 127.0.0.1:${port} ssl http2;
     ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
+    ssl_certificate_key ${dir}/key.pem;`
+  }
     root ${dir}/html;
   }
 }

@@ -1,0 +1,270 @@
+/**
+ * The decoy's HTTP/2 connection after the client preface: frames pass
+ * between the prober and the loopback HTTP/2 server, and the connection
+ * ends when nginx 1.22 would end it, measured on loopback
+ * (tests/e2e/probe_compare_test.ts):
+ *
+ * - no request yet: a GOAWAY (NO_ERROR, last stream 0) at
+ *   `client_header_timeout` from the accept, whatever other frames came
+ *   (a PING does not extend it);
+ * - after requests, once none is open: a GOAWAY (NO_ERROR, the last stream
+ *   the prober opened) `keepalive_timeout` after the last one ended;
+ *
+ * each followed by a TLS close_notify. The web server's own preface is
+ * dropped on the way back ({@linkcode BackendPrefaceFilter}): the prober
+ * already has nginx's.
+ *
+ * @module
+ */
+import { type ByteStream, writeAll } from "../transport/types.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
+import { BackendPrefaceFilter } from "./h2_preface.ts";
+import type { TimedReader } from "./reader.ts";
+
+const FRAME_HEADER = 9;
+const DATA = 0x0;
+const HEADERS = 0x1;
+const RST_STREAM = 0x3;
+const END_STREAM = 0x1;
+/** Streams tracked at once; past this many a prober's streams are not counted (hyper refuses them). */
+const MAX_TRACKED_STREAMS = 256;
+
+/** One frame header seen on the wire. */
+export interface FrameHead {
+  length: number;
+  type: number;
+  flags: number;
+  stream: number;
+}
+
+/**
+ * Finds the frame headers in one direction of an HTTP/2 connection, chunk by
+ * chunk, after the preface (it holds at most 8 bytes between chunks). Pure.
+ *
+ * @example
+ * ```ts
+ * import { FrameScanner } from "./decoy_h2.ts";
+ * const s = new FrameScanner();
+ * s.push(new Uint8Array([0, 0, 0, 4, 0, 0, 0])); // []: not a whole header yet
+ * s.push(new Uint8Array([0, 0])); // [{ length: 0, type: 4, flags: 0, stream: 0 }]
+ * ```
+ */
+export class FrameScanner {
+  #held = new Uint8Array(0);
+  /** Payload bytes of the current frame still to pass. */
+  #skip = 0;
+
+  /** The frame headers that complete in this chunk. */
+  push(chunk: Uint8Array): FrameHead[] {
+    const out: FrameHead[] = [];
+    let b = chunk;
+    if (this.#held.length > 0) {
+      b = new Uint8Array(this.#held.length + chunk.length);
+      b.set(this.#held);
+      b.set(chunk, this.#held.length);
+      this.#held = new Uint8Array(0);
+    }
+    let at = 0;
+    while (at < b.length) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, b.length - at);
+        this.#skip -= n;
+        at += n;
+        continue;
+      }
+      if (b.length - at < FRAME_HEADER) {
+        this.#held = b.slice(at);
+        break;
+      }
+      const length = (b[at]! << 16) | (b[at + 1]! << 8) | b[at + 2]!;
+      out.push({
+        length,
+        type: b[at + 3]!,
+        flags: b[at + 4]!,
+        stream:
+          ((b[at + 5]! & 0x7f) << 24 | (b[at + 6]! << 16) | (b[at + 7]! << 8) | b[at + 8]!) >>>
+          0,
+      });
+      this.#skip = length;
+      at += FRAME_HEADER;
+    }
+    return out;
+  }
+}
+
+/**
+ * Which requests are open on a connection, from the frames both sides send:
+ * a stream opens with the prober's HEADERS on a new odd stream, and ends
+ * with the server's END_STREAM (HEADERS or DATA) or a RST_STREAM from
+ * either side. Pure; `now` is the caller's clock.
+ *
+ * @example
+ * ```ts
+ * import { StreamWatch } from "./decoy_h2.ts";
+ * const w = new StreamWatch();
+ * w.fromClient({ length: 20, type: 1, flags: 5, stream: 1 }, 0); // GET / opens stream 1
+ * w.fromServer({ length: 600, type: 0, flags: 1, stream: 1 }, 5); // the answer ends it
+ * w.idleSince; // 5
+ * ```
+ */
+export class StreamWatch {
+  readonly #open = new Set<number>();
+  /** The highest stream the prober opened (0: none yet). */
+  lastStream = 0;
+  /** When the last open request ended (undefined while one is open, or before any). */
+  idleSince: number | undefined;
+
+  /** True once the prober sent a request. */
+  get anyRequest(): boolean {
+    return this.lastStream > 0;
+  }
+
+  /** Requests open now. */
+  get open(): number {
+    return this.#open.size;
+  }
+
+  fromClient(f: FrameHead, now: number): void {
+    if (f.type === HEADERS && f.stream % 2 === 1 && f.stream > this.lastStream) {
+      this.lastStream = f.stream;
+      if (this.#open.size < MAX_TRACKED_STREAMS) this.#open.add(f.stream);
+      this.idleSince = undefined;
+    } else if (f.type === RST_STREAM) {
+      this.#end(f.stream, now);
+    }
+  }
+
+  fromServer(f: FrameHead, now: number): void {
+    if (
+      f.type === RST_STREAM ||
+      ((f.type === HEADERS || f.type === DATA) && (f.flags & END_STREAM) !== 0)
+    ) {
+      this.#end(f.stream, now);
+    }
+  }
+
+  #end(stream: number, now: number): void {
+    if (!this.#open.delete(stream)) return;
+    if (this.#open.size === 0) this.idleSince = now;
+  }
+}
+
+/** nginx's GOAWAY: no debug data, NO_ERROR, naming the last stream it took. */
+export function goawayFrame(lastStream: number, code = 0): Uint8Array {
+  const b = new Uint8Array(FRAME_HEADER + 8);
+  const v = new DataView(b.buffer);
+  b[2] = 8;
+  b[3] = 0x07;
+  v.setUint32(FRAME_HEADER, lastStream & 0x7fffffff);
+  v.setUint32(FRAME_HEADER + 4, code);
+  return b;
+}
+
+/** What {@linkcode serveH2} needs. */
+export interface H2Session {
+  /** The loopback HTTP/2 server. */
+  backend: { hostname: string; port: number };
+  /** When the connection was accepted (Date.now()). */
+  startedAt: number;
+  headerMs: number;
+  keepaliveMs: number;
+  /** The longest a request may stay open with nothing moving (nginx's send and body timeouts). */
+  activeIdleMs: number;
+  log: Logger;
+}
+
+/**
+ * Runs the connection whose client preface (and whatever followed it) is
+ * `received`, until either side ends it or nginx's timer would. Closes the
+ * backend connection; the caller closes `conn`.
+ */
+export async function serveH2(
+  conn: ByteStream,
+  reader: TimedReader,
+  received: Uint8Array,
+  s: H2Session,
+): Promise<void> {
+  let up: Deno.TcpConn;
+  try {
+    up = await Deno.connect(s.backend);
+  } catch (e) {
+    s.log.warn(`decoy HTTP/2 side unreachable: ${describeError(e)}`);
+    return;
+  }
+  const watch = new StreamWatch();
+  const fromClient = new FrameScanner();
+  const fromServer = new FrameScanner();
+  const filter = new BackendPrefaceFilter();
+  // The client preface itself is no frame.
+  fromClient.push(received.subarray(24)).forEach((f) => watch.fromClient(f, Date.now()));
+  let writes = Promise.resolve();
+  const toProber = (b: Uint8Array) => (writes = writes.then(() => writeAll(conn, b)));
+  let lastMove = Date.now();
+  let ended = false;
+  /** Wakes the timer loop to look again (set by the loop, called by the pumps). */
+  let poke: (() => void) | undefined;
+  const end = () => {
+    ended = true;
+    poke?.();
+  };
+  // Ends when the prober's side does (the caller's close of `conn` ends its last read).
+  void (async () => {
+    await writeAll(up, received);
+    while (!ended) {
+      const chunk = await reader.next();
+      if (chunk === null || chunk === "timeout" || ended) break;
+      lastMove = Date.now();
+      for (const f of fromClient.push(chunk)) watch.fromClient(f, lastMove);
+      await writeAll(up, chunk);
+      poke?.();
+    }
+    await up.closeWrite().catch(() => {});
+  })().catch(() => {}).finally(end);
+  const serverPump = (async () => {
+    const buf = new Uint8Array(64 * 1024);
+    while (!ended) {
+      const n = await up.read(buf);
+      if (n === null) break;
+      lastMove = Date.now();
+      const chunk = buf.subarray(0, n);
+      for (const f of fromServer.push(chunk)) watch.fromServer(f, lastMove);
+      const out = filter.push(chunk);
+      if (out.length > 0) await toProber(out.slice());
+      poke?.();
+    }
+  })().catch(() => {}).finally(end);
+  try {
+    while (!ended) {
+      const deadline = watch.open > 0
+        ? lastMove + s.activeIdleMs
+        : !watch.anyRequest
+        ? s.startedAt + s.headerMs
+        : (watch.idleSince ?? lastMove) + s.keepaliveMs;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        ended = true;
+        await toProber(goawayFrame(watch.lastStream));
+        await conn.closeWrite();
+        break;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((res) => {
+        poke = res;
+        timer = setTimeout(res, left);
+      });
+      poke = undefined;
+      clearTimeout(timer);
+    }
+  } catch {
+    // The prober went away mid-write.
+  } finally {
+    ended = true;
+    try {
+      up.close();
+    } catch {
+      // already closed
+    }
+    await serverPump;
+    await writes.catch(() => {});
+  }
+}
