@@ -27,6 +27,10 @@
  * const step = server.push(client.hello()); // { type: "send", bytes: <ServerHello> }
  * ```
  *
+ * Over TLS with ALPN `h2` a server first sends an HTTP/2 server preface
+ * (spec section 6.2.2): feed the bytes read before the ServerHello through
+ * a {@linkcode ServerPrefaceSkipper} and push what it returns.
+ *
  * Resumption (spec section 13): a later connection passes
  * `resume: { sessionId, resumptionSecret, ticket }` from the last
  * `SessionSecrets` to the client; the server resolves it through
@@ -89,6 +93,13 @@ export {
   type TicketState,
 } from "./ticket.ts";
 export { ClientHandshake, type ClientHandshakeOptions } from "./client.ts";
+export {
+  BackendPrefaceFilter,
+  H2_SERVER_PREFACE,
+  isGoawayHeader,
+  MAX_PREFACE_SETTINGS_BYTES,
+  ServerPrefaceSkipper,
+} from "./h2_preface.ts";
 export {
   COOKIE_BYTES,
   COOKIE_REPLY_BYTES,

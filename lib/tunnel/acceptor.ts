@@ -25,7 +25,7 @@ import { describeError, type EventSink, type Logger, type RefusalReason } from "
 import { drive } from "./_drive.ts";
 import type { Decoy } from "./decoy.ts";
 import { forwardToFallback } from "./fallback.ts";
-import { BackendPrefaceFilter, H2_SERVER_PREFACE } from "./h2_preface.ts";
+import { BackendPrefaceFilter, H2_SERVER_PREFACE } from "../handshake/mod.ts";
 import {
   type LockoutSettings,
   LoginGuard,

@@ -6,7 +6,7 @@
  * nginx-like parser in `decoy_http.ts`, HTTP/2 (ALPN h2, or the preface)
  * through a loopback `Deno.serve` in prior-knowledge mode that sends
  * nginx's HTTP/2 headers in nginx's order. Over ALPN h2 the prober already
- * has nginx's SETTINGS (the server preface, `h2_preface.ts`, sent by the
+ * has nginx's SETTINGS (the server preface, `lib/handshake/h2_preface.ts`, sent by the
  * acceptor as the TLS handshake ends); the loopback server's own preface is
  * dropped on the way back.
  *
@@ -17,7 +17,8 @@
  * - idle after an answer (keep-alive): closed after `keepalive_timeout`
  *   (75 s) with close_notify;
  * - a bad request: 400 with `Connection: close`, then close_notify at once;
- * - HTTP/2: the same two timers, each ending in a GOAWAY (`decoy_h2.ts`).
+ * - HTTP/2: the same two timers, each ending in a GOAWAY, and nginx's send
+ *   timer for a request left open (`decoy_h2.ts`).
  *
  * @module
  */
@@ -33,7 +34,7 @@ import {
   parseRequestHead,
 } from "./decoy_http.ts";
 import { serveH2 } from "./decoy_h2.ts";
-import { H2_SERVER_PREFACE } from "./h2_preface.ts";
+import { H2_SERVER_PREFACE } from "../handshake/mod.ts";
 import { H2_PREFACE } from "./probe_shape.ts";
 import type { TimedReader } from "./reader.ts";
 

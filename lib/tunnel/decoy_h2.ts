@@ -10,7 +10,10 @@
  * - after requests, once none is open: a GOAWAY (NO_ERROR, the last stream
  *   the prober opened) `keepalive_timeout` after the last one ended;
  *
- * each followed by a TLS close_notify. The web server's own preface is
+ * each followed by a TLS close_notify; and, as nginx's `send_timeout`
+ * and `client_body_timeout`, a connection whose open request saw nothing
+ * move for `activeIdleMs` (60 s), or whose prober stopped reading, is
+ * closed without one. The web server's own preface is
  * dropped on the way back ({@linkcode BackendPrefaceFilter}): the prober
  * already has nginx's.
  *
@@ -18,7 +21,7 @@
  */
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { describeError, type Logger } from "../observe/mod.ts";
-import { BackendPrefaceFilter } from "./h2_preface.ts";
+import { BackendPrefaceFilter } from "../handshake/mod.ts";
 import type { TimedReader } from "./reader.ts";
 
 const FRAME_HEADER = 9;
@@ -197,8 +200,14 @@ export async function serveH2(
   const filter = new BackendPrefaceFilter();
   // The client preface itself is no frame.
   fromClient.push(received.subarray(24)).forEach((f) => watch.fromClient(f, Date.now()));
-  let writes = Promise.resolve();
-  const toProber = (b: Uint8Array) => (writes = writes.then(() => writeAll(conn, b)));
+  // Writes to the prober go one after another; `pending` counts those not done.
+  let writes: Promise<void> = Promise.resolve();
+  let pending = 0;
+  const toProber = (b: Uint8Array): Promise<void> => {
+    pending++;
+    writes = writes.then(() => writeAll(conn, b)).finally(() => pending--);
+    return writes;
+  };
   let lastMove = Date.now();
   let ended = false;
   /** Wakes the timer loop to look again (set by the loop, called by the pumps). */
@@ -220,7 +229,7 @@ export async function serveH2(
     }
     await up.closeWrite().catch(() => {});
   })().catch(() => {}).finally(end);
-  const serverPump = (async () => {
+  void (async () => {
     const buf = new Uint8Array(64 * 1024);
     while (!ended) {
       const n = await up.read(buf);
@@ -243,8 +252,18 @@ export async function serveH2(
       const left = deadline - Date.now();
       if (left <= 0) {
         ended = true;
-        await toProber(goawayFrame(watch.lastStream));
-        await conn.closeWrite();
+        if (pending > 0) {
+          // nginx's send_timeout: the prober stopped reading; closed without a GOAWAY.
+          conn.close();
+          break;
+        }
+        const sent = toProber(goawayFrame(watch.lastStream)).then(() => conn.closeWrite());
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<"late">((
+          res,
+        ) => (timer = setTimeout(res, s.activeIdleMs, "late")));
+        const r = await Promise.race([sent, late]).finally(() => clearTimeout(timer));
+        if (r === "late") conn.close();
         break;
       }
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -259,12 +278,11 @@ export async function serveH2(
     // The prober went away mid-write.
   } finally {
     ended = true;
+    // The pumps end with their streams: `up` here, `conn` by the caller (or above).
     try {
       up.close();
     } catch {
       // already closed
     }
-    await serverPump;
-    await writes.catch(() => {});
   }
 }

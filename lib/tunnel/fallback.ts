@@ -16,7 +16,7 @@ import { describeError, type Logger } from "../observe/mod.ts";
  * sent, then everything both ways. Closes `conn` when done. `target`
  * undefined means "close": the connection is simply closed. `fromBackend`
  * rewrites the web server's bytes on their way to the prober (the HTTP/2
- * preface filter of `h2_preface.ts`).
+ * preface filter of `lib/handshake/h2_preface.ts`).
  */
 export async function forwardToFallback(
   conn: ByteStream,

@@ -13,7 +13,9 @@ import {
   ClientHandshake,
   type ClientResume,
   COOKIE_SECRET_MS,
+  isGoawayHeader,
   type PasswordKeys,
+  ServerPrefaceSkipper,
   type SessionSecrets,
 } from "../handshake/mod.ts";
 import { createRecordOpener, createRecordSealer, tunnelPadding } from "../record/mod.ts";
@@ -21,8 +23,8 @@ import { ProtocolError } from "../errors.ts";
 import { getTransport } from "../transport/mod.ts";
 import { writeAll } from "../transport/types.ts";
 import { describeError } from "../observe/mod.ts";
+import { concat } from "../wire/bytes.ts";
 import { drive } from "./_drive.ts";
-import { isGoawayHeader, ServerPrefaceSkipper } from "./h2_preface.ts";
 import { TimedReader } from "./reader.ts";
 import { linkIdOf, type LinkParams } from "./session.ts";
 
@@ -269,6 +271,8 @@ async function attemptLink(
     // it is dropped wherever it comes (a front may have chosen the ALPN), and never required.
     const preface = new ServerPrefaceSkipper();
     // After a preface, an HTTP/2 GOAWAY is a web server's refusal of our Hello: the decoy's.
+    // Its header is looked for in the first 9 bytes after the preface, however they are read.
+    let afterPreface: Uint8Array | undefined;
     let goaway = false;
     const explain = (e: unknown) =>
       goaway
@@ -286,7 +290,11 @@ async function attemptLink(
         if (!preface.done) {
           chunk = preface.push(chunk);
           if (!preface.done) return { type: "need_more" as const };
-          goaway = preface.skipped && isGoawayHeader(chunk);
+          if (preface.skipped) afterPreface = new Uint8Array(0);
+        }
+        if (afterPreface !== undefined && afterPreface.length < 9) {
+          afterPreface = concat([afterPreface, chunk.subarray(0, 9 - afterPreface.length)]);
+          goaway = isGoawayHeader(afterPreface);
         }
         return hs.push(chunk);
       } catch (e) {
@@ -313,6 +321,14 @@ async function attemptLink(
         );
       }
       // Closed, or a read error: a TLS connection cut without close_notify is an end of stream here.
+      // Fewer than 9 bytes the skipper could not judge yet are the handshake's.
+      if (!preface.done && preface.held.length > 0) {
+        try {
+          hs.push(preface.held);
+        } catch (e) {
+          throw explain(e);
+        }
+      }
       throw explain(hs.closed());
     }
     const step = r.step;

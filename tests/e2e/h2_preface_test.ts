@@ -12,10 +12,11 @@
 import { strict as assert } from "node:assert";
 import { connect } from "../../lib/api/mod.ts";
 import { loadClientConfig } from "../../lib/config/mod.ts";
-import { H2_SERVER_PREFACE } from "../../lib/tunnel/h2_preface.ts";
+import { H2_SERVER_PREFACE } from "../../lib/handshake/mod.ts";
 import { H2_PREFACE } from "../../lib/tunnel/probe_shape.ts";
 import { DECOY_PAGE } from "../../lib/tunnel/decoy_http.ts";
 import { startMitmRelay } from "../support/mitm_relay.ts";
+import { createCa, issueCert } from "../support/certs.ts";
 import { startNginx } from "../support/nginx.ts";
 import { run, type ServerInfo, startPair, startRelayedPair, text } from "./_harness.ts";
 import { step, test } from "../support/deadline.ts";
@@ -115,6 +116,51 @@ test("a wrong server key over ALPN h2 is told as a web server's answer (the deco
     pair.serverEvents.of("refusal", (e) => e.reason === "probe").length >= 1,
     true,
   );
+});
+
+test("a GOAWAY read apart from the preface is still told as a web server's answer", async () => {
+  // A web server that speaks h2 as nginx does: the preface at once, and only after the
+  // client's first bytes (and a pause, so they come in reads of their own) a GOAWAY.
+  await using pair = await startPair({ noClient: true });
+  const profile = await loadClientConfig(pair.profilePath);
+  const ca = await createCa();
+  const leaf = await issueCert(ca, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: leaf.certPem,
+    key: leaf.keyPem,
+    alpnProtocols: ["h2"],
+  });
+  const served = (async () => {
+    const conn = await listener.accept();
+    try {
+      await conn.handshake();
+      await conn.write(H2_SERVER_PREFACE);
+      await conn.read(new Uint8Array(4096)); // the Hello
+      await new Promise((r) => setTimeout(r, 100));
+      const goaway = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+      for (const b of goaway) await conn.write(Uint8Array.of(b)); // a byte per record
+      await conn.closeWrite();
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      conn.close();
+    }
+  })();
+  try {
+    const err = await step(
+      "connect() to the web server to fail",
+      connect(profile, {
+        server: { hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port },
+        caPem: ca.certPem,
+      }).then((t) => (t.close(), undefined), (e: unknown) => e),
+    );
+    assert.ok(err instanceof Error, "connect() failed");
+    assert.match(err.message, /answered as a web server/);
+  } finally {
+    await served.catch(() => {});
+    listener.close();
+  }
 });
 
 /** The HTTP/2 frames of `bytes`: [type, flags, stream, payload]. */

@@ -56,7 +56,7 @@ import {
 } from "../../lib/config/mod.ts";
 import { parseDuration, parseQuota, parseSize } from "../../lib/config/units.ts";
 import { chunksOf } from "./_mutate.ts";
-import { BackendPrefaceFilter, ServerPrefaceSkipper } from "../../lib/tunnel/h2_preface.ts";
+import { BackendPrefaceFilter, ServerPrefaceSkipper } from "../../lib/handshake/h2_preface.ts";
 import { FrameScanner, StreamWatch } from "../../lib/tunnel/decoy_h2.ts";
 import { makePair, T0 } from "../handshake/_helpers.ts";
 

@@ -11,7 +11,7 @@ import {
   H2_SERVER_PREFACE,
   isGoawayHeader,
   ServerPrefaceSkipper,
-} from "../../lib/tunnel/h2_preface.ts";
+} from "../../lib/handshake/h2_preface.ts";
 import { FrameScanner, goawayFrame, StreamWatch } from "../../lib/tunnel/decoy_h2.ts";
 import { test } from "../support/deadline.ts";
 
