@@ -110,7 +110,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "user add profile reaches the server over TLS with its CA and server name",
     ],
   },
-  "tls.alpn": { file: SERVER, reads: "alpn: options.tls.alpn" },
+  "tls.alpn": {
+    file: SERVER,
+    reads: "alpn: options.tls.alpn",
+    proof: [
+      "tests/e2e/h2_preface_test.ts",
+      "tls.alpn: a server that offers only http/1.1 chooses it for an h2 client and sends no preface",
+    ],
+  },
   "identity": {
     file: SERVER,
     reads: "decodeServerIdentity(options.identity)",
@@ -128,7 +135,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "a probe of the server with curl gets the decoy web site",
     ],
   },
-  "fallback.upstream": { file: SERVER, reads: "hostname: options.fallback.upstream.host" },
+  "fallback.upstream": {
+    file: SERVER,
+    reads: "hostname: options.fallback.upstream.host",
+    proof: [
+      "tests/e2e/h2_preface_test.ts",
+      "fallback.upstream over h2: a prober gets one preface (nginx's), then the real web server's answer",
+    ],
+  },
   "handshake.clock_window": { file: SERVER, reads: "windowMs: options.handshake.clockWindowS" },
   "handshake.replay_cache": { file: SERVER, reads: "capacity: options.handshake.replayCache" },
   "padding": {

@@ -59,6 +59,24 @@ test("with ALPN h2 the server speaks first with nginx's SETTINGS; with http/1.1 
   assert.deepEqual(await firstBytes(pair.serverPort, ca, []), new Uint8Array(0));
 });
 
+test("tls.alpn: a server that offers only http/1.1 chooses it for an h2 client and sends no preface", async () => {
+  await using pair = await startPair({
+    noClient: true,
+    editServer: (t) => t.replace(/^ {2}alpn: \[h2, http\/1\.1\]$/m, "  alpn: [http/1.1]"),
+  });
+  const ca = await Deno.readTextFile(`${pair.dir}/tls/ca.crt`);
+  const conn = await Deno.startTls(
+    await Deno.connect({ hostname: "127.0.0.1", port: pair.serverPort }),
+    { hostname: "localhost", caCerts: [ca], alpnProtocols: ["h2", "http/1.1"] },
+  );
+  try {
+    assert.equal((await conn.handshake()).alpnProtocol, "http/1.1");
+  } finally {
+    conn.close();
+  }
+  assert.deepEqual(await firstBytes(pair.serverPort, ca, ["h2", "http/1.1"]), new Uint8Array(0));
+});
+
 function mitm(s: ServerInfo, client: string[], upstream: string[]) {
   return startMitmRelay({
     upstream: { hostname: "127.0.0.1", port: s.port, caPem: s.caPem!, serverName: "localhost" },
