@@ -299,6 +299,13 @@ export async function upgradeAccepted(
   conn: TransportConn,
   opts: WsAcceptOptions,
 ): Promise<TransportConn> {
+  // TLS chose h2: a client that reads WebSockets at ws.path asks for http/1.1 only (RFC 8441's
+  // WebSockets over HTTP/2 are not served), so this is an HTTP/2 visitor. It goes to the
+  // fallback at once, before a byte is read: an HTTP/2 server speaks first (PROTOCOL.md part 2
+  // section 6.2.2), and a wait for an HTTP/1 head would be a silence nginx never keeps.
+  if ((conn as { alpnProtocol?: string | null }).alpnProtocol === "h2") {
+    return new PrefixedConn(conn, new Uint8Array(0), { refused: "an HTTP/2 (ALPN h2) visitor" });
+  }
   let verdict: ReturnType<typeof parseHttpHead> = { type: "partial" };
   const prefix = await readPrefix(conn, (b) => {
     verdict = parseHttpHead(b);

@@ -195,8 +195,26 @@ test("transport wss without a front: the server's own TLS, exact bytes, and its 
   ]);
   assert.equal(page.code, 0, page.stderr);
   assert.match(text(page), /404 Not Found/, "a plain GET of the path is the decoy's");
+  // curl chose HTTP/2: no WebSocket client does (they ask http/1.1 only), so the decoy at once.
   assert.deepEqual(
     pair.serverEvents.of("refusal").map((e) => e.detail),
-    ["not a WebSocket upgrade at ws.path"],
+    ["an HTTP/2 (ALPN h2) visitor"],
+  );
+  const http1 = await run("curl", [
+    "-sS",
+    "--http1.1",
+    "--max-time",
+    "10",
+    "--cacert",
+    join(pair.dir, "tls", "ca.crt"),
+    "--resolve",
+    `localhost:${pair.serverPort}:127.0.0.1`,
+    `https://localhost:${pair.serverPort}${WS_PATH}`,
+  ]);
+  assert.equal(http1.code, 0, http1.stderr);
+  assert.match(text(http1), /404 Not Found/, "a plain HTTP/1.1 GET of the path is the decoy's");
+  assert.equal(
+    pair.serverEvents.of("refusal").at(-1)?.detail,
+    "not a WebSocket upgrade at ws.path",
   );
 });

@@ -59,6 +59,12 @@ test("with ALPN h2 the server speaks first with nginx's SETTINGS; with http/1.1 
   assert.deepEqual(await firstBytes(pair.serverPort, ca, []), new Uint8Array(0));
 });
 
+test("on transport wss an HTTP/2 visitor gets the preface at once too, not a wait for an HTTP/1 head", async () => {
+  await using pair = await startPair({ transport: "wss", noClient: true });
+  const ca = await Deno.readTextFile(`${pair.dir}/tls/ca.crt`);
+  assert.deepEqual(await firstBytes(pair.serverPort, ca, ["h2"]), H2_SERVER_PREFACE);
+});
+
 test("tls.alpn: a server that offers only http/1.1 chooses it for an h2 client and sends no preface", async () => {
   await using pair = await startPair({
     noClient: true,
