@@ -98,6 +98,17 @@ export class PrefixedConn implements TransportConn {
     if (inner.clientCertificate !== undefined) this.clientCertificate = inner.clientCertificate;
   }
 
+  /**
+   * Takes the bytes already read and not yet returned (not a read still
+   * outstanding): the fallback gets them at once, even when its timer has
+   * run out while the transport was reading.
+   */
+  takeBuffered(): Uint8Array {
+    const b = this.#prefix;
+    this.#prefix = new Uint8Array(0);
+    return b;
+  }
+
   async read(p: Uint8Array): Promise<number | null> {
     if (this.#prefix.length === 0 && this.#pending !== undefined) {
       const { read, buf } = this.#pending;
@@ -159,7 +170,9 @@ export function preparedListener(
         if (preparing >= MAX_PREPARING) await new Promise<void>((r) => (slot = r));
         preparing++;
         pending.add(conn);
+        const acceptedAt = Date.now();
         prepare(conn).then((c) => {
+          c.acceptedAt ??= conn.acceptedAt ?? acceptedAt;
           if (done) c.close();
           else ready.push(c);
         }, () => {

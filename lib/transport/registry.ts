@@ -42,6 +42,13 @@ export interface TransportConn extends ByteStream {
    * signed, and its subject common name.
    */
   readonly clientCertificate?: ClientCertificate;
+  /**
+   * When the listener accepted it (`Date.now()`), set on connections a
+   * transport prepared before handing them on (the WebSocket upgrade, the
+   * PROXY header): the fallback's timers count from here, as a web
+   * server's count from its accept.
+   */
+  acceptedAt?: number;
 }
 
 /** What a server learned about a TLS client's certificate. */
@@ -79,6 +86,12 @@ export interface TransportListenOptions {
   path?: string;
   /** Read a PROXY v2 header before anything else (the connection comes from a TCP front). */
   proxyProtocol?: boolean;
+  /**
+   * `ws`/`wss`: how long a connection has for its whole upgrade request
+   * before it is refused to the fallback (default 10 s); a server keeps it
+   * within its fallback's header timer.
+   */
+  upgradeDeadlineMs?: number;
   /** TLS: ask clients for a certificate and check it against these CA certificates (PEM). */
   clientCaPem?: string;
 }
@@ -210,10 +223,15 @@ function wsPath(o: { path?: string }, what: string): string {
  * WebSocket upgrades at the path over `inner`; a connection already
  * refused (no PROXY header) skips the upgrade.
  */
-function wsOver(inner: TransportListener, path: string): TransportListener {
+function wsOver(
+  inner: TransportListener,
+  path: string,
+  deadlineMs: number | undefined,
+): TransportListener {
+  const opts = { path, ...(deadlineMs === undefined ? {} : { deadlineMs }) };
   return preparedListener(
     inner,
-    (c) => c.refused !== undefined ? Promise.resolve(c) : upgradeAccepted(c, { path }),
+    (c) => c.refused !== undefined ? Promise.resolve(c) : upgradeAccepted(c, opts),
   );
 }
 
@@ -253,7 +271,9 @@ registerTransport({
   summary: "WebSocket over plain HTTP at ws.path: for a web front or CDN that terminates TLS",
   listen(o) {
     try {
-      return Promise.resolve(wsOver(listenPlain(o), wsPath(o, "listen with ws")));
+      return Promise.resolve(
+        wsOver(listenPlain(o), wsPath(o, "listen with ws"), o.upgradeDeadlineMs),
+      );
     } catch (e) {
       return Promise.reject(e);
     }
@@ -272,7 +292,7 @@ registerTransport({
   summary: "WebSocket over the server's own TLS at ws.path",
   async listen(o) {
     const path = wsPath(o, "listen with wss");
-    return wsOver(await listenTlsFor(o, "wss"), path);
+    return wsOver(await listenTlsFor(o, "wss"), path, o.upgradeDeadlineMs);
   },
   dial(o) {
     try {

@@ -307,10 +307,25 @@ export async function upgradeAccepted(
     return new PrefixedConn(conn, new Uint8Array(0), { refused: "an HTTP/2 (ALPN h2) visitor" });
   }
   let verdict: ReturnType<typeof parseHttpHead> = { type: "partial" };
+  let elsewhere = false;
   const prefix = await readPrefix(conn, (b) => {
+    // Bytes that cannot begin a GET of the path go to the fallback at once, as a web server
+    // answers (or starts to read) a request the moment it sees what it is.
+    if (!mayBeUpgradeAt(b, opts.path)) {
+      elsewhere = true;
+      return "done";
+    }
     verdict = parseHttpHead(b);
     return verdict.type === "partial" ? "more" : "done";
   }, { max: MAX_HTTP_HEAD, deadlineMs: opts.deadlineMs ?? WS_UPGRADE_DEADLINE_MS });
+  if (elsewhere) {
+    // A method is upper-case letters; anything else is no HTTP at all.
+    const first = prefix.bytes[0] ?? 0;
+    const http = first >= 0x41 && first <= 0x5a;
+    return new PrefixedConn(conn, prefix, {
+      refused: http ? "not a WebSocket upgrade at ws.path" : "not an HTTP request",
+    });
+  }
   const v = verdict as ReturnType<typeof parseHttpHead>;
   if (prefix.end === "done" && v.type === "head") {
     const key = checkUpgradeRequest(v.head, opts.path);
@@ -326,6 +341,16 @@ export async function upgradeAccepted(
     ? "closed before a complete HTTP request"
     : "not an HTTP request";
   return new PrefixedConn(conn, prefix, { refused: why });
+}
+
+/** Could `b` still be the start of `GET <path> ` or `GET <path>?…` (an upgrade at the path)? */
+function mayBeUpgradeAt(b: Uint8Array, path: string): boolean {
+  const want = `GET ${path}`;
+  const n = Math.min(b.length, want.length);
+  for (let i = 0; i < n; i++) if (b[i] !== want.charCodeAt(i)) return false;
+  if (b.length <= want.length) return true;
+  const next = b[want.length];
+  return next === 0x20 || next === 0x3f; // " " or "?"
 }
 
 /**

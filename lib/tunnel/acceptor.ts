@@ -62,6 +62,10 @@ export type ServerConn = ByteStream & {
   readonly refused?: string;
   /** TLS with `tls.client_ca`: the client's certificate, as checked by the listener. */
   readonly clientCertificate?: ClientCertificate;
+  /** When the transport accepted it, if it checked the connection first (see `TransportConn`). */
+  readonly acceptedAt?: number;
+  /** What the transport's own check read and holds (a refused connection's first bytes). */
+  takeBuffered?(): Uint8Array;
 };
 
 /** What the acceptor accepts from. */
@@ -294,7 +298,8 @@ export class ConnectionAcceptor {
       return;
     }
     let joined = false;
-    const startedAt = Date.now();
+    // A web server's timers run from its accept, before the transport's own check (the upgrade).
+    const startedAt = conn.acceptedAt ?? Date.now();
     const reader = new TimedReader(conn, PRE_LOGIN_READ_BYTES);
     const alpn = (conn as { alpnProtocol?: string | null }).alpnProtocol ?? null;
     // TLS chose h2: a web server speaks first, with its SETTINGS; so does this one, before it
@@ -355,7 +360,7 @@ export class ConnectionAcceptor {
       if (conn.refused !== undefined) {
         // The transport's own check failed (no WebSocket upgrade at the path, no PROXY header).
         refuse("probe", conn.refused);
-        await toFallback(new Uint8Array(0));
+        await toFallback(conn.takeBuffered?.() ?? new Uint8Array(0));
         return;
       }
       const hs = this.#o.handshake(

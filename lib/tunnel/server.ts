@@ -38,7 +38,7 @@ import {
   type UserRecord,
 } from "../handshake/mod.ts";
 import { ReleaseReason } from "../session/mod.ts";
-import { getTransport } from "../transport/mod.ts";
+import { getTransport, WS_UPGRADE_DEADLINE_MS } from "../transport/mod.ts";
 import { describeError, EventHub, logEvents, type Logger } from "../observe/mod.ts";
 import { ConnectionAcceptor, type ServerListener } from "./acceptor.ts";
 import { Decoy, type DecoyTimeouts } from "./decoy.ts";
@@ -379,7 +379,11 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       alpn: options.tls.alpn,
       ...(options.tls.clientCaPem === undefined ? {} : { clientCaPem: options.tls.clientCaPem }),
     }),
-    ...(options.ws === undefined ? {} : { path: options.ws.path }),
+    ...(options.ws === undefined ? {} : {
+      path: options.ws.path,
+      // A silent visitor meets the decoy's header timer, not a longer wait for the upgrade.
+      upgradeDeadlineMs: Math.min(WS_UPGRADE_DEADLINE_MS, decoy?.headerTimeoutMs ?? Infinity),
+    }),
     ...(options.proxyProtocol ? { proxyProtocol: true } : {}),
   }).catch(async (e) => {
     await closeShared();

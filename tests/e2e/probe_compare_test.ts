@@ -151,9 +151,45 @@ function h2Frames(text: string): string {
   return out.join(" | ");
 }
 
+/** A probe: its name, its bytes, and the ALPN protocol it offers (default http/1.1). */
+type Probe = [name: string, bytes: Uint8Array, alpn?: string];
+
+/** Sends every probe to both servers at once; prints the table; each must get what nginx gives. */
+async function compareProbes(
+  nginx: { port: number; caPem: string },
+  ours: { server: ServerHandle; caPem: string },
+  probes: Probe[],
+): Promise<void> {
+  const results = await step(
+    "the probes to both servers",
+    Promise.all(probes.map(async ([name, bytes, alpn]) => {
+      const [n, o] = await Promise.all([
+        observe(nginx.port, nginx.caPem, bytes, alpn),
+        observe(ours.server.addr.port, ours.caPem, bytes, alpn),
+      ]);
+      return { name, nginx: signature(n), ours: signature(o) };
+    })),
+  );
+  const table = results.map((r) =>
+    `| ${r.name} | ${r.nginx.status} | ${r.nginx.answer} / ${r.nginx.close} | ` +
+    `${r.ours.status} | ${r.ours.answer} / ${r.ours.close} | ${
+      JSON.stringify(r.nginx) === JSON.stringify(r.ours) ? "same" : "DIFFERENT"
+    } |`
+  );
+  console.log(
+    [
+      "| probe | nginx status | nginx answer / close | NitroSocks status | NitroSocks answer / close | |",
+      "| --- | --- | --- | --- | --- | --- |",
+      ...table,
+    ].join("\n"),
+  );
+  for (const r of results) assert.deepEqual(r.ours, r.nginx, r.name);
+}
+
 /** Starts a server from a fresh `init` directory with the decoy's timers shortened. */
 async function startDecoyServer(
   logs: Logs,
+  over: { transport: "wss"; ws: { path: string } } | Record<never, never> = {},
 ): Promise<{ server: ServerHandle; dir: string; caPem: string; hello: () => Uint8Array }> {
   const dir = await Deno.makeTempDir({ prefix: "nitrosocks-probes-" });
   await initServerDir(dir, { listen: "127.0.0.1:0", name: "localhost" });
@@ -173,6 +209,7 @@ async function startDecoyServer(
     log: logs.logger("server") as Logger,
     events: hub,
     decoyTimeouts: { headerMs: HEADER_S * 1000, keepaliveMs: KEEPALIVE_S * 1000 },
+    ...over,
   });
   await addUser("alice", { dir, out, server: `127.0.0.1:${server.addr.port}` });
   const profile = await loadClientConfig(out);
@@ -253,7 +290,7 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
     const first = await observe(ours.server.addr.port, ours.caPem, hello);
     assert.ok(first.firstAt !== undefined && !/^HTTP/.test(first.text), "a real Hello is answered");
 
-    const probes: [string, Uint8Array, string?][] = [
+    const probes: Probe[] = [
       ["HTTP/1.0 GET /", enc.encode("GET / HTTP/1.0\r\n\r\n")],
       ["HTTP/1.1 GET / (keep-alive)", enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")],
       [
@@ -354,30 +391,7 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
       ],
       ["replayed Hello with ALPN h2", hello, "h2"],
     ];
-    const results = await step(
-      "the probes to both servers",
-      Promise.all(probes.map(async ([name, bytes, alpn]) => {
-        const [n, o] = await Promise.all([
-          observe(nginx.port, nginx.caPem, bytes, alpn),
-          observe(ours.server.addr.port, ours.caPem, bytes, alpn),
-        ]);
-        return { name, nginx: signature(n), ours: signature(o) };
-      })),
-    );
-    const table = results.map((r) =>
-      `| ${r.name} | ${r.nginx.status} | ${r.nginx.answer} / ${r.nginx.close} | ` +
-      `${r.ours.status} | ${r.ours.answer} / ${r.ours.close} | ${
-        JSON.stringify(r.nginx) === JSON.stringify(r.ours) ? "same" : "DIFFERENT"
-      } |`
-    );
-    console.log(
-      [
-        "| probe | nginx status | nginx answer / close | NitroSocks status | NitroSocks answer / close | |",
-        "| --- | --- | --- | --- | --- | --- |",
-        ...table,
-      ].join("\n"),
-    );
-    for (const r of results) assert.deepEqual(r.ours, r.nginx, r.name);
+    await compareProbes(nginx, ours, probes);
     // Every probe was the decoy's: none got past the gate.
     assert.equal(events.of("login").length, 0);
     assert.equal(
@@ -386,6 +400,44 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
     );
   } finally {
     events.close();
+    await ours.server.close();
+    await Deno.remove(ours.dir, { recursive: true });
+  }
+});
+
+test.slow("transport wss: visitors other than the WebSocket get what nginx gives them, on nginx's timers", async () => {
+  const logs = new Logs();
+  await using nginx = await startNginx({
+    page: DECOY_PAGE,
+    headerTimeoutS: HEADER_S,
+    keepaliveTimeoutS: KEEPALIVE_S,
+  });
+  // The upgrade is read within the decoy's header timer (3 s here, not its own 10 s), and the
+  // decoy counts that timer from the accept, before the upgrade was read.
+  const ours = await startDecoyServer(logs, { transport: "wss", ws: { path: "/tunnel" } });
+  try {
+    await compareProbes(nginx, ours, [
+      ["nothing (silence)", new Uint8Array(0)],
+      ["partial request head", enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n")],
+      ["HTTP/1.1 GET / (keep-alive)", enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")],
+      [
+        "GET of the WebSocket's path without an upgrade",
+        enc.encode("GET /tunnel HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+      ],
+      ["garbage line", enc.encode("hello world\r\n")],
+      [
+        "part of an upgrade's head at the WebSocket's path",
+        enc.encode("GET /tunnel HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"),
+      ],
+      ["HTTP/2 preface with ALPN http/1.1", H2_PREFACE],
+      ["nothing (silence) with ALPN h2", new Uint8Array(0), "h2"],
+      [
+        "the HTTP/2 preface and SETTINGS with ALPN h2",
+        Uint8Array.from([...H2_PREFACE, 0, 0, 0, 4, 0, 0, 0, 0, 0]),
+        "h2",
+      ],
+    ]);
+  } finally {
     await ours.server.close();
     await Deno.remove(ours.dir, { recursive: true });
   }
