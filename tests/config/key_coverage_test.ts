@@ -65,6 +65,15 @@ const DNS_PROOF: [string, string] = [
   "dig over UDP and over TCP asks dns.listen; the answers come from the upstream through the tunnel",
 ];
 
+const CREDENTIALS_PROOF: [string, string] = [
+  "tests/e2e/logins_test.ts",
+  "user, key and token: the profile's own log in; another user's name, key or token is refused",
+];
+const KEX_AEAD_PROOF: [string, string] = [
+  "tests/e2e/logins_test.ts",
+  "kex and aead: the profile's lists choose the session's key exchange and cipher",
+];
+
 const LIMITS_PROOF: [string, string] = [
   "tests/e2e/limits_test.ts",
   "every window limit at its schema minimum and maximum moves real bytes through a real pair",
@@ -640,9 +649,9 @@ const CLIENT_KEYS: Record<string, Use> = {
       "a client trusting another CA fails with a clear TLS error",
     ],
   },
-  "user": { file: LINK, reads: "userId: config.user" },
-  "key": { file: LINK, reads: "clientKey: config.key" },
-  "token": { file: LINK, reads: "credentials.token = config.token" },
+  "user": { file: LINK, reads: "userId: config.user", proof: CREDENTIALS_PROOF },
+  "key": { file: LINK, reads: "clientKey: config.key", proof: CREDENTIALS_PROOF },
+  "token": { file: LINK, reads: "credentials.token = config.token", proof: CREDENTIALS_PROOF },
   "password.salt": {
     file: LINK,
     reads: "saltedPassword(value, pw.salt, pw.iterations)",
@@ -699,10 +708,31 @@ const CLIENT_KEYS: Record<string, Use> = {
       "tls.client_ca: a client certificate for the user logs in; none, or another user's, does not",
     ],
   },
-  "totp": { file: LINK, reads: "credentials.totpSecret = config.totpSecret" },
+  "totp": {
+    file: LINK,
+    reads: "credentials.totpSecret = config.totpSecret",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "totp: the profile's TOTP secret logs in; another secret or none is refused",
+    ],
+  },
   "socks5.listen": { file: FRONT, reads: "options.socks ?? profile.socks5.listen" },
-  "socks5.fast_open": { file: FRONT, reads: "fastOpen: profile.socks5.fastOpen" },
-  "socks5.users": { file: FRONT, reads: "users: profile.socks5.users" },
+  "socks5.fast_open": {
+    file: FRONT,
+    reads: "fastOpen: profile.socks5.fastOpen",
+    proof: [
+      "tests/e2e/errors_test.ts",
+      "SOCKS5: a closed port on the server's side gets reply 5 (connection refused)",
+    ],
+  },
+  "socks5.users": {
+    file: FRONT,
+    reads: "users: profile.socks5.users",
+    proof: [
+      "tests/e2e/errors_test.ts",
+      "SOCKS5: a wrong password gets RFC 1929 status 1, the right one connects",
+    ],
+  },
   "http_connect.listen": {
     file: FRONT,
     reads: "serveHttpConnect(profile.httpConnect.listen",
@@ -823,8 +853,8 @@ const CLIENT_KEYS: Record<string, Use> = {
       "the session pads with the stronger of the two settings, both ways; random when neither says",
     ],
   },
-  "kex": { file: LINK, reads: "kex: config.kex" },
-  "aead": { file: LINK, reads: "aead: config.aead" },
+  "kex": { file: LINK, reads: "kex: config.kex", proof: KEX_AEAD_PROOF },
+  "aead": { file: LINK, reads: "aead: config.aead", proof: KEX_AEAD_PROOF },
   "limits.stream_window": {
     file: CLIENT_TUNNEL,
     reads: "streamWindow: profile.limits.streamWindow",

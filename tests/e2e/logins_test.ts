@@ -8,7 +8,13 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { loadServerConfig, loadUsers } from "../../lib/config/mod.ts";
+import {
+  type ClientConfig,
+  encodeBase32,
+  loadClientConfig,
+  loadServerConfig,
+  loadUsers,
+} from "../../lib/config/mod.ts";
 import { scramVerifier } from "../../lib/crypto/scram.ts";
 import { addUser, initServerDir } from "../../lib/provision/mod.ts";
 import { EventHub, EventLog } from "../../lib/observe/mod.ts";
@@ -17,7 +23,7 @@ import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
 import { clientReady, startNitrosocks } from "../support/nitro_process.ts";
 import { startHttpTarget } from "../support/http_target.ts";
 import { test, waitFor, withDeadline } from "../support/deadline.ts";
-import { Logs, run, startConfiguredServer, startPair, text } from "./_harness.ts";
+import { Logs, type Pair, run, startConfiguredServer, startPair, text } from "./_harness.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const enc = new TextEncoder();
@@ -30,6 +36,30 @@ function nitrosocks(args: string[], stdin?: string) {
     timeoutMs: 60_000,
     ...(stdin === undefined ? {} : { stdin: enc.encode(stdin) }),
   });
+}
+
+/**
+ * One login with `profile` over TCP to the pair's server: `undefined` when
+ * it logged in (the link is closed at once), else the error.
+ */
+function tryLogin(pair: Pair, profile: ClientConfig): Promise<unknown> {
+  return withDeadline(
+    connectLink(profile, {
+      server: { host: "127.0.0.1", port: pair.serverPort },
+      serverName: pair.profile.serverName,
+      transport: "tcp",
+    }).then((l) => {
+      l.link.conn.close();
+      return undefined;
+    }, (e: unknown) => e),
+    10_000,
+    `a login as "${profile.user}"`,
+  );
+}
+
+/** The server's account of each refused login so far (`refusal` events' `detail`). */
+function refusals(pair: Pair): string[] {
+  return pair.serverEvents.of("refusal", (e) => e.reason === "auth_failed").map((e) => e.detail);
 }
 
 test.slow(
@@ -127,15 +157,7 @@ test("a wrong password is refused as auth_failed, a right one logs in; neither i
     ...pair.profile,
     password: { ...pair.profile.password!, value: "correct horse battery stapler" },
   };
-  const err = await withDeadline(
-    connectLink(wrong, {
-      server: { host: "127.0.0.1", port: pair.serverPort },
-      serverName: pair.profile.serverName,
-      transport: "tcp",
-    }).then(() => undefined, (e: unknown) => e),
-    10_000,
-    "the refused login",
-  );
+  const err = await tryLogin(pair, wrong);
   assert.ok(err instanceof TunnelError, String(err));
   const refused = () => pair.serverEvents.of("refusal", (e) => e.reason === "auth_failed");
   await waitFor("the server's refusal", () => refused().length === 1, 5_000);
@@ -169,18 +191,7 @@ test.slow(
 
     // alice's profile file is untouched: with the new password typed it logs in, the old one not.
     const login = (value: string) =>
-      withDeadline(
-        connectLink({ ...pair.profile, password: { ...pair.profile.password!, value } }, {
-          server: { host: "127.0.0.1", port: pair.serverPort },
-          serverName: pair.profile.serverName,
-          transport: "tcp",
-        }).then((l) => {
-          l.link.conn.close();
-          return undefined;
-        }, (e: unknown) => e),
-        10_000,
-        "a login",
-      );
+      tryLogin(pair, { ...pair.profile, password: { ...pair.profile.password!, value } });
     assert.equal(await login(NEW), undefined);
     assert.ok(await login(PASSWORD) instanceof TunnelError, "the old password is refused");
     const refused = () => pair.serverEvents.of("refusal", (e) => e.reason === "auth_failed");
@@ -197,3 +208,83 @@ test.slow(
     );
   },
 );
+
+test("user, key and token: the profile's own log in; another user's name, key or token is refused", async () => {
+  await using pair = await startPair({
+    transport: "tcp",
+    noClient: true,
+    extraUsers: [{ name: "bob" }],
+  });
+  const alice = pair.profile;
+  const bob = await loadClientConfig(pair.extraProfiles.get("bob")!);
+  assert.notDeepEqual(bob.key, alice.key);
+  assert.notEqual(bob.token, alice.token);
+  // Each profile logs in as the user it names.
+  assert.equal(await tryLogin(pair, alice), undefined);
+  assert.equal(await tryLogin(pair, bob), undefined);
+  const logins = () => pair.serverEvents.of("login").map((e) => e.user);
+  await waitFor("both logins", () => logins().length === 2, 5_000);
+  assert.deepEqual(logins().sort(), ["alice", "bob"]);
+  // One value changed, one refusal each, for that value's reason.
+  const wrong: [ClientConfig, RegExp][] = [
+    [{ ...alice, user: "mallory" }, /^unknown user "mallory"/],
+    [{ ...alice, key: bob.key }, /^wrong client key for user "alice"/],
+    [{ ...alice, token: bob.token! }, /^wrong token for user "alice"/],
+  ];
+  for (const [i, [profile, why]] of wrong.entries()) {
+    assert.ok(await tryLogin(pair, profile) instanceof TunnelError, String(why));
+    await waitFor(`refusal ${i + 1}`, () => refusals(pair).length === i + 1, 5_000);
+    assert.match(refusals(pair)[i]!, why);
+  }
+  assert.equal(logins().length, 2, "no other login");
+});
+
+test("totp: the profile's TOTP secret logs in; another secret or none is refused", async () => {
+  await using pair = await startPair({ transport: "tcp", noClient: true });
+  const out = join(pair.dir, "tina.yml");
+  await addUser("tina", { dir: pair.dir, out, server: "127.0.0.1:1", totp: true });
+  await pair.reloadUsers();
+  const tina = await loadClientConfig(out);
+  assert.ok(tina.totpSecret !== undefined);
+  assert.equal(await tryLogin(pair, tina), undefined);
+  await waitFor("tina's login", () => pair.serverEvents.of("login").length === 1, 5_000);
+  const other = { ...tina, totpSecret: new Uint8Array(20).fill(9) };
+  assert.notEqual(encodeBase32(other.totpSecret), encodeBase32(tina.totpSecret));
+  const { totpSecret: _, ...none } = tina;
+  const wrong: [ClientConfig, RegExp][] = [
+    [other, /^wrong TOTP code for user "tina"/],
+    [none, /^missing TOTP code for user "tina"/],
+  ];
+  for (const [i, [profile, why]] of wrong.entries()) {
+    assert.ok(await tryLogin(pair, profile) instanceof TunnelError, String(why));
+    await waitFor(`refusal ${i + 1}`, () => refusals(pair).length === i + 1, 5_000);
+    assert.match(refusals(pair)[i]!, why);
+  }
+  assert.equal(pair.serverEvents.of("login").length, 1, "no other login");
+});
+
+test("kex and aead: the profile's lists choose the session's key exchange and cipher", async () => {
+  await using pair = await startPair({ transport: "tcp", noClient: true });
+  const chosen: [string, string][] = [];
+  const offers: [ClientConfig["kex"], ClientConfig["aead"]][] = [
+    [["x25519"], ["chacha20-poly1305"]],
+    [["x25519-mlkem768"], ["aes-128-gcm"]],
+    [["x25519", "x25519-mlkem768"], ["aes-128-gcm", "chacha20-poly1305"]],
+  ];
+  for (const [kex, aead] of offers) {
+    assert.equal(await tryLogin(pair, { ...pair.profile, kex, aead }), undefined);
+    await waitFor(
+      "the login",
+      () => pair.serverEvents.of("login").length === chosen.length + 1,
+      5_000,
+    );
+    const login = pair.serverEvents.of("login").at(-1)!;
+    chosen.push([login.kex, login.aead]);
+  }
+  // Only what the client offers; among that, the server's order (handshake.kex and aead).
+  assert.deepEqual(chosen, [
+    ["x25519", "chacha20-poly1305"],
+    ["x25519-mlkem768", "aes-128-gcm"],
+    ["x25519-mlkem768", "chacha20-poly1305"],
+  ]);
+});
