@@ -4,7 +4,8 @@
  * install serving its welcome page, on the connection itself (no loopback
  * hop, so the answer takes no longer than nginx's): HTTP/1.x through the
  * nginx-like parser in `decoy_http.ts`, HTTP/2 (ALPN h2, or the preface)
- * through a loopback `Deno.serve` in prior-knowledge mode that sends
+ * through a loopback `node:http2` server in prior-knowledge mode, run with
+ * nginx's limits (its SETTINGS values and connection window), that sends
  * nginx's HTTP/2 headers in nginx's order. Over ALPN h2 the prober already
  * has nginx's SETTINGS (the server preface, `lib/handshake/h2_preface.ts`, sent by the
  * acceptor as the TLS handshake ends); the loopback server's own preface is
@@ -22,6 +23,7 @@
  *
  * @module
  */
+import http2 from "node:http2";
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import type { Logger } from "../observe/mod.ts";
 import {
@@ -76,7 +78,9 @@ export interface DecoyConnection {
 export class Decoy {
   readonly #file: DecoyFile;
   readonly #timeouts: DecoyTimeouts;
-  readonly #h2: Deno.HttpServer<Deno.NetAddr>;
+  readonly #h2: http2.Http2Server;
+  readonly #h2Addr: Promise<{ hostname: string; port: number }>;
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
   /** Multipart answers so far (nginx numbers their boundaries from 1, over both protocols). */
   #multiparts = 0;
   readonly #boundary = (): number => ++this.#multiparts;
@@ -85,10 +89,27 @@ export class Decoy {
     this.#timeouts = timeouts;
     // Like a page installed when the server was: its time is the start's.
     this.#file = { mtimeS: Math.floor(Date.now() / 1000), body: DECOY_PAGE };
-    this.#h2 = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      (req) => h2Answer(req, this.#file, this.#boundary),
-    );
+    this.#h2 = http2.createServer({ settings: NGINX_H2_SETTINGS });
+    this.#h2.on("session", (session: http2.ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.on("close", () => this.#sessions.delete(session));
+      session.on("error", () => {}); // a prober's protocol error ends its session, nothing more
+      // nginx's connection window: 2^31 - 1 (its WINDOW_UPDATE of 2147418112).
+      session.setLocalWindowSize(NGINX_H2_CONNECTION_WINDOW);
+    });
+    this.#h2.on("sessionError", () => {});
+    this.#h2.on("stream", (stream: http2.ServerHttp2Stream, headers) => {
+      stream.on("error", () => {}); // reset by the prober
+      h2Answer(stream, headers, this.#file, this.#boundary);
+    });
+    this.#h2Addr = new Promise((resolve, reject) => {
+      this.#h2.once("error", reject);
+      this.#h2.listen(0, "127.0.0.1", () => {
+        const a = this.#h2.address() as { port: number };
+        resolve({ hostname: "127.0.0.1", port: a.port });
+      });
+    });
+    this.#h2Addr.catch(() => {});
   }
 
   /** Starts the decoy (its HTTP/2 side listens on an ephemeral loopback port). */
@@ -164,9 +185,8 @@ export class Decoy {
       await conn.closeWrite();
       return;
     }
-    const addr = this.#h2.addr;
     await serveH2(conn, reader, buf, {
-      backend: { hostname: addr.hostname, port: addr.port },
+      backend: await this.#h2Addr,
       startedAt: c.startedAt,
       headerMs: this.#timeouts.headerMs,
       keepaliveMs: this.#timeouts.keepaliveMs,
@@ -230,9 +250,10 @@ export class Decoy {
     }
   }
 
-  /** Stops the HTTP/2 side. */
+  /** Stops the HTTP/2 side (and ends the sessions it still serves). */
   async close(): Promise<void> {
-    await this.#h2.shutdown();
+    for (const s of this.#sessions) s.destroy();
+    await new Promise<void>((resolve) => this.#h2.close(() => resolve()));
   }
 }
 
@@ -254,46 +275,86 @@ function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
 }
 
 /**
+ * nginx's SETTINGS, which the loopback HTTP/2 server really runs with
+ * (the prober sees nginx's own bytes, `H2_SERVER_PREFACE`; this server's
+ * SETTINGS frame is dropped on the way): MAX_CONCURRENT_STREAMS 128,
+ * INITIAL_WINDOW_SIZE 65536, MAX_FRAME_SIZE 16777215.
+ */
+const NGINX_H2_SETTINGS: http2.Settings = {
+  maxConcurrentStreams: 128,
+  initialWindowSize: 65536,
+  maxFrameSize: 16777215,
+};
+
+/** nginx's connection receive window after its WINDOW_UPDATE of 2147418112. */
+const NGINX_H2_CONNECTION_WINDOW = 2 ** 31 - 1;
+
+/**
  * nginx's HTTP/2 answer for the static site: its header names, in its
  * order, and for GET and HEAD of the page the same validators and ranges as
- * over HTTP/1.x (`pageAnswer`).
+ * over HTTP/1.x (`pageAnswer`); the body, if any, in DATA frames ending the
+ * stream, as nginx sends it.
  */
-function h2Answer(req: Request, file: DecoyFile, boundary: () => number): Response {
-  const path = new URL(req.url).pathname;
-  const served = path === "/" || path === "/index.html";
-  const head = req.method === "HEAD";
-  let status = 200;
-  if (req.method !== "GET" && req.method !== "HEAD") {
-    status = served || req.method !== "POST" ? 405 : 404;
-  } else if (!served) status = 404;
-  if (status !== 200) {
-    const body = errorPage(status);
-    return new Response(head ? null : body, {
-      status,
-      headers: [
-        ["server", DECOY_SERVER],
-        ["date", new Date().toUTCString()],
-        ["content-type", "text/html"],
-        ["content-length", String(body.length)],
-      ],
-    });
+function h2Answer(
+  stream: http2.ServerHttp2Stream,
+  req: http2.IncomingHttpHeaders,
+  file: DecoyFile,
+  boundary: () => number,
+): void {
+  const method = String(req[":method"] ?? "");
+  let path = "/";
+  try {
+    path = new URL(String(req[":path"] ?? "/"), "http://decoy").pathname;
+  } catch {
+    // An unparsable path is no page: 404 below.
+    path = "";
   }
-  const h = req.headers;
-  const a = pageAnswer(
-    file,
-    {
-      ifNoneMatch: h.get("if-none-match") ?? undefined,
-      range: h.get("range") ?? undefined,
-      ifRange: h.get("if-range") ?? undefined,
-      ifModifiedSince: h.get("if-modified-since") ?? undefined,
-      ifMatch: h.get("if-match") ?? undefined,
-      ifUnmodifiedSince: h.get("if-unmodified-since") ?? undefined,
-    },
-    new Date(),
-    boundary,
-  );
-  return new Response(head || a.status === 304 ? null : a.body, {
-    status: a.status,
-    headers: a.headers.map(([n, v]) => [n.toLowerCase(), v]),
-  });
+  const served = path === "/" || path === "/index.html";
+  const head = method === "HEAD";
+  let status = 200;
+  if (method !== "GET" && method !== "HEAD") {
+    status = served || method !== "POST" ? 405 : 404;
+  } else if (!served) status = 404;
+  let headers: [string, string][];
+  let body: string | null;
+  if (status !== 200) {
+    const page = errorPage(status);
+    headers = [
+      ["server", DECOY_SERVER],
+      ["date", new Date().toUTCString()],
+      ["content-type", "text/html"],
+      ["content-length", String(page.length)],
+    ];
+    body = head ? null : page;
+  } else {
+    const one = (name: string) => {
+      const v = req[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const a = pageAnswer(
+      file,
+      {
+        ifNoneMatch: one("if-none-match"),
+        range: one("range"),
+        ifRange: one("if-range"),
+        ifModifiedSince: one("if-modified-since"),
+        ifMatch: one("if-match"),
+        ifUnmodifiedSince: one("if-unmodified-since"),
+      },
+      new Date(),
+      boundary,
+    );
+    status = a.status;
+    headers = a.headers.map(([n, v]) => [n.toLowerCase(), v]);
+    body = head || a.status === 304 ? null : a.body;
+  }
+  const out: http2.OutgoingHttpHeaders = { ":status": status };
+  for (const [n, v] of headers) out[n] = v;
+  if (stream.destroyed) return;
+  if (body === null || body.length === 0) {
+    stream.respond(out, { endStream: true });
+    return;
+  }
+  stream.respond(out);
+  stream.end(body);
 }

@@ -22,6 +22,7 @@
 import { type ByteStream, writeAll } from "../transport/types.ts";
 import { describeError, type Logger } from "../observe/mod.ts";
 import { BackendPrefaceFilter } from "../handshake/mod.ts";
+import { concat } from "../wire/bytes.ts";
 import type { TimedReader } from "./reader.ts";
 
 const FRAME_HEADER = 9;
@@ -29,7 +30,7 @@ const DATA = 0x0;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
 const END_STREAM = 0x1;
-/** Streams tracked at once; past this many a prober's streams are not counted (hyper refuses them). */
+/** Streams tracked at once; past this many a prober's streams are not counted (128 are allowed). */
 const MAX_TRACKED_STREAMS = 256;
 
 /** One frame header seen on the wire. */
@@ -152,6 +153,97 @@ export class StreamWatch {
   }
 }
 
+/**
+ * The prober's bytes on their way to the loopback HTTP/2 server, which runs
+ * with nginx's SETTINGS values but, as HTTP/2 allows, applies them only
+ * once the prober acknowledges them. nginx applies its own at once (a
+ * 20,000-byte frame right after the preface is read, not refused). So the
+ * prober's acknowledgement is moved forward: a SETTINGS ACK goes to the
+ * server right after the prober's first SETTINGS frame, and the prober's
+ * own first SETTINGS ACK (of nginx's preface, the same values) is dropped.
+ * Anything that does not start with the client preface and a SETTINGS
+ * frame passes unchanged. Pure; holds at most 8 bytes between chunks.
+ *
+ * @example
+ * ```ts
+ * import { ProberAckForward } from "./decoy_h2.ts";
+ * const f = new ProberAckForward();
+ * const preface = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+ * f.push(Uint8Array.from([...preface, 0, 0, 0, 4, 0, 0, 0, 0, 0])); // + an ACK: 00 00 00 04 01 …
+ * f.push(Uint8Array.from([0, 0, 0, 4, 1, 0, 0, 0, 0])); // the prober's ACK: dropped (empty)
+ * ```
+ */
+export class ProberAckForward {
+  #preface = 24;
+  #held = new Uint8Array(0);
+  /** Bytes of the current frame still to pass on (or drop). */
+  #rest = 0;
+  #dropping = false;
+  /** 0: the first frame is next; 1: waiting for the prober's first ACK; 2: done. */
+  #stage = 0;
+
+  /** The bytes to send the web server for this chunk from the prober. */
+  push(chunk: Uint8Array): Uint8Array {
+    if (this.#stage === 2 && this.#rest === 0 && this.#held.length === 0) return chunk;
+    const out: Uint8Array[] = [];
+    let b = this.#held.length === 0 ? chunk : concat([this.#held, chunk]);
+    this.#held = new Uint8Array(0);
+    if (this.#preface > 0) {
+      const n = Math.min(this.#preface, b.length);
+      out.push(b.subarray(0, n));
+      this.#preface -= n;
+      b = b.subarray(n);
+    }
+    while (b.length > 0) {
+      if (this.#rest > 0) {
+        const n = Math.min(this.#rest, b.length);
+        if (!this.#dropping) out.push(b.subarray(0, n));
+        this.#rest -= n;
+        b = b.subarray(n);
+        if (this.#rest === 0 && this.#stage === 0) {
+          out.push(SETTINGS_ACK);
+          this.#stage = 1;
+        }
+        continue;
+      }
+      if (this.#stage === 2) {
+        out.push(b);
+        break;
+      }
+      if (b.length < FRAME_HEADER) {
+        this.#held = b.slice();
+        break;
+      }
+      const length = (b[0]! << 16) | (b[1]! << 8) | b[2]!;
+      const settings = b[3] === SETTINGS && isStreamZeroHeader(b);
+      const ack = settings && (b[4]! & ACK) !== 0;
+      this.#dropping = false;
+      if (this.#stage === 0) {
+        if (!settings || ack) this.#stage = 2; // no SETTINGS first: nothing to move
+      } else if (ack && length === 0) {
+        this.#dropping = true;
+        this.#stage = 2;
+      }
+      if (!this.#dropping) out.push(b.subarray(0, FRAME_HEADER));
+      this.#rest = length;
+      b = b.subarray(FRAME_HEADER);
+      if (length === 0 && this.#stage === 0) {
+        out.push(SETTINGS_ACK);
+        this.#stage = 1;
+      }
+    }
+    return out.length === 1 ? out[0]! : concat(out);
+  }
+}
+
+const SETTINGS = 0x4;
+const ACK = 0x1;
+const SETTINGS_ACK = Uint8Array.of(0, 0, 0, SETTINGS, ACK, 0, 0, 0, 0);
+
+function isStreamZeroHeader(b: Uint8Array): boolean {
+  return ((b[5]! & 0x7f) | b[6]! | b[7]! | b[8]!) === 0;
+}
+
 /** nginx's GOAWAY: no debug data, NO_ERROR, naming the last stream it took. */
 export function goawayFrame(lastStream: number, code = 0): Uint8Array {
   const b = new Uint8Array(FRAME_HEADER + 8);
@@ -200,6 +292,7 @@ export async function serveH2(
   const filter = new BackendPrefaceFilter();
   // The client preface itself is no frame.
   fromClient.push(received.subarray(24)).forEach((f) => watch.fromClient(f, Date.now()));
+  const ackForward = new ProberAckForward();
   // Writes to the prober go one after another; `pending` counts those not done.
   let writes: Promise<void> = Promise.resolve();
   let pending = 0;
@@ -218,13 +311,14 @@ export async function serveH2(
   };
   // Ends when the prober's side does (the caller's close of `conn` ends its last read).
   void (async () => {
-    await writeAll(up, received);
+    await writeAll(up, ackForward.push(received));
     while (!ended) {
       const chunk = await reader.next();
       if (chunk === null || chunk === "timeout" || ended) break;
       lastMove = Date.now();
       for (const f of fromClient.push(chunk)) watch.fromClient(f, lastMove);
-      await writeAll(up, chunk);
+      const out = ackForward.push(chunk);
+      if (out.length > 0) await writeAll(up, out.slice());
       poke?.();
     }
     await up.closeWrite().catch(() => {});

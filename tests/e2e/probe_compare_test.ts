@@ -255,6 +255,16 @@ const H2_GET_HEAD = (() => {
   return [0, 0, block.length, 0x01, 0x05, 0, 0, 0, 1, ...block];
 })();
 
+/**
+ * A frame of an unknown type (0xfa, which a receiver must ignore) on stream
+ * 0 with 20,000 bytes of payload: larger than HTTP/2's 16 KiB default, as
+ * nginx's SETTINGS (MAX_FRAME_SIZE 16777215) allow at once.
+ */
+const H2_BIG_UNKNOWN_FRAME = (() => {
+  const n = 20_000;
+  return [n >> 16, (n >> 8) & 0xff, n & 0xff, 0xfa, 0, 0, 0, 0, 0, ...new Array(n).fill(0x61)];
+})();
+
 /** A TLS 1.2/1.3 ClientHello record, as a client of a TLS-in-TLS proxy sends first. */
 function clientHelloRecord(): Uint8Array {
   const body = [
@@ -387,6 +397,16 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
       [
         "the HTTP/2 preface, SETTINGS and a GET / with ALPN h2 (then idle)",
         Uint8Array.from([...H2_PREFACE, ...[0, 0, 0, 4, 0, 0, 0, 0, 0], ...H2_GET_HEAD]),
+        "h2",
+      ],
+      [
+        "a 20,000-byte frame (over the 16 KiB default) before a GET / (ALPN h2)",
+        Uint8Array.from([
+          ...H2_PREFACE,
+          ...[0, 0, 0, 4, 0, 0, 0, 0, 0],
+          ...H2_BIG_UNKNOWN_FRAME,
+          ...H2_GET_HEAD,
+        ]),
         "h2",
       ],
       ["replayed Hello with ALPN h2", hello, "h2"],

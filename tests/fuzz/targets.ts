@@ -57,7 +57,7 @@ import {
 import { parseDuration, parseQuota, parseSize } from "../../lib/config/units.ts";
 import { chunksOf } from "./_mutate.ts";
 import { BackendPrefaceFilter, ServerPrefaceSkipper } from "../../lib/handshake/h2_preface.ts";
-import { FrameScanner, StreamWatch } from "../../lib/tunnel/decoy_h2.ts";
+import { FrameScanner, ProberAckForward, StreamWatch } from "../../lib/tunnel/decoy_h2.ts";
 import { makePair, T0 } from "../handshake/_helpers.ts";
 
 /** One thing the fuzzer drives. */
@@ -561,8 +561,9 @@ function pushAll(push: (c: Uint8Array) => Uint8Array, chunks: Uint8Array[]): str
 /**
  * The HTTP/2 preface code (docs/PROTOCOL.md part 2 section 6.2.2) on one
  * byte stream: the client's skipper must pass on a suffix of its input and
- * the fallback's filter a subsequence of whole frames, the same however the
- * input is cut; the decoy's frame scanner and stream watch must not throw.
+ * the fallback's filter a subsequence of whole frames, and the decoy's ACK
+ * forwarder at most one frame more, each the same however the input is cut;
+ * the decoy's frame scanner and stream watch must not throw.
  */
 const h2Preface: FuzzTarget = {
   name: "h2.preface",
@@ -590,6 +591,12 @@ const h2Preface: FuzzTarget = {
     const filteredOnce = pushAll((c) => new BackendPrefaceFilter().push(c), [input]);
     if (filtered !== filteredOnce) throw new Error("the filter's output depends on the split");
     if (filtered.length > hexInput.length) throw new Error("the filter made bytes");
+    const forward = new ProberAckForward();
+    const forwarded = pushAll((c) => forward.push(c), chunks);
+    if (forwarded !== pushAll((c) => new ProberAckForward().push(c), [input])) {
+      throw new Error("the ACK forwarder's output depends on the split");
+    }
+    if (forwarded.length > hexInput.length + 18) throw new Error("the ACK forwarder made bytes");
     const scanner = new FrameScanner();
     const watch = new StreamWatch();
     let frames = 0;

@@ -7,7 +7,7 @@
  * holding the connection forever.
  */
 import assert from "node:assert/strict";
-import { serveH2 } from "../../lib/tunnel/decoy_h2.ts";
+import { ProberAckForward, serveH2 } from "../../lib/tunnel/decoy_h2.ts";
 import { TimedReader } from "../../lib/tunnel/reader.ts";
 import { H2_PREFACE } from "../../lib/tunnel/probe_shape.ts";
 import { silentLogger } from "../../lib/observe/mod.ts";
@@ -157,4 +157,40 @@ test("serveH2: a prober that stops reading is closed at the send timer, not held
   assert.ok(writes >= 1, "it tried to answer");
   assert.ok(closed, "the connection was closed");
   assert.ok(ms < ACTIVE_MS + 1500, `returned after ${ms.toFixed(0)} ms`);
+});
+
+test("ProberAckForward moves the prober's SETTINGS ACK forward, however its bytes are split", () => {
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  const settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0]; // INITIAL_WINDOW_SIZE 65536
+  const ack = [0, 0, 0, 4, 1, 0, 0, 0, 0];
+  const cases: [string, number[], number[]][] = [
+    [
+      "preface, SETTINGS, GET, then the prober's ACK",
+      [...H2_PREFACE, ...settings, ...GET, ...ack, ...PING],
+      [...H2_PREFACE, ...settings, ...ack, ...GET, ...PING],
+    ],
+    [
+      "an empty SETTINGS, the ACK at once",
+      [...H2_PREFACE, ...SETTINGS, ...ack, ...GET],
+      [...H2_PREFACE, ...SETTINGS, ...ack, ...GET],
+    ],
+    [
+      "only the first ACK is the prober's for nginx's SETTINGS",
+      [...H2_PREFACE, ...SETTINGS, ...ack, ...ack],
+      [...H2_PREFACE, ...SETTINGS, ...ack, ...ack],
+    ],
+    ["no SETTINGS first: unchanged", [...H2_PREFACE, ...PING, ...ack], [
+      ...H2_PREFACE,
+      ...PING,
+      ...ack,
+    ]],
+  ];
+  for (const [name, input, want] of cases) {
+    const bytes = Uint8Array.from(input);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const f = new ProberAckForward();
+      const got = hex(f.push(bytes.slice(0, cut))) + hex(f.push(bytes.slice(cut)));
+      assert.equal(got, hex(Uint8Array.from(want)), `${name} (cut at ${cut})`);
+    }
+  }
 });
