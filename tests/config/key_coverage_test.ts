@@ -69,6 +69,14 @@ const CREDENTIALS_PROOF: [string, string] = [
   "tests/e2e/logins_test.ts",
   "user, key and token: the profile's own log in; another user's name, key or token is refused",
 ];
+const PROFILE_ALONE_PROOF: [string, string] = [
+  "tests/e2e/paths_test.ts",
+  "server, transport and socks5.listen: a client on the profile alone dials its server over its transport and serves SOCKS5 where it says",
+];
+const ENDPOINT_TLS_PROOF: [string, string] = [
+  "tests/e2e/paths_test.ts",
+  "endpoints[]: an endpoint's own server_name and ca reach the server when the profile's way in fails",
+];
 const KEX_AEAD_PROOF: [string, string] = [
   "tests/e2e/logins_test.ts",
   "kex and aead: the profile's lists choose the session's key exchange and cipher",
@@ -623,7 +631,11 @@ const USERS_KEYS: Record<string, Use> = {
 };
 
 const CLIENT_KEYS: Record<string, Use> = {
-  "server": { file: CLIENT_TUNNEL, reads: "options.server ?? profile.server" },
+  "server": {
+    file: CLIENT_TUNNEL,
+    reads: "options.server ?? profile.server",
+    proof: PROFILE_ALONE_PROOF,
+  },
   "server_name": {
     file: CLIENT_TUNNEL,
     reads: "serverName: profile.serverName",
@@ -632,7 +644,11 @@ const CLIENT_KEYS: Record<string, Use> = {
       "user add profile reaches the server over TLS with its CA and server name",
     ],
   },
-  "transport": { file: LINK, reads: "getTransport(endpoint.transport)" },
+  "transport": {
+    file: LINK,
+    reads: "getTransport(endpoint.transport)",
+    proof: PROFILE_ALONE_PROOF,
+  },
   "server_key": {
     file: LINK,
     reads: "serverPublicKey: config.serverKey",
@@ -716,7 +732,11 @@ const CLIENT_KEYS: Record<string, Use> = {
       "totp: the profile's TOTP secret logs in; another secret or none is refused",
     ],
   },
-  "socks5.listen": { file: FRONT, reads: "options.socks ?? profile.socks5.listen" },
+  "socks5.listen": {
+    file: FRONT,
+    reads: "options.socks ?? profile.socks5.listen",
+    proof: PROFILE_ALONE_PROOF,
+  },
   "socks5.fast_open": {
     file: FRONT,
     reads: "fastOpen: profile.socks5.fastOpen",
@@ -798,9 +818,20 @@ const CLIENT_KEYS: Record<string, Use> = {
       "failover: killing the relay in use moves the live session to the other endpoint",
     ],
   },
-  "endpoints[].server_name": { file: LINK, reads: "serverName: endpoint.serverName" },
-  "endpoints[].transport": { file: LINK, reads: "getTransport(endpoint.transport)" },
-  "endpoints[].ca": { file: LINK, reads: "caPems: [endpoint.caPem]" },
+  "endpoints[].server_name": {
+    file: LINK,
+    reads: "serverName: endpoint.serverName",
+    proof: ENDPOINT_TLS_PROOF,
+  },
+  "endpoints[].transport": {
+    file: LINK,
+    reads: "getTransport(endpoint.transport)",
+    proof: [
+      "tests/e2e/paths_test.ts",
+      "endpoints[].transport: an endpoint's own transport reaches a tcp server when the profile's is tls",
+    ],
+  },
+  "endpoints[].ca": { file: LINK, reads: "caPems: [endpoint.caPem]", proof: ENDPOINT_TLS_PROOF },
   "session.keepalive": {
     file: CLIENT_TUNNEL,
     reads: "keepaliveMs: profile.session.keepaliveS",

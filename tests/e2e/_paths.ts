@@ -9,10 +9,10 @@
  * - `startCurl(socksPort, url, out, opts?)` → `CurlRun` (`done`, `kill()`)
  * - `sha256File(path)`, `fileSize(path)`
  * - `waitFor(what, cond, timeoutMs)` (from `support/deadline.ts`): polls, throws on timeout
- * - `startEditedClient(pair, edit)` → a client on an edited copy of the
- *   profile, with an `EventLog` of everything it reports (`recorded`)
+ * - `startEditedClient(pair, edit, opts?)` → a client on an edited copy of
+ *   the profile, with an `EventLog` of everything it reports (`recorded`)
  * - `startFailoverClient(pair, relayPort)` → a client with the relay, then the server, as endpoints
- * - `endpointYaml(port, caPem?)`, `replaceCa(profile, caPem)`
+ * - `endpointYaml(port, opts?)`, `replaceCa(profile, caPem)`
  * - `startRelayProcess(args)` → `RelayProcess` (`port`, `stderr()`, `close()`)
  *
  * @module
@@ -91,9 +91,22 @@ export async function fileSize(path: string): Promise<number> {
   }
 }
 
-/** The YAML of one `endpoints:` list item (server name "localhost"). */
-export function endpointYaml(port: number, caPem?: string): string {
-  const lines = [`  - server: "127.0.0.1:${port}"`, `    server_name: "localhost"`];
+/** Options for {@linkcode endpointYaml}. */
+export interface EndpointYamlOptions {
+  /** The endpoint's own `ca:`. */
+  caPem?: string;
+  /** Its `server_name:`; default "localhost", `null` for none. */
+  serverName?: string | null;
+  /** Its `transport:`, if any. */
+  transport?: string;
+}
+
+/** The YAML of one `endpoints:` list item at 127.0.0.1:`port`. */
+export function endpointYaml(port: number, opts: EndpointYamlOptions = {}): string {
+  const { caPem, serverName = "localhost", transport } = opts;
+  const lines = [`  - server: "127.0.0.1:${port}"`];
+  if (serverName !== null) lines.push(`    server_name: ${JSON.stringify(serverName)}`);
+  if (transport !== undefined) lines.push(`    transport: ${transport}`);
   if (caPem !== undefined) {
     lines.push("    ca: |", ...caPem.trim().split(/\r?\n/).map((l) => `      ${l}`));
   }
@@ -110,13 +123,15 @@ export function replaceCa(profile: string, caPem: string): string {
 
 /**
  * Starts a client (logging into `pair.logs` as "client") on a copy of
- * alice's profile rewritten by `edit`; SOCKS5 on 127.0.0.1:0. `recorded`
- * holds every event the client reported since it started. Close it before
- * the pair.
+ * alice's profile rewritten by `edit`; SOCKS5 on 127.0.0.1:0, or where the
+ * profile's `socks5.listen` says with `ownSocks`. Nothing but the profile
+ * says where the server is. `recorded` holds every event the client
+ * reported since it started. Close it before the pair.
  */
 export async function startEditedClient(
   pair: Pair,
   edit: (profile: string) => string,
+  opts: { ownSocks?: boolean } = {},
 ): Promise<ClientHandle & { recorded: EventLog }> {
   const path = join(pair.dir, `alice-edited-${crypto.randomUUID()}.yml`);
   await Deno.writeTextFile(path, edit(await Deno.readTextFile(pair.profilePath)), { mode: 0o600 });
@@ -126,7 +141,7 @@ export async function startEditedClient(
     profile: await loadClientConfig(path),
     log: pair.logs.logger("client"),
     events,
-    socks: { host: "127.0.0.1", port: 0 },
+    ...(opts.ownSocks ? {} : { socks: { host: "127.0.0.1", port: 0 } }),
   });
   return Object.assign(client, { recorded });
 }

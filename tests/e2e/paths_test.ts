@@ -13,9 +13,11 @@ import { expectedSha256, patternBytes, startHttpTarget } from "../support/http_t
 import { type FaultRelay, startFaultRelay } from "../support/fault_relay.ts";
 import { containsBytes, type MitmRelay, startMitmRelay } from "../support/mitm_relay.ts";
 import { PERMISSION_FLAGS } from "../../scripts/compile.ts";
-import { run, startPair, text } from "./_harness.ts";
+import { generateCa } from "../../lib/pki/mod.ts";
+import { freePort, type Pair, run, startPair, text } from "./_harness.ts";
 import {
   endpointYaml,
+  type EndpointYamlOptions,
   fileSize,
   replaceCa,
   sha256File,
@@ -25,7 +27,7 @@ import {
   startRelayProcess,
   waitFor,
 } from "./_paths.ts";
-import { test } from "../support/deadline.ts";
+import { test, withDeadline } from "../support/deadline.ts";
 
 const MiB = 1024 * 1024;
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -187,7 +189,7 @@ test("evil relay: a bit flipped on every connection only costs that path", async
     pair,
     (p) =>
       replaceCa(p.replace(/^server: .*$/m, `server: "127.0.0.1:${evil.port}"`), evil.caPem) +
-      `\nendpoints:\n${endpointYaml(pair.serverPort, serverCa)}\n`,
+      `\nendpoints:\n${endpointYaml(pair.serverPort, { caPem: serverCa })}\n`,
   );
   try {
     await client.tunnel();
@@ -237,4 +239,125 @@ test("evil relay: a bit flipped on every connection only costs that path", async
     await evil.close();
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+/**
+ * Starts a client on alice's profile rewritten by `edit`, waits for its
+ * tunnel and closes it: "logged in", or the error of its last failed
+ * connect to `at` ("host:port").
+ */
+async function tunnelOutcome(pair: Pair, edit: (p: string) => string, at: string): Promise<string> {
+  const client = await startEditedClient(pair, edit);
+  try {
+    return await withDeadline(
+      client.tunnel().then(
+        () => "logged in",
+        () => client.recorded.of("connect_failed", (e) => e.endpoint === at).at(-1)?.error ?? "",
+      ),
+      20_000,
+      `the client's tunnel (${at})`,
+    );
+  } finally {
+    await client.close();
+  }
+}
+
+/** The profile's `server:` line replaced by `server: "127.0.0.1:PORT"` (plus `more` lines). */
+function dialing(profile: string, port: number, more = ""): string {
+  const out = profile.replace(/^server: .*$/m, `server: "127.0.0.1:${port}"${more}`);
+  if (out === profile) throw new Error("the profile has no server line");
+  return out;
+}
+
+test("server, transport and socks5.listen: a client on the profile alone dials its server over its transport and serves SOCKS5 where it says", async () => {
+  await using target = await startHttpTarget();
+  await using pair = await startPair({ transport: "tcp", noClient: true });
+  const serverAt = `127.0.0.1:${pair.serverPort}`;
+  const socksPort = freePort();
+  // No URL: the address in server and the way in in transport.
+  const own = (p: string) =>
+    dialing(p, pair.serverPort, "\ntransport: tcp").replace(
+      /^socks5:\n {2}listen: .*$/m,
+      `socks5:\n  listen: "127.0.0.1:${socksPort}"`,
+    );
+  const client = await startEditedClient(pair, own, { ownSocks: true });
+  try {
+    assert.equal(client.socksAddr.port, socksPort);
+    const r = await run("curl", [
+      "-sS",
+      "--max-time",
+      "30",
+      "--socks5-hostname",
+      `127.0.0.1:${socksPort}`,
+      `${target.url}/bytes/1000`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.length, 1000);
+    assert.deepEqual(client.recorded.of("path_change").map((e) => e.to), [serverAt]);
+  } finally {
+    await client.close();
+  }
+  // Another address, another transport: each is what the client tries, and fails with.
+  const dead = freePort();
+  assert.match(
+    await tunnelOutcome(pair, (p) => dialing(p, dead, "\ntransport: tcp"), `127.0.0.1:${dead}`),
+    /connection refused/i,
+  );
+  assert.match(
+    await tunnelOutcome(pair, (p) => dialing(p, pair.serverPort, "\ntransport: tls"), serverAt),
+    /does not speak TLS/,
+  );
+  assert.equal(pair.serverEvents.of("login").length, 1, "only the profile's own way in logged in");
+});
+
+test("endpoints[]: an endpoint's own server_name and ca reach the server when the profile's way in fails", async () => {
+  await using pair = await startPair({ noClient: true });
+  const serverCa = await Deno.readTextFile(join(pair.dir, "tls", "ca.crt"));
+  const other = await generateCa("Other Issuing CA");
+  const serverAt = `127.0.0.1:${pair.serverPort}`;
+  // The profile's own way in: a port nobody listens on, another server name, another CA.
+  const dead = freePort();
+  const base = (p: string) =>
+    replaceCa(
+      dialing(p, dead).replace(/^server_name: .*$/m, 'server_name: "not-the-server.example"'),
+      other.certPem,
+    );
+  const via = (e: EndpointYamlOptions) =>
+    tunnelOutcome(
+      pair,
+      (p) => `${base(p)}\nendpoints:\n${endpointYaml(pair.serverPort, e)}\n`,
+      serverAt,
+    );
+  assert.equal(await via({ serverName: "localhost", caPem: serverCa }), "logged in");
+  // Another server_name on the same endpoint: the certificate is not for it.
+  assert.match(
+    await via({ serverName: "not-localhost.example", caPem: serverCa }),
+    /not valid for name "not-localhost\.example"/,
+  );
+  // Without its own ca it trusts the profile's, which did not sign the server's certificate.
+  assert.match(await via({ serverName: "localhost" }), /certificate|issuer/i);
+  assert.equal(
+    pair.serverEvents.of("login").length,
+    1,
+    "one login, through the endpoint's own values",
+  );
+});
+
+test("endpoints[].transport: an endpoint's own transport reaches a tcp server when the profile's is tls", async () => {
+  await using pair = await startPair({ transport: "tcp", noClient: true });
+  const serverAt = `127.0.0.1:${pair.serverPort}`;
+  const dead = freePort();
+  const via = (e: EndpointYamlOptions) =>
+    tunnelOutcome(
+      pair,
+      (p) =>
+        `${dialing(p, dead, "\ntransport: tls")}\nendpoints:\n${
+          endpointYaml(pair.serverPort, e)
+        }\n`,
+      serverAt,
+    );
+  assert.equal(await via({ transport: "tcp" }), "logged in");
+  // Without its own transport the endpoint takes the profile's.
+  assert.match(await via({}), /does not speak TLS/);
+  assert.equal(pair.serverEvents.of("login").length, 1);
 });
