@@ -521,8 +521,8 @@ const SERVER_KEYS: Record<string, Use> = {
 };
 
 const USERS_KEYS: Record<string, Use> = {
-  "users.*.public_key": { file: SERVER, reads: "publicKey: u.publicKey" },
-  "users.*.token": { file: SERVER, reads: "r.token = u.token" },
+  "users.*.public_key": { file: SERVER, reads: "publicKey: u.publicKey", proof: CREDENTIALS_PROOF },
+  "users.*.token": { file: SERVER, reads: "r.token = u.token", proof: CREDENTIALS_PROOF },
   "users.*.password.salt": {
     file: "lib/provision/users.ts",
     reads: "scramVerifier(password, current.salt, current.iterations)",
@@ -619,7 +619,14 @@ const USERS_KEYS: Record<string, Use> = {
       "a disabled user's live download ends within 1 s (NOTICE REVOKED)",
     ],
   },
-  "users.*.totp": { file: SERVER, reads: "r.totpSecret = u.totpSecret" },
+  "users.*.totp": {
+    file: SERVER,
+    reads: "r.totpSecret = u.totpSecret",
+    proof: [
+      "tests/e2e/logins_test.ts",
+      "totp: the profile's TOTP secret logs in; another secret or none is refused",
+    ],
+  },
   "users.*.routes": {
     file: "lib/tunnel/stream_policy.ts",
     reads: "return u.routes;",
