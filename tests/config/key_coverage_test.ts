@@ -355,7 +355,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "transport wss without a front: the server's own TLS, exact bytes, and its other paths get the decoy over TLS",
     ],
   },
-  "proxy_protocol": { file: SERVER, reads: "options.proxyProtocol ? { proxyProtocol: true }" },
+  "proxy_protocol": {
+    file: SERVER,
+    reads: "options.proxyProtocol ? { proxyProtocol: true }",
+    proof: [
+      "tests/e2e/fronts_test.ts",
+      "behind HAProxy (TCP mode, send-proxy-v2) with proxy_protocol: the server sees the real client address; a connection without the header is a probe",
+    ],
+  },
   "limits.max_tunnels": {
     file: SERVER,
     reads: "maxTunnels: options.limits.maxTunnels",
