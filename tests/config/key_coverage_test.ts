@@ -82,6 +82,11 @@ const KEX_AEAD_PROOF: [string, string] = [
   "kex and aead: the profile's lists choose the session's key exchange and cipher",
 ];
 
+const KEX_AEAD_PROOF: [string, string] = [
+  "tests/e2e/handshake_settings_test.ts",
+  "handshake.kex and handshake.aead: a real client gets the server's first choice that it offers",
+];
+
 const LIMITS_PROOF: [string, string] = [
   "tests/e2e/limits_test.ts",
   "every window limit at its schema minimum and maximum moves real bytes through a real pair",
@@ -160,8 +165,22 @@ const SERVER_KEYS: Record<string, Use> = {
       "fallback.upstream over h2: a prober gets one preface (nginx's), then the real web server's answer",
     ],
   },
-  "handshake.clock_window": { file: SERVER, reads: "windowMs: options.handshake.clockWindowS" },
-  "handshake.replay_cache": { file: SERVER, reads: "capacity: options.handshake.replayCache" },
+  "handshake.clock_window": {
+    file: SERVER,
+    reads: "windowMs: options.handshake.clockWindowS",
+    proof: [
+      "tests/e2e/handshake_settings_test.ts",
+      "handshake.clock_window: a clock 90 s off is refused with 60s; one 150 s off logs in with 200s",
+    ],
+  },
+  "handshake.replay_cache": {
+    file: SERVER,
+    reads: "capacity: options.handshake.replayCache",
+    proof: [
+      "tests/e2e/handshake_settings_test.ts",
+      "handshake.replay_cache: after 1000 newer Hellos a cache of 1000 has let the first go, and refuses it as older than its floor",
+    ],
+  },
   "padding": {
     file: SERVER,
     reads: "recordPadding: options.padding ?? DEFAULT_PADDING",
@@ -170,8 +189,8 @@ const SERVER_KEYS: Record<string, Use> = {
       "the session pads with the stronger of the two settings, both ways; random when neither says",
     ],
   },
-  "handshake.kex": { file: SERVER, reads: "kex: options.handshake.kex" },
-  "handshake.aead": { file: SERVER, reads: "aead: options.handshake.aead" },
+  "handshake.kex": { file: SERVER, reads: "kex: options.handshake.kex", proof: KEX_AEAD_PROOF },
+  "handshake.aead": { file: SERVER, reads: "aead: options.handshake.aead", proof: KEX_AEAD_PROOF },
   "limits.max_streams_per_tunnel": {
     file: ACCEPTOR,
     reads: "limits.maxStreamsPerTunnel)",
