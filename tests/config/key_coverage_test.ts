@@ -82,7 +82,7 @@ const KEX_AEAD_PROOF: [string, string] = [
   "kex and aead: the profile's lists choose the session's key exchange and cipher",
 ];
 
-const KEX_AEAD_PROOF: [string, string] = [
+const SERVER_KEX_AEAD_PROOF: [string, string] = [
   "tests/e2e/handshake_settings_test.ts",
   "handshake.kex and handshake.aead: a real client gets the server's first choice that it offers",
 ];
@@ -189,8 +189,16 @@ const SERVER_KEYS: Record<string, Use> = {
       "the session pads with the stronger of the two settings, both ways; random when neither says",
     ],
   },
-  "handshake.kex": { file: SERVER, reads: "kex: options.handshake.kex", proof: KEX_AEAD_PROOF },
-  "handshake.aead": { file: SERVER, reads: "aead: options.handshake.aead", proof: KEX_AEAD_PROOF },
+  "handshake.kex": {
+    file: SERVER,
+    reads: "kex: options.handshake.kex",
+    proof: SERVER_KEX_AEAD_PROOF,
+  },
+  "handshake.aead": {
+    file: SERVER,
+    reads: "aead: options.handshake.aead",
+    proof: SERVER_KEX_AEAD_PROOF,
+  },
   "limits.max_streams_per_tunnel": {
     file: ACCEPTOR,
     reads: "limits.maxStreamsPerTunnel)",
