@@ -14,8 +14,8 @@ import { type CryptoBackend, setCryptoBackend } from "../record/mod.ts";
  * `crypto.library` and returns it; with `openssl`, X25519 and Ed25519
  * signing run through the same library too (`setCurveBackend`), else on
  * `@noble/curves`. Throws when `openssl` is asked for and
- * cannot load (the message says why, e.g. to grant `--allow-ffi`); `auto`
- * never throws.
+ * cannot load (the message says why, e.g. to grant `--allow-ffi`, and names
+ * `crypto.library` when one is set); `auto` never throws.
  *
  * @example
  * ```ts
@@ -24,12 +24,21 @@ import { type CryptoBackend, setCryptoBackend } from "../record/mod.ts";
  * ```
  */
 export function useCryptoBackend(settings: CryptoSettings): CryptoBackend {
-  const backend = setCryptoBackend(
-    loadCryptoBackend(
+  let loaded: CryptoBackend;
+  try {
+    loaded = loadCryptoBackend(
       settings.backend,
       settings.library === undefined ? {} : { library: settings.library },
-    ),
-  );
+    );
+  } catch (e) {
+    if (settings.library === undefined || !(e instanceof Error)) throw e;
+    throw new Error(
+      `${e.message}: check crypto.library (a path to OpenSSL 3's libcrypto), or remove it to ` +
+        "try the usual names",
+      { cause: e },
+    );
+  }
+  const backend = setCryptoBackend(loaded);
   setCurveBackend(loadCurveBackend(backend));
   return backend;
 }

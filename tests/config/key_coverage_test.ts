@@ -77,6 +77,10 @@ const ENDPOINT_TLS_PROOF: [string, string] = [
   "tests/e2e/paths_test.ts",
   "endpoints[]: an endpoint's own server_name and ca reach the server when the profile's way in fails",
 ];
+const CLIENT_CRYPTO_PROOF: [string, string] = [
+  "tests/e2e/crypto_backends_test.ts",
+  "main.ts client: the profile's crypto.backend and crypto.library choose its record crypto; a library that cannot load stops it",
+];
 const KEX_AEAD_PROOF: [string, string] = [
   "tests/e2e/logins_test.ts",
   "kex and aead: the profile's lists choose the session's key exchange and cipher",
@@ -915,8 +919,16 @@ const CLIENT_KEYS: Record<string, Use> = {
       "connection rotation: session.rotate 1s moves a live transfer across fresh connections with no loss",
     ],
   },
-  "crypto.backend": { file: "lib/cli/client_cmd.ts", reads: "useCryptoBackend(config.crypto)" },
-  "crypto.library": { file: "lib/cli/crypto.ts", reads: "library: settings.library" },
+  "crypto.backend": {
+    file: "lib/cli/client_cmd.ts",
+    reads: "useCryptoBackend(config.crypto)",
+    proof: CLIENT_CRYPTO_PROOF,
+  },
+  "crypto.library": {
+    file: "lib/cli/crypto.ts",
+    reads: "library: settings.library",
+    proof: CLIENT_CRYPTO_PROOF,
+  },
   "padding": {
     file: LINK,
     reads: "recordPadding: config.padding",

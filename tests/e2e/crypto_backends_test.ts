@@ -24,6 +24,7 @@ import { startClient } from "../../lib/tunnel/client.ts";
 import { readExact, socksConnect } from "../support/socks_client.ts";
 import { freePort, Logs, LOOPBACK_ROUTES, run, startEchoServer } from "./_harness.ts";
 import { onTimeout, step, test, withDeadline } from "../support/deadline.ts";
+import { startNitrosocks } from "../support/nitro_process.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 // Loaded before any test, as the CLI does at start-up: a library stays loaded for the process.
@@ -210,6 +211,60 @@ test("main.ts server with crypto.backend: openssl and no --allow-ffi exits 1 say
     assert.match(
       r.stderr,
       /^nitrosocks server: Cannot use crypto backend openssl: --allow-ffi is not granted/m,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Where the dynamic linker finds OpenSSL 3's libcrypto (`ldconfig -p`). */
+async function systemLibcrypto(): Promise<string> {
+  const r = await run("ldconfig", ["-p"], { timeoutMs: 10_000 });
+  const path = new TextDecoder().decode(r.stdout).match(/^\s*libcrypto\.so\.3 \(.*\) => (\S+)$/m)
+    ?.[1];
+  if (r.code !== 0 || path === undefined) {
+    throw new Error(`ldconfig -p names no libcrypto.so.3: ${r.stderr}`);
+  }
+  return path;
+}
+
+test("main.ts client: the profile's crypto.backend and crypto.library choose its record crypto; a library that cannot load stops it", async () => {
+  const { dir, profile } = await serverDir("webcrypto");
+  try {
+    // A copy of the system's libcrypto under a name no default would find.
+    const copy = join(dir, "nitro-test-libcrypto.so.3");
+    await Deno.copyFile(await systemLibcrypto(), copy);
+    const text = (await Deno.readTextFile(profile)).replace(
+      /^socks5:\n {2}listen: .*$/m,
+      'socks5:\n  listen: "127.0.0.1:0"',
+    );
+    const withCrypto = async (section: string) => {
+      const path = join(dir, `alice-${crypto.randomUUID()}.yml`);
+      await Deno.writeTextFile(path, `${text.trimEnd()}\n\ncrypto:\n${section}\n`, { mode: 0o600 });
+      return startNitrosocks(["client", "--config", path]);
+    };
+    const said = async (section: string) => {
+      await using client = await withCrypto(section);
+      const m = await client.waitForOutput(/crypto backend: (.*)/, "the client's crypto backend");
+      return m[1]!;
+    };
+    assert.match(await said("  backend: webcrypto"), /^webcrypto\b/);
+    assert.match(await said("  backend: openssl"), /^openssl \(/);
+    assert.match(
+      await said(`  backend: openssl\n  library: ${JSON.stringify(copy)}`),
+      new RegExp(`^openssl \\(${copy.replace(/[.]/g, "\\.")}, OpenSSL 3`),
+    );
+    // A library that is not there: the client does not start, and says which and why.
+    const missing = join(dir, "no-such-libcrypto.so.3");
+    await using bad = await withCrypto(`  backend: openssl\n  library: ${JSON.stringify(missing)}`);
+    assert.equal((await step("the client to refuse the library", bad.status)).code, 1);
+    assert.match(
+      bad.output(),
+      new RegExp(
+        `Cannot use crypto backend openssl: cannot use "${
+          missing.replace(/[.]/g, "\\.")
+        }" .*: check crypto\\.library`,
+      ),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
