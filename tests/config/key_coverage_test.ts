@@ -898,6 +898,9 @@ const CLIENT_KEYS: Record<string, Use> = {
       "a stalled connection is found dead by the keepalive timers and the download resumes exactly",
     ],
   },
+  // No proof possible today: the client hands its rekey policy to its session, but
+  // SessionController.rekeyIfDue never starts a re-key on the client ("a client never
+  // starts one by policy" in tests/session/controller_test.ts); only the server's apply.
   "session.rekey_interval": {
     file: CLIENT_TUNNEL,
     reads: "ms: profile.session.rekeyIntervalS * 1000",
