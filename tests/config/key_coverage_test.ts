@@ -431,7 +431,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "session timers: cover traffic: a quiet link sends a PADDING record after each drawn gap, which the peer ignores",
     ],
   },
-  "session.dead_after": { file: ACCEPTOR, reads: "deadAfterMs: s.deadAfterS * 1000" },
+  "session.dead_after": {
+    file: ACCEPTOR,
+    reads: "deadAfterMs: s.deadAfterS * 1000",
+    proof: [
+      "tests/e2e/resume_outage_test.ts",
+      "session.dead_after on the server: a link silent for 1 s is dropped by the server, whose client would wait 2 h",
+    ],
+  },
   "session.rekey_interval": {
     file: ACCEPTOR,
     reads: "ms: s.rekeyIntervalS * 1000",

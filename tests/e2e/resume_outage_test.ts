@@ -3,7 +3,8 @@
  * is found dead by the keepalive timers and replaced; after a reset data
  * flows again within milliseconds; and while the peer is unreachable the
  * client holds no more than its resend buffer plus the peer's credit,
- * reading nothing more from its local sockets, then finishes exactly.
+ * reading nothing more from its local sockets, then finishes exactly. The
+ * server's own `session.dead_after` drops a link that went silent.
  * Recovery times are printed; only recovery and exact data are asserted.
  *
  * @module
@@ -13,7 +14,8 @@ import { join } from "node:path";
 import type { MuxStats } from "../../lib/mux/mod.ts";
 import { expectedSha256 } from "../support/http_target.ts";
 import { type Fault, startFaultRelay } from "../support/fault_relay.ts";
-import { startRelayedPair } from "./_harness.ts";
+import { startTcpRelay } from "../support/mitm_relay.ts";
+import { startPair, startRelayedPair } from "./_harness.ts";
 import {
   curlDownload,
   curlEcho,
@@ -105,6 +107,26 @@ test.slow("a connection that stalls during the resume handshake is given up afte
   console.log(
     `  two stalls, one inside the resume handshake: download done in ${secs.toFixed(1)} s`,
   );
+});
+
+test("session.dead_after on the server: a link silent for 1 s is dropped by the server, whose client would wait 2 h", async () => {
+  let stalled = false;
+  await using pair = await startPair({
+    transport: "tcp",
+    serverSession: { keepalive: "200ms", dead_after: "1s" },
+    clientSession: { keepalive: "1h", dead_after: "2h" },
+    // Once stalled, the relay forwards nothing either way and keeps both sockets open.
+    via: (s) =>
+      startTcpRelay({
+        upstream: { hostname: "127.0.0.1", port: s.port },
+        tamper: (_dir, chunk) => stalled ? new Uint8Array(0) : chunk,
+      }),
+  });
+  await pair.serverEvents.waitFor("login", { timeoutMs: 10_000 });
+  stalled = true;
+  const [down] = await pair.serverEvents.waitFor("link_down", { timeoutMs: 10_000 });
+  assert.match(down!.reason, /^peer silent for 1\.\d s$/);
+  assert.equal(down!.tampered, false);
 });
 
 test.slow("after a reset data flows again within milliseconds (median of seven)", async () => {
