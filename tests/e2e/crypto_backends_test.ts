@@ -4,7 +4,8 @@
  * the shipped permission flags with `crypto.backend` set in its server.yml
  * (and says which backend it uses at start-up), the client runs here on the
  * other backend. And `crypto.backend: openssl` without `--allow-ffi` stops
- * the server with a message saying to grant it.
+ * the server with a message saying to grant it; `crypto.library` names the
+ * libcrypto file the server loads, and a missing one stops it, named.
  *
  * @module
  */
@@ -266,6 +267,45 @@ test("main.ts client: the profile's crypto.backend and crypto.library choose its
         }" .*: check crypto\\.library`,
       ),
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("main.ts server with crypto.library: a copy of libcrypto at another path is the one it loads; a missing file stops it, named", async () => {
+  const { dir } = await serverDir("openssl");
+  try {
+    const yml = join(dir, "server.yml");
+    const text = await Deno.readTextFile(yml);
+    const withLibrary = (path: string) =>
+      Deno.writeTextFile(
+        yml,
+        text.replace(
+          /^ {2}backend: openssl$/m,
+          `  backend: openssl\n  library: ${JSON.stringify(path)}`,
+        ),
+      );
+    // A copy of the system's libcrypto under a name no default would find.
+    const copy = join(dir, "libcrypto-copy.so.3");
+    await Deno.copyFile(await systemLibcrypto(), copy);
+    await withLibrary(copy);
+    const server = await startServerProcess(dir);
+    await server.stop();
+    assert.match(
+      server.log(),
+      new RegExp(`crypto backend: openssl \\(${copy.replace(/[.]/g, "\\.")}, OpenSSL 3`),
+    );
+
+    const missing = join(dir, "no-such-libcrypto.so.3");
+    await withLibrary(missing);
+    const r = await run(
+      Deno.execPath(),
+      ["run", "--quiet", ...PERMISSION_FLAGS, "main.ts", "server", "--config", yml],
+      { cwd: ROOT, env: { NO_COLOR: "1" }, timeoutMs: 60_000 },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^nitrosocks server: Cannot use crypto backend openssl: /m);
+    assert.ok(r.stderr.includes(missing), r.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
