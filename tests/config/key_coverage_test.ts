@@ -481,7 +481,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "main.ts server with crypto.backend: openssl and no --allow-ffi exits 1 saying to grant it",
     ],
   },
-  "crypto.library": { file: "lib/cli/crypto.ts", reads: "library: settings.library" },
+  "crypto.library": {
+    file: "lib/cli/crypto.ts",
+    reads: "library: settings.library",
+    proof: [
+      "tests/e2e/crypto_backends_test.ts",
+      "main.ts server with crypto.library: a copy of libcrypto at another path is the one it loads; a missing file stops it, named",
+    ],
+  },
   "log.level": { file: "lib/cli/server_cmd.ts", reads: "logLevelFlag(p, config.log.level)" },
   "admin.listen": {
     file: OPS,
