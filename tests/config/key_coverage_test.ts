@@ -152,7 +152,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "a different NitroSocks server at the profile's address is refused with a message about the server key",
     ],
   },
-  "users": { file: "lib/cli/server_cmd.ts", reads: "loadUsers(config.usersFile)" },
+  "users": {
+    file: "lib/cli/server_cmd.ts",
+    reads: "loadUsers(config.usersFile)",
+    proof: [
+      "tests/e2e/server_process_test.ts",
+      "server.yml's users: the server serves the users of the file it names, not users.yml beside it",
+    ],
+  },
   "fallback.mode": {
     file: SERVER,
     reads: 'options.fallback.mode === "decoy"',
@@ -489,7 +496,14 @@ const SERVER_KEYS: Record<string, Use> = {
       "main.ts server with crypto.library: a copy of libcrypto at another path is the one it loads; a missing file stops it, named",
     ],
   },
-  "log.level": { file: "lib/cli/server_cmd.ts", reads: "logLevelFlag(p, config.log.level)" },
+  "log.level": {
+    file: "lib/cli/server_cmd.ts",
+    reads: "logLevelFlag(p, config.log.level)",
+    proof: [
+      "tests/e2e/server_process_test.ts",
+      "server.yml's log.level: debug logs each stream's destination; warn keeps a warning and drops the info lines",
+    ],
+  },
   "admin.listen": {
     file: OPS,
     reads: "options.admin?.listen",
