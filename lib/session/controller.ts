@@ -49,7 +49,12 @@ import { describeReleaseReason, ReleaseReason, ReleaseState } from "./release.ts
 /** Options for {@linkcode SessionController}. */
 export interface SessionControllerOptions {
   role: "client" | "server";
-  /** Full re-key after this many bytes (both directions) or ms since the last; the server starts it. */
+  /**
+   * Full re-key after this many bytes (both directions) or ms since the last
+   * completed exchange, whoever started it. Both sides run their own policy
+   * (docs/PROTOCOL.md part 4 section 2.5); when both start at once, the
+   * server's INIT wins.
+   */
   rekey?: { bytes: number; ms: number };
   /** Key of the release exchange's MACs (`deriveReleaseKey`); copied. */
   releaseKey?: Uint8Array;
@@ -201,12 +206,12 @@ export class SessionController {
 
   /**
    * The periodic check: a REKEY INIT payload to send when a re-key is due
-   * (a server with a policy, none pending, `bytes` or time since the last
+   * (a policy, none pending, `bytes` or time since the last exchange
    * reached); the interval then restarts at `now`.
    */
   rekeyIfDue(now: number, bytes: number): Uint8Array | undefined {
     const p = this.#policy;
-    if (p === undefined || this.#role !== "server" || this.#rekey.pending) return undefined;
+    if (p === undefined || this.#rekey.pending) return undefined;
     if (now - this.#rekeyAt < p.ms && bytes - this.#rekeyBytesAt < p.bytes) return undefined;
     const init = this.startRekey();
     this.#rekeyAt = now;

@@ -129,7 +129,7 @@ export interface SessionOptions {
   createMux?: () => Mux;
   /** Key for the release exchange's MACs (lib/session deriveReleaseKey). */
   releaseKey?: Uint8Array;
-  /** Full re-key with fresh DH after this many bytes or ms (server starts it). */
+  /** Full re-key with fresh DH after this many bytes or ms since the last (either side's policy). */
   rekey?: { bytes: number; ms: number };
   /**
    * Send a PING when nothing was sent or received for a time drawn in

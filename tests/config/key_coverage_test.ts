@@ -926,14 +926,22 @@ const CLIENT_KEYS: Record<string, Use> = {
       "a stalled connection is found dead by the keepalive timers and the download resumes exactly",
     ],
   },
-  // No proof possible today: the client hands its rekey policy to its session, but
-  // SessionController.rekeyIfDue never starts a re-key on the client ("a client never
-  // starts one by policy" in tests/session/controller_test.ts); only the server's apply.
   "session.rekey_interval": {
     file: CLIENT_TUNNEL,
     reads: "ms: profile.session.rekeyIntervalS * 1000",
+    proof: [
+      "tests/e2e/rotation_test.ts",
+      "key rotation: the profile's session.rekey_interval 1s re-keys from the client's side",
+    ],
   },
-  "session.rekey_bytes": { file: CLIENT_TUNNEL, reads: "bytes: profile.session.rekeyBytes" },
+  "session.rekey_bytes": {
+    file: CLIENT_TUNNEL,
+    reads: "bytes: profile.session.rekeyBytes",
+    proof: [
+      "tests/e2e/rotation_test.ts",
+      "key rotation: the profile's session.rekey_bytes 4MiB re-keys from the client's side",
+    ],
+  },
   "session.resend_buffer": {
     file: CLIENT_TUNNEL,
     reads: "resendBufferBytes: profile.session.resendBuffer",

@@ -90,17 +90,49 @@ Deno.test("rekeyIfDue(): the server starts a re-key once enough bytes crossed si
   assert.ok(server.rekeyIfDue(clock.advance(1), 2500) !== undefined);
 });
 
-Deno.test("rekeyIfDue(): a client never starts one by policy, nor a server without a policy", () => {
+Deno.test("rekeyIfDue(): a client runs its own policy too; a side without one never starts", () => {
   const clock = new Clock();
-  const client = new SessionController({ role: "client", rekey: { bytes: 1, ms: 1 }, now: 0 });
-  const bare = new SessionController({ role: "server", now: 0 });
-  client.linkUp(1, 0, 0);
-  bare.linkUp(1, 0, 0);
-  assert.equal(client.rekeyIfDue(clock.advance(10 ** 9), 10 ** 12), undefined);
+  const client = new SessionController({
+    role: "client",
+    rekey: { bytes: 10, ms: 1000 },
+    now: clock.now,
+  });
+  const bare = new SessionController({ role: "server", now: clock.now });
+  client.linkUp(1, clock.now, 0);
+  bare.linkUp(1, clock.now, 0);
+  assert.equal(client.rekeyIfDue(clock.advance(999), 9), undefined, "neither limit reached");
+  assert.ok(client.rekeyIfDue(clock.advance(1), 9) !== undefined, "due by time");
+  assert.equal(client.rekeyIfDue(clock.advance(10_000), 10 ** 6), undefined, "one pending");
   assert.equal(bare.rekeyIfDue(clock.now, 10 ** 12), undefined);
-  // Either side may still start one on request.
-  assert.ok(client.startRekey() !== undefined);
-  assert.equal(client.startRekey(), undefined, "not while one is pending");
+  // A side without a policy may still start one on request.
+  assert.ok(bare.startRekey() !== undefined);
+  assert.equal(bare.startRekey(), undefined, "not while one is pending");
+});
+
+Deno.test("rekeyIfDue(): when both policies fire at once, the server's INIT wins and one exchange completes", () => {
+  const clock = new Clock();
+  const policy = { bytes: 10 ** 9, ms: 1000 };
+  const server = new SessionController({ role: "server", rekey: policy, now: clock.now });
+  const client = new SessionController({ role: "client", rekey: policy, now: clock.now });
+  server.linkUp(5, clock.now, 0);
+  client.linkUp(5, clock.now, 0);
+  const sInit = server.rekeyIfDue(clock.advance(1000), 0)!;
+  const cInit = client.rekeyIfDue(clock.now, 0)!;
+  assert.ok(sInit !== undefined && cInit !== undefined);
+  // The server ignores the client's INIT; the client abandons its own and answers.
+  assert.equal(server.onRekey(cInit, clock.advance(1), 0).type, "none");
+  const answer = client.onRekey(sInit, clock.now, 0);
+  assert.equal(answer.type, "apply");
+  if (answer.type !== "apply") return;
+  const done = server.onRekey(answer.reply!, clock.advance(1), 0);
+  assert.equal(done.type, "apply");
+  if (done.type !== "apply") return;
+  assert.deepEqual(done.mixin, answer.mixin);
+  assert.equal(server.rekeyPending, false);
+  assert.equal(client.rekeyPending, false);
+  // Both count the next interval from this exchange.
+  assert.equal(client.rekeyIfDue(clock.advance(998), 0), undefined);
+  assert.equal(server.rekeyIfDue(clock.now, 0), undefined);
 });
 
 Deno.test("linkUp(): a new link restarts the re-key counters and abandons a pending exchange", () => {
