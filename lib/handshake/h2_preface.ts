@@ -149,7 +149,9 @@ export class ServerPrefaceSkipper {
  * (hyper sends it after answering the prober's first frames), so that the
  * prober sees one preface, nginx's; every other frame (the SETTINGS ACK,
  * PING answers, responses) passes on unchanged. The prober's ACK of the preface it saw answers the
- * web server's SETTINGS.
+ * web server's SETTINGS. With `dropAcks`, the web server's SETTINGS ACKs are dropped too, all of
+ * them: the caller acknowledges the prober's SETTINGS itself, as nginx does, the moment each
+ * arrives. With `trimGoaway`, a GOAWAY loses its debug data (nginx sends none).
  *
  * @example
  * ```ts
@@ -165,7 +167,11 @@ export class ServerPrefaceSkipper {
  * ```
  */
 export class BackendPrefaceFilter {
+  readonly #dropAcks: boolean;
+  readonly #trimGoaway: boolean;
   #held = new Uint8Array(0);
+  /** Of `#rest`, the bytes still to pass on before the rest of the frame is dropped. */
+  #keep = 0;
   /** Frames of the web server's looked at so far. */
   #frames = 0;
   /** Bytes of the current frame still to pass on (or drop, when #dropping). */
@@ -173,21 +179,30 @@ export class BackendPrefaceFilter {
   #dropping = false;
   #done = false;
 
+  /** `dropAcks` and `trimGoaway`: see the class. */
+  constructor(options: { dropAcks?: boolean; trimGoaway?: boolean } = {}) {
+    this.#dropAcks = options.dropAcks === true;
+    this.#trimGoaway = options.trimGoaway === true;
+  }
+
   /** The bytes to send the prober for this chunk from the web server. */
   push(chunk: Uint8Array): Uint8Array {
-    if (this.#done && this.#rest === 0 && this.#held.length === 0) return chunk;
+    const passAll = this.#done && !this.#dropAcks && !this.#trimGoaway;
+    if (passAll && this.#rest === 0 && this.#held.length === 0) return chunk;
     let b = this.#held.length === 0 ? chunk : concat([this.#held, chunk]);
     this.#held = new Uint8Array(0);
     const out: Uint8Array[] = [];
     while (b.length > 0) {
       if (this.#rest > 0) {
         const n = Math.min(this.#rest, b.length);
-        if (!this.#dropping) out.push(b.subarray(0, n));
+        const keep = this.#dropping ? 0 : Math.min(n, this.#keep);
+        if (keep > 0) out.push(b.subarray(0, keep));
+        this.#keep -= keep;
         this.#rest -= n;
         b = b.subarray(n);
         continue;
       }
-      if (this.#done) {
+      if (this.#done && !this.#dropAcks && !this.#trimGoaway) {
         out.push(b);
         break;
       }
@@ -198,15 +213,24 @@ export class BackendPrefaceFilter {
       const len = (b[0]! << 16) | (b[1]! << 8) | b[2]!;
       const frame = this.#frames++;
       const settings = b[3] === SETTINGS && (b[4]! & ACK) === 0 && isStreamZero(b, 0);
-      const window = frame >= 1 && isConnectionWindowUpdate(b);
-      this.#dropping = (frame === 0 && settings) || window;
+      const ack = this.#dropAcks && b[3] === SETTINGS && (b[4]! & ACK) !== 0 && len === 0 &&
+        isStreamZero(b, 0);
+      const window = !this.#done && frame >= 1 && isConnectionWindowUpdate(b);
+      this.#dropping = (!this.#done && frame === 0 && settings) || window || ack;
       // A first frame that is no SETTINGS, the dropped WINDOW_UPDATE, or a first answer or
-      // GOAWAY: nothing more is dropped.
+      // GOAWAY: no more of the preface is dropped.
       if ((frame === 0 && !settings) || window || b[3] === HEADERS || b[3] === GOAWAY) {
         this.#done = true;
       }
-      if (!this.#dropping) out.push(b.subarray(0, FRAME_HEADER));
       this.#rest = len;
+      this.#keep = len;
+      if (this.#trimGoaway && b[3] === GOAWAY && len > 8) {
+        // Last stream id and error code; the debug data is dropped.
+        this.#keep = 8;
+        if (!this.#dropping) out.push(Uint8Array.of(0, 0, 8), b.subarray(3, FRAME_HEADER));
+      } else if (!this.#dropping) {
+        out.push(b.subarray(0, FRAME_HEADER));
+      }
       b = b.subarray(FRAME_HEADER);
     }
     return out.length === 1 ? out[0]! : concat(out);

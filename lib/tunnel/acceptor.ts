@@ -345,7 +345,7 @@ export class ConnectionAcceptor {
       try {
         if (over !== undefined) refuse("rate_limited", over);
         else refuse("probe", "no TLS client certificate signed by tls.client_ca");
-        await toFallback(new Uint8Array(0));
+        await toFallback(conn.takeBuffered?.() ?? new Uint8Array(0));
       } catch (e) {
         clog.debug(`fallback for a connection refused before the handshake: ${describeError(e)}`);
       } finally {

@@ -25,7 +25,7 @@
  */
 import http2 from "node:http2";
 import { type ByteStream, writeAll } from "../transport/types.ts";
-import type { Logger } from "../observe/mod.ts";
+import { describeError, type Logger } from "../observe/mod.ts";
 import {
   answer,
   DECOY_PAGE,
@@ -85,11 +85,11 @@ export class Decoy {
   #multiparts = 0;
   readonly #boundary = (): number => ++this.#multiparts;
 
-  private constructor(timeouts: DecoyTimeouts) {
+  private constructor(timeouts: DecoyTimeouts, log: Logger | undefined) {
     this.#timeouts = timeouts;
     // Like a page installed when the server was: its time is the start's.
     this.#file = { mtimeS: Math.floor(Date.now() / 1000), body: DECOY_PAGE };
-    this.#h2 = http2.createServer({ settings: NGINX_H2_SETTINGS });
+    this.#h2 = http2.createServer({ settings: H2_BACKEND_SETTINGS });
     this.#h2.on("session", (session: http2.ServerHttp2Session) => {
       this.#sessions.add(session);
       session.on("close", () => this.#sessions.delete(session));
@@ -103,18 +103,33 @@ export class Decoy {
       h2Answer(stream, headers, this.#file, this.#boundary);
     });
     this.#h2Addr = new Promise((resolve, reject) => {
-      this.#h2.once("error", reject);
+      let listening = false;
+      // Always handled: an unhandled 'error' event would end the process.
+      this.#h2.on("error", (e: Error) => {
+        if (!listening) reject(e);
+        else log?.warn(`decoy HTTP/2 side: ${describeError(e)}`);
+      });
       this.#h2.listen(0, "127.0.0.1", () => {
+        listening = true;
         const a = this.#h2.address() as { port: number };
         resolve({ hostname: "127.0.0.1", port: a.port });
       });
     });
-    this.#h2Addr.catch(() => {});
+    this.#h2Addr.catch((e) =>
+      log?.warn(
+        `decoy HTTP/2 side could not listen on loopback (HTTP/2 probes get no answer): ${
+          describeError(e)
+        }`,
+      )
+    );
   }
 
-  /** Starts the decoy (its HTTP/2 side listens on an ephemeral loopback port). */
-  static start(timeouts: Partial<DecoyTimeouts> = {}): Decoy {
-    return new Decoy({ ...NGINX_TIMEOUTS, ...timeouts });
+  /**
+   * Starts the decoy (its HTTP/2 side listens on an ephemeral loopback
+   * port); `log` hears about that side's failures.
+   */
+  static start(timeouts: Partial<DecoyTimeouts> = {}, log?: Logger): Decoy {
+    return new Decoy({ ...NGINX_TIMEOUTS, ...timeouts }, log);
   }
 
   /** The header timeout: the probe gate hands an idle connection over before it. */
@@ -275,13 +290,16 @@ function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
 }
 
 /**
- * nginx's SETTINGS, which the loopback HTTP/2 server really runs with
- * (the prober sees nginx's own bytes, `H2_SERVER_PREFACE`; this server's
- * SETTINGS frame is dropped on the way): MAX_CONCURRENT_STREAMS 128,
- * INITIAL_WINDOW_SIZE 65536, MAX_FRAME_SIZE 16777215.
+ * The loopback HTTP/2 server's SETTINGS: nginx's frame size and stream
+ * window (INITIAL_WINDOW_SIZE 65536, MAX_FRAME_SIZE 16777215), which the
+ * prober was told (it sees nginx's own bytes, `H2_SERVER_PREFACE`; this
+ * server's SETTINGS frame is dropped on the way). Streams are not capped at
+ * nginx's 128: nginx answers a burst of more requests in turn (each ends
+ * before the next is counted), where this server would count them all at
+ * once and end the connection.
  */
-const NGINX_H2_SETTINGS: http2.Settings = {
-  maxConcurrentStreams: 128,
+const H2_BACKEND_SETTINGS: http2.Settings = {
+  maxConcurrentStreams: 4096,
   initialWindowSize: 65536,
   maxFrameSize: 16777215,
 };

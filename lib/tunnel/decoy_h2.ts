@@ -289,9 +289,10 @@ export async function serveH2(
   const watch = new StreamWatch();
   const fromClient = new FrameScanner();
   const fromServer = new FrameScanner();
-  const filter = new BackendPrefaceFilter();
-  // The client preface itself is no frame.
-  fromClient.push(received.subarray(24)).forEach((f) => watch.fromClient(f, Date.now()));
+  // The loopback server's preface and SETTINGS ACKs are dropped: nginx acknowledges each of the
+  // prober's SETTINGS the moment it reads it, and so does this side (`seen`), even when the
+  // loopback server then ends the connection over a later frame.
+  const filter = new BackendPrefaceFilter({ dropAcks: true, trimGoaway: true });
   const ackForward = new ProberAckForward();
   // Writes to the prober go one after another; `pending` counts those not done.
   let writes: Promise<void> = Promise.resolve();
@@ -301,6 +302,16 @@ export async function serveH2(
     writes = writes.then(() => writeAll(conn, b)).finally(() => pending--);
     return writes;
   };
+  const seen = (frames: FrameHead[], now: number) => {
+    for (const f of frames) {
+      watch.fromClient(f, now);
+      if (f.type === SETTINGS && (f.flags & ACK) === 0 && f.stream === 0 && f.length % 6 === 0) {
+        void toProber(SETTINGS_ACK).catch(() => {});
+      }
+    }
+  };
+  // The client preface itself is no frame.
+  seen(fromClient.push(received.subarray(24)), Date.now());
   let lastMove = Date.now();
   let ended = false;
   /** Wakes the timer loop to look again (set by the loop, called by the pumps). */
@@ -316,7 +327,7 @@ export async function serveH2(
       const chunk = await reader.next();
       if (chunk === null || chunk === "timeout" || ended) break;
       lastMove = Date.now();
-      for (const f of fromClient.push(chunk)) watch.fromClient(f, lastMove);
+      seen(fromClient.push(chunk), lastMove);
       const out = ackForward.push(chunk);
       if (out.length > 0) await writeAll(up, out.slice());
       poke?.();
@@ -327,7 +338,11 @@ export async function serveH2(
     const buf = new Uint8Array(64 * 1024);
     while (!ended) {
       const n = await up.read(buf);
-      if (n === null) break;
+      if (n === null) {
+        // The loopback server ended the connection (after its GOAWAY): nginx closes cleanly.
+        await writes.then(() => conn.closeWrite()).catch(() => {});
+        break;
+      }
       lastMove = Date.now();
       const chunk = buf.subarray(0, n);
       for (const f of fromServer.push(chunk)) watch.fromServer(f, lastMove);

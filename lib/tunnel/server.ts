@@ -351,7 +351,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     return record;
   }
 
-  const decoy = options.fallback.mode === "decoy" ? Decoy.start(options.decoyTimeouts) : undefined;
+  const decoy = options.fallback.mode === "decoy"
+    ? Decoy.start(options.decoyTimeouts, options.log)
+    : undefined;
   const fallback = options.fallback.mode === "upstream" && options.fallback.upstream !== undefined
     ? { hostname: options.fallback.upstream.host, port: options.fallback.upstream.port }
     : undefined;

@@ -248,12 +248,15 @@ const RANDOM_16 = Uint8Array.from([
 /**
  * HEADERS on stream 1 (END_STREAM, END_HEADERS) for `GET /` with HPACK from
  * the static table: :method GET, :scheme https, :path /, and :authority
- * localhost as a literal with indexing.
+ * localhost as a literal without indexing.
  */
-const H2_GET_HEAD = (() => {
-  const block = [0x82, 0x87, 0x84, 0x41, 9, ...enc.encode("localhost")];
-  return [0, 0, block.length, 0x01, 0x05, 0, 0, 0, 1, ...block];
-})();
+const H2_GET_HEAD = h2Get(1);
+
+/** `GET /` on `stream` as H2_GET_HEAD, without HPACK's dynamic table (every request alike). */
+function h2Get(stream: number): number[] {
+  const block = [0x82, 0x87, 0x84, 0x01, 9, ...enc.encode("localhost")];
+  return [0, 0, block.length, 0x01, 0x05, 0, 0, 0, stream, ...block];
+}
 
 /**
  * A frame of an unknown type (0xfa, which a receiver must ignore) on stream
@@ -407,6 +410,11 @@ test.slow("probes get what a real nginx gives them: status, headers, body, timin
           ...H2_BIG_UNKNOWN_FRAME,
           ...H2_GET_HEAD,
         ]),
+        "h2",
+      ],
+      [
+        "a request on an even stream, which a client may not open (ALPN h2)",
+        Uint8Array.from([...H2_PREFACE, ...[0, 0, 0, 4, 0, 0, 0, 0, 0], ...h2Get(2)]),
         "h2",
       ],
       ["replayed Hello with ALPN h2", hello, "h2"],

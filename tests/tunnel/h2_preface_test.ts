@@ -137,3 +137,20 @@ test("StreamWatch: requests open on the prober's HEADERS and end on END_STREAM o
   w.fromClient({ length: 5, type: 1, flags: 5, stream: 4 }, 6);
   assert.deepEqual([w.open, w.idleSince], [0, 5]);
 });
+
+test("the decoy's filter also drops every SETTINGS ACK and a GOAWAY's debug data, however split", () => {
+  const ack = "000000040100000000";
+  const settings = "000006040000000000" + "000400010000";
+  const goaway = "000018070000000000" + "00000001" + "00000001" +
+    "72657175657374204845414445525321";
+  const headers = "000001010500000001" + "88";
+  const input = unhex(settings + ack + headers + ack + goaway);
+  const want = headers + "000008070000000000" + "00000001" + "00000001";
+  for (let cut = 0; cut <= input.length; cut++) {
+    const f = new BackendPrefaceFilter({ dropAcks: true, trimGoaway: true });
+    assert.equal(feed((c) => f.push(c), input, [cut]), want, `cut at ${cut}`);
+  }
+  // Without the options the same bytes keep the ACKs and the debug data.
+  const plain = new BackendPrefaceFilter();
+  assert.equal(feed((c) => plain.push(c), input, []), ack + headers + ack + goaway);
+});
