@@ -255,7 +255,8 @@ const H2_GET_HEAD = h2Get(1);
 /** `GET /` on `stream` as H2_GET_HEAD, without HPACK's dynamic table (every request alike). */
 function h2Get(stream: number): number[] {
   const block = [0x82, 0x87, 0x84, 0x01, 9, ...enc.encode("localhost")];
-  return [0, 0, block.length, 0x01, 0x05, 0, 0, 0, stream, ...block];
+  const id = [(stream >>> 24) & 0x7f, (stream >>> 16) & 0xff, (stream >>> 8) & 0xff, stream & 0xff];
+  return [0, 0, block.length, 0x01, 0x05, ...id, ...block];
 }
 
 /**
